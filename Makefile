@@ -1,0 +1,31 @@
+# OpenDojo — the two set-up commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+SWIFT ?= swift
+CONFIG ?= release
+THREADS ?= $(shell nproc)
+export OMP_NUM_THREADS ?= $(THREADS)
+BIN := .build/$(CONFIG)/dojo
+
+.PHONY: deps build demo test bench clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+# The main job: train the multi-camera occupancy network on the embedded driving scenes.
+demo: build
+	$(BIN) train --out runs/demo
+
+# Every test, in the release configuration (the numerics and training tests are too slow in debug).
+test: deps
+	$(SWIFT) build -c $(CONFIG)
+	$(SWIFT) test -c $(CONFIG) --parallel --num-workers 2 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+
+# Speed and memory against baselines run on this machine in the same run (installs python3-torch).
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf .build runs

@@ -1,0 +1,48 @@
+// swift-tools-version: 6.0
+// OpenDojo: Tesla's Dojo training supercomputer as open software. See docs/ARCHITECTURE.md.
+import PackageDescription
+
+let package = Package(
+    name: "OpenDojo",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "dojo", targets: ["dojo"]),
+        .library(name: "DojoNumerics", targets: ["DojoNumerics"]),
+        .library(name: "DojoGraph", targets: ["DojoGraph"]),
+        .library(name: "DojoTensor", targets: ["DojoTensor"]),
+        .library(name: "DojoNN", targets: ["DojoNN"]),
+        .library(name: "DojoData", targets: ["DojoData"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C libraries, each behind a tiny shim module (Debian packages in `providers`).
+        .systemLibrary(name: "COneDNN", path: "Sources/COneDNN", providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Tesla's number formats: BF16, CFP8 (1-4-3, 1-5-2), CFP16 (SHP, UHP). No dependencies.
+        .target(name: "DojoNumerics"),
+        // The Graph IR: op kinds, shapes, FLOP and byte counts, JSON form. No dependencies.
+        .target(name: "DojoGraph"),
+        // Tensors, kernels (oneDNN + pure-Swift references), reverse-mode tape that records the Graph IR.
+        .target(name: "DojoTensor", dependencies: ["DojoNumerics", "DojoGraph", "COneDNN"]),
+        // Layers, model zoo, losses, optimizers, mixed precision, checkpoints (safetensors).
+        .target(name: "DojoNN", dependencies: ["DojoTensor", "DojoGraph", "DojoNumerics"]),
+        // Data sets (procedural multi-camera driving scenes, Fashion-MNIST IDX) and the loader.
+        .target(name: "DojoData", dependencies: ["CZlib"]),
+        // The command-line tool: one subcommand per user task.
+        .executableTarget(name: "dojo", dependencies: [
+            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "DojoNumericsTests", dependencies: ["DojoNumerics"]),
+        .testTarget(name: "DojoGraphTests", dependencies: ["DojoGraph"]),
+        .testTarget(name: "DojoTensorTests", dependencies: ["DojoTensor"]),
+        .testTarget(name: "DojoNNTests", dependencies: ["DojoNN", "DojoData"]),
+        .testTarget(name: "DojoDataTests", dependencies: ["DojoData"]),
+        .testTarget(name: "DojoCLITests", dependencies: ["dojo"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

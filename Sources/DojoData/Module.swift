@@ -1,0 +1,1 @@
+// DojoData: placeholder replaced by the first real file of this target.

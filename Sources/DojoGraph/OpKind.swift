@@ -1,0 +1,124 @@
+/// Every kind of op the engine runs and the compiler and simulator price. One place holds what each kind costs
+/// (FLOPs of its forward and backward pass), so the engine's recording and the simulator read one definition.
+///
+/// Convention: a multiply-add counts as 2 FLOPs; published "MACs" figures are half the FLOPs reported here.
+public enum OpKind: String, Codable, Sendable, CaseIterable {
+    // dense linear algebra
+    case matmul, conv2d
+    // pooling and normalisation
+    case maxPool2d, avgPool2d, globalAvgPool, batchNorm, layerNorm
+    // elementwise
+    case add, sub, mul, div, scale, relu, gelu, sigmoid, tanh, exp, log, sqrt, neg, dropout, quantize
+    // reductions and softmax
+    case sum, mean, softmax, logSoftmax
+    // data movement (no arithmetic)
+    case reshape, transpose, concat, slice, embedding, broadcast
+    // losses
+    case crossEntropy, bceWithLogits, mse
+    // the optimizer's update of one parameter
+    case sgdUpdate, adamwUpdate
+
+    /// Whether this op multiplies matrices (priced on Dojo's matrix unit rather than its SIMD unit).
+    public var isMatrixOp: Bool { self == .matmul || self == .conv2d }
+
+    /// Arithmetic per output element (or per input element for reductions) of the forward pass, for the
+    /// elementwise-like kinds. Assumption: counts of a straightforward implementation (GELU's tanh form ≈ 14).
+    var elementwiseFlops: Double {
+        switch self {
+        case .add, .sub, .mul, .div, .scale, .relu, .neg, .sum, .mean: return 1
+        case .dropout: return 2
+        case .sqrt, .exp, .log: return 4
+        case .sigmoid, .tanh, .quantize: return 4
+        case .softmax, .logSoftmax: return 5
+        case .crossEntropy, .bceWithLogits: return 6
+        case .mse: return 3
+        case .batchNorm, .layerNorm: return 8
+        case .gelu: return 14
+        case .sgdUpdate: return 4      // weight decay, momentum, (Nesterov), step
+        case .adamwUpdate: return 14   // two moments, bias correction, sqrt, divide, decay, step
+        default: return 0
+        }
+    }
+
+    /// Forward FLOPs of one op from its operand shapes. `inputs[0]` is the data input.
+    public func flops(inputs: [[Int]], outputs: [[Int]], attributes a: OpAttributes) -> Double {
+        let outCount = Double(outputs.first.map(elementCount) ?? 0)
+        let inCount = Double(inputs.first.map(elementCount) ?? 0)
+        switch self {
+        case .matmul:
+            // [..., m, k] x [..., k, n] -> [..., m, n]
+            guard let out = outputs.first, let x = inputs.first, !x.isEmpty else { return 0 }
+            let k = Double(a.transposeA == true ? x[x.count - 2] : x[x.count - 1])
+            return 2 * Double(elementCount(out)) * k
+        case .conv2d:
+            // weights [OC, IC/groups, KH, KW]: each output element is IC/groups*KH*KW multiply-adds
+            guard inputs.count > 1 else { return 0 }
+            let w = inputs[1]
+            let perOutput = Double(w.dropFirst().reduce(1, *))
+            let bias = inputs.count > 2 ? outCount : 0
+            return 2 * outCount * perOutput + bias
+        case .maxPool2d, .avgPool2d:
+            let k = a.kernel ?? [1, 1]
+            return outCount * Double(k.reduce(1, *))
+        case .globalAvgPool, .sum, .mean:
+            return inCount
+        case .softmax, .logSoftmax, .crossEntropy, .bceWithLogits, .mse, .batchNorm, .layerNorm:
+            return inCount * elementwiseFlops
+        case .sgdUpdate, .adamwUpdate:
+            return inCount * elementwiseFlops
+        case .reshape, .transpose, .concat, .slice, .embedding, .broadcast:
+            return 0
+        default:
+            return outCount * elementwiseFlops
+        }
+    }
+
+    /// Backward FLOPs, given the forward FLOPs and which inputs needed a gradient.
+    /// Matrix ops: one pass the size of the forward pass per input that needs a gradient (data, weights);
+    /// the bias gradient is a reduction over the output. Other ops: twice their forward arithmetic (assumption).
+    public func backwardFlops(forward: Double, inputs: [[Int]], outputs: [[Int]], needsGradient: [Bool]) -> Double {
+        let outCount = Double(outputs.first.map(elementCount) ?? 0)
+        switch self {
+        case .matmul:
+            return forward * Double(needsGradient.prefix(2).filter { $0 }.count)
+        case .conv2d:
+            let hasBias = inputs.count > 2
+            let core = forward - (hasBias ? outCount : 0)
+            var total = core * Double(needsGradient.prefix(2).filter { $0 }.count)
+            if hasBias, needsGradient.count > 2, needsGradient[2] { total += outCount }
+            return total
+        case .reshape, .transpose, .concat, .slice, .broadcast, .embedding:
+            return 0
+        case .sgdUpdate, .adamwUpdate:
+            return 0
+        default:
+            return 2 * forward
+        }
+    }
+}
+
+/// Number of elements of a shape.
+public func elementCount(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+
+/// The attributes an op kind may carry; only those that apply are set, so the JSON form stays small.
+public struct OpAttributes: Codable, Sendable, Equatable {
+    public var kernel: [Int]?
+    public var stride: [Int]?
+    public var padding: [Int]?
+    public var groups: Int?
+    public var transposeA: Bool?
+    public var transposeB: Bool?
+    public var axes: [Int]?
+    public var probability: Double?
+    public var epsilon: Double?
+    public var dtype: DType?
+    public var scalar: Double?
+
+    public init(kernel: [Int]? = nil, stride: [Int]? = nil, padding: [Int]? = nil, groups: Int? = nil,
+                transposeA: Bool? = nil, transposeB: Bool? = nil, axes: [Int]? = nil, probability: Double? = nil,
+                epsilon: Double? = nil, dtype: DType? = nil, scalar: Double? = nil) {
+        self.kernel = kernel; self.stride = stride; self.padding = padding; self.groups = groups
+        self.transposeA = transposeA; self.transposeB = transposeB; self.axes = axes
+        self.probability = probability; self.epsilon = epsilon; self.dtype = dtype; self.scalar = scalar
+    }
+}

@@ -1,0 +1,1 @@
+// DojoNN: placeholder replaced by the first real file of this target.

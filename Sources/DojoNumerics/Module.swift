@@ -1,0 +1,1 @@
+// DojoNumerics: placeholder replaced by the first real file of this target.
