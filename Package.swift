@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "DojoTensor", targets: ["DojoTensor"]),
         .library(name: "DojoNN", targets: ["DojoNN"]),
         .library(name: "DojoData", targets: ["DojoData"]),
+        .library(name: "DojoReport", targets: ["DojoReport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -28,12 +29,14 @@ let package = Package(
         // Tensors, kernels (oneDNN + pure-Swift references), reverse-mode tape that records the Graph IR.
         .target(name: "DojoTensor", dependencies: ["DojoNumerics", "DojoGraph", "COneDNN"]),
         // Layers, model zoo, losses, optimizers, mixed precision, checkpoints (safetensors).
-        .target(name: "DojoNN", dependencies: ["DojoTensor", "DojoGraph", "DojoNumerics"]),
+        .target(name: "DojoNN", dependencies: ["DojoTensor", "DojoGraph", "DojoNumerics", "DojoData"]),
         // Data sets (procedural multi-camera driving scenes, Fashion-MNIST IDX) and the loader.
         .target(name: "DojoData", dependencies: ["CZlib"]),
+        // What users read: SVG charts, text tables, progress bars, JSON-lines logs. No dependencies.
+        .target(name: "DojoReport"),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
-            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData",
+            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -42,6 +45,7 @@ let package = Package(
         .testTarget(name: "DojoTensorTests", dependencies: ["DojoTensor"]),
         .testTarget(name: "DojoNNTests", dependencies: ["DojoNN", "DojoData"]),
         .testTarget(name: "DojoDataTests", dependencies: ["DojoData"]),
+        .testTarget(name: "DojoReportTests", dependencies: ["DojoReport"]),
         .testTarget(name: "DojoCLITests", dependencies: ["dojo"]),
     ],
     swiftLanguageModes: [.v6]

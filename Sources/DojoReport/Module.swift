@@ -1,0 +1,1 @@
+// DojoReport: placeholder replaced by the first real file of this target.
