@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import DojoGraph
+import DojoGraph
 
 @Suite struct OpKindTests {
     @Test func convolutionCountsTwoFlopsPerMultiplyAdd() {

@@ -1,0 +1,68 @@
+import DojoGraph
+
+/// NumPy broadcasting of two shapes; nil when they do not broadcast.
+public func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
+    let n = max(a.count, b.count)
+    var out = [Int](repeating: 1, count: n)
+    for i in 0..<n {
+        let da = i < n - a.count ? 1 : a[i - (n - a.count)]
+        let db = i < n - b.count ? 1 : b[i - (n - b.count)]
+        if da == db || db == 1 { out[i] = da } else if da == 1 { out[i] = db } else { return nil }
+    }
+    return out
+}
+
+/// Strides of `shape` seen from a broadcast `outShape` (0 along broadcast dimensions).
+func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
+    let n = outShape.count, offset = n - shape.count
+    var strides = [Int](repeating: 0, count: n)
+    var s = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+        strides[i + offset] = shape[i] == 1 && outShape[i + offset] != 1 ? 0 : s
+        s *= shape[i]
+    }
+    return strides
+}
+
+/// Visits the output of a broadcast binary op row by row: for each run along the last dimension, the offsets
+/// of the run's start in a and b and their strides along the run (0 or 1).
+func forEachBroadcastRow(_ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int],
+                         _ body: (_ out: Int, _ a: Int, _ b: Int, _ len: Int, _ sa: Int, _ sb: Int) -> Void) {
+    guard let last = outShape.last else { body(0, 0, 0, 1, 0, 0); return }
+    let rows = elementCount(outShape) / max(last, 1)
+    if last == 0 || rows == 0 { return }
+    let n = outShape.count
+    var idx = [Int](repeating: 0, count: n)
+    var oa = 0, ob = 0
+    for r in 0..<rows {
+        body(r * last, oa, ob, last, aStrides[n - 1], bStrides[n - 1])
+        var d = n - 2
+        while d >= 0 {
+            idx[d] += 1; oa += aStrides[d]; ob += bStrides[d]
+            if idx[d] < outShape[d] { break }
+            oa -= aStrides[d] * idx[d]; ob -= bStrides[d] * idx[d]; idx[d] = 0
+            d -= 1
+        }
+    }
+}
+
+extension Tensor {
+    /// Sums this tensor down to `target`, undoing a broadcast (the backward of broadcasting).
+    public func sumToShape(_ target: [Int]) -> Tensor {
+        if shape == target { return self }
+        let out = Tensor(zeros: target)
+        let strides = broadcastStrides(target, to: shape)
+        let zeros = [Int](repeating: 0, count: shape.count)
+        let src = pointer, dst = out.pointer
+        forEachBroadcastRow(shape, strides, zeros) { o, a, _, len, sa, _ in
+            if sa == 0 {
+                var acc: Float = 0
+                for j in 0..<len { acc += src[o + j] }
+                dst[a] += acc
+            } else {
+                for j in 0..<len { dst[a + j] += src[o + j] }
+            }
+        }
+        return out
+    }
+}

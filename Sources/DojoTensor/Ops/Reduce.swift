@@ -1,0 +1,99 @@
+import DojoGraph
+import Foundation
+
+extension Tensor {
+    /// Sum over one axis; [outer, n, inner] → [outer, inner] (or keeping a 1 there).
+    private func sumKernel(axis: Int, keepDim: Bool) -> Tensor {
+        let n = shape[axis]
+        let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *)
+        var outShape = shape
+        if keepDim { outShape[axis] = 1 } else { outShape.remove(at: axis) }
+        let out = Tensor(zeros: outShape)
+        let src = SendablePointer(pointer), dst = SendablePointer(out.pointer)
+        parallelChunks(outer, minimumPerThread: max(1, (1 << 15) / max(1, n * inner))) { range in
+            for o in range {
+                let d = dst.p + o * inner
+                if inner == 1 {
+                    var acc: Float = 0
+                    let s = src.p + o * n
+                    for r in 0..<n { acc += s[r] }
+                    d[0] = acc
+                } else {
+                    for r in 0..<n {
+                        let s = src.p + (o * n + r) * inner
+                        for i in 0..<inner { d[i] += s[i] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Sum over `axes` (all axes when nil).
+    public func sum(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
+        let ax = (axes ?? Array(0..<rank)).map { $0 < 0 ? $0 + rank : $0 }.sorted(by: >)
+        var r = self
+        for a in ax { r = r.sumKernel(axis: a, keepDim: true) }
+        var outShape = shape
+        for a in ax { outShape[a] = 1 }
+        let kept = r.shape == outShape ? r : Tensor(shape: outShape, storage: r.storage)
+        let finalShape = keepDims ? outShape : shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element)
+        let out = Tensor(shape: finalShape, storage: kept.storage)
+        Tape.note(.sum, inputs: [self], output: out, attributes: OpAttributes(axes: ax)) { [inShape = shape] g, _ in
+            [expand(Tensor(shape: outShape, storage: g.storage), to: inShape)]
+        }
+        return out
+    }
+
+    /// Mean over `axes` (all axes when nil).
+    public func mean(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
+        let ax = axes ?? Array(0..<rank)
+        let n = ax.reduce(1) { $0 * shape[$1 < 0 ? $1 + rank : $1] }
+        return sum(axes: ax, keepDims: keepDims).scaled(by: 1 / Float(max(n, 1)))
+    }
+
+    /// Softmax over the last axis.
+    public func softmax() -> Tensor { softmaxKernel(log: false) }
+    /// Log-softmax over the last axis.
+    public func logSoftmax() -> Tensor { softmaxKernel(log: true) }
+
+    private func softmaxKernel(log takeLog: Bool) -> Tensor {
+        let n = shape.last ?? 1, rows = count / max(n, 1)
+        let out = Tensor(uninitializedShape: shape)
+        let src = SendablePointer(pointer), dst = SendablePointer(out.pointer)
+        parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
+            for r in range {
+                let x = src.p + r * n, y = dst.p + r * n
+                var m = -Float.infinity
+                for i in 0..<n { m = max(m, x[i]) }
+                var s: Float = 0
+                for i in 0..<n { let e = Foundation.exp(x[i] - m); y[i] = e; s += e }
+                if takeLog {
+                    let ls = Foundation.log(s) + m
+                    for i in 0..<n { y[i] = x[i] - ls }
+                } else {
+                    let inv = 1 / s
+                    for i in 0..<n { y[i] *= inv }
+                }
+            }
+        }
+        Tape.note(takeLog ? .logSoftmax : .softmax, inputs: [self], output: out) { [out] g, _ in
+            let r = Tensor(uninitializedShape: g.shape)
+            let pg = g.pointer, py = out.pointer, pr = r.pointer
+            for row in 0..<rows {
+                let gy = pg + row * n, y = py + row * n, o = pr + row * n
+                if takeLog {
+                    var s: Float = 0
+                    for i in 0..<n { s += gy[i] }
+                    for i in 0..<n { o[i] = gy[i] - Foundation.exp(y[i]) * s }
+                } else {
+                    var dot: Float = 0
+                    for i in 0..<n { dot += gy[i] * y[i] }
+                    for i in 0..<n { o[i] = y[i] * (gy[i] - dot) }
+                }
+            }
+            return [r]
+        }
+        return out
+    }
+}

@@ -1,0 +1,75 @@
+import DojoGraph
+import Foundation
+
+extension Tensor {
+    /// Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p). The mask comes
+    /// from `generator`, so a seed reproduces it.
+    public func dropout(probability p: Float, generator: inout RandomSource) -> Tensor {
+        precondition(p >= 0 && p < 1, "dropout probability \(p) outside [0, 1)")
+        if p == 0 { return self }
+        let mask = Tensor(uninitializedShape: shape)
+        let keep = 1 / (1 - p)
+        for i in 0..<count { mask.pointer[i] = generator.nextUnitFloat() < p ? 0 : keep }
+        let out = zipKernel(self, mask) { $0 * $1 }
+        Tape.note(.dropout, inputs: [self], output: out, attributes: OpAttributes(probability: Double(p))) { g, _ in
+            [zipKernel(g, mask) { $0 * $1 }]
+        }
+        return out
+    }
+
+    /// Rows of a table [V, D] picked by indices → [indices.count, D] (then reshape as needed).
+    public static func embedding(_ table: Tensor, indices: [Int32]) -> Tensor {
+        precondition(table.rank == 2, "embedding table must be [vocabulary, dimension], got \(table.shape)")
+        let v = table.shape[0], d = table.shape[1]
+        let out = Tensor(uninitializedShape: [indices.count, d])
+        for (i, idx) in indices.enumerated() {
+            precondition(idx >= 0 && Int(idx) < v, "embedding index \(idx) outside 0..<\(v)")
+            (out.pointer + i * d).update(from: table.pointer + Int(idx) * d, count: d)
+        }
+        Tape.note(.embedding, inputs: [table], output: out) { g, _ in
+            let r = Tensor(zeros: table.shape)
+            for (i, idx) in indices.enumerated() {
+                let dst = r.pointer + Int(idx) * d, src = g.pointer + i * d
+                for j in 0..<d { dst[j] += src[j] }
+            }
+            return [r]
+        }
+        return out
+    }
+
+    /// Layer normalisation over the last dimension with learned gain and bias of that size.
+    public func layerNorm(gamma: Tensor, beta: Tensor, epsilon: Float = 1e-5) -> Tensor {
+        let d = shape.last ?? 1, rows = count / max(d, 1)
+        precondition(gamma.shape == [d] && beta.shape == [d], "layerNorm: gamma \(gamma.shape), beta \(beta.shape) for width \(d)")
+        let out = Tensor(uninitializedShape: shape)
+        let xhat = Tensor(uninitializedShape: shape)
+        let inv = Tensor(uninitializedShape: [rows])
+        for r in 0..<rows {
+            let x = pointer + r * d, y = out.pointer + r * d, h = xhat.pointer + r * d
+            var mean: Float = 0
+            for j in 0..<d { mean += x[j] }
+            mean /= Float(d)
+            var v: Float = 0
+            for j in 0..<d { let c = x[j] - mean; v += c * c }
+            let is_ = 1 / (v / Float(d) + epsilon).squareRoot()
+            inv.pointer[r] = is_
+            for j in 0..<d { h[j] = (x[j] - mean) * is_; y[j] = h[j] * gamma.pointer[j] + beta.pointer[j] }
+        }
+        Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { g, needs in
+            let dx = Tensor(uninitializedShape: g.shape), dg = Tensor(zeros: [d]), db = Tensor(zeros: [d])
+            for r in 0..<rows {
+                let gy = g.pointer + r * d, h = xhat.pointer + r * d, o = dx.pointer + r * d
+                var sum1: Float = 0, sum2: Float = 0
+                for j in 0..<d {
+                    let gh = gy[j] * gamma.pointer[j]
+                    sum1 += gh; sum2 += gh * h[j]
+                    dg.pointer[j] += gy[j] * h[j]; db.pointer[j] += gy[j]
+                }
+                let s = inv.pointer[r] / Float(d)
+                for j in 0..<d { o[j] = s * (Float(d) * gy[j] * gamma.pointer[j] - sum1 - h[j] * sum2) }
+            }
+            return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil]
+        }
+        return out
+    }
+}

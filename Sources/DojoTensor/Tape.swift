@@ -1,0 +1,147 @@
+import DojoGraph
+
+/// Reverse-mode automatic differentiation on a tape. While a tape is active (`tape.record { … }`), every op
+/// appends an entry: what it computed from what, and how to send a gradient back. `backward(from:)` walks the
+/// entries in reverse. The same entries are the Graph IR of the step (forward, backward and optimizer ops),
+/// so what the simulator prices is exactly what the engine ran.
+public final class Tape: @unchecked Sendable {
+    @TaskLocal public static var current: Tape?
+    /// The name of the layer issuing ops (e.g. `layer1.0.conv1`); modules set it with `Tape.withScope`.
+    @TaskLocal public static var scope: String?
+
+    /// Sends the gradient of an op's output to its inputs; `needs[i]` says whether input i wants one.
+    public typealias Backward = (_ gradOutput: Tensor, _ needs: [Bool]) -> [Tensor?]
+
+    struct Entry {
+        let kind: OpKind
+        let attributes: OpAttributes
+        let scope: String?
+        let inputs: [Tensor]
+        let output: Tensor
+        let backward: Backward?
+        let flops: Double
+    }
+
+    private(set) var entries: [Entry] = []
+    private var backwardOps: [Op] = []
+    private var optimizerOps: [(kind: OpKind, parameter: Tensor, state: Int)] = []
+
+    public init() {}
+
+    /// Runs `body` with this tape recording.
+    public func record<T>(_ body: () throws -> T) rethrows -> T {
+        try Tape.$current.withValue(self) { try body() }
+    }
+
+    public static func withScope<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+        let full = scope.map { $0.isEmpty ? name : "\($0).\(name)" } ?? name
+        return try $scope.withValue(full) { try body() }
+    }
+
+    /// Called by every op. Returns whether the output needs a gradient.
+    @discardableResult
+    public static func note(_ kind: OpKind, inputs: [Tensor], output: Tensor, attributes: OpAttributes = OpAttributes(),
+                            backward: Backward? = nil) -> Bool {
+        guard let tape = current else { return false }
+        let needsGrad = backward != nil && inputs.contains { $0.requiresGrad }
+        output.requiresGrad = needsGrad
+        let flops = kind.flops(inputs: inputs.map(\.shape), outputs: [output.shape], attributes: attributes)
+        tape.entries.append(Entry(kind: kind, attributes: attributes, scope: scope, inputs: inputs, output: output,
+                                  backward: needsGrad ? backward : nil, flops: flops))
+        return needsGrad
+    }
+
+    /// Gradients of `loss` (a one-element tensor) with respect to every tensor that requires one and took part.
+    public func backward(from loss: Tensor) -> Gradients {
+        Tape.$current.withValue(nil) { backwardPass(from: loss) }
+    }
+
+    private func backwardPass(from loss: Tensor) -> Gradients {
+        precondition(loss.count == 1, "backward from a tensor of shape \(loss.shape); reduce it to one value first")
+        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(loss): Tensor(repeating: 1, shape: loss.shape)]
+        backwardOps.removeAll()
+        backwardOpsIO.removeAll()
+        for entry in entries.reversed() {
+            let outID = ObjectIdentifier(entry.output)
+            guard let gOut = grads.removeValue(forKey: outID) else { continue }
+            guard let backward = entry.backward else { continue }
+            let needs = entry.inputs.map(\.requiresGrad)
+            let gIns = backward(gOut, needs)
+            precondition(gIns.count == entry.inputs.count, "\(entry.kind) returned \(gIns.count) gradients for \(entry.inputs.count) inputs")
+            backwardOps.append(Op(id: 0, kind: entry.kind, phase: .backward, scope: entry.scope,
+                                  inputs: [], outputs: [], attributes: entry.attributes,
+                                  flops: entry.kind.backwardFlops(forward: entry.flops, inputs: entry.inputs.map(\.shape),
+                                                                  outputs: [entry.output.shape], needsGradient: needs),
+                                  bytesRead: 0, bytesWritten: 0))
+            backwardOpsIO.append((entry.inputs.enumerated().filter { needs[$0.offset] }.map(\.element), entry.output, gOut))
+            for (i, g) in gIns.enumerated() where needs[i] {
+                guard let g else { continue }
+                precondition(g.shape == entry.inputs[i].shape, "\(entry.kind) gradient \(g.shape) for input \(entry.inputs[i].shape)")
+                let id = ObjectIdentifier(entry.inputs[i])
+                if let existing = grads[id] { grads[id] = existing.adding(g) } else { grads[id] = g }
+            }
+        }
+        // What is left was never an op's output: the leaves (parameters and inputs that asked for a gradient).
+        return Gradients(grads)
+    }
+    private var backwardOpsIO: [(inputs: [Tensor], output: Tensor, gradOutput: Tensor)] = []
+
+    /// The optimizer reports each parameter it updated, with how many state tensors it keeps per parameter.
+    public func noteUpdate(_ kind: OpKind, parameter: Tensor, stateTensors: Int) {
+        optimizerOps.append((kind, parameter, stateTensors))
+    }
+
+    /// The Graph IR of what this tape saw: forward ops in order, then backward ops, then optimizer updates.
+    public func graph(model: String, batch: Int) -> Graph {
+        var g = Graph(model: model, batch: batch)
+        var ids: [ObjectIdentifier: Int] = [:]
+        func tensorID(_ t: Tensor, role: TensorInfo.Role? = nil) -> Int {
+            if let id = ids[ObjectIdentifier(t)] { return id }
+            let id = g.tensors.count
+            ids[ObjectIdentifier(t)] = id
+            g.tensors.append(TensorInfo(id: id, name: t.name, shape: t.shape, role: role ?? t.role))
+            return id
+        }
+        let produced = Set(entries.map { ObjectIdentifier($0.output) })
+        for e in entries {
+            let ins = e.inputs.map { t in tensorID(t, role: t.role == .parameter ? .parameter : (produced.contains(ObjectIdentifier(t)) ? .activation : .input)) }
+            let out = tensorID(e.output, role: .activation)
+            let moves = e.kind == .reshape
+            g.ops.append(Op(id: g.ops.count, kind: e.kind, phase: .forward, scope: e.scope, inputs: ins, outputs: [out],
+                            attributes: e.attributes, flops: e.flops,
+                            bytesRead: moves ? 0 : e.inputs.reduce(0) { $0 + $1.count * 4 },
+                            bytesWritten: moves ? 0 : e.output.count * 4))
+        }
+        for (op, io) in zip(backwardOps, backwardOpsIO) {
+            var op = op
+            let gOut = tensorID(io.gradOutput, role: .gradient)
+            op.id = g.ops.count
+            op.inputs = [gOut] + io.inputs.map { tensorID($0) }
+            op.outputs = io.inputs.map { t -> Int in
+                let id = g.tensors.count
+                g.tensors.append(TensorInfo(id: id, name: t.name.map { "grad(\($0))" }, shape: t.shape, role: .gradient))
+                return id
+            }
+            let moves = op.kind == .reshape
+            op.bytesRead = moves ? 0 : (io.gradOutput.count + io.inputs.reduce(0) { $0 + $1.count }) * 4
+            op.bytesWritten = moves ? 0 : io.inputs.reduce(0) { $0 + $1.count } * 4
+            g.ops.append(op)
+        }
+        for u in optimizerOps {
+            let p = tensorID(u.parameter, role: .parameter)
+            let f = u.kind.flops(inputs: [u.parameter.shape], outputs: [u.parameter.shape], attributes: OpAttributes())
+            let bytes = u.parameter.count * 4
+            g.ops.append(Op(id: g.ops.count, kind: u.kind, phase: .optimizer, scope: u.parameter.name, inputs: [p], outputs: [p],
+                            attributes: OpAttributes(), flops: f, bytesRead: bytes * (2 + u.state), bytesWritten: bytes * (1 + u.state)))
+        }
+        return g
+    }
+}
+
+/// Gradients by parameter.
+public struct Gradients: @unchecked Sendable {
+    private var byID: [ObjectIdentifier: Tensor]
+    init(_ byID: [ObjectIdentifier: Tensor]) { self.byID = byID }
+    public subscript(_ t: Tensor) -> Tensor? { byID[ObjectIdentifier(t)] }
+    public var count: Int { byID.count }
+}

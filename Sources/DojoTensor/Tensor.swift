@@ -1,0 +1,123 @@
+import DojoGraph
+import Foundation
+
+/// A dense Float32 tensor (row-major; images NCHW). A tensor made by an op while a `Tape` is active remembers
+/// how it was made, so the tape can run the backward pass and record the Graph IR.
+public final class Tensor: @unchecked Sendable, CustomStringConvertible {
+    public let shape: [Int]
+    public let storage: Storage
+    public var count: Int { storage.count }
+    /// True for parameters and for every tensor computed from one while a tape records.
+    public internal(set) var requiresGrad: Bool
+    /// A name for the IR and checkpoints (parameters are named by their module path).
+    public var name: String?
+    /// What the IR calls this tensor.
+    public var role: TensorInfo.Role
+
+    public init(shape: [Int], storage: Storage, requiresGrad: Bool = false, role: TensorInfo.Role = .activation) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        precondition(elementCount(shape) == storage.count, "shape \(shape) does not match \(storage.count) elements")
+        self.shape = shape; self.storage = storage; self.requiresGrad = requiresGrad; self.role = role
+    }
+
+    /// Uninitialised memory; the caller fills every element.
+    public convenience init(uninitializedShape shape: [Int]) {
+        self.init(shape: shape, storage: Storage(count: elementCount(shape)))
+    }
+
+    public convenience init(zeros shape: [Int]) {
+        self.init(shape: shape, storage: Storage(zeros: elementCount(shape)))
+    }
+
+    public convenience init(repeating value: Float, shape: [Int]) {
+        let s = Storage(count: elementCount(shape))
+        s.pointer.initialize(repeating: value, count: s.count)
+        self.init(shape: shape, storage: s)
+    }
+
+    public convenience init(_ values: [Float], shape: [Int]) {
+        precondition(values.count == elementCount(shape), "\(values.count) values for shape \(shape)")
+        let s = Storage(count: values.count)
+        values.withUnsafeBufferPointer { s.pointer.initialize(from: $0.baseAddress!, count: values.count) }
+        self.init(shape: shape, storage: s)
+    }
+
+    public convenience init(scalar: Float) { self.init([scalar], shape: []) }
+
+    /// A trainable parameter: gradients flow to it and optimizers update it in place.
+    public static func parameter(_ values: [Float], shape: [Int], name: String? = nil) -> Tensor {
+        let t = Tensor(values, shape: shape)
+        t.requiresGrad = true; t.role = .parameter; t.name = name
+        return t
+    }
+
+    /// Marks a leaf tensor as wanting a gradient (parameters already do).
+    @discardableResult public func requiringGrad() -> Tensor { requiresGrad = true; return self }
+
+    /// Normal(0, std²) values from a seeded generator.
+    public static func randomNormal(_ shape: [Int], std: Float = 1, generator: inout RandomSource) -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        let p = t.storage.pointer
+        for i in 0..<t.count { p[i] = generator.nextNormal() * std }
+        return t
+    }
+
+    /// Uniform values in [low, high) from a seeded generator.
+    public static func randomUniform(_ shape: [Int], low: Float, high: Float, generator: inout RandomSource) -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        let p = t.storage.pointer
+        for i in 0..<t.count { p[i] = low + (high - low) * generator.nextUnitFloat() }
+        return t
+    }
+
+    public var rank: Int { shape.count }
+    public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+    public var array: [Float] { Array(storage.buffer) }
+    /// The single value of a one-element tensor.
+    public var item: Float { precondition(count == 1, "item of a tensor with \(count) elements"); return storage.pointer[0] }
+    public subscript(flat i: Int) -> Float {
+        get { storage.pointer[i] }
+        set { storage.pointer[i] = newValue }
+    }
+
+    /// A copy that shares nothing with this tensor and is not part of any recorded computation.
+    public func detachedCopy() -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        t.pointer.update(from: pointer, count: count)
+        return t
+    }
+
+    /// Overwrites this tensor's values (shapes must hold the same number of elements).
+    public func assign(from other: Tensor) {
+        precondition(other.count == count, "assign \(other.shape) to \(shape)")
+        pointer.update(from: other.pointer, count: count)
+    }
+
+    public var description: String {
+        let preview = (0..<min(count, 8)).map { String(storage.pointer[$0]) }.joined(separator: ", ")
+        return "Tensor(\(shape)\(name.map { " \($0)" } ?? ""): [\(preview)\(count > 8 ? ", …" : "")])"
+    }
+}
+
+/// Seeded, reproducible random numbers (SplitMix64) for initialisation and dropout.
+public struct RandomSource: RandomNumberGenerator, Sendable {
+    public private(set) var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1) with 24 random bits.
+    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) * 0x1p-24 }
+    /// Standard normal by Box–Muller.
+    public mutating func nextNormal() -> Float {
+        let u1 = max(Double(next() >> 11) * 0x1p-53, 1e-300), u2 = Double(next() >> 11) * 0x1p-53
+        return Float((-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2))
+    }
+}
+
+@inline(__always) func _log(_ x: Double) -> Double { Foundation.log(x) }
+@inline(__always) func _cos(_ x: Double) -> Double { Foundation.cos(x) }
