@@ -1,1 +1,103 @@
-// DojoNN: placeholder replaced by the first real file of this target.
+import DojoGraph
+import Foundation
+import DojoTensor
+
+/// How a forward pass runs: training or evaluation, the dropout generator, and the precision policy.
+public final class ForwardContext: @unchecked Sendable {
+    public let training: Bool
+    public var generator: RandomSource
+    public let precision: PrecisionPolicy?
+    public init(training: Bool, seed: UInt64 = 0, precision: PrecisionPolicy? = nil) {
+        self.training = training; self.generator = RandomSource(seed: seed); self.precision = precision
+    }
+}
+
+/// A layer or a network. Parameters, buffers (running statistics) and sub-modules are found by reflection on
+/// stored properties, PyTorch-style, and named by their path (`layer1.0.conv1.weight`), which names them in
+/// checkpoints and in the Graph IR.
+open class Module: @unchecked Sendable {
+    @TaskLocal public static var context = ForwardContext(training: false)
+
+    /// This module's path in its network ("" for the root); set by `finalizeNames()`.
+    public private(set) var path: String = ""
+
+    public init() {}
+
+    /// Subclasses compute their output here; callers use `module(x)`.
+    open func forward(_ x: Tensor) -> Tensor {
+        preconditionFailure("\(type(of: self)) does not define forward(_:)")
+    }
+
+    /// Runs `forward` under this module's name, and lets the precision policy round a leaf layer's output.
+    public final func callAsFunction(_ x: Tensor) -> Tensor {
+        Tape.$scope.withValue(path) {
+            let y = forward(x)
+            if isLeaf, let policy = Module.context.precision { return policy.activation(y, site: path) }
+            return y
+        }
+    }
+
+    /// Direct children, in declaration order, with their names.
+    public var children: [(String, Module)] {
+        var out: [(String, Module)] = []
+        for child in Mirror(reflecting: self).allChildren {
+            guard let label = child.label?.trimmingCharacters(in: ["_"]) else { continue }
+            if let m = child.value as? Module { out.append((label, m)) }
+            else if let ms = child.value as? [Module] { for (i, m) in ms.enumerated() { out.append(("\(label).\(i)", m)) } }
+        }
+        return out
+    }
+
+    var isLeaf: Bool { children.isEmpty }
+
+    /// Own tensors with their names: parameters (`Tensor.role == .parameter`) and buffers (running statistics).
+    var ownTensors: [(String, Tensor)] {
+        Mirror(reflecting: self).allChildren.compactMap { child in
+            guard let label = child.label?.trimmingCharacters(in: ["_"]), let t = child.value as? Tensor else { return nil }
+            return (label, t)
+        }
+    }
+
+    /// Every tensor of the network by path: parameters and buffers. This is the checkpoint's content.
+    public var stateTensors: [(String, Tensor)] {
+        var out: [(String, Tensor)] = []
+        func walk(_ m: Module, _ prefix: String) {
+            for (n, t) in m.ownTensors { out.append((prefix.isEmpty ? n : "\(prefix).\(n)", t)) }
+            for (n, c) in m.children { walk(c, prefix.isEmpty ? n : "\(prefix).\(n)") }
+        }
+        walk(self, "")
+        return out
+    }
+
+    /// The trainable parameters by path.
+    public var parameters: [(String, Tensor)] { stateTensors.filter { $0.1.role == .parameter } }
+
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.1.count } }
+
+    /// Names every module and tensor by its path; call once after building a network.
+    public func finalizeNames() {
+        func walk(_ m: Module, _ prefix: String) {
+            m.path = prefix
+            for (n, t) in m.ownTensors { t.name = prefix.isEmpty ? n : "\(prefix).\(n)" }
+            for (n, c) in m.children { walk(c, prefix.isEmpty ? n : "\(prefix).\(n)") }
+        }
+        walk(self, "")
+    }
+}
+
+extension Mirror {
+    /// Children of this type and of its superclasses.
+    var allChildren: [Mirror.Child] {
+        var out = Array(children)
+        var s = superclassMirror
+        while let m = s { out.append(contentsOf: m.children); s = m.superclassMirror }
+        return out
+    }
+}
+
+/// Applies modules in order.
+public final class Sequential: Module {
+    public let layers: [Module]
+    public init(_ layers: [Module]) { self.layers = layers }
+    public override func forward(_ x: Tensor) -> Tensor { layers.reduce(x) { $1($0) } }
+}

@@ -1,0 +1,96 @@
+import DojoTensor
+import Foundation
+
+/// A training checkpoint as a safetensors file: the model's tensors under `model.<path>`, the optimizer's under
+/// `optimizer.<path>.<state>`, and in the metadata the position, the configuration and the precision history,
+/// so that a resumed run continues with the same losses, bit for bit.
+public struct Checkpoint {
+    public static let formatName = "opendojo-checkpoint"
+    public var file: SafeTensorsFile
+
+    init(trainer t: Trainer) throws {
+        var f = SafeTensorsFile()
+        for (name, tensor) in t.model.stateTensors {
+            f.setFloats("model." + name, shape: tensor.shape, values: UnsafeBufferPointer(tensor.storage.buffer))
+        }
+        for (name, tensor) in t.optimizer.state {
+            f.setFloats("optimizer." + name, shape: tensor.shape, values: UnsafeBufferPointer(tensor.storage.buffer))
+        }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        func json<T: Encodable>(_ v: T) throws -> String { String(decoding: try enc.encode(v), as: UTF8.self) }
+        f.metadata = [
+            "format": Checkpoint.formatName,
+            "model": t.config.model,
+            "step": String(t.step), "epoch": String(t.epoch), "batch_in_epoch": String(t.batchInEpoch),
+            "config": try json(t.config),
+            "optimizer": t.optimizer.name,
+            "optimizer_counters": try json(t.optimizer.counters),
+            "precision_history": try json(t.policy?.history ?? [:]),
+        ]
+        file = f
+    }
+
+    init(file: SafeTensorsFile) { self.file = file }
+
+    public func write(to path: String) throws { try file.write(to: path) }
+
+    public static func read(from path: String) throws -> Checkpoint {
+        let f = try SafeTensorsFile.read(from: path)
+        guard f.metadata["format"] == formatName else {
+            throw TrainingError.badCheckpoint("\(path) is a safetensors file but not an OpenDojo training checkpoint (no format=\(formatName) in its metadata)")
+        }
+        return Checkpoint(file: f)
+    }
+
+    /// The model this checkpoint was written for.
+    public var modelName: String { file.metadata["model"] ?? "?" }
+
+    func restore(into t: Trainer) throws {
+        let source = file.source
+        guard modelName == t.config.model else {
+            throw TrainingError.badCheckpoint("\(source) holds a checkpoint of model '\(modelName)', not '\(t.config.model)'")
+        }
+        func int(_ key: String) throws -> Int {
+            guard let s = file.metadata[key], let v = Int(s), v >= 0 else {
+                throw TrainingError.badCheckpoint("\(source): metadata '\(key)' is missing or not a count")
+            }
+            return v
+        }
+        // every model tensor must be there with its shape, and nothing else
+        let state = t.model.stateTensors
+        let expected = Set(state.map { "model." + $0.0 })
+        let present = Set(file.names.filter { $0.hasPrefix("model.") })
+        if let missing = expected.subtracting(present).sorted().first {
+            throw TrainingError.badCheckpoint("\(source) does not fit model '\(t.config.model)': it has no tensor \(missing)")
+        }
+        if let extra = present.subtracting(expected).sorted().first {
+            throw TrainingError.badCheckpoint("\(source) does not fit model '\(t.config.model)': it has a tensor \(extra) that the model lacks")
+        }
+        var loaded: [(Tensor, [Float])] = []
+        for (name, tensor) in state {
+            let (shape, values) = try file.floats("model." + name)
+            guard shape == tensor.shape else {
+                throw TrainingError.badCheckpoint("\(source) does not fit model '\(t.config.model)': \(name) is \(shape) there, \(tensor.shape) here")
+            }
+            loaded.append((tensor, values))
+        }
+        var optimizerState: [String: Tensor] = [:]
+        for name in file.names where name.hasPrefix("optimizer.") {
+            let (shape, values) = try file.floats(name)
+            optimizerState[String(name.dropFirst("optimizer.".count))] = Tensor(values, shape: shape)
+        }
+        let dec = JSONDecoder()
+        let counters = try dec.decode([String: Int].self, from: Data((file.metadata["optimizer_counters"] ?? "{}").utf8))
+        let history = try dec.decode([String: [Float]].self, from: Data((file.metadata["precision_history"] ?? "{}").utf8))
+        guard file.metadata["optimizer"] == t.optimizer.name else {
+            throw TrainingError.badCheckpoint("\(source) was written with optimizer \(file.metadata["optimizer"] ?? "?"), this run uses \(t.optimizer.name)")
+        }
+        let step = try int("step"), epoch = try int("epoch"), batch = try int("batch_in_epoch")
+        // all checks passed: now change the trainer
+        for (tensor, values) in loaded { values.withUnsafeBufferPointer { tensor.pointer.update(from: $0.baseAddress!, count: values.count) } }
+        try t.optimizer.restore(state: optimizerState, counters: counters)
+        t.policy?.restore(history: history)
+        t.setPosition(step: step, epoch: epoch, batchInEpoch: batch)
+    }
+}

@@ -1,0 +1,268 @@
+import DojoData
+import DojoGraph
+import DojoTensor
+import Foundation
+
+/// Everything that decides a training run. Saved in every checkpoint.
+public struct TrainingConfig: Codable, Sendable, Equatable {
+    public var model: String
+    public var dataset: String
+    public var epochs: Int
+    /// Stop after this many steps in all (nil: run every epoch).
+    public var maxSteps: Int?
+    public var batchSize: Int
+    public var learningRate: Float
+    public var schedule: String
+    public var warmupSteps: Int
+    public var optimizer: String
+    public var momentum: Float
+    public var nesterov: Bool
+    public var weightDecay: Float
+    public var precision: String
+    public var stochasticGradients: Bool
+    public var seed: UInt64
+    public var checkpointEvery: Int
+    /// Occupancy only: weight of occupied cells in the loss (they are rare).
+    public var positiveWeight: Float
+
+    public init(model: String, dataset: String, epochs: Int = 1, maxSteps: Int? = nil, batchSize: Int = 32,
+                learningRate: Float = 0.05, schedule: String = "cosine", warmupSteps: Int = 0, optimizer: String = "sgd",
+                momentum: Float = 0.9, nesterov: Bool = false, weightDecay: Float = 5e-4, precision: String = "fp32",
+                stochasticGradients: Bool = false, seed: UInt64 = 0, checkpointEvery: Int = 200, positiveWeight: Float = 2) {
+        self.model = model; self.dataset = dataset; self.epochs = epochs; self.maxSteps = maxSteps; self.batchSize = batchSize
+        self.learningRate = learningRate; self.schedule = schedule; self.warmupSteps = warmupSteps; self.optimizer = optimizer
+        self.momentum = momentum; self.nesterov = nesterov; self.weightDecay = weightDecay; self.precision = precision
+        self.stochasticGradients = stochasticGradients; self.seed = seed; self.checkpointEvery = checkpointEvery
+        self.positiveWeight = positiveWeight
+    }
+}
+
+public struct StepReport: Sendable {
+    public var step: Int, epoch: Int, batchInEpoch: Int, batchesPerEpoch: Int, totalSteps: Int
+    public var loss: Float, learningRate: Float
+    public var samplesPerSecond: Double, seconds: Double
+}
+
+/// Metrics of a pass over an evaluation set.
+public struct EvalMetrics: Sendable, Codable, Equatable {
+    public var loss: Float
+    /// Classification: share of examples whose top class is right. Occupancy: share of cells right.
+    public var accuracy: Float
+    /// Occupancy only: intersection over union of the occupied cells, precision and recall.
+    public var iou: Float?
+    public var precision: Float?
+    public var recall: Float?
+    public var examples: Int
+}
+
+public struct EpochReport: Sendable {
+    public var epoch: Int, step: Int
+    public var trainLoss: Float
+    public var eval: EvalMetrics?
+    public var seconds: Double
+}
+
+public enum TrainingError: Error, CustomStringConvertible {
+    case nonFiniteLoss(step: Int, loss: Float, checkpoint: String?)
+    case interrupted(step: Int, checkpoint: String?)
+    case badCheckpoint(String)
+    case invalidConfig(String)
+
+    public var description: String {
+        switch self {
+        case .nonFiniteLoss(let s, let l, let c):
+            return "the loss became \(l) at step \(s); training stopped. "
+                + (c.map { "The last good checkpoint is \($0)." } ?? "No checkpoint was written yet.")
+                + " Try a lower --lr or --precision fp32."
+        case .interrupted(let s, let c):
+            return "interrupted at step \(s)" + (c.map { "; checkpoint saved to \($0) (continue with --resume)" } ?? "")
+        case .badCheckpoint(let m): return m
+        case .invalidConfig(let m): return m
+        }
+    }
+}
+
+/// Trains a model on a data set: forward under a tape, backward, Dojo-precision rounding, optimizer step;
+/// evaluation at each epoch's end; checkpoints that resume bit for bit.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let model: Module
+    public let task: Task
+    public let train: DataLoader
+    public let eval: DataLoader?
+    public let optimizer: Optimizer
+    public let policy: PrecisionPolicy?
+    public let schedule: LearningRateSchedule
+    public let checkpointPath: String?
+
+    public var onStep: ((StepReport) -> Void)?
+    public var onEpoch: ((EpochReport) -> Void)?
+    /// Polled between steps (e.g. set by SIGINT/SIGTERM): the trainer saves a checkpoint and stops.
+    public var shouldStop: () -> Bool = { false }
+
+    /// Position: steps done, and where in which epoch the next batch comes from.
+    public private(set) var step = 0
+    public private(set) var epoch = 0
+    public private(set) var batchInEpoch = 0
+    /// The Graph IR of the first training step this trainer ran.
+    public private(set) var recordedGraph: Graph?
+
+    public init(config: TrainingConfig, model: Module, task: Task, train: DataLoader, eval: DataLoader?,
+                checkpointDirectory: String?) throws {
+        guard config.epochs >= 1 else { throw TrainingError.invalidConfig("epochs must be at least 1, got \(config.epochs)") }
+        guard config.batchSize >= 1 else { throw TrainingError.invalidConfig("batch size must be at least 1, got \(config.batchSize)") }
+        guard config.learningRate > 0, config.learningRate.isFinite else {
+            throw TrainingError.invalidConfig("learning rate must be positive, got \(config.learningRate)")
+        }
+        self.config = config; self.model = model; self.task = task; self.train = train; self.eval = eval
+        switch config.optimizer {
+        case "sgd": optimizer = SGD(momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay)
+        case "adamw": optimizer = AdamW(weightDecay: config.weightDecay)
+        default: throw TrainingError.invalidConfig("unknown optimizer '\(config.optimizer)'; choose sgd or adamw")
+        }
+        guard let mode = PrecisionPolicy.Mode(rawValue: config.precision) else {
+            throw TrainingError.invalidConfig("unknown precision '\(config.precision)'; choose fp32, bf16 or cfp8")
+        }
+        policy = mode == .fp32 ? nil : PrecisionPolicy(mode: mode, stochasticGradients: config.stochasticGradients, seed: config.seed)
+        guard let shape = LearningRateSchedule.Shape(rawValue: config.schedule) else {
+            throw TrainingError.invalidConfig("unknown schedule '\(config.schedule)'; choose constant or cosine")
+        }
+        schedule = LearningRateSchedule(base: config.learningRate, warmupSteps: config.warmupSteps,
+                                        totalSteps: totalSteps(config, train), shape: shape)
+        checkpointPath = checkpointDirectory.map { ($0 as NSString).appendingPathComponent("checkpoint.safetensors") }
+    }
+
+    public var totalSteps: Int { DojoNN.totalSteps(config, train) }
+
+    /// The loss of one batch (and the model's output), in training or evaluation mode.
+    func forward(_ batch: Batch, training: Bool, seed: UInt64) -> (loss: Tensor, output: Tensor) {
+        let x = Tensor(batch.inputs, shape: batch.inputShape)
+        let ctx = ForwardContext(training: training, seed: seed, precision: policy)
+        return Module.$context.withValue(ctx) {
+            let y = model(x)
+            switch task {
+            case .classification:
+                return (y.crossEntropy(labels: batch.labels), y)
+            case .occupancy:
+                let t = Tensor(batch.targets, shape: batch.targetShape)
+                return (y.binaryCrossEntropyWithLogits(targets: t, positiveWeight: config.positiveWeight), y)
+            }
+        }
+    }
+
+    /// Runs training to the end (or until `shouldStop`), from the current position.
+    @discardableResult
+    public func run() throws -> [EpochReport] {
+        var reports: [EpochReport] = []
+        let parameters = model.parameters
+        while epoch < config.epochs && !finishedSteps {
+            let epochStart = Date()
+            var lossSum = 0.0, lossCount = 0
+            for batch in train.batches(epoch: epoch, startingAt: batchInEpoch) {
+                if shouldStop() {
+                    let saved = try saveCheckpointIfConfigured()
+                    throw TrainingError.interrupted(step: step, checkpoint: saved)
+                }
+                let t0 = Date()
+                let tape = Tape()
+                policy?.step = step
+                policy?.updatesHistory = true
+                let (loss, _) = tape.record { forward(batch, training: true, seed: mix(config.seed, UInt64(step))) }
+                let lossValue = loss.item
+                guard lossValue.isFinite else {
+                    throw TrainingError.nonFiniteLoss(step: step, loss: lossValue,
+                                                      checkpoint: checkpointPath.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil })
+                }
+                let grads = tape.backward(from: loss)
+                if let policy { for (path, p) in parameters { if let g = grads[p] { policy.roundGradient(g, site: path) } } }
+                let lr = schedule.rate(at: step)
+                optimizer.step(parameters, gradients: grads, learningRate: lr, tape: recordedGraph == nil ? tape : nil)
+                if recordedGraph == nil { recordedGraph = tape.graph(model: config.model, batch: batch.size) }
+                step += 1
+                batchInEpoch += 1
+                lossSum += Double(lossValue); lossCount += 1
+                let dt = Date().timeIntervalSince(t0)
+                onStep?(StepReport(step: step, epoch: epoch, batchInEpoch: batchInEpoch, batchesPerEpoch: train.batchesPerEpoch,
+                                   totalSteps: totalSteps, loss: lossValue, learningRate: lr,
+                                   samplesPerSecond: Double(batch.size) / max(dt, 1e-9), seconds: dt))
+                if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 { _ = try saveCheckpointIfConfigured() }
+                if finishedSteps { break }
+            }
+            let epochDone = batchInEpoch >= train.batchesPerEpoch
+            let metrics = eval.map { evaluate($0) }
+            let report = EpochReport(epoch: epoch, step: step, trainLoss: lossCount > 0 ? Float(lossSum / Double(lossCount)) : .nan,
+                                     eval: metrics, seconds: Date().timeIntervalSince(epochStart))
+            reports.append(report)
+            onEpoch?(report)
+            if epochDone { epoch += 1; batchInEpoch = 0 }
+        }
+        _ = try saveCheckpointIfConfigured()
+        return reports
+    }
+
+    var finishedSteps: Bool { config.maxSteps.map { step >= $0 } ?? false }
+
+    /// Loss and accuracy (and IoU for occupancy) over a whole evaluation set.
+    public func evaluate(_ loader: DataLoader) -> EvalMetrics {
+        policy?.updatesHistory = false
+        defer { policy?.updatesHistory = true }
+        var lossSum = 0.0, examples = 0, correct = 0, cells = 0, tp = 0, fp = 0, fn = 0
+        for batch in loader.batches(epoch: 0) {
+            let (loss, y) = forward(batch, training: false, seed: 0)
+            lossSum += Double(loss.item) * Double(batch.size)
+            examples += batch.size
+            switch task {
+            case .classification:
+                let c = y.shape[1]
+                for i in 0..<batch.size {
+                    var best = 0
+                    for j in 1..<c where y.pointer[i * c + j] > y.pointer[i * c + best] { best = j }
+                    if best == Int(batch.labels[i]) { correct += 1 }
+                }
+            case .occupancy:
+                for i in 0..<y.count {
+                    let predicted = y.pointer[i] > 0, actual = batch.targets[i] > 0.5
+                    if predicted == actual { correct += 1 }
+                    if predicted && actual { tp += 1 } else if predicted { fp += 1 } else if actual { fn += 1 }
+                }
+                cells += y.count
+            }
+        }
+        let loss = Float(lossSum / Double(max(examples, 1)))
+        if task == .occupancy {
+            return EvalMetrics(loss: loss, accuracy: Float(correct) / Float(max(cells, 1)),
+                               iou: Float(tp) / Float(max(tp + fp + fn, 1)), precision: Float(tp) / Float(max(tp + fp, 1)),
+                               recall: Float(tp) / Float(max(tp + fn, 1)), examples: examples)
+        }
+        return EvalMetrics(loss: loss, accuracy: Float(correct) / Float(max(examples, 1)), examples: examples)
+    }
+
+    func saveCheckpointIfConfigured() throws -> String? {
+        guard let checkpointPath else { return nil }
+        try Checkpoint(trainer: self).write(to: checkpointPath)
+        return checkpointPath
+    }
+
+    /// Continues from a checkpoint: weights, running statistics, optimizer state, precision history, position.
+    public func resume(from path: String) throws {
+        let c = try Checkpoint.read(from: path)
+        try c.restore(into: self)
+    }
+
+    func setPosition(step: Int, epoch: Int, batchInEpoch: Int) {
+        self.step = step; self.epoch = epoch; self.batchInEpoch = batchInEpoch
+    }
+}
+
+func totalSteps(_ config: TrainingConfig, _ train: DataLoader) -> Int {
+    let all = config.epochs * train.batchesPerEpoch
+    return config.maxSteps.map { min($0, all) } ?? all
+}
+
+/// A seed for step `b` of a run seeded `a` (SplitMix64 finaliser of the pair).
+func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+    var z = a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1)
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}

@@ -1,0 +1,20 @@
+import DojoNN
+
+/// The input each zoo model is shown with when a user names no data: the size its publications use.
+enum ModelDefaults {
+    static func inputShape(for model: String) -> [Int] {
+        switch model {
+        case "mlp", "small-cnn": return [1, 28, 28]
+        case "occupancy": return [4, 3, 32, 32]
+        default: return [3, 224, 224]
+        }
+    }
+}
+
+/// Parses "3x224x224" (or "3,224,224") into a shape.
+func parseShape(_ s: String) -> [Int]? {
+    let parts = s.split(whereSeparator: { $0 == "x" || $0 == "," || $0 == "×" })
+    let dims = parts.compactMap { Int($0) }
+    guard !dims.isEmpty, dims.count == parts.count, dims.allSatisfy({ $0 > 0 }) else { return nil }
+    return dims
+}

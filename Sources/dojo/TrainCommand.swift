@@ -1,0 +1,264 @@
+import ArgumentParser
+import DojoData
+import DojoNN
+import DojoReport
+import DojoTensor
+import Foundation
+import Synchronization
+
+/// Set by SIGINT/SIGTERM; the trainer checks it between steps, saves a checkpoint and stops.
+let stopSignal = Atomic<Int32>(0)
+
+/// `dojo train`: trains a zoo model for real on the CPU with Dojo's number formats.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a network on the CPU with Dojo's numerics (fp32, bf16 or cfp8).",
+        discussion: """
+        With no options it trains the multi-camera occupancy network on the embedded procedural driving scenes. \
+        Writes to --out: metrics.jsonl (one line per step and per evaluation), loss.svg (loss and accuracy), \
+        graph.json (the Graph IR of one step) and checkpoint.safetensors (every --checkpoint-every steps, at the \
+        end, and on Ctrl-C/SIGTERM). --resume continues from that checkpoint with the same losses, bit for bit; \
+        options you leave out are taken from the checkpoint.
+        """)
+
+    @Option(name: .long, help: "Model: \(ModelZoo.names.joined(separator: ", ")). (default: occupancy)")
+    var model: String?
+    @Option(name: .customLong("data"), help: "Data set: \(DataSets.names.joined(separator: ", ")). (default: scenes, or fashion-mnist for classifiers)")
+    var data: String?
+    @Option(name: .long, help: "Epochs. (default: 3)")
+    var epochs: Int?
+    @Option(name: .long, help: "Stop after this many steps in all.")
+    var steps: Int?
+    @Option(name: .long, help: "Examples per step. (default: 32 for scenes, 128 otherwise)")
+    var batchSize: Int?
+    @Option(name: .customLong("lr"), help: "Peak learning rate. (default: 0.05 for SGD, 0.001 for AdamW)")
+    var learningRate: Float?
+    @Option(name: .long, help: "Learning-rate schedule after warm-up: cosine or constant. (default: cosine)")
+    var schedule: String?
+    @Option(name: .long, help: "Linear warm-up steps. (default: 0)")
+    var warmup: Int?
+    @Option(name: .long, help: "Optimizer: sgd or adamw. (default: sgd)")
+    var optimizer: String?
+    @Option(name: .long, help: "SGD momentum. (default: 0.9)")
+    var momentum: Float?
+    @Flag(name: .long, help: "Nesterov momentum for SGD.")
+    var nesterov = false
+    @Option(name: .long, help: "Weight decay (L2 for SGD, decoupled for AdamW). (default: 5e-4 for SGD, 0.01 for AdamW)")
+    var weightDecay: Float?
+    @Option(name: .long, help: "Numerics: fp32, bf16, or cfp8 (CFP8 1-4-3 weights/activations, 1-5-2 gradients, per-tensor bias). (default: fp32)")
+    var precision: String?
+    @Flag(name: .long, help: "Round gradients stochastically (seeded, reproducible) instead of to nearest.")
+    var stochasticGradients = false
+    @Option(name: .long, help: "Seed for initialisation, data order, augmentation and dropout. (default: 0)")
+    var seed: UInt64?
+    @Option(name: .long, help: "Compute threads (oneDNN and the engine's loops). (default: all cores)")
+    var threads: Int?
+    @Option(name: .long, help: "Where metrics, plot and graph go. (default: runs/<model>-<data>)")
+    var out: String?
+    @Option(name: .long, help: "Where checkpoints go. (default: the --out directory)")
+    var checkpointDir: String?
+    @Option(name: .long, help: "Save a checkpoint every N steps (0: only at the end and on interrupt). (default: 200)")
+    var checkpointEvery: Int?
+    @Flag(name: .long, help: "Continue from the checkpoint in --checkpoint-dir.")
+    var resume = false
+    @Option(name: .long, help: "Training examples to use (scenes: how many to generate; default 4096 scenes, all of Fashion-MNIST).")
+    var trainExamples: Int?
+    @Option(name: .long, help: "Evaluation examples (default 512 scenes, all 10,000 Fashion-MNIST test images).")
+    var evalExamples: Int?
+    @Option(name: .long, help: "Directory of the Fashion-MNIST IDX files. (default: \(FashionMNIST.defaultDirectory))")
+    var dataDir: String?
+    @Option(name: .long, help: "Scenes: cameras around the car. (default: 4)")
+    var cameras: Int = 4
+    @Option(name: .long, help: "Scenes: side of each camera image in pixels. (default: 32)")
+    var imageSize: Int = 32
+    @Option(name: .long, help: "Scenes: cells per side of the bird's-eye-view grid. (default: 16)")
+    var gridSize: Int = 16
+    @Option(name: .long, help: "Occupancy: loss weight of occupied cells. (default: 2)")
+    var positiveWeight: Float?
+
+    func validate() throws {
+        func positive(_ v: Int?, _ name: String) throws {
+            if let v, v < 1 { throw ValidationError("--\(name) must be at least 1, got \(v)") }
+        }
+        try positive(epochs, "epochs"); try positive(steps, "steps"); try positive(batchSize, "batch-size")
+        try positive(threads, "threads"); try positive(trainExamples, "train-examples"); try positive(evalExamples, "eval-examples")
+        if let checkpointEvery, checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more, got \(checkpointEvery)") }
+        if let model { do { _ = try ModelZoo.entry(model) } catch { throw ValidationError("\(error)") } }
+        if let data, !DataSets.names.contains(data) {
+            throw ValidationError("unknown data set '\(data)'; choose one of: \(DataSets.names.joined(separator: ", "))")
+        }
+        if let optimizer, !["sgd", "adamw"].contains(optimizer) { throw ValidationError("unknown optimizer '\(optimizer)'; choose sgd or adamw") }
+        if let precision, PrecisionPolicy.Mode(rawValue: precision) == nil {
+            throw ValidationError("unknown precision '\(precision)'; choose fp32, bf16 or cfp8")
+        }
+        if let schedule, LearningRateSchedule.Shape(rawValue: schedule) == nil {
+            throw ValidationError("unknown schedule '\(schedule)'; choose cosine or constant")
+        }
+        if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--lr must be a positive number, got \(learningRate)") }
+        if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more, got \(warmup)") }
+    }
+
+    func run() throws {
+        if let threads { ComputeThreads.set(threads); EngineThreads.count = threads }
+        let out = self.out ?? "runs/\(model ?? "occupancy")-\(data ?? defaultData(model ?? "occupancy"))"
+        let checkpointDirectory = checkpointDir ?? out
+        let checkpointFile = (checkpointDirectory as NSString).appendingPathComponent("checkpoint.safetensors")
+
+        // what the checkpoint says, for options left out
+        var saved: TrainingConfig?
+        if resume {
+            guard FileManager.default.fileExists(atPath: checkpointFile) else {
+                throw CLIError("--resume: no checkpoint at \(checkpointFile); train without --resume first, or point --checkpoint-dir at a run")
+            }
+            let c = try Checkpoint.read(from: checkpointFile)
+            guard let json = c.file.metadata["config"], let cfg = try? JSONDecoder().decode(TrainingConfig.self, from: Data(json.utf8)) else {
+                throw CLIError("\(checkpointFile) has no readable training configuration in its metadata")
+            }
+            if let model, model != cfg.model {
+                throw CLIError("\(checkpointFile) holds a checkpoint of model '\(cfg.model)', not '\(model)'")
+            }
+            saved = cfg
+        }
+        let config = resolveConfig(saved)
+        if let saved {
+            for (name, a, b) in [("data", saved.dataset, config.dataset), ("precision", saved.precision, config.precision),
+                                 ("optimizer", saved.optimizer, config.optimizer), ("seed", "\(saved.seed)", "\(config.seed)"),
+                                 ("batch-size", "\(saved.batchSize)", "\(config.batchSize)")] where a != b {
+                throw CLIError("--\(name) \(b) differs from the checkpoint's \(a); a resumed run must train the same way")
+            }
+        }
+
+        let entry = try ModelZoo.entry(config.model)
+        let sets = try DataSets.make(config.dataset, trainCount: trainExamples, evalCount: evalExamples, seed: config.seed,
+                                     dataDirectory: dataDir, cameras: cameras, imageSize: imageSize, gridSize: gridSize)
+        if entry.task == .occupancy && sets.train.targetShape.count != 2 {
+            throw CLIError("model \(config.model) predicts occupancy grids; data set \(config.dataset) has none (use --data scenes)")
+        }
+        let net = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
+                                    gridSize: sets.train.targetShape.first ?? gridSize, seed: config.seed)
+        let trainLoader = try DataLoader(dataset: sets.train, batchSize: config.batchSize, shuffle: true, augment: true, seed: config.seed)
+        let evalLoader = try DataLoader(dataset: sets.eval, batchSize: max(config.batchSize, 64), shuffle: false, augment: false, seed: 0)
+        let trainer = try Trainer(config: config, model: net, task: entry.task, train: trainLoader, eval: evalLoader,
+                                  checkpointDirectory: checkpointDirectory)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)
+        let metricsPath = (out as NSString).appendingPathComponent("metrics.jsonl")
+        if resume {
+            try trainer.resume(from: checkpointFile)
+            if FileManager.default.fileExists(atPath: metricsPath) { _ = try JSONLinesReader.truncate(path: metricsPath, afterStep: trainer.step) }
+        }
+        let log = try JSONLinesWriter(path: metricsPath, truncate: !resume)
+
+        print("OpenDojo train: \(config.model) (\(net.parameterCount.formatted()) parameters) on \(config.dataset) "
+              + "(\(sets.train.count.formatted()) train / \(sets.eval.count.formatted()) eval), \(config.precision), "
+              + "batch \(config.batchSize), \(config.optimizer) lr \(config.learningRate), \(trainer.totalSteps) steps"
+              + (resume ? ", resuming at step \(trainer.step)" : ""))
+
+        installStopHandlers()
+        trainer.shouldStop = { stopSignal.load(ordering: .relaxed) != 0 }
+        let progress = ProgressBar(total: trainLoader.batchesPerEpoch, label: "epoch \(trainer.epoch + 1)/\(config.epochs)")
+        var samples = 0
+        var lastStepError: Error?
+        trainer.onStep = { r in
+            samples += config.batchSize
+            do {
+                try log.append(["type": "step", "step": JSONValue(r.step), "epoch": JSONValue(r.epoch), "loss": JSONValue(r.loss),
+                                "lr": JSONValue(r.learningRate), "samples_per_s": JSONValue(r.samplesPerSecond)])
+            } catch { lastStepError = error }
+            progress.update(completed: r.batchInEpoch, items: samples, metrics: [ProgressMetric("loss", Double(r.loss))])
+        }
+        let task = entry.task
+        trainer.onEpoch = { r in
+            progress.finish()
+            var line = "epoch \(r.epoch + 1): train loss \(formatFixed(Double(r.trainLoss), 4))"
+            var record: [String: JSONValue] = ["type": "eval", "step": JSONValue(r.step), "epoch": JSONValue(r.epoch),
+                                               "train_loss": JSONValue(r.trainLoss)]
+            if let e = r.eval {
+                line += ", eval loss \(formatFixed(Double(e.loss), 4)), " + (task == .occupancy ? "cell accuracy" : "accuracy")
+                    + " \(formatPercent(Double(e.accuracy)))"
+                if let iou = e.iou { line += ", occupied IoU \(formatPercent(Double(iou)))" }
+                record["eval_loss"] = JSONValue(e.loss); record["eval_accuracy"] = JSONValue(e.accuracy)
+                if let iou = e.iou { record["eval_iou"] = JSONValue(iou) }
+            }
+            print(line)
+            try? log.append(record)
+            try? writePlot(metricsPath: metricsPath, to: (out as NSString).appendingPathComponent("loss.svg"), task: task, title: config.model)
+            samples = 0
+            progress.reset(label: "epoch \(min(r.epoch + 2, config.epochs))/\(config.epochs)")
+        }
+
+        let started = Date()
+        do {
+            try trainer.run()
+        } catch let e as TrainingError {
+            progress.finish()
+            log.close()
+            if case .interrupted = e {
+                FileHandle.standardError.write(Data("dojo train: \(e)\n".utf8))
+                throw ExitCode(stopSignal.load(ordering: .relaxed) == SIGTERM ? 143 : 130)
+            }
+            throw CLIError("\(e)")
+        }
+        log.close()
+        if let lastStepError { throw CLIError("could not write \(metricsPath): \(lastStepError)") }
+        if let g = trainer.recordedGraph {
+            try g.jsonData().write(to: URL(fileURLWithPath: (out as NSString).appendingPathComponent("graph.json")))
+        }
+        try? writePlot(metricsPath: metricsPath, to: (out as NSString).appendingPathComponent("loss.svg"), task: task, title: config.model)
+        print("done in \(formatDuration(Date().timeIntervalSince(started))): \(trainer.step) steps. Wrote \(out)/metrics.jsonl, "
+              + "\(out)/loss.svg, \(out)/graph.json, \(checkpointFile)")
+    }
+
+    func defaultData(_ model: String) -> String { model == "occupancy" ? "scenes" : "fashion-mnist" }
+
+    func resolveConfig(_ s: TrainingConfig?) -> TrainingConfig {
+        let m = model ?? s?.model ?? "occupancy"
+        let opt = optimizer ?? s?.optimizer ?? "sgd"
+        let d = data ?? s?.dataset ?? defaultData(m)
+        return TrainingConfig(
+            model: m, dataset: d, epochs: epochs ?? s?.epochs ?? 3, maxSteps: steps ?? s?.maxSteps,
+            batchSize: batchSize ?? s?.batchSize ?? (d == "scenes" ? 32 : 128),
+            learningRate: learningRate ?? s?.learningRate ?? (opt == "adamw" ? 1e-3 : 0.05),
+            schedule: schedule ?? s?.schedule ?? "cosine", warmupSteps: warmup ?? s?.warmupSteps ?? 0, optimizer: opt,
+            momentum: momentum ?? s?.momentum ?? 0.9, nesterov: nesterov || (s?.nesterov ?? false),
+            weightDecay: weightDecay ?? s?.weightDecay ?? (opt == "adamw" ? 0.01 : 5e-4),
+            precision: precision ?? s?.precision ?? "fp32", stochasticGradients: stochasticGradients || (s?.stochasticGradients ?? false),
+            seed: seed ?? s?.seed ?? 0, checkpointEvery: checkpointEvery ?? s?.checkpointEvery ?? 200,
+            positiveWeight: positiveWeight ?? s?.positiveWeight ?? 2)
+    }
+}
+
+/// A user-facing failure: printed as "Error: …", exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+func installStopHandlers() {
+    signal(SIGINT) { _ in stopSignal.store(SIGINT, ordering: .relaxed) }
+    signal(SIGTERM) { _ in stopSignal.store(SIGTERM, ordering: .relaxed) }
+}
+
+/// Loss (left axis) and accuracy (right axis) from a metrics log.
+func writePlot(metricsPath: String, to path: String, task: Task, title: String) throws {
+    let rows = try JSONLinesReader.read(path: metricsPath)
+    func num(_ v: JSONValue?) -> Double? { if case .number(let d)? = v { return d }; return nil }
+    var train: [(x: Double, y: Double)] = [], evalLoss: [(x: Double, y: Double)] = [], acc: [(x: Double, y: Double)] = []
+    var iou: [(x: Double, y: Double)] = []
+    for r in rows {
+        guard let step = num(r["step"]) else { continue }
+        if case .string("step")? = r["type"], let l = num(r["loss"]) { train.append((step, l)) }
+        if case .string("eval")? = r["type"] {
+            if let l = num(r["eval_loss"]) { evalLoss.append((step, l)) }
+            if let a = num(r["eval_accuracy"]) { acc.append((step, a * 100)) }
+            if let i = num(r["eval_iou"]) { iou.append((step, i * 100)) }
+        }
+    }
+    var chart = SVGChart(title: "dojo train: \(title)", xLabel: "step", yLabel: "loss", y2Label: "accuracy", y2Unit: "%")
+    chart.addSeries(name: "train loss", points: train)
+    chart.addSeries(name: "eval loss", points: evalLoss, dashed: true)
+    chart.addSeries(name: task == .occupancy ? "eval cell accuracy" : "eval accuracy", points: acc, axis: .right)
+    if !iou.isEmpty { chart.addSeries(name: "eval occupied IoU", points: iou, axis: .right) }
+    try chart.svg().write(toFile: path, atomically: true, encoding: .utf8)
+}
