@@ -14,6 +14,7 @@ struct Dojo: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             // subcommands: keep one per line, sorted
+            FormatsCommand.self,
         ]
     )
 }

@@ -1,0 +1,345 @@
+import Dispatch
+
+// Bulk conversion of whole buffers. Every element gives exactly what the scalar `encode`/`rounded`/`decode`
+// give (element i uses RNG index `offset + i`); the work is split over `threads` threads, and because the
+// random numbers are counter-based the result does not depend on the split.
+//
+// Hot path: pure integer arithmetic on the FP32 bit pattern in branch-free loops the compiler vectorises.
+// Blocks of `blockSize` elements are first scanned (read-only) for values outside the format's normal
+// range; a block that has one goes through the scalar kernel instead, which handles denormals, the
+// as-printed gap, overflow, NaN/Inf and negative UHP inputs.
+
+/// A pointer that may cross into `concurrentPerform`; each thread touches a disjoint range.
+struct UncheckedPointer<T>: @unchecked Sendable {
+    let p: UnsafeMutablePointer<T>
+}
+
+private let blockSize = 2048
+/// Buffers shorter than this run on the calling thread.
+private let parallelThreshold = 1 << 16
+
+/// Runs `body` over `threads` contiguous slices of 0..<n and ORs the flags it returns.
+private func forEachSlice(_ n: Int, threads: Int, _ body: (Int, Int) -> UInt8) -> UInt8 {
+    let parts = n < parallelThreshold ? 1 : max(1, min(threads, n / (parallelThreshold / 2)))
+    if parts == 1 { return body(0, n) }
+    let results = UnsafeMutablePointer<UInt8>.allocate(capacity: parts)
+    results.initialize(repeating: 0, count: parts)
+    defer { results.deallocate() }
+    let out = UncheckedPointer(p: results)
+    withoutActuallyEscaping(body) { body in
+        let b = UncheckedBody(body: body)
+        DispatchQueue.concurrentPerform(iterations: parts) { k in
+            let lo = n * k / parts, hi = n * (k + 1) / parts
+            out.p[k] = b.body(lo, hi)
+        }
+    }
+    var f: UInt8 = 0
+    for k in 0..<parts { f |= results[k] }
+    return f
+}
+
+/// The slice body is called from several threads; it only reads shared state and writes disjoint slices.
+private struct UncheckedBody: @unchecked Sendable {
+    let body: (Int, Int) -> UInt8
+}
+
+extension NumberFormat {
+    /// Replaces each value by the nearest representable value of the format (fake quantisation), as
+    /// `rounded(_:rounding:index:)` would, in place. Element i uses RNG index `offset + i`.
+    /// Returns the union of the flags raised.
+    @discardableResult
+    public func roundInPlace(_ buffer: UnsafeMutableBufferPointer<Float>, rounding: Rounding = .nearestEven,
+                             offset: UInt64 = 0, threads: Int = 2) -> ExceptionFlags {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return [] }
+        let p = params
+        let rng = rounding.rng
+        let data = UncheckedPointer(p: base)
+        let f = forEachSlice(buffer.count, threads: threads) { lo, hi in
+            let ptr = UnsafeMutableRawPointer(data.p).assumingMemoryBound(to: UInt32.self)
+            return p.isBF16 ? p.roundBF16(ptr, lo, hi, rng: rng, offset: offset)
+                            : p.roundCFP(ptr, lo, hi, rng: rng, offset: offset)
+        }
+        return ExceptionFlags(rawValue: f)
+    }
+
+    /// Encodes `src` into 16-bit codes (CFP8 codes use the low 8 bits). `codes.count` must equal `src.count`.
+    @discardableResult
+    public func encode(_ src: UnsafeBufferPointer<Float>, into codes: UnsafeMutableBufferPointer<UInt16>,
+                       rounding: Rounding = .nearestEven, offset: UInt64 = 0, threads: Int = 2) -> ExceptionFlags {
+        precondition(codes.count == src.count, "encode: \(src.count) values into \(codes.count) codes")
+        return encodeGeneric(src, into: codes, rounding: rounding, offset: offset, threads: threads)
+    }
+
+    /// Encodes `src` into 8-bit codes; only for the CFP8 formats. `codes.count` must equal `src.count`.
+    @discardableResult
+    public func encode(_ src: UnsafeBufferPointer<Float>, into codes: UnsafeMutableBufferPointer<UInt8>,
+                       rounding: Rounding = .nearestEven, offset: UInt64 = 0, threads: Int = 2) -> ExceptionFlags {
+        precondition(bitWidth == 8, "encode into UInt8 codes needs an 8-bit format, not \(format.rawValue)")
+        precondition(codes.count == src.count, "encode: \(src.count) values into \(codes.count) codes")
+        return encodeGeneric(src, into: codes, rounding: rounding, offset: offset, threads: threads)
+    }
+
+    /// Decodes codes into FP32 values. Returns `.denormal` if a denormal code was decoded.
+    @discardableResult
+    public func decode(_ codes: UnsafeBufferPointer<UInt16>, into dst: UnsafeMutableBufferPointer<Float>,
+                       threads: Int = 2) -> ExceptionFlags {
+        precondition(codes.count == dst.count, "decode: \(codes.count) codes into \(dst.count) values")
+        guard let s = codes.baseAddress, let d = dst.baseAddress, codes.count > 0 else { return [] }
+        let p = params
+        let src = UncheckedPointer(p: UnsafeMutablePointer(mutating: s))
+        let out = UncheckedPointer(p: UnsafeMutableRawPointer(d).assumingMemoryBound(to: UInt32.self))
+        let table = bitWidth == 8 ? DecodeTable(p) : nil
+        let f = forEachSlice(codes.count, threads: threads) { lo, hi in
+            if let table { return table.decode(src.p, out.p, lo, hi) }
+            return p.isBF16 ? p.decodeBF16(src.p, out.p, lo, hi) : p.decodeCFP16(src.p, out.p, lo, hi)
+        }
+        return ExceptionFlags(rawValue: f)
+    }
+
+    /// Decodes 8-bit codes (CFP8 formats) into FP32 values.
+    @discardableResult
+    public func decode(_ codes: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<Float>,
+                       threads: Int = 2) -> ExceptionFlags {
+        precondition(bitWidth == 8, "decode from UInt8 codes needs an 8-bit format, not \(format.rawValue)")
+        precondition(codes.count == dst.count, "decode: \(codes.count) codes into \(dst.count) values")
+        guard let s = codes.baseAddress, let d = dst.baseAddress, codes.count > 0 else { return [] }
+        let src = UncheckedPointer(p: UnsafeMutablePointer(mutating: s))
+        let out = UncheckedPointer(p: UnsafeMutableRawPointer(d).assumingMemoryBound(to: UInt32.self))
+        let table = DecodeTable(params)
+        let f = forEachSlice(codes.count, threads: threads) { lo, hi in table.decode(src.p, out.p, lo, hi) }
+        return ExceptionFlags(rawValue: f)
+    }
+
+    private func encodeGeneric<C: FixedWidthInteger & UnsignedInteger>(
+        _ src: UnsafeBufferPointer<Float>, into codes: UnsafeMutableBufferPointer<C>,
+        rounding: Rounding, offset: UInt64, threads: Int
+    ) -> ExceptionFlags {
+        guard let s = src.baseAddress, let d = codes.baseAddress, src.count > 0 else { return [] }
+        let p = params
+        let rng = rounding.rng
+        let input = UncheckedPointer(p: UnsafeMutableRawPointer(mutating: s).assumingMemoryBound(to: UInt32.self))
+        let out = UncheckedPointer(p: d)
+        let f = forEachSlice(src.count, threads: threads) { lo, hi in
+            p.isBF16 ? p.encodeBF16(input.p, out.p, lo, hi, rng: rng, offset: offset)
+                     : p.encodeCFP(input.p, out.p, lo, hi, rng: rng, offset: offset)
+        }
+        return ExceptionFlags(rawValue: f)
+    }
+}
+
+extension Rounding {
+    var rng: CounterRNG? {
+        switch self {
+        case .nearestEven: nil
+        case let .stochastic(seed): CounterRNG(seed: seed)
+        }
+    }
+}
+
+private let denormalFlag = ExceptionFlags.denormal.rawValue
+private let invalidFlag = ExceptionFlags.invalid.rawValue
+private let overflowFlag = ExceptionFlags.overflow.rawValue
+private let underflowFlag = ExceptionFlags.underflow.rawValue
+
+/// FP32 bits and flags of all 256 codes of an 8-bit format.
+private struct DecodeTable: @unchecked Sendable {
+    let bits: [UInt32]
+    let flags: [UInt8]
+
+    init(_ p: Params) {
+        var b = [UInt32](repeating: 0, count: 256), f = [UInt8](repeating: 0, count: 256)
+        for c in 0..<256 {
+            let r = p.decodeBits(UInt32(c))
+            b[c] = r.bits
+            f[c] = r.flags
+        }
+        bits = b
+        flags = f
+    }
+
+    func decode<C: FixedWidthInteger & UnsignedInteger>(_ src: UnsafeMutablePointer<C>, _ out: UnsafeMutablePointer<UInt32>,
+                                                        _ lo: Int, _ hi: Int) -> UInt8 {
+        bits.withUnsafeBufferPointer { tb in
+            flags.withUnsafeBufferPointer { tf in
+                var f: UInt8 = 0
+                for i in lo..<hi {
+                    let c = Int(src[i] & 0xFF)
+                    out[i] = tb[c]
+                    f |= tf[c]
+                }
+                return f
+            }
+        }
+    }
+}
+
+extension Params {
+    // MARK: BF16 (fully branch-free)
+
+    @inline(__always)
+    private func bf16Round(_ b: UInt32, _ rand: UInt32, _ stochastic: Bool) -> (r: UInt32, flags: UInt8) {
+        let a = b & 0x7FFF_FFFF
+        let isNaN = a > 0x7F80_0000
+        let r = stochastic ? b &+ (rand & 0xFFFF) : b &+ 0x7FFF &+ ((b >> 16) & 1)
+        let out = isNaN ? ((b | 0x0040_0000) & 0xFFFF_0000) : (r & 0xFFFF_0000)
+        var f: UInt8 = isNaN ? invalidFlag : 0
+        f |= (a != 0 && a < 0x0080_0000) ? denormalFlag : 0
+        f |= (a < 0x7F80_0000 && (out & 0x7FFF_FFFF) == 0x7F80_0000) ? overflowFlag : 0
+        f |= ((out & 0x7FFF_FFFF) < 0x0080_0000 && (a & 0xFFFF) != 0) ? underflowFlag : 0
+        return (out, f)
+    }
+
+    func roundBF16(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
+        var f: UInt8 = 0
+        if let rng {
+            for i in lo..<hi {
+                let r = bf16Round(p[i], UInt32(truncatingIfNeeded: rng.value(at: offset &+ UInt64(i))), true)
+                p[i] = r.r
+                f |= r.flags
+            }
+        } else {
+            for i in lo..<hi {
+                let r = bf16Round(p[i], 0, false)
+                p[i] = r.r
+                f |= r.flags
+            }
+        }
+        return f
+    }
+
+    func encodeBF16<C: FixedWidthInteger & UnsignedInteger>(_ src: UnsafeMutablePointer<UInt32>, _ out: UnsafeMutablePointer<C>,
+                                                            _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
+        var f: UInt8 = 0
+        if let rng {
+            for i in lo..<hi {
+                let r = bf16Round(src[i], UInt32(truncatingIfNeeded: rng.value(at: offset &+ UInt64(i))), true)
+                out[i] = C(truncatingIfNeeded: r.r >> 16)
+                f |= r.flags
+            }
+        } else {
+            for i in lo..<hi {
+                let r = bf16Round(src[i], 0, false)
+                out[i] = C(truncatingIfNeeded: r.r >> 16)
+                f |= r.flags
+            }
+        }
+        return f
+    }
+
+    func decodeBF16(_ src: UnsafeMutablePointer<UInt16>, _ out: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int) -> UInt8 {
+        var f: UInt8 = 0
+        for i in lo..<hi {
+            let c = UInt32(src[i])
+            out[i] = c << 16
+            f |= ((c & 0x7F80) == 0 && (c & 0x7F) != 0) ? denormalFlag : 0
+        }
+        return f
+    }
+
+    // MARK: CFP formats
+
+    /// Whether any element of lo..<hi lies outside the fast path's domain: nonzero and below the smallest
+    /// normal or above max, NaN, Inf, or (UHP) negative.
+    @inline(__always)
+    private func needsScalar(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int) -> Bool {
+        let mask: UInt32 = signed ? 0x7FFF_FFFF : 0xFFFF_FFFF
+        let range = maxBits &- minNormalBits
+        let minN = minNormalBits
+        var special: UInt32 = 0
+        for i in lo..<hi {
+            let a = p[i] & mask
+            special |= (a != 0 && (a &- minN) > range) ? 1 : 0
+        }
+        return special != 0
+    }
+
+    func roundCFP(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
+        var f: UInt8 = 0
+        var start = lo
+        let signMask: UInt32 = signed ? 0x8000_0000 : 0
+        let low = lowMask, halfm1 = lowMask >> 1, sh = shift
+        while start < hi {
+            let end = min(start + blockSize, hi)
+            if needsScalar(p, start, end) {
+                for i in start..<end {
+                    let rand = rng?.value(at: offset &+ UInt64(i)) ?? 0
+                    let e = encodeBits(p[i], rand: rand, stochastic: rng != nil)
+                    p[i] = decodeBits(e.code).bits
+                    f |= e.flags
+                }
+            } else if let rng {
+                for i in start..<end {
+                    let b = p[i]
+                    let a = b & 0x7FFF_FFFF
+                    let r = a &+ (UInt32(truncatingIfNeeded: rng.value(at: offset &+ UInt64(i))) & low)
+                    p[i] = (r & ~low) | (b & signMask)
+                }
+            } else {
+                for i in start..<end {
+                    let b = p[i]
+                    let a = b & 0x7FFF_FFFF
+                    let r = a &+ halfm1 &+ ((a >> sh) & 1)
+                    p[i] = (r & ~low) | (b & signMask)
+                }
+            }
+            start = end
+        }
+        return f
+    }
+
+    func encodeCFP<C: FixedWidthInteger & UnsignedInteger>(_ src: UnsafeMutablePointer<UInt32>, _ out: UnsafeMutablePointer<C>,
+                                                           _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
+        var f: UInt8 = 0
+        var start = lo
+        let signMask: UInt32 = signed ? 0x8000_0000 : 0
+        let signShift = 31 - magBits
+        let low = lowMask, halfm1 = lowMask >> 1, sh = shift, adj = biasAdj
+        while start < hi {
+            let end = min(start + blockSize, hi)
+            if needsScalar(src, start, end) {
+                for i in start..<end {
+                    let rand = rng?.value(at: offset &+ UInt64(i)) ?? 0
+                    let e = encodeBits(src[i], rand: rand, stochastic: rng != nil)
+                    out[i] = C(truncatingIfNeeded: e.code)
+                    f |= e.flags
+                }
+            } else if let rng {
+                for i in start..<end {
+                    let b = src[i]
+                    let a = b & 0x7FFF_FFFF
+                    let r = a &+ (UInt32(truncatingIfNeeded: rng.value(at: offset &+ UInt64(i))) & low)
+                    let code = a == 0 ? 0 : (r &- adj) >> sh
+                    out[i] = C(truncatingIfNeeded: code | ((b & signMask) >> signShift))
+                }
+            } else {
+                for i in start..<end {
+                    let b = src[i]
+                    let a = b & 0x7FFF_FFFF
+                    let r = a &+ halfm1 &+ ((a >> sh) & 1)
+                    let code = a == 0 ? 0 : (r &- adj) >> sh
+                    out[i] = C(truncatingIfNeeded: code | ((b & signMask) >> signShift))
+                }
+            }
+            start = end
+        }
+        return f
+    }
+
+    func decodeCFP16(_ src: UnsafeMutablePointer<UInt16>, _ out: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int) -> UInt8 {
+        var f: UInt8 = 0
+        let unit = Float(sign: .plus, exponent: unitExponent, significand: 1)
+        let mm = magMask, mb = magBits, m = mantissaBits, sh = shift, adj = biasAdj
+        let sgn: UInt32 = signed ? 1 : 0
+        for i in lo..<hi {
+            let c = UInt32(src[i])
+            let mag = c & mm
+            let sign = ((c >> mb) & sgn) << 31
+            let isDen = (mag >> m) == 0
+            let den = (Float(Int32(bitPattern: mag)) * unit).bitPattern
+            let normal = (mag << sh) &+ adj
+            out[i] = (isDen ? den : normal) | sign
+            f |= (isDen && mag != 0) ? denormalFlag : 0
+        }
+        return f
+    }
+}
