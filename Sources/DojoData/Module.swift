@@ -1,1 +1,0 @@
-// DojoData: placeholder replaced by the first real file of this target.
