@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "DojoReport"),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
-            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport",
+            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "COneDNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -1,12 +1,23 @@
+import Synchronization
+
 /// A contiguous, 64-byte aligned buffer of Float32 values. Tensors share a storage when one is a reshaped view of
 /// another. Mutation goes through the owning code (optimizers update parameters in place).
 public final class Storage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
 
+    /// Bytes of tensor storage alive now, and the most alive at once since the last `resetPeak()`.
+    public static var liveBytes: Int { live.load(ordering: .relaxed) }
+    public static var peakBytes: Int { peak.load(ordering: .relaxed) }
+    public static func resetPeak() { peak.store(live.load(ordering: .relaxed), ordering: .relaxed) }
+    private static let live = Atomic<Int>(0)
+    private static let peak = Atomic<Int>(0)
+
     public init(count: Int) {
         precondition(count >= 0)
         self.count = count
+        let now = Storage.live.add(count * 4, ordering: .relaxed).newValue
+        _ = Storage.peak.max(now, ordering: .relaxed)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
@@ -16,7 +27,10 @@ public final class Storage: @unchecked Sendable {
         pointer.initialize(repeating: 0, count: count)
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit {
+        Storage.live.subtract(count * 4, ordering: .relaxed)
+        UnsafeMutableRawPointer(pointer).deallocate()
+    }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 }

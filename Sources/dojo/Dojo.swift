@@ -15,6 +15,10 @@ struct Dojo: ParsableCommand {
         subcommands: [
             // subcommands: keep one per line, sorted
             FormatsCommand.self,
+            BenchCommand.self,
+            GraphCommand.self,
+            ModelsCommand.self,
+            TrainCommand.self,
         ]
     )
 }

@@ -83,20 +83,28 @@ struct GraphCommand: ParsableCommand {
 func recordStep(_ net: Module, model: String, inputShape: [Int], batch: Int, classes: Int) throws -> Graph {
     var rng = RandomSource(seed: 1)
     let x = Tensor.randomNormal([batch] + inputShape, generator: &rng)
+    let tape = try trainingStep(net, task: try ModelZoo.entry(model).task, input: x, classes: classes,
+                                optimizer: SGD(momentum: 0.9), learningRate: 0)
+    return tape.graph(model: model, batch: batch)
+}
+
+/// Forward, loss, backward and an optimizer update of `net` on `input` (labels i mod classes, or an empty
+/// occupancy grid), recorded on the returned tape.
+func trainingStep(_ net: Module, task: Task, input x: Tensor, classes: Int, optimizer: Optimizer, learningRate: Float) throws -> Tape {
     let tape = Tape()
-    let entry = try ModelZoo.entry(model)
+    let batch = x.shape[0]
     let loss: Tensor = tape.record {
         Module.$context.withValue(ForwardContext(training: true)) {
             let y = net(x)
-            switch entry.task {
+            switch task {
             case .classification:
                 return y.crossEntropy(labels: (0..<batch).map { Int32($0 % classes) })
             case .occupancy:
-                return y.binaryCrossEntropyWithLogits(targets: Tensor(zeros: y.shape))
+                return y.binaryCrossEntropyWithLogits(targets: Tensor(zeros: y.shape), positiveWeight: 2)
             }
         }
     }
     let grads = tape.backward(from: loss)
-    SGD(momentum: 0.9).step(net.parameters, gradients: grads, learningRate: 0, tape: tape)
-    return tape.graph(model: model, batch: batch)
+    optimizer.step(net.parameters, gradients: grads, learningRate: learningRate, tape: tape)
+    return tape
 }

@@ -1,0 +1,96 @@
+import ArgumentParser
+import COneDNN
+import DojoNN
+import DojoReport
+import DojoTensor
+import Foundation
+
+/// `dojo bench`: training throughput, matmul speed and memory of the engine, measured here and now.
+/// `make bench` runs it beside PyTorch on the same steps and prints the ratios.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure training samples/s, matmul GFLOP/s and peak memory of a training step.",
+        discussion: "Use `make bench` to run PyTorch on the same steps and print both side by side.")
+
+    @Flag(name: .long, help: "Fewer steps (a rough figure in seconds).")
+    var quick = false
+    @Flag(name: .long, help: "One JSON object per line instead of a table.")
+    var json = false
+    @Option(name: .long, help: "Only workloads whose name contains this text.")
+    var only: String?
+
+    struct Workload {
+        let name: String, model: String, input: [Int], batch: Int, steps: Int
+    }
+
+    func run() throws {
+        let s = quick ? 0.3 : 1.0
+        let workloads = [
+            Workload(name: "small-cnn 1x28x28 b128", model: "small-cnn", input: [1, 28, 28], batch: 128, steps: max(3, Int(20 * s))),
+            Workload(name: "resnet18 3x64x64 b32", model: "resnet18", input: [3, 64, 64], batch: 32, steps: max(3, Int(10 * s))),
+            Workload(name: "occupancy 4x3x32x32 b32", model: "occupancy", input: [4, 3, 32, 32], batch: 32, steps: max(3, Int(20 * s))),
+        ].filter { only == nil || $0.name.contains(only!) }
+        var table = TextTable(headers: ["workload", "samples/s", "ms/step", "peak tensor memory", "max RSS"])
+        for w in workloads {
+            let net = try ModelZoo.make(w.model, inputShape: w.input, classes: 10, seed: 0)
+            let task = try ModelZoo.entry(w.model).task
+            var rng = RandomSource(seed: 1)
+            let x = Tensor.randomNormal([w.batch] + w.input, generator: &rng)
+            let opt = SGD(momentum: 0.9)
+            for _ in 0..<3 { _ = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: 0.01) }
+            Storage.resetPeak()
+            let base = Storage.liveBytes
+            let t0 = monotonicSeconds()
+            for _ in 0..<w.steps { _ = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: 0.01) }
+            let dt = (monotonicSeconds() - t0) / Double(w.steps)
+            let peak = Storage.peakBytes - base
+            let rate = Double(w.batch) / dt
+            if json {
+                emit(["name": .string(w.name), "samples_per_s": .number(rate), "seconds_per_step": .number(dt),
+                      "peak_step_bytes": .number(Double(peak)), "max_rss_bytes": .number(Double(maxRSS()))])
+            }
+            table.addRow([w.name, formatThousands(Int(rate.rounded())), formatFixed(dt * 1000, 1), formatBytes(peak), formatBytes(maxRSS())])
+        }
+        if only == nil || "matmul".contains(only!) {
+            let (engine, direct) = matmulGFLOPs(n: 1024, repeats: quick ? 5 : 20)
+            if json {
+                emit(["name": .string("matmul 1024"), "gflops": .number(engine), "onednn_direct_gflops": .number(direct)])
+            }
+            table.addRow(["matmul 1024 (engine / oneDNN direct)", "\(formatFixed(engine, 0)) / \(formatFixed(direct, 0)) GFLOP/s",
+                          "", "", ""])
+        }
+        if !json { print(table.render()) }
+    }
+
+    func emit(_ object: [String: JSONValue]) {
+        var s = ""
+        JSONValue.object(object).write(to: &s)
+        print(s)
+    }
+
+    /// GFLOP/s of a 1024³ product through Tensor.matmul (with its allocation and tape bookkeeping) and through
+    /// dnnl_sgemm on preallocated buffers.
+    func matmulGFLOPs(n: Int, repeats: Int) -> (engine: Double, direct: Double) {
+        var rng = RandomSource(seed: 2)
+        let a = Tensor.randomNormal([n, n], generator: &rng), b = Tensor.randomNormal([n, n], generator: &rng)
+        let c = Tensor(zeros: [n, n])
+        let flops = 2 * Double(n * n * n)
+        func best(_ body: () -> Void) -> Double {
+            for _ in 0..<3 { body() }
+            var fastest = Double.infinity
+            for _ in 0..<repeats { let t0 = monotonicSeconds(); body(); fastest = min(fastest, monotonicSeconds() - t0) }
+            return flops / fastest / 1e9
+        }
+        let engine = best { _ = a.matmul(b) }
+        let d = dnnl_dim_t(n)
+        let direct = best { _ = dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), d, d, d, 1, a.pointer, d, b.pointer, d, 0, c.pointer, d) }
+        return (engine, direct)
+    }
+}
+
+func maxRSS() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF, &usage)
+    return usage.ru_maxrss * 1024
+}

@@ -1,0 +1,116 @@
+import DojoData
+import DojoNN
+import DojoNumerics
+import DojoTensor
+import Foundation
+import Testing
+
+func temporaryDirectory(_ name: String) -> String {
+    let dir = NSTemporaryDirectory() + "opendojo-\(name)-\(UUID().uuidString)"
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+/// A trainer on a slice of the real Fashion-MNIST.
+func makeTrainer(model: String = "small-cnn", precision: String = "fp32", epochs: Int = 2, optimizer: String = "sgd",
+                 lr: Float = 0.05, checkpointDirectory: String?, train: Int = 256, stochastic: Bool = false) throws -> Trainer {
+    let trainSet = try FashionMNIST(split: .train, limit: train)
+    let evalSet = try FashionMNIST(split: .test, limit: 128)
+    let config = TrainingConfig(model: model, dataset: "fashion-mnist", epochs: epochs, batchSize: 32, learningRate: lr,
+                                optimizer: optimizer, precision: precision, stochasticGradients: stochastic, seed: 5, checkpointEvery: 0)
+    let net = try ModelZoo.make(model, inputShape: trainSet.inputShape, classes: 10, seed: 5)
+    return try Trainer(config: config, model: net, task: .classification,
+                       train: try DataLoader(dataset: trainSet, batchSize: 32, shuffle: true, augment: true, seed: 5),
+                       eval: try DataLoader(dataset: evalSet, batchSize: 64, shuffle: false, augment: false, seed: 0),
+                       checkpointDirectory: checkpointDirectory)
+}
+
+@Suite(.serialized) struct TrainerTests {
+    @Test func trainingLowersTheLoss() throws {
+        let t = try makeTrainer(epochs: 3, checkpointDirectory: nil, train: 512)
+        var losses: [Float] = []
+        t.onStep = { losses.append($0.loss) }
+        let reports = try t.run()
+        #expect(losses.count == 48)
+        let first = losses.prefix(4).reduce(0, +) / 4, last = losses.suffix(4).reduce(0, +) / 4
+        #expect(last < 0.6 * first, "loss \(first) → \(last)")
+        #expect((reports.last?.eval?.accuracy ?? 0) > 0.6)
+        #expect(t.recordedGraph?.ops.contains { $0.kind == .conv2d } == true)
+    }
+
+    /// Interrupt after some steps, resume from the checkpoint in a fresh trainer: the losses equal those of an
+    /// uninterrupted run bit for bit, also with CFP8 rounding (per-tensor bias history) and AdamW state.
+    @Test(arguments: [("fp32", "sgd"), ("cfp8", "adamw")])
+    func resumeContinuesBitForBit(precision: String, optimizer: String) throws {
+        let lr: Float = optimizer == "adamw" ? 1e-3 : 0.05
+        let straight = try makeTrainer(precision: precision, optimizer: optimizer, lr: lr, checkpointDirectory: nil, stochastic: true)
+        var reference: [UInt32] = []
+        straight.onStep = { reference.append($0.loss.bitPattern) }
+        try straight.run()
+
+        let dir = temporaryDirectory("resume")
+        let first = try makeTrainer(precision: precision, optimizer: optimizer, lr: lr, checkpointDirectory: dir, stochastic: true)
+        var seen: [UInt32] = []
+        first.onStep = { seen.append($0.loss.bitPattern) }
+        first.shouldStop = { seen.count == 11 }   // mid-epoch (8 steps per epoch)
+        #expect(throws: TrainingError.self) { try first.run() }
+        #expect(seen.count == 11)
+
+        let second = try makeTrainer(precision: precision, optimizer: optimizer, lr: lr, checkpointDirectory: dir, stochastic: true)
+        try second.resume(from: dir + "/checkpoint.safetensors")
+        #expect(second.step == 11)
+        second.onStep = { seen.append($0.loss.bitPattern) }
+        try second.run()
+        #expect(seen == reference)
+    }
+
+    @Test func cfp8WeightsAreRepresentableAndLossStaysClose() throws {
+        let policy = PrecisionPolicy(mode: .cfp8)
+        var g = RandomSource(seed: 1)
+        let w = Tensor.randomNormal([64], std: 0.05, generator: &g)
+        let q = policy.weight(w, site: "w")
+        let bias = NumberFormat.bias(for: .cfp8_143, maxMagnitude: w.maxMagnitude)
+        let f = try NumberFormat(.cfp8_143, bias: bias)
+        for i in 0..<q.count {
+            #expect(f.rounded(q[flat: i]) == q[flat: i])
+            #expect(abs(q[flat: i] - w[flat: i]) <= abs(w[flat: i]) / 16 + f.minPositive)
+        }
+        let fp = try makeTrainer(epochs: 1, checkpointDirectory: nil)
+        let c8 = try makeTrainer(precision: "cfp8", epochs: 1, checkpointDirectory: nil)
+        var a: [Float] = [], b: [Float] = []
+        fp.onStep = { a.append($0.loss) }; c8.onStep = { b.append($0.loss) }
+        try fp.run(); try c8.run()
+        #expect(a != b)                                 // the rounding really happens
+        #expect(abs(a.last! - b.last!) < 0.3 * a.last!) // and training still works
+    }
+
+    @Test func nonFiniteLossStopsAndKeepsTheLastGoodCheckpoint() throws {
+        let dir = temporaryDirectory("nan")
+        let t = try makeTrainer(model: "mlp", epochs: 2, lr: 1e30, checkpointDirectory: dir)
+        do {
+            try t.run()
+            Issue.record("training with lr 1e30 should have stopped")
+        } catch let e as TrainingError {
+            guard case .nonFiniteLoss(let step, _, _) = e else { Issue.record("wrong error \(e)"); return }
+            #expect(step >= 1)
+            #expect(e.description.contains("the loss became"))
+        }
+    }
+
+    @Test func checkpointOfAnotherModelIsRejected() throws {
+        let dir = temporaryDirectory("other")
+        let mlp = try makeTrainer(model: "mlp", epochs: 1, checkpointDirectory: dir)
+        try mlp.run()
+        let cnn = try makeTrainer(model: "small-cnn", epochs: 1, checkpointDirectory: nil)
+        #expect {
+            try cnn.resume(from: dir + "/checkpoint.safetensors")
+        } throws: { e in "\(e)".contains("checkpoint of model 'mlp', not 'small-cnn'") }
+        // a checkpoint whose tensor was written with another shape
+        var file = try SafeTensorsFile.read(from: dir + "/checkpoint.safetensors")
+        let name = file.names.first { $0.hasPrefix("model.") && $0.hasSuffix("weight") }!
+        file.setFloats(name, shape: [1], values: [0])
+        try file.write(to: dir + "/bad.safetensors")
+        let mlp2 = try makeTrainer(model: "mlp", epochs: 1, checkpointDirectory: nil)
+        #expect { try mlp2.resume(from: dir + "/bad.safetensors") } throws: { e in "\(e)".contains("does not fit model 'mlp'") }
+    }
+}

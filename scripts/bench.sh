@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# make bench: OpenDojo and PyTorch CPU (Debian python3-torch) on the same training steps, on this machine, in
+# this run; prints samples/s of both and the ratio (goal: OpenDojo/PyTorch >= 1.0), matmul GFLOP/s of the engine
+# against oneDNN called directly (goal >= 0.9), and the peak memory of a training step.
+# Usage: scripts/bench.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh python3-torch
+threads=${OMP_NUM_THREADS:-$(nproc)}
+export OMP_NUM_THREADS=$threads
+dojo=.build/release/dojo
+[ -x "$dojo" ] || swift build -c release
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, OMP_NUM_THREADS=$threads"
+echo "running OpenDojo (dojo bench)…"
+"$dojo" bench --json "$@" > "$tmp/dojo.jsonl"
+echo "running PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') (scripts/bench_torch.py)…"
+/usr/bin/python3 scripts/bench_torch.py "$@" > "$tmp/torch.jsonl"
+/usr/bin/python3 - "$tmp/dojo.jsonl" "$tmp/torch.jsonl" <<'PY'
+import json, sys
+dojo = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
+torch = {r["name"]: r for r in map(json.loads, open(sys.argv[2]))}
+print()
+print(f"{'workload':28} {'OpenDojo':>12} {'PyTorch':>12} {'ratio':>7}  {'step peak mem':>14}")
+for name, d in dojo.items():
+    if "samples_per_s" not in d: continue
+    t = torch.get(name, {}).get("samples_per_s")
+    ratio = f"{d['samples_per_s'] / t:.2f}" if t else "-"
+    tt = f"{t:12.1f}" if t else f"{'-':>12}"
+    print(f"{name:28} {d['samples_per_s']:12.1f} {tt} {ratio:>7}  {d['peak_step_bytes'] / 2**20:11.1f} MiB   (samples/s)")
+m = dojo.get("matmul 1024")
+if m:
+    print(f"{'matmul 1024 GFLOP/s':28} {m['gflops']:12.1f} {m['onednn_direct_gflops']:12.1f} {m['gflops'] / m['onednn_direct_gflops']:7.2f}  (engine vs oneDNN direct)")
+    t = torch.get("matmul 1024")
+    if t: print(f"{'matmul 1024 GFLOP/s':28} {m['gflops']:12.1f} {t['gflops']:12.1f} {m['gflops'] / t['gflops']:7.2f}  (engine vs PyTorch)")
+PY
