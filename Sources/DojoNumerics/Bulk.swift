@@ -5,8 +5,9 @@ import Dispatch
 // random numbers are counter-based the result does not depend on the split.
 //
 // Hot path: pure integer arithmetic on the FP32 bit pattern in branch-free loops the compiler vectorises.
-// Blocks of `blockSize` elements are first scanned (read-only) for values outside the format's normal
-// range; a block that has one goes through the scalar kernel instead, which handles denormals, the
+// Each block of `blockSize` elements is computed by the fast path (valid for zero and the format's normal
+// range) into a scratch buffer while the same loop notes whether any element lies outside that range; in
+// such a block, those elements alone are redone by the scalar kernel, which handles denormals, the
 // as-printed gap, overflow, NaN/Inf and negative UHP inputs.
 
 /// A pointer that may cross into `concurrentPerform`; each thread touches a disjoint range.
@@ -14,7 +15,7 @@ struct UncheckedPointer<T>: @unchecked Sendable {
     let p: UnsafeMutablePointer<T>
 }
 
-private let blockSize = 2048
+private let blockSize = 1024
 /// Buffers shorter than this run on the calling thread.
 private let parallelThreshold = 1 << 16
 
@@ -238,51 +239,77 @@ extension Params {
 
     // MARK: CFP formats
 
-    /// Whether any element of lo..<hi lies outside the fast path's domain: nonzero and below the smallest
-    /// normal or above max, NaN, Inf, or (UHP) negative.
+    /// Whether FP32 bits lie outside the fast path's domain: nonzero and below the smallest normal or
+    /// above max, NaN, Inf, or (UHP) negative.
     @inline(__always)
-    private func needsScalar(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int) -> Bool {
+    private func isSpecial(_ b: UInt32) -> Bool {
+        let a = signed ? b & 0x7FFF_FFFF : b
+        return a != 0 && (a &- minNormalBits) > (maxBits &- minNormalBits)
+    }
+
+    /// Fast path over one block: `out[j]` gets the FP32 bits (`codes == false`) or the code of `src[j]`,
+    /// assuming the element is not special; returns whether any element of the block is special.
+    @inline(__always)
+    private func fastBlock(_ src: UnsafeMutablePointer<UInt32>, _ out: UnsafeMutablePointer<UInt32>, _ n: Int,
+                           rng: CounterRNG?, index0: UInt64, codes: Bool) -> Bool {
         let mask: UInt32 = signed ? 0x7FFF_FFFF : 0xFFFF_FFFF
         let range = maxBits &- minNormalBits
         let minN = minNormalBits
+        let signMask: UInt32 = signed ? 0x8000_0000 : 0
+        let signShift = 31 - magBits
+        let low = lowMask, halfm1 = lowMask >> 1, sh = shift, adj = biasAdj
         var special: UInt32 = 0
-        for i in lo..<hi {
-            let a = p[i] & mask
-            special |= (a != 0 && (a &- minN) > range) ? 1 : 0
+        if let rng {
+            for j in 0..<n {
+                let b = src[j]
+                let a = b & 0x7FFF_FFFF
+                let m = b & mask
+                special |= (m != 0 && (m &- minN) > range) ? 1 : 0
+                let r = a &+ (UInt32(truncatingIfNeeded: rng.value(at: index0 &+ UInt64(j))) & low)
+                out[j] = codes ? (a == 0 ? 0 : (r &- adj) >> sh) | ((b & signMask) >> signShift)
+                               : (r & ~low) | (b & signMask)
+            }
+        } else {
+            for j in 0..<n {
+                let b = src[j]
+                let a = b & 0x7FFF_FFFF
+                let m = b & mask
+                special |= (m != 0 && (m &- minN) > range) ? 1 : 0
+                let r = a &+ halfm1 &+ ((a >> sh) & 1)
+                out[j] = codes ? (a == 0 ? 0 : (r &- adj) >> sh) | ((b & signMask) >> signShift)
+                               : (r & ~low) | (b & signMask)
+            }
         }
         return special != 0
     }
 
+    /// In-place fake quantisation of elements lo..<hi. Each block is computed by the fast path into a
+    /// scratch buffer; elements the fast path cannot handle are then redone by the scalar kernel.
     func roundCFP(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
         var f: UInt8 = 0
+        let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
+        defer { tmp.deallocate() }
         var start = lo
-        let signMask: UInt32 = signed ? 0x8000_0000 : 0
-        let low = lowMask, halfm1 = lowMask >> 1, sh = shift
         while start < hi {
-            let end = min(start + blockSize, hi)
-            if needsScalar(p, start, end) {
-                for i in start..<end {
-                    let rand = rng?.value(at: offset &+ UInt64(i)) ?? 0
-                    let e = encodeBits(p[i], rand: rand, stochastic: rng != nil)
-                    p[i] = decodeBits(e.code).bits
-                    f |= e.flags
-                }
-            } else if let rng {
-                for i in start..<end {
-                    let b = p[i]
-                    let a = b & 0x7FFF_FFFF
-                    let r = a &+ (UInt32(truncatingIfNeeded: rng.value(at: offset &+ UInt64(i))) & low)
-                    p[i] = (r & ~low) | (b & signMask)
+            let n = min(blockSize, hi - start)
+            let base = p + start
+            let index0 = offset &+ UInt64(start)
+            if fastBlock(base, tmp, n, rng: rng, index0: index0, codes: false) {
+                for j in 0..<n {
+                    let b = base[j]
+                    if isSpecial(b) {
+                        let rand = rng?.value(at: index0 &+ UInt64(j)) ?? 0
+                        let e = encodeBits(b, rand: rand, stochastic: rng != nil)
+                        base[j] = decodeBits(e.code).bits
+                        f |= e.flags
+                    } else {
+                        base[j] = tmp[j]
+                    }
                 }
             } else {
-                for i in start..<end {
-                    let b = p[i]
-                    let a = b & 0x7FFF_FFFF
-                    let r = a &+ halfm1 &+ ((a >> sh) & 1)
-                    p[i] = (r & ~low) | (b & signMask)
-                }
+                base.update(from: tmp, count: n)
             }
-            start = end
+            start += n
         }
         return f
     }
@@ -290,37 +317,30 @@ extension Params {
     func encodeCFP<C: FixedWidthInteger & UnsignedInteger>(_ src: UnsafeMutablePointer<UInt32>, _ out: UnsafeMutablePointer<C>,
                                                            _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
         var f: UInt8 = 0
+        let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
+        defer { tmp.deallocate() }
         var start = lo
-        let signMask: UInt32 = signed ? 0x8000_0000 : 0
-        let signShift = 31 - magBits
-        let low = lowMask, halfm1 = lowMask >> 1, sh = shift, adj = biasAdj
         while start < hi {
-            let end = min(start + blockSize, hi)
-            if needsScalar(src, start, end) {
-                for i in start..<end {
-                    let rand = rng?.value(at: offset &+ UInt64(i)) ?? 0
-                    let e = encodeBits(src[i], rand: rand, stochastic: rng != nil)
-                    out[i] = C(truncatingIfNeeded: e.code)
-                    f |= e.flags
-                }
-            } else if let rng {
-                for i in start..<end {
-                    let b = src[i]
-                    let a = b & 0x7FFF_FFFF
-                    let r = a &+ (UInt32(truncatingIfNeeded: rng.value(at: offset &+ UInt64(i))) & low)
-                    let code = a == 0 ? 0 : (r &- adj) >> sh
-                    out[i] = C(truncatingIfNeeded: code | ((b & signMask) >> signShift))
+            let n = min(blockSize, hi - start)
+            let base = src + start
+            let dst = out + start
+            let index0 = offset &+ UInt64(start)
+            if fastBlock(base, tmp, n, rng: rng, index0: index0, codes: true) {
+                for j in 0..<n {
+                    let b = base[j]
+                    if isSpecial(b) {
+                        let rand = rng?.value(at: index0 &+ UInt64(j)) ?? 0
+                        let e = encodeBits(b, rand: rand, stochastic: rng != nil)
+                        dst[j] = C(truncatingIfNeeded: e.code)
+                        f |= e.flags
+                    } else {
+                        dst[j] = C(truncatingIfNeeded: tmp[j])
+                    }
                 }
             } else {
-                for i in start..<end {
-                    let b = src[i]
-                    let a = b & 0x7FFF_FFFF
-                    let r = a &+ halfm1 &+ ((a >> sh) & 1)
-                    let code = a == 0 ? 0 : (r &- adj) >> sh
-                    out[i] = C(truncatingIfNeeded: code | ((b & signMask) >> signShift))
-                }
+                for j in 0..<n { dst[j] = C(truncatingIfNeeded: tmp[j]) }
             }
-            start = end
+            start += n
         }
         return f
     }

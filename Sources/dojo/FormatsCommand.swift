@@ -26,7 +26,7 @@ struct FormatOptions: ParsableArguments {
     @Option(help: "The format: \(Format.allCases.map(\.rawValue).joined(separator: ", ")).")
     var format: String
 
-    @Option(help: "Exponent bias 0…63 (CFP formats only). Default (an assumption): cfp8-143 7, cfp8-152 15, shp 15, uhp 31.")
+    @Option(parsing: .unconditional, help: "Exponent bias 0…63 (CFP formats only). Default (an assumption): cfp8-143 7, cfp8-152 15, shp 15, uhp 31.")
     var bias: Int?
 
     @Option(help: "Denormal scale: as-printed (0.m × 2^-bias, the whitepaper) or ieee (0.m × 2^(1-bias)).")
