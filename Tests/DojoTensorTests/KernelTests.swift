@@ -1,0 +1,175 @@
+import Testing
+import DojoTensor
+
+// MARK: - Helpers
+
+/// SplitMix64: deterministic test data.
+struct TestRNG {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+    mutating func array(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in uniform() * scale } }
+}
+
+/// max |a − b| / max(max |b|, tiny).
+func relativeError(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count)
+    var diff: Float = 0, mag: Float = 0
+    for i in a.indices {
+        diff = max(diff, abs(a[i] - b[i]))
+        mag = max(mag, abs(b[i]))
+    }
+    return diff / max(mag, 1e-30)
+}
+
+func dot(_ a: [Float], _ b: [Float]) -> Double {
+    var s: Double = 0
+    for i in a.indices { s += Double(a[i]) * Double(b[i]) }
+    return s
+}
+
+func bitsEqual(_ a: [Float], _ b: [Float]) -> Bool { a.map(\.bitPattern) == b.map(\.bitPattern) }
+
+// MARK: - Convolution
+
+struct ConvRun {
+    var y, dx, dw, db: [Float]
+}
+
+func runConv(_ g: Conv2dGeometry, x: [Float], w: [Float], b: [Float]?, dy: [Float], backend: KernelBackend) -> ConvRun {
+    var y = [Float](repeating: .nan, count: g.outputCount)
+    var dx = [Float](repeating: .nan, count: g.inputCount)
+    var dw = [Float](repeating: .nan, count: g.weightCount)
+    var db = [Float](repeating: .nan, count: b == nil ? 0 : g.outChannels)
+    if let b {
+        b.withUnsafeBufferPointer { bp in
+            Conv2dKernel.forward(g, x: x, weight: w, bias: bp.baseAddress!, y: &y, backend: backend)
+        }
+        db.withUnsafeMutableBufferPointer { dbp in
+            Conv2dKernel.backwardWeights(g, x: x, dy: dy, dWeight: &dw, dBias: dbp.baseAddress!, backend: backend)
+        }
+    } else {
+        Conv2dKernel.forward(g, x: x, weight: w, bias: nil, y: &y, backend: backend)
+        Conv2dKernel.backwardWeights(g, x: x, dy: dy, dWeight: &dw, dBias: nil, backend: backend)
+    }
+    Conv2dKernel.backwardData(g, dy: dy, weight: w, dx: &dx, backend: backend)
+    return ConvRun(y: y, dx: dx, dw: dw, db: db)
+}
+
+let convShapes: [Conv2dGeometry] = [
+    Conv2dGeometry(batch: 3, inChannels: 5, height: 11, width: 9, outChannels: 7, kernelH: 3, kernelW: 3,
+                   strideH: 2, strideW: 2, padH: 1, padW: 1),
+    Conv2dGeometry(batch: 2, inChannels: 3, height: 7, width: 13, outChannels: 17, kernelH: 5, kernelW: 3,
+                   strideH: 1, strideW: 2, padH: 2, padW: 0),
+    Conv2dGeometry(batch: 2, inChannels: 19, height: 10, width: 10, outChannels: 33, kernelH: 3, kernelW: 3,
+                   padH: 1, padW: 1),
+    Conv2dGeometry(batch: 2, inChannels: 16, height: 6, width: 5, outChannels: 24, kernelH: 1, kernelW: 1),  // 1×1
+    Conv2dGeometry(batch: 2, inChannels: 8, height: 9, width: 7, outChannels: 12, kernelH: 3, kernelW: 3,
+                   strideH: 2, strideW: 1, padH: 1, padW: 1, groups: 2),
+    Conv2dGeometry(batch: 2, inChannels: 16, height: 8, width: 11, outChannels: 16, kernelH: 3, kernelW: 3,
+                   padH: 1, padW: 1, groups: 16),  // depthwise
+    Conv2dGeometry(batch: 3, inChannels: 1, height: 13, width: 11, outChannels: 32, kernelH: 3, kernelW: 3,
+                   padH: 1, padW: 1),  // 1-channel input
+    Conv2dGeometry(batch: 2, inChannels: 4, height: 10, width: 9, outChannels: 6, kernelH: 2, kernelW: 2,
+                   strideH: 3, strideW: 2),  // output sizes that do not divide evenly
+]
+
+@Test(arguments: convShapes.indices, [true, false])
+func convOneDNNMatchesReference(_ index: Int, _ withBias: Bool) {
+    let g = convShapes[index]
+    var rng = TestRNG(UInt64(index * 2 + (withBias ? 1 : 0)))
+    let x = rng.array(g.inputCount), w = rng.array(g.weightCount, scale: 0.5), dy = rng.array(g.outputCount)
+    let b: [Float]? = withBias ? rng.array(g.outChannels) : nil
+    let ref = runConv(g, x: x, w: w, b: b, dy: dy, backend: .reference)
+    let fast = runConv(g, x: x, w: w, b: b, dy: dy, backend: .oneDNN)
+    #expect(relativeError(fast.y, ref.y) < 1e-4, "forward \(g)")
+    #expect(relativeError(fast.dx, ref.dx) < 1e-4, "backwardData \(g)")
+    #expect(relativeError(fast.dw, ref.dw) < 1e-4, "backwardWeights \(g)")
+    if withBias { #expect(relativeError(fast.db, ref.db) < 1e-4, "backwardBias \(g)") }
+    #expect(ref.y.allSatisfy { $0.isFinite } && ref.dx.allSatisfy { $0.isFinite } && ref.dw.allSatisfy { $0.isFinite })
+}
+
+@Test func convReferenceSmallCaseByHand() {
+    // 1×1×3×3 input, one 2×2 kernel, no padding: every output is a hand-checkable dot product.
+    let g = Conv2dGeometry(batch: 1, inChannels: 1, height: 3, width: 3, outChannels: 1, kernelH: 2, kernelW: 2)
+    let x: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9], w: [Float] = [1, 0, -1, 2]
+    var y = [Float](repeating: 0, count: 4)
+    let bias: [Float] = [0.5]
+    Conv2dKernel.forward(g, x: x, weight: w, bias: bias, y: &y, backend: .reference)
+    // y00 = 1·1 + 0·2 − 1·4 + 2·5 = 7, y01 = 2 − 5 + 12 = 9, y10 = 4 − 7 + 16 = 13, y11 = 5 − 8 + 18 = 15; +0.5
+    #expect(y == [7.5, 9.5, 13.5, 15.5])
+}
+
+/// The reference backward passes are the exact adjoints of the reference forward: for L(x, w) = ⟨conv(x, w), r⟩,
+/// compare the central difference of L along a random direction (in Double, using the perturbation actually
+/// representable in Float; L is linear in each argument, so the difference has no truncation error) with ⟨grad, d⟩.
+@Test(arguments: [
+    Conv2dGeometry(batch: 2, inChannels: 4, height: 5, width: 6, outChannels: 6, kernelH: 3, kernelW: 2,
+                   strideH: 2, strideW: 1, padH: 1, padW: 1, groups: 2),
+    Conv2dGeometry(batch: 1, inChannels: 3, height: 4, width: 4, outChannels: 2, kernelH: 3, kernelW: 3, padH: 1, padW: 1),
+])
+func convReferenceBackwardMatchesFiniteDifferences(_ g: Conv2dGeometry) {
+    var rng = TestRNG(99)
+    let x = rng.array(g.inputCount), w = rng.array(g.weightCount), r = rng.array(g.outputCount)
+    let b = rng.array(g.outChannels)
+    func loss(_ x: [Float], _ w: [Float]) -> Double {
+        var y = [Float](repeating: 0, count: g.outputCount)
+        Conv2dKernel.forward(g, x: x, weight: w, bias: b, y: &y, backend: .reference)
+        return dot(y, r)
+    }
+    var dx = [Float](repeating: 0, count: g.inputCount), dw = [Float](repeating: 0, count: g.weightCount)
+    var db = [Float](repeating: 0, count: g.outChannels)
+    Conv2dKernel.backwardData(g, dy: r, weight: w, dx: &dx, backend: .reference)
+    db.withUnsafeMutableBufferPointer { dbp in
+        Conv2dKernel.backwardWeights(g, x: x, dy: r, dWeight: &dw, dBias: dbp.baseAddress!, backend: .reference)
+    }
+    for trial in 0..<3 {
+        let h: Float = 0.25
+        let d = rng.array(g.inputCount), e = rng.array(g.weightCount)
+        let xp = zip(x, d).map { $0 + h * $1 }, xm = zip(x, d).map { $0 - h * $1 }
+        let wp = zip(w, e).map { $0 + h * $1 }, wm = zip(w, e).map { $0 - h * $1 }
+        let fdX = loss(xp, w) - loss(xm, w), fdW = loss(x, wp) - loss(x, wm)
+        let dX = zip(xp, xm).map { $0 - $1 }, dW = zip(wp, wm).map { $0 - $1 }
+        let anX = dot(dx, dX), anW = dot(dw, dW)
+        #expect(abs(fdX - anX) <= 1e-4 * max(1, abs(anX)), "trial \(trial) x: fd \(fdX) vs \(anX)")
+        #expect(abs(fdW - anW) <= 1e-4 * max(1, abs(anW)), "trial \(trial) w: fd \(fdW) vs \(anW)")
+    }
+    // dL/dbias[oc] = Σ r over that channel.
+    let plane = g.outHeight * g.outWidth
+    for oc in 0..<g.outChannels {
+        var s: Double = 0
+        for n in 0..<g.batch { for j in 0..<plane { s += Double(r[(n * g.outChannels + oc) * plane + j]) } }
+        #expect(abs(Double(db[oc]) - s) < 1e-5)
+    }
+}
+
+@Test func convCacheReusesPrimitivesAndIsBitIdentical() {
+    let g = Conv2dGeometry(batch: 2, inChannels: 6, height: 9, width: 9, outChannels: 10, kernelH: 3, kernelW: 3,
+                           padH: 1, padW: 1)
+    var rng = TestRNG(7)
+    let x = rng.array(g.inputCount), w = rng.array(g.weightCount), dy = rng.array(g.outputCount), b = rng.array(10)
+    #expect(!Conv2dKernel.isCached(g, pass: .forward, bias: true))
+    let first = runConv(g, x: x, w: w, b: b, dy: dy, backend: .oneDNN)
+    for pass in [Conv2dKernel.ConvPass.forward, .backwardData, .backwardWeights] {
+        #expect(Conv2dKernel.isCached(g, pass: pass, bias: true))
+    }
+    let cached = Conv2dKernel.cachedPrimitiveCount
+    let second = runConv(g, x: x, w: w, b: b, dy: dy, backend: .oneDNN)
+    #expect(Conv2dKernel.cachedPrimitiveCount >= cached)
+    #expect(bitsEqual(first.y, second.y) && bitsEqual(first.dx, second.dx))
+    #expect(bitsEqual(first.dw, second.dw) && bitsEqual(first.db, second.db))
+    // Other buffers through the same cached primitives.
+    let x2 = rng.array(g.inputCount)
+    let third = runConv(g, x: x2, w: w, b: b, dy: dy, backend: .oneDNN)
+    let ref = runConv(g, x: x2, w: w, b: b, dy: dy, backend: .reference)
+    #expect(relativeError(third.y, ref.y) < 1e-4 && relativeError(third.dw, ref.dw) < 1e-4)
+    #expect(!bitsEqual(third.y, first.y))
+}
