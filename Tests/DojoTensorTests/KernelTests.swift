@@ -173,3 +173,106 @@ func convReferenceBackwardMatchesFiniteDifferences(_ g: Conv2dGeometry) {
     #expect(relativeError(third.y, ref.y) < 1e-4 && relativeError(third.dw, ref.dw) < 1e-4)
     #expect(!bitsEqual(third.y, first.y))
 }
+
+// MARK: - Pooling
+
+let poolShapes: [Pool2dGeometry] = [
+    Pool2dGeometry(batch: 2, channels: 3, height: 8, width: 6, kernelH: 2, kernelW: 2),                     // k2 s2
+    Pool2dGeometry(batch: 2, channels: 5, height: 11, width: 9, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2,
+                   padH: 1, padW: 1),                                                                        // k3 s2 p1
+    Pool2dGeometry(batch: 3, channels: 17, height: 7, width: 13, kernelH: 2, kernelW: 2),                   // odd: drops a row
+    Pool2dGeometry(batch: 1, channels: 4, height: 9, width: 10, kernelH: 3, kernelW: 2, strideH: 1, strideW: 3,
+                   padH: 1, padW: 1),
+    Pool2dGeometry(batch: 2, channels: 32, height: 16, width: 16, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2,
+                   padH: 1, padW: 1),
+]
+
+@Test(arguments: poolShapes.indices)
+func poolOneDNNMatchesReference(_ index: Int) {
+    let g = poolShapes[index]
+    var rng = TestRNG(UInt64(100 + index))
+    let x = rng.array(g.inputCount), dy = rng.array(g.outputCount)
+    var yRef = [Float](repeating: .nan, count: g.outputCount), yFast = yRef
+    var dxRef = [Float](repeating: .nan, count: g.inputCount), dxFast = dxRef
+    let wsRef = MaxPool2dKernel.forward(g, x: x, y: &yRef, backend: .reference)
+    let wsFast = MaxPool2dKernel.forward(g, x: x, y: &yFast, backend: .oneDNN)
+    #expect(wsRef.backend == .reference && wsFast.backend == .oneDNN)
+    #expect(yFast == yRef, "max forward \(g)")
+    MaxPool2dKernel.backward(g, dy: dy, workspace: wsRef, dx: &dxRef, backend: .reference)
+    MaxPool2dKernel.backward(g, dy: dy, workspace: wsFast, dx: &dxFast, backend: .oneDNN)
+    #expect(relativeError(dxFast, dxRef) < 1e-6, "max backward \(g)")
+    #expect(abs(dxRef.reduce(0, +) - dy.reduce(0, +)) < 1e-3)  // every dy lands somewhere
+
+    AvgPool2dKernel.forward(g, x: x, y: &yRef, backend: .reference)
+    AvgPool2dKernel.forward(g, x: x, y: &yFast, backend: .oneDNN)
+    #expect(relativeError(yFast, yRef) < 1e-5, "avg forward \(g)")
+    AvgPool2dKernel.backward(g, dy: dy, dx: &dxRef, backend: .reference)
+    AvgPool2dKernel.backward(g, dy: dy, dx: &dxFast, backend: .oneDNN)
+    #expect(relativeError(dxFast, dxRef) < 1e-5, "avg backward \(g)")
+}
+
+@Test func poolReferenceByHand() {
+    // 1×1×3×3, k2 s1 p0 max; k3 s2 p1 avg counts the padding (divides by 9).
+    let x: [Float] = [1, 5, 2, 7, 3, 4, 0, 9, 6]
+    let gm = Pool2dGeometry(batch: 1, channels: 1, height: 3, width: 3, kernelH: 2, kernelW: 2, strideH: 1, strideW: 1)
+    var y = [Float](repeating: 0, count: 4)
+    let ws = MaxPool2dKernel.forward(gm, x: x, y: &y, backend: .reference)
+    #expect(y == [7, 5, 9, 9])
+    var dx = [Float](repeating: -1, count: 9)
+    MaxPool2dKernel.backward(gm, dy: [1, 2, 3, 4], workspace: ws, dx: &dx, backend: .reference)
+    #expect(dx == [0, 2, 0, 1, 0, 0, 0, 7, 0])
+    let ga = Pool2dGeometry(batch: 1, channels: 1, height: 3, width: 3, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2,
+                            padH: 1, padW: 1)
+    var ya = [Float](repeating: 0, count: 4)
+    AvgPool2dKernel.forward(ga, x: x, y: &ya, backend: .oneDNN)
+    #expect(abs(ya[0] - (1 + 5 + 7 + 3) / 9) < 1e-6 && abs(ya[3] - (3 + 4 + 9 + 6) / 9) < 1e-6)
+}
+
+/// Reference pool backward vs central differences of L = ⟨pool(x), r⟩. Inputs are a shuffled ramp (distinct values
+/// 0.01 apart, so no ties) and the step is small enough that no window's maximum changes: L is then linear
+/// along the step and the difference is exact up to Float rounding.
+@Test(arguments: [poolShapes[1], poolShapes[3]])
+func poolReferenceBackwardMatchesFiniteDifferences(_ g: Pool2dGeometry) {
+    var rng = TestRNG(5)
+    var x = (0..<g.inputCount).map { Float($0) * 0.01 }
+    for i in stride(from: x.count - 1, to: 0, by: -1) { x.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+    let r = rng.array(g.outputCount)
+    var dxMax = [Float](repeating: 0, count: g.inputCount), dxAvg = dxMax
+    var y0 = [Float](repeating: 0, count: g.outputCount)
+    let ws = MaxPool2dKernel.forward(g, x: x, y: &y0, backend: .reference)
+    MaxPool2dKernel.backward(g, dy: r, workspace: ws, dx: &dxMax, backend: .reference)
+    AvgPool2dKernel.backward(g, dy: r, dx: &dxAvg, backend: .reference)
+    func loss(_ x: [Float], max: Bool) -> Double {
+        var y = [Float](repeating: 0, count: g.outputCount)
+        if max { _ = MaxPool2dKernel.forward(g, x: x, y: &y, backend: .reference) } else {
+            AvgPool2dKernel.forward(g, x: x, y: &y, backend: .reference)
+        }
+        return dot(y, r)
+    }
+    for _ in 0..<3 {
+        let d = rng.array(g.inputCount)
+        for isMax in [true, false] {
+            // Max: a step far below the value spacing. Avg is linear: a large step keeps Float rounding small.
+            let h: Float = isMax ? 0.002 : 0.5
+            let xp = zip(x, d).map { $0 + h * $1 }, xm = zip(x, d).map { $0 - h * $1 }
+            let step = zip(xp, xm).map { $0 - $1 }
+            let fd = loss(xp, max: isMax) - loss(xm, max: isMax)
+            let an = dot(isMax ? dxMax : dxAvg, step)
+            #expect(abs(fd - an) <= 1e-4 * max(abs(an), 1e-3), "max \(isMax): fd \(fd) vs \(an)")
+        }
+    }
+}
+
+@Test func poolCacheIsBitIdentical() {
+    let g = poolShapes[4]
+    var rng = TestRNG(55)
+    let x = rng.array(g.inputCount), dy = rng.array(g.outputCount)
+    var runs: [[Float]] = []
+    for _ in 0..<2 {
+        var y = [Float](repeating: 0, count: g.outputCount), dx = [Float](repeating: 0, count: g.inputCount)
+        let ws = MaxPool2dKernel.forward(g, x: x, y: &y)
+        MaxPool2dKernel.backward(g, dy: dy, workspace: ws, dx: &dx)
+        runs.append(y + dx)
+    }
+    #expect(bitsEqual(runs[0], runs[1]))
+}

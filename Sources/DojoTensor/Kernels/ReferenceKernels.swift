@@ -115,4 +115,77 @@ enum ReferenceKernels {
             }
         }
     }
+
+    // MARK: Pooling
+
+    /// y = max over the in-bounds part of each window; argmax = flat in-plane index of the first maximum.
+    static func maxPoolForward(_ g: Pool2dGeometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                               argmax: UnsafeMutablePointer<Int32>) {
+        let oh = g.outHeight, ow = g.outWidth, inPlane = g.height * g.width, outPlane = oh * ow
+        for plane in 0..<(g.batch * g.channels) {
+            let xp = x + plane * inPlane, yp = y + plane * outPlane, ap = argmax + plane * outPlane
+            for r in 0..<oh {
+                let h0 = max(r * g.strideH - g.padH, 0), h1 = min(r * g.strideH - g.padH + g.kernelH, g.height)
+                for c in 0..<ow {
+                    let w0 = max(c * g.strideW - g.padW, 0), w1 = min(c * g.strideW - g.padW + g.kernelW, g.width)
+                    var best = -Float.infinity, at = h0 * g.width + w0
+                    for ih in h0..<h1 {
+                        for iw in w0..<w1 where xp[ih * g.width + iw] > best {
+                            best = xp[ih * g.width + iw]
+                            at = ih * g.width + iw
+                        }
+                    }
+                    yp[r * ow + c] = best
+                    ap[r * ow + c] = Int32(at)
+                }
+            }
+        }
+    }
+
+    /// dx = 0, then each dy is added at its window's argmax.
+    static func maxPoolBackward(_ g: Pool2dGeometry, dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
+                                dx: UnsafeMutablePointer<Float>) {
+        let inPlane = g.height * g.width, outPlane = g.outHeight * g.outWidth
+        dx.update(repeating: 0, count: g.inputCount)
+        for plane in 0..<(g.batch * g.channels) {
+            let dxp = dx + plane * inPlane, dyp = dy + plane * outPlane, ap = argmax + plane * outPlane
+            for j in 0..<outPlane { dxp[Int(ap[j])] += dyp[j] }
+        }
+    }
+
+    /// y = (sum over the in-bounds part of each window) / (kernelH · kernelW): padding counts in the divisor.
+    static func avgPoolForward(_ g: Pool2dGeometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let oh = g.outHeight, ow = g.outWidth, inPlane = g.height * g.width, outPlane = oh * ow
+        let scale = 1 / Float(g.kernelH * g.kernelW)
+        for plane in 0..<(g.batch * g.channels) {
+            let xp = x + plane * inPlane, yp = y + plane * outPlane
+            for r in 0..<oh {
+                let h0 = max(r * g.strideH - g.padH, 0), h1 = min(r * g.strideH - g.padH + g.kernelH, g.height)
+                for c in 0..<ow {
+                    let w0 = max(c * g.strideW - g.padW, 0), w1 = min(c * g.strideW - g.padW + g.kernelW, g.width)
+                    var s: Float = 0
+                    for ih in h0..<h1 { for iw in w0..<w1 { s += xp[ih * g.width + iw] } }
+                    yp[r * ow + c] = s * scale
+                }
+            }
+        }
+    }
+
+    /// dx = 0, then each dy / (kernelH · kernelW) is added over the in-bounds part of its window.
+    static func avgPoolBackward(_ g: Pool2dGeometry, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
+        let oh = g.outHeight, ow = g.outWidth, inPlane = g.height * g.width, outPlane = oh * ow
+        let scale = 1 / Float(g.kernelH * g.kernelW)
+        dx.update(repeating: 0, count: g.inputCount)
+        for plane in 0..<(g.batch * g.channels) {
+            let dxp = dx + plane * inPlane, dyp = dy + plane * outPlane
+            for r in 0..<oh {
+                let h0 = max(r * g.strideH - g.padH, 0), h1 = min(r * g.strideH - g.padH + g.kernelH, g.height)
+                for c in 0..<ow {
+                    let w0 = max(c * g.strideW - g.padW, 0), w1 = min(c * g.strideW - g.padW + g.kernelW, g.width)
+                    let d = dyp[r * ow + c] * scale
+                    for ih in h0..<h1 { for iw in w0..<w1 { dxp[ih * g.width + iw] += d } }
+                }
+            }
+        }
+    }
 }
