@@ -1,5 +1,5 @@
 import Testing
-import DojoTensor
+@testable import DojoTensor
 
 // MARK: - Helpers
 
@@ -275,4 +275,122 @@ func poolReferenceBackwardMatchesFiniteDifferences(_ g: Pool2dGeometry) {
         runs.append(y + dx)
     }
     #expect(bitsEqual(runs[0], runs[1]))
+}
+
+// MARK: - Batch norm
+
+struct BNRun {
+    var y, mean, variance, yInf, dx, dGamma, dBeta: [Float]
+}
+
+enum BNImpl: CaseIterable { case reference, swift, oneDNNPlain, publicFast }
+
+func runBN(n: Int, c: Int, s: Int, x: [Float], gamma: [Float], beta: [Float], dy: [Float], eps: Float,
+           _ impl: BNImpl) -> BNRun {
+    var r = BNRun(y: .init(repeating: .nan, count: x.count), mean: .init(repeating: .nan, count: c),
+                  variance: .init(repeating: .nan, count: c), yInf: .init(repeating: .nan, count: x.count),
+                  dx: .init(repeating: .nan, count: x.count), dGamma: .init(repeating: .nan, count: c),
+                  dBeta: .init(repeating: .nan, count: c))
+    // Inference uses fixed "running" statistics, independent of the batch.
+    let rm = (0..<c).map { Float($0) * 0.1 - 0.3 }, rv = (0..<c).map { 0.5 + Float($0) * 0.05 }
+    switch impl {
+    case .reference, .publicFast:
+        let b: KernelBackend = impl == .reference ? .reference : .oneDNN
+        BatchNormKernel.forwardTraining(n: n, c: c, spatial: s, x: x, gamma: gamma, beta: beta, epsilon: eps,
+                                        y: &r.y, mean: &r.mean, variance: &r.variance, backend: b)
+        BatchNormKernel.forwardInference(n: n, c: c, spatial: s, x: x, gamma: gamma, beta: beta, mean: rm,
+                                         variance: rv, epsilon: eps, y: &r.yInf, backend: b)
+        BatchNormKernel.backward(n: n, c: c, spatial: s, x: x, dy: dy, gamma: gamma, beta: beta, mean: r.mean,
+                                 variance: r.variance, epsilon: eps, dx: &r.dx, dGamma: &r.dGamma, dBeta: &r.dBeta,
+                                 backend: b)
+    case .swift:
+        SwiftBatchNorm.forwardTraining(n: n, c: c, s: s, x: x, gamma: gamma, beta: beta, epsilon: eps, y: &r.y,
+                                       mean: &r.mean, variance: &r.variance)
+        SwiftBatchNorm.forwardInference(n: n, c: c, s: s, x: x, gamma: gamma, beta: beta, mean: rm, variance: rv,
+                                        epsilon: eps, y: &r.yInf)
+        SwiftBatchNorm.backward(n: n, c: c, s: s, x: x, dy: dy, gamma: gamma, mean: r.mean, variance: r.variance,
+                                epsilon: eps, dx: &r.dx, dGamma: &r.dGamma, dBeta: &r.dBeta)
+    case .oneDNNPlain:
+        OneDNNBatchNorm.forwardTraining(n: n, c: c, s: s, x: x, gamma: gamma, beta: beta, epsilon: eps, y: &r.y,
+                                        mean: &r.mean, variance: &r.variance)
+        OneDNNBatchNorm.forwardInference(n: n, c: c, s: s, x: x, gamma: gamma, beta: beta, mean: rm, variance: rv,
+                                         epsilon: eps, y: &r.yInf)
+        OneDNNBatchNorm.backward(n: n, c: c, s: s, x: x, dy: dy, gamma: gamma, beta: beta, mean: r.mean,
+                                 variance: r.variance, epsilon: eps, dx: &r.dx, dGamma: &r.dGamma, dBeta: &r.dBeta)
+    }
+    return r
+}
+
+let bnShapes: [(n: Int, c: Int, s: Int)] = [(3, 5, 11 * 9), (2, 21, 7), (8, 33, 1), (4, 16, 16 * 16), (16, 64, 35), (6, 3, 1)]
+
+@Test(arguments: bnShapes.indices, [BNImpl.swift, .oneDNNPlain, .publicFast])
+func batchNormMatchesReference(_ index: Int, _ impl: BNImpl) {
+    let (n, c, s) = bnShapes[index]
+    var rng = TestRNG(UInt64(200 + index))
+    // An offset per channel: the statistics must not lose precision to a large mean.
+    let x = (0..<(n * c * s)).map { i in rng.uniform() * 3 + Float((i / s) % c) - 2 }
+    let gamma = rng.array(c), beta = rng.array(c), dy = rng.array(n * c * s)
+    let ref = runBN(n: n, c: c, s: s, x: x, gamma: gamma, beta: beta, dy: dy, eps: 1e-5, .reference)
+    let got = runBN(n: n, c: c, s: s, x: x, gamma: gamma, beta: beta, dy: dy, eps: 1e-5, impl)
+    #expect(relativeError(got.mean, ref.mean) < 1e-5, "mean \(impl)")
+    #expect(relativeError(got.variance, ref.variance) < 1e-5, "variance \(impl)")
+    #expect(relativeError(got.y, ref.y) < 1e-4, "y \(impl)")
+    #expect(relativeError(got.yInf, ref.yInf) < 1e-5, "inference y \(impl)")
+    #expect(relativeError(got.dx, ref.dx) < 1e-4, "dx \(impl)")
+    #expect(relativeError(got.dGamma, ref.dGamma) < 1e-4, "dGamma \(impl)")
+    #expect(relativeError(got.dBeta, ref.dBeta) < 1e-5, "dBeta \(impl)")
+}
+
+@Test func batchNormReferenceNormalises() {
+    let (n, c, s) = (4, 3, 10)
+    var rng = TestRNG(9)
+    let x = rng.array(n * c * s, scale: 4)
+    let r = runBN(n: n, c: c, s: s, x: x, gamma: [1, 1, 1], beta: [0, 0, 0], dy: x, eps: 0, .reference)
+    for ch in 0..<c {
+        var m: Double = 0, v: Double = 0
+        for i in 0..<n { for j in 0..<s { m += Double(r.y[(i * c + ch) * s + j]) } }
+        m /= Double(n * s)
+        for i in 0..<n { for j in 0..<s { v += pow2(Double(r.y[(i * c + ch) * s + j]) - m) } }
+        #expect(abs(m) < 1e-6 && abs(v / Double(n * s) - 1) < 1e-5)
+    }
+}
+
+func pow2(_ v: Double) -> Double { v * v }
+
+/// Reference BN training backward vs central differences of L = ⟨y, r⟩ (y from training forward, statistics
+/// included) w.r.t. x, gamma and beta along random directions. L is smooth; h = 1e-2 keeps the O(h²) error and the
+/// Float rounding of the forward (≈ 1e-7·Σ|y·r| / h) both far below the tolerance.
+@Test func batchNormReferenceBackwardMatchesFiniteDifferences() {
+    let (n, c, s) = (3, 4, 5)
+    var rng = TestRNG(77)
+    let x = rng.array(n * c * s, scale: 2), gamma = rng.array(c), beta = rng.array(c), r = rng.array(n * c * s)
+    let eps: Float = 1e-3
+    func loss(_ x: [Float], _ g: [Float], _ b: [Float]) -> Double {
+        var y = [Float](repeating: 0, count: x.count), m = [Float](repeating: 0, count: c), v = m
+        BatchNormKernel.forwardTraining(n: n, c: c, spatial: s, x: x, gamma: g, beta: b, epsilon: eps, y: &y,
+                                        mean: &m, variance: &v, backend: .reference)
+        return dot(y, r)
+    }
+    let ref = runBN(n: n, c: c, s: s, x: x, gamma: gamma, beta: beta, dy: r, eps: eps, .reference)
+    let h: Float = 1e-2
+    for _ in 0..<3 {
+        let dxDir = rng.array(x.count), dgDir = rng.array(c), dbDir = rng.array(c)
+        func plus(_ a: [Float], _ d: [Float], _ sign: Float) -> [Float] { zip(a, d).map { $0 + sign * h * $1 } }
+        let fdX = (loss(plus(x, dxDir, 1), gamma, beta) - loss(plus(x, dxDir, -1), gamma, beta)) / Double(2 * h)
+        let fdG = (loss(x, plus(gamma, dgDir, 1), beta) - loss(x, plus(gamma, dgDir, -1), beta)) / Double(2 * h)
+        let fdB = (loss(x, gamma, plus(beta, dbDir, 1)) - loss(x, gamma, plus(beta, dbDir, -1))) / Double(2 * h)
+        let anX = dot(ref.dx, dxDir), anG = dot(ref.dGamma, dgDir), anB = dot(ref.dBeta, dbDir)
+        #expect(abs(fdX - anX) <= 2e-3 * max(1, abs(anX)), "x: fd \(fdX) vs \(anX)")
+        #expect(abs(fdG - anG) <= 2e-3 * max(1, abs(anG)), "gamma: fd \(fdG) vs \(anG)")
+        #expect(abs(fdB - anB) <= 2e-3 * max(1, abs(anB)), "beta: fd \(fdB) vs \(anB)")
+    }
+}
+
+@Test func batchNormIsDeterministic() {
+    let (n, c, s) = (8, 32, 196)
+    var rng = TestRNG(3)
+    let x = rng.array(n * c * s), g = rng.array(c), b = rng.array(c), dy = rng.array(n * c * s)
+    let a1 = runBN(n: n, c: c, s: s, x: x, gamma: g, beta: b, dy: dy, eps: 1e-5, .publicFast)
+    let a2 = runBN(n: n, c: c, s: s, x: x, gamma: g, beta: b, dy: dy, eps: 1e-5, .publicFast)
+    #expect(bitsEqual(a1.y + a1.mean + a1.variance + a1.dx + a1.dGamma, a2.y + a2.mean + a2.variance + a2.dx + a2.dGamma))
 }

@@ -188,4 +188,73 @@ enum ReferenceKernels {
             }
         }
     }
+
+    // MARK: Batch normalisation (x viewed as [N, C, S]; statistics in Double)
+
+    static func batchNormForwardTraining(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                         beta: UnsafePointer<Float>, epsilon: Float, y: UnsafeMutablePointer<Float>,
+                                         mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>) {
+        let count = Double(n * s)
+        for ch in 0..<c {
+            var sum: Double = 0
+            for i in 0..<n { for j in 0..<s { sum += Double(x[(i * c + ch) * s + j]) } }
+            let m = sum / count
+            var sq: Double = 0
+            for i in 0..<n { for j in 0..<s { let d = Double(x[(i * c + ch) * s + j]) - m; sq += d * d } }
+            let v = sq / count  // biased
+            mean[ch] = Float(m)
+            variance[ch] = Float(v)
+            let invStd = 1 / (v + Double(epsilon)).squareRoot()
+            for i in 0..<n {
+                for j in 0..<s {
+                    let k = (i * c + ch) * s + j
+                    y[k] = Float((Double(x[k]) - m) * invStd * Double(gamma[ch]) + Double(beta[ch]))
+                }
+            }
+        }
+    }
+
+    static func batchNormForwardInference(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                          beta: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+                                          variance: UnsafePointer<Float>, epsilon: Float, y: UnsafeMutablePointer<Float>) {
+        for ch in 0..<c {
+            let invStd = 1 / (Double(variance[ch]) + Double(epsilon)).squareRoot()
+            for i in 0..<n {
+                for j in 0..<s {
+                    let k = (i * c + ch) * s + j
+                    y[k] = Float((Double(x[k]) - Double(mean[ch])) * invStd * Double(gamma[ch]) + Double(beta[ch]))
+                }
+            }
+        }
+    }
+
+    /// With x̂ = (x − mean)·invStd and M = N·S: dBeta = Σ dy, dGamma = Σ dy·x̂,
+    /// dx = gamma·invStd·(dy − dBeta/M − x̂·dGamma/M).
+    static func batchNormBackward(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                  gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, variance: UnsafePointer<Float>,
+                                  epsilon: Float, dx: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>,
+                                  dBeta: UnsafeMutablePointer<Float>) {
+        let count = Double(n * s)
+        for ch in 0..<c {
+            let m = Double(mean[ch]), invStd = 1 / (Double(variance[ch]) + Double(epsilon)).squareRoot()
+            var sumDy: Double = 0, sumDyXhat: Double = 0
+            for i in 0..<n {
+                for j in 0..<s {
+                    let k = (i * c + ch) * s + j
+                    sumDy += Double(dy[k])
+                    sumDyXhat += Double(dy[k]) * (Double(x[k]) - m) * invStd
+                }
+            }
+            dBeta[ch] = Float(sumDy)
+            dGamma[ch] = Float(sumDyXhat)
+            let g = Double(gamma[ch]) * invStd
+            for i in 0..<n {
+                for j in 0..<s {
+                    let k = (i * c + ch) * s + j
+                    let xhat = (Double(x[k]) - m) * invStd
+                    dx[k] = Float(g * (Double(dy[k]) - sumDy / count - xhat * sumDyXhat / count))
+                }
+            }
+        }
+    }
 }
