@@ -1,0 +1,228 @@
+// 2-D convolution (NCHW activations, [OC, IC/groups, KH, KW] weights), forward and both backward passes.
+import COneDNN
+
+/// The shape of a 2-D convolution. Padding is symmetric (`padH` top and bottom, `padW` left and right).
+public struct Conv2dGeometry: Hashable, Sendable {
+    public var batch, inChannels, height, width, outChannels, kernelH, kernelW, strideH, strideW, padH, padW, groups: Int
+
+    public init(batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int,
+                kernelH: Int, kernelW: Int, strideH: Int = 1, strideW: Int = 1, padH: Int = 0, padW: Int = 0,
+                groups: Int = 1) {
+        self.batch = batch
+        self.inChannels = inChannels
+        self.height = height
+        self.width = width
+        self.outChannels = outChannels
+        self.kernelH = kernelH
+        self.kernelW = kernelW
+        self.strideH = strideH
+        self.strideW = strideW
+        self.padH = padH
+        self.padW = padW
+        self.groups = groups
+    }
+
+    public var outHeight: Int { (height + 2 * padH - kernelH) / strideH + 1 }
+    public var outWidth: Int { (width + 2 * padW - kernelW) / strideW + 1 }
+
+    /// Element counts of x, y and the weights.
+    public var inputCount: Int { batch * inChannels * height * width }
+    public var outputCount: Int { batch * outChannels * outHeight * outWidth }
+    public var weightCount: Int { outChannels * (inChannels / groups) * kernelH * kernelW }
+
+    /// Multiply-adds × 2 of one pass (forward, backward-data and backward-weights each cost this much).
+    public var flops: Double {
+        2.0 * Double(outputCount) * Double(inChannels / groups) * Double(kernelH * kernelW)
+    }
+
+    func validate() {
+        precondition(batch > 0 && inChannels > 0 && height > 0 && width > 0 && outChannels > 0
+                     && kernelH > 0 && kernelW > 0 && strideH > 0 && strideW > 0 && padH >= 0 && padW >= 0
+                     && groups > 0, "Conv2dGeometry: sizes must be positive: \(self)")
+        precondition(inChannels % groups == 0 && outChannels % groups == 0,
+                     "Conv2dGeometry: channels must divide by groups: \(self)")
+        precondition(height + 2 * padH >= kernelH && width + 2 * padW >= kernelW,
+                     "Conv2dGeometry: kernel larger than padded input: \(self)")
+    }
+}
+
+/// Convolution kernels. `.oneDNN` runs cached oneDNN primitives in the layouts oneDNN prefers, reordering from and
+/// to the caller's NCHW/OIHW buffers around each call; `.reference` runs direct loops. Outputs are overwritten.
+public enum Conv2dKernel {
+    public static func forward(_ g: Conv2dGeometry, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                               bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
+                               backend: KernelBackend = .oneDNN) {
+        g.validate()
+        switch backend {
+        case .reference: ReferenceKernels.convForward(g, x: x, weight: weight, bias: bias, y: y)
+        case .oneDNN:
+            let p = convCache.get(ConvKey(g: g, pass: .forward, bias: bias != nil)) { ConvPrimitives(g, .forward, bias: bias != nil) }
+            p.forward(x: x, weight: weight, bias: bias, y: y)
+        }
+    }
+
+    public static func backwardData(_ g: Conv2dGeometry, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                    dx: UnsafeMutablePointer<Float>, backend: KernelBackend = .oneDNN) {
+        g.validate()
+        switch backend {
+        case .reference: ReferenceKernels.convBackwardData(g, dy: dy, weight: weight, dx: dx)
+        case .oneDNN:
+            let p = convCache.get(ConvKey(g: g, pass: .backwardData, bias: false)) { ConvPrimitives(g, .backwardData, bias: false) }
+            p.backwardData(dy: dy, weight: weight, dx: dx)
+        }
+    }
+
+    public static func backwardWeights(_ g: Conv2dGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                       dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?,
+                                       backend: KernelBackend = .oneDNN) {
+        g.validate()
+        switch backend {
+        case .reference: ReferenceKernels.convBackwardWeights(g, x: x, dy: dy, dWeight: dWeight, dBias: dBias)
+        case .oneDNN:
+            let p = convCache.get(ConvKey(g: g, pass: .backwardWeights, bias: dBias != nil)) {
+                ConvPrimitives(g, .backwardWeights, bias: dBias != nil)
+            }
+            p.backwardWeights(x: x, dy: dy, dWeight: dWeight, dBias: dBias)
+        }
+    }
+
+    /// Number of cached oneDNN primitive sets (one per geometry, pass and bias/no-bias).
+    public static var cachedPrimitiveCount: Int { convCache.count }
+
+    /// Whether the oneDNN primitives for this geometry and pass exist already (`bias` is ignored for backwardData).
+    public static func isCached(_ g: Conv2dGeometry, pass: ConvPass, bias: Bool) -> Bool {
+        convCache.contains(ConvKey(g: g, pass: pass, bias: pass == .backwardData ? false : bias))
+    }
+
+    /// The oneDNN implementations a pass uses for `g` (e.g. `jit:avx512_core`), creating them if needed.
+    public static func implementation(_ g: Conv2dGeometry, pass: ConvPass) -> String {
+        g.validate()
+        return convCache.get(ConvKey(g: g, pass: pass, bias: pass != .backwardData)) {
+            ConvPrimitives(g, pass, bias: pass != .backwardData)
+        }.main.implementation
+    }
+
+    public enum ConvPass: Hashable, Sendable { case forward, backwardData, backwardWeights }
+}
+
+struct ConvKey: Hashable, Sendable {
+    var g: Conv2dGeometry
+    var pass: Conv2dKernel.ConvPass
+    var bias: Bool
+}
+
+let convCache = DnnlCache<ConvKey, ConvPrimitives>()
+
+/// One pass of one convolution geometry: the primitive, its staged memories and prebuilt argument list.
+final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
+    let main: DnnlPrimitive
+    let src: DnnlStaged, wei: DnnlStaged, dst: DnnlStaged
+    let bias: DnnlMemory?
+    let args: [dnnl_exec_arg_t]
+
+    init(_ g: Conv2dGeometry, _ pass: Conv2dKernel.ConvPass, bias hasBias: Bool) {
+        let any = dnnl_format_tag_any
+        let srcDims = [g.batch, g.inChannels, g.height, g.width]
+        let dstDims = [g.batch, g.outChannels, g.outHeight, g.outWidth]
+        let weiDims = g.groups == 1
+            ? [g.outChannels, g.inChannels, g.kernelH, g.kernelW]
+            : [g.groups, g.outChannels / g.groups, g.inChannels / g.groups, g.kernelH, g.kernelW]
+        let weiTag = g.groups == 1 ? dnnl_oihw : dnnl_goihw
+        var srcAny = dnnlMD(srcDims, any), dstAny = dnnlMD(dstDims, any), weiAny = dnnlMD(weiDims, any)
+        var biasMD = dnnlMD([g.outChannels], dnnl_x)
+        let strides = [dnnl_dim_t(g.strideH), dnnl_dim_t(g.strideW)]
+        let pad = [dnnl_dim_t(g.padH), dnnl_dim_t(g.padW)]
+        let what = "convolution \(pass) \(g)"
+
+        var fd = dnnl_convolution_desc_t()
+        let fwdStatus = hasBias && pass != .backwardData
+            ? dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
+                                                 &srcAny, &weiAny, &biasMD, &dstAny, strides, pad, pad)
+            : dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
+                                                 &srcAny, &weiAny, nil, &dstAny, strides, pad, pad)
+        dnnlCheck(fwdStatus, "\(what) forward descriptor")
+        let fwd = DnnlPrimitive(op: &fd, what)
+
+        let userSrc = dnnlMD(srcDims, dnnl_nchw), userDst = dnnlMD(dstDims, dnnl_nchw), userWei = dnnlMD(weiDims, weiTag)
+        switch pass {
+        case .forward:
+            main = fwd
+            src = DnnlStaged(user: userSrc, want: fwd.md(dnnl_query_src_md), input: true)
+            wei = DnnlStaged(user: userWei, want: fwd.md(dnnl_query_weights_md), input: true)
+            dst = DnnlStaged(user: userDst, want: fwd.md(dnnl_query_dst_md), input: false)
+            bias = hasBias ? DnnlMemory(fwd.md(dnnl_query_weights_md, 1), owned: false) : nil
+            var a = [dnnlArg(DNNL_ARG_SRC, src.prim), dnnlArg(DNNL_ARG_WEIGHTS, wei.prim), dnnlArg(DNNL_ARG_DST, dst.prim)]
+            if let b = bias { a.append(dnnlArg(DNNL_ARG_BIAS, b)) }
+            args = a
+        case .backwardData:
+            var bd = dnnl_convolution_desc_t()
+            dnnlCheck(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &srcAny, &weiAny, &dstAny,
+                                                               strides, pad, pad), "\(what) descriptor")
+            main = DnnlPrimitive(op: &bd, hint: fwd, what)
+            src = DnnlStaged(user: userSrc, want: main.md(dnnl_query_diff_src_md), input: false)   // dx
+            wei = DnnlStaged(user: userWei, want: main.md(dnnl_query_weights_md), input: true)
+            dst = DnnlStaged(user: userDst, want: main.md(dnnl_query_diff_dst_md), input: true)    // dy
+            bias = nil
+            args = [dnnlArg(DNNL_ARG_DIFF_DST, dst.prim), dnnlArg(DNNL_ARG_WEIGHTS, wei.prim),
+                    dnnlArg(DNNL_ARG_DIFF_SRC, src.prim)]
+        case .backwardWeights:
+            var wd = dnnl_convolution_desc_t()
+            let status = hasBias
+                ? dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &srcAny, &weiAny, &biasMD,
+                                                              &dstAny, strides, pad, pad)
+                : dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &srcAny, &weiAny, nil,
+                                                              &dstAny, strides, pad, pad)
+            dnnlCheck(status, "\(what) descriptor")
+            main = DnnlPrimitive(op: &wd, hint: fwd, what)
+            src = DnnlStaged(user: userSrc, want: main.md(dnnl_query_src_md), input: true)
+            wei = DnnlStaged(user: userWei, want: main.md(dnnl_query_diff_weights_md), input: false)  // dW
+            dst = DnnlStaged(user: userDst, want: main.md(dnnl_query_diff_dst_md), input: true)      // dy
+            bias = hasBias ? DnnlMemory(main.md(dnnl_query_diff_weights_md, 1), owned: false) : nil
+            var a = [dnnlArg(DNNL_ARG_SRC, src.prim), dnnlArg(DNNL_ARG_DIFF_DST, dst.prim),
+                     dnnlArg(DNNL_ARG_DIFF_WEIGHTS, wei.prim)]
+            if let b = bias { a.append(dnnlArg(DNNL_ARG_DIFF_BIAS, b)) }
+            args = a
+        }
+        if let b = bias {
+            precondition(dnnlEqual(b.md, biasMD), "\(what): oneDNN chose a non-plain bias layout")
+        }
+        super.init()
+    }
+
+    func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias bp: UnsafePointer<Float>?,
+                 y: UnsafeMutablePointer<Float>) {
+        exclusive {
+            src.pull(x, stream)
+            wei.pull(weight, stream)
+            if let b = bias, let bp { b.set(bp) }
+            dst.bind(y)
+            main.run(stream, args)
+            dst.push(stream)
+            stream.wait()
+        }
+    }
+
+    func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
+        exclusive {
+            dst.pull(dy, stream)
+            wei.pull(weight, stream)
+            src.bind(dx)
+            main.run(stream, args)
+            src.push(stream)
+            stream.wait()
+        }
+    }
+
+    func backwardWeights(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
+                         dBias: UnsafeMutablePointer<Float>?) {
+        exclusive {
+            src.pull(x, stream)
+            dst.pull(dy, stream)
+            wei.bind(dWeight)
+            if let b = bias, let dBias { b.set(dBias) }
+            main.run(stream, args)
+            wei.push(stream)
+            stream.wait()
+        }
+    }
+}
