@@ -141,6 +141,24 @@ public struct Scene: Sendable, Equatable {
         self.noise = noise
     }
 
+    /// The scene mirrored left–right (y → −y): what `DrivingScenes.mirrored(_:)` does to an example.
+    public var mirrored: Scene {
+        var m = self
+        m.road.offset = -road.offset
+        m.road.heading = -road.heading
+        m.road.curvature = -road.curvature
+        // Lanes are counted from the right edge: mirroring reverses them and the travel directions.
+        m.road.forwardLanes = road.laneCount - road.forwardLanes
+        m.sunAzimuth = -sunAzimuth
+        m.objects = objects.map { o in
+            var o = o
+            o.y = -o.y
+            o.heading = -o.heading
+            return o
+        }
+        return m
+    }
+
     /// The object nearest the ego car (centre distance), if any.
     public var nearestObject: SceneObject? {
         objects.min { ($0.x * $0.x + $0.y * $0.y) < ($1.x * $1.x + $1.y * $1.y) }
@@ -199,6 +217,36 @@ public struct DrivingScenes: Dataset {
     /// Whether some pedestrian's centre lies inside the BEV area (the label).
     public func pedestrianInRange(_ scene: Scene) -> Bool {
         scene.objects.contains { $0.kind == .pedestrian && abs($0.x) < range && abs($0.y) < range }
+    }
+
+    /// Augmentation: with probability 1/2 the whole example is mirrored left–right (`mirrored(_:)`), so
+    /// images, camera order and BEV grid stay consistent; the label is unchanged (the BEV area is symmetric).
+    public func augment(_ example: inout Example, generator: inout SplitMix64) {
+        if generator.next() >> 63 == 1 { example = mirrored(example) }
+    }
+
+    /// An example mirrored left–right (y → −y): camera k takes the horizontally flipped image of camera
+    /// (n − k) mod n (front and rear stay, left and right swap), and the BEV grid's columns are reversed.
+    public func mirrored(_ example: Example) -> Example {
+        let S = imageSize, G = gridSize
+        var out = example
+        example.input.withUnsafeBufferPointer { src in
+            out.input.withUnsafeMutableBufferPointer { dst in
+                for cam in 0..<cameras {
+                    let from = (cameras - cam) % cameras
+                    for ch in 0..<3 {
+                        for v in 0..<S {
+                            let d = ((cam * 3 + ch) * S + v) * S, s0 = ((from * 3 + ch) * S + v) * S
+                            for u in 0..<S { dst[d + u] = src[s0 + S - 1 - u] }
+                        }
+                    }
+                }
+            }
+        }
+        if example.target.count == G * G {
+            for r in 0..<G { for c in 0..<G { out.target[r * G + c] = example.target[r * G + G - 1 - c] } }
+        }
+        return out
     }
 
     // MARK: scene generation

@@ -171,6 +171,37 @@ import Testing
         #expect(rgb(car, cam: 0, v: 5, u: 16) == rgb(empty, cam: 0, v: 5, u: 16))
     }
 
+    /// The mirror augmentation matches rendering the mirrored scene: images (up to float rounding at a few
+    /// edge pixels), camera order and BEV grid.
+    @Test func mirrorAugmentationIsConsistent() throws {
+        var sawMirror = false, sawPlain = false
+        for index in 0..<6 {
+            var scene = data.scene(at: index)
+            scene.noise = 0
+            let ex = Example(input: data.render(scene), label: 0, target: data.occupancy(scene))
+            let m = data.mirrored(ex)
+            #expect(data.mirrored(m) == ex)
+            let direct = Example(input: data.render(scene.mirrored), label: 0, target: data.occupancy(scene.mirrored))
+            let differing = zip(m.input, direct.input).filter { abs($0 - $1) > 0.02 }.count
+            #expect(differing < m.input.count / 200, "scene \(index): \(differing) pixels differ")
+            let cellsDiffering = zip(m.target, direct.target).filter { $0 != $1 }.count
+            #expect(cellsDiffering <= 1, "scene \(index): \(cellsDiffering) cells differ")
+            // The front camera's image is flipped in place; left (1) and right (3) swap.
+            let plane = 32 * 32
+            #expect(m.input[5] == ex.input[31 - 5 + 0 * plane])
+            #expect(m.input[3 * 3 * plane + 7] == ex.input[1 * 3 * plane + 31 - 7])
+
+            for seed in UInt64(0)..<8 {
+                var g = SplitMix64(seed: seed)
+                var aug = data.example(at: index)
+                let original = aug
+                data.augment(&aug, generator: &g)
+                if aug == original { sawPlain = true } else { sawMirror = true; #expect(aug == data.mirrored(original)) }
+            }
+        }
+        #expect(sawMirror && sawPlain)
+    }
+
     @Test func argumentValidation() {
         #expect(dataErrorMessage { _ = try DrivingScenes(count: 0, seed: 1) }?.contains("count") == true)
         #expect(dataErrorMessage { _ = try DrivingScenes(count: 1, seed: 1, cameras: 0) }?.contains("cameras") == true)
@@ -193,6 +224,8 @@ import Testing
         #expect(bytes.count == header.utf8.count + (5 * 64 + 8) * 64 * 3)
         if let dir = ProcessInfo.processInfo.environment["DOJO_SCENE_PREVIEW"] {
             for i in 0..<6 { try data.writePPM(at: i, to: "\(dir)/scene\(i).ppm", scale: 6) }
+            let large = try DrivingScenes(count: 1000, seed: 42, imageSize: 128, gridSize: 32)
+            for i in 0..<6 { try large.writePPM(at: i, to: "\(dir)/large\(i).ppm", scale: 1) }
         }
     }
 

@@ -11,13 +11,22 @@ struct Counting: Dataset {
     var targetShape: [Int] { [1] }
     var classNames: [String] { ["a", "b", "c"] }
     var delay: Double = 0
+    var counter: Counter? = nil
     func example(at index: Int) -> Example {
+        counter?.increment()
         if delay > 0 { Thread.sleep(forTimeInterval: delay) }
         return Example(input: [Float(index), Float(index) + 0.5], label: Int32(index % 3), target: [-Float(index)])
     }
     func augment(_ example: inout Example, generator: inout SplitMix64) {
         example.input[1] += Float(generator.nextInt(below: 1000)) * 1000
     }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func increment() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
 
 @Suite struct LoaderTests {
@@ -123,18 +132,26 @@ struct Counting: Dataset {
     }
 
     @Test func droppingTheIteratorStopsTheProducer() throws {
-        let loader = try DataLoader(dataset: Counting(count: 10000), batchSize: 10, shuffle: true, augment: false,
-                                    seed: 1, prefetch: 2)
+        let counter = Counter()
+        let loader = try DataLoader(dataset: Counting(count: 10000, counter: counter), batchSize: 10, shuffle: true,
+                                    augment: false, seed: 1, prefetch: 2)
         var it: BatchSequence.Iterator? = loader.batches(epoch: 0).makeIterator()
         _ = it?.next()
         Thread.sleep(forTimeInterval: 0.05)
-        it = nil  // the producer must not run on to the end
+        // The queue is bounded: 1 batch taken, 2 waiting, at most 1 being assembled.
+        #expect(counter.value <= 40, "\(counter.value) examples generated")
+        it = nil  // the producer must stop instead of running on to the end
         Thread.sleep(forTimeInterval: 0.05)
+        #expect(counter.value <= 50, "\(counter.value) examples generated")
         // Breaking out of a for loop early also works and the next epoch starts cleanly.
         var n = 0
         for _ in loader.batches(epoch: 1) { n += 1; if n == 3 { break } }
         #expect(n == 3)
         #expect(all(loader, epoch: 2).count == 1000)
+        let before = counter.value
+        _ = loader.batches(epoch: 3)  // a sequence that is never iterated generates nothing
+        Thread.sleep(forTimeInterval: 0.02)
+        #expect(counter.value == before)
     }
 
     @Test func loaderOverRealDataSets() throws {
@@ -153,8 +170,19 @@ struct Counting: Dataset {
         let b = try #require(first)
         #expect(b.inputShape == [32, 4, 3, 32, 32])
         #expect(b.targetShape == [32, 16, 16])
-        #expect(Array(b.inputs[0..<(4 * 3 * 32 * 32)]) == scenes.example(at: b.indices[0]).input)
-        #expect(Array(b.targets[(5 * 256)..<(6 * 256)]) == scenes.example(at: b.indices[5]).target)
+        // Each example is the data set's, augmented (mirrored or not) with the (seed, epoch, index) generator.
+        var mirroredCount = 0
+        for k in 0..<b.size {
+            var ex = scenes.example(at: b.indices[k])
+            let plain = ex
+            var g = SplitMix64(seed: SplitMix64.mix(5, 0, UInt64(b.indices[k])))
+            scenes.augment(&ex, generator: &g)
+            if ex != plain { mirroredCount += 1 }
+            #expect(Array(b.inputs[(k * 4 * 3 * 32 * 32)..<((k + 1) * 4 * 3 * 32 * 32)]) == ex.input)
+            #expect(Array(b.targets[(k * 256)..<((k + 1) * 256)]) == ex.target)
+            #expect(b.labels[k] == ex.label)
+        }
+        #expect(mirroredCount > 4 && mirroredCount < 28)
 
         if FileManager.default.fileExists(atPath: FashionMNIST.defaultDirectory + "/train-images-idx3-ubyte.gz") {
             let fm = try FashionMNIST(split: .train)
