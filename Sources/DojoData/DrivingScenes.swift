@@ -51,9 +51,12 @@ public struct SceneObject: Sendable, Equatable {
     }
 
     /// The footprint's four corners (counter-clockwise).
-    public var footprint: [SIMD2<Float>] {
+    public var footprint: [SIMD2<Float>] { footprint(margin: 0) }
+
+    /// The corners of the footprint grown by `margin` metres on every side.
+    public func footprint(margin: Float) -> [SIMD2<Float>] {
         let c = cos(heading), s = sin(heading)
-        let a = SIMD2<Float>(c, s) * (length / 2), b = SIMD2<Float>(-s, c) * (width / 2)
+        let a = SIMD2<Float>(c, s) * (length / 2 + margin), b = SIMD2<Float>(-s, c) * (width / 2 + margin)
         let o = SIMD2<Float>(x, y)
         return [o + a + b, o - a + b, o - a - b, o + a - b]
     }
@@ -175,6 +178,8 @@ public struct DrivingScenes: Dataset {
     /// Camera height above the ground (m) and horizontal field of view (radians).
     public static let cameraHeight: Float = 1.6
     public static let fieldOfView: Float = .pi / 2
+    /// The ego car's footprint (4.5 × 1.9 m centred on the origin); it is not rendered or marked.
+    public static let egoFootprint: [SIMD2<Float>] = [SIMD2(2.25, 0.95), SIMD2(-2.25, 0.95), SIMD2(-2.25, -0.95), SIMD2(2.25, -0.95)]
 
     public var name: String { "driving-scenes" }
     public var inputShape: [Int] { [cameras, 3, imageSize, imageSize] }
@@ -267,13 +272,11 @@ public struct DrivingScenes: Dataset {
 
         var objects: [SceneObject] = []
         let reach = range + 3
+        // Objects keep a gap from the ego car (4.5 × 1.9 m at the origin) and from each other.
         func fits(_ o: SceneObject, radius: Float) -> Bool {
-            if abs(o.x) < 2.25 + radius && abs(o.y) < 0.95 + radius { return false }  // the ego car
-            for p in objects {
-                let pr: Float = p.kind == .vehicle ? 2.5 : 0.45
-                let dx = p.x - o.x, dy = p.y - o.y
-                if dx * dx + dy * dy < (pr + radius) * (pr + radius) { return false }
-            }
+            let grown = o.footprint(margin: o.kind == .vehicle ? 0.5 : 0.2)
+            if polygonsOverlap(grown, Self.egoFootprint) { return false }
+            for p in objects where polygonsOverlap(grown, p.footprint) { return false }
             return true
         }
         func vehicleColor(_ g: inout SplitMix64) -> SIMD3<Float> {
@@ -645,6 +648,21 @@ public struct DrivingScenes: Dataset {
 @inline(__always)
 private func simdClamp(_ v: SIMD3<Float>) -> SIMD3<Float> {
     pointwiseMin(pointwiseMax(v, SIMD3(repeating: 0)), SIMD3(repeating: 1))
+}
+
+/// Separating-axis test for two convex polygons (corners in order): do they overlap with positive area?
+func polygonsOverlap(_ a: [SIMD2<Float>], _ b: [SIMD2<Float>]) -> Bool {
+    for poly in [a, b] {
+        for i in 0..<poly.count {
+            let e = poly[(i + 1) % poly.count] - poly[i]
+            let axis = SIMD2<Float>(-e.y, e.x)
+            var aMin = Float.infinity, aMax = -Float.infinity, bMin = Float.infinity, bMax = -Float.infinity
+            for p in a { let d = (p * axis).sum(); aMin = min(aMin, d); aMax = max(aMax, d) }
+            for p in b { let d = (p * axis).sum(); bMin = min(bMin, d); bMax = max(bMax, d) }
+            if aMax <= bMin || bMax <= aMin { return false }
+        }
+    }
+    return true
 }
 
 /// Separating-axis test: does the convex quadrilateral `corners` overlap the axis-aligned box with

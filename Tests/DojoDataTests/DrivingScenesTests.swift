@@ -73,6 +73,30 @@ import Testing
         }
     }
 
+    /// No object overlaps another or the ego car (checked by sampling footprints on a 10 cm lattice).
+    @Test func objectsDoNotOverlap() {
+        for index in 0..<40 {
+            let objects = data.scene(at: index).objects
+            for (i, o) in objects.enumerated() {
+                let r = max(o.length, o.width)
+                var x = o.x - r
+                while x <= o.x + r {
+                    var y = o.y - r
+                    while y <= o.y + r {
+                        if o.footprintContains(x: x, y: y) {
+                            #expect(!(abs(x) < 2.25 && abs(y) < 0.95), "scene \(index) object \(i) overlaps the ego car")
+                            for (j, p) in objects.enumerated() where j != i {
+                                #expect(!p.footprintContains(x: x, y: y), "scene \(index) objects \(i), \(j) overlap")
+                            }
+                        }
+                        y += 0.1
+                    }
+                    x += 0.1
+                }
+            }
+        }
+    }
+
     @Test func gridConvention() throws {
         // One car straight ahead, 10 m, on the left: rows near the top, columns left of centre.
         let d = try DrivingScenes(count: 1, seed: 0, gridSize: 16, range: 16)
