@@ -19,6 +19,14 @@ import Testing
         #expect(other.inputShape == [6, 3, 20, 20])
         #expect(e2.input.count == 6 * 3 * 20 * 20)
         #expect(e2.target.count == 1600)
+        // Extremes of the allowed arguments render finite values.
+        let odd = try DrivingScenes(count: 3, seed: 2, cameras: 1, imageSize: 9, gridSize: 2, range: 30)
+        let e3 = odd.example(at: 2)
+        #expect(e3.input.count == 3 * 81 && e3.target.count == 4 && e3.input.allSatisfy { $0.isFinite })
+        let wide = try DrivingScenes(count: 3, seed: 2, cameras: 8, imageSize: 64, gridSize: 128, range: 16)
+        let e4 = wide.example(at: 1)
+        #expect(e4.input.count == 8 * 3 * 64 * 64 && e4.input.allSatisfy { $0.isFinite })
+        #expect(e4.target.reduce(0, +) > 0)
     }
 
     @Test func determinism() throws {

@@ -42,7 +42,9 @@ func writeGzip(_ bytes: [UInt8], to path: String) {
     static let available = FileManager.default.fileExists(atPath: dir + "/train-images-idx3-ubyte.gz")
 
     @Test(.enabled(if: available)) func realFiles() throws {
+        let start = Date()
         let train = try FashionMNIST(split: .train)
+        print("FashionMNIST train split loaded (gzip, 60000 images) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         let test = try FashionMNIST(split: .test)
         #expect(train.count == 60000)
         #expect(test.count == 10000)
