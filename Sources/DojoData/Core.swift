@@ -83,7 +83,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     @inline(__always)
     public mutating func nextInt(below n: Int) -> Int {
         precondition(n > 0, "nextInt(below:) needs n > 0")
-        return Int((next() >> 32) &* UInt64(n) >> 32)
+        return Int(((next() >> 32) &* UInt64(n)) >> 32)
     }
 
     /// True with probability p.
