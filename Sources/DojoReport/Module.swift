@@ -1,1 +1,0 @@
-// DojoReport: placeholder replaced by the first real file of this target.
