@@ -15,7 +15,7 @@ public final class ForwardContext: @unchecked Sendable {
 /// A layer or a network. Parameters, buffers (running statistics) and sub-modules are found by reflection on
 /// stored properties, PyTorch-style, and named by their path (`layer1.0.conv1.weight`), which names them in
 /// checkpoints and in the Graph IR.
-open class Module: @unchecked Sendable {
+open class Module {
     @TaskLocal public static var context = ForwardContext(training: false)
 
     /// This module's path in its network ("" for the root); set by `finalizeNames()`.

@@ -91,6 +91,6 @@ struct BenchCommand: ParsableCommand {
 
 func maxRSS() -> Int {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return usage.ru_maxrss * 1024
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import DojoData
+import DojoData
 
 @Suite struct DrivingScenesTests {
     let data = try! DrivingScenes(count: 1000, seed: 42)

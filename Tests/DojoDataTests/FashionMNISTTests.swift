@@ -1,7 +1,7 @@
 import CZlib
 import Foundation
 import Testing
-@testable import DojoData
+import DojoData
 
 /// Decompresses a gzip file with the `gunzip` tool, independently of the library's reader.
 func gunzipTool(_ path: String) throws -> [UInt8] {

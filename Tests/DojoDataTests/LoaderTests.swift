@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import DojoData
+import DojoData
 
 /// A tiny data set whose example i is [i, i + 0.5] with label i % 3 and target [−i]; augmentation adds
 /// a random number drawn from the generator (so tests can see it is seeded per (seed, epoch, index)).

@@ -1,5 +1,5 @@
 import Testing
-@testable import DojoTensor
+import DojoTensor
 
 // MARK: - Helpers
 

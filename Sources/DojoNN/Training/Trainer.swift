@@ -128,11 +128,11 @@ public final class Trainer {
             throw TrainingError.invalidConfig("unknown schedule '\(config.schedule)'; choose constant or cosine")
         }
         schedule = LearningRateSchedule(base: config.learningRate, warmupSteps: config.warmupSteps,
-                                        totalSteps: totalSteps(config, train), shape: shape)
+                                        totalSteps: plannedSteps(config, train), shape: shape)
         checkpointPath = checkpointDirectory.map { ($0 as NSString).appendingPathComponent("checkpoint.safetensors") }
     }
 
-    public var totalSteps: Int { DojoNN.totalSteps(config, train) }
+    public var totalSteps: Int { plannedSteps(config, train) }
 
     /// The loss of one batch (and the model's output), in training or evaluation mode.
     func forward(_ batch: Batch, training: Bool, seed: UInt64) -> (loss: Tensor, output: Tensor) {
@@ -254,7 +254,7 @@ public final class Trainer {
     }
 }
 
-func totalSteps(_ config: TrainingConfig, _ train: DataLoader) -> Int {
+func plannedSteps(_ config: TrainingConfig, _ train: DataLoader) -> Int {
     let all = config.epochs * train.batchesPerEpoch
     return config.maxSteps.map { min($0, all) } ?? all
 }

@@ -1,0 +1,130 @@
+import DojoGraph
+
+/// Convolution, pooling and batch norm on NCHW tensors, through the oneDNN kernels (or the pure-Swift
+/// references when `Engine.backend` is `.reference`).
+extension Tensor {
+    /// 2-D convolution. `weight` is [OC, IC/groups, KH, KW]; `bias` is [OC].
+    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                       groups: Int = 1) -> Tensor {
+        precondition(rank == 4 && weight.rank == 4, "conv2d: input \(shape) and weight \(weight.shape) must be NCHW / OIHW")
+        let g = Conv2dGeometry(batch: shape[0], inChannels: shape[1], height: shape[2], width: shape[3],
+                               outChannels: weight.shape[0], kernelH: weight.shape[2], kernelW: weight.shape[3],
+                               strideH: stride.0, strideW: stride.1, padH: padding.0, padW: padding.1, groups: groups)
+        precondition(groups >= 1 && shape[1] % groups == 0 && weight.shape[0] % groups == 0 && weight.shape[1] * groups == shape[1],
+                     "conv2d: \(shape[1]) input channels, weight \(weight.shape), groups \(groups) do not fit")
+        precondition(g.outHeight > 0 && g.outWidth > 0, "conv2d: a \(weight.shape[2])×\(weight.shape[3]) kernel does not fit a \(shape[2])×\(shape[3]) input with padding \(padding)")
+        if let bias { precondition(bias.shape == [weight.shape[0]], "conv2d: bias \(bias.shape) for \(weight.shape[0]) channels") }
+        let out = Tensor(uninitializedShape: [g.batch, g.outChannels, g.outHeight, g.outWidth])
+        let backend = Engine.backend
+        Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer, backend: backend)
+        let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+        let attrs = OpAttributes(kernel: [g.kernelH, g.kernelW], stride: [stride.0, stride.1], padding: [padding.0, padding.1], groups: groups)
+        Tape.note(.conv2d, inputs: inputs, output: out, attributes: attrs) { [x = self] dy, needs in
+            var dx: Tensor? = nil, dw: Tensor? = nil, db: Tensor? = nil
+            if needs[0] {
+                dx = Tensor(uninitializedShape: x.shape)
+                Conv2dKernel.backwardData(g, dy: dy.pointer, weight: weight.pointer, dx: dx!.pointer, backend: backend)
+            }
+            if needs[1] || (needs.count > 2 && needs[2]) {
+                dw = Tensor(uninitializedShape: weight.shape)
+                if bias != nil { db = Tensor(uninitializedShape: [g.outChannels]) }
+                Conv2dKernel.backwardWeights(g, x: x.pointer, dy: dy.pointer, dWeight: dw!.pointer, dBias: db?.pointer, backend: backend)
+            }
+            return bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
+        }
+        return out
+    }
+
+    private func poolGeometry(_ kernel: (Int, Int), _ stride: (Int, Int), _ padding: (Int, Int)) -> Pool2dGeometry {
+        precondition(rank == 4, "pooling needs an NCHW input, got \(shape)")
+        let g = Pool2dGeometry(batch: shape[0], channels: shape[1], height: shape[2], width: shape[3], kernelH: kernel.0, kernelW: kernel.1,
+                               strideH: stride.0, strideW: stride.1, padH: padding.0, padW: padding.1)
+        precondition(g.outHeight > 0 && g.outWidth > 0, "pooling: a \(kernel) window does not fit a \(shape[2])×\(shape[3]) input")
+        return g
+    }
+
+    public func maxPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) -> Tensor {
+        let g = poolGeometry(kernel, stride ?? kernel, padding)
+        let out = Tensor(uninitializedShape: [g.batch, g.channels, g.outHeight, g.outWidth])
+        let backend = Engine.backend
+        let ws = MaxPool2dKernel.forward(g, x: pointer, y: out.pointer, backend: backend)
+        let attrs = OpAttributes(kernel: [kernel.0, kernel.1], stride: [g.strideH, g.strideW], padding: [padding.0, padding.1])
+        Tape.note(.maxPool2d, inputs: [self], output: out, attributes: attrs) { [inShape = shape] dy, _ in
+            let dx = Tensor(uninitializedShape: inShape)
+            MaxPool2dKernel.backward(g, dy: dy.pointer, workspace: ws, dx: dx.pointer, backend: backend)
+            return [dx]
+        }
+        return out
+    }
+
+    public func avgPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) -> Tensor {
+        let g = poolGeometry(kernel, stride ?? kernel, padding)
+        let out = Tensor(uninitializedShape: [g.batch, g.channels, g.outHeight, g.outWidth])
+        let backend = Engine.backend
+        AvgPool2dKernel.forward(g, x: pointer, y: out.pointer, backend: backend)
+        let attrs = OpAttributes(kernel: [kernel.0, kernel.1], stride: [g.strideH, g.strideW], padding: [padding.0, padding.1])
+        Tape.note(.avgPool2d, inputs: [self], output: out, attributes: attrs) { [inShape = shape] dy, _ in
+            let dx = Tensor(uninitializedShape: inShape)
+            AvgPool2dKernel.backward(g, dy: dy.pointer, dx: dx.pointer, backend: backend)
+            return [dx]
+        }
+        return out
+    }
+
+    /// Mean over H and W: [N, C, H, W] → [N, C].
+    public func globalAvgPool() -> Tensor {
+        precondition(rank == 4, "globalAvgPool needs an NCHW input, got \(shape)")
+        let n = shape[0], c = shape[1], s = shape[2] * shape[3]
+        let out = Tensor(uninitializedShape: [n, c])
+        for i in 0..<(n * c) {
+            var acc: Float = 0
+            let p = pointer + i * s
+            for j in 0..<s { acc += p[j] }
+            out.pointer[i] = acc / Float(s)
+        }
+        Tape.note(.globalAvgPool, inputs: [self], output: out) { [inShape = shape] dy, _ in
+            let dx = Tensor(uninitializedShape: inShape)
+            for i in 0..<(n * c) {
+                let v = dy.pointer[i] / Float(s)
+                (dx.pointer + i * s).update(repeating: v, count: s)
+            }
+            return [dx]
+        }
+        return out
+    }
+
+    /// Batch normalisation over N (and H, W) per channel. In training it normalises with the batch's statistics
+    /// and updates the running ones (unbiased variance, as PyTorch); otherwise it uses the running statistics.
+    public func batchNorm(gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVariance: Tensor, training: Bool,
+                          momentum: Float = 0.1, epsilon: Float = 1e-5) -> Tensor {
+        precondition(rank == 2 || rank == 4, "batchNorm needs [N, C] or [N, C, H, W], got \(shape)")
+        let n = shape[0], c = shape[1], spatial = rank == 4 ? shape[2] * shape[3] : 1
+        precondition(gamma.shape == [c] && beta.shape == [c], "batchNorm: gamma \(gamma.shape), beta \(beta.shape) for \(c) channels")
+        let out = Tensor(uninitializedShape: shape)
+        let backend = Engine.backend
+        let attrs = OpAttributes(epsilon: Double(epsilon))
+        if !training {
+            BatchNormKernel.forwardInference(n: n, c: c, spatial: spatial, x: pointer, gamma: gamma.pointer, beta: beta.pointer,
+                                             mean: runningMean.pointer, variance: runningVariance.pointer, epsilon: epsilon,
+                                             y: out.pointer, backend: backend)
+            Tape.note(.batchNorm, inputs: [self, gamma, beta], output: out, attributes: attrs)
+            return out
+        }
+        let mean = Tensor(uninitializedShape: [c]), variance = Tensor(uninitializedShape: [c])
+        BatchNormKernel.forwardTraining(n: n, c: c, spatial: spatial, x: pointer, gamma: gamma.pointer, beta: beta.pointer,
+                                        epsilon: epsilon, y: out.pointer, mean: mean.pointer, variance: variance.pointer, backend: backend)
+        let m = Float(n * spatial), unbias = m > 1 ? m / (m - 1) : 1
+        for i in 0..<c {
+            runningMean.pointer[i] = (1 - momentum) * runningMean.pointer[i] + momentum * mean.pointer[i]
+            runningVariance.pointer[i] = (1 - momentum) * runningVariance.pointer[i] + momentum * variance.pointer[i] * unbias
+        }
+        Tape.note(.batchNorm, inputs: [self, gamma, beta], output: out, attributes: attrs) { [x = self] dy, needs in
+            let dx = Tensor(uninitializedShape: x.shape), dg = Tensor(uninitializedShape: [c]), db = Tensor(uninitializedShape: [c])
+            BatchNormKernel.backward(n: n, c: c, spatial: spatial, x: x.pointer, dy: dy.pointer, gamma: gamma.pointer, beta: beta.pointer,
+                                     mean: mean.pointer, variance: variance.pointer, epsilon: epsilon,
+                                     dx: dx.pointer, dGamma: dg.pointer, dBeta: db.pointer, backend: backend)
+            return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil]
+        }
+        return out
+    }
+}
