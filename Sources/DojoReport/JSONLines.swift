@@ -270,7 +270,9 @@ public enum JSONLinesReader {
 
     /// Cuts the log back so that it ends with the last line whose `key` (default "step") is ≤ `step`: every
     /// line from the first one with a larger step on is removed (a resumed run writes them again), and a torn
-    /// last line is removed too. The file is replaced atomically. Returns the number of lines kept.
+    /// last line is removed too. The file is replaced atomically (a new file under the same name), so call
+    /// this before opening a `JSONLinesWriter` on it: a writer opened earlier keeps appending to the old file.
+    /// Returns the number of lines kept.
     @discardableResult
     public static func truncate(path: String, afterStep step: Int, key: String = "step") throws(JSONLinesError) -> Int {
         let parsed = try parseLines(path: path)

@@ -106,7 +106,7 @@ public final class ProgressBar {
     /// - Parameters:
     ///   - isTerminal: nil means `isatty(1)`.
     ///   - lineEvery: steps between plain lines when not on a terminal; nil means about 10 lines a run.
-    ///   - output: where text goes (default: standard output, unbuffered).
+    ///   - output: where text goes (default: standard output, flushed after every write).
     ///   - clock: seconds from any fixed origin (default: a monotonic clock); injectable for tests.
     public init(total: Int, label: String = "", barWidth: Int = 16, rateUnit: String = "samples/s",
                 isTerminal: Bool? = nil, lineEvery: Int? = nil, minInterval: Double = 0.1,
@@ -177,17 +177,11 @@ public final class ProgressBar {
     }
 }
 
+/// Writes through the same buffered stream as `print`, so progress lines and other output stay in order,
+/// then flushes (fflush(NULL) flushes every output stream, standard output included).
 private func writeStandardOutput(_ text: String) {
-    var bytes = Array(text.utf8)
-    var done = 0
-    while done < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress! + done, $0.count - done) }
-        if n <= 0 {
-            if n < 0, errno == EINTR { continue }
-            return
-        }
-        done += n
-    }
+    print(text, terminator: "")
+    fflush(nil)
 }
 
 /// Seconds on a monotonic clock.

@@ -43,13 +43,14 @@ private func cleaned(_ v: Double, step: Double) -> Double {
     return r == 0 ? 0 : r
 }
 
-/// Ticks for a log axis: every power of ten from below `lower` to above `upper` (both > 0), with 2 and 5
-/// in between when the range spans fewer than three decades.
+/// Ticks for a log axis: every power of ten from below `lower` to above `upper` (both > 0); when the range
+/// spans fewer than three decades, 2 and 5 × 10^k in between too, from the last tick ≤ `lower` to the first
+/// ≥ `upper` (when that leaves at least four ticks).
 public func logTicks(_ lower: Double, _ upper: Double) -> [Double] {
     guard lower > 0, upper > 0, lower.isFinite, upper.isFinite else { return [1, 10] }
-    var lo = (log10(min(lower, upper))).rounded(.down)
+    let lo = (log10(min(lower, upper))).rounded(.down)
     var hi = (log10(max(lower, upper))).rounded(.up)
-    if hi == lo { lo -= 0; hi += 1 }
+    if hi == lo { hi += 1 }
     var ticks: [Double] = []
     let fine = hi - lo < 3
     var e = lo
@@ -58,6 +59,12 @@ public func logTicks(_ lower: Double, _ upper: Double) -> [Double] {
         ticks.append(p)
         if fine, e < hi { ticks.append(2 * p); ticks.append(5 * p) }
         e += 1
+    }
+    // With 2s and 5s, end at the first tick beyond the data rather than at the next power of ten.
+    if fine {
+        let first = ticks.lastIndex { $0 <= min(lower, upper) * (1 + 1e-12) } ?? 0
+        let last = ticks.firstIndex { $0 >= max(lower, upper) * (1 - 1e-12) } ?? ticks.count - 1
+        if last - first >= 3 { return Array(ticks[first...last]) }
     }
     return ticks
 }
@@ -276,7 +283,12 @@ public struct SVGChart: Sendable {
         let left = finite(.left).filter { !logY || $0.y > 0 }
         let right = finite(.right)
         let xs = all.filter { !logY || $0.y > 0 || series.isEmpty }.map(\.x)
-        let xScale = AxisScale.linear(xs, fixed: xRange)
+        // The x axis spans the data exactly (a loss curve ends at its last step); y is widened to nice ticks.
+        let xTight: ClosedRange<Double>? = {
+            guard let lo = xs.min(), let hi = xs.max(), hi > lo else { return nil }
+            return lo...hi
+        }()
+        let xScale = AxisScale.linear(xs, fixed: xRange ?? xTight)
         let yScale = logY ? AxisScale.logarithmic(left.map(\.y)) : AxisScale.linear(left.map(\.y), fixed: yRange)
         let y2Scale = hasRightAxis ? AxisScale.linear(right.map(\.y), fixed: y2Range) : nil
 
@@ -341,7 +353,9 @@ public struct SVGChart: Sendable {
         s += "<g class=\"axis-titles\" font-size=\"12\" fill=\"#222\">\n"
         s += "<text x=\"\(num(l.plotX + l.plotWidth / 2))\" y=\"\(num(l.height - 10))\" text-anchor=\"middle\">\(xmlEscape(axisTitle(xLabel, xUnit)))</text>\n"
         let ly = l.plotY + l.plotHeight / 2
-        s += "<text x=\"16\" y=\"\(num(ly))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(num(ly)))\">\(xmlEscape(axisTitle(yLabel, yUnit) + (logY ? " (log)" : "").replacingOccurrences(of: ") (log)", with: ", log)")))</text>\n"
+        var yTitle = axisTitle(yLabel, yUnit)
+        if logY { yTitle = yTitle.hasSuffix(")") ? String(yTitle.dropLast()) + ", log scale)" : yTitle + " (log scale)" }
+        s += "<text x=\"16\" y=\"\(num(ly))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(num(ly)))\">\(xmlEscape(yTitle))</text>\n"
         if l.y2 != nil {
             let rx = l.width - 14
             s += "<text x=\"\(num(rx))\" y=\"\(num(ly))\" text-anchor=\"middle\" transform=\"rotate(90 \(num(rx)) \(num(ly)))\">\(xmlEscape(axisTitle(y2Label ?? "", y2Unit)))</text>\n"

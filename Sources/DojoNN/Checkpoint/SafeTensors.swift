@@ -281,10 +281,11 @@ public struct SafeTensorsFile: Sendable {
 
     /// Parses and validates a whole file held in `data`; `source` names it in error messages.
     public static func parse(_ data: Data, source: String) throws(CheckpointError) -> SafeTensorsFile {
-        let bytes = Data(data) // re-based so that indices start at 0
+        let bytes = data
+        let base = data.startIndex // a slice's indices need not start at 0
         guard bytes.count >= 8 else { throw .fileTooShort(source: source, size: bytes.count) }
         var n: UInt64 = 0
-        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        for i in 0..<8 { n |= UInt64(bytes[base + i]) << (8 * UInt64(i)) }
         guard n <= UInt64(bytes.count - 8) else {
             throw .headerTooLarge(source: source, headerLength: n, fileSize: bytes.count)
         }
@@ -292,7 +293,7 @@ public struct SafeTensorsFile: Sendable {
             throw .invalidHeader(source: source, reason: "header length \(n) exceeds the limit of \(maxHeaderLength) bytes")
         }
         let headerLength = Int(n)
-        let headerData = bytes.subdata(in: 8..<(8 + headerLength))
+        let headerData = bytes.subdata(in: (base + 8)..<(base + 8 + headerLength))
         guard headerLength >= 2, headerData.first == UInt8(ascii: "{") else {
             throw .invalidHeader(source: source, reason: "header is not a JSON object (it must start with '{')")
         }
@@ -396,7 +397,7 @@ public struct SafeTensorsFile: Sendable {
         }
 
         for e in entries {
-            let slice = bytes.subdata(in: (bufferStart + e.begin)..<(bufferStart + e.end))
+            let slice = bytes.subdata(in: (base + bufferStart + e.begin)..<(base + bufferStart + e.end))
             file.tensors[e.name] = SafeTensor(dtype: e.dtype.rawValue, shape: e.shape, data: slice)
         }
         return file
