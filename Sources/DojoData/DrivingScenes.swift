@@ -494,7 +494,7 @@ public struct DrivingScenes: Dataset {
                             c = scene.grass
                         }
                         let dist = t * (dx * dx + dy * dy + dz * dz).squareRoot()
-                        let fog = 1 - exp(-dist / 90)
+                        let fog = dist / (dist + 75)  // haze, cheaper than 1 − exp(−dist/L)
                         colour[p] = c + (haze - c) * fog
                         depth[p] = t
                     }
@@ -649,7 +649,7 @@ public struct DrivingScenes: Dataset {
                 }
                 c *= shade[axis * 2 + (sign > 0 ? 0 : 1)]
                 let dist = tNear * (d * d).sum().squareRoot()
-                let fog = 1 - exp(-dist / 90)
+                let fog = dist / (dist + 75)  // haze, cheaper than 1 − exp(−dist/L)
                 colour[p] = c + (haze - c) * fog
                 depth[p] = tNear
             }
