@@ -11,7 +11,8 @@
 // Target: occupancy [G, G] over [−range, range]² around the ego car, like a map seen from above with the
 // direction of travel up: row 0 is the farthest ahead (x from range − cell to range), column 0 the leftmost
 // (y from range − cell to range); a cell is 1 where the footprint (a rotated rectangle) of a vehicle or a
-// pedestrian overlaps the cell with positive area, else 0. The ego car itself is not marked.
+// pedestrian overlaps the cell with positive area, else 0. The ego car itself and the roadside scenery
+// (buildings, trees) are not marked.
 //
 // Label: 1 ("pedestrian") if the centre of some pedestrian lies inside the BEV area [−range, range]²,
 // else 0 ("no-pedestrian"); about half the scenes have one. (Every scene has vehicles, so "nearest object
@@ -20,7 +21,9 @@ import Foundation
 
 /// A box-shaped road user standing on the ground.
 public struct SceneObject: Sendable, Equatable {
-    public enum Kind: Int32, Sendable { case vehicle = 0, pedestrian = 1 }
+    /// Road users (`vehicle`, `pedestrian`) are what the occupancy grid marks; `building` and `tree` are
+    /// roadside scenery (in `Scene.scenery`), drawn in the cameras but never marked.
+    public enum Kind: Int32, Sendable { case vehicle = 0, pedestrian = 1, building = 2, tree = 3 }
     public var kind: Kind
     /// Footprint centre (m, ego frame).
     public var x: Float
@@ -30,9 +33,9 @@ public struct SceneObject: Sendable, Equatable {
     public var length: Float
     public var width: Float
     public var height: Float
-    /// Vehicles: body colour; pedestrians: shirt colour (linear RGB in [0, 1]).
+    /// Vehicles: body colour; pedestrians: shirt colour; buildings: walls; trees: crown (linear RGB in [0, 1]).
     public var color: SIMD3<Float>
-    /// Pedestrians: trousers colour; unused for vehicles.
+    /// Pedestrians: trousers colour; buildings: windows; trees: trunk; unused for vehicles.
     public var secondaryColor: SIMD3<Float>
     public var parked: Bool
 
@@ -111,7 +114,10 @@ public struct Road: Sendable, Equatable {
 /// Everything a scene is drawn from.
 public struct Scene: Sendable, Equatable {
     public var road: Road
+    /// Road users: vehicles and pedestrians (what the occupancy grid marks).
     public var objects: [SceneObject]
+    /// Roadside buildings and trees beyond the sidewalks (drawn, not marked).
+    public var scenery: [SceneObject]
     /// Global light multiplier (about 0.7–1.25).
     public var brightness: Float
     public var sunAzimuth: Float
@@ -125,13 +131,14 @@ public struct Scene: Sendable, Equatable {
     /// Amplitude of the per-pixel noise (linear colour units).
     public var noise: Float
 
-    public init(road: Road, objects: [SceneObject], brightness: Float = 1, sunAzimuth: Float = 0.7,
+    public init(road: Road, objects: [SceneObject], scenery: [SceneObject] = [], brightness: Float = 1, sunAzimuth: Float = 0.7,
                 sunElevation: Float = 0.8, asphalt: SIMD3<Float> = SIMD3(0.32, 0.32, 0.34),
                 grass: SIMD3<Float> = SIMD3(0.25, 0.45, 0.18), sidewalk: SIMD3<Float> = SIMD3(0.6, 0.58, 0.54),
                 skyHorizon: SIMD3<Float> = SIMD3(0.78, 0.84, 0.92), skyZenith: SIMD3<Float> = SIMD3(0.35, 0.55, 0.9),
                 noiseSeed: UInt64 = 0, noise: Float = 0) {
         self.road = road
         self.objects = objects
+        self.scenery = scenery
         self.brightness = brightness
         self.sunAzimuth = sunAzimuth
         self.sunElevation = sunElevation
@@ -153,12 +160,14 @@ public struct Scene: Sendable, Equatable {
         // Lanes are counted from the right edge: mirroring reverses them and the travel directions.
         m.road.forwardLanes = road.laneCount - road.forwardLanes
         m.sunAzimuth = -sunAzimuth
-        m.objects = objects.map { o in
+        func mirror(_ o: SceneObject) -> SceneObject {
             var o = o
             o.y = -o.y
             o.heading = -o.heading
             return o
         }
+        m.objects = objects.map(mirror)
+        m.scenery = scenery.map(mirror)
         return m
     }
 
@@ -343,7 +352,9 @@ public struct DrivingScenes: Dataset {
         }
 
         let tint = g.uniform(0.85, 1.15)
-        return Scene(road: road, objects: objects, brightness: g.uniform(0.7, 1.25),
+        // Scenery from its own stream, so that it can change without changing the road users.
+        let scenery = makeScenery(road: road, seed: SplitMix64.mix(seed, UInt64(index), 0x5343_4E59))
+        return Scene(road: road, objects: objects, scenery: scenery, brightness: g.uniform(0.7, 1.25),
                      sunAzimuth: g.uniform(-.pi, .pi), sunElevation: g.uniform(0.35, 1.2),
                      asphalt: SIMD3(repeating: g.uniform(0.22, 0.4)) + SIMD3(0, 0, 0.015),
                      grass: SIMD3(0.22 * tint, g.uniform(0.36, 0.5), 0.15 * tint),
@@ -351,6 +362,39 @@ public struct DrivingScenes: Dataset {
                      skyHorizon: SIMD3(0.78, 0.83, 0.9) * g.uniform(0.9, 1.05),
                      skyZenith: SIMD3(g.uniform(0.25, 0.45), g.uniform(0.45, 0.6), g.uniform(0.8, 0.95)),
                      noiseSeed: g.next(), noise: 0.03)
+    }
+
+    /// Buildings and trees along both sides of the road, beyond the sidewalks.
+    func makeScenery(road: Road, seed: UInt64) -> [SceneObject] {
+        var g = SplitMix64(seed: seed)
+        var out: [SceneObject] = []
+        let reach = max(45, range + 10)
+        let edge = road.width / 2 + road.sidewalkWidth
+        for side in [Float(1), -1] {
+            var x = -reach + g.uniform(0, 10)
+            while x < reach {
+                if g.chance(0.4) {
+                    let size = g.uniform(1.2, 2.4)
+                    let d = side * (edge + g.uniform(1, 3) + size / 2)
+                    out.append(SceneObject(kind: .tree, x: x, y: road.centre(atX: x) + d, heading: road.direction(atX: x),
+                                           length: size, width: size, height: g.uniform(3, 6),
+                                           color: SIMD3(0.1, g.uniform(0.28, 0.42), 0.08),
+                                           secondaryColor: SIMD3(0.3, 0.2, 0.12)))
+                    x += size + g.uniform(2, 9)
+                } else {
+                    let length = g.uniform(8, 20), depth = g.uniform(6, 12)
+                    let cx = x + length / 2
+                    let d = side * (edge + g.uniform(2, 6) + depth / 2)
+                    let wall = simdClamp(SIMD3(g.uniform(0.9, 1.1), 1, g.uniform(0.8, 1.05)) * g.uniform(0.45, 0.85))
+                    out.append(SceneObject(kind: .building, x: cx, y: road.centre(atX: cx) + d,
+                                           heading: road.direction(atX: cx), length: length, width: depth,
+                                           height: g.uniform(4, 14), color: wall,
+                                           secondaryColor: SIMD3(0.15, 0.2, 0.28) * g.uniform(0.7, 1.3)))
+                    x += length + g.uniform(3, 14)
+                }
+            }
+        }
+        return out
     }
 
     // MARK: occupancy
@@ -450,14 +494,18 @@ public struct DrivingScenes: Dataset {
                             c = scene.grass
                         }
                         let dist = t * (dx * dx + dy * dy + dz * dz).squareRoot()
-                        let fog = 1 - exp(-dist / 90)
+                        let fog = dist / (dist + 75)  // haze, cheaper than 1 − exp(−dist/L)
                         colour[p] = c + (haze - c) * fog
                         depth[p] = t
                     }
                 }
             }
             // Objects: oriented boxes, ray-cast inside their projected bounding rectangle.
+            // Road users first: they are nearer, so more scenery pixels are skipped by the depth check.
             for o in scene.objects {
+                renderBox(o, f: f, rgt: rgt, focal: focal, sun: sun, haze: haze, colour: &colour, depth: &depth)
+            }
+            for o in scene.scenery {
                 renderBox(o, f: f, rgt: rgt, focal: focal, sun: sun, haze: haze, colour: &colour, depth: &depth)
             }
             // Light, noise, normalisation, planar output.
@@ -487,30 +535,47 @@ public struct DrivingScenes: Dataset {
         let h = Self.cameraHeight
         let ch = cos(o.heading), sh = sin(o.heading)
         let hl = o.length / 2, hw = o.width / 2
-        // Project the 8 corners to find the pixel rectangle to test.
-        var uMin = Float.infinity, uMax = -Float.infinity, vMin = Float.infinity, vMax = -Float.infinity
-        var behind = 0
+        // Project the box, clipped at 5 cm in front of the camera, to find the pixel rectangle to test:
+        // the in-front corners and the points where edges cross the clipping plane.
+        var rx = SIMD8<Float>(), ry = SIMD8<Float>(), rz = SIMD8<Float>()
         for i in 0..<8 {
             let a: Float = (i & 1) == 0 ? hl : -hl
             let b: Float = (i & 2) == 0 ? hw : -hw
-            let z: Float = (i & 4) == 0 ? 0 : o.height
-            let wx = o.x + a * ch - b * sh, wy = o.y + a * sh + b * ch
-            let rel = SIMD3<Float>(wx, wy, z - h)
-            let d = (rel * f).sum()
-            if d < 0.05 { behind += 1; continue }
-            let px = focal * (rel * rgt).sum() / d
-            let py = -focal * rel.z / d
+            rx[i] = o.x + a * ch - b * sh
+            ry[i] = o.y + a * sh + b * ch
+            rz[i] = (i & 4) == 0 ? -h : o.height - h
+        }
+        let depthOf = rx * f.x + ry * f.y
+        func rel(_ i: Int) -> SIMD3<Float> { SIMD3(rx[i], ry[i], rz[i]) }
+        let near: Float = 0.05
+        if depthOf.max() < near { return }
+        var uMin = Float.infinity, uMax = -Float.infinity, vMin = Float.infinity, vMax = -Float.infinity
+        func include(_ p: SIMD3<Float>, _ d: Float) {
+            let px = focal * (p * rgt).sum() / d
+            let py = -focal * p.z / d
             uMin = min(uMin, px); uMax = max(uMax, px); vMin = min(vMin, py); vMax = max(vMax, py)
         }
-        if behind == 8 { return }
-        var u0 = 0, u1 = S - 1, v0 = 0, v1 = S - 1
-        if behind == 0 {
-            u0 = max(0, Int((uMin + Float(S) / 2 - 0.5).rounded(.down)))
-            u1 = min(S - 1, Int((uMax + Float(S) / 2 - 0.5).rounded(.up)))
-            v0 = max(0, Int((vMin + Float(S) / 2 - 0.5).rounded(.down)))
-            v1 = min(S - 1, Int((vMax + Float(S) / 2 - 0.5).rounded(.up)))
-            if u0 > u1 || v0 > v1 { return }
+        for i in 0..<8 {
+            if depthOf[i] >= near { include(rel(i), depthOf[i]) }
+            var bit = 1
+            while bit < 8 {
+                let j = i | bit
+                let di = depthOf[i], dj = depthOf[j]
+                if i & bit == 0 && (di < near) != (dj < near) {
+                    let t = (near - di) / (dj - di)
+                    include(rel(i) + (rel(j) - rel(i)) * t, near)
+                }
+                bit <<= 1
+            }
         }
+        // Pixels already covered by something nearer than the whole box are skipped before the slab test
+        // (depth is t along the ray focal·f + …, so forward distance = t·focal).
+        let boxNear = max(near, depthOf.min()) / focal
+        let u0 = max(0, Int((uMin + Float(S) / 2 - 0.5).rounded(.down)))
+        let u1 = min(S - 1, Int((uMax + Float(S) / 2 - 0.5).rounded(.up)))
+        let v0 = max(0, Int((vMin + Float(S) / 2 - 0.5).rounded(.down)))
+        let v1 = min(S - 1, Int((vMax + Float(S) / 2 - 0.5).rounded(.up)))
+        if u0 > u1 || v0 > v1 { return }
         // Ray in the box frame (centred on the footprint, z from the ground): origin and direction basis.
         let ox = -o.x, oy = -o.y
         let oLocal = SIMD3<Float>(ox * ch + oy * sh, -ox * sh + oy * ch, h - o.height / 2)
@@ -525,16 +590,18 @@ public struct DrivingScenes: Dataset {
             default: return SIMD3(0, 0, sign)
             }
         }
-        var shade = [Float](repeating: 0, count: 6)
+        var shade = SIMD8<Float>()
         for axis in 0..<3 {
-            for (k, sign) in [Float(1), -1].enumerated() {
-                let n = worldNormal(axis, sign)
+            for k in 0..<2 {
+                let n = worldNormal(axis, k == 0 ? 1 : -1)
                 shade[axis * 2 + k] = 0.5 + 0.55 * max(0, (n * sun).sum())
             }
         }
         for v in v0...v1 {
             let py = Float(v) + 0.5 - Float(S) / 2
             for u in u0...u1 {
+                let p = v * S + u
+                if depth[p] < boxNear { continue }
                 let px = Float(u) + 0.5 - Float(S) / 2
                 var d = fL + rL * px + dL * py
                 if abs(d.x) < 1e-9 { d.x = 1e-9 }
@@ -545,7 +612,6 @@ public struct DrivingScenes: Dataset {
                 let t2 = (half - oLocal) * inv
                 let tn = pointwiseMin(t1, t2), tf = pointwiseMax(t1, t2)
                 let tNear = tn.max(), tFar = tf.min()
-                let p = v * S + u
                 guard tNear <= tFar, tFar > 0, tNear > 0, tNear < depth[p] else { continue }
                 let axis = tn.x == tNear ? 0 : (tn.y == tNear ? 1 : 2)
                 let sign: Float = d[axis] > 0 ? -1 : 1
@@ -569,10 +635,21 @@ public struct DrivingScenes: Dataset {
                     } else {
                         c = o.secondaryColor
                     }
+                case .tree:
+                    c = z < 0.35 * o.height ? o.secondaryColor : o.color
+                case .building:
+                    c = o.color
+                    if axis != 2 {
+                        // Windows: 3 m storeys, 2.5 m bays.
+                        let along = axis == 0 ? hit.y : hit.x
+                        let fz = z / 3 - (z / 3).rounded(.down)
+                        let fa = along / 2.5 - (along / 2.5).rounded(.down)
+                        if fz > 0.35 && fz < 0.75 && fa > 0.25 && fa < 0.75 { c = o.secondaryColor }
+                    }
                 }
                 c *= shade[axis * 2 + (sign > 0 ? 0 : 1)]
                 let dist = tNear * (d * d).sum().squareRoot()
-                let fog = 1 - exp(-dist / 90)
+                let fog = dist / (dist + 75)  // haze, cheaper than 1 − exp(−dist/L)
                 colour[p] = c + (haze - c) * fog
                 depth[p] = tNear
             }
@@ -583,7 +660,8 @@ public struct DrivingScenes: Dataset {
 
     /// An RGB picture of example `index`: the camera views side by side (camera 0 first), each scaled by
     /// `scale`, then a BEV panel (the occupancy grid over a sketch of the road: grey asphalt, green grass,
-    /// red vehicle cells, yellow pedestrian cells, the ego car cyan in the centre, forward = up).
+    /// brown buildings, bright green trees, red vehicle cells, yellow pedestrian cells, the ego car cyan in the
+    /// centre, forward = up).
     public func preview(at index: Int, scale: Int = 4) -> (width: Int, height: Int, rgb: [UInt8]) {
         let scene = scene(at: index)
         let images = render(scene)
@@ -619,6 +697,9 @@ public struct DrivingScenes: Dataset {
                 let al = abs(scene.road.lateral(x: gx, y: gy))
                 var c: SIMD3<Float> = al < scene.road.width / 2 ? SIMD3(0.25, 0.25, 0.27)
                     : (al < scene.road.width / 2 + scene.road.sidewalkWidth ? SIMD3(0.45, 0.45, 0.42) : SIMD3(0.15, 0.3, 0.12))
+                if let o = scene.scenery.first(where: { $0.footprintContains(x: gx, y: gy) }) {
+                    c = o.kind == .tree ? SIMD3(0.1, 0.5, 0.1) : SIMD3(0.55, 0.45, 0.4)
+                }
                 if grid[r * G + col] > 0 {
                     let isPed = scene.objects.contains { $0.kind == .pedestrian && $0.footprintContains(x: gx, y: gy) }
                     let isCar = scene.objects.contains { $0.kind == .vehicle && $0.footprintContains(x: gx, y: gy) }

@@ -177,6 +177,7 @@ import DojoData
         scene.road.offset = 0
         scene.noise = 0
         scene.objects = []
+        scene.scenery = []
         let empty = d.render(scene)
         scene.objects = [SceneObject(kind: .vehicle, x: 8 + 2.25, y: 0, heading: 0, length: 4.5, width: 1.9,
                                      height: 1.5, color: SIMD3(0.9, 0.05, 0.05))]
