@@ -1,3 +1,4 @@
+import COneDNN
 import Synchronization
 
 /// A contiguous, 64-byte aligned buffer of Float32 values. Tensors share a storage when one is a reshaped view of
@@ -11,10 +12,20 @@ public final class Storage: @unchecked Sendable {
     public static var peakBytes: Int { peak.load(ordering: .relaxed) }
     public static func resetPeak() { peak.store(live.load(ordering: .relaxed), ordering: .relaxed) }
     private static let live = Atomic<Int>(0)
+    /// Keeps large buffers in the heap instead of fresh mmaps, so a training step reuses memory it already
+    /// touched rather than faulting in new zeroed pages every op (glibc's default returns them to the kernel).
+    private static let allocatorTuned: Bool = {
+        #if os(Linux)
+        _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        #endif
+        return true
+    }()
     private static let peak = Atomic<Int>(0)
 
     public init(count: Int) {
         precondition(count >= 0)
+        _ = Storage.allocatorTuned
         self.count = count
         let now = Storage.live.add(count * 4, ordering: .relaxed).newValue
         _ = Storage.peak.max(now, ordering: .relaxed)
