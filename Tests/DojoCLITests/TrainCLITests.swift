@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+
+private func tempDir(_ name: String) -> String {
+    let d = NSTemporaryDirectory() + "dojo-train-\(name)-\(UUID().uuidString)"
+    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
+
+/// Losses per step from a metrics log, as written (exact decimal text of the Float).
+private func stepLosses(_ dir: String) -> [Int: String] {
+    guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return [:] }
+    var out: [Int: String] = [:]
+    for line in text.split(separator: "\n") {
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              obj["type"] as? String == "step", let step = obj["step"] as? Int, let loss = obj["loss"] as? NSNumber else { continue }
+        out[step] = loss.stringValue
+    }
+    return out
+}
+
+private let quickMLP = ["train", "--model", "mlp", "--data", "fashion-mnist", "--train-examples", "1024", "--eval-examples", "128",
+                        "--batch-size", "64", "--epochs", "2", "--checkpoint-every", "0", "--threads", "2"]
+
+@Suite(.serialized) struct TrainCLITests {
+    @Test func wrongInputsGiveClearErrors() throws {
+        let cases: [([String], String)] = [
+            (["train", "--model", "alexnet"], "unknown model 'alexnet'"),
+            (["train", "--data", "imagenet"], "unknown data set 'imagenet'"),
+            (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
+            (["train", "--precision", "fp8"], "unknown precision 'fp8'"),
+            (["train", "--optimizer", "lion"], "unknown optimizer 'lion'"),
+            (["train", "--lr", "-1"], "--lr must be a positive number"),
+            (["train", "--model", "small-cnn", "--data", "fashion-mnist", "--data-dir", "/nonexistent/fmnist"], "dataset-fashion-mnist"),
+            (["train", "--model", "resnet50", "--data", "fashion-mnist"], "at least 32×32"),
+            (["train", "--model", "occupancy", "--data", "fashion-mnist"], "occupancy"),
+            (["graph", "--model", "resnet51"], "unknown model 'resnet51'"),
+            (["graph", "--model", "resnet18", "--input", "3xbig"], "not a shape"),
+        ]
+        for (args, message) in cases {
+            let r = runDojo(args)
+            #expect(r.status != 0, "\(args) should fail")
+            #expect(r.stderr.contains(message), "\(args): stderr was \(r.stderr)")
+            #expect(!r.stderr.contains("Fatal error"), "\(args) crashed")
+        }
+    }
+
+    @Test func badCheckpointsAreRejected() throws {
+        let dir = tempDir("ckpt")
+        var r = runDojo(quickMLP + ["--out", dir, "--resume"])
+        #expect(r.status != 0 && r.stderr.contains("no checkpoint at"), "\(r.stderr)")
+        try Data("not a checkpoint at all".utf8).write(to: URL(fileURLWithPath: dir + "/checkpoint.safetensors"))
+        r = runDojo(quickMLP + ["--out", dir, "--resume"])
+        #expect(r.status != 0 && r.stderr.contains(dir + "/checkpoint.safetensors"), "\(r.stderr)")
+        // a real checkpoint of the MLP, then resumed as another model
+        r = runDojo(quickMLP + ["--out", dir, "--steps", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = runDojo(["train", "--model", "small-cnn", "--data", "fashion-mnist", "--out", dir, "--resume"])
+        #expect(r.status != 0 && r.stderr.contains("checkpoint of model 'mlp', not 'small-cnn'"), "\(r.stderr)")
+        // truncated
+        let path = dir + "/checkpoint.safetensors"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: path))
+        r = runDojo(quickMLP + ["--out", dir, "--resume"])
+        #expect(r.status != 0 && r.stderr.contains(path), "\(r.stderr)")
+        #expect(!r.stderr.contains("Fatal error"))
+    }
+
+    /// SIGINT mid-run saves a checkpoint and exits 130; `--resume` then reproduces the uninterrupted run's
+    /// losses exactly.
+    @Test func interruptAndResumeMatchAnUninterruptedRun() throws {
+        let straight = tempDir("straight"), broken = tempDir("broken")
+        let r = runDojo(quickMLP + ["--out", straight])
+        #expect(r.status == 0, "\(r.stderr)")
+        let reference = stepLosses(straight)
+        #expect(reference.count == 32)
+
+        guard let exe = dojoExecutableURL else { Issue.record("no dojo binary"); return }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = quickMLP + ["--out", broken]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while stepLosses(broken).count < 5 && p.isRunning && Date() < deadline { usleep(2000) }
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130, "interrupted run should exit 130")
+        let before = stepLosses(broken).count
+        #expect(before >= 5 && before < 32, "interrupted after \(before) steps")
+        #expect(FileManager.default.fileExists(atPath: broken + "/checkpoint.safetensors"))
+
+        let resumed = runDojo(["train", "--out", broken, "--resume", "--threads", "2"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("resuming at step"))
+        #expect(stepLosses(broken) == reference)
+    }
+}
