@@ -85,6 +85,11 @@ public enum Rounding: Sendable, Hashable {
     /// Round away from zero in magnitude with probability (|x| − lo)/(hi − lo), where lo and hi are the
     /// neighbouring representable magnitudes. The random number for element `index` is a pure function of
     /// `(seed, index)` (`CounterRNG`), so results are reproducible and independent of how work is split.
+    ///
+    /// Precision of P(up): in the normal range the random threshold has exactly as many bits as the FP32
+    /// mantissa bits dropped, so P(up) is exactly (|x| − lo)/(hi − lo) for every FP32 input; below the
+    /// smallest normal the threshold has up to 64 bits (error < 2^−64); in the as-printed gap below
+    /// 2^(1−bias), whose width (2^M + 1 denormal units) is not a power of two, P(up) is within 2^−32.
     case stochastic(seed: UInt64)
 }
 
