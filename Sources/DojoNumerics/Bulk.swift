@@ -196,14 +196,14 @@ extension Params {
     /// flag-computing pass, which keeps the common loop short.
     @inline(__always)
     private func bf16Block(_ src: UnsafeMutablePointer<UInt32>, _ out: UnsafeMutablePointer<UInt32>, _ n: Int,
-                           rng: CounterRNG?, index0: UInt64) -> Bool {
+                           rnd: UnsafeMutablePointer<UInt32>?) -> Bool {
         var special: UInt32 = 0
-        if let rng {
+        if let rnd {
             for j in 0..<n {
                 let b = src[j]
                 let a = b & 0x7FFF_FFFF
                 special |= ((a != 0 && a < 0x0080_0000) || a > 0x7F7F_0000) ? 1 : 0
-                let r = b &+ (UInt32(truncatingIfNeeded: rng.value(at: index0 &+ UInt64(j))) & 0xFFFF)
+                let r = b &+ (rnd[j] & 0xFFFF)
                 out[j] = a > 0x7F80_0000 ? ((b | 0x0040_0000) & 0xFFFF_0000) : (r & 0xFFFF_0000)
             }
         } else {
@@ -222,7 +222,7 @@ extension Params {
     private func bf16Flags(_ src: UnsafeMutablePointer<UInt32>, _ n: Int, rng: CounterRNG?, index0: UInt64) -> UInt32 {
         var f: UInt32 = 0
         for j in 0..<n {
-            let rand = rng.map { UInt32(truncatingIfNeeded: $0.value(at: index0 &+ UInt64(j))) } ?? 0
+            let rand = rng?.bits32(at: index0 &+ UInt64(j)) ?? 0
             f |= bf16Round(src[j], rand, rng != nil).flags
         }
         return f
@@ -232,11 +232,14 @@ extension Params {
         var f: UInt32 = 0
         let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
         defer { tmp.deallocate() }
+        let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)
+        defer { rnd?.deallocate() }
         var start = lo
         while start < hi {
             let n = min(blockSize, hi - start)
             let index0 = offset &+ UInt64(start)
-            if bf16Block(p + start, tmp, n, rng: rng, index0: index0) {
+            if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }
+            if bf16Block(p + start, tmp, n, rnd: rnd) {
                 f |= bf16Flags(p + start, n, rng: rng, index0: index0)
             }
             (p + start).update(from: tmp, count: n)
@@ -250,11 +253,14 @@ extension Params {
         var f: UInt32 = 0
         let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
         defer { tmp.deallocate() }
+        let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)
+        defer { rnd?.deallocate() }
         var start = lo
         while start < hi {
             let n = min(blockSize, hi - start)
             let index0 = offset &+ UInt64(start)
-            if bf16Block(src + start, tmp, n, rng: rng, index0: index0) {
+            if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }
+            if bf16Block(src + start, tmp, n, rnd: rnd) {
                 f |= bf16Flags(src + start, n, rng: rng, index0: index0)
             }
             let dst = out + start
@@ -288,7 +294,7 @@ extension Params {
     /// assuming the element is not special; returns whether any element of the block is special.
     @inline(__always)
     private func fastBlock(_ src: UnsafeMutablePointer<UInt32>, _ out: UnsafeMutablePointer<UInt32>, _ n: Int,
-                           rng: CounterRNG?, index0: UInt64, codes: Bool) -> Bool {
+                           rnd: UnsafeMutablePointer<UInt32>?, codes: Bool) -> Bool {
         let mask: UInt32 = signed ? 0x7FFF_FFFF : 0xFFFF_FFFF
         let range = maxBits &- minNormalBits
         let minN = minNormalBits
@@ -296,13 +302,13 @@ extension Params {
         let signShift = 31 - magBits
         let low = lowMask, halfm1 = lowMask >> 1, sh = shift, adj = biasAdj
         var special: UInt32 = 0
-        if let rng {
+        if let rnd {
             for j in 0..<n {
                 let b = src[j]
                 let a = b & 0x7FFF_FFFF
                 let m = b & mask
                 special |= (m != 0 && (m &- minN) > range) ? 1 : 0
-                let r = a &+ (UInt32(truncatingIfNeeded: rng.value(at: index0 &+ UInt64(j))) & low)
+                let r = a &+ (rnd[j] & low)
                 out[j] = codes ? (a == 0 ? 0 : (r &- adj) &>> sh) | ((b & signMask) &>> signShift)
                                : (r & ~low) | (b & signMask)
             }
@@ -326,17 +332,19 @@ extension Params {
         var f: UInt8 = 0
         let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
         defer { tmp.deallocate() }
+        let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)
+        defer { rnd?.deallocate() }
         var start = lo
         while start < hi {
             let n = min(blockSize, hi - start)
             let base = p + start
             let index0 = offset &+ UInt64(start)
-            if fastBlock(base, tmp, n, rng: rng, index0: index0, codes: false) {
+            if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }
+            if fastBlock(base, tmp, n, rnd: rnd, codes: false) {
                 for j in 0..<n {
                     let b = base[j]
                     if isSpecial(b) {
-                        let rand = rng?.value(at: index0 &+ UInt64(j)) ?? 0
-                        let e = encodeBits(b, rand: rand, stochastic: rng != nil)
+                        let e = encodeBits(b, rng: rng, index: index0 &+ UInt64(j))
                         base[j] = decodeBits(e.code).bits
                         f |= e.flags
                     } else {
@@ -356,18 +364,20 @@ extension Params {
         var f: UInt8 = 0
         let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
         defer { tmp.deallocate() }
+        let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)
+        defer { rnd?.deallocate() }
         var start = lo
         while start < hi {
             let n = min(blockSize, hi - start)
             let base = src + start
             let dst = out + start
             let index0 = offset &+ UInt64(start)
-            if fastBlock(base, tmp, n, rng: rng, index0: index0, codes: true) {
+            if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }
+            if fastBlock(base, tmp, n, rnd: rnd, codes: true) {
                 for j in 0..<n {
                     let b = base[j]
                     if isSpecial(b) {
-                        let rand = rng?.value(at: index0 &+ UInt64(j)) ?? 0
-                        let e = encodeBits(b, rand: rand, stochastic: rng != nil)
+                        let e = encodeBits(b, rng: rng, index: index0 &+ UInt64(j))
                         dst[j] = C(truncatingIfNeeded: e.code)
                         f |= e.flags
                     } else {
