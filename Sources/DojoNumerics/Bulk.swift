@@ -8,7 +8,9 @@ import Dispatch
 // Each block of `blockSize` elements is computed by the fast path (valid for zero and the format's normal
 // range) into a scratch buffer while the same loop notes whether any element lies outside that range; in
 // such a block, those elements alone are redone by the scalar kernel, which handles denormals, the
-// as-printed gap, overflow, NaN/Inf and negative UHP inputs.
+// as-printed gap, overflow, NaN/Inf and negative UHP inputs. Shifts by run-time amounts use the masking
+// operators (`&>>`, `&<<`): Swift's `>>` checks the amount per element, which stops vectorisation.
+// Stochastic blocks first fill a block of random bits (`CounterRNG.fill32`, one splitmix64 per pair).
 
 /// A pointer that may cross into `concurrentPerform`; each thread touches a disjoint range.
 struct UncheckedPointer<T>: @unchecked Sendable {
