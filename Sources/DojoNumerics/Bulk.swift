@@ -8,7 +8,9 @@ import Dispatch
 // Each block of `blockSize` elements is computed by the fast path (valid for zero and the format's normal
 // range) into a scratch buffer while the same loop notes whether any element lies outside that range; in
 // such a block, those elements alone are redone by the scalar kernel, which handles denormals, the
-// as-printed gap, overflow, NaN/Inf and negative UHP inputs.
+// as-printed gap, overflow, NaN/Inf and negative UHP inputs. Shifts by run-time amounts use the masking
+// operators (`&>>`, `&<<`): Swift's `>>` checks the amount per element, which stops vectorisation.
+// Stochastic blocks first fill a block of random bits (`CounterRNG.fill32`, one splitmix64 per pair).
 
 /// A pointer that may cross into `concurrentPerform`; each thread touches a disjoint range.
 struct UncheckedPointer<T>: @unchecked Sendable {
@@ -178,53 +180,96 @@ extension Params {
     // MARK: BF16 (fully branch-free)
 
     @inline(__always)
-    private func bf16Round(_ b: UInt32, _ rand: UInt32, _ stochastic: Bool) -> (r: UInt32, flags: UInt8) {
+    private func bf16Round(_ b: UInt32, _ rand: UInt32, _ stochastic: Bool) -> (r: UInt32, flags: UInt32) {
         let a = b & 0x7FFF_FFFF
         let isNaN = a > 0x7F80_0000
         let r = stochastic ? b &+ (rand & 0xFFFF) : b &+ 0x7FFF &+ ((b >> 16) & 1)
         let out = isNaN ? ((b | 0x0040_0000) & 0xFFFF_0000) : (r & 0xFFFF_0000)
-        var f: UInt8 = isNaN ? invalidFlag : 0
-        f |= (a != 0 && a < 0x0080_0000) ? denormalFlag : 0
-        f |= (a < 0x7F80_0000 && (out & 0x7FFF_FFFF) == 0x7F80_0000) ? overflowFlag : 0
-        f |= ((out & 0x7FFF_FFFF) < 0x0080_0000 && (a & 0xFFFF) != 0) ? underflowFlag : 0
+        // Flags as 32-bit lanes (UInt32) so the loops that OR them vectorise without packing.
+        var f: UInt32 = isNaN ? UInt32(invalidFlag) : 0
+        f |= (a != 0 && a < 0x0080_0000) ? UInt32(denormalFlag) : 0
+        f |= (a < 0x7F80_0000 && (out & 0x7FFF_FFFF) == 0x7F80_0000) ? UInt32(overflowFlag) : 0
+        f |= ((out & 0x7FFF_FFFF) < 0x0080_0000 && (a & 0xFFFF) != 0) ? UInt32(underflowFlag) : 0
         return (out, f)
     }
 
-    func roundBF16(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
-        var f: UInt8 = 0
-        if let rng {
-            for i in lo..<hi {
-                let r = bf16Round(p[i], UInt32(truncatingIfNeeded: rng.value(at: offset &+ UInt64(i))), true)
-                p[i] = r.r
-                f |= r.flags
+    /// Rounds one block of FP32 bits to BF16 (result as FP32 bits in `out`) without flags; returns whether
+    /// any element might raise one (FP32 subnormal, near or above max, Inf, NaN). Such blocks get a second,
+    /// flag-computing pass, which keeps the common loop short.
+    @inline(__always)
+    private func bf16Block(_ src: UnsafeMutablePointer<UInt32>, _ out: UnsafeMutablePointer<UInt32>, _ n: Int,
+                           rnd: UnsafeMutablePointer<UInt32>?) -> Bool {
+        var special: UInt32 = 0
+        if let rnd {
+            for j in 0..<n {
+                let b = src[j]
+                let a = b & 0x7FFF_FFFF
+                special |= ((a != 0 && a < 0x0080_0000) || a > 0x7F7F_0000) ? 1 : 0
+                let r = b &+ (rnd[j] & 0xFFFF)
+                out[j] = a > 0x7F80_0000 ? ((b | 0x0040_0000) & 0xFFFF_0000) : (r & 0xFFFF_0000)
             }
         } else {
-            for i in lo..<hi {
-                let r = bf16Round(p[i], 0, false)
-                p[i] = r.r
-                f |= r.flags
+            for j in 0..<n {
+                let b = src[j]
+                let a = b & 0x7FFF_FFFF
+                special |= ((a != 0 && a < 0x0080_0000) || a > 0x7F7F_0000) ? 1 : 0
+                let r = b &+ 0x7FFF &+ ((b >> 16) & 1)
+                out[j] = a > 0x7F80_0000 ? ((b | 0x0040_0000) & 0xFFFF_0000) : (r & 0xFFFF_0000)
             }
         }
+        return special != 0
+    }
+
+    /// The flags of one block (the second pass of `bf16Block`).
+    private func bf16Flags(_ src: UnsafeMutablePointer<UInt32>, _ n: Int, rng: CounterRNG?, index0: UInt64) -> UInt32 {
+        var f: UInt32 = 0
+        for j in 0..<n {
+            let rand = rng?.bits32(at: index0 &+ UInt64(j)) ?? 0
+            f |= bf16Round(src[j], rand, rng != nil).flags
+        }
         return f
+    }
+
+    func roundBF16(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
+        var f: UInt32 = 0
+        let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
+        defer { tmp.deallocate() }
+        let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)
+        defer { rnd?.deallocate() }
+        var start = lo
+        while start < hi {
+            let n = min(blockSize, hi - start)
+            let index0 = offset &+ UInt64(start)
+            if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }
+            if bf16Block(p + start, tmp, n, rnd: rnd) {
+                f |= bf16Flags(p + start, n, rng: rng, index0: index0)
+            }
+            (p + start).update(from: tmp, count: n)
+            start += n
+        }
+        return UInt8(truncatingIfNeeded: f)
     }
 
     func encodeBF16<C: FixedWidthInteger & UnsignedInteger>(_ src: UnsafeMutablePointer<UInt32>, _ out: UnsafeMutablePointer<C>,
                                                             _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
-        var f: UInt8 = 0
-        if let rng {
-            for i in lo..<hi {
-                let r = bf16Round(src[i], UInt32(truncatingIfNeeded: rng.value(at: offset &+ UInt64(i))), true)
-                out[i] = C(truncatingIfNeeded: r.r >> 16)
-                f |= r.flags
+        var f: UInt32 = 0
+        let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
+        defer { tmp.deallocate() }
+        let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)
+        defer { rnd?.deallocate() }
+        var start = lo
+        while start < hi {
+            let n = min(blockSize, hi - start)
+            let index0 = offset &+ UInt64(start)
+            if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }
+            if bf16Block(src + start, tmp, n, rnd: rnd) {
+                f |= bf16Flags(src + start, n, rng: rng, index0: index0)
             }
-        } else {
-            for i in lo..<hi {
-                let r = bf16Round(src[i], 0, false)
-                out[i] = C(truncatingIfNeeded: r.r >> 16)
-                f |= r.flags
-            }
+            let dst = out + start
+            for j in 0..<n { dst[j] = C(truncatingIfNeeded: tmp[j] >> 16) }
+            start += n
         }
-        return f
+        return UInt8(truncatingIfNeeded: f)
     }
 
     func decodeBF16(_ src: UnsafeMutablePointer<UInt16>, _ out: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int) -> UInt8 {
@@ -251,7 +296,7 @@ extension Params {
     /// assuming the element is not special; returns whether any element of the block is special.
     @inline(__always)
     private func fastBlock(_ src: UnsafeMutablePointer<UInt32>, _ out: UnsafeMutablePointer<UInt32>, _ n: Int,
-                           rng: CounterRNG?, index0: UInt64, codes: Bool) -> Bool {
+                           rnd: UnsafeMutablePointer<UInt32>?, codes: Bool) -> Bool {
         let mask: UInt32 = signed ? 0x7FFF_FFFF : 0xFFFF_FFFF
         let range = maxBits &- minNormalBits
         let minN = minNormalBits
@@ -259,14 +304,14 @@ extension Params {
         let signShift = 31 - magBits
         let low = lowMask, halfm1 = lowMask >> 1, sh = shift, adj = biasAdj
         var special: UInt32 = 0
-        if let rng {
+        if let rnd {
             for j in 0..<n {
                 let b = src[j]
                 let a = b & 0x7FFF_FFFF
                 let m = b & mask
                 special |= (m != 0 && (m &- minN) > range) ? 1 : 0
-                let r = a &+ (UInt32(truncatingIfNeeded: rng.value(at: index0 &+ UInt64(j))) & low)
-                out[j] = codes ? (a == 0 ? 0 : (r &- adj) >> sh) | ((b & signMask) >> signShift)
+                let r = a &+ (rnd[j] & low)
+                out[j] = codes ? (a == 0 ? 0 : (r &- adj) &>> sh) | ((b & signMask) &>> signShift)
                                : (r & ~low) | (b & signMask)
             }
         } else {
@@ -275,8 +320,8 @@ extension Params {
                 let a = b & 0x7FFF_FFFF
                 let m = b & mask
                 special |= (m != 0 && (m &- minN) > range) ? 1 : 0
-                let r = a &+ halfm1 &+ ((a >> sh) & 1)
-                out[j] = codes ? (a == 0 ? 0 : (r &- adj) >> sh) | ((b & signMask) >> signShift)
+                let r = a &+ halfm1 &+ ((a &>> sh) & 1)
+                out[j] = codes ? (a == 0 ? 0 : (r &- adj) &>> sh) | ((b & signMask) &>> signShift)
                                : (r & ~low) | (b & signMask)
             }
         }
@@ -289,17 +334,19 @@ extension Params {
         var f: UInt8 = 0
         let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
         defer { tmp.deallocate() }
+        let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)
+        defer { rnd?.deallocate() }
         var start = lo
         while start < hi {
             let n = min(blockSize, hi - start)
             let base = p + start
             let index0 = offset &+ UInt64(start)
-            if fastBlock(base, tmp, n, rng: rng, index0: index0, codes: false) {
+            if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }
+            if fastBlock(base, tmp, n, rnd: rnd, codes: false) {
                 for j in 0..<n {
                     let b = base[j]
                     if isSpecial(b) {
-                        let rand = rng?.value(at: index0 &+ UInt64(j)) ?? 0
-                        let e = encodeBits(b, rand: rand, stochastic: rng != nil)
+                        let e = encodeBits(b, rng: rng, index: index0 &+ UInt64(j))
                         base[j] = decodeBits(e.code).bits
                         f |= e.flags
                     } else {
@@ -319,18 +366,20 @@ extension Params {
         var f: UInt8 = 0
         let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
         defer { tmp.deallocate() }
+        let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)
+        defer { rnd?.deallocate() }
         var start = lo
         while start < hi {
             let n = min(blockSize, hi - start)
             let base = src + start
             let dst = out + start
             let index0 = offset &+ UInt64(start)
-            if fastBlock(base, tmp, n, rng: rng, index0: index0, codes: true) {
+            if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }
+            if fastBlock(base, tmp, n, rnd: rnd, codes: true) {
                 for j in 0..<n {
                     let b = base[j]
                     if isSpecial(b) {
-                        let rand = rng?.value(at: index0 &+ UInt64(j)) ?? 0
-                        let e = encodeBits(b, rand: rand, stochastic: rng != nil)
+                        let e = encodeBits(b, rng: rng, index: index0 &+ UInt64(j))
                         dst[j] = C(truncatingIfNeeded: e.code)
                         f |= e.flags
                     } else {
@@ -353,10 +402,10 @@ extension Params {
         for i in lo..<hi {
             let c = UInt32(src[i])
             let mag = c & mm
-            let sign = ((c >> mb) & sgn) << 31
-            let isDen = (mag >> m) == 0
+            let sign = ((c &>> mb) & sgn) << 31
+            let isDen = (mag &>> m) == 0
             let den = (Float(Int32(bitPattern: mag)) * unit).bitPattern
-            let normal = (mag << sh) &+ adj
+            let normal = (mag &<< sh) &+ adj
             out[i] = (isDen ? den : normal) | sign
             f |= (isDen && mag != 0) ? denormalFlag : 0
         }

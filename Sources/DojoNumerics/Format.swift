@@ -85,6 +85,11 @@ public enum Rounding: Sendable, Hashable {
     /// Round away from zero in magnitude with probability (|x| − lo)/(hi − lo), where lo and hi are the
     /// neighbouring representable magnitudes. The random number for element `index` is a pure function of
     /// `(seed, index)` (`CounterRNG`), so results are reproducible and independent of how work is split.
+    ///
+    /// Precision of P(up): in the normal range the random threshold has exactly as many bits as the FP32
+    /// mantissa bits dropped, so P(up) is exactly (|x| − lo)/(hi − lo) for every FP32 input; below the
+    /// smallest normal the threshold has up to 64 bits (error < 2^−64); in the as-printed gap below
+    /// 2^(1−bias), whose width (2^M + 1 denormal units) is not a power of two, P(up) is within 2^−32.
     case stochastic(seed: UInt64)
 }
 
@@ -212,14 +217,7 @@ public struct NumberFormat: Sendable, Hashable, CustomStringConvertible {
     /// -0.0 and negative values that round to zero give the negative-zero code (sign bit set), as IEEE does;
     /// the whitepaper does not say what the sign of a zero means. UHP has no sign: they give code 0.
     public func encode(_ x: Float, rounding: Rounding = .nearestEven, index: UInt64 = 0) -> (code: UInt16, flags: ExceptionFlags) {
-        let p = params
-        let r: (code: UInt32, flags: UInt8)
-        switch rounding {
-        case .nearestEven:
-            r = p.encodeBits(x.bitPattern, rand: 0, stochastic: false)
-        case let .stochastic(seed):
-            r = p.encodeBits(x.bitPattern, rand: CounterRNG(seed: seed).value(at: index), stochastic: true)
-        }
+        let r = params.encodeBits(x.bitPattern, rng: rounding.rng, index: index)
         return (UInt16(truncatingIfNeeded: r.code), ExceptionFlags(rawValue: r.flags))
     }
 
@@ -330,9 +328,9 @@ struct Params: Sendable {
         return (((mag << shift) &+ biasAdj) | sign, 0)
     }
 
-    /// Encodes FP32 bits. `rand` is the element's random number (used only when `stochastic`).
+    /// Encodes FP32 bits; `rng` (nil for round-to-nearest-even) and `index` give the random numbers.
     @inline(__always)
-    func encodeBits(_ bits: UInt32, rand: UInt64, stochastic: Bool) -> (code: UInt32, flags: UInt8) {
+    func encodeBits(_ bits: UInt32, rng: CounterRNG?, index: UInt64) -> (code: UInt32, flags: UInt8) {
         let a = bits & 0x7FFF_FFFF
         let neg = bits >> 31 != 0
         if isBF16 {
@@ -340,7 +338,7 @@ struct Params: Sendable {
             if a > 0x7F80_0000 { return ((bits >> 16) | 0x0040, ExceptionFlags.invalid.rawValue) }
             if a == 0x7F80_0000 { return (bits >> 16, 0) }
             var f: UInt8 = a != 0 && a < 0x0080_0000 ? ExceptionFlags.denormal.rawValue : 0
-            let r = stochastic ? a &+ (UInt32(truncatingIfNeeded: rand) & 0xFFFF) : a &+ 0x7FFF &+ ((a >> 16) & 1)
+            let r = rng.map { a &+ ($0.bits32(at: index) & 0xFFFF) } ?? a &+ 0x7FFF &+ ((a >> 16) & 1)
             var c = r >> 16
             if c >= 0x7F80 {
                 c = 0x7F80
@@ -355,23 +353,23 @@ struct Params: Sendable {
         let signBit: UInt32 = signed && neg ? 1 << magBits : 0
         if a == 0x7F80_0000 { return (maxCodeMag | signBit, ExceptionFlags.overflow.rawValue) }
         let den: UInt8 = a != 0 && a < 0x0080_0000 ? ExceptionFlags.denormal.rawValue : 0
-        let m = encodeMagnitude(a, rand: rand, stochastic: stochastic)
+        let m = encodeMagnitude(a, rng: rng, index: index)
         return (m.code | signBit, m.flags | den)
     }
 
     /// Encodes a finite non-negative FP32 magnitude (bits) of a CFP format.
     @inline(__always)
-    func encodeMagnitude(_ a: UInt32, rand: UInt64, stochastic: Bool) -> (code: UInt32, flags: UInt8) {
+    func encodeMagnitude(_ a: UInt32, rng: CounterRNG?, index: UInt64) -> (code: UInt32, flags: UInt8) {
         if a >= minNormalBits {
             let fixed = a &- biasAdj
-            let r = stochastic ? fixed &+ (UInt32(truncatingIfNeeded: rand) & lowMask)
-                               : fixed &+ (lowMask >> 1) &+ ((fixed >> shift) & 1)
+            let r = rng.map { fixed &+ ($0.bits32(at: index) & lowMask) }
+                ?? fixed &+ (lowMask >> 1) &+ ((fixed >> shift) & 1)
             let code = r >> shift
             if code > maxCodeMag { return (maxCodeMag, ExceptionFlags.overflow.rawValue) }
             return (code, 0)
         }
         if a == 0 { return (0, 0) }
-        return encodeSmall(a, rand: rand, stochastic: stochastic)
+        return encodeSmall(a, rand: rng?.bits64(at: index) ?? 0, stochastic: rng != nil)
     }
 
     /// Magnitudes below the smallest normal: denormals, and (`.asPrinted`) the gap below 2^(1−bias).
@@ -426,15 +424,23 @@ struct Params: Sendable {
     }
 }
 
-/// Counter-based random numbers: element `index` gets splitmix64's output for counter `index + 1`,
-/// started from the splitmix64 hash of `seed`. A pure function of (seed, index).
+/// Counter-based random numbers, a pure function of (seed, index), so that bulk conversion gives the same
+/// result however it is split. Built on splitmix64 (its finaliser `mix` applied to a Weyl sequence started
+/// from the hash of `seed`):
+/// - `bits32(at: i)`: 32 bits for element i, half `i & 1` (low half for even i) of the splitmix64 output
+///   for counter `i/2 + 1`; one 64-bit hash serves two neighbouring elements. Used in the normal range,
+///   which needs at most 23 bits.
+/// - `bits64(at: i)`: 64 bits for element i from a second, independent stream; used only below the
+///   smallest normal, where the rounding threshold may need more than 32 bits.
 public struct CounterRNG: Sendable, Hashable {
     public let seed: UInt64
     @usableFromInline let base: UInt64
+    @usableFromInline let wideBase: UInt64
 
     public init(seed: UInt64) {
         self.seed = seed
         self.base = CounterRNG.mix(seed &+ 0x9E37_79B9_7F4A_7C15)
+        self.wideBase = CounterRNG.mix(base ^ 0xD1B5_4A32_D192_ED03)
     }
 
     @inlinable @inline(__always)
@@ -446,7 +452,32 @@ public struct CounterRNG: Sendable, Hashable {
     }
 
     @inlinable @inline(__always)
-    public func value(at index: UInt64) -> UInt64 {
-        CounterRNG.mix(base &+ (index &+ 1) &* 0x9E37_79B9_7F4A_7C15)
+    public func bits32(at index: UInt64) -> UInt32 {
+        let h = CounterRNG.mix(base &+ ((index >> 1) &+ 1) &* 0x9E37_79B9_7F4A_7C15)
+        return UInt32(truncatingIfNeeded: h >> ((index & 1) << 5))
+    }
+
+    @inlinable @inline(__always)
+    public func bits64(at index: UInt64) -> UInt64 {
+        CounterRNG.mix(wideBase &+ (index &+ 1) &* 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// `out[j] = bits32(at: index0 + j)` for j in 0..<n, one hash per pair of elements.
+    func fill32(_ out: UnsafeMutablePointer<UInt32>, count n: Int, from index0: UInt64) {
+        var j = 0
+        if n > 0 && index0 & 1 == 1 {
+            out[0] = bits32(at: index0)
+            j = 1
+        }
+        let pairs = (n - j) / 2
+        let p0 = (index0 &+ UInt64(j)) >> 1
+        let o = out + j
+        for k in 0..<pairs {
+            let h = CounterRNG.mix(base &+ (p0 &+ UInt64(k) &+ 1) &* 0x9E37_79B9_7F4A_7C15)
+            o[2 * k] = UInt32(truncatingIfNeeded: h)
+            o[2 * k + 1] = UInt32(truncatingIfNeeded: h >> 32)
+        }
+        j += 2 * pairs
+        if j < n { out[j] = bits32(at: index0 &+ UInt64(j)) }
     }
 }

@@ -172,7 +172,7 @@ extension FormatsCommand {
             for i in 0..<count {
                 state = state &* 6364136223846793005 &+ 1442695040888963407
                 let u = Float(state >> 40) / Float(1 << 24) + Float((state >> 16) & 0xFFFFFF) / Float(1 << 24) - 1
-                src[i] = u * scale
+                src[i] = nf.format.isSigned ? u * scale : abs(u) * scale   // UHP is unsigned
             }
             var buf = src
             var codes = [UInt16](repeating: 0, count: count)
