@@ -1,6 +1,5 @@
 // Batch normalisation over x viewed as [N, C, S] (S = H·W for images, 1 for [N, C]): statistics per channel over N·S.
 import COneDNN
-import Dispatch
 
 /// Batch-norm kernels. `.oneDNN` means the fastest implementation for plain NCHW buffers, which is the
 /// vectorised, multi-threaded pure-Swift one here (`SwiftBatchNorm`): measured on the project's 2-core Zen 5 it beats
@@ -72,15 +71,8 @@ public enum BatchNormKernel {
 enum SwiftBatchNorm {
     typealias V = SIMD16<Float>
 
-    /// Runs `body(channelRange)` over chunks of `0..<c` on up to `ComputeThreads.count` threads.
     static func parallelChannels(_ c: Int, elements: Int, _ body: (Range<Int>) -> Void) {
-        let threads = min(ComputeThreads.count, c, max(1, elements / 16384))
-        if threads <= 1 { body(0..<c); return }
-        // Each iteration gets a disjoint channel range, so the captured raw pointers are used without overlap.
-        nonisolated(unsafe) let body = body
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            body((c * t / threads)..<(c * (t + 1) / threads))
-        }
+        ComputeThreads.parallelChunks(c, elements: elements, body)
     }
 
     @inline(__always)

@@ -120,9 +120,9 @@ enum ReferenceKernels {
 
     /// y = max over the in-bounds part of each window; argmax = flat in-plane index of the first maximum.
     static func maxPoolForward(_ g: Pool2dGeometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                               argmax: UnsafeMutablePointer<Int32>) {
+                               argmax: UnsafeMutablePointer<Int32>, planes: Range<Int>? = nil) {
         let oh = g.outHeight, ow = g.outWidth, inPlane = g.height * g.width, outPlane = oh * ow
-        for plane in 0..<(g.batch * g.channels) {
+        for plane in planes ?? 0..<(g.batch * g.channels) {
             let xp = x + plane * inPlane, yp = y + plane * outPlane, ap = argmax + plane * outPlane
             for r in 0..<oh {
                 let h0 = max(r * g.strideH - g.padH, 0), h1 = min(r * g.strideH - g.padH + g.kernelH, g.height)
@@ -144,10 +144,11 @@ enum ReferenceKernels {
 
     /// dx = 0, then each dy is added at its window's argmax.
     static func maxPoolBackward(_ g: Pool2dGeometry, dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
-                                dx: UnsafeMutablePointer<Float>) {
+                                dx: UnsafeMutablePointer<Float>, planes: Range<Int>? = nil) {
         let inPlane = g.height * g.width, outPlane = g.outHeight * g.outWidth
-        dx.update(repeating: 0, count: g.inputCount)
-        for plane in 0..<(g.batch * g.channels) {
+        let range = planes ?? 0..<(g.batch * g.channels)
+        (dx + range.lowerBound * inPlane).update(repeating: 0, count: range.count * inPlane)
+        for plane in range {
             let dxp = dx + plane * inPlane, dyp = dy + plane * outPlane, ap = argmax + plane * outPlane
             for j in 0..<outPlane { dxp[Int(ap[j])] += dyp[j] }
         }
