@@ -2,10 +2,11 @@
 import COneDNN
 
 /// Batch-norm kernels. `.oneDNN` means the fastest implementation for plain NCHW buffers, which is the
-/// vectorised, multi-threaded pure-Swift one here (`SwiftBatchNorm`): measured on the project's 2-core Zen 5 it beats
-/// oneDNN's plain-layout `ncsp_bnorm` (see `docs`/report; oneDNN is fast only on its blocked layouts). The oneDNN
-/// primitive path stays available internally (`OneDNNBatchNorm`) and is tested. `.reference` is the clear loop
-/// version in Double.
+/// vectorised, multi-threaded pure-Swift one (`SwiftBatchNorm`): on the project's 2-core machine, N128 C32 28×28
+/// (12.8 MB), it took 3.0–3.5 ms forward and 3.6–5.1 ms backward against 12.7–35 ms and 25–58 ms for oneDNN's
+/// plain-layout `ncsp_bnorm` (oneDNN is fast only on its blocked layouts, which these NCHW buffers are not). The
+/// oneDNN primitive path stays available internally (`OneDNNBatchNorm`) and is tested against the reference.
+/// `.reference` is the clear loop version with Double statistics.
 ///
 /// Training forward returns the batch mean and the **biased** variance (÷ N·S); running statistics are the caller's.
 /// Backward is the training backward (gradients flow through the batch statistics). Outputs are overwritten.
