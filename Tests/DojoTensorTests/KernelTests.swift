@@ -196,11 +196,17 @@ func poolOneDNNMatchesReference(_ index: Int) {
     var dxRef = [Float](repeating: .nan, count: g.inputCount), dxFast = dxRef
     let wsRef = MaxPool2dKernel.forward(g, x: x, y: &yRef, backend: .reference)
     let wsFast = MaxPool2dKernel.forward(g, x: x, y: &yFast, backend: .oneDNN)
-    #expect(wsRef.backend == .reference && wsFast.backend == .oneDNN)
+    #expect(wsRef.backend == .reference && wsFast.backend == (MaxPool2dKernel.usesOneDNN ? .oneDNN : .reference))
     #expect(yFast == yRef, "max forward \(g)")
     MaxPool2dKernel.backward(g, dy: dy, workspace: wsRef, dx: &dxRef, backend: .reference)
     MaxPool2dKernel.backward(g, dy: dy, workspace: wsFast, dx: &dxFast, backend: .oneDNN)
     #expect(relativeError(dxFast, dxRef) < 1e-6, "max backward \(g)")
+    // The oneDNN max-pool primitives themselves, whichever path `.oneDNN` takes on this CPU.
+    var yD = [Float](repeating: .nan, count: g.outputCount), dxD = [Float](repeating: .nan, count: g.inputCount)
+    let wsD = poolPrimitives(g, max: true).maxForward(g, x: x, y: &yD)
+    #expect(wsD.backend == .oneDNN && yD == yRef, "oneDNN max forward \(g)")
+    MaxPool2dKernel.backward(g, dy: dy, workspace: wsD, dx: &dxD, backend: .reference)  // the workspace decides
+    #expect(relativeError(dxD, dxRef) < 1e-6, "oneDNN max backward \(g)")
     #expect(abs(dxRef.reduce(0, +) - dy.reduce(0, +)) < 1e-3)  // every dy lands somewhere
 
     AvgPool2dKernel.forward(g, x: x, y: &yRef, backend: .reference)
@@ -393,4 +399,42 @@ func pow2(_ v: Double) -> Double { v * v }
     let a1 = runBN(n: n, c: c, s: s, x: x, gamma: g, beta: b, dy: dy, eps: 1e-5, .publicFast)
     let a2 = runBN(n: n, c: c, s: s, x: x, gamma: g, beta: b, dy: dy, eps: 1e-5, .publicFast)
     #expect(bitsEqual(a1.y + a1.mean + a1.variance + a1.dx + a1.dGamma, a2.y + a2.mean + a2.variance + a2.dx + a2.dGamma))
+}
+
+// MARK: - Threads and concurrency
+
+@Test func computeThreadsSetAndRead() {
+    let original = ComputeThreads.count
+    #expect(original >= 1)
+    ComputeThreads.set(1)
+    #expect(ComputeThreads.count == 1)
+    ComputeThreads.set(original)
+    #expect(ComputeThreads.count == original)
+}
+
+/// Several tasks share one cached primitive set (same geometry, different buffers): the cache serialises them.
+@Test func convConcurrentCallsOnOneGeometry() async {
+    let g = Conv2dGeometry(batch: 2, inChannels: 8, height: 12, width: 10, outChannels: 16, kernelH: 3, kernelW: 3,
+                           padH: 1, padW: 1)
+    var rng = TestRNG(31)
+    let w = rng.array(g.weightCount)
+    let inputs = (0..<6).map { _ in rng.array(g.inputCount) }
+    let expected = inputs.map { x in
+        var y = [Float](repeating: 0, count: g.outputCount)
+        Conv2dKernel.forward(g, x: x, weight: w, bias: nil, y: &y, backend: .reference)
+        return y
+    }
+    let results = await withTaskGroup(of: (Int, [Float]).self) { group in
+        for (i, x) in inputs.enumerated() {
+            group.addTask {
+                var y = [Float](repeating: 0, count: g.outputCount)
+                for _ in 0..<5 { Conv2dKernel.forward(g, x: x, weight: w, bias: nil, y: &y) }
+                return (i, y)
+            }
+        }
+        var out = [[Float]](repeating: [], count: inputs.count)
+        for await (i, y) in group { out[i] = y }
+        return out
+    }
+    for i in inputs.indices { #expect(relativeError(results[i], expected[i]) < 1e-4) }
 }

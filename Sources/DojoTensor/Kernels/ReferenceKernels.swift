@@ -4,6 +4,15 @@
 enum ReferenceKernels {
     // MARK: Convolution
 
+    /// The outputs o in 0..<outSize whose input index o·stride − pad + k lies in 0..<inSize.
+    @inline(__always)
+    static func validOutputs(_ outSize: Int, stride: Int, pad: Int, k: Int, inSize: Int) -> Range<Int> {
+        let lo = max(0, (pad - k + stride - 1) / stride)  // smallest o with o·stride ≥ pad − k (pad − k may be < 0)
+        let hiInclusive = (inSize - 1 + pad - k) >= 0 ? (inSize - 1 + pad - k) / stride : -1
+        let hi = min(outSize, hiInclusive + 1)
+        return lo < hi ? lo..<hi : 0..<0
+    }
+
     /// y[n, oc, oh, ow] = bias[oc] + Σ_{ic in group, kh, kw} w[oc, ic', kh, kw] · x[n, ic, oh·sh − ph + kh, ow·sw − pw + kw]
     static func convForward(_ g: Conv2dGeometry, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
@@ -21,15 +30,11 @@ enum ReferenceKernels {
                     for kh in 0..<g.kernelH {
                         for kw in 0..<g.kernelW {
                             let w = wp[kh * g.kernelW + kw]
-                            for r in 0..<oh {
+                            let cols = validOutputs(ow, stride: g.strideW, pad: g.padW, k: kw, inSize: g.width)
+                            for r in validOutputs(oh, stride: g.strideH, pad: g.padH, k: kh, inSize: g.height) {
                                 let ih = r * g.strideH - g.padH + kh
-                                if ih < 0 || ih >= g.height { continue }
-                                let xrow = xp + ih * g.width, yrow = yp + r * ow
-                                for c in 0..<ow {
-                                    let iw = c * g.strideW - g.padW + kw
-                                    if iw < 0 || iw >= g.width { continue }
-                                    yrow[c] += w * xrow[iw]
-                                }
+                                let xrow = xp + ih * g.width, yrow = yp + r * ow, off = kw - g.padW
+                                for c in cols { yrow[c] += w * xrow[c * g.strideW + off] }
                             }
                         }
                     }
@@ -55,15 +60,11 @@ enum ReferenceKernels {
                     for kh in 0..<g.kernelH {
                         for kw in 0..<g.kernelW {
                             let w = wp[kh * g.kernelW + kw]
-                            for r in 0..<oh {
+                            let cols = validOutputs(ow, stride: g.strideW, pad: g.padW, k: kw, inSize: g.width)
+                            for r in validOutputs(oh, stride: g.strideH, pad: g.padH, k: kh, inSize: g.height) {
                                 let ih = r * g.strideH - g.padH + kh
-                                if ih < 0 || ih >= g.height { continue }
-                                let dxrow = dxp + ih * g.width, dyrow = dyp + r * ow
-                                for c in 0..<ow {
-                                    let iw = c * g.strideW - g.padW + kw
-                                    if iw < 0 || iw >= g.width { continue }
-                                    dxrow[iw] += w * dyrow[c]
-                                }
+                                let dxrow = dxp + ih * g.width, dyrow = dyp + r * ow, off = kw - g.padW
+                                for c in cols { dxrow[c * g.strideW + off] += w * dyrow[c] }
                             }
                         }
                     }
@@ -92,20 +93,16 @@ enum ReferenceKernels {
                 let ic = group * icg + i
                 for kh in 0..<g.kernelH {
                     for kw in 0..<g.kernelW {
+                        let cols = validOutputs(ow, stride: g.strideW, pad: g.padW, k: kw, inSize: g.width)
                         var s: Double = 0
                         for n in 0..<g.batch {
                             let xp = x + (n * g.inChannels + ic) * inPlane
                             let dyp = dy + (n * g.outChannels + oc) * outPlane
-                            for r in 0..<oh {
+                            for r in validOutputs(oh, stride: g.strideH, pad: g.padH, k: kh, inSize: g.height) {
                                 let ih = r * g.strideH - g.padH + kh
-                                if ih < 0 || ih >= g.height { continue }
-                                let xrow = xp + ih * g.width, dyrow = dyp + r * ow
+                                let xrow = xp + ih * g.width, dyrow = dyp + r * ow, off = kw - g.padW
                                 var rowSum: Float = 0
-                                for c in 0..<ow {
-                                    let iw = c * g.strideW - g.padW + kw
-                                    if iw < 0 || iw >= g.width { continue }
-                                    rowSum += dyrow[c] * xrow[iw]
-                                }
+                                for c in cols { rowSum += dyrow[c] * xrow[c * g.strideW + off] }
                                 s += Double(rowSum)
                             }
                         }
@@ -120,9 +117,9 @@ enum ReferenceKernels {
 
     /// y = max over the in-bounds part of each window; argmax = flat in-plane index of the first maximum.
     static func maxPoolForward(_ g: Pool2dGeometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                               argmax: UnsafeMutablePointer<Int32>) {
+                               argmax: UnsafeMutablePointer<Int32>, planes: Range<Int>? = nil) {
         let oh = g.outHeight, ow = g.outWidth, inPlane = g.height * g.width, outPlane = oh * ow
-        for plane in 0..<(g.batch * g.channels) {
+        for plane in planes ?? 0..<(g.batch * g.channels) {
             let xp = x + plane * inPlane, yp = y + plane * outPlane, ap = argmax + plane * outPlane
             for r in 0..<oh {
                 let h0 = max(r * g.strideH - g.padH, 0), h1 = min(r * g.strideH - g.padH + g.kernelH, g.height)
@@ -144,10 +141,11 @@ enum ReferenceKernels {
 
     /// dx = 0, then each dy is added at its window's argmax.
     static func maxPoolBackward(_ g: Pool2dGeometry, dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
-                                dx: UnsafeMutablePointer<Float>) {
+                                dx: UnsafeMutablePointer<Float>, planes: Range<Int>? = nil) {
         let inPlane = g.height * g.width, outPlane = g.outHeight * g.outWidth
-        dx.update(repeating: 0, count: g.inputCount)
-        for plane in 0..<(g.batch * g.channels) {
+        let range = planes ?? 0..<(g.batch * g.channels)
+        (dx + range.lowerBound * inPlane).update(repeating: 0, count: range.count * inPlane)
+        for plane in range {
             let dxp = dx + plane * inPlane, dyp = dy + plane * outPlane, ap = argmax + plane * outPlane
             for j in 0..<outPlane { dxp[Int(ap[j])] += dyp[j] }
         }
