@@ -213,6 +213,22 @@ final class DnnlCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: Se
     var count: Int { table.withLock { $0.count } }
 
     func contains(_ key: Key) -> Bool { table.withLock { $0[key] != nil } }
+
+    func removeAll() { table.withLock { $0.removeAll() } }
+}
+
+/// The per-geometry oneDNN primitive sets (primitives, blocked buffers, scratchpads) the kernels keep.
+public enum KernelCaches {
+    /// Number of cached primitive sets across convolution, pooling and batch norm.
+    public static var count: Int { convCache.count + poolCache.count + OneDNNBatchNorm.cache.count }
+
+    /// Frees every cached primitive set (e.g. after a model with many shapes is done). Calls in flight keep theirs
+    /// alive until they return; later calls re-create what they need.
+    public static func removeAll() {
+        convCache.removeAll()
+        poolCache.removeAll()
+        OneDNNBatchNorm.cache.removeAll()
+    }
 }
 
 /// Serialises all oneDNN primitive creation and execution in the process: each primitive already uses every

@@ -127,9 +127,11 @@ enum ReferenceKernels {
                     let w0 = max(c * g.strideW - g.padW, 0), w1 = min(c * g.strideW - g.padW + g.kernelW, g.width)
                     var best = -Float.infinity, at = h0 * g.width + w0
                     for ih in h0..<h1 {
-                        for iw in w0..<w1 where xp[ih * g.width + iw] > best {
-                            best = xp[ih * g.width + iw]
-                            at = ih * g.width + iw
+                        for iw in w0..<w1 {
+                            // Branch-free select: on random data a branch here mispredicts half the time.
+                            let i = ih * g.width + iw, v = xp[i], better = v > best
+                            best = better ? v : best
+                            at = better ? i : at
                         }
                     }
                     yp[r * ow + c] = best
