@@ -32,7 +32,7 @@ struct TrainCommand: ParsableCommand {
     var steps: Int?
     @Option(name: .long, help: "Examples per step. (default: 32 for scenes, 128 otherwise)")
     var batchSize: Int?
-    @Option(name: .customLong("lr"), help: "Peak learning rate. (default: 0.05 for SGD, 0.001 for AdamW)")
+    @Option(name: .customLong("lr"), help: "Peak learning rate. (default: 0.01 for SGD, 0.001 for AdamW)")
     var learningRate: Float?
     @Option(name: .long, help: "Learning-rate schedule after warm-up: cosine or constant. (default: cosine)")
     var schedule: String?
@@ -76,6 +76,8 @@ struct TrainCommand: ParsableCommand {
     var gridSize: Int = 16
     @Option(name: .long, help: "Occupancy: loss weight of occupied cells. (default: 2)")
     var positiveWeight: Float?
+    @Flag(name: .long, inversion: .prefixedNo, help: "Augment training examples: random flips and shifts; mirrored scenes. (default: off)")
+    var augment: Bool?
 
     func validate() throws {
         func positive(_ v: Int?, _ name: String) throws {
@@ -100,7 +102,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let threads { ComputeThreads.set(threads); EngineThreads.count = threads }
+        if let threads { ComputeThreads.set(threads) }
         let out = self.out ?? "runs/\(model ?? "occupancy")-\(data ?? defaultData(model ?? "occupancy"))"
         let checkpointDirectory = checkpointDir ?? out
         let checkpointFile = (checkpointDirectory as NSString).appendingPathComponent("checkpoint.safetensors")
@@ -124,7 +126,8 @@ struct TrainCommand: ParsableCommand {
         if let saved {
             for (name, a, b) in [("data", saved.dataset, config.dataset), ("precision", saved.precision, config.precision),
                                  ("optimizer", saved.optimizer, config.optimizer), ("seed", "\(saved.seed)", "\(config.seed)"),
-                                 ("batch-size", "\(saved.batchSize)", "\(config.batchSize)")] where a != b {
+                                 ("batch-size", "\(saved.batchSize)", "\(config.batchSize)"),
+                                 ("augment", "\(saved.augment)", "\(config.augment)")] where a != b {
                 throw CLIError("--\(name) \(b) differs from the checkpoint's \(a); a resumed run must train the same way")
             }
         }
@@ -137,7 +140,7 @@ struct TrainCommand: ParsableCommand {
         }
         let net = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
                                     gridSize: sets.train.targetShape.first ?? gridSize, seed: config.seed)
-        let trainLoader = try DataLoader(dataset: sets.train, batchSize: config.batchSize, shuffle: true, augment: true, seed: config.seed)
+        let trainLoader = try DataLoader(dataset: sets.train, batchSize: config.batchSize, shuffle: true, augment: config.augment, seed: config.seed)
         let evalLoader = try DataLoader(dataset: sets.eval, batchSize: max(config.batchSize, 64), shuffle: false, augment: false, seed: 0)
         let trainer = try Trainer(config: config, model: net, task: entry.task, train: trainLoader, eval: evalLoader,
                                   checkpointDirectory: checkpointDirectory)
@@ -219,13 +222,13 @@ struct TrainCommand: ParsableCommand {
         return TrainingConfig(
             model: m, dataset: d, epochs: epochs ?? s?.epochs ?? 3, maxSteps: steps ?? s?.maxSteps,
             batchSize: batchSize ?? s?.batchSize ?? (d == "scenes" ? 32 : 128),
-            learningRate: learningRate ?? s?.learningRate ?? (opt == "adamw" ? 1e-3 : 0.05),
+            learningRate: learningRate ?? s?.learningRate ?? (opt == "adamw" ? 1e-3 : 0.01),
             schedule: schedule ?? s?.schedule ?? "cosine", warmupSteps: warmup ?? s?.warmupSteps ?? 0, optimizer: opt,
             momentum: momentum ?? s?.momentum ?? 0.9, nesterov: nesterov || (s?.nesterov ?? false),
             weightDecay: weightDecay ?? s?.weightDecay ?? (opt == "adamw" ? 0.01 : 5e-4),
             precision: precision ?? s?.precision ?? "fp32", stochasticGradients: stochasticGradients || (s?.stochasticGradients ?? false),
             seed: seed ?? s?.seed ?? 0, checkpointEvery: checkpointEvery ?? s?.checkpointEvery ?? 200,
-            positiveWeight: positiveWeight ?? s?.positiveWeight ?? 2)
+            positiveWeight: positiveWeight ?? s?.positiveWeight ?? 2, augment: augment ?? s?.augment ?? false)
     }
 }
 

@@ -1,5 +1,5 @@
 import Testing
-import DojoTensor
+@_spi(Testing) import DojoTensor
 
 // MARK: - Helpers
 

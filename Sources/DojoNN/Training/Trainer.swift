@@ -24,16 +24,19 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var checkpointEvery: Int
     /// Occupancy only: weight of occupied cells in the loss (they are rare).
     public var positiveWeight: Float
+    /// Random augmentation of training examples (flips, shifts; mirrored scenes).
+    public var augment: Bool = true
 
     public init(model: String, dataset: String, epochs: Int = 1, maxSteps: Int? = nil, batchSize: Int = 32,
                 learningRate: Float = 0.05, schedule: String = "cosine", warmupSteps: Int = 0, optimizer: String = "sgd",
                 momentum: Float = 0.9, nesterov: Bool = false, weightDecay: Float = 5e-4, precision: String = "fp32",
-                stochasticGradients: Bool = false, seed: UInt64 = 0, checkpointEvery: Int = 200, positiveWeight: Float = 2) {
+                stochasticGradients: Bool = false, seed: UInt64 = 0, checkpointEvery: Int = 200, positiveWeight: Float = 2,
+                augment: Bool = true) {
         self.model = model; self.dataset = dataset; self.epochs = epochs; self.maxSteps = maxSteps; self.batchSize = batchSize
         self.learningRate = learningRate; self.schedule = schedule; self.warmupSteps = warmupSteps; self.optimizer = optimizer
         self.momentum = momentum; self.nesterov = nesterov; self.weightDecay = weightDecay; self.precision = precision
         self.stochasticGradients = stochasticGradients; self.seed = seed; self.checkpointEvery = checkpointEvery
-        self.positiveWeight = positiveWeight
+        self.positiveWeight = positiveWeight; self.augment = augment
     }
 }
 

@@ -69,7 +69,7 @@ public enum BatchNormKernel {
 
 /// Channels are split over `ComputeThreads.count` threads; each channel is N contiguous spans of S floats,
 /// reduced with 16-wide SIMD in Float per span and summed across spans in Double.
-enum SwiftBatchNorm {
+@_spi(Testing) public enum SwiftBatchNorm {
     typealias V = SIMD16<Float>
 
     static func parallelChannels(_ c: Int, elements: Int, _ body: (Range<Int>) -> Void) {
@@ -117,7 +117,7 @@ enum SwiftBatchNorm {
         while i < s { y[i] = x[i] * a + b; i += 1 }
     }
 
-    static func forwardTraining(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+    @_spi(Testing) public static func forwardTraining(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                 beta: UnsafePointer<Float>, epsilon: Float, y: UnsafeMutablePointer<Float>,
                                 mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>) {
         let count = Double(n * s)
@@ -144,7 +144,7 @@ enum SwiftBatchNorm {
         }
     }
 
-    static func forwardInference(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+    @_spi(Testing) public static func forwardInference(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                  beta: UnsafePointer<Float>, mean: UnsafePointer<Float>, variance: UnsafePointer<Float>,
                                  epsilon: Float, y: UnsafeMutablePointer<Float>) {
         parallelChannels(c, elements: n * c * s) { channels in
@@ -160,7 +160,7 @@ enum SwiftBatchNorm {
         }
     }
 
-    static func backward(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+    @_spi(Testing) public static func backward(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, variance: UnsafePointer<Float>,
                          epsilon: Float, dx: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>,
                          dBeta: UnsafeMutablePointer<Float>) {
@@ -206,7 +206,7 @@ enum SwiftBatchNorm {
 
 // MARK: - oneDNN on plain NCHW (kept for comparison; slower here, see BatchNormKernel)
 
-enum OneDNNBatchNorm {
+@_spi(Testing) public enum OneDNNBatchNorm {
     struct Key: Hashable, Sendable {
         var n, c, s: Int
         var epsilonBits: UInt32
@@ -253,7 +253,7 @@ enum OneDNNBatchNorm {
         return cache.get(k) { Primitives(k) }
     }
 
-    static func forwardTraining(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+    @_spi(Testing) public static func forwardTraining(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                 beta: UnsafePointer<Float>, epsilon: Float, y: UnsafeMutablePointer<Float>,
                                 mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>) {
         let p = primitives(n, c, s, epsilon, 0)
@@ -266,7 +266,7 @@ enum OneDNNBatchNorm {
         }
     }
 
-    static func forwardInference(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+    @_spi(Testing) public static func forwardInference(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                  beta: UnsafePointer<Float>, mean: UnsafePointer<Float>, variance: UnsafePointer<Float>,
                                  epsilon: Float, y: UnsafeMutablePointer<Float>) {
         let p = primitives(n, c, s, epsilon, 1)
@@ -279,7 +279,7 @@ enum OneDNNBatchNorm {
         }
     }
 
-    static func backward(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+    @_spi(Testing) public static func backward(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, mean: UnsafePointer<Float>,
                          variance: UnsafePointer<Float>, epsilon: Float, dx: UnsafeMutablePointer<Float>,
                          dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>) {

@@ -1,5 +1,4 @@
 import COneDNN
-import Dispatch
 
 /// The number of threads compute kernels use. oneDNN (OpenMP build) has no global setter: the count is per OS
 /// thread, read when a primitive is created, and kept by that primitive. Call `set` on the thread that runs the
@@ -15,14 +14,9 @@ public enum ComputeThreads {
     /// `omp_get_max_threads()` on the calling thread.
     public static var count: Int { Int(omp_get_max_threads()) }
 
-    /// Runs `body` over disjoint chunks of `0..<count` on up to `count` threads (1 for fewer than ~16K
+    /// Runs `body` over disjoint chunks of `0..<count` on up to `count` threads of the OpenMP pool (1 for fewer than ~16K
     /// `elements` of work). The chunks are disjoint, so the raw pointers the body captures are used without overlap.
     static func parallelChunks(_ count: Int, elements: Int, _ body: (Range<Int>) -> Void) {
-        let threads = min(Self.count, count, max(1, elements / 16384))
-        if threads <= 1 { body(0..<count); return }
-        nonisolated(unsafe) let body = body
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            body((count * t / threads)..<(count * (t + 1) / threads))
-        }
+        ompChunks(count, threads: min(Self.count, count, max(1, elements / 16384)), body)
     }
 }

@@ -237,7 +237,7 @@ public enum KernelCaches {
 let dnnlGlobalLock = Mutex<Void>(())
 
 /// A base class for cached primitive sets: a stream, and execution under `dnnlGlobalLock`.
-class DnnlExecutable: @unchecked Sendable {
+@_spi(Testing) public class DnnlExecutable: @unchecked Sendable {
     let stream = DnnlStream()
 
     func exclusive(_ body: () -> Void) {

@@ -141,7 +141,7 @@ struct PoolKey: Hashable, Sendable {
 
 let poolCache = DnnlCache<PoolKey, PoolPrimitives>()
 
-func poolPrimitives(_ g: Pool2dGeometry, max: Bool) -> PoolPrimitives {
+@_spi(Testing) public func poolPrimitives(_ g: Pool2dGeometry, max: Bool) -> PoolPrimitives {
     poolCache.get(PoolKey(g: g, max: max)) { PoolPrimitives(g, max: max) }
 }
 
@@ -154,7 +154,7 @@ let dnnlBlockedActivationTag: dnnl_format_tag_t = {
 /// Forward and backward pooling primitives for one geometry. oneDNN's plain-NCHW pooling (`simple_nchw`) is
 /// 10-40× slower than its jit kernels on the channel-blocked layout, so x, y, dy and dx are reordered to and from
 /// that layout around each call (each reorder is one streaming pass over the tensor).
-final class PoolPrimitives: DnnlExecutable, @unchecked Sendable {
+@_spi(Testing) public final class PoolPrimitives: DnnlExecutable, @unchecked Sendable {
     let fwd: DnnlPrimitive, bwd: DnnlPrimitive
     let x: DnnlStaged, y: DnnlStaged, dx: DnnlStaged, dy: DnnlStaged
     let workspaceMD: dnnl_memory_desc_t?
@@ -191,7 +191,7 @@ final class PoolPrimitives: DnnlExecutable, @unchecked Sendable {
         super.init()
     }
 
-    func maxForward(_ g: Pool2dGeometry, x xp: UnsafePointer<Float>, y yp: UnsafeMutablePointer<Float>) -> PoolWorkspace {
+    @_spi(Testing) public func maxForward(_ g: Pool2dGeometry, x xp: UnsafePointer<Float>, y yp: UnsafeMutablePointer<Float>) -> PoolWorkspace {
         let ws = DnnlMemory(workspaceMD!, owned: true)
         exclusive {
             x.pull(xp, stream)

@@ -1,0 +1,67 @@
+import DojoTensor
+import Testing
+
+/// Finite-difference checks of convolution, pooling and batch norm through the tape, on both kernel backends,
+/// and the two backends against each other.
+@Suite struct SpatialGradientTests {
+    @Test(arguments: [KernelBackend.oneDNN, .reference])
+    func convolution(backend: KernelBackend) {
+        Engine.$backend.withValue(backend) {
+            checkGradients("conv \(backend)", inputs: [random([2, 3, 7, 6], seed: 1), random([4, 3, 3, 3], seed: 2), random([4], seed: 3)]) {
+                $0[0].conv2d(weight: $0[1], bias: $0[2], stride: (2, 1), padding: (1, 1))
+            }
+            checkGradients("grouped conv \(backend)", inputs: [random([1, 4, 5, 5], seed: 4), random([6, 2, 3, 3], seed: 5)]) {
+                $0[0].conv2d(weight: $0[1], padding: (1, 1), groups: 2)
+            }
+        }
+    }
+
+    @Test(arguments: [KernelBackend.oneDNN, .reference])
+    func pooling(backend: KernelBackend) {
+        Engine.$backend.withValue(backend) {
+            // distinct values so that max pooling has no ties for finite differences to straddle
+            let x = Tensor((0..<(2 * 3 * 6 * 5)).map { Float(($0 * 37) % 180) / 20 }, shape: [2, 3, 6, 5])
+            checkGradients("maxpool \(backend)", inputs: [x], step: 1e-3) { $0[0].maxPool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1)) }
+            checkGradients("avgpool \(backend)", inputs: [random([2, 3, 6, 5], seed: 6)]) { $0[0].avgPool2d(kernel: (2, 2)) }
+            checkGradients("global avg pool", inputs: [random([2, 3, 4, 5], seed: 7)]) { $0[0].globalAvgPool() }
+        }
+    }
+
+    @Test(arguments: [KernelBackend.oneDNN, .reference])
+    func batchNorm(backend: KernelBackend) {
+        Engine.$backend.withValue(backend) {
+            let rm = Tensor(zeros: [3]), rv = Tensor(repeating: 1, shape: [3])
+            checkGradients("batchnorm \(backend)", inputs: [random([4, 3, 3, 2], seed: 8), random([3], seed: 9), random([3], seed: 10)]) {
+                $0[0].batchNorm(gamma: $0[1], beta: $0[2], runningMean: rm, runningVariance: rv, training: true)
+            }
+        }
+    }
+
+    @Test func runningStatisticsFollowPyTorch() {
+        // one channel, values 1…4: batch mean 2.5, biased variance 1.25, unbiased 5/3
+        let x = Tensor([1, 2, 3, 4], shape: [4, 1])
+        let rm = Tensor(zeros: [1]), rv = Tensor(repeating: 1, shape: [1])
+        let y = x.batchNorm(gamma: Tensor([1], shape: [1]), beta: Tensor([0], shape: [1]), runningMean: rm, runningVariance: rv,
+                            training: true, momentum: 0.1, epsilon: 0)
+        #expect(abs(rm[flat: 0] - 0.25) < 1e-6)
+        #expect(abs(rv[flat: 0] - (0.9 + 0.1 * 5 / 3)) < 1e-6)
+        #expect(abs(y[flat: 0] - (1 - 2.5) / Float(1.25).squareRoot()) < 1e-5)
+    }
+
+    @Test func backendsAgreeOnAWholeConvBlock() {
+        func block() -> ([Float], [Float]) {
+            let x = random([3, 5, 9, 7], seed: 11).requiringGrad(), w = random([8, 5, 3, 3], seed: 12).requiringGrad()
+            let rm = Tensor(zeros: [8]), rv = Tensor(repeating: 1, shape: [8])
+            let tape = Tape()
+            let loss = tape.record {
+                x.conv2d(weight: w, padding: (1, 1)).batchNorm(gamma: Tensor(repeating: 1, shape: [8]), beta: Tensor(zeros: [8]),
+                    runningMean: rm, runningVariance: rv, training: true).relu().maxPool2d(kernel: (2, 2)).sum()
+            }
+            let g = tape.backward(from: loss)
+            return (g[x]!.array, g[w]!.array)
+        }
+        let fast = Engine.$backend.withValue(.oneDNN) { block() }
+        let ref = Engine.$backend.withValue(.reference) { block() }
+        for (a, b) in zip(fast.0 + fast.1, ref.0 + ref.1) { #expect(abs(a - b) < 2e-3 * max(1, abs(b))) }
+    }
+}
