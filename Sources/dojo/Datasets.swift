@@ -16,7 +16,7 @@ enum DataSets {
         switch name {
         case "scenes":
             return Choice(
-                train: try DrivingScenes(count: trainCount ?? 4096, seed: seed, cameras: cameras, imageSize: imageSize, gridSize: gridSize),
+                train: try DrivingScenes(count: trainCount ?? 8192, seed: seed, cameras: cameras, imageSize: imageSize, gridSize: gridSize),
                 eval: try DrivingScenes(count: evalCount ?? 512, seed: seed ^ 0x5EED_0F_E7A1, cameras: cameras, imageSize: imageSize, gridSize: gridSize))
         case "fashion-mnist":
             let dir = dataDirectory ?? FashionMNIST.defaultDirectory

@@ -26,19 +26,19 @@ struct TrainCommand: ParsableCommand {
     var model: String?
     @Option(name: .customLong("data"), help: "Data set: \(DataSets.names.joined(separator: ", ")). (default: scenes, or fashion-mnist for classifiers)")
     var data: String?
-    @Option(name: .long, help: "Epochs. (default: 3)")
+    @Option(name: .long, help: "Epochs. (default: the model's recipe, see `dojo models`)")
     var epochs: Int?
     @Option(name: .long, help: "Stop after this many steps in all.")
     var steps: Int?
     @Option(name: .long, help: "Examples per step. (default: 32 for scenes, 128 otherwise)")
     var batchSize: Int?
-    @Option(name: .customLong("lr"), help: "Peak learning rate. (default: 0.01 for SGD, 0.001 for AdamW)")
+    @Option(name: .customLong("lr"), help: "Peak learning rate. (default: the model's recipe; 0.01 for SGD, 0.001 for AdamW)")
     var learningRate: Float?
     @Option(name: .long, help: "Learning-rate schedule after warm-up: cosine or constant. (default: cosine)")
     var schedule: String?
     @Option(name: .long, help: "Linear warm-up steps. (default: 0)")
     var warmup: Int?
-    @Option(name: .long, help: "Optimizer: sgd or adamw. (default: sgd)")
+    @Option(name: .long, help: "Optimizer: sgd or adamw. (default: the model's recipe)")
     var optimizer: String?
     @Option(name: .long, help: "SGD momentum. (default: 0.9)")
     var momentum: Float?
@@ -62,18 +62,18 @@ struct TrainCommand: ParsableCommand {
     var checkpointEvery: Int?
     @Flag(name: .long, help: "Continue from the checkpoint in --checkpoint-dir.")
     var resume = false
-    @Option(name: .long, help: "Training examples to use (scenes: how many to generate; default 4096 scenes, all of Fashion-MNIST).")
+    @Option(name: .long, help: "Training examples to use (scenes: how many to generate; default 8192 scenes, all of Fashion-MNIST).")
     var trainExamples: Int?
     @Option(name: .long, help: "Evaluation examples (default 512 scenes, all 10,000 Fashion-MNIST test images).")
     var evalExamples: Int?
     @Option(name: .long, help: "Directory of the Fashion-MNIST IDX files. (default: \(FashionMNIST.defaultDirectory))")
     var dataDir: String?
     @Option(name: .long, help: "Scenes: cameras around the car. (default: 4)")
-    var cameras: Int = 4
+    var cameras: Int?
     @Option(name: .long, help: "Scenes: side of each camera image in pixels. (default: 32)")
-    var imageSize: Int = 32
+    var imageSize: Int?
     @Option(name: .long, help: "Scenes: cells per side of the bird's-eye-view grid. (default: 16)")
-    var gridSize: Int = 16
+    var gridSize: Int?
     @Option(name: .long, help: "Occupancy: loss weight of occupied cells. (default: 2)")
     var positiveWeight: Float?
     @Flag(name: .long, inversion: .prefixedNo, help: "Augment training examples: random flips and shifts; mirrored scenes. (default: off)")
@@ -122,24 +122,27 @@ struct TrainCommand: ParsableCommand {
             }
             saved = cfg
         }
-        let config = resolveConfig(saved)
+        let config = try resolveConfig(saved)
         if let saved {
             for (name, a, b) in [("data", saved.dataset, config.dataset), ("precision", saved.precision, config.precision),
                                  ("optimizer", saved.optimizer, config.optimizer), ("seed", "\(saved.seed)", "\(config.seed)"),
                                  ("batch-size", "\(saved.batchSize)", "\(config.batchSize)"),
-                                 ("augment", "\(saved.augment)", "\(config.augment)")] where a != b {
+                                 ("augment", "\(saved.augment)", "\(config.augment)"),
+                                 ("train-examples", "\(saved.trainExamples.map(String.init) ?? "all")", "\(config.trainExamples.map(String.init) ?? "all")"),
+                                 ("cameras", "\(saved.cameras)", "\(config.cameras)"), ("image-size", "\(saved.imageSize)", "\(config.imageSize)"),
+                                 ("grid-size", "\(saved.gridSize)", "\(config.gridSize)")] where a != b {
                 throw CLIError("--\(name) \(b) differs from the checkpoint's \(a); a resumed run must train the same way")
             }
         }
 
         let entry = try ModelZoo.entry(config.model)
-        let sets = try DataSets.make(config.dataset, trainCount: trainExamples, evalCount: evalExamples, seed: config.seed,
-                                     dataDirectory: dataDir, cameras: cameras, imageSize: imageSize, gridSize: gridSize)
+        let sets = try DataSets.make(config.dataset, trainCount: config.trainExamples, evalCount: config.evalExamples, seed: config.seed,
+                                     dataDirectory: dataDir, cameras: config.cameras, imageSize: config.imageSize, gridSize: config.gridSize)
         if entry.task == .occupancy && sets.train.targetShape.count != 2 {
             throw CLIError("model \(config.model) predicts occupancy grids; data set \(config.dataset) has none (use --data scenes)")
         }
         let net = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
-                                    gridSize: sets.train.targetShape.first ?? gridSize, seed: config.seed)
+                                    gridSize: sets.train.targetShape.first ?? config.gridSize, seed: config.seed)
         let trainLoader = try DataLoader(dataset: sets.train, batchSize: config.batchSize, shuffle: true, augment: config.augment, seed: config.seed)
         let evalLoader = try DataLoader(dataset: sets.eval, batchSize: max(config.batchSize, 64), shuffle: false, augment: false, seed: 0)
         let trainer = try Trainer(config: config, model: net, task: entry.task, train: trainLoader, eval: evalLoader,
@@ -215,20 +218,28 @@ struct TrainCommand: ParsableCommand {
 
     func defaultData(_ model: String) -> String { model == "occupancy" ? "scenes" : "fashion-mnist" }
 
-    func resolveConfig(_ s: TrainingConfig?) -> TrainingConfig {
+    /// Options given on the command line win, then the checkpoint's (with --resume), then the model's recipe.
+    func resolveConfig(_ s: TrainingConfig?) throws -> TrainingConfig {
         let m = model ?? s?.model ?? "occupancy"
-        let opt = optimizer ?? s?.optimizer ?? "sgd"
+        let recipe = try ModelZoo.entry(m)
+        let opt = optimizer ?? s?.optimizer ?? recipe.optimizer
         let d = data ?? s?.dataset ?? defaultData(m)
-        return TrainingConfig(
-            model: m, dataset: d, epochs: epochs ?? s?.epochs ?? 3, maxSteps: steps ?? s?.maxSteps,
+        var c = TrainingConfig(
+            model: m, dataset: d, epochs: epochs ?? s?.epochs ?? recipe.epochs, maxSteps: steps ?? s?.maxSteps,
             batchSize: batchSize ?? s?.batchSize ?? (d == "scenes" ? 32 : 128),
-            learningRate: learningRate ?? s?.learningRate ?? (opt == "adamw" ? 1e-3 : 0.01),
+            learningRate: learningRate ?? s?.learningRate ?? (opt == recipe.optimizer ? recipe.learningRate : (opt == "adamw" ? 1e-3 : 0.01)),
             schedule: schedule ?? s?.schedule ?? "cosine", warmupSteps: warmup ?? s?.warmupSteps ?? 0, optimizer: opt,
             momentum: momentum ?? s?.momentum ?? 0.9, nesterov: nesterov || (s?.nesterov ?? false),
             weightDecay: weightDecay ?? s?.weightDecay ?? (opt == "adamw" ? 0.01 : 5e-4),
             precision: precision ?? s?.precision ?? "fp32", stochasticGradients: stochasticGradients || (s?.stochasticGradients ?? false),
             seed: seed ?? s?.seed ?? 0, checkpointEvery: checkpointEvery ?? s?.checkpointEvery ?? 200,
             positiveWeight: positiveWeight ?? s?.positiveWeight ?? 2, augment: augment ?? s?.augment ?? false)
+        c.trainExamples = trainExamples ?? s?.trainExamples
+        c.evalExamples = evalExamples ?? s?.evalExamples
+        c.cameras = cameras ?? s?.cameras ?? 4
+        c.imageSize = imageSize ?? s?.imageSize ?? 32
+        c.gridSize = gridSize ?? s?.gridSize ?? 16
+        return c
     }
 }
 
@@ -241,6 +252,12 @@ struct CLIError: Error, CustomStringConvertible {
 func installStopHandlers() {
     signal(SIGINT) { _ in stopSignal.store(SIGINT, ordering: .relaxed) }
     signal(SIGTERM) { _ in stopSignal.store(SIGTERM, ordering: .relaxed) }
+    // a parent (a test runner, a job scheduler) may have started us with these blocked: unblock them
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }
 
 /// Loss (left axis) and accuracy (right axis) from a metrics log.

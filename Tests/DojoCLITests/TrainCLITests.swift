@@ -33,7 +33,7 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
             (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
             (["train", "--precision", "fp8"], "unknown precision 'fp8'"),
             (["train", "--optimizer", "lion"], "unknown optimizer 'lion'"),
-            (["train", "--lr", "-1"], "--lr must be a positive number"),
+            (["train", "--lr", "0"], "--lr must be a positive number"),
             (["train", "--model", "small-cnn", "--data", "fashion-mnist", "--data-dir", "/nonexistent/fmnist"], "dataset-fashion-mnist"),
             (["train", "--model", "resnet50", "--data", "fashion-mnist"], "at least 32×32"),
             (["train", "--model", "occupancy", "--data", "fashion-mnist"], "occupancy"),
@@ -97,6 +97,9 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
         let resumed = runDojo(["train", "--out", broken, "--resume", "--threads", "2"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stdout.contains("resuming at step"))
-        #expect(stepLosses(broken) == reference)
+        let after = stepLosses(broken)
+        #expect(after.count == reference.count, "resumed run logged \(after.count) steps, the uninterrupted one \(reference.count)")
+        let differing = reference.keys.sorted().filter { after[$0] != reference[$0] }
+        #expect(differing.isEmpty, "losses differ at steps \(differing.prefix(5))")
     }
 }

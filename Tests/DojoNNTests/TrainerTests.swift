@@ -28,7 +28,7 @@ func makeTrainer(model: String = "small-cnn", precision: String = "fp32", epochs
 
 @Suite(.serialized) struct TrainerTests {
     @Test func trainingLowersTheLoss() throws {
-        let t = try makeTrainer(epochs: 3, checkpointDirectory: nil, train: 512, augment: false)
+        let t = try makeTrainer(epochs: 3, lr: 0.01, checkpointDirectory: nil, train: 512, augment: false)
         var losses: [Float] = []
         t.onStep = { losses.append($0.loss) }
         let reports = try t.run()

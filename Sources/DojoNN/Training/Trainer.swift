@@ -26,6 +26,13 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var positiveWeight: Float
     /// Random augmentation of training examples (flips, shifts; mirrored scenes).
     public var augment: Bool = true
+    /// How the data set was made: examples used (nil: the data set's default), and for scenes the cameras, the
+    /// image side and the BEV grid side. A resumed run rebuilds exactly the same data from these.
+    public var trainExamples: Int? = nil
+    public var evalExamples: Int? = nil
+    public var cameras: Int = 4
+    public var imageSize: Int = 32
+    public var gridSize: Int = 16
 
     public init(model: String, dataset: String, epochs: Int = 1, maxSteps: Int? = nil, batchSize: Int = 32,
                 learningRate: Float = 0.05, schedule: String = "cosine", warmupSteps: Int = 0, optimizer: String = "sgd",

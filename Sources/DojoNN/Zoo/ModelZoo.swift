@@ -19,15 +19,25 @@ public enum ModelZoo {
         public let name: String
         public let summary: String
         public let task: Task
+        /// The training recipe used when a user names none: optimizer, peak learning rate, epochs.
+        public let optimizer: String
+        public let learningRate: Float
+        public let epochs: Int
     }
 
     public static let entries: [Entry] = [
-        Entry(name: "mlp", summary: "multi-layer perceptron 256-128 on flattened inputs", task: .classification),
-        Entry(name: "small-cnn", summary: "2×(conv3×3-BN-ReLU-maxpool) + FC, the benchmark CNN", task: .classification),
-        Entry(name: "resnet18", summary: "ResNet-18 (He et al. 2016), torchvision layout", task: .classification),
-        Entry(name: "resnet50", summary: "ResNet-50, bottleneck blocks, torchvision layout", task: .classification),
-        Entry(name: "vit-tiny", summary: "ViT-Tiny: dimension 192, depth 12, 3 heads", task: .classification),
-        Entry(name: "occupancy", summary: "multi-camera → shared CNN → BEV lift → occupancy logits per cell", task: .occupancy),
+        Entry(name: "mlp", summary: "multi-layer perceptron 256-128 on flattened inputs", task: .classification,
+              optimizer: "sgd", learningRate: 0.01, epochs: 3),
+        Entry(name: "small-cnn", summary: "2×(conv3×3-BN-ReLU-maxpool) + FC, the benchmark CNN", task: .classification,
+              optimizer: "sgd", learningRate: 0.01, epochs: 3),
+        Entry(name: "resnet18", summary: "ResNet-18 (He et al. 2016), torchvision layout", task: .classification,
+              optimizer: "sgd", learningRate: 0.01, epochs: 3),
+        Entry(name: "resnet50", summary: "ResNet-50, bottleneck blocks, torchvision layout", task: .classification,
+              optimizer: "sgd", learningRate: 0.01, epochs: 3),
+        Entry(name: "vit-tiny", summary: "ViT-Tiny: dimension 192, depth 12, 3 heads", task: .classification,
+              optimizer: "adamw", learningRate: 1e-3, epochs: 3),
+        Entry(name: "occupancy", summary: "multi-camera → shared CNN → BEV lift → occupancy logits per cell", task: .occupancy,
+              optimizer: "adamw", learningRate: 1e-3, epochs: 4),
     ]
 
     public static var names: [String] { entries.map(\.name) }
