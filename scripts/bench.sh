@@ -5,7 +5,9 @@
 # Usage: scripts/bench.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh python3-torch
+# python3-torch takes its BLAS from the system: without OpenBLAS it gets the reference BLAS (about 5 GFLOP/s),
+# which would make PyTorch look slower than it is.
+scripts/install-deps.sh python3-torch libopenblas0-pthread
 threads=${OMP_NUM_THREADS:-$(nproc)}
 export OMP_NUM_THREADS=$threads
 dojo=.build/release/dojo
