@@ -29,7 +29,7 @@ let package = Package(
         // Tensors, kernels (oneDNN + pure-Swift references), reverse-mode tape that records the Graph IR.
         .target(name: "DojoTensor", dependencies: ["DojoNumerics", "DojoGraph", "COneDNN"]),
         // Layers, model zoo, losses, optimizers, mixed precision, checkpoints (safetensors).
-        .target(name: "DojoNN", dependencies: ["DojoTensor", "DojoGraph", "DojoNumerics", "DojoData"]),
+        .target(name: "DojoNN", dependencies: ["DojoTensor", "DojoGraph", "DojoNumerics", "DojoData", "DojoReport"]),
         // Data sets (procedural multi-camera driving scenes, Fashion-MNIST IDX) and the loader.
         .target(name: "DojoData", dependencies: ["CZlib"]),
         // What users read: SVG charts, text tables, progress bars, JSON-lines logs. No dependencies.

@@ -11,6 +11,7 @@
 //
 // Writing is deterministic: `__metadata__` first (keys sorted), then tensors sorted by name, with their
 // data laid out in the same order, so the same content always gives the same bytes.
+import DojoReport
 import Foundation
 
 /// The element types of the safetensors format, with their sizes in bytes.
@@ -422,23 +423,11 @@ private func nonNegativeInts(_ value: Any) -> [Int]? {
     return out
 }
 
-/// `s` as a JSON string literal: quotes, backslashes and control characters escaped, other text as UTF-8.
+/// `s` as a JSON string literal (the same escaping as the JSON-lines logs).
 func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
+    var out = ""
+    JSONValue.string(s).write(to: &out)
+    return out
 }
 
 private func errnoString() -> String { String(cString: strerror(errno)) }
