@@ -31,7 +31,7 @@ let package = Package(
         // Layers, model zoo, losses, optimizers, mixed precision, checkpoints (safetensors).
         .target(name: "DojoNN", dependencies: ["DojoTensor", "DojoGraph", "DojoNumerics", "DojoData", "DojoReport"]),
         // Data sets (procedural multi-camera driving scenes, Fashion-MNIST IDX) and the loader.
-        .target(name: "DojoData", dependencies: ["CZlib"]),
+        .target(name: "DojoData", dependencies: ["CZlib", "DojoNumerics"]),
         // What users read: SVG charts, text tables, progress bars, JSON-lines logs. No dependencies.
         .target(name: "DojoReport"),
         // The command-line tool: one subcommand per user task.

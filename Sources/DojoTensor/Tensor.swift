@@ -1,3 +1,4 @@
+@_exported import DojoNumerics
 import DojoGraph
 import Foundation
 
@@ -66,7 +67,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public static func randomUniform(_ shape: [Int], low: Float, high: Float, generator: inout RandomSource) -> Tensor {
         let t = Tensor(uninitializedShape: shape)
         let p = t.storage.pointer
-        for i in 0..<t.count { p[i] = low + (high - low) * generator.nextUnitFloat() }
+        for i in 0..<t.count { p[i] = low + (high - low) * generator.nextFloat() }
         return t
     }
 
@@ -99,25 +100,5 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     }
 }
 
-/// Seeded, reproducible random numbers (SplitMix64) for initialisation and dropout.
-public struct RandomSource: RandomNumberGenerator, Sendable {
-    public private(set) var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1) with 24 random bits.
-    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) * 0x1p-24 }
-    /// Standard normal by Box–Muller.
-    public mutating func nextNormal() -> Float {
-        let u1 = max(Double(next() >> 11) * 0x1p-53, 1e-300), u2 = Double(next() >> 11) * 0x1p-53
-        return Float((-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2))
-    }
-}
-
-@inline(__always) func _log(_ x: Double) -> Double { Foundation.log(x) }
-@inline(__always) func _cos(_ x: Double) -> Double { Foundation.cos(x) }
+/// Seeded, reproducible random numbers for initialisation and dropout: the project's one generator.
+public typealias RandomSource = SplitMix64

@@ -269,10 +269,5 @@ func plannedSteps(_ config: TrainingConfig, _ train: DataLoader) -> Int {
     return config.maxSteps.map { min($0, all) } ?? all
 }
 
-/// A seed for step `b` of a run seeded `a` (SplitMix64 finaliser of the pair).
-func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
-    var z = a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1)
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-}
+/// A seed for step `b` of a run seeded `a`.
+func mix(_ a: UInt64, _ b: UInt64) -> UInt64 { SplitMix64.mix(a, b) }

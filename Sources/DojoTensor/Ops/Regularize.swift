@@ -9,7 +9,7 @@ extension Tensor {
         if p == 0 { return self }
         let mask = Tensor(uninitializedShape: shape)
         let keep = 1 / (1 - p)
-        for i in 0..<count { mask.pointer[i] = generator.nextUnitFloat() < p ? 0 : keep }
+        for i in 0..<count { mask.pointer[i] = generator.nextFloat() < p ? 0 : keep }
         let out = zipKernel(self, mask) { $0 * $1 }
         Tape.note(.dropout, inputs: [self], output: out, attributes: OpAttributes(probability: Double(p))) { g, _ in
             [zipKernel(g, mask) { $0 * $1 }]
