@@ -125,3 +125,21 @@ import DojoTensor
         _ = try Graph.decode(json: g.jsonData())
     }
 }
+
+@Suite struct MaxMagnitudeTests {
+    @Test func findsTheLargestMagnitudeAndNaN() {
+        for n in [0, 1, 7, 8, 9, 1000, 300_001] {
+            var values = (0..<n).map { Float(($0 * 7919) % 1013) / 100 - 5 }
+            let expected = values.map(abs).max() ?? 0
+            #expect(values.withUnsafeBufferPointer { Tensor.maxMagnitude(of: $0) } == expected, "n \(n)")
+            if n > 0 {
+                values[n / 2] = -1e30
+                #expect(values.withUnsafeBufferPointer { Tensor.maxMagnitude(of: $0) } == 1e30)
+                values[n - 1] = -.infinity
+                #expect(values.withUnsafeBufferPointer { Tensor.maxMagnitude(of: $0) } == .infinity)
+                values[0] = .nan
+                #expect(values.withUnsafeBufferPointer { Tensor.maxMagnitude(of: $0) }.isNaN)
+            }
+        }
+    }
+}
