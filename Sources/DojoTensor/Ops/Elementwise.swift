@@ -66,6 +66,7 @@ func expand(_ t: Tensor, to shape: [Int]) -> Tensor {
 // MARK: - binary ops with broadcasting
 
 extension Tensor {
+    @inline(__always)
     private func binary(_ other: Tensor, _ kind: OpKind, _ f: @escaping @Sendable (Float, Float) -> Float,
                         backward: @escaping (_ g: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor, _ needs: [Bool]) -> [Tensor?]) -> Tensor {
         guard let outShape = broadcastShape(shape, other.shape) else {
@@ -122,6 +123,7 @@ extension Tensor {
 
 extension Tensor {
     /// An elementwise op whose derivative is computed from its input and output.
+    @inline(__always)
     private func unary(_ kind: OpKind, attributes: OpAttributes = OpAttributes(), _ f: @escaping @Sendable (Float) -> Float,
                        derivative: @escaping @Sendable (_ x: Float, _ y: Float) -> Float) -> Tensor {
         let out = mapKernel(self, f)
