@@ -18,6 +18,7 @@ struct Dojo: ParsableCommand {
             BenchCommand.self,
             GraphCommand.self,
             ModelsCommand.self,
+            ScenesCommand.self,
             TrainCommand.self,
         ]
     )

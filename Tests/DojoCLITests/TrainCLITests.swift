@@ -103,3 +103,21 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
         #expect(differing.isEmpty, "losses differ at steps \(differing.prefix(5))")
     }
 }
+
+@Suite struct ScenesCLITests {
+    @Test func writesAPNGPerScene() throws {
+        let dir = NSTemporaryDirectory() + "dojo-scenes-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let r = runDojo(["scenes", "--index", "2", "--count", "2", "--out", dir + "/s.png"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for i in [2, 3] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/s-\(i).png"))
+            #expect(data.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
+        }
+        #expect(r.stdout.contains("cells occupied"))
+        let bad = runDojo(["scenes", "--cameras", "0"])
+        #expect(bad.status != 0 && bad.stderr.contains("cameras"), "\(bad.stderr)")
+        let badPath = runDojo(["scenes", "--out", "/nonexistent/dir/x.png"])
+        #expect(badPath.status != 0 && badPath.stderr.contains("/nonexistent/dir/x.png"), "\(badPath.stderr)")
+    }
+}

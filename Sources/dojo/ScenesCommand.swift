@@ -1,0 +1,48 @@
+import ArgumentParser
+import DojoData
+import Foundation
+
+/// `dojo scenes`: look at the embedded driving scenes the occupancy network trains on.
+struct ScenesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scenes",
+        abstract: "Render procedural driving scenes to PNG: every camera view, then the bird's-eye-view occupancy grid.",
+        discussion: """
+        The same generator and seed as `dojo train --data scenes` (training scenes use --seed, evaluation scenes \
+        a derived seed). Row 0 of the grid is farthest ahead, column 0 leftmost; white cells are occupied.
+        """)
+
+    @Option(name: .long, help: "Index of the first scene.")
+    var index: Int = 0
+    @Option(name: .long, help: "How many scenes to write.")
+    var count: Int = 1
+    @Option(name: .long, help: "Seed of the scene set.")
+    var seed: UInt64 = 0
+    @Option(name: .long, help: "Cameras around the car.")
+    var cameras: Int = 4
+    @Option(name: .long, help: "Side of each camera image in pixels.")
+    var imageSize: Int = 32
+    @Option(name: .long, help: "Cells per side of the BEV grid.")
+    var gridSize: Int = 16
+    @Option(name: .long, help: "Pixels per image pixel in the PNG.")
+    var scale: Int = 4
+    @Option(name: .long, help: "Output file (scene-N.png is added per scene when --count > 1).")
+    var out: String = "scene.png"
+
+    func validate() throws {
+        guard index >= 0 else { throw ValidationError("--index must be 0 or more, got \(index)") }
+        guard (1...1000).contains(count) else { throw ValidationError("--count must be 1…1000, got \(count)") }
+        guard (1...16).contains(scale) else { throw ValidationError("--scale must be 1…16, got \(scale)") }
+    }
+
+    func run() throws {
+        let scenes = try DrivingScenes(count: index + count, seed: seed, cameras: cameras, imageSize: imageSize, gridSize: gridSize)
+        for i in index..<(index + count) {
+            let path = count == 1 ? out : (out as NSString).deletingPathExtension + "-\(i).png"
+            try scenes.writePNG(at: i, to: path, scale: scale)
+            let objects = scenes.scene(at: i).objects.count
+            let occupied = scenes.example(at: i).target.filter { $0 > 0.5 }.count
+            print("wrote \(path): scene \(i), \(objects) road users, \(occupied) of \(gridSize * gridSize) cells occupied")
+        }
+    }
+}
