@@ -6,6 +6,9 @@ import Synchronization
 public final class Storage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
+    /// A shape-only storage (made under `Engine.shapeOnly`): no memory behind it; ops skip their kernels.
+    /// Its pointer is an unmapped address, so an op that forgot to skip fails loudly instead of corrupting memory.
+    public let isShapeOnly: Bool
 
     /// Bytes of tensor storage alive now, and the most alive at once since the last `resetPeak()`.
     public static var liveBytes: Int { live.load(ordering: .relaxed) }
@@ -27,6 +30,12 @@ public final class Storage: @unchecked Sendable {
         precondition(count >= 0)
         _ = Storage.allocatorTuned
         self.count = count
+        if Engine.shapeOnly {
+            isShapeOnly = true
+            pointer = UnsafeMutablePointer(bitPattern: 64)!
+            return
+        }
+        isShapeOnly = false
         let now = Storage.live.add(count * 4, ordering: .relaxed).newValue
         _ = Storage.peak.max(now, ordering: .relaxed)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
@@ -35,10 +44,11 @@ public final class Storage: @unchecked Sendable {
 
     public convenience init(zeros count: Int) {
         self.init(count: count)
-        pointer.initialize(repeating: 0, count: count)
+        if !isShapeOnly { pointer.initialize(repeating: 0, count: count) }
     }
 
     deinit {
+        if isShapeOnly { return }
         Storage.live.subtract(count * 4, ordering: .relaxed)
         UnsafeMutableRawPointer(pointer).deallocate()
     }

@@ -32,14 +32,14 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
 
     public convenience init(repeating value: Float, shape: [Int]) {
         let s = Storage(count: elementCount(shape))
-        s.pointer.initialize(repeating: value, count: s.count)
+        if !s.isShapeOnly { s.pointer.initialize(repeating: value, count: s.count) }
         self.init(shape: shape, storage: s)
     }
 
     public convenience init(_ values: [Float], shape: [Int]) {
         precondition(values.count == elementCount(shape), "\(values.count) values for shape \(shape)")
         let s = Storage(count: values.count)
-        values.withUnsafeBufferPointer { s.pointer.initialize(from: $0.baseAddress!, count: values.count) }
+        if !s.isShapeOnly { values.withUnsafeBufferPointer { s.pointer.initialize(from: $0.baseAddress!, count: values.count) } }
         self.init(shape: shape, storage: s)
     }
 
@@ -58,6 +58,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// Normal(0, std²) values from a seeded generator.
     public static func randomNormal(_ shape: [Int], std: Float = 1, generator: inout RandomSource) -> Tensor {
         let t = Tensor(uninitializedShape: shape)
+        if t.isShapeOnly { return t }
         let p = t.storage.pointer
         for i in 0..<t.count { p[i] = generator.nextNormal() * std }
         return t
@@ -66,12 +67,15 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// Uniform values in [low, high) from a seeded generator.
     public static func randomUniform(_ shape: [Int], low: Float, high: Float, generator: inout RandomSource) -> Tensor {
         let t = Tensor(uninitializedShape: shape)
+        if t.isShapeOnly { return t }
         let p = t.storage.pointer
         for i in 0..<t.count { p[i] = low + (high - low) * generator.nextFloat() }
         return t
     }
 
     public var rank: Int { shape.count }
+    /// True for tensors made under `Engine.shapeOnly`, or computed from one: ops skip their kernels for them.
+    public var isShapeOnly: Bool { storage.isShapeOnly }
     public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
     public var array: [Float] { Array(storage.buffer) }
     /// The single value of a one-element tensor.
@@ -84,7 +88,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// A copy that shares nothing with this tensor and is not part of any recorded computation.
     public func detachedCopy() -> Tensor {
         let t = Tensor(uninitializedShape: shape)
-        t.pointer.update(from: pointer, count: count)
+        if !t.isShapeOnly && !isShapeOnly { t.pointer.update(from: pointer, count: count) }
         return t
     }
 

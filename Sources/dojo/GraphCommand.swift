@@ -11,8 +11,9 @@ struct GraphCommand: ParsableCommand {
         commandName: "graph",
         abstract: "Record one training step of a model as the Graph IR: per-op table and totals.",
         discussion: """
-        Runs one forward and backward pass and an SGD update on random inputs, recording every op with its \
-        shapes, FLOPs and bytes. FLOPs count a multiply-add as 2 (published "MACs" are half). The JSON form \
+        Runs one forward and backward pass and an SGD update, recording every op with its shapes, FLOPs and \
+        bytes. By default only shapes flow (no arithmetic, no activation memory), so any batch size works; \
+        --compute runs the step for real on random inputs. FLOPs count a multiply-add as 2 (published "MACs" are half). The JSON form \
         (--json) is what the Dojo compiler and simulator read.
         """)
 
@@ -34,6 +35,9 @@ struct GraphCommand: ParsableCommand {
     @Flag(name: .long, help: "Print every op, not only the forward pass.")
     var all = false
 
+    @Flag(name: .long, help: "Run the step's arithmetic for real (default: record shapes only, which is exact for the IR and takes milliseconds at any batch).")
+    var compute = false
+
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard classes >= 1 else { throw ValidationError("--classes must be at least 1, got \(classes)") }
@@ -47,7 +51,9 @@ struct GraphCommand: ParsableCommand {
         do { net = try ModelZoo.make(model, inputShape: shape, classes: classes, seed: 0) } catch {
             throw ValidationError("\(error)")
         }
-        let graph = try recordStep(net, model: model, inputShape: shape, batch: batch, classes: classes)
+        let graph = try Engine.$shapeOnly.withValue(!compute) {
+            try recordStep(net, model: model, inputShape: shape, batch: batch, classes: classes)
+        }
         if let json {
             let data = try graph.jsonData()
             if json == "-" { FileHandle.standardOutput.write(data); print(); return }

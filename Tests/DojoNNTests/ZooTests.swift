@@ -4,17 +4,24 @@ import DojoTensor
 import Testing
 
 /// One recorded training step of a zoo model at batch 1 (random data).
-func recordedGraph(_ model: String, input: [Int], classes: Int = 1000) throws -> Graph {
+func recordedGraph(_ model: String, input: [Int], classes: Int = 1000, batch: Int = 1, shapeOnly: Bool = true) throws -> Graph {
     let net = try ModelZoo.make(model, inputShape: input, classes: classes, seed: 0)
-    var rng = RandomSource(seed: 1)
-    let x = Tensor.randomNormal([1] + input, generator: &rng)
-    let tape = Tape()
-    let loss = tape.record {
-        Module.$context.withValue(ForwardContext(training: true)) { net(x).crossEntropy(labels: [0]) }
+    let task = try ModelZoo.entry(model).task
+    return Engine.$shapeOnly.withValue(shapeOnly) {
+        var rng = RandomSource(seed: 1)
+        let x = Tensor.randomNormal([batch] + input, generator: &rng)
+        let tape = Tape()
+        let loss = tape.record {
+            Module.$context.withValue(ForwardContext(training: true)) {
+                let y = net(x)
+                return task == .occupancy ? y.binaryCrossEntropyWithLogits(targets: Tensor(zeros: y.shape))
+                                          : y.crossEntropy(labels: (0..<batch).map { Int32($0 % classes) })
+            }
+        }
+        let grads = tape.backward(from: loss)
+        SGD().step(net.parameters, gradients: grads, learningRate: 0, tape: tape)
+        return tape.graph(model: model, batch: batch)
     }
-    let grads = tape.backward(from: loss)
-    SGD().step(net.parameters, gradients: grads, learningRate: 0, tape: tape)
-    return tape.graph(model: model, batch: 1)
 }
 
 func forwardMACs(_ g: Graph) -> Double {
@@ -59,6 +66,22 @@ func forwardMACs(_ g: Graph) -> Double {
         #expect(throws: ModelError.self) { try ModelZoo.make("occupancy", inputShape: [1, 28, 28], seed: 0) }
         #expect(throws: ModelError.self) { try ModelZoo.make("alexnet", inputShape: [3, 224, 224], seed: 0) }
         #expect(throws: ModelError.self) { try ModelZoo.make("vit-tiny", inputShape: [3, 30, 30], patchSize: 16, seed: 0) }
+    }
+
+    /// Recording shapes only gives exactly the graph a real step records, for every model of the zoo.
+    @Test(arguments: [("mlp", [1, 28, 28]), ("small-cnn", [1, 28, 28]), ("resnet18", [3, 64, 64]), ("resnet50", [3, 64, 64]),
+                      ("vit-tiny", [3, 32, 32]), ("occupancy", [4, 3, 32, 32])])
+    func shapeOnlyRecordingEqualsARealStep(model: String, input: [Int]) throws {
+        let real = try recordedGraph(model, input: input, classes: 10, batch: 2, shapeOnly: false)
+        let shapes = try recordedGraph(model, input: input, classes: 10, batch: 2, shapeOnly: true)
+        #expect(real == shapes)
+        #expect(real.ops.count > 10)
+    }
+
+    @Test func shapeOnlyRecordingScalesToLargeBatches() throws {
+        let g = try recordedGraph("resnet50", input: [3, 224, 224], batch: 4096)
+        #expect(abs(forwardMACs(g) / 4096 - 4.09e9) / 4.09e9 < 0.01)
+        #expect(g.summary.activationBytes > 500 << 30)   // what a real step would need: far more than this machine
     }
 
     @Test func parametersAreNamedByPath() throws {

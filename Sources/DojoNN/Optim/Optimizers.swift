@@ -30,6 +30,10 @@ public final class SGD: Optimizer {
     public func step(_ parameters: [(String, Tensor)], gradients: Gradients, learningRate lr: Float, tape: Tape?) {
         for (path, p) in parameters {
             guard let g = gradients[p] else { continue }
+            if g.isShapeOnly {   // recording shapes only: note the update, change nothing
+                tape?.noteUpdate(.sgdUpdate, parameter: p, stateTensors: momentum == 0 ? 0 : 1)
+                continue
+            }
             let w = p.pointer, gp = g.pointer, n = p.count
             if momentum == 0 {
                 for i in 0..<n { w[i] -= lr * (gp[i] + weightDecay * w[i]) }
@@ -72,6 +76,10 @@ public final class AdamW: Optimizer {
         let c1 = 1 - Float(pow(Double(beta1), Double(steps))), c2 = 1 - Float(pow(Double(beta2), Double(steps)))
         for (path, p) in parameters {
             guard let g = gradients[p] else { continue }
+            if g.isShapeOnly {
+                tape?.noteUpdate(.adamwUpdate, parameter: p, stateTensors: 2)
+                continue
+            }
             let mt = m[path] ?? Tensor(zeros: p.shape), vt = v[path] ?? Tensor(zeros: p.shape)
             m[path] = mt; v[path] = vt
             let w = p.pointer, gp = g.pointer, mp = mt.pointer, vp = vt.pointer

@@ -51,6 +51,7 @@ extension Tensor {
     public func sumToShape(_ target: [Int]) -> Tensor {
         if shape == target { return self }
         let out = Tensor(zeros: target)
+        if out.isShapeOnly || isShapeOnly { return out }
         let strides = broadcastStrides(target, to: shape)
         let zeros = [Int](repeating: 0, count: shape.count)
         let src = pointer, dst = out.pointer

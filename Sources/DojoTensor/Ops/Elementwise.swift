@@ -7,6 +7,7 @@ import Foundation
 @inline(__always)
 func mapKernel(_ x: Tensor, _ f: @escaping @Sendable (Float) -> Float) -> Tensor {
     let out = Tensor(uninitializedShape: x.shape)
+    if out.isShapeOnly || x.isShapeOnly { return out }
     let src = SendablePointer(x.pointer), dst = SendablePointer(out.pointer)
     parallelChunks(x.count) { r in
         for i in r { dst.p[i] = f(src.p[i]) }
@@ -18,6 +19,7 @@ func mapKernel(_ x: Tensor, _ f: @escaping @Sendable (Float) -> Float) -> Tensor
 @inline(__always)
 func zipKernel(_ a: Tensor, _ b: Tensor, _ f: @escaping @Sendable (Float, Float) -> Float) -> Tensor {
     let out = Tensor(uninitializedShape: a.shape)
+    if out.isShapeOnly || a.isShapeOnly || b.isShapeOnly { return out }
     let pa = SendablePointer(a.pointer), pb = SendablePointer(b.pointer), dst = SendablePointer(out.pointer)
     parallelChunks(a.count) { r in
         for i in r { dst.p[i] = f(pa.p[i], pb.p[i]) }
@@ -30,6 +32,7 @@ func zipKernel(_ a: Tensor, _ b: Tensor, _ f: @escaping @Sendable (Float, Float)
 func broadcastKernel(_ a: Tensor, _ b: Tensor, _ outShape: [Int], _ f: @escaping @Sendable (Float, Float) -> Float) -> Tensor {
     if a.shape == b.shape { return zipKernel(a, b, f) }
     let out = Tensor(uninitializedShape: outShape)
+    if out.isShapeOnly || a.isShapeOnly || b.isShapeOnly { return out }
     let pa = a.pointer, pb = b.pointer, po = out.pointer
     if b.count == 1 && a.shape == outShape {
         let s = pb[0]
@@ -56,6 +59,7 @@ func broadcastKernel(_ a: Tensor, _ b: Tensor, _ outShape: [Int], _ f: @escaping
 func expand(_ t: Tensor, to shape: [Int]) -> Tensor {
     if t.shape == shape { return t }
     let out = Tensor(uninitializedShape: shape)
+    if out.isShapeOnly || t.isShapeOnly { return out }
     let src = t.pointer, dst = out.pointer
     forEachBroadcastRow(shape, broadcastStrides(t.shape, to: shape), [Int](repeating: 0, count: shape.count)) { o, a, _, len, sa, _ in
         if sa == 0 { let v = src[a]; for j in 0..<len { dst[o + j] = v } } else { (dst + o).update(from: src + a, count: len) }
@@ -129,6 +133,7 @@ extension Tensor {
         let out = mapKernel(self, f)
         Tape.note(kind, inputs: [self], output: out, attributes: attributes) { [x = self, out] g, _ in
             let r = Tensor(uninitializedShape: g.shape)
+            if r.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [r] }
             let pg = SendablePointer(g.pointer), px = SendablePointer(x.pointer), py = SendablePointer(out.pointer)
             let pr = SendablePointer(r.pointer)
             parallelChunks(g.count) { range in

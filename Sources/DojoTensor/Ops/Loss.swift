@@ -10,7 +10,7 @@ extension Tensor {
         for l in labels { precondition(l >= 0 && Int(l) < c, "crossEntropy: label \(l) outside 0..<\(c)") }
         let probs = Tensor(uninitializedShape: shape)
         var total = 0.0
-        for i in 0..<n {
+        for i in 0..<n where !probs.isShapeOnly && !isShapeOnly {
             let x = pointer + i * c, p = probs.pointer + i * c
             var m = -Float.infinity
             for j in 0..<c { m = max(m, x[j]) }
@@ -22,6 +22,7 @@ extension Tensor {
         let out = Tensor(scalar: Float(total / Double(max(n, 1))))
         Tape.note(.crossEntropy, inputs: [self], output: out) { g, _ in
             let r = Tensor(uninitializedShape: probs.shape)
+            if r.isShapeOnly || g.isShapeOnly { return [r] }
             let scale = g.item / Float(max(n, 1))
             for i in 0..<n {
                 for j in 0..<c { r.pointer[i * c + j] = probs.pointer[i * c + j] * scale }
@@ -39,7 +40,7 @@ extension Tensor {
         let n = count
         var total = 0.0
         let x = pointer, t = targets.pointer
-        for i in 0..<n {
+        for i in 0..<n where !isShapeOnly && !targets.isShapeOnly {
             // -[w·t·log σ(x) + (1−t)·log(1−σ(x))], with log σ(x) = −softplus(−x), log(1−σ(x)) = −softplus(x)
             let sp = Foundation.log1p(Foundation.exp(-abs(x[i])))
             let softplusPos = max(x[i], 0) + sp, softplusNeg = max(-x[i], 0) + sp
@@ -48,6 +49,7 @@ extension Tensor {
         let out = Tensor(scalar: Float(total / Double(max(n, 1))))
         Tape.note(.bceWithLogits, inputs: [self, targets], output: out) { [x = self] g, needs in
             let r = Tensor(uninitializedShape: x.shape)
+            if r.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [r, nil] }
             let scale = g.item / Float(max(n, 1))
             for i in 0..<n {
                 let s = 1 / (1 + Foundation.exp(-x.pointer[i])), tv = t[i]
@@ -62,11 +64,11 @@ extension Tensor {
     public func meanSquaredError(targets: Tensor) -> Tensor {
         precondition(targets.shape == shape, "meanSquaredError: \(shape) vs \(targets.shape)")
         var total = 0.0
-        for i in 0..<count { let d = Double(pointer[i] - targets.pointer[i]); total += d * d }
+        for i in 0..<count where !isShapeOnly && !targets.isShapeOnly { let d = Double(pointer[i] - targets.pointer[i]); total += d * d }
         let n = count
         let out = Tensor(scalar: Float(total / Double(max(n, 1))))
         Tape.note(.mse, inputs: [self, targets], output: out) { [x = self] g, needs in
-            let scale = 2 * g.item / Float(max(n, 1))
+            let scale = g.isShapeOnly ? 0 : 2 * g.item / Float(max(n, 1))
             let gx = zipKernel(x, targets) { ($0 - $1) * scale }
             return [needs[0] ? gx : nil, needs[1] ? mapKernel(gx) { -$0 } : nil]
         }

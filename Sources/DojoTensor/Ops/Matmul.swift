@@ -18,7 +18,9 @@ extension Tensor {
         let out = Tensor(uninitializedShape: outShape)
         let backend = Engine.backend
         let shareB = batchB == 1 && !transposeA && batchA > 1
-        if shareB {
+        if out.isShapeOnly || a.isShapeOnly || b.isShapeOnly {
+            // shape-only: no arithmetic
+        } else if shareB {
             // [batch·m, k] · [k, n]: one large GEMM
             GemmKernel.run(transposeA: false, transposeB: transposeB, m: batchA * m, n: n, k: k, a: a.pointer, lda: k,
                            b: b.pointer, ldb: transposeB ? k : n, c: out.pointer, ldc: n, backend: backend)

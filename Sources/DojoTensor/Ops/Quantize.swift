@@ -7,9 +7,9 @@ extension Tensor {
     public func rounded(to dtype: DType, _ round: (UnsafeMutableBufferPointer<Float>) -> Void,
                         gradient roundGradient: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil) -> Tensor {
         let out = detachedCopy()
-        round(out.storage.buffer)
+        if !out.isShapeOnly { round(out.storage.buffer) }
         Tape.note(.quantize, inputs: [self], output: out, attributes: OpAttributes(dtype: dtype)) { g, _ in
-            guard let roundGradient else { return [g] }
+            guard let roundGradient, !g.isShapeOnly else { return [g] }
             let r = g.detachedCopy()
             roundGradient(r.storage.buffer)
             return [r]

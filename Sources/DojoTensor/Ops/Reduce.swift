@@ -9,6 +9,7 @@ extension Tensor {
         var outShape = shape
         if keepDim { outShape[axis] = 1 } else { outShape.remove(at: axis) }
         let out = Tensor(zeros: outShape)
+        if out.isShapeOnly || isShapeOnly { return out }
         let src = SendablePointer(pointer), dst = SendablePointer(out.pointer)
         parallelChunks(outer, minimumPerThread: max(1, (1 << 15) / max(1, n * inner))) { range in
             for o in range {
@@ -60,8 +61,9 @@ extension Tensor {
     private func softmaxKernel(log takeLog: Bool) -> Tensor {
         let n = shape.last ?? 1, rows = count / max(n, 1)
         let out = Tensor(uninitializedShape: shape)
+        let skip = out.isShapeOnly || isShapeOnly
         let src = SendablePointer(pointer), dst = SendablePointer(out.pointer)
-        parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
+        if !skip { parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
             for r in range {
                 let x = src.p + r * n, y = dst.p + r * n
                 var m = -Float.infinity
@@ -76,9 +78,10 @@ extension Tensor {
                     for i in 0..<n { y[i] *= inv }
                 }
             }
-        }
+        } }
         Tape.note(takeLog ? .logSoftmax : .softmax, inputs: [self], output: out) { [out] g, _ in
             let r = Tensor(uninitializedShape: g.shape)
+            if r.isShapeOnly || g.isShapeOnly { return [r] }
             let pg = g.pointer, py = out.pointer, pr = r.pointer
             for row in 0..<rows {
                 let gy = pg + row * n, y = py + row * n, o = pr + row * n

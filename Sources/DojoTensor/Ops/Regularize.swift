@@ -9,7 +9,7 @@ extension Tensor {
         if p == 0 { return self }
         let mask = Tensor(uninitializedShape: shape)
         let keep = 1 / (1 - p)
-        for i in 0..<count { mask.pointer[i] = generator.nextFloat() < p ? 0 : keep }
+        for i in 0..<count where !mask.isShapeOnly { mask.pointer[i] = generator.nextFloat() < p ? 0 : keep }
         let out = zipKernel(self, mask) { $0 * $1 }
         Tape.note(.dropout, inputs: [self], output: out, attributes: OpAttributes(probability: Double(p))) { g, _ in
             [zipKernel(g, mask) { $0 * $1 }]
@@ -24,11 +24,11 @@ extension Tensor {
         let out = Tensor(uninitializedShape: [indices.count, d])
         for (i, idx) in indices.enumerated() {
             precondition(idx >= 0 && Int(idx) < v, "embedding index \(idx) outside 0..<\(v)")
-            (out.pointer + i * d).update(from: table.pointer + Int(idx) * d, count: d)
+            if !out.isShapeOnly { (out.pointer + i * d).update(from: table.pointer + Int(idx) * d, count: d) }
         }
         Tape.note(.embedding, inputs: [table], output: out) { g, _ in
             let r = Tensor(zeros: table.shape)
-            for (i, idx) in indices.enumerated() {
+            for (i, idx) in indices.enumerated() where !r.isShapeOnly && !g.isShapeOnly {
                 let dst = r.pointer + Int(idx) * d, src = g.pointer + i * d
                 for j in 0..<d { dst[j] += src[j] }
             }
@@ -44,7 +44,7 @@ extension Tensor {
         let out = Tensor(uninitializedShape: shape)
         let xhat = Tensor(uninitializedShape: shape)
         let inv = Tensor(uninitializedShape: [rows])
-        for r in 0..<rows {
+        for r in 0..<rows where !out.isShapeOnly && !isShapeOnly {
             let x = pointer + r * d, y = out.pointer + r * d, h = xhat.pointer + r * d
             var mean: Float = 0
             for j in 0..<d { mean += x[j] }
@@ -57,7 +57,7 @@ extension Tensor {
         }
         Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { g, needs in
             let dx = Tensor(uninitializedShape: g.shape), dg = Tensor(zeros: [d]), db = Tensor(zeros: [d])
-            for r in 0..<rows {
+            for r in 0..<rows where !dx.isShapeOnly && !g.isShapeOnly {
                 let gy = g.pointer + r * d, h = xhat.pointer + r * d, o = dx.pointer + r * d
                 var sum1: Float = 0, sum2: Float = 0
                 for j in 0..<d {

@@ -26,13 +26,16 @@ extension Tensor {
         precondition(order.sorted() == Array(0..<rank), "permutation \(order) for rank \(rank)")
         let outShape = order.map { shape[$0] }
         let out = Tensor(uninitializedShape: outShape)
+        let skip = out.isShapeOnly || isShapeOnly
         var inStrides = [Int](repeating: 1, count: rank)
         for i in stride(from: rank - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * shape[i + 1] }
         let strides = order.map { inStrides[$0] }
         let zero = [Int](repeating: 0, count: rank)
         let src = pointer, dst = out.pointer
-        forEachBroadcastRow(outShape, strides, zero) { o, a, _, len, sa, _ in
-            for j in 0..<len { dst[o + j] = src[a + j * sa] }
+        if !skip {
+            forEachBroadcastRow(outShape, strides, zero) { o, a, _, len, sa, _ in
+                for j in 0..<len { dst[o + j] = src[a + j * sa] }
+            }
         }
         Tape.note(.transpose, inputs: [self], output: out, attributes: OpAttributes(axes: order)) { g, _ in
             var inverse = [Int](repeating: 0, count: order.count)
@@ -56,11 +59,14 @@ extension Tensor {
         outShape[axis] = range.count
         let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *)
         let out = Tensor(uninitializedShape: outShape)
-        for o in 0..<outer {
-            (out.pointer + o * range.count * inner).update(from: pointer + (o * shape[axis] + range.lowerBound) * inner, count: range.count * inner)
+        if !out.isShapeOnly && !isShapeOnly {
+            for o in 0..<outer {
+                (out.pointer + o * range.count * inner).update(from: pointer + (o * shape[axis] + range.lowerBound) * inner, count: range.count * inner)
+            }
         }
         Tape.note(.slice, inputs: [self], output: out, attributes: OpAttributes(axes: [axis])) { [inShape = shape] g, _ in
             let r = Tensor(zeros: inShape)
+            if r.isShapeOnly || g.isShapeOnly { return [r] }
             for o in 0..<outer {
                 (r.pointer + (o * inShape[axis] + range.lowerBound) * inner).update(from: g.pointer + o * range.count * inner, count: range.count * inner)
             }
@@ -81,7 +87,7 @@ extension Tensor {
         let outer = outShape[..<axis].reduce(1, *), inner = outShape[(axis + 1)...].reduce(1, *)
         let out = Tensor(uninitializedShape: outShape)
         var offset = 0
-        for p in parts {
+        for p in parts where !out.isShapeOnly && !p.isShapeOnly {
             let n = p.shape[axis] * inner
             for o in 0..<outer {
                 (out.pointer + o * outShape[axis] * inner + offset).update(from: p.pointer + o * n, count: n)

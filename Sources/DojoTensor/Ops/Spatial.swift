@@ -16,11 +16,16 @@ extension Tensor {
         if let bias { precondition(bias.shape == [weight.shape[0]], "conv2d: bias \(bias.shape) for \(weight.shape[0]) channels") }
         let out = Tensor(uninitializedShape: [g.batch, g.outChannels, g.outHeight, g.outWidth])
         let backend = Engine.backend
-        Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer, backend: backend)
+        if !out.isShapeOnly && !isShapeOnly {
+            Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer, backend: backend)
+        }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         let attrs = OpAttributes(kernel: [g.kernelH, g.kernelW], stride: [stride.0, stride.1], padding: [padding.0, padding.1], groups: groups)
         Tape.note(.conv2d, inputs: inputs, output: out, attributes: attrs) { [x = self] dy, needs in
             var dx: Tensor? = nil, dw: Tensor? = nil, db: Tensor? = nil
+            if dy.isShapeOnly {
+                return (bias == nil ? [x, weight] : [x, weight, bias!]).enumerated().map { i, t in needs[i] ? Tensor(uninitializedShape: t.shape) : nil }
+            }
             if needs[0] {
                 dx = Tensor(uninitializedShape: x.shape)
                 Conv2dKernel.backwardData(g, dy: dy.pointer, weight: weight.pointer, dx: dx!.pointer, backend: backend)
@@ -47,11 +52,13 @@ extension Tensor {
         let g = poolGeometry(kernel, stride ?? kernel, padding)
         let out = Tensor(uninitializedShape: [g.batch, g.channels, g.outHeight, g.outWidth])
         let backend = Engine.backend
-        let ws = MaxPool2dKernel.forward(g, x: pointer, y: out.pointer, backend: backend)
+        let ws: PoolWorkspace? = out.isShapeOnly || isShapeOnly ? nil : MaxPool2dKernel.forward(g, x: pointer, y: out.pointer, backend: backend)
         let attrs = OpAttributes(kernel: [kernel.0, kernel.1], stride: [g.strideH, g.strideW], padding: [padding.0, padding.1])
         Tape.note(.maxPool2d, inputs: [self], output: out, attributes: attrs) { [inShape = shape] dy, _ in
             let dx = Tensor(uninitializedShape: inShape)
-            MaxPool2dKernel.backward(g, dy: dy.pointer, workspace: ws, dx: dx.pointer, backend: backend)
+            if let ws, !dx.isShapeOnly && !dy.isShapeOnly {
+                MaxPool2dKernel.backward(g, dy: dy.pointer, workspace: ws, dx: dx.pointer, backend: backend)
+            }
             return [dx]
         }
         return out
@@ -61,11 +68,11 @@ extension Tensor {
         let g = poolGeometry(kernel, stride ?? kernel, padding)
         let out = Tensor(uninitializedShape: [g.batch, g.channels, g.outHeight, g.outWidth])
         let backend = Engine.backend
-        AvgPool2dKernel.forward(g, x: pointer, y: out.pointer, backend: backend)
+        if !out.isShapeOnly && !isShapeOnly { AvgPool2dKernel.forward(g, x: pointer, y: out.pointer, backend: backend) }
         let attrs = OpAttributes(kernel: [kernel.0, kernel.1], stride: [g.strideH, g.strideW], padding: [padding.0, padding.1])
         Tape.note(.avgPool2d, inputs: [self], output: out, attributes: attrs) { [inShape = shape] dy, _ in
             let dx = Tensor(uninitializedShape: inShape)
-            AvgPool2dKernel.backward(g, dy: dy.pointer, dx: dx.pointer, backend: backend)
+            if !dx.isShapeOnly && !dy.isShapeOnly { AvgPool2dKernel.backward(g, dy: dy.pointer, dx: dx.pointer, backend: backend) }
             return [dx]
         }
         return out
@@ -76,7 +83,7 @@ extension Tensor {
         precondition(rank == 4, "globalAvgPool needs an NCHW input, got \(shape)")
         let n = shape[0], c = shape[1], s = shape[2] * shape[3]
         let out = Tensor(uninitializedShape: [n, c])
-        for i in 0..<(n * c) {
+        for i in 0..<(n * c) where !out.isShapeOnly && !isShapeOnly {
             var acc: Float = 0
             let p = pointer + i * s
             for j in 0..<s { acc += p[j] }
@@ -84,7 +91,7 @@ extension Tensor {
         }
         Tape.note(.globalAvgPool, inputs: [self], output: out) { [inShape = shape] dy, _ in
             let dx = Tensor(uninitializedShape: inShape)
-            for i in 0..<(n * c) {
+            for i in 0..<(n * c) where !dx.isShapeOnly && !dy.isShapeOnly {
                 let v = dy.pointer[i] / Float(s)
                 (dx.pointer + i * s).update(repeating: v, count: s)
             }
@@ -103,26 +110,29 @@ extension Tensor {
         let out = Tensor(uninitializedShape: shape)
         let backend = Engine.backend
         let attrs = OpAttributes(epsilon: Double(epsilon))
+        let skip = out.isShapeOnly || isShapeOnly
         if !training {
-            BatchNormKernel.forwardInference(n: n, c: c, spatial: spatial, x: pointer, gamma: gamma.pointer, beta: beta.pointer,
+            if !skip { BatchNormKernel.forwardInference(n: n, c: c, spatial: spatial, x: pointer, gamma: gamma.pointer, beta: beta.pointer,
                                              mean: runningMean.pointer, variance: runningVariance.pointer, epsilon: epsilon,
-                                             y: out.pointer, backend: backend)
+                                             y: out.pointer, backend: backend) }
             Tape.note(.batchNorm, inputs: [self, gamma, beta], output: out, attributes: attrs)
             return out
         }
         let mean = Tensor(uninitializedShape: [c]), variance = Tensor(uninitializedShape: [c])
-        BatchNormKernel.forwardTraining(n: n, c: c, spatial: spatial, x: pointer, gamma: gamma.pointer, beta: beta.pointer,
-                                        epsilon: epsilon, y: out.pointer, mean: mean.pointer, variance: variance.pointer, backend: backend)
+        if !skip {
+            BatchNormKernel.forwardTraining(n: n, c: c, spatial: spatial, x: pointer, gamma: gamma.pointer, beta: beta.pointer,
+                                            epsilon: epsilon, y: out.pointer, mean: mean.pointer, variance: variance.pointer, backend: backend)
+        }
         let m = Float(n * spatial), unbias = m > 1 ? m / (m - 1) : 1
-        for i in 0..<c {
+        for i in 0..<c where !skip && !mean.isShapeOnly {
             runningMean.pointer[i] = (1 - momentum) * runningMean.pointer[i] + momentum * mean.pointer[i]
             runningVariance.pointer[i] = (1 - momentum) * runningVariance.pointer[i] + momentum * variance.pointer[i] * unbias
         }
         Tape.note(.batchNorm, inputs: [self, gamma, beta], output: out, attributes: attrs) { [x = self] dy, needs in
             let dx = Tensor(uninitializedShape: x.shape), dg = Tensor(uninitializedShape: [c]), db = Tensor(uninitializedShape: [c])
-            BatchNormKernel.backward(n: n, c: c, spatial: spatial, x: x.pointer, dy: dy.pointer, gamma: gamma.pointer, beta: beta.pointer,
+            if !dx.isShapeOnly && !dy.isShapeOnly && !dg.isShapeOnly { BatchNormKernel.backward(n: n, c: c, spatial: spatial, x: x.pointer, dy: dy.pointer, gamma: gamma.pointer, beta: beta.pointer,
                                      mean: mean.pointer, variance: variance.pointer, epsilon: epsilon,
-                                     dx: dx.pointer, dGamma: dg.pointer, dBeta: db.pointer, backend: backend)
+                                     dx: dx.pointer, dGamma: dg.pointer, dBeta: db.pointer, backend: backend) }
             return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil]
         }
         return out
