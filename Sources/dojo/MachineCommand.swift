@@ -1,0 +1,111 @@
+import ArgumentParser
+import DojoMachine
+import DojoReport
+import Foundation
+
+/// `dojo machine show NAME|FILE`: a machine's derived totals at every level and its parameters with sources.
+struct MachineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "machine",
+        abstract: "Show a machine description: derived totals per level, and every parameter with its source.",
+        subcommands: [Show.self],
+        defaultSubcommand: Show.self)
+}
+
+extension MachineCommand {
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Derived totals at each level (FLOP/s, bytes, B/s, W) and the parameters with their sources.",
+            discussion: """
+            NAME is a preset (dojo machines lists them), optionally scaled: dgx-h100x8, exapodx2. FILE is a YAML \
+            machine file in the presets' format; decoding is strict: unknown or missing keys and impossible values \
+            are errors naming the key path. Sizes use decimal prefixes (1 MB = 1e6 B) or binary ones (MiB); rates \
+            take units (2GHz, 128GB/s, 400Gb/s). Bandwidths are per direction.
+            """)
+
+        @Argument(help: "A preset name (optionally xN) or a YAML machine file.")
+        var machine: String
+
+        @Flag(name: .long, help: "Print JSON: {name, kind, summary, hypothetical, file, levels, calibration, parameters}.")
+        var json = false
+
+        func run() throws {
+            let m: Machine
+            do {
+                m = try Machine.resolve(machine)
+            } catch let e as MachineError {
+                throw ValidationError(e.description)
+            }
+            if json {
+                print(try machineJSON(m))
+            } else {
+                print(render(m))
+            }
+        }
+    }
+}
+
+/// The text report of `dojo machine show`.
+func render(_ m: Machine) -> String {
+    var out = "\(m.name): \(m.summary)\n"
+    if m.hypothetical { out += "HYPOTHETICAL: no published figures; every parameter is an assumption.\n" }
+    out += "from \(m.file)\n\n"
+    let levels = m.levels
+    var table = TextTable(headers: ["per unit"] + levels.map(\.level),
+                          alignments: [.left] + levels.map { _ in .right })
+    func row(_ name: String, _ f: (LevelTotals) -> String) { table.addRow([name] + levels.map(f)) }
+    func bytes(_ x: Double) -> String { x > 0 ? formatSI(x, unit: "B") : "—" }
+    func rate(_ x: Double, _ unit: String) -> String { x > 0 ? formatSI(x, unit: unit) : "—" }
+    row("units in machine") { formatThousands($0.units) }
+    let isDojo = m.kind == "dojo"
+    if isDojo {
+        row("nodes") { formatThousands($0.nodes) }
+        row("D1 dies") { $0.chips > 0 ? formatThousands($0.chips) : "—" }
+        row("tiles") { $0.tiles > 0 ? formatThousands($0.tiles) : "—" }
+        row("DIPs") { $0.dips > 0 ? formatFixed($0.dips, $0.dips == $0.dips.rounded() ? 0 : 2) : "—" }
+        row("peak BF16/CFP8") { rate($0.peak.bf16, "FLOP/s") }
+        row("peak FP32") { rate($0.peak.fp32, "FLOP/s") }
+    } else {
+        row("GPUs") { formatThousands($0.chips) }
+        row("peak FP32") { rate($0.peak.fp32, "FLOP/s") }
+        row("peak TF32") { rate($0.peak.tf32, "FLOP/s") }
+        row("peak FP16") { rate($0.peak.fp16, "FLOP/s") }
+        row("peak BF16") { rate($0.peak.bf16, "FLOP/s") }
+        row("peak FP8") { rate($0.peak.fp8, "FLOP/s") }
+    }
+    row(isDojo ? "SRAM" : "L2") { bytes($0.sramBytes) }
+    row("HBM") { bytes($0.hbmBytes) }
+    row("HBM bandwidth") { rate($0.hbmBandwidth, "B/s") }
+    row("off-unit bandwidth") { rate($0.offBandwidth, "B/s") }
+    row("  via") { $0.offBandwidthVia }
+    row("bisection bandwidth") { $0.bisectionBandwidth.map { rate($0, "B/s") } ?? "—" }
+    row("power") { rate($0.power, "W") }
+    out += table.render() + "\n"
+    out += "Bandwidths per direction. Bytes in decimal units (1 MB = 1e6 B), as Tesla and NVIDIA publish them.\n\n"
+    var params = TextTable(headers: ["parameter", "value", "source or ASSUMPTION"], alignments: [.left, .right, .left])
+    for p in m.parameters { params.addRow([p.path, p.value, p.provenance.text]) }
+    out += params.render()
+    return out
+}
+
+private struct MachineJSON: Encodable {
+    var name, kind, summary: String
+    var hypothetical: Bool
+    var file: String
+    var levels: [LevelTotals]
+    var calibration: [String: Double]
+    var parameters: [Parameter]
+}
+
+/// The JSON form of `dojo machine show --json`.
+func machineJSON(_ m: Machine) throws -> String {
+    let c = m.calibration
+    let doc = MachineJSON(name: m.name, kind: m.kind, summary: m.summary, hypothetical: m.hypothetical, file: m.file,
+                          levels: m.levels,
+                          calibration: ["matrix_efficiency": c.matrixEfficiency, "vector_efficiency": c.vectorEfficiency,
+                                        "link_efficiency": c.linkEfficiency, "memory_efficiency": c.memoryEfficiency],
+                          parameters: m.parameters)
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try enc.encode(doc), as: UTF8.self)
+}
