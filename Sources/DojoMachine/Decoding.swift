@@ -105,7 +105,8 @@ struct Section {
         let p = keyPath(key)
         switch n {
         case .scalar(let s):
-            parameters.append(Parameter(path: p, value: s.string, provenance: .user))
+            // Top-level structure (kind, top, count) is not a hardware parameter.
+            if !path.isEmpty { parameters.append(Parameter(path: p, value: s.string, provenance: .user)) }
             return s.string
         case .mapping:
             var inner = try Section(file: file, path: p, node: n)

@@ -66,7 +66,9 @@ extension Machine {
         do {
             node = try Yams.compose(yaml: text)
         } catch {
-            throw MachineError.invalidYAML(file: file, reason: "\(error)")
+            // Yams appends the whole file as context; the first line says what and where.
+            let first = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+            throw MachineError.invalidYAML(file: file, reason: first)
         }
         guard let node else { throw MachineError.invalidYAML(file: file, reason: "the file is empty") }
         var root = try Section(file: file, path: "", node: node)
