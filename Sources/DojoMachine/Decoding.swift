@@ -91,6 +91,9 @@ struct Section {
 
     func has(_ key: String) -> Bool { pairs.contains { $0.0 == key } }
 
+    /// The keys in file order.
+    var keys: [String] { pairs.map(\.0) }
+
     private mutating func node(_ key: String) throws -> Node {
         taken.insert(key)
         guard let n = pairs.first(where: { $0.0 == key })?.1 else {

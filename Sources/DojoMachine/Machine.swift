@@ -34,6 +34,8 @@ public struct Machine: Sendable, Equatable {
     public var parameters: [Parameter]
     /// The file it came from (a preset's is `presets/NAME.yaml`).
     public var file: String
+    /// Published figures to compare with the derived totals (`published:`, optional): `checks` pairs them.
+    public var published: [PublishedFigure] = []
 
     /// `dojo` or `gpu`.
     public var kind: String {
@@ -121,10 +123,14 @@ extension Machine {
             system = .gpu(GPUCluster(gpu: gpu, server: server, nodes: count))
         }
         let calibration = try read("calibration", readCalibration)
+        var published: [PublishedFigure] = []
+        if root.has("published") {
+            published = try readPublished(try root.section("published"), levels: levelKeys(system))
+        }
         try root.finish()
         return Machine(name: name, summary: summary, hypothetical: hypothetical, system: system,
                        calibration: calibration,
-                       parameters: root.parameters + sections.flatMap(\.parameters), file: file)
+                       parameters: root.parameters + sections.flatMap(\.parameters), file: file, published: published)
     }
 
     /// Reads a machine file from disk; errors name the file as the user gave it.
@@ -137,6 +143,48 @@ extension Machine {
         }
         return try decode(yaml: text, file: (path as NSString).lastPathComponent)
     }
+}
+
+/// The level keys a `published:` figure may name for this system (before any scaling).
+private func levelKeys(_ system: MachineSystem) -> [String] {
+    switch system {
+    case .dojo(let d):
+        let all = ["node", "d1", "tile", "tray", "cabinet", "exapod"]
+        return Array(all.prefix(DojoLevel.allCases.firstIndex(of: d.top)! + 1)) + (d.count > 1 ? ["system"] : [])
+    case .gpu(let g):
+        return ["gpu", "dgx_node"] + (g.nodes > 1 ? ["system"] : [])
+    }
+}
+
+/// `published:` maps `LEVEL.QUANTITY` to `{value, source}`; a source is required.
+private func readPublished(_ section: Section, levels: [String]) throws -> [PublishedFigure] {
+    var s = section
+    var out: [PublishedFigure] = []
+    for key in s.keys {
+        let path = s.keyPath(key)
+        let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
+        guard parts.count == 2, levels.contains(parts[0]),
+              let q = PublishedFigure.quantities.first(where: { $0.0 == parts[1] }) else {
+            throw MachineError.invalidValue(file: s.file, path: path,
+                reason: "not LEVEL.QUANTITY with LEVEL in \(levels.joined(separator: ", ")) and QUANTITY in "
+                    + PublishedFigure.quantities.map(\.0).joined(separator: ", "))
+        }
+        var inner = try s.section(key)
+        let text = try inner.string("value")
+        let source = try inner.string("source")
+        try inner.finish()
+        let value: Double?
+        if let dim = q.1 { value = parseQuantity(text, dim) } else { value = Double(text) }
+        guard let value else {
+            throw MachineError.wrongType(file: s.file, path: join(path, "value"), expected: q.1?.example ?? "a number", got: "'\(text)'")
+        }
+        guard value > 0 else {
+            throw MachineError.invalidValue(file: s.file, path: join(path, "value"), reason: "must be positive, got \(text)")
+        }
+        out.append(PublishedFigure(key: key, value: value, source: source))
+    }
+    try s.finish()
+    return out
 }
 
 private func readNode(_ s: inout Section) throws -> DojoNode {

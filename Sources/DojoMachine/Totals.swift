@@ -191,3 +191,72 @@ extension LevelTotals {
                     power: power * k, tiles: Int((Double(tiles) * k).rounded()), dips: dips * k)
     }
 }
+
+/// A published figure of a machine (`published:` in a machine file), to set beside the derived total.
+public struct PublishedFigure: Sendable, Equatable, Codable {
+    /// `LEVEL.QUANTITY`: e.g. `tile.peak_bf16`, `exapod.hbm_bytes`, `dgx_node.power`.
+    public var key: String
+    public var value: Double
+    public var source: String
+
+    /// Quantities that can be compared, with their dimension (nil for a plain count).
+    public static let quantities: [(String, Dimension?)] = [
+        ("nodes", nil), ("chips", nil), ("tiles", nil), ("peak_bf16", .flopsPerSecond), ("peak_fp32", .flopsPerSecond),
+        ("peak_tf32", .flopsPerSecond), ("peak_fp16", .flopsPerSecond), ("peak_fp8", .flopsPerSecond),
+        ("sram_bytes", .bytes), ("hbm_bytes", .bytes), ("hbm_bandwidth", .bytesPerSecond),
+        ("off_bandwidth", .bytesPerSecond), ("bisection_bandwidth", .bytesPerSecond), ("power", .watts),
+    ]
+
+    /// Level names as keys write them: the level's title in lower case with `_` for spaces (`d1`, `exapod`,
+    /// `dgx_node`, `gpu`, `system`).
+    static func levelKey(_ title: String) -> String {
+        title.lowercased().replacingOccurrences(of: " ", with: "_")
+    }
+}
+
+/// A published figure beside the derived total.
+public struct FigureCheck: Sendable, Equatable, Codable {
+    public var key: String
+    public var published: Double
+    public var derived: Double
+    public var source: String
+    /// derived / published.
+    public var ratio: Double { derived / published }
+}
+
+extension LevelTotals {
+    /// The total named by a `PublishedFigure` quantity.
+    public func value(of quantity: String) -> Double? {
+        switch quantity {
+        case "nodes": return Double(nodes)
+        case "chips": return Double(chips)
+        case "tiles": return Double(tiles)
+        case "peak_bf16": return peak.bf16
+        case "peak_fp32": return peak.fp32
+        case "peak_tf32": return peak.tf32
+        case "peak_fp16": return peak.fp16
+        case "peak_fp8": return peak.fp8
+        case "sram_bytes": return sramBytes
+        case "hbm_bytes": return hbmBytes
+        case "hbm_bandwidth": return hbmBandwidth
+        case "off_bandwidth": return offBandwidth
+        case "bisection_bandwidth": return bisectionBandwidth
+        case "power": return power
+        default: return nil
+        }
+    }
+}
+
+extension Machine {
+    /// Each published figure of the file beside the derived total of the same level.
+    public var checks: [FigureCheck] {
+        let levels = self.levels
+        return published.compactMap { f in
+            let parts = f.key.split(separator: ".", maxSplits: 1).map(String.init)
+            guard parts.count == 2,
+                  let level = levels.first(where: { PublishedFigure.levelKey($0.level) == parts[0] }),
+                  let derived = level.value(of: parts[1]) else { return nil }
+            return FigureCheck(key: f.key, published: f.value, derived: derived, source: f.source)
+        }
+    }
+}

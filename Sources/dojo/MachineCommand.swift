@@ -26,7 +26,7 @@ extension MachineCommand {
         @Argument(help: "A preset name (optionally xN) or a YAML machine file.")
         var machine: String
 
-        @Flag(name: .long, help: "Print JSON: {name, kind, summary, hypothetical, file, levels, calibration, parameters}.")
+        @Flag(name: .long, help: "Print JSON: {name, kind, summary, hypothetical, file, levels, calibration, parameters, checks}.")
         var json = false
 
         func run() throws {
@@ -48,7 +48,7 @@ extension MachineCommand {
 /// The text report of `dojo machine show`.
 func render(_ m: Machine) -> String {
     var out = "\(m.name): \(m.summary)\n"
-    if m.hypothetical { out += "HYPOTHETICAL: no published figures; every parameter is an assumption.\n" }
+    if m.hypothetical { out += "HYPOTHETICAL: not a machine anyone has published; see the ASSUMPTIONs below.\n" }
     out += "from \(m.file)\n\n"
     let levels = m.levels
     var table = TextTable(headers: ["per unit"] + levels.map(\.level),
@@ -82,10 +82,31 @@ func render(_ m: Machine) -> String {
     row("power") { rate($0.power, "W") }
     out += table.render() + "\n"
     out += "Bandwidths per direction. Bytes in decimal units (1 MB = 1e6 B), as Tesla and NVIDIA publish them.\n\n"
+    let checks = m.checks
+    if !checks.isEmpty {
+        var t = TextTable(headers: ["published figure", "published", "derived", "derived/published", "source"],
+                          alignments: [.left, .right, .right, .right, .left])
+        for c in checks {
+            let q = c.key.split(separator: ".").last.map(String.init) ?? ""
+            t.addRow([c.key, quantityText(c.published, q), quantityText(c.derived, q), formatFixed(c.ratio, 3), c.source])
+        }
+        out += t.render() + "\n\n"
+    }
     var params = TextTable(headers: ["parameter", "value", "source or ASSUMPTION"], alignments: [.left, .right, .left])
     for p in m.parameters { params.addRow([p.path, p.value, p.provenance.text]) }
     out += params.render()
     return out
+}
+
+/// A total in its unit, by the quantity's name.
+func quantityText(_ x: Double, _ quantity: String) -> String {
+    switch quantity {
+    case "nodes", "chips", "tiles": return formatThousands(Int(x.rounded()))
+    case "sram_bytes", "hbm_bytes": return formatSI(x, unit: "B")
+    case "hbm_bandwidth", "off_bandwidth", "bisection_bandwidth": return formatSI(x, unit: "B/s")
+    case "power": return formatSI(x, unit: "W")
+    default: return formatSI(x, unit: "FLOP/s")
+    }
 }
 
 private struct MachineJSON: Encodable {
@@ -95,6 +116,13 @@ private struct MachineJSON: Encodable {
     var levels: [LevelTotals]
     var calibration: [String: Double]
     var parameters: [Parameter]
+    var checks: [Check]
+
+    struct Check: Encodable {
+        var key: String
+        var published, derived, ratio: Double
+        var source: String
+    }
 }
 
 /// The JSON form of `dojo machine show --json`.
@@ -104,7 +132,9 @@ func machineJSON(_ m: Machine) throws -> String {
                           levels: m.levels,
                           calibration: ["matrix_efficiency": c.matrixEfficiency, "vector_efficiency": c.vectorEfficiency,
                                         "link_efficiency": c.linkEfficiency, "memory_efficiency": c.memoryEfficiency],
-                          parameters: m.parameters)
+                          parameters: m.parameters,
+                          checks: m.checks.map { .init(key: $0.key, published: $0.published, derived: $0.derived,
+                                                       ratio: $0.ratio, source: $0.source) })
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try enc.encode(doc), as: UTF8.self)

@@ -161,3 +161,47 @@ struct PresetTotalsTests {
         #expect(close(d2.peak.bf16 / tile.peak.bf16, 10, 0.01))
     }
 }
+
+/// Each preset's `published:` figures beside the derived totals (what `dojo machine show` prints).
+@Suite("Published figures vs derived totals")
+struct PublishedChecksTests {
+    /// Known gaps, each explained in dojo-facts.md: AI Day 2021's round "100 PFLOPS" cabinet (2 × 54.4 = 108.8),
+    /// and S11's 4.5 TB/s per tile, which is the DIPs' 900 GB/s TTP links, not their 800 GB/s HBM.
+    let known: [String: Double] = ["cabinet.peak_bf16": 1.087, "tile.hbm_bandwidth": 0.889]
+
+    @Test("every published figure is matched within 2.5 %, or is a documented gap")
+    func allPresets() throws {
+        for m in try Presets.all() {
+            #expect(!m.published.isEmpty, "\(m.name) has no published figures")
+            #expect(m.checks.count == m.published.count, "\(m.name): a published key names no level")
+            for c in m.checks {
+                if let r = known[c.key] {
+                    #expect(abs(c.ratio - r) < 0.001, "\(m.name) \(c.key): ratio \(c.ratio)")
+                } else {
+                    #expect(abs(c.ratio - 1) <= 0.025, "\(m.name) \(c.key): published \(c.published), derived \(c.derived)")
+                }
+            }
+        }
+        let pod = try Presets.load("exapod")
+        #expect(pod.checks.count == 28)
+    }
+
+    @Test("published keys are strict: a level the machine lacks or an unknown quantity is an error")
+    func strict() throws {
+        let d1 = try #require(Presets.yaml("d1"))
+        for (bad, message) in [
+            ("  tile.chips: {value: 25, source: \"S3\"}\n", "d1.yaml: published.tile.chips: not LEVEL.QUANTITY"),
+            ("  d1.speed: {value: 1, source: \"x\"}\n", "d1.yaml: published.d1.speed: not LEVEL.QUANTITY"),
+            ("  node.power: {value: 1GHz, source: \"x\"}\n", "d1.yaml: published.node.power.value: expected watts"),
+            ("  d1.chips: {value: 1}\n", "d1.yaml: published.d1.chips.source: missing key"),
+        ] {
+            let text = d1.replacingOccurrences(of: "published:\n", with: "published:\n" + bad)
+            do {
+                _ = try Machine.decode(yaml: text, file: "d1.yaml")
+                Issue.record("accepted \(bad)")
+            } catch let e as MachineError {
+                #expect(e.description.hasPrefix(message), "\(e.description)")
+            }
+        }
+    }
+}
