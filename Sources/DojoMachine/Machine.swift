@@ -36,6 +36,9 @@ public struct Machine: Sendable, Equatable {
     public var file: String
     /// Published figures to compare with the derived totals (`published:`, optional): `checks` pairs them.
     public var published: [PublishedFigure] = []
+    /// The YAML it was read from and the scale applied since (`with(_:)` re-reads it with overrides).
+    public private(set) var yaml: String = ""
+    public private(set) var scale: Int = 1
 
     /// `dojo` or `gpu`.
     public var kind: String {
@@ -55,6 +58,17 @@ public struct Machine: Sendable, Equatable {
             m.system = .gpu(g)
         }
         if n != 1 { m.name += "x\(n)" }
+        m.scale *= n
+        return m
+    }
+
+    /// The same machine with some parameters changed, by key path: `["node.sram_bytes": "2.5MB"]`. Values are
+    /// written as in a file; decoding is as strict as for a file (an unknown path or a bad value is an error).
+    /// What `dojo sweep --vary` and `dojo machine show --set` use.
+    public func with(_ overrides: [String: String]) throws -> Machine {
+        let base = try Machine.decode(yaml: yaml, file: file, overrides: overrides)
+        var m = base.scaled(by: scale)
+        m.name = name
         return m
     }
 }
@@ -63,8 +77,8 @@ public struct Machine: Sendable, Equatable {
 
 extension Machine {
     /// Reads a machine description from YAML text; `file` names it in error messages.
-    public static func decode(yaml text: String, file: String) throws -> Machine {
-        let node: Node?
+    public static func decode(yaml text: String, file: String, overrides: [String: String] = [:]) throws -> Machine {
+        var node: Node?
         do {
             node = try Yams.compose(yaml: text)
         } catch {
@@ -72,7 +86,11 @@ extension Machine {
             let first = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
             throw MachineError.invalidYAML(file: file, reason: first)
         }
-        guard let node else { throw MachineError.invalidYAML(file: file, reason: "the file is empty") }
+        guard var node else { throw MachineError.invalidYAML(file: file, reason: "the file is empty") }
+        for (path, value) in overrides.sorted(by: { $0.key < $1.key }) {
+            node = try override(node, path.split(separator: ".", omittingEmptySubsequences: false).map(String.init),
+                                value: value, file: file, full: path)
+        }
         var root = try Section(file: file, path: "", node: node)
         let name = try root.string("name")
         let kind = try root.choice("kind", ["dojo", "gpu"])
@@ -130,7 +148,8 @@ extension Machine {
         try root.finish()
         return Machine(name: name, summary: summary, hypothetical: hypothetical, system: system,
                        calibration: calibration,
-                       parameters: root.parameters + sections.flatMap(\.parameters), file: file, published: published)
+                       parameters: root.parameters + sections.flatMap(\.parameters), file: file, published: published,
+                       yaml: text, scale: 1)
     }
 
     /// Reads a machine file from disk; errors name the file as the user gave it.
@@ -143,6 +162,25 @@ extension Machine {
         }
         return try decode(yaml: text, file: (path as NSString).lastPathComponent)
     }
+}
+
+/// `node` with the parameter at `path` set to `value` (a bare scalar: its provenance becomes the user's).
+private func override(_ node: Node, _ path: [String], value: String, file: String, full: String) throws -> Node {
+    guard case .mapping(var m) = node, let key = path.first else {
+        throw MachineError.invalidValue(file: file, path: full, reason: "not a parameter of this machine")
+    }
+    guard let child = m[key] else {
+        throw MachineError.unknownKey(file: file, path: full, allowed: m.keys.compactMap(\.string).sorted())
+    }
+    if path.count > 1 {
+        m[key] = try override(child, Array(path.dropFirst()), value: value, file: file, full: full)
+    } else {
+        if case .mapping(let inner) = child, inner["value"] == nil {
+            throw MachineError.invalidValue(file: file, path: full, reason: "is a section, not a parameter")
+        }
+        m[key] = Node(value)
+    }
+    return .mapping(m)
 }
 
 /// The level keys a `published:` figure may name for this system (before any scaling).

@@ -26,16 +26,25 @@ extension MachineCommand {
         @Argument(help: "A preset name (optionally xN) or a YAML machine file.")
         var machine: String
 
+        @Option(name: .customLong("set"), help: ArgumentHelp(
+            "Change a parameter: KEY=VALUE, e.g. node.sram_bytes=2.5MB (repeatable).", valueName: "key=value"))
+        var overrides: [String] = []
+
         @Flag(name: .long, help: "Print JSON: {name, kind, summary, hypothetical, file, levels, calibration, parameters, checks}.")
         var json = false
 
         func run() throws {
-            let m: Machine
-            do {
-                m = try Machine.resolve(machine)
-            } catch let e as MachineError {
-                throw ValidationError(e.description)
+            // A MachineError's description names the file and key path; ArgumentParser prints it as "Error: …"
+            // and exits with status 1.
+            var m = try Machine.resolve(machine)
+            var changes: [String: String] = [:]
+            for o in overrides {
+                guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
+                    throw ValidationError("--set '\(o)' is not KEY=VALUE (e.g. node.sram_bytes=2.5MB)")
+                }
+                changes[String(o[..<eq])] = String(o[o.index(after: eq)...])
             }
+            if !changes.isEmpty { m = try m.with(changes) }
             if json {
                 print(try machineJSON(m))
             } else {

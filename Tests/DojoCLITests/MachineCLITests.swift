@@ -52,6 +52,19 @@ struct MachineCLITests {
         #expect(levels?.last?["chips"] as? Int == 64)
     }
 
+    @Test("--set changes a parameter; a bad one is an error naming the key path")
+    func set() {
+        let r = runDojo(["machine", "show", "d1", "--set", "node.sram_bytes=2.5MB"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("885 MB"))
+        let bad = runDojo(["machine", "show", "d1", "--set", "node.sram_bytes=2GHz"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("presets/d1.yaml: node.sram_bytes: expected bytes"), "\(bad.stderr)")
+        let form = runDojo(["machine", "show", "d1", "--set", "sram"])
+        #expect(form.status != 0)
+        #expect(form.stderr.contains("not KEY=VALUE"), "\(form.stderr)")
+    }
+
     @Test("an unknown name: message with the presets, non-zero exit")
     func unknown() {
         let r = runDojo(["machine", "show", "tpu-v9"])

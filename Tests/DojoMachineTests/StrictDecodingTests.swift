@@ -148,3 +148,41 @@ struct UnitTests {
         #expect(parseQuantity(text, dim) == nil, "\(text)")
     }
 }
+
+/// `Machine.with(_:)`: change parameters by key path (what `--set` and a sweep use), as strictly as a file.
+@Suite("Overriding parameters")
+struct OverrideTests {
+    @Test("a changed parameter changes the totals; the scale and name stay")
+    func changes() throws {
+        let tile = try Presets.load("tile")
+        let big = try tile.with(["node.sram_bytes": "2.5MB"])
+        #expect(big.total.sramBytes == 2 * tile.total.sramBytes)
+        #expect(big.parameters.first { $0.path == "node.sram_bytes" }?.provenance == .user)
+        #expect(big.total.peak == tile.total.peak)
+        let h8 = try Machine.resolve("dgx-h100x8").with(["server.gpus": "4", "gpu.hbm_bytes": "141GB"])
+        #expect(h8.name == "dgx-h100x8")
+        #expect(h8.total.chips == 32)
+        #expect(h8.total.hbmBytes == 32 * 141e9)
+        let pod = try Machine.resolve("exapodx2").with(["dip.fabric_bisection_fraction": "50%"])
+        #expect(pod.total.bisectionBandwidth == 0.5 * 20e12)
+    }
+
+    @Test("an unknown path, a section, or a bad value is a MachineError naming the path")
+    func errors() throws {
+        let tile = try Presets.load("tile")
+        for (o, message) in [
+            (["node.sram": "1MB"], "presets/tile.yaml: node.sram: unknown key"),
+            (["node": "1"], "presets/tile.yaml: node: is a section, not a parameter"),
+            (["node.sram_bytes": "-3"], "presets/tile.yaml: node.sram_bytes: must be positive, got -3"),
+            (["d1.mesh_cols": "19"], "presets/tile.yaml: d1.mesh_rows: mesh 18 × 19 = 342 sites is smaller than d1.nodes = 354"),
+            (["tray.tiles": "6"], "presets/tile.yaml: tray.tiles: unknown key"),
+        ] {
+            do {
+                _ = try tile.with(o)
+                Issue.record("accepted \(o)")
+            } catch let e as MachineError {
+                #expect(e.description.hasPrefix(message), "\(e.description)")
+            }
+        }
+    }
+}
