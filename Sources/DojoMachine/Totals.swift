@@ -36,6 +36,9 @@ public struct LevelTotals: Sendable, Equatable, Codable {
     /// Bandwidth across the unit's narrowest halving cut, per direction; nil for a single node or GPU.
     public var bisectionBandwidth: Double?
     public var power: Double
+    /// Worst-case one-way latency across one unit when idle (Dojo; nil for GPUs): a node its hop, a D1 its mesh
+    /// diameter, a tile the diameter of its dies' meshes and die crossings, above the tile a TTPoE crossing.
+    public var diameterLatency: Double?
     /// Dojo only: tiles and DIPs in one unit.
     public var tiles: Int
     public var dips: Double
@@ -64,14 +67,17 @@ extension DojoSystem {
         let nodeT = LevelTotals(level: "node", units: 0, nodes: 1, chips: 0, peak: nodePeak, sramBytes: n.sramBytes,
                                 hbmBytes: 0, hbmBandwidth: 0,
                                 offBandwidth: Double(DojoNode.meshLinks) * n.linkBandwidth, offBandwidthVia: "4 mesh links",
-                                bisectionBandwidth: nil, power: d1.tdp / Double(d1.nodes), tiles: 0, dips: 0)
+                                bisectionBandwidth: nil, power: d1.tdp / Double(d1.nodes),
+                                diameterLatency: n.hopLatencyCycles / n.clockHz, tiles: 0, dips: 0)
         out.append(nodeT)
+        let hop = n.hopLatencyCycles / n.clockHz
+        let chipDiameter = Double(d1.meshRows + d1.meshCols - 2) * hop
         // D1: its mesh's narrowest cut crosses min(rows, cols) links.
         let chipT = LevelTotals(level: "D1", units: 0, nodes: d1.nodes, chips: 1, peak: nodePeak * Double(d1.nodes),
                                 sramBytes: n.sramBytes * Double(d1.nodes), hbmBytes: 0, hbmBandwidth: 0,
                                 offBandwidth: Double(D1Chip.edges) * d1.edgeBandwidth, offBandwidthVia: "4 die edges (SerDes)",
                                 bisectionBandwidth: Double(min(d1.meshRows, d1.meshCols)) * n.linkBandwidth,
-                                power: d1.tdp, tiles: 0, dips: 0)
+                                power: d1.tdp, diameterLatency: chipDiameter, tiles: 0, dips: 0)
         out.append(chipT)
         if let tile, let dip {
             // A tile in a tray shares the tray's DIPs (20 for 6 tiles: 3.33 each, §10); a lone tile has its own.
@@ -89,6 +95,9 @@ extension DojoSystem {
             // The tile's narrowest cut crosses min(rows, cols) die edges (5 × 2 TB/s = 10 TB/s, S3).
             t.bisectionBandwidth = Double(min(tile.chipRows, tile.chipCols)) * d1.edgeBandwidth
             t.power = dies * d1.tdp + tile.otherPower + (lone ? dipsPerTile * dip.power : 0)
+            // Corner to corner: (rows + cols − 1) dies' meshes and (rows + cols − 2) die-to-die crossings.
+            let dieSpan = Double(tile.chipRows + tile.chipCols)
+            t.diameterLatency = (dieSpan - 1) * chipDiameter + (dieSpan - 2) * d1.dieToDieLatency
             out.append(t)
             if let tray {
                 var r = t.scaled(Double(tray.tiles), level: "tray")
@@ -99,6 +108,11 @@ extension DojoSystem {
                 r.offBandwidthVia = "DIP Ethernet (TTPoE)"
                 r.bisectionBandwidth = Double(min(tray.tileRows, tray.tileCols)) * tray.tileLinkBandwidth
                 r.power = Double(tray.tiles) * t.power + Double(tray.dips) * dip.power + tray.otherPower
+                // Across the tray over the tile edges (tile_rows + tile_cols − 1 tiles corner to corner) or over the
+                // Z-plane (one TTPoE crossing plus a tile at each end), whichever is shorter.
+                let tileLatency = t.diameterLatency ?? 0
+                r.diameterLatency = min(Double(tray.tileRows + tray.tileCols - 1) * tileLatency,
+                                        dip.ttpoeLatency + 2 * tileLatency)
                 out.append(r)
                 // Above the tray everything meets over the TTPoE Z-plane.
                 func zplane(_ below: LevelTotals, _ k: Int, _ level: String, other: Double) -> LevelTotals {
@@ -106,6 +120,8 @@ extension DojoSystem {
                     c.offBandwidth = below.offBandwidth * Double(k)
                     c.bisectionBandwidth = Double(k / 2) * below.offBandwidth * dip.fabricBisectionFraction
                     c.power = Double(k) * below.power + other
+                    // ASSUMPTION: a transfer between trays crosses the Z-plane once, plus a tile at each end.
+                    c.diameterLatency = dip.ttpoeLatency + 2 * (t.diameterLatency ?? 0)
                     return c
                 }
                 if let cabinet {
@@ -153,6 +169,9 @@ extension DojoSystem {
                 s.bisectionBandwidth = Double(count / 2) * top.offBandwidth * (dip?.fabricBisectionFraction ?? 1)
             }
             s.power = top.power * Double(count)
+            s.diameterLatency = top.level == "D1" || top.level == "tile"
+                ? Double(count) * (top.diameterLatency ?? 0) + Double(count - 1) * d1.dieToDieLatency
+                : dip.map { $0.ttpoeLatency + 2 * (out[2].diameterLatency ?? 0) }
             out.append(s)
         }
         return out
@@ -166,7 +185,7 @@ extension GPUCluster {
                                peak: PeakRates(fp32: g.fp32, tf32: g.tf32, fp16: g.fp16, bf16: g.bf16, fp8: g.fp8),
                                sramBytes: g.l2Bytes, hbmBytes: g.hbmBytes, hbmBandwidth: g.hbmBandwidth,
                                offBandwidth: g.nvlinkBandwidth, offBandwidthVia: "NVLink", bisectionBandwidth: nil,
-                               power: g.tdp, tiles: 0, dips: 0)
+                               power: g.tdp, diameterLatency: nil, tiles: 0, dips: 0)
         var nodeT = gpuT.scaled(Double(server.gpus), level: "DGX node")
         nodeT.units = nodes
         nodeT.offBandwidth = Double(server.nics) * server.nicBandwidth
@@ -188,7 +207,8 @@ extension LevelTotals {
         LevelTotals(level: level, units: 0, nodes: Int((Double(nodes) * k).rounded()), chips: Int((Double(chips) * k).rounded()),
                     peak: peak * k, sramBytes: sramBytes * k, hbmBytes: hbmBytes * k, hbmBandwidth: hbmBandwidth * k,
                     offBandwidth: offBandwidth, offBandwidthVia: offBandwidthVia, bisectionBandwidth: bisectionBandwidth,
-                    power: power * k, tiles: Int((Double(tiles) * k).rounded()), dips: dips * k)
+                    power: power * k, diameterLatency: diameterLatency, tiles: Int((Double(tiles) * k).rounded()),
+                    dips: dips * k)
     }
 }
 

@@ -89,6 +89,7 @@ func render(_ m: Machine) -> String {
     row("  via") { $0.offBandwidthVia }
     row("bisection bandwidth") { $0.bisectionBandwidth.map { rate($0, "B/s") } ?? "—" }
     row("power") { rate($0.power, "W") }
+    if isDojo { row("latency across (idle)") { $0.diameterLatency.map { formatSI($0, unit: "s") } ?? "—" } }
     out += table.render() + "\n"
     out += "Bandwidths per direction. Bytes in decimal units (1 MB = 1e6 B), as Tesla and NVIDIA publish them.\n\n"
     let checks = m.checks

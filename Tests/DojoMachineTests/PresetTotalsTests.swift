@@ -100,6 +100,13 @@ struct PresetTotalsTests {
         #expect(close(p.peak.bf16, 1.0875e18, 0.001))
         #expect(close(p.sramBytes, 1.3e12, 0.03))            // 1.33 derived
         #expect(close(p.hbmBytes, 13e12, 0.02))              // 12.8 derived
+        // Latency across a unit: a hop is 1 cycle = 0.5 ns (S7, S9); the assumed 18 × 20 mesh has diameter 36 hops;
+        // a tile is 9 dies' meshes and 8 die crossings of 100 ns (S2); above it one TTPoE crossing of 1.3 µs (S15).
+        #expect(level(m, "node").diameterLatency == 0.5e-9)
+        #expect(close(level(m, "D1").diameterLatency ?? 0, 18e-9, 1e-9))
+        #expect(close(level(m, "tile").diameterLatency ?? 0, 9 * 18e-9 + 8 * 100e-9, 1e-9))
+        #expect(close(p.diameterLatency ?? 0, 1.3e-6 + 2 * 962e-9, 1e-9))
+        #expect((level(m, "tray").diameterLatency ?? 0) <= (p.diameterLatency ?? 0))
         // Units of each level in the machine.
         #expect(m.levels.map(\.units) == [1_062_000, 3000, 120, 20, 10, 1])
     }
