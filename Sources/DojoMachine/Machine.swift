@@ -145,7 +145,7 @@ extension Machine {
         if root.has("published") {
             published = try readPublished(try root.section("published"), levels: levelKeys(system))
         }
-        try root.finish()
+        try root.finish(allowed: ["hypothetical", "published"].filter { !root.has($0) })
         return Machine(name: name, summary: summary, hypothetical: hypothetical, system: system,
                        calibration: calibration,
                        parameters: root.parameters + sections.flatMap(\.parameters), file: file, published: published,
