@@ -13,9 +13,11 @@ let package = Package(
         .library(name: "DojoNN", targets: ["DojoNN"]),
         .library(name: "DojoData", targets: ["DojoData"]),
         .library(name: "DojoReport", targets: ["DojoReport"]),
+        .library(name: "DojoMachine", targets: ["DojoMachine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries, each behind a tiny shim module (Debian packages in `providers`).
@@ -34,9 +36,13 @@ let package = Package(
         .target(name: "DojoData", dependencies: ["CZlib", "DojoNumerics"]),
         // What users read: SVG charts, text tables, progress bars, JSON-lines logs. No dependencies.
         .target(name: "DojoReport"),
+        // Machine descriptions: Dojo node → D1 → tile → tray → cabinet → ExaPOD(s), DGX GPU clusters; YAML presets
+        // with a source for every figure and a parameter for every assumption; derived totals. Only Yams.
+        .target(name: "DojoMachine", dependencies: [.product(name: "Yams", package: "Yams")],
+                resources: [.copy("Presets")]),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
-            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "COneDNN",
+            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "COneDNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -46,6 +52,7 @@ let package = Package(
         .testTarget(name: "DojoNNTests", dependencies: ["DojoNN", "DojoData"]),
         .testTarget(name: "DojoDataTests", dependencies: ["DojoData"]),
         .testTarget(name: "DojoReportTests", dependencies: ["DojoReport"]),
+        .testTarget(name: "DojoMachineTests", dependencies: ["DojoMachine"]),
         .testTarget(name: "DojoCLITests", dependencies: ["dojo"]),
     ],
     swiftLanguageModes: [.v6]

@@ -17,6 +17,8 @@ struct Dojo: ParsableCommand {
             FormatsCommand.self,
             BenchCommand.self,
             GraphCommand.self,
+            MachineCommand.self,
+            MachinesCommand.self,
             ModelsCommand.self,
             ScenesCommand.self,
             TrainCommand.self,

@@ -1,0 +1,242 @@
+import Yams
+
+/// Where a parameter's value comes from: a published figure (with the source IDs of
+/// `../shared/research/dojo-facts.md` §0, or NVIDIA's documents) or an assumption (with the reason).
+public enum Provenance: Sendable, Equatable, Codable {
+    case source(String)
+    case assumption(String)
+    /// A bare value in a user's file.
+    case user
+
+    public var text: String {
+        switch self {
+        case .source(let s): return s
+        case .assumption(let s): return "ASSUMPTION: " + s
+        case .user: return "(user value)"
+        }
+    }
+}
+
+/// One parameter of a machine file as read: its key path, its value as written, and its provenance.
+public struct Parameter: Sendable, Equatable, Codable {
+    public var path: String
+    public var value: String
+    public var provenance: Provenance
+
+    private enum CodingKeys: String, CodingKey { case path, value, source, assumption }
+
+    public init(path: String, value: String, provenance: Provenance) {
+        self.path = path
+        self.value = value
+        self.provenance = provenance
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        value = try c.decode(String.self, forKey: .value)
+        if let s = try c.decodeIfPresent(String.self, forKey: .source) {
+            provenance = .source(s)
+        } else if let a = try c.decodeIfPresent(String.self, forKey: .assumption) {
+            provenance = .assumption(a)
+        } else {
+            provenance = .user
+        }
+    }
+
+    /// `{"path", "value", "source"}` or `{"path", "value", "assumption"}` (neither for a bare user value).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(path, forKey: .path)
+        try c.encode(value, forKey: .value)
+        switch provenance {
+        case .source(let s): try c.encode(s, forKey: .source)
+        case .assumption(let a): try c.encode(a, forKey: .assumption)
+        case .user: break
+        }
+    }
+}
+
+/// A YAML mapping read strictly: every key must be taken by the reader, `finish()` rejects the rest.
+/// A parameter is a scalar (`sram_bytes: 1.25MB`) or a mapping with `value` and one of `source` / `assumption`:
+/// `sram_bytes: {value: 1.25MB, source: "S2"}`.
+struct Section {
+    let file: String
+    let path: String
+    private let pairs: [(String, Node)]
+    private var taken: Set<String> = []
+    private(set) var parameters: [Parameter] = []
+
+    init(file: String, path: String, node: Node) throws {
+        self.file = file
+        self.path = path
+        guard case .mapping(let m) = node else {
+            throw MachineError.wrongType(file: file, path: path.isEmpty ? "(top)" : path, expected: "a mapping", got: describe(node))
+        }
+        var pairs: [(String, Node)] = []
+        var seen: Set<String> = []
+        for (k, v) in m {
+            guard let key = k.string else {
+                throw MachineError.wrongType(file: file, path: path.isEmpty ? "(top)" : path, expected: "string keys", got: describe(k))
+            }
+            if !seen.insert(key).inserted {
+                throw MachineError.invalidValue(file: file, path: join(path, key), reason: "key given twice")
+            }
+            pairs.append((key, v))
+        }
+        self.pairs = pairs
+    }
+
+    func keyPath(_ key: String) -> String { join(path, key) }
+
+    func has(_ key: String) -> Bool { pairs.contains { $0.0 == key } }
+
+    /// The keys in file order.
+    var keys: [String] { pairs.map(\.0) }
+
+    private mutating func node(_ key: String) throws -> Node {
+        taken.insert(key)
+        guard let n = pairs.first(where: { $0.0 == key })?.1 else {
+            throw MachineError.missingKey(file: file, path: keyPath(key))
+        }
+        return n
+    }
+
+    /// The scalar of a parameter, unwrapping `{value, source|assumption}`, recording its provenance.
+    private mutating func scalar(_ key: String) throws -> String {
+        let n = try node(key)
+        let p = keyPath(key)
+        switch n {
+        case .scalar(let s):
+            // Top-level structure (kind, top, count) is not a hardware parameter.
+            if !path.isEmpty { parameters.append(Parameter(path: p, value: s.string, provenance: .user)) }
+            return s.string
+        case .mapping:
+            var inner = try Section(file: file, path: p, node: n)
+            let valueNode = try inner.node("value")
+            guard case .scalar(let v) = valueNode else {
+                throw MachineError.wrongType(file: file, path: join(p, "value"), expected: "a scalar", got: describe(valueNode))
+            }
+            let hasSource = inner.has("source"), hasAssumption = inner.has("assumption")
+            guard hasSource != hasAssumption else {
+                throw MachineError.invalidValue(file: file, path: p, reason: "give exactly one of 'source' or 'assumption' beside 'value'")
+            }
+            let provenance: Provenance = hasSource ? .source(try inner.string("source")) : .assumption(try inner.string("assumption"))
+            try inner.finish()
+            parameters.append(Parameter(path: p, value: v.string, provenance: provenance))
+            return v.string
+        default:
+            throw MachineError.wrongType(file: file, path: p, expected: "a scalar or {value, source|assumption}", got: describe(n))
+        }
+    }
+
+    /// A plain string (not recorded as a parameter): names, summaries, sources.
+    mutating func string(_ key: String) throws -> String {
+        let n = try node(key)
+        guard case .scalar(let s) = n else {
+            throw MachineError.wrongType(file: file, path: keyPath(key), expected: "a string", got: describe(n))
+        }
+        return s.string
+    }
+
+    mutating func optionalString(_ key: String) throws -> String? {
+        has(key) ? try string(key) : nil
+    }
+
+    mutating func bool(_ key: String) throws -> Bool {
+        let s = try string(key)
+        switch s.lowercased() {
+        case "true", "yes": return true
+        case "false", "no": return false
+        default: throw MachineError.wrongType(file: file, path: keyPath(key), expected: "true or false", got: "'\(s)'")
+        }
+    }
+
+    /// A sub-section (a mapping of parameters).
+    mutating func section(_ key: String) throws -> Section {
+        try Section(file: file, path: keyPath(key), node: node(key))
+    }
+
+    /// An integer count.
+    mutating func int(_ key: String, min: Int = 1) throws -> Int {
+        let s = try scalar(key)
+        guard let v = Int(s.trimmingSpaces()) else {
+            throw MachineError.wrongType(file: file, path: keyPath(key), expected: "an integer", got: "'\(s)'")
+        }
+        guard v >= min else {
+            throw MachineError.invalidValue(file: file, path: keyPath(key),
+                                            reason: min == 1 ? "must be positive, got \(v)" : "must be at least \(min), got \(v)")
+        }
+        return v
+    }
+
+    /// A plain number (a count of FLOP per cycle, a fraction…).
+    mutating func number(_ key: String, positive: Bool = true) throws -> Double {
+        let s = try scalar(key)
+        guard let v = Double(s.trimmingSpaces()), v.isFinite else {
+            throw MachineError.wrongType(file: file, path: keyPath(key), expected: "a number", got: "'\(s)'")
+        }
+        return try check(key, v, positive: positive, shown: s)
+    }
+
+    /// A fraction in (0, 1]: `0.9` or `90%`.
+    mutating func fraction(_ key: String) throws -> Double {
+        let s = try scalar(key).trimmingSpaces()
+        let v: Double?
+        if s.hasSuffix("%") { v = Double(String(s.dropLast()).trimmingSpaces()).map { $0 / 100 } } else { v = Double(s) }
+        guard let v, v.isFinite else {
+            throw MachineError.wrongType(file: file, path: keyPath(key), expected: "a fraction (0.9 or 90%)", got: "'\(s)'")
+        }
+        guard v > 0, v <= 1 else {
+            throw MachineError.invalidValue(file: file, path: keyPath(key), reason: "must be in (0, 1], got \(s)")
+        }
+        return v
+    }
+
+    /// A quantity with a unit (or a plain number in base units).
+    mutating func quantity(_ key: String, _ dimension: Dimension, positive: Bool = true) throws -> Double {
+        let s = try scalar(key)
+        guard let v = parseQuantity(s, dimension) else {
+            throw MachineError.wrongType(file: file, path: keyPath(key), expected: dimension.example, got: "'\(s)'")
+        }
+        return try check(key, v, positive: positive, shown: s)
+    }
+
+    /// One of a fixed set of words.
+    mutating func choice(_ key: String, _ allowed: [String]) throws -> String {
+        let s = try scalar(key).trimmingSpaces()
+        guard allowed.contains(s) else {
+            throw MachineError.invalidValue(file: file, path: keyPath(key),
+                                            reason: "must be one of \(allowed.joined(separator: ", ")), got '\(s)'")
+        }
+        return s
+    }
+
+    private func check(_ key: String, _ v: Double, positive: Bool, shown: String) throws -> Double {
+        if positive, v <= 0 {
+            throw MachineError.invalidValue(file: file, path: keyPath(key), reason: "must be positive, got \(shown)")
+        }
+        if !positive, v < 0 {
+            throw MachineError.invalidValue(file: file, path: keyPath(key), reason: "must not be negative, got \(shown)")
+        }
+        return v
+    }
+
+    /// Rejects keys nobody took (unknown keys), naming the allowed ones.
+    func finish(allowed extra: [String] = []) throws {
+        for (k, _) in pairs where !taken.contains(k) {
+            throw MachineError.unknownKey(file: file, path: keyPath(k), allowed: (Array(taken) + extra).sorted())
+        }
+    }
+}
+
+func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : path + "." + key }
+
+func describe(_ n: Node) -> String {
+    switch n {
+    case .scalar(let s): return "'\(s.string)'"
+    case .mapping: return "a mapping"
+    case .sequence: return "a list"
+    case .alias: return "an alias"
+    }
+}

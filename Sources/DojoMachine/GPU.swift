@@ -1,0 +1,54 @@
+/// NVIDIA GPU systems: a GPU, a DGX node of GPUs on NVLink/NVSwitch with InfiniBand NICs, and a cluster of
+/// nodes. Rates are dense (no structured sparsity). Sources are named in the presets (NVIDIA data sheets).
+
+/// One GPU. Section `gpu`. A precision the GPU lacks has rate 0.
+public struct GPUSpec: Sendable, Equatable {
+    /// `model`: e.g. "H100 SXM5 80GB".
+    public var model: String
+    /// `fp32`, `tf32`, `fp16`, `bf16`, `fp8`: dense peak FLOP/s (tensor cores where they apply).
+    public var fp32: Double
+    public var tf32: Double
+    public var fp16: Double
+    public var bf16: Double
+    public var fp8: Double
+    /// `hbm_bytes`, `hbm_bandwidth`.
+    public var hbmBytes: Double
+    public var hbmBandwidth: Double
+    /// `l2_bytes`: on-chip L2 cache.
+    public var l2Bytes: Double
+    /// `nvlink_bandwidth`: NVIDIA's per-GPU figure, both directions together (900 GB/s on H100).
+    public var nvlinkBandwidthBidirectional: Double
+    /// `tdp`: board power.
+    public var tdp: Double
+
+    /// Per direction: half of NVIDIA's bidirectional figure.
+    public var nvlinkBandwidth: Double { nvlinkBandwidthBidirectional / 2 }
+}
+
+/// A DGX node. Section `server`.
+public struct GPUServer: Sendable, Equatable {
+    /// `model`: e.g. "DGX H100".
+    public var model: String
+    /// `gpus`: 8.
+    public var gpus: Int
+    /// `interconnect`: `nvswitch` or `hybrid-cube-mesh` (DGX-1).
+    public var interconnect: String
+    /// `nvlink_bisection_fraction`: the share of half the GPUs' NVLink bandwidth that crosses the node's
+    /// bisection (1 for a non-blocking NVSwitch; DGX-1's cube mesh less: an ASSUMPTION in that preset).
+    public var nvlinkBisectionFraction: Double
+    /// `nics`, `nic_bandwidth`: compute-fabric InfiniBand ports and their rate per direction.
+    public var nics: Int
+    public var nicBandwidth: Double
+    /// `power`: the system's maximum power.
+    public var power: Double
+    /// `fabric_bisection_fraction`: the share of the nodes' NIC bandwidth the cluster fabric carries across a
+    /// bisection (1 = non-blocking fat tree; ASSUMPTION).
+    public var fabricBisectionFraction: Double
+}
+
+/// `count` DGX nodes.
+public struct GPUCluster: Sendable, Equatable {
+    public var gpu: GPUSpec
+    public var server: GPUServer
+    public var nodes: Int
+}
