@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "DojoData", targets: ["DojoData"]),
         .library(name: "DojoReport", targets: ["DojoReport"]),
         .library(name: "DojoMachine", targets: ["DojoMachine"]),
+        .library(name: "DojoCompiler", targets: ["DojoCompiler"]),
+        .library(name: "DojoSim", targets: ["DojoSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,9 +42,15 @@ let package = Package(
         // with a source for every figure and a parameter for every assumption; derived totals. Only Yams.
         .target(name: "DojoMachine", dependencies: [.product(name: "Yams", package: "Yams")],
                 resources: [.copy("Presets")]),
+        // Where work goes: an op's spatial mapping on a D1 mesh, parallelism plans across chips, tiles and GPUs,
+        // sharding and memory fit. Reads the Graph IR and machine descriptions only.
+        .target(name: "DojoCompiler", dependencies: ["DojoGraph", "DojoMachine"]),
+        // How long it takes: op cost models (D1 mesh, GPU roofline), collectives on the real topology, the step's
+        // timeline, plan search, traces and validation against published measurements.
+        .target(name: "DojoSim", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"]),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
-            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "COneDNN",
+            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "COneDNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -53,6 +61,8 @@ let package = Package(
         .testTarget(name: "DojoDataTests", dependencies: ["DojoData"]),
         .testTarget(name: "DojoReportTests", dependencies: ["DojoReport"]),
         .testTarget(name: "DojoMachineTests", dependencies: ["DojoMachine"]),
+        .testTarget(name: "DojoCompilerTests", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"]),
+        .testTarget(name: "DojoSimTests", dependencies: ["DojoSim", "DojoCompiler", "DojoGraph", "DojoMachine"]),
         .testTarget(name: "DojoCLITests", dependencies: ["dojo"]),
     ],
     swiftLanguageModes: [.v6]

@@ -28,12 +28,14 @@ public struct Op: Codable, Sendable, Equatable {
     public var flops: Double
     public var bytesRead: Int
     public var bytesWritten: Int
+    /// For a backward op: the id of the forward op whose gradient it computes (added in version 1; optional).
+    public var forward: Int?
 
     public init(id: Int, kind: OpKind, phase: Phase, scope: String?, inputs: [Int], outputs: [Int],
-                attributes: OpAttributes, flops: Double, bytesRead: Int, bytesWritten: Int) {
+                attributes: OpAttributes, flops: Double, bytesRead: Int, bytesWritten: Int, forward: Int? = nil) {
         self.id = id; self.kind = kind; self.phase = phase; self.scope = scope; self.inputs = inputs
         self.outputs = outputs; self.attributes = attributes; self.flops = flops
-        self.bytesRead = bytesRead; self.bytesWritten = bytesWritten
+        self.bytesRead = bytesRead; self.bytesWritten = bytesWritten; self.forward = forward
     }
 }
 

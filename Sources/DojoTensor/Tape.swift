@@ -61,7 +61,7 @@ public final class Tape: @unchecked Sendable {
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(loss): Tensor(repeating: 1, shape: loss.shape)]
         backwardOps.removeAll()
         backwardOpsIO.removeAll()
-        for entry in entries.reversed() {
+        for (index, entry) in entries.enumerated().reversed() {
             let outID = ObjectIdentifier(entry.output)
             guard let gOut = grads.removeValue(forKey: outID) else { continue }
             guard let backward = entry.backward else { continue }
@@ -72,7 +72,7 @@ public final class Tape: @unchecked Sendable {
                                   inputs: [], outputs: [], attributes: entry.attributes,
                                   flops: entry.kind.backwardFlops(forward: entry.flops, inputs: entry.inputs.map(\.shape),
                                                                   outputs: [entry.output.shape], needsGradient: needs),
-                                  bytesRead: 0, bytesWritten: 0))
+                                  bytesRead: 0, bytesWritten: 0, forward: index))
             backwardOpsIO.append((entry.inputs.enumerated().filter { needs[$0.offset] }.map(\.element), entry.output, gOut))
             for (i, g) in gIns.enumerated() where needs[i] {
                 guard let g else { continue }

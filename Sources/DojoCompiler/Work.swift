@@ -1,0 +1,171 @@
+import DojoGraph
+
+/// The number format a simulated step computes in. Mixed precision: matrix ops and stored activations in the
+/// format, FP32 master weights and optimizer state (`masterBytesPerParameter`).
+public enum Precision: String, Sendable, CaseIterable, Codable {
+    case fp32, tf32, fp16, bf16, cfp8, fp8
+
+    /// Bytes of one activation or weight element as the step stores and moves it.
+    public var bytes: Double {
+        switch self {
+        case .fp32, .tf32: return 4
+        case .fp16, .bf16: return 2
+        case .cfp8, .fp8: return 1
+        }
+    }
+
+    /// Whether the matrix unit (Dojo) or tensor cores (GPU) run it at a reduced-precision rate.
+    public var isReduced: Bool { self != .fp32 }
+
+    /// Bytes per parameter that a mixed-precision step keeps besides the working weights: FP32 master weights and,
+    /// for Adam(W), two FP32 moments; gradients in the working format (ASSUMPTION: the usual 16 B/parameter for
+    /// 2-byte formats, Rajbhandari et al. "ZeRO", 2020).
+    public func stateBytesPerParameter(adam: Bool = true) -> Double {
+        let moments: Double = adam ? 8 : 4
+        let master: Double = self == .fp32 || self == .tf32 ? 0 : 4
+        return bytes /* weights */ + bytes /* gradients */ + master + moments
+    }
+
+    /// Parses the names users type: `fp32`, `tf32`, `fp16`, `bf16`, `cfp8`, `fp8`.
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "fp32", "f32", "float32": self = .fp32
+        case "tf32": self = .tf32
+        case "fp16", "f16", "half", "amp": self = .fp16
+        case "bf16", "bfloat16": self = .bf16
+        case "cfp8", "cfp8-143", "cfp8-152": self = .cfp8
+        case "fp8", "e4m3", "e5m2": self = .fp8
+        default: return nil
+        }
+    }
+}
+
+/// A GEMM view of a matrix op: `batch` independent products of an m×k and a k×n matrix.
+public struct GEMMShape: Sendable, Equatable, Hashable, Codable {
+    public var batch: Double
+    public var m: Double
+    public var n: Double
+    public var k: Double
+    public init(batch: Double = 1, m: Double, n: Double, k: Double) {
+        self.batch = batch; self.m = m; self.n = n; self.k = k
+    }
+    public var flops: Double { 2 * batch * m * n * k }
+}
+
+/// What one op asks of a device, in the units a cost model prices: FLOPs (matrix or vector), bytes moved at the
+/// step's precision, and for matrix ops the GEMM it is. Made from a Graph IR op (`init(op:graph:precision:)`) and
+/// scaled by a plan (`scaled(batch:split:)`).
+public struct OpWork: Sendable, Equatable, Hashable {
+    public var kind: OpKind
+    public var phase: Phase
+    /// Matrix ops (matmul, conv2d, their backward passes): the GEMM, as the implicit-GEMM form for convolutions
+    /// (m = N·OH·OW, n = OC/groups, k = IC/groups·KH·KW, batch = groups). The backward pass is priced as a GEMM of
+    /// the same shape, `passes` times (data and weight gradient).
+    public var gemm: GEMMShape?
+    /// How many GEMMs of `gemm`'s shape the op is (1 forward; 1–2 backward).
+    public var passes: Double
+    /// Arithmetic: 2 per multiply-add (as the IR counts).
+    public var flops: Double
+    /// Bytes read and written at the step's precision.
+    public var bytesRead: Double
+    public var bytesWritten: Double
+    /// Bytes of parameters among the inputs (weights a matrix op must hold or stream).
+    public var weightBytes: Double
+
+    public init(kind: OpKind, phase: Phase, gemm: GEMMShape?, passes: Double = 1, flops: Double, bytesRead: Double,
+                bytesWritten: Double, weightBytes: Double = 0) {
+        self.kind = kind; self.phase = phase; self.gemm = gemm; self.passes = passes; self.flops = flops
+        self.bytesRead = bytesRead; self.bytesWritten = bytesWritten; self.weightBytes = weightBytes
+    }
+
+    /// Whether the op does no arithmetic and moves nothing (a reshape: a view).
+    public var isFree: Bool { flops == 0 && bytesRead == 0 && bytesWritten == 0 }
+
+    /// The op `op` of `graph` as work at `precision`. Byte counts of the IR (FP32) are rescaled to the precision's
+    /// element size; the optimizer's update keeps its FP32 bytes (master weights and moments are FP32).
+    public init(op: Op, graph: Graph, precision: Precision) {
+        let forwardOp = op.phase == .backward ? op.forward.flatMap { id in graph.ops.indices.contains(id) ? graph.ops[id] : nil } : op
+        let scale = op.phase == .optimizer ? 1 : precision.bytes / 4
+        var gemm: GEMMShape?
+        var passes: Double = 1
+        var weightBytes: Double = 0
+        if let f = forwardOp {
+            let shapes = f.inputs.map { graph.tensor($0)?.shape ?? [] }
+            let out = f.outputs.first.flatMap { graph.tensor($0)?.shape } ?? []
+            weightBytes = Double(f.inputs.compactMap { graph.tensor($0) }.filter { $0.role == .parameter }
+                .reduce(0) { $0 + elementCount($1.shape) }) * precision.bytes
+            if op.kind.isMatrixOp { gemm = OpWork.gemm(kind: op.kind, inputs: shapes, output: out, attributes: f.attributes) }
+            if op.phase == .backward, let g = gemm, g.flops > 0 { passes = max(1, (op.flops / g.flops).rounded()) }
+        }
+        self.init(kind: op.kind, phase: op.phase, gemm: gemm, passes: passes, flops: op.flops,
+                  bytesRead: Double(op.bytesRead) * scale, bytesWritten: Double(op.bytesWritten) * scale,
+                  weightBytes: weightBytes)
+    }
+
+    /// The GEMM of a forward matmul or convolution, from its shapes.
+    public static func gemm(kind: OpKind, inputs: [[Int]], output: [Int], attributes a: OpAttributes) -> GEMMShape? {
+        switch kind {
+        case .matmul:
+            guard inputs.count >= 2, output.count >= 2, let x = inputs.first, x.count >= 2 else { return nil }
+            let m = Double(output[output.count - 2]), n = Double(output[output.count - 1])
+            let k = Double(a.transposeA == true ? x[x.count - 2] : x[x.count - 1])
+            let batch = Double(output.dropLast(2).reduce(1, *))
+            return GEMMShape(batch: batch, m: m, n: n, k: k)
+        case .conv2d:
+            guard inputs.count >= 2, output.count == 4, inputs[1].count == 4 else { return nil }
+            let w = inputs[1]
+            let groups = Double(a.groups ?? 1)
+            let m = Double(output[0] * output[2] * output[3])
+            return GEMMShape(batch: groups, m: m, n: Double(w[0]) / groups, k: Double(w[1] * w[2] * w[3]))
+        default:
+            return nil
+        }
+    }
+}
+
+/// How tensor (intra-layer) parallelism divides an op among `ways` devices.
+public enum SplitAxis: String, Sendable, Codable {
+    /// Not divided: every device does the whole op (replicated).
+    case none
+    /// Output columns (a column-parallel matmul: weights split by output feature).
+    case n
+    /// The reduction dimension (a row-parallel matmul: partial sums, all-reduced after).
+    case k
+    /// Independent products or elements (attention heads, elementwise ops on a sharded tensor).
+    case batch
+}
+
+extension OpWork {
+    /// Whether the batch of samples runs along the GEMM's m (a layer applied to every sample) rather than its batch
+    /// count (products of two activations, as attention's).
+    public var batchAlongM: Bool { kind == .conv2d || weightBytes > 0 }
+
+    /// This work for `factor` times the samples (a micro-batch of `factor` × the recorded batch), divided `ways`
+    /// ways along `split`. Weights do not grow with the batch; they divide when the split is along n or k.
+    public func scaled(batch factor: Double, split: SplitAxis = .none, ways: Double = 1) -> OpWork {
+        var w = self
+        let divided = split == .none ? 1 : ways
+        if phase == .optimizer {
+            // One parameter's update: no batch; a sharded parameter updates its shard.
+            w.flops /= divided; w.bytesRead /= divided; w.bytesWritten /= divided; w.weightBytes /= divided
+            return w
+        }
+        if var g = gemm {
+            if batchAlongM { g.m *= factor } else { g.batch *= factor }
+            switch split {
+            case .none: break
+            case .n: g.n /= ways
+            case .k: g.k /= ways
+            case .batch: if g.batch >= ways { g.batch /= ways } else { g.n /= ways }
+            }
+            w.gemm = g
+        }
+        let weightShare = split == .n || split == .k ? weightBytes / ways : weightBytes
+        let activationRead = max(0, bytesRead - weightBytes) * factor / divided
+        w.bytesRead = activationRead + weightShare
+        w.bytesWritten = bytesWritten * factor / divided
+        w.flops = flops * factor / divided
+        w.weightBytes = weightShare
+        return w
+    }
+}
