@@ -1,0 +1,102 @@
+import Foundation
+/// A parallelism plan, as a user writes it (`--plan dp=64,tp=8,pp=4,mb=2`) or a published run states it (the
+/// validation CSV's `parallelism` column). Every field left nil is the planner's choice.
+public struct PlanSpec: Sendable, Equatable, Hashable, Codable {
+    /// Data-parallel replicas.
+    public var dataParallel: Int?
+    /// Tensor (intra-layer) parallel ways.
+    public var tensorParallel: Int?
+    /// Pipeline stages.
+    public var pipelineParallel: Int?
+    /// Samples per micro-batch on one replica.
+    public var microBatch: Int?
+    /// Micro-batches per step on one replica (gradient accumulation steps, or pipeline micro-batches).
+    public var microBatches: Int?
+    /// Interleaved pipeline: model chunks per stage (Megatron's "virtual pipeline"); 1 = plain 1F1B.
+    public var virtualStages: Int?
+    /// Recompute activations in the backward pass instead of keeping them: none, selective (attention only), full.
+    public var recompute: Recompute?
+    /// Shard optimizer state (and gradients) over the data-parallel replicas (ZeRO-1/2).
+    public var shardOptimizer: Bool?
+    /// Sequence parallelism with tensor parallelism (layer norms and dropout split along the sequence).
+    public var sequenceParallel: Bool?
+
+    public enum Recompute: String, Sendable, Codable, Hashable, CaseIterable { case none, selective, full }
+
+    public init(dataParallel: Int? = nil, tensorParallel: Int? = nil, pipelineParallel: Int? = nil,
+                microBatch: Int? = nil, microBatches: Int? = nil, virtualStages: Int? = nil,
+                recompute: Recompute? = nil, shardOptimizer: Bool? = nil, sequenceParallel: Bool? = nil) {
+        self.dataParallel = dataParallel; self.tensorParallel = tensorParallel; self.pipelineParallel = pipelineParallel
+        self.microBatch = microBatch; self.microBatches = microBatches; self.virtualStages = virtualStages
+        self.recompute = recompute; self.shardOptimizer = shardOptimizer; self.sequenceParallel = sequenceParallel
+    }
+
+    /// Keys of the `--plan` syntax, in the order they print.
+    public static let keys = ["dp", "tp", "pp", "mb", "micro", "vp", "recompute", "zero", "sp"]
+
+    /// Parses `dp=64,tp=8,pp=4,mb=2,micro=16,vp=3,recompute=selective,zero=1,sp=1`; every key optional.
+    public init(parsing text: String) throws {
+        self.init()
+        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { throw PlanError.syntax("'\(part)' is not KEY=VALUE (keys: \(PlanSpec.keys.joined(separator: ", ")))") }
+            let key = kv[0].lowercased(), value = kv[1]
+            func positive() throws -> Int {
+                guard let n = Int(value), n >= 1 else { throw PlanError.syntax("\(key)=\(value): expected a whole number ≥ 1") }
+                return n
+            }
+            func flag() throws -> Bool {
+                switch value.lowercased() {
+                case "1", "true", "yes", "on": return true
+                case "0", "false", "no", "off": return false
+                default: throw PlanError.syntax("\(key)=\(value): expected 1 or 0")
+                }
+            }
+            switch key {
+            case "dp": dataParallel = try positive()
+            case "tp": tensorParallel = try positive()
+            case "pp": pipelineParallel = try positive()
+            case "mb": microBatch = try positive()
+            case "micro": microBatches = try positive()
+            case "vp": virtualStages = try positive()
+            case "recompute":
+                guard let r = Recompute(rawValue: value.lowercased()) else {
+                    throw PlanError.syntax("recompute=\(value): expected none, selective or full")
+                }
+                recompute = r
+            case "zero": shardOptimizer = try flag()
+            case "sp": sequenceParallel = try flag()
+            default: throw PlanError.syntax("unknown plan key '\(kv[0])' (keys: \(PlanSpec.keys.joined(separator: ", ")))")
+            }
+        }
+    }
+
+    /// The `--plan` form of the fields that are set.
+    public var description: String {
+        var parts: [String] = []
+        if let v = dataParallel { parts.append("dp=\(v)") }
+        if let v = tensorParallel { parts.append("tp=\(v)") }
+        if let v = pipelineParallel { parts.append("pp=\(v)") }
+        if let v = microBatch { parts.append("mb=\(v)") }
+        if let v = microBatches { parts.append("micro=\(v)") }
+        if let v = virtualStages { parts.append("vp=\(v)") }
+        if let v = recompute { parts.append("recompute=\(v.rawValue)") }
+        if let v = shardOptimizer { parts.append("zero=\(v ? 1 : 0)") }
+        if let v = sequenceParallel { parts.append("sp=\(v ? 1 : 0)") }
+        return parts.joined(separator: ",")
+    }
+}
+
+public enum PlanError: Error, Sendable, Equatable, CustomStringConvertible {
+    case syntax(String)
+    case doesNotFit(String)
+    case inconsistent(String)
+
+    public var description: String {
+        switch self {
+        case .syntax(let m): return "plan: \(m)"
+        case .doesNotFit(let m): return "no plan fits: \(m)"
+        case .inconsistent(let m): return "plan: \(m)"
+        }
+    }
+}
