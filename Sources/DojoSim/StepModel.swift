@@ -1,0 +1,505 @@
+import DojoCompiler
+import DojoGraph
+import DojoMachine
+import Foundation
+
+/// Assumptions of the step model that are not properties of a machine. Each is a parameter (`dojo sim --assume`).
+public struct SimOptions: Sendable, Equatable, Codable {
+    /// Share of a device's memory a plan may fill; the rest is workspace, fragmentation and the runtime.
+    /// ASSUMPTION: 0.9.
+    public var memoryHeadroom: Double = 0.9
+    /// Share of the data-parallel gradient reduction hidden behind the last micro-batch's backward pass (bucketed
+    /// all-reduce as PyTorch DDP and Megatron do). ASSUMPTION: 0.8.
+    public var gradientOverlap: Double = 0.8
+    /// Seconds every step spends outside the model (framework, host synchronisation). ASSUMPTION: 0.
+    public var stepOverhead: Double = 0
+
+    public init() {}
+
+    public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead"]
+
+    /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
+    public mutating func set(_ key: String, _ value: String) throws {
+        guard let v = Double(value), v.isFinite else { throw SimError.badOption("\(key)=\(value): not a number") }
+        switch key {
+        case "memory_headroom":
+            guard v > 0, v <= 1 else { throw SimError.badOption("memory_headroom=\(value): must be in (0, 1]") }
+            memoryHeadroom = v
+        case "gradient_overlap":
+            guard v >= 0, v <= 1 else { throw SimError.badOption("gradient_overlap=\(value): must be in [0, 1]") }
+            gradientOverlap = v
+        case "step_overhead":
+            guard v >= 0 else { throw SimError.badOption("step_overhead=\(value): must be ≥ 0 seconds") }
+            stepOverhead = v
+        default:
+            throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")
+        }
+    }
+}
+
+public enum SimError: Error, Sendable, Equatable, CustomStringConvertible {
+    case badOption(String)
+    case noPlan(String)
+    case badWorkload(String)
+    public var description: String {
+        switch self {
+        case .badOption(let m): return "assumption: \(m)"
+        case .noPlan(let m): return m
+        case .badWorkload(let m): return m
+        }
+    }
+}
+
+/// What to simulate: one training step of a recorded graph at a global batch and precision.
+public struct Workload: Sendable {
+    /// One training step recorded at `graph.batch` samples (any batch: the model scales it).
+    public var graph: Graph
+    public var globalBatch: Int
+    public var precision: Precision
+    /// Tokens in one sample, for sequence models (reports tokens/s).
+    public var tokensPerSample: Int?
+
+    public init(graph: Graph, globalBatch: Int, precision: Precision, tokensPerSample: Int? = nil) {
+        self.graph = graph; self.globalBatch = globalBatch; self.precision = precision
+        self.tokensPerSample = tokensPerSample
+    }
+}
+
+/// A plan with every choice made.
+public struct ResolvedPlan: Sendable, Equatable, Hashable, Codable {
+    public var dataParallel: Int
+    public var tensorParallel: Int
+    public var pipelineParallel: Int
+    public var microBatch: Int
+    public var microBatches: Int
+    public var virtualStages: Int
+    public var recompute: PlanSpec.Recompute
+    public var shardOptimizer: Bool
+    public var sequenceParallel: Bool
+
+    public var devices: Int { dataParallel * tensorParallel * pipelineParallel }
+
+    public init(dataParallel: Int, tensorParallel: Int, pipelineParallel: Int, microBatch: Int, microBatches: Int,
+                virtualStages: Int = 1, recompute: PlanSpec.Recompute = .none, shardOptimizer: Bool = false,
+                sequenceParallel: Bool = false) {
+        self.dataParallel = dataParallel; self.tensorParallel = tensorParallel; self.pipelineParallel = pipelineParallel
+        self.microBatch = microBatch; self.microBatches = microBatches; self.virtualStages = virtualStages
+        self.recompute = recompute; self.shardOptimizer = shardOptimizer; self.sequenceParallel = sequenceParallel
+    }
+
+    /// The `--plan` form, which reproduces it.
+    public var spec: PlanSpec {
+        PlanSpec(dataParallel: dataParallel, tensorParallel: tensorParallel, pipelineParallel: pipelineParallel,
+                 microBatch: microBatch, microBatches: microBatches, virtualStages: virtualStages, recompute: recompute,
+                 shardOptimizer: shardOptimizer, sequenceParallel: sequenceParallel)
+    }
+
+    /// Which family of plans it belongs to.
+    public var family: String {
+        switch (tensorParallel > 1, pipelineParallel > 1) {
+        case (false, false): return "data parallel"
+        case (true, false): return "tensor parallel"
+        case (false, true): return "pipeline"
+        case (true, true): return "tensor + pipeline"
+        }
+    }
+}
+
+/// Where a step's time goes, seconds, each part exposed (not hidden behind another).
+public struct Breakdown: Sendable, Equatable, Codable {
+    /// Ops of the slowest pipeline stage, all micro-batches (forward, backward, recomputation).
+    public var compute: Double = 0
+    /// Tensor-parallel collectives inside layers.
+    public var tensorParallel: Double = 0
+    /// Pipeline point-to-point sends and the fill/drain bubble.
+    public var pipeline: Double = 0
+    /// The data-parallel gradient reduction not hidden behind the backward pass.
+    public var dataParallel: Double = 0
+    /// The optimizer's update.
+    public var optimizer: Double = 0
+    /// Spilled state moved to and from bulk memory (Dojo's DIP HBM), not hidden behind compute.
+    public var hbm: Double = 0
+    /// Input from the host not hidden behind compute.
+    public var input: Double = 0
+    /// Per-step overhead (an assumption).
+    public var overhead: Double = 0
+
+    public var total: Double { compute + tensorParallel + pipeline + dataParallel + optimizer + hbm + input + overhead }
+    /// Everything that is communication between devices.
+    public var communication: Double { tensorParallel + pipeline + dataParallel }
+
+    public var parts: [(String, Double)] {
+        [("compute", compute), ("tensor-parallel comm", tensorParallel), ("pipeline (bubble + sends)", pipeline),
+         ("data-parallel comm (exposed)", dataParallel), ("optimizer", optimizer), ("HBM spill (exposed)", hbm),
+         ("input (exposed)", input), ("overhead", overhead)]
+    }
+}
+
+/// Memory of the busiest device, bytes.
+public struct MemoryUse: Sendable, Equatable, Codable {
+    public var weights: Double
+    public var gradients: Double
+    public var optimizerState: Double
+    public var activations: Double
+    /// What the device can hold: fast memory (SRAM / GPU HBM) and bulk memory (Dojo DIP HBM share), times headroom.
+    public var fastCapacity: Double
+    public var bulkCapacity: Double
+    /// Bytes that do not fit in fast memory and live in bulk memory.
+    public var spilled: Double
+    public var total: Double { weights + gradients + optimizerState + activations }
+    public var capacity: Double { fastCapacity + bulkCapacity }
+    public var fits: Bool { total <= capacity }
+}
+
+/// The result of simulating one plan.
+public struct PlanEvaluation: Sendable, Equatable {
+    public var plan: ResolvedPlan
+    public var stepSeconds: Double
+    public var breakdown: Breakdown
+    public var memory: MemoryUse
+    public var fits: Bool { memory.fits }
+}
+
+/// Simulates training steps of one workload on one machine: per-op costs from the machine's cost model, tensor
+/// parallelism by `TensorSharding`, pipeline stages at layer boundaries, collectives on the machine's hierarchy,
+/// memory per device, and Dojo's spill of state to DIP HBM. Plans are evaluated in microseconds: everything that
+/// does not depend on the plan is computed once, per-op costs once per (tensor-parallel ways, micro-batch).
+public final class StepSimulator: @unchecked Sendable {
+    public let workload: Workload
+    public let machine: Machine
+    public let topology: DeviceTopology
+    public let costModel: any OpCostModel
+    public let collectives: Collectives
+    public let options: SimOptions
+
+    let graph: Graph
+    let layers: LayerIndex
+    let works: [OpWork]
+    let nF: Int
+    /// Per forward position: parameter elements first used there, activation bytes (FP32, recorded batch).
+    let paramElements: [Double]
+    let activationBytes: [Double]
+    /// Per forward position: whether it is an attention-score op (dropped and recomputed by selective recompute).
+    let attentionScore: [Bool]
+    let adam: Bool
+    let inputBytesPerSample: Double
+    /// FLOPs of the step as recorded (forward + backward), per sample: the "model FLOPs" of MFU.
+    public let modelFlopsPerSample: Double
+    let flopsPerPosition: [Double]
+
+    private var shardings: [Bool: TensorSharding] = [:]
+    private var tables: [TableKey: CostTable] = [:]
+    private var partitions: [Int: [Int]] = [:]
+    private var memo: [OpWork: OpCost] = [:]
+
+    public init(workload: Workload, machine: Machine, costModel: any OpCostModel, options: SimOptions = SimOptions()) throws {
+        guard workload.globalBatch >= 1 else { throw SimError.badWorkload("batch must be at least 1, got \(workload.globalBatch)") }
+        guard workload.graph.batch >= 1 else { throw SimError.badWorkload("the graph was recorded at batch \(workload.graph.batch)") }
+        self.workload = workload
+        self.machine = machine
+        self.topology = DeviceTopology(machine: machine)
+        self.costModel = costModel
+        self.collectives = Collectives(topology: topology)
+        self.options = options
+        let g = workload.graph
+        graph = g
+        layers = LayerIndex(graph: g)
+        works = g.ops.map { OpWork(op: $0, graph: g, precision: workload.precision) }
+        nF = layers.forwardOps.count
+        let tensors = Dictionary(uniqueKeysWithValues: g.tensors.map { ($0.id, $0) })
+        var params = Array(repeating: 0.0, count: nF)
+        var acts = Array(repeating: 0.0, count: nF)
+        var score = Array(repeating: false, count: nF)
+        var flops = Array(repeating: 0.0, count: nF)
+        var seen = Set<Int>()
+        var softmaxShapes = Set<[Int]>()
+        for op in g.ops where op.kind == .softmax { if let o = op.outputs.first, let t = tensors[o] { softmaxShapes.insert(t.shape) } }
+        for (i, id) in layers.forwardOps.enumerated() {
+            let op = g.ops[id]
+            for t in op.inputs where tensors[t]?.role == .parameter && !seen.contains(t) {
+                seen.insert(t); params[i] += Double(elementCount(tensors[t]!.shape))
+            }
+            if op.kind != .reshape { acts[i] = op.outputs.reduce(0) { $0 + Double(tensors[$1]?.bytes ?? 0) } }
+            if let o = op.outputs.first, let shape = tensors[o]?.shape, softmaxShapes.contains(shape) { score[i] = true }
+            flops[i] += op.flops
+        }
+        for op in g.ops where op.phase == .backward {
+            let p = layers.position[op.id]
+            if p >= 0 { flops[p] += op.flops }
+        }
+        paramElements = params
+        activationBytes = acts
+        attentionScore = score
+        flopsPerPosition = flops
+        adam = g.ops.contains { $0.kind == .adamwUpdate }
+        inputBytesPerSample = Double(g.tensors.filter { $0.role == .input }.reduce(0) { $0 + $1.bytes }) / Double(g.batch)
+        modelFlopsPerSample = flops.reduce(0, +) / Double(g.batch)
+    }
+
+    // MARK: per-op cost tables
+
+    struct TableKey: Hashable { var tp: Int; var microBatch: Int; var sp: Bool }
+
+    /// Per forward position, for one (tensor-parallel ways, micro-batch): seconds and bytes, with prefix sums.
+    struct CostTable {
+        var forward: Prefix
+        var backward: Prefix
+        var optimizer: Prefix
+        var tpComm: Prefix
+        var score: Prefix
+        var activation: Prefix
+        var scoreActivation: Prefix
+        var params: Prefix
+        var paramsSplit: Prefix
+        /// Output bytes of each position per device (for pipeline sends and layer inputs).
+        var outputBytes: [Double]
+        /// Per-op seconds (op id) for reports.
+        var opSeconds: [Double]
+        var opCost: [OpCost]
+    }
+
+    struct Prefix {
+        var sums: [Double]
+        init(_ values: [Double]) {
+            var s = [0.0]; s.reserveCapacity(values.count + 1)
+            for v in values { s.append(s.last! + v) }
+            sums = s
+        }
+        func sum(_ from: Int, _ to: Int) -> Double { sums[to] - sums[from] }
+    }
+
+    func sharding(sp: Bool) -> TensorSharding {
+        if let s = shardings[sp] { return s }
+        let s = TensorSharding(graph: graph, sequenceParallel: sp)
+        shardings[sp] = s
+        return s
+    }
+
+    func cost(_ w: OpWork) -> OpCost {
+        if w.isFree { return .zero }
+        if let c = memo[w] { return c }
+        let c = costModel.cost(w, precision: workload.precision)
+        memo[w] = c
+        return c
+    }
+
+    func table(tp: Int, microBatch: Int, sp: Bool) -> CostTable {
+        let key = TableKey(tp: tp, microBatch: microBatch, sp: sp && tp > 1)
+        if let t = tables[key] { return t }
+        let shard = tp > 1 ? sharding(sp: key.sp) : TensorSharding.replicated(graph)
+        let factor = Double(microBatch) / Double(graph.batch)
+        let ways = Double(tp)
+        let bytesScale = workload.precision.bytes / 4
+        var fwd = Array(repeating: 0.0, count: nF), bwd = fwd, opt = fwd, comm = fwd, score = fwd
+        var act = fwd, scoreAct = fwd, params = fwd, paramsSplit = fwd, out = fwd
+        var opSeconds = Array(repeating: 0.0, count: graph.ops.count)
+        var opCosts = Array(repeating: OpCost.zero, count: graph.ops.count)
+        for op in graph.ops {
+            let p = layers.position[op.id]
+            guard p >= 0 else { continue }
+            let split = shard.split[op.id]
+            let c = cost(works[op.id].scaled(batch: factor, split: split, ways: ways))
+            opSeconds[op.id] = c.seconds
+            opCosts[op.id] = c
+            switch op.phase {
+            case .forward:
+                fwd[p] += c.seconds
+                if attentionScore[p] { score[p] += c.seconds }
+                let divided = split == .none ? 1 : ways
+                act[p] = activationBytes[p] * factor * bytesScale / divided
+                out[p] = act[p]
+                if attentionScore[p] { scoreAct[p] = act[p] }
+                if tp > 1 {
+                    let ar = shard.allReduceBytes[op.id] * factor * bytesScale
+                    let ag = shard.allGatherBytes[op.id] * factor * bytesScale
+                    // With sequence parallelism an all-reduce becomes a reduce-scatter and an all-gather: same volume.
+                    comm[p] += collectives.time(.allReduce, bytes: ar, size: tp) + collectives.time(.allGather, bytes: ag, size: tp)
+                }
+            case .backward:
+                bwd[p] += c.seconds
+            case .optimizer:
+                opt[p] += c.seconds
+            }
+        }
+        if tp > 1 {
+            // parameters per device: split ones divided among the tensor-parallel devices
+            let tensors = Dictionary(uniqueKeysWithValues: graph.tensors.map { ($0.id, $0) })
+            var seen = Set<Int>()
+            for (i, id) in layers.forwardOps.enumerated() {
+                for t in graph.ops[id].inputs where tensors[t]?.role == .parameter && !seen.contains(t) {
+                    seen.insert(t)
+                    let n = Double(elementCount(tensors[t]!.shape))
+                    if shard.splitParameters.contains(t) { paramsSplit[i] += n / ways } else { params[i] += n }
+                }
+            }
+        } else {
+            params = paramElements
+        }
+        let t = CostTable(forward: Prefix(fwd), backward: Prefix(bwd), optimizer: Prefix(opt), tpComm: Prefix(comm),
+                          score: Prefix(score), activation: Prefix(act), scoreActivation: Prefix(scoreAct),
+                          params: Prefix(params), paramsSplit: Prefix(paramsSplit), outputBytes: out,
+                          opSeconds: opSeconds, opCost: opCosts)
+        tables[key] = t
+        return t
+    }
+
+    /// Stage starts (forward positions) for `stages` pipeline stages, balanced by FLOPs at layer boundaries.
+    func stageStarts(_ stages: Int) -> [Int]? {
+        if let s = partitions[stages] { return s }
+        guard let s = layers.partition(weights: flopsPerPosition, stages: stages) else { return nil }
+        partitions[stages] = s
+        return s
+    }
+
+    /// Layers a pipeline can be cut into.
+    public var layerCount: Int { layers.layerCount }
+
+    // MARK: evaluating a plan
+
+    /// Simulates one step under `plan`. Returns nil when the plan cannot be laid out (fewer layers than stages).
+    public func evaluate(_ plan: ResolvedPlan) -> PlanEvaluation? {
+        let (t, p, d, mb, m) = (plan.tensorParallel, plan.pipelineParallel, plan.dataParallel, plan.microBatch, plan.microBatches)
+        guard let starts = stageStarts(p) else { return nil }
+        let tab = table(tp: t, microBatch: mb, sp: plan.sequenceParallel)
+        let v = Double(max(1, plan.virtualStages))
+        let prec = workload.precision
+        var stageTimes: [Double] = []
+        var worst = (time: -1.0, compute: 0.0, comm: 0.0, p2p: 0.0, backward: 0.0, stage: 0)
+        var sumTimes = 0.0
+        var memWorst: MemoryUse? = nil
+        var memWorstTotal = -1.0
+        var optWorst = 0.0
+        var dpWorst = 0.0
+        var hbmWorst = 0.0
+        let fast = topology.fastMemoryBytes * options.memoryHeadroom
+        let bulk = topology.bulkMemoryBytes * options.memoryHeadroom
+        for s in 0..<p {
+            let a = starts[s], b = s + 1 < p ? starts[s + 1] : nF
+            let f = tab.forward.sum(a, b), bw = tab.backward.sum(a, b), comm = tab.tpComm.sum(a, b)
+            var recompute = 0.0, recomputeComm = 0.0
+            switch plan.recompute {
+            case .none: break
+            case .selective: recompute = tab.score.sum(a, b)
+            case .full: recompute = f; recomputeComm = comm
+            }
+            // pipeline sends: forward activation out, its gradient back (per micro-batch), chunked by virtual stages
+            let sendBytes = s + 1 < p ? tab.outputBytes[b - 1] : 0
+            let p2p = p > 1 ? 2 * v * collectives.sendTime(bytes: sendBytes, stride: t) : 0
+            let compute = f + bw + recompute
+            let tpc = 2 * comm + recomputeComm
+            let time = compute + tpc + p2p
+            stageTimes.append(time)
+            sumTimes += time
+            if time > worst.time { worst = (time, compute, tpc, p2p, bw, s) }
+
+            // memory of this stage's devices
+            let paramsHere = tab.params.sum(a, b) + tab.paramsSplit.sum(a, b)
+            let shard = plan.shardOptimizer ? Double(d) : 1
+            let weights = paramsHere * prec.bytes
+            let grads = paramsHere * prec.bytes / shard
+            let state = paramsHere * (prec.stateBytesPerParameter(adam: adam) - 2 * prec.bytes) / shard
+            let inflight = Double(min(m, p - s))
+            var acts: Double
+            switch plan.recompute {
+            case .none: acts = tab.activation.sum(a, b) * inflight
+            case .selective: acts = (tab.activation.sum(a, b) - tab.scoreActivation.sum(a, b)) * inflight
+            case .full:
+                // keep each layer's input; rebuild one layer's activations at a time in the backward pass
+                var inputs = 0.0, largest = 0.0
+                let cuts = layers.cuts.filter { $0 >= a && $0 < b }
+                for (k, c) in cuts.enumerated() {
+                    inputs += c > 0 ? tab.outputBytes[c - 1] : inputBytesPerSample * Double(mb) * prec.bytes / 4
+                    let e = k + 1 < cuts.count ? cuts[k + 1] : b
+                    largest = max(largest, tab.activation.sum(c, e))
+                }
+                acts = inputs * inflight + largest
+            }
+            let total = weights + grads + state + acts
+            let spilled = max(0, total - fast)
+            let mem = MemoryUse(weights: weights, gradients: grads, optimizerState: state, activations: acts,
+                                fastCapacity: fast, bulkCapacity: bulk, spilled: spilled)
+            if total > memWorstTotal { memWorstTotal = total; memWorst = mem }
+
+            // optimizer: its ops on this stage's parameters (sharded over data-parallel replicas with ZeRO)
+            optWorst = max(optWorst, tab.optimizer.sum(a, b) / shard)
+
+            // data-parallel gradient reduction, hidden in part behind the last micro-batch's backward pass
+            if d > 1 {
+                let gradBytes = paramsHere * prec.bytes
+                let ar = collectives.time(.allReduce, bytes: gradBytes, size: d, stride: t * p)
+                let exposed = max(ar * (1 - options.gradientOverlap), ar - options.gradientOverlap * bw)
+                dpWorst = max(dpWorst, exposed)
+            }
+
+            // Dojo: state beyond SRAM lives in DIP HBM. Optimizer state spills first (moved once per step, exposed),
+            // then stashed activations (written and read once, hidden behind compute), then weights (read in the
+            // forward and backward pass of every micro-batch, hidden behind compute).
+            if topology.kind == .d1, spilled > 0, topology.bulkMemoryBandwidth > 0 {
+                var left = spilled
+                let o = min(left, state + grads); left -= o
+                let ac = min(left, acts); left -= ac
+                let w = min(left, weights)
+                let bwHBM = topology.bulkMemoryBandwidth
+                let exposedState = 2 * o / bwHBM
+                let hidden = (2 * ac + 2 * Double(m) * w) / bwHBM
+                let busy = Double(m) * compute
+                hbmWorst = max(hbmWorst, exposedState + max(0, hidden - busy))
+            }
+        }
+        guard let memory = memWorst else { return nil }
+        let tmax = worst.time
+        let bubble = (sumTimes - tmax) / v
+        var br = Breakdown()
+        br.compute = Double(m) * worst.compute
+        br.tensorParallel = Double(m) * worst.comm
+        br.pipeline = Double(m) * worst.p2p + bubble
+        br.dataParallel = dpWorst
+        br.optimizer = optWorst
+        br.hbm = hbmWorst
+        // input: each replica's samples over its share of host bandwidth, prefetched behind compute
+        if topology.hostBandwidth > 0 {
+            let bytes = inputBytesPerSample * Double(mb * m) * prec.bytes / 4
+            let inputTime = bytes / (topology.hostBandwidth * Double(t * p))
+            br.input = max(0, inputTime - Double(m) * tmax)
+        }
+        br.overhead = options.stepOverhead
+        return PlanEvaluation(plan: plan, stepSeconds: br.total, breakdown: br, memory: memory)
+    }
+
+    /// The `n` costliest ops of a step under `plan` (seconds summed over the step's micro-batches on the slowest
+    /// stage's devices; forward, backward and optimizer ops separately).
+    public func costliestOps(_ plan: ResolvedPlan, count n: Int = 10) -> [OpReport] {
+        let tab = table(tp: plan.tensorParallel, microBatch: plan.microBatch, sp: plan.sequenceParallel)
+        let m = Double(plan.microBatches)
+        var rows: [OpReport] = []
+        for op in graph.ops where tab.opSeconds[op.id] > 0 {
+            let c = tab.opCost[op.id]
+            let times = op.phase == .optimizer ? 1 : m
+            rows.append(OpReport(id: op.id, kind: op.kind.rawValue, phase: op.phase.rawValue, scope: op.scope ?? "",
+                                 seconds: tab.opSeconds[op.id] * times, bound: c.bound, utilisation: c.utilisation))
+        }
+        rows.sort { $0.seconds > $1.seconds || ($0.seconds == $1.seconds && $0.id < $1.id) }
+        return Array(rows.prefix(n))
+    }
+
+    /// Per-op seconds of one micro-batch under `plan`, by op id (for traces).
+    func opSeconds(_ plan: ResolvedPlan) -> [Double] {
+        table(tp: plan.tensorParallel, microBatch: plan.microBatch, sp: plan.sequenceParallel).opSeconds
+    }
+
+    /// Stage starts for a plan (forward positions), for traces.
+    func stages(_ plan: ResolvedPlan) -> [Int] { stageStarts(plan.pipelineParallel) ?? [0] }
+    var forwardOps: [Int] { layers.forwardOps }
+    func position(_ op: Int) -> Int { layers.position[op] }
+}
+
+/// One op of the costliest-ops table.
+public struct OpReport: Sendable, Equatable, Codable {
+    public var id: Int
+    public var kind: String
+    public var phase: String
+    public var scope: String
+    public var seconds: Double
+    public var bound: Bound
+    public var utilisation: Double
+}

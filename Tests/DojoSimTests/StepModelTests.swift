@@ -1,0 +1,180 @@
+import DojoCompiler
+import DojoGraph
+import DojoMachine
+import DojoSim
+import Foundation
+import Testing
+
+@Suite struct TopologyTests {
+    @Test func exapodLevels() throws {
+        let t = DeviceTopology(machine: try Machine.resolve("exapod"))
+        #expect(t.devices == 3000)
+        #expect(t.levels.map(\.name) == ["tile mesh", "tray", "Z-plane"])
+        #expect(t.levels.map(\.size) == [25, 6, 20])
+        #expect(abs(t.fastMemoryBytes - 442.5e6) < 1)           // 354 × 1.25 MB
+        // 20 DIPs × 32 GB per tray of 150 dies
+        #expect(abs(t.bulkMemoryBytes - 20 * 32e9 / 150) < 1)
+        // A tensor-parallel group of 25 stays on the tile; a data-parallel group of 120 at stride 25 spans trays.
+        #expect(t.spread(size: 25, stride: 1).map(\.members) == [25])
+        let dp = t.spread(size: 120, stride: 25)
+        #expect(dp.map(\.level) == [1, 2] && dp.map(\.members) == [6, 20])
+    }
+
+    @Test func dgxLevels() throws {
+        let t = DeviceTopology(machine: try Machine.resolve("dgx-h100x4"))
+        #expect(t.devices == 32)
+        #expect(t.levels.map(\.name) == ["NVLink", "InfiniBand"])
+        // 8 × 400 Gb/s per node over 8 GPUs = 50 GB/s per GPU, times link efficiency
+        let eff = t.linkEfficiency
+        #expect(abs(t.levels[1].bandwidthPerDevice - 50e9 * eff) < 1)
+        #expect(abs(t.levels[0].bandwidthPerDevice - 450e9 * eff) < 1)
+        #expect(t.spread(size: 4, stride: 8).map(\.level) == [1])
+        #expect(t.spread(size: 16, stride: 2).map(\.members) == [4, 4])
+    }
+}
+
+@Suite struct CollectiveTests {
+    /// A ring all-reduce on one level: 2 (g−1)/g · S / B plus its latency steps, computed here by hand.
+    @Test func ringAllReduceOnNVLink() throws {
+        let t = DeviceTopology(machine: try Machine.resolve("dgx-h100"))
+        let c = Collectives(topology: t)
+        let s = 1e9
+        let b = t.levels[0].bandwidthPerDevice
+        let expected = 2 * (7.0 / 8.0) * s / b + 2 * min(7, 2 * 3) * t.levels[0].latency
+        #expect(abs(c.time(.allReduce, bytes: s, size: 8) - expected) < 1e-12)
+        #expect(abs(c.time(.reduceScatter, bytes: s, size: 8) - expected / 2) < 1e-12)
+        #expect(c.time(.allReduce, bytes: s, size: 1) == 0)
+    }
+
+    /// Hierarchical: the upper level carries only each device's 1/8 share, over the slower InfiniBand.
+    @Test func hierarchicalAllReduce() throws {
+        let t = DeviceTopology(machine: try Machine.resolve("dgx-h100x2"))
+        let c = Collectives(topology: t)
+        let s = 8e8
+        let nv = t.levels[0], ib = t.levels[1]
+        let expected = 2 * (7.0 / 8) * s / nv.bandwidthPerDevice + 2 * 6 * nv.latency
+            + 2 * (1.0 / 2) * (s / 8) / ib.bandwidthPerDevice + 2 * 1 * ib.latency
+        #expect(abs(c.time(.allReduce, bytes: s, size: 16) - expected) < 1e-12)
+        // a group spanning nodes is slower than one inside a node
+        #expect(c.time(.allReduce, bytes: s, size: 2, stride: 8) > c.time(.allReduce, bytes: s, size: 2, stride: 1))
+    }
+}
+
+@Suite struct ShardingTests {
+    /// Two linear layers: the first splits by output column, the second by its reduction and all-reduces.
+    @Test func megatronPairs() {
+        let g = mlpGraph(layers: 2, width: 64, batch: 4)
+        let s = TensorSharding(graph: g)
+        let fwd = g.ops.filter { $0.phase == .forward }
+        #expect(fwd.map { s.split[$0.id] } == [.n, .batch, .k, .none, .none])
+        #expect(s.allReduceBytes[fwd[2].id] == 4 * 64 * 4)
+        let total: Double = s.allReduceBytes.reduce(0, +)
+        #expect(total == 1024)
+        // backward ops divide as their forward op; both weights are split
+        for op in g.ops where op.phase == .backward { #expect(s.split[op.id] == s.split[op.forward!]) }
+        #expect(s.splitParameters.count == 2)
+    }
+}
+
+@Suite struct StepModelTests {
+    /// One device, data parallel 1: the step is the sum of every op's cost (the hand model), nothing else.
+    @Test func singleDeviceStepIsTheSumOfOps() throws {
+        let g = mlpGraph(layers: 4, width: 256, batch: 8)
+        let machine = try Machine.resolve("dgx-h100")
+        let model = HandCostModel()
+        let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 8, precision: .fp32), machine: machine, costModel: model)
+        let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 8, microBatches: 1,
+                                virtualStages: 1, recompute: .none, shardOptimizer: false, sequenceParallel: false)
+        let e = try #require(sim.evaluate(plan))
+        var expected = 0.0
+        for op in g.ops { expected += model.cost(OpWork(op: op, graph: g, precision: .fp32), precision: .fp32).seconds }
+        #expect(abs(e.stepSeconds - expected) / expected < 1e-9)
+        #expect(e.breakdown.dataParallel == 0 && e.breakdown.pipeline == 0 && e.breakdown.tensorParallel == 0)
+        // memory: 4 weights of 256² in fp32 with AdamW: 16 B per parameter
+        let state: Double = e.memory.weights + e.memory.gradients + e.memory.optimizerState
+        let expectedState: Double = 4 * 256 * 256 * 16
+        #expect(state == expectedState)
+    }
+
+    /// Micro-batching: 4 micro-batches of 2 cost what one batch of 8 costs when ops scale linearly.
+    @Test func microBatchesScaleLinearly() throws {
+        let g = mlpGraph(layers: 2, width: 512, batch: 1)
+        let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 8, precision: .bf16),
+                                    machine: try Machine.resolve("dgx-h100"), costModel: HandCostModel(bandwidth: 1e30))
+        func plan(_ mb: Int) -> ResolvedPlan {
+            ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: mb, microBatches: 8 / mb,
+                         virtualStages: 1, recompute: .none, shardOptimizer: false, sequenceParallel: false)
+        }
+        let a = try #require(sim.evaluate(plan(8))), b = try #require(sim.evaluate(plan(2)))
+        #expect(abs(a.breakdown.compute - b.breakdown.compute) / a.breakdown.compute < 1e-9)
+        #expect(b.memory.activations * 4 == a.memory.activations)
+    }
+
+    /// A pipeline of 2 stages over 2 micro-batches: m·T_max + (ΣT − T_max) plus the sends.
+    @Test func pipelineBubble() throws {
+        let g = mlpGraph(layers: 4, width: 8192, batch: 1)
+        let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 256, precision: .bf16),
+                                    machine: try Machine.resolve("dgx-h100"), costModel: HandCostModel(bandwidth: 1e30))
+        let one = try #require(sim.evaluate(ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 64,
+                                                          microBatches: 4, virtualStages: 1, recompute: .none, shardOptimizer: false, sequenceParallel: false)))
+        let two = try #require(sim.evaluate(ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 2, microBatch: 64,
+                                                          microBatches: 4, virtualStages: 1, recompute: .none, shardOptimizer: false, sequenceParallel: false)))
+        // balanced halves: compute halves, the bubble is one stage's time per micro-batch
+        #expect(abs(two.breakdown.compute - one.breakdown.compute / 2) / one.breakdown.compute < 0.02)
+        let perMicro = one.breakdown.compute / 4 / 2
+        #expect(two.breakdown.pipeline > perMicro * 0.98)
+        #expect(two.stepSeconds < one.stepSeconds)
+    }
+
+    /// Data parallelism: the gradient all-reduce, less what hides behind the backward pass.
+    @Test func dataParallelExposedAllReduce() throws {
+        let g = mlpGraph(layers: 2, width: 4096, batch: 1)
+        let machine = try Machine.resolve("dgx-h100x2")
+        var opts = SimOptions(); opts.gradientOverlap = 0
+        let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 16, precision: .bf16), machine: machine,
+                                    costModel: HandCostModel(), options: opts)
+        let e = try #require(sim.evaluate(ResolvedPlan(dataParallel: 16, tensorParallel: 1, pipelineParallel: 1, microBatch: 1,
+                                                        microBatches: 1, virtualStages: 1, recompute: .none, shardOptimizer: false, sequenceParallel: false)))
+        let c = Collectives(topology: DeviceTopology(machine: machine))
+        let expected = c.time(.allReduce, bytes: 2 * 4096 * 4096 * 2, size: 16)
+        #expect(abs(e.breakdown.dataParallel - expected) / expected < 1e-9)
+    }
+
+    /// A model too big for one GPU: the search picks a split that fits, and says why data parallelism was rejected.
+    @Test func searchSplitsWhatDoesNotFit() throws {
+        // 8 layers of 32768² = 8.6 G parameters: 137 GB of state, more than an 80 GB H100.
+        let g = mlpGraph(layers: 8, width: 32768, batch: 1)
+        let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 8, precision: .bf16),
+                                    machine: try Machine.resolve("dgx-h100"), costModel: HandCostModel())
+        let r = try sim.search()
+        #expect(r.best.fits)
+        #expect(r.best.plan.tensorParallel * r.best.plan.pipelineParallel > 1 || r.best.plan.shardOptimizer)
+        let dp = try #require(r.families.first { $0.family == "data parallel" })
+        #expect(dp.verdict.contains("does not fit") || dp.verdict.contains("slower"))
+        #expect(r.families.contains { $0.verdict == "chosen" })
+    }
+
+    /// Nothing fits: the error says how much is needed and how much there is.
+    @Test func noPlanFitsSaysByHowMuch() throws {
+        let g = mlpGraph(layers: 2, width: 65536, batch: 1)
+        let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 1, precision: .bf16),
+                                    machine: try Machine.resolve("d1"), costModel: HandCostModel())
+        #expect(throws: PlanError.self) { try sim.search() }
+        do { _ = try sim.search() } catch {
+            let text = "\(error)"
+            #expect(text.contains("too much") && text.contains("per D1"))
+        }
+    }
+
+    @Test func inconsistentPlans() throws {
+        let g = mlpGraph(layers: 2, width: 64, batch: 1)
+        let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 6, precision: .bf16),
+                                    machine: try Machine.resolve("dgx-h100"), costModel: HandCostModel())
+        #expect(throws: PlanError.self) { try sim.search(PlanSpec(dataParallel: 4)) }
+        #expect(throws: PlanError.self) { try sim.search(PlanSpec(dataParallel: 2, tensorParallel: 4, pipelineParallel: 2)) }
+        #expect(throws: PlanError.self) { try sim.search(PlanSpec(pipelineParallel: 8)) }
+        #expect(throws: PlanError.self) { try PlanSpec(parsing: "dp=2,xx=3") }
+        #expect(throws: PlanError.self) { try PlanSpec(parsing: "tp=0") }
+        #expect(try PlanSpec(parsing: "dp=2,tp=4,recompute=full").description == "dp=2,tp=4,recompute=full")
+    }
+}
