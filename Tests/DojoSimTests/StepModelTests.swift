@@ -178,3 +178,23 @@ import Testing
         #expect(try PlanSpec(parsing: "dp=2,tp=4,recompute=full").description == "dp=2,tp=4,recompute=full")
     }
 }
+
+@Suite struct TimelineTests {
+    /// Playing the 1F1B schedule out event by event ends where the closed form says: m·T_max + (ΣT − T_max).
+    @Test func eventScheduleMatchesClosedForm() throws {
+        let g = mlpGraph(layers: 8, width: 8192, batch: 1)
+        let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 512, precision: .bf16),
+                                    machine: try Machine.resolve("dgx-h100"), costModel: HandCostModel())
+        for (p, m) in [(1, 4), (2, 8), (4, 8), (4, 2)] {
+            let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: p, microBatch: 512 / m, microBatches: m)
+            let e = try #require(sim.evaluate(plan))
+            let pipelineEnd = e.breakdown.compute + e.breakdown.pipeline + e.breakdown.tensorParallel
+            let events = sim.timeline(plan).events.filter { $0.lane == "compute" || $0.lane == "tensor-parallel" }
+            let end = events.map { $0.start + $0.duration }.max() ?? 0
+            #expect(abs(end - pipelineEnd) / pipelineEnd < 0.03, "p=\(p) m=\(m): events end at \(end), closed form \(pipelineEnd)")
+            let json = sim.timeline(plan).chromeTraceJSON(title: "t")
+            let doc = try JSONSerialization.jsonObject(with: json) as? [String: Any]
+            #expect((doc?["traceEvents"] as? [Any])?.isEmpty == false)
+        }
+    }
+}
