@@ -325,6 +325,20 @@ struct ValidationTests {
         #expect(obj["mean_abs_error"] as? Double != nil)
     }
 
+    @Test("a case made in code: tokens/s/GPU from a step; the machine resolves with its overrides")
+    func caseInCode() throws {
+        let c = ValidationCase(id: "x", machinePreset: "dgx-h100", nodes: 2, machineOverrides: ["gpu.hbm_bytes": "94GB"],
+                               gpus: 16, modelSpec: "gpt-175b", transformer: .gpt3_175B, precision: .fp8,
+                               globalBatch: 64, metric: .tokensPerSecondPerGPU, measured: 1000, unit: "tokens/s/GPU")
+        #expect(c.machineSpec == "dgx-h100x2")
+        guard case .gpu(let g) = try c.machine().system else { Issue.record("not a GPU machine"); return }
+        #expect(g.gpu.hbmBytes == 94e9 && g.nodes == 2)
+        let step = SimulatedStep(stepSeconds: 8.192, globalBatch: 64, devices: 16, plan: "dp=16")
+        #expect(abs(try c.predictedValue(step) - 64 * 2048 / 8.192 / 16) < 1e-9)
+        let report = Validation.evaluate([c]) { _ in step }
+        #expect(abs(report.cases[0].error! - 0) < 1e-12)
+    }
+
     // MARK: - Bad data
 
     static let header = "id,system,gpu,gpus,nodes,interconnect,model,model_detail,precision,global_batch,parallelism,metric,value,unit,source"
