@@ -46,8 +46,10 @@ let package = Package(
         // sharding and memory fit. Reads the Graph IR and machine descriptions only.
         .target(name: "DojoCompiler", dependencies: ["DojoGraph", "DojoMachine"]),
         // How long it takes: op cost models (D1 mesh, GPU roofline), collectives on the real topology, the step's
-        // timeline, plan search, traces and validation against published measurements.
-        .target(name: "DojoSim", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"]),
+        // timeline, plan search, traces and validation against published measurements (the published GPU
+        // measurements, with their sources, ship as resources: Validation/gpu-training.csv and its README).
+        .target(name: "DojoSim", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"],
+                resources: [.copy("Validation")]),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
             "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "COneDNN",

@@ -22,6 +22,7 @@ struct Dojo: ParsableCommand {
             ModelsCommand.self,
             ScenesCommand.self,
             TrainCommand.self,
+            ValidateCommand.self,
         ]
     )
 }

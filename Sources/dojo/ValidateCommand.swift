@@ -1,0 +1,160 @@
+import ArgumentParser
+import DojoMachine
+import DojoReport
+import DojoSim
+import Foundation
+
+/// `dojo validate`: the simulator's predictions beside published GPU training measurements, with the error.
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Compare the simulator's predictions with published GPU training measurements.",
+        discussion: """
+        Runs the simulator on every published measurement in the validation data (27 by default: ResNet-50, \
+        BERT-Large, GPT and Llama 2 training on DGX V100, A100 and H100 systems, from NVIDIA's \
+        DeepLearningExamples, Megatron-LM, NeMo and MLPerf logs; each row names its source) and prints the \
+        predicted and measured value and the error (predicted / measured - 1). Throughput and step-time cases \
+        give the mean absolute error; time-to-train cases are scored apart, as they also depend on convergence. \
+        Cases whose model the zoo lacks are skipped with the reason. --verbose prints every assumption made in \
+        reading each row. Exit status 1 when a case failed to simulate (the report is still printed) or the \
+        data is bad (the message names the file, line and column).
+        """)
+
+    @Option(name: .customLong("cases"), help: ArgumentHelp(
+        "A CSV file in the schema of the shipped data (docs/VALIDATION.md); default: the shipped 27 cases.",
+        valueName: "file.csv"))
+    var casesFile: String?
+
+    @Option(name: .customLong("only"), help: ArgumentHelp(
+        "Run only the cases whose id contains this text (repeatable).", valueName: "text"))
+    var only: [String] = []
+
+    @Option(name: .customLong("set"), help: ArgumentHelp(
+        "Change a machine parameter in every case: KEY=VALUE, e.g. calibration.matrix_efficiency=0.6 (repeatable).",
+        valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Flag(name: .long, help: "Print JSON: {cases: [{id, predicted, measured, unit, error, …}], mean_abs_error, …}.")
+    var json = false
+
+    @Flag(name: .long, help: "Also print each case's source, metric conversion and every assumption in its mapping.")
+    var verbose = false
+
+    func run() throws {
+        var cases = try casesFile.map { try Validation.loadCases(file: $0) } ?? Validation.shippedCases()
+        if !only.isEmpty {
+            cases = cases.filter { c in only.contains { c.id.contains($0) } }
+            guard !cases.isEmpty else {
+                throw ValidationError("--only \(only.joined(separator: ", ")): no case id contains it")
+            }
+        }
+        var changes: [String: String] = [:]
+        for o in overrides {
+            guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
+                throw ValidationError("--set '\(o)' is not KEY=VALUE (e.g. calibration.matrix_efficiency=0.6)")
+            }
+            changes[String(o[..<eq])] = String(o[o.index(after: eq)...])
+        }
+        // Every case's machine must resolve (a bad --set names the preset file and key path).
+        var resolved: Set<String> = []
+        for i in cases.indices {
+            cases[i].machineOverrides.merge(changes) { _, new in new }
+            let key = cases[i].machineDescription
+            if cases[i].unsupported == nil, resolved.insert(key).inserted { _ = try cases[i].machine() }
+        }
+
+        let report = Validation.evaluate(cases, simulate: simulateValidationCase)
+        if json {
+            print(try report.json())
+        } else {
+            print(renderValidation(report, cases: cases, source: casesFile ?? Validation.shippedFile, verbose: verbose))
+        }
+        let failed = report.count(.failed)
+        if failed > 0 {
+            FileHandle.standardError.write(Data("dojo validate: \(failed) of \(cases.count) cases failed to simulate\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// A measured or predicted value: whole numbers with thousands separators from 1,000 up, else 4 significant digits.
+func validationNumber(_ x: Double) -> String {
+    if abs(x) >= 1000 { return formatThousands(Int(x.rounded())) }
+    return String(format: "%.4g", x)
+}
+
+/// A signed error in percent: "+4.2%", "-9.1%".
+func validationError(_ e: Double) -> String {
+    (e >= 0 ? "+" : "") + formatPercent(e)
+}
+
+/// The text report of `dojo validate`.
+func renderValidation(_ report: ValidationReport, cases: [ValidationCase], source: String, verbose: Bool) -> String {
+    let byID = Dictionary(cases.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    var out = "dojo validate: \(cases.count) published GPU training measurements (\(source))\n\n"
+    func table(_ kind: MetricKind) -> String {
+        var t = TextTable(headers: ["id", "model", "machine", "plan", "predicted", "measured", "unit", "error"],
+                          alignments: [.left, .left, .left, .left, .right, .right, .left, .right])
+        for r in report.cases where r.kind == kind {
+            let predicted: String
+            switch r.status {
+            case .ok: predicted = r.predicted.map(validationNumber) ?? "—"
+            case .skipped: predicted = "skipped"
+            case .failed: predicted = "failed"
+            }
+            t.addRow([r.id, r.model, r.machine, r.plan.isEmpty ? "—" : r.plan, predicted, validationNumber(r.measured),
+                      r.unit, r.error.map(validationError) ?? "—"])
+        }
+        return t.render()
+    }
+    let hasTTT = report.cases.contains { $0.kind == .timeToTrain }
+    out += "Throughput and step time\n" + table(.throughput)
+    if hasTTT { out += "\nTime to train (scored apart: it also depends on convergence)\n" + table(.timeToTrain) }
+    out += "\n"
+
+    func summary(_ label: String, _ kind: MetricKind, mean: Double?, max: Double?) -> String {
+        let all = report.cases.filter { $0.kind == kind }
+        let ok = all.filter { $0.status == .ok }
+        guard let mean, let max else {
+            return "\(label): mean |error| — (no case predicted, of \(all.count))\n"
+        }
+        let worst = ok.max { abs($0.error ?? 0) < abs($1.error ?? 0) }?.id ?? ""
+        return "\(label): mean |error| \(formatPercent(mean)) over \(ok.count) of \(all.count) cases; max \(formatPercent(max)) (\(worst))\n"
+    }
+    out += summary("Throughput and step time", .throughput, mean: report.meanAbsError, max: report.maxAbsError)
+    if hasTTT {
+        out += summary("Time to train", .timeToTrain, mean: report.timeToTrainMeanAbsError, max: report.timeToTrainMaxAbsError)
+    }
+    for r in report.cases where r.status == .skipped {
+        out += "skipped \(r.id): \(r.message ?? "")\n"
+    }
+    // Failures grouped by message, so a simulator that is not wired is one line, not 26.
+    var groups: [(message: String, ids: [String])] = []
+    for r in report.cases where r.status == .failed {
+        let m = r.message ?? "failed"
+        if let i = groups.firstIndex(where: { $0.message == m }) { groups[i].ids.append(r.id) } else { groups.append((m, [r.id])) }
+    }
+    for g in groups {
+        out += "failed (\(g.ids.count)): \(g.message): \(g.ids.joined(separator: ", "))\n"
+    }
+    let warned = report.cases.filter { $0.status == .ok && $0.message != nil }
+    for r in warned { out += "note \(r.id): \(r.message!)\n" }
+
+    if verbose {
+        out += "\nHow each case was read (every ASSUMPTION is listed):\n"
+        for r in report.cases {
+            guard let c = byID[r.id] else { continue }
+            out += "\n\(c.id)  (\(c.file):\(c.line))\n"
+            out += "  published: \(c.system.isEmpty ? "" : c.system + "; ")\(c.gpus) × \(c.gpuName); \(c.modelName); global batch \(formatThousands(c.globalBatch))\n"
+            out += "  machine: \(c.machineDescription); gpus \(c.gpus); model \(c.modelSpec ?? "— (unsupported)"); precision \(c.precision.rawValue); plan \(c.planDescription.isEmpty ? "—" : c.planDescription)\n"
+            out += "  metric: \(validationNumber(c.measured)) \(c.unit) = \(c.metric.conversion)\n"
+            if let s = c.measuredStepSeconds { out += "  measured step time implied: \(validationNumber(s)) s\n" }
+            if let step = r.simulated {
+                out += "  simulated: \(validationNumber(step.stepSeconds)) s per step of \(step.globalBatch) on \(step.devices) devices, plan \(step.plan)\(step.note.map { "; \($0)" } ?? "")\n"
+            }
+            for n in c.notes { out += "  - \(n)\n" }
+            out += "  source: \(c.source)\n"
+        }
+    }
+    return out
+}

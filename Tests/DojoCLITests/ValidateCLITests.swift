@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+
+/// `dojo validate` through the built binary: the shipped cases, JSON, --verbose, and every kind of bad input.
+@Suite("dojo validate")
+struct ValidateCLITests {
+    static let header = "id,system,gpu,gpus,nodes,interconnect,model,model_detail,precision,global_batch,parallelism,metric,value,unit,source"
+    static let good = "t1,DGX A100,A100-SXM4-80GB,8,1,NVSwitch,ResNet-50 v1.5,224px,AMP (FP16 mixed),2048,DP=8,training throughput,16621,images/s,https://example.org"
+
+    /// Writes `text` to a temporary file named `name`; returns its path and a cleanup.
+    func file(_ name: String, _ contents: Data) throws -> (path: String, remove: () -> Void) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("validate-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let url = dir.appendingPathComponent(name)
+        try contents.write(to: url)
+        return (url.path, { try? FileManager.default.removeItem(at: dir) })
+    }
+
+    func file(_ name: String, lines: [String]) throws -> (path: String, remove: () -> Void) {
+        try file(name, Data((lines.joined(separator: "\n") + "\n").utf8))
+    }
+
+    @Test("the shipped cases: a table of all 27, the MAE lines, Mask R-CNN skipped with the reason")
+    func table() {
+        let r = runDojo(["validate"])
+        #expect(r.status != -1, "\(r.stderr)")
+        for id in ["dle-bert-a100-256g-s128", "meg21-145b-1536g", "sp22-175b-64g-seqsel", "nemo2407-llama2-70b-64g",
+                   "mlp30-gpt3-3584g-ttt", "mlp30-maskrcnn-dgxh100-1n"] {
+            #expect(r.stdout.contains(id), "\(id) missing")
+        }
+        for s in ["predicted", "measured", "error", "dgx-a100x192", "gpt-175b", "bert-large:seq=128",
+                  "Throughput and step time: mean |error|", "Time to train: mean |error|",
+                  "skipped mlp30-maskrcnn-dgxh100-1n: no Mask R-CNN"] {
+            #expect(r.stdout.contains(s), "missing \(s)")
+        }
+        // Cases that fail to simulate make the exit status 1 (the placeholder simulator fails them all).
+        if r.stdout.contains("simulator not yet wired") {
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("26 of 27 cases failed"), "\(r.stderr)")
+        }
+    }
+
+    @Test("--json: {cases: [{id, predicted, measured, unit, error}], mean_abs_error}")
+    func json() throws {
+        let r = runDojo(["validate", "--json"])
+        #expect(r.status != -1, "\(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let cases = try #require(obj["cases"] as? [[String: Any]])
+        #expect(cases.count == 27)
+        #expect(obj.keys.contains("mean_abs_error"))
+        for key in ["id", "predicted", "measured", "unit", "error"] {
+            #expect(cases.allSatisfy { $0.keys.contains(key) }, "\(key)")
+        }
+        let meg = try #require(cases.first { $0["id"] as? String == "meg21-145b-1536g" })
+        #expect(meg["measured"] as? Double == 148)
+        #expect(meg["unit"] as? String == "TFLOP/s/GPU")
+    }
+
+    @Test("--verbose prints each case's source, conversion and assumptions; --only picks cases")
+    func verbose() {
+        let r = runDojo(["validate", "--verbose", "--only", "meg21-530b", "--only", "mc24-1.7b"])
+        #expect(r.status != -1, "\(r.stderr)")
+        #expect(!r.stdout.contains("dle-bert"))
+        for s in ["heads not stated: 128, as row sp22-530b-280g-seqsel", "precision not stated: bf16",
+                  "nodes not stated", "96·B·s·l·h²", "72·B·s·l·h²", "source: https://github.com/NVIDIA/Megatron-LM",
+                  "measured step time implied"] {
+            #expect(r.stdout.contains(s), "missing \(s)")
+        }
+        let none = runDojo(["validate", "--only", "no-such-case"])
+        #expect(none.status != 0 && none.stderr.contains("no case id contains"), "\(none.stderr)")
+    }
+
+    @Test("--cases with a file of one's own; a bad --set names the key path")
+    func ownFileAndSet() throws {
+        let f = try file("mine.csv", lines: [Self.header, Self.good])
+        defer { f.remove() }
+        let r = runDojo(["validate", "--cases", f.path])
+        #expect(r.status != -1, "\(r.stderr)")
+        #expect(r.stdout.contains("t1") && r.stdout.contains("mine.csv"))
+        #expect(!r.stdout.contains("meg21"))
+        let set = runDojo(["validate", "--cases", f.path, "--set", "gpu.sram=1"])
+        #expect(set.status != 0)
+        #expect(set.stderr.contains("gpu.sram"), "\(set.stderr)")
+        let form = runDojo(["validate", "--set", "oops"])
+        #expect(form.status != 0 && form.stderr.contains("not KEY=VALUE"), "\(form.stderr)")
+    }
+
+    @Test("bad input: a missing file, not a CSV, missing columns, text in a number, an unknown GPU")
+    func badInput() throws {
+        let missing = runDojo(["validate", "--cases", "/nonexistent/cases.csv"])
+        #expect(missing.status != 0 && missing.status != -1)
+        #expect(missing.stderr.contains("/nonexistent/cases.csv: no such file"), "\(missing.stderr)")
+
+        let binary = try file("data.csv", Data([0x89, 0x50, 0x4E, 0x47, 0x00, 0x01, 0xFF, 0xFE]))
+        defer { binary.remove() }
+        let b = runDojo(["validate", "--cases", binary.path])
+        #expect(b.status != 0 && b.stderr.contains("data.csv: not a CSV file"), "\(b.stderr)")
+
+        let yaml = try file("machine.yaml", lines: ["name: tile", "kind: dojo"])
+        defer { yaml.remove() }
+        let y = runDojo(["validate", "--cases", yaml.path])
+        #expect(y.status != 0 && y.stderr.contains("machine.yaml:1: missing columns id, gpu"), "\(y.stderr)")
+
+        let noValue = try file("novalue.csv", lines: [
+            Self.header.replacingOccurrences(of: ",value,", with: ","),
+            Self.good.replacingOccurrences(of: ",16621,", with: ","),
+        ])
+        defer { noValue.remove() }
+        let v = runDojo(["validate", "--cases", noValue.path])
+        #expect(v.status != 0 && v.stderr.contains("novalue.csv:1: missing column value"), "\(v.stderr)")
+
+        let text = try file("text.csv", lines: [Self.header, Self.good.replacingOccurrences(of: ",16621,", with: ",fast,")])
+        defer { text.remove() }
+        let t = runDojo(["validate", "--cases", text.path])
+        #expect(t.status != 0)
+        #expect(t.stderr.contains("text.csv:2: column 13 (value): expected a positive number, got 'fast'"), "\(t.stderr)")
+
+        let gpu = try file("gpu.csv", lines: [Self.header, Self.good.replacingOccurrences(of: "A100-SXM4-80GB", with: "TPU-v4")])
+        defer { gpu.remove() }
+        let g = runDojo(["validate", "--cases", gpu.path])
+        #expect(g.status != 0)
+        #expect(g.stderr.contains("gpu.csv:2: column 3 (gpu): unknown GPU 'TPU-v4'"), "\(g.stderr)")
+
+        let quote = try file("quote.csv", lines: [Self.header, Self.good.replacingOccurrences(of: ",224px,", with: ",\"224px,")])
+        defer { quote.remove() }
+        let q = runDojo(["validate", "--cases", quote.path])
+        #expect(q.status != 0)
+        #expect(q.stderr.contains("quote.csv:2: column 8 (model_detail): the quote that opens this field is never closed"), "\(q.stderr)")
+    }
+}
