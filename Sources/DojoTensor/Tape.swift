@@ -107,9 +107,12 @@ public final class Tape: @unchecked Sendable {
             let ins = e.inputs.map { t in tensorID(t, role: t.role == .parameter ? .parameter : (produced.contains(ObjectIdentifier(t)) ? .activation : .input)) }
             let out = tensorID(e.output, role: .activation)
             let moves = e.kind == .reshape
+            // a lookup reads the rows it gathers (and the ids), not its whole table
+            let read = e.kind == .embedding ? (e.output.count + e.inputs.dropFirst().reduce(0) { $0 + $1.count }) * 4
+                                            : e.inputs.reduce(0) { $0 + $1.count * 4 }
             g.ops.append(Op(id: g.ops.count, kind: e.kind, phase: .forward, scope: e.scope, inputs: ins, outputs: [out],
                             attributes: e.attributes, flops: e.flops,
-                            bytesRead: moves ? 0 : e.inputs.reduce(0) { $0 + $1.count * 4 },
+                            bytesRead: moves ? 0 : read,
                             bytesWritten: moves ? 0 : e.output.count * 4))
         }
         for (op, io) in zip(backwardOps, backwardOpsIO) {
@@ -123,7 +126,8 @@ public final class Tape: @unchecked Sendable {
                 return id
             }
             let moves = op.kind == .reshape
-            op.bytesRead = moves ? 0 : (io.gradOutput.count + io.inputs.reduce(0) { $0 + $1.count }) * 4
+            // a lookup's gradient scatters the output's gradient into the table: it reads no table
+            op.bytesRead = moves ? 0 : (io.gradOutput.count + (op.kind == .embedding ? 0 : io.inputs.reduce(0) { $0 + $1.count })) * 4
             op.bytesWritten = moves ? 0 : io.inputs.reduce(0) { $0 + $1.count } * 4
             g.ops.append(op)
         }

@@ -1,13 +1,10 @@
 import DojoNN
 
-/// The input each zoo model is shown with when a user names no data: the size its publications use.
+/// The input each zoo model is shown with when a user names no data: the size its publications use
+/// (`ModelSpec.defaultInputShape`; [tokens] for language models).
 enum ModelDefaults {
     static func inputShape(for model: String) -> [Int] {
-        switch model {
-        case "mlp", "small-cnn": return [1, 28, 28]
-        case "occupancy": return [4, 3, 32, 32]
-        default: return [3, 224, 224]
-        }
+        (try? ModelZoo.resolve(model))?.defaultInputShape ?? [3, 224, 224]
     }
 }
 

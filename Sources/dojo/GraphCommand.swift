@@ -5,29 +5,36 @@ import DojoReport
 import DojoTensor
 import Foundation
 
-/// `dojo graph`: runs one real training step of a zoo model and prints the Graph IR it recorded.
+/// `dojo graph`: records one training step of a zoo model (any size, from its spec) and prints the Graph IR.
 struct GraphCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "graph",
         abstract: "Record one training step of a model as the Graph IR: per-op table and totals.",
         discussion: """
-        Runs one forward and backward pass and an SGD update, recording every op with its shapes, FLOPs and \
-        bytes. By default only shapes flow (no arithmetic, no activation memory), so any batch size works; \
-        --compute runs the step for real on random inputs. FLOPs count a multiply-add as 2 (published "MACs" are half). The JSON form \
-        (--json) is what the Dojo compiler and simulator read.
+        Records one forward and backward pass and an optimizer update (the model's recipe: SGD for the CNNs, \
+        AdamW for the transformers; --optimizer to choose), with every op's shapes, FLOPs and bytes. By default \
+        the model is built and run on shapes only (no parameter or activation memory, no arithmetic), so any model \
+        and batch works: gpt-175b records in about a second. --compute runs the step for real on random inputs. \
+        FLOPs count a multiply-add as 2 (published "MACs" are half). The JSON form (--json) is what the Dojo \
+        compiler and simulator read. Models are specs NAME[:key=value,...]: gpt-175b, bert-large:seq=128, \
+        vit-b16:image=384, gpt:layers=24,hidden=2048,heads=16,seq=4096,vocab=131072 (keys: \
+        \(ModelSpec.allKeys.joined(separator: ", "))).
         """)
 
-    @Option(name: .long, help: "Model: \(ModelZoo.names.joined(separator: ", ")).")
+    @Option(name: .long, help: "Model spec NAME[:key=value,...]; NAME: \(ModelZoo.names.joined(separator: ", ")).")
     var model: String
 
-    @Option(name: .long, help: "Batch size.")
+    @Option(name: .long, help: "Batch size (examples; sequences for language models).")
     var batch: Int = 1
 
-    @Option(name: .long, help: "Input shape of one example, e.g. 3x224x224 (default: the model's usual size).")
+    @Option(name: .long, help: "Input shape of one example, e.g. 3x224x224, or tokens for a language model (default: the model's usual size).")
     var input: String?
 
     @Option(name: .long, help: "Classes of a classifier.")
     var classes: Int = 1000
+
+    @Option(name: .long, help: "Optimizer of the update: sgd or adamw (default: the model's recipe).")
+    var optimizer: String?
 
     @Option(name: .long, help: "Write the graph as JSON to this file ('-' for standard output).")
     var json: String?
@@ -35,25 +42,32 @@ struct GraphCommand: ParsableCommand {
     @Flag(name: .long, help: "Print every op, not only the forward pass.")
     var all = false
 
-    @Flag(name: .long, help: "Run the step's arithmetic for real (default: record shapes only, which is exact for the IR and takes milliseconds at any batch).")
+    @Flag(name: .long, help: "Run the step's arithmetic for real (default: record shapes only, which is exact for the IR and takes milliseconds to a second at any size).")
     var compute = false
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard classes >= 1 else { throw ValidationError("--classes must be at least 1, got \(classes)") }
         if let input, parseShape(input) == nil { throw ValidationError("--input '\(input)' is not a shape like 3x224x224") }
-        do { _ = try ModelZoo.entry(model) } catch { throw ValidationError("\(error)") }
+        if let optimizer, GraphRecorder.OptimizerChoice(rawValue: optimizer) == nil {
+            throw ValidationError("unknown optimizer '\(optimizer)'; choose sgd or adamw")
+        }
+        do { _ = try ModelZoo.resolve(model) } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
-        let shape = input.flatMap(parseShape) ?? ModelDefaults.inputShape(for: model)
-        let net: Module
-        do { net = try ModelZoo.make(model, inputShape: shape, classes: classes, seed: 0) } catch {
+        let graph: Graph
+        Storage.resetPeak()
+        let baseBytes = Storage.liveBytes, started = Date()
+        do {
+            let spec = try ModelZoo.resolve(model)
+            let choice = GraphRecorder.OptimizerChoice(rawValue: optimizer ?? spec.entry.optimizer) ?? .adamw
+            graph = try GraphRecorder.record(model: model, batch: batch, optimizer: choice, inputShape: input.flatMap(parseShape),
+                                             classes: classes, compute: compute)
+        } catch let error as ModelError {
             throw ValidationError("\(error)")
         }
-        let graph = try Engine.$shapeOnly.withValue(!compute) {
-            try recordStep(net, model: model, inputShape: shape, batch: batch, classes: classes)
-        }
+        let seconds = Date().timeIntervalSince(started), tensorBytes = Storage.peakBytes - baseBytes
         if let json {
             let data = try graph.jsonData()
             if json == "-" { FileHandle.standardOutput.write(data); print(); return }
@@ -61,13 +75,18 @@ struct GraphCommand: ParsableCommand {
                 throw ValidationError("cannot write \(json): \(error.localizedDescription)")
             }
         }
-        printTable(graph)
+        let spec = try? ModelZoo.resolve(model)
+        let tokens = spec?.task == .languageModeling ? (input.flatMap(parseShape) ?? spec?.defaultInputShape)?.first : nil
+        printTable(graph, tokensPerExample: tokens)
+        print("recorded in \(formatFixed(seconds, 3)) s, \(formatBytes(tensorBytes)) of tensor memory at most"
+              + (compute ? " (computed for real)" : " (shapes only: no parameters, gradients or activations in memory)"))
     }
 
-    func printTable(_ g: Graph) {
+    func printTable(_ g: Graph, tokensPerExample: Int?) {
         var table = TextTable(headers: ["#", "phase", "op", "scope", "output", "GFLOP", "MB read", "MB written"])
+        let index = Dictionary(g.tensors.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })   // one lookup table, not one per op
         for op in g.ops where all || op.phase == .forward {
-            let out = op.outputs.first.flatMap { g.tensor($0) }?.shape.map(String.init).joined(separator: "×") ?? ""
+            let out = op.outputs.first.flatMap { index[$0] }?.shape.map(String.init).joined(separator: "×") ?? ""
             table.addRow([String(op.id), op.phase.rawValue, op.kind.rawValue, op.scope ?? "", out,
                           String(format: "%.4f", op.flops / 1e9), String(format: "%.2f", Double(op.bytesRead) / 1e6),
                           String(format: "%.2f", Double(op.bytesWritten) / 1e6)])
@@ -79,38 +98,19 @@ struct GraphCommand: ParsableCommand {
         print("model \(g.model), batch \(g.batch), \(s.opCount) ops")
         print("parameters          \(s.parameters.formatted()) (\(formatBytes(s.parameterBytes)))")
         print("forward FLOPs       \(formatSI(s.forwardFlops, unit: "FLOP")) (\(formatSI(s.forwardFlopsPerSample, unit: "FLOP")) per sample; \(formatSI(macs / Double(g.batch), unit: "MAC")) per sample in conv/matmul)")
+        if let t = tokensPerExample {
+            let tokens = Double(g.batch * t)
+            print("per token           \(formatSI(s.forwardFlops / tokens, unit: "FLOP")) forward, "
+                  + "\(formatSI((s.forwardFlops + s.backwardFlops) / tokens, unit: "FLOP")) forward + backward (\(g.batch * t) tokens)")
+        }
         print("backward FLOPs      \(formatSI(s.backwardFlops, unit: "FLOP"))")
         print("optimizer FLOPs     \(formatSI(s.optimizerFlops, unit: "FLOP"))")
         print("activation memory   \(formatBytes(s.activationBytes)) (every forward output, kept for the backward pass)")
     }
 }
 
-/// One SGD training step on random data under a tape; returns the recorded graph.
-func recordStep(_ net: Module, model: String, inputShape: [Int], batch: Int, classes: Int) throws -> Graph {
-    var rng = RandomSource(seed: 1)
-    let x = Tensor.randomNormal([batch] + inputShape, generator: &rng)
-    let tape = try trainingStep(net, task: try ModelZoo.entry(model).task, input: x, classes: classes,
-                                optimizer: SGD(momentum: 0.9), learningRate: 0)
-    return tape.graph(model: model, batch: batch)
-}
-
-/// Forward, loss, backward and an optimizer update of `net` on `input` (labels i mod classes, or an empty
-/// occupancy grid), recorded on the returned tape.
+/// Forward, loss, backward and an optimizer update of `net` on `input`, recorded on the returned tape
+/// (the benchmark's step; `TrainingStep.run` in DojoNN).
 func trainingStep(_ net: Module, task: Task, input x: Tensor, classes: Int, optimizer: Optimizer, learningRate: Float) throws -> Tape {
-    let tape = Tape()
-    let batch = x.shape[0]
-    let loss: Tensor = tape.record {
-        Module.$context.withValue(ForwardContext(training: true)) {
-            let y = net(x)
-            switch task {
-            case .classification:
-                return y.crossEntropy(labels: (0..<batch).map { Int32($0 % classes) })
-            case .occupancy:
-                return y.binaryCrossEntropyWithLogits(targets: Tensor(zeros: y.shape), positiveWeight: 2)
-            }
-        }
-    }
-    let grads = tape.backward(from: loss)
-    optimizer.step(net.parameters, gradients: grads, learningRate: learningRate, tape: tape)
-    return tape
+    TrainingStep.run(net, task: task, input: x, classes: classes, optimizer: optimizer, learningRate: learningRate).tape
 }

@@ -22,7 +22,7 @@ struct TrainCommand: ParsableCommand {
         options you leave out are taken from the checkpoint.
         """)
 
-    @Option(name: .long, help: "Model: \(ModelZoo.names.joined(separator: ", ")). (default: occupancy)")
+    @Option(name: .long, help: "Model: \(ModelZoo.entries.filter { $0.task != .languageModeling }.map(\.name).joined(separator: ", ")). (default: occupancy)")
     var model: String?
     @Option(name: .customLong("data"), help: "Data set: \(DataSets.names.joined(separator: ", ")). (default: scenes, or fashion-mnist for classifiers)")
     var data: String?
@@ -86,7 +86,14 @@ struct TrainCommand: ParsableCommand {
         try positive(epochs, "epochs"); try positive(steps, "steps"); try positive(batchSize, "batch-size")
         try positive(threads, "threads"); try positive(trainExamples, "train-examples"); try positive(evalExamples, "eval-examples")
         if let checkpointEvery, checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more, got \(checkpointEvery)") }
-        if let model { do { _ = try ModelZoo.entry(model) } catch { throw ValidationError("\(error)") } }
+        if let model {
+            let entry: ModelZoo.Entry
+            do { entry = try ModelZoo.entry(model) } catch { throw ValidationError("\(error)") }
+            if entry.task == .languageModeling {
+                throw ValidationError("\(model) is a language model and no text data set is built in yet (\(DataSets.names.joined(separator: ", ")) "
+                                      + "hold images); record its training step with `dojo graph --model \(model)`")
+            }
+        }
         if let data, !DataSets.names.contains(data) {
             throw ValidationError("unknown data set '\(data)'; choose one of: \(DataSets.names.joined(separator: ", "))")
         }

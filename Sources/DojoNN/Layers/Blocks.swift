@@ -1,4 +1,5 @@
 import DojoTensor
+import Foundation
 
 /// ResNet's basic block: two 3×3 convolutions with batch norm, and a projected shortcut when the shape changes.
 public final class BasicBlock: Module {
@@ -45,35 +46,90 @@ public final class Bottleneck: Module {
 }
 
 /// Multi-head self-attention over [B, T, D] with a fused QKV projection.
+///
+/// Options for language models: `causal` (a query sees only the keys up to its own position: same shapes and
+/// cost), `kvHeads` < `heads` (grouped-query attention, Ainslie et al. 2023: each key/value head serves
+/// heads/kvHeads query heads), `bias: false` (Llama), and `rotary` positions (RoPE, Su et al. 2021, base 10000,
+/// the "rotate half" layout of Llama's Hugging Face implementation).
 public final class MultiHeadSelfAttention: Module {
     let qkv: Linear, proj: Linear
-    public let heads: Int
-    public init(dimension: Int, heads: Int, generator: inout RandomSource) {
+    public let heads: Int, kvHeads: Int, causal: Bool, rotary: Bool
+    public init(dimension: Int, heads: Int, kvHeads: Int? = nil, causal: Bool = false, bias: Bool = true, rotary: Bool = false,
+                generator: inout RandomSource) {
+        let kv = kvHeads ?? heads
         precondition(dimension % heads == 0, "attention: dimension \(dimension) is not divisible by \(heads) heads")
-        qkv = Linear(dimension, 3 * dimension, generator: &generator)
-        proj = Linear(dimension, dimension, generator: &generator)
-        self.heads = heads
+        precondition(kv >= 1 && heads % kv == 0, "attention: \(heads) heads are not divisible into \(kv) key/value heads")
+        precondition(!rotary || (dimension / heads) % 2 == 0, "attention: rotary positions need an even head dimension")
+        let hd = dimension / heads
+        qkv = Linear(dimension, dimension + 2 * kv * hd, bias: bias, generator: &generator)
+        proj = Linear(dimension, dimension, bias: bias, generator: &generator)
+        self.heads = heads; self.kvHeads = kv; self.causal = causal; self.rotary = rotary
     }
     public override func forward(_ x: Tensor) -> Tensor {
         let b = x.shape[0], t = x.shape[1], d = x.shape[2], hd = d / heads
-        let parts = qkv(x).reshaped([b, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])   // [3, B, H, T, hd]
-        func part(_ i: Int) -> Tensor { parts.slice(axis: 0, i..<(i + 1)).reshaped([b * heads, t, hd]) }
-        let q = part(0), k = part(1), v = part(2)
-        let attention = q.matmul(k, transposeB: true).scaled(by: 1 / Float(hd).squareRoot()).softmax()
-        let y = attention.matmul(v).reshaped([b, heads, t, hd]).permuted([0, 2, 1, 3]).reshaped([b, t, d])
+        let scale = 1 / Float(hd).squareRoot()
+        if kvHeads == heads && !rotary {
+            let parts = qkv(x).reshaped([b, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])   // [3, B, H, T, hd]
+            func part(_ i: Int) -> Tensor { parts.slice(axis: 0, i..<(i + 1)).reshaped([b * heads, t, hd]) }
+            let q = part(0), k = part(1), v = part(2)
+            let attention = q.matmul(k, transposeB: true).scaled(by: scale).softmax(causal: causal)
+            let y = attention.matmul(v).reshaped([b, heads, t, hd]).permuted([0, 2, 1, 3]).reshaped([b, t, d])
+            return proj(y)
+        }
+        // grouped query heads and/or rotary positions: q [B, T, H, hd], k and v [B, T, KV, hd]
+        let kv = kvHeads, g = heads / kvHeads
+        let all = qkv(x).reshaped([b, t, heads + 2 * kv, hd])
+        var q = all.slice(axis: 2, 0..<heads), k = all.slice(axis: 2, heads..<(heads + kv))
+        let v = all.slice(axis: 2, (heads + kv)..<(heads + 2 * kv))
+        if rotary {
+            let (cos, sin) = rotaryTables(positions: t, headDimension: hd)
+            q = rotate(q, cos, sin); k = rotate(k, cos, sin)
+        }
+        // the g query heads of one key/value head stacked as rows: [B·KV, g·T, hd] against [B·KV, T, hd]
+        let qg = q.reshaped([b, t, kv, g, hd]).permuted([0, 2, 3, 1, 4]).reshaped([b * kv, g * t, hd])
+        let kg = k.permuted([0, 2, 1, 3]).reshaped([b * kv, t, hd])
+        let vg = v.permuted([0, 2, 1, 3]).reshaped([b * kv, t, hd])
+        let attention = qg.matmul(kg, transposeB: true).scaled(by: scale).softmax(causal: causal)
+        let y = attention.matmul(vg).reshaped([b, kv, g, t, hd]).permuted([0, 3, 1, 2, 4]).reshaped([b, t, d])
         return proj(y)
+    }
+
+    /// RoPE: x·cos + rotate_half(x)·sin over the last dimension of [B, T, heads, hd].
+    func rotate(_ x: Tensor, _ cos: Tensor, _ sin: Tensor) -> Tensor {
+        let hd = x.shape[3], half = hd / 2
+        let x1 = x.slice(axis: 3, 0..<half), x2 = x.slice(axis: 3, half..<hd)
+        let rotated = Tensor.concatenate([x2.negated(), x1], axis: 3)
+        return x * cos + rotated * sin
     }
 }
 
-/// A pre-norm transformer encoder block: x + MHSA(LN(x)), then x + MLP(LN(x)).
+/// cos and sin of RoPE's angles, [T, 1, hd] (broadcast over heads): angle(p, j) = p / 10000^(2j/hd) for
+/// j < hd/2, repeated for the second half. Constants: under `Engine.shapeOnly` they are shapes only.
+func rotaryTables(positions t: Int, headDimension hd: Int) -> (cos: Tensor, sin: Tensor) {
+    if Engine.shapeOnly { return (Tensor(uninitializedShape: [t, 1, hd]), Tensor(uninitializedShape: [t, 1, hd])) }
+    var c = [Float](repeating: 0, count: t * hd), s = c
+    let half = hd / 2
+    for p in 0..<t {
+        for j in 0..<half {
+            let angle = Double(p) / Foundation.pow(10000, Double(2 * j) / Double(hd))
+            c[p * hd + j] = Float(Foundation.cos(angle)); c[p * hd + j + half] = c[p * hd + j]
+            s[p * hd + j] = Float(Foundation.sin(angle)); s[p * hd + j + half] = s[p * hd + j]
+        }
+    }
+    return (Tensor(c, shape: [t, 1, hd]), Tensor(s, shape: [t, 1, hd]))
+}
+
+/// A pre-norm transformer block: x + MHSA(LN(x)), then x + MLP(LN(x)) with a GELU MLP of width `ffn`
+/// (default `mlpRatio`·dimension). ViT's encoder block, and with `causal` the GPT-2/GPT-3 decoder block.
 public final class TransformerBlock: Module {
     let norm1: LayerNorm, attention: MultiHeadSelfAttention, norm2: LayerNorm, fc1: Linear, act = GELU(), fc2: Linear
-    public init(dimension: Int, heads: Int, mlpRatio: Int = 4, generator: inout RandomSource) {
+    public init(dimension: Int, heads: Int, mlpRatio: Int = 4, ffn: Int? = nil, causal: Bool = false, generator: inout RandomSource) {
+        let width = ffn ?? dimension * mlpRatio
         norm1 = LayerNorm(dimension)
-        attention = MultiHeadSelfAttention(dimension: dimension, heads: heads, generator: &generator)
+        attention = MultiHeadSelfAttention(dimension: dimension, heads: heads, causal: causal, generator: &generator)
         norm2 = LayerNorm(dimension)
-        fc1 = Linear(dimension, dimension * mlpRatio, generator: &generator)
-        fc2 = Linear(dimension * mlpRatio, dimension, generator: &generator)
+        fc1 = Linear(dimension, width, generator: &generator)
+        fc2 = Linear(width, dimension, generator: &generator)
     }
     public override func forward(_ x: Tensor) -> Tensor {
         let h = x + attention(norm1(x))

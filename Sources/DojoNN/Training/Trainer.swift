@@ -56,7 +56,8 @@ public struct StepReport: Sendable {
 /// Metrics of a pass over an evaluation set.
 public struct EvalMetrics: Sendable, Codable, Equatable {
     public var loss: Float
-    /// Classification: share of examples whose top class is right. Occupancy: share of cells right.
+    /// Classification: share of examples whose top class is right. Occupancy: share of cells right. Language
+    /// modelling: share of tokens whose most likely prediction is right.
     public var accuracy: Float
     /// Occupancy only: intersection over union of the occupied cells, precision and recall.
     public var iou: Float?
@@ -156,6 +157,10 @@ public final class Trainer {
             case .occupancy:
                 let t = Tensor(batch.targets, shape: batch.targetShape)
                 return (y.binaryCrossEntropyWithLogits(targets: t, positiveWeight: config.positiveWeight), y)
+            case .languageModeling:
+                // inputs [B, T] token ids, targets [B, T] the token to predict at each position
+                let v = y.shape[y.rank - 1]
+                return (y.reshaped([-1, v]).crossEntropy(labels: batch.targets.map { Int32($0) }), y)
             }
         }
     }
@@ -236,9 +241,20 @@ public final class Trainer {
                     if predicted && actual { tp += 1 } else if predicted { fp += 1 } else if actual { fn += 1 }
                 }
                 cells += y.count
+            case .languageModeling:
+                let v = y.shape[y.rank - 1]
+                for i in 0..<(y.count / v) {
+                    var best = 0
+                    for j in 1..<v where y.pointer[i * v + j] > y.pointer[i * v + best] { best = j }
+                    if best == Int(batch.targets[i]) { correct += 1 }
+                }
+                cells += y.count / v
             }
         }
         let loss = Float(lossSum / Double(max(examples, 1)))
+        if task == .languageModeling {
+            return EvalMetrics(loss: loss, accuracy: Float(correct) / Float(max(cells, 1)), examples: examples)
+        }
         if task == .occupancy {
             return EvalMetrics(loss: loss, accuracy: Float(correct) / Float(max(cells, 1)),
                                iou: Float(tp) / Float(max(tp + fp + fn, 1)), precision: Float(tp) / Float(max(tp + fp, 1)),

@@ -66,20 +66,20 @@ public final class ResNet: Module {
 }
 
 /// Vision Transformer (Dosovitskiy et al. 2021): patch embedding, class token, learned positions, pre-norm blocks.
-/// ViT-Tiny is dimension 192, depth 12, 3 heads.
+/// ViT-Tiny is dimension 192, depth 12, 3 heads; ViT-Base 768, 12, 12; the MLP is `ffn` wide (default 4·dimension).
 public final class VisionTransformer: Module {
     let patches: PatchEmbedding
     let classToken: Tensor, positions: Tensor
     let blocks: [Module], norm: LayerNorm, head: Linear
     public init(channels: Int, imageSize: Int, patchSize: Int, dimension: Int = 192, depth: Int = 12, heads: Int = 3,
-                classes: Int, generator: inout RandomSource) {
+                ffn: Int? = nil, classes: Int, generator: inout RandomSource) {
         precondition(imageSize % patchSize == 0, "ViT: image size \(imageSize) is not a multiple of the patch size \(patchSize)")
         patches = PatchEmbedding(channels: channels, dimension: dimension, patchSize: patchSize, generator: &generator)
         let tokens = (imageSize / patchSize) * (imageSize / patchSize) + 1
         classToken = Tensor.randomNormal([1, 1, dimension], std: 0.02, generator: &generator).asParameter()
         positions = Tensor.randomNormal([1, tokens, dimension], std: 0.02, generator: &generator).asParameter()
         var bs: [Module] = []
-        for _ in 0..<depth { bs.append(TransformerBlock(dimension: dimension, heads: heads, generator: &generator)) }
+        for _ in 0..<depth { bs.append(TransformerBlock(dimension: dimension, heads: heads, ffn: ffn, generator: &generator)) }
         blocks = bs
         norm = LayerNorm(dimension)
         head = Linear(dimension, classes, generator: &generator)

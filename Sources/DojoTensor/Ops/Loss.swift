@@ -10,7 +10,7 @@ extension Tensor {
         for l in labels { precondition(l >= 0 && Int(l) < c, "crossEntropy: label \(l) outside 0..<\(c)") }
         let probs = Tensor(uninitializedShape: shape)
         var total = 0.0
-        for i in 0..<n where !probs.isShapeOnly && !isShapeOnly {
+        for i in 0..<(!probs.isShapeOnly && !isShapeOnly ? n : 0) {
             let x = pointer + i * c, p = probs.pointer + i * c
             var m = -Float.infinity
             for j in 0..<c { m = max(m, x[j]) }
@@ -40,7 +40,7 @@ extension Tensor {
         let n = count
         var total = 0.0
         let x = pointer, t = targets.pointer
-        for i in 0..<n where !isShapeOnly && !targets.isShapeOnly {
+        for i in 0..<(!isShapeOnly && !targets.isShapeOnly ? n : 0) {
             // -[w·t·log σ(x) + (1−t)·log(1−σ(x))], with log σ(x) = −softplus(−x), log(1−σ(x)) = −softplus(x)
             let sp = Foundation.log1p(Foundation.exp(-abs(x[i])))
             let softplusPos = max(x[i], 0) + sp, softplusNeg = max(-x[i], 0) + sp
@@ -64,7 +64,7 @@ extension Tensor {
     public func meanSquaredError(targets: Tensor) -> Tensor {
         precondition(targets.shape == shape, "meanSquaredError: \(shape) vs \(targets.shape)")
         var total = 0.0
-        for i in 0..<count where !isShapeOnly && !targets.isShapeOnly { let d = Double(pointer[i] - targets.pointer[i]); total += d * d }
+        for i in 0..<(!isShapeOnly && !targets.isShapeOnly ? count : 0) { let d = Double(pointer[i] - targets.pointer[i]); total += d * d }
         let n = count
         let out = Tensor(scalar: Float(total / Double(max(n, 1))))
         Tape.note(.mse, inputs: [self, targets], output: out) { [x = self] g, needs in

@@ -54,11 +54,21 @@ extension Tensor {
     }
 
     /// Softmax over the last axis.
-    public func softmax() -> Tensor { softmaxKernel(log: false) }
+    public func softmax() -> Tensor { softmaxKernel(log: false, causal: false) }
     /// Log-softmax over the last axis.
-    public func logSoftmax() -> Tensor { softmaxKernel(log: true) }
+    public func logSoftmax() -> Tensor { softmaxKernel(log: true, causal: false) }
 
-    private func softmaxKernel(log takeLog: Bool) -> Tensor {
+    /// Softmax over the last axis of attention scores [..., queries, keys]; with `causal`, query i sees only keys
+    /// 0...i (the rest get probability 0), where i is the row's index modulo the number of keys, so query rows may
+    /// stack several groups of `keys` positions (grouped-query attention). Recorded as a plain softmax: same shapes,
+    /// same cost (an implementation may skip the masked half; the IR does not assume it).
+    public func softmax(causal: Bool) -> Tensor {
+        if causal { precondition(rank >= 2 && shape[rank - 2] % max(shape[rank - 1], 1) == 0,
+                                 "causal softmax needs [..., k·keys, keys] scores, got \(shape)") }
+        return softmaxKernel(log: false, causal: causal)
+    }
+
+    private func softmaxKernel(log takeLog: Bool, causal: Bool) -> Tensor {
         let n = shape.last ?? 1, rows = count / max(n, 1)
         let out = Tensor(uninitializedShape: shape)
         let skip = out.isShapeOnly || isShapeOnly
@@ -66,10 +76,13 @@ extension Tensor {
         if !skip { parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
             for r in range {
                 let x = src.p + r * n, y = dst.p + r * n
+                // keys 0..<visible take part; with a causal mask, query (r mod n) sees keys up to itself
+                let visible = causal ? r % n + 1 : n
                 var m = -Float.infinity
-                for i in 0..<n { m = max(m, x[i]) }
+                for i in 0..<visible { m = max(m, x[i]) }
                 var s: Float = 0
-                for i in 0..<n { let e = Foundation.exp(x[i] - m); y[i] = e; s += e }
+                for i in 0..<visible { let e = Foundation.exp(x[i] - m); y[i] = e; s += e }
+                for i in visible..<n { y[i] = 0 }
                 if takeLog {
                     let ls = Foundation.log(s) + m
                     for i in 0..<n { y[i] = x[i] - ls }

@@ -9,7 +9,7 @@ extension Tensor {
         if p == 0 { return self }
         let mask = Tensor(uninitializedShape: shape)
         let keep = 1 / (1 - p)
-        for i in 0..<count where !mask.isShapeOnly { mask.pointer[i] = generator.nextFloat() < p ? 0 : keep }
+        for i in 0..<(mask.isShapeOnly ? 0 : count) { mask.pointer[i] = generator.nextFloat() < p ? 0 : keep }
         let out = zipKernel(self, mask) { $0 * $1 }
         Tape.note(.dropout, inputs: [self], output: out, attributes: OpAttributes(probability: Double(p))) { g, _ in
             [zipKernel(g, mask) { $0 * $1 }]
@@ -28,7 +28,7 @@ extension Tensor {
         }
         Tape.note(.embedding, inputs: [table], output: out) { g, _ in
             let r = Tensor(zeros: table.shape)
-            for (i, idx) in indices.enumerated() where !r.isShapeOnly && !g.isShapeOnly {
+            for (i, idx) in (!r.isShapeOnly && !g.isShapeOnly ? indices : []).enumerated() {
                 let dst = r.pointer + Int(idx) * d, src = g.pointer + i * d
                 for j in 0..<d { dst[j] += src[j] }
             }
@@ -44,7 +44,7 @@ extension Tensor {
         let out = Tensor(uninitializedShape: shape)
         let xhat = Tensor(uninitializedShape: shape)
         let inv = Tensor(uninitializedShape: [rows])
-        for r in 0..<rows where !out.isShapeOnly && !isShapeOnly {
+        for r in 0..<(!out.isShapeOnly && !isShapeOnly ? rows : 0) {
             let x = pointer + r * d, y = out.pointer + r * d, h = xhat.pointer + r * d
             var mean: Float = 0
             for j in 0..<d { mean += x[j] }
@@ -57,7 +57,7 @@ extension Tensor {
         }
         Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { g, needs in
             let dx = Tensor(uninitializedShape: g.shape), dg = Tensor(zeros: [d]), db = Tensor(zeros: [d])
-            for r in 0..<rows where !dx.isShapeOnly && !g.isShapeOnly {
+            for r in 0..<(!dx.isShapeOnly && !g.isShapeOnly ? rows : 0) {
                 let gy = g.pointer + r * d, h = xhat.pointer + r * d, o = dx.pointer + r * d
                 var sum1: Float = 0, sum2: Float = 0
                 for j in 0..<d {

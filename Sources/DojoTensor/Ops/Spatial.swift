@@ -83,7 +83,7 @@ extension Tensor {
         precondition(rank == 4, "globalAvgPool needs an NCHW input, got \(shape)")
         let n = shape[0], c = shape[1], s = shape[2] * shape[3]
         let out = Tensor(uninitializedShape: [n, c])
-        for i in 0..<(n * c) where !out.isShapeOnly && !isShapeOnly {
+        for i in 0..<(!out.isShapeOnly && !isShapeOnly ? n * c : 0) {
             var acc: Float = 0
             let p = pointer + i * s
             for j in 0..<s { acc += p[j] }
@@ -91,7 +91,7 @@ extension Tensor {
         }
         Tape.note(.globalAvgPool, inputs: [self], output: out) { [inShape = shape] dy, _ in
             let dx = Tensor(uninitializedShape: inShape)
-            for i in 0..<(n * c) where !dx.isShapeOnly && !dy.isShapeOnly {
+            for i in 0..<(!dx.isShapeOnly && !dy.isShapeOnly ? n * c : 0) {
                 let v = dy.pointer[i] / Float(s)
                 (dx.pointer + i * s).update(repeating: v, count: s)
             }

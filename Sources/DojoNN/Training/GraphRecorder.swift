@@ -1,0 +1,116 @@
+import DojoGraph
+import DojoTensor
+import Foundation
+
+/// One training step of a model: forward, loss, backward and an optimizer update, recorded on a tape.
+public enum TrainingStep {
+    /// Runs the step of `net` on `input` and returns the tape (its `graph(model:batch:)` is the step's Graph IR) and
+    /// the loss. Labels: `labels` when given, else synthetic ones (example i → class i mod classes; token i → id
+    /// i mod vocabulary); occupancy targets are an empty grid. Works under `Engine.shapeOnly` (shapes only).
+    public static func run(_ net: Module, task: Task, input x: Tensor, labels: [Int32]? = nil, classes: Int,
+                           optimizer: Optimizer, learningRate: Float) -> (tape: Tape, loss: Tensor) {
+        let tape = Tape()
+        let batch = x.shape[0]
+        let loss: Tensor = tape.record {
+            Module.$context.withValue(ForwardContext(training: true)) {
+                let y = net(x)
+                switch task {
+                case .classification:
+                    return y.crossEntropy(labels: labels ?? (0..<batch).map { Int32($0 % classes) })
+                case .occupancy:
+                    return y.binaryCrossEntropyWithLogits(targets: Tensor(zeros: y.shape), positiveWeight: 2)
+                case .languageModeling:
+                    let v = y.shape[y.rank - 1], n = y.count / max(v, 1)
+                    return y.reshaped([n, v]).crossEntropy(labels: labels ?? (0..<n).map { Int32($0 % v) })
+                }
+            }
+        }
+        let grads = tape.backward(from: loss)
+        optimizer.step(net.parameters, gradients: grads, learningRate: learningRate, tape: tape)
+        return (tape, loss)
+    }
+}
+
+/// Records the Graph IR of one training step of a zoo model at any size, without the memory: the model is built
+/// and run under `Engine.shapeOnly`, so parameters, gradients, optimizer state and activations are shapes only
+/// and no arithmetic runs. This is what the simulator prices.
+public enum GraphRecorder {
+    public enum OptimizerChoice: String, Sendable, CaseIterable {
+        /// AdamW: two state tensors per parameter.
+        case adamw
+        /// SGD with momentum 0.9: one state tensor per parameter.
+        case sgd
+
+        func make() -> Optimizer { self == .adamw ? AdamW() : SGD(momentum: 0.9) }
+    }
+
+    /// The Graph IR of one training step (forward, loss, backward, optimizer update) of `spec`
+    /// (`NAME[:key=value,...]`, see `ModelSpec`) at `batch` examples.
+    /// - inputShape: one example without the batch dimension (default: the spec's `defaultInputShape`:
+    ///   [seq] tokens for language models).
+    /// - classes: the classifiers' classes (ViT, CNNs).
+    /// - compute: run the step's arithmetic for real on random inputs (the same graph; needs the memory — refused
+    ///   with a `ModelError` when the step would not fit in this machine's memory).
+    /// Errors: `ModelError` for a bad spec or sizes that do not fit the model.
+    public static func record(model spec: String, batch: Int, optimizer: OptimizerChoice = .adamw, inputShape: [Int]? = nil,
+                              classes: Int = 1000, compute: Bool = false) throws -> Graph {
+        let resolved = try ModelZoo.resolve(spec)
+        guard batch >= 1 else { throw ModelError("batch must be at least 1, got \(batch)") }
+        guard classes >= 1 else { throw ModelError("classes must be at least 1, got \(classes)") }
+        let shape = inputShape ?? resolved.defaultInputShape
+        try checkSize(resolved, shape: shape, batch: batch, classes: classes)
+        if compute {
+            let estimate = try Engine.$shapeOnly.withValue(true) {
+                try step(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer)
+            }.summary
+            // weights, gradients and up to two optimizer states, plus every activation kept for the backward pass
+            let need = Double(estimate.parameterBytes) * 4 + Double(estimate.activationBytes)
+            let have = Double(ProcessInfo.processInfo.physicalMemory)
+            guard need < 0.8 * have else {
+                throw ModelError("running a step of \(resolved) at batch \(batch) for real needs about \(Int(need / 1e9)) GB; "
+                                 + "this machine has \(Int(have / 1e9)) GB. Record it shape-only (the same graph, no memory).")
+            }
+        }
+        return try Engine.$shapeOnly.withValue(!compute) {
+            try step(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer)
+        }
+    }
+
+    static func step(_ spec: ModelSpec, shape: [Int], batch: Int, classes: Int, optimizer: OptimizerChoice) throws -> Graph {
+        let net = try ModelZoo.make(spec.description, inputShape: shape, classes: classes, seed: 0)
+        var rng = RandomSource(seed: 1)
+        let x: Tensor
+        if spec.task == .languageModeling, let t = spec.transformer {
+            // token ids; deterministic and spread over the vocabulary
+            let n = batch * shape[0]
+            x = Engine.shapeOnly ? Tensor(uninitializedShape: [batch] + shape)
+                                 : Tensor((0..<n).map { _ in Float(Int(rng.next() % UInt64(t.vocab))) }, shape: [batch] + shape)
+        } else {
+            x = Tensor.randomNormal([batch] + shape, generator: &rng)
+        }
+        let (tape, _) = TrainingStep.run(net, task: spec.task, input: x, classes: classes, optimizer: optimizer.make(),
+                                         learningRate: 0)
+        return tape.graph(model: spec.description, batch: batch)
+    }
+
+    /// Refuses steps whose tensors, or the sum of their bytes in the graph's summary, would not fit in an Int:
+    /// a typed error instead of an overflow trap. The bounds are estimates with room to spare (GPT-3 175B at
+    /// batch 1536 and 2048 tokens passes).
+    static func checkSize(_ spec: ModelSpec, shape: [Int], batch: Int, classes: Int) throws {
+        let b = Double(batch), input = b * shape.reduce(1.0) { $0 * Double($1) }
+        // CNNs: the stem's activations are a few times the input; some 200 ops
+        var largest = input * 16, total = largest * 200 + Double(classes) * 4096
+        if let t = spec.transformer {
+            let side = Double(shape.last ?? 224), patch = Double(max(t.patch ?? 1, 1))
+            let tokens = t.isLanguageModel ? Double(shape.first ?? t.seq) : (side / patch) * (side / patch) + 1
+            let (h, d, f, v) = (Double(t.heads), Double(t.hidden), Double(t.ffnWidth), Double(max(t.vocab, classes)))
+            largest = max(b * h * tokens * tokens, b * tokens * max(v, f, d), v * d, f * d, input)
+            total = Double(t.layers) * (4 * b * h * tokens * tokens + 40 * b * tokens * max(d, f) + 16 * d * max(d, f))
+                + 4 * b * tokens * v + 2 * v * d
+        }
+        guard largest < 0x1p58, total * 4 < 0x1p62 else {
+            throw ModelError("\(spec) at batch \(batch) is too large to record: tensors of up to \(largest) elements, "
+                             + "about \(total * 4) bytes in all; record a smaller batch (costs scale with it)")
+        }
+    }
+}
