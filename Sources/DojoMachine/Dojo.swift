@@ -12,6 +12,9 @@ public struct DojoNode: Sendable, Equatable {
     public var matrixFlopsPerCycle: Double
     /// `fp32_flops_per_cycle`: 32 = one 512-bit FMA vector (S26, S7: 64 GFLOPS per node).
     public var fp32FlopsPerCycle: Double
+    /// `matrix_block`: the side of the output block the matrix unit computes at once: 8 (S2, S10: 8×8×4 multiply,
+    /// "four 8×8 units"). A node's share of a GEMM is padded to multiples of it.
+    public var matrixBlock: Double
     /// `sram_bytes`: 1.25 MB (S2).
     public var sramBytes: Double
     /// `sram_load_bandwidth`: 400 GB/s (S9, S10) by default; port arithmetic gives 256 GB/s (§12: a parameter).

@@ -20,6 +20,13 @@ public struct GPUSpec: Sendable, Equatable {
     public var nvlinkBandwidthBidirectional: Double
     /// `tdp`: board power.
     public var tdp: Double
+    /// `sms`: streaming multiprocessors (NVIDIA architecture whitepapers): GEMM tiles run in waves of this many.
+    public var sms: Int
+    /// `gemm_tile`: the side of the square output tile one SM computes in a GEMM (ASSUMPTION, a cuBLAS-like 128).
+    public var gemmTile: Int
+    /// `launch_overhead`: fixed time per kernel that does not overlap with work (ASSUMPTION: launch and
+    /// inter-kernel gap of eager training).
+    public var launchOverhead: Double
 
     /// Per direction: half of NVIDIA's bidirectional figure.
     public var nvlinkBandwidth: Double { nvlinkBandwidthBidirectional / 2 }

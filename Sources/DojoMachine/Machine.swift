@@ -229,6 +229,7 @@ private func readNode(_ s: inout Section) throws -> DojoNode {
     DojoNode(clockHz: try s.quantity("clock", .hertz),
              matrixFlopsPerCycle: try s.number("matrix_flops_per_cycle"),
              fp32FlopsPerCycle: try s.number("fp32_flops_per_cycle"),
+             matrixBlock: try s.number("matrix_block"),
              sramBytes: try s.quantity("sram_bytes", .bytes),
              sramLoadBandwidth: try s.quantity("sram_load_bandwidth", .bytesPerSecond),
              sramStoreBandwidth: try s.quantity("sram_store_bandwidth", .bytesPerSecond),
@@ -299,7 +300,10 @@ private func readGPU(_ s: inout Section) throws -> GPUSpec {
             hbmBandwidth: try s.quantity("hbm_bandwidth", .bytesPerSecond),
             l2Bytes: try s.quantity("l2_bytes", .bytes, positive: false),
             nvlinkBandwidthBidirectional: try s.quantity("nvlink_bandwidth", .bytesPerSecond),
-            tdp: try s.quantity("tdp", .watts))
+            tdp: try s.quantity("tdp", .watts),
+            sms: try s.int("sms"),
+            gemmTile: try s.int("gemm_tile"),
+            launchOverhead: try s.quantity("launch_overhead", .seconds, positive: false))
 }
 
 private func readServer(_ s: inout Section) throws -> GPUServer {

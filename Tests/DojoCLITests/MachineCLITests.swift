@@ -87,7 +87,7 @@ struct MachineCLITests {
         summary: D1 with 2.5 MB per node
         top: d1
         count: 1
-        node: {clock: 2GHz, matrix_flops_per_cycle: 512, fp32_flops_per_cycle: 32, sram_bytes: 2.5MB,
+        node: {clock: 2GHz, matrix_flops_per_cycle: 512, fp32_flops_per_cycle: 32, matrix_block: 8, sram_bytes: 2.5MB,
                sram_load_bandwidth: 400GB/s, sram_store_bandwidth: 270GB/s, link_bytes_per_cycle: 64B,
                hop_latency_cycles: 1, threads: 4, accumulator: fp32}
         d1: {nodes: 354, mesh_rows: 18, mesh_cols: 20, routing: dimension-order, serdes_channels: 576,

@@ -30,7 +30,7 @@ struct StrictDecodingTests {
         summary: my D1
         top: d1
         count: 2
-        node: {clock: 2 GHz, matrix_flops_per_cycle: 512, fp32_flops_per_cycle: 32, sram_bytes: 1.25 MB,
+        node: {clock: 2 GHz, matrix_flops_per_cycle: 512, fp32_flops_per_cycle: 32, matrix_block: 8, sram_bytes: 1.25 MB,
                sram_load_bandwidth: 400GB/s, sram_store_bandwidth: 270e9, link_bytes_per_cycle: 64,
                hop_latency_cycles: 1, threads: 4, accumulator: fp32}
         d1: {nodes: 354, mesh_rows: 18, mesh_cols: 20, routing: adaptive, serdes_channels: 576, serdes_rate: 112Gbps,
