@@ -139,10 +139,10 @@ public struct GEMMMapping: Sendable, Equatable {
     public var simdMACsPerNode: Double
     /// SRAM a computing node needs for the op's working set: a sub-block's accumulators and two A and B panels.
     public var workingBytesPerNode: Double
-    /// Whether the working set fits a node's SRAM and leaves room on the chip.
+    /// Whether the working set fits the node's reserve (and the reserves leave room on the chip).
     public var fits: Bool
-    /// Bytes the busiest node receives over the mesh (its A row panels and B column panels less what it holds,
-    /// plus what idle nodes held), all passes.
+    /// Bytes the busiest node receives over the mesh (its A row panels and B column panels less the blocks it
+    /// holds), all passes.
     public var ingestBytesPerNode: Double
     /// Every node's ingest: the mesh volume (exact when the blocks divide evenly).
     public var meshBytes: Double
@@ -162,11 +162,11 @@ public struct GEMMMapping: Sendable, Equatable {
     public var passes: Double
 
     @inlinable init(rows: Int, cols: Int, blockRows: Double, blockCols: Double, paddedBlockRows: Double,
-                           paddedBlockCols: Double, itemsPerGridRow: Double, panelDepth: Double, kSteps: Double,
-                           rowSplits: Int, colSplits: Int, matrixMACsPerNode: Double, simdMACsPerNode: Double,
-                           workingBytesPerNode: Double, fits: Bool, ingestBytesPerNode: Double, meshBytes: Double,
-                           fillBytesPerNode: Double, sramLoadBytesPerNode: Double, sramStoreBytesPerNode: Double,
-                           spillBytes: Double, hbmBytes: Double, passes: Double) {
+                    paddedBlockCols: Double, itemsPerGridRow: Double, panelDepth: Double, kSteps: Double,
+                    rowSplits: Int, colSplits: Int, matrixMACsPerNode: Double, simdMACsPerNode: Double,
+                    workingBytesPerNode: Double, fits: Bool, ingestBytesPerNode: Double, meshBytes: Double,
+                    fillBytesPerNode: Double, sramLoadBytesPerNode: Double, sramStoreBytesPerNode: Double,
+                    spillBytes: Double, hbmBytes: Double, passes: Double) {
         self.rows = rows; self.cols = cols; self.blockRows = blockRows; self.blockCols = blockCols
         self.paddedBlockRows = paddedBlockRows; self.paddedBlockCols = paddedBlockCols
         self.itemsPerGridRow = itemsPerGridRow; self.panelDepth = panelDepth; self.kSteps = kSteps
@@ -451,7 +451,7 @@ public struct SpreadTraffic: Sendable, Equatable {
     public var spillBytes: Double
 
     @inlinable init(sramLoadBytesPerNode: Double, sramStoreBytesPerNode: Double, ingestBytesPerNode: Double,
-                           bisectionBytes: Double, reductionHops: Double, spillBytes: Double) {
+                    bisectionBytes: Double, reductionHops: Double, spillBytes: Double) {
         self.sramLoadBytesPerNode = sramLoadBytesPerNode; self.sramStoreBytesPerNode = sramStoreBytesPerNode
         self.ingestBytesPerNode = ingestBytesPerNode; self.bisectionBytes = bisectionBytes
         self.reductionHops = reductionHops; self.spillBytes = spillBytes

@@ -178,8 +178,8 @@ public struct D1CostModel: OpCostModel {
         }
     }
 
-    /// Shares of a computing node's SRAM tried as the reserve for the op's working set (the rest holds tensors),
-    /// largest first: a smaller reserve leaves more room on the chip but needs more sub-blocks.
+    /// Shares of a computing node's SRAM tried as the reserve for the op's working set (the rest holds tensors):
+    /// ½, ¼, … 1/32. A smaller reserve leaves more room on the chip but needs more sub-blocks.
     static let reserveShares = 5
     @inline(__always) static func reserveShare(_ i: Int) -> Double { 1 / Double(2 << i) }
 
