@@ -281,12 +281,15 @@ public struct D1CostModel: OpCostModel {
                     let fewestC = cols.count
                     j += 1
                     let used = Double(fewestR * fewestC)
+                    // Compute only grows as C shrinks: nothing further along this row can win.
+                    let compute = op.passes * min(rows.padded * cols.padded * op.k * x.matrixPerMAC,
+                                                  min(rows.block * cols.lanePadded, rows.lanePadded * cols.block) * op.k
+                                                      * x.simdPerMAC)
+                    if compute + diameter >= best { break }
                     // The whole k in one panel, no sub-blocks, the smallest reserve (the most room for a node's own
                     // blocks): the least SRAM and mesh traffic of any layout on R × C.
                     var whole = terms(mapper.traffic(op, rows: rows, cols: cols, panelDepth: op.k, rowSplits: 1,
                                                      colSplits: 1, reserve: smallestReserve), x)
-                    // Compute only grows as C shrinks: nothing further along this row can win.
-                    if whole.compute + diameter >= best { break }
                     // The first panels must arrive before anything starts; the shallowest panels arrive first.
                     let fillFloor = (whole.latency - diameter) * min(1, shallowest / op.k)
                     let floor = max(max(whole.compute, whole.sram), whole.mesh) + diameter + fillFloor

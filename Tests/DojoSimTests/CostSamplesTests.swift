@@ -48,8 +48,12 @@ struct CostSamplesTests {
                       OpWork(kind: .transpose, phase: .forward, gemm: nil, flops: 0, bytesRead: 8e6, bytesWritten: 8e6)]
         // A training graph's mix: about one op in four multiplies matrices.
         let mix = Array(gemms.prefix(16)) + Array(repeating: others, count: 12).flatMap { $0 }
+        // GEMMs whose tensors overflow the die's 442.5 MB of SRAM: every reserve share is searched.
+        let spilling = [gemmWork(65536, 4096, 1024, .bf16), gemmWork(2048, 49152, 12288, .bf16),
+                        gemmWork(2048, 2048, 128, batch: 128, .bf16, weights: false)]
         let results: [(String, Double)] = [
-            ("D1 GEMMs (64 random shapes, no spill-heavy filter)", nanosecondsPerCost(d1, works: gemms, precision: .bf16)),
+            ("D1 GEMMs (64 random shapes up to 30k x 16k x 16k, all fit on the die)", nanosecondsPerCost(d1, works: gemms, precision: .bf16)),
+            ("D1 GEMMs that spill to HBM (3 shapes)", nanosecondsPerCost(d1, works: spilling, precision: .bf16)),
             ("D1 elementwise/data movement", nanosecondsPerCost(d1, works: others, precision: .bf16)),
             ("D1 graph-like mix (1 GEMM in 4)", nanosecondsPerCost(d1, works: mix, precision: .bf16)),
             ("H100 GEMMs", nanosecondsPerCost(h100, works: gemms, precision: .bf16)),
