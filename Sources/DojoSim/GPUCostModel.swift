@@ -1,0 +1,120 @@
+import DojoCompiler
+import DojoGraph
+import DojoMachine
+
+/// The cost of one op on one GPU: a roofline with the size-dependent efficiency of GEMMs, as Calculon models it
+/// (there as a step table of efficiency by GFLOP; here from its causes, so that more work is never cheaper):
+///
+///     time = kernels × launch_overhead + max(compute, HBM)
+///
+/// - compute, GEMMs: the output is cut into `gemm_tile`² tiles (× batch), run in waves of `sms` tiles; each SM
+///   computes at peak / sms × `matrix_efficiency`; a ragged last wave and padded edge tiles are paid in full (wave
+///   quantisation). When there are fewer tiles than SMs, k may be split s ways (split-K, s a power of two with
+///   s × tiles ≤ sms), at the cost of s FP32 partial outputs written and read back.
+/// - compute, other ops: FLOPs at the FP32 (CUDA-core) rate × `vector_efficiency`.
+/// - HBM: the op's bytes read and written at `hbm_bandwidth` × `memory_efficiency`; L2 is not modelled (each
+///   operand is assumed to cross HBM once, as a well-tiled kernel's does).
+/// - launch: `launch_overhead` per kernel (a backward GEMM of 2 passes is 2 kernels), not overlapped.
+///
+/// Matrix rate by precision: fp32 → `fp32` (PyTorch trains FP32 without TF32 by default since 1.12), tf32 → `tf32`,
+/// fp16 → `fp16`, bf16 → `bf16`, fp8 and cfp8 → `fp8`; a rate the GPU lacks falls back to the next wider format it
+/// has (V100: bf16 runs as fp16, ASSUMED with loss scaling; A100: fp8 as bf16).
+public struct GPUCostModel: OpCostModel {
+    public let gpu: GPUSpec
+    public let calibration: Calibration
+
+    public init(gpu: GPUSpec, calibration: Calibration) {
+        self.gpu = gpu
+        self.calibration = calibration
+    }
+
+    /// The model of a GPU machine's GPU; nil for a Dojo machine.
+    public init?(machine: Machine) {
+        guard case .gpu(let cluster) = machine.system else { return nil }
+        self.init(gpu: cluster.gpu, calibration: machine.calibration)
+    }
+
+    public func peakFlops(_ precision: Precision) -> Double {
+        let g = gpu
+        let half = g.bf16 > 0 ? g.bf16 : g.fp16
+        switch precision {
+        case .fp32: return g.fp32
+        case .tf32: return g.tf32 > 0 ? g.tf32 : g.fp32
+        case .fp16: return g.fp16 > 0 ? g.fp16 : g.fp32
+        case .bf16: return half > 0 ? half : g.fp32
+        case .fp8, .cfp8: return g.fp8 > 0 ? g.fp8 : (half > 0 ? half : g.fp32)
+        }
+    }
+
+    public func cost(_ work: OpWork, precision: Precision) -> OpCost {
+        if work.kind == .reshape || work.isFree { return .zero }
+        let e = calibration
+        let bytes = work.bytesRead + work.bytesWritten
+        let hbm = gpu.hbmBandwidth * e.memoryEfficiency
+        var compute: Double
+        var memory = bytes / hbm
+        var kernels = 1.0
+        if work.kind.isMatrixOp, let g = work.gemm {
+            kernels = max(1, work.passes)
+            let peak = peakFlops(precision) * e.matrixEfficiency
+            let sms = Double(gpu.sms), tile = Double(gpu.gemmTile)
+            let batch = max(1, g.batch.rounded(.up)), m = max(1, g.m.rounded(.up))
+            let n = max(1, g.n.rounded(.up)), k = max(1, g.k.rounded(.up))
+            let tiles = batch * (m / tile).rounded(.up) * (n / tile).rounded(.up)
+            let secondsPerTileMAC = 2 * sms / peak
+            compute = .infinity
+            var s = 1.0
+            // Split-K: powers of two while the splits still fill the SMs; each choice's time is a roofline.
+            while s == 1 || s * tiles <= sms {
+                let waves = (tiles * s / sms).rounded(.up)
+                let c = kernels * waves * tile * tile * (k / s).rounded(.up) * secondsPerTileMAC
+                let partials = s > 1 ? kernels * 2 * s * batch * m * n * 4 : 0
+                let mem = (bytes + partials) / hbm
+                if max(c, mem) < max(compute, memory) || compute == .infinity {
+                    compute = c
+                    memory = mem
+                }
+                s *= 2
+            }
+        } else {
+            let rate = work.kind.isMatrixOp ? peakFlops(precision) * e.matrixEfficiency : gpu.fp32 * e.vectorEfficiency
+            compute = work.flops / rate
+        }
+        let latency = kernels * gpu.launchOverhead
+        let seconds = max(compute, memory) + latency
+        let bound: Bound = latency >= max(compute, memory) ? .latency : (compute >= memory ? .compute : .hbm)
+        return OpCost(seconds: seconds, bound: bound, computeSeconds: compute, memorySeconds: memory,
+                      latencySeconds: latency, utilisation: seconds > 0 ? work.flops / seconds / peakFlops(precision) : 0)
+    }
+}
+
+extension Machine {
+    /// The op cost model of one device of this machine: a D1 die (or a `region` of its mesh) or one GPU.
+    public func opCostModel(region: MeshRegion? = nil) -> any OpCostModel {
+        switch system {
+        case .dojo(let d): return D1CostModel(system: d, calibration: calibration, region: region)
+        case .gpu(let g): return GPUCostModel(gpu: g.gpu, calibration: calibration)
+        }
+    }
+}
+
+/// Measures a cost model's speed: nanoseconds per `cost` call over `works`, repeated until `minimumSeconds`
+/// have passed (at least once). For benchmarks and test logs; the result is not deterministic.
+public func nanosecondsPerCost(_ model: some OpCostModel, works: [OpWork], precision: Precision,
+                               minimumSeconds: Double = 0.2) -> Double {
+    guard !works.isEmpty else { return 0 }
+    let clock = ContinuousClock()
+    var calls = 0
+    var sink = 0.0
+    let start = clock.now
+    var elapsed = Duration.zero
+    repeat {
+        for w in works { sink += model.cost(w, precision: precision).seconds }
+        calls += works.count
+        elapsed = clock.now - start
+    } while Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18 < minimumSeconds
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    // Keep the sum alive so the calls are not optimised away.
+    if sink.isNaN { return .nan }
+    return seconds / Double(calls) * 1e9
+}

@@ -1,0 +1,103 @@
+import DojoCompiler
+import DojoGraph
+import DojoMachine
+import DojoSim
+import Testing
+
+@Suite("GPU op cost")
+struct GPUCostModelTests {
+    let h100: GPUCostModel, a100: GPUCostModel, v100: GPUCostModel
+
+    init() throws {
+        h100 = try #require(GPUCostModel(machine: try Presets.load("dgx-h100")))
+        a100 = try #require(GPUCostModel(machine: try Presets.load("dgx-a100")))
+        v100 = try #require(GPUCostModel(machine: try Presets.load("dgx-v100")))
+    }
+
+    @Test("the matrix rate by precision: fp32 without TF32, and fallbacks where a GPU lacks a format")
+    func rates() throws {
+        #expect(h100.peakFlops(.fp32) == 67e12)
+        #expect(h100.peakFlops(.tf32) == 494.5e12)
+        #expect(h100.peakFlops(.bf16) == 989.5e12)
+        #expect(h100.peakFlops(.fp8) == 1979e12)
+        #expect(h100.peakFlops(.cfp8) == 1979e12)
+        #expect(a100.peakFlops(.fp8) == 312e12)       // no FP8 on Ampere: BF16
+        #expect(v100.peakFlops(.bf16) == 125e12)      // no BF16 on Volta: FP16 tensor cores
+        #expect(v100.peakFlops(.tf32) == 15.7e12)     // no TF32 on Volta: FP32
+        #expect(GPUCostModel(machine: try Presets.load("tile")) == nil)
+    }
+
+    @Test("a big GEMM runs near matrix_efficiency × peak; wave quantisation is the rest")
+    func bigGEMM() {
+        let w = gemmWork(8192, 8192, 8192, .bf16)
+        let c = h100.cost(w, precision: .bf16)
+        #expect(c.bound == .compute)
+        // 64 × 64 tiles of 128² in ⌈4096 / 132⌉ = 32 waves: 4096 / (32 × 132) = 97 % of the SMs busy.
+        let waves = 4096.0 / (32 * 132)
+        #expect(relative(c.computeSeconds, w.flops / (989.5e12 * 0.7 * waves)) < 1e-12)
+        #expect(c.utilisation > 0.95 * 0.7 * waves && c.utilisation < 0.7)
+    }
+
+    @Test("a small GEMM reaches a small fraction of peak: one partial wave and the launch")
+    func smallGEMM() {
+        let big = h100.cost(gemmWork(8192, 8192, 8192, .bf16), precision: .bf16)
+        let small = h100.cost(gemmWork(256, 256, 256, .bf16), precision: .bf16)
+        #expect(small.utilisation < 0.02)
+        #expect(small.utilisation < 0.1 * big.utilisation)
+        #expect(small.bound == .latency)
+        // A 1 GFLOP GEMM sits in between (Calculon's table puts 1–16 GFLOP at 60 % of peak, below 1 GFLOP at 10 %).
+        let mid = h100.cost(gemmWork(1024, 1024, 512, .bf16), precision: .bf16)
+        #expect(mid.utilisation > small.utilisation && mid.utilisation < big.utilisation)
+    }
+
+    @Test("a memory-bound elementwise op: bytes / (HBM bandwidth × memory_efficiency) + launch")
+    func elementwise() {
+        let w = elementwiseWork(.add, elements: 100e6, .bf16)
+        let c = h100.cost(w, precision: .bf16)
+        let expected = (w.bytesRead + w.bytesWritten) / (3.35e12 * 0.9) + 4e-6
+        #expect(c.bound == .hbm)
+        #expect(relative(c.seconds, expected) < 1e-12)
+        #expect(c.latencySeconds == 4e-6)
+    }
+
+    @Test("V100 is slower than A100, which is slower than H100")
+    func ordering() {
+        for (w, p) in [(gemmWork(8192, 8192, 8192, .bf16), Precision.bf16), (gemmWork(4096, 4096, 4096, .fp16), .fp16),
+                       (gemmWork(4096, 4096, 4096, .fp32), .fp32), (elementwiseWork(.gelu, elements: 50e6, .bf16), .bf16),
+                       (convWork(batch: 256, inChannels: 64, outChannels: 64, size: 56, kernel: 3, .bf16), .bf16)] {
+            let v = v100.cost(w, precision: p).seconds, a = a100.cost(w, precision: p).seconds, h = h100.cost(w, precision: p).seconds
+            #expect(v > a && a > h, "\(w.kind): \(v) \(a) \(h)")
+        }
+    }
+
+    @Test("split-K: a GEMM with few output tiles and a deep k spreads over the SMs")
+    func splitK() {
+        let w = gemmWork(128, 128, 65536, .bf16)
+        let c = h100.cost(w, precision: .bf16)
+        // One tile alone would take 2 × 128² × 65536 / (peak / 132 × efficiency).
+        let oneSM = 2 * 128 * 128 * 65536 / (989.5e12 / 132 * 0.7)
+        #expect(c.computeSeconds < oneSM / 16)
+    }
+
+    @Test("more work of the same shape family is never cheaper (random shapes)")
+    func monotone() {
+        var random = TestRandom(state: 11)
+        for model in [h100, a100, v100] {
+            for i in 0..<300 {
+                let m = random.size(1e5), n = random.size(3e4), k = random.size(3e4), batch = random.size(16)
+                let p: Precision = i % 3 == 0 ? .fp32 : .bf16
+                let base = gemmWork(m, n, k, batch: batch, p)
+                let bigger = gemmWork(m + Double(random.next() % 200), n + Double(random.next() % 200),
+                                      k + Double(random.next() % 200), batch: batch + Double(random.next() % 2), p)
+                let a = model.cost(base, precision: p).seconds, b = model.cost(bigger, precision: p).seconds
+                #expect(b >= a * (1 - 1e-12), "\(base.gemm!) → \(bigger.gemm!)")
+            }
+        }
+    }
+
+    @Test("Machine.opCostModel picks the model of the machine's device")
+    func dispatch() throws {
+        #expect(try Presets.load("dgx-a100").opCostModel() is GPUCostModel)
+        #expect(try Presets.load("exapod").opCostModel() is D1CostModel)
+    }
+}
