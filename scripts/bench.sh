@@ -36,3 +36,14 @@ if m:
     t = torch.get("matmul 1024")
     if t: print(f"{'matmul 1024 GFLOP/s':28} {m['gflops']:12.1f} {t['gflops']:12.1f} {m['gflops'] / t['gflops']:7.2f}  (engine vs PyTorch)")
 PY
+
+/usr/bin/python3 - "$tmp/dojo.jsonl" <<'PY'
+import json, sys
+rows = [r for r in map(json.loads, open(sys.argv[1])) if r["name"].startswith("sim ")]
+if rows: print()
+for r in rows:
+    if "cold_plan_seconds" in r:
+        print(f"{r['name']:28} one plan cold {r['cold_plan_seconds']*1e3:8.2f} ms (goal < 1 ms, ratio {r['cold_plan_seconds']/1e-3:.2f}); warm {r['warm_plans_per_s']:,.0f} plans/s")
+    else:
+        print(f"{r['name']:28} full search {r['seconds']:8.3f} s (goal < 1 s, ratio {r['seconds']:.2f}); {r['plans']:,.0f} plans, {r['plans_per_s']:,.0f} plans/s")
+PY

@@ -52,6 +52,12 @@ public struct TensorSharding: Sendable {
                 splitParameters.formUnion(weights)
             case .matmul, .conv2d:
                 if anySharded { split[op.id] = .batch; sharded.formUnion(op.outputs) }
+            case .embedding where !weights.isEmpty:
+                // Vocabulary-parallel lookup (Megatron's VocabParallelEmbedding): each device holds a slice of the
+                // table's rows, looks up the tokens that fall in it, and the partial outputs are all-reduced.
+                split[op.id] = .batch
+                allReduceBytes[op.id] = op.outputs.reduce(0) { $0 + bytes($1) }
+                splitParameters.formUnion(weights)
             case .layerNorm, .sum, .mean, .mse, .bceWithLogits, .embedding:
                 // Need whole features (or are the loss): gather a sharded input first.
                 if anySharded {

@@ -94,6 +94,8 @@ public struct OpWork: Sendable, Equatable, Hashable {
             let out = f.outputs.first.flatMap { graph.tensor($0)?.shape } ?? []
             weightBytes = Double(f.inputs.compactMap { graph.tensor($0) }.filter { $0.role == .parameter }
                 .reduce(0) { $0 + elementCount($1.shape) }) * precision.bytes
+            // A lookup reads only the rows it gathers (its recorded bytes), never the whole table.
+            if op.kind == .embedding { weightBytes = 0 }
             if op.kind.isMatrixOp { gemm = OpWork.gemm(kind: op.kind, inputs: shapes, output: out, attributes: f.attributes) }
             if op.phase == .backward, let g = gemm, g.flops > 0 { passes = max(1, (op.flops / g.flops).rounded()) }
         }

@@ -57,7 +57,12 @@ public struct Graph: Codable, Sendable, Equatable {
         self.model = model; self.batch = batch; self.tensors = tensors; self.ops = ops
     }
 
-    public func tensor(_ id: Int) -> TensorInfo? { tensorIndex[id] }
+    /// The tensor with id `id`. Recorded graphs number tensors by position, so this is O(1) for them; other
+    /// numberings fall back to a search.
+    public func tensor(_ id: Int) -> TensorInfo? {
+        if tensors.indices.contains(id), tensors[id].id == id { return tensors[id] }
+        return tensors.first { $0.id == id }
+    }
     private var tensorIndex: [Int: TensorInfo] { Dictionary(uniqueKeysWithValues: tensors.map { ($0.id, $0) }) }
 
     /// Totals a user asks for first.

@@ -13,10 +13,13 @@ public struct SimOptions: Sendable, Equatable, Codable {
     public var gradientOverlap: Double = 0.8
     /// Seconds every step spends outside the model (framework, host synchronisation). ASSUMPTION: 0.
     public var stepOverhead: Double = 0
+    /// Whether elementwise ops fuse into their producer's kernel (`FusionPlan`): 1 (the default, as compilers do)
+    /// or 0 to price every op as its own kernel.
+    public var fusion: Bool = true
 
     public init() {}
 
-    public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead"]
+    public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     public mutating func set(_ key: String, _ value: String) throws {
@@ -31,6 +34,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "step_overhead":
             guard v >= 0 else { throw SimError.badOption("step_overhead=\(value): must be ≥ 0 seconds") }
             stepOverhead = v
+        case "fusion":
+            guard v == 0 || v == 1 else { throw SimError.badOption("fusion=\(value): must be 0 or 1") }
+            fusion = v == 1
         default:
             throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")
         }
@@ -157,6 +163,8 @@ public struct PlanEvaluation: Sendable, Equatable {
     public var stepSeconds: Double
     public var breakdown: Breakdown
     public var memory: MemoryUse
+    /// The pipeline stage whose time per micro-batch sets the pace (0 without a pipeline).
+    public var slowestStage: Int = 0
     public var fits: Bool { memory.fits }
 }
 
@@ -175,6 +183,9 @@ public final class StepSimulator: @unchecked Sendable {
     let graph: Graph
     let layers: LayerIndex
     let works: [OpWork]
+    /// Ops that run inside their producer's kernel: priced as free (their tensor stays on chip; their arithmetic
+    /// is hidden under the producer's matrix work).
+    public let fusion: FusionPlan
     let nF: Int
     /// Per forward position: parameter elements first used there, activation bytes (FP32, recorded batch).
     let paramElements: [Double]
@@ -191,6 +202,7 @@ public final class StepSimulator: @unchecked Sendable {
     private var tables: [TableKey: CostTable] = [:]
     private var partitions: [Int: [Int]] = [:]
     private var memo: [OpWork: OpCost] = [:]
+    private var memoHybrid: [OpWork: OpCost] = [:]
 
     public init(workload: Workload, machine: Machine, costModel: any OpCostModel, options: SimOptions = SimOptions()) throws {
         guard workload.globalBatch >= 1 else { throw SimError.badWorkload("batch must be at least 1, got \(workload.globalBatch)") }
@@ -205,6 +217,7 @@ public final class StepSimulator: @unchecked Sendable {
         graph = g
         layers = LayerIndex(graph: g)
         works = g.ops.map { OpWork(op: $0, graph: g, precision: workload.precision) }
+        fusion = options.fusion ? FusionPlan(graph: g) : FusionPlan.none(g)
         nF = layers.forwardOps.count
         let tensors = Dictionary(uniqueKeysWithValues: g.tensors.map { ($0.id, $0) })
         var params = Array(repeating: 0.0, count: nF)
@@ -277,6 +290,16 @@ public final class StepSimulator: @unchecked Sendable {
 
     func cost(_ w: OpWork) -> OpCost {
         if w.isFree { return .zero }
+        // FP8 training is hybrid (NVIDIA Transformer Engine): the layers' GEMMs run in FP8, the products of two
+        // activations (attention's scores and context) stay in BF16.
+        if workload.precision == .fp8, w.kind.isMatrixOp, w.weightBytes == 0 {
+            if let c = memoHybrid[w] { return c }
+            var b = w
+            b.bytesRead *= 2; b.bytesWritten *= 2
+            let c = costModel.cost(b, precision: .bf16)
+            memoHybrid[w] = c
+            return c
+        }
         if let c = memo[w] { return c }
         let c = costModel.cost(w, precision: workload.precision)
         memo[w] = c
@@ -298,7 +321,7 @@ public final class StepSimulator: @unchecked Sendable {
             let p = layers.position[op.id]
             guard p >= 0 else { continue }
             let split = shard.split[op.id]
-            let c = cost(works[op.id].scaled(batch: factor, split: split, ways: ways))
+            let c = fusion.fused[op.id] ? OpCost.zero : cost(works[op.id].scaled(batch: factor, split: split, ways: ways))
             opSeconds[op.id] = c.seconds
             opCosts[op.id] = c
             switch op.phase {
@@ -463,23 +486,44 @@ public final class StepSimulator: @unchecked Sendable {
             br.input = max(0, inputTime - Double(m) * tmax)
         }
         br.overhead = options.stepOverhead
-        return PlanEvaluation(plan: plan, stepSeconds: br.total, breakdown: br, memory: memory)
+        return PlanEvaluation(plan: plan, stepSeconds: br.total, breakdown: br, memory: memory, slowestStage: worst.stage)
     }
 
-    /// The `n` costliest ops of a step under `plan` (seconds summed over the step's micro-batches on the slowest
-    /// stage's devices; forward, backward and optimizer ops separately).
+    /// The `n` costliest ops of a step under `plan` on a device of the slowest pipeline stage: seconds over the
+    /// step's micro-batches, with the same op of repeated layers (`blocks.*.fc1`) summed into one row that says how
+    /// many it covers.
     public func costliestOps(_ plan: ResolvedPlan, count n: Int = 10) -> [OpReport] {
         let tab = table(tp: plan.tensorParallel, microBatch: plan.microBatch, sp: plan.sequenceParallel)
+        let starts = stageStarts(plan.pipelineParallel) ?? [0]
+        let s = min(evaluate(plan)?.slowestStage ?? 0, starts.count - 1)
+        let range = starts[s]..<(s + 1 < starts.count ? starts[s + 1] : nF)
         let m = Double(plan.microBatches)
-        var rows: [OpReport] = []
-        for op in graph.ops where tab.opSeconds[op.id] > 0 {
+        struct Key: Hashable { var kind: OpKind; var phase: Phase; var scope: String }
+        var rows: [Key: OpReport] = [:]
+        var flops: [Key: Double] = [:]
+        for op in graph.ops where tab.opSeconds[op.id] > 0 && range.contains(layers.position[op.id]) {
             let c = tab.opCost[op.id]
-            let times = op.phase == .optimizer ? 1 : m
-            rows.append(OpReport(id: op.id, kind: op.kind.rawValue, phase: op.phase.rawValue, scope: op.scope ?? "",
-                                 seconds: tab.opSeconds[op.id] * times, bound: c.bound, utilisation: c.utilisation))
+            let times = op.phase == .optimizer ? 1.0 / (plan.shardOptimizer ? Double(plan.dataParallel) : 1) : m
+            let scope = (op.scope ?? "").split(separator: ".").map { Int($0) == nil ? String($0) : "*" }.joined(separator: ".")
+            let key = Key(kind: op.kind, phase: op.phase, scope: op.phase == .optimizer ? "" : scope)
+            let seconds = tab.opSeconds[op.id] * times
+            if var r = rows[key] {
+                r.seconds += seconds; r.count += 1
+                if seconds > 0 { flops[key, default: 0] += c.utilisation * seconds }
+                rows[key] = r
+            } else {
+                rows[key] = OpReport(id: op.id, kind: op.kind.rawValue, phase: op.phase.rawValue, scope: key.scope,
+                                     seconds: seconds, bound: c.bound, utilisation: c.utilisation, count: 1)
+                flops[key] = c.utilisation * seconds
+            }
         }
-        rows.sort { $0.seconds > $1.seconds || ($0.seconds == $1.seconds && $0.id < $1.id) }
-        return Array(rows.prefix(n))
+        var out = Array(rows.values)
+        for i in out.indices {
+            let key = Key(kind: OpKind(rawValue: out[i].kind)!, phase: Phase(rawValue: out[i].phase)!, scope: out[i].scope)
+            if out[i].seconds > 0 { out[i].utilisation = (flops[key] ?? 0) / out[i].seconds }   // time-weighted
+        }
+        out.sort { $0.seconds > $1.seconds || ($0.seconds == $1.seconds && $0.id < $1.id) }
+        return Array(out.prefix(n))
     }
 
     /// Per-op seconds of one micro-batch under `plan`, by op id (for traces).
@@ -502,4 +546,6 @@ public struct OpReport: Sendable, Equatable, Codable {
     public var seconds: Double
     public var bound: Bound
     public var utilisation: Double
+    /// How many ops of the step the row sums (the same op in repeated layers).
+    public var count: Int = 1
 }

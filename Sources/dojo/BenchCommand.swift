@@ -1,4 +1,7 @@
 import ArgumentParser
+import DojoCompiler
+import DojoSim
+import DojoMachine
 import COneDNN
 import DojoNN
 import DojoReport
@@ -61,6 +64,49 @@ struct BenchCommand: ParsableCommand {
                           "", "", ""])
         }
         if !json { print(table.render()) }
+        if only == nil || "plan search".contains(only!) || "sim".contains(only!) { try simulatorBench() }
+    }
+
+    /// The simulator's speed (issue 3 §7): one plan of ResNet-50 on an ExaPOD from a cold start (every op priced),
+    /// warm plans per second, and a full plan search for GPT-175B on an ExaPOD. Graph recording is timed apart.
+    func simulatorBench() throws {
+        var rows = TextTable(headers: ["simulator", "time", "plans", "plans/s", "goal"])
+        let exapod = try Machine.resolve("exapod")
+        for (model, batch, full) in [("resnet50", 4096, false), ("gpt-175b", 1536, true)] {
+            let r0 = monotonicSeconds()
+            let (graph, tokens) = try GraphCache.shared.graph(model)
+            let record = monotonicSeconds() - r0
+            let t0 = monotonicSeconds()
+            let sim = try StepSimulator(workload: DojoSim.Workload(graph: graph, globalBatch: batch, precision: .bf16, tokensPerSample: tokens),
+                                        machine: exapod, costModel: exapod.opCostModel())
+            let plan = ResolvedPlan(dataParallel: 2048, tensorParallel: 1, pipelineParallel: 1, microBatch: 2, microBatches: 1)
+            if !full {
+                _ = sim.evaluate(plan)
+                let cold = monotonicSeconds() - t0
+                // warm: the plan search's inner loop (per-op costs cached per tensor-parallel degree and micro-batch)
+                let plans = try sim.candidates(PlanSpec())
+                let w0 = monotonicSeconds()
+                var n = 0
+                while monotonicSeconds() - w0 < (quick ? 0.2 : 1) { for p in plans { _ = sim.evaluate(p); n += 1 } }
+                let warm = Double(n) / (monotonicSeconds() - w0)
+                if json {
+                    emit(["name": .string("sim plan \(model) exapod"), "cold_plan_seconds": .number(cold),
+                          "warm_plans_per_s": .number(warm), "record_seconds": .number(record)])
+                }
+                rows.addRow(["one \(model) plan on exapod, cold (graph recorded in \(formatSI(record, unit: "s")))",
+                             formatSI(cold, unit: "s"), "1", formatSI(warm) + " warm", "< 1 ms"])
+            } else {
+                let r = try sim.search()
+                let dt = monotonicSeconds() - t0
+                if json {
+                    emit(["name": .string("sim search \(model) exapod"), "seconds": .number(dt), "plans": .number(Double(r.evaluated)),
+                          "plans_per_s": .number(Double(r.evaluated) / dt), "record_seconds": .number(record)])
+                }
+                rows.addRow(["full plan search \(model) b\(batch) on exapod (graph recorded in \(formatSI(record, unit: "s")))",
+                             formatSI(dt, unit: "s"), formatThousands(r.evaluated), formatSI(Double(r.evaluated) / dt), "< 1 s"])
+            }
+        }
+        if !json { print(""); print(rows.render()) }
     }
 
     func emit(_ object: [String: JSONValue]) {

@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// `dojo`: train networks with Dojo's numerics on the CPU, and (later) predict their cost on Dojo machines.
+/// `dojo`: train networks with Dojo's numerics on the CPU, and predict their cost on Dojo machines and GPU clusters.
 /// One subcommand per user task, one file per subcommand.
 @main
 struct Dojo: ParsableCommand {
@@ -9,18 +9,22 @@ struct Dojo: ParsableCommand {
         abstract: "OpenDojo: Tesla's Dojo training supercomputer as open software.",
         discussion: """
         Trains vision networks for real on the CPU with Dojo's number formats (BF16, CFP8, CFP16) \
-        and records the Graph IR that the Dojo compiler and simulator consume.
+        and records the Graph IR of each step; predicts what the same step costs on any Dojo machine, \
+        from a D1 die to several ExaPODs, and on DGX GPU clusters, side by side (sim, compare, sweep).
         """,
         version: "0.1.0",
         subcommands: [
             // subcommands: keep one per line, sorted
-            FormatsCommand.self,
             BenchCommand.self,
+            CompareCommand.self,
+            FormatsCommand.self,
             GraphCommand.self,
             MachineCommand.self,
             MachinesCommand.self,
             ModelsCommand.self,
             ScenesCommand.self,
+            SimCommand.self,
+            SweepCommand.self,
             TrainCommand.self,
             ValidateCommand.self,
         ]

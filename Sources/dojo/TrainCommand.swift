@@ -1,4 +1,5 @@
 import ArgumentParser
+import DojoMachine
 import DojoData
 import DojoNN
 import DojoReport
@@ -76,6 +77,12 @@ struct TrainCommand: ParsableCommand {
     var gridSize: Int?
     @Option(name: .long, help: "Occupancy: loss weight of occupied cells. (default: 2)")
     var positiveWeight: Float?
+    @Flag(name: .long, help: "Print, once the first step is recorded, what the step would cost on the --machine machines (the end of the run always does).")
+    var predict = false
+
+    @Option(name: .long, help: "Machines to predict this step on, comma-separated (dojo machines). (default: tile,dgx-h100)")
+    var machine: String = "tile,dgx-h100"
+
     @Flag(name: .long, inversion: .prefixedNo, help: "Augment training examples: random flips and shifts; mirrored scenes. (default: off)")
     var augment: Bool?
 
@@ -86,6 +93,10 @@ struct TrainCommand: ParsableCommand {
         try positive(epochs, "epochs"); try positive(steps, "steps"); try positive(batchSize, "batch-size")
         try positive(threads, "threads"); try positive(trainExamples, "train-examples"); try positive(evalExamples, "eval-examples")
         if let checkpointEvery, checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more, got \(checkpointEvery)") }
+        // A mistyped machine should stop the run before it trains, not after.
+        for name in machine.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            do { _ = try Machine.resolve(name) } catch { throw ValidationError("--machine: \(error)") }
+        }
         if let model {
             let entry: ModelZoo.Entry
             do { entry = try ModelZoo.entry(model) } catch { throw ValidationError("\(error)") }
@@ -173,8 +184,16 @@ struct TrainCommand: ParsableCommand {
         let progress = ProgressBar(total: trainLoader.batchesPerEpoch, label: "epoch \(trainer.epoch + 1)/\(config.epochs)")
         var samples = 0
         var lastStepError: Error?
-        trainer.onStep = { r in
+        let predictOn = machine.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        var predicted = false
+        let showPrediction = predict
+        trainer.onStep = { [unowned trainer] r in
             samples += config.batchSize
+            if showPrediction, !predicted, let g = trainer.recordedGraph {
+                predicted = true
+                progress.finish()
+                print(trainingPredictionTable(graph: g, precision: config.precision, machines: predictOn))
+            }
             do {
                 try log.append(["type": "step", "step": JSONValue(r.step), "epoch": JSONValue(r.epoch), "loss": JSONValue(r.loss),
                                 "lr": JSONValue(r.learningRate), "samples_per_s": JSONValue(r.samplesPerSecond)])
@@ -219,6 +238,9 @@ struct TrainCommand: ParsableCommand {
             try g.jsonData().write(to: URL(fileURLWithPath: (out as NSString).appendingPathComponent("graph.json")))
         }
         try? writePlot(metricsPath: metricsPath, to: (out as NSString).appendingPathComponent("loss.svg"), task: task, title: config.model)
+        if let g = trainer.recordedGraph, !predictOn.isEmpty {
+            print(trainingPredictionTable(graph: g, precision: config.precision, machines: predictOn))
+        }
         print("done in \(formatDuration(Date().timeIntervalSince(started))): \(trainer.step) steps. Wrote \(out)/metrics.jsonl, "
               + "\(out)/loss.svg, \(out)/graph.json, \(checkpointFile)")
     }

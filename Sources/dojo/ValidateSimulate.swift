@@ -1,12 +1,40 @@
+import DojoCompiler
+import DojoMachine
 import DojoSim
 
-// INTEGRATOR: replace this file. `dojo validate` calls `simulateValidationCase` for every supported case and
-// compares what it returns with the published measurement (see Sources/DojoSim/Validation.swift and
-// docs/VALIDATION.md). It must simulate one global step of `c.globalBatch` samples of `c.modelSpec` (a zoo model
-// spec) at `c.precision` on `c.gpus` GPUs of `try c.machine()`, honouring the non-nil fields of `c.plan` (and
-// `c.modelParallel`, TP × PP when only the product is known), and return the step time with the plan it ran.
-
-/// PLACEHOLDER: the simulator is not wired yet, so every supported case fails with this message.
+/// Simulates a validation case: its model (a zoo spec, recorded shape-only), at its precision, on its GPUs, at its
+/// global batch, with every part of the plan its source states; the rest is the planner's choice. When a source
+/// gives only the model-parallel product TP × PP, every split of it is tried and the fastest that fits is kept.
 func simulateValidationCase(_ c: ValidationCase) throws -> SimulatedStep {
-    throw ValidationRunError("simulator not yet wired")
+    guard let spec = c.modelSpec else { throw ValidationRunError(c.unsupported ?? "no zoo model for this case") }
+    let machine = try c.machine()
+    let (graph, tokens) = try GraphCache.shared.graph(spec)
+    let sim = try StepSimulator(workload: Workload(graph: graph, globalBatch: c.globalBatch, precision: c.precision,
+                                                   tokensPerSample: tokens),
+                                machine: machine, costModel: machine.opCostModel())
+    var specs = [c.plan]
+    if let mp = c.modelParallel, c.plan.tensorParallel == nil, c.plan.pipelineParallel == nil {
+        specs = []
+        var t = 1
+        while t <= mp {
+            if mp % t == 0 {
+                var s = c.plan
+                s.tensorParallel = t
+                s.pipelineParallel = mp / t
+                specs.append(s)
+            }
+            t += 1
+        }
+    }
+    var best: Prediction?
+    var lastError: Error?
+    for s in specs {
+        do {
+            let p = try sim.predict(s, deviceLimit: c.gpus)
+            if best == nil || p.stepSeconds < best!.stepSeconds { best = p }
+        } catch { lastError = error }
+    }
+    guard let p = best else { throw ValidationRunError("\(lastError.map { "\($0)" } ?? "no plan")") }
+    return SimulatedStep(stepSeconds: p.stepSeconds, globalBatch: c.globalBatch, devices: p.devicesUsed, plan: p.planText,
+                         note: "bound: \(p.bound), MFU \(Int((p.mfu * 100).rounded()))%")
 }

@@ -86,8 +86,13 @@ import Testing
         let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 8, microBatches: 1,
                                 virtualStages: 1, recompute: .none, shardOptimizer: false, sequenceParallel: false)
         let e = try #require(sim.evaluate(plan))
+        // every op that is not fused into its producer's kernel (the relu after each matmul is)
+        let fusion = FusionPlan(graph: g)
+        #expect(fusion.count == 8)   // 4 forward relus and their backward passes
         var expected = 0.0
-        for op in g.ops { expected += model.cost(OpWork(op: op, graph: g, precision: .fp32), precision: .fp32).seconds }
+        for op in g.ops where !fusion.fused[op.id] {
+            expected += model.cost(OpWork(op: op, graph: g, precision: .fp32), precision: .fp32).seconds
+        }
         #expect(abs(e.stepSeconds - expected) / expected < 1e-9)
         #expect(e.breakdown.dataParallel == 0 && e.breakdown.pipeline == 0 && e.breakdown.tensorParallel == 0)
         // memory: 4 weights of 256² in fp32 with AdamW: 16 B per parameter

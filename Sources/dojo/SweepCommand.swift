@@ -1,0 +1,144 @@
+import ArgumentParser
+import DojoCompiler
+import DojoMachine
+import DojoReport
+import DojoSim
+import Foundation
+
+/// `dojo sweep`: vary one machine parameter and watch the predicted throughput.
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Vary a machine parameter and predict throughput at each value (table and SVG chart).",
+        discussion: """
+        --vary KEY=FROM..TO takes --steps values between the ends (same unit at both ends; --log for geometric \
+        steps), or KEY=V1,V2,V3 takes those values. KEY is any parameter of the machine file (dojo machine show \
+        NAME lists them with their sources), e.g. node.sram_bytes, d1.edge_bandwidth, dip.hbm_bandwidth, \
+        calibration.matrix_efficiency. Every value gets its own fastest plan. Example: \
+        dojo sweep --machine tile --vary node.sram_bytes=0.5MB..4MB --model resnet50 --batch 1024
+        """)
+
+    @OptionGroup var workload: WorkloadOptions
+
+    @Option(name: .long, help: "Machine: a preset, NAMExN or a YAML file.")
+    var machine: String = "tile"
+
+    @Option(name: .long, help: ArgumentHelp("KEY=FROM..TO or KEY=V1,V2,…", valueName: "key=range"))
+    var vary: String
+
+    @Option(name: .long, help: "Values between FROM and TO (at least 2).")
+    var steps: Int = 8
+
+    @Flag(name: .long, help: "Space the values geometrically (FROM and TO > 0).")
+    var log = false
+
+    @Option(name: .long, help: "Write a line chart of samples/s against the parameter to this SVG file.")
+    var svg: String?
+
+    @Flag(name: .long, help: "Print JSON: {parameter, points: [{value, prediction or error}]}.")
+    var json = false
+
+    func validate() throws {
+        guard steps >= 2 else { throw ValidationError("--steps must be at least 2, got \(steps)") }
+        _ = try sweepValues(vary, steps: steps, log: log)
+    }
+
+    struct Point: Codable {
+        var value: String
+        var number: Double
+        var prediction: Prediction?
+        var error: String?
+    }
+
+    func run() throws {
+        let (key, values) = try sweepValues(vary, steps: steps, log: log)
+        let base = try resolveMachine(machine)
+        var points: [Point] = []
+        for (text, number) in values {
+            let m = try base.with([key: text])   // a bad key or value is the user's: stop with the machine's message
+            do {
+                let sim = try makeSimulator(workload, machine: m)
+                let p = try sim.predict(try workload.planSpec(), deviceLimit: workload.devices)
+                points.append(Point(value: text, number: number, prediction: p, error: nil))
+            } catch let e as PlanError {
+                points.append(Point(value: text, number: number, prediction: nil, error: "\(e)"))
+            }
+        }
+        if let svg {
+            var chart = SVGChart(title: "\(workload.model) on \(machine): predicted throughput vs \(key)",
+                                 xLabel: key, yLabel: "samples/s")
+            chart.addSeries(name: "samples/s", points: points.compactMap { p in p.prediction.map { (x: p.number, y: $0.samplesPerSecond) } })
+            do { try chart.svg().write(toFile: svg, atomically: true, encoding: .utf8) } catch {
+                throw ValidationError("cannot write --svg \(svg): \(error.localizedDescription)")
+            }
+        }
+        if json {
+            struct Doc: Codable { var parameter: String; var machine: String; var model: String; var points: [Point] }
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+            print(String(decoding: try enc.encode(Doc(parameter: key, machine: machine, model: workload.model, points: points)), as: UTF8.self))
+            return
+        }
+        print("\(workload.model), global batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue) on \(machine), varying \(key)\n")
+        var t = TextTable(headers: [key, "step", "samples/s", "MFU", "bound", "plan"])
+        let baseline = points.first?.prediction?.samplesPerSecond
+        for p in points {
+            if let r = p.prediction {
+                let rel = baseline.map { String(format: " (%.2f×)", r.samplesPerSecond / $0) } ?? ""
+                t.addRow([p.value, formatSI(r.stepSeconds, unit: "s"), formatSI(r.samplesPerSecond) + rel, formatPercent(r.mfu), r.bound, r.planText])
+            } else {
+                t.addRow([p.value, "-", "no plan fits", "-", "-", "-"])
+            }
+        }
+        print(t.render())
+        if let svg { print("\nchart written to \(svg)") }
+    }
+}
+
+/// Parses `KEY=FROM..TO` (with `steps` values, linear or geometric) or `KEY=V1,V2,…` into the key and the values
+/// as machine-file text with their numbers.
+func sweepValues(_ spec: String, steps: Int, log: Bool) throws -> (String, [(String, Double)]) {
+    let (key, rest) = try splitKeyValue(spec, flag: "--vary")
+    func split(_ s: String) -> (Double, String)? {
+        // the longest prefix that is a number; the rest is the unit
+        let t = s.trimmingCharacters(in: .whitespaces)
+        var end = t.endIndex
+        while end > t.startIndex {
+            if let v = Double(t[..<end]), v.isFinite { return (v, String(t[end...]).trimmingCharacters(in: .whitespaces)) }
+            end = t.index(before: end)
+        }
+        return nil
+    }
+    if rest.contains("..") {
+        let ends = rest.components(separatedBy: "..")
+        guard ends.count == 2, let (a, ua) = split(ends[0]), let (b, ub) = split(ends[1]) else {
+            throw ValidationError("--vary \(spec): expected KEY=FROM..TO with numbers, e.g. node.sram_bytes=0.5MB..4MB")
+        }
+        guard ua == ub else { throw ValidationError("--vary \(spec): give both ends in the same unit ('\(ua)' vs '\(ub)')") }
+        if log { guard a > 0, b > 0 else { throw ValidationError("--vary \(spec): --log needs both ends above 0") } }
+        let integral = ua.isEmpty && a == a.rounded() && b == b.rounded() && !ends[0].contains(".") && !ends[1].contains(".")
+        var out: [(String, Double)] = []
+        for i in 0..<steps {
+            let f = Double(i) / Double(steps - 1)
+            var v = log ? a * pow(b / a, f) : a + (b - a) * f
+            if integral { v = v.rounded() }
+            let text = integral ? String(Int(v)) : formatValue(v) + ua
+            if out.last?.0 != text { out.append((text, v)) }
+        }
+        return (key, out)
+    }
+    let items = rest.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    guard !items.isEmpty else { throw ValidationError("--vary \(spec): no values") }
+    return (key, try items.map { item in
+        guard let (v, _) = split(item) else { throw ValidationError("--vary \(spec): '\(item)' is not a number with an optional unit") }
+        return (item, v)
+    })
+}
+
+/// A number as a machine file writes it: up to 4 significant digits, no exponent for ordinary sizes.
+private func formatValue(_ v: Double) -> String {
+    var s = String(format: "%.4g", v)
+    if s.contains("e") { s = String(format: "%.6f", v) }
+    if s.contains(".") { while s.hasSuffix("0") { s.removeLast() }; if s.hasSuffix(".") { s.removeLast() } }
+    return s
+}
