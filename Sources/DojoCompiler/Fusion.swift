@@ -1,49 +1,94 @@
 import DojoGraph
 
-/// Operator fusion, as every training compiler does it (XLA, TensorRT, cuDNN's fused kernels, and Dojo's compiler,
-/// which keeps a producer's output in SRAM for its consumers): an elementwise or data-movement op whose input
-/// comes straight from a matrix op or another fused op runs in that producer's epilogue, so its
-/// tensor never makes a round trip through memory. Bias adds, activations, scales, dropout and residual adds after
-/// a matmul or convolution; transposes and slices that only re-index a GEMM operand. Reductions (softmax,
-/// norms, losses) start a kernel of their own, and what follows a normalisation is not fused (ASSUMPTION: as in
-/// PyTorch eager with Megatron/APEX fused kernels; cuDNN/MXNet BN+ReLU fusion is left out). A fused op's backward pass
-/// fuses with its forward op's.
+/// Operator fusion, as training compilers and fused-kernel libraries do it (XLA, TensorRT, Megatron/APEX's fused
+/// bias-GELU and bias-dropout-add kernels, and Dojo's compiler, which keeps a producer's output in SRAM for its
+/// consumers): a chain of elementwise and data-movement ops that starts from a matrix op's output runs as one
+/// kernel. The chain reads what enters it once and writes what leaves it once, instead of a round trip through
+/// memory per op: bias adds, activations, scales, dropout and residual adds after a matmul or convolution, and the
+/// transposes and slices that re-index a GEMM's result for the next one. Reductions (softmax, norms, losses) start
+/// kernels of their own, and what follows a normalisation is not fused (ASSUMPTION: as PyTorch with Megatron/APEX
+/// fused kernels; cuDNN/MXNet BN+ReLU fusion is left out). A chain's backward ops form the mirror chain.
 public struct FusionPlan: Sendable, Equatable {
-    /// Whether each op (by id) runs inside another op's kernel.
-    public var fused: [Bool]
+    /// The chain each op (by id) belongs to, or -1 when it is its own kernel.
+    public var chainOf: [Int]
+    /// Each chain (forward): its ops in order, and what it moves and computes at the recorded batch in FP32.
+    public struct Chain: Sendable, Equatable {
+        public var ops: [Int]
+        public var flops: Double
+        /// Bytes entering the chain (read once) and leaving it (written once), FP32 at the recorded batch.
+        public var bytesIn: Double
+        public var bytesOut: Double
+    }
+    public var chains: [Chain]
 
-    /// Kinds that can run in a producer's epilogue.
+    /// Kinds that can join a chain.
     public static let epilogueKinds: Set<OpKind> = [
         .add, .sub, .mul, .div, .scale, .relu, .gelu, .sigmoid, .tanh, .neg, .dropout, .quantize,
         .reshape, .transpose, .slice, .broadcast,
     ]
-    /// Kinds whose output an epilogue can continue from.
+    /// Kinds whose output a chain can start from.
     public static let rootKinds: Set<OpKind> = [.matmul, .conv2d]
 
-    /// No fusion: every op is its own kernel.
-    public static func none(_ g: Graph) -> FusionPlan { FusionPlan(fused: Array(repeating: false, count: g.ops.count)) }
+    /// Whether op `id` runs as part of a chain.
+    public func isFused(_ id: Int) -> Bool { chainOf[id] >= 0 }
+    /// How many ops are fused into chains.
+    public var count: Int { chainOf.filter { $0 >= 0 }.count }
 
-    init(fused: [Bool]) { self.fused = fused }
+    /// No fusion: every op is its own kernel.
+    public static func none(_ g: Graph) -> FusionPlan { FusionPlan(chainOf: Array(repeating: -1, count: g.ops.count), chains: []) }
+
+    init(chainOf: [Int], chains: [Chain]) { self.chainOf = chainOf; self.chains = chains }
 
     public init(graph g: Graph) {
-        var fused = Array(repeating: false, count: g.ops.count)
+        var chainOf = Array(repeating: -1, count: g.ops.count)
+        var chains: [Chain] = []
         var producer: [Int: Int] = [:]   // tensor id → forward op id that wrote it
+        var consumers: [Int: [Int]] = [:]
         for op in g.ops where op.phase == .forward {
-            if FusionPlan.epilogueKinds.contains(op.kind) {
-                let fromKernel = op.inputs.contains { t in
-                    guard let p = producer[t] else { return false }
-                    return FusionPlan.rootKinds.contains(g.ops[p].kind) || fused[p]
+            for t in op.inputs { consumers[t, default: []].append(op.id) }
+        }
+        func bytes(_ t: Int) -> Double { Double(g.tensor(t)?.bytes ?? 0) }
+        for op in g.ops where op.phase == .forward {
+            defer { for t in op.outputs { producer[t] = op.id } }
+            guard FusionPlan.epilogueKinds.contains(op.kind) else { continue }
+            // join the chain of a fused producer, or start one from a matrix op's output
+            var chain = -1
+            for t in op.inputs {
+                guard let p = producer[t] else { continue }
+                if chainOf[p] >= 0 { chain = chainOf[p]; break }
+                if FusionPlan.rootKinds.contains(g.ops[p].kind) {
+                    chains.append(Chain(ops: [], flops: 0, bytesIn: 0, bytesOut: 0))
+                    chain = chains.count - 1
+                    break
                 }
-                fused[op.id] = fromKernel
             }
-            for t in op.outputs { producer[t] = op.id }
+            guard chain >= 0 else { continue }
+            chainOf[op.id] = chain
+            chains[chain].ops.append(op.id)
+            chains[chain].flops += op.flops
+        }
+        // what enters and leaves each chain
+        for (c, chain) in chains.enumerated() {
+            let members = Set(chain.ops)
+            var seenIn = Set<Int>()
+            for id in chain.ops {
+                let op = g.ops[id]
+                for t in op.inputs where !seenIn.contains(t) {
+                    if let p = producer[t], members.contains(p) { continue }
+                    if g.tensor(t)?.role == .parameter { continue }
+                    seenIn.insert(t)
+                    chains[c].bytesIn += bytes(t)
+                }
+                for t in op.outputs {
+                    let outside = (consumers[t] ?? []).contains { !members.contains($0) }
+                    if outside || consumers[t] == nil { chains[c].bytesOut += bytes(t) }
+                }
+            }
         }
         for op in g.ops where op.phase == .backward {
-            if let f = op.forward, f < fused.count { fused[op.id] = fused[f] }
+            if let f = op.forward, f < chainOf.count { chainOf[op.id] = chainOf[f] }
         }
-        self.fused = fused
+        self.chainOf = chainOf
+        self.chains = chains
     }
-
-    /// How many ops are fused away.
-    public var count: Int { fused.filter { $0 }.count }
 }

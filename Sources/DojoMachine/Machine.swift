@@ -12,6 +12,15 @@ public struct Calibration: Sendable, Equatable {
     public var linkEfficiency: Double
     /// `memory_efficiency`: of SRAM/HBM bandwidth that streaming ops reach.
     public var memoryEfficiency: Double
+    /// `fp8_efficiency` (optional; default `matrix_efficiency`): of the 8-bit matrix peak that 8-bit GEMMs reach.
+    public var fp8Efficiency: Double
+
+    public init(matrixEfficiency: Double, vectorEfficiency: Double, linkEfficiency: Double, memoryEfficiency: Double,
+                fp8Efficiency: Double? = nil) {
+        self.matrixEfficiency = matrixEfficiency; self.vectorEfficiency = vectorEfficiency
+        self.linkEfficiency = linkEfficiency; self.memoryEfficiency = memoryEfficiency
+        self.fp8Efficiency = fp8Efficiency ?? matrixEfficiency
+    }
 }
 
 /// What a machine is made of.
@@ -321,7 +330,8 @@ private func readCalibration(_ s: inout Section) throws -> Calibration {
     Calibration(matrixEfficiency: try s.fraction("matrix_efficiency"),
                 vectorEfficiency: try s.fraction("vector_efficiency"),
                 linkEfficiency: try s.fraction("link_efficiency"),
-                memoryEfficiency: try s.fraction("memory_efficiency"))
+                memoryEfficiency: try s.fraction("memory_efficiency"),
+                fp8Efficiency: s.has("fp8_efficiency") ? try s.fraction("fp8_efficiency") : nil)
 }
 
 // MARK: - Presets

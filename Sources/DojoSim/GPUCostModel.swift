@@ -56,7 +56,7 @@ public struct GPUCostModel: OpCostModel {
         var kernels = 1.0
         if work.kind.isMatrixOp, let g = work.gemm {
             kernels = max(1, work.passes)
-            let peak = peakFlops(precision) * e.matrixEfficiency
+            let peak = peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
             let sms = Double(gpu.sms), tile = Double(gpu.gemmTile)
             let batch = max(1, g.batch.rounded(.up)), m = max(1, g.m.rounded(.up))
             let n = max(1, g.n.rounded(.up)), k = max(1, g.k.rounded(.up))
@@ -77,7 +77,8 @@ public struct GPUCostModel: OpCostModel {
                 s *= 2
             }
         } else {
-            let rate = work.kind.isMatrixOp ? peakFlops(precision) * e.matrixEfficiency : gpu.fp32 * e.vectorEfficiency
+            let rate = work.kind.isMatrixOp ? peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
+                : gpu.fp32 * e.vectorEfficiency
             compute = work.flops / rate
         }
         let latency = kernels * gpu.launchOverhead

@@ -13,13 +13,21 @@ public struct SimOptions: Sendable, Equatable, Codable {
     public var gradientOverlap: Double = 0.8
     /// Seconds every step spends outside the model (framework, host synchronisation). ASSUMPTION: 0.
     public var stepOverhead: Double = 0
-    /// Whether elementwise ops fuse into their producer's kernel (`FusionPlan`): 1 (the default, as compilers do)
-    /// or 0 to price every op as its own kernel.
+    /// Whether chains of elementwise ops after a matrix op run as one kernel (`FusionPlan`): 1 (the default, as
+    /// compilers and fused-kernel libraries do) or 0 to price every op as its own kernel.
     public var fusion: Bool = true
+    /// Whether attention runs as one fused kernel (FlashAttention, Dao et al. 2022, in every current framework;
+    /// on Dojo the scores stay in SRAM): the score matrices (batch × heads × seq²) never go to memory nor are kept
+    /// for the backward pass. 0 prices the scores' traffic and memory op by op.
+    public var fusedAttention: Bool = true
+    /// How fast a fused attention kernel does its products relative to a plain GEMM of the same arithmetic.
+    /// ASSUMPTION: 0.6 (FlashAttention-2 reaches 50–73 % of A100 peak forward and less backward, Dao 2023, against
+    /// ~70-80 % for large GEMMs; its softmax and masking sit between the products).
+    public var attentionEfficiency: Double = 0.6
 
     public init() {}
 
-    public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion"]
+    public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     public mutating func set(_ key: String, _ value: String) throws {
@@ -37,6 +45,12 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "fusion":
             guard v == 0 || v == 1 else { throw SimError.badOption("fusion=\(value): must be 0 or 1") }
             fusion = v == 1
+        case "attention_efficiency":
+            guard v > 0, v <= 1 else { throw SimError.badOption("attention_efficiency=\(value): must be in (0, 1]") }
+            attentionEfficiency = v
+        case "fused_attention":
+            guard v == 0 || v == 1 else { throw SimError.badOption("fused_attention=\(value): must be 0 or 1") }
+            fusedAttention = v == 1
         default:
             throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")
         }
@@ -183,8 +197,7 @@ public final class StepSimulator: @unchecked Sendable {
     let graph: Graph
     let layers: LayerIndex
     let works: [OpWork]
-    /// Ops that run inside their producer's kernel: priced as free (their tensor stays on chip; their arithmetic
-    /// is hidden under the producer's matrix work).
+    /// Chains of elementwise ops fused into one kernel each (priced as one pass over what enters and leaves).
     public let fusion: FusionPlan
     let nF: Int
     /// Per forward position: parameter elements first used there, activation bytes (FP32, recorded batch).
@@ -192,6 +205,8 @@ public final class StepSimulator: @unchecked Sendable {
     let activationBytes: [Double]
     /// Per forward position: whether it is an attention-score op (dropped and recomputed by selective recompute).
     let attentionScore: [Bool]
+    /// Per forward position: whether it reads or writes a score matrix (attention's two products and the ops between).
+    let touchesScores: [Bool]
     let adam: Bool
     let inputBytesPerSample: Double
     /// FLOPs of the step as recorded (forward + backward), per sample: the "model FLOPs" of MFU.
@@ -226,6 +241,7 @@ public final class StepSimulator: @unchecked Sendable {
         var flops = Array(repeating: 0.0, count: nF)
         var seen = Set<Int>()
         var softmaxShapes = Set<[Int]>()
+        var touches = Array(repeating: false, count: layers.forwardOps.count)
         for op in g.ops where op.kind == .softmax { if let o = op.outputs.first, let t = tensors[o] { softmaxShapes.insert(t.shape) } }
         for (i, id) in layers.forwardOps.enumerated() {
             let op = g.ops[id]
@@ -234,6 +250,9 @@ public final class StepSimulator: @unchecked Sendable {
             }
             if op.kind != .reshape { acts[i] = op.outputs.reduce(0) { $0 + Double(tensors[$1]?.bytes ?? 0) } }
             if let o = op.outputs.first, let shape = tensors[o]?.shape, softmaxShapes.contains(shape) { score[i] = true }
+            if op.kind == .matmul, op.inputs.contains(where: { tensors[$0].map { softmaxShapes.contains($0.shape) } ?? false }) {
+                touches[i] = true
+            }
             flops[i] += op.flops
         }
         for op in g.ops where op.phase == .backward {
@@ -243,6 +262,8 @@ public final class StepSimulator: @unchecked Sendable {
         paramElements = params
         activationBytes = acts
         attentionScore = score
+        for i in touches.indices where score[i] { touches[i] = true }
+        touchesScores = touches
         flopsPerPosition = flops
         adam = g.ops.contains { $0.kind == .adamwUpdate }
         inputBytesPerSample = Double(g.tensors.filter { $0.role == .input }.reduce(0) { $0 + $1.bytes }) / Double(g.batch)
@@ -321,7 +342,20 @@ public final class StepSimulator: @unchecked Sendable {
             let p = layers.position[op.id]
             guard p >= 0 else { continue }
             let split = shard.split[op.id]
-            let c = fusion.fused[op.id] ? OpCost.zero : cost(works[op.id].scaled(batch: factor, split: split, ways: ways))
+            var work = works[op.id]
+            if options.fusedAttention && touchesScores[p] {
+                // One fused attention kernel: the products and the softmax keep their arithmetic, the scores never
+                // reach memory; the backward pass recomputes the scores (one more product per score product).
+                work.bytesRead = 0; work.bytesWritten = 0
+                if op.phase == .backward && work.kind.isMatrixOp && attentionScore[p] {
+                    work.flops *= 1.5; work.passes *= 1.5
+                }
+                if work.kind.isMatrixOp {
+                    // priced as a GEMM with 1/attention_efficiency the arithmetic
+                    work.flops /= options.attentionEfficiency; work.passes /= options.attentionEfficiency
+                }
+            }
+            let c = fusion.isFused(op.id) || work.isFree ? OpCost.zero : cost(work.scaled(batch: factor, split: split, ways: ways))
             opSeconds[op.id] = c.seconds
             opCosts[op.id] = c
             switch op.phase {
@@ -331,7 +365,10 @@ public final class StepSimulator: @unchecked Sendable {
                 let divided = split == .none ? 1 : ways
                 act[p] = activationBytes[p] * factor * bytesScale / divided
                 out[p] = act[p]
-                if attentionScore[p] { scoreAct[p] = act[p] }
+                if attentionScore[p] {
+                    // fused attention keeps no score matrix for the backward pass (it recomputes the scores there)
+                    if options.fusedAttention { act[p] = 0 } else { scoreAct[p] = act[p] }
+                }
                 if tp > 1 {
                     let ar = shard.allReduceBytes[op.id] * factor * bytesScale
                     let ag = shard.allGatherBytes[op.id] * factor * bytesScale
@@ -343,6 +380,25 @@ public final class StepSimulator: @unchecked Sendable {
             case .optimizer:
                 opt[p] += c.seconds
             }
+        }
+        // Each fused chain is one kernel: it reads what enters it and writes what leaves it once; its backward
+        // kernel reads the incoming gradient and the saved input and writes one gradient (twice the arithmetic).
+        for chain in fusion.chains {
+            guard let first = chain.ops.first else { continue }
+            let p = layers.position[first]
+            guard p >= 0, !(options.fusedAttention && touchesScores[p]) else { continue }
+            let split = shard.split[first]
+            let f = OpWork(kind: .add, phase: .forward, gemm: nil, flops: chain.flops,
+                           bytesRead: chain.bytesIn * bytesScale, bytesWritten: chain.bytesOut * bytesScale)
+            let b = OpWork(kind: .add, phase: .backward, gemm: nil, flops: 2 * chain.flops,
+                           bytesRead: (chain.bytesIn + chain.bytesOut) * bytesScale, bytesWritten: chain.bytesIn * bytesScale)
+            let cf = cost(f.scaled(batch: factor, split: split, ways: ways))
+            let cb = cost(b.scaled(batch: factor, split: split, ways: ways))
+            fwd[p] += cf.seconds
+            bwd[p] += cb.seconds
+            if attentionScore[p] { score[p] += cf.seconds }
+            opSeconds[first] += cf.seconds
+            opCosts[first] = cf
         }
         if tp > 1 {
             // parameters per device: split ones divided among the tensor-parallel devices

@@ -86,12 +86,18 @@ import Testing
         let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 8, microBatches: 1,
                                 virtualStages: 1, recompute: .none, shardOptimizer: false, sequenceParallel: false)
         let e = try #require(sim.evaluate(plan))
-        // every op that is not fused into its producer's kernel (the relu after each matmul is)
+        // every op that is not fused, plus one kernel per fused chain (each relu after a matmul is a chain of one)
         let fusion = FusionPlan(graph: g)
         #expect(fusion.count == 8)   // 4 forward relus and their backward passes
+        #expect(fusion.chains.count == 4)
         var expected = 0.0
-        for op in g.ops where !fusion.fused[op.id] {
+        for op in g.ops where !fusion.isFused(op.id) {
             expected += model.cost(OpWork(op: op, graph: g, precision: .fp32), precision: .fp32).seconds
+        }
+        for c in fusion.chains {
+            #expect(c.bytesIn == 8 * 256 * 4 && c.bytesOut == 8 * 256 * 4)
+            expected += model.cost(OpWork(kind: .add, phase: .forward, gemm: nil, flops: c.flops, bytesRead: c.bytesIn, bytesWritten: c.bytesOut), precision: .fp32).seconds
+            expected += model.cost(OpWork(kind: .add, phase: .backward, gemm: nil, flops: 2 * c.flops, bytesRead: c.bytesIn + c.bytesOut, bytesWritten: c.bytesIn), precision: .fp32).seconds
         }
         #expect(abs(e.stepSeconds - expected) / expected < 1e-9)
         #expect(e.breakdown.dataParallel == 0 && e.breakdown.pipeline == 0 && e.breakdown.tensorParallel == 0)
@@ -201,5 +207,38 @@ import Testing
             let doc = try JSONSerialization.jsonObject(with: json) as? [String: Any]
             #expect((doc?["traceEvents"] as? [Any])?.isEmpty == false)
         }
+    }
+}
+
+@Suite struct FusionTests {
+    /// A chain after a matmul reads what enters it and writes what leaves it, once.
+    @Test func chainBytes() {
+        let g = mlpGraph(layers: 3, width: 32, batch: 2)
+        let f = FusionPlan(graph: g)
+        #expect(f.chains.count == 3)
+        for c in f.chains {
+            #expect(c.ops.count == 1)
+            #expect(c.bytesIn == 2 * 32 * 4 && c.bytesOut == 2 * 32 * 4)
+        }
+        // the loss reduction is a kernel of its own; backward relus join their forward op's chain
+        let loss = g.ops.first { $0.kind == .sum }!
+        #expect(!f.isFused(loss.id))
+        for op in g.ops where op.phase == .backward && op.kind == .relu { #expect(f.isFused(op.id)) }
+        #expect(FusionPlan.none(g).count == 0)
+    }
+
+    /// Turning fusion off never makes a step faster (a chain of one op costs what the op costs alone).
+    @Test func fusionNeverSlower() throws {
+        let g = mlpGraph(layers: 4, width: 1024, batch: 8)
+        let m = try Machine.resolve("dgx-a100")
+        var off = SimOptions(); off.fusion = false
+        let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 8, microBatches: 1)
+        let a = try StepSimulator(workload: Workload(graph: g, globalBatch: 8, precision: .bf16), machine: m, costModel: m.opCostModel())
+        let b = try StepSimulator(workload: Workload(graph: g, globalBatch: 8, precision: .bf16), machine: m, costModel: m.opCostModel(), options: off)
+        #expect(a.evaluate(plan)!.stepSeconds <= b.evaluate(plan)!.stepSeconds)
+        var bad = SimOptions()
+        #expect(throws: SimError.self) { try bad.set("fusion", "2") }
+        #expect(throws: SimError.self) { try bad.set("no_such", "1") }
+        #expect(throws: SimError.self) { try bad.set("memory_headroom", "1.5") }
     }
 }

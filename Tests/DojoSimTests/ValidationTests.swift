@@ -16,14 +16,15 @@ struct ValidationTests {
 
     // MARK: - The shipped data
 
-    @Test("the shipped CSV parses into 27 cases: 26 supported, Mask R-CNN skipped, 3 time-to-train")
+    @Test("the shipped CSV parses into 27 cases: 25 supported, Mask R-CNN and packed MLPerf BERT skipped, 3 time-to-train")
     func shippedCases() throws {
         let cases = try shipped()
         #expect(cases.count == 27)
         #expect(Set(cases.map(\.id)).count == 27)
         let unsupported = cases.filter { $0.unsupported != nil }
-        #expect(unsupported.map(\.id) == ["mlp30-maskrcnn-dgxh100-1n"])
-        #expect(unsupported.first?.unsupported?.contains("Mask R-CNN") == true)
+        #expect(unsupported.map(\.id) == ["mlp30-bert-dgxh100-1n", "mlp30-maskrcnn-dgxh100-1n"])
+        #expect(unsupported.last?.unsupported?.contains("Mask R-CNN") == true)
+        #expect(unsupported.first?.unsupported?.contains("packed") == true)
         #expect(cases.filter { $0.kind == .timeToTrain }.map(\.id).sorted()
                 == ["mlp30-gpt3-3584g-ttt", "mlp30-rn50-dgxh100-8n-ttt", "mlp40-gpt3-11616g-ttt"])
         // Every supported case has a model spec and a machine that resolves, with enough GPUs.
@@ -119,8 +120,9 @@ struct ValidationTests {
         #expect(big.machineSpec == "dgx-a100x32")
         #expect(big.plan.microBatch == 256 && big.plan.microBatches == 1)
         let mlperf = try shippedCase("mlp30-bert-dgxh100-1n")
-        #expect(mlperf.modelSpec == "bert-large:seq=512")
-        #expect(mlperf.notes.contains { $0.contains("packed") })
+        // packed variable-length sequences: not comparable to a padded seq-512 prediction (the data's README)
+        #expect(mlperf.modelSpec == nil)
+        #expect(mlperf.unsupported?.contains("packed") == true)
         #expect(mlperf.precision == .fp16)
         #expect(mlperf.notes.contains { $0.contains("Transformer Engine") })
     }
@@ -252,8 +254,8 @@ struct ValidationTests {
             SimulatedStep(stepSeconds: c.measuredStepSeconds!, globalBatch: c.globalBatch, devices: c.gpus,
                           plan: c.planDescription)
         }
-        #expect(report.count(.ok) == 26)
-        #expect(report.count(.skipped) == 1)
+        #expect(report.count(.ok) == 25)
+        #expect(report.count(.skipped) == 2)
         #expect(report.count(.failed) == 0)
         for r in report.cases where r.status == .ok {
             #expect(abs(r.error!) < 1e-12, "\(r.id): \(r.error!)")
@@ -281,7 +283,7 @@ struct ValidationTests {
                 rates += 1
             }
         }
-        #expect(rates == 18 && times == 5)
+        #expect(rates == 17 && times == 5)
         let mae = (Double(rates) * (1 - 1 / 1.1) + Double(times) * 0.1) / Double(rates + times)
         #expect(abs(try #require(report.meanAbsError) - mae) < 1e-12)
         #expect(abs(try #require(report.maxAbsError) - 0.1) < 1e-12)
@@ -295,7 +297,7 @@ struct ValidationTests {
             if c.id.hasPrefix("dle") { throw ValidationRunError("no plan fits") }
             return SimulatedStep(stepSeconds: 0, globalBatch: c.globalBatch, devices: c.gpus, plan: "")
         }
-        #expect(report.count(.failed) == 26)
+        #expect(report.count(.failed) == 25)
         #expect(report.cases.first { $0.id == "dle-rn50-a100-8g-amp" }?.message == "no plan fits")
         #expect(report.cases.first { $0.id == "mc24-1.7b-48g" }?.message?.contains("step time of 0.0 s") == true)
         #expect(report.meanAbsError == nil)
