@@ -40,7 +40,21 @@ struct ValidateCommand: ParsableCommand {
     @Flag(name: .long, help: "Also print each case's source, metric conversion and every assumption in its mapping.")
     var verbose = false
 
+    @Flag(name: .long, help: "Instead: Tesla's public Dojo claims (one tile replaces 6 GPU boxes; Dojo 2 = 10× Dojo 1) beside the prediction, as soft checks.")
+    var dojo = false
+
     func run() throws {
+        if dojo {
+            let results = checkDojoClaims()
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+                print(String(decoding: try enc.encode(["claims": results]), as: UTF8.self))
+            } else {
+                print(renderClaims(results))
+            }
+            return
+        }
         var cases = try casesFile.map { try Validation.loadCases(file: $0) } ?? Validation.shippedCases()
         if !only.isEmpty {
             cases = cases.filter { c in only.contains { c.id.contains($0) } }
