@@ -42,19 +42,17 @@ public struct FusionPlan: Sendable, Equatable {
     public init(graph g: Graph) {
         var chainOf = Array(repeating: -1, count: g.ops.count)
         var chains: [Chain] = []
-        var producer: [Int: Int] = [:]   // tensor id → forward op id that wrote it
-        var consumers: [Int: [Int]] = [:]
-        for op in g.ops where op.phase == .forward {
-            for t in op.inputs { consumers[t, default: []].append(op.id) }
-        }
+        let maxID = g.tensors.reduce(-1) { max($0, $1.id) }
+        var producer = Array(repeating: -1, count: maxID + 1)   // tensor id → forward op id that wrote it
         func bytes(_ t: Int) -> Double { Double(g.tensor(t)?.bytes ?? 0) }
         for op in g.ops where op.phase == .forward {
-            defer { for t in op.outputs { producer[t] = op.id } }
+            defer { for t in op.outputs where t >= 0 && t <= maxID { producer[t] = op.id } }
             guard FusionPlan.epilogueKinds.contains(op.kind) else { continue }
             // join the chain of a fused producer, or start one from a matrix op's output
             var chain = -1
-            for t in op.inputs {
-                guard let p = producer[t] else { continue }
+            for t in op.inputs where t >= 0 && t <= maxID {
+                let p = producer[t]
+                guard p >= 0 else { continue }
                 if chainOf[p] >= 0 { chain = chainOf[p]; break }
                 if FusionPlan.rootKinds.contains(g.ops[p].kind) {
                     chains.append(Chain(ops: [], flops: 0, bytesIn: 0, bytesOut: 0))
@@ -67,21 +65,29 @@ public struct FusionPlan: Sendable, Equatable {
             chains[chain].ops.append(op.id)
             chains[chain].flops += op.flops
         }
-        // what enters and leaves each chain
+        // what enters and leaves each chain: one more pass marks chain outputs read outside their chain
+        var used = Array(repeating: false, count: maxID + 1)
+        var usedOutside = Array(repeating: false, count: maxID + 1)
+        for op in g.ops where op.phase == .forward {
+            for t in op.inputs where t >= 0 && t <= maxID {
+                let p = producer[t]
+                guard p >= 0, chainOf[p] >= 0 else { continue }
+                used[t] = true
+                if chainOf[op.id] != chainOf[p] { usedOutside[t] = true }
+            }
+        }
         for (c, chain) in chains.enumerated() {
-            let members = Set(chain.ops)
             var seenIn = Set<Int>()
             for id in chain.ops {
                 let op = g.ops[id]
-                for t in op.inputs where !seenIn.contains(t) {
-                    if let p = producer[t], members.contains(p) { continue }
+                for t in op.inputs where !seenIn.contains(t) && t >= 0 && t <= maxID {
+                    if producer[t] >= 0, chainOf[producer[t]] == c { continue }
                     if g.tensor(t)?.role == .parameter { continue }
                     seenIn.insert(t)
                     chains[c].bytesIn += bytes(t)
                 }
-                for t in op.outputs {
-                    let outside = (consumers[t] ?? []).contains { !members.contains($0) }
-                    if outside || consumers[t] == nil { chains[c].bytesOut += bytes(t) }
+                for t in op.outputs where t >= 0 && t <= maxID && (usedOutside[t] || !used[t]) {
+                    chains[c].bytesOut += bytes(t)
                 }
             }
         }

@@ -32,7 +32,7 @@ public struct TensorSharding: Sendable {
     /// all-reduces (layer-norms, residual adds, dropout) along the sequence, as Korthikanti et al. 2022 do.
     public init(graph g: Graph, sequenceParallel: Bool = false) {
         self = TensorSharding.replicated(g)
-        let tensors = Dictionary(uniqueKeysWithValues: g.tensors.map { ($0.id, $0) })
+        let tensors = TensorLookup(g)
         func isParam(_ t: Int) -> Bool { tensors[t]?.role == .parameter }
         func bytes(_ t: Int) -> Double { Double(tensors[t]?.bytes ?? 0) }
         var sharded = Set<Int>()

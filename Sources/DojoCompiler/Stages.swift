@@ -15,15 +15,19 @@ public struct LayerIndex: Sendable {
         forwardOps = g.ops.filter { $0.phase == .forward }.map(\.id)
         position = Array(repeating: -1, count: g.ops.count)
         for (i, id) in forwardOps.enumerated() { position[id] = i }
-        var firstUse: [Int: Int] = [:]
+        // first forward position reading each tensor (ids are positions in recorded graphs; others fall back)
+        let maxID = g.tensors.reduce(-1) { max($0, $1.id) }
+        var firstUse = Array(repeating: -1, count: maxID + 1)
         for (i, id) in forwardOps.enumerated() {
-            for t in g.ops[id].inputs where firstUse[t] == nil { firstUse[t] = i }
+            for t in g.ops[id].inputs where t >= 0 && t <= maxID && firstUse[t] < 0 { firstUse[t] = i }
         }
         for op in g.ops {
             switch op.phase {
             case .forward: break
             case .backward: if let f = op.forward, f < position.count { position[op.id] = position[f] }
-            case .optimizer: position[op.id] = op.inputs.first.flatMap { firstUse[$0] } ?? max(0, forwardOps.count - 1)
+            case .optimizer:
+                let t = op.inputs.first ?? -1
+                position[op.id] = t >= 0 && t <= maxID && firstUse[t] >= 0 ? firstUse[t] : max(0, forwardOps.count - 1)
             }
         }
         func root(_ scope: String?) -> String? {
@@ -34,8 +38,12 @@ public struct LayerIndex: Sendable {
         }
         var cuts = [0]
         var last: String? = nil
+        var lastScope: String? = nil, lastRoot: String? = nil
         for (i, id) in forwardOps.enumerated() {
-            guard let r = root(g.ops[id].scope) else { continue }
+            let scope = g.ops[id].scope
+            let r: String?
+            if scope == lastScope { r = lastRoot } else { r = root(scope); lastScope = scope; lastRoot = r }
+            guard let r else { continue }
             if let l = last, l != r { cuts.append(i) }
             last = r
         }

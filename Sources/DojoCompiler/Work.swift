@@ -90,13 +90,16 @@ public struct OpWork: Sendable, Equatable, Hashable {
         var passes: Double = 1
         var weightBytes: Double = 0
         if let f = forwardOp {
-            let shapes = f.inputs.map { graph.tensor($0)?.shape ?? [] }
-            let out = f.outputs.first.flatMap { graph.tensor($0)?.shape } ?? []
-            weightBytes = Double(f.inputs.compactMap { graph.tensor($0) }.filter { $0.role == .parameter }
-                .reduce(0) { $0 + elementCount($1.shape) }) * precision.bytes
+            var params = 0
+            for t in f.inputs { if let info = graph.tensor(t), info.role == .parameter { params += elementCount(info.shape) } }
+            weightBytes = Double(params) * precision.bytes
             // A lookup reads only the rows it gathers (its recorded bytes), never the whole table.
             if op.kind == .embedding { weightBytes = 0 }
-            if op.kind.isMatrixOp { gemm = OpWork.gemm(kind: op.kind, inputs: shapes, output: out, attributes: f.attributes) }
+            if op.kind.isMatrixOp {
+                let shapes = f.inputs.map { graph.tensor($0)?.shape ?? [] }
+                let out = f.outputs.first.flatMap { graph.tensor($0)?.shape } ?? []
+                gemm = OpWork.gemm(kind: op.kind, inputs: shapes, output: out, attributes: f.attributes)
+            }
             if op.phase == .backward, let g = gemm, g.flops > 0 { passes = max(1, (op.flops / g.flops).rounded()) }
         }
         self.init(kind: op.kind, phase: op.phase, gemm: gemm, passes: passes, flops: op.flops,

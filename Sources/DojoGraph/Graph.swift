@@ -118,6 +118,22 @@ public struct Graph: Codable, Sendable, Equatable {
     }
 }
 
+/// Tensors of a graph by id, O(1): `lookup[id]` (nil for an id the graph does not list).
+public struct TensorLookup: Sendable {
+    private let tensors: [TensorInfo]
+    private let positional: Bool
+    private let index: [Int: Int]
+    public init(_ g: Graph) {
+        tensors = g.tensors
+        positional = g.tensors.enumerated().allSatisfy { $0.offset == $0.element.id }
+        index = positional ? [:] : Dictionary(g.tensors.enumerated().map { ($0.element.id, $0.offset) }, uniquingKeysWith: { a, _ in a })
+    }
+    public subscript(_ id: Int) -> TensorInfo? {
+        if positional { return id >= 0 && id < tensors.count ? tensors[id] : nil }
+        return index[id].map { tensors[$0] }
+    }
+}
+
 public enum GraphError: Error, CustomStringConvertible {
     case malformed(String)
     public var description: String {

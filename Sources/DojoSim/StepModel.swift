@@ -233,8 +233,9 @@ public final class StepSimulator: @unchecked Sendable {
         layers = LayerIndex(graph: g)
         works = g.ops.map { OpWork(op: $0, graph: g, precision: workload.precision) }
         fusion = options.fusion ? FusionPlan(graph: g) : FusionPlan.none(g)
+
         nF = layers.forwardOps.count
-        let tensors = Dictionary(uniqueKeysWithValues: g.tensors.map { ($0.id, $0) })
+        let tensors = TensorLookup(g)
         var params = Array(repeating: 0.0, count: nF)
         var acts = Array(repeating: 0.0, count: nF)
         var score = Array(repeating: false, count: nF)
@@ -402,7 +403,7 @@ public final class StepSimulator: @unchecked Sendable {
         }
         if tp > 1 {
             // parameters per device: split ones divided among the tensor-parallel devices
-            let tensors = Dictionary(uniqueKeysWithValues: graph.tensors.map { ($0.id, $0) })
+            let tensors = TensorLookup(graph)
             var seen = Set<Int>()
             for (i, id) in layers.forwardOps.enumerated() {
                 for t in graph.ops[id].inputs where tensors[t]?.role == .parameter && !seen.contains(t) {
