@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "DojoReportTests", dependencies: ["DojoReport"]),
         .testTarget(name: "DojoMachineTests", dependencies: ["DojoMachine"]),
         .testTarget(name: "DojoCompilerTests", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"]),
-        .testTarget(name: "DojoSimTests", dependencies: ["DojoSim", "DojoCompiler", "DojoGraph", "DojoMachine"]),
+        .testTarget(name: "DojoSimTests", dependencies: ["DojoSim", "DojoCompiler", "DojoGraph", "DojoMachine", "DojoNumerics"]),
         .testTarget(name: "DojoCLITests", dependencies: ["dojo"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,4 @@
+import DojoNumerics
 import DojoCompiler
 import Foundation
 import DojoGraph
@@ -37,16 +38,11 @@ func convWork(batch: Int, inChannels: Int, outChannels: Int, size: Int, kernel: 
                   bytesWritten: Double(batch * outChannels * out * out) * b, weightBytes: weights)
 }
 
-/// A seeded generator for test shapes (SplitMix64).
+/// A seeded generator for test shapes: the project's SplitMix64.
 struct TestRandom {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var generator: SplitMix64
+    init(state: UInt64) { generator = SplitMix64(seed: state) }
+    mutating func next() -> UInt64 { generator.next() }
     /// A size between 1 and `max`, log-uniform.
     mutating func size(_ max: Double) -> Double {
         let u = Double(next() >> 11) / Double(1 << 53)
