@@ -33,51 +33,75 @@ struct CompareCommand: ParsableCommand {
         var powerWatts: Double
     }
 
+    var machineNames: [String] {
+        machines.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    func validate() throws {
+        guard !machineNames.isEmpty else { throw CLIError("--machines is empty; name at least one (dojo machines lists them)") }
+    }
+
     func run() throws {
-        let names = machines.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard !names.isEmpty else { throw ValidationError("--machines is empty; name at least one (dojo machines lists them)") }
+        let names = machineNames
         // A machine name that does not resolve is the user's typo: stop before simulating anything.
         let resolved = try names.map { try resolveMachine($0) }
         var rows: [Row] = []
         for (name, m) in zip(names, resolved) {
             do {
-                let sim = try makeSimulator(workload, machine: m)
-                let p = try sim.predict(try workload.planSpec(), deviceLimit: workload.devices)
+                let (_, p) = try predictWorkload(workload, machine: m)
                 rows.append(Row(machine: name, prediction: p, error: nil, powerWatts: m.total.power))
             } catch let e as PlanError {
                 rows.append(Row(machine: name, prediction: nil, error: "\(e)", powerWatts: m.total.power))
             }
         }
         if let svg {
-            var chart = SVGBarChart(title: "\(workload.model), batch \(workload.batch), \(workload.resolvedPrecision.rawValue): predicted training throughput",
-                                    categories: rows.map(\.machine), yLabel: "samples/s",
-                                    valueLabels: { formatSI($0) })
+            var chart = SVGBarChart(title: "\(workload.model), batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue): predicted training throughput",
+                                    categories: rows.map { $0.prediction == nil ? "\($0.machine) (no plan fits)" : $0.machine },
+                                    yLabel: "samples/s", valueLabels: { formatSI($0) })
             chart.addSeries(name: "samples/s", values: rows.map { $0.prediction?.samplesPerSecond ?? .nan })
             do { try chart.svg().write(toFile: svg, atomically: true, encoding: .utf8) } catch {
-                throw ValidationError("cannot write --svg \(svg): \(error.localizedDescription)")
+                throw CLIError("cannot write --svg \(svg): \(error.localizedDescription)")
             }
         }
+        let anyFits = rows.contains { $0.prediction != nil }
         if json {
             struct Doc: Codable { var model: String; var batch: Int; var precision: String; var machines: [Row] }
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .prettyPrinted]
             let doc = Doc(model: workload.model, batch: workload.batch, precision: workload.resolvedPrecision.rawValue, machines: rows)
             print(String(decoding: try enc.encode(doc), as: UTF8.self))
-            return
+        } else {
+            print(renderComparison(rows, workload: workload, svg: svg))
         }
-        print("\(workload.model), global batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue)\n")
-        var t = TextTable(headers: ["machine", "devices", "plan", "step", "samples/s", "MFU", "bound", "power", "samples/s per kW"])
+        if !anyFits { throw CLIError("no plan fits on any of \(names.joined(separator: ", ")) (reasons above)") }
+    }
+
+    func renderComparison(_ rows: [Row], workload: WorkloadOptions, svg: String?) -> String {
+        var out = "\(workload.model), global batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue)"
+        if workload.resolvedPrecision == .cfp8, rows.contains(where: { $0.prediction?.precision == .fp8 }) {
+            out += " (fp8 on GPUs)"
+        }
+        out += "\n\n"
+        var t = TextTable(headers: ["machine", "devices used", "plan", "step", "samples/s", "MFU", "bound", "machine power", "samples/s per kW"],
+                          alignments: [.left, .right, .left, .right, .right, .right, .left, .right, .right])
         for r in rows {
             if let p = r.prediction {
                 t.addRow([r.machine, "\(formatThousands(p.devicesUsed)) \(p.device)", p.planText, formatSI(p.stepSeconds, unit: "s"),
-                          formatSI(p.samplesPerSecond), formatPercent(p.mfu), p.bound, formatSI(r.powerWatts, unit: "W"),
-                          formatSI(p.samplesPerSecond / (r.powerWatts / 1000))])
+                          formatRate(p.samplesPerSecond), formatPercent(p.mfu), p.bound, formatSI(r.powerWatts, unit: "W"),
+                          formatRate(p.samplesPerSecond / (r.powerWatts / 1000))])
             } else {
                 t.addRow([r.machine, "-", "no plan fits", "-", "-", "-", "-", formatSI(r.powerWatts, unit: "W"), "-"])
             }
         }
-        print(t.render())
-        for r in rows where r.error != nil { print("\n\(r.machine): \(r.error!)") }
-        if let svg { print("\nchart written to \(svg)") }
+        out += t.render()
+        for r in rows where r.error != nil { out += "\n\(r.machine): \(r.error!)\n" }
+        if let svg { out += "\nchart written to \(svg)\n" }
+        return String(out.dropLast())
     }
+}
+
+/// A rate for a table: SI prefixes from 1 up (12.3k, 1.36M), three significant digits below (0.177), never "177m".
+func formatRate(_ x: Double) -> String {
+    guard x.isFinite, abs(x) < 1, x != 0 else { return formatSI(x) }
+    return String(format: "%.3g", x)
 }

@@ -34,14 +34,20 @@ struct SimCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the prediction as JSON.")
     var json = false
 
+    func validate() throws {
+        if machine.contains(",") {
+            throw CLIError("--machine \(machine): dojo sim takes one machine; compare several with dojo compare --machines \(machine)")
+        }
+        for o in overrides { _ = try splitKeyValue(o, flag: "--set") }
+    }
+
     func run() throws {
         let m = try resolveMachine(machine, overrides: overrides)
-        let sim = try makeSimulator(workload, machine: m)
-        let p = try sim.predict(try workload.planSpec(), deviceLimit: workload.devices)
+        let (sim, p) = try predictWorkload(workload, machine: m)
         if let trace {
             let data = sim.timeline(p.plan).chromeTraceJSON(title: "\(p.model) on \(p.machine)")
             do { try data.write(to: URL(fileURLWithPath: trace)) } catch {
-                throw ValidationError("cannot write --trace \(trace): \(error.localizedDescription)")
+                throw CLIError("cannot write --trace \(trace): \(error.localizedDescription)")
             }
         }
         if json {
@@ -50,16 +56,19 @@ struct SimCommand: ParsableCommand {
             print(String(decoding: try enc.encode(p), as: UTF8.self))
             return
         }
-        print(renderPrediction(p, machine: m))
+        print(renderPrediction(p, machine: m, requested: workload.resolvedPrecision))
         if let trace { print("\ntrace written to \(trace) (open in ui.perfetto.dev or chrome://tracing)") }
     }
 }
 
 /// The text report of one prediction.
-func renderPrediction(_ p: Prediction, machine: Machine) -> String {
+func renderPrediction(_ p: Prediction, machine: Machine, requested: Precision? = nil) -> String {
     var out = ""
     let used = p.devicesUsed == p.devices ? "all \(formatThousands(p.devices))" : "\(formatThousands(p.devicesUsed)) of \(formatThousands(p.devices))"
     out += "\(p.model) on \(p.machine) (\(used) \(p.device)), global batch \(formatThousands(p.globalBatch)), \(p.precision.rawValue)\n"
+    if let requested, requested != p.precision {
+        out += "(\(requested.rawValue) is Dojo's 8-bit format; a GPU runs the step in its \(p.precision.rawValue), attention products in bf16)\n"
+    }
     if machine.hypothetical { out += "HYPOTHETICAL machine: every figure of it is an assumption (dojo machine show \(machine.name)).\n" }
     out += "plan        \(p.planText)  (\(p.plan.family))\n"
     out += "step        \(formatSI(p.stepSeconds, unit: "s"))\n"
@@ -72,7 +81,7 @@ func renderPrediction(_ p: Prediction, machine: Machine) -> String {
     for (name, v) in p.breakdown.parts where v > 0 {
         bt.addRow([name, formatSI(v, unit: "s"), formatPercent(v / p.stepSeconds)])
     }
-    out += bt.render() + "\n\n"
+    out += bt.render() + "\n"
     let mem = p.memory
     out += "memory per \(p.device) (busiest): weights \(formatSI(mem.weights, unit: "B")), gradients \(formatSI(mem.gradients, unit: "B")), "
     out += "optimizer state \(formatSI(mem.optimizerState, unit: "B")), activations \(formatSI(mem.activations, unit: "B")) = \(formatSI(mem.total, unit: "B"))"
@@ -88,12 +97,12 @@ func renderPrediction(_ p: Prediction, machine: Machine) -> String {
         ot.addRow([o.kind, o.phase, o.scope.isEmpty ? "(all parameters)" : o.scope, String(o.count), formatSI(o.seconds, unit: "s"),
                    formatPercent(o.seconds / p.stepSeconds), o.bound.rawValue, formatPercent(o.utilisation)])
     }
-    out += ot.render() + "\n\n"
+    out += ot.render() + "\n"
     var ft = TextTable(headers: ["plan family", "best plan", "step", "verdict"])
     for f in p.families {
         ft.addRow([f.family, f.best?.description ?? "-", f.stepSeconds.map { formatSI($0, unit: "s") } ?? "-", f.verdict])
     }
-    out += ft.render() + "\n"
+    out += ft.render()
     out += "(\(formatThousands(p.plansEvaluated)) plans evaluated)"
     return out
 }

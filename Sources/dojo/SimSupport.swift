@@ -9,6 +9,9 @@ import DojoTensor
 import Foundation
 
 /// The options every prediction command shares: what to train, how, and under which assumptions.
+///
+/// Every user error of the prediction commands is a `CLIError`: ArgumentParser prints it as one line
+/// `Error: …` and exits 1 (a `ValidationError` would add the usage text after it).
 struct WorkloadOptions: ParsableArguments {
     @Option(name: .long, help: "Model: a zoo name or spec (dojo models), e.g. resnet50, gpt-175b, gpt:layers=24,hidden=2048.")
     var model: String = "resnet50"
@@ -16,7 +19,7 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .long, help: "Global batch: samples per training step over all devices.")
     var batch: Int = 256
 
-    @Option(name: .long, help: "Precision: fp32, tf32, fp16, bf16, cfp8 (Dojo) or fp8 (GPU).")
+    @Option(name: .long, help: "Precision: fp32, tf32, fp16, bf16, cfp8 (Dojo; FP8 on a GPU) or fp8.")
     var precision: String = "bf16"
 
     @Option(name: .long, help: ArgumentHelp("Fix parts of the plan: dp=,tp=,pp=,mb=,micro=,vp=,recompute=none|selective|full,zero=0|1,sp=0|1; the rest is searched.", valueName: "plan"))
@@ -29,38 +32,169 @@ struct WorkloadOptions: ParsableArguments {
     var assumptions: [String] = []
 
     func validate() throws {
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        guard batch >= 1 else { throw CLIError("--batch must be at least 1, got \(batch)") }
         guard Precision(name: precision) != nil else {
-            throw ValidationError("--precision '\(precision)' is not one of fp32, tf32, fp16, bf16, cfp8, fp8")
+            throw CLIError("--precision '\(precision)' is not one of fp32, tf32, fp16, bf16, cfp8, fp8")
         }
-        if let devices, devices < 1 { throw ValidationError("--devices must be at least 1, got \(devices)") }
-        if let plan { do { _ = try PlanSpec(parsing: plan) } catch { throw ValidationError("--plan: \(error)") } }
+        if let devices, devices < 1 { throw CLIError("--devices must be at least 1, got \(devices)") }
+        try checkPlanShape(try planSpec(), batch: batch)
         _ = try simOptions()
     }
 
     var resolvedPrecision: Precision { Precision(name: precision) ?? .bf16 }
-    func planSpec() throws -> PlanSpec { try plan.map { try PlanSpec(parsing: $0) } ?? PlanSpec() }
+
+    /// The precision a machine runs the step in: Dojo's CFP8 is an 8-bit format, and on a GPU the same step runs
+    /// in the GPU's FP8 (with its hybrid BF16 attention products), as `dojo train` does.
+    func precision(on machine: Machine) -> Precision {
+        let p = resolvedPrecision
+        return p == .cfp8 && machine.kind == "gpu" ? .fp8 : p
+    }
+
+    /// `--plan` parsed; a syntax error names the flag and the part.
+    func planSpec() throws -> PlanSpec {
+        guard let plan else { return PlanSpec() }
+        do { return try PlanSpec(parsing: plan) } catch let PlanError.syntax(m) {
+            throw CLIError("--plan \(plan): \(m)")
+        }
+    }
 
     func simOptions() throws -> SimOptions {
         var o = SimOptions()
         for a in assumptions {
             let (k, v) = try splitKeyValue(a, flag: "--assume")
-            do { try o.set(k, v) } catch { throw ValidationError("--assume: \(error)") }
+            do { try o.set(k, v) } catch let SimError.badOption(m) {
+                // SimOptions says "KEY=VALUE: why" or "unknown assumption 'KEY' (keys: …)"
+                let prefix = "\(k)=\(v):"
+                let why = m.hasPrefix(prefix) ? m.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces) : m
+                throw CLIError("--assume \(a): \(why)")
+            }
         }
         return o
+    }
+
+    /// The fixed parts of `--plan` as written, for messages (`dp=3`, `mb=4`).
+    var planText: String { plan ?? "" }
+}
+
+/// Checks the parts of a plan that depend only on the global batch: each fixed count must divide the samples it
+/// splits, and options must have what they act on (interleaving needs a pipeline, sequence parallelism tensor
+/// parallelism, ZeRO data parallelism). Names the keys and numbers.
+func checkPlanShape(_ s: PlanSpec, batch: Int) throws {
+    let b = formatThousands(batch)
+    if let v = s.virtualStages, v > 1 {
+        guard let p = s.pipelineParallel, p > 1 else {
+            throw CLIError("--plan vp=\(v) interleaves pipeline stages: give pp=2 or more with it")
+        }
+    }
+    if s.sequenceParallel == true, s.tensorParallel == 1 {
+        throw CLIError("--plan sp=1 splits layer norms along the sequence within tensor parallelism: it needs tp=2 or more, not tp=1")
+    }
+    if s.shardOptimizer == true, s.dataParallel == 1 {
+        throw CLIError("--plan zero=1 shards optimizer state over data-parallel replicas: it needs dp=2 or more, not dp=1")
+    }
+    if let d = s.dataParallel, batch % d != 0 {
+        throw CLIError("--plan dp=\(d): the global batch \(b) does not divide among \(formatThousands(d)) data-parallel replicas")
+    }
+    if let mb = s.microBatch, batch % mb != 0 {
+        throw CLIError("--plan mb=\(mb): the global batch \(b) does not divide into micro-batches of \(formatThousands(mb)) samples")
+    }
+    if let m = s.microBatches, batch % m != 0 {
+        throw CLIError("--plan micro=\(m): the global batch \(b) does not divide into \(formatThousands(m)) micro-batches")
+    }
+    if let mb = s.microBatch, let m = s.microBatches, batch % (mb * m) != 0 {
+        throw CLIError("--plan mb=\(mb),micro=\(m): \(formatThousands(mb * m)) samples per replica do not divide the global batch \(b)")
+    }
+    if let d = s.dataParallel {
+        let per = batch / d
+        if let mb = s.microBatch, per % mb != 0 {
+            throw CLIError("--plan dp=\(d),mb=\(mb): each replica gets \(formatThousands(per)) samples, which micro-batches of \(mb) do not divide")
+        }
+        if let m = s.microBatches, per % m != 0 {
+            throw CLIError("--plan dp=\(d),micro=\(m): each replica gets \(formatThousands(per)) samples, which \(m) micro-batches do not divide")
+        }
+        if let mb = s.microBatch, let m = s.microBatches, mb * m != per {
+            throw CLIError("--plan dp=\(d),mb=\(mb),micro=\(m): dp × mb × micro = \(formatThousands(d * mb * m)) samples, but the global batch is \(b)")
+        }
+    }
+}
+
+/// Checks a plan against the model's layers: a pipeline stage (or, interleaved, a model chunk) needs a layer.
+func checkPlanLayers(_ s: PlanSpec, simulator sim: StepSimulator, model: String) throws {
+    let layers = sim.layerCount
+    if let p = s.pipelineParallel, p > layers {
+        throw CLIError("--plan pp=\(p): \(model) has only \(layers) layers to place on pipeline stages")
+    }
+    if let p = s.pipelineParallel, let v = s.virtualStages, p * v > layers {
+        throw CLIError("--plan pp=\(p),vp=\(v): \(p * v) model chunks, but \(model) has only \(layers) layers")
+    }
+}
+
+/// Checks a plan against a machine's devices (at most `deviceLimit` of them); a `PlanError`, so that compare and
+/// sweep report it for that machine and go on.
+func checkPlanDevices(_ s: PlanSpec, simulator sim: StepSimulator, deviceLimit: Int?, batch: Int) throws {
+    let total = sim.topology.devices
+    let n = min(total, deviceLimit ?? total)
+    let has = n < total ? "--devices allows \(formatThousands(n))" : "\(sim.machine.name) has \(formatThousands(n))"
+    let device = sim.topology.deviceName
+    let fixed: [(String, Int)] = [("dp", s.dataParallel), ("tp", s.tensorParallel), ("pp", s.pipelineParallel)].compactMap { k, v in v.map { (k, $0) } }
+    let product = fixed.reduce(1) { $0 * $1.1 }
+    if product > n {
+        let names = fixed.map(\.0).joined(separator: " × "), values = fixed.map { formatThousands($0.1) }.joined(separator: " × ")
+        let lhs = fixed.count == 1 ? "\(fixed[0].0)=\(fixed[0].1) needs" : "\(names) = \(values) ="
+        throw PlanError.inconsistent("\(lhs) \(formatThousands(product)) \(device), but \(has)")
+    }
+    if s.dataParallel == nil, let mb = s.microBatch, let m = s.microBatches {
+        let d = batch / (mb * m)
+        let need = d * (s.tensorParallel ?? 1) * (s.pipelineParallel ?? 1)
+        if need > n {
+            throw PlanError.inconsistent("mb=\(mb),micro=\(m) leaves \(formatThousands(d)) data-parallel replicas of the global batch "
+                                         + "\(formatThousands(batch)), \(formatThousands(need)) \(device) in all, but \(has)")
+        }
+    }
+}
+
+/// Simulates the workload on a machine: the graph (recorded once per model), the plan checked against the model and
+/// the machine, then the search. Plan problems that depend on the machine are `PlanError`s (compare and sweep
+/// report them per machine); the rest are `CLIError`s.
+func predictWorkload(_ w: WorkloadOptions, machine: Machine) throws -> (StepSimulator, Prediction) {
+    let sim = try makeSimulator(w, machine: machine)
+    let spec = try w.planSpec()
+    try checkPlanLayers(spec, simulator: sim, model: w.model)
+    try checkPlanDevices(spec, simulator: sim, deviceLimit: w.devices, batch: w.batch)
+    do {
+        return (sim, try sim.predict(spec, deviceLimit: w.devices))
+    } catch PlanError.doesNotFit(let m) where m.hasPrefix("no plan can be laid out") {
+        // The planner gives each tensor × pipeline layout the most data-parallel replicas the batch divides
+        // among; a fixed micro-batch size or count may not divide what that leaves. Say so, with a dp that works.
+        let n = min(sim.topology.devices, w.devices ?? sim.topology.devices)
+        if spec.dataParallel == nil, spec.microBatch != nil || spec.microBatches != nil {
+            let tp = spec.tensorParallel ?? 1, pp = spec.pipelineParallel ?? 1
+            let unit = (spec.microBatch ?? 1) * (spec.microBatches ?? 1)
+            let d = (1...max(1, min(w.batch, n / max(1, tp * pp)))).reversed().first { w.batch % $0 == 0 && (w.batch / $0) % unit == 0 }
+            let hint = d.map { "; fix dp as well, e.g. --plan dp=\($0)," + w.planText } ?? ""
+            throw PlanError.inconsistent("no layout found for \(w.planText): the planner gives each layout the most data-parallel replicas "
+                                         + "the global batch \(formatThousands(w.batch)) divides among on \(formatThousands(n)) \(sim.topology.deviceName), "
+                                         + "and \(w.planText) does not divide the samples that leaves each replica\(hint)")
+        }
+        throw PlanError.inconsistent("no layout of plan '\(w.planText)' for the global batch \(formatThousands(w.batch)) on "
+                                     + "\(formatThousands(n)) \(sim.topology.deviceName)")
     }
 }
 
 /// Splits KEY=VALUE.
 func splitKeyValue(_ s: String, flag: String) throws -> (String, String) {
     guard let eq = s.firstIndex(of: "="), eq != s.startIndex else {
-        throw ValidationError("\(flag) '\(s)' is not KEY=VALUE")
+        throw CLIError("\(flag) '\(s)' is not KEY=VALUE")
     }
     return (String(s[..<eq]), String(s[s.index(after: eq)...]))
 }
 
 /// A machine by preset name, scaled preset or file, with `--set` overrides.
 func resolveMachine(_ spec: String, overrides: [String] = []) throws -> Machine {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: spec, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw CLIError("machine '\(spec)' is a directory; give a preset (dojo machines), NAMExN or a YAML file")
+    }
     var m = try Machine.resolve(spec)
     var changes: [String: String] = [:]
     for o in overrides {
@@ -100,7 +234,7 @@ func recordSimulationGraph(_ model: String) throws -> (Graph, Int?) {
 /// A simulator for the workload on a machine.
 func makeSimulator(_ w: WorkloadOptions, machine: Machine) throws -> StepSimulator {
     let (graph, tokens) = try GraphCache.shared.graph(w.model)
-    let workload = Workload(graph: graph, globalBatch: w.batch, precision: w.resolvedPrecision, tokensPerSample: tokens)
+    let workload = Workload(graph: graph, globalBatch: w.batch, precision: w.precision(on: machine), tokensPerSample: tokens)
     // PlanError, SimError and MachineError describe themselves; ArgumentParser prints "Error: …" and exits 1.
     return try StepSimulator(workload: workload, machine: machine, costModel: machine.opCostModel(), options: try w.simOptions())
 }

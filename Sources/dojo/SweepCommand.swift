@@ -39,7 +39,7 @@ struct SweepCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard steps >= 2 else { throw ValidationError("--steps must be at least 2, got \(steps)") }
+        guard steps >= 2 else { throw CLIError("--steps must be at least 2, got \(steps)") }
         _ = try sweepValues(vary, steps: steps, log: log)
     }
 
@@ -51,53 +51,65 @@ struct SweepCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (key, values) = try sweepValues(vary, steps: steps, log: log)
+        let (key, values, unit) = try sweepValues(vary, steps: steps, log: log)
         let base = try resolveMachine(machine)
+        // Every value must make a valid machine (a bad key or value is the user's: the machine's message names the
+        // file and key path) before anything is simulated.
+        let machines = try values.map { v -> Machine in
+            do { return try base.with([key: v.text]) } catch {
+                throw CLIError("--vary \(key)=\(v.text): \(error)")
+            }
+        }
         var points: [Point] = []
-        for (text, number) in values {
-            let m = try base.with([key: text])   // a bad key or value is the user's: stop with the machine's message
+        for ((text, number), m) in zip(values, machines) {
             do {
-                let sim = try makeSimulator(workload, machine: m)
-                let p = try sim.predict(try workload.planSpec(), deviceLimit: workload.devices)
+                let (_, p) = try predictWorkload(workload, machine: m)
                 points.append(Point(value: text, number: number, prediction: p, error: nil))
             } catch let e as PlanError {
                 points.append(Point(value: text, number: number, prediction: nil, error: "\(e)"))
             }
         }
+        let xLabel = unit.isEmpty ? key : "\(key) (\(unit))"
         if let svg {
             var chart = SVGChart(title: "\(workload.model) on \(machine): predicted throughput vs \(key)",
-                                 xLabel: key, yLabel: "samples/s")
-            chart.addSeries(name: "samples/s", points: points.compactMap { p in p.prediction.map { (x: p.number, y: $0.samplesPerSecond) } })
+                                 xLabel: xLabel, yLabel: "samples/s")
+            let xy = points.compactMap { p in p.prediction.map { (x: p.number, y: $0.samplesPerSecond) } }.sorted { $0.x < $1.x }
+            chart.addSeries(name: "samples/s", points: xy)
             do { try chart.svg().write(toFile: svg, atomically: true, encoding: .utf8) } catch {
-                throw ValidationError("cannot write --svg \(svg): \(error.localizedDescription)")
+                throw CLIError("cannot write --svg \(svg): \(error.localizedDescription)")
             }
         }
+        let anyFits = points.contains { $0.prediction != nil }
         if json {
-            struct Doc: Codable { var parameter: String; var machine: String; var model: String; var points: [Point] }
+            struct Doc: Codable { var parameter: String; var unit: String; var machine: String; var model: String; var points: [Point] }
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try enc.encode(Doc(parameter: key, machine: machine, model: workload.model, points: points)), as: UTF8.self))
-            return
-        }
-        print("\(workload.model), global batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue) on \(machine), varying \(key)\n")
-        var t = TextTable(headers: [key, "step", "samples/s", "MFU", "bound", "plan"])
-        let baseline = points.first?.prediction?.samplesPerSecond
-        for p in points {
-            if let r = p.prediction {
-                let rel = baseline.map { String(format: " (%.2f×)", r.samplesPerSecond / $0) } ?? ""
-                t.addRow([p.value, formatSI(r.stepSeconds, unit: "s"), formatSI(r.samplesPerSecond) + rel, formatPercent(r.mfu), r.bound, r.planText])
-            } else {
-                t.addRow([p.value, "-", "no plan fits", "-", "-", "-"])
+            print(String(decoding: try enc.encode(Doc(parameter: key, unit: unit, machine: machine, model: workload.model, points: points)), as: UTF8.self))
+        } else {
+            var out = "\(workload.model), global batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue) on \(machine), varying \(key)\n\n"
+            var t = TextTable(headers: [key, "step", "samples/s", "MFU", "bound", "plan"],
+                              alignments: [.right, .right, .right, .right, .left, .left])
+            let baseline = points.first?.prediction?.samplesPerSecond
+            for p in points {
+                if let r = p.prediction {
+                    let rel = baseline.map { String(format: " (%.2f×)", r.samplesPerSecond / $0) } ?? ""
+                    t.addRow([p.value, formatSI(r.stepSeconds, unit: "s"), formatRate(r.samplesPerSecond) + rel, formatPercent(r.mfu), r.bound, r.planText])
+                } else {
+                    t.addRow([p.value, "-", "no plan fits", "-", "-", "-"])
+                }
             }
+            out += t.render()
+            for p in points where p.error != nil { out += "\n\(key)=\(p.value): \(p.error!)\n" }
+            if let svg { out += "\nchart written to \(svg)\n" }
+            print(String(out.dropLast()))
         }
-        print(t.render())
-        if let svg { print("\nchart written to \(svg)") }
+        if !anyFits { throw CLIError("no plan fits at any value of \(key) (reasons above)") }
     }
 }
 
-/// Parses `KEY=FROM..TO` (with `steps` values, linear or geometric) or `KEY=V1,V2,…` into the key and the values
-/// as machine-file text with their numbers.
-func sweepValues(_ spec: String, steps: Int, log: Bool) throws -> (String, [(String, Double)]) {
+/// Parses `KEY=FROM..TO` (with `steps` values, linear or geometric) or `KEY=V1,V2,…` into the key, the values as
+/// machine-file text with their numbers, and the unit they share ("MB", "" for plain numbers).
+func sweepValues(_ spec: String, steps: Int, log: Bool) throws -> (key: String, values: [(text: String, number: Double)], unit: String) {
     let (key, rest) = try splitKeyValue(spec, flag: "--vary")
     func split(_ s: String) -> (Double, String)? {
         // the longest prefix that is a number; the rest is the unit
@@ -112,27 +124,33 @@ func sweepValues(_ spec: String, steps: Int, log: Bool) throws -> (String, [(Str
     if rest.contains("..") {
         let ends = rest.components(separatedBy: "..")
         guard ends.count == 2, let (a, ua) = split(ends[0]), let (b, ub) = split(ends[1]) else {
-            throw ValidationError("--vary \(spec): expected KEY=FROM..TO with numbers, e.g. node.sram_bytes=0.5MB..4MB")
+            throw CLIError("--vary \(spec): expected KEY=FROM..TO with numbers, e.g. node.sram_bytes=0.5MB..4MB")
         }
-        guard ua == ub else { throw ValidationError("--vary \(spec): give both ends in the same unit ('\(ua)' vs '\(ub)')") }
-        if log { guard a > 0, b > 0 else { throw ValidationError("--vary \(spec): --log needs both ends above 0") } }
+        guard ua == ub else { throw CLIError("--vary \(spec): give both ends in the same unit ('\(ua)' vs '\(ub)')") }
+        if log { guard a > 0, b > 0 else { throw CLIError("--vary \(spec): --log needs both ends above 0") } }
         let integral = ua.isEmpty && a == a.rounded() && b == b.rounded() && !ends[0].contains(".") && !ends[1].contains(".")
-        var out: [(String, Double)] = []
+        var out: [(text: String, number: Double)] = []
         for i in 0..<steps {
             let f = Double(i) / Double(steps - 1)
             var v = log ? a * pow(b / a, f) : a + (b - a) * f
             if integral { v = v.rounded() }
             let text = integral ? String(Int(v)) : formatValue(v) + ua
-            if out.last?.0 != text { out.append((text, v)) }
+            if out.last?.text != text { out.append((text, v)) }
         }
-        return (key, out)
+        return (key, out, ua)
     }
     let items = rest.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-    guard !items.isEmpty else { throw ValidationError("--vary \(spec): no values") }
-    return (key, try items.map { item in
-        guard let (v, _) = split(item) else { throw ValidationError("--vary \(spec): '\(item)' is not a number with an optional unit") }
-        return (item, v)
-    })
+    guard !items.isEmpty else { throw CLIError("--vary \(spec): no values; give KEY=FROM..TO or KEY=V1,V2,…") }
+    var values: [(text: String, number: Double)] = []
+    var units: [String] = []
+    for item in items {
+        guard let (v, u) = split(item) else { throw CLIError("--vary \(spec): '\(item)' is not a number with an optional unit") }
+        values.append((item, v)); units.append(u)
+    }
+    if let u = units.first, let other = units.first(where: { $0 != u }) {
+        throw CLIError("--vary \(spec): give every value in the same unit ('\(u)' vs '\(other)')")
+    }
+    return (key, values, units.first ?? "")
 }
 
 /// A number as a machine file writes it: up to 4 significant digits, no exponent for ordinary sizes.

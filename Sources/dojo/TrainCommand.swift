@@ -95,7 +95,7 @@ struct TrainCommand: ParsableCommand {
         if let checkpointEvery, checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more, got \(checkpointEvery)") }
         // A mistyped machine should stop the run before it trains, not after.
         for name in machine.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
-            do { _ = try Machine.resolve(name) } catch { throw ValidationError("--machine: \(error)") }
+            do { _ = try Machine.resolve(name) } catch { throw CLIError("--machine: \(error)") }
         }
         if let model {
             let entry: ModelZoo.Entry
