@@ -32,8 +32,9 @@ extension StepSimulator {
         let pps = spec.pipelineParallel.map { [$0] } ?? pow2.filter { $0 <= min(n, layerCount) }
         let hasScores = attentionScore.contains(true)
         let recomputes: [PlanSpec.Recompute] = spec.recompute.map { [$0] } ?? (hasScores ? [.none, .selective, .full] : [.none, .full])
-        if let t = spec.tensorParallel, let p = spec.pipelineParallel, let d = spec.dataParallel, t * p * d > n {
-            throw PlanError.inconsistent("dp × tp × pp = \(d) × \(t) × \(p) = \(d * t * p) devices, but the machine has \(n)")
+        let fixedDevices = (spec.tensorParallel ?? 1) * (spec.pipelineParallel ?? 1) * (spec.dataParallel ?? 1)
+        if fixedDevices > n {
+            throw PlanError.inconsistent("dp × tp × pp = \(spec.dataParallel ?? 1) × \(spec.tensorParallel ?? 1) × \(spec.pipelineParallel ?? 1) = \(fixedDevices) devices, but \(deviceLimit == nil ? "the machine has" : "at most") \(n) may be used")
         }
         if let p = spec.pipelineParallel, p > layerCount {
             throw PlanError.inconsistent("pp=\(p) stages, but the model has only \(layerCount) layers to place")
@@ -50,7 +51,11 @@ extension StepSimulator {
                     guard fixed <= maxD else { continue }
                     d = fixed
                 } else {
-                    guard let best = (1...min(maxD, batch)).reversed().first(where: { batch % $0 == 0 }) else { continue }
+                    // the most replicas that leave whole micro-batches of any size the plan fixes
+                    let perStep = (spec.microBatch ?? 1) * (spec.microBatches ?? 1)
+                    guard batch % perStep == 0 else { continue }
+                    let room = batch / perStep
+                    guard let best = (1...min(maxD, room)).reversed().first(where: { room % $0 == 0 }) else { continue }
                     d = best
                 }
                 let perReplica = batch / d
@@ -66,6 +71,9 @@ extension StepSimulator {
                     if !mbs.contains(perReplica) { mbs.append(perReplica) }
                 }
                 let zeros = spec.shardOptimizer.map { [$0] } ?? (d > 1 ? [false, true] : [false])
+                // interleaving needs a pipeline; sequence parallelism needs tensor parallelism
+                if (spec.virtualStages ?? 1) > 1 && p == 1 { continue }
+                if spec.sequenceParallel == true && t == 1 { continue }
                 for mb in mbs {
                     let m = perReplica / mb
                     if let micro = spec.microBatches, micro != m { continue }
@@ -109,7 +117,8 @@ extension StepSimulator {
             if let c = closest {
                 throw PlanError.doesNotFit(noFitMessage(c))
             }
-            throw PlanError.doesNotFit("no plan can be laid out for batch \(workload.globalBatch) on \(topology.devices) \(topology.deviceName) devices")
+            let n = min(topology.devices, deviceLimit ?? topology.devices)
+            throw PlanError.doesNotFit("no plan can be laid out for batch \(workload.globalBatch) on \(n) \(topology.deviceName) devices")
         }
         var families: [FamilyReport] = []
         for f in order {
@@ -135,7 +144,7 @@ extension StepSimulator {
 
     func noFitMessage(_ e: PlanEvaluation) -> String {
         let m = e.memory
-        let what = topology.kind == .d1 ? "SRAM + DIP HBM share" : "HBM"
+        let what = topology.kind == .d1 ? (topology.bulkMemoryBytes > 0 ? "SRAM + DIP HBM share" : "SRAM; a bare D1 has no DIP") : "HBM"
         return "even the closest plan (\(e.plan.spec.description)) needs \(formatBytesSI(m.total)) per \(topology.deviceName) "
             + "(weights \(formatBytesSI(m.weights)), gradients \(formatBytesSI(m.gradients)), optimizer state \(formatBytesSI(m.optimizerState)), "
             + "activations \(formatBytesSI(m.activations))) but one has \(formatBytesSI(m.capacity)) usable (\(what)): "

@@ -299,7 +299,6 @@ struct SimCLITests {
         Wrong(args: simBase + ["--plan", "mb=3"], message: ["mb=3", "4,096", "micro-batches of 3"]),
         Wrong(args: simBase + ["--plan", "micro=5"], message: ["micro=5", "5 micro-batches"]),
         Wrong(args: simBase + ["--plan", "dp=2,mb=2,micro=512"], message: ["dp × mb × micro = 2,048", "global batch is 4,096"]),
-        Wrong(args: simBase + ["--plan", "tp=1,pp=1,mb=4"], message: ["mb=4", "fix dp as well, e.g. --plan dp=1024,tp=1,pp=1,mb=4"]),
         Wrong(args: simBase + ["--precision", "int4"], message: ["--precision 'int4'", "fp32, tf32, fp16, bf16, cfp8, fp8"]),
         Wrong(args: ["sim", "--model", "nosuch"], message: ["unknown model 'nosuch'", "resnet50"]),
         Wrong(args: ["sim", "--model", "gpt:layers=x"], message: ["gpt:layers=x", "'layers'", "whole number"]),
@@ -321,6 +320,13 @@ struct SimCLITests {
         let r = runDojo(w.args)
         expectRefused(r, w.message, w.testDescription)
         #expect(r.stdout.isEmpty, "\(w.testDescription): printed \(r.stdout)")
+    }
+
+    @Test("sim: a micro-batch fixed without dp finds the replicas that leave whole micro-batches")
+    func fixedMicroBatch() {
+        let r = runDojo(Self.simBase + ["--plan", "tp=1,pp=1,mb=4"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("plan        dp=1024,tp=1,pp=1,mb=4,micro=1"), "\(r.stdout)")
     }
 
     @Test("sim: a model that cannot fit says what does not fit and by how much")
