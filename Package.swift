@@ -39,17 +39,18 @@ let package = Package(
         // What users read: SVG charts, text tables, progress bars, JSON-lines logs. No dependencies.
         .target(name: "DojoReport"),
         // Machine descriptions: Dojo node → D1 → tile → tray → cabinet → ExaPOD(s), DGX GPU clusters; YAML presets
-        // with a source for every figure and a parameter for every assumption; derived totals. Only Yams.
+        // with a source for every figure and a parameter for every assumption (compiled in by scripts/embed-data.py);
+        // derived totals. Only Yams.
         .target(name: "DojoMachine", dependencies: [.product(name: "Yams", package: "Yams")],
-                resources: [.copy("Presets")]),
+                exclude: ["Presets"]),
         // Where work goes: an op's spatial mapping on a D1 mesh, parallelism plans across chips, tiles and GPUs,
         // sharding and memory fit. Reads the Graph IR and machine descriptions only.
         .target(name: "DojoCompiler", dependencies: ["DojoGraph", "DojoMachine"]),
         // How long it takes: op cost models (D1 mesh, GPU roofline), collectives on the real topology, the step's
         // timeline, plan search, traces and validation against published measurements (the published GPU
-        // measurements, with their sources, ship as resources: Validation/gpu-training.csv and its README).
+        // measurements, with their sources: Validation/gpu-training.csv and its README, compiled in by scripts/embed-data.py).
         .target(name: "DojoSim", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"],
-                resources: [.copy("Validation")]),
+                exclude: ["Validation"]),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
             "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "COneDNN",

@@ -341,13 +341,11 @@ public enum Presets {
     /// Preset names in listing order.
     public static let names = ["d1", "tile", "tray", "cabinet", "exapod", "d2", "dgx-v100", "dgx-a100", "dgx-h100"]
 
-    /// The YAML text of a preset, or nil.
+    /// The YAML text of a preset, or nil. The presets are compiled into the binary (`EmbeddedPresets`, generated
+    /// from `Sources/DojoMachine/Presets/*.yaml` by scripts/embed-data.py), so a copied `dojo` needs no other file.
     public static func yaml(_ name: String) -> String? {
-        guard names.contains(name),
-              let url = Bundle.module.url(forResource: name, withExtension: "yaml", subdirectory: "Presets")
-                ?? Bundle.module.url(forResource: name, withExtension: "yaml")
-        else { return nil }
-        return try? String(contentsOf: url, encoding: .utf8)
+        guard names.contains(name) else { return nil }
+        return EmbeddedPresets.texts[name]
     }
 
     /// A preset by name.

@@ -329,15 +329,12 @@ public enum Validation {
                                          "parallelism", "metric", "value", "unit", "source"]
     public static let optionalColumns = ["system", "nodes", "interconnect"]
 
-    /// The shipped data's text (a package resource, found beside the binary or in its build tree).
-    public static func shippedCSV() throws -> String {
-        guard let url = Bundle.module.url(forResource: "gpu-training", withExtension: "csv", subdirectory: "Validation")
-                ?? Bundle.module.url(forResource: "gpu-training", withExtension: "csv"),
-              let text = try? String(contentsOf: url, encoding: .utf8) else {
-            throw ValidationDataError(file: shippedFile, message: "the shipped validation data is missing from the resources")
-        }
-        return text
-    }
+    /// The shipped data's text, compiled into the binary (`EmbeddedValidation`, generated from
+    /// `Sources/DojoSim/Validation/` by scripts/embed-data.py).
+    public static func shippedCSV() throws -> String { EmbeddedValidation.csv }
+
+    /// The shipped data's README: the source and caveats of every row.
+    public static func shippedREADME() -> String { EmbeddedValidation.readme }
 
     /// The shipped cases (27 published measurements).
     public static func shippedCases() throws -> [ValidationCase] {

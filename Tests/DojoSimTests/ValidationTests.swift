@@ -445,3 +445,16 @@ struct ValidationTests {
         #expect(report.cases.map(\.status) == [.failed, .skipped])
     }
 }
+
+/// The validation data is compiled into the binary from the CSV and README in Sources/DojoSim/Validation; they must
+/// not drift (after editing them, run scripts/embed-data.py).
+@Suite struct EmbeddedValidationTests {
+    @Test func embeddedDataEqualsTheFiles() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/DojoSim/Validation").standardized
+        let csv = try String(contentsOf: dir.appendingPathComponent("gpu-training.csv"), encoding: .utf8)
+        let readme = try String(contentsOf: dir.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(try Validation.shippedCSV() == csv, "run scripts/embed-data.py")
+        #expect(Validation.shippedREADME() == readme, "run scripts/embed-data.py")
+    }
+}
