@@ -280,6 +280,8 @@ public final class StepSimulator: @unchecked Sendable {
         var forward: Prefix
         var backward: Prefix
         var optimizer: Prefix
+        /// The fixed-latency part of the optimizer's ops (not divided when ZeRO shards the update).
+        var optimizerLatency: Prefix
         var tpComm: Prefix
         var score: Prefix
         var activation: Prefix
@@ -335,7 +337,7 @@ public final class StepSimulator: @unchecked Sendable {
         let factor = Double(microBatch) / Double(graph.batch)
         let ways = Double(tp)
         let bytesScale = workload.precision.bytes / 4
-        var fwd = Array(repeating: 0.0, count: nF), bwd = fwd, opt = fwd, comm = fwd, score = fwd
+        var fwd = Array(repeating: 0.0, count: nF), bwd = fwd, opt = fwd, optLat = fwd, comm = fwd, score = fwd
         var act = fwd, scoreAct = fwd, params = fwd, paramsSplit = fwd, out = fwd
         var opSeconds = Array(repeating: 0.0, count: graph.ops.count)
         var opCosts = Array(repeating: OpCost.zero, count: graph.ops.count)
@@ -380,6 +382,7 @@ public final class StepSimulator: @unchecked Sendable {
                 bwd[p] += c.seconds
             case .optimizer:
                 opt[p] += c.seconds
+                optLat[p] += min(c.seconds, c.latencySeconds)
             }
         }
         // Each fused chain is one kernel: it reads what enters it and writes what leaves it once; its backward
@@ -415,7 +418,7 @@ public final class StepSimulator: @unchecked Sendable {
         } else {
             params = paramElements
         }
-        let t = CostTable(forward: Prefix(fwd), backward: Prefix(bwd), optimizer: Prefix(opt), tpComm: Prefix(comm),
+        let t = CostTable(forward: Prefix(fwd), backward: Prefix(bwd), optimizer: Prefix(opt), optimizerLatency: Prefix(optLat), tpComm: Prefix(comm),
                           score: Prefix(score), activation: Prefix(act), scoreActivation: Prefix(scoreAct),
                           params: Prefix(params), paramsSplit: Prefix(paramsSplit), outputBytes: out,
                           opSeconds: opSeconds, opCost: opCosts)
@@ -501,7 +504,8 @@ public final class StepSimulator: @unchecked Sendable {
             if total > memWorstTotal { memWorstTotal = total; memWorst = mem }
 
             // optimizer: its ops on this stage's parameters (sharded over data-parallel replicas with ZeRO)
-            optWorst = max(optWorst, tab.optimizer.sum(a, b) / shard)
+            let optLatency = tab.optimizerLatency.sum(a, b)
+            optWorst = max(optWorst, (tab.optimizer.sum(a, b) - optLatency) / shard + optLatency)
 
             // data-parallel gradient reduction, hidden in part behind the last micro-batch's backward pass
             if d > 1 {

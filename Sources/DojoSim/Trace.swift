@@ -156,7 +156,10 @@ extension StepSimulator {
                 events.append(.init(name: "DIP HBM spill (exposed)", category: "memory", stage: s, lane: "memory", start: ts, duration: e.breakdown.hbm))
                 ts += e.breakdown.hbm
             }
-            let opt = oOps[s].reduce(0) { $0 + seconds[$1] } / (plan.shardOptimizer ? Double(plan.dataParallel) : 1)
+            let starts = stages(plan)
+            let a = starts[s], b = s + 1 < p ? starts[s + 1] : fwd.count
+            let latency = tab.optimizerLatency.sum(a, b)
+            let opt = (tab.optimizer.sum(a, b) - latency) / (plan.shardOptimizer ? Double(plan.dataParallel) : 1) + latency
             if opt > 0 {
                 events.append(.init(name: "optimizer", category: "optimizer", stage: s, lane: "optimizer", start: ts, duration: opt))
             }
