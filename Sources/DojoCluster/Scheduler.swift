@@ -141,6 +141,8 @@ public struct Scheduler: Sendable {
     /// Pending queues, one per (priority, tenant) for `opendojo`, one in all for FIFO; each in (submit, id) order.
     private var queues: [(key: QueueKey, ids: [Int])] = []
     private var running: [Int] = []
+    /// Pending jobs holding a rectangle while their victims stop.
+    private var claimants: [Int] = []
 
     struct QueueKey: Comparable {
         let priority: Int, tenant: Int
@@ -220,15 +222,16 @@ public struct Scheduler: Sendable {
 
     /// The order of the pending queue this pass: FIFO by submit time; `opendojo` by priority, then the tenant with
     /// the smallest share of its quota used (tile-seconds, finished and running), then submit time.
-    private func order(now: Double) -> [Int] {
-        if queues.count == 1 { return queues[0].ids }
+    private func forEachInOrder(now: Double, _ body: (Int) -> Bool) {
+        if queues.count == 1 {
+            for id in queues[0].ids { if !body(id) { return } }
+            return
+        }
         var share = [Double](repeating: 0, count: tenants.count)
         for i in tenants.indices { share[i] = usedTileSeconds[i] }
         for r in running { let j = jobs[r]; share[tenantIndex[j.spec.tenant]!] += Double(j.shape.tiles) * (now - (j.startTime ?? now)) }
         for i in tenants.indices { share[i] /= Double(max(1, tenants[i].quota)) }
         var cursors = [Int](repeating: 0, count: queues.count)
-        var out: [Int] = []
-        out.reserveCapacity(queues.reduce(0) { $0 + $1.ids.count })
         while true {
             var best = -1
             for q in queues.indices where cursors[q] < queues[q].ids.count {
@@ -238,11 +241,11 @@ public struct Scheduler: Sendable {
                 let kb = (-b.spec.priority, share[queues[best].key.tenant], b.submitTime, b.id)
                 if ka < kb { best = q }
             }
-            if best < 0 { break }
-            out.append(queues[best].ids[cursors[best]])
+            if best < 0 { return }
+            let id = queues[best].ids[cursors[best]]
             cursors[best] += 1
+            if !body(id) { return }
         }
-        return out
     }
 
     /// One scheduling pass at time `now`: starts what can start, preempts for the head where the policy allows,
@@ -253,9 +256,32 @@ public struct Scheduler: Sendable {
         var decisions: [Decision] = []
         var reservation: (time: Double, placement: Placement)?
         var claims: [Placement] = []
-        for q in queues { for id in q.ids { if let c = jobs[id].claim { claims.append(c) } } }
+        for id in claimants { if let c = jobs[id].claim { claims.append(c) } }
         var blocked = false, examined = 0
-        for id in order(now: now) {
+        var ids: [Int] = []
+        forEachInOrder(now: now) { id in
+            if ids.count >= depth { return false }
+            ids.append(id)
+            return true
+        }
+        var k = 0
+        while true {
+            // The examined window grows while nothing is blocked (every job may start).
+            if k == ids.count {
+                if blocked || ids.count < depth { break }
+                var more: [Int] = [], seen = 0
+                forEachInOrder(now: now) { id in
+                    seen += 1
+                    if seen <= ids.count { return true }
+                    more.append(id)
+                    return more.count < depth
+                }
+                if more.isEmpty { break }
+                ids += more
+            }
+            let id = ids[k]
+            k += 1
+            if jobs[id].state != .pending { continue }
             if blocked && (examined >= depth || allocator.freeCount == 0) { break }
             examined += 1
             decisionsMade += 1
@@ -304,6 +330,7 @@ public struct Scheduler: Sendable {
                     decisions.append(.preempt(job: v, by: id, graceEnd: now + grace))
                 }
                 jobs[id].claim = pl
+                claimants.append(id)
                 claims.append(pl)
                 jobs[id].reasonValue = .preemption
                 reservation = (now + grace, pl)
@@ -358,6 +385,7 @@ public struct Scheduler: Sendable {
         if jobs[id].firstStart == nil { jobs[id].firstStart = now }
         jobs[id].attempts += 1
         jobs[id].claim = nil
+        claimants.removeAll { $0 == id }
         jobs[id].graceEnd = nil
         running.append(id)
     }
@@ -398,7 +426,7 @@ public struct Scheduler: Sendable {
     public mutating func cancel(_ id: Int, at now: Double) throws {
         guard id >= 0, id < jobs.count else { throw ClusterError.unknownJob(id) }
         switch jobs[id].state {
-        case .pending: dequeue(id)
+        case .pending: dequeue(id); jobs[id].claim = nil; claimants.removeAll { $0 == id }
         case .running, .stopping: endAttempt(id, at: now)
         default: return
         }
@@ -427,9 +455,10 @@ public struct Scheduler: Sendable {
         }
         allocator.setHealth(tile, .failed)
         let t = allocator.inventory.tiles[tile]
-        for q in queues { for id in q.ids {
+        for id in claimants {
             if let c = jobs[id].claim, c.pod == t.pod, c.contains(x: t.x, y: t.y) { jobs[id].claim = nil }
-        } }
+        }
+        claimants.removeAll { jobs[$0].claim == nil }
         return requeued
     }
 
