@@ -15,7 +15,7 @@ struct ClusterCommand: ParsableCommand {
 func parsePolicies(_ s: String) throws -> [Policy] {
     if s == "all" { return Policy.allCases }
     guard let p = Policy(rawValue: s) else {
-        throw ValidationError("unknown policy '\(s)' (fifo, fifo-backfill, opendojo, all)")
+        throw ClusterInputError("unknown policy '\(s)' (fifo, fifo-backfill, opendojo, all)")
     }
     return [p]
 }
@@ -69,10 +69,10 @@ extension ClusterCommand {
 
         func run() throws {
             let policies = try parsePolicies(policy)
-            if let n = jobs, n < 0 { throw ValidationError("--jobs must be ≥ 0, got \(n)") }
-            guard gangJobs >= 0 else { throw ValidationError("--gang-jobs must be ≥ 0, got \(gangJobs)") }
-            guard timeScale > 0 else { throw ValidationError("--time-scale must be > 0, got \(timeScale)") }
-            guard mtbfHours >= 0 else { throw ValidationError("--mtbf-hours must be ≥ 0, got \(mtbfHours)") }
+            if let n = jobs, n < 0 { throw ClusterInputError("--jobs must be ≥ 0, got \(n)") }
+            guard gangJobs >= 0 else { throw ClusterInputError("--gang-jobs must be ≥ 0, got \(gangJobs)") }
+            guard timeScale > 0 else { throw ClusterInputError("--time-scale must be > 0, got \(timeScale)") }
+            guard mtbfHours >= 0 else { throw ClusterInputError("--mtbf-hours must be ≥ 0, got \(mtbfHours)") }
             let inv = try Inventory(machine: Machine.resolve(machine))
             let tasks = try AlibabaTrace.read(file: trace)
             var input = AlibabaTrace.jobs(tasks, timeScale: timeScale)
@@ -111,7 +111,7 @@ extension ClusterCommand {
         var seed: UInt64 = 1
 
         func run() throws {
-            guard jobs > 0 else { throw ValidationError("--jobs must be > 0, got \(jobs)") }
+            guard jobs > 0 else { throw ClusterInputError("--jobs must be > 0, got \(jobs)") }
             let inv = try Inventory(machine: Machine.resolve(machine))
             let input = syntheticJobs(count: jobs, tiles: inv.count, load: 0.9, seed: seed)
             let tenants = (0..<4).map { Tenant("t\($0)", quota: inv.count / 4) }
@@ -130,4 +130,10 @@ extension ClusterCommand {
             print("decision: one pending job examined by a pass (started, reserved, or given a reason); wall: whole replay.")
         }
     }
+}
+
+/// A bad option value: printed as one line `Error: …` (a ValidationError would add the usage text).
+struct ClusterInputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }
