@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "DojoMachine", targets: ["DojoMachine"]),
         .library(name: "DojoCompiler", targets: ["DojoCompiler"]),
         .library(name: "DojoSim", targets: ["DojoSim"]),
+        .library(name: "DojoCluster", targets: ["DojoCluster"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -51,9 +52,14 @@ let package = Package(
         // measurements, with their sources: Validation/gpu-training.csv and its README, compiled in by scripts/embed-data.py).
         .target(name: "DojoSim", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"],
                 exclude: ["Validation"]),
+        // The resource manager's core (issue 4): tile inventory with mesh coordinates and health, the DPU allocator
+        // (contiguous rectangles of allowed shapes, best fit), the scheduler (gang, priorities, quotas with borrowing,
+        // fair share, EASY backfill, preemption, pending reasons), trace replay in simulated time. Pure Swift; no
+        // database or HTTP server here (those go in DojoServer).
+        .target(name: "DojoCluster", dependencies: ["DojoMachine"]),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
-            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "COneDNN",
+            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "DojoCluster", "COneDNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -66,6 +72,7 @@ let package = Package(
         .testTarget(name: "DojoMachineTests", dependencies: ["DojoMachine"]),
         .testTarget(name: "DojoCompilerTests", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"]),
         .testTarget(name: "DojoSimTests", dependencies: ["DojoSim", "DojoCompiler", "DojoGraph", "DojoMachine", "DojoNumerics"]),
+        .testTarget(name: "DojoClusterTests", dependencies: ["DojoCluster", "DojoMachine"]),
         .testTarget(name: "DojoCLITests", dependencies: ["dojo"]),
     ],
     swiftLanguageModes: [.v6]

@@ -16,6 +16,7 @@ struct Dojo: ParsableCommand {
         subcommands: [
             // subcommands: keep one per line, sorted
             BenchCommand.self,
+            ClusterCommand.self,
             CompareCommand.self,
             FormatsCommand.self,
             GraphCommand.self,
