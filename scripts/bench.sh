@@ -47,3 +47,6 @@ for r in rows:
     else:
         print(f"{r['name']:28} full search {r['seconds']:8.3f} s (goal < 1 s, ratio {r['seconds']:.2f}); {r['plans']:,.0f} plans, {r['plans_per_s']:,.0f} plans/s")
 PY
+echo
+echo "scheduler (dojo cluster bench: goals >= 10,000 decisions/s, a 100,000-job replay < 60 s)…"
+"$dojo" cluster bench
