@@ -17,10 +17,14 @@ let package = Package(
         .library(name: "DojoCompiler", targets: ["DojoCompiler"]),
         .library(name: "DojoSim", targets: ["DojoSim"]),
         .library(name: "DojoCluster", targets: ["DojoCluster"]),
+        .library(name: "DojoService", targets: ["DojoService"]),
+        .library(name: "DojoServer", targets: ["DojoServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries, each behind a tiny shim module (Debian packages in `providers`).
@@ -57,9 +61,15 @@ let package = Package(
         // fair share, EASY backfill, preemption, pending reasons), trace replay in simulated time. Pure Swift; no
         // database or HTTP server here (those go in DojoServer).
         .target(name: "DojoCluster", dependencies: ["DojoMachine"]),
+        // The resource manager running for real: the durable job store (SQLite through GRDB), workers that run each
+        // job as a process on its DPU, time limits, preemption, tile failures, recovery after a crash, accounting.
+        .target(name: "DojoService", dependencies: ["DojoCluster", "DojoMachine", .product(name: "GRDB", package: "GRDB.swift")]),
+        // `dojo serve`: the HTTP API (Hummingbird) with its OpenAPI document, tokens, the dashboard, Prometheus metrics.
+        .target(name: "DojoServer", dependencies: ["DojoService", "DojoCluster",
+                                                   .product(name: "Hummingbird", package: "hummingbird")]),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
-            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "DojoCluster", "COneDNN",
+            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "DojoCluster", "DojoService", "DojoServer", "COneDNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -73,6 +83,9 @@ let package = Package(
         .testTarget(name: "DojoCompilerTests", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"]),
         .testTarget(name: "DojoSimTests", dependencies: ["DojoSim", "DojoCompiler", "DojoGraph", "DojoMachine", "DojoNumerics"]),
         .testTarget(name: "DojoClusterTests", dependencies: ["DojoCluster", "DojoMachine"]),
+        .testTarget(name: "DojoServiceTests", dependencies: ["DojoService", "DojoCluster"]),
+        .testTarget(name: "DojoServerTests", dependencies: ["DojoServer", "DojoService",
+                                                            .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "DojoCLITests", dependencies: ["dojo"]),
     ],
     swiftLanguageModes: [.v6]

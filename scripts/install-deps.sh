@@ -2,7 +2,7 @@
 # Installs the Debian packages OpenDojo needs, only those that are missing.
 # Usage: scripts/install-deps.sh [extra-package ...]   (uses sudo when not root)
 set -euo pipefail
-pkgs=(pkg-config libdnnl-dev zlib1g-dev dataset-fashion-mnist "$@")
+pkgs=(pkg-config libdnnl-dev zlib1g-dev libsqlite3-dev dataset-fashion-mnist "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,2 @@
+import DojoService
+import Hummingbird
