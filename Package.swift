@@ -66,7 +66,8 @@ let package = Package(
         .target(name: "DojoService", dependencies: ["DojoCluster", "DojoMachine", .product(name: "GRDB", package: "GRDB.swift")]),
         // `dojo serve`: the HTTP API (Hummingbird) with its OpenAPI document, tokens, the dashboard, Prometheus metrics.
         .target(name: "DojoServer", dependencies: ["DojoService", "DojoCluster",
-                                                   .product(name: "Hummingbird", package: "hummingbird")]),
+                                                   .product(name: "Hummingbird", package: "hummingbird")],
+                exclude: ["Web"]),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
             "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "DojoCluster", "DojoService", "DojoServer", "COneDNN",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Embeds the machine presets and the validation data in the Swift sources, so that the `dojo` binary works when
+"""Embeds the machine presets, the validation data, and the server's OpenAPI document and dashboard in the Swift sources, so that the `dojo` binary works when
 copied anywhere (no resource bundle to find). Run after editing Sources/DojoMachine/Presets/*.yaml or
-Sources/DojoSim/Validation/*; the tests fail when the embedded copies and the files differ."""
+Sources/DojoSim/Validation/* or Sources/DojoServer/Web/*; the tests fail when the embedded copies and the files differ."""
 import os, sys
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,4 +37,12 @@ out += f"    static let csv = {literal(csv)}\n"
 out += f"    static let readme = {literal(readme)}\n"
 out += "}\n"
 write("Sources/DojoSim/EmbeddedValidation.swift", out)
-print(f"embedded {len(names)} presets and the validation data")
+web = os.path.join(root, "Sources/DojoServer/Web")
+out = "/// The server's web files (Sources/DojoServer/Web), byte for byte.\npublic enum EmbeddedWeb {\n"
+out += "    /// The OpenAPI 3.1 document of the HTTP API (openapi.yaml), served at /openapi.yaml.\n"
+out += f"    public static let openAPI = {literal(open(os.path.join(web, 'openapi.yaml'), newline='').read())}\n"
+out += "    /// The dashboard (dashboard.html), served at /.\n"
+out += f"    public static let dashboard = {literal(open(os.path.join(web, 'dashboard.html'), newline='').read())}\n"
+out += "}\n"
+write("Sources/DojoServer/EmbeddedWeb.swift", out)
+print(f"embedded {len(names)} presets, the validation data and the server's web files")

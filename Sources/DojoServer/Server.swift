@@ -1,2 +1,35 @@
 import DojoService
+import Foundation
 import Hummingbird
+
+/// `dojo serve`: the job service's controller loop and its HTTP API in one process.
+public enum DojoServer {
+    /// The Hummingbird application serving `api` on `host:port` (port 0: any free port; `onReady` gets the bound one).
+    public static func application(api: DojoAPI, host: String, port: Int,
+                                   onReady: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        Application(
+            responder: api,
+            configuration: .init(address: .hostname(host, port: port), serverName: "OpenDojo"),
+            onServerRunning: { channel in await onReady(channel.localAddress?.port ?? port) })
+    }
+
+    /// Opens the service, then runs its controller loop and the HTTP server until SIGINT or SIGTERM. Workers keep
+    /// running after it returns; the next start adopts them.
+    public static func serve(options: ServiceOptions, host: String, port: Int,
+                             onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let service = try JobService.open(options)
+        let app = application(api: DojoAPI(service: service), host: host, port: port, onReady: onReady)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await service.run() }
+            // Returns after a graceful shutdown (SIGINT/SIGTERM), or throws when it cannot bind.
+            do {
+                try await app.runService()
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+    }
+}

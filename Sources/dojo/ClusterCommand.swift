@@ -4,12 +4,13 @@ import DojoMachine
 import DojoReport
 import Foundation
 
-/// `dojo cluster replay|bench`: the resource manager's scheduler core in simulated time (issue 4).
+/// `dojo cluster replay|bench`: the resource manager's scheduler core in simulated time (issue 4);
+/// `dojo cluster status|fail-tile|repair-tile`: the running service's tiles (ServiceCommands.swift).
 struct ClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
-        abstract: "Replay a cluster trace through the DPU scheduler, or benchmark the scheduler.",
-        subcommands: [Replay.self, Bench.self])
+        abstract: "The service's tile map and tile failures; replay a cluster trace through the DPU scheduler, or benchmark it.",
+        subcommands: [Status.self, FailTile.self, RepairTile.self, Replay.self, Bench.self])
 }
 
 func parsePolicies(_ s: String) throws -> [Policy] {

@@ -10,23 +10,30 @@ struct Dojo: ParsableCommand {
         discussion: """
         Trains vision networks for real on the CPU with Dojo's number formats (BF16, CFP8, CFP16) \
         and records the Graph IR of each step; predicts what the same step costs on any Dojo machine, \
-        from a D1 die to several ExaPODs, and on DGX GPU clusters, side by side (sim, compare, sweep).
+        from a D1 die to several ExaPODs, and on DGX GPU clusters, side by side (sim, compare, sweep).         Runs Dojo as a multi-tenant service: serve starts it (HTTP API, dashboard, metrics); submit, jobs, job,         cancel, usage, tenant and cluster status talk to it.
         """,
         version: "0.1.0",
         subcommands: [
             // subcommands: keep one per line, sorted
             BenchCommand.self,
+            CancelCommand.self,
             ClusterCommand.self,
             CompareCommand.self,
             FormatsCommand.self,
             GraphCommand.self,
+            JobCommand.self,
+            JobsCommand.self,
             MachineCommand.self,
             MachinesCommand.self,
             ModelsCommand.self,
             ScenesCommand.self,
+            ServeCommand.self,
             SimCommand.self,
+            SubmitCommand.self,
             SweepCommand.self,
+            TenantCommand.self,
             TrainCommand.self,
+            UsageCommand.self,
             ValidateCommand.self,
         ]
     )
