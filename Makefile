@@ -6,10 +6,15 @@ THREADS ?= $(shell nproc)
 export OMP_NUM_THREADS ?= $(THREADS)
 BIN := .build/$(CONFIG)/dojo
 
-.PHONY: deps build demo test bench clean
+.PHONY: deps test-deps build demo test bench clean
 
 deps:
 	@scripts/install-deps.sh
+
+# The tests also need chromium: the dashboard's test loads the page in headless Chromium
+# (Tests/DojoServerTests/DashboardTests.swift).
+test-deps:
+	@scripts/install-deps.sh chromium
 
 build: deps
 	$(SWIFT) build -c $(CONFIG)
@@ -19,7 +24,7 @@ demo: build
 	$(BIN) train --out runs/demo
 
 # Every test, in the release configuration (the numerics and training tests are too slow in debug).
-test: deps
+test: test-deps
 	$(SWIFT) build -c $(CONFIG)
 	$(SWIFT) test -c $(CONFIG) --parallel --num-workers 2 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 

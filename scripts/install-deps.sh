@@ -2,7 +2,8 @@
 # Installs the Debian packages OpenDojo needs, only those that are missing.
 # Usage: scripts/install-deps.sh [extra-package ...]   (uses sudo when not root)
 set -euo pipefail
-pkgs=(pkg-config libdnnl-dev zlib1g-dev libsqlite3-dev dataset-fashion-mnist "$@")
+# libcurl4: FoundationNetworking (the dojo client commands' HTTP) loads it at run time.
+pkgs=(pkg-config libdnnl-dev zlib1g-dev libsqlite3-dev libcurl4 dataset-fashion-mnist "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

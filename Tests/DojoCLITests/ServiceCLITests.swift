@@ -1,0 +1,174 @@
+import Foundation
+import Testing
+
+/// `dojo serve` started as a real process on a free port, and the client commands against it.
+final class ServeProcess {
+    let process = Process()
+    let dir: URL
+    let db: String
+    var url = ""
+    let out: URL
+
+    init(machine: String = "tray") throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        db = dir.appendingPathComponent("dojo.sqlite").path
+        out = dir.appendingPathComponent("serve.out")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        guard let exe = dojoExecutableURL else { throw CLIError("dojo executable not found") }
+        process.executableURL = exe
+        process.arguments = ["serve", "--db", db, "--machine", machine, "--port", "0", "--grace", "1", "--tick", "0.05"]
+        let h = try FileHandle(forWritingTo: out)
+        process.standardOutput = h
+        process.standardError = h
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+            if let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) { url = String(text[r]); return }
+            if !process.isRunning { throw CLIError("dojo serve exited: \(text)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw CLIError("dojo serve printed no URL in 30 s")
+    }
+
+    var output: String { (try? String(contentsOf: out, encoding: .utf8)) ?? "" }
+    var adminToken: String { ((try? String(contentsOfFile: db + ".admin-token", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
+
+    /// SIGTERM, then wait; returns the exit status.
+    func stop() -> Int32 {
+        if process.isRunning { process.terminate() }
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+@Suite("dojo serve and its client commands", .serialized)
+struct ServiceCLITests {
+    @Test("serve, tenant add, submit, jobs, job show, job logs, cancel, usage, cluster status, fail/repair-tile, then SIGTERM")
+    func endToEnd() throws {
+        let server = try ServeProcess()
+        defer { _ = server.stop() }
+        #expect(server.output.contains("admin token: \(server.db).admin-token"))
+        let admin = server.adminToken
+        #expect(!admin.isEmpty)
+        let env = ["DOJO_SERVER": server.url, "PATH": "/usr/bin:/bin"]
+        func dojo(_ args: [String], token: String? = nil) -> (status: Int32, stdout: String, stderr: String) {
+            var e = env
+            if let token { e["DOJO_TOKEN"] = token }
+            return runDojo(args, environment: e)
+        }
+
+        let add = dojo(["tenant", "add", "vision", "--quota", "4", "--borrow-limit", "2", "--token-file", server.db + ".admin-token"])
+        #expect(add.status == 0, "\(add.stderr)")
+        let token = add.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!token.isEmpty && !token.contains(" "))
+        let list = dojo(["tenant", "list"], token: admin)
+        #expect(list.status == 0 && list.stdout.contains("vision") && list.stdout.contains("4"), "\(list.stdout)\(list.stderr)")
+
+        let sub = dojo(["submit", "--tiles", "2", "--name", "hello", "--time-limit", "60", "--", "/bin/sh", "-c", "echo hello from the job; sleep 0.5"], token: token)
+        #expect(sub.status == 0, "\(sub.stderr)")
+        #expect(sub.stdout.hasPrefix("Submitted job "), "\(sub.stdout)")
+        let id = sub.stdout.split(separator: " ")[2]
+        let long = dojo(["submit", "--parsable", "--shape", "1x1", "--", "/bin/sleep", "60"], token: token)
+        #expect(long.status == 0 && Int(long.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) != nil, "\(long.stdout)\(long.stderr)")
+        let longId = long.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let jobs = dojo(["jobs"], token: token)
+        #expect(jobs.status == 0, "\(jobs.stderr)")
+        for h in ["JOBID", "TENANT", "NAME", "STATE", "SHAPE", "TILES", "TIME", "DPU(REASON)"] { #expect(jobs.stdout.contains(h)) }
+        #expect(jobs.stdout.contains("hello") && jobs.stdout.contains("vision"), "\(jobs.stdout)")
+
+        // Wait for the short job to finish, then it shows only with --all.
+        var finished = false
+        for _ in 0..<200 {
+            let s = dojo(["job", "show", String(id)], token: token)
+            if s.stdout.contains("State          COMPLETED") || s.stdout.contains("COMPLETED\n") { finished = true; break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(finished)
+        let show = dojo(["job", "show", String(id)], token: token)
+        for field in ["JobId", "Name", "Tenant", "Command", "State", "Shape", "DPU", "TimeLimit", "ExitCode", "TileSeconds", "Transitions:", "RUNNING", "COMPLETED"] {
+            #expect(show.stdout.contains(field), "\(field) missing:\n\(show.stdout)")
+        }
+        let logs = dojo(["job", "logs", String(id)], token: token)
+        #expect(logs.status == 0 && logs.stdout.contains("hello from the job"), "\(logs.stdout)\(logs.stderr)")
+        #expect(!dojo(["jobs"], token: token).stdout.contains(" hello "))
+        #expect(dojo(["jobs", "--all"], token: token).stdout.contains("COMPLETED"))
+
+        let status = dojo(["cluster", "status"], token: admin)
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("legend:") && status.stdout.contains("utilisation"), "\(status.stdout)")
+        #expect(status.stdout.contains("A  job \(longId)"), "\(status.stdout)")
+
+        let fail = dojo(["cluster", "fail-tile", "5"], token: admin)
+        #expect(fail.status == 0 && fail.stdout.contains("Tile 5 failed"), "\(fail.stdout)\(fail.stderr)")
+        #expect(dojo(["cluster", "status"], token: admin).stdout.contains("X"))
+        let repair = dojo(["cluster", "repair-tile", "5"], token: admin)
+        #expect(repair.status == 0 && repair.stdout.contains("Tile 5 repaired"), "\(repair.stdout)\(repair.stderr)")
+
+        let cancel = dojo(["cancel", longId], token: token)
+        #expect(cancel.status == 0 && cancel.stdout.contains("Job \(longId)"), "\(cancel.stdout)\(cancel.stderr)")
+
+        let usage = dojo(["usage"], token: admin)
+        #expect(usage.status == 0 && usage.stdout.contains("TENANT") && usage.stdout.contains("TILE-HOURS") && usage.stdout.contains("vision"), "\(usage.stdout)")
+
+        // SIGTERM stops the server cleanly.
+        #expect(server.stop() == 0, "\(server.output)")
+        #expect(server.output.contains("stopped"))
+    }
+
+    @Test("client errors are one line 'Error: …' and a non-zero exit")
+    func clientErrors() throws {
+        let server = try ServeProcess()
+        defer { _ = server.stop() }
+        let env = ["DOJO_SERVER": server.url, "PATH": "/usr/bin:/bin"]
+        let token = runDojo(["tenant", "add", "t", "--quota", "2", "--token", server.adminToken], environment: env).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let cases: [([String], [String: String], String)] = [
+            (["jobs"], ["DOJO_SERVER": "http://127.0.0.1:1"], "not reachable at http://127.0.0.1:1"),
+            (["jobs"], env, "missing token"),
+            (["jobs", "--token", "bogus"], env, "token"),
+            (["job", "show", "4242", "--token", token], env, "4242"),
+            (["cancel", "4242", "--token", token], env, "4242"),
+            (["submit", "--tiles", "5000", "--token", token, "--", "/bin/true"], env, ""),
+            (["submit", "--token", token], env, "no command"),
+            (["tenant", "add", "x", "--quota", "1", "--token", token], env, "admin"),
+            (["cluster", "fail-tile", "3", "--token", token], env, "admin"),
+            (["jobs", "--state", "SLEEPING", "--token", token], env, "SLEEPING"),
+            (["jobs", "--server", "ftp://x"], env, "--server"),
+            (["tenant", "list", "--token-file", "/nonexistent/token"], env, "/nonexistent/token"),
+        ]
+        for (args, e, text) in cases {
+            let r = runDojo(args, environment: e)
+            #expect(r.status != 0, "\(args)")
+            #expect(r.stderr.hasPrefix("Error: ") && r.stderr.contains(text), "\(args): \(r.stderr)")
+            #expect(r.stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        }
+        let bad = runDojo(["serve", "--db", server.dir.appendingPathComponent("x.sqlite").path, "--policy", "lifo"])
+        #expect(bad.status != 0 && bad.stderr.contains("unknown policy"))
+    }
+
+    @Test("dojo --help names every command")
+    func help() {
+        let r = runDojo(["--help"])
+        for c in ["serve", "submit", "jobs", "job", "cancel", "usage", "tenant", "cluster", "train", "sim"] {
+            #expect(r.stdout.contains("  \(c) "), "\(c) missing from dojo --help")
+        }
+        let cluster = runDojo(["cluster", "--help"])
+        for c in ["status", "fail-tile", "repair-tile", "replay", "bench"] { #expect(cluster.stdout.contains(c)) }
+    }
+}
