@@ -68,7 +68,7 @@ public struct DojoAPI: HTTPResponder {
         switch parts.count {
         case 0:
             try allow(.get)
-            try query.only([])
+            try query.only(["token"])  // read by the page's script, not by the server
             return Self.text(EmbeddedWeb.dashboard, contentType: "text/html; charset=utf-8")
         case 1 where parts[0] == "healthz":
             try allow(.get)

@@ -48,15 +48,18 @@ struct ServeCommand: ParsableCommand {
         guard tick > 0, tick.isFinite else { throw ClientError("--tick must be > 0 seconds, got \(tick)") }
         let options = ServiceOptions(database: db, machine: machine, policy: p, grace: grace, tickInterval: tick,
                                      faultsPerTileHour: faultsPerTileHour)
-        setvbuf(stdout, nil, _IOLBF, 0)
         let host = self.host, db = self.db, machine = self.machine, policy = self.policy
         let outcome = runBlocking {
             try await DojoServer.serve(options: options, host: host, port: self.port) { port in
                 let shown = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
-                print("OpenDojo service on http://\(shown):\(port) (machine \(machine), policy \(policy), database \(db))")
-                print("admin token: \(db).admin-token")
-                print("dashboard:   http://\(shown):\(port)/?token=TOKEN    API: http://\(shown):\(port)/openapi.yaml    metrics: /metrics")
-                print("stop with Ctrl-C (running jobs keep running; the next start adopts them)")
+                // Unbuffered, so that whoever started the server sees the URL at once (stdout may be a pipe).
+                FileHandle.standardOutput.write(Data("""
+                    OpenDojo service on http://\(shown):\(port) (machine \(machine), policy \(policy), database \(db))
+                    admin token: \(db).admin-token
+                    dashboard:   http://\(shown):\(port)/?token=TOKEN    API: http://\(shown):\(port)/openapi.yaml    metrics: /metrics
+                    stop with Ctrl-C (running jobs keep running; the next start adopts them)
+
+                    """.utf8))
             }
         }
         if case .failure(let error) = outcome {
