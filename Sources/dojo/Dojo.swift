@@ -10,7 +10,9 @@ struct Dojo: ParsableCommand {
         discussion: """
         Trains vision networks for real on the CPU with Dojo's number formats (BF16, CFP8, CFP16) \
         and records the Graph IR of each step; predicts what the same step costs on any Dojo machine, \
-        from a D1 die to several ExaPODs, and on DGX GPU clusters, side by side (sim, compare, sweep).         Runs Dojo as a multi-tenant service: serve starts it (HTTP API, dashboard, metrics); submit, jobs, job,         cancel, usage, tenant and cluster status talk to it.
+        from a D1 die to several ExaPODs, and on DGX GPU clusters, side by side (sim, compare, sweep). \
+        Runs Dojo as a multi-tenant service: serve starts it (HTTP API, dashboard, metrics); submit, jobs, job, \
+        cancel, usage, tenant and cluster status talk to it.
         """,
         version: "0.1.0",
         subcommands: [

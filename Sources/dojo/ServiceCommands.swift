@@ -108,7 +108,7 @@ struct SubmitCommand: ParsableCommand {
     var tenant: String?
     @Flag(help: "Print only the job id.")
     var parsable = false
-    @Argument(parsing: .captureForPassthrough, help: "-- PROGRAM ARGS...: the job's command (argv, not a shell line).")
+    @Argument(parsing: .postTerminator, help: "-- PROGRAM ARGS...: the job's command after '--' (argv, not a shell line).")
     var command: [String] = []
 
     func run() throws {
