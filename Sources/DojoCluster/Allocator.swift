@@ -25,6 +25,7 @@ public enum DPURequest: Sendable, Hashable, CustomStringConvertible {
 /// A placed DPU: a rectangle of tiles in one pod's grid.
 public struct Placement: Sendable, Hashable, CustomStringConvertible {
     public let pod: Int, x: Int, y: Int, w: Int, h: Int
+    public init(pod: Int, x: Int, y: Int, w: Int, h: Int) { self.pod = pod; self.x = x; self.y = y; self.w = w; self.h = h }
     public var tiles: Int { w * h }
     public var description: String { "pod \(pod) (\(x),\(y)) \(w)x\(h)" }
     public func overlaps(_ o: Placement) -> Bool {

@@ -462,6 +462,35 @@ public struct Scheduler: Sendable {
         return requeued
     }
 
+    /// The running attempt ended without finishing (a failed run to be retried, a worker lost in a crash): it goes
+    /// back to the queue at its place and keeps the work saved so far.
+    public mutating func requeue(_ id: Int, at now: Double) throws {
+        guard id >= 0, id < jobs.count else { throw ClusterError.unknownJob(id) }
+        guard jobs[id].state == .running || jobs[id].state == .stopping else { return }
+        endAttempt(id, at: now)
+        jobs[id].state = .pending
+        jobs[id].graceEnd = nil
+        enqueue(id)
+    }
+
+    /// Adds a tenant (a running service learns of new tenants without a restart). An existing name: quota updated.
+    public mutating func addTenant(_ t: Tenant) {
+        if let i = tenantIndex[t.name] { tenants[i] = t; return }
+        tenants.append(t)
+        inUse.append(0); usedTileSeconds.append(0)
+        tenantIndex[t.name] = tenants.count - 1
+    }
+
+    /// Recovery: a pending job that was already running on `pl` since `since` (a controller restarted and found its
+    /// worker alive) takes that rectangle again without a scheduling pass. The rectangle must be free.
+    public mutating func adopt(_ id: Int, on pl: Placement, since: Double, stopping graceEnd: Double? = nil) throws {
+        guard id >= 0, id < jobs.count else { throw ClusterError.unknownJob(id) }
+        guard jobs[id].state == .pending else { throw ClusterError.invalidRequest("job \(id) is not pending") }
+        guard allocator.isFree(pl) else { throw ClusterError.invalidRequest("\(pl) is not free for job \(id)") }
+        start(id, on: pl, at: since)
+        if let g = graceEnd { jobs[id].state = .stopping; jobs[id].graceEnd = g }
+    }
+
     public mutating func repairTile(_ tile: Int) throws {
         guard tile >= 0, tile < allocator.inventory.count else { throw ClusterError.unknownTile(tile) }
         allocator.setHealth(tile, .healthy)

@@ -1,0 +1,103 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A job's attempt as a real process tree: `/bin/sh` as supervisor in a session of its own (so it outlives a killed
+/// controller and its whole tree can be signalled as one process group), the job's program as its child. The
+/// supervisor writes its pid first, the program's exit status last, each with an atomic rename, into the attempt's
+/// folder — that folder is how a restarted controller learns what happened while it was away.
+struct Worker: Sendable {
+    /// The attempt folder: `pid`, `exit`.
+    let dir: String
+    /// The supervisor, leader of the attempt's process group. nil until known (recovery waits for the pid file).
+    var pid: pid_t?
+    /// Whether this controller spawned it (then it must be reaped with waitpid).
+    var ownChild: Bool
+
+    /// The supervisor's script. $1 = attempt folder, $2 = log file, $3 = working folder, the rest = the program and
+    /// its arguments.
+    /// SIGTERM goes to the whole group: the program gets it (to checkpoint), the shell's trap keeps it waiting until
+    /// the program is gone, so the exit status is always written unless the group is SIGKILLed.
+    static let script = """
+        d="$1"; log="$2"; cd "$3" || exit 1; shift 3
+        echo $$ > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid"
+        trap 'stop=1' TERM INT
+        "$@" >> "$log" 2>&1 < /dev/null &
+        child=$!
+        wait $child; rc=$?
+        while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done
+        echo $rc > "$d/exit.tmp" && mv "$d/exit.tmp" "$d/exit"
+        """
+
+    /// Starts the attempt. The folder is made first: a folder without a pid file means a spawn may be under way.
+    static func spawn(dir: String, log: String, workingDirectory: String, command: [String], environment: [String: String]) throws -> Worker {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        // POSIX_SPAWN_SETSID (glibc ≥ 2.26): the supervisor leads a new session and process group.
+        posix_spawnattr_setflags(&attr, Int16(0x80))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ["/bin/sh", "-c", script, "dojo-worker", dir, log, workingDirectory] + command
+        let env = environment.map { "\($0.key)=\($0.value)" }.sorted()
+        var cargv = argv.map { strdup($0) } + [nil]
+        var cenv = env.map { strdup($0) } + [nil]
+        defer { for p in cargv { free(p) }; for p in cenv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, &cargv, &cenv)
+        guard rc == 0 else { throw ServiceError(.internalError, "cannot start the worker: \(String(cString: strerror(rc)))") }
+        return Worker(dir: dir, pid: pid, ownChild: true)
+    }
+
+    /// The exit status the supervisor wrote, if the program has ended.
+    func exitStatus() -> Int? { Worker.readInt(dir + "/exit") }
+    /// The pid the supervisor wrote, if it has started.
+    static func pidFile(_ dir: String) -> pid_t? { readInt(dir + "/pid").map { pid_t($0) } }
+
+    static func readInt(_ path: String) -> Int? {
+        guard let s = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return Int(s.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Whether the supervisor still runs. Our own children are reaped here; an adopted one is checked through
+    /// /proc, and must still be this attempt's shell (its command line names the folder) — pids are reused.
+    mutating func alive() -> Bool {
+        guard let p = pid else { return false }
+        if ownChild {
+            var status: Int32 = 0
+            let r = waitpid(p, &status, WNOHANG)
+            if r == p || (r < 0 && errno == ECHILD) { ownChild = false; return Worker.isAttempt(p, dir) }
+            return true
+        }
+        return Worker.isAttempt(p, dir)
+    }
+
+    static func isAttempt(_ p: pid_t, _ dir: String) -> Bool {
+        guard kill(p, 0) == 0 || errno == EPERM else { return false }
+        guard let data = FileManager.default.contents(atPath: "/proc/\(p)/cmdline") else { return false }
+        let args = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        if let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
+           let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z" { return false }
+        return args.contains(dir)
+    }
+
+    /// Signals the whole attempt (supervisor and program).
+    func signal(_ sig: Int32) {
+        guard let p = pid, p > 1 else { return }
+        _ = kill(-p, sig)
+    }
+
+    /// SIGKILL to the group, then waits (up to `timeout` s) until the supervisor is gone.
+    mutating func killAndWait(timeout: Double = 3) {
+        signal(SIGKILL)
+        let end = Date().addingTimeInterval(timeout)
+        while alive() && Date() < end { usleep(5_000) }
+    }
+}
