@@ -11,7 +11,7 @@ import Hummingbird
 ///     GET  /                      the dashboard (HTML; it asks for the token)            no token
 ///     GET  /healthz               {"status":"ok"}                                        no token
 ///     GET  /openapi.yaml          this API's OpenAPI 3.1 document                        no token
-///     GET  /metrics               Prometheus text (cluster-wide counts, no tenant data)  no token
+///     GET  /metrics               Prometheus text (has tenant names: admin token)
 ///     POST /v1/jobs               JobSubmission → 201 JobInfo
 ///     GET  /v1/jobs               ?state=A,B&tenant=T&limit=N → [JobInfo]
 ///     GET  /v1/jobs/{id}          JobInfo with transitions
@@ -78,6 +78,9 @@ public struct DojoAPI: HTTPResponder {
             return Self.text(EmbeddedWeb.openAPI, contentType: "application/yaml; charset=utf-8")
         case 1 where parts[0] == "metrics":
             try allow(.get)
+            try query.only([])
+            // Admin only: the samples name tenants and their use (Prometheus: `authorization: {credentials_file: <db>.admin-token}`).
+            guard try await principal(request) == .admin else { throw ServiceError.forbidden("/metrics needs the admin token") }
             return Self.text(await service.metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         default:
             break

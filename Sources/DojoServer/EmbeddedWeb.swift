@@ -249,15 +249,16 @@ paths:
     get:
       tags: [service]
       operationId: metrics
-      summary: Prometheus text exposition
-      description: dojo_queue_length, dojo_utilization, dojo_jobs{state}, dojo_tiles{state}, … No token.
-      security: []
+      summary: Prometheus text exposition (admin)
+      description: dojo_queue_length, dojo_utilization, dojo_jobs{state}, dojo_tiles{state}, dojo_tenant_tile_seconds_total{tenant}, …
       responses:
         '200':
           description: Metrics.
           content:
             text/plain:
               schema: { type: string }
+        '401': { $ref: '#/components/responses/Unauthorized' }
+        '403': { $ref: '#/components/responses/Forbidden' }
   /healthz:
     get:
       tags: [service]

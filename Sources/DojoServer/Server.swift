@@ -15,10 +15,12 @@ public enum DojoServer {
 
     /// Opens the service, then runs its controller loop and the HTTP server until SIGINT or SIGTERM. Workers keep
     /// running after it returns; the next start adopts them.
+    /// `onReady` gets the bound port and the machine's name.
     public static func serve(options: ServiceOptions, host: String, port: Int,
-                             onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let service = try JobService.open(options)
-        let app = application(api: DojoAPI(service: service), host: host, port: port, onReady: onReady)
+                             onReady: @escaping @Sendable (Int, String) async -> Void = { _, _ in }) async throws {
+        let service = try await JobService.open(options)
+        let machine = service.machineName
+        let app = application(api: DojoAPI(service: service), host: host, port: port, onReady: { await onReady($0, machine) })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await service.run() }
             // Returns after a graceful shutdown (SIGINT/SIGTERM), or throws when it cannot bind.

@@ -21,8 +21,8 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "The SQLite database (created when missing; its jobs' folders go to <db>.jobs/).")
     var db: String
-    @Option(help: "A Dojo machine preset or file (dojo machines); fixed when the database is created.")
-    var machine = "exapod"
+    @Option(help: "A Dojo machine preset or file (dojo machines; default: the database's, exapod for a new one); fixed when the database is created.")
+    var machine: String?
     @Option(help: "Address to listen on.")
     var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free port).")
@@ -48,13 +48,13 @@ struct ServeCommand: ParsableCommand {
         guard tick > 0, tick.isFinite else { throw ClientError("--tick must be > 0 seconds, got \(tick)") }
         let options = ServiceOptions(database: db, machine: machine, policy: p, grace: grace, tickInterval: tick,
                                      faultsPerTileHour: faultsPerTileHour)
-        let host = self.host, db = self.db, machine = self.machine, policy = self.policy
+        let host = self.host, db = self.db, policy = self.policy
         let outcome = runBlocking {
-            try await DojoServer.serve(options: options, host: host, port: self.port) { port in
+            try await DojoServer.serve(options: options, host: host, port: self.port) { port, machineName in
                 let shown = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
                 // Unbuffered, so that whoever started the server sees the URL at once (stdout may be a pipe).
                 FileHandle.standardOutput.write(Data("""
-                    OpenDojo service on http://\(shown):\(port) (machine \(machine), policy \(policy), database \(db))
+                    OpenDojo service on http://\(shown):\(port) (machine \(machineName), policy \(policy), database \(db))
                     admin token: \(db).admin-token
                     dashboard:   http://\(shown):\(port)/?token=TOKEN    API: http://\(shown):\(port)/openapi.yaml    metrics: /metrics
                     stop with Ctrl-C (running jobs keep running; the next start adopts them)

@@ -9,7 +9,7 @@ import Testing
 struct TestServer {
     let service: JobService
     let dir: URL
-    var admin: String { service.adminToken }
+    let admin: String
 
     /// Runs `body` with a fresh service and a test client (`.router`: in-process; `.live`: a real socket).
     static func with<T: Sendable>(machine: String = "tray", setup: TestingSetup = .router, grace: Double = 1,
@@ -17,9 +17,9 @@ struct TestServer {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-server-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let service = try JobService.open(ServiceOptions(database: dir.appendingPathComponent("dojo.sqlite").path, machine: machine,
+        let service = try await JobService.open(ServiceOptions(database: dir.appendingPathComponent("dojo.sqlite").path, machine: machine,
                                                          grace: grace, tickInterval: 0.05))
-        let server = TestServer(service: service, dir: dir)
+        let server = TestServer(service: service, dir: dir, admin: await service.adminToken)
         let controller = Task { await service.run() }
         defer { controller.cancel() }
         let app = DojoServer.application(api: DojoAPI(service: service), host: "127.0.0.1", port: 0)
