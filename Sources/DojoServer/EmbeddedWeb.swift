@@ -568,8 +568,14 @@ document.getElementById("tokenForm").addEventListener("submit", (e) => {
   refresh();
 });
 
-// A stable colour per job id: golden-angle hues.
-function jobColor(id) { return "hsl(" + Math.round((id * 137.508) % 360) + ", 62%, 48%)"; }
+// A stable colour per job id: ten well-separated colours (Tableau 10, grey replaced), consecutive ids differ;
+// every ten ids the lightness shifts.
+const PALETTE = [[210, 36, 48], [30, 89, 56], [358, 70, 61], [176, 29, 59], [109, 32, 49], [46, 81, 60], [316, 25, 58], [353, 100, 81], [25, 24, 49], [186, 80, 45]];
+function jobColor(id) {
+  const [h, s, l] = PALETTE[id % 10];
+  const shift = [0, -8, 8][Math.floor(id / 10) % 3];
+  return "hsl(" + h + ", " + s + "%, " + Math.max(25, Math.min(80, l + shift)) + "%)";
+}
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -619,7 +625,7 @@ function renderMap(c, jobsById) {
     for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
       const t = byPos.get(y * c.width + x);
       if (!t) { grid.append(el("div", { class: "tile", style: "visibility:hidden" })); continue; }
-      const left = byPos.get(y * c.width + x - 1);
+      const left = x > 0 ? byPos.get(y * c.width + x - 1) : undefined;
       let cls = "tile", style = "", label = "", title = "tile " + t.id + " (" + t.x + "," + t.y + ") cabinet " + t.cabinet + " tray " + t.tray;
       if (left && left.cabinet !== t.cabinet) cls += " cab-start";
       if (t.health === "failed") { cls += " failed"; label = "✕"; title += " — FAILED"; }
@@ -646,8 +652,9 @@ function renderMap(c, jobsById) {
 }
 
 function progress(j, now) {
-  if (j.start_time == null) return el("span", { class: "empty" }, "–");
-  const end = j.end_time != null ? j.end_time : now;
+  const active = j.state === "RUNNING" || j.state === "PREEMPTED";
+  if (j.start_time == null || (!active && j.end_time == null)) return el("span", { class: "empty" }, "–");
+  const end = active ? now : j.end_time;
   const elapsed = Math.max(0, end - j.start_time);
   const frac = j.time_limit > 0 ? Math.min(1, elapsed / j.time_limit) : 0;
   return el("div", { class: "bar", title: Math.round(100 * frac) + "% of the time limit" },

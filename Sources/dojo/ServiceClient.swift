@@ -140,8 +140,10 @@ func timeText(_ t: Double?) -> String {
     return f.string(from: Date(timeIntervalSince1970: t))
 }
 
-/// How long a job has run (all attempts' wall time is not kept: since its last start, to its end or now).
+/// How long a job's last attempt ran: to now while it holds tiles, to its end once final, 0 while it waits.
 func elapsed(_ j: JobInfo, now: Double = Date().timeIntervalSince1970) -> Double {
     guard let start = j.startTime else { return 0 }
-    return max(0, (j.endTime ?? now) - start)
+    if j.state.isActive { return max(0, now - start) }
+    if let end = j.endTime, end >= start { return end - start }
+    return 0
 }
