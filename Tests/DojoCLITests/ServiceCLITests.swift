@@ -96,7 +96,7 @@ struct ServiceCLITests {
         var finished = false
         for _ in 0..<200 {
             let s = dojo(["job", "show", String(id)], token: token)
-            if s.stdout.contains("State          COMPLETED") || s.stdout.contains("COMPLETED\n") { finished = true; break }
+            if s.stdout.range(of: #"State +COMPLETED"#, options: .regularExpression) != nil { finished = true; break }
             Thread.sleep(forTimeInterval: 0.1)
         }
         #expect(finished)

@@ -52,7 +52,10 @@ struct DashboardTests {
                 let js = try await client.call(.get, "/v1/jobs?state=RUNNING", token: s.admin).decode([JobInfo].self)
                 return Set(js.map(\.id)) == [big.id, small.id, other.id]
             })
-            _ = try await client.call(.post, "/v1/tiles/119/fail", token: s.admin)
+            // Fail a free tile (a busy one would send its job back to the queue and change the counts below).
+            let before = try await client.call(.get, "/v1/cluster", token: s.admin).decode(ClusterStatus.self)
+            let freeTile = try #require(before.tiles.last { !$0.busy && $0.health == .healthy }).id
+            #expect(try await client.call(.post, "/v1/tiles/\(freeTile)/fail", token: s.admin).status == 200)
 
             let url = "http://127.0.0.1:\(port)/?token=\(s.admin)"
             let dom = try runChromium(["--virtual-time-budget=5000", "--dump-dom", url])
