@@ -91,7 +91,13 @@ public actor JobService {
         // One controller per database.
         let fd = Glibc.open(path + ".lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ServiceError.badRequest("cannot create \(path).lock: \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        // A process being spawned holds a copy of the descriptor until its exec closes it: retry for a moment.
+        var locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        for _ in 0..<40 where !locked && errno == EWOULDBLOCK {
+            usleep(25_000)
+            locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        }
+        guard locked else {
             let e = errno
             Glibc.close(fd)
             if e != EWOULDBLOCK { throw ServiceError.badRequest("cannot lock \(path).lock: \(String(cString: strerror(e)))") }
