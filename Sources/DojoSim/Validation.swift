@@ -94,6 +94,9 @@ public struct ValidationCase: Sendable, Equatable {
     public var unsupported: String?
     /// Every assumption made in reading the row (heads not given, precision not stated, derived values, …).
     public var notes: [String]
+    /// Step-model assumptions (`SimOptions` keys, as `dojo sim --assume` takes them) that the run's source fixes:
+    /// its software, not its machine (e.g. `loader_workers` for PyTorch's native JPEG loader). Empty: the defaults.
+    public var assumptions: [String: String] = [:]
 
     /// The machine spec as `dojo machine show` takes it: `dgx-a100x32`.
     public var machineSpec: String { nodes > 1 ? "\(machinePreset)x\(nodes)" : machinePreset }
@@ -552,6 +555,11 @@ private func readCase(_ row: Row) throws -> ValidationCase {
         notes.append("recompute=full: Narayanan et al. 2021 train with activation recomputation (their FLOP count includes it) (ASSUMPTION for the planner)")
     }
 
+    // What the sources say of the runs' software, as step-model assumptions (SimOptions keys).
+    var assumptions: [String: String] = [:]
+    sourceAssumptions(modelName: modelName, source: source, detail: detail, preset: gpu.preset,
+                      assumptions: &assumptions, notes: &notes)
+
     // The measurement.
     let measured = try row.positiveNumber("value")
     let unit = try row.nonEmpty("unit")
@@ -562,7 +570,23 @@ private func readCase(_ row: Row) throws -> ValidationCase {
         machinePreset: gpu.preset, nodes: nodes, machineOverrides: gpu.overrides, gpus: gpus,
         modelSpec: model.spec, transformer: model.shape, precision: precision, globalBatch: globalBatch,
         plan: plan, modelParallel: modelParallel, metric: metric, measured: measured, unit: unit, source: source,
-        unsupported: model.unsupported, notes: notes)
+        unsupported: model.unsupported, notes: notes, assumptions: assumptions)
+}
+
+/// Software facts of a row's source that the step model takes as assumptions (`SimOptions` keys). Each is read
+/// from the source the row cites (its README, scripts or configs), never tuned per row.
+private func sourceAssumptions(modelName: String, source: String, detail: String, preset: String,
+                               assumptions: inout [String: String], notes: inout [String]) {
+    let dle = source.contains("DeepLearningExamples")
+    if dle && modelName.localizedCaseInsensitiveContains("ResNet-50") {
+        // configs.yml (the file the rows cite for the batch) sets data_backend: pytorch and, per platform,
+        // workers: 16 (DGXA100) and 8 (DGX1V): DataLoader processes per GPU decoding JPEGs on the host.
+        let workers = preset == "dgx-a100" ? "16" : preset == "dgx-v100" ? "8" : nil
+        if let w = workers {
+            assumptions["loader_workers"] = w
+            notes.append("loader_workers=\(w): PyTorch's native JPEG loader (configs.yml: data_backend pytorch, workers \(w) per GPU on \(preset == "dgx-a100" ? "DGXA100" : "DGX1V")) decodes on the host CPU at calibration.host_decode_rate per worker, at most the host's threads ÷ the node's GPUs in use")
+        }
+    }
 }
 
 private struct ModelReading {
