@@ -235,11 +235,14 @@ server:
   nic_bandwidth: {value: 200Gb/s, source: "G5: 200 Gb/s HDR InfiniBand"}
   power: {value: 6.5kW, source: "G5: 6.5 kW max"}
   fabric_bisection_fraction: {value: 1, assumption: "non-blocking InfiniBand fat tree (rail-optimised, as NVIDIA SuperPODs)"}
+  host_cores: {value: 128, source: "G5: dual AMD Rome 7742, 128 cores total"}
+  host_threads: {value: 256, source: "AMD EPYC 7742 specifications: 64 cores, 128 threads per socket"}
 calibration:
   matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
   memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
+  host_decode_rate: {value: 140, assumption: "simulator calibration knob: images/s one host data-loader worker (one hardware thread) prepares with PyTorch's native ImageNet loader (PIL JPEG decode of a ~110 kB image, random-resized crop to 224, flip, collate): about 7 ms each; the DLE ResNet-50 rows imply 130-155 per worker on DGX-1 and DGX A100 hosts, which dojo validate checks; used only with --assume loader_workers=N"}
 # Published system figures beside the derived totals.
 published:
   dgx_node.peak_bf16: {value: 2.5PFLOP/s, source: "G5: 5 petaFLOPS AI with sparsity, half dense"}
@@ -284,12 +287,15 @@ server:
   nic_bandwidth: {value: 400Gb/s, source: "G6: 400 Gb/s NDR InfiniBand"}
   power: {value: 10.2kW, source: "G6: about 10.2 kW max"}
   fabric_bisection_fraction: {value: 1, assumption: "non-blocking InfiniBand fat tree (rail-optimised, as NVIDIA SuperPODs)"}
+  host_cores: {value: 112, source: "G6: dual Intel Xeon Platinum 8480C, 112 cores total"}
+  host_threads: {value: 224, source: "Intel ARK, Xeon Platinum 8480+: 56 cores, 112 threads per socket"}
 calibration:
   matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
   fp8_efficiency: {value: 0.5, assumption: "simulator calibration knob: FP8 GEMMs reach a smaller share of their doubled peak (Transformer Engine trains GPT-3 about 1.3-1.5x faster in FP8 than in BF16, not 2x); fitted by dojo validate on the FP8 rows"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
   memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
+  host_decode_rate: {value: 140, assumption: "simulator calibration knob: images/s one host data-loader worker (one hardware thread) prepares with PyTorch's native ImageNet loader (PIL JPEG decode of a ~110 kB image, random-resized crop to 224, flip, collate): about 7 ms each; the DLE ResNet-50 rows imply 130-155 per worker on DGX-1 and DGX A100 hosts, which dojo validate checks; used only with --assume loader_workers=N"}
 # Published system figures beside the derived totals.
 published:
   dgx_node.peak_fp8: {value: 16PFLOP/s, source: "G6: 32 petaFLOPS FP8 with sparsity, half dense"}
@@ -335,11 +341,14 @@ server:
   nic_bandwidth: {value: 100Gb/s, source: "G4: EDR 100 Gb/s"}
   power: {value: 3.5kW, source: "G4: 3,500 W max"}
   fabric_bisection_fraction: {value: 1, assumption: "non-blocking InfiniBand fat tree (rail-optimised, as NVIDIA SuperPODs)"}
+  host_cores: {value: 40, source: "G4: dual 20-core Intel Xeon E5-2698 v4 2.2 GHz"}
+  host_threads: {value: 80, source: "Intel ARK, Xeon E5-2698 v4: 20 cores, 40 threads per socket"}
 calibration:
   matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
   memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
+  host_decode_rate: {value: 140, assumption: "simulator calibration knob: images/s one host data-loader worker (one hardware thread) prepares with PyTorch's native ImageNet loader (PIL JPEG decode of a ~110 kB image, random-resized crop to 224, flip, collate): about 7 ms each; the DLE ResNet-50 rows imply 130-155 per worker on DGX-1 and DGX A100 hosts, which dojo validate checks; used only with --assume loader_workers=N"}
 # Published system figures beside the derived totals.
 published:
   dgx_node.peak_fp16: {value: 1PFLOP/s, source: "G4: 1 petaFLOPS (FP16 tensor)"}

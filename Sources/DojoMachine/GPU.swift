@@ -51,6 +51,10 @@ public struct GPUServer: Sendable, Equatable {
     /// `fabric_bisection_fraction`: the share of the nodes' NIC bandwidth the cluster fabric carries across a
     /// bisection (1 = non-blocking fat tree; ASSUMPTION).
     public var fabricBisectionFraction: Double
+    /// `host_cores`, `host_threads` (optional; 0 = not given): the node's host CPU cores and hardware threads, which
+    /// decode and augment input when a run's data loader works on the host (`dojo sim --assume loader_workers=N`).
+    public var hostCores: Int = 0
+    public var hostThreads: Int = 0
 }
 
 /// `count` DGX nodes.

@@ -14,6 +14,9 @@ public struct Calibration: Sendable, Equatable {
     public var memoryEfficiency: Double
     /// `fp8_efficiency` (optional; default `matrix_efficiency`): of the 8-bit matrix peak that 8-bit GEMMs reach.
     public var fp8Efficiency: Double
+    /// `host_decode_rate` (optional; default 0 = not modelled): samples per second one host data-loader worker (one
+    /// hardware thread) prepares when input is decoded on the host (JPEG decode and augmentation for images).
+    public var hostDecodeRate: Double = 0
 
     public init(matrixEfficiency: Double, vectorEfficiency: Double, linkEfficiency: Double, memoryEfficiency: Double,
                 fp8Efficiency: Double? = nil) {
@@ -323,15 +326,19 @@ private func readServer(_ s: inout Section) throws -> GPUServer {
               nics: try s.int("nics"),
               nicBandwidth: try s.quantity("nic_bandwidth", .bytesPerSecond),
               power: try s.quantity("power", .watts),
-              fabricBisectionFraction: try s.fraction("fabric_bisection_fraction"))
+              fabricBisectionFraction: try s.fraction("fabric_bisection_fraction"),
+              hostCores: s.has("host_cores") ? try s.int("host_cores", min: 0) : 0,
+              hostThreads: s.has("host_threads") ? try s.int("host_threads", min: 0) : 0)
 }
 
 private func readCalibration(_ s: inout Section) throws -> Calibration {
-    Calibration(matrixEfficiency: try s.fraction("matrix_efficiency"),
-                vectorEfficiency: try s.fraction("vector_efficiency"),
-                linkEfficiency: try s.fraction("link_efficiency"),
-                memoryEfficiency: try s.fraction("memory_efficiency"),
-                fp8Efficiency: s.has("fp8_efficiency") ? try s.fraction("fp8_efficiency") : nil)
+    var c = Calibration(matrixEfficiency: try s.fraction("matrix_efficiency"),
+                        vectorEfficiency: try s.fraction("vector_efficiency"),
+                        linkEfficiency: try s.fraction("link_efficiency"),
+                        memoryEfficiency: try s.fraction("memory_efficiency"),
+                        fp8Efficiency: s.has("fp8_efficiency") ? try s.fraction("fp8_efficiency") : nil)
+    if s.has("host_decode_rate") { c.hostDecodeRate = try s.number("host_decode_rate") }
+    return c
 }
 
 // MARK: - Presets

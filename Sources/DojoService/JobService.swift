@@ -89,13 +89,24 @@ public actor JobService {
             throw ServiceError.badRequest("the folder of the database \(path) does not exist")
         }
         // One controller per database.
-        let fd = Glibc.open(path + ".lock", O_CREAT | O_RDWR, 0o644)
+        let fd = Glibc.open(path + ".lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ServiceError.badRequest("cannot create \(path).lock: \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        // A process being spawned holds a copy of the descriptor until its exec closes it: retry for a moment.
+        var locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        for _ in 0..<40 where !locked && errno == EWOULDBLOCK {
+            usleep(25_000)
+            locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        }
+        guard locked else {
+            let e = errno
             Glibc.close(fd)
+            if e != EWOULDBLOCK { throw ServiceError.badRequest("cannot lock \(path).lock: \(String(cString: strerror(e)))") }
             throw ServiceError.conflict("another controller (dojo serve) is running on \(path)")
         }
         lockFD = fd
+        // Until the service is whole, a failure must give the lock back (a failed init runs no deinit).
+        var ready = false
+        defer { if !ready { Glibc.close(fd) } }
         store = try Store(path: path)
         jobsRoot = path + ".jobs"
         try FileManager.default.createDirectory(atPath: jobsRoot, withIntermediateDirectories: true)
@@ -134,9 +145,19 @@ public actor JobService {
             try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('admin_token_hash', ?)", arguments: [hash])
         }
         try recover(now: now)
+        ready = true
     }
 
-    deinit { Glibc.close(lockFD) }
+    private var closed = false
+    deinit { if !closed { Glibc.close(lockFD) } }
+
+    /// Gives up the controller lock (workers keep running; the next `open` adopts them). The service must not be
+    /// used after this.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(lockFD)
+    }
 
     static func newToken(prefix: String) -> String {
         var g = SystemRandomNumberGenerator()

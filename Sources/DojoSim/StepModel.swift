@@ -24,10 +24,17 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// ASSUMPTION: 0.6 (FlashAttention-2 reaches 50–73 % of A100 peak forward and less backward, Dao 2023, against
     /// ~70-80 % for large GEMMs; its softmax and masking sit between the products).
     public var attentionEfficiency: Double = 0.6
+    /// Data-loader worker processes per GPU that decode and augment input on the host CPU (PyTorch's native
+    /// ImageNet loader: JPEG decode, random-resized crop, flip). 0 (the default): input reaches the GPU ready or is
+    /// decoded on it (DALI), and only its PCIe transfer is priced. With N > 0 each GPU's loader prepares
+    /// min(N, the host's hardware threads ÷ the node's GPUs in use) × `calibration.host_decode_rate` samples/s,
+    /// prefetched behind the step: a step takes at least its samples' loading time.
+    public var loaderWorkers: Int = 0
 
     public init() {}
 
-    public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency"]
+    public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
+                              "loader_workers"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     public mutating func set(_ key: String, _ value: String) throws {
@@ -51,6 +58,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "fused_attention":
             guard v == 0 || v == 1 else { throw SimError.badOption("fused_attention=\(value): must be 0 or 1") }
             fusedAttention = v == 1
+        case "loader_workers":
+            guard v >= 0, v == v.rounded(), v <= 1e6 else { throw SimError.badOption("loader_workers=\(value): must be a whole number ≥ 0") }
+            loaderWorkers = Int(v)
         default:
             throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")
         }
@@ -547,6 +557,15 @@ public final class StepSimulator: @unchecked Sendable {
             br.input = max(0, inputTime - Double(m) * tmax)
         }
         br.overhead = options.stepOverhead
+        // Host data loading (decode and augmentation on the CPU), prefetched: it bounds the step from below.
+        if options.loaderWorkers > 0, case .gpu(let g) = machine.system, machine.calibration.hostDecodeRate > 0 {
+            let onNode = max(1, min(plan.devices, g.server.gpus))
+            var workers = Double(options.loaderWorkers)
+            if g.server.hostThreads > 0 { workers = min(workers, Double(g.server.hostThreads) / Double(onNode)) }
+            // each replica's samples, loaded by the workers of its t × p GPUs
+            let loading = Double(mb * m) / (workers * Double(t * p) * machine.calibration.hostDecodeRate)
+            br.input = max(br.input, loading - (br.total - br.input))
+        }
         return PlanEvaluation(plan: plan, stepSeconds: br.total, breakdown: br, memory: memory, slowestStage: worst.stage)
     }
 

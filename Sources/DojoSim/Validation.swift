@@ -94,6 +94,9 @@ public struct ValidationCase: Sendable, Equatable {
     public var unsupported: String?
     /// Every assumption made in reading the row (heads not given, precision not stated, derived values, …).
     public var notes: [String]
+    /// Step-model assumptions (`SimOptions` keys, as `dojo sim --assume` takes them) that the run's source fixes:
+    /// its software, not its machine (e.g. `loader_workers` for PyTorch's native JPEG loader). Empty: the defaults.
+    public var assumptions: [String: String] = [:]
 
     /// The machine spec as `dojo machine show` takes it: `dgx-a100x32`.
     public var machineSpec: String { nodes > 1 ? "\(machinePreset)x\(nodes)" : machinePreset }
@@ -530,7 +533,17 @@ private func readCase(_ row: Row) throws -> ValidationCase {
     }
 
     // The model.
-    let model = try readModel(row, name: modelName, detail: detail, notes: &notes)
+    var model = try readModel(row, name: modelName, detail: detail, notes: &notes)
+    if source.contains("DeepLearningExamples"), model.spec?.hasPrefix("bert-large:seq=") == true,
+       detail.localizedCaseInsensitiveContains("phase 2"), let s = model.shape?.sequence {
+        // DLE's phase 2 reads LDDL data binned by length (run_pretraining.sh: phase2_bin_size 64), and LDDL pads
+        // each batch only to its longest sequence: the GPUs compute on about the real length rounded up to its bin,
+        // not on `s`. Real length: padding is over half the tokens of Wikipedia at 512 (Krell et al. 2021, arXiv
+        // 2107.02027), so about s/2 (ASSUMPTION: exactly half); plus half a bin on average.
+        let padded = min(s, s / 2 + binSizeDLEPhase2 / 2)
+        model.spec = "bert-large:seq=\(padded)"
+        notes.append("bert-large:seq=\(padded): DLE's phase 2 bins sequences by length (LDDL, bin size \(binSizeDLEPhase2)) and pads a batch only to its longest; Wikipedia at \(s) is over half padding (Krell et al. 2021), so a batch is about \(s / 2) + \(binSizeDLEPhase2 / 2) tokens long (ASSUMPTION); sequences/s is unchanged by it")
+    }
     let globalBatch = try row.positiveInt("global_batch")
 
     // Precision.
@@ -552,6 +565,11 @@ private func readCase(_ row: Row) throws -> ValidationCase {
         notes.append("recompute=full: Narayanan et al. 2021 train with activation recomputation (their FLOP count includes it) (ASSUMPTION for the planner)")
     }
 
+    // What the sources say of the runs' software, as step-model assumptions (SimOptions keys).
+    var assumptions: [String: String] = [:]
+    sourceAssumptions(modelName: modelName, source: source, detail: detail, preset: gpu.preset,
+                      assumptions: &assumptions, notes: &notes)
+
     // The measurement.
     let measured = try row.positiveNumber("value")
     let unit = try row.nonEmpty("unit")
@@ -562,7 +580,41 @@ private func readCase(_ row: Row) throws -> ValidationCase {
         machinePreset: gpu.preset, nodes: nodes, machineOverrides: gpu.overrides, gpus: gpus,
         modelSpec: model.spec, transformer: model.shape, precision: precision, globalBatch: globalBatch,
         plan: plan, modelParallel: modelParallel, metric: metric, measured: measured, unit: unit, source: source,
-        unsupported: model.unsupported, notes: notes)
+        unsupported: model.unsupported, notes: notes, assumptions: assumptions)
+}
+
+/// LDDL's bin size in DLE BERT's phase 2 (run_pretraining.sh: `phase2_bin_size=${30:-64}`).
+private let binSizeDLEPhase2 = 64
+
+/// Software facts of a row's source that the step model takes as assumptions (`SimOptions` keys). Each is read
+/// from the source the row cites (its README, scripts or configs), never tuned per row.
+private func sourceAssumptions(modelName: String, source: String, detail: String, preset: String,
+                               assumptions: inout [String: String], notes: inout [String]) {
+    let dle = source.contains("DeepLearningExamples")
+    if dle && modelName.localizedCaseInsensitiveContains("ResNet-50") {
+        // configs.yml (the file the rows cite for the batch) sets data_backend: pytorch and, per platform,
+        // workers: 16 (DGXA100) and 8 (DGX1V): DataLoader processes per GPU decoding JPEGs on the host.
+        let workers = preset == "dgx-a100" ? "16" : preset == "dgx-v100" ? "8" : nil
+        if let w = workers {
+            assumptions["loader_workers"] = w
+            notes.append("loader_workers=\(w): PyTorch's native JPEG loader (configs.yml: data_backend pytorch, workers \(w) per GPU on \(preset == "dgx-a100" ? "DGXA100" : "DGX1V")) decodes on the host CPU at calibration.host_decode_rate per worker, at most the host's threads ÷ the node's GPUs in use")
+        }
+    }
+    if dle && modelName.localizedCaseInsensitiveContains("BERT") {
+        // DLE's BERT (pytorch:21.11): attention as separate matmul/softmax kernels (FlashAttention came in 2022),
+        // and run_pretraining.sh's allreduce_post_accumulation: the gradients are all-reduced after the last
+        // micro-batch's backward pass, not overlapped with it.
+        assumptions["fused_attention"] = "0"
+        assumptions["gradient_overlap"] = "0"
+        notes.append("fused_attention=0, gradient_overlap=0: DLE's PyTorch BERT (21.11) computes attention op by op (no FlashAttention before 2022) and all-reduces after accumulation (run_pretraining.sh: allreduce_post_accumulation)")
+    }
+    if source.contains("cases_april2021") || source.contains("2205.05198") {
+        // Megatron-LM 2021-22: its fused softmax still writes the score matrices (Korthikanti et al.'s selective
+        // recompute exists to drop them), and its default --DDP-impl local all-reduces after the backward pass.
+        assumptions["fused_attention"] = "0"
+        assumptions["gradient_overlap"] = "0"
+        notes.append("fused_attention=0, gradient_overlap=0: Megatron-LM of 2021-22 materialises the attention scores (fused softmax, no FlashAttention) and its default local DDP (--DDP-impl local) all-reduces gradients after the backward pass")
+    }
 }
 
 private struct ModelReading {

@@ -9,9 +9,11 @@ func simulateValidationCase(_ c: ValidationCase) throws -> SimulatedStep {
     guard let spec = c.modelSpec else { throw ValidationRunError(c.unsupported ?? "no zoo model for this case") }
     let machine = try c.machine()
     let (graph, tokens) = try GraphCache.shared.graph(spec)
+    var options = SimOptions()
+    for (k, v) in c.assumptions.sorted(by: { $0.key < $1.key }) { try options.set(k, v) }
     let sim = try StepSimulator(workload: Workload(graph: graph, globalBatch: c.globalBatch, precision: c.precision,
                                                    tokensPerSample: tokens),
-                                machine: machine, costModel: machine.opCostModel())
+                                machine: machine, costModel: machine.opCostModel(), options: options)
     var specs = [c.plan]
     if let mp = c.modelParallel, c.plan.tensorParallel == nil, c.plan.pipelineParallel == nil {
         specs = []

@@ -39,25 +39,25 @@ struct ValidateCLITests {
     }
 
     /// The simulator against the published measurements: the accuracy this version reaches (docs/VALIDATION.md),
-    /// held so that a change that makes it worse fails. Large-model training (Megatron, NeMo, MLPerf GPT-3) is
-    /// within 25 % case by case; the worst cases are DeepLearningExamples' ResNet-50 rows, which the data's README
-    /// flags as possibly bound by the PyTorch JPEG loader.
-    @Test("accuracy: throughput MAE ≤ 16.5 %; every GPT/Llama step within 25 %")
+    /// held so that a change that makes it worse fails. Issue 3 §5's goal: mean |error| ≤ 10 % over the throughput
+    /// and step-time cases, none worse than 25 % (this version: 9.0 %, worst 20.7 %). Time-to-train cases are
+    /// scored apart (they also depend on convergence) and are not held here.
+    @Test("accuracy: throughput MAE ≤ 9.5 %; every throughput or step-time case within 25 %")
     func accuracy() throws {
         let r = runDojo(["validate", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let mae = try #require(obj["mean_abs_error"] as? Double)
-        #expect(mae <= 0.165, "mean |error| \(mae)")
+        #expect(mae <= 0.095, "mean |error| \(mae)")
         let cases = try #require(obj["cases"] as? [[String: Any]])
+        var checked = 0
         for c in cases {
             let id = c["id"] as? String ?? ""
-            guard id.hasPrefix("meg21-145") || id.hasPrefix("meg21-530") || id.hasPrefix("sp22-175b-64g-seqsel")
-                    || id.hasPrefix("sp22-530b") || id.hasPrefix("nemo") || id.hasPrefix("mlp30-gpt3") && id.hasSuffix("step")
-                    || id.hasPrefix("mc24") else { continue }
-            let e = try #require(c["error"] as? Double, "\(id)")
+            guard c["kind"] as? String == "throughput", let e = c["error"] as? Double else { continue }
             #expect(abs(e) <= 0.25, "\(id): \(e)")
+            checked += 1
         }
+        #expect(checked == 22)
     }
 
     @Test("--json: {cases: [{id, predicted, measured, unit, error}], mean_abs_error}")

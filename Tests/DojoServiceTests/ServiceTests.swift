@@ -1,2 +1,261 @@
+import DojoCluster
+import Foundation
 import Testing
 import DojoService
+
+/// A fresh database in a temporary folder.
+func tempDB(_ name: String = "jobs") -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-service-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir + "/\(name).sqlite"
+}
+
+/// Ticks the controller until `done` holds or `timeout` seconds pass.
+@discardableResult
+func until(_ s: JobService, timeout: Double = 20, _ done: @Sendable () async throws -> Bool) async throws -> Bool {
+    let end = Date().addingTimeInterval(timeout)
+    while Date() < end {
+        await s.tick()
+        if try await done() { return true }
+        try await Task.sleep(nanoseconds: 30_000_000)
+    }
+    return false
+}
+
+func state(_ s: JobService, _ id: Int) async throws -> JobPhase { try await s.job(id, by: .admin).state }
+
+func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
+
+@Suite("DojoService") struct ServiceTests {
+    @Test func sha256MatchesTheStandardVectors() {
+        #expect(SHA256.hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    }
+
+    @Test func aJobRunsOnItsDPUAndIsAccountedFor() async throws {
+        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray", grace: 1))
+        let t = try await s.createTenant(name: "vision", quota: 6, borrowLimit: nil, by: .admin)
+        #expect(t.token?.hasPrefix("dojo_") == true)
+        #expect(try await s.authenticate(token: t.token) == .tenant("vision"))
+        let me = Principal.tenant("vision")
+        let j = try await s.submit(JobSubmission(name: "hello", command: sh("echo hello from $DOJO_JOB_ID on $DOJO_DPU_SHAPE tiles $DOJO_DPU_TILES attempt $DOJO_ATTEMPT; sleep 0.5"), tiles: 2), by: me)
+        #expect(j.state == .pending)
+        #expect(j.shape == "1x2" && j.tiles == 2)
+        #expect(try await until(s) { try await state(s, j.id) == .completed })
+        let done = try await s.job(j.id, by: me)
+        #expect(done.exitCode == 0 && done.attempts == 1)
+        #expect(done.transitions.map(\.state) == [.pending, .running, .completed])
+        #expect(zip(done.transitions, done.transitions.dropFirst()).allSatisfy { $0.time <= $1.time })
+        let log = try await s.logs(j.id, by: me)
+        #expect(log.contains("hello from \(j.id) on 1x2 tiles "))
+        #expect(log.contains("attempt 1"))
+        // Tile-seconds: 2 tiles × (run time ≥ 0.5 s), booked to the tenant.
+        #expect(done.tileSeconds >= 1.0 && done.tileSeconds < 10)
+        let use = try await s.usage(by: me)
+        #expect(use.count == 1 && use[0].tenant == "vision" && use[0].jobs == 1 && abs(use[0].tileSeconds - done.tileSeconds) < 1e-6)
+        let cl = try await s.cluster(by: me)
+        #expect(cl.tiles.count == 6 && cl.busy == 0 && cl.jobs["COMPLETED"] == 1)
+        await s.close()
+    }
+
+    @Test func failuresAreRetriedThenFailed() async throws {
+        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray", grace: 1))
+        _ = try await s.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
+        let j = try await s.submit(JobSubmission(command: sh("echo try $DOJO_ATTEMPT; exit 3"), tiles: 1, retries: 2, tenant: "a"), by: .admin)
+        #expect(try await until(s) { try await state(s, j.id) == .failed })
+        let f = try await s.job(j.id, by: .admin)
+        #expect(f.attempts == 3 && f.exitCode == 3)
+        #expect(f.transitions.map(\.state) == [.pending, .running, .requeued, .running, .requeued, .running, .failed])
+        let log = try await s.logs(j.id, by: .admin)
+        #expect(log.contains("try 1") && log.contains("try 2") && log.contains("try 3"))
+        await s.close()
+    }
+
+    @Test func timeLimitAndCancelEndWithSIGTERMThenSIGKILL() async throws {
+        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray", grace: 0.5))
+        _ = try await s.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
+        let slow = try await s.submit(JobSubmission(command: sh("sleep 30"), tiles: 1, timeLimit: 0.5, tenant: "a"), by: .admin)
+        // Ignores SIGTERM: only the SIGKILL after the grace period ends it.
+        let stubborn = try await s.submit(JobSubmission(command: sh("trap '' TERM; echo started; sleep 30"), tiles: 1, tenant: "a"), by: .admin)
+        #expect(try await until(s) { try await state(s, stubborn.id) == .running })
+        let t0 = Date()
+        _ = try await s.cancel(stubborn.id, by: .admin)
+        #expect(try await until(s) {
+            let a = try await state(s, slow.id), b = try await state(s, stubborn.id)
+            return a == .timeout && b == .cancelled
+        })
+        #expect(Date().timeIntervalSince(t0) < 10)
+        #expect(try await s.job(slow.id, by: .admin).transitions.last?.state == .timeout)
+        // A second cancel of a final job is a conflict; nothing changes.
+        await #expect(throws: ServiceError.self) { _ = try await s.cancel(stubborn.id, by: .admin) }
+        let c = try await s.cluster(by: .admin)
+        #expect(c.busy == 0)
+        await s.close()
+    }
+
+    @Test func aFailedTileRequeuesItsJobOnHealthyTiles() async throws {
+        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray", grace: 0.5))
+        _ = try await s.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
+        let j = try await s.submit(JobSubmission(command: sh("echo attempt $DOJO_ATTEMPT on $DOJO_DPU_TILES; sleep 1"), tiles: 2, tenant: "a"), by: .admin)
+        #expect(try await until(s) { try await state(s, j.id) == .running })
+        let first = try await s.job(j.id, by: .admin).dpu!.tiles
+        let victims = try await s.failTile(first[0], by: .admin)
+        #expect(victims == [j.id])
+        #expect(try await state(s, j.id) == .requeued)
+        #expect(try await until(s) { try await state(s, j.id) == .completed })
+        let done = try await s.job(j.id, by: .admin)
+        #expect(done.attempts == 2)
+        #expect(done.transitions.map(\.state) == [.pending, .running, .nodeFail, .requeued, .running, .completed])
+        let second = done.transitions[4].detail
+        #expect(!second.contains("tiles \(first[0]),") && !second.hasSuffix(",\(first[0])") && !second.hasSuffix(" \(first[0])"))
+        let c = try await s.cluster(by: .admin)
+        #expect(c.failed == 1 && c.tiles[first[0]].health == .failed)
+        await #expect(throws: ServiceError.self) { _ = try await s.failTile(first[0], by: .admin) }
+        try await s.repairTile(first[0], by: .admin)
+        #expect(try await s.cluster(by: .admin).failed == 0)
+        await #expect(throws: ServiceError.self) { _ = try await s.failTile(99, by: .admin) }
+        await #expect(throws: ServiceError.self) { _ = try await s.failTile(0, by: .tenant("a")) }
+        await s.close()
+    }
+
+    @Test func aTenantWithinQuotaPreemptsBorrowedTiles() async throws {
+        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray", grace: 2))
+        _ = try await s.createTenant(name: "small", quota: 2, borrowLimit: nil, by: .admin)
+        _ = try await s.createTenant(name: "big", quota: 4, borrowLimit: nil, by: .admin)
+        // Borrows the whole tray; checkpoints and exits 143 on SIGTERM, as `dojo train` does.
+        let borrower = try await s.submit(JobSubmission(name: "borrower", command: sh("trap 'echo checkpoint at attempt $DOJO_ATTEMPT; exit 143' TERM; echo started; if [ $DOJO_ATTEMPT = 1 ]; then while true; do sleep 0.05; done; fi; echo resumed"), tiles: 6, tenant: "small"), by: .admin)
+        #expect(try await until(s) { try await s.logs(borrower.id, by: .admin).contains("started") })
+        let owner = try await s.submit(JobSubmission(name: "owner", command: sh("sleep 0.3"), tiles: 4, tenant: "big"), by: .admin)
+        #expect(try await until(s) {
+            let b = try await state(s, borrower.id)
+            return b == .preempted || b == .requeued
+        })
+        #expect(try await until(s) {
+            let b = try await state(s, borrower.id), o = try await state(s, owner.id)
+            return b == .completed && o == .completed
+        })
+        let b = try await s.job(borrower.id, by: .admin)
+        #expect(b.transitions.map(\.state) == [.pending, .running, .preempted, .requeued, .running, .completed])
+        #expect(b.transitions[2].detail.contains("preempted by job \(owner.id)"))
+        let log = try await s.logs(borrower.id, by: .admin)
+        #expect(log.contains("checkpoint at attempt 1") && log.contains("resumed"), "\(log)")
+        // The owner started only after the borrower had let go.
+        let o = try await s.job(owner.id, by: .admin)
+        #expect(o.startTime! >= b.transitions[3].time)
+        await s.close()
+    }
+
+    @Test func tenantsSeeOnlyTheirOwnJobs() async throws {
+        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray"))
+        let a = try await s.createTenant(name: "a", quota: 3, borrowLimit: 0, by: .admin)
+        _ = try await s.createTenant(name: "b", quota: 3, borrowLimit: 0, by: .admin)
+        let ja = try await s.submit(JobSubmission(command: sh("sleep 5"), tiles: 1), by: .tenant("a"))
+        #expect(try await until(s) { try await state(s, ja.id) == .running })
+        let b = Principal.tenant("b")
+        await #expect(throws: ServiceError.notFound("no job \(ja.id)")) { _ = try await s.job(ja.id, by: b) }
+        await #expect(throws: ServiceError.notFound("no job \(ja.id)")) { _ = try await s.cancel(ja.id, by: b) }
+        await #expect(throws: ServiceError.notFound("no job \(ja.id)")) { _ = try await s.logs(ja.id, by: b) }
+        #expect(try await s.jobs(by: b).isEmpty)
+        #expect(try await s.jobs(by: b, tenant: "a").isEmpty)
+        #expect(try await s.jobs(by: .tenant("a")).map(\.id) == [ja.id])
+        let cb = try await s.cluster(by: b)
+        #expect(cb.busy == 1 && cb.tiles.allSatisfy { $0.job == nil } && cb.jobs.isEmpty)
+        #expect(try await s.cluster(by: .admin).tiles.contains { $0.job == ja.id })
+        #expect(try await s.usage(by: b).map(\.tenant) == ["b"])
+        await #expect(throws: ServiceError.self) { _ = try await s.submit(JobSubmission(command: ["true"], tiles: 1, tenant: "a"), by: b) }
+        await #expect(throws: ServiceError.self) { _ = try await s.createTenant(name: "c", quota: 1, borrowLimit: nil, by: b) }
+        await #expect(throws: ServiceError.unauthorized("unknown token")) { _ = try await s.authenticate(token: "dojo_nope") }
+        #expect(try await s.authenticate(token: s.adminToken) == .admin)
+        _ = try await s.cancel(ja.id, by: .tenant("a"))
+        await s.close()
+    }
+
+    @Test func badSubmissionsAreRejectedAndWriteNothing() async throws {
+        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray"))
+        _ = try await s.createTenant(name: "a", quota: 2, borrowLimit: 1, by: .admin)
+        let a = Principal.tenant("a")
+        let bad: [(JobSubmission, String)] = [
+            (JobSubmission(command: [], tiles: 1), "command"),
+            (JobSubmission(command: [""], tiles: 1), "command"),
+            (JobSubmission(command: ["true"]), "tiles"),
+            (JobSubmission(command: ["true"], tiles: 1, shape: "1x1"), "not both"),
+            (JobSubmission(command: ["true"], shape: "2by2"), "shape '2by2'"),
+            (JobSubmission(command: ["true"], tiles: 0), "at least 1 tile"),
+            (JobSubmission(command: ["true"], tiles: 7), "7 tiles"),
+            (JobSubmission(command: ["true"], tiles: 4), "quota 2 + borrow limit 1"),
+            (JobSubmission(command: ["true"], tiles: 1, priority: 5000), "priority"),
+            (JobSubmission(command: ["true"], tiles: 1, timeLimit: -1), "time_limit"),
+            (JobSubmission(command: ["true"], tiles: 1, retries: -1), "retries"),
+            (JobSubmission(command: ["true"], tiles: 1, checkpointDir: "relative/dir"), "checkpoint_dir"),
+            (JobSubmission(name: String(repeating: "x", count: 200), command: ["true"], tiles: 1), "name"),
+        ]
+        for (sub, word) in bad {
+            do { _ = try await s.submit(sub, by: a); Issue.record("accepted \(sub)") } catch let e as ServiceError {
+                #expect(e.kind == .unprocessable, "\(e)")
+                #expect(e.message.contains(word), "\(e.message) should name \(word)")
+            }
+        }
+        await #expect(throws: ServiceError.self) { _ = try await s.submit(JobSubmission(command: ["true"], tiles: 1, tenant: "ghost"), by: .admin) }
+        await #expect(throws: ServiceError.self) { _ = try await s.createTenant(name: "bad name", quota: 1, borrowLimit: nil, by: .admin) }
+        await #expect(throws: ServiceError.self) { _ = try await s.createTenant(name: "a", quota: 1, borrowLimit: nil, by: .admin) }
+        await #expect(throws: ServiceError.self) { _ = try await s.createTenant(name: "q", quota: 99, borrowLimit: nil, by: .admin) }
+        #expect(try await s.jobs(by: .admin).isEmpty)
+        #expect(try await s.tenants(by: .admin).map(\.name) == ["a"])
+        await s.close()
+    }
+
+    @Test func aSecondControllerOnTheSameDatabaseIsRefused() async throws {
+        let db = tempDB()
+        let s = try await JobService.open(ServiceOptions(database: db, machine: "tray"))
+        await #expect(throws: ServiceError.self) { _ = try await JobService.open(ServiceOptions(database: db, machine: "tray")) }
+        await s.close()
+        await #expect(throws: ServiceError.self) { _ = try await JobService.open(ServiceOptions(database: db, machine: "exapod")) }
+        let again = try await JobService.open(ServiceOptions(database: db))
+        #expect(again.machineName == "tray")
+        await again.close()
+        await #expect(throws: ServiceError.self) { _ = try await JobService.open(ServiceOptions(database: "/nonexistent/dir/x.sqlite")) }
+        await #expect(throws: ServiceError.self) { _ = try await JobService.open(ServiceOptions(database: tempDB(), machine: "dgx-h100")) }
+    }
+
+    @Test func aRestartedControllerAdoptsRunningWorkersAndRunsNothingTwice() async throws {
+        let db = tempDB()
+        let s1 = try await JobService.open(ServiceOptions(database: db, machine: "tray", grace: 1))
+        _ = try await s1.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
+        var ids: [Int] = []
+        for i in 0..<4 {
+            ids.append(try await s1.submit(JobSubmission(command: sh("echo run \(i) >> \(db).runs; sleep 1"), tiles: 2, tenant: "a"), by: .admin).id)
+        }
+        // Three fit on the tray's six tiles; the fourth waits.
+        #expect(try await until(s1) { try await s1.jobs(by: .admin, states: [.running]).count == 3 })
+        await s1.close()   // the controller is gone; its workers are not
+        let s2 = try await JobService.open(ServiceOptions(database: db, grace: 1))
+        let rec = await s2.recovered
+        #expect(rec.adopted + rec.booked == 3 && rec.restarted == 0)
+        #expect(try await until(s2) { try await s2.jobs(by: .admin, states: [.completed]).count == 4 })
+        let runs = try String(contentsOfFile: db + ".runs", encoding: .utf8).split(separator: "\n").sorted()
+        #expect(runs == ["run 0", "run 1", "run 2", "run 3"])
+        for id in ids { #expect(try await s2.job(id, by: .admin).attempts == 1) }
+        await s2.close()
+    }
+
+    @Test func metricsAreInPrometheusTextFormat() async throws {
+        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray"))
+        _ = try await s.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
+        _ = try await s.submit(JobSubmission(command: sh("sleep 3"), tiles: 6, tenant: "a"), by: .admin)
+        _ = try await s.submit(JobSubmission(command: ["true"], tiles: 1, tenant: "a"), by: .admin)
+        #expect(try await until(s) { try await s.jobs(by: .admin, states: [.running]).count == 1 })
+        let m = await s.metrics()
+        #expect(m.contains("# TYPE dojo_queue_length gauge\ndojo_queue_length 1\n"))
+        #expect(m.contains("dojo_jobs{state=\"RUNNING\"} 1\n"))
+        #expect(m.contains("dojo_tiles{state=\"busy\"} 6\n"))
+        #expect(m.contains("dojo_utilization 1\n"))
+        #expect(m.contains("# TYPE dojo_tenant_tile_seconds_total counter"))
+        for line in m.split(separator: "\n") where !line.hasPrefix("#") {
+            #expect(line.range(of: #"^[a-z_]+(\{[a-z]+="[^"]*"\})? -?[0-9.e+-]+$"#, options: .regularExpression) != nil, "\(line)")
+        }
+        for j in try await s.jobs(by: .admin) where !j.state.isFinal { _ = try await s.cancel(j.id, by: .admin) }
+        await s.close()
+    }
+}

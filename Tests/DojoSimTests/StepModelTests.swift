@@ -241,4 +241,33 @@ import Testing
         #expect(throws: SimError.self) { try bad.set("no_such", "1") }
         #expect(throws: SimError.self) { try bad.set("memory_headroom", "1.5") }
     }
+
+    /// Host data loading (`loader_workers`): each GPU's workers, capped by the host's threads shared by the node's
+    /// GPUs in use, prepare `calibration.host_decode_rate` samples/s each; the step takes at least that long.
+    @Test func hostLoaderBoundsTheStep() throws {
+        let g = mlpGraph(layers: 2, width: 256, batch: 8)
+        let m = try Machine.resolve("dgx-a100")
+        guard case .gpu(let c) = m.system else { Issue.record("not a GPU machine"); return }
+        #expect(c.server.hostCores == 128 && c.server.hostThreads == 256)
+        #expect(m.calibration.hostDecodeRate == 140)
+        let plan8 = ResolvedPlan(dataParallel: 8, tensorParallel: 1, pipelineParallel: 1, microBatch: 256, microBatches: 1)
+        let free = try StepSimulator(workload: Workload(graph: g, globalBatch: 2048, precision: .fp16), machine: m,
+                                     costModel: m.opCostModel())
+        var opts = SimOptions()
+        try opts.set("loader_workers", "64")     // more than the 256 threads ÷ 8 GPUs = 32 the host has
+        let bound = try StepSimulator(workload: Workload(graph: g, globalBatch: 2048, precision: .fp16), machine: m,
+                                      costModel: m.opCostModel(), options: opts)
+        let a = try #require(free.evaluate(plan8)), b = try #require(bound.evaluate(plan8))
+        #expect(a.stepSeconds < 256.0 / (32 * 140))
+        #expect(relative(b.stepSeconds, 256.0 / (32 * 140)) < 1e-9)
+        #expect(b.breakdown.input > 0)
+        // One GPU of the node: all 64 workers run (64 ≤ 256 threads).
+        let plan1 = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 256, microBatches: 1)
+        let one = try StepSimulator(workload: Workload(graph: g, globalBatch: 256, precision: .fp16), machine: m,
+                                    costModel: m.opCostModel(), options: opts)
+        #expect(relative(try #require(one.evaluate(plan1)).stepSeconds, 256.0 / (64 * 140)) < 1e-9)
+        var bad = SimOptions()
+        #expect(throws: SimError.self) { try bad.set("loader_workers", "2.5") }
+        #expect(throws: SimError.self) { try bad.set("loader_workers", "-1") }
+    }
 }
