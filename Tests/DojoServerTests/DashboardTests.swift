@@ -3,6 +3,7 @@ import DojoService
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import HTTPTypes
 import Testing
 
 /// Headless Chromium (Debian's `chromium`; `make test` installs it through scripts/install-deps.sh).
@@ -71,7 +72,7 @@ struct DashboardTests {
                 #expect(html.components(separatedBy: "data-job=\"\(job)\"").count - 1 == tiles + 1, "job \(job)'s tiles (+ its row)")
             }
             #expect(html.components(separatedBy: "tile failed").count - 1 == 1, "failed tile")
-            #expect(!html.contains("Error:"), "the page shows an error")
+            #expect(html.contains("<div id=\"status\" class=\"\">Updated"), "the page shows an error or never fetched")
 
             // A tenant's view: its own jobs only; the other tenant's tiles are busy without ids.
             let tenantDom = try runChromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/?token=\(planning)"])
@@ -80,7 +81,7 @@ struct DashboardTests {
 
             // A bad token: the page says so instead of showing anything.
             let bad = try runChromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/?token=wrong"])
-            #expect(bad.stdout.contains("Error: 401"))
+            #expect(bad.stdout.contains("<div id=\"status\" class=\"error\">Error: 401"), "\(bad.stdout.prefix(2000))")
 
             // The screenshot for the README (DOJO_UPDATE_SCREENSHOT=1 writes docs/dashboard.png).
             let shot = ProcessInfo.processInfo.environment["DOJO_UPDATE_SCREENSHOT"] == "1"

@@ -3,6 +3,7 @@ import DojoService
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import HTTPTypes
 import Testing
 
 @Suite("DojoServer HTTP API", .serialized)

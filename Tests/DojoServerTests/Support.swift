@@ -3,6 +3,7 @@ import DojoService
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import HTTPTypes
 import Testing
 
 /// A real JobService on a temporary SQLite file, its controller loop running, and the HTTP API in front of it.
