@@ -144,7 +144,7 @@ struct ServiceCLITests {
             (["jobs", "--token", "bogus"], env, "token"),
             (["job", "show", "4242", "--token", token], env, "4242"),
             (["cancel", "4242", "--token", token], env, "4242"),
-            (["submit", "--tiles", "5000", "--token", token, "--", "/bin/true"], env, ""),
+            (["submit", "--tiles", "5000", "--token", token, "--", "/bin/true"], env, "5000"),
             (["submit", "--token", token], env, "no command"),
             (["tenant", "add", "x", "--quota", "1", "--token", token], env, "admin"),
             (["cluster", "fail-tile", "3", "--token", token], env, "admin"),
