@@ -1,16 +1,21 @@
 import DojoService
 import Foundation
 import Hummingbird
+import Logging
 
 /// `dojo serve`: the job service's controller loop and its HTTP API in one process.
 public enum DojoServer {
     /// The Hummingbird application serving `api` on `host:port` (port 0: any free port; `onReady` gets the bound one).
     public static func application(api: DojoAPI, host: String, port: Int,
                                    onReady: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        Application(
+        // Hummingbird's own lines ("Server started…") only when asked for (LOG_LEVEL=info): dojo serve prints its own.
+        var logger = Logger(label: "dojo-serve")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+        return Application(
             responder: api,
             configuration: .init(address: .hostname(host, port: port), serverName: "OpenDojo"),
-            onServerRunning: { channel in await onReady(channel.localAddress?.port ?? port) })
+            onServerRunning: { channel in await onReady(channel.localAddress?.port ?? port) },
+            logger: logger)
     }
 
     /// Opens the service, then runs its controller loop and the HTTP server until SIGINT or SIGTERM. Workers keep
@@ -23,6 +28,16 @@ public enum DojoServer {
         let app = application(api: DojoAPI(service: service), host: host, port: port, onReady: { await onReady($0, machine) })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await service.run() }
+            // A controller round that fails is retried by the next; say so on stderr, once per distinct error.
+            group.addTask {
+                var last: String?
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: 1_000_000_000)
+                    let e = await service.lastError
+                    if let e, e != last { FileHandle.standardError.write(Data("dojo serve: controller round failed: \(e)\n".utf8)) }
+                    last = e
+                }
+            }
             // Returns after a graceful shutdown (SIGINT/SIGTERM), or throws when it cannot bind.
             do {
                 try await app.runService()
