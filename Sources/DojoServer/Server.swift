@@ -20,12 +20,17 @@ public enum DojoServer {
 
     /// Opens the service, then runs its controller loop and the HTTP server until SIGINT or SIGTERM. Workers keep
     /// running after it returns; the next start adopts them.
-    /// `onReady` gets the bound port and the machine's name.
+    /// `onReady` gets the bound port, the machine's name, and what the start found of an earlier controller's jobs
+    /// (empty when nothing).
     public static func serve(options: ServiceOptions, host: String, port: Int,
-                             onReady: @escaping @Sendable (Int, String) async -> Void = { _, _ in }) async throws {
+                             onReady: @escaping @Sendable (Int, String, String) async -> Void = { _, _, _ in }) async throws {
         let service = try await JobService.open(options)
         let machine = service.machineName
-        let app = application(api: DojoAPI(service: service), host: host, port: port, onReady: { await onReady($0, machine) })
+        let r = await service.recovered
+        let found = [(r.adopted, "adopted (still running)"), (r.booked, "booked (ended while down)"), (r.restarted, "restarted"),
+                     (r.orphansKilled, "orphan process groups killed")].filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
+        let recovered = found.isEmpty ? "" : "recovered from the last run: " + found.joined(separator: ", ")
+        let app = application(api: DojoAPI(service: service), host: host, port: port, onReady: { await onReady($0, machine, recovered) })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await service.run() }
             // A controller round that fails is retried by the next; say so on stderr, once per distinct error.
@@ -43,7 +48,11 @@ public enum DojoServer {
                 try await app.runService()
             } catch {
                 group.cancelAll()
-                throw error
+                let text = "\(error)"
+                if text.contains("Address already in use") {
+                    throw ServiceError.conflict("cannot listen on \(host):\(port): the address is in use (another dojo serve? pick --port)")
+                }
+                throw ServiceError(.internalError, "cannot listen on \(host):\(port): \(text)")
             }
             group.cancelAll()
             try await group.waitForAll()

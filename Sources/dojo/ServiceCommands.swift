@@ -50,7 +50,7 @@ struct ServeCommand: ParsableCommand {
                                      faultsPerTileHour: faultsPerTileHour)
         let host = self.host, db = self.db, policy = self.policy
         let outcome = runBlocking {
-            try await DojoServer.serve(options: options, host: host, port: self.port) { port, machineName in
+            try await DojoServer.serve(options: options, host: host, port: self.port) { port, machineName, recovered in
                 let shown = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
                 // Unbuffered, so that whoever started the server sees the URL at once (stdout may be a pipe).
                 FileHandle.standardOutput.write(Data("""
@@ -59,7 +59,7 @@ struct ServeCommand: ParsableCommand {
                     dashboard:   http://\(shown):\(port)/?token=TOKEN    API: http://\(shown):\(port)/openapi.yaml    metrics: /metrics
                     stop with Ctrl-C (running jobs keep running; the next start adopts them)
 
-                    """.utf8))
+                    """.utf8) + (recovered.isEmpty ? Data() : Data((recovered + "\n").utf8)))
             }
         }
         if case .failure(let error) = outcome {
