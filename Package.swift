@@ -86,7 +86,8 @@ let package = Package(
         .testTarget(name: "DojoClusterTests", dependencies: ["DojoCluster", "DojoMachine"]),
         .testTarget(name: "DojoServiceTests", dependencies: ["DojoService", "DojoCluster"]),
         .testTarget(name: "DojoServerTests", dependencies: ["DojoServer", "DojoService",
-                                                            .product(name: "HummingbirdTesting", package: "hummingbird")]),
+                                                            .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                                            .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "DojoCLITests", dependencies: ["dojo"]),
     ],
     swiftLanguageModes: [.v6]

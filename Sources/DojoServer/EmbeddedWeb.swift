@@ -51,7 +51,7 @@ paths:
         '201':
           description: Queued.
           headers:
-            Location: { schema: { type: string }, description: The job's URL. }
+            Location: { schema: { type: string }, description: 'The job''s URL.' }
           content:
             application/json:
               schema: { $ref: '#/components/schemas/JobInfo' }
@@ -169,7 +169,7 @@ paths:
     get:
       tags: [cluster]
       operationId: usage
-      summary: Tile-seconds per tenant (a tenant: its own row)
+      summary: 'Tile-seconds per tenant (a tenant: its own row)'
       responses:
         '200':
           description: Usage rows.
@@ -340,7 +340,7 @@ components:
       type: object
       required: [error]
       properties:
-        error: { type: string, description: What is wrong, naming the field, job or token. }
+        error: { type: string, description: 'What is wrong, naming the field, job or token.' }
     JobState:
       type: string
       enum: [PENDING, RUNNING, PREEMPTED, REQUEUED, COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL]
@@ -350,20 +350,20 @@ components:
       required: [command]
       properties:
         name: { type: string, description: 'Default: the program''s name.' }
-        command: { type: array, items: { type: string }, minItems: 1, description: argv (not a shell line). }
-        tiles: { type: integer, minimum: 1, description: Tiles wanted (mapped to the smallest allowed shape). }
-        shape: { type: string, pattern: '^[0-9]+x[0-9]+$', description: An allowed DPU shape WxH. }
-        priority: { type: integer, description: Higher runs first. }
+        command: { type: array, items: { type: string }, minItems: 1, description: 'argv (not a shell line).' }
+        tiles: { type: integer, minimum: 1, description: 'Tiles wanted (mapped to the smallest allowed shape).' }
+        shape: { type: string, pattern: '^[0-9]+x[0-9]+$', description: 'An allowed DPU shape WxH.' }
+        priority: { type: integer, description: 'Higher runs first.' }
         time_limit: { type: number, exclusiveMinimum: 0, description: 'Seconds (default 3600).' }
-        retries: { type: integer, minimum: 0, description: Restarts after a non-zero exit before FAILED. }
-        checkpoint_dir: { type: string, description: Given to the job as DOJO_CHECKPOINT_DIR. }
-        tenant: { type: string, description: Only the admin may submit for a tenant. }
+        retries: { type: integer, minimum: 0, description: 'Restarts after a non-zero exit before FAILED.' }
+        checkpoint_dir: { type: string, description: 'Given to the job as DOJO_CHECKPOINT_DIR.' }
+        tenant: { type: string, description: 'Only the admin may submit for a tenant.' }
     Transition:
       type: object
       required: [state, time, detail]
       properties:
         state: { $ref: '#/components/schemas/JobState' }
-        time: { type: number, description: Unix time, seconds. }
+        time: { type: number, description: 'Unix time, seconds.' }
         detail: { type: string }
     DPU:
       type: object
@@ -398,7 +398,7 @@ components:
         exit_code: { type: [integer, 'null'] }
         tile_seconds: { type: number }
         checkpoint_dir: { type: string }
-        transitions: { type: array, items: { $ref: '#/components/schemas/Transition' }, description: Only in GET /v1/jobs/{id}. }
+        transitions: { type: array, items: { $ref: '#/components/schemas/Transition' }, description: 'Only in GET /v1/jobs/{id}.' }
     Tile:
       type: object
       required: [id, pod, x, y, cabinet, tray, health, busy]
@@ -425,10 +425,10 @@ components:
         failed: { type: integer }
         busy: { type: integer }
         free: { type: integer }
-        jobs: { type: object, additionalProperties: { type: integer }, description: Jobs by state. }
+        jobs: { type: object, additionalProperties: { type: integer }, description: 'Jobs by state.' }
         pending: { type: integer }
         running: { type: integer }
-        utilization: { type: number, description: Busy tiles ÷ healthy tiles. }
+        utilization: { type: number, description: 'Busy tiles ÷ healthy tiles.' }
         shapes: { type: array, items: { type: string } }
     UsageRow:
       type: object
@@ -445,8 +445,8 @@ components:
       required: [name, quota]
       properties:
         name: { type: string }
-        quota: { type: integer, minimum: 0, description: Tiles guaranteed. }
-        borrow_limit: { type: integer, minimum: 0, description: Tiles it may borrow beyond its quota when idle. }
+        quota: { type: integer, minimum: 0, description: 'Tiles guaranteed.' }
+        borrow_limit: { type: integer, minimum: 0, description: 'Tiles it may borrow beyond its quota when idle.' }
     TenantInfo:
       type: object
       required: [name, quota]
@@ -454,14 +454,14 @@ components:
         name: { type: string }
         quota: { type: integer }
         borrow_limit: { type: [integer, 'null'] }
-        token: { type: string, description: Only in the answer to POST /v1/tenants. }
+        token: { type: string, description: 'Only in the answer to POST /v1/tenants.' }
     TileAction:
       type: object
       required: [tile, action]
       properties:
         tile: { type: integer }
         action: { type: string, enum: [fail, repair] }
-        requeued: { type: array, items: { type: integer }, description: Jobs sent back to the queue (fail). }
+        requeued: { type: array, items: { type: integer }, description: 'Jobs sent back to the queue (fail).' }
 
 """###
     /// The dashboard (dashboard.html), served at /.

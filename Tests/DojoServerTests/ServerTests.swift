@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import HTTPTypes
 import Testing
+import Yams
 
 @Suite("DojoServer HTTP API", .serialized)
 struct ServerTests {
@@ -274,6 +275,39 @@ struct ServerTests {
                          "/v1/tenants:", "/v1/tiles/{id}/fail:", "/v1/tiles/{id}/repair:", "/metrics:", "/healthz:", "/openapi.yaml:", "  /:"] {
                 #expect(doc.body.contains(path), "\(path) missing from openapi.yaml")
             }
+        }
+    }
+
+    @Test("openapi.yaml is well-formed YAML: OpenAPI 3.1, every route of the server, every $ref resolves")
+    func openAPIDocument() throws {
+        let doc = try #require(try Yams.load(yaml: EmbeddedWeb.openAPI) as? [String: Any])
+        #expect(doc["openapi"] as? String == "3.1.0")
+        let paths = try #require(doc["paths"] as? [String: Any])
+        let want: [String: [String]] = [
+            "/v1/jobs": ["get", "post"], "/v1/jobs/{id}": ["get", "delete"], "/v1/jobs/{id}/cancel": ["post"],
+            "/v1/jobs/{id}/logs": ["get"], "/v1/cluster": ["get"], "/v1/usage": ["get"], "/v1/tenants": ["get", "post"],
+            "/v1/tiles/{id}/fail": ["post"], "/v1/tiles/{id}/repair": ["post"], "/metrics": ["get"], "/healthz": ["get"],
+            "/openapi.yaml": ["get"], "/": ["get"],
+        ]
+        #expect(Set(paths.keys) == Set(want.keys))
+        for (path, methods) in want {
+            let item = try #require(paths[path] as? [String: Any], "\(path)")
+            for m in methods {
+                let op = try #require(item[m] as? [String: Any], "\(m) \(path)")
+                #expect(op["responses"] is [String: Any], "\(m) \(path) has no responses")
+                #expect(op["summary"] is String, "\(m) \(path): summary is not a string (a ': ' in a plain scalar?)")
+            }
+        }
+        // Every $ref points at something.
+        func refs(_ x: Any) -> [String] {
+            if let d = x as? [String: Any] { return (d["$ref"] as? String).map { [$0] } ?? [] + d.values.flatMap(refs) }
+            if let a = x as? [Any] { return a.flatMap(refs) }
+            return []
+        }
+        for r in Set(refs(doc)) {
+            var node: Any? = doc
+            for key in r.dropFirst(2).split(separator: "/") { node = (node as? [String: Any])?[String(key)] }
+            #expect(node != nil, "\(r) does not resolve")
         }
     }
 
