@@ -69,14 +69,14 @@ paths:
         - name: state
           in: query
           description: Comma-separated states, e.g. `PENDING,RUNNING`.
-          schema: { type: string, example: 'PENDING,RUNNING' }
+          schema: { type: string, pattern: '^(PENDING|RUNNING|PREEMPTED|REQUEUED|COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL)(,(PENDING|RUNNING|PREEMPTED|REQUEUED|COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL))*$', example: 'PENDING,RUNNING' }
         - name: tenant
           in: query
           description: Only this tenant's jobs (admin).
-          schema: { type: string }
+          schema: { type: string, minLength: 1 }
         - name: limit
           in: query
-          schema: { type: integer, minimum: 1 }
+          schema: { type: integer, minimum: 1, maximum: 100000 }
       responses:
         '200':
           description: The jobs.
@@ -111,6 +111,7 @@ paths:
           content:
             application/json:
               schema: { $ref: '#/components/schemas/JobInfo' }
+        '400': { $ref: '#/components/responses/BadRequest' }
         '401': { $ref: '#/components/responses/Unauthorized' }
         '404': { $ref: '#/components/responses/NotFound' }
         '409': { $ref: '#/components/responses/Conflict' }
@@ -128,6 +129,7 @@ paths:
           content:
             application/json:
               schema: { $ref: '#/components/schemas/JobInfo' }
+        '400': { $ref: '#/components/responses/BadRequest' }
         '401': { $ref: '#/components/responses/Unauthorized' }
         '404': { $ref: '#/components/responses/NotFound' }
         '409': { $ref: '#/components/responses/Conflict' }
@@ -142,7 +144,7 @@ paths:
         - name: tail
           in: query
           description: At most the last this many bytes.
-          schema: { type: integer, minimum: 0 }
+          schema: { type: integer, minimum: 0, maximum: 999999999999999999 }
       responses:
         '200':
           description: The output.
@@ -199,6 +201,7 @@ paths:
         '403': { $ref: '#/components/responses/Forbidden' }
         '409': { $ref: '#/components/responses/Conflict' }
         '413': { $ref: '#/components/responses/TooLarge' }
+        '422': { $ref: '#/components/responses/Unprocessable' }
     get:
       tags: [admin]
       operationId: listTenants
@@ -228,6 +231,7 @@ paths:
         '401': { $ref: '#/components/responses/Unauthorized' }
         '403': { $ref: '#/components/responses/Forbidden' }
         '404': { $ref: '#/components/responses/NotFound' }
+        '409': { $ref: '#/components/responses/Conflict' }
   /v1/tiles/{id}/repair:
     parameters:
       - $ref: '#/components/parameters/TileId'
@@ -245,6 +249,7 @@ paths:
         '401': { $ref: '#/components/responses/Unauthorized' }
         '403': { $ref: '#/components/responses/Forbidden' }
         '404': { $ref: '#/components/responses/NotFound' }
+        '409': { $ref: '#/components/responses/Conflict' }
   /metrics:
     get:
       tags: [service]
@@ -307,12 +312,12 @@ components:
       name: id
       in: path
       required: true
-      schema: { type: integer, minimum: 1 }
+      schema: { type: integer, minimum: 1, maximum: 999999999999999999 }
     TileId:
       name: id
       in: path
       required: true
-      schema: { type: integer, minimum: 0 }
+      schema: { type: integer, minimum: 0, maximum: 999999999999999999 }
   responses:
     BadRequest:
       description: Malformed input; the message names the field or parameter.
@@ -327,13 +332,13 @@ components:
       description: No such job or tile (or another tenant's job), or no such route.
       content: { application/json: { schema: { $ref: '#/components/schemas/Error' } } }
     Conflict:
-      description: The job is already finished, or the tenant exists.
+      description: The job is already finished, the tenant exists, the tile has already failed or is healthy.
       content: { application/json: { schema: { $ref: '#/components/schemas/Error' } } }
     TooLarge:
       description: Body over 64 KiB.
       content: { application/json: { schema: { $ref: '#/components/schemas/Error' } } }
     Unprocessable:
-      description: Well-formed but impossible (no allowed shape fits the machine, time limit over the maximum…).
+      description: Well-formed but impossible (no allowed shape fits the machine, an unknown tenant, a time limit over the maximum, a quota over the machine…).
       content: { application/json: { schema: { $ref: '#/components/schemas/Error' } } }
   schemas:
     Error:
@@ -351,11 +356,11 @@ components:
       properties:
         name: { type: string, description: 'Default: the program''s name.' }
         command: { type: array, items: { type: string }, minItems: 1, description: 'argv (not a shell line).' }
-        tiles: { type: integer, minimum: 1, description: 'Tiles wanted (mapped to the smallest allowed shape).' }
+        tiles: { type: integer, minimum: 1, maximum: 1000000, description: 'Tiles wanted (mapped to the smallest allowed shape).' }
         shape: { type: string, pattern: '^[0-9]+x[0-9]+$', description: 'An allowed DPU shape WxH.' }
-        priority: { type: integer, description: 'Higher runs first.' }
+        priority: { type: integer, minimum: -1000, maximum: 1000, description: 'Higher runs first.' }
         time_limit: { type: number, exclusiveMinimum: 0, description: 'Seconds (default 3600).' }
-        retries: { type: integer, minimum: 0, description: 'Restarts after a non-zero exit before FAILED.' }
+        retries: { type: integer, minimum: 0, maximum: 100, description: 'Restarts after a non-zero exit before FAILED.' }
         checkpoint_dir: { type: string, description: 'Given to the job as DOJO_CHECKPOINT_DIR.' }
         tenant: { type: string, description: 'Only the admin may submit for a tenant.' }
     Transition:

@@ -96,6 +96,7 @@ struct StrictObject {
         case .int(let i)?: return i
         case .double(let d)?:
             if d.isFinite, d == d.rounded(), abs(d) < 1e15 { return Int(d) }
+            if d.isFinite, d == d.rounded() { throw ServiceError.badRequest("\(what): field '\(key)' is out of range, got \(d)") }
             throw ServiceError.badRequest("\(what): field '\(key)' must be a whole number, got \(d)")
         case let v?: throw wrongType(key, "a whole number", v)
         }
