@@ -1,0 +1,122 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// A `dojo serve` process on a database that outlives it: started, SIGKILLed at random moments, started again.
+final class Controller {
+    let db: String
+    var process: Process?
+    var url = ""
+    init(db: String) { self.db = db }
+
+    func start() throws {
+        let p = Process()
+        p.executableURL = dojoExecutableURL
+        p.arguments = ["serve", "--db", db, "--machine", "cabinet", "--port", "0", "--grace", "1", "--tick", "0.05"]
+        let out = db + ".serve-\(Date().timeIntervalSince1970).out"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        p.standardOutput = h; p.standardError = h; p.standardInput = FileHandle.nullDevice
+        try p.run()
+        process = p
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+            if let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) { url = String(text[r]); return }
+            if !p.isRunning { throw CLIError("dojo serve exited: \(text)") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw CLIError("dojo serve printed no URL")
+    }
+
+    func sigkill() {
+        guard let p = process else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        process = nil
+    }
+
+    var token: String { ((try? String(contentsOfFile: db + ".admin-token", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
+
+    /// One HTTP request; nil when the server did not answer.
+    func request(_ method: String, _ path: String, _ body: [String: Any]? = nil) -> (status: Int, body: Data)? {
+        var r = URLRequest(url: URL(string: url + path)!)
+        r.httpMethod = method
+        r.timeoutInterval = 10
+        r.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        if let body {
+            r.httpBody = try? JSONSerialization.data(withJSONObject: body)
+            r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: (Int, Data)?
+        URLSession.shared.dataTask(with: r) { data, resp, _ in
+            if let h = resp as? HTTPURLResponse { result = (h.statusCode, data ?? Data()) }
+            done.signal()
+        }.resume()
+        done.wait()
+        return result
+    }
+}
+
+@Suite("the controller survives SIGKILL", .serialized)
+struct KillLoopTests {
+    /// Issue 4 §4: kill the server at random points, start it again: no job is lost or run twice.
+    @Test func sigkillAtRandomMomentsLosesNoJobAndRunsNoneTwice() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-killloop-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let runs = dir + "/runs.txt"
+        FileManager.default.createFile(atPath: runs, contents: nil)
+        let c = Controller(db: dir + "/dojo.sqlite")
+        try c.start()
+        defer { c.sigkill() }
+        #expect(c.request("POST", "/v1/tenants", ["name": "fleet", "quota": 12])?.status == 201)
+        var rng = SystemRandomNumberGenerator()
+        var seed: UInt64 = 42
+        func next() -> Double { seed = seed &* 6364136223846793005 &+ 1442695040888963407; return Double(seed >> 11) / Double(1 << 53) }
+        _ = rng
+        let total = 60
+        var accepted = 0, kills = 0
+        while accepted < total || kills < 10 {
+            // A burst of submissions, then a SIGKILL at a random moment of the controller's work.
+            let burst = min(total - accepted, 1 + Int(next() * 8))
+            for _ in 0..<burst {
+                let tiles = 1 + Int(next() * 3)
+                let sleep = String(format: "%.2f", 0.1 + next() * 0.6)
+                let body: [String: Any] = ["tenant": "fleet", "tiles": tiles, "command": ["/bin/sh", "-c", "echo start $DOJO_JOB_ID >> \(runs); sleep \(sleep); echo end $DOJO_JOB_ID >> \(runs)"]]
+                if c.request("POST", "/v1/jobs", body)?.status == 201 { accepted += 1 }
+            }
+            Thread.sleep(forTimeInterval: 0.05 + next() * 0.7)
+            c.sigkill()
+            kills += 1
+            try c.start()
+        }
+        // Let the last controller finish the work.
+        let deadline = Date().addingTimeInterval(120)
+        var jobs: [[String: Any]] = []
+        while Date() < deadline {
+            if let r = c.request("GET", "/v1/jobs?limit=1000"), r.status == 200,
+               let list = try JSONSerialization.jsonObject(with: r.body) as? [[String: Any]] {
+                jobs = list
+                if list.allSatisfy({ ($0["state"] as? String) == "COMPLETED" }) && list.count >= accepted { break }
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        // Every job the server stored (accepted ones, and any whose answer a kill cut off) completed once.
+        #expect(jobs.count >= accepted && jobs.count <= accepted + kills)
+        let states = Dictionary(grouping: jobs, by: { $0["state"] as? String ?? "?" }).mapValues(\.count)
+        #expect(states == ["COMPLETED": jobs.count], "\(states)")
+        let lines = try String(contentsOfFile: runs, encoding: .utf8).split(separator: "\n").map(String.init)
+        for j in jobs {
+            let id = j["id"] as? Int ?? -1
+            #expect(lines.filter { $0 == "start \(id)" }.count == 1, "job \(id) started \(lines.filter { $0 == "start \(id)" }.count) times")
+            #expect(lines.filter { $0 == "end \(id)" }.count == 1, "job \(id) ended \(lines.filter { $0 == "end \(id)" }.count) times")
+            #expect(j["attempts"] as? Int == 1)
+        }
+        #expect(kills >= 10)
+        print("kill loop: \(jobs.count) jobs, \(kills) SIGKILLs, every job started and ended exactly once")
+    }
+}
