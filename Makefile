@@ -24,9 +24,10 @@ demo: build
 	$(BIN) train --out runs/demo
 
 # Every test, in the release configuration (the numerics and training tests are too slow in debug).
+# One build with the tests (a plain `swift build` and then `swift test` would build everything twice: their flags differ).
 test: test-deps
-	$(SWIFT) build -c $(CONFIG)
-	$(SWIFT) test -c $(CONFIG) --parallel --num-workers 2 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+	$(SWIFT) build -c $(CONFIG) --build-tests
+	$(SWIFT) test -c $(CONFIG) --skip-build --parallel --num-workers 2 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 
 # Speed and memory against baselines run on this machine in the same run (installs python3-torch).
 bench: build
