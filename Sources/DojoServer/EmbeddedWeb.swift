@@ -363,6 +363,7 @@ components:
         retries: { type: integer, minimum: 0, maximum: 100, description: 'Restarts after a non-zero exit before FAILED.' }
         checkpoint_dir: { type: string, description: 'Given to the job as DOJO_CHECKPOINT_DIR.' }
         tenant: { type: string, description: 'Only the admin may submit for a tenant.' }
+        depends_on: { type: array, items: { type: integer, minimum: 1 }, maxItems: 100, description: 'Jobs of the same tenant that must complete first (afterok); if one ends otherwise this job is cancelled (DependencyNeverSatisfied).' }
     Transition:
       type: object
       required: [state, time, detail]
@@ -382,7 +383,7 @@ components:
         tiles: { type: array, items: { type: integer } }
     JobInfo:
       type: object
-      required: [id, tenant, name, command, state, shape, tiles, priority, time_limit, retries, attempts, submit_time, tile_seconds, checkpoint_dir, transitions]
+      required: [id, tenant, name, command, state, shape, tiles, priority, time_limit, retries, attempts, submit_time, tile_seconds, checkpoint_dir, depends_on, transitions]
       properties:
         id: { type: integer }
         tenant: { type: string }
@@ -403,6 +404,7 @@ components:
         exit_code: { type: [integer, 'null'] }
         tile_seconds: { type: number }
         checkpoint_dir: { type: string }
+        depends_on: { type: array, items: { type: integer }, description: 'Jobs that must complete before it starts.' }
         transitions: { type: array, items: { $ref: '#/components/schemas/Transition' }, description: 'Only in GET /v1/jobs/{id}.' }
     Tile:
       type: object

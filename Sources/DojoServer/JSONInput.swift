@@ -112,6 +112,20 @@ struct StrictObject {
         }
     }
 
+    /// An array of whole numbers.
+    func ints(_ key: String) throws -> [Int]? {
+        switch fields[key] {
+        case nil, .null?: return nil
+        case .array(let a)?:
+            return try a.enumerated().map { i, v in
+                if case .int(let n) = v { return n }
+                if case .double(let d) = v, d.isFinite, d == d.rounded(), abs(d) < 1e15 { return Int(d) }
+                throw ServiceError.badRequest("\(what): field '\(key)[\(i)]' must be a whole number, got \(v.kind)")
+            }
+        case let v?: throw wrongType(key, "an array of whole numbers", v)
+        }
+    }
+
     /// An array of strings.
     func strings(_ key: String, required: Bool = false) throws -> [String]? {
         switch fields[key] {
@@ -131,7 +145,7 @@ struct StrictObject {
 }
 
 extension JobSubmission {
-    static let jsonFields: Set<String> = ["name", "command", "tiles", "shape", "priority", "time_limit", "retries", "checkpoint_dir", "tenant"]
+    static let jsonFields: Set<String> = ["name", "command", "tiles", "shape", "priority", "time_limit", "retries", "checkpoint_dir", "tenant", "depends_on"]
 
     /// A submission from a request body, strictly: unknown fields and wrong types are 400s naming the field.
     static func strict(_ data: Data) throws -> JobSubmission {
@@ -140,7 +154,7 @@ extension JobSubmission {
             name: try o.string("name"), command: try o.strings("command", required: true) ?? [],
             tiles: try o.int("tiles"), shape: try o.string("shape"), priority: try o.int("priority"),
             timeLimit: try o.double("time_limit"), retries: try o.int("retries"),
-            checkpointDir: try o.string("checkpoint_dir"), tenant: try o.string("tenant"))
+            checkpointDir: try o.string("checkpoint_dir"), tenant: try o.string("tenant"), dependsOn: try o.ints("depends_on"))
     }
 }
 

@@ -145,6 +145,7 @@ public actor JobService {
             try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('admin_token_hash', ?)", arguments: [hash])
         }
         try recover(now: now)
+        try cancelOrphanedDependents(now: now)
         ready = true
     }
 
@@ -224,9 +225,48 @@ public actor JobService {
         }
     }
 
+    /// The scheduler's view of a job. Dependencies that have completed (or are no longer in this controller's
+    /// scheduler, which holds only jobs that were unfinished when it started) are met.
+    /// Recovery: dependents of jobs that ended without completing, left queued by a controller that died in between.
+    private func cancelOrphanedDependents(now: Double) throws {
+        let ended = try store.db.read {
+            try Row.fetchAll($0, sql: """
+                SELECT DISTINCT k.id, k.state FROM job j, json_each(j.depends_on) AS dep JOIN job k ON k.id = dep.value
+                WHERE j.state IN ('PENDING', 'REQUEUED') AND k.state IN ('FAILED', 'CANCELLED', 'TIMEOUT')
+                """)
+        }
+        for r in ended { try cancelDependents(of: r["id"], ended: JobPhase(rawValue: r["state"]) ?? .failed, now: now) }
+    }
+
     private func spec(_ j: JobRow) -> JobSpec {
-        JobSpec(tenant: j.tenant, name: j.name, priority: j.priority, request: .shape(Shape(j.shapeW, j.shapeH)),
-                duration: j.timeLimit, checkpointInterval: 3600)
+        let deps = j.dependsOn.compactMap { d -> Int? in
+            guard let sid = sidOf[d], scheduler.job(sid).state != .completed else { return nil }
+            return sid
+        }
+        return JobSpec(tenant: j.tenant, name: j.name, priority: j.priority, request: .shape(Shape(j.shapeW, j.shapeH)),
+                       duration: j.timeLimit, dependsOn: deps, checkpointInterval: 3600)
+    }
+
+    /// Queued jobs waiting for `id`, which ended without completing, can never start: they are cancelled (and theirs).
+    private func cancelDependents(of id: Int, ended: JobPhase, now: Double) throws {
+        var work = [(id, ended)]
+        while let (d, how) = work.popLast() {
+            let ids = try store.db.read {
+                try Int.fetchAll($0, sql: """
+                    SELECT DISTINCT j.id FROM job j, json_each(j.depends_on) AS dep
+                    WHERE dep.value = ? AND j.state IN ('PENDING', 'REQUEUED') ORDER BY j.id
+                    """, arguments: [d])
+            }
+            for j in ids {
+                let why = "DependencyNeverSatisfied: job \(d) ended \(how.rawValue)"
+                try store.db.write { db in
+                    try db.execute(sql: "UPDATE job SET state = 'CANCELLED', end_time = ?, reason = ? WHERE id = ?", arguments: [now, why, j])
+                    try db.execute(sql: "INSERT INTO transition VALUES (?, 'CANCELLED', ?, ?)", arguments: [j, now, why])
+                }
+                if let sid = sidOf[j] { try? scheduler.cancel(sid, at: now) }
+                work.append((j, .cancelled))
+            }
+        }
     }
 
     func jobDir(_ id: Int) -> String { "\(jobsRoot)/\(id)" }
@@ -335,19 +375,31 @@ public actor JobService {
         if let c = s.checkpointDir, !c.hasPrefix("/") || c.contains("\u{0}") || c.count > 1024 {
             throw ServiceError.unprocessable("checkpoint_dir must be an absolute path, got '\(c)'")
         }
+        let deps = Array(Set(s.dependsOn ?? [])).sorted()
+        guard deps.count <= 100 else { throw ServiceError.unprocessable("depends_on: at most 100 jobs, got \(deps.count)") }
+        for d in deps {
+            guard d > 0, let r = try fetchRow(d), r.tenant == tenant else {
+                throw ServiceError.unprocessable("depends_on: no job \(d) of tenant '\(tenant)'")
+            }
+            if r.state.isFinal && r.state != .completed {
+                throw ServiceError.unprocessable("depends_on: job \(d) ended \(r.state.rawValue); the dependency can never be satisfied")
+            }
+        }
         let now = Date().timeIntervalSince1970
         let command = String(decoding: try JSONEncoder().encode(s.command), as: UTF8.self)
+        let depsJSON = String(decoding: try JSONEncoder().encode(deps), as: UTF8.self)
         let root = jobsRoot
         let id = try store.db.write { db -> Int in
             try db.execute(sql: """
-                INSERT INTO job (tenant, name, command, shape_w, shape_h, priority, time_limit, retries, checkpoint_dir, state, submit_time)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?)
-                """, arguments: [tenant, name, command, shape.w, shape.h, priority, limit, retries, s.checkpointDir ?? "", now])
+                INSERT INTO job (tenant, name, command, shape_w, shape_h, priority, time_limit, retries, checkpoint_dir, state, submit_time, depends_on)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?)
+                """, arguments: [tenant, name, command, shape.w, shape.h, priority, limit, retries, s.checkpointDir ?? "", now, depsJSON])
             let id = Int(db.lastInsertedRowID)
             if s.checkpointDir == nil {
                 try db.execute(sql: "UPDATE job SET checkpoint_dir = ? WHERE id = ?", arguments: ["\(root)/\(id)/checkpoint", id])
             }
-            try db.execute(sql: "INSERT INTO transition VALUES (?, 'PENDING', ?, ?)", arguments: [id, now, "submitted: \(shape) (\(shape.tiles) tiles)"])
+            try db.execute(sql: "INSERT INTO transition VALUES (?, 'PENDING', ?, ?)", arguments: [id, now,
+                "submitted: \(shape) (\(shape.tiles) tiles)" + (deps.isEmpty ? "" : ", after jobs \(deps.map(String.init).joined(separator: ", "))")])
             return id
         }
         do {
@@ -404,7 +456,7 @@ public actor JobService {
                        shape: "\(r.shapeW)x\(r.shapeH)", tiles: r.shapeW * r.shapeH, priority: r.priority, timeLimit: r.timeLimit,
                        retries: r.retries, attempts: r.attempts, dpu: dpu, submitTime: r.submitTime,
                        startTime: r.startTime, endTime: r.endTime, exitCode: r.exitCode, tileSeconds: ts,
-                       checkpointDir: r.checkpointDir, transitions: trs)
+                       checkpointDir: r.checkpointDir, dependsOn: r.dependsOn, transitions: trs)
     }
 
     /// The caller's jobs (an admin: all, or one tenant's), newest first, optionally only some states.
@@ -444,6 +496,7 @@ public actor JobService {
                 try db.execute(sql: "INSERT INTO transition VALUES (?, 'CANCELLED', ?, ?)", arguments: [id, now, "cancelled by \(who(p)) while queued"])
             }
             if let sid = sidOf[id] { try? scheduler.cancel(sid, at: now) }
+            try cancelDependents(of: id, ended: .cancelled, now: now)
         } else {
             try requestStop(id, reason: "cancel", deadline: now + options.grace, detail: nil, now: now)
         }
@@ -550,7 +603,10 @@ public actor JobService {
             try store.db.write { try $0.execute(sql: "UPDATE job SET reaped = 1 WHERE id = ?", arguments: [v]) }
         }
         _ = try scheduler.failTile(tile, at: now)
-        if let v = victim, final != nil, let sid = sidOf[v] { try scheduler.cancel(sid, at: now) }
+        if let v = victim, let f = final, let sid = sidOf[v] {
+            try scheduler.cancel(sid, at: now)
+            try cancelDependents(of: v, ended: f, now: now)
+        }
         return victim.map { [$0] } ?? []
     }
 
@@ -767,7 +823,9 @@ public actor JobService {
         case .completed: try scheduler.complete(sid, at: now)
         case .requeued:
             if scheduler.job(sid).state == .stopping { try scheduler.stopped(sid, at: now) } else { try scheduler.requeue(sid, at: now) }
-        default: try scheduler.cancel(sid, at: now)
+        default:
+            try scheduler.cancel(sid, at: now)
+            try cancelDependents(of: id, ended: next, now: now)
         }
     }
 }

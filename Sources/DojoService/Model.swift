@@ -34,15 +34,20 @@ public struct JobSubmission: Codable, Sendable, Equatable {
     public var checkpointDir: String?
     /// Only an admin may submit for a tenant; a tenant's token implies its own name.
     public var tenant: String?
+    /// Jobs (of the same tenant) that must complete first (Slurm's afterok). If one ends otherwise, this job is
+    /// cancelled (DependencyNeverSatisfied).
+    public var dependsOn: [Int]?
 
     public init(name: String? = nil, command: [String], tiles: Int? = nil, shape: String? = nil, priority: Int? = nil,
-                timeLimit: Double? = nil, retries: Int? = nil, checkpointDir: String? = nil, tenant: String? = nil) {
+                timeLimit: Double? = nil, retries: Int? = nil, checkpointDir: String? = nil, tenant: String? = nil,
+                dependsOn: [Int]? = nil) {
         self.name = name; self.command = command; self.tiles = tiles; self.shape = shape; self.priority = priority
         self.timeLimit = timeLimit; self.retries = retries; self.checkpointDir = checkpointDir; self.tenant = tenant
+        self.dependsOn = dependsOn
     }
     enum CodingKeys: String, CodingKey {
         case name, command, tiles, shape, priority, retries, tenant
-        case timeLimit = "time_limit", checkpointDir = "checkpoint_dir"
+        case timeLimit = "time_limit", checkpointDir = "checkpoint_dir", dependsOn = "depends_on"
     }
 }
 
@@ -85,11 +90,14 @@ public struct JobInfo: Codable, Sendable, Equatable {
     /// Tile-seconds used by all its attempts (running attempts counted to now).
     public var tileSeconds: Double
     public var checkpointDir: String
+    /// Jobs that must complete before it starts.
+    public var dependsOn: [Int]
     /// Its transitions, oldest first (only in `GET /v1/jobs/{id}`; empty in lists).
     public var transitions: [Transition]
 
     enum CodingKeys: String, CodingKey {
         case id, tenant, name, command, state, reason, shape, tiles, priority, retries, attempts, dpu, transitions
+        case dependsOn = "depends_on"
         case timeLimit = "time_limit", submitTime = "submit_time", startTime = "start_time", endTime = "end_time"
         case exitCode = "exit_code", tileSeconds = "tile_seconds", checkpointDir = "checkpoint_dir"
     }

@@ -46,6 +46,9 @@ struct Store: Sendable {
                 CREATE INDEX attempt_tenant ON attempt(tenant);
                 """)
         }
+        m.registerMigration("v2: dependencies") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'")
+        }
         do { try m.migrate(db) } catch {
             throw ServiceError(.internalError, "\(path) is not an OpenDojo job database: \(error)")
         }
@@ -64,6 +67,7 @@ struct JobRow: Sendable {
     var pod: Int?, x: Int?, y: Int?, w: Int?, h: Int?
     var submitTime: Double, startTime: Double?, endTime: Double?, exitCode: Int?
     var stopReason: String?, stopDeadline: Double?
+    var dependsOn: [Int]
 
     init(row r: Row) {
         id = r["id"]; tenant = r["tenant"]; name = r["name"]
@@ -75,5 +79,6 @@ struct JobRow: Sendable {
         pod = r["pod"]; x = r["x"]; y = r["y"]; w = r["w"]; h = r["h"]
         submitTime = r["submit_time"]; startTime = r["start_time"]; endTime = r["end_time"]; exitCode = r["exit_code"]
         stopReason = r["stop_reason"]; stopDeadline = r["stop_deadline"]
+        dependsOn = (try? JSONDecoder().decode([Int].self, from: Data((r["depends_on"] as String? ?? "[]").utf8))) ?? []
     }
 }

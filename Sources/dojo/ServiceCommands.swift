@@ -106,6 +106,8 @@ struct SubmitCommand: ParsableCommand {
     var checkpointDir: String?
     @Option(help: "Submit for this tenant (admin token only).")
     var tenant: String?
+    @Option(help: "Start only after these jobs (comma-separated ids) have completed; if one ends otherwise, this job is cancelled.")
+    var after: String?
     @Flag(help: "Print only the job id.")
     var parsable = false
     @Argument(parsing: .postTerminator, help: "-- PROGRAM ARGS...: the job's command after '--' (argv, not a shell line).")
@@ -116,9 +118,18 @@ struct SubmitCommand: ParsableCommand {
         if argv.first == "--" { argv.removeFirst() }
         guard !argv.isEmpty else { throw ClientError("no command: dojo submit [options] -- PROGRAM ARGS...") }
         if tiles != nil && shape != nil { throw ClientError("give --tiles or --shape, not both") }
+        var deps: [Int]? = nil
+        if let after {
+            deps = try after.split(separator: ",", omittingEmptySubsequences: false).map {
+                guard let d = Int($0.trimmingCharacters(in: .whitespaces)), d > 0 else {
+                    throw ClientError("--after: expected job ids separated by commas, got '\(after)'")
+                }
+                return d
+            }
+        }
         let s = JobSubmission(name: name, command: argv, tiles: shape == nil ? (tiles ?? 1) : nil, shape: shape,
                               priority: priority, timeLimit: timeLimit, retries: retries, checkpointDir: checkpointDir,
-                              tenant: tenant)
+                              tenant: tenant, dependsOn: deps)
         let job = try connection.client().post(JobInfo.self, "/v1/jobs", s)
         if parsable { print(job.id); return }
         print("Submitted job \(job.id) '\(job.name)' for \(job.tenant): \(job.shape) (\(job.tiles) tile\(job.tiles == 1 ? "" : "s")), \(job.state.rawValue)\(job.reason.map { " (\($0))" } ?? "")")
@@ -220,6 +231,7 @@ func jobDetails(_ j: JobInfo, now: Double = Date().timeIntervalSince1970) -> Str
         ("SubmitTime", timeText(j.submitTime)), ("StartTime", timeText(j.startTime)), ("EndTime", timeText(j.endTime)),
         ("RunTime", squeueTime(elapsed(j, now: now))), ("ExitCode", j.exitCode.map(String.init) ?? "-"),
         ("TileSeconds", formatFixed(j.tileSeconds, 1)), ("CheckpointDir", j.checkpointDir),
+        ("DependsOn", j.dependsOn.isEmpty ? "-" : j.dependsOn.map(String.init).joined(separator: ",")),
     ]
     let width = rows.map(\.0.count).max()! + 1
     var out = rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + " " + $0.1 }.joined(separator: "\n") + "\n"

@@ -240,6 +240,37 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
         await s2.close()
     }
 
+    @Test func dependenciesWaitForCompletionAndFailuresCancelDependents() async throws {
+        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray", grace: 0.5))
+        _ = try await s.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
+        _ = try await s.createTenant(name: "b", quota: 6, borrowLimit: nil, by: .admin)
+        let a = Principal.tenant("a")
+        let first = try await s.submit(JobSubmission(name: "first", command: sh("sleep 0.5"), tiles: 1), by: a)
+        let then = try await s.submit(JobSubmission(name: "then", command: ["true"], tiles: 1, dependsOn: [first.id]), by: a)
+        #expect(then.dependsOn == [first.id])
+        #expect(try await until(s) { try await state(s, first.id) == .running })
+        let waiting = try await s.job(then.id, by: a)
+        #expect(waiting.state == .pending && waiting.reason == "Dependency")
+        #expect(try await until(s) { try await state(s, then.id) == .completed })
+        let f = try await s.job(first.id, by: a), t = try await s.job(then.id, by: a)
+        #expect(t.startTime! >= f.endTime!)
+        // A dependency that fails cancels its dependents, and theirs.
+        let bad = try await s.submit(JobSubmission(name: "bad", command: sh("sleep 0.2; exit 1"), tiles: 1), by: a)
+        let child = try await s.submit(JobSubmission(name: "child", command: ["true"], tiles: 1, dependsOn: [bad.id]), by: a)
+        let grandchild = try await s.submit(JobSubmission(name: "grandchild", command: ["true"], tiles: 1, dependsOn: [child.id, first.id]), by: a)
+        #expect(try await until(s) { try await state(s, grandchild.id) == .cancelled })
+        let c = try await s.job(child.id, by: a), g = try await s.job(grandchild.id, by: a)
+        #expect(c.state == .cancelled && c.reason == "DependencyNeverSatisfied: job \(bad.id) ended FAILED")
+        #expect(g.reason == "DependencyNeverSatisfied: job \(child.id) ended CANCELLED" && g.attempts == 0)
+        // Dependencies that can never be met are refused at submit.
+        let other = try await s.submit(JobSubmission(command: ["true"], tiles: 1), by: .tenant("b"))
+        for (deps, word) in [([9999], "no job 9999"), ([other.id], "no job \(other.id) of tenant 'a'"), ([bad.id], "ended FAILED")] {
+            do { _ = try await s.submit(JobSubmission(command: ["true"], tiles: 1, dependsOn: deps), by: a); Issue.record("accepted \(deps)") }
+            catch let e as ServiceError { #expect(e.kind == .unprocessable && e.message.contains(word), "\(e.message)") }
+        }
+        await s.close()
+    }
+
     @Test func metricsAreInPrometheusTextFormat() async throws {
         let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray"))
         _ = try await s.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
