@@ -79,11 +79,13 @@ public actor JobService {
 
     private init(_ options: ServiceOptions) async throws {
         self.options = options
-        guard options.grace >= 0, options.tickInterval > 0, options.defaultTimeLimit > 0,
-              options.maxTimeLimit >= options.defaultTimeLimit, options.faultsPerTileHour >= 0 else {
-            throw ServiceError.badRequest("service options: grace ≥ 0, tick > 0, 0 < default time limit ≤ max time limit, faults ≥ 0")
+        guard options.grace >= 0, options.grace <= 86400, options.tickInterval > 0, options.tickInterval <= 60,
+              options.defaultTimeLimit > 0, options.maxTimeLimit >= options.defaultTimeLimit, options.maxTimeLimit <= 365 * 86400,
+              options.faultsPerTileHour >= 0, options.faultsPerTileHour.isFinite, options.faultRepairSeconds >= 0 else {
+            throw ServiceError.badRequest("service options: 0 ≤ grace ≤ 86400 s, 0 < tick ≤ 60 s, 0 < default time limit ≤ max time limit ≤ 365 days, faults ≥ 0")
         }
-        let path = options.database
+        // Absolute: workers run in their job's folder, and a restart must name attempt folders as the last run did.
+        let path = URL(fileURLWithPath: options.database).standardizedFileURL.path
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
             throw ServiceError.badRequest("the folder of the database \(path) does not exist")
@@ -132,7 +134,13 @@ public actor JobService {
         var token = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         if try token.isEmpty || store.meta("admin_token_hash").map({ $0 != SHA256.hex(token) }) ?? true {
             token = JobService.newToken(prefix: "dojo_admin_")
-            FileManager.default.createFile(atPath: tokenFile, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            let tfd = Glibc.open(tokenFile, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o600)
+            guard tfd >= 0 else { throw ServiceError.badRequest("cannot write \(tokenFile): \(String(cString: strerror(errno)))") }
+            fchmod(tfd, 0o600)
+            let bytes = Array((token + "\n").utf8)
+            let n = bytes.withUnsafeBytes { write(tfd, $0.baseAddress, $0.count) }
+            Glibc.close(tfd)
+            guard n == bytes.count else { throw ServiceError.badRequest("cannot write \(tokenFile)") }
         }
         adminTokenValue = token
         adminHash = SHA256.hex(token)
@@ -210,17 +218,29 @@ public actor JobService {
                 // The folder is made just before the spawn: give a spawn under way time to write its pid.
                 let end = Date().addingTimeInterval(3)
                 while pid == nil && Date() < end { usleep(20_000); pid = Worker.pidFile(dir) }
+                // A supervisor slower than that still names its folder on its command line.
+                if pid == nil { pid = Worker.findSupervisor(dir) }
             }
             if pid != nil || Worker.readInt(dir + "/exit") != nil {
-                workers[j.id] = Worker(dir: dir, pid: pid, ownChild: false)
+                let w = Worker(dir: dir, pid: pid, ownChild: false)
+                workers[j.id] = w
                 if Worker.readInt(dir + "/exit") != nil { recovered.booked += 1 } else { recovered.adopted += 1 }
+                // A stop written just before the crash may not have been signalled: signal it (again).
+                if let d = j.stopDeadline, j.stopReason != nil, now < d { w.signal(SIGTERM) }
             } else {
                 // Placed and written, but never started: start it now (the same attempt).
                 try? FileManager.default.removeItem(atPath: dir)
-                try spawn(j.id, row: j, placement: pl)
-                active[j.id]?.start = now
-                try store.db.write { try $0.execute(sql: "UPDATE job SET start_time = ? WHERE id = ?", arguments: [now, j.id]) }
-                recovered.restarted += 1
+                do {
+                    try spawn(j.id, row: j, placement: pl)
+                    active[j.id]?.start = now
+                    try store.db.write { db in
+                        try db.execute(sql: "UPDATE job SET start_time = ? WHERE id = ?", arguments: [now, j.id])
+                        try db.execute(sql: "UPDATE attempt SET start = ? WHERE job = ? AND n = ?", arguments: [now, j.id, j.attempts])
+                    }
+                    recovered.restarted += 1
+                } catch {
+                    try endAttempt(j.id, row: j, rc: nil, now: now, forced: "could not start again after a restart: \(error)", final: true)
+                }
             }
         }
     }
@@ -268,6 +288,8 @@ public actor JobService {
             }
         }
     }
+
+    func formatSeconds(_ s: Double) -> String { s < 1e9 ? "\(Int(s.rounded())) s" : "\(s) s" }
 
     func jobDir(_ id: Int) -> String { "\(jobsRoot)/\(id)" }
     func attemptDir(_ id: Int, _ n: Int) -> String { "\(jobsRoot)/\(id)/attempt-\(n)" }
@@ -675,11 +697,13 @@ public actor JobService {
         for id in workers.keys.sorted() {
             guard var w = workers[id] else { continue }
             if let rc = w.exitStatus() {
+                try finish(id, rc: rc, now: w.exitTime() ?? now)
+                w.reap()
                 workers[id] = nil
-                try finish(id, rc: rc, now: now)
             } else if !w.alive() {
+                let rc = w.exitStatus()
+                try finish(id, rc: rc, now: rc == nil ? now : (w.exitTime() ?? now))
                 workers[id] = nil
-                try finish(id, rc: w.exitStatus(), now: now)
             } else {
                 workers[id] = w
             }
@@ -694,13 +718,22 @@ public actor JobService {
             }
         }
         // Scheduling.
+        // Each decision on its own: one that cannot be written is undone in the scheduler, the rest go on.
+        var failure: Error?
         for d in scheduler.schedule(at: now) {
             switch d {
-            case .start(let sid, let pl): try start(jobOf[sid], on: pl, now: now)
+            case .start(let sid, let pl):
+                do { try start(jobOf[sid], on: pl, now: now) } catch {
+                    failure = error
+                    active[jobOf[sid]] = nil
+                    try? scheduler.requeue(sid, at: now)
+                }
             case .preempt(let sid, let by, let graceEnd):
-                try requestStop(jobOf[sid], reason: "preempt", deadline: graceEnd, detail: "preempted by job \(jobOf[by])", now: now)
+                do { try requestStop(jobOf[sid], reason: "preempt", deadline: graceEnd, detail: "preempted by job \(jobOf[by])", now: now) }
+                catch { failure = error }   // the scheduler keeps it stopping; the SIGKILL at the deadline still comes
             }
         }
+        if let failure { throw failure }
     }
 
     private func randomFaults(dt: Double, now: Double) throws {
@@ -726,7 +759,7 @@ public actor JobService {
             try db.execute(sql: "UPDATE job SET stop_reason = ?, stop_deadline = ? WHERE id = ?", arguments: [reason, d, id])
             if reason == "preempt" {
                 try db.execute(sql: "UPDATE job SET state = 'PREEMPTED' WHERE id = ?", arguments: [id])
-                try db.execute(sql: "INSERT INTO transition VALUES (?, 'PREEMPTED', ?, ?)", arguments: [id, now, (detail ?? "preempted") + "; SIGTERM, \(Int(d - now)) s to checkpoint"])
+                try db.execute(sql: "INSERT INTO transition VALUES (?, 'PREEMPTED', ?, ?)", arguments: [id, now, (detail ?? "preempted") + "; SIGTERM, \(formatSeconds(d - now)) to checkpoint"])
             }
         }
         a.stopReason = reason
@@ -816,8 +849,6 @@ public actor JobService {
             try db.execute(sql: "INSERT INTO transition VALUES (?, ?, ?, ?)", arguments: [id, next.rawValue, now, detail])
         }
         active[id] = nil
-        // The attempt's processes are gone with their supervisor, except stragglers the program left: end them.
-        if let p = Worker.pidFile(attemptDir(id, r.attempts)) { _ = kill(-p, SIGKILL) }
         guard let sid = sidOf[id] else { return }
         switch next {
         case .completed: try scheduler.complete(sid, at: now)

@@ -3,6 +3,10 @@ import Foundation
 import Glibc
 #endif
 
+/// glibc ≥ 2.34 (Debian 12 has 2.36); Swift's Glibc module does not export it.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+func posix_spawn_file_actions_addclosefrom_np(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
+
 /// A job's attempt as a real process tree: `/bin/sh` as supervisor in a session of its own (so it outlives a killed
 /// controller and its whole tree can be signalled as one process group), the job's program as its child. The
 /// supervisor writes its pid first, the program's exit status last, each with an atomic rename, into the attempt's
@@ -21,13 +25,14 @@ struct Worker: Sendable {
     /// the program is gone, so the exit status is always written unless the group is SIGKILLed.
     static let script = """
         d="$1"; log="$2"; cd "$3" || exit 1; shift 3
-        echo $$ > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid"
+        echo $$ > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid" || exit 1
         trap 'stop=1' TERM INT
         "$@" >> "$log" 2>&1 < /dev/null &
         child=$!
         wait $child; rc=$?
         while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done
         echo $rc > "$d/exit.tmp" && mv "$d/exit.tmp" "$d/exit"
+        kill -KILL 0
         """
 
     /// Starts the attempt. The folder is made first: a folder without a pid file means a spawn may be under way.
@@ -45,6 +50,8 @@ struct Worker: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of the server's goes with the job: not its listening socket, client connections or database.
+        _ = posix_spawn_file_actions_addclosefrom_np(&actions, 3)
         let argv = ["/bin/sh", "-c", script, "dojo-worker", dir, log, workingDirectory] + command
         let env = environment.map { "\($0.key)=\($0.value)" }.sorted()
         var cargv = argv.map { strdup($0) } + [nil]
@@ -54,6 +61,29 @@ struct Worker: Sendable {
         let rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, &cargv, &cenv)
         guard rc == 0 else { throw ServiceError(.internalError, "cannot start the worker: \(String(cString: strerror(rc)))") }
         return Worker(dir: dir, pid: pid, ownChild: true)
+    }
+
+    /// When the program ended (the exit file's time): an attempt that ended while no controller ran is booked to then.
+    func exitTime() -> Double? {
+        (try? FileManager.default.attributesOfItem(atPath: dir + "/exit")[.modificationDate] as? Date)?.timeIntervalSince1970
+    }
+
+    /// Collects our own supervisor once it has written its exit status (it ends right after).
+    mutating func reap() {
+        guard ownChild, let p = pid else { return }
+        var status: Int32 = 0
+        for _ in 0..<200 { if waitpid(p, &status, WNOHANG) != 0 { break }; usleep(5_000) }
+        ownChild = false
+    }
+
+    /// A supervisor whose command line names `dir` (found through /proc), for recovery when its pid file is missing.
+    static func findSupervisor(_ dir: String) -> pid_t? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for e in entries {
+            guard let p = pid_t(e), isAttempt(p, dir) else { continue }
+            return p
+        }
+        return nil
     }
 
     /// The exit status the supervisor wrote, if the program has ended.

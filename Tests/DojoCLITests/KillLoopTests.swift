@@ -7,15 +7,17 @@ import Testing
 /// A `dojo serve` process on a database that outlives it: started, SIGKILLed at random moments, started again.
 final class Controller {
     let db: String
+    let cwd: String?
     var process: Process?
     var url = ""
-    init(db: String) { self.db = db }
+    init(db: String, cwd: String? = nil) { self.db = db; self.cwd = cwd }
 
     func start() throws {
         let p = Process()
         p.executableURL = dojoExecutableURL
         p.arguments = ["serve", "--db", db, "--machine", "cabinet", "--port", "0", "--grace", "1", "--tick", "0.05"]
-        let out = db + ".serve-\(Date().timeIntervalSince1970).out"
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        let out = (cwd.map { $0 + "/" } ?? "") + db + ".serve-\(Date().timeIntervalSince1970).out"
         FileManager.default.createFile(atPath: out, contents: nil)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
         p.standardOutput = h; p.standardError = h; p.standardInput = FileHandle.nullDevice
@@ -38,7 +40,7 @@ final class Controller {
         process = nil
     }
 
-    var token: String { ((try? String(contentsOfFile: db + ".admin-token", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
+    var token: String { ((try? String(contentsOfFile: (cwd.map { $0 + "/" } ?? "") + db + ".admin-token", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
 
     /// One HTTP request; nil when the server did not answer.
     func request(_ method: String, _ path: String, _ body: [String: Any]? = nil) -> (status: Int, body: Data)? {
@@ -118,5 +120,49 @@ struct KillLoopTests {
         }
         #expect(kills >= 10)
         print("kill loop: \(jobs.count) jobs, \(kills) SIGKILLs, every job started and ended exactly once")
+    }
+
+    /// A relative --db works (workers run in their job's folder); a job inherits no descriptor of the server beyond
+    /// stdin, stdout and stderr (not its listening socket, connections or database); ended workers leave no zombies.
+    @Test func workersGetARelativeDatabaseRightInheritNoDescriptorsAndLeaveNoZombies() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-serve-rel-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let c = Controller(db: "jobs.sqlite", cwd: dir)
+        try c.start()
+        defer { c.sigkill() }
+        #expect(c.request("POST", "/v1/tenants", ["name": "t", "quota": 12])?.status == 201)
+        var ids: [Int] = []
+        for _ in 0..<3 {
+            let r = c.request("POST", "/v1/jobs", ["tenant": "t", "tiles": 1, "command": ["/bin/ls", "/proc/self/fd"]])
+            #expect(r?.status == 201)
+            if let r, let o = try? JSONSerialization.jsonObject(with: r.body) as? [String: Any], let id = o["id"] as? Int { ids.append(id) }
+        }
+        let deadline = Date().addingTimeInterval(30)
+        var states: [String] = []
+        while Date() < deadline {
+            states = ids.compactMap { id in
+                c.request("GET", "/v1/jobs/\(id)").flatMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] }?["state"] as? String
+            }
+            if states.count == ids.count && states.allSatisfy({ $0 == "COMPLETED" }) { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(states == ["COMPLETED", "COMPLETED", "COMPLETED"])
+        for id in ids {
+            let log = String(decoding: c.request("GET", "/v1/jobs/\(id)/logs")?.body ?? Data(), as: UTF8.self)
+            // ls lists 0, 1, 2 and the descriptor it reads the folder with.
+            let fds = log.split(separator: "\n").filter { !$0.hasPrefix("==") }.compactMap { Int($0) }
+            #expect(fds.count <= 4 && fds.contains(2) && (fds.max() ?? 0) <= 3, "job \(id) saw descriptors \(fds)")
+        }
+        #expect(FileManager.default.fileExists(atPath: dir + "/jobs.sqlite.jobs/\(ids[0])/output.log"))
+        // No defunct child of the server.
+        let server = c.process!.processIdentifier
+        var zombies = 0
+        for e in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int32(e) != nil {
+            guard let stat = try? String(contentsOfFile: "/proc/\(e)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 2, fields[0] == "Z", Int32(fields[1]) == server { zombies += 1 }
+        }
+        #expect(zombies == 0)
     }
 }
