@@ -148,7 +148,7 @@ public actor JobService {
         try await store.db.write { db in
             if stored == nil {
                 try db.execute(sql: "INSERT INTO meta VALUES ('machine', ?), ('created', ?)", arguments: [name, "\(now)"])
-                for t in 0..<count { try db.execute(sql: "INSERT INTO tile VALUES (?, 'healthy', ?)", arguments: [t, now]) }
+                for t in 0..<count { try db.execute(sql: "INSERT INTO tile (id, health, since) VALUES (?, 'healthy', ?)", arguments: [t, now]) }
             }
             try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('admin_token_hash', ?)", arguments: [hash])
         }
@@ -178,12 +178,16 @@ public actor JobService {
     private func recover(now: Double) throws {
         let (tenants, tiles, rows, unreaped) = try store.db.read { db in
             (try Row.fetchAll(db, sql: "SELECT name, quota, borrow_limit FROM tenant ORDER BY name"),
-             try Row.fetchAll(db, sql: "SELECT id, health FROM tile WHERE health != 'healthy'"),
+             try Row.fetchAll(db, sql: "SELECT id, health, since, cause FROM tile WHERE health != 'healthy'"),
              try Row.fetchAll(db, sql: "SELECT * FROM job WHERE state NOT IN \(JobService.finalStates) ORDER BY id").map(JobRow.init),
              try Row.fetchAll(db, sql: "SELECT * FROM job WHERE reaped = 0 AND state IN \(JobService.finalStates)").map(JobRow.init))
         }
         for t in tenants { scheduler.addTenant(Tenant(t["name"], quota: t["quota"], borrowLimit: t["borrow_limit"])) }
-        for t in tiles { try scheduler.failTile(t["id"], at: now) }
+        for t in tiles {
+            try scheduler.failTile(t["id"], at: now)
+            // A random fault comes back after faultRepairSeconds, counted from when it happened, across restarts.
+            if (t["cause"] as String?) == "random" { faulted[t["id"]] = t["since"] }
+        }
         // Finished jobs whose worker may still run (the controller died between writing the end and the kill).
         for j in unreaped {
             var w = Worker(dir: attemptDir(j.id, j.attempts), pid: Worker.pidFile(attemptDir(j.id, j.attempts)), ownChild: false)
@@ -335,7 +339,7 @@ public actor JobService {
                 if try Bool.fetchOne(db, sql: "SELECT 1 FROM tenant WHERE name = ?", arguments: [name]) == true {
                     throw ServiceError.conflict("tenant '\(name)' exists")
                 }
-                try db.execute(sql: "INSERT INTO tenant VALUES (?, ?, ?, ?, ?)", arguments: [name, quota, borrowLimit, SHA256.hex(token), now])
+                try db.execute(sql: "INSERT INTO tenant (name, quota, borrow_limit, token_hash, created) VALUES (?, ?, ?, ?, ?)", arguments: [name, quota, borrowLimit, SHA256.hex(token), now])
             }
         }
         scheduler.addTenant(Tenant(name, quota: quota, borrowLimit: borrowLimit))
@@ -603,7 +607,8 @@ public actor JobService {
         let victim = o >= 0 ? jobOf[o] : nil
         var final: JobPhase? = nil
         try store.db.write { db in
-            try db.execute(sql: "UPDATE tile SET health = 'failed', since = ? WHERE id = ?", arguments: [now, tile])
+            try db.execute(sql: "UPDATE tile SET health = 'failed', since = ?, cause = ? WHERE id = ?",
+                           arguments: [now, detail.contains("random") ? "random" : "admin", tile])
             guard let v = victim, let r = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [v]).map(JobRow.init) else { return }
             // A job being cancelled or timed out ends so; any other goes back to the queue.
             let next: JobPhase = r.stopReason == "cancel" ? .cancelled : r.stopReason == "timeout" ? .timeout : .requeued
@@ -641,7 +646,7 @@ public actor JobService {
         let inv = scheduler.inventory
         guard tile >= 0, tile < inv.count else { throw ServiceError.notFound("no tile \(tile) (this \(machineName) has tiles 0…\(inv.count - 1))") }
         guard inv.tiles[tile].health != .healthy else { throw ServiceError.conflict("tile \(tile) is healthy") }
-        try store.db.write { try $0.execute(sql: "UPDATE tile SET health = 'healthy', since = ? WHERE id = ?", arguments: [now, tile]) }
+        try store.db.write { try $0.execute(sql: "UPDATE tile SET health = 'healthy', since = ?, cause = NULL WHERE id = ?", arguments: [now, tile]) }
         try scheduler.repairTile(tile)
         faulted[tile] = nil
     }
@@ -692,6 +697,7 @@ public actor JobService {
         let now = Date().timeIntervalSince1970
         let dt = max(0, now - lastTick)
         lastTick = now
+        for (t, since) in faulted where now - since >= options.faultRepairSeconds { try repairTile(t, now: now) }
         if options.faultsPerTileHour > 0 { try randomFaults(dt: dt, now: now) }
         // Workers that ended.
         for id in workers.keys.sorted() {
@@ -736,8 +742,10 @@ public actor JobService {
         if let failure { throw failure }
     }
 
+    /// Tiles failed by the random-fault mode since this controller started.
+    public private(set) var randomFaults = 0
+
     private func randomFaults(dt: Double, now: Double) throws {
-        for (t, since) in faulted where now - since >= options.faultRepairSeconds { try repairTile(t, now: now) }
         let p = options.faultsPerTileHour * dt / 3600
         for t in scheduler.inventory.tiles where t.health == .healthy {
             rng = rng &+ 0x9E37_79B9_7F4A_7C15
@@ -746,6 +754,7 @@ public actor JobService {
             if Double(z >> 11) / Double(1 << 53) < p {
                 _ = try failTile(t.id, detail: "failed (random fault)", now: now)
                 faulted[t.id] = now
+                randomFaults += 1
             }
         }
     }

@@ -49,6 +49,9 @@ struct Store: Sendable {
         m.registerMigration("v2: dependencies") { db in
             try db.execute(sql: "ALTER TABLE job ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'")
         }
+        m.registerMigration("v3: why a tile failed") { db in
+            try db.execute(sql: "ALTER TABLE tile ADD COLUMN cause TEXT")
+        }
         do { try m.migrate(db) } catch {
             throw ServiceError(.internalError, "\(path) is not an OpenDojo job database: \(error)")
         }

@@ -271,6 +271,24 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
         await s.close()
     }
 
+    @Test func randomFaultsRequeueJobsUntilAllComplete() async throws {
+        // About five tile faults a second on the tray's six tiles, each repaired after 0.2 s.
+        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray", grace: 0.2, tickInterval: 0.03,
+                                                         faultsPerTileHour: 3000, faultRepairSeconds: 0.2, seed: 7))
+        _ = try await s.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
+        var ids: [Int] = []
+        for _ in 0..<8 { ids.append(try await s.submit(JobSubmission(command: sh("sleep 0.2"), tiles: 1, tenant: "a"), by: .admin).id) }
+        #expect(try await until(s, timeout: 60) { try await s.jobs(by: .admin, states: [.completed]).count == 8 })
+        #expect(await s.randomFaults > 0)
+        for id in ids {
+            let j = try await s.job(id, by: .admin)
+            let fails = j.transitions.filter { $0.state == .nodeFail }.count
+            #expect(j.attempts == 1 + fails)
+            #expect(j.transitions.filter { $0.state == .requeued }.count == fails)
+        }
+        await s.close()
+    }
+
     @Test func metricsAreInPrometheusTextFormat() async throws {
         let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray"))
         _ = try await s.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
