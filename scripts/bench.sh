@@ -50,3 +50,6 @@ PY
 echo
 echo "scheduler (dojo cluster bench: goals >= 10,000 decisions/s, a 100,000-job replay < 60 s)…"
 "$dojo" cluster bench
+echo
+echo "job service (dojo cluster bench-service: each figure next to its floor measured in the same run)…"
+"$dojo" cluster bench-service

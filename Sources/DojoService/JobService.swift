@@ -869,3 +869,29 @@ public actor JobService {
         }
     }
 }
+
+extension JobService {
+    /// The floor under a submission, for `dojo cluster bench-service`: `count` durable transactions of one job row
+    /// each into a fresh store (no validation, scheduler or transition). Returns the seconds taken.
+    public static func benchmarkDurableInserts(count: Int, database: String) throws -> Double {
+        let store = try Store(path: database)
+        try store.db.write { try $0.execute(sql: "INSERT INTO tenant (name, quota, token_hash, created) VALUES ('bench', 1, 'x', 0)") }
+        let start = Date()
+        for i in 0..<count {
+            try store.db.write { db in
+                try db.execute(sql: """
+                    INSERT INTO job (tenant, name, command, shape_w, shape_h, priority, time_limit, retries, checkpoint_dir, state, submit_time)
+                    VALUES ('bench', ?, '["true"]', 1, 1, 0, 3600, 0, '', 'PENDING', ?)
+                    """, arguments: ["j\(i)", Date().timeIntervalSince1970])
+            }
+        }
+        return Date().timeIntervalSince(start)
+    }
+
+    /// Seconds of the last `rounds` controller rounds, for the benchmark.
+    public func timeRounds(_ rounds: Int) -> Double {
+        let start = Date()
+        for _ in 0..<rounds { tick() }
+        return Date().timeIntervalSince(start)
+    }
+}

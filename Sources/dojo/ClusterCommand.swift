@@ -2,6 +2,7 @@ import ArgumentParser
 import DojoCluster
 import DojoMachine
 import DojoReport
+import DojoService
 import Foundation
 
 /// `dojo cluster replay|bench`: the resource manager's scheduler core in simulated time (issue 4);
@@ -10,7 +11,7 @@ struct ClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "The service's tile map and tile failures; replay a cluster trace through the DPU scheduler, or benchmark it.",
-        subcommands: [Status.self, FailTile.self, RepairTile.self, Replay.self, Bench.self])
+        subcommands: [Status.self, FailTile.self, RepairTile.self, Replay.self, Bench.self, BenchService.self])
 }
 
 func parsePolicies(_ s: String) throws -> [Policy] {
@@ -129,6 +130,87 @@ extension ClusterCommand {
             print("\(inv.machineName): \(inv.count) tiles; synthetic jobs (shapes 1x1…4x6, load 0.9, 4 tenants, seed \(seed))")
             print(t.render())
             print("decision: one pending job examined by a pass (started, reserved, or given a reason); wall: whole replay.")
+        }
+    }
+}
+
+extension ClusterCommand {
+    /// The running service against its own floors: durable inserts, raw process starts, a bare scheduler pass.
+    struct BenchService: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bench-service",
+            abstract: "The job service's costs next to their floors: submissions vs durable SQLite inserts, jobs run vs raw process starts, a controller round vs a bare scheduler pass.")
+        @Option(help: "Jobs submitted and run end to end.")
+        var jobs = 300
+        @Option(help: "Pending jobs behind a full machine when timing controller rounds.")
+        var pending = 3000
+
+        func run() throws {
+            guard jobs > 0, pending > 0 else { throw ClusterInputError("--jobs and --pending must be > 0") }
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-bench-service-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let jobs = self.jobs, pending = self.pending
+            final class Rows: @unchecked Sendable { var rows: [[String]] = [] }
+            let box = Rows()
+            let outcome = runBlocking {
+                // 1. Submissions (validated, written with their transition, queued) vs bare durable inserts.
+                let s = try await JobService.open(ServiceOptions(database: dir + "/a.sqlite", machine: "exapod", grace: 1, tickInterval: 0.01))
+                _ = try await s.createTenant(name: "bench", quota: 120, borrowLimit: nil, by: .admin)
+                var t0 = Date()
+                for _ in 0..<jobs { _ = try await s.submit(JobSubmission(command: ["true"], tiles: 1, tenant: "bench"), by: .admin) }
+                let submit = Date().timeIntervalSince(t0)
+                let floor = try JobService.benchmarkDurableInserts(count: jobs, database: dir + "/floor.sqlite")
+                box.rows.append(["submissions/s", formatThousands(Int(Double(jobs) / submit)), "durable inserts/s",
+                             formatThousands(Int(Double(jobs) / floor)), formatFixed(floor / submit, 2)])
+                // 2. Those jobs run to the end (120 at a time) vs starting and waiting for the same processes directly.
+                t0 = Date()
+                while try await s.jobs(by: .admin, states: [.completed], limit: jobs).count < jobs {
+                    await s.tick()
+                    try await Task.sleep(nanoseconds: 2_000_000)
+                }
+                let run = Date().timeIntervalSince(t0)
+                t0 = Date()
+                for _ in 0..<jobs {
+                    let p = Process()
+                    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+                    p.arguments = ["-c", "true"]
+                    try p.run(); p.waitUntilExit()
+                }
+                let spawn = Date().timeIntervalSince(t0)
+                box.rows.append(["jobs run/s (1 tile each)", formatFixed(Double(jobs) / run, 0), "sh -c true started/s",
+                             formatFixed(Double(jobs) / spawn, 0), formatFixed(spawn / run, 2)])
+                await s.close()
+                // 3. A controller round with a queue behind a full machine vs a bare scheduler pass over the same queue.
+                let q = try await JobService.open(ServiceOptions(database: dir + "/q.sqlite", machine: "exapod", grace: 1))
+                _ = try await q.createTenant(name: "bench", quota: 120, borrowLimit: nil, by: .admin)
+                let big = try await q.submit(JobSubmission(command: ["/bin/sleep", "600"], shape: "4x30", tenant: "bench"), by: .admin)
+                await q.tick()
+                for i in 0..<pending {
+                    _ = try await q.submit(JobSubmission(command: ["true"], tiles: 1 + i % 6, tenant: "bench"), by: .admin)
+                }
+                let rounds = 50
+                let serviceRound = await q.timeRounds(rounds) / Double(rounds)
+                _ = try await q.cancel(big.id, by: .admin)
+                for _ in 0..<100 { await q.tick(); if try await q.job(big.id, by: .admin).state == .cancelled { break }; try await Task.sleep(nanoseconds: 20_000_000) }
+                await q.close()
+                var sched = Scheduler(inventory: try Inventory(machine: Machine.resolve("exapod")), policy: .opendojo,
+                                      tenants: [Tenant("bench", quota: 120)])
+                _ = try sched.submit(JobSpec(tenant: "bench", request: .shape(Shape(4, 30)), duration: 3600), at: 0)
+                _ = sched.schedule(at: 0)
+                for i in 0..<pending { _ = try sched.submit(JobSpec(tenant: "bench", request: .tiles(1 + i % 6), duration: 3600), at: 1) }
+                t0 = Date()
+                for r in 0..<rounds { _ = sched.schedule(at: 2 + Double(r)) }
+                let bare = Date().timeIntervalSince(t0) / Double(rounds)
+                box.rows.append(["controller round, \(formatThousands(pending)) pending (ms)", formatFixed(serviceRound * 1e3, 3),
+                             "bare scheduler pass (ms)", formatFixed(bare * 1e3, 3), formatFixed(bare / serviceRound, 2)])
+            }
+            if case .failure(let e) = outcome { throw e }
+            var t = TextTable(headers: ["figure", "OpenDojo service", "baseline", "baseline value", "speed ratio (service ÷ baseline)"],
+                              alignments: [.left, .right, .left, .right, .right])
+            for r in box.rows { t.addRow(r) }
+            print("job service on exapod (120 tiles), \(jobs) jobs end to end, \(pending) pending for the round timing")
+            print(t.render())
         }
     }
 }
