@@ -4,65 +4,6 @@ import FoundationNetworking
 #endif
 import Testing
 
-/// A `dojo serve` process on a database that outlives it: started, SIGKILLed at random moments, started again.
-final class Controller {
-    let db: String
-    let cwd: String?
-    var process: Process?
-    var url = ""
-    init(db: String, cwd: String? = nil) { self.db = db; self.cwd = cwd }
-
-    func start() throws {
-        let p = Process()
-        p.executableURL = dojoExecutableURL
-        p.arguments = ["serve", "--db", db, "--machine", "cabinet", "--port", "0", "--grace", "1", "--tick", "0.05"]
-        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        let out = (cwd.map { $0 + "/" } ?? "") + db + ".serve-\(Date().timeIntervalSince1970).out"
-        FileManager.default.createFile(atPath: out, contents: nil)
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        p.standardOutput = h; p.standardError = h; p.standardInput = FileHandle.nullDevice
-        try p.run()
-        process = p
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
-            if let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) { url = String(text[r]); return }
-            if !p.isRunning { throw CLIError("dojo serve exited: \(text)") }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        throw CLIError("dojo serve printed no URL")
-    }
-
-    func sigkill() {
-        guard let p = process else { return }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        process = nil
-    }
-
-    var token: String { ((try? String(contentsOfFile: (cwd.map { $0 + "/" } ?? "") + db + ".admin-token", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
-
-    /// One HTTP request; nil when the server did not answer.
-    func request(_ method: String, _ path: String, _ body: [String: Any]? = nil) -> (status: Int, body: Data)? {
-        var r = URLRequest(url: URL(string: url + path)!)
-        r.httpMethod = method
-        r.timeoutInterval = 10
-        r.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if let body {
-            r.httpBody = try? JSONSerialization.data(withJSONObject: body)
-            r.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: (Int, Data)?
-        URLSession.shared.dataTask(with: r) { data, resp, _ in
-            if let h = resp as? HTTPURLResponse { result = (h.statusCode, data ?? Data()) }
-            done.signal()
-        }.resume()
-        done.wait()
-        return result
-    }
-}
-
 @Suite("the controller survives SIGKILL", .serialized)
 struct KillLoopTests {
     /// Issue 4 §4: kill the server at random points, start it again: no job is lost or run twice.
@@ -72,7 +13,7 @@ struct KillLoopTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let runs = dir + "/runs.txt"
         FileManager.default.createFile(atPath: runs, contents: nil)
-        let c = Controller(db: dir + "/dojo.sqlite")
+        let c = ServeProcess(db: dir + "/dojo.sqlite")
         try c.start()
         defer { c.sigkill() }
         #expect(c.request("POST", "/v1/tenants", ["name": "fleet", "quota": 12])?.status == 201)
@@ -128,7 +69,7 @@ struct KillLoopTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-serve-rel-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let c = Controller(db: "jobs.sqlite", cwd: dir)
+        let c = ServeProcess(db: "jobs.sqlite", cwd: dir)
         try c.start()
         defer { c.sigkill() }
         #expect(c.request("POST", "/v1/tenants", ["name": "t", "quota": 12])?.status == 201)

@@ -1,61 +1,6 @@
 import Foundation
 import Testing
 
-/// `dojo serve` started as a real process on a free port, and the client commands against it.
-final class ServeProcess {
-    let process = Process()
-    let dir: URL
-    let db: String
-    var url = ""
-    let out: URL
-
-    init(machine: String = "tray") throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-serve-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        db = dir.appendingPathComponent("dojo.sqlite").path
-        out = dir.appendingPathComponent("serve.out")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        guard let exe = dojoExecutableURL else { throw CLIError("dojo executable not found") }
-        process.executableURL = exe
-        process.arguments = ["serve", "--db", db, "--machine", machine, "--port", "0", "--grace", "1", "--tick", "0.05"]
-        let h = try FileHandle(forWritingTo: out)
-        process.standardOutput = h
-        process.standardError = h
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
-            if let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) { url = String(text[r]); return }
-            if !process.isRunning { throw CLIError("dojo serve exited: \(text)") }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        throw CLIError("dojo serve printed no URL in 30 s")
-    }
-
-    var output: String { (try? String(contentsOf: out, encoding: .utf8)) ?? "" }
-    var adminToken: String { ((try? String(contentsOfFile: db + ".admin-token", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
-
-    /// SIGTERM, then wait; returns the exit status.
-    func stop() -> Int32 {
-        if process.isRunning { process.terminate() }
-        let deadline = Date().addingTimeInterval(15)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-        return process.terminationStatus
-    }
-
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        try? FileManager.default.removeItem(at: dir)
-    }
-}
-
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
-
 @Suite("dojo serve and its client commands", .serialized)
 struct ServiceCLITests {
     @Test("serve, tenant add, submit, jobs, job show, job logs, cancel, usage, cluster status, fail/repair-tile, then SIGTERM")
@@ -158,7 +103,7 @@ struct ServiceCLITests {
             #expect(r.stderr.hasPrefix("Error: ") && r.stderr.contains(text), "\(args): \(r.stderr)")
             #expect(r.stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count == 1, "\(args): \(r.stderr)")
         }
-        let bad = runDojo(["serve", "--db", server.dir.appendingPathComponent("x.sqlite").path, "--policy", "lifo"])
+        let bad = runDojo(["serve", "--db", server.dir!.appendingPathComponent("x.sqlite").path, "--policy", "lifo"])
         #expect(bad.status != 0 && bad.stderr.contains("unknown policy"))
     }
 
