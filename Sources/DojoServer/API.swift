@@ -298,7 +298,7 @@ struct Query {
 
     func int(_ key: String, min: Int) throws -> Int? {
         guard let s = values[key] else { return nil }
-        guard let v = Int(s), v >= min else {
+        guard s.count <= 18, s.allSatisfy({ $0.isASCII && $0.isNumber }), let v = Int(s), v >= min else {
             throw ServiceError.badRequest("query '\(key)' must be a whole number ≥ \(min), got '\(StrictObject.clip(s))'")
         }
         return v

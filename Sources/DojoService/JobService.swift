@@ -189,21 +189,13 @@ public actor JobService {
             if (t["cause"] as String?) == "random" { faulted[t["id"]] = t["since"] }
         }
         // Finished jobs whose worker may still run (the controller died between writing the end and the kill).
-        for j in unreaped {
-            var w = Worker(dir: attemptDir(j.id, j.attempts), pid: Worker.pidFile(attemptDir(j.id, j.attempts)), ownChild: false)
-            if w.alive() { w.killAndWait(); recovered.orphansKilled += 1 }
-            try store.db.write { try $0.execute(sql: "UPDATE job SET reaped = 1 WHERE id = ?", arguments: [j.id]) }
-        }
+        for j in unreaped { try killOrphan(j) }
         for j in rows {
             let sid = try scheduler.submit(spec(j), at: j.submitTime)
             sidOf[j.id] = sid
             jobOf.append(j.id)
             guard j.state.isActive else {
-                if j.attempts > 0 {   // a queued job whose earlier attempt may still run (killed between write and kill)
-                    var w = Worker(dir: attemptDir(j.id, j.attempts), pid: Worker.pidFile(attemptDir(j.id, j.attempts)), ownChild: false)
-                    if w.alive() { w.killAndWait(); recovered.orphansKilled += 1 }
-                    try store.db.write { try $0.execute(sql: "UPDATE job SET reaped = 1 WHERE id = ?", arguments: [j.id]) }
-                }
+                if j.attempts > 0 { try killOrphan(j) }   // a queued job whose earlier attempt may still run
                 continue
             }
             let pl = Placement(pod: j.pod ?? 0, x: j.x ?? 0, y: j.y ?? 0, w: j.w ?? j.shapeW, h: j.h ?? j.shapeH)
@@ -294,6 +286,19 @@ public actor JobService {
     }
 
     func formatSeconds(_ s: Double) -> String { s < 1e9 ? "\(Int(s.rounded())) s" : "\(s) s" }
+
+    /// The tile ids of a rectangle, row by row.
+    func tileIDs(_ pl: Placement) -> [Int] {
+        (pl.y..<(pl.y + pl.h)).flatMap { y in (pl.x..<(pl.x + pl.w)).map { scheduler.inventory.id(pod: pl.pod, x: $0, y: y) } }
+    }
+
+    /// A job no longer active whose last attempt may still run (the controller died between writing its end and the
+    /// kill): kill it, and mark it reaped.
+    private func killOrphan(_ j: JobRow) throws {
+        var w = Worker(dir: attemptDir(j.id, j.attempts), pid: Worker.pidFile(attemptDir(j.id, j.attempts)), ownChild: false)
+        if w.alive() { w.killAndWait(); recovered.orphansKilled += 1 }
+        try store.db.write { try $0.execute(sql: "UPDATE job SET reaped = 1 WHERE id = ?", arguments: [j.id]) }
+    }
 
     func jobDir(_ id: Int) -> String { "\(jobsRoot)/\(id)" }
     func attemptDir(_ id: Int, _ n: Int) -> String { "\(jobsRoot)/\(id)/attempt-\(n)" }
@@ -428,8 +433,9 @@ public actor JobService {
                 "submitted: \(shape) (\(shape.tiles) tiles)" + (deps.isEmpty ? "" : ", after jobs \(deps.map(String.init).joined(separator: ", "))")])
             return id
         }
+        let row: JobRow
         do {
-            let row = try fetchRow(id)!
+            row = try fetchRow(id)!
             let sid = try scheduler.submit(spec(row), at: now)
             sidOf[id] = sid
             jobOf.append(id)
@@ -440,7 +446,7 @@ public actor JobService {
             }
             throw ServiceError.unprocessable("\(error)")
         }
-        return try info(fetchRow(id)!, transitions: true)
+        return try info(row, transitions: true)
     }
 
     private func fetchRow(_ id: Int) throws -> JobRow? {
@@ -461,10 +467,7 @@ public actor JobService {
         }
         var dpu: DPUInfo?
         if r.state.isActive, let pod = r.pod, let x = r.x, let y = r.y, let w = r.w, let h = r.h {
-            let inv = scheduler.inventory
-            var ids: [Int] = []
-            for yy in y..<(y + h) { for xx in x..<(x + w) { ids.append(inv.id(pod: pod, x: xx, y: yy)) } }
-            dpu = DPUInfo(pod: pod, x: x, y: y, w: w, h: h, tiles: ids)
+            dpu = DPUInfo(pod: pod, x: x, y: y, w: w, h: h, tiles: tileIDs(Placement(pod: pod, x: x, y: y, w: w, h: h)))
         }
         let ts: Double
         if let tileSeconds { ts = tileSeconds } else {
@@ -698,7 +701,7 @@ public actor JobService {
         let dt = max(0, now - lastTick)
         lastTick = now
         for (t, since) in faulted where now - since >= options.faultRepairSeconds { try repairTile(t, now: now) }
-        if options.faultsPerTileHour > 0 { try randomFaults(dt: dt, now: now) }
+        if options.faultsPerTileHour > 0 { try injectRandomFaults(dt: dt, now: now) }
         // Workers that ended.
         for id in workers.keys.sorted() {
             guard var w = workers[id] else { continue }
@@ -745,7 +748,7 @@ public actor JobService {
     /// Tiles failed by the random-fault mode since this controller started.
     public private(set) var randomFaults = 0
 
-    private func randomFaults(dt: Double, now: Double) throws {
+    private func injectRandomFaults(dt: Double, now: Double) throws {
         let p = options.faultsPerTileHour * dt / 3600
         for t in scheduler.inventory.tiles where t.health == .healthy {
             rng = rng &+ 0x9E37_79B9_7F4A_7C15
@@ -780,7 +783,7 @@ public actor JobService {
     private func start(_ id: Int, on pl: Placement, now: Double) throws {
         guard let r = try fetchRow(id) else { return }
         let n = r.attempts + 1
-        let ids = (pl.y..<(pl.y + pl.h)).flatMap { y in (pl.x..<(pl.x + pl.w)).map { scheduler.inventory.id(pod: pl.pod, x: $0, y: y) } }
+        let ids = tileIDs(pl)
         try store.db.write { db in
             try db.execute(sql: """
                 UPDATE job SET state = 'RUNNING', attempts = ?, pod = ?, x = ?, y = ?, w = ?, h = ?, start_time = ?, reason = NULL,
@@ -803,7 +806,7 @@ public actor JobService {
         let fm = FileManager.default
         try fm.createDirectory(atPath: jobDir(id), withIntermediateDirectories: true)
         try? fm.createDirectory(atPath: r.checkpointDir, withIntermediateDirectories: true)
-        let ids = (pl.y..<(pl.y + pl.h)).flatMap { y in (pl.x..<(pl.x + pl.w)).map { scheduler.inventory.id(pod: pl.pod, x: $0, y: y) } }
+        let ids = tileIDs(pl)
         var env = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "LANG", "TZ", "USER", "TMPDIR", "OMP_NUM_THREADS"].contains($0.key) }
         env["DOJO_JOB_ID"] = "\(id)"
         env["DOJO_TENANT"] = r.tenant

@@ -20,7 +20,7 @@ struct Store: Sendable {
                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE tenant (name TEXT PRIMARY KEY, quota INTEGER NOT NULL, borrow_limit INTEGER,
                                      token_hash TEXT NOT NULL UNIQUE, created REAL NOT NULL);
-                CREATE TABLE tile (id INTEGER PRIMARY KEY, health TEXT NOT NULL, since REAL NOT NULL);
+                CREATE TABLE tile (id INTEGER PRIMARY KEY, health TEXT NOT NULL, since REAL NOT NULL, cause TEXT);
                 CREATE TABLE job (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
                     tenant TEXT NOT NULL REFERENCES tenant(name),
@@ -33,7 +33,8 @@ struct Store: Sendable {
                     pod INTEGER, x INTEGER, y INTEGER, w INTEGER, h INTEGER,
                     submit_time REAL NOT NULL, start_time REAL, end_time REAL, exit_code INTEGER,
                     stop_reason TEXT, stop_deadline REAL,
-                    reaped INTEGER NOT NULL DEFAULT 1);
+                    reaped INTEGER NOT NULL DEFAULT 1,
+                    depends_on TEXT NOT NULL DEFAULT '[]');
                 CREATE INDEX job_state ON job(state);
                 CREATE INDEX job_tenant ON job(tenant, id);
                 CREATE INDEX job_unreaped ON job(reaped) WHERE reaped = 0;
@@ -45,12 +46,6 @@ struct Store: Sendable {
                                       PRIMARY KEY (job, n));
                 CREATE INDEX attempt_tenant ON attempt(tenant);
                 """)
-        }
-        m.registerMigration("v2: dependencies") { db in
-            try db.execute(sql: "ALTER TABLE job ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'")
-        }
-        m.registerMigration("v3: why a tile failed") { db in
-            try db.execute(sql: "ALTER TABLE tile ADD COLUMN cause TEXT")
         }
         do { try m.migrate(db) } catch {
             throw ServiceError(.internalError, "\(path) is not an OpenDojo job database: \(error)")

@@ -17,10 +17,8 @@ struct KillLoopTests {
         try c.start()
         defer { c.sigkill() }
         #expect(c.request("POST", "/v1/tenants", ["name": "fleet", "quota": 12])?.status == 201)
-        var rng = SystemRandomNumberGenerator()
         var seed: UInt64 = 42
         func next() -> Double { seed = seed &* 6364136223846793005 &+ 1442695040888963407; return Double(seed >> 11) / Double(1 << 53) }
-        _ = rng
         let total = 60
         var accepted = 0, kills = 0
         while accepted < total || kills < 10 {

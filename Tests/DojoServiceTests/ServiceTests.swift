@@ -149,7 +149,7 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
 
     @Test func tenantsSeeOnlyTheirOwnJobs() async throws {
         let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray"))
-        let a = try await s.createTenant(name: "a", quota: 3, borrowLimit: 0, by: .admin)
+        _ = try await s.createTenant(name: "a", quota: 3, borrowLimit: 0, by: .admin)
         _ = try await s.createTenant(name: "b", quota: 3, borrowLimit: 0, by: .admin)
         let ja = try await s.submit(JobSubmission(command: sh("sleep 5"), tiles: 1), by: .tenant("a"))
         #expect(try await until(s) { try await state(s, ja.id) == .running })
