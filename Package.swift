@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "DojoCompilerTests", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"]),
         .testTarget(name: "DojoSimTests", dependencies: ["DojoSim", "DojoCompiler", "DojoGraph", "DojoMachine", "DojoNumerics"]),
         .testTarget(name: "DojoClusterTests", dependencies: ["DojoCluster", "DojoMachine"]),
-        .testTarget(name: "DojoServiceTests", dependencies: ["DojoService", "DojoCluster"]),
+        .testTarget(name: "DojoServiceTests", dependencies: ["DojoService", "DojoCluster", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DojoServerTests", dependencies: ["DojoServer", "DojoService",
                                                             .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                             .product(name: "Yams", package: "Yams")]),

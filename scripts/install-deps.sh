@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh [extra-package ...]   (uses sudo when not root)
 set -euo pipefail
 # libcurl4: FoundationNetworking (the dojo client commands' HTTP) loads it at run time.
-pkgs=(pkg-config libdnnl-dev zlib1g-dev libsqlite3-dev libcurl4 dataset-fashion-mnist "$@")
+# bubblewrap: dojo serve runs every job in a sandbox (Sources/DojoService/Sandbox.swift).
+pkgs=(pkg-config libdnnl-dev zlib1g-dev libsqlite3-dev libcurl4 bubblewrap dataset-fashion-mnist "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -178,7 +178,14 @@ public struct Allocator: Sendable {
     }
 
     /// Whether `pl` is entirely usable now.
-    public func isFree(_ pl: Placement) -> Bool { blockedIn(pl.pod, pl.x, pl.y, pl.w, pl.h) == 0 }
+    /// Whether the rectangle lies on a grid and none of its tiles is busy or failed.
+    public func isFree(_ pl: Placement) -> Bool { contains(pl) && blockedIn(pl.pod, pl.x, pl.y, pl.w, pl.h) == 0 }
+
+    /// Whether the rectangle lies inside one pod's grid (a placement read from a store may not).
+    public func contains(_ pl: Placement) -> Bool {
+        pl.pod >= 0 && pl.pod < inventory.pods && pl.w >= 1 && pl.h >= 1 && pl.x >= 0 && pl.y >= 0
+            && pl.x <= inventory.width - pl.w && pl.y <= inventory.height - pl.h
+    }
 
     /// Marks `pl` as owned by `job`; the rectangle must be free.
     public mutating func allocate(_ pl: Placement, to job: Int) {

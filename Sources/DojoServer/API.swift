@@ -19,7 +19,8 @@ import Hummingbird
 ///     GET  /v1/jobs/{id}/logs     ?tail=BYTES → text/plain
 ///     GET  /v1/cluster            ClusterStatus
 ///     GET  /v1/usage              [UsageRow]
-///     POST /v1/tenants            {name, quota, borrow_limit} → 201 TenantInfo with its token    admin
+///     POST /v1/tenants            {name, quota, borrow_limit, network} → 201 TenantInfo with its token  admin
+///     GET  /v1/audit              ?limit=N → [AuditEntry], newest first                          admin
 ///     GET  /v1/tenants            [TenantInfo]                                                   admin (a tenant: itself)
 ///     POST /v1/tiles/{id}/fail    {"tile": id, "requeued": [job ids]}                            admin
 ///     POST /v1/tiles/{id}/repair  {"tile": id}                                                   admin
@@ -68,7 +69,10 @@ public struct DojoAPI: HTTPResponder {
         switch parts.count {
         case 0:
             try allow(.get)
-            try query.only(["token"])  // read by the page's script, not by the server
+            if query["token"] != nil {
+                throw ServiceError.badRequest("a token in the query string reaches logs and proxies: open /#token=TOKEN (a fragment, kept in the browser) or paste it into the page")
+            }
+            try query.only([])
             return Self.text(EmbeddedWeb.dashboard, contentType: "text/html; charset=utf-8")
         case 1 where parts[0] == "healthz":
             try allow(.get)
@@ -134,7 +138,7 @@ public struct DojoAPI: HTTPResponder {
                 try allow(.get)
                 try query.only(["tail"])
                 let who = try await principal(request)
-                let tail = try query.int("tail", min: 0)
+                let tail = try query.int("tail", min: 0, max: JobService.maxTail)
                 return Self.text(try await service.logs(id, by: who, tailBytes: tail), contentType: "text/plain; charset=utf-8")
             default:
                 throw Self.noRoute(method, path)
@@ -160,10 +164,16 @@ public struct DojoAPI: HTTPResponder {
                 // Admin only: refuse a tenant before reading its body, so a tenant learns nothing from the answer.
                 guard who == .admin else { throw ServiceError.forbidden("only the admin token may add tenants") }
                 let t = try TenantRequest.strict(try await body(request))
-                let info = try await service.createTenant(name: t.name, quota: t.quota, borrowLimit: t.borrowLimit, by: who)
+                let info = try await service.createTenant(name: t.name, quota: t.quota, borrowLimit: t.borrowLimit, network: t.network, by: who)
                 return try Self.json(info, status: .created)
             }
             return try Self.json(try await service.tenants(by: who))
+
+        case ("audit", 1):
+            try allow(.get)
+            try query.only(["limit"])
+            let who = try await principal(request)
+            return try Self.json(try await service.auditLog(by: who, limit: try query.int("limit", min: 1, max: 100_000)))
 
         case ("tiles", 3):
             let tile = try Self.id(rest[1], what: "tile", allowZero: true)
@@ -296,10 +306,10 @@ struct Query {
         }
     }
 
-    func int(_ key: String, min: Int) throws -> Int? {
+    func int(_ key: String, min: Int, max: Int = Int.max) throws -> Int? {
         guard let s = values[key] else { return nil }
-        guard s.count <= 18, s.allSatisfy({ $0.isASCII && $0.isNumber }), let v = Int(s), v >= min else {
-            throw ServiceError.badRequest("query '\(key)' must be a whole number ≥ \(min), got '\(StrictObject.clip(s))'")
+        guard s.count <= 18, s.allSatisfy({ $0.isASCII && $0.isNumber }), let v = Int(s), v >= min, v <= max else {
+            throw ServiceError.badRequest("query '\(key)' must be a whole number \(max == Int.max ? "≥ \(min)" : "\(min)…\(max)"), got '\(StrictObject.clip(s))'")
         }
         return v
     }

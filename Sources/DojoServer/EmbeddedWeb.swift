@@ -69,7 +69,7 @@ paths:
         - name: state
           in: query
           description: Comma-separated states, e.g. `PENDING,RUNNING`.
-          schema: { type: string, pattern: '^(PENDING|RUNNING|PREEMPTED|REQUEUED|COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL)(,(PENDING|RUNNING|PREEMPTED|REQUEUED|COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL))*$', example: 'PENDING,RUNNING' }
+          schema: { type: string, pattern: '^(PENDING|RUNNING|PREEMPTED|REQUEUED|COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)(,(PENDING|RUNNING|PREEMPTED|REQUEUED|COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY))*$', example: 'PENDING,RUNNING' }
         - name: tenant
           in: query
           description: Only this tenant's jobs (admin).
@@ -143,8 +143,8 @@ paths:
       parameters:
         - name: tail
           in: query
-          description: At most the last this many bytes.
-          schema: { type: integer, minimum: 0, maximum: 999999999999999999 }
+          description: At most the last this many bytes (default and largest 1 MiB; the log is read from its end).
+          schema: { type: integer, minimum: 0, maximum: 1048576 }
       responses:
         '200':
           description: The output.
@@ -189,7 +189,7 @@ paths:
         content:
           application/json:
             schema: { $ref: '#/components/schemas/TenantRequest' }
-            example: { name: vision, quota: 24, borrow_limit: 48 }
+            example: { name: vision, quota: 24, borrow_limit: 48, network: false }
       responses:
         '201':
           description: The tenant, with its token (shown only here).
@@ -213,6 +213,26 @@ paths:
             application/json:
               schema: { type: array, items: { $ref: '#/components/schemas/TenantInfo' } }
         '401': { $ref: '#/components/responses/Unauthorized' }
+  /v1/audit:
+    get:
+      tags: [admin]
+      operationId: auditLog
+      summary: The audit log of admin actions, newest first (admin)
+      description: Tenants added, tiles failed or repaired, jobs cancelled or submitted by the admin; each written in the same transaction as the action.
+      parameters:
+        - name: limit
+          in: query
+          description: At most this many entries (default 1000).
+          schema: { type: integer, minimum: 1, maximum: 100000 }
+      responses:
+        '200':
+          description: Entries.
+          content:
+            application/json:
+              schema: { type: array, items: { $ref: '#/components/schemas/AuditEntry' } }
+        '400': { $ref: '#/components/responses/BadRequest' }
+        '401': { $ref: '#/components/responses/Unauthorized' }
+        '403': { $ref: '#/components/responses/Forbidden' }
   /v1/tiles/{id}/fail:
     parameters:
       - $ref: '#/components/parameters/TileId'
@@ -294,7 +314,7 @@ paths:
     get:
       tags: [service]
       operationId: dashboard
-      summary: The web dashboard (tile map, queue, jobs); it asks for a token or takes `?token=`
+      summary: The web dashboard (tile map, queue, jobs); it asks for a token or takes it from the URL fragment `#token=`
       security: []
       responses:
         '200':
@@ -348,20 +368,20 @@ components:
         error: { type: string, description: 'What is wrong, naming the field, job or token.' }
     JobState:
       type: string
-      enum: [PENDING, RUNNING, PREEMPTED, REQUEUED, COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL]
+      enum: [PENDING, RUNNING, PREEMPTED, REQUEUED, COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY]
     JobSubmission:
       type: object
       additionalProperties: false
       required: [command]
       properties:
-        name: { type: string, description: 'Default: the program''s name.' }
-        command: { type: array, items: { type: string }, minItems: 1, description: 'argv (not a shell line).' }
+        name: { type: string, maxLength: 128, description: 'Default: the program''s name. Printable text: control characters are a 422.' }
+        command: { type: array, items: { type: string }, minItems: 1, maxItems: 4096, description: 'argv (not a shell line): at most 64 KiB, no NUL or control characters but tab.' }
         tiles: { type: integer, minimum: 1, maximum: 1000000, description: 'Tiles wanted (mapped to the smallest allowed shape).' }
         shape: { type: string, pattern: '^[0-9]+x[0-9]+$', description: 'An allowed DPU shape WxH.' }
         priority: { type: integer, minimum: -1000, maximum: 1000, description: 'Higher runs first.' }
         time_limit: { type: number, exclusiveMinimum: 0, description: 'Seconds (default 3600).' }
         retries: { type: integer, minimum: 0, maximum: 100, description: 'Restarts after a non-zero exit before FAILED.' }
-        checkpoint_dir: { type: string, description: 'Given to the job as DOJO_CHECKPOINT_DIR.' }
+        checkpoint_dir: { type: string, maxLength: 1024, description: "Relative to the tenant's storage (no leading '/', no '..'; default jobs/ID/checkpoint); given to the job as DOJO_CHECKPOINT_DIR (absolute). Jobs of a tenant naming the same folder share it." }
         tenant: { type: string, description: 'Only the admin may submit for a tenant.' }
         depends_on: { type: array, items: { type: integer, minimum: 1 }, maxItems: 100, description: 'Jobs of the same tenant that must complete first (afterok); if one ends otherwise this job is cancelled (DependencyNeverSatisfied).' }
     Transition:
@@ -454,14 +474,26 @@ components:
         name: { type: string }
         quota: { type: integer, minimum: 0, description: 'Tiles guaranteed.' }
         borrow_limit: { type: integer, minimum: 0, description: 'Tiles it may borrow beyond its quota when idle.' }
+        network: { type: boolean, description: "Whether its jobs may use the host's network (multi-rank jobs need it); default false: loopback only." }
     TenantInfo:
       type: object
-      required: [name, quota]
+      required: [name, quota, network]
       properties:
         name: { type: string }
         quota: { type: integer }
         borrow_limit: { type: [integer, 'null'] }
+        network: { type: boolean }
         token: { type: string, description: 'Only in the answer to POST /v1/tenants.' }
+    AuditEntry:
+      type: object
+      required: [id, time, actor, action, target, detail]
+      properties:
+        id: { type: integer }
+        time: { type: number, description: 'Unix time, seconds.' }
+        actor: { type: string }
+        action: { type: string, enum: [create-tenant, fail-tile, repair-tile, cancel-job, submit-job] }
+        target: { type: string }
+        detail: { type: string }
     TileAction:
       type: object
       required: [tile, action]
@@ -515,7 +547,7 @@ components:
   .state.PENDING, .state.REQUEUED { background: #3d2e0b; color: var(--warn); }
   .state.PREEMPTED { background: #3b2412; color: #ff9a4d; }
   .state.COMPLETED { background: #1b2a3d; color: #70b8ff; }
-  .state.FAILED, .state.NODE_FAIL, .state.TIMEOUT { background: #3b1214; color: #ff6369; }
+  .state.FAILED, .state.NODE_FAIL, .state.TIMEOUT, .state.OUT_OF_MEMORY { background: #3b1214; color: #ff6369; }
   .state.CANCELLED { background: #2a2f36; color: var(--dim); }
   .bar { position: relative; width: 160px; height: 14px; background: #26313c; border-radius: 3px; overflow: hidden; }
   .bar > div { height: 100%; background: var(--ok); }
@@ -561,12 +593,16 @@ components:
 </main>
 <script>
 "use strict";
-// The OpenDojo dashboard: polls GET /v1/cluster and GET /v1/jobs every 2 s with the token from ?token= or the
-// field (kept in localStorage). No libraries, no network beyond this server.
+// The OpenDojo dashboard: polls GET /v1/cluster and GET /v1/jobs every 2 s with the token (an Authorization header)
+// from the URL's fragment (#token=…, which browsers never send to a server) or the field (kept in localStorage).
+// The fragment is removed from the address bar at once. No libraries, no network beyond this server.
 const POLL_MS = 2000;
-const params = new URLSearchParams(location.search);
+const params = new URLSearchParams(location.hash.slice(1));
 let token = params.get("token") || localStorage.getItem("dojoToken") || "";
-if (params.get("token")) localStorage.setItem("dojoToken", token);
+if (params.get("token")) {
+  localStorage.setItem("dojoToken", token);
+  history.replaceState(null, "", location.pathname);
+}
 document.getElementById("token").value = token;
 document.getElementById("tokenForm").addEventListener("submit", (e) => {
   e.preventDefault();

@@ -76,6 +76,15 @@ struct StrictObject {
         .badRequest("\(what): field '\(key)' must be \(want), got \(got.kind)")
     }
 
+    /// A boolean field (null or absent: nil).
+    func bool(_ key: String) throws -> Bool? {
+        switch fields[key] {
+        case nil, .null?: return nil
+        case .bool(let b)?: return b
+        case let v?: throw wrongType(key, "true or false", v)
+        }
+    }
+
     /// A string field (null or absent: nil).
     func string(_ key: String, required: Bool = false) throws -> String? {
         switch fields[key] {
@@ -163,10 +172,11 @@ struct TenantRequest {
     var name: String
     var quota: Int
     var borrowLimit: Int?
+    var network: Bool
 
     static func strict(_ data: Data) throws -> TenantRequest {
-        let o = try StrictObject(data, allowed: ["name", "quota", "borrow_limit"], what: "tenant")
+        let o = try StrictObject(data, allowed: ["name", "quota", "borrow_limit", "network"], what: "tenant")
         return TenantRequest(name: try o.string("name", required: true)!, quota: try o.int("quota", required: true)!,
-                             borrowLimit: try o.int("borrow_limit"))
+                             borrowLimit: try o.int("borrow_limit"), network: try o.bool("network") ?? false)
     }
 }

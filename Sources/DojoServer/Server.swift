@@ -23,14 +23,14 @@ public enum DojoServer {
     /// `onReady` gets the bound port, the machine's name, and what the start found of an earlier controller's jobs
     /// (empty when nothing).
     public static func serve(options: ServiceOptions, host: String, port: Int,
-                             onReady: @escaping @Sendable (Int, String, String) async -> Void = { _, _, _ in }) async throws {
+                             onReady: @escaping @Sendable (Int, String, [String]) async -> Void = { _, _, _ in }) async throws {
         let service = try await JobService.open(options)
         let machine = service.machineName
         let r = await service.recovered
         let found = [(r.adopted, "adopted (still running)"), (r.booked, "booked (ended while down)"), (r.restarted, "restarted"),
                      (r.orphansKilled, "orphan process groups killed")].filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
-        let recovered = found.isEmpty ? "" : "recovered from the last run: " + found.joined(separator: ", ")
-        let app = application(api: DojoAPI(service: service), host: host, port: port, onReady: { await onReady($0, machine, recovered) })
+        let notes = service.sandboxSummary + (found.isEmpty ? [] : ["recovered from the last run: " + found.joined(separator: ", ")])
+        let app = application(api: DojoAPI(service: service), host: host, port: port, onReady: { await onReady($0, machine, notes) })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await service.run() }
             // A controller round that fails is retried by the next; say so on stderr, once per distinct error.

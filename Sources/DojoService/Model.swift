@@ -6,13 +6,15 @@ import Foundation
 public enum JobPhase: String, Codable, Sendable, CaseIterable {
     case pending = "PENDING", running = "RUNNING", preempted = "PREEMPTED", requeued = "REQUEUED"
     case completed = "COMPLETED", failed = "FAILED", cancelled = "CANCELLED", timeout = "TIMEOUT", nodeFail = "NODE_FAIL"
+    /// Killed by the kernel over its memory limit (the DPU's tiles × memory per tile); final, as in Slurm.
+    case outOfMemory = "OUT_OF_MEMORY"
 
     /// Waiting for tiles.
     public var isQueued: Bool { self == .pending || self == .requeued }
     /// Holding tiles (a preempted job keeps them through its grace period).
     public var isActive: Bool { self == .running || self == .preempted }
     /// Nothing more will happen to it.
-    public var isFinal: Bool { self == .completed || self == .failed || self == .cancelled || self == .timeout }
+    public var isFinal: Bool { self == .completed || self == .failed || self == .cancelled || self == .timeout || self == .outOfMemory }
 }
 
 /// What a tenant submits (the JSON body of `POST /v1/jobs`).
@@ -30,7 +32,9 @@ public struct JobSubmission: Codable, Sendable, Equatable {
     public var timeLimit: Double?
     /// How often a job that exits non-zero is started again before it is FAILED (default 0).
     public var retries: Int?
-    /// Where the job keeps its checkpoints (default: the job's own folder); given to it as DOJO_CHECKPOINT_DIR.
+    /// Where the job keeps its checkpoints, relative to its tenant's storage (default: `jobs/<id>/checkpoint`, in the
+    /// job's own work folder); given to it as DOJO_CHECKPOINT_DIR (absolute). Jobs of a tenant that name the same
+    /// folder share it (a later job resumes an earlier one's run).
     public var checkpointDir: String?
     /// Only an admin may submit for a tenant; a tenant's token implies its own name.
     public var tenant: String?
@@ -142,8 +146,22 @@ public struct TenantInfo: Codable, Sendable, Equatable {
     public var name: String
     public var quota: Int
     public var borrowLimit: Int?
+    /// Whether its jobs may use the host's network (multi-rank jobs need it); otherwise loopback only.
+    public var network: Bool
     public var token: String?
-    enum CodingKeys: String, CodingKey { case name, quota, token; case borrowLimit = "borrow_limit" }
+    enum CodingKeys: String, CodingKey { case name, quota, token, network; case borrowLimit = "borrow_limit" }
+}
+
+/// One admin action (`GET /v1/audit`, `dojo audit`).
+public struct AuditEntry: Codable, Sendable, Equatable {
+    public var id: Int
+    public var time: Double
+    /// `admin`, or `tenant NAME` for a tenant acting on what is not its own (none today).
+    public var actor: String
+    /// create-tenant, fail-tile, repair-tile, cancel-job, submit-job (an admin submitting for a tenant).
+    public var action: String
+    public var target: String
+    public var detail: String
 }
 
 /// Who calls.

@@ -47,6 +47,14 @@ struct Store: Sendable {
                 CREATE INDEX attempt_tenant ON attempt(tenant);
                 """)
         }
+        // The sandbox: a tenant may be allowed the network; admin actions are audited.
+        m.registerMigration("v2") { db in
+            try db.execute(sql: """
+                ALTER TABLE tenant ADD COLUMN network INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, actor TEXT NOT NULL,
+                                    action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
+                """)
+        }
         do { try m.migrate(db) } catch {
             throw ServiceError(.internalError, "\(path) is not an OpenDojo job database: \(error)")
         }

@@ -7,6 +7,9 @@ import Glibc
 @_silgen_name("posix_spawn_file_actions_addclosefrom_np")
 func posix_spawn_file_actions_addclosefrom_np(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
 
+@_silgen_name("prctl")
+func c_prctl(_ option: Int32, _ a2: UInt, _ a3: UInt, _ a4: UInt, _ a5: UInt) -> Int32
+
 /// A job's attempt as a real process tree: `/bin/sh` as supervisor in a session of its own (so it outlives a killed
 /// controller and its whole tree can be signalled as one process group), the job's program as its child. The
 /// supervisor writes its pid first, the program's exit status last, each with an atomic rename, into the attempt's
@@ -19,15 +22,19 @@ struct Worker: Sendable {
     /// Whether this controller spawned it (then it must be reaped with waitpid).
     var ownChild: Bool
 
-    /// The supervisor's script. $1 = attempt folder, $2 = log file, $3 = working folder, the rest = the program and
-    /// its arguments.
+    /// The supervisor's script. $1 = attempt folder, $2 = log file, $3 = working folder, $4 = the cgroup.procs files
+    /// to join (space-separated, may be empty), $5 = 1 when the program is sandboxed, the rest = the program and its
+    /// arguments (already wrapped by `Sandbox.wrap`).
     /// SIGTERM goes to the whole group: the program gets it (to checkpoint), the shell's trap keeps it waiting until
-    /// the program is gone, so the exit status is always written unless the group is SIGKILLed.
+    /// the program is gone, so the exit status is always written unless the group is SIGKILLed. A sandboxed program
+    /// is started with SIGTERM/SIGINT ignored, so that the outer bwrap outlives them (its death would kill the job
+    /// before it checkpoints); `env --default-signal` inside the sandbox gives them back to the job.
+    /// The supervisor and the attempt folder stay outside the sandbox: nothing the job writes decides its end.
     static let script = """
-        d="$1"; log="$2"; cd "$3" || exit 1; shift 3
+        d="$1"; log="$2"; cd "$3" || exit 1; cg="$4"; sandboxed="$5"; shift 5
         echo $$ > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid" || exit 1
         trap 'stop=1' TERM INT
-        "$@" >> "$log" 2>&1 < /dev/null &
+        /bin/sh -c 'for f in $1; do echo $$ > "$f" || exit 126; done; [ "$2" = 1 ] && trap "" TERM INT; shift 2; exec "$@"' dojo-job "$cg" "$sandboxed" "$@" >> "$log" 2>&1 < /dev/null &
         child=$!
         wait $child; rc=$?
         while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done
@@ -36,7 +43,8 @@ struct Worker: Sendable {
         """
 
     /// Starts the attempt. The folder is made first: a folder without a pid file means a spawn may be under way.
-    static func spawn(dir: String, log: String, workingDirectory: String, command: [String], environment: [String: String]) throws -> Worker {
+    static func spawn(dir: String, log: String, workingDirectory: String, cgroupProcs: [String], sandboxed: Bool,
+                      command: [String], environment: [String: String]) throws -> Worker {
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var attr = posix_spawnattr_t()
@@ -48,11 +56,13 @@ struct Worker: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         // Nothing else of the server's goes with the job: not its listening socket, client connections or database.
         _ = posix_spawn_file_actions_addclosefrom_np(&actions, 3)
-        let argv = ["/bin/sh", "-c", script, "dojo-worker", dir, log, workingDirectory] + command
+        let argv = ["/bin/sh", "-c", script, "dojo-worker", dir, log, workingDirectory, cgroupProcs.joined(separator: " "), sandboxed ? "1" : "0"] + command
+        // posix_spawn takes C strings: an argument with a NUL byte would be cut short (submissions refuse them).
+        guard !argv.contains(where: { $0.utf8.contains(0) }) else { throw ServiceError(.unprocessable, "an argument contains a NUL byte") }
         let env = environment.map { "\($0.key)=\($0.value)" }.sorted()
         var cargv = argv.map { strdup($0) } + [nil]
         var cenv = env.map { strdup($0) } + [nil]
@@ -129,5 +139,25 @@ struct Worker: Sendable {
         signal(SIGKILL)
         let end = Date().addingTimeInterval(timeout)
         while alive() && Date() < end { usleep(5_000) }
+    }
+
+    /// Makes this process the reaper of its descendants' orphans (`dojo serve` does): a sandbox's init can outlive its
+    /// outer bwrap by a moment and is reparented; where the host's pid 1 does not reap (a container), it would stay
+    /// a zombie.
+    static func becomeSubreaper() { _ = c_prctl(36 /* PR_SET_CHILD_SUBREAPER */, 1, 0, 0, 0) }
+
+    /// Reaps zombie children that are not one of `tracked` (our own supervisors, reaped by `alive`/`reap`).
+    static func reapOrphans(except tracked: Set<pid_t>) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return }
+        let me = getpid()
+        for e in entries {
+            guard let p = pid_t(e), !tracked.contains(p),
+                  let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let f = stat[stat.index(after: close)...].split(separator: " ")
+            guard f.count > 2, f[0] == "Z", pid_t(f[1]) == me else { continue }
+            var status: Int32 = 0
+            _ = waitpid(p, &status, WNOHANG)
+        }
     }
 }

@@ -17,6 +17,7 @@ struct Dojo: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             // subcommands: keep one per line, sorted
+            AuditCommand.self,
             BenchCommand.self,
             CancelCommand.self,
             ClusterCommand.self,

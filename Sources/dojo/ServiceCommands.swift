@@ -35,6 +35,18 @@ struct ServeCommand: ParsableCommand {
     var faultsPerTileHour = 0.0
     @Option(help: "Seconds between controller rounds.")
     var tick = 0.2
+    @Option(help: "How jobs are contained: bwrap (bubblewrap namespaces; per-tenant uids when run as root) or none (jobs run unconfined as this user: a single trusted user only).")
+    var sandbox = "bwrap"
+    @Option(help: "CPU cores per tile of a job's DPU (cgroup quota; 0: no limit). ASSUMPTION: a tile's work runs on one host core.")
+    var cpuPerTile = 1.0
+    @Option(help: "Memory per tile of a job's DPU, e.g. 4G, 512M (cgroup limit; over it a job ends OUT_OF_MEMORY; 0: no limit).")
+    var memoryPerTile = "4G"
+    @Option(help: "Processes and threads one job may have (cgroup pids; 0: no limit).")
+    var pidsPerJob = 1024
+    @Option(help: "Disk a tenant's storage may hold, e.g. 20G (its running jobs are killed above it; also the largest file or log; 0: no limit).")
+    var diskPerTenant = "20G"
+    @Option(help: "Running as root, tenant n runs its jobs as uid BASE+n (no passwd entries needed).")
+    var tenantUidBase = 1_900_000
 
     func run() throws {
         guard let p = Policy(rawValue: policy) else {
@@ -46,20 +58,31 @@ struct ServeCommand: ParsableCommand {
             throw ClientError("--faults-per-tile-hour must be ≥ 0, got \(faultsPerTileHour)")
         }
         guard tick > 0, tick.isFinite else { throw ClientError("--tick must be > 0 seconds, got \(tick)") }
-        let options = ServiceOptions(database: db, machine: machine, policy: p, grace: grace, tickInterval: tick,
-                                     faultsPerTileHour: faultsPerTileHour)
+        guard let mode = SandboxMode(rawValue: sandbox) else { throw ClientError("--sandbox must be bwrap or none, got '\(sandbox)'") }
+        guard cpuPerTile >= 0, cpuPerTile.isFinite, cpuPerTile <= 1024 else { throw ClientError("--cpu-per-tile must be 0…1024 cores, got \(cpuPerTile)") }
+        guard (0...1 << 22).contains(pidsPerJob) else { throw ClientError("--pids-per-job must be 0…4194304, got \(pidsPerJob)") }
+        guard (1...Int(Int32.max) - 100_000).contains(tenantUidBase) else { throw ClientError("--tenant-uid-base must be 1…\(Int(Int32.max) - 100_000), got \(tenantUidBase)") }
+        let memory = try parseBytes(memoryPerTile, flag: "--memory-per-tile")
+        let disk = try parseBytes(diskPerTenant, flag: "--disk-per-tenant")
+        if memory > 0 && memory < 16 << 20 { throw ClientError("--memory-per-tile must be 0 (no limit) or at least 16M, got \(memoryPerTile)") }
+        var options = ServiceOptions(database: db, machine: machine, policy: p, grace: grace, tickInterval: tick,
+                                     faultsPerTileHour: faultsPerTileHour, sandbox: mode,
+                                     limits: SandboxLimits(cpuPerTile: cpuPerTile, memoryPerTile: memory, pidsPerJob: pidsPerJob, diskPerTenant: disk),
+                                     tenantUIDBase: tenantUidBase)
+        options.reapOrphans = true
+        let opts = options
         let host = self.host, db = self.db, policy = self.policy
         let outcome = runBlocking {
-            try await DojoServer.serve(options: options, host: host, port: self.port) { port, machineName, recovered in
+            try await DojoServer.serve(options: opts, host: host, port: self.port) { port, machineName, notes in
                 let shown = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
                 // Unbuffered, so that whoever started the server sees the URL at once (stdout may be a pipe).
                 FileHandle.standardOutput.write(Data("""
                     OpenDojo service on http://\(shown):\(port) (machine \(machineName), policy \(policy), database \(db))
                     admin token: \(db).admin-token
-                    dashboard:   http://\(shown):\(port)/?token=TOKEN    API: http://\(shown):\(port)/openapi.yaml    metrics: /metrics
+                    dashboard:   http://\(shown):\(port)/#token=TOKEN    API: http://\(shown):\(port)/openapi.yaml    metrics: /metrics
                     stop with Ctrl-C (running jobs keep running; the next start adopts them)
 
-                    """.utf8) + (recovered.isEmpty ? Data() : Data((recovered + "\n").utf8)))
+                    """.utf8) + Data(notes.map { $0 + "\n" }.joined().utf8))
             }
         }
         if case .failure(let error) = outcome {
@@ -68,6 +91,18 @@ struct ServeCommand: ParsableCommand {
         }
         print("stopped")
     }
+}
+
+/// "4G", "512M", "64K", "1073741824" → bytes (powers of 1024); 0 turns a limit off.
+func parseBytes(_ s: String, flag: String) throws -> Int64 {
+    let t = s.trimmingCharacters(in: .whitespaces).uppercased()
+    let units: [(String, Int64)] = [("TIB", 1 << 40), ("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10), ("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("B", 1)]
+    var number = t, scale: Int64 = 1
+    for (u, v) in units where t.hasSuffix(u) { number = String(t.dropLast(u.count)).trimmingCharacters(in: .whitespaces); scale = v; break }
+    guard let x = Double(number), x.isFinite, x >= 0, x * Double(scale) < 9e18 else {
+        throw ClientError("\(flag) must be a size like 4G, 512M or 0, got '\(s)'")
+    }
+    return Int64(x * Double(scale))
 }
 
 /// Runs async work to its end from a synchronous command.
@@ -295,8 +330,8 @@ struct TenantCommand: ParsableCommand {
         subcommands: [Add.self, List.self])
 
     struct Body: Encodable {
-        var name: String, quota: Int, borrowLimit: Int?
-        enum CodingKeys: String, CodingKey { case name, quota; case borrowLimit = "borrow_limit" }
+        var name: String, quota: Int, borrowLimit: Int?, network: Bool
+        enum CodingKeys: String, CodingKey { case name, quota, network; case borrowLimit = "borrow_limit" }
     }
 
     struct Add: ParsableCommand {
@@ -308,9 +343,11 @@ struct TenantCommand: ParsableCommand {
         var quota: Int
         @Option(help: "Tiles it may borrow beyond its quota while they are idle.")
         var borrowLimit: Int?
+        @Flag(help: "Its jobs may use the host's network (multi-rank jobs need it); without it they have loopback only.")
+        var network = false
 
         func run() throws {
-            let t = try connection.client().post(TenantInfo.self, "/v1/tenants", Body(name: name, quota: quota, borrowLimit: borrowLimit))
+            let t = try connection.client().post(TenantInfo.self, "/v1/tenants", Body(name: name, quota: quota, borrowLimit: borrowLimit, network: network))
             print(t.token ?? "")
         }
     }
@@ -321,8 +358,8 @@ struct TenantCommand: ParsableCommand {
 
         func run() throws {
             let ts = try connection.client().get([TenantInfo].self, "/v1/tenants")
-            var t = TextTable(headers: ["TENANT", "QUOTA", "BORROW_LIMIT"], alignments: [.left, .right, .right])
-            for x in ts { t.addRow([x.name, "\(x.quota)", x.borrowLimit.map(String.init) ?? "-"]) }
+            var t = TextTable(headers: ["TENANT", "QUOTA", "BORROW_LIMIT", "NETWORK"], alignments: [.left, .right, .right, .left])
+            for x in ts { t.addRow([x.name, "\(x.quota)", x.borrowLimit.map(String.init) ?? "-", x.network ? "yes" : "loopback"]) }
             print(t.render() + (ts.isEmpty ? "(no tenants)\n" : ""), terminator: "")
         }
     }
@@ -412,4 +449,28 @@ func clusterMap(_ c: ClusterStatus, jobs: [JobInfo]) -> String {
     out += "jobs: \(c.pending) pending, \(c.running) running" + (states.isEmpty ? "" : " (\(states))") + "\n"
     out += "shapes: \(c.shapes.joined(separator: ", "))\n"
     return out
+}
+
+/// `dojo audit` (admin): who did what, newest first.
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "The audit log of admin actions (tenants added, tiles failed or repaired, jobs cancelled or submitted for a tenant).",
+        discussion: "Needs the admin token (--token-file <db>.admin-token). Newest first.")
+
+    @OptionGroup var connection: ServerOptions
+    @Option(help: "At most this many entries (1…100000).")
+    var limit = 100
+
+    func run() throws {
+        guard (1...100_000).contains(limit) else { throw ClientError("--limit must be 1…100000, got \(limit)") }
+        let entries = try connection.client().get([AuditEntry].self, "/v1/audit?limit=\(limit)")
+        var t = TextTable(headers: ["ID", "TIME", "ACTOR", "ACTION", "TARGET", "DETAIL"], alignments: [.right, .left, .left, .left, .left, .left])
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        for e in entries {
+            t.addRow(["\(e.id)", f.string(from: Date(timeIntervalSince1970: e.time)), e.actor, e.action, e.target, e.detail])
+        }
+        print(t.render() + (entries.isEmpty ? "(no admin actions yet)\n" : ""), terminator: "")
+    }
 }

@@ -58,7 +58,7 @@ struct DashboardTests {
             let freeTile = try #require(before.tiles.last { !$0.busy && $0.health == .healthy }).id
             #expect(try await client.call(.post, "/v1/tiles/\(freeTile)/fail", token: s.admin).status == 200)
 
-            let url = "http://127.0.0.1:\(port)/?token=\(s.admin)"
+            let url = "http://127.0.0.1:\(port)/#token=\(s.admin)"
             let dom = try runChromium(["--virtual-time-budget=5000", "--dump-dom", url])
             #expect(dom.status == 0)
             let html = dom.stdout
@@ -75,12 +75,12 @@ struct DashboardTests {
             #expect(html.contains("<div id=\"status\" class=\"\">Updated"), "the page shows an error or never fetched")
 
             // A tenant's view: its own jobs only; the other tenant's tiles are busy without ids.
-            let tenantDom = try runChromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/?token=\(planning)"])
+            let tenantDom = try runChromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/#token=\(planning)"])
             #expect(tenantDom.stdout.contains("planner-tray") && !tenantDom.stdout.contains("occupancy-4x12"))
             #expect(tenantDom.stdout.components(separatedBy: "busy-other").count - 1 >= 54)
 
             // A bad token: the page says so instead of showing anything.
-            let bad = try runChromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/?token=wrong"])
+            let bad = try runChromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/#token=wrong"])
             #expect(bad.stdout.contains("<div id=\"status\" class=\"error\">Error: 401"), "\(bad.stdout.prefix(2000))")
 
             // The screenshot for the README (DOJO_UPDATE_SCREENSHOT=1 writes docs/dashboard.png).

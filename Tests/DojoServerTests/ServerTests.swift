@@ -278,6 +278,37 @@ struct ServerTests {
         }
     }
 
+    @Test("admin actions are in the audit log (GET /v1/audit, admin only); a tenant's network policy; no token in a URL")
+    func auditNetworkAndTokensInURLs() async throws {
+        try await TestServer.with { s, client in
+            let r = try await client.call(.post, "/v1/tenants", token: s.admin, json: #"{"name":"mpi","quota":2,"network":true}"#)
+            #expect(r.status == 201, "\(r.body)")
+            #expect(try r.decode(TenantInfo.self).network == true)
+            let a = try await client.addTenant("a", quota: 2, admin: s.admin)
+            #expect(try await client.call(.post, "/v1/tenants", token: s.admin, json: #"{"name":"x","quota":1,"network":"yes"}"#).status == 400)
+            let j = try await client.submit(#"{"command":["/bin/sleep","30"],"tiles":1}"#, token: a)
+            #expect(try await client.call(.post, "/v1/tiles/5/fail", token: s.admin).status == 200)
+            #expect(try await client.call(.post, "/v1/tiles/5/repair", token: s.admin).status == 200)
+            #expect(try await client.call(.post, "/v1/jobs/\(j.id)/cancel", token: s.admin).status == 200)
+            // A tenant cancelling its own job is not an admin action.
+            let k = try await client.submit(#"{"command":["/bin/sleep","30"],"tiles":1}"#, token: a)
+            #expect(try await client.call(.post, "/v1/jobs/\(k.id)/cancel", token: a).status == 200)
+            let log = try await client.call(.get, "/v1/audit", token: s.admin)
+            let entries = try log.decode([AuditEntry].self)
+            #expect(entries.map(\.action) == ["cancel-job", "repair-tile", "fail-tile", "create-tenant", "create-tenant"], "\(entries)")
+            #expect(entries.allSatisfy { $0.actor == "admin" } && entries[0].target == "job \(j.id)" && entries.last?.detail.contains("network") == true)
+            #expect(try await client.call(.get, "/v1/audit?limit=2", token: s.admin).decode([AuditEntry].self).count == 2)
+            #expect(try await client.call(.get, "/v1/audit", token: a).status == 403)
+            #expect(try await client.call(.get, "/v1/audit?limit=0", token: s.admin).status == 400)
+            let tenants = try await client.call(.get, "/v1/tenants", token: s.admin).decode([TenantInfo].self)
+            #expect(tenants.map(\.network) == [false, true])
+            // The dashboard's token goes in the fragment, which a browser never sends: one in the query is refused.
+            let leaked = try await client.call(.get, "/?token=\(a)")
+            #expect(leaked.status == 400 && leaked.errorMessage?.contains("#token=") == true)
+            #expect(try await client.call(.get, "/v1/jobs/\(j.id)/logs?tail=1048577", token: a).status == 400)
+        }
+    }
+
     @Test("openapi.yaml is well-formed YAML: OpenAPI 3.1, every route of the server, every $ref resolves")
     func openAPIDocument() throws {
         let doc = try #require(try Yams.load(yaml: EmbeddedWeb.openAPI) as? [String: Any])
@@ -287,7 +318,7 @@ struct ServerTests {
             "/v1/jobs": ["get", "post"], "/v1/jobs/{id}": ["get", "delete"], "/v1/jobs/{id}/cancel": ["post"],
             "/v1/jobs/{id}/logs": ["get"], "/v1/cluster": ["get"], "/v1/usage": ["get"], "/v1/tenants": ["get", "post"],
             "/v1/tiles/{id}/fail": ["post"], "/v1/tiles/{id}/repair": ["post"], "/metrics": ["get"], "/healthz": ["get"],
-            "/openapi.yaml": ["get"], "/": ["get"],
+            "/openapi.yaml": ["get"], "/": ["get"], "/v1/audit": ["get"],
         ]
         #expect(Set(paths.keys) == Set(want.keys))
         for (path, methods) in want {

@@ -14,12 +14,14 @@ struct TestServer {
 
     /// Runs `body` with a fresh service and a test client (`.router`: in-process; `.live`: a real socket).
     static func with<T: Sendable>(machine: String = "tray", setup: TestingSetup = .router, grace: Double = 1,
+                                  configure: (inout ServiceOptions) -> Void = { _ in },
                                   _ body: @Sendable (TestServer, any TestClientProtocol) async throws -> T) async throws -> T {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-server-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let service = try await JobService.open(ServiceOptions(database: dir.appendingPathComponent("dojo.sqlite").path, machine: machine,
-                                                         grace: grace, tickInterval: 0.05))
+        var options = ServiceOptions(database: dir.appendingPathComponent("dojo.sqlite").path, machine: machine, grace: grace, tickInterval: 0.05)
+        configure(&options)
+        let service = try await JobService.open(options)
         let server = TestServer(service: service, dir: dir, admin: await service.adminToken)
         let controller = Task { await service.run() }
         defer { controller.cancel() }

@@ -188,7 +188,9 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
             (JobSubmission(command: ["true"], tiles: 1, priority: 5000), "priority"),
             (JobSubmission(command: ["true"], tiles: 1, timeLimit: -1), "time_limit"),
             (JobSubmission(command: ["true"], tiles: 1, retries: -1), "retries"),
-            (JobSubmission(command: ["true"], tiles: 1, checkpointDir: "relative/dir"), "checkpoint_dir"),
+            (JobSubmission(command: ["true"], tiles: 1, checkpointDir: "/absolute/dir"), "relative to the tenant's storage"),
+            (JobSubmission(command: ["true"], tiles: 1, checkpointDir: "a/../../b"), "'..'"),
+            (JobSubmission(name: "a\u{1B}[31m", command: ["true"], tiles: 1), "control characters"),
             (JobSubmission(name: String(repeating: "x", count: 200), command: ["true"], tiles: 1), "name"),
         ]
         for (sub, word) in bad {
@@ -225,7 +227,9 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
         _ = try await s1.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
         var ids: [Int] = []
         for i in 0..<4 {
-            ids.append(try await s1.submit(JobSubmission(command: sh("echo run \(i) >> \(db).runs; sleep 1"), tiles: 2, tenant: "a"), by: .admin).id)
+            // A folder of the tenant's storage that all four share (the sandbox shows a job nothing else to write).
+            ids.append(try await s1.submit(JobSubmission(command: sh("echo run \(i) >> $DOJO_CHECKPOINT_DIR/runs; sleep 1"), tiles: 2,
+                                                         checkpointDir: "shared", tenant: "a"), by: .admin).id)
         }
         // Three fit on the tray's six tiles; the fourth waits.
         #expect(try await until(s1) { try await s1.jobs(by: .admin, states: [.running]).count == 3 })
@@ -234,7 +238,7 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
         let rec = await s2.recovered
         #expect(rec.adopted + rec.booked == 3 && rec.restarted == 0)
         #expect(try await until(s2) { try await s2.jobs(by: .admin, states: [.completed]).count == 4 })
-        let runs = try String(contentsOfFile: db + ".runs", encoding: .utf8).split(separator: "\n").sorted()
+        let runs = try String(contentsOfFile: db + ".tenants/a/shared/runs", encoding: .utf8).split(separator: "\n").sorted()
         #expect(runs == ["run 0", "run 1", "run 2", "run 3"])
         for id in ids { #expect(try await s2.job(id, by: .admin).attempts == 1) }
         await s2.close()

@@ -1,0 +1,302 @@
+import DojoCluster
+import DojoMachine
+import Foundation
+import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The controller round: reap, time limits, grace periods, scheduling, starting and ending attempts.
+
+extension JobService {
+    // MARK: The controller
+
+    /// Rounds every `tickInterval` until the task is cancelled. Workers keep running after it returns.
+    public func run() async {
+        while !Task.isCancelled {
+            tick()
+            try? await Task.sleep(nanoseconds: UInt64(options.tickInterval * 1e9))
+        }
+    }
+
+    /// One controller round: reap ended workers, enforce time limits and grace periods, schedule, start workers.
+    public func tick() {
+        do { try round() } catch { lastError = "\(error)" }
+    }
+
+    func round() throws {
+        let now = Date().timeIntervalSince1970
+        let dt = max(0, now - lastTick)
+        lastTick = now
+        for (t, since) in faulted where now - since >= options.faultRepairSeconds { try repairTile(t, now: now) }
+        if options.faultsPerTileHour > 0 { try injectRandomFaults(dt: dt, now: now) }
+        // Workers that ended. A failure with one job ends that job, never the round (nor the controller).
+        for id in workers.keys.sorted() {
+            guard var w = workers[id] else { continue }
+            do {
+                if let rc = w.exitStatus() {
+                    try finish(id, rc: rc, now: w.exitTime() ?? now)
+                    w.reap()
+                    workers[id] = nil
+                } else if !w.alive() {
+                    let rc = w.exitStatus()
+                    try finish(id, rc: rc, now: rc == nil ? now : (w.exitTime() ?? now))
+                    workers[id] = nil
+                } else {
+                    workers[id] = w
+                }
+            } catch {
+                workers[id] = nil
+                failJob(id, because: "could not book the end of its attempt: \(error)", now: now)
+            }
+        }
+        checkDisk(now: now)
+        if options.reapOrphans {
+            Worker.reapOrphans(except: Set(workers.values.filter(\.ownChild).compactMap(\.pid)))
+        }
+        // Time limits and grace periods.
+        for id in active.keys.sorted() {
+            guard let a = active[id] else { continue }
+            if a.stopReason == nil, now - a.start >= a.timeLimit {
+                try requestStop(id, reason: "timeout", deadline: now + options.grace, detail: "time limit of \(Int(a.timeLimit)) s reached", now: now)
+            } else if let d = a.stopDeadline, now >= d {
+                workers[id]?.signal(SIGKILL)
+            }
+        }
+        // Scheduling.
+        // Each decision on its own: one that cannot be written is undone in the scheduler, the rest go on.
+        var failure: Error?
+        for d in scheduler.schedule(at: now) {
+            switch d {
+            case .start(let sid, let pl):
+                do { try start(jobOf[sid], on: pl, now: now) } catch let e as ServiceError where e.kind != .internalError {
+                    failJob(jobOf[sid], because: "\(e)", now: now)   // the job's own fault: it will not go better next round
+                } catch {
+                    let id = jobOf[sid]
+                    active[id] = nil
+                    try? scheduler.requeue(sid, at: now)
+                    startFailures[id, default: 0] += 1
+                    if startFailures[id]! >= 3 {
+                        // Not a passing problem of the store: something about this job's row. It ends; the rest go on.
+                        startFailures[id] = nil
+                        failJob(id, because: "could not be started 3 times: \(error)", now: now)
+                    } else {
+                        failure = error
+                    }
+                }
+            case .preempt(let sid, let by, let graceEnd):
+                do { try requestStop(jobOf[sid], reason: "preempt", deadline: graceEnd, detail: "preempted by job \(jobOf[by])", now: now) }
+                catch { failure = error }   // the scheduler keeps it stopping; the SIGKILL at the deadline still comes
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Ends one job FAILED with the reason in its transitions, whatever state its row or folders are in; the round
+    /// goes on. If even that cannot be written, the error is kept for `dojo serve` to print.
+    func failJob(_ id: Int, because why: String, now: Double) {
+        if var w = workers.removeValue(forKey: id) { w.killAndWait() }
+        do {
+            guard let r = try fetchRow(id), !r.state.isFinal else { active[id] = nil; return }
+            try endAttempt(id, row: r, rc: nil, now: now, forced: why, final: true)
+        } catch {
+            active[id] = nil
+            if let sid = sidOf[id] { try? scheduler.cancel(sid, at: now) }
+            lastError = "job \(id): \(why); and it could not be marked FAILED: \(error)"
+        }
+    }
+
+    /// Every 2 s: a tenant whose storage holds more than its disk limit has its running jobs killed (FAILED, with the
+    /// reason). Files larger than the limit are stopped by RLIMIT_FSIZE as they are written.
+    func checkDisk(now: Double) {
+        let limit = sandbox.limits.diskPerTenant
+        guard limit > 0, now - lastDiskCheck >= 2 else { return }
+        lastDiskCheck = now
+        for t in Set(active.values.map(\.tenant)).sorted() {
+            let used = Sandbox.diskUsage(tenantRoot(t), cap: 4 * limit)
+            guard used > limit else { continue }
+            for (id, a) in active where a.tenant == t && killReason[id] == nil && used > (diskAtStart[id] ?? 0) {
+                killReason[id] = "disk quota: tenant '\(t)' stores more than \(formatBytes(limit))"
+                workers[id]?.signal(SIGKILL)
+            }
+        }
+    }
+
+    func injectRandomFaults(dt: Double, now: Double) throws {
+        let p = options.faultsPerTileHour * dt / 3600
+        for t in scheduler.inventory.tiles where t.health == .healthy {
+            rng = rng &+ 0x9E37_79B9_7F4A_7C15
+            var z = rng
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9; z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB; z ^= z >> 31
+            if Double(z >> 11) / Double(1 << 53) < p {
+                _ = try failTile(t.id, detail: "failed (random fault)", now: now)
+                faulted[t.id] = now
+                randomFaults += 1
+            }
+        }
+    }
+
+    /// Write first, then signal: SIGTERM now, SIGKILL at the deadline (a later round).
+    func requestStop(_ id: Int, reason: String, deadline: Double, detail: String?, now: Double) throws {
+        guard var a = active[id] else { return }
+        if a.stopReason == "cancel" || (a.stopReason == "timeout" && reason == "preempt") { return }
+        let d = min(deadline, a.stopDeadline ?? .infinity)
+        try store.db.write { db in
+            try db.execute(sql: "UPDATE job SET stop_reason = ?, stop_deadline = ? WHERE id = ?", arguments: [reason, d, id])
+            if reason == "preempt" {
+                try db.execute(sql: "UPDATE job SET state = 'PREEMPTED' WHERE id = ?", arguments: [id])
+                try db.execute(sql: "INSERT INTO transition VALUES (?, 'PREEMPTED', ?, ?)", arguments: [id, now, (detail ?? "preempted") + "; SIGTERM, \(formatSeconds(d - now)) to checkpoint"])
+            }
+        }
+        a.stopReason = reason
+        a.stopDeadline = d
+        active[id] = a
+        workers[id]?.signal(SIGTERM)
+    }
+
+    func start(_ id: Int, on pl: Placement, now: Double) throws {
+        guard let r = try fetchRow(id) else { return }
+        let n = r.attempts + 1
+        let ids = tileIDs(pl)
+        try store.db.write { db in
+            try db.execute(sql: """
+                UPDATE job SET state = 'RUNNING', attempts = ?, pod = ?, x = ?, y = ?, w = ?, h = ?, start_time = ?, reason = NULL,
+                  stop_reason = NULL, stop_deadline = NULL, reaped = 0 WHERE id = ?
+                """, arguments: [n, pl.pod, pl.x, pl.y, pl.w, pl.h, now, id])
+            try db.execute(sql: "INSERT INTO attempt (job, n, tenant, tiles, start) VALUES (?, ?, ?, ?, ?)", arguments: [id, n, r.tenant, pl.tiles, now])
+            try db.execute(sql: "INSERT INTO transition VALUES (?, 'RUNNING', ?, ?)", arguments: [id, now,
+                "attempt \(n) on \(pl) = tiles \(ids.map(String.init).joined(separator: ","))"])
+        }
+        startFailures[id] = nil
+        var row = r
+        row.attempts = n
+        active[id] = ActiveJob(tenant: r.tenant, start: now, timeLimit: r.timeLimit)
+        do { try spawn(id, row: row, placement: pl) } catch {
+            try finish(id, rc: nil, now: now, forced: "could not start: \(error)", final: true)
+        }
+    }
+
+    /// The attempt's process in its sandbox: its folders (made without following a tenant's symlinks), environment,
+    /// cgroups, output, and for `dojo train` its checkpoint folder and --resume.
+    func spawn(_ id: Int, row r: JobRow, placement pl: Placement) throws {
+        // The server's folder of the job: its log and the attempts' bookkeeping; never inside a sandbox.
+        if mkdir(jobDir(id), 0o700) != 0 && errno != EEXIST {
+            throw ServiceError(.internalError, "cannot create \(jobDir(id)): \(String(cString: strerror(errno)))")
+        }
+        guard !r.command.isEmpty, !r.command[0].isEmpty else {
+            throw ServiceError(.unprocessable, "the job's command could not be read from the store")
+        }
+        let tenant = try tenantPolicy(r.tenant)
+        let uid = sandbox.mode == .bwrap ? sandbox.uid(tenantNumber: tenant.number) : nil
+        let root = tenantRoot(r.tenant)
+        try Sandbox.ensureTenantRoot(root, uid: uid)
+        let work = try Sandbox.ensureFolder(root: root, relative: ["jobs", "\(id)"], uid: uid)
+        guard !r.checkpointDir.hasPrefix("/") else {
+            throw ServiceError(.unprocessable, "checkpoint_dir \(r.checkpointDir) is an absolute path (a job submitted before the sandbox); submit it again with a path relative to the tenant's storage")
+        }
+        let checkpoint = try Sandbox.ensureFolder(root: root, relative: try Sandbox.relativeComponents(r.checkpointDir), uid: uid)
+        let ids = tileIDs(pl)
+        var env = ProcessInfo.processInfo.environment.filter { ["PATH", "LANG", "TZ", "OMP_NUM_THREADS"].contains($0.key) }
+        env["HOME"] = work
+        env["TMPDIR"] = sandbox.mode == .bwrap ? "/tmp" : work
+        env["DOJO_JOB_ID"] = "\(id)"
+        env["DOJO_TENANT"] = r.tenant
+        env["DOJO_ATTEMPT"] = "\(r.attempts)"
+        env["DOJO_DPU_TILES"] = ids.map(String.init).joined(separator: ",")
+        env["DOJO_DPU_SHAPE"] = "\(pl.w)x\(pl.h)"
+        env["DOJO_DPU_ORIGIN"] = "\(pl.pod),\(pl.x),\(pl.y)"
+        env["DOJO_MACHINE"] = machineName
+        env["DOJO_CHECKPOINT_DIR"] = checkpoint
+        env["DOJO_TIME_LIMIT"] = "\(Int(r.timeLimit))"
+        var cmd = r.command
+        if cmd.count >= 2, (cmd[0] as NSString).lastPathComponent == "dojo", cmd[1] == "train" {
+            // The job's own --checkpoint-dir wins (a flag without a value is left for dojo train to refuse).
+            var ck: String? = checkpoint
+            if let i = cmd.firstIndex(where: { $0 == "--checkpoint-dir" || $0.hasPrefix("--checkpoint-dir=") }) {
+                let given = cmd[i] == "--checkpoint-dir" ? (cmd.indices.contains(i + 1) ? cmd[i + 1] : nil) : String(cmd[i].dropFirst("--checkpoint-dir=".count))
+                ck = given.map { $0.hasPrefix("/") ? $0 : work + "/" + $0 }
+            } else {
+                cmd += ["--checkpoint-dir", checkpoint]
+            }
+            // --resume only for a checkpoint inside the tenant's storage (a path elsewhere is not the job's to read).
+            if let ck, !cmd.contains("--resume"), let real = realPath(ck + "/checkpoint.safetensors"), real.hasPrefix(root + "/") {
+                cmd.append("--resume")
+            }
+        }
+        if sandbox.limits.diskPerTenant > 0 { diskAtStart[id] = Sandbox.diskUsage(root, cap: 4 * sandbox.limits.diskPerTenant) }
+        let group = cgroupName(id, r.attempts)
+        let procs = try sandbox.cgroups?.create(group, limits: sandbox.limits, tiles: pl.tiles) ?? []
+        let log = jobDir(id) + "/output.log"
+        let header = "== OpenDojo: job \(id) attempt \(r.attempts) on \(pl) (tiles \(env["DOJO_DPU_TILES"]!)) at \(Date()) ==\n"
+        let lfd = Glibc.open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if lfd >= 0 { let b = Array(header.utf8); _ = b.withUnsafeBytes { Glibc.write(lfd, $0.baseAddress, $0.count) }; Glibc.close(lfd) }
+        let wrapped = sandbox.wrap(cmd, uid: uid, work: work, checkpoint: checkpoint, network: tenant.network, tiles: pl.tiles)
+        do {
+            workers[id] = try Worker.spawn(dir: attemptDir(id, r.attempts), log: log, workingDirectory: work, cgroupProcs: procs,
+                                           sandboxed: sandbox.mode == .bwrap, command: wrapped, environment: env)
+        } catch {
+            sandbox.cgroups?.killAndRemove(group)
+            throw error
+        }
+    }
+
+    func cgroupName(_ id: Int, _ attempt: Int) -> String { "job-\(id)-\(attempt)" }
+
+    /// Kills whatever is left of an attempt in its cgroups and removes them.
+    func cleanUpAttempt(_ id: Int, _ attempt: Int) {
+        sandbox.cgroups?.killAndRemove(cgroupName(id, attempt))
+    }
+
+    /// The attempt ended with exit status `rc` (nil: the worker vanished without one): its new state, written first.
+    func finish(_ id: Int, rc: Int?, now: Double, forced: String? = nil, final forceFinal: Bool = false) throws {
+        guard let r = try fetchRow(id), r.state.isActive else { active[id] = nil; return }
+        try endAttempt(id, row: r, rc: rc, now: now, forced: forced, final: forceFinal)
+    }
+
+    func endAttempt(_ id: Int, row r: JobRow, rc: Int?, now: Double, forced: String? = nil, final forceFinal: Bool = false) throws {
+        let stop = active[id]?.stopReason ?? r.stopReason
+        var status = rc.map { "exit status \($0)" } ?? forced ?? "the worker ended without an exit status"
+        if rc == 128 + Int(SIGXFSZ) { status += " (SIGXFSZ: a file or its log reached the limit of \(formatBytes(sandbox.limits.diskPerTenant)))" }
+        var failures = r.failures
+        let next: JobPhase, detail: String
+        // Before its cgroup goes: did the kernel kill it for memory?
+        let oom = r.attempts > 0 && (sandbox.cgroups?.oomKills(cgroupName(id, r.attempts)) ?? 0) > 0
+        let killed = killReason.removeValue(forKey: id)
+        diskAtStart[id] = nil
+        if r.attempts > 0 { cleanUpAttempt(id, r.attempts) }
+        switch stop {
+        case _ where killed != nil && stop != "cancel":
+            next = .failed; detail = "\(killed!); \(status)"
+        case nil where oom && rc != 0:
+            let mem = sandbox.limits.memoryPerTile * Int64(r.shapeW * r.shapeH)
+            next = .outOfMemory
+            detail = "killed by the kernel over its memory limit of \(formatBytes(mem)) (\(r.shapeW * r.shapeH) tile\(r.shapeW * r.shapeH == 1 ? "" : "s") × \(formatBytes(sandbox.limits.memoryPerTile))); \(status)"
+        case "cancel": next = .cancelled; detail = "cancelled; \(status)"
+        case "timeout": next = .timeout; detail = "time limit of \(Int(r.timeLimit)) s; \(status)"
+        case "preempt": next = rc == 0 ? .completed : .requeued; detail = rc == 0 ? "finished during its grace period" : "requeued after preemption; \(status)"
+        default:
+            if rc == 0 { next = .completed; detail = status }
+            else if !forceFinal && failures < r.retries { failures += 1; next = .requeued; detail = "\(status); retry \(failures) of \(r.retries)" }
+            else { next = .failed; detail = status + (r.retries > 0 ? " after \(r.retries) retries" : "") }
+        }
+        let outcome = next == .requeued ? (stop == "preempt" ? "PREEMPTED" : "FAILED") : next.rawValue
+        try store.db.write { db in
+            try db.execute(sql: """
+                UPDATE job SET state = ?, exit_code = ?, failures = ?, end_time = ?, reason = ?, pod = NULL, x = NULL, y = NULL, w = NULL, h = NULL,
+                  stop_reason = NULL, stop_deadline = NULL, reaped = 1 WHERE id = ?
+                """, arguments: [next.rawValue, rc, failures, next.isFinal ? now : nil, next.isFinal ? detail : nil, id])
+            try db.execute(sql: "UPDATE attempt SET end = ?, outcome = ?, exit_code = ? WHERE job = ? AND n = ?", arguments: [now, outcome, rc, id, r.attempts])
+            try db.execute(sql: "INSERT INTO transition VALUES (?, ?, ?, ?)", arguments: [id, next.rawValue, now, detail])
+        }
+        active[id] = nil
+        guard let sid = sidOf[id] else { return }
+        switch next {
+        case .completed: try scheduler.complete(sid, at: now)
+        case .requeued:
+            if scheduler.job(sid).state == .stopping { try scheduler.stopped(sid, at: now) } else { try scheduler.requeue(sid, at: now) }
+        default:
+            try scheduler.cancel(sid, at: now)
+            try cancelDependents(of: id, ended: next, now: now)
+        }
+    }
+}
