@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // C libraries, each behind a tiny shim module (Debian packages in `providers`).
@@ -63,10 +64,12 @@ let package = Package(
         .target(name: "DojoCluster", dependencies: ["DojoMachine"]),
         // The resource manager running for real: the durable job store (SQLite through GRDB), workers that run each
         // job as a process on its DPU, time limits, preemption, tile failures, recovery after a crash, accounting.
-        .target(name: "DojoService", dependencies: ["DojoCluster", "DojoMachine", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "DojoService", dependencies: ["DojoCluster", "DojoMachine", .product(name: "GRDB", package: "GRDB.swift"),
+                                                    .product(name: "Crypto", package: "swift-crypto")]),
         // `dojo serve`: the HTTP API (Hummingbird) with its OpenAPI document, tokens, the dashboard, Prometheus metrics.
         .target(name: "DojoServer", dependencies: ["DojoService", "DojoCluster",
-                                                   .product(name: "Hummingbird", package: "hummingbird")],
+                                                   .product(name: "Hummingbird", package: "hummingbird"),
+                                                   .product(name: "HummingbirdTLS", package: "hummingbird")],
                 exclude: ["Web"]),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [

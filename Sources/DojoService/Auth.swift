@@ -17,8 +17,8 @@ extension JobService {
     /// `Bearer` token → who calls. Missing or unknown: 401.
     public func authenticate(token: String?) throws -> Principal {
         guard let token, !token.isEmpty else { throw ServiceError.unauthorized("missing token: send 'Authorization: Bearer TOKEN'") }
-        let h = SHA256.hex(token)
-        if h == adminHash { return .admin }
+        let h = Tokens.hash(token)
+        if Tokens.equal(h, adminHash) { return .admin }
         if let name = try store.db.read({ try String.fetchOne($0, sql: "SELECT name FROM tenant WHERE token_hash = ?", arguments: [h]) }) {
             return .tenant(name)
         }
@@ -44,14 +44,14 @@ extension JobService {
         let total = scheduler.inventory.count
         guard quota >= 0, quota <= total else { throw ServiceError.unprocessable("quota must be 0…\(total) tiles (the machine's), got \(quota)") }
         if let b = borrowLimit, b < 0 || b > total { throw ServiceError.unprocessable("borrow_limit must be 0…\(total) tiles, got \(b)") }
-        let token = JobService.newToken(prefix: "dojo_")
+        let token = Tokens.make(prefix: "dojo_")
         let now = Date().timeIntervalSince1970
         try store.db.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM tenant WHERE name = ?", arguments: [name]) == true {
                 throw ServiceError.conflict("tenant '\(name)' exists")
             }
             try db.execute(sql: "INSERT INTO tenant (name, quota, borrow_limit, token_hash, created, network) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [name, quota, borrowLimit, SHA256.hex(token), now, network])
+                           arguments: [name, quota, borrowLimit, Tokens.hash(token), now, network])
             try JobService.audit(db, p, "create-tenant", name, "quota \(quota)" + (borrowLimit.map { ", borrow limit \($0)" } ?? "") + (network ? ", network" : ""), now)
         }
         scheduler.addTenant(Tenant(name, quota: quota, borrowLimit: borrowLimit))

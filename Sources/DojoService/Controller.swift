@@ -106,8 +106,10 @@ extension JobService {
         }
     }
 
-    /// Every 2 s: a tenant whose storage holds more than its disk limit has its running jobs killed (FAILED, with the
-    /// reason). Files larger than the limit are stopped by RLIMIT_FSIZE as they are written.
+    /// Every 2 s: a tenant whose storage holds more than its disk limit has the running jobs that made it grow killed
+    /// (FAILED, with the reason): those whose own folders (work and checkpoint) hold more than when they started. A
+    /// job that only reads, or deletes to get back under the limit, runs on. Files larger than the limit are stopped
+    /// by RLIMIT_FSIZE as they are written.
     func checkDisk(now: Double) {
         let limit = sandbox.limits.diskPerTenant
         guard limit > 0, now - lastDiskCheck >= 2 else { return }
@@ -115,9 +117,14 @@ extension JobService {
         for t in Set(active.values.map(\.tenant)).sorted() {
             let used = Sandbox.diskUsage(tenantRoot(t), cap: 4 * limit)
             guard used > limit else { continue }
-            for (id, a) in active where a.tenant == t && killReason[id] == nil && used > (diskAtStart[id] ?? 0) {
-                killReason[id] = "disk quota: tenant '\(t)' stores more than \(formatBytes(limit))"
-                workers[id]?.signal(SIGKILL)
+            for (id, a) in active.sorted(by: { $0.key < $1.key }) where a.tenant == t && killReason[id] == nil {
+                guard let r = try? fetchRow(id), let now = jobDiskUsage(r) else { continue }
+                // A job adopted after a restart has no starting figure: it is taken now.
+                guard let start = diskAtStart[id] else { diskAtStart[id] = now; continue }
+                if now > start {
+                    killReason[id] = "disk quota: tenant '\(t)' stores more than \(formatBytes(limit)) (this job's folders grew by \(formatBytes(now - start)))"
+                    workers[id]?.signal(SIGKILL)
+                }
             }
         }
     }
@@ -223,7 +230,7 @@ extension JobService {
                 cmd.append("--resume")
             }
         }
-        if sandbox.limits.diskPerTenant > 0 { diskAtStart[id] = Sandbox.diskUsage(root, cap: 4 * sandbox.limits.diskPerTenant) }
+        if sandbox.limits.diskPerTenant > 0 { diskAtStart[id] = jobDiskUsage(r) ?? 0 }
         let group = cgroupName(id, r.attempts)
         let procs = try sandbox.cgroups?.create(group, limits: sandbox.limits, tiles: pl.tiles) ?? []
         let log = jobDir(id) + "/output.log"
@@ -238,6 +245,14 @@ extension JobService {
             sandbox.cgroups?.killAndRemove(group)
             throw error
         }
+    }
+
+    /// Bytes in a job's own folders (its work folder, and its checkpoint folder when that is elsewhere).
+    func jobDiskUsage(_ r: JobRow) -> Int64? {
+        guard !r.checkpointDir.hasPrefix("/"), let ck = try? Sandbox.relativeComponents(r.checkpointDir) else { return nil }
+        let root = tenantRoot(r.tenant), work = workDir(r), checkpoint = root + "/" + ck.joined(separator: "/")
+        let cap = 4 * sandbox.limits.diskPerTenant
+        return Sandbox.diskUsage(work, cap: cap) + ((checkpoint + "/").hasPrefix(work + "/") ? 0 : Sandbox.diskUsage(checkpoint, cap: cap))
     }
 
     func cgroupName(_ id: Int, _ attempt: Int) -> String { "job-\(id)-\(attempt)" }

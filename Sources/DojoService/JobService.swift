@@ -77,8 +77,8 @@ public actor JobService {
     var lastDiskCheck: Double = 0
     /// Jobs being killed by the controller for a reason of its own (disk quota): their end is booked with it.
     var killReason: [Int: String] = [:]
-    /// Bytes in the tenant's storage when each running job started: a tenant over its disk limit loses only the
-    /// jobs that made it grow (a job that deletes files to get back under it is left alone).
+    /// Bytes in each running job's own folders when it started: a tenant over its disk limit loses only the jobs
+    /// whose folders grew (a job that deletes files to get back under it is left alone).
     var diskAtStart: [Int: Int64] = [:]
     /// Starts that failed for a reason of the store (not of the job) in a row: after three, the job is FAILED.
     var startFailures: [Int: Int] = [:]
@@ -171,8 +171,8 @@ public actor JobService {
         // The admin token: kept in a file only its owner reads; the store keeps its hash.
         let tokenFile = path + ".admin-token"
         var token = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        if try token.isEmpty || store.meta("admin_token_hash").map({ $0 != SHA256.hex(token) }) ?? true {
-            token = JobService.newToken(prefix: "dojo_admin_")
+        if try token.isEmpty || store.meta("admin_token_hash").map({ $0 != Tokens.hash(token) }) ?? true {
+            token = Tokens.make(prefix: "dojo_admin_")
             let tfd = Glibc.open(tokenFile, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o600)
             guard tfd >= 0 else { throw ServiceError.badRequest("cannot write \(tokenFile): \(String(cString: strerror(errno)))") }
             fchmod(tfd, 0o600)
@@ -182,7 +182,7 @@ public actor JobService {
             guard n == bytes.count else { throw ServiceError.badRequest("cannot write \(tokenFile)") }
         }
         adminTokenValue = token
-        adminHash = SHA256.hex(token)
+        adminHash = Tokens.hash(token)
         let count = inventory.count, hash = adminHash
         try await store.db.write { db in
             if stored == nil {
@@ -207,10 +207,6 @@ public actor JobService {
         Glibc.close(lockFD)
     }
 
-    static func newToken(prefix: String) -> String {
-        var g = SystemRandomNumberGenerator()
-        return prefix + (0..<4).map { _ in String(format: "%016llx", g.next() as UInt64) }.joined()
-    }
 
     /// Errors of the last rounds (a round that fails is retried by the next; they are kept for `dojo serve` to print).
     public internal(set) var lastError: String?

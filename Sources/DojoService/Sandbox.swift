@@ -360,10 +360,10 @@ struct Cgroups: Sendable {
                 let pids = ((try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { pid_t($0) }
                 if pids.isEmpty || Date() > end { break }
                 for p in pids where p > 1 { kill(p, SIGKILL) }
-                usleep(10_000)
+                usleep(2_000)
             }
             // Removal fails while the last processes are still exiting: retry briefly.
-            for _ in 0..<100 where rmdir(dir) != 0 && errno == EBUSY { usleep(10_000) }
+            for _ in 0..<1000 where rmdir(dir) != 0 && errno == EBUSY { usleep(1_000) }
         }
     }
 }

@@ -47,6 +47,10 @@ struct ServeCommand: ParsableCommand {
     var diskPerTenant = "20G"
     @Option(help: "Running as root, tenant n runs its jobs as uid BASE+n (no passwd entries needed).")
     var tenantUidBase = 1_900_000
+    @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key), so tokens from other hosts do not cross the network in clear.")
+    var tlsCert: String?
+    @Option(help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
 
     func run() throws {
         guard let p = Policy(rawValue: policy) else {
@@ -62,6 +66,9 @@ struct ServeCommand: ParsableCommand {
         guard cpuPerTile >= 0, cpuPerTile.isFinite, cpuPerTile <= 1024 else { throw ClientError("--cpu-per-tile must be 0…1024 cores, got \(cpuPerTile)") }
         guard (0...1 << 22).contains(pidsPerJob) else { throw ClientError("--pids-per-job must be 0…4194304, got \(pidsPerJob)") }
         guard (1...Int(Int32.max) - 100_000).contains(tenantUidBase) else { throw ClientError("--tenant-uid-base must be 1…\(Int(Int32.max) - 100_000), got \(tenantUidBase)") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ClientError("--tls-cert and --tls-key go together (the certificate chain and its private key, PEM)") }
+        let tls = tlsCert.map { TLSFiles(certificateChain: $0, privateKey: tlsKey!) }
+        let scheme = tls == nil ? "http" : "https"
         let memory = try parseBytes(memoryPerTile, flag: "--memory-per-tile")
         let disk = try parseBytes(diskPerTenant, flag: "--disk-per-tenant")
         if memory > 0 && memory < 16 << 20 { throw ClientError("--memory-per-tile must be 0 (no limit) or at least 16M, got \(memoryPerTile)") }
@@ -73,13 +80,13 @@ struct ServeCommand: ParsableCommand {
         let opts = options
         let host = self.host, db = self.db, policy = self.policy
         let outcome = runBlocking {
-            try await DojoServer.serve(options: opts, host: host, port: self.port) { port, machineName, notes in
+            try await DojoServer.serve(options: opts, host: host, port: self.port, tls: tls) { port, machineName, notes in
                 let shown = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
                 // Unbuffered, so that whoever started the server sees the URL at once (stdout may be a pipe).
                 FileHandle.standardOutput.write(Data("""
-                    OpenDojo service on http://\(shown):\(port) (machine \(machineName), policy \(policy), database \(db))
+                    OpenDojo service on \(scheme)://\(shown):\(port) (machine \(machineName), policy \(policy), database \(db))
                     admin token: \(db).admin-token
-                    dashboard:   http://\(shown):\(port)/#token=TOKEN    API: http://\(shown):\(port)/openapi.yaml    metrics: /metrics
+                    dashboard:   \(scheme)://\(shown):\(port)/#token=TOKEN    API: \(scheme)://\(shown):\(port)/openapi.yaml    metrics: /metrics
                     stop with Ctrl-C (running jobs keep running; the next start adopts them)
 
                     """.utf8) + Data(notes.map { $0 + "\n" }.joined().utf8))
@@ -464,7 +471,7 @@ struct AuditCommand: ParsableCommand {
 
     func run() throws {
         guard (1...100_000).contains(limit) else { throw ClientError("--limit must be 1…100000, got \(limit)") }
-        let entries = try connection.client().get([AuditEntry].self, "/v1/audit?limit=\(limit)")
+        let entries = try connection.client().get([AuditEntry].self, "/v1/audit", query: [("limit", "\(limit)")])
         var t = TextTable(headers: ["ID", "TIME", "ACTOR", "ACTION", "TARGET", "DETAIL"], alignments: [.right, .left, .left, .left, .left, .left])
         let f = DateFormatter()
         f.dateFormat = "yyyy-MM-dd HH:mm:ss"

@@ -10,6 +10,8 @@ final class ServeProcess {
     let db: String
     let cwd: String?
     let machine: String
+    /// More `dojo serve` options (e.g. --tls-cert).
+    let extraArguments: [String]
     /// A temporary folder this object made (and removes), if any.
     let dir: URL?
     var process: Process?
@@ -24,8 +26,8 @@ final class ServeProcess {
         try start()
     }
 
-    init(db: String, cwd: String? = nil, machine: String = "cabinet", dir: URL? = nil) {
-        self.db = db; self.cwd = cwd; self.machine = machine; self.dir = dir
+    init(db: String, cwd: String? = nil, machine: String = "cabinet", dir: URL? = nil, extraArguments: [String] = []) {
+        self.db = db; self.cwd = cwd; self.machine = machine; self.dir = dir; self.extraArguments = extraArguments
     }
 
     private var dbPath: String { (cwd.map { $0 + "/" } ?? "") + db }
@@ -34,7 +36,7 @@ final class ServeProcess {
         let p = Process()
         guard let exe = dojoExecutableURL else { throw CLIError("dojo executable not found") }
         p.executableURL = exe
-        p.arguments = ["serve", "--db", db, "--machine", machine, "--port", "0", "--grace", "1", "--tick", "0.05"]
+        p.arguments = ["serve", "--db", db, "--machine", machine, "--port", "0", "--grace", "1", "--tick", "0.05"] + extraArguments
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         outPath = dbPath + ".serve-\(UUID().uuidString).out"
         FileManager.default.createFile(atPath: outPath, contents: nil)
@@ -45,7 +47,7 @@ final class ServeProcess {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             let text = output
-            if let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) { url = String(text[r]); return }
+            if let r = text.range(of: #"https?://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) { url = String(text[r]); return }
             if !p.isRunning { throw CLIError("dojo serve exited: \(text)") }
             Thread.sleep(forTimeInterval: 0.02)
         }

@@ -8,6 +8,8 @@ struct ServiceCLITests {
         let server = try ServeProcess()
         defer { _ = server.stop() }
         #expect(server.output.contains("admin token: \(server.db).admin-token"))
+        // Its first lines say how jobs are contained and limited.
+        #expect(server.output.contains("sandbox: bubblewrap") && server.output.contains("limits: "), "\(server.output)")
         let admin = server.adminToken
         #expect(!admin.isEmpty)
         let env = ["DOJO_SERVER": server.url, "PATH": "/usr/bin:/bin"]
@@ -68,6 +70,12 @@ struct ServiceCLITests {
         let cancel = dojo(["cancel", longId], token: token)
         #expect(cancel.status == 0 && cancel.stdout.contains("Job \(longId)"), "\(cancel.stdout)\(cancel.stderr)")
 
+        let audit = dojo(["audit"], token: admin)
+        #expect(audit.status == 0, "\(audit.stderr)")
+        for action in ["create-tenant", "fail-tile", "repair-tile"] { #expect(audit.stdout.contains(action), "\(audit.stdout)") }
+        #expect(!audit.stdout.contains("cancel-job"), "a tenant cancelling its own job is not an admin action: \(audit.stdout)")
+        #expect(dojo(["audit"], token: token).stderr.contains("admin"))
+
         let usage = dojo(["usage"], token: admin)
         #expect(usage.status == 0 && usage.stdout.contains("TENANT") && usage.stdout.contains("TILE-HOURS") && usage.stdout.contains("vision"), "\(usage.stdout)")
 
@@ -103,14 +111,60 @@ struct ServiceCLITests {
             #expect(r.stderr.hasPrefix("Error: ") && r.stderr.contains(text), "\(args): \(r.stderr)")
             #expect(r.stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count == 1, "\(args): \(r.stderr)")
         }
-        let bad = runDojo(["serve", "--db", server.dir!.appendingPathComponent("x.sqlite").path, "--policy", "lifo"])
-        #expect(bad.status != 0 && bad.stderr.contains("unknown policy"))
+        let db = server.dir!.appendingPathComponent("x.sqlite").path
+        for (args, text) in [(["--policy", "lifo"], "unknown policy"), (["--sandbox", "docker"], "--sandbox must be bwrap or none"),
+                             (["--memory-per-tile", "lots"], "--memory-per-tile"), (["--memory-per-tile", "1M"], "at least 16M"),
+                             (["--cpu-per-tile", "-1"], "--cpu-per-tile"), (["--disk-per-tenant", "-5G"], "--disk-per-tenant"),
+                             (["--tls-cert", "/nonexistent.pem"], "--tls-cert and --tls-key go together"),
+                             (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "/nonexistent.pem"),
+                             (["--tenant-uid-base", "0"], "--tenant-uid-base")] {
+            let bad = runDojo(["serve", "--db", db, "--port", "0"] + args)
+            #expect(bad.status != 0 && bad.stderr.hasPrefix("Error: ") && bad.stderr.contains(text), "\(args): \(bad.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: db), "a refused start creates no database")
+    }
+
+    @Test("dojo serve --tls-cert --tls-key serves HTTPS (curl with the CA answers; plain HTTP does not)")
+    func tls() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func run(_ exe: String, _ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let cert = dir.appendingPathComponent("cert.pem").path, key = dir.appendingPathComponent("key.pem").path
+        guard FileManager.default.fileExists(atPath: "/usr/bin/openssl"), FileManager.default.fileExists(atPath: "/usr/bin/curl") else {
+            Issue.record("openssl and curl are needed for the TLS test")
+            return
+        }
+        let gen = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                                               "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        #expect(gen.0 == 0, "\(gen.1)")
+        let server = ServeProcess(db: dir.appendingPathComponent("dojo.sqlite").path, machine: "tray", extraArguments: ["--tls-cert", cert, "--tls-key", key])
+        try server.start()
+        defer { _ = server.stop() }
+        #expect(server.url.hasPrefix("https://"), "\(server.output)")
+        let ok = try run("/usr/bin/curl", ["-sS", "--cacert", cert, server.url + "/healthz"])
+        #expect(ok.0 == 0 && ok.1.contains(#""status":"ok""#), "\(ok.1)")
+        let plain = try run("/usr/bin/curl", ["-sS", server.url.replacingOccurrences(of: "https://", with: "http://") + "/healthz"])
+        #expect(plain.0 != 0 || !plain.1.contains("ok"), "plain HTTP answered: \(plain.1)")
+        let untrusted = try run("/usr/bin/curl", ["-sS", server.url + "/healthz"])
+        #expect(untrusted.0 != 0, "a self-signed certificate must not be trusted without its CA")
     }
 
     @Test("dojo --help names every command")
     func help() {
         let r = runDojo(["--help"])
-        for c in ["serve", "submit", "jobs", "job", "cancel", "usage", "tenant", "cluster", "train", "sim"] {
+        for c in ["serve", "submit", "jobs", "job", "cancel", "usage", "tenant", "audit", "cluster", "train", "sim"] {
             #expect(r.stdout.contains("  \(c) "), "\(c) missing from dojo --help")
         }
         let cluster = runDojo(["cluster", "--help"])

@@ -25,7 +25,7 @@ struct TestServer {
         let server = TestServer(service: service, dir: dir, admin: await service.adminToken)
         let controller = Task { await service.run() }
         defer { controller.cancel() }
-        let app = DojoServer.application(api: DojoAPI(service: service), host: "127.0.0.1", port: 0)
+        let app = try DojoServer.application(api: DojoAPI(service: service), host: "127.0.0.1", port: 0)
         let result = try await app.test(setup) { client in try await body(server, client) }
         controller.cancel()
         _ = await controller.value

@@ -27,10 +27,12 @@ func state(_ s: JobService, _ id: Int) async throws -> JobPhase { try await s.jo
 func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
 
 @Suite("DojoService") struct ServiceTests {
-    @Test func sha256MatchesTheStandardVectors() {
-        #expect(SHA256.hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(SHA256.hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
+    @Test func tokenHashesAreSHA256AndTokensAreRandom() {
+        let a = Tokens.make(prefix: "dojo_"), b = Tokens.make(prefix: "dojo_")
+        #expect(a != b && a.count == 5 + 64 && a.dropFirst(5).allSatisfy { $0.isHexDigit })
+        #expect(Tokens.hash("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(Tokens.hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Tokens.hash("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 
