@@ -16,10 +16,13 @@ struct ServeCommand: ParsableCommand {
         discussion: """
         State lives in the SQLite file --db (created when missing); the admin token is written beside it to \
         <db>.admin-token. SIGINT or SIGTERM stop the server; running jobs keep running and the next start adopts them. \
+        Every job runs in a sandbox (bubblewrap: its own namespaces, the system read-only, only its work and checkpoint \
+        folders writable, loopback only unless its tenant has --network; as a per-tenant uid when run as root) under \
+        CPU, memory and process limits from its DPU (cgroups) and a disk limit per tenant; the first lines say which. \
         Then: dojo tenant add NAME --quota N --token-file <db>.admin-token; dojo submit …; open the dashboard URL.
         """)
 
-    @Option(help: "The SQLite database (created when missing; its jobs' folders go to <db>.jobs/).")
+    @Option(help: "The SQLite database (created when missing; the server's job folders go to <db>.jobs/, tenants' storage to <db>.tenants/).")
     var db: String
     @Option(help: "A Dojo machine preset or file (dojo machines; default: the database's, exapod for a new one); fixed when the database is created.")
     var machine: String?
