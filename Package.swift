@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "DojoGraph", targets: ["DojoGraph"]),
         .library(name: "DojoTensor", targets: ["DojoTensor"]),
         .library(name: "DojoNN", targets: ["DojoNN"]),
+        .library(name: "DojoDistributed", targets: ["DojoDistributed"]),
         .library(name: "DojoData", targets: ["DojoData"]),
         .library(name: "DojoReport", targets: ["DojoReport"]),
         .library(name: "DojoMachine", targets: ["DojoMachine"]),
@@ -30,6 +31,7 @@ let package = Package(
     targets: [
         // C libraries, each behind a tiny shim module (Debian packages in `providers`).
         .systemLibrary(name: "COneDNN", path: "Sources/COneDNN", providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Tesla's number formats: BF16, CFP8 (1-4-3, 1-5-2), CFP16 (SHP, UHP). No dependencies.
@@ -40,6 +42,8 @@ let package = Package(
         .target(name: "DojoTensor", dependencies: ["DojoNumerics", "DojoGraph", "COneDNN"]),
         // Layers, model zoo, losses, optimizers, mixed precision, checkpoints (safetensors).
         .target(name: "DojoNN", dependencies: ["DojoTensor", "DojoGraph", "DojoNumerics", "DojoData", "DojoReport"]),
+        // The distributed runtime: data-parallel training across processes and hosts over Open MPI.
+        .target(name: "DojoDistributed", dependencies: ["DojoNN", "CMPI"]),
         // Data sets (procedural multi-camera driving scenes, Fashion-MNIST IDX) and the loader.
         .target(name: "DojoData", dependencies: ["CZlib", "DojoNumerics"]),
         // What users read: SVG charts, text tables, progress bars, JSON-lines logs. No dependencies.
@@ -73,7 +77,7 @@ let package = Package(
                 exclude: ["Web"]),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
-            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "DojoCluster", "DojoService", "DojoServer", "COneDNN",
+            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "DojoCluster", "DojoService", "DojoServer", "DojoDistributed", "COneDNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -288,3 +288,23 @@ final class ProducerHandle: @unchecked Sendable {
 
     deinit { queue.cancel() }
 }
+
+extension Batch {
+    /// Rank `rank` of `ranks`' contiguous share of the batch, for data-parallel training: shares differ by at most
+    /// one example (the first `size % ranks` ranks get one more) and may be empty when the batch is smaller than the
+    /// number of ranks. Every rank cuts the same global batch, so together they see exactly its examples.
+    public func shard(_ rank: Int, of ranks: Int) -> Batch {
+        precondition(ranks >= 1 && (0..<ranks).contains(rank))
+        guard ranks > 1 else { return self }
+        let base = size / ranks, extra = size % ranks
+        let start = rank * base + min(rank, extra), n = base + (rank < extra ? 1 : 0)
+        func rows<T>(_ a: [T]) -> [T] {
+            guard size > 0, !a.isEmpty else { return [] }
+            let per = a.count / size
+            return Array(a[(start * per)..<((start + n) * per)])
+        }
+        func shape(_ s: [Int]) -> [Int] { s.isEmpty ? s : [n] + s.dropFirst() }
+        return Batch(inputs: rows(inputs), inputShape: shape(inputShape), labels: rows(labels), targets: rows(targets),
+                     targetShape: shape(targetShape), indices: rows(indices), size: n)
+    }
+}

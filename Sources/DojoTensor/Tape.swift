@@ -146,6 +146,11 @@ public final class Tape: @unchecked Sendable {
 public struct Gradients: @unchecked Sendable {
     private var byID: [ObjectIdentifier: Tensor]
     init(_ byID: [ObjectIdentifier: Tensor]) { self.byID = byID }
-    public subscript(_ t: Tensor) -> Tensor? { byID[ObjectIdentifier(t)] }
+    /// None yet (a data-parallel rank with no examples in a step contributes zeros).
+    public init() { byID = [:] }
+    public subscript(_ t: Tensor) -> Tensor? {
+        get { byID[ObjectIdentifier(t)] }
+        set { byID[ObjectIdentifier(t)] = newValue }
+    }
     public var count: Int { byID.count }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DojoMachine
 import DojoData
+import DojoDistributed
 import DojoNN
 import DojoReport
 import DojoTensor
@@ -20,7 +21,10 @@ struct TrainCommand: ParsableCommand {
         Writes to --out: metrics.jsonl (one line per step and per evaluation), loss.svg (loss and accuracy), \
         graph.json (the Graph IR of one step) and checkpoint.safetensors (every --checkpoint-every steps, at the \
         end, and on Ctrl-C/SIGTERM). --resume continues from that checkpoint with the same losses, bit for bit; \
-        options you leave out are taken from the checkpoint.
+        options you leave out are taken from the checkpoint. --ranks N trains data-parallel in N processes under \
+        mpirun (Open MPI; `mpirun -n N dojo train …` works too): each rank trains its share of every global batch \
+        and the gradients are summed over the ranks, so the run follows the one-process run of the same batch size; \
+        rank 0 writes the metrics, plot, graph and checkpoints.
         """)
 
     @Option(name: .long, help: "Model: \(ModelZoo.entries.filter { $0.task != .languageModeling }.map(\.name).joined(separator: ", ")). (default: occupancy)")
@@ -83,6 +87,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Machines to predict this step on, comma-separated (dojo machines). (default: tile,dgx-h100)")
     var machine: String = "tile,dgx-h100"
 
+    @Option(name: .long, help: "Data-parallel processes: runs itself under mpirun -n N (Open MPI). Each rank trains batch-size ÷ N examples of every step; the batch size must be divisible by N.")
+    var ranks: Int?
+
     @Flag(name: .long, inversion: .prefixedNo, help: "Augment training examples: random flips and shifts; mirrored scenes. (default: off)")
     var augment: Bool?
 
@@ -117,10 +124,55 @@ struct TrainCommand: ParsableCommand {
         }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--lr must be a positive number, got \(learningRate)") }
         if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more, got \(warmup)") }
+        if let ranks, !(1...1024).contains(ranks) { throw ValidationError("--ranks must be 1…1024, got \(ranks)") }
+    }
+
+    /// `--ranks N` outside mpirun: replaces this process with `mpirun -n N` running the same command without --ranks.
+    func launchRanks(_ n: Int) throws -> Never {
+        // The batch each step splits: given, or the default of a new run (a resumed run keeps its checkpoint's).
+        let batch = try batchSize ?? (resume ? nil : resolveConfig(nil).batchSize)
+        if let batch, batch % n != 0 {
+            throw CLIError("--ranks \(n) does not divide --batch-size \(batch): each rank trains an equal share of every batch (try --batch-size \(max(n, batch / n * n)))")
+        }
+        let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
+        guard let mpirun = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            throw CLIError("--ranks needs Open MPI's mpirun: install openmpi-bin (apt-get install openmpi-bin libopenmpi-dev; make does)")
+        }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var rest: [String] = []
+        var i = 1
+        let args = CommandLine.arguments
+        while i < args.count {
+            if args[i] == "--ranks" { i += 2; continue }
+            if args[i].hasPrefix("--ranks=") { i += 1; continue }
+            rest.append(args[i]); i += 1
+        }
+        var argv = [mpirun, "-n", "\(n)", "--bind-to", "none"]
+        if geteuid() == 0 { argv.append("--allow-run-as-root") }
+        if n > ProcessInfo.processInfo.activeProcessorCount { argv.append("--oversubscribe") }
+        argv += [exe] + rest
+        var cargv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        execv(mpirun, &cargv)
+        throw CLIError("cannot start \(mpirun): \(String(cString: strerror(errno)))")
     }
 
     func run() throws {
+        if let ranks, !MPIGroup.launchedByMPI { try launchRanks(ranks) }
+        // Under mpirun: one rank of a data-parallel run (a single rank trains alone).
+        var group: MPIGroup?
+        if MPIGroup.launchedByMPI {
+            let g = try MPIGroup()
+            if g.size > 1 { group = g } else { g.finish() }
+        }
+        defer { group?.finish() }
+        let lead = (group?.rank ?? 0) == 0
+        if let group, lead == false {
+            // Only rank 0 talks; the others' output would repeat it.
+            let null = open("/dev/null", O_WRONLY)
+            if null >= 0 { dup2(null, 1); close(null) }
+        }
         if let threads { ComputeThreads.set(threads) }
+        else if let group { ComputeThreads.set(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, group.localSize))) }
         let out = self.out ?? "runs/\(model ?? "occupancy")-\(data ?? defaultData(model ?? "occupancy"))"
         let checkpointDirectory = checkpointDir ?? out
         let checkpointFile = (checkpointDirectory as NSString).appendingPathComponent("checkpoint.safetensors")
@@ -162,21 +214,29 @@ struct TrainCommand: ParsableCommand {
         let net = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
                                     gridSize: sets.train.targetShape.first ?? config.gridSize, seed: config.seed)
         let trainLoader = try DataLoader(dataset: sets.train, batchSize: config.batchSize, shuffle: true, augment: config.augment, seed: config.seed)
-        let evalLoader = try DataLoader(dataset: sets.eval, batchSize: max(config.batchSize, 64), shuffle: false, augment: false, seed: 0)
+        if let group, config.batchSize % group.size != 0 {
+            throw CLIError("\(group.size) ranks do not divide the batch size \(config.batchSize): each rank trains an equal share of every batch")
+        }
+        // Rank 0 evaluates and writes; the other ranks only train.
+        let evalLoader = lead ? try DataLoader(dataset: sets.eval, batchSize: max(config.batchSize, 64), shuffle: false, augment: false, seed: 0) : nil
         let trainer = try Trainer(config: config, model: net, task: entry.task, train: trainLoader, eval: evalLoader,
-                                  checkpointDirectory: checkpointDirectory)
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)
+                                  checkpointDirectory: lead ? checkpointDirectory : nil)
+        trainer.group = group
+        if lead {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)
+        }
         let metricsPath = (out as NSString).appendingPathComponent("metrics.jsonl")
         if resume {
             try trainer.resume(from: checkpointFile)
-            if FileManager.default.fileExists(atPath: metricsPath) { _ = try JSONLinesReader.truncate(path: metricsPath, afterStep: trainer.step) }
+            if lead, FileManager.default.fileExists(atPath: metricsPath) { _ = try JSONLinesReader.truncate(path: metricsPath, afterStep: trainer.step) }
         }
-        let log = try JSONLinesWriter(path: metricsPath, truncate: !resume)
+        let log = lead ? try JSONLinesWriter(path: metricsPath, truncate: !resume) : nil
 
         print("OpenDojo train: \(config.model) (\(net.parameterCount.formatted()) parameters) on \(config.dataset) "
               + "(\(sets.train.count.formatted()) train / \(sets.eval.count.formatted()) eval), \(config.precision), "
-              + "batch \(config.batchSize), \(config.optimizer) lr \(config.learningRate), \(trainer.totalSteps) steps"
+              + "batch \(config.batchSize)" + (group.map { " over \($0.size) ranks (data-parallel, \(config.batchSize / $0.size) each)" } ?? "")
+              + ", \(config.optimizer) lr \(config.learningRate), \(trainer.totalSteps) steps"
               + (resume ? ", resuming at step \(trainer.step)" : ""))
 
         installStopHandlers()
@@ -195,7 +255,7 @@ struct TrainCommand: ParsableCommand {
                 print(trainingPredictionTable(graph: g, precision: config.precision, machines: predictOn))
             }
             do {
-                try log.append(["type": "step", "step": JSONValue(r.step), "epoch": JSONValue(r.epoch), "loss": JSONValue(r.loss),
+                try log?.append(["type": "step", "step": JSONValue(r.step), "epoch": JSONValue(r.epoch), "loss": JSONValue(r.loss),
                                 "lr": JSONValue(r.learningRate), "samples_per_s": JSONValue(r.samplesPerSecond)])
             } catch { lastStepError = error }
             progress.update(completed: r.batchInEpoch, items: samples, metrics: [ProgressMetric("loss", Double(r.loss))])
@@ -214,8 +274,8 @@ struct TrainCommand: ParsableCommand {
                 if let iou = e.iou { record["eval_iou"] = JSONValue(iou) }
             }
             print(line)
-            try? log.append(record)
-            try? writePlot(metricsPath: metricsPath, to: (out as NSString).appendingPathComponent("loss.svg"), task: task, title: config.model)
+            try? log?.append(record)
+            if lead { try? writePlot(metricsPath: metricsPath, to: (out as NSString).appendingPathComponent("loss.svg"), task: task, title: config.model) }
             samples = 0
             progress.reset(label: "epoch \(min(r.epoch + 2, config.epochs))/\(config.epochs)")
         }
@@ -225,14 +285,15 @@ struct TrainCommand: ParsableCommand {
             try trainer.run()
         } catch let e as TrainingError {
             progress.finish()
-            log.close()
+            log?.close()
             if case .interrupted = e {
                 FileHandle.standardError.write(Data("dojo train: \(e)\n".utf8))
                 throw ExitCode(stopSignal.load(ordering: .relaxed) == SIGTERM ? 143 : 130)
             }
-            throw CLIError("\(e)")
+            throw CLIError((group.map { "rank \($0.rank) on \($0.host): " } ?? "") + "\(e)")
         }
-        log.close()
+        log?.close()
+        guard lead else { return }
         if let lastStepError { throw CLIError("could not write \(metricsPath): \(lastStepError)") }
         if let g = trainer.recordedGraph {
             try g.jsonData().write(to: URL(fileURLWithPath: (out as NSString).appendingPathComponent("graph.json")))

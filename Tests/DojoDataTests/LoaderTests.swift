@@ -53,6 +53,22 @@ final class Counter: @unchecked Sendable {
         }
     }
 
+    /// Data-parallel shares: together the ranks see exactly the batch, in order; sizes differ by at most one; a
+    /// batch smaller than the number of ranks leaves some empty.
+    @Test func shardsSplitABatchExactly() throws {
+        let loader = try DataLoader(dataset: Counting(count: 103), batchSize: 10, shuffle: true, augment: false, seed: 7)
+        for b in all(loader, epoch: 0) {
+            for ranks in [1, 2, 3, 4, 12] {
+                let shares = (0..<ranks).map { b.shard($0, of: ranks) }
+                #expect(shares.flatMap(\.indices) == b.indices)
+                #expect(shares.flatMap(\.inputs) == b.inputs && shares.flatMap(\.labels) == b.labels && shares.flatMap(\.targets) == b.targets)
+                #expect(shares.map(\.size).reduce(0, +) == b.size)
+                #expect((shares.map(\.size).max() ?? 0) - (shares.map(\.size).min() ?? 0) <= 1)
+                for s in shares { #expect(s.inputShape == [s.size, 2] && s.targetShape == [s.size, 1] && s.inputs.count == 2 * s.size) }
+            }
+        }
+    }
+
     @Test func ordersDependOnSeedAndEpoch() throws {
         let d = Counting(count: 200)
         let a = try DataLoader(dataset: d, batchSize: 16, shuffle: true, augment: true, seed: 1)

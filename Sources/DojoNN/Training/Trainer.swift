@@ -108,8 +108,11 @@ public final class Trainer {
 
     public var onStep: ((StepReport) -> Void)?
     public var onEpoch: ((EpochReport) -> Void)?
-    /// Polled between steps (e.g. set by SIGINT/SIGTERM): the trainer saves a checkpoint and stops.
+    /// Polled between steps (e.g. set by SIGINT/SIGTERM): the trainer saves a checkpoint and stops. With a
+    /// data-parallel group, any rank's request stops every rank at the same step.
     public var shouldStop: () -> Bool = { false }
+    /// Data-parallel training across processes (nil: this process alone). Only rank 0 writes checkpoints.
+    public var group: DataParallelGroup?
 
     /// Position: steps done, and where in which epoch the next batch comes from.
     public private(set) var step = 0
@@ -173,8 +176,10 @@ public final class Trainer {
         while epoch < config.epochs && !finishedSteps {
             let epochStart = Date()
             var lossSum = 0.0, lossCount = 0
-            for batch in train.batches(epoch: epoch, startingAt: batchInEpoch) {
-                if shouldStop() {
+            for global in train.batches(epoch: epoch, startingAt: batchInEpoch) {
+                var stop = shouldStop()
+                if let group { stop = try group.allReduceMax(stop ? 1 : 0) != 0 }
+                if stop {
                     let saved = try saveCheckpointIfConfigured()
                     throw TrainingError.interrupted(step: step, checkpoint: saved)
                 }
@@ -182,24 +187,38 @@ public final class Trainer {
                 let tape = Tape()
                 policy?.step = step
                 policy?.updatesHistory = true
-                let (loss, _) = tape.record { forward(batch, training: true, seed: mix(config.seed, UInt64(step))) }
-                let lossValue = loss.item
+                // This rank's share of the global batch (all of it without a group).
+                let batch = group.map { global.shard($0.rank, of: $0.size) } ?? global
+                var lossValue: Float = 0
+                var grads = Gradients()
+                if batch.size > 0 {
+                    let (loss, _) = tape.record { forward(batch, training: true, seed: mix(config.seed, UInt64(step))) }
+                    lossValue = loss.item
+                    grads = tape.backward(from: loss)
+                }
+                if let group {
+                    // The global batch's mean loss and its gradient: each rank's mean weighted by its share, summed.
+                    let weight = Float(batch.size) / Float(global.size)
+                    var l = lossValue * weight
+                    try group.allReduceSum(&l, count: 1)
+                    lossValue = l
+                    try group.allReduceGradients(parameters, &grads, weight: weight)
+                }
                 guard lossValue.isFinite else {
                     throw TrainingError.nonFiniteLoss(step: step, loss: lossValue,
                                                       checkpoint: checkpointPath.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil })
                 }
-                let grads = tape.backward(from: loss)
                 if let policy { for (path, p) in parameters { if let g = grads[p] { policy.roundGradient(g, site: path) } } }
                 let lr = schedule.rate(at: step)
                 optimizer.step(parameters, gradients: grads, learningRate: lr, tape: recordedGraph == nil ? tape : nil)
-                if recordedGraph == nil { recordedGraph = tape.graph(model: config.model, batch: batch.size) }
+                if recordedGraph == nil, batch.size > 0 { recordedGraph = tape.graph(model: config.model, batch: batch.size) }
                 step += 1
                 batchInEpoch += 1
                 lossSum += Double(lossValue); lossCount += 1
                 let dt = Date().timeIntervalSince(t0)
                 onStep?(StepReport(step: step, epoch: epoch, batchInEpoch: batchInEpoch, batchesPerEpoch: train.batchesPerEpoch,
                                    totalSteps: totalSteps, loss: lossValue, learningRate: lr,
-                                   samplesPerSecond: Double(batch.size) / max(dt, 1e-9), seconds: dt))
+                                   samplesPerSecond: Double(global.size) / max(dt, 1e-9), seconds: dt))
                 if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 { _ = try saveCheckpointIfConfigured() }
                 if finishedSteps { break }
             }

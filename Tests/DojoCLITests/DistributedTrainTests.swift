@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+/// Issue 10 §1: data-parallel training over Open MPI (`dojo train --ranks N`, which runs itself under mpirun).
+@Suite("dojo train --ranks: data-parallel over MPI", .serialized)
+struct DistributedTrainTests {
+    static var mpirun: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun") }
+
+    static func tempDir() -> String {
+        let d = NSTemporaryDirectory() + "dojo-dp-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    /// Step → loss, from a metrics log.
+    static func losses(_ dir: String) -> [Int: Double] {
+        guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return [:] }
+        var out: [Int: Double] = [:]
+        for line in text.split(separator: "\n") {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["type"] as? String == "step",
+                  let s = o["step"] as? Int, let l = o["loss"] as? Double else { continue }
+            out[s] = l
+        }
+        return out
+    }
+
+    static let mlp = ["train", "--model", "mlp", "--data", "fashion-mnist", "--train-examples", "2048", "--eval-examples", "128",
+                      "--batch-size", "64", "--steps", "24", "--checkpoint-every", "0", "--threads", "1", "--no-augment"]
+
+    @Test("2 ranks follow 1 process within 1e-5 (relative, per step), bit-identical run to run; only rank 0 writes")
+    func twoRanksMatchOneProcess() throws {
+        guard Self.mpirun else { Issue.record("Open MPI is not installed (apt-get install openmpi-bin libopenmpi-dev; make test does)"); return }
+        let d = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let one = runDojo(Self.mlp + ["--out", d + "/one"])
+        #expect(one.status == 0, "\(one.stderr)")
+        let two = runDojo(Self.mlp + ["--ranks", "2", "--out", d + "/two"])
+        #expect(two.status == 0, "\(two.stderr)")
+        #expect(two.stdout.contains("over 2 ranks (data-parallel, 32 each)"), "\(two.stdout)")
+        #expect(two.stdout.components(separatedBy: "OpenDojo train:").count == 2, "one banner, from rank 0 only:\n\(two.stdout)")
+        let again = runDojo(Self.mlp + ["--ranks", "2", "--out", d + "/again"])
+        #expect(again.status == 0, "\(again.stderr)")
+        let a = Self.losses(d + "/one"), b = Self.losses(d + "/two"), c = Self.losses(d + "/again")
+        #expect(a.count == 24 && b.count == 24)
+        let worst = a.keys.map { abs(a[$0]! - (b[$0] ?? .nan)) / abs(a[$0]!) }.max() ?? .nan
+        #expect(worst <= 1e-5, "largest relative difference per step \(worst)")
+        #expect(b == c, "two 2-rank runs must give the same losses bit for bit")
+        for f in ["metrics.jsonl", "loss.svg", "graph.json", "checkpoint.safetensors"] {
+            #expect(FileManager.default.fileExists(atPath: d + "/two/" + f), "\(f)")
+        }
+        print("data-parallel: 2 ranks vs 1 process, largest relative loss difference over 24 steps \(worst)")
+    }
+
+    @Test("a checkpoint written by 2 ranks resumes on 1 with the losses of an uninterrupted run")
+    func resumeOnAnotherRankCount() throws {
+        guard Self.mpirun else { Issue.record("Open MPI is not installed"); return }
+        let d = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        // A constant rate: stopping at step 12 (--steps 12) then must not change the schedule of steps 13–24.
+        let base = Self.mlp.filter { $0 != "24" && $0 != "--steps" } + ["--schedule", "constant"]
+        let full = runDojo(base + ["--steps", "24", "--out", d + "/full"])
+        #expect(full.status == 0, "\(full.stderr)")
+        let first = runDojo(base + ["--steps", "12", "--ranks", "2", "--out", d + "/split"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let rest = runDojo(base + ["--steps", "24", "--resume", "--out", d + "/split"])
+        #expect(rest.status == 0 && rest.stdout.contains("resuming at step 12"), "\(rest.stdout)\(rest.stderr)")
+        let a = Self.losses(d + "/full"), b = Self.losses(d + "/split")
+        #expect(b.count == 24)
+        let worst = (13...24).map { abs(a[$0]! - (b[$0] ?? .nan)) / abs(a[$0]!) }.max() ?? .nan
+        #expect(worst <= 1e-5, "steps 13–24 after resuming on 1 rank: largest relative difference \(worst)")
+    }
+
+    @Test("bad --ranks: not dividing the batch, out of range")
+    func badRanks() {
+        for (args, text) in [(["--ranks", "3"], "--ranks 3 does not divide --batch-size 64"), (["--ranks", "0"], "--ranks must be 1…1024"),
+                             (["--ranks", "5000"], "--ranks must be 1…1024")] {
+            let r = runDojo(Self.mlp + args + ["--out", NSTemporaryDirectory() + "dojo-dp-bad-\(UUID().uuidString)"])
+            #expect(r.status != 0 && r.stderr.hasPrefix("Error: ") && r.stderr.contains(text), "\(args): \(r.stderr)")
+        }
+    }
+}
