@@ -49,6 +49,37 @@ public final class MPIGroup: DataParallelGroup {
         return v
     }
 
+    /// Requests of sums in flight, by handle.
+    var requests: [Int: MPI_Request?] = [:]
+    var nextHandle = 0
+
+    public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> Int {
+        guard count <= Int(Int32.max) else { try allReduceSum(buffer, count: count); return -1 }
+        var r: MPI_Request? = nil
+        let rc = MPI_Iallreduce(swmpi_in_place(), buffer, Int32(count), swmpi_float(), swmpi_sum(), swmpi_comm_world(), &r)
+        guard rc == MPI_SUCCESS, let r else { throw MPIError("rank \(rank) on \(host): MPI_Iallreduce of \(count) floats failed (\(rc))") }
+        nextHandle += 1
+        requests[nextHandle] = r
+        return nextHandle
+    }
+
+    public func test(_ handle: Int) throws -> Bool {
+        guard let found = requests[handle] else { return true }
+        var r = found
+        var flag: Int32 = 0
+        let rc = MPI_Test(&r, &flag, nil)
+        guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Test failed (\(rc))") }
+        if flag != 0 { requests[handle] = nil } else { requests[handle] = r }
+        return flag != 0
+    }
+
+    public func wait(_ handle: Int) throws {
+        guard let found = requests.removeValue(forKey: handle) else { return }
+        var r = found
+        let rc = MPI_Wait(&r, nil)
+        guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Wait failed (\(rc))") }
+    }
+
     public func barrier() { MPI_Barrier(swmpi_comm_world()) }
 
     /// Ends MPI (every rank, once, at the end of a run).

@@ -59,6 +59,7 @@ paths:
         '401': { $ref: '#/components/responses/Unauthorized' }
         '403': { $ref: '#/components/responses/Forbidden' }
         '413': { $ref: '#/components/responses/TooLarge' }
+        '429': { $ref: '#/components/responses/TooMany' }
         '422': { $ref: '#/components/responses/Unprocessable' }
     get:
       tags: [jobs]
@@ -357,6 +358,9 @@ components:
     TooLarge:
       description: Body over 64 KiB.
       content: { application/json: { schema: { $ref: '#/components/schemas/Error' } } }
+    TooMany:
+      description: The tenant already has as many jobs waiting as the service queues for one tenant (dojo serve --max-queued-per-tenant).
+      content: { application/json: { schema: { $ref: '#/components/schemas/Error' } } }
     Unprocessable:
       description: Well-formed but impossible (no allowed shape fits the machine, an unknown tenant, a time limit over the maximum, a quota over the machine…).
       content: { application/json: { schema: { $ref: '#/components/schemas/Error' } } }
@@ -381,7 +385,7 @@ components:
         priority: { type: integer, minimum: -1000, maximum: 1000, description: 'Higher runs first.' }
         time_limit: { type: number, exclusiveMinimum: 0, description: 'Seconds (default 3600).' }
         retries: { type: integer, minimum: 0, maximum: 100, description: 'Restarts after a non-zero exit before FAILED.' }
-        checkpoint_dir: { type: string, maxLength: 1024, description: "Relative to the tenant's storage (no leading '/', no '..'; default jobs/ID/checkpoint); given to the job as DOJO_CHECKPOINT_DIR (absolute). Jobs of a tenant naming the same folder share it." }
+        checkpoint_dir: { type: string, maxLength: 1024, description: "Relative to the tenant's storage (no leading '/', no '..'; default checkpoints/ID); given to the job as DOJO_CHECKPOINT_DIR (absolute). Jobs of a tenant naming the same folder share it." }
         tenant: { type: string, description: 'Only the admin may submit for a tenant.' }
         depends_on: { type: array, items: { type: integer, minimum: 1 }, maxItems: 100, description: 'Jobs of the same tenant that must complete first (afterok); if one ends otherwise this job is cancelled (DependencyNeverSatisfied).' }
     Transition:

@@ -115,14 +115,17 @@ extension JobService {
         guard limit > 0, now - lastDiskCheck >= 2 else { return }
         lastDiskCheck = now
         for t in Set(active.values.map(\.tenant)).sorted() {
-            let used = Sandbox.diskUsage(tenantRoot(t), cap: 4 * limit)
-            guard used > limit else { continue }
+            let u = Sandbox.diskUsage(tenantRoot(t), cap: 4 * limit, entryCap: 4 * sandbox.limits.filesPerTenant)
+            let overBytes = u.bytes > limit, overFiles = u.entries > sandbox.limits.filesPerTenant
+            guard overBytes || overFiles else { continue }
             for (id, a) in active.sorted(by: { $0.key < $1.key }) where a.tenant == t && killReason[id] == nil {
                 guard let r = try? fetchRow(id), let now = jobDiskUsage(r) else { continue }
                 // A job adopted after a restart has no starting figure: it is taken now.
                 guard let start = diskAtStart[id] else { diskAtStart[id] = now; continue }
-                if now > start {
-                    killReason[id] = "disk quota: tenant '\(t)' stores more than \(formatBytes(limit)) (this job's folders grew by \(formatBytes(now - start)))"
+                let grewBytes = overBytes && now.bytes > start.bytes, grewFiles = overFiles && now.entries > start.entries
+                if grewBytes || grewFiles {
+                    let what = grewFiles ? "holds more than \(sandbox.limits.filesPerTenant) files and folders" : "stores more than \(formatBytes(limit))"
+                    killReason[id] = "disk quota: tenant '\(t)' \(what) (this job's folders grew by \(formatBytes(max(0, now.bytes - start.bytes))) and \(max(0, now.entries - start.entries)) entries)"
                     workers[id]?.signal(SIGKILL)
                 }
             }
@@ -197,13 +200,19 @@ extension JobService {
         let uid = sandbox.mode == .bwrap ? sandbox.uid(tenantNumber: tenant.number) : nil
         let root = tenantRoot(r.tenant)
         try Sandbox.ensureTenantRoot(root, uid: uid)
-        let work = try Sandbox.ensureFolder(root: root, relative: ["jobs", "\(id)"], uid: uid)
         guard !r.checkpointDir.hasPrefix("/") else {
             throw ServiceError(.unprocessable, "checkpoint_dir \(r.checkpointDir) is an absolute path (a job submitted before the sandbox); submit it again with a path relative to the tenant's storage")
         }
-        let checkpoint = try Sandbox.ensureFolder(root: root, relative: try Sandbox.relativeComponents(r.checkpointDir), uid: uid)
+        let (work, workFD) = try Sandbox.ensureFolder(root: root, relative: ["jobs", "\(id)"], uid: uid)
+        defer { Glibc.close(workFD) }
+        let (checkpoint, checkpointFD) = try Sandbox.ensureFolder(root: root, relative: try Sandbox.relativeComponents(r.checkpointDir), uid: uid)
+        defer { Glibc.close(checkpointFD) }
         let ids = tileIDs(pl)
-        var env = ProcessInfo.processInfo.environment.filter { ["PATH", "LANG", "TZ", "OMP_NUM_THREADS"].contains($0.key) }
+        var env = ProcessInfo.processInfo.environment.filter { ["LANG", "TZ", "OMP_NUM_THREADS"].contains($0.key) }
+        // The system's PATH, not the server's (root's may name folders a tenant's uid cannot search), plus the folder
+        // of this dojo binary so that `dojo train …` commands find it.
+        let own = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) as NSString?)?.deletingLastPathComponent
+        env["PATH"] = ([own].compactMap { $0 } + ["/usr/local/bin", "/usr/bin", "/bin"]).joined(separator: ":")
         env["HOME"] = work
         env["TMPDIR"] = sandbox.mode == .bwrap ? "/tmp" : work
         env["DOJO_JOB_ID"] = "\(id)"
@@ -230,29 +239,56 @@ extension JobService {
                 cmd.append("--resume")
             }
         }
-        if sandbox.limits.diskPerTenant > 0 { diskAtStart[id] = jobDiskUsage(r) ?? 0 }
         let group = cgroupName(id, r.attempts)
         let procs = try sandbox.cgroups?.create(group, limits: sandbox.limits, tiles: pl.tiles) ?? []
-        let log = jobDir(id) + "/output.log"
+        let log = try logPath(r, creating: true)
         let header = "== OpenDojo: job \(id) attempt \(r.attempts) on \(pl) (tiles \(env["DOJO_DPU_TILES"]!)) at \(Date()) ==\n"
         let lfd = Glibc.open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if lfd >= 0 { let b = Array(header.utf8); _ = b.withUnsafeBytes { Glibc.write(lfd, $0.baseAddress, $0.count) }; Glibc.close(lfd) }
+        // What its folders and log hold now (after the header): the disk check kills only jobs that grew past it.
+        if sandbox.limits.diskPerTenant > 0 { diskAtStart[id] = jobDiskUsage(r) ?? Sandbox.Usage() }
         let wrapped = sandbox.wrap(cmd, uid: uid, work: work, checkpoint: checkpoint, network: tenant.network, tiles: pl.tiles)
         do {
             workers[id] = try Worker.spawn(dir: attemptDir(id, r.attempts), log: log, workingDirectory: work, cgroupProcs: procs,
-                                           sandboxed: sandbox.mode == .bwrap, command: wrapped, environment: env)
+                                           sandboxed: sandbox.mode == .bwrap, command: wrapped, environment: env,
+                                           passing: [workFD, checkpointFD])
         } catch {
             sandbox.cgroups?.killAndRemove(group)
             throw error
         }
     }
 
+    /// A job's output: in its tenant's storage (`logs/<id>.log`, so that logs count against the tenant's disk limit),
+    /// owned by the server and never bound into a sandbox (the job writes it through its stdout only). Jobs from
+    /// before the sandbox keep `<db>.jobs/<id>/output.log`.
+    func logPath(_ r: JobRow, creating: Bool = false) throws -> String {
+        let legacy = jobDir(r.id) + "/output.log"
+        if FileManager.default.fileExists(atPath: legacy) { return legacy }
+        let root = tenantRoot(r.tenant)
+        if creating {
+            try Sandbox.ensureTenantRoot(root, uid: sandbox.mode == .bwrap ? sandbox.uid(tenantNumber: try tenantPolicy(r.tenant).number) : nil)
+            let (_, fd) = try Sandbox.ensureFolder(root: root, relative: ["logs"], uid: nil, serverOwnedLeaf: true)
+            Glibc.close(fd)
+        }
+        return root + "/logs/\(r.id).log"
+    }
+
     /// Bytes in a job's own folders (its work folder, and its checkpoint folder when that is elsewhere).
-    func jobDiskUsage(_ r: JobRow) -> Int64? {
+    func jobDiskUsage(_ r: JobRow) -> Sandbox.Usage? {
         guard !r.checkpointDir.hasPrefix("/"), let ck = try? Sandbox.relativeComponents(r.checkpointDir) else { return nil }
         let root = tenantRoot(r.tenant), work = workDir(r), checkpoint = root + "/" + ck.joined(separator: "/")
-        let cap = 4 * sandbox.limits.diskPerTenant
-        return Sandbox.diskUsage(work, cap: cap) + ((checkpoint + "/").hasPrefix(work + "/") ? 0 : Sandbox.diskUsage(checkpoint, cap: cap))
+        let cap = 4 * sandbox.limits.diskPerTenant, files = 4 * sandbox.limits.filesPerTenant
+        var u = Sandbox.diskUsage(work, cap: cap, entryCap: files)
+        // Its output too (the log is in the tenant's storage and counts against its limit).
+        if let log = try? logPath(r) {
+            var st = stat()
+            if lstat(log, &st) == 0 { u.bytes += Int64(st.st_blocks) * 512 }
+        }
+        if !(checkpoint + "/").hasPrefix(work + "/") {
+            let c = Sandbox.diskUsage(checkpoint, cap: cap, entryCap: files)
+            u.bytes += c.bytes; u.entries += c.entries
+        }
+        return u
     }
 
     func cgroupName(_ id: Int, _ attempt: Int) -> String { "job-\(id)-\(attempt)" }

@@ -37,6 +37,9 @@ public struct ServiceOptions: Sendable {
     /// Adopt and reap orphaned processes of the sandboxes (PR_SET_CHILD_SUBREAPER): `dojo serve` sets it; a process
     /// that also runs children of its own (a test) leaves it off.
     public var reapOrphans = false
+    /// Jobs one tenant may have waiting; a submission beyond is refused (429): a flood of queued jobs would slow every
+    /// scheduling round for all tenants.
+    public var maxQueuedPerTenant = 1000
 
     public init(database: String, machine: String? = nil, policy: Policy = .opendojo, grace: Double = 10,
                 defaultTimeLimit: Double = 3600, maxTimeLimit: Double = 30 * 86400, tickInterval: Double = 0.2,
@@ -79,7 +82,7 @@ public actor JobService {
     var killReason: [Int: String] = [:]
     /// Bytes in each running job's own folders when it started: a tenant over its disk limit loses only the jobs
     /// whose folders grew (a job that deletes files to get back under it is left alone).
-    var diskAtStart: [Int: Int64] = [:]
+    var diskAtStart: [Int: Sandbox.Usage] = [:]
     /// Starts that failed for a reason of the store (not of the job) in a row: after three, the job is FAILED.
     var startFailures: [Int: Int] = [:]
     public nonisolated let machineName: String

@@ -101,6 +101,12 @@ extension JobService {
                 throw ServiceError.unprocessable("depends_on: job \(d) ended \(r.state.rawValue); the dependency can never be satisfied")
             }
         }
+        let waiting = try store.db.read {
+            try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM job WHERE tenant = ? AND state IN ('PENDING', 'REQUEUED')", arguments: [tenant]) ?? 0
+        }
+        if waiting >= options.maxQueuedPerTenant {
+            throw ServiceError(.tooMany, "tenant '\(tenant)' has \(waiting) jobs waiting, the most this service queues for one tenant (\(options.maxQueuedPerTenant)); submit more when some have started")
+        }
         let now = Date().timeIntervalSince1970
         let command = String(decoding: try JSONEncoder().encode(s.command), as: UTF8.self)
         let depsJSON = String(decoding: try JSONEncoder().encode(deps), as: UTF8.self)
@@ -111,7 +117,7 @@ extension JobService {
                 """, arguments: [tenant, name, command, shape.w, shape.h, priority, limit, retries, checkpoint ?? "", now, depsJSON])
             let id = Int(db.lastInsertedRowID)
             if checkpoint == nil {
-                try db.execute(sql: "UPDATE job SET checkpoint_dir = ? WHERE id = ?", arguments: ["jobs/\(id)/checkpoint", id])
+                try db.execute(sql: "UPDATE job SET checkpoint_dir = ? WHERE id = ?", arguments: ["checkpoints/\(id)", id])
             }
             if p == .admin { try JobService.audit(db, p, "submit-job", "job \(id)", "for tenant \(tenant)", now) }
             try db.execute(sql: "INSERT INTO transition VALUES (?, 'PENDING', ?, ?)", arguments: [id, now,
@@ -226,9 +232,9 @@ extension JobService {
 
     /// The job's output (stdout and stderr of every attempt), at most the last `tailBytes` bytes.
     public func logs(_ id: Int, by p: Principal, tailBytes: Int? = nil) throws -> String {
-        _ = try visibleRow(id, by: p)
+        let r = try visibleRow(id, by: p)
         if let t = tailBytes, t < 0 || t > JobService.maxTail { throw ServiceError.badRequest("tail must be 0…\(JobService.maxTail) bytes, got \(t)") }
-        guard let h = FileHandle(forReadingAtPath: jobDir(id) + "/output.log") else { return "" }
+        guard let h = FileHandle(forReadingAtPath: try logPath(r)) else { return "" }
         defer { try? h.close() }
         // Read from the end: at most maxTail bytes of a log of any size reach memory.
         let size = (try? h.seekToEnd()) ?? 0

@@ -32,8 +32,8 @@ public struct JobSubmission: Codable, Sendable, Equatable {
     public var timeLimit: Double?
     /// How often a job that exits non-zero is started again before it is FAILED (default 0).
     public var retries: Int?
-    /// Where the job keeps its checkpoints, relative to its tenant's storage (default: `jobs/<id>/checkpoint`, in the
-    /// job's own work folder); given to it as DOJO_CHECKPOINT_DIR (absolute). Jobs of a tenant that name the same
+    /// Where the job keeps its checkpoints, relative to its tenant's storage (default: `checkpoints/<id>`, beside the job's
+    /// work folder `jobs/<id>`); given to it as DOJO_CHECKPOINT_DIR (absolute). Jobs of a tenant that name the same
     /// folder share it (a later job resumes an earlier one's run).
     public var checkpointDir: String?
     /// Only an admin may submit for a tenant; a tenant's token implies its own name.
@@ -173,7 +173,7 @@ public enum Principal: Sendable, Equatable {
 
 /// A service error with the HTTP status it maps to and a message that names the problem.
 public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Int, Sendable { case badRequest = 400, unauthorized = 401, forbidden = 403, notFound = 404, conflict = 409, tooLarge = 413, unprocessable = 422, internalError = 500 }
+    public enum Kind: Int, Sendable { case badRequest = 400, unauthorized = 401, forbidden = 403, notFound = 404, conflict = 409, tooLarge = 413, unprocessable = 422, tooMany = 429, internalError = 500 }
     public var kind: Kind
     public var message: String
     public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }

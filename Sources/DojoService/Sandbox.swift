@@ -40,9 +40,14 @@ public struct SandboxLimits: Sendable, Equatable {
     public var pidsPerJob: Int
     /// Bytes a tenant's storage (work and checkpoint folders) may hold; also the largest file (and log) a job writes.
     public var diskPerTenant: Int64
+    /// Files and folders (inodes) a tenant's storage may hold: empty files take no blocks but do take inodes, and
+    /// every one costs the disk check time.
+    public var filesPerTenant: Int
 
-    public init(cpuPerTile: Double = 1, memoryPerTile: Int64 = 4 << 30, pidsPerJob: Int = 1024, diskPerTenant: Int64 = 20 << 30) {
+    public init(cpuPerTile: Double = 1, memoryPerTile: Int64 = 4 << 30, pidsPerJob: Int = 1024, diskPerTenant: Int64 = 20 << 30,
+                filesPerTenant: Int = 200_000) {
         self.cpuPerTile = cpuPerTile; self.memoryPerTile = memoryPerTile; self.pidsPerJob = pidsPerJob; self.diskPerTenant = diskPerTenant
+        self.filesPerTenant = filesPerTenant
     }
 }
 
@@ -117,7 +122,9 @@ struct Sandbox: Sendable {
 
     func uid(tenantNumber n: Int) -> Int? { asRoot ? tenantUIDBase + n : nil }
 
-    /// The argv that runs `command` in the sandbox (or, with `none`, as it is behind the rlimits).
+    /// The argv that runs `command` in the sandbox (or, with `none`, as it is behind the rlimits). The work folder is
+    /// bound from descriptor 3 and the checkpoint folder from descriptor 4 (the worker passes them; bwrap closes them
+    /// once mounted, so the job holds no descriptor of the host's tree).
     func wrap(_ command: [String], uid: Int?, work: String, checkpoint: String, network: Bool, tiles: Int) -> [String] {
         var argv: [String] = []
         if !prlimit.isEmpty {
@@ -130,38 +137,49 @@ struct Sandbox: Sendable {
         if let uid { argv += [setpriv, "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--"] }
         argv += [bwrap, "--unshare-all"]
         if network { argv.append("--share-net") }
-        argv += ["--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        // --disable-userns: no user namespaces inside (less kernel surface); /sys/fs/cgroup would show every job's group.
+        argv += ["--die-with-parent", "--unshare-user", "--disable-userns", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/sys/fs/cgroup"]
         if limits.memoryPerTile > 0 { argv += ["--size", "\(limits.memoryPerTile * Int64(max(tiles, 1)))"] }
         argv += ["--tmpfs", "/tmp"]
         for d in hiddenFolders { argv += ["--tmpfs", d] }
         for f in hiddenFiles where !f.hasPrefix("/tmp/") && FileManager.default.fileExists(atPath: f) { argv += ["--ro-bind", "/dev/null", f] }
-        argv += ["--bind", work, work]
-        if !(checkpoint + "/").hasPrefix(work + "/") { argv += ["--bind", checkpoint, checkpoint] }
-        argv += ["--chdir", work, "--hostname", "dojo-job", "--", env, "--default-signal=TERM,INT"]
+        argv += ["--bind-fd", "3", work]
+        if !(checkpoint + "/").hasPrefix(work + "/") { argv += ["--bind-fd", "4", checkpoint] }
+        // `--` ends env's options: a command that starts with '-' is the program's name, not an option of env.
+        argv += ["--chdir", work, "--hostname", "dojo-job", "--", env, "--default-signal=TERM,INT", "--"]
         return argv + command
     }
 
-    /// The tenant's storage root `<db>.tenants/<name>`: made by the server in a folder only it writes, owned by the
-    /// tenant's uid, mode 0700.
+    /// The tenant's storage root `<db>.tenants/<name>`: made by the server in a folder only it writes, and owned by
+    /// the server (mode 0711) — like every folder above a job's own ones, so that a tenant's job can never rename,
+    /// replace or symlink a component of a path the server mounts into a sandbox.
     static func ensureTenantRoot(_ root: String, uid: Int?) throws {
         let parent = (root as NSString).deletingLastPathComponent
         if mkdir(parent, 0o711) != 0 && errno != EEXIST { throw ServiceError(.internalError, "cannot create \(parent): \(String(cString: strerror(errno)))") }
-        if mkdir(root, 0o700) != 0 && errno != EEXIST { throw ServiceError(.internalError, "cannot create \(root): \(String(cString: strerror(errno)))") }
+        if mkdir(root, 0o711) != 0 && errno != EEXIST { throw ServiceError(.internalError, "cannot create \(root): \(String(cString: strerror(errno)))") }
         var st = stat()
         guard lstat(root, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { throw ServiceError(.internalError, "\(root) is not a folder") }
-        if let uid, st.st_uid != uid_t(uid) { _ = lchown(root, uid_t(uid), gid_t(uid)) }
+        // A root made by an earlier version for the tenant's uid: the server takes it back.
+        if st.st_uid != geteuid() || st.st_mode & 0o7777 != 0o711 { _ = lchown(root, geteuid(), getegid()); chmod(root, 0o711) }
     }
 
-    /// Makes `relative` (components, no `..`) under the tenant's root, one component at a time without following a
-    /// symlink (a job may have planted one), owned by the tenant's uid. Returns the absolute path.
-    static func ensureFolder(root: String, relative: [String], uid: Int?) throws -> String {
+    /// Makes `relative` (components, no `..`) under the tenant's root, one component at a time from descriptors
+    /// without following a symlink. Every folder above the last is the server's (0711: made so here, and an existing
+    /// one must be the server's); the last is the tenant's (0700, owned by its uid), the only one its jobs can write.
+    /// So when the server runs as root, no job can change any component of the returned path before or after the
+    /// sandbox mounts it: the mount cannot be redirected (without root every folder is the server user's and the
+    /// jobs', which the threat model states). Returns the absolute path and an open descriptor of the folder.
+    static func ensureFolder(root: String, relative: [String], uid: Int?, serverOwnedLeaf: Bool = false) throws -> (path: String, fd: Int32) {
         var fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw ServiceError(.internalError, "cannot open \(root): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        var done = false
+        defer { if !done { close(fd) } }
         var path = root
-        for c in relative {
-            if mkdirat(fd, c, 0o700) == 0 {
-                if let uid { _ = fchownat(fd, c, uid_t(uid), gid_t(uid), AT_SYMLINK_NOFOLLOW) }
+        for (k, c) in relative.enumerated() {
+            let leaf = k == relative.count - 1
+            let tenantOwns = leaf && !serverOwnedLeaf
+            if mkdirat(fd, c, tenantOwns ? 0o700 : 0o711) == 0 {
+                if tenantOwns, let uid { _ = fchownat(fd, c, uid_t(uid), gid_t(uid), AT_SYMLINK_NOFOLLOW) }
             } else if errno != EEXIST {
                 throw ServiceError(.unprocessable, "cannot create \(path)/\(c): \(String(cString: strerror(errno)))")
             }
@@ -172,8 +190,15 @@ struct Sandbox: Sendable {
             close(fd)
             fd = next
             path += "/" + c
+            if !leaf, uid != nil {
+                var st = stat()
+                if fstat(fd, &st) == 0, st.st_uid != geteuid() {
+                    throw ServiceError(.unprocessable, "\(path) is a folder jobs write (a work or checkpoint folder): a checkpoint folder cannot be inside one; name one beside it")
+                }
+            }
         }
-        return path
+        done = true
+        return (path, fd)
     }
 
     /// `checkpoint_dir` as a tenant gives it: a path relative to its storage root, without `..`, empty parts, NUL or
@@ -186,28 +211,43 @@ struct Sandbox: Sendable {
         let parts = s.split(separator: "/", omittingEmptySubsequences: true).map(String.init).filter { $0 != "." }
         guard !parts.isEmpty else { throw bad("names no folder") }
         guard !parts.contains("..") else { throw bad("'..' is not allowed: it stays inside the tenant's storage") }
+        guard parts[0] != "logs" else { throw bad("'logs' holds the server's copies of the tenant's job output; choose another folder") }
         guard parts.count <= 32, parts.allSatisfy({ $0.utf8.count <= 255 }) else { throw bad("at most 32 parts of 255 bytes") }
         return parts
     }
 
-    /// Bytes a folder tree holds on disk (allocated blocks; symlinks are not followed). Stops counting at `cap`.
-    static func diskUsage(_ root: String, cap: Int64) -> Int64 {
-        var total: Int64 = 0
-        var stack = [root]
-        while let dir = stack.popLast(), total <= cap {
-            guard let d = opendir(dir) else { continue }
-            defer { closedir(d) }
+    /// What a folder tree holds: bytes on disk (allocated blocks) and entries (files, folders, links: inodes).
+    struct Usage: Sendable { var bytes: Int64 = 0; var entries: Int = 0 }
+
+    /// Walks a tree from open descriptors (`openat` + `fstatat`, never a path string: no PATH_MAX limit, and a
+    /// folder swapped for a symlink mid-walk is not followed). Stops once either figure passes its cap.
+    static func diskUsage(_ root: String, cap: Int64, entryCap: Int = Int.max) -> Usage {
+        var u = Usage()
+        let top = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard top >= 0 else { return u }
+        var stack: [Int32] = [top]
+        defer { for fd in stack { close(fd) } }
+        while let fd = stack.popLast() {
+            guard u.bytes <= cap, u.entries <= entryCap, let d = fdopendir(fd) else { close(fd); continue }
             while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name == "." || name == ".." { continue }
-                let p = dir + "/" + name
+                let isDot = withUnsafeBytes(of: e.pointee.d_name) { b in b[0] == 46 && (b[1] == 0 || (b[1] == 46 && b[2] == 0)) }
+                if isDot { continue }
                 var st = stat()
-                guard lstat(p, &st) == 0 else { continue }
-                total += Int64(st.st_blocks) * 512
-                if st.st_mode & S_IFMT == S_IFDIR { stack.append(p) }
+                let named = withUnsafeBytes(of: e.pointee.d_name) { b in
+                    fstatat(dirfd(d), b.bindMemory(to: CChar.self).baseAddress!, &st, AT_SYMLINK_NOFOLLOW) == 0 }
+                guard named else { continue }
+                u.bytes += Int64(st.st_blocks) * 512
+                u.entries += 1
+                if st.st_mode & S_IFMT == S_IFDIR, stack.count < 4096 {
+                    let child = withUnsafeBytes(of: e.pointee.d_name) { b in
+                        openat(dirfd(d), b.bindMemory(to: CChar.self).baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+                    if child >= 0 { stack.append(child) }
+                }
+                if u.bytes > cap || u.entries > entryCap { break }
             }
+            closedir(d)   // closes fd
         }
-        return total
+        return u
     }
 }
 

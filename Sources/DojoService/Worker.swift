@@ -44,7 +44,7 @@ struct Worker: Sendable {
 
     /// Starts the attempt. The folder is made first: a folder without a pid file means a spawn may be under way.
     static func spawn(dir: String, log: String, workingDirectory: String, cgroupProcs: [String], sandboxed: Bool,
-                      command: [String], environment: [String: String]) throws -> Worker {
+                      command: [String], environment: [String: String], passing descriptors: [Int32] = []) throws -> Worker {
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var attr = posix_spawnattr_t()
@@ -56,10 +56,12 @@ struct Worker: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else of the server's goes with the job: not its listening socket, client connections or database.
-        _ = posix_spawn_file_actions_addclosefrom_np(&actions, 3)
+        // `descriptors` become 3, 4, … (the folders the sandbox binds); nothing else of the server's goes with the job:
+        // not its listening socket, client connections or database.
+        for (i, fd) in descriptors.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + i)) }
+        _ = posix_spawn_file_actions_addclosefrom_np(&actions, Int32(3 + descriptors.count))
         let argv = ["/bin/sh", "-c", script, "dojo-worker", dir, log, workingDirectory, cgroupProcs.joined(separator: " "), sandboxed ? "1" : "0"] + command
         // posix_spawn takes C strings: an argument with a NUL byte would be cut short (submissions refuse them).
         guard !argv.contains(where: { $0.utf8.contains(0) }) else { throw ServiceError(.unprocessable, "an argument contains a NUL byte") }

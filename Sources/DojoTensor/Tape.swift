@@ -53,15 +53,36 @@ public final class Tape: @unchecked Sendable {
 
     /// Gradients of `loss` (a one-element tensor) with respect to every tensor that requires one and took part.
     public func backward(from loss: Tensor) -> Gradients {
-        Tape.$current.withValue(nil) { backwardPass(from: loss) }
+        Tape.$current.withValue(nil) { backwardPass(from: loss, watching: [], onReady: nil) }
     }
 
-    private func backwardPass(from loss: Tensor) -> Gradients {
+    /// The same, calling `onReady(tensor, gradient)` for each of `watching` as soon as its gradient is final (the
+    /// backward pass has gone past the first op that used it), while the rest of backward still runs: data-parallel
+    /// training starts summing gradients over the ranks then. A watched tensor that took no part gets no call.
+    public func backward(from loss: Tensor, watching: [Tensor], onReady: (Tensor, Tensor) -> Void) -> Gradients {
+        withoutActuallyEscaping(onReady) { f in Tape.$current.withValue(nil) { backwardPass(from: loss, watching: watching, onReady: f) } }
+    }
+
+    private func backwardPass(from loss: Tensor, watching: [Tensor], onReady: ((Tensor, Tensor) -> Void)?) -> Gradients {
         precondition(loss.count == 1, "backward from a tensor of shape \(loss.shape); reduce it to one value first")
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(loss): Tensor(repeating: 1, shape: loss.shape)]
         backwardOps.removeAll()
         backwardOpsIO.removeAll()
+        // For each watched tensor, the first entry that used it: once backward has processed that entry, nothing
+        // more is added to its gradient.
+        var readyAt: [Int: [Tensor]] = [:]
+        if onReady != nil, !watching.isEmpty {
+            var pending = Dictionary(watching.map { (ObjectIdentifier($0), $0) }, uniquingKeysWith: { a, _ in a })
+            for (index, entry) in entries.enumerated() where !pending.isEmpty {
+                for t in entry.inputs { if let w = pending.removeValue(forKey: ObjectIdentifier(t)) { readyAt[index, default: []].append(w) } }
+            }
+        }
         for (index, entry) in entries.enumerated().reversed() {
+            defer {
+                if let ready = readyAt[index], let onReady {
+                    for t in ready { if let g = grads[ObjectIdentifier(t)] { onReady(t, g) } }
+                }
+            }
             let outID = ObjectIdentifier(entry.output)
             guard let gOut = grads.removeValue(forKey: outID) else { continue }
             guard let backward = entry.backward else { continue }

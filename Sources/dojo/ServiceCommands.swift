@@ -48,6 +48,10 @@ struct ServeCommand: ParsableCommand {
     var pidsPerJob = 1024
     @Option(help: "Disk a tenant's storage may hold, e.g. 20G (its running jobs are killed above it; also the largest file or log; 0: no limit).")
     var diskPerTenant = "20G"
+    @Option(help: "Files and folders a tenant's storage may hold (its running jobs that add more are killed above it).")
+    var filesPerTenant = 200_000
+    @Option(help: "Jobs a tenant may have waiting (PENDING or REQUEUED); more submissions are refused with 429.")
+    var maxQueuedPerTenant = 1000
     @Option(help: "Running as root, tenant n runs its jobs as uid BASE+n (no passwd entries needed).")
     var tenantUidBase = 1_900_000
     @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key), so tokens from other hosts do not cross the network in clear.")
@@ -72,14 +76,18 @@ struct ServeCommand: ParsableCommand {
         if (tlsCert == nil) != (tlsKey == nil) { throw ClientError("--tls-cert and --tls-key go together (the certificate chain and its private key, PEM)") }
         let tls = tlsCert.map { TLSFiles(certificateChain: $0, privateKey: tlsKey!) }
         let scheme = tls == nil ? "http" : "https"
+        guard (1...100_000_000).contains(filesPerTenant) else { throw ClientError("--files-per-tenant must be 1…100000000, got \(filesPerTenant)") }
+        guard (1...1_000_000).contains(maxQueuedPerTenant) else { throw ClientError("--max-queued-per-tenant must be 1…1000000, got \(maxQueuedPerTenant)") }
         let memory = try parseBytes(memoryPerTile, flag: "--memory-per-tile")
         let disk = try parseBytes(diskPerTenant, flag: "--disk-per-tenant")
         if memory > 0 && memory < 16 << 20 { throw ClientError("--memory-per-tile must be 0 (no limit) or at least 16M, got \(memoryPerTile)") }
         var options = ServiceOptions(database: db, machine: machine, policy: p, grace: grace, tickInterval: tick,
                                      faultsPerTileHour: faultsPerTileHour, sandbox: mode,
-                                     limits: SandboxLimits(cpuPerTile: cpuPerTile, memoryPerTile: memory, pidsPerJob: pidsPerJob, diskPerTenant: disk),
+                                     limits: SandboxLimits(cpuPerTile: cpuPerTile, memoryPerTile: memory, pidsPerJob: pidsPerJob, diskPerTenant: disk,
+                                                           filesPerTenant: filesPerTenant),
                                      tenantUIDBase: tenantUidBase)
         options.reapOrphans = true
+        options.maxQueuedPerTenant = maxQueuedPerTenant
         let opts = options
         let host = self.host, db = self.db, policy = self.policy
         let outcome = runBlocking {
@@ -255,10 +263,13 @@ struct JobCommand: ParsableCommand {
         var id: Int
         @Option(help: "Only the last BYTES bytes.")
         var tail: Int?
+        @Flag(help: "Write the bytes as they are, even to a terminal (by default escape sequences and other control characters a job printed are shown as \\u{…} on a terminal, so that a job's output cannot drive yours).")
+        var raw = false
 
         func run() throws {
             let data = try connection.client().send("GET", "/v1/jobs/\(id)/logs", query: tail.map { [("tail", "\($0)")] } ?? [])
-            FileHandle.standardOutput.write(data)
+            guard !raw, isatty(1) == 1 else { FileHandle.standardOutput.write(data); return }
+            FileHandle.standardOutput.write(Data(terminalSafe(String(decoding: data, as: UTF8.self)).utf8))
         }
     }
 }
@@ -483,4 +494,19 @@ struct AuditCommand: ParsableCommand {
         }
         print(t.render() + (entries.isEmpty ? "(no admin actions yet)\n" : ""), terminator: "")
     }
+}
+
+/// Text for a terminal: newlines and tabs kept, every other control character (ESC sequences, carriage returns,
+/// bidirectional overrides) shown as \u{…}.
+func terminalSafe(_ s: String) -> String {
+    var out = ""
+    out.unicodeScalars.reserveCapacity(s.unicodeScalars.count)
+    for u in s.unicodeScalars {
+        let v = u.value
+        if u == "\n" || u == "\t" { out.unicodeScalars.append(u); continue }
+        if v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) {
+            out += String(format: "\\u{%X}", v)
+        } else { out.unicodeScalars.append(u) }
+    }
+    return out
 }

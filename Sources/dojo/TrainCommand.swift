@@ -89,6 +89,8 @@ struct TrainCommand: ParsableCommand {
 
     @Option(name: .long, help: "Data-parallel processes: runs itself under mpirun -n N (Open MPI). Each rank trains batch-size ÷ N examples of every step; the batch size must be divisible by N.")
     var ranks: Int?
+    @Flag(name: .long, inversion: .prefixedNo, help: "With --ranks: sum gradients bucket by bucket while backward still runs (--no-overlap: after it, to measure what overlap hides). (default: on)")
+    var overlap = true
 
     @Flag(name: .long, inversion: .prefixedNo, help: "Augment training examples: random flips and shifts; mirrored scenes. (default: off)")
     var augment: Bool?
@@ -222,6 +224,7 @@ struct TrainCommand: ParsableCommand {
         let trainer = try Trainer(config: config, model: net, task: entry.task, train: trainLoader, eval: evalLoader,
                                   checkpointDirectory: lead ? checkpointDirectory : nil)
         trainer.group = group
+        trainer.overlapCommunication = overlap
         if lead {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)
@@ -256,7 +259,8 @@ struct TrainCommand: ParsableCommand {
             }
             do {
                 try log?.append(["type": "step", "step": JSONValue(r.step), "epoch": JSONValue(r.epoch), "loss": JSONValue(r.loss),
-                                "lr": JSONValue(r.learningRate), "samples_per_s": JSONValue(r.samplesPerSecond)])
+                                "lr": JSONValue(r.learningRate), "samples_per_s": JSONValue(r.samplesPerSecond),
+                                "step_s": JSONValue(r.seconds), "allreduce_wait_s": JSONValue(r.communicationWait)])
             } catch { lastStepError = error }
             progress.update(completed: r.batchInEpoch, items: samples, metrics: [ProgressMetric("loss", Double(r.loss))])
         }

@@ -94,7 +94,7 @@ struct KillLoopTests {
             let fds = log.split(separator: "\n").filter { !$0.hasPrefix("==") }.compactMap { Int($0) }
             #expect(fds.count <= 4 && fds.contains(2) && (fds.max() ?? 0) <= 3, "job \(id) saw descriptors \(fds)")
         }
-        #expect(FileManager.default.fileExists(atPath: dir + "/jobs.sqlite.jobs/\(ids[0])/output.log"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/jobs.sqlite.tenants/t/logs/\(ids[0]).log"))
         // No defunct child of the server: its supervisors, and the sandboxes' inits it adopts (it is their subreaper),
         // are reaped within a round or two.
         let server = c.process!.processIdentifier

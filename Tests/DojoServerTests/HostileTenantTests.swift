@@ -36,8 +36,9 @@ struct HostileTenantTests {
             return
         }
         try await TestServer.with(machine: "exapod", setup: .live, grace: 1, configure: {
-            $0.limits = SandboxLimits(cpuPerTile: 1, memoryPerTile: 64 << 20, pidsPerJob: 64, diskPerTenant: 32 << 20)
+            $0.limits = SandboxLimits(cpuPerTile: 1, memoryPerTile: 64 << 20, pidsPerJob: 64, diskPerTenant: 32 << 20, filesPerTenant: 5000)
             $0.tenantUIDBase = HostileTenantTests.uidBase
+            $0.maxQueuedPerTenant = 40
         }) { s, client in
             let port = try #require(client.port)
             let db = s.dir.appendingPathComponent("dojo.sqlite").path
@@ -72,8 +73,8 @@ struct HostileTenantTests {
                 token: alice)
             _ = try await eventually { try await client.call(.get, "/v1/jobs/\(victim.id)", token: alice).decode(JobInfo.self).state == .running }
             try await Task.sleep(nanoseconds: 300_000_000)
-            let aliceWork = "\(db).tenants/alice/jobs/\(victim.id)"
-            let aliceLog = "\(db).jobs/\(victim.id)/output.log"
+            let aliceWork = "\(db).tenants/alice/jobs/\(victim.id)", aliceCheckpoint = "\(db).tenants/alice/checkpoints/\(victim.id)"
+            let aliceLog = "\(db).tenants/alice/logs/\(victim.id).log"
 
             // 1. The crash of issue 9: `dojo train --checkpoint-dir` without a value.
             let bare = try await client.submit(json(["command": ["dojo", "train", "--checkpoint-dir"], "tiles": 1]), token: mallory)
@@ -96,7 +97,7 @@ struct HostileTenantTests {
             record("list the bookkeeping and other tenants' storage", !stealLog.contains("alice") && !stealLog.contains("attempt-"), "both folders are empty in the sandbox")
 
             // 6–7. Another tenant's checkpoint and log, by path.
-            let peek = try await submit("peek", "cat \(aliceWork)/checkpoint/secret \(aliceLog); ls -la \(aliceWork); echo end")
+            let peek = try await submit("peek", "cat \(aliceCheckpoint)/secret \(aliceLog); ls -la \(aliceWork) \(aliceCheckpoint); echo end")
             _ = try await waitEnd(peek.id)
             let peekLog = try await log(peek.id)
             record("read another tenant's checkpoint by path", !peekLog.contains("alice-secret-ckpt"), "not visible")
@@ -110,17 +111,45 @@ struct HostileTenantTests {
                    "logs \(apiLog.status), job \(apiJob.status), cancel \(apiCancel.status)")
 
             // 9–10. checkpoint_dir into another tenant's storage: '..', absolute; then a symlink planted by a job.
-            let dotdot = try await client.call(.post, "/v1/jobs", token: mallory, json: json(["command": ["/bin/true"], "tiles": 1, "checkpoint_dir": "../alice/jobs/\(victim.id)/checkpoint"]))
-            let absolute = try await client.call(.post, "/v1/jobs", token: mallory, json: json(["command": ["/bin/true"], "tiles": 1, "checkpoint_dir": aliceWork + "/checkpoint"]))
+            let dotdot = try await client.call(.post, "/v1/jobs", token: mallory, json: json(["command": ["/bin/true"], "tiles": 1, "checkpoint_dir": "../alice/checkpoints/\(victim.id)"]))
+            let absolute = try await client.call(.post, "/v1/jobs", token: mallory, json: json(["command": ["/bin/true"], "tiles": 1, "checkpoint_dir": aliceCheckpoint]))
             record("checkpoint_dir '..' or absolute into another tenant", dotdot.status == 422 && absolute.status == 422, "\(dotdot.status), \(absolute.status): \(dotdot.errorMessage ?? "")")
-            let plant = try await submit("plant-symlink", "ln -s \(db).tenants/alice/jobs/\(victim.id)/checkpoint \"$DOJO_CHECKPOINT_DIR/../evil\" && echo planted")
+            let plant = try await submit("plant-symlink", "ln -s \(aliceCheckpoint) evil && echo planted")
             _ = try await waitEnd(plant.id)
             let follow = try await submit("follow-symlink", "cat \"$DOJO_CHECKPOINT_DIR/secret\"; echo x > \"$DOJO_CHECKPOINT_DIR/pwned\"", extra: ["checkpoint_dir": "jobs/\(plant.id)/evil"])
             let followEnd = try await waitEnd(follow.id)
             let followLog = try await log(follow.id)
             record("checkpoint_dir through a symlink planted by an earlier job",
-                   followEnd.state == .failed && !followLog.contains("alice-secret") && !FileManager.default.fileExists(atPath: aliceWork + "/checkpoint/pwned"),
+                   followEnd.state == .failed && !followLog.contains("alice-secret") && !FileManager.default.fileExists(atPath: aliceCheckpoint + "/pwned"),
                    "\(followEnd.state.rawValue): \(followEnd.reason ?? "")")
+
+            // 24. The race of a symlink swapped into a checkpoint path between the server's check and the mount: one
+            // job exchanges a folder and a symlink to / as fast as it can while others name the folder. The mount is
+            // of the folder the server opened (--bind-fd; bwrap also refuses when the path no longer leads to it), so a
+            // job either gets that folder or fails; never the host.
+            let swapper = Data("""
+                import ctypes, time
+                libc = ctypes.CDLL(None); end = time.time() + 8
+                while time.time() < end: libc.renameat2(-100, b"target", -100, b"t_link", 2)
+                """.utf8).base64EncodedString()
+            let racer = try await submit("swap-symlink", "cd \"$DOJO_CHECKPOINT_DIR\" && mkdir -p target && ln -sfn ../../../../../../../../.. t_link && echo \(swapper) | base64 -d | python3",
+                                         timeLimit: 12, extra: ["checkpoint_dir": "shared"])
+            _ = try await eventually { try await client.call(.get, "/v1/jobs/\(racer.id)", token: mallory).decode(JobInfo.self).state == .running }
+            var raceJobs: [Int] = []
+            for _ in 0..<12 {
+                raceJobs.append(try await submit("race", "ls /proc | wc -l; test -d \"$DOJO_CHECKPOINT_DIR/usr/bin\" && echo HOST-ROOT-MOUNTED; test -r /proc/1/cmdline && tr '\\0' ' ' < /proc/1/cmdline; echo", extra: ["checkpoint_dir": "shared/target"]).id)
+                try await Task.sleep(nanoseconds: 150_000_000)
+            }
+            var escaped = 0, ran = 0
+            var reasons: Set<String> = []
+            for id in raceJobs {
+                let j = try await waitEnd(id)
+                if j.state == .completed { ran += 1 } else { reasons.insert(String((j.reason ?? "").suffix(90))) }
+                if j.exitCode == 1, try await log(id).contains("Race condition binding dirfd") { reasons.insert("bwrap saw the folder change under its descriptor and refused") }
+                if try await log(id).contains("HOST-ROOT-MOUNTED") { escaped += 1 }
+            }
+            _ = try await waitEnd(racer.id)
+            record("swap a checkpoint folder for a symlink to / while jobs start", escaped == 0, "\(ran) of 12 got the folder, the rest failed (\(reasons.sorted())); host mounted: \(escaped)")
 
             // 11. The network: the server's port on loopback is not the sandbox's loopback.
             let net = try await submit("network", "bash -c 'echo GET / > /dev/tcp/127.0.0.1/\(port)' && echo CONNECTED || echo refused")
@@ -155,7 +184,7 @@ struct HostileTenantTests {
             // 17. Ignores SIGTERM: SIGKILL after the grace period.
             let stubborn = try await submit("ignore-sigterm", "trap '' TERM; while true; do sleep 0.2; done", timeLimit: 1)
             let stubbornEnd = try await waitEnd(stubborn.id)
-            record("ignore SIGTERM", stubbornEnd.state == .timeout, "\(stubbornEnd.state.rawValue)")
+            record("ignore SIGTERM", stubbornEnd.state == .timeout, "\(stubbornEnd.state.rawValue): \(stubbornEnd.reason ?? "")")
 
             // 18. Daemons that outlive the job.
             let daemon = try await submit("daemons", "setsid sh -c 'sleep 300' & nohup sleep 301 > /dev/null 2>&1 & (sleep 302 &) ; exit 0")
@@ -206,6 +235,41 @@ struct HostileTenantTests {
             let flags = try await client.submit(json(["command": ["dojo", "train", "--model"], "tiles": 1]), token: mallory)
             _ = try await waitEnd(flags.id)
             record("malformed commands", statuses.allSatisfy { (400...422).contains($0) }, "statuses \(statuses); a flag without a value ran and failed")
+
+            // 25. A command that starts with '-' is a program's name, not an option of the sandbox's launcher.
+            let dash = try await client.submit(json(["command": ["--help"], "tiles": 1]), token: mallory)
+            let dashEnd = try await waitEnd(dash.id)
+            let dashLog = try await log(dash.id)
+            record("a command that looks like an option", dashEnd.state == .failed && !dashLog.contains("Usage: env"), "\(dashEnd.state.rawValue) exit \(dashEnd.exitCode ?? -1)")
+
+            // 26. Output counts against the disk limit (the log lives in the tenant's storage, out of the job's reach).
+            let loud = try await submit("log-flood", "head -c 60000000 /dev/zero | tr '\\0' A; sleep 5")
+            let loudEnd = try await waitEnd(loud.id)
+            record("fill the disk through its output", loudEnd.state == .failed, "\(loudEnd.state.rawValue): \(loudEnd.reason ?? "exit \(loudEnd.exitCode ?? -1)")")
+
+            // 27. Paths longer than PATH_MAX and files with no blocks: the walk uses descriptors and counts inodes.
+            let deepScript = Data("""
+                import os
+                for i in range(25): os.mkdir("d" * 200); os.chdir("d" * 200)
+                open("big", "wb").write(b"x" * 40000000)
+                """.utf8).base64EncodedString()
+            let deep = try await submit("deep-tree", "echo \(deepScript) | base64 -d | python3; sleep 6")
+            let deepEnd = try await waitEnd(deep.id)
+            record("hide files below PATH_MAX", deepEnd.state == .failed, "\(deepEnd.state.rawValue): \(deepEnd.reason ?? "exit \(deepEnd.exitCode ?? -1)")")
+            let inodes = try await submit("empty-files", "i=0; while [ $i -lt 8000 ]; do : > e$i; i=$((i+1)); done; sleep 6", timeLimit: 30)
+            let inodesEnd = try await waitEnd(inodes.id, timeout: 40)
+            record("drain inodes with empty files", inodesEnd.state == .failed && (inodesEnd.reason ?? "").contains("files and folders"),
+                   "\(inodesEnd.state.rawValue): \(inodesEnd.reason ?? "")")
+
+            // 28. A flood of queued jobs: refused past the tenant's queue limit (40 here).
+            let blocker = try await submit("blocker", "sleep 20", timeLimit: 30)
+            var codes: [Int: Int] = [:]
+            for _ in 0..<45 {
+                let r = try await client.call(.post, "/v1/jobs", token: mallory, json: json(["command": ["/bin/true"], "tiles": 1, "depends_on": [blocker.id]]))
+                codes[r.status, default: 0] += 1
+            }
+            _ = try await client.call(.post, "/v1/jobs/\(blocker.id)/cancel", token: mallory)
+            record("flood the queue", codes[429] ?? 0 >= 5 && (codes[201] ?? 0) <= 40, "\(codes.sorted { $0.key < $1.key })")
 
             // The victim, unaffected.
             let victimEnd = try await waitEnd(victim.id, timeout: 60)

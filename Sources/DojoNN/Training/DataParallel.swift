@@ -1,4 +1,5 @@
 import DojoTensor
+import Foundation
 
 /// The trainer's view of data-parallel training across processes (the distributed runtime, DojoDistributed,
 /// implements it over MPI). Without one, training runs in one process: the default path.
@@ -15,39 +16,102 @@ public protocol DataParallelGroup: AnyObject {
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     /// The largest of every rank's `value` (stop requests, so that all ranks stop at the same step).
     func allReduceMax(_ value: Int32) throws -> Int32
+    /// Starts summing `count` floats at `buffer` over every rank without waiting (every rank starts the same sums in
+    /// the same order); returns a handle for `test` and `wait`. The buffer must stay until `wait` returns.
+    func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> Int
+    /// Lets a started sum make progress; whether it has finished.
+    func test(_ handle: Int) throws -> Bool
+    /// Waits until a started sum has finished.
+    func wait(_ handle: Int) throws
 }
 
-extension DataParallelGroup {
-    /// Weights this rank's gradients by `weight`, sums them over the ranks in buckets of at most `bucket` floats, and
-    /// puts the sums back (a parameter this rank has no gradient for — an empty share — contributes zeros).
-    public func allReduceGradients(_ parameters: [(String, Tensor)], _ grads: inout Gradients, weight: Float,
-                                   bucket: Int = 4 << 20) throws {
-        var start = 0
-        while start < parameters.count {
-            var end = start, floats = 0
-            while end < parameters.count && (floats == 0 || floats + parameters[end].1.count <= bucket) {
-                floats += parameters[end].1.count; end += 1
-            }
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: floats)
-            defer { buffer.deallocate() }
-            var o = 0
-            for (_, p) in parameters[start..<end] {
-                if let g = grads[p] {
-                    for i in 0..<p.count { buffer[o + i] = g.pointer[i] * weight }
-                } else {
-                    buffer.advanced(by: o).initialize(repeating: 0, count: p.count)
-                }
-                o += p.count
-            }
-            try allReduceSum(buffer, count: floats)
-            o = 0
-            for (_, p) in parameters[start..<end] {
-                let g = grads[p] ?? Tensor(zeros: p.shape)
-                for i in 0..<p.count { g.pointer[i] = buffer[o + i] }
-                grads[p] = g
-                o += p.count
-            }
-            start = end
+/// Gradients summed over the ranks while backward still runs (as PyTorch's DDP and Horovod do): parameters are
+/// grouped into buckets in the order backward finishes them (the reverse of the model's order); when every
+/// gradient of a bucket is final (`Tape.backward(watching:onReady:)`), the bucket is weighted, packed and its sum
+/// started; the next gradients are computed while it travels. `finish` starts what is left, waits, and puts the
+/// sums back. Buckets are the same on every rank and start in the same order, as MPI requires.
+public final class OverlappedGradientReduction {
+    let group: DataParallelGroup
+    let weight: Float
+    let parameters: [Tensor]
+    /// Parameter indices of each bucket, and each parameter's bucket and offset in it.
+    let buckets: [[Int]]
+    var slot: [ObjectIdentifier: (bucket: Int, offset: Int, index: Int)] = [:]
+    var remaining: [Int]
+    var buffers: [UnsafeMutablePointer<Float>] = []
+    var handles: [Int?]
+    var filled: [Bool]
+    var nextToStart = 0
+    var failure: Error?
+    /// Seconds `finish` spent waiting for sums that backward did not hide.
+    public private(set) var exposedSeconds = 0.0
+
+    public init(group: DataParallelGroup, parameters: [(String, Tensor)], weight: Float, bucketFloats: Int = 1 << 20) {
+        self.group = group
+        self.weight = weight
+        let ordered = parameters.map(\.1).reversed().map { $0 }
+        self.parameters = ordered
+        var buckets: [[Int]] = [], current: [Int] = [], floats = 0
+        for (i, p) in ordered.enumerated() {
+            if !current.isEmpty && floats + p.count > bucketFloats { buckets.append(current); current = []; floats = 0 }
+            current.append(i); floats += p.count
+        }
+        if !current.isEmpty { buckets.append(current) }
+        self.buckets = buckets
+        remaining = buckets.map(\.count)
+        handles = Array(repeating: nil, count: buckets.count)
+        filled = Array(repeating: false, count: ordered.count)
+        for (b, members) in buckets.enumerated() {
+            var offset = 0
+            for i in members { slot[ObjectIdentifier(ordered[i])] = (b, offset, i); offset += ordered[i].count }
+            buffers.append(UnsafeMutablePointer<Float>.allocate(capacity: max(offset, 1)))
+        }
+    }
+
+    deinit { for b in buffers { b.deallocate() } }
+
+    /// A parameter's gradient is final: into its bucket; start every bucket that is complete, in order.
+    public func ready(_ parameter: Tensor, _ gradient: Tensor) {
+        guard failure == nil, let s = slot[ObjectIdentifier(parameter)], !filled[s.index] else { return }
+        let dst = buffers[s.bucket].advanced(by: s.offset)
+        for i in 0..<parameter.count { dst[i] = gradient.pointer[i] * weight }
+        filled[s.index] = true
+        remaining[s.bucket] -= 1
+        do {
+            try startCompleteBuckets()
+            for h in handles.compactMap({ $0 }) { _ = try group.test(h) }   // progress for what is in flight
+        } catch { failure = error }
+    }
+
+    func startCompleteBuckets() throws {
+        while nextToStart < buckets.count && remaining[nextToStart] == 0 {
+            let floats = buckets[nextToStart].reduce(0) { $0 + parameters[$1].count }
+            handles[nextToStart] = try group.startAllReduceSum(buffers[nextToStart], count: floats)
+            nextToStart += 1
+        }
+    }
+
+    /// Gradients that never became ready (a parameter that took no part, or a rank with no examples) count as
+    /// zeros; starts the rest, waits for every sum, and writes the sums into `grads`.
+    public func finish(into grads: inout Gradients) throws {
+        if let failure { throw failure }
+        for (i, p) in parameters.enumerated() where !filled[i] {
+            let s = slot[ObjectIdentifier(p)]!
+            buffers[s.bucket].advanced(by: s.offset).initialize(repeating: 0, count: p.count)
+            filled[i] = true
+            remaining[s.bucket] -= 1
+        }
+        try startCompleteBuckets()
+        let t0 = Date()
+        for h in handles.compactMap({ $0 }) { try group.wait(h) }
+        exposedSeconds = Date().timeIntervalSince(t0)
+        for (i, p) in parameters.enumerated() {
+            let s = slot[ObjectIdentifier(p)]!
+            let g = grads[p] ?? Tensor(zeros: p.shape)
+            let src = buffers[s.bucket].advanced(by: s.offset)
+            for k in 0..<p.count { g.pointer[k] = src[k] }
+            grads[p] = g
+            _ = i
         }
     }
 }

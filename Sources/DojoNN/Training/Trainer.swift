@@ -51,6 +51,8 @@ public struct StepReport: Sendable {
     public var step: Int, epoch: Int, batchInEpoch: Int, batchesPerEpoch: Int, totalSteps: Int
     public var loss: Float, learningRate: Float
     public var samplesPerSecond: Double, seconds: Double
+    /// Data-parallel: seconds the step waited for gradient sums after backward (0 in one process).
+    public var communicationWait: Double = 0
 }
 
 /// Metrics of a pass over an evaluation set.
@@ -113,6 +115,11 @@ public final class Trainer {
     public var shouldStop: () -> Bool = { false }
     /// Data-parallel training across processes (nil: this process alone). Only rank 0 writes checkpoints.
     public var group: DataParallelGroup?
+    /// Seconds the last step waited for gradient sums after its backward pass (what overlap did not hide).
+    public private(set) var lastExposedCommunication = 0.0
+    /// Sum gradients bucket by bucket while backward runs (default); false: all of them after backward (to measure
+    /// what the overlap hides).
+    public var overlapCommunication = true
 
     /// Position: steps done, and where in which epoch the next batch comes from.
     public private(set) var step = 0
@@ -191,18 +198,25 @@ public final class Trainer {
                 let batch = group.map { global.shard($0.rank, of: $0.size) } ?? global
                 var lossValue: Float = 0
                 var grads = Gradients()
+                // With a group: the global batch's mean loss and its gradient, each rank's weighted by its share and
+                // summed over the ranks, bucket by bucket while backward still runs.
+                let weight = Float(batch.size) / Float(global.size)
+                let reduction = group.map { OverlappedGradientReduction(group: $0, parameters: parameters, weight: weight) }
                 if batch.size > 0 {
                     let (loss, _) = tape.record { forward(batch, training: true, seed: mix(config.seed, UInt64(step))) }
                     lossValue = loss.item
-                    grads = tape.backward(from: loss)
+                    if let reduction, overlapCommunication {
+                        grads = tape.backward(from: loss, watching: parameters.map(\.1)) { reduction.ready($0, $1) }
+                    } else {
+                        grads = tape.backward(from: loss)
+                    }
                 }
-                if let group {
-                    // The global batch's mean loss and its gradient: each rank's mean weighted by its share, summed.
-                    let weight = Float(batch.size) / Float(global.size)
+                if let group, let reduction {
+                    try reduction.finish(into: &grads)
+                    lastExposedCommunication = reduction.exposedSeconds
                     var l = lossValue * weight
                     try group.allReduceSum(&l, count: 1)
                     lossValue = l
-                    try group.allReduceGradients(parameters, &grads, weight: weight)
                 }
                 guard lossValue.isFinite else {
                     throw TrainingError.nonFiniteLoss(step: step, loss: lossValue,
@@ -218,7 +232,8 @@ public final class Trainer {
                 let dt = Date().timeIntervalSince(t0)
                 onStep?(StepReport(step: step, epoch: epoch, batchInEpoch: batchInEpoch, batchesPerEpoch: train.batchesPerEpoch,
                                    totalSteps: totalSteps, loss: lossValue, learningRate: lr,
-                                   samplesPerSecond: Double(global.size) / max(dt, 1e-9), seconds: dt))
+                                   samplesPerSecond: Double(global.size) / max(dt, 1e-9), seconds: dt,
+                                   communicationWait: group == nil ? 0 : lastExposedCommunication))
                 if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 { _ = try saveCheckpointIfConfigured() }
                 if finishedSteps { break }
             }
