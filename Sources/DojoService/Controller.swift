@@ -107,19 +107,42 @@ extension JobService {
     }
 
     /// Every 2 s: a tenant whose storage holds more than its disk limit has the running jobs that made it grow killed
-    /// (FAILED, with the reason): those whose own folders (work and checkpoint) hold more than when they started. A
+    /// (FAILED, with the reason): those whose own folders (work, checkpoint, log) hold more than when they started. A
     /// job that only reads, or deletes to get back under the limit, runs on. Files larger than the limit are stopped
-    /// by RLIMIT_FSIZE as they are written.
+    /// by RLIMIT_FSIZE as they are written. The walk runs off the controller (a detached task): a tenant with many
+    /// files slows its own check, not the API or the rounds; its result is applied to the jobs still running.
     func checkDisk(now: Double) {
-        let limit = sandbox.limits.diskPerTenant
-        guard limit > 0, now - lastDiskCheck >= 2 else { return }
+        let limits = sandbox.limits
+        guard limits.diskPerTenant > 0, !diskCheckRunning, now - lastDiskCheck >= 2 else { return }
         lastDiskCheck = now
+        var targets: [DiskTarget] = []
         for t in Set(active.values.map(\.tenant)).sorted() {
-            let u = Sandbox.diskUsage(tenantRoot(t), cap: 4 * limit, entryCap: 4 * sandbox.limits.filesPerTenant)
-            let overBytes = u.bytes > limit, overFiles = u.entries > sandbox.limits.filesPerTenant
-            guard overBytes || overFiles else { continue }
+            var jobs: [(Int, [String], String?)] = []
             for (id, a) in active.sorted(by: { $0.key < $1.key }) where a.tenant == t && killReason[id] == nil {
-                guard let r = try? fetchRow(id), let now = jobDiskUsage(r) else { continue }
+                if let r = try? fetchRow(id), let f = jobFolders(r) { jobs.append((id, f.folders, f.log)) }
+            }
+            targets.append(DiskTarget(tenant: t, root: tenantRoot(t), jobs: jobs))
+        }
+        guard !targets.isEmpty else { return }
+        diskCheckRunning = true
+        Task.detached { [weak self] in
+            let results = targets.map { t -> (String, Sandbox.Usage, [(Int, Sandbox.Usage)]) in
+                let u = Sandbox.diskUsage(t.root, cap: 4 * limits.diskPerTenant, entryCap: 4 * limits.filesPerTenant)
+                let over = u.bytes > limits.diskPerTenant || u.entries > limits.filesPerTenant
+                return (t.tenant, u, over ? t.jobs.map { ($0.0, Sandbox.usage(folders: $0.1, log: $0.2, limits: limits)) } : [])
+            }
+            await self?.applyDiskCheck(results)
+        }
+    }
+
+    struct DiskTarget: Sendable { var tenant: String; var root: String; var jobs: [(Int, [String], String?)] }
+
+    func applyDiskCheck(_ results: [(String, Sandbox.Usage, [(Int, Sandbox.Usage)])]) {
+        diskCheckRunning = false
+        let limit = sandbox.limits.diskPerTenant
+        for (t, u, jobs) in results {
+            let overBytes = u.bytes > limit, overFiles = u.entries > sandbox.limits.filesPerTenant
+            for (id, now) in jobs where active[id] != nil && killReason[id] == nil {
                 // A job adopted after a restart has no starting figure: it is taken now.
                 guard let start = diskAtStart[id] else { diskAtStart[id] = now; continue }
                 let grewBytes = overBytes && now.bytes > start.bytes, grewFiles = overFiles && now.entries > start.entries
@@ -275,20 +298,14 @@ extension JobService {
 
     /// Bytes in a job's own folders (its work folder, and its checkpoint folder when that is elsewhere).
     func jobDiskUsage(_ r: JobRow) -> Sandbox.Usage? {
+        jobFolders(r).map { Sandbox.usage(folders: $0.folders, log: $0.log, limits: sandbox.limits) }
+    }
+
+    /// A job's own folders (work, and checkpoint when it is elsewhere) and its log.
+    func jobFolders(_ r: JobRow) -> (folders: [String], log: String?)? {
         guard !r.checkpointDir.hasPrefix("/"), let ck = try? Sandbox.relativeComponents(r.checkpointDir) else { return nil }
-        let root = tenantRoot(r.tenant), work = workDir(r), checkpoint = root + "/" + ck.joined(separator: "/")
-        let cap = 4 * sandbox.limits.diskPerTenant, files = 4 * sandbox.limits.filesPerTenant
-        var u = Sandbox.diskUsage(work, cap: cap, entryCap: files)
-        // Its output too (the log is in the tenant's storage and counts against its limit).
-        if let log = try? logPath(r) {
-            var st = stat()
-            if lstat(log, &st) == 0 { u.bytes += Int64(st.st_blocks) * 512 }
-        }
-        if !(checkpoint + "/").hasPrefix(work + "/") {
-            let c = Sandbox.diskUsage(checkpoint, cap: cap, entryCap: files)
-            u.bytes += c.bytes; u.entries += c.entries
-        }
-        return u
+        let work = workDir(r), checkpoint = tenantRoot(r.tenant) + "/" + ck.joined(separator: "/")
+        return ((checkpoint + "/").hasPrefix(work + "/") ? [work] : [work, checkpoint], try? logPath(r))
     }
 
     func cgroupName(_ id: Int, _ attempt: Int) -> String { "job-\(id)-\(attempt)" }

@@ -83,6 +83,8 @@ public actor JobService {
     /// Bytes in each running job's own folders when it started: a tenant over its disk limit loses only the jobs
     /// whose folders grew (a job that deletes files to get back under it is left alone).
     var diskAtStart: [Int: Sandbox.Usage] = [:]
+    /// A disk check's walk is running (off the actor).
+    var diskCheckRunning = false
     /// Starts that failed for a reason of the store (not of the job) in a row: after three, the job is FAILED.
     var startFailures: [Int: Int] = [:]
     public nonisolated let machineName: String

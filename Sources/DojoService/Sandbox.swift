@@ -219,6 +219,18 @@ struct Sandbox: Sendable {
     /// What a folder tree holds: bytes on disk (allocated blocks) and entries (files, folders, links: inodes).
     struct Usage: Sendable { var bytes: Int64 = 0; var entries: Int = 0 }
 
+    /// A job's folders and its log, together.
+    static func usage(folders: [String], log: String?, limits: SandboxLimits) -> Usage {
+        var u = Usage()
+        for f in folders {
+            let x = diskUsage(f, cap: 4 * limits.diskPerTenant, entryCap: 4 * limits.filesPerTenant)
+            u.bytes += x.bytes; u.entries += x.entries
+        }
+        var st = stat()
+        if let log, lstat(log, &st) == 0 { u.bytes += Int64(st.st_blocks) * 512 }
+        return u
+    }
+
     /// Walks a tree from open descriptors (`openat` + `fstatat`, never a path string: no PATH_MAX limit, and a
     /// folder swapped for a symlink mid-walk is not followed). Stops once either figure passes its cap.
     static func diskUsage(_ root: String, cap: Int64, entryCap: Int = Int.max) -> Usage {

@@ -193,7 +193,9 @@ extension ClusterCommand {
                 box.rows.append(["jobs run/s, --sandbox none", formatFixed(Double(jobs) / run, 0), "sh -c true started/s",
                              formatFixed(Double(jobs) / spawn, 0), formatFixed(spawn / run, 2)])
                 // 3. A controller round with a queue behind a full machine vs a bare scheduler pass over the same queue.
-                let q = try await JobService.open(ServiceOptions(database: dir + "/q.sqlite", machine: "exapod", grace: 1))
+                var qo = ServiceOptions(database: dir + "/q.sqlite", machine: "exapod", grace: 1)
+                qo.maxQueuedPerTenant = pending + 1   // a deep queue is the point here
+                let q = try await JobService.open(qo)
                 _ = try await q.createTenant(name: "bench", quota: 120, borrowLimit: nil, by: .admin)
                 let big = try await q.submit(JobSubmission(command: ["/bin/sleep", "600"], shape: "4x30", tenant: "bench"), by: .admin)
                 await q.tick()
