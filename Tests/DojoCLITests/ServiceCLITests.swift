@@ -161,6 +161,31 @@ struct ServiceCLITests {
         #expect(untrusted.0 != 0, "a self-signed certificate must not be trusted without its CA")
     }
 
+    @Test("a data-parallel training job (dojo train --ranks 2, Open MPI inside the sandbox, no network) runs to the end")
+    func multiRankJob() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun") else { Issue.record("Open MPI is not installed"); return }
+        let server = try ServeProcess()
+        defer { _ = server.stop() }
+        let env = ["DOJO_SERVER": server.url, "PATH": "/usr/bin:/bin"]
+        let token = runDojo(["tenant", "add", "dp", "--quota", "2", "--token", server.adminToken], environment: env).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let sub = runDojo(["submit", "--parsable", "--tiles", "2", "--time-limit", "120", "--token", token, "--",
+                           "dojo", "train", "--ranks", "2", "--model", "mlp", "--data", "fashion-mnist", "--train-examples", "1024",
+                           "--eval-examples", "64", "--steps", "8", "--batch-size", "64", "--threads", "1"], environment: env)
+        #expect(sub.status == 0, "\(sub.stderr)")
+        let id = sub.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        var state = ""
+        for _ in 0..<600 {
+            let show = runDojo(["job", "show", id, "--token", token], environment: env).stdout
+            if let r = show.range(of: #"State +[A-Z_]+"#, options: .regularExpression) { state = String(show[r]) }
+            if state.hasSuffix("COMPLETED") || state.hasSuffix("FAILED") { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let logs = runDojo(["job", "logs", id, "--token", token], environment: env).stdout
+        #expect(state.hasSuffix("COMPLETED"), "\(state)\n\(logs)")
+        #expect(logs.contains("over 2 ranks (data-parallel, 32 each)") && logs.contains("done in"), "\(logs)")
+    }
+
     @Test("dojo --help names every command")
     func help() {
         let r = runDojo(["--help"])
