@@ -334,7 +334,7 @@ extension JobService {
         if r.attempts > 0 { cleanUpAttempt(id, r.attempts) }
         switch stop {
         case _ where killed != nil && stop != "cancel":
-            next = .failed; detail = "\(killed!); \(status)"
+            next = .failed; detail = killed! + (rc.map { "; exit status \($0)" } ?? "")
         case nil where oom && rc != 0:
             let mem = sandbox.limits.memoryPerTile * Int64(r.shapeW * r.shapeH)
             next = .outOfMemory

@@ -209,6 +209,7 @@ public actor JobService {
     public func close() {
         guard !closed else { return }
         closed = true
+        sandbox.cgroups?.removeParents()   // only when no attempt's group is left in them
         Glibc.close(lockFD)
     }
 

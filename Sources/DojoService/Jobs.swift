@@ -55,6 +55,8 @@ extension JobService {
         }
         guard let quota = scheduler.tenants.first(where: { $0.name == tenant }) else { throw ServiceError.unprocessable("unknown tenant '\(tenant)'") }
         guard let prog = s.command.first, !prog.isEmpty else { throw ServiceError.unprocessable("command: give the program and its arguments, e.g. [\"dojo\", \"train\"]") }
+        // env, which gives a sandboxed job its signals back, would read a first word NAME=VALUE as a variable.
+        if prog.contains("=") { throw ServiceError.unprocessable("command[0] '\(printable(prog))': a program's name cannot contain '='; to set a variable, run [\"/usr/bin/env\", \"NAME=VALUE\", \"program\", …]") }
         guard s.command.count <= 4096, s.command.reduce(0, { $0 + $1.utf8.count }) <= 65536 else { throw ServiceError.unprocessable("command: at most 4096 arguments and 64 KiB") }
         // Every string is echoed (dojo jobs, the dashboard, an admin's terminal): printable text only.
         if let i = s.command.firstIndex(where: { $0.contains("\u{0}") }) { throw ServiceError.unprocessable("command[\(i)]: an argument contains a NUL character") }

@@ -232,32 +232,34 @@ struct Sandbox: Sendable {
     }
 
     /// Walks a tree from open descriptors (`openat` + `fstatat`, never a path string: no PATH_MAX limit, and a
-    /// folder swapped for a symlink mid-walk is not followed). Stops once either figure passes its cap.
-    static func diskUsage(_ root: String, cap: Int64, entryCap: Int = Int.max) -> Usage {
+    /// folder swapped for a symlink mid-walk is not followed), depth first, holding one descriptor per level (not per
+    /// pending folder: a folder of 100,000 subfolders costs no more descriptors than one). Stops once either figure
+    /// passes its cap; a tree deeper than `maxDepth` levels counts as over both caps (it cannot be walked cheaply).
+    static func diskUsage(_ root: String, cap: Int64, entryCap: Int = Int.max, maxDepth: Int = 512) -> Usage {
         var u = Usage()
         let top = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard top >= 0 else { return u }
-        var stack: [Int32] = [top]
-        defer { for fd in stack { close(fd) } }
-        while let fd = stack.popLast() {
-            guard u.bytes <= cap, u.entries <= entryCap, let d = fdopendir(fd) else { close(fd); continue }
-            while let e = readdir(d) {
-                let isDot = withUnsafeBytes(of: e.pointee.d_name) { b in b[0] == 46 && (b[1] == 0 || (b[1] == 46 && b[2] == 0)) }
-                if isDot { continue }
-                var st = stat()
-                let named = withUnsafeBytes(of: e.pointee.d_name) { b in
-                    fstatat(dirfd(d), b.bindMemory(to: CChar.self).baseAddress!, &st, AT_SYMLINK_NOFOLLOW) == 0 }
-                guard named else { continue }
-                u.bytes += Int64(st.st_blocks) * 512
-                u.entries += 1
-                if st.st_mode & S_IFMT == S_IFDIR, stack.count < 4096 {
-                    let child = withUnsafeBytes(of: e.pointee.d_name) { b in
-                        openat(dirfd(d), b.bindMemory(to: CChar.self).baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-                    if child >= 0 { stack.append(child) }
-                }
-                if u.bytes > cap || u.entries > entryCap { break }
+        guard let first = fdopendir(top) else { close(top); return u }
+        var stack: [OpaquePointer] = [first]
+        defer { for d in stack { closedir(d) } }
+        while let d = stack.last {
+            if u.bytes > cap || u.entries > entryCap { break }
+            guard let e = readdir(d) else { closedir(d); stack.removeLast(); continue }
+            let isDot = withUnsafeBytes(of: e.pointee.d_name) { b in b[0] == 46 && (b[1] == 0 || (b[1] == 46 && b[2] == 0)) }
+            if isDot { continue }
+            var st = stat()
+            let named = withUnsafeBytes(of: e.pointee.d_name) { b in
+                fstatat(dirfd(d), b.bindMemory(to: CChar.self).baseAddress!, &st, AT_SYMLINK_NOFOLLOW) == 0 }
+            guard named else { continue }
+            u.bytes += Int64(st.st_blocks) * 512
+            u.entries += 1
+            guard st.st_mode & S_IFMT == S_IFDIR else { continue }
+            guard stack.count < maxDepth else { u.bytes = max(u.bytes, cap + 1); u.entries = max(u.entries, entryCap == Int.max ? Int.max : entryCap + 1); break }
+            let child = withUnsafeBytes(of: e.pointee.d_name) { b in
+                openat(dirfd(d), b.bindMemory(to: CChar.self).baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+            if child >= 0 {
+                if let c = fdopendir(child) { stack.append(c) } else { close(child) }
             }
-            closedir(d)   // closes fd
         }
         return u
     }
@@ -391,6 +393,9 @@ struct Cgroups: Sendable {
         }
         return procs
     }
+
+    /// Removes this service's parent groups if they are empty (a running job keeps them: rmdir then fails).
+    func removeParents() { for p in Set(parents.values) { rmdir(p) } }
 
     /// Times the kernel's OOM killer acted in the attempt's group.
     func oomKills(_ group: String) -> Int {

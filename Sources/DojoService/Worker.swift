@@ -31,7 +31,7 @@ struct Worker: Sendable {
     /// before it checkpoints); `env --default-signal` inside the sandbox gives them back to the job.
     /// The supervisor and the attempt folder stay outside the sandbox: nothing the job writes decides its end.
     static let script = """
-        d="$1"; log="$2"; cd "$3" || exit 1; cg="$4"; sandboxed="$5"; shift 5
+        d="$1"; log="$2"; cd "$3" || exit 1; unset OLDPWD; cg="$4"; sandboxed="$5"; shift 5
         echo $$ > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid" || exit 1
         trap 'stop=1' TERM INT
         /bin/sh -c 'for f in $1; do echo $$ > "$f" || exit 126; done; [ "$2" = 1 ] && trap "" TERM INT; shift 2; exec "$@"' dojo-job "$cg" "$sandboxed" "$@" >> "$log" 2>&1 < /dev/null &

@@ -261,6 +261,15 @@ struct HostileTenantTests {
             record("drain inodes with empty files", inodesEnd.state == .failed && (inodesEnd.reason ?? "").contains("files and folders"),
                    "\(inodesEnd.state.rawValue): \(inodesEnd.reason ?? "")")
 
+            // 32. A folder wider than the walk's pending list once was (4,400 subfolders), data at its far end.
+            let wide = try await submit("wide-folder", "mkdir w && cd w && i=0; while [ $i -lt 4400 ]; do mkdir d$i; i=$((i+1)); done; head -c 20000000 /dev/zero > d4399/a; head -c 20000000 /dev/zero > d4398/b; sleep 8", timeLimit: 40)
+            let wideEnd = try await waitEnd(wide.id, timeout: 50)
+            record("hide data in a very wide folder", wideEnd.state == .failed && (wideEnd.reason ?? "").contains("disk quota"), "\(wideEnd.state.rawValue): \(wideEnd.reason ?? "")")
+
+            // 33. A first word NAME=VALUE would be a variable for env, not a program.
+            let assign = try await client.call(.post, "/v1/jobs", token: mallory, json: json(["command": ["--split-string=/bin/id -a"], "tiles": 1]))
+            record("a program name env would read as a variable", assign.status == 422, "\(assign.status): \(assign.errorMessage ?? "")")
+
             // 28. A flood of queued jobs: refused past the tenant's queue limit (40 here).
             let blocker = try await submit("blocker", "sleep 20", timeLimit: 30)
             var codes: [Int: Int] = [:]
