@@ -53,3 +53,24 @@ echo "scheduler (dojo cluster bench: goals >= 10,000 decisions/s, a 100,000-job 
 echo
 echo "job service (dojo cluster bench-service: each figure next to its floor measured in the same run)…"
 "$dojo" cluster bench-service
+
+echo
+echo "data-parallel training over MPI (dojo train --ranks, issue 10 §5: same cores, same global batch, same run)…"
+dp() { "$dojo" train --model "$1" --data fashion-mnist --train-examples 4096 --eval-examples 64 --batch-size 64 --steps "$2" \
+       --checkpoint-every 0 --no-augment --out "$tmp/dp-$3" "${@:4}" > /dev/null; }
+dp small-cnn 40 one --threads 2
+dp small-cnn 40 two --ranks 2 --threads 1
+dp resnet18 8 overlap --ranks 2 --threads 1
+dp resnet18 8 blocking --ranks 2 --threads 1 --no-overlap
+/usr/bin/python3 - "$tmp" <<'PY'
+import json, sys, statistics
+def steps(d):
+    rows = [json.loads(l) for l in open(f"{sys.argv[1]}/dp-{d}/metrics.jsonl")]
+    return [r for r in rows if r.get("type") == "step"][2:]   # the first steps warm caches
+def rate(d): return statistics.median(r["samples_per_s"] for r in steps(d))
+def wait(d): return statistics.median(r["allreduce_wait_s"] for r in steps(d))
+one, two = rate("one"), rate("two")
+print(f"{'small-cnn samples/s':28} {two:12.1f} {one:12.1f} {two / one:7.2f}  (2 ranks x 1 thread vs 1 rank x 2 threads)")
+o, b = wait("overlap"), wait("blocking")
+print(f"{'resnet18 all-reduce wait':28} {o * 1e3:10.1f}ms {b * 1e3:10.1f}ms {1 - o / b:7.2f}  (after backward: overlapped vs all after backward; share hidden, goal >= 0.5)")
+PY
