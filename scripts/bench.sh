@@ -56,12 +56,14 @@ echo "job service (dojo cluster bench-service: each figure next to its floor mea
 
 echo
 echo "data-parallel training over MPI (dojo train --ranks, issue 10 §5: same cores, same global batch, same run)…"
-dp() { "$dojo" train --model "$1" --data fashion-mnist --train-examples 4096 --eval-examples 64 --batch-size 64 --steps "$2" \
-       --checkpoint-every 0 --no-augment --out "$tmp/dp-$3" "${@:4}" > /dev/null; }
-dp small-cnn 40 one --threads 2
-dp small-cnn 40 two --ranks 2 --threads 1
-dp resnet18 8 overlap --ranks 2 --threads 1
-dp resnet18 8 blocking --ranks 2 --threads 1 --no-overlap
+echo "figure                          2 ranks     baseline   ratio"
+dp() { "$dojo" train --model "$1" --data "$2" --train-examples 4096 --eval-examples 64 --batch-size 64 --steps "$3" \
+       --checkpoint-every 0 --no-augment --out "$tmp/dp-$4" "${@:5}" > /dev/null; }
+dp small-cnn fashion-mnist 40 one --threads 2
+dp small-cnn fashion-mnist 40 two --ranks 2 --threads 1
+# The occupancy network (2.1 M parameters, three 1 M-value buckets): its gradients' sums over the ranks.
+dp occupancy scenes 12 overlap --ranks 2 --threads 1
+dp occupancy scenes 12 blocking --ranks 2 --threads 1 --no-overlap
 /usr/bin/python3 - "$tmp" <<'PY'
 import json, sys, statistics
 def steps(d):
@@ -72,5 +74,5 @@ def wait(d): return statistics.median(r["allreduce_wait_s"] for r in steps(d))
 one, two = rate("one"), rate("two")
 print(f"{'small-cnn samples/s':28} {two:12.1f} {one:12.1f} {two / one:7.2f}  (2 ranks x 1 thread vs 1 rank x 2 threads)")
 o, b = wait("overlap"), wait("blocking")
-print(f"{'resnet18 all-reduce wait':28} {o * 1e3:10.1f}ms {b * 1e3:10.1f}ms {1 - o / b:7.2f}  (after backward: overlapped vs all after backward; share hidden, goal >= 0.5)")
+print(f"{'occupancy all-reduce wait':28} {o * 1e3:10.2f}ms {b * 1e3:10.2f}ms {1 - o / b:7.2f}  (after backward: overlapped vs all after it; share hidden)")
 PY
