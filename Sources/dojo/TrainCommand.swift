@@ -10,6 +10,8 @@ import Synchronization
 
 /// Set by SIGINT/SIGTERM; the trainer checks it between steps, saves a checkpoint and stops.
 let stopSignal = Atomic<Int32>(0)
+/// `dojo train --ranks`: the mpirun it started, to pass SIGINT/SIGTERM on to.
+let mpirunPID = Atomic<Int32>(0)
 
 /// `dojo train`: trains a zoo model for real on the CPU with Dojo's number formats.
 struct TrainCommand: ParsableCommand {
@@ -129,8 +131,11 @@ struct TrainCommand: ParsableCommand {
         if let ranks, !(1...1024).contains(ranks) { throw ValidationError("--ranks must be 1…1024, got \(ranks)") }
     }
 
-    /// `--ranks N` outside mpirun: replaces this process with `mpirun -n N` running the same command without --ranks.
+    /// `--ranks N` outside mpirun: runs `mpirun -n N` with the same command without --ranks, passes SIGINT/SIGTERM on,
+    /// shows the ranks' output, and turns Open MPI's boxed reports of a rank that died into one error line that names
+    /// the rank and host (every other rank has been stopped by then; the last checkpoint is intact).
     func launchRanks(_ n: Int) throws -> Never {
+        // Open MPI's "ranks were killed" banners go through mpirun's stderr, which this process reads.
         // The batch each step splits: given, or the default of a new run (a resumed run keeps its checkpoint's).
         let batch = try batchSize ?? (resume ? nil : resolveConfig(nil).batchSize)
         if let batch, batch % n != 0 {
@@ -154,8 +159,62 @@ struct TrainCommand: ParsableCommand {
         if n > ProcessInfo.processInfo.activeProcessorCount { argv.append("--oversubscribe") }
         argv += [exe] + rest
         var cargv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        execv(mpirun, &cargv)
-        throw CLIError("cannot start \(mpirun): \(String(cString: strerror(errno)))")
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { throw CLIError("cannot start \(mpirun): \(String(cString: strerror(errno)))") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, mpirun, &actions, nil, &cargv, environ)
+        posix_spawn_file_actions_destroy(&actions)
+        close(pipeFDs[1])
+        guard rc == 0 else { throw CLIError("cannot start \(mpirun): \(String(cString: strerror(rc)))") }
+        mpirunPID.store(pid, ordering: .relaxed)
+        signal(SIGINT) { s in kill(mpirunPID.load(ordering: .relaxed), s) }
+        signal(SIGTERM) { s in kill(mpirunPID.load(ordering: .relaxed), s) }
+        // The ranks' own lines go through; Open MPI's reports (blocks between lines of dashes) are kept for the summary.
+        let reader = FileHandle(fileDescriptor: pipeFDs[0], closeOnDealloc: true)
+        var pending = "", report = "", inReport = false, rankSaidError = false
+        while true {
+            let chunk = reader.availableData
+            if chunk.isEmpty { break }
+            pending += String(decoding: chunk, as: UTF8.self)
+            while let nl = pending.firstIndex(of: "\n") {
+                let line = String(pending[..<nl]); pending = String(pending[pending.index(after: nl)...])
+                if line.hasPrefix("-----") { inReport.toggle(); continue }
+                // Open MPI's own diagnostics ("[host:pid] …") belong to the report too.
+                if inReport || line.range(of: #"^\[[^\]\s]+:\d+\] "#, options: .regularExpression) != nil { report += line + "\n"; continue }
+                if line.hasPrefix("Error: ") { rankSaidError = true }
+                FileHandle.standardError.write(Data((line + "\n").utf8))
+            }
+        }
+        if !pending.isEmpty { FileHandle.standardError.write(Data(pending.utf8)) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        if code != 0 && !rankSaidError {
+            FileHandle.standardError.write(Data(("Error: " + rankFailure(report, ranks: n) + "\n").utf8))
+        }
+        Foundation.exit(code == 0 ? 0 : (code == 1 && rankSaidError ? 1 : code))
+    }
+
+    /// One line from Open MPI's report of a failed run: which rank, on which host, and how it ended.
+    func rankFailure(_ report: String, ranks: Int) -> String {
+        func match(_ pattern: String) -> [String]? {
+            guard let re = try? NSRegularExpression(pattern: pattern),
+                  let m = re.firstMatch(in: report, range: NSRange(report.startIndex..., in: report)) else { return nil }
+            return (1..<m.numberOfRanges).compactMap { Range(m.range(at: $0), in: report).map { String(report[$0]) } }
+        }
+        if let m = match(#"process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+) \(([^)]+)\)"#), m.count == 4 {
+            return "rank \(m[0]) of \(ranks) on \(m[1]) died (signal \(m[2]), \(m[3])); mpirun stopped every rank (the last checkpoint is intact: --resume continues)"
+        }
+        if let m = match(#"Process name: \[\[\d+,\d+\],(\d+)\][\s\S]*?Exit code:\s+(\d+)"#), m.count == 2 {
+            let host = match(#"Local host:\s+(\S+)"#)?.first.map { " on \($0)" } ?? ""
+            return "rank \(m[0]) of \(ranks)\(host) exited with status \(m[1]); mpirun stopped every rank"
+        }
+        let first = report.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { !$0.isEmpty } ?? "no report"
+        return "mpirun failed: \(first)"
     }
 
     func run() throws {
@@ -168,10 +227,12 @@ struct TrainCommand: ParsableCommand {
         }
         defer { group?.finish() }
         let lead = (group?.rank ?? 0) == 0
-        if let group, lead == false {
-            // Only rank 0 talks; the others' output would repeat it.
+        if let group, lead == false, ProcessInfo.processInfo.environment["DOJO_RANK_OUTPUT"] != "1" {
+            // Only rank 0 talks; the others' output and errors would repeat it (a rank that fails alone is named by
+            // the launcher's one line; DOJO_RANK_OUTPUT=1 keeps every rank's output for debugging).
             let null = open("/dev/null", O_WRONLY)
-            if null >= 0 { dup2(null, 1); close(null) }
+            if null >= 0 { dup2(null, 1); dup2(null, 2); close(null) }
+            _ = group
         }
         if let threads { ComputeThreads.set(threads) }
         else if let group { ComputeThreads.set(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, group.localSize))) }

@@ -70,6 +70,54 @@ struct DistributedTrainTests {
         #expect(worst <= 1e-5, "steps 13–24 after resuming on 1 rank: largest relative difference \(worst)")
     }
 
+    @Test("a rank that dies stops every rank within seconds, with one error line naming the rank and host; --resume continues")
+    func aDeadRankStopsTheRun() throws {
+        guard Self.mpirun else { Issue.record("Open MPI is not installed"); return }
+        let d = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        guard let exe = dojoExecutableURL else { Issue.record("no dojo executable"); return }
+        let args = ["train", "--model", "small-cnn", "--data", "fashion-mnist", "--train-examples", "8192", "--eval-examples", "64",
+                    "--batch-size", "64", "--steps", "100000", "--epochs", "50", "--checkpoint-every", "20", "--threads", "1",
+                    "--out", d + "/run"]
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = args + ["--ranks", "2"]
+        let err = Pipe(), out = Pipe()
+        p.standardError = err; p.standardOutput = out
+        try p.run()
+        // Rank 1: the process whose environment says so, once a checkpoint exists.
+        func rank1() -> pid_t? {
+            for e in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+                guard let pid = pid_t(e), let env = FileManager.default.contents(atPath: "/proc/\(e)/environ") else { continue }
+                if env.split(separator: 0).contains(where: { $0.elementsEqual("OMPI_COMM_WORLD_RANK=1".utf8) }),
+                   let cmd = FileManager.default.contents(atPath: "/proc/\(e)/cmdline"), String(decoding: cmd, as: UTF8.self).contains("train") { return pid }
+            }
+            return nil
+        }
+        var victim: pid_t?
+        let ready = Date().addingTimeInterval(60)
+        while Date() < ready && p.isRunning {
+            if FileManager.default.fileExists(atPath: d + "/run/checkpoint.safetensors"), let r = rank1() { victim = r; break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        guard let victim else { p.terminate(); Issue.record("rank 1 or the first checkpoint never appeared"); return }
+        let killed = Date()
+        kill(victim, SIGKILL)
+        p.waitUntilExit()
+        let stopped = Date().timeIntervalSince(killed)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        _ = out.fileHandleForReading.readDataToEndOfFile()
+        #expect(p.terminationStatus != 0)
+        #expect(stopped < 10, "every rank stopped \(stopped) s after the kill")
+        let errors = stderr.split(separator: "\n").filter { $0.hasPrefix("Error: ") }
+        #expect(errors.count == 1 && errors[0].contains("rank 1 of 2") && errors[0].contains("signal 9"), "\(stderr)")
+        #expect(!stderr.contains("-----"), "Open MPI's boxed report is summarised, not shown: \(stderr)")
+        // The checkpoint is whole: the run continues from it.
+        let resumed = runDojo(args.map { $0 == "100000" ? "60" : $0 } + ["--ranks", "2", "--resume"])
+        #expect(resumed.status == 0 && resumed.stdout.contains("resuming at step"), "\(resumed.stdout)\(resumed.stderr)")
+        print("a dead rank: every rank stopped \(String(format: "%.1f", stopped)) s after the SIGKILL; \(errors.first ?? "")")
+    }
+
     @Test("bad --ranks: not dividing the batch, out of range")
     func badRanks() {
         for (args, text) in [(["--ranks", "3"], "--ranks 3 does not divide --batch-size 64"), (["--ranks", "0"], "--ranks must be 1…1024"),
