@@ -63,6 +63,29 @@ public final class MPIGroup: DataParallelGroup {
         return nextHandle
     }
 
+    /// MPI's sum for BF16 codes (as MPI_UINT16_T): each pair added in FP32 and rounded back to BF16.
+    nonisolated(unsafe) static let bf16Sum: MPI_Op? = {
+        var op: MPI_Op? = nil
+        let fn: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?,
+                                UnsafeMutablePointer<MPI_Datatype?>?) -> Void = { input, inout_, len, _ in
+            guard let input, let inout_, let len else { return }
+            let a = input.assumingMemoryBound(to: UInt16.self), b = inout_.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<Int(len.pointee) { b[i] = bf16Bits(floatFromBF16(a[i]) + floatFromBF16(b[i])) }
+        }
+        MPI_Op_create(fn, 1, &op)
+        return op
+    }()
+
+    public func startAllReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws -> Int {
+        guard count <= Int(Int32.max), let op = MPIGroup.bf16Sum else { throw MPIError("rank \(rank) on \(host): BF16 sums need MPI_Op_create") }
+        var r: MPI_Request? = nil
+        let rc = MPI_Iallreduce(swmpi_in_place(), buffer, Int32(count), swmpi_uint16(), op, swmpi_comm_world(), &r)
+        guard rc == MPI_SUCCESS, let r else { throw MPIError("rank \(rank) on \(host): MPI_Iallreduce of \(count) BF16 values failed (\(rc))") }
+        nextHandle += 1
+        requests[nextHandle] = r
+        return nextHandle
+    }
+
     public func test(_ handle: Int) throws -> Bool {
         guard let found = requests[handle] else { return true }
         var r = found

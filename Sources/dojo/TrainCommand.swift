@@ -93,6 +93,8 @@ struct TrainCommand: ParsableCommand {
     var ranks: Int?
     @Flag(name: .long, inversion: .prefixedNo, help: "With --ranks: sum gradients bucket by bucket while backward still runs (--no-overlap: after it, to measure what overlap hides). (default: on)")
     var overlap = true
+    @Option(name: .long, help: "With --ranks: the format gradients are summed over the ranks in: fp32 or bf16 (half the bytes; every partial sum rounded to BF16). (default: fp32)")
+    var allreduce: String?
 
     @Flag(name: .long, inversion: .prefixedNo, help: "Augment training examples: random flips and shifts; mirrored scenes. (default: off)")
     var augment: Bool?
@@ -129,6 +131,9 @@ struct TrainCommand: ParsableCommand {
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--lr must be a positive number, got \(learningRate)") }
         if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more, got \(warmup)") }
         if let ranks, !(1...1024).contains(ranks) { throw ValidationError("--ranks must be 1…1024, got \(ranks)") }
+        if let allreduce, GradientReduceFormat(rawValue: allreduce) == nil {
+            throw ValidationError("--allreduce must be fp32 or bf16, got '\(allreduce)'")
+        }
     }
 
     /// `--ranks N` outside mpirun: runs `mpirun -n N` with the same command without --ranks, passes SIGINT/SIGTERM on,
@@ -286,6 +291,7 @@ struct TrainCommand: ParsableCommand {
                                   checkpointDirectory: lead ? checkpointDirectory : nil)
         trainer.group = group
         trainer.overlapCommunication = overlap
+        trainer.gradientReduceFormat = allreduce.flatMap(GradientReduceFormat.init(rawValue:)) ?? .fp32
         if lead {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)

@@ -120,6 +120,8 @@ public final class Trainer {
     /// Sum gradients bucket by bucket while backward runs (default); false: all of them after backward (to measure
     /// what the overlap hides).
     public var overlapCommunication = true
+    /// The format gradients are summed over the ranks in: fp32 (exact up to the order of sums) or bf16 (half the bytes).
+    public var gradientReduceFormat = GradientReduceFormat.fp32
 
     /// Position: steps done, and where in which epoch the next batch comes from.
     public private(set) var step = 0
@@ -201,7 +203,7 @@ public final class Trainer {
                 // With a group: the global batch's mean loss and its gradient, each rank's weighted by its share and
                 // summed over the ranks, bucket by bucket while backward still runs.
                 let weight = Float(batch.size) / Float(global.size)
-                let reduction = group.map { OverlappedGradientReduction(group: $0, parameters: parameters, weight: weight) }
+                let reduction = group.map { OverlappedGradientReduction(group: $0, parameters: parameters, weight: weight, format: gradientReduceFormat) }
                 if batch.size > 0 {
                     let (loss, _) = tape.record { forward(batch, training: true, seed: mix(config.seed, UInt64(step))) }
                     lossValue = loss.item
