@@ -131,6 +131,15 @@ struct TrainCommand: ParsableCommand {
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--lr must be a positive number, got \(learningRate)") }
         if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more, got \(warmup)") }
         if let ranks, !(1...1024).contains(ranks) { throw ValidationError("--ranks must be 1…1024, got \(ranks)") }
+        // Numbers that would crash or silently train nonsense (issue 12): bounded with the reason.
+        if let threads, threads > 1024 { throw ValidationError("--threads must be 1…1024 (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores), got \(threads)") }
+        if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be a number in [0, 1), got \(momentum)") }
+        if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be 0 or more, got \(weightDecay)") }
+        if let positiveWeight, !(positiveWeight > 0 && positiveWeight.isFinite) { throw ValidationError("--positive-weight must be a positive number, got \(positiveWeight)") }
+        for (name, v) in [("epochs", epochs), ("steps", steps), ("batch-size", batchSize), ("train-examples", trainExamples),
+                          ("eval-examples", evalExamples), ("warmup", warmup), ("checkpoint-every", checkpointEvery)] {
+            if let v, v > 1_000_000_000 { throw ValidationError("--\(name) must be at most 1,000,000,000, got \(v)") }
+        }
         if let allreduce, GradientReduceFormat(rawValue: allreduce) == nil {
             throw ValidationError("--allreduce must be fp32 or bf16, got '\(allreduce)'")
         }
