@@ -270,7 +270,8 @@ extension JobService {
         if lfd >= 0 { let b = Array(header.utf8); _ = b.withUnsafeBytes { Glibc.write(lfd, $0.baseAddress, $0.count) }; Glibc.close(lfd) }
         // What its folders and log hold now (after the header): the disk check kills only jobs that grew past it.
         if sandbox.limits.diskPerTenant > 0 { diskAtStart[id] = jobDiskUsage(r) ?? Sandbox.Usage() }
-        let wrapped = sandbox.wrap(cmd, uid: uid, work: work, checkpoint: checkpoint, network: tenant.network, tiles: pl.tiles)
+        let wrapped = sandbox.wrap(cmd, uid: uid, work: work, checkpoint: checkpoint, network: tenant.network, tiles: pl.tiles,
+                                   programFolder: own)
         do {
             workers[id] = try Worker.spawn(dir: attemptDir(id, r.attempts), log: log, workingDirectory: work, cgroupProcs: procs,
                                            sandboxed: sandbox.mode == .bwrap, command: wrapped, environment: env,

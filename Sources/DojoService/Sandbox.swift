@@ -125,7 +125,8 @@ struct Sandbox: Sendable {
     /// The argv that runs `command` in the sandbox (or, with `none`, as it is behind the rlimits). The work folder is
     /// bound from descriptor 3 and the checkpoint folder from descriptor 4 (the worker passes them; bwrap closes them
     /// once mounted, so the job holds no descriptor of the host's tree).
-    func wrap(_ command: [String], uid: Int?, work: String, checkpoint: String, network: Bool, tiles: Int) -> [String] {
+    func wrap(_ command: [String], uid: Int?, work: String, checkpoint: String, network: Bool, tiles: Int,
+              programFolder: String? = nil) -> [String] {
         var argv: [String] = []
         if !prlimit.isEmpty {
             argv += [prlimit]
@@ -143,6 +144,8 @@ struct Sandbox: Sendable {
         argv += ["--tmpfs", "/tmp"]
         for d in hiddenFolders { argv += ["--tmpfs", d] }
         for f in hiddenFiles where !f.hasPrefix("/tmp/") && FileManager.default.fileExists(atPath: f) { argv += ["--ro-bind", "/dev/null", f] }
+        // The folder of this dojo binary, read-only, in case /tmp (now private) holds it: `dojo train …` jobs need it.
+        if let p = programFolder, p != "/", FileManager.default.fileExists(atPath: p) { argv += ["--ro-bind", p, p] }
         argv += ["--bind-fd", "3", work]
         if !(checkpoint + "/").hasPrefix(work + "/") { argv += ["--bind-fd", "4", checkpoint] }
         // `--` ends env's options: a command that starts with '-' is the program's name, not an option of env.
