@@ -222,7 +222,7 @@ extension JobService {
         let tenant = try tenantPolicy(r.tenant)
         let uid = sandbox.mode == .bwrap ? sandbox.uid(tenantNumber: tenant.number) : nil
         let root = tenantRoot(r.tenant)
-        try Sandbox.ensureTenantRoot(root, uid: uid)
+        try Sandbox.ensureTenantRoot(root)
         guard !r.checkpointDir.hasPrefix("/") else {
             throw ServiceError(.unprocessable, "checkpoint_dir \(r.checkpointDir) is an absolute path (a job submitted before the sandbox); submit it again with a path relative to the tenant's storage")
         }
@@ -284,13 +284,12 @@ extension JobService {
 
     /// A job's output: in its tenant's storage (`logs/<id>.log`, so that logs count against the tenant's disk limit),
     /// owned by the server and never bound into a sandbox (the job writes it through its stdout only). Jobs from
-    /// before the sandbox keep `<db>.jobs/<id>/output.log`.
+    /// before the sandbox keep `<db>.jobs/<id>/output.log`. `creating` makes the logs folder (spawn makes the root first).
     func logPath(_ r: JobRow, creating: Bool = false) throws -> String {
         let legacy = jobDir(r.id) + "/output.log"
         if FileManager.default.fileExists(atPath: legacy) { return legacy }
         let root = tenantRoot(r.tenant)
         if creating {
-            try Sandbox.ensureTenantRoot(root, uid: sandbox.mode == .bwrap ? sandbox.uid(tenantNumber: try tenantPolicy(r.tenant).number) : nil)
             let (_, fd) = try Sandbox.ensureFolder(root: root, relative: ["logs"], uid: nil, serverOwnedLeaf: true)
             Glibc.close(fd)
         }

@@ -156,7 +156,7 @@ struct Sandbox: Sendable {
     /// The tenant's storage root `<db>.tenants/<name>`: made by the server in a folder only it writes, and owned by
     /// the server (mode 0711) — like every folder above a job's own ones, so that a tenant's job can never rename,
     /// replace or symlink a component of a path the server mounts into a sandbox.
-    static func ensureTenantRoot(_ root: String, uid: Int?) throws {
+    static func ensureTenantRoot(_ root: String) throws {
         let parent = (root as NSString).deletingLastPathComponent
         if mkdir(parent, 0o711) != 0 && errno != EEXIST { throw ServiceError(.internalError, "cannot create \(parent): \(String(cString: strerror(errno)))") }
         if mkdir(root, 0o711) != 0 && errno != EEXIST { throw ServiceError(.internalError, "cannot create \(root): \(String(cString: strerror(errno)))") }

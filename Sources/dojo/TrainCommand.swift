@@ -149,7 +149,6 @@ struct TrainCommand: ParsableCommand {
     /// shows the ranks' output, and turns Open MPI's boxed reports of a rank that died into one error line that names
     /// the rank and host (every other rank has been stopped by then; the last checkpoint is intact).
     func launchRanks(_ n: Int) throws -> Never {
-        // Open MPI's "ranks were killed" banners go through mpirun's stderr, which this process reads.
         // The batch each step splits: given, or the default of a new run (a resumed run keeps its checkpoint's).
         let batch = try batchSize ?? (resume ? nil : resolveConfig(nil).batchSize)
         if let batch, batch % n != 0 {

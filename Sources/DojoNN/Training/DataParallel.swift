@@ -138,13 +138,12 @@ public final class OverlappedGradientReduction {
                 for i in 0..<floats { buffers[b][i] = floatFromBF16(halves[b][i]) }
             }
         }
-        for (i, p) in parameters.enumerated() {
+        for p in parameters {
             let s = slot[ObjectIdentifier(p)]!
             let g = grads[p] ?? Tensor(zeros: p.shape)
             let src = buffers[s.bucket].advanced(by: s.offset)
             for k in 0..<p.count { g.pointer[k] = src[k] }
             grads[p] = g
-            _ = i
         }
     }
 }
