@@ -236,8 +236,11 @@ struct Sandbox: Sendable {
 
     /// Walks a tree from open descriptors (`openat` + `fstatat`, never a path string: no PATH_MAX limit, and a
     /// folder swapped for a symlink mid-walk is not followed), depth first, holding one descriptor per level (not per
-    /// pending folder: a folder of 100,000 subfolders costs no more descriptors than one). Stops once either figure
-    /// passes its cap; a tree deeper than `maxDepth` levels counts as over both caps (it cannot be walked cheaply).
+    /// pending folder: a folder of 100,000 subfolders costs no more descriptors than one). Stops once the entries pass
+    /// `entryCap` (that bounds the work), or — only for a caller that does not count entries — once the bytes pass
+    /// `cap`: stopping at the byte cap alone would leave the entries short by whatever the walk had not reached yet, and
+    /// which folders those are depends on the file system's readdir order (a tenant over its bytes could then drain
+    /// inodes unseen: seen in CI). A tree deeper than `maxDepth` levels counts as over both caps.
     static func diskUsage(_ root: String, cap: Int64, entryCap: Int = Int.max, maxDepth: Int = 512) -> Usage {
         var u = Usage()
         let top = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -246,7 +249,7 @@ struct Sandbox: Sendable {
         var stack: [OpaquePointer] = [first]
         defer { for d in stack { closedir(d) } }
         while let d = stack.last {
-            if u.bytes > cap || u.entries > entryCap { break }
+            if u.entries > entryCap || (entryCap == Int.max && u.bytes > cap) { break }
             guard let e = readdir(d) else { closedir(d); stack.removeLast(); continue }
             let isDot = withUnsafeBytes(of: e.pointee.d_name) { b in b[0] == 46 && (b[1] == 0 || (b[1] == 46 && b[2] == 0)) }
             if isDot { continue }
@@ -266,6 +269,12 @@ struct Sandbox: Sendable {
         }
         return u
     }
+}
+
+/// What a folder tree holds (bytes in blocks, entries), walked as the disk check walks it; see `Sandbox.diskUsage`.
+public func treeUsage(_ root: String, byteCap: Int64, entryCap: Int = Int.max) -> (bytes: Int64, entries: Int) {
+    let u = Sandbox.diskUsage(root, cap: byteCap, entryCap: entryCap)
+    return (u.bytes, u.entries)
 }
 
 /// Text that is safe to echo to a terminal: no C0/C1 control characters (tab excepted), no unpaired surrogates.

@@ -77,3 +77,31 @@ struct ContainmentTests {
         await svc.close()
     }
 }
+
+/// The disk check's walk counts every entry even once the bytes are past their cap: a tenant already over its bytes
+/// could otherwise drain inodes in folders the walk had not reached (readdir order decides which: CI's did).
+@Suite("the disk walk")
+struct DiskWalkTests {
+    @Test func entriesAreCountedPastTheByteCap() throws {
+        let root = tempDB() + ".tree"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: root) }
+        // 20 folders, each a 64 KiB file and 20 empty files: whichever folder comes first passes a 64 KiB byte cap.
+        for i in 0..<20 {
+            let d = root + "/d\(i)"
+            try fm.createDirectory(atPath: d, withIntermediateDirectories: false)
+            try Data(repeating: 7, count: 64 << 10).write(to: URL(fileURLWithPath: d + "/big"))
+            for j in 0..<20 { #expect(fm.createFile(atPath: d + "/e\(j)", contents: nil)) }
+        }
+        let all = treeUsage(root, byteCap: 64 << 10, entryCap: 10_000)
+        #expect(all.entries == 20 * 22)
+        #expect(all.bytes >= 20 * (64 << 10))
+        // The entry cap still bounds the work.
+        let capped = treeUsage(root, byteCap: 64 << 10, entryCap: 100)
+        #expect(capped.entries > 100 && capped.entries < 20 * 22)
+        // A caller that does not count entries stops at the byte cap.
+        let bytesOnly = treeUsage(root, byteCap: 64 << 10)
+        #expect(bytesOnly.bytes > 64 << 10 && bytesOnly.entries < 20 * 22)
+    }
+}
