@@ -10,3 +10,7 @@ static inline MPI_Op       swmpi_sum(void)        { return MPI_SUM; }
 static inline MPI_Op       swmpi_max(void)        { return MPI_MAX; }
 static inline void        *swmpi_in_place(void)   { return MPI_IN_PLACE; }
 static inline MPI_Errhandler swmpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Datatype swmpi_char(void)       { return MPI_CHAR; }
+static inline MPI_Datatype swmpi_int64(void)      { return MPI_INT64_T; }
+static inline MPI_Status  *swmpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+static inline MPI_Request  swmpi_request_null(void) { return MPI_REQUEST_NULL; }

@@ -11,6 +11,28 @@ public final class MPIGroup: DataParallelGroup {
     public let localSize: Int
     /// This rank's host name (for error lines that name the rank and host).
     public let host: String
+    /// Every rank's host name, by rank.
+    public private(set) var hosts: [String] = []
+    /// Seconds without a word from a rank before every rank stops with an error line that names it (a rank that
+    /// hangs, or whose host or link stops answering, would otherwise block the others forever). Ranks tell each
+    /// other they are alive at most once a second, from inside every collective and from `keepAlive`.
+    public var timeout: Double = 120
+    /// Where the error line of a hang goes (rank 0's stderr; other ranks keep a copy of theirs, since their output is
+    /// silenced).
+    public var errorOutput: Int32 = 2
+    /// A duplicate of the world communicator for heartbeats, so they never match a training message.
+    var heartbeatComm: MPI_Comm? = nil
+    var lastHeard: [Double] = []
+    var heartbeatIn: UnsafeMutablePointer<Int64>
+    var heartbeatOut: UnsafeMutablePointer<Int64>
+    var receives: [MPI_Request?] = []
+    var sends: [MPI_Request?] = []
+    var lastSent = 0.0
+    /// When this rank began listening without a break (calls to `keepAlive` less than 2 s apart): a rank that was busy
+    /// without MPI (loading data, a long step) has not heard the others, which is no sign that they stopped.
+    var listeningSince = 0.0, lastListened = 0.0
+    /// Collectives this rank has entered (sent as the heartbeat: a peer far behind is the one that stopped).
+    var collectives: Int64 = 0
 
     /// Whether this process was started by mpirun (Open MPI sets OMPI_COMM_WORLD_SIZE in every rank).
     public static var launchedByMPI: Bool { ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil }
@@ -30,22 +52,121 @@ public final class MPIGroup: DataParallelGroup {
         rank = Int(r); size = Int(n)
         localSize = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
         host = ProcessInfo.processInfo.hostName
+        heartbeatIn = .allocate(capacity: max(size, 1)); heartbeatIn.initialize(repeating: 0, count: max(size, 1))
+        heartbeatOut = .allocate(capacity: max(size, 1)); heartbeatOut.initialize(repeating: 0, count: max(size, 1))
+        // Every rank's host name (64 bytes each), for error lines.
+        var mine = [CChar](repeating: 0, count: 64)
+        for (i, b) in host.utf8.prefix(63).enumerated() { mine[i] = CChar(bitPattern: b) }
+        var all = [CChar](repeating: 0, count: 64 * size)
+        if MPI_Allgather(&mine, 64, swmpi_char(), &all, 64, swmpi_char(), swmpi_comm_world()) == MPI_SUCCESS {
+            hosts = (0..<size).map { r in String(decoding: all[(64 * r)..<(64 * r + 64)].prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        } else {
+            hosts = Array(repeating: "?", count: size)
+        }
+        var dup: MPI_Comm? = nil
+        guard MPI_Comm_dup(swmpi_comm_world(), &dup) == MPI_SUCCESS, let dup else { throw MPIError("rank \(rank) on \(host): MPI_Comm_dup failed") }
+        heartbeatComm = dup
+        let now = Date().timeIntervalSince1970
+        lastHeard = Array(repeating: now, count: size)
+        receives = Array(repeating: nil, count: size)
+        sends = Array(repeating: nil, count: size)
+        for p in 0..<size where p != rank { postReceive(p) }
     }
 
-    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+    deinit { heartbeatIn.deallocate(); heartbeatOut.deallocate() }
+
+    func postReceive(_ p: Int) {
+        var r: MPI_Request? = nil
+        if MPI_Irecv(heartbeatIn + p, 1, swmpi_int64(), Int32(p), 7, heartbeatComm, &r) == MPI_SUCCESS { receives[p] = r }
+    }
+
+    /// Takes in the heartbeats that arrived, sends this rank's (at most once a second), and stops every rank with
+    /// one error line when a rank has been silent for longer than `timeout`.
+    public func keepAlive() {
+        guard size > 1, heartbeatComm != nil else { return }
+        let now = Date().timeIntervalSince1970
+        if now - lastListened > 2 { listeningSince = now }
+        lastListened = now
+        for p in 0..<size where p != rank {
+            guard receives[p] != nil else { continue }
+            var r = receives[p]
+            var flag: Int32 = 0
+            if MPI_Test(&r, &flag, swmpi_status_ignore()) == MPI_SUCCESS, flag != 0 {
+                lastHeard[p] = now
+                postReceive(p)
+            } else {
+                receives[p] = r
+            }
+        }
+        if now - lastSent >= 1 {
+            lastSent = now
+            for p in 0..<size where p != rank {
+                if sends[p] != nil {   // the last one to this rank still travelling: skip it this time
+                    var s = sends[p]
+                    var flag: Int32 = 0
+                    guard MPI_Test(&s, &flag, swmpi_status_ignore()) == MPI_SUCCESS, flag != 0 else { sends[p] = s; continue }
+                    sends[p] = nil
+                }
+                heartbeatOut[p] = collectives
+                var s: MPI_Request? = nil
+                if MPI_Isend(heartbeatOut + p, 1, swmpi_int64(), Int32(p), 7, heartbeatComm, &s) == MPI_SUCCESS { sends[p] = s }
+            }
+        }
+        let silent = (0..<size).filter { $0 != rank && now - max(lastHeard[$0], listeningSince) > timeout }
+        if !silent.isEmpty {
+            let who = silent.map { "rank \($0) of \(size) on \(hosts.indices.contains($0) ? hosts[$0] : "?")" }.joined(separator: ", ")
+            let line = "Error: \(who) stopped answering: nothing from \(silent.count == 1 ? "it" : "them") for \(Int(timeout)) s (hung, or its host or link is down; --rank-timeout sets the wait); every rank stops, the last checkpoint is intact: --resume continues\n"
+            _ = line.withCString { write(errorOutput, $0, strlen($0)) }
+            MPI_Abort(swmpi_comm_world(), 3)
+            exit(3)
+        }
+    }
+
+    /// Waits for a request, taking in and sending heartbeats while it waits (MPI_Wait would block for ever on a
+    /// rank that stopped).
+    func waitPolling(_ request: inout MPI_Request?, what: String) throws {
+        var flag: Int32 = 0
+        var spins = 0
+        var lastCheck = Date().timeIntervalSince1970
+        while true {
+            let rc = MPI_Test(&request, &flag, swmpi_status_ignore())
+            guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): \(what) failed (\(rc))") }
+            if flag != 0 { return }
+            spins += 1
+            if spins % 256 == 0 {
+                let now = Date().timeIntervalSince1970
+                if now - lastCheck >= 0.05 { lastCheck = now; keepAlive() }
+                if spins > 100_000 { usleep(50) }   // a long wait: leave the core to the others
+            }
+        }
+    }
+
+    /// A sum over every rank, in place, waited for with heartbeats.
+    func allReduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype?, op: MPI_Op?, what: String) throws {
+        collectives += 1
         var done = 0
+        let size = type == swmpi_double() ? 8 : 4
         while done < count {   // MPI counts are Int32
             let n = min(count - done, Int(Int32.max))
-            let rc = MPI_Allreduce(swmpi_in_place(), buffer.advanced(by: done), Int32(n), swmpi_float(), swmpi_sum(), swmpi_comm_world())
-            guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Allreduce of \(n) floats failed (\(rc))") }
+            var r: MPI_Request? = nil
+            let rc = MPI_Iallreduce(swmpi_in_place(), buffer + done * size, Int32(n), type, op, swmpi_comm_world(), &r)
+            guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Iallreduce of \(n) \(what) failed (\(rc))") }
+            try waitPolling(&r, what: "MPI_Iallreduce of \(n) \(what)")
             done += n
         }
     }
 
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        try allReduce(buffer, count: count, type: swmpi_float(), op: swmpi_sum(), what: "floats")
+    }
+
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
+        try allReduce(buffer, count: count, type: swmpi_double(), op: swmpi_sum(), what: "doubles")
+    }
+
     public func allReduceMax(_ value: Int32) throws -> Int32 {
         var v = value
-        let rc = MPI_Allreduce(swmpi_in_place(), &v, 1, swmpi_int(), swmpi_max(), swmpi_comm_world())
-        guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Allreduce failed (\(rc))") }
+        try allReduce(&v, count: 1, type: swmpi_int(), op: swmpi_max(), what: "ints")
         return v
     }
 
@@ -55,6 +176,7 @@ public final class MPIGroup: DataParallelGroup {
 
     public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> Int {
         guard count <= Int(Int32.max) else { try allReduceSum(buffer, count: count); return -1 }
+        collectives += 1
         var r: MPI_Request? = nil
         let rc = MPI_Iallreduce(swmpi_in_place(), buffer, Int32(count), swmpi_float(), swmpi_sum(), swmpi_comm_world(), &r)
         guard rc == MPI_SUCCESS, let r else { throw MPIError("rank \(rank) on \(host): MPI_Iallreduce of \(count) floats failed (\(rc))") }
@@ -78,6 +200,7 @@ public final class MPIGroup: DataParallelGroup {
 
     public func startAllReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws -> Int {
         guard count <= Int(Int32.max), let op = MPIGroup.bf16Sum else { throw MPIError("rank \(rank) on \(host): BF16 sums need MPI_Op_create") }
+        collectives += 1
         var r: MPI_Request? = nil
         let rc = MPI_Iallreduce(swmpi_in_place(), buffer, Int32(count), swmpi_uint16(), op, swmpi_comm_world(), &r)
         guard rc == MPI_SUCCESS, let r else { throw MPIError("rank \(rank) on \(host): MPI_Iallreduce of \(count) BF16 values failed (\(rc))") }
@@ -93,23 +216,33 @@ public final class MPIGroup: DataParallelGroup {
         let rc = MPI_Test(&r, &flag, nil)
         guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Test failed (\(rc))") }
         if flag != 0 { requests[handle] = nil } else { requests[handle] = r }
+        keepAlive()
         return flag != 0
     }
 
     public func wait(_ handle: Int) throws {
         guard let found = requests.removeValue(forKey: handle) else { return }
         var r = found
-        let rc = MPI_Wait(&r, nil)
-        guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Wait failed (\(rc))") }
+        try waitPolling(&r, what: "MPI_Wait")
     }
 
-    public func barrier() { MPI_Barrier(swmpi_comm_world()) }
+    public func barrier() throws {
+        collectives += 1
+        var r: MPI_Request? = nil
+        guard MPI_Ibarrier(swmpi_comm_world(), &r) == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Ibarrier failed") }
+        try waitPolling(&r, what: "MPI_Ibarrier")
+    }
 
-    /// Ends MPI (every rank, once, at the end of a run).
+    /// Ends MPI (every rank, once, at the end of a run): heartbeats still posted are cancelled first.
     public func finish() {
         var done: Int32 = 0
         MPI_Finalized(&done)
-        if done == 0 { MPI_Finalize() }
+        guard done == 0 else { return }
+        for p in 0..<size where p != rank {
+            if receives[p] != nil { var r = receives[p]; MPI_Cancel(&r); MPI_Wait(&r, swmpi_status_ignore()); receives[p] = nil }
+            if sends[p] != nil { var s = sends[p]; MPI_Request_free(&s); sends[p] = nil }
+        }
+        MPI_Finalize()
     }
 }
 

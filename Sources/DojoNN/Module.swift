@@ -7,8 +7,11 @@ public final class ForwardContext: @unchecked Sendable {
     public let training: Bool
     public var generator: RandomSource
     public let precision: PrecisionPolicy?
-    public init(training: Bool, seed: UInt64 = 0, precision: PrecisionPolicy? = nil) {
+    /// Batch statistics over every rank of a data-parallel run (nil: this process's examples only).
+    public let batchNormSync: BatchNormSync?
+    public init(training: Bool, seed: UInt64 = 0, precision: PrecisionPolicy? = nil, batchNormSync: BatchNormSync? = nil) {
         self.training = training; self.generator = RandomSource(seed: seed); self.precision = precision
+        self.batchNormSync = batchNormSync
     }
 }
 

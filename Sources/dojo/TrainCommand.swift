@@ -95,6 +95,10 @@ struct TrainCommand: ParsableCommand {
     var overlap = true
     @Option(name: .long, help: "With --ranks: the format gradients are summed over the ranks in: fp32 or bf16 (half the bytes; every partial sum rounded to BF16). (default: fp32)")
     var allreduce: String?
+    @Flag(name: .long, help: "With --ranks: batch norm uses the statistics of the whole global batch, summed over the ranks in every step (synchronised; the run normalises as one process does), instead of each rank's own examples (the default, as PyTorch's DDP: no extra messages).")
+    var syncBatchnorm = false
+    @Option(name: .long, help: "With --ranks: seconds without a word from a rank before every rank stops with an error that names it (a rank that hangs, or whose host or link is down). (default: 120)")
+    var rankTimeout: Double?
 
     @Flag(name: .long, inversion: .prefixedNo, help: "Augment training examples: random flips and shifts; mirrored scenes. (default: off)")
     var augment: Bool?
@@ -139,6 +143,9 @@ struct TrainCommand: ParsableCommand {
         for (name, v) in [("epochs", epochs), ("steps", steps), ("batch-size", batchSize), ("train-examples", trainExamples),
                           ("eval-examples", evalExamples), ("warmup", warmup), ("checkpoint-every", checkpointEvery)] {
             if let v, v > 1_000_000_000 { throw ValidationError("--\(name) must be at most 1,000,000,000, got \(v)") }
+        }
+        if let rankTimeout, !(rankTimeout >= 1 && rankTimeout <= 86_400) {
+            throw ValidationError("--rank-timeout must be 1…86400 seconds, got \(rankTimeout)")
         }
         if let allreduce, GradientReduceFormat(rawValue: allreduce) == nil {
             throw ValidationError("--allreduce must be fp32 or bf16, got '\(allreduce)'")
@@ -189,6 +196,7 @@ struct TrainCommand: ParsableCommand {
         // The ranks' own lines go through; Open MPI's reports (blocks between lines of dashes) are kept for the summary.
         let reader = FileHandle(fileDescriptor: pipeFDs[0], closeOnDealloc: true)
         var pending = "", report = "", inReport = false, rankSaidError = false
+        var errorLines = Set<String>()
         while true {
             let chunk = reader.availableData
             if chunk.isEmpty { break }
@@ -198,7 +206,10 @@ struct TrainCommand: ParsableCommand {
                 if line.hasPrefix("-----") { inReport.toggle(); continue }
                 // Open MPI's own diagnostics ("[host:pid] …") belong to the report too.
                 if inReport || line.range(of: #"^\[[^\]\s]+:\d+\] "#, options: .regularExpression) != nil { report += line + "\n"; continue }
-                if line.hasPrefix("Error: ") { rankSaidError = true }
+                if line.hasPrefix("Error: ") {
+                    rankSaidError = true
+                    if !errorLines.insert(line).inserted { continue }   // several ranks saw the same silent rank
+                }
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
         }
@@ -240,9 +251,12 @@ struct TrainCommand: ParsableCommand {
         }
         defer { group?.finish() }
         let lead = (group?.rank ?? 0) == 0
+        if let group { group.timeout = rankTimeout ?? 120 }
         if let group, lead == false, ProcessInfo.processInfo.environment["DOJO_RANK_OUTPUT"] != "1" {
             // Only rank 0 talks; the others' output and errors would repeat it (a rank that fails alone is named by
-            // the launcher's one line; DOJO_RANK_OUTPUT=1 keeps every rank's output for debugging).
+            // the launcher's one line; DOJO_RANK_OUTPUT=1 keeps every rank's output for debugging). A rank that
+            // finds another silent still says so (the launcher prints each such line once).
+            group.errorOutput = dup(2)
             let null = open("/dev/null", O_WRONLY)
             if null >= 0 { dup2(null, 1); dup2(null, 2); close(null) }
             _ = group
@@ -300,6 +314,7 @@ struct TrainCommand: ParsableCommand {
         trainer.group = group
         trainer.overlapCommunication = overlap
         trainer.gradientReduceFormat = allreduce.flatMap(GradientReduceFormat.init(rawValue:)) ?? .fp32
+        trainer.syncBatchNorm = syncBatchnorm
         if lead {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)

@@ -102,19 +102,10 @@ struct DistributedTrainTests {
         let err = Pipe(), out = Pipe()
         p.standardError = err; p.standardOutput = out
         try p.run()
-        // Rank 1: the process whose environment says so, once a checkpoint exists.
-        func rank1() -> pid_t? {
-            for e in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-                guard let pid = pid_t(e), let env = FileManager.default.contents(atPath: "/proc/\(e)/environ") else { continue }
-                if env.split(separator: 0).contains(where: { $0.elementsEqual("OMPI_COMM_WORLD_RANK=1".utf8) }),
-                   let cmd = FileManager.default.contents(atPath: "/proc/\(e)/cmdline"), String(decoding: cmd, as: UTF8.self).contains("train") { return pid }
-            }
-            return nil
-        }
         var victim: pid_t?
         let ready = Date().addingTimeInterval(60)
         while Date() < ready && p.isRunning {
-            if FileManager.default.fileExists(atPath: d + "/run/checkpoint.safetensors"), let r = rank1() { victim = r; break }
+            if FileManager.default.fileExists(atPath: d + "/run/checkpoint.safetensors"), let r = Self.rank(1, of: d) { victim = r; break }
             Thread.sleep(forTimeInterval: 0.1)
         }
         guard let victim else { p.terminate(); Issue.record("rank 1 or the first checkpoint never appeared"); return }
@@ -135,10 +126,86 @@ struct DistributedTrainTests {
         print("a dead rank: every rank stopped \(String(format: "%.1f", stopped)) s after the SIGKILL; \(errors.first ?? "")")
     }
 
+    /// A rank's process of the run writing under `dir`: the one whose environment says so.
+    static func rank(_ r: Int, of dir: String) -> pid_t? {
+        for e in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(e), let env = FileManager.default.contents(atPath: "/proc/\(e)/environ") else { continue }
+            if env.split(separator: 0).contains(where: { $0.elementsEqual("OMPI_COMM_WORLD_RANK=\(r)".utf8) }),
+               let cmd = FileManager.default.contents(atPath: "/proc/\(e)/cmdline"),
+               String(decoding: cmd, as: UTF8.self).contains("train"), String(decoding: cmd, as: UTF8.self).contains(dir) { return pid }
+        }
+        return nil
+    }
+
+    @Test("a rank that hangs (stopped) stops every rank within seconds of --rank-timeout, one line naming it; --resume continues")
+    func aHungRankStopsTheRun() throws {
+        guard Self.mpirun else { Issue.record("Open MPI is not installed"); return }
+        let d = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        guard let exe = dojoExecutableURL else { Issue.record("no dojo executable"); return }
+        let args = ["train", "--model", "mlp", "--data", "fashion-mnist", "--train-examples", "8192", "--eval-examples", "64",
+                    "--batch-size", "64", "--steps", "100000", "--epochs", "50", "--checkpoint-every", "20", "--threads", "1",
+                    "--out", d + "/run"]
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = args + ["--ranks", "2", "--rank-timeout", "3"]
+        let err = Pipe(), out = Pipe()
+        p.standardError = err; p.standardOutput = out
+        try p.run()
+        var victim: pid_t?
+        let ready = Date().addingTimeInterval(60)
+        while Date() < ready && p.isRunning {
+            if FileManager.default.fileExists(atPath: d + "/run/checkpoint.safetensors"), let r = Self.rank(1, of: d) { victim = r; break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        guard let victim else { p.terminate(); Issue.record("rank 1 or the first checkpoint never appeared"); return }
+        let stoppedAt = Date()
+        kill(victim, SIGSTOP)   // alive but silent: as a rank stuck in a loop, or a host that stopped answering
+        defer { kill(victim, SIGKILL) }
+        p.waitUntilExit()
+        let took = Date().timeIntervalSince(stoppedAt)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        _ = out.fileHandleForReading.readDataToEndOfFile()
+        #expect(p.terminationStatus != 0)
+        #expect(took < 15, "every rank stopped \(took) s after rank 1 stopped (timeout 3 s)")
+        let errors = stderr.split(separator: "\n").filter { $0.hasPrefix("Error: ") }
+        #expect(errors.count == 1 && errors[0].contains("rank 1 of 2") && errors[0].contains("stopped answering"), "\(stderr)")
+        #expect(!stderr.contains("-----"), "Open MPI's boxed report is summarised, not shown: \(stderr)")
+        Thread.sleep(forTimeInterval: 0.5)
+        let state = (try? String(contentsOfFile: "/proc/\(victim)/stat", encoding: .utf8))?.split(separator: ")").last?.split(separator: " ").first
+        #expect(state == nil || state == "Z", "mpirun ended the stopped rank too (state \(state.map(String.init) ?? "gone"))")
+        let resumed = runDojo(args.map { $0 == "100000" ? "50" : $0 } + ["--ranks", "2", "--resume"])
+        #expect(resumed.status == 0 && resumed.stdout.contains("resuming at step"), "\(resumed.stdout)\(resumed.stderr)")
+        print("a hung rank: every rank stopped \(String(format: "%.1f", took)) s after rank 1 stopped (--rank-timeout 3); \(errors.first ?? "")")
+    }
+
+    @Test("--sync-batchnorm: small-cnn on 2 ranks follows 1 process within 1e-5 per step; each rank's own statistics do not")
+    func synchronisedBatchNorm() throws {
+        guard Self.mpirun else { Issue.record("Open MPI is not installed"); return }
+        let d = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let cnn = ["train", "--model", "small-cnn", "--data", "fashion-mnist", "--train-examples", "1024", "--eval-examples", "64",
+                   "--batch-size", "32", "--steps", "12", "--checkpoint-every", "0", "--threads", "1", "--no-augment"]
+        let one = runDojo(cnn + ["--out", d + "/one"])
+        let sync = runDojo(cnn + ["--ranks", "2", "--sync-batchnorm", "--out", d + "/sync"])
+        let local = runDojo(cnn + ["--ranks", "2", "--out", d + "/local"])
+        #expect(one.status == 0 && sync.status == 0 && local.status == 0, "\(one.stderr)\(sync.stderr)\(local.stderr)")
+        let a = Self.losses(d + "/one"), b = Self.losses(d + "/sync"), c = Self.losses(d + "/local")
+        #expect(a.count == 12 && b.count == 12 && c.count == 12)
+        let synced = a.keys.map { abs(a[$0]! - (b[$0] ?? .nan)) / abs(a[$0]!) }.max() ?? .nan
+        let own = a.keys.map { abs(a[$0]! - (c[$0] ?? .nan)) / abs(a[$0]!) }.max() ?? .nan
+        #expect(synced <= 1e-5, "synchronised: largest relative difference per step \(synced)")
+        #expect(own > 1e-3, "each rank's own statistics normalise 16 examples, not 32: the losses differ (\(own))")
+        print("batch norm over 2 ranks vs 1 process (small-cnn, 12 steps): synchronised \(synced), per rank \(own)")
+    }
+
     @Test("bad --ranks: not dividing the batch, out of range")
     func badRanks() {
         for (args, text) in [(["--ranks", "3"], "--ranks 3 does not divide --batch-size 64"), (["--ranks", "0"], "--ranks must be 1…1024"),
-                             (["--ranks", "5000"], "--ranks must be 1…1024")] {
+                             (["--ranks", "5000"], "--ranks must be 1…1024"),
+                             (["--ranks", "2", "--rank-timeout", "0"], "--rank-timeout must be 1…86400"),
+                             (["--ranks", "2", "--rank-timeout", "nan"], "--rank-timeout must be 1…86400"),
+                             (["--ranks", "2", "--sync-batchnorm", "--train-examples", "2049"], "the last batch of each epoch has 1 examples for 2 ranks")] {
             let r = runDojo(Self.mlp + args + ["--out", NSTemporaryDirectory() + "dojo-dp-bad-\(UUID().uuidString)"])
             #expect(r.status != 0 && r.stderr.hasPrefix("Error: ") && r.stderr.contains(text), "\(args): \(r.stderr)")
         }

@@ -37,6 +37,40 @@ import Testing
         }
     }
 
+    /// Synchronised batch norm (`BatchNormSync`), in one process: with one rank (sums as they are) it passes finite
+    /// differences; as one of two ranks that hold the same examples (every sum doubled, weight ½) its output, running
+    /// statistics (the variance unbiased over the global 2M) and gradients are those of plain batch norm.
+    @Test func synchronisedBatchNorm() {
+        let one = BatchNormSync(weight: 1) { _, _ in }
+        let rm = Tensor(zeros: [3]), rv = Tensor(repeating: 1, shape: [3])
+        checkGradients("synchronised batchnorm", inputs: [random([4, 3, 3, 2], seed: 8), random([3], seed: 9), random([3], seed: 10)]) {
+            $0[0].batchNorm(gamma: $0[1], beta: $0[2], runningMean: rm, runningVariance: rv, training: true, sync: one)
+        }
+        let twin = BatchNormSync(weight: 0.5) { p, n in for i in 0..<n { p[i] *= 2 } }
+        func run(_ sync: BatchNormSync?) -> (y: [Float], grads: [[Float]], rm: [Float], rv: [Float]) {
+            let x = random([5, 3, 4, 2], seed: 21).requiringGrad(), g = random([3], seed: 22).requiringGrad(), b = random([3], seed: 23).requiringGrad()
+            let rm = Tensor(zeros: [3]), rv = Tensor(repeating: 1, shape: [3])
+            let w = random([5, 3, 4, 2], seed: 24)
+            let tape = Tape()
+            var y: Tensor!
+            let loss = tape.record {
+                y = x.batchNorm(gamma: g, beta: b, runningMean: rm, runningVariance: rv, training: true, sync: sync)
+                return (y * w).sum()
+            }
+            let grads = tape.backward(from: loss)
+            return (y.array, [x, g, b].map { grads[$0]!.array }, rm.array, rv.array)
+        }
+        let plain = run(nil), synced = run(twin)
+        func close(_ a: [Float], _ b: [Float]) -> Bool { zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) } && a.count == b.count }
+        #expect(close(plain.y, synced.y))
+        #expect(close(plain.rm, synced.rm))
+        // The running variance is unbiased over the global batch: 2M examples, not M.
+        let m: Float = 5 * 4 * 2
+        let expected = plain.rv.map { 0.9 + 0.1 * (($0 - 0.9) / 0.1 * (m - 1) / m) * (2 * m) / (2 * m - 1) }
+        #expect(close(expected, synced.rv), "\(expected) \(synced.rv)")
+        for (a, b) in zip(plain.grads, synced.grads) { #expect(close(a, b)) }
+    }
+
     @Test func runningStatisticsFollowPyTorch() {
         // one channel, values 1…4: batch mean 2.5, biased variance 1.25, unbiased 5/3
         let x = Tensor([1, 2, 3, 4], shape: [4, 1])

@@ -62,7 +62,8 @@ public final class BatchNorm2d: Module {
     public override func forward(_ x: Tensor) -> Tensor {
         precondition(x.rank >= 2 && x.shape[1] == weight.count, "\(path): expects \(weight.count) channels, got \(x.shape)")
         return x.batchNorm(gamma: weight, beta: bias, runningMean: runningMean, runningVariance: runningVar,
-                           training: Module.context.training, momentum: momentum, epsilon: epsilon)
+                           training: Module.context.training, momentum: momentum, epsilon: epsilon,
+                           sync: Module.context.batchNormSync)
     }
 }
 

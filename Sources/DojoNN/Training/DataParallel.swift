@@ -8,12 +8,15 @@ import Foundation
 /// schedule and initial weights are those of one process with the same batch size. Gradients are weighted by each
 /// rank's share of the batch and summed over the ranks, so every rank applies the gradient of the global batch's
 /// mean loss, and the replicas stay identical. Batch norm uses each rank's own statistics (as PyTorch's DDP without
-/// SyncBatchNorm); an MLP or any model without batch norm matches one process up to the order of float sums.
+/// SyncBatchNorm) unless the trainer synchronises it (`Trainer.syncBatchNorm`: the statistics of the global batch);
+/// an MLP, any model without batch norm, or synchronised batch norm matches one process up to the order of sums.
 public protocol DataParallelGroup: AnyObject {
     var rank: Int { get }
     var size: Int { get }
     /// Sums `count` floats at `buffer` over every rank, in place (every rank calls it with the same count).
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
+    /// The same for doubles (batch-norm statistics of synchronised batch norm).
+    func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
     /// The largest of every rank's `value` (stop requests, so that all ranks stop at the same step).
     func allReduceMax(_ value: Int32) throws -> Int32
     /// Starts summing `count` floats at `buffer` over every rank without waiting (every rank starts the same sums in
@@ -26,6 +29,13 @@ public protocol DataParallelGroup: AnyObject {
     /// The same for BF16 values (the top 16 bits of FP32): each partial sum is rounded to BF16 (nearest even), so
     /// the sums travel in half the bytes at the cost of BF16's precision.
     func startAllReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws -> Int
+    /// Tells the other ranks this one is alive while it works without them (evaluation, checkpoints), so that a
+    /// long stretch of work is not taken for a hang.
+    func keepAlive()
+}
+
+extension DataParallelGroup {
+    public func keepAlive() {}
 }
 
 /// The format gradients are summed over the ranks in (`dojo train --allreduce`).

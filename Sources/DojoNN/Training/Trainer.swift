@@ -122,6 +122,12 @@ public final class Trainer {
     public var overlapCommunication = true
     /// The format gradients are summed over the ranks in: fp32 (exact up to the order of sums) or bf16 (half the bytes).
     public var gradientReduceFormat = GradientReduceFormat.fp32
+    /// With a group: batch norm uses the statistics of the whole global batch, summed over the ranks in every
+    /// forward and backward (synchronised; the run normalises as one process does), instead of each rank's own
+    /// examples (the default, as PyTorch's DDP without SyncBatchNorm: no extra messages, statistics of fewer examples).
+    public var syncBatchNorm = false
+    /// The first failure of a batch-norm sum inside forward or backward (which cannot throw), raised after the step.
+    var batchNormSyncFailure: Error?
 
     /// Position: steps done, and where in which epoch the next batch comes from.
     public private(set) var step = 0
@@ -158,9 +164,9 @@ public final class Trainer {
     public var totalSteps: Int { plannedSteps(config, train) }
 
     /// The loss of one batch (and the model's output), in training or evaluation mode.
-    func forward(_ batch: Batch, training: Bool, seed: UInt64) -> (loss: Tensor, output: Tensor) {
+    func forward(_ batch: Batch, training: Bool, seed: UInt64, sync: BatchNormSync? = nil) -> (loss: Tensor, output: Tensor) {
         let x = Tensor(batch.inputs, shape: batch.inputShape)
-        let ctx = ForwardContext(training: training, seed: seed, precision: policy)
+        let ctx = ForwardContext(training: training, seed: seed, precision: policy, batchNormSync: sync)
         return Module.$context.withValue(ctx) {
             let y = model(x)
             switch task {
@@ -182,12 +188,19 @@ public final class Trainer {
     public func run() throws -> [EpochReport] {
         var reports: [EpochReport] = []
         let parameters = model.parameters
+        if let group, syncBatchNorm, group.size > 1 {
+            // Every rank must take part in every batch-norm sum: none may have an empty share of a batch.
+            let last = train.dataset.count % config.batchSize
+            if !train.dropLast && last > 0 && last < group.size {
+                throw TrainingError.invalidConfig("synchronised batch norm needs an example per rank in every batch: the last batch of each epoch has \(last) examples for \(group.size) ranks (change the number of examples or the batch size)")
+            }
+        }
         while epoch < config.epochs && !finishedSteps {
             let epochStart = Date()
             var lossSum = 0.0, lossCount = 0
             for global in train.batches(epoch: epoch, startingAt: batchInEpoch) {
                 var stop = shouldStop()
-                if let group { stop = try group.allReduceMax(stop ? 1 : 0) != 0 }
+                if let group { group.keepAlive(); stop = try group.allReduceMax(stop ? 1 : 0) != 0 }
                 if stop {
                     let saved = try saveCheckpointIfConfigured()
                     throw TrainingError.interrupted(step: step, checkpoint: saved)
@@ -205,7 +218,14 @@ public final class Trainer {
                 let weight = Float(batch.size) / Float(global.size)
                 let reduction = group.map { OverlappedGradientReduction(group: $0, parameters: parameters, weight: weight, format: gradientReduceFormat) }
                 if batch.size > 0 {
-                    let (loss, _) = tape.record { forward(batch, training: true, seed: mix(config.seed, UInt64(step))) }
+                    var sync: BatchNormSync?
+                    if let group, syncBatchNorm, group.size > 1 {
+                        sync = BatchNormSync(weight: Double(weight)) { [unowned self] p, n in
+                            guard self.batchNormSyncFailure == nil else { return }
+                            do { try group.allReduceSum(p, count: n) } catch { self.batchNormSyncFailure = error }
+                        }
+                    }
+                    let (loss, _) = tape.record { forward(batch, training: true, seed: mix(config.seed, UInt64(step)), sync: sync) }
                     lossValue = loss.item
                     if let reduction, overlapCommunication {
                         grads = tape.backward(from: loss, watching: parameters.map(\.1)) { reduction.ready($0, $1) }
@@ -213,6 +233,7 @@ public final class Trainer {
                         grads = tape.backward(from: loss)
                     }
                 }
+                if let failure = batchNormSyncFailure { throw failure }
                 if let group, let reduction {
                     try reduction.finish(into: &grads)
                     lastExposedCommunication = reduction.exposedSeconds
@@ -259,6 +280,7 @@ public final class Trainer {
         defer { policy?.updatesHistory = true }
         var lossSum = 0.0, examples = 0, correct = 0, cells = 0, tp = 0, fp = 0, fn = 0
         for batch in loader.batches(epoch: 0) {
+            group?.keepAlive()
             let (loss, y) = forward(batch, training: false, seed: 0)
             lossSum += Double(loss.item) * Double(batch.size)
             examples += batch.size

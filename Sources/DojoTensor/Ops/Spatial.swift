@@ -102,11 +102,16 @@ extension Tensor {
 
     /// Batch normalisation over N (and H, W) per channel. In training it normalises with the batch's statistics
     /// and updates the running ones (unbiased variance, as PyTorch); otherwise it uses the running statistics.
+    /// With `sync` (training only), the statistics are those of every rank's examples together (`BatchNormSync`).
     public func batchNorm(gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVariance: Tensor, training: Bool,
-                          momentum: Float = 0.1, epsilon: Float = 1e-5) -> Tensor {
+                          momentum: Float = 0.1, epsilon: Float = 1e-5, sync: BatchNormSync? = nil) -> Tensor {
         precondition(rank == 2 || rank == 4, "batchNorm needs [N, C] or [N, C, H, W], got \(shape)")
         let n = shape[0], c = shape[1], spatial = rank == 4 ? shape[2] * shape[3] : 1
         precondition(gamma.shape == [c] && beta.shape == [c], "batchNorm: gamma \(gamma.shape), beta \(beta.shape) for \(c) channels")
+        if training, let sync {
+            return syncedBatchNorm(gamma: gamma, beta: beta, runningMean: runningMean, runningVariance: runningVariance,
+                                   momentum: momentum, epsilon: epsilon, sync: sync)
+        }
         let out = Tensor(uninitializedShape: shape)
         let backend = Engine.backend
         let attrs = OpAttributes(epsilon: Double(epsilon))
