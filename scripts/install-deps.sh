@@ -4,8 +4,9 @@
 set -euo pipefail
 # libcurl4: FoundationNetworking (the dojo client commands' HTTP) loads it at run time.
 # bubblewrap: dojo serve runs every job in a sandbox (Sources/DojoService/Sandbox.swift).
+# iproute2 (ip, tc) and util-linux (unshare): the multi-host tests make hosts as network namespaces (scripts/netns-hosts.sh).
 # openmpi-bin libopenmpi-dev: dojo train --ranks N (data-parallel training over MPI).
-pkgs=(pkg-config libdnnl-dev zlib1g-dev libsqlite3-dev libcurl4 bubblewrap openmpi-bin libopenmpi-dev dataset-fashion-mnist "$@")
+pkgs=(pkg-config libdnnl-dev zlib1g-dev libsqlite3-dev libcurl4 bubblewrap openmpi-bin libopenmpi-dev iproute2 util-linux dataset-fashion-mnist "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

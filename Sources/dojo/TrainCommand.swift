@@ -26,7 +26,7 @@ struct TrainCommand: ParsableCommand {
         options you leave out are taken from the checkpoint. --ranks N trains data-parallel in N processes under \
         mpirun (Open MPI; `mpirun -n N dojo train …` works too): each rank trains its share of every global batch \
         and the gradients are summed over the ranks, so the run follows the one-process run of the same batch size; \
-        rank 0 writes the metrics, plot, graph and checkpoints.
+        rank 0 writes the metrics, plot, graph and checkpoints. --hostfile (with --launcher, --network) runs the         ranks on other hosts; --sync-batchnorm normalises over the global batch; a rank that dies or stops         answering (--rank-timeout) stops every rank with one line that names it.
         """)
 
     @Option(name: .long, help: "Model: \(ModelZoo.entries.filter { $0.task != .languageModeling }.map(\.name).joined(separator: ", ")). (default: occupancy)")
@@ -95,6 +95,12 @@ struct TrainCommand: ParsableCommand {
     var overlap = true
     @Option(name: .long, help: "With --ranks: the format gradients are summed over the ranks in: fp32 or bf16 (half the bytes; every partial sum rounded to BF16). (default: fp32)")
     var allreduce: String?
+    @Option(name: .long, help: "With --ranks: run the ranks on the hosts of this Open MPI hostfile (`HOST slots=K` a line), started through --launcher; dojo and its data must be at the same paths on every host.")
+    var hostfile: String?
+    @Option(name: .long, help: "With --hostfile: the program mpirun starts its daemon on each host with, as `PROGRAM HOST COMMAND…` (default: ssh; scripts/netns-hosts.sh writes one for namespace hosts).")
+    var launcher: String?
+    @Option(name: .long, help: "With --hostfile: the network the ranks talk over, as CIDR (e.g. 10.99.1.0/24); Open MPI picks otherwise.")
+    var network: String?
     @Flag(name: .long, help: "With --ranks: batch norm uses the statistics of the whole global batch, summed over the ranks in every step (synchronised; the run normalises as one process does), instead of each rank's own examples (the default, as PyTorch's DDP: no extra messages).")
     var syncBatchnorm = false
     @Option(name: .long, help: "With --ranks: seconds without a word from a rank before every rank stops with an error that names it (a rank that hangs, or whose host or link is down). (default: 120)")
@@ -144,6 +150,15 @@ struct TrainCommand: ParsableCommand {
                           ("eval-examples", evalExamples), ("warmup", warmup), ("checkpoint-every", checkpointEvery)] {
             if let v, v > 1_000_000_000 { throw ValidationError("--\(name) must be at most 1,000,000,000, got \(v)") }
         }
+        if (hostfile != nil || launcher != nil || network != nil) && ranks == nil {
+            throw ValidationError("--hostfile, --launcher and --network go with --ranks N")
+        }
+        if (launcher != nil || network != nil) && hostfile == nil {
+            throw ValidationError("--launcher and --network go with --hostfile")
+        }
+        if let network, network.range(of: #"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$"#, options: .regularExpression) == nil {
+            throw ValidationError("--network must be an IPv4 network as CIDR (like 10.99.1.0/24), got '\(network)'")
+        }
         if let rankTimeout, !(rankTimeout >= 1 && rankTimeout <= 86_400) {
             throw ValidationError("--rank-timeout must be 1…86400 seconds, got \(rankTimeout)")
         }
@@ -169,14 +184,28 @@ struct TrainCommand: ParsableCommand {
         var rest: [String] = []
         var i = 1
         let args = CommandLine.arguments
+        let launchOnly = ["--ranks", "--hostfile", "--launcher", "--network"]
         while i < args.count {
-            if args[i] == "--ranks" { i += 2; continue }
-            if args[i].hasPrefix("--ranks=") { i += 1; continue }
+            if launchOnly.contains(args[i]) { i += 2; continue }
+            if launchOnly.contains(where: { args[i].hasPrefix($0 + "=") }) { i += 1; continue }
             rest.append(args[i]); i += 1
         }
+        // --bind-to none: Open MPI would pin each host's ranks from core 0, so ranks of one host (or of namespace
+        // hosts on one machine) would share a core.
         var argv = [mpirun, "-n", "\(n)", "--bind-to", "none"]
         if geteuid() == 0 { argv.append("--allow-run-as-root") }
-        if n > ProcessInfo.processInfo.activeProcessorCount { argv.append("--oversubscribe") }
+        if let hostfile {
+            let slots = try hostfileSlots(hostfile)
+            if slots < n { throw CLIError("--hostfile \(hostfile) offers \(slots) slot\(slots == 1 ? "" : "s") for --ranks \(n): add hosts or slots (`HOST slots=K`)") }
+            argv += ["--hostfile", hostfile]
+            if let launcher {
+                guard access(launcher, X_OK) == 0 else { throw CLIError("--launcher \(launcher): no such executable program") }
+                argv += ["--mca", "plm_rsh_agent", launcher]
+            }
+            if let network { argv += ["--mca", "btl_tcp_if_include", network, "--mca", "oob_tcp_if_include", network] }
+        } else if n > ProcessInfo.processInfo.activeProcessorCount {
+            argv.append("--oversubscribe")
+        }
         argv += [exe] + rest
         var cargv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         var pipeFDs: [Int32] = [0, 0]
@@ -223,6 +252,33 @@ struct TrainCommand: ParsableCommand {
         Foundation.exit(code == 0 ? 0 : (code == 1 && rankSaidError ? 1 : code))
     }
 
+    /// The slots an Open MPI hostfile offers (`HOST [slots=K]` a line, `#` comments; a host without slots counts 1).
+    func hostfileSlots(_ path: String) throws -> Int {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw CLIError("--hostfile \(path): cannot read it (no such file)") }
+        guard !isFolder.boolValue, let handle = FileHandle(forReadingAtPath: path) else {
+            throw CLIError("--hostfile \(path): cannot read it (\(isFolder.boolValue ? "a folder" : "permission denied"))")
+        }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: 1 << 20) ?? Data() else { throw CLIError("--hostfile \(path): cannot read it") }
+        var slots = 0
+        for (n, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
+            if line.isEmpty { continue }
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            var k = 1
+            for w in words.dropFirst() {
+                if w.hasPrefix("slots=") {
+                    guard let v = Int(w.dropFirst(6)), v >= 1 else { throw CLIError("--hostfile \(path) line \(n + 1): slots must be a whole number ≥ 1, got '\(w)'") }
+                    k = v
+                }
+            }
+            slots += k
+        }
+        guard slots > 0 else { throw CLIError("--hostfile \(path) names no host (one `HOST slots=K` a line)") }
+        return slots
+    }
+
     /// One line from Open MPI's report of a failed run: which rank, on which host, and how it ended.
     func rankFailure(_ report: String, ranks: Int) -> String {
         func match(_ pattern: String) -> [String]? {
@@ -236,6 +292,12 @@ struct TrainCommand: ParsableCommand {
         if let m = match(#"Process name: \[\[\d+,\d+\],(\d+)\][\s\S]*?Exit code:\s+(\d+)"#), m.count == 2 {
             let host = match(#"Local host:\s+(\S+)"#)?.first.map { " on \($0)" } ?? ""
             return "rank \(m[0]) of \(ranks)\(host) exited with status \(m[1]); mpirun stopped every rank"
+        }
+        if report.contains("unable to reliably start one or more daemons") {
+            return "mpirun could not start on every host of the hostfile (a host that does not answer, a launcher that failed, or no Open MPI or dojo at the same path there); mpirun stopped every rank"
+        }
+        if report.contains("not enough slots available") {
+            return "mpirun found fewer slots than --ranks \(ranks) (a host list or hostfile with too few slots)"
         }
         let first = report.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { !$0.isEmpty } ?? "no report"
         return "mpirun failed: \(first)"
