@@ -388,6 +388,7 @@ components:
         checkpoint_dir: { type: string, maxLength: 1024, description: "Relative to the tenant's storage (no leading '/', no '..'; default checkpoints/ID); given to the job as DOJO_CHECKPOINT_DIR (absolute). Jobs of a tenant naming the same folder share it." }
         tenant: { type: string, description: 'Only the admin may submit for a tenant.' }
         depends_on: { type: array, items: { type: integer, minimum: 1 }, maxItems: 100, description: 'Jobs of the same tenant that must complete first (afterok); if one ends otherwise this job is cancelled (DependencyNeverSatisfied).' }
+        ranks: { type: integer, minimum: 1, description: 'Processes under Open MPI (default 1, or the --ranks of a dojo train command; the two must agree): dojo train gets --ranks N, another program runs as mpirun -n N PROGRAM. At most the DPU''s tiles and the host''s cores (422 otherwise). Every rank has the DPU in its environment (DOJO_DPU_*, DOJO_RANKS); cancel, time limits, preemption and tile failures stop all of them.' }
     Transition:
       type: object
       required: [state, time, detail]
@@ -407,7 +408,7 @@ components:
         tiles: { type: array, items: { type: integer } }
     JobInfo:
       type: object
-      required: [id, tenant, name, command, state, shape, tiles, priority, time_limit, retries, attempts, submit_time, tile_seconds, checkpoint_dir, depends_on, transitions]
+      required: [id, tenant, name, command, state, shape, tiles, priority, time_limit, retries, attempts, submit_time, tile_seconds, checkpoint_dir, depends_on, ranks, transitions]
       properties:
         id: { type: integer }
         tenant: { type: string }
@@ -429,6 +430,7 @@ components:
         tile_seconds: { type: number }
         checkpoint_dir: { type: string }
         depends_on: { type: array, items: { type: integer }, description: 'Jobs that must complete before it starts.' }
+        ranks: { type: integer, description: 'Processes it runs as (under mpirun when more than 1).' }
         transitions: { type: array, items: { $ref: '#/components/schemas/Transition' }, description: 'Only in GET /v1/jobs/{id}.' }
     Tile:
       type: object

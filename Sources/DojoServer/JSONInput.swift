@@ -154,7 +154,7 @@ struct StrictObject {
 }
 
 extension JobSubmission {
-    static let jsonFields: Set<String> = ["name", "command", "tiles", "shape", "priority", "time_limit", "retries", "checkpoint_dir", "tenant", "depends_on"]
+    static let jsonFields: Set<String> = ["name", "command", "tiles", "shape", "priority", "time_limit", "retries", "checkpoint_dir", "tenant", "depends_on", "ranks"]
 
     /// A submission from a request body, strictly: unknown fields and wrong types are 400s naming the field.
     static func strict(_ data: Data) throws -> JobSubmission {
@@ -163,7 +163,8 @@ extension JobSubmission {
             name: try o.string("name"), command: try o.strings("command", required: true) ?? [],
             tiles: try o.int("tiles"), shape: try o.string("shape"), priority: try o.int("priority"),
             timeLimit: try o.double("time_limit"), retries: try o.int("retries"),
-            checkpointDir: try o.string("checkpoint_dir"), tenant: try o.string("tenant"), dependsOn: try o.ints("depends_on"))
+            checkpointDir: try o.string("checkpoint_dir"), tenant: try o.string("tenant"), dependsOn: try o.ints("depends_on"),
+            ranks: try o.int("ranks"))
     }
 }
 

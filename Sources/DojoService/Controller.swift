@@ -247,8 +247,10 @@ extension JobService {
         env["DOJO_MACHINE"] = machineName
         env["DOJO_CHECKPOINT_DIR"] = checkpoint
         env["DOJO_TIME_LIMIT"] = "\(Int(r.timeLimit))"
+        env["DOJO_RANKS"] = "\(r.ranks)"
         var cmd = r.command
-        if cmd.count >= 2, (cmd[0] as NSString).lastPathComponent == "dojo", cmd[1] == "train" {
+        let isTrain = cmd.count >= 2 && (cmd[0] as NSString).lastPathComponent == "dojo" && cmd[1] == "train"
+        if isTrain {
             // The job's own --checkpoint-dir wins (a flag without a value is left for dojo train to refuse).
             var ck: String? = checkpoint
             if let i = cmd.firstIndex(where: { $0 == "--checkpoint-dir" || $0.hasPrefix("--checkpoint-dir=") }) {
@@ -260,6 +262,22 @@ extension JobService {
             // --resume only for a checkpoint inside the tenant's storage (a path elsewhere is not the job's to read).
             if let ck, !cmd.contains("--resume"), let real = realPath(ck + "/checkpoint.safetensors"), real.hasPrefix(root + "/") {
                 cmd.append("--resume")
+            }
+        }
+        if r.ranks > 1 {
+            // Every rank inherits the environment (the DPU) from mpirun; all of them live in the attempt's sandbox, so
+            // ending the attempt ends every rank.
+            let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
+            guard let mpirun = candidates.first(where: { Glibc.access($0, X_OK) == 0 }) else {
+                throw ServiceError(.unprocessable, "the job asks for \(r.ranks) ranks and this host has no Open MPI (mpirun): install openmpi-bin")
+            }
+            if isTrain {
+                if !cmd.contains(where: { $0 == "--ranks" || $0.hasPrefix("--ranks=") }) { cmd.insert(contentsOf: ["--ranks", "\(r.ranks)"], at: 2) }
+            } else {
+                cmd = [mpirun, "-n", "\(r.ranks)", "--bind-to", "none"] + cmd
+            }
+            if uid == nil && geteuid() == 0 {   // unconfined as root (--sandbox none): mpirun refuses root unless told
+                env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
             }
         }
         let group = cgroupName(id, r.attempts)

@@ -40,6 +40,9 @@ public struct ServiceOptions: Sendable {
     /// Jobs one tenant may have waiting; a submission beyond is refused (429): a flood of queued jobs would slow every
     /// scheduling round for all tenants.
     public var maxQueuedPerTenant = 1000
+    /// The host's cores: a job may not ask for more ranks (processes under mpirun) than this. ASSUMPTION: every rank
+    /// of a job runs on this host (default: the cores this process may use).
+    public var hostCores = ProcessInfo.processInfo.activeProcessorCount
 
     public init(database: String, machine: String? = nil, policy: Policy = .opendojo, grace: Double = 10,
                 defaultTimeLimit: Double = 3600, maxTimeLimit: Double = 30 * 86400, tickInterval: Double = 0.2,

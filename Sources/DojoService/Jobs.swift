@@ -83,6 +83,7 @@ extension JobService {
         if let b = quota.borrowLimit, shape.tiles > quota.quota + b {
             throw ServiceError.unprocessable("rejected: the job needs \(shape.tiles) tiles (\(shape)), more than tenant '\(tenant)' may ever hold (quota \(quota.quota) + borrow limit \(b))")
         }
+        let ranks = try ranksOf(s, tiles: shape.tiles)
         let priority = s.priority ?? 0
         guard (-1000...1000).contains(priority) else { throw ServiceError.unprocessable("priority must be -1000…1000, got \(priority)") }
         let limit = s.timeLimit ?? options.defaultTimeLimit
@@ -114,16 +115,16 @@ extension JobService {
         let depsJSON = String(decoding: try JSONEncoder().encode(deps), as: UTF8.self)
         let id = try store.db.write { db -> Int in
             try db.execute(sql: """
-                INSERT INTO job (tenant, name, command, shape_w, shape_h, priority, time_limit, retries, checkpoint_dir, state, submit_time, depends_on)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?)
-                """, arguments: [tenant, name, command, shape.w, shape.h, priority, limit, retries, checkpoint ?? "", now, depsJSON])
+                INSERT INTO job (tenant, name, command, shape_w, shape_h, priority, time_limit, retries, checkpoint_dir, state, submit_time, depends_on, ranks)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?)
+                """, arguments: [tenant, name, command, shape.w, shape.h, priority, limit, retries, checkpoint ?? "", now, depsJSON, ranks])
             let id = Int(db.lastInsertedRowID)
             if checkpoint == nil {
                 try db.execute(sql: "UPDATE job SET checkpoint_dir = ? WHERE id = ?", arguments: ["checkpoints/\(id)", id])
             }
             if p == .admin { try JobService.audit(db, p, "submit-job", "job \(id)", "for tenant \(tenant)", now) }
             try db.execute(sql: "INSERT INTO transition VALUES (?, 'PENDING', ?, ?)", arguments: [id, now,
-                "submitted: \(shape) (\(shape.tiles) tiles)" + (deps.isEmpty ? "" : ", after jobs \(deps.map(String.init).joined(separator: ", "))")])
+                "submitted: \(shape) (\(shape.tiles) tiles)" + (ranks > 1 ? ", \(ranks) ranks" : "") + (deps.isEmpty ? "" : ", after jobs \(deps.map(String.init).joined(separator: ", "))")])
             return id
         }
         let row: JobRow
@@ -140,6 +141,32 @@ extension JobService {
             throw ServiceError.unprocessable("\(error)")
         }
         return try info(row, transitions: true)
+    }
+
+    /// The ranks a submission asks for: `ranks`, or a `dojo train --ranks N` command's N (the two must agree);
+    /// at most the DPU's tiles (one rank per tile at least) and the host's cores.
+    func ranksOf(_ s: JobSubmission, tiles: Int) throws -> Int {
+        var fromCommand: Int?
+        let c = s.command
+        if c.count >= 2, (c[0] as NSString).lastPathComponent == "dojo", c[1] == "train" {
+            for (i, a) in c.enumerated() where a == "--ranks" || a.hasPrefix("--ranks=") {
+                let v = a == "--ranks" ? (c.indices.contains(i + 1) ? c[i + 1] : "") : String(a.dropFirst("--ranks=".count))
+                guard let n = Int(v) else { throw ServiceError.unprocessable("command: dojo train --ranks needs a whole number, got '\(printable(v))'") }
+                fromCommand = n
+            }
+        }
+        if let a = s.ranks, let b = fromCommand, a != b {
+            throw ServiceError.unprocessable("ranks \(a) differs from the command's --ranks \(b): give one of them")
+        }
+        let ranks = s.ranks ?? fromCommand ?? 1
+        guard ranks >= 1 else { throw ServiceError.unprocessable("ranks must be at least 1, got \(ranks)") }
+        guard ranks <= tiles else {
+            throw ServiceError.unprocessable("ranks \(ranks) is more than the job's DPU has tiles (\(tiles)): ask for at least \(ranks) tiles, or fewer ranks")
+        }
+        guard ranks <= options.hostCores else {
+            throw ServiceError.unprocessable("ranks \(ranks) is more than this host's \(options.hostCores) cores: every rank of a job runs on this host")
+        }
+        return ranks
     }
 
     func fetchRow(_ id: Int) throws -> JobRow? {
@@ -178,7 +205,7 @@ extension JobService {
                        shape: "\(r.shapeW)x\(r.shapeH)", tiles: r.shapeW * r.shapeH, priority: r.priority, timeLimit: r.timeLimit,
                        retries: r.retries, attempts: r.attempts, dpu: dpu, submitTime: r.submitTime,
                        startTime: r.startTime, endTime: r.endTime, exitCode: r.exitCode, tileSeconds: ts,
-                       checkpointDir: r.checkpointDir, dependsOn: r.dependsOn, transitions: trs)
+                       checkpointDir: r.checkpointDir, dependsOn: r.dependsOn, ranks: r.ranks, transitions: trs)
     }
 
     /// The caller's jobs (an admin: all, or one tenant's), newest first, optionally only some states.

@@ -41,16 +41,20 @@ public struct JobSubmission: Codable, Sendable, Equatable {
     /// Jobs (of the same tenant) that must complete first (Slurm's afterok). If one ends otherwise, this job is
     /// cancelled (DependencyNeverSatisfied).
     public var dependsOn: [Int]?
+    /// Processes to run it as, under Open MPI's mpirun (default 1): `dojo train` gets `--ranks N` (data-parallel),
+    /// any other program is started as `mpirun -n N PROGRAM …`. At most its DPU's tiles and the host's cores. Every
+    /// rank sees the DPU in its environment; cancel, time limits, preemption and tile failures stop all of them.
+    public var ranks: Int?
 
     public init(name: String? = nil, command: [String], tiles: Int? = nil, shape: String? = nil, priority: Int? = nil,
                 timeLimit: Double? = nil, retries: Int? = nil, checkpointDir: String? = nil, tenant: String? = nil,
-                dependsOn: [Int]? = nil) {
+                dependsOn: [Int]? = nil, ranks: Int? = nil) {
         self.name = name; self.command = command; self.tiles = tiles; self.shape = shape; self.priority = priority
         self.timeLimit = timeLimit; self.retries = retries; self.checkpointDir = checkpointDir; self.tenant = tenant
-        self.dependsOn = dependsOn
+        self.dependsOn = dependsOn; self.ranks = ranks
     }
     enum CodingKeys: String, CodingKey {
-        case name, command, tiles, shape, priority, retries, tenant
+        case name, command, tiles, shape, priority, retries, tenant, ranks
         case timeLimit = "time_limit", checkpointDir = "checkpoint_dir", dependsOn = "depends_on"
     }
 }
@@ -96,11 +100,13 @@ public struct JobInfo: Codable, Sendable, Equatable {
     public var checkpointDir: String
     /// Jobs that must complete before it starts.
     public var dependsOn: [Int]
+    /// Processes it runs as (under mpirun when more than 1).
+    public var ranks: Int
     /// Its transitions, oldest first (only in `GET /v1/jobs/{id}`; empty in lists).
     public var transitions: [Transition]
 
     enum CodingKeys: String, CodingKey {
-        case id, tenant, name, command, state, reason, shape, tiles, priority, retries, attempts, dpu, transitions
+        case id, tenant, name, command, state, reason, shape, tiles, priority, retries, attempts, dpu, transitions, ranks
         case dependsOn = "depends_on"
         case timeLimit = "time_limit", submitTime = "submit_time", startTime = "start_time", endTime = "end_time"
         case exitCode = "exit_code", tileSeconds = "tile_seconds", checkpointDir = "checkpoint_dir"

@@ -55,6 +55,9 @@ struct Store: Sendable {
                                     action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
                 """)
         }
+        m.registerMigration("v3") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN ranks INTEGER NOT NULL DEFAULT 1")
+        }
         do { try m.migrate(db) } catch {
             throw ServiceError(.internalError, "\(path) is not an OpenDojo job database: \(error)")
         }
@@ -74,6 +77,7 @@ struct JobRow: Sendable {
     var submitTime: Double, startTime: Double?, endTime: Double?, exitCode: Int?
     var stopReason: String?, stopDeadline: Double?
     var dependsOn: [Int]
+    var ranks: Int
 
     init(row r: Row) {
         id = r["id"]; tenant = r["tenant"]; name = r["name"]
@@ -86,5 +90,6 @@ struct JobRow: Sendable {
         submitTime = r["submit_time"]; startTime = r["start_time"]; endTime = r["end_time"]; exitCode = r["exit_code"]
         stopReason = r["stop_reason"]; stopDeadline = r["stop_deadline"]
         dependsOn = (try? JSONDecoder().decode([Int].self, from: Data((r["depends_on"] as String? ?? "[]").utf8))) ?? []
+        ranks = max(1, (r["ranks"] as Int?) ?? 1)
     }
 }

@@ -161,6 +161,8 @@ struct SubmitCommand: ParsableCommand {
     var tenant: String?
     @Option(help: "Start only after these jobs (comma-separated ids) have completed; if one ends otherwise, this job is cancelled.")
     var after: String?
+    @Option(help: "Processes under Open MPI (at most the tiles and the host's cores): dojo train gets --ranks N (data-parallel), another program runs as mpirun -n N PROGRAM.")
+    var ranks: Int?
     @Flag(help: "Print only the job id.")
     var parsable = false
     @Argument(parsing: .postTerminator, help: "-- PROGRAM ARGS...: the job's command after '--' (argv, not a shell line).")
@@ -182,10 +184,10 @@ struct SubmitCommand: ParsableCommand {
         }
         let s = JobSubmission(name: name, command: argv, tiles: shape == nil ? (tiles ?? 1) : nil, shape: shape,
                               priority: priority, timeLimit: timeLimit, retries: retries, checkpointDir: checkpointDir,
-                              tenant: tenant, dependsOn: deps)
+                              tenant: tenant, dependsOn: deps, ranks: ranks)
         let job = try connection.client().post(JobInfo.self, "/v1/jobs", s)
         if parsable { print(job.id); return }
-        print("Submitted job \(job.id) '\(job.name)' for \(job.tenant): \(job.shape) (\(job.tiles) tile\(job.tiles == 1 ? "" : "s")), \(job.state.rawValue)\(job.reason.map { " (\($0))" } ?? "")")
+        print("Submitted job \(job.id) '\(job.name)' for \(job.tenant): \(job.shape) (\(job.tiles) tile\(job.tiles == 1 ? "" : "s"))\(job.ranks > 1 ? ", \(job.ranks) ranks" : ""), \(job.state.rawValue)\(job.reason.map { " (\($0))" } ?? "")")
     }
 }
 
@@ -287,7 +289,7 @@ func jobDetails(_ j: JobInfo, now: Double = Date().timeIntervalSince1970) -> Str
         ("SubmitTime", timeText(j.submitTime)), ("StartTime", timeText(j.startTime)), ("EndTime", timeText(j.endTime)),
         ("RunTime", squeueTime(elapsed(j, now: now))), ("ExitCode", j.exitCode.map(String.init) ?? "-"),
         ("TileSeconds", formatFixed(j.tileSeconds, 1)), ("CheckpointDir", j.checkpointDir),
-        ("DependsOn", j.dependsOn.isEmpty ? "-" : j.dependsOn.map(String.init).joined(separator: ",")),
+        ("DependsOn", j.dependsOn.isEmpty ? "-" : j.dependsOn.map(String.init).joined(separator: ",")), ("Ranks", "\(j.ranks)"),
     ]
     let width = rows.map(\.0.count).max()! + 1
     var out = rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + " " + $0.1 }.joined(separator: "\n") + "\n"

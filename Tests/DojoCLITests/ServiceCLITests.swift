@@ -186,6 +186,78 @@ struct ServiceCLITests {
         #expect(logs.contains("over 2 ranks (data-parallel, 32 each)") && logs.contains("done in"), "\(logs)")
     }
 
+    /// Processes of a job's ranks: those whose environment has its DOJO_JOB_ID and an Open MPI rank (pid → environment).
+    static func rankProcesses(job: String) -> [pid_t: [String: String]] {
+        var out: [pid_t: [String: String]] = [:]
+        for e in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(e), let raw = FileManager.default.contents(atPath: "/proc/\(e)/environ") else { continue }
+            var env: [String: String] = [:]
+            for kv in raw.split(separator: 0) {
+                let s = String(decoding: kv, as: UTF8.self)
+                if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            }
+            let stat = (try? String(contentsOfFile: "/proc/\(e)/stat", encoding: .utf8)) ?? ""
+            if env["DOJO_JOB_ID"] == job, env["OMPI_COMM_WORLD_RANK"] != nil, !stat.contains(") Z ") { out[pid] = env }
+        }
+        return out
+    }
+
+    @Test("dojo submit --ranks 2: every rank sees its DPU; a failed tile stops all ranks and the requeued job resumes; cancel stops all")
+    func ranksOfAJob() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun") else { Issue.record("Open MPI is not installed"); return }
+        let server = try ServeProcess()
+        defer { _ = server.stop() }
+        let env = ["DOJO_SERVER": server.url, "PATH": "/usr/bin:/bin"]
+        let token = runDojo(["tenant", "add", "dp", "--quota", "4", "--token", server.adminToken], environment: env).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        func state(_ id: String) -> String {
+            let show = runDojo(["job", "show", id, "--token", token], environment: env).stdout
+            return show.range(of: #"State +[A-Z_]+"#, options: .regularExpression).map { String(show[$0].split(separator: " ").last!) } ?? ""
+        }
+        func wait(_ what: String, timeout: Double = 60, _ done: () -> Bool) -> Bool {
+            let end = Date().addingTimeInterval(timeout)
+            while Date() < end { if done() { return true }; Thread.sleep(forTimeInterval: 0.1) }
+            Issue.record("waited \(Int(timeout)) s for \(what)")
+            return false
+        }
+        // Any program: mpirun -n 2 PROGRAM, each rank with the DPU in its environment.
+        let hello = runDojo(["submit", "--parsable", "--tiles", "2", "--ranks", "2", "--token", token, "--",
+                             "/bin/sh", "-c", "echo rank $OMPI_COMM_WORLD_RANK of $DOJO_RANKS on tiles $DOJO_DPU_TILES"], environment: env)
+        let helloID = hello.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(hello.status == 0, "\(hello.stderr)")
+        _ = wait("the hello job") { ["COMPLETED", "FAILED"].contains(state(helloID)) }
+        let helloLog = runDojo(["job", "logs", helloID, "--token", token], environment: env).stdout
+        #expect(state(helloID) == "COMPLETED" && helloLog.contains("rank 0 of 2 on tiles") && helloLog.contains("rank 1 of 2 on tiles"), "\(helloLog)")
+        // dojo train: --ranks 2 added by the service.
+        let sub = runDojo(["submit", "--parsable", "--tiles", "2", "--ranks", "2", "--time-limit", "300", "--token", token, "--",
+                           "dojo", "train", "--model", "mlp", "--data", "fashion-mnist", "--train-examples", "4096", "--eval-examples", "64",
+                           "--steps", "100000", "--epochs", "100", "--batch-size", "64", "--threads", "1", "--checkpoint-every", "10"], environment: env)
+        #expect(sub.status == 0, "\(sub.stderr)")
+        let id = sub.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let show = runDojo(["job", "show", id, "--token", token], environment: env).stdout
+        #expect(show.range(of: #"Ranks +2"#, options: .regularExpression) != nil, "\(show)")
+        var first: [pid_t: [String: String]] = [:]
+        guard wait("2 ranks running", { first = Self.rankProcesses(job: id); return first.count == 2 }) else { return }
+        #expect(Set(first.values.compactMap { $0["DOJO_DPU_TILES"] }).count == 1, "every rank sees the same DPU")
+        let tile = first.values.first!["DOJO_DPU_TILES"]!.split(separator: ",").first.map(String.init)!
+        // A checkpoint, then a tile of its DPU fails: every rank stops, the job is requeued and resumes.
+        _ = wait("a checkpoint") { FileManager.default.fileExists(atPath: server.db + ".tenants/dp/checkpoints/\(id)/checkpoint.safetensors") }
+        let fail = runDojo(["cluster", "fail-tile", tile, "--token", server.adminToken], environment: env)
+        #expect(fail.status == 0, "\(fail.stderr)")
+        #expect(wait("the first attempt's ranks to end") { first.keys.allSatisfy { pid in Self.rankProcesses(job: id)[pid] == nil } })
+        var second: [pid_t: [String: String]] = [:]
+        #expect(wait("the requeued job's 2 ranks") { second = Self.rankProcesses(job: id); return second.count == 2 && Set(second.keys).isDisjoint(with: first.keys) })
+        #expect(wait("the resumed run") { runDojo(["job", "logs", id, "--token", token], environment: env).stdout.contains("resuming at step") })
+        // Cancel: every rank ends.
+        let cancel = runDojo(["cancel", id, "--token", token], environment: env)
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        #expect(wait("every rank to end after cancel", timeout: 30) { Self.rankProcesses(job: id).isEmpty })
+        #expect(wait("CANCELLED", timeout: 30) { state(id) == "CANCELLED" })
+        // More ranks than tiles: 422, one line.
+        let tooMany = runDojo(["submit", "--tiles", "1", "--ranks", "2", "--token", token, "--", "/bin/true"], environment: env)
+        #expect(tooMany.status != 0 && tooMany.stderr.contains("more than the job's DPU has tiles"), "\(tooMany.stderr)")
+    }
+
     @Test("dojo --help names every command")
     func help() {
         let r = runDojo(["--help"])

@@ -175,7 +175,9 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
     }
 
     @Test func badSubmissionsAreRejectedAndWriteNothing() async throws {
-        let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray"))
+        var options = ServiceOptions(database: tempDB(), machine: "tray")
+        options.hostCores = 1
+        let s = try await JobService.open(options)
         _ = try await s.createTenant(name: "a", quota: 2, borrowLimit: 1, by: .admin)
         let a = Principal.tenant("a")
         let bad: [(JobSubmission, String)] = [
@@ -194,6 +196,12 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
             (JobSubmission(command: ["true"], tiles: 1, checkpointDir: "a/../../b"), "'..'"),
             (JobSubmission(name: "a\u{1B}[31m", command: ["true"], tiles: 1), "control characters"),
             (JobSubmission(name: String(repeating: "x", count: 200), command: ["true"], tiles: 1), "name"),
+            (JobSubmission(command: ["true"], tiles: 2, ranks: 3), "more than the job's DPU has tiles (2)"),
+            (JobSubmission(command: ["true"], tiles: 2, ranks: 2), "more than this host's 1 cores"),
+            (JobSubmission(command: ["true"], tiles: 1, ranks: 0), "ranks must be at least 1"),
+            (JobSubmission(command: ["dojo", "train", "--ranks", "2"], tiles: 2, ranks: 1), "differs from the command's --ranks 2"),
+            (JobSubmission(command: ["dojo", "train", "--ranks", "two"], tiles: 2), "--ranks needs a whole number"),
+            (JobSubmission(command: ["dojo", "train", "--ranks=4"], tiles: 2), "more than the job's DPU has tiles"),
         ]
         for (sub, word) in bad {
             do { _ = try await s.submit(sub, by: a); Issue.record("accepted \(sub)") } catch let e as ServiceError {
