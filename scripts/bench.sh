@@ -64,6 +64,18 @@ dp small-cnn fashion-mnist 40 two --ranks 2 --threads 1
 # The occupancy network (2.1 M parameters, three 1 M-value buckets): its gradients' sums over the ranks.
 dp occupancy scenes 12 overlap --ranks 2 --threads 1
 dp occupancy scenes 12 blocking --ranks 2 --threads 1 --no-overlap
+# Synchronised batch norm: two more sums per batch-norm layer in forward, one in backward.
+dp small-cnn fashion-mnist 40 sync --ranks 2 --threads 1 --sync-batchnorm
+# Two hosts as network namespaces (TCP over veths; root and iproute2 needed), against the 2 ranks of one host.
+hosts=scripts/netns-hosts.sh
+if [ "$(id -u)" = 0 ] && command -v ip > /dev/null; then
+  "$hosts" down --prefix djb > /dev/null 2>&1 || true
+  if "$hosts" up 2 --prefix djb --agent "$tmp/agent.sh" --hostfile "$tmp/hosts" > /dev/null; then
+    dp small-cnn fashion-mnist 40 hosts --ranks 2 --threads 1 --hostfile "$tmp/hosts" --launcher "$tmp/agent.sh" \
+       --network "$("$hosts" subnet --prefix djb)" || true
+    "$hosts" down --prefix djb
+  fi
+fi
 /usr/bin/python3 - "$tmp" <<'PY'
 import json, sys, statistics
 def steps(d):
@@ -75,4 +87,12 @@ one, two = rate("one"), rate("two")
 print(f"{'small-cnn samples/s':28} {two:12.1f} {one:12.1f} {two / one:7.2f}  (2 ranks x 1 thread vs 1 rank x 2 threads)")
 o, b = wait("overlap"), wait("blocking")
 print(f"{'occupancy all-reduce wait':28} {o * 1e3:10.2f}ms {b * 1e3:10.2f}ms {1 - o / b:7.2f}  (after backward: overlapped vs all after it; share hidden)")
+sync = rate("sync")
+print(f"{'small-cnn sync-batchnorm':28} {sync:12.1f} {two:12.1f} {sync / two:7.2f}  (samples/s, 2 ranks: global-batch statistics vs each rank's own)")
+import os
+if os.path.exists(f"{sys.argv[1]}/dp-hosts/metrics.jsonl"):
+    h = rate("hosts")
+    print(f"{'small-cnn 2 namespace hosts':28} {h:12.1f} {two:12.1f} {h / two:7.2f}  (samples/s: TCP over veths vs shared memory on one host)")
+else:
+    print("small-cnn 2 namespace hosts: not measured (needs root and iproute2)")
 PY
