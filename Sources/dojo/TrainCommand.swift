@@ -12,6 +12,11 @@ import Synchronization
 let stopSignal = Atomic<Int32>(0)
 /// `dojo train --ranks`: the mpirun it started, to pass SIGINT/SIGTERM on to.
 let mpirunPID = Atomic<Int32>(0)
+/// The stop signal the launcher passed on to mpirun (0: none).
+let launcherStop = Atomic<Int32>(0)
+/// What rank 0 prints on stderr once MPI is up (the launcher hides it): the ranks started on their hosts.
+let ranksStartedMarker = "dojo: ranks started"
+
 
 /// `dojo train`: trains a zoo model for real on the CPU with Dojo's number formats.
 struct TrainCommand: ParsableCommand {
@@ -156,7 +161,7 @@ struct TrainCommand: ParsableCommand {
         if (launcher != nil || network != nil) && hostfile == nil {
             throw ValidationError("--launcher and --network go with --hostfile")
         }
-        if let network, network.range(of: #"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$"#, options: .regularExpression) == nil {
+        if let network, network.range(of: #"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)/(3[0-2]|[12]?\d)$"#, options: .regularExpression) == nil {
             throw ValidationError("--network must be an IPv4 network as CIDR (like 10.99.1.0/24), got '\(network)'")
         }
         if let rankTimeout, !(rankTimeout >= 1 && rankTimeout <= 86_400) {
@@ -192,14 +197,17 @@ struct TrainCommand: ParsableCommand {
         }
         // --bind-to none: Open MPI would pin each host's ranks from core 0, so ranks of one host (or of namespace
         // hosts on one machine) would share a core.
-        var argv = [mpirun, "-n", "\(n)", "--bind-to", "none"]
+        var argv = [mpirun, "-n", "\(n)", "--bind-to", "none", "-x", "DOJO_LAUNCHER=1"]
         if geteuid() == 0 { argv.append("--allow-run-as-root") }
         if let hostfile {
             let slots = try hostfileSlots(hostfile)
             if slots < n { throw CLIError("--hostfile \(hostfile) offers \(slots) slot\(slots == 1 ? "" : "s") for --ranks \(n): add hosts or slots (`HOST slots=K`)") }
             argv += ["--hostfile", hostfile]
             if let launcher {
-                guard access(launcher, X_OK) == 0 else { throw CLIError("--launcher \(launcher): no such executable program") }
+                var folder: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: launcher, isDirectory: &folder) else { throw CLIError("--launcher \(launcher): no such file") }
+                guard !folder.boolValue, access(launcher, X_OK) == 0 else { throw CLIError("--launcher \(launcher): \(folder.boolValue ? "a folder" : "not executable (chmod +x)")") }
+                guard launcher.allSatisfy({ $0 != " " && $0 != "\n" && $0 != "\t" }) else { throw CLIError("--launcher \(launcher): Open MPI cannot run a path with spaces; move or link it") }
                 argv += ["--mca", "plm_rsh_agent", launcher]
             }
             if let network { argv += ["--mca", "btl_tcp_if_include", network, "--mca", "oob_tcp_if_include", network] }
@@ -214,24 +222,62 @@ struct TrainCommand: ParsableCommand {
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
         posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        // Its own process group: a terminal's Ctrl-C reaches this launcher alone, which passes a SIGTERM on (mpirun
+        // would kill the ranks at once on a SIGINT of its own, before rank 0 saved a checkpoint), and the group
+        // (mpirun, its launch agents) can be killed whole.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        // No signal blocked in mpirun (a parent may have started us with some blocked): it must see SIGUSR1.
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, mpirun, &actions, nil, &cargv, environ)
+        let rc = posix_spawn(&pid, mpirun, &actions, &attributes, &cargv, environ)
         posix_spawn_file_actions_destroy(&actions)
+        posix_spawnattr_destroy(&attributes)
         close(pipeFDs[1])
         guard rc == 0 else { throw CLIError("cannot start \(mpirun): \(String(cString: strerror(rc)))") }
         mpirunPID.store(pid, ordering: .relaxed)
-        signal(SIGINT) { s in kill(mpirunPID.load(ordering: .relaxed), s) }
-        signal(SIGTERM) { s in kill(mpirunPID.load(ordering: .relaxed), s) }
+        // A stop request goes to every rank as SIGUSR1 (mpirun forwards it); a second one ends mpirun itself.
+        signal(SIGINT) { s in kill(mpirunPID.load(ordering: .relaxed), launcherStop.exchange(s, ordering: .relaxed) == 0 ? SIGUSR1 : SIGTERM) }
+        signal(SIGTERM) { s in kill(mpirunPID.load(ordering: .relaxed), launcherStop.exchange(s, ordering: .relaxed) == 0 ? SIGUSR1 : SIGTERM) }
+        var unblock = sigset_t()   // a parent (a test runner, a scheduler) may have started us with them blocked
+        sigemptyset(&unblock); sigaddset(&unblock, SIGINT); sigaddset(&unblock, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         // The ranks' own lines go through; Open MPI's reports (blocks between lines of dashes) are kept for the summary.
-        let reader = FileHandle(fileDescriptor: pipeFDs[0], closeOnDealloc: true)
+        // The pipe is polled, not read to its end: a launch agent's leftover children may hold it open after mpirun
+        // is gone. Ranks that have not started within the start-up limit (a host or launcher that does not answer)
+        // end the run.
+        let started = Date()
+        let startLimit = rankTimeout ?? 120
+        var ranksStarted = false, exited = false, timedOut = false
+        var status: Int32 = 0
         var pending = "", report = "", inReport = false, rankSaidError = false
         var errorLines = Set<String>()
+        var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let chunk = reader.availableData
-            if chunk.isEmpty { break }
+            var p = pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)
+            let ready = poll(&p, 1, 250)
+            var chunk = Data()
+            if ready > 0 {
+                let n = read(pipeFDs[0], &buffer, buffer.count)
+                if n > 0 { chunk = Data(buffer[0..<n]) } else if n == 0 || errno != EINTR { if exited { break } }
+                if n == 0 { break }
+            }
+            if !exited, waitpid(pid, &status, WNOHANG) == pid { exited = true }
+            if exited && ready <= 0 { break }
+            if !ranksStarted && !exited && Date().timeIntervalSince(started) > startLimit {
+                timedOut = true
+                kill(-pid, SIGKILL)
+            }
+            if chunk.isEmpty { continue }
             pending += String(decoding: chunk, as: UTF8.self)
             while let nl = pending.firstIndex(of: "\n") {
                 let line = String(pending[..<nl]); pending = String(pending[pending.index(after: nl)...])
+                if line == ranksStartedMarker { ranksStarted = true; continue }
+                if line.hasPrefix("mpirun: Forwarding signal") { continue }
                 if line.hasPrefix("-----") { inReport.toggle(); continue }
                 // Open MPI's own diagnostics ("[host:pid] …") belong to the report too.
                 if inReport || line.range(of: #"^\[[^\]\s]+:\d+\] "#, options: .regularExpression) != nil { report += line + "\n"; continue }
@@ -242,10 +288,21 @@ struct TrainCommand: ParsableCommand {
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
         }
+        close(pipeFDs[0])
         if !pending.isEmpty { FileHandle.standardError.write(Data(pending.utf8)) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if !exited { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+        kill(-pid, SIGKILL)   // what is left of its group: launch agents and their children
         let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        if timedOut {
+            let hosts = hostfile.map { " on the hosts of \($0)" } ?? ""
+            FileHandle.standardError.write(Data(("Error: the ranks did not start within \(Int(startLimit)) s\(hosts) (a host or --launcher that does not answer; --rank-timeout sets the wait); mpirun stopped\n").utf8))
+            Foundation.exit(1)
+        }
+        let stop = launcherStop.load(ordering: .relaxed)
+        if stop != 0 && !rankSaidError {
+            // Stopped on request: rank 0 said where the checkpoint is.
+            Foundation.exit(stop == SIGTERM ? 143 : 130)
+        }
         if code != 0 && !rankSaidError {
             FileHandle.standardError.write(Data(("Error: " + rankFailure(report, ranks: n) + "\n").utf8))
         }
@@ -313,7 +370,10 @@ struct TrainCommand: ParsableCommand {
         }
         defer { group?.finish() }
         let lead = (group?.rank ?? 0) == 0
-        if let group { group.timeout = rankTimeout ?? 120 }
+        if let group {
+            group.timeout = rankTimeout ?? 120
+            if group.rank == 0, ProcessInfo.processInfo.environment["DOJO_LAUNCHER"] == "1" { FileHandle.standardError.write(Data((ranksStartedMarker + "\n").utf8)) }
+        }
         if let group, lead == false, ProcessInfo.processInfo.environment["DOJO_RANK_OUTPUT"] != "1" {
             // Only rank 0 talks; the others' output and errors would repeat it (a rank that fails alone is named by
             // the launcher's one line; DOJO_RANK_OUTPUT=1 keeps every rank's output for debugging). A rank that
@@ -498,6 +558,11 @@ struct CLIError: Error, CustomStringConvertible {
 func installStopHandlers() {
     signal(SIGINT) { _ in stopSignal.store(SIGINT, ordering: .relaxed) }
     signal(SIGTERM) { _ in stopSignal.store(SIGTERM, ordering: .relaxed) }
+    // Under `dojo train --ranks`, the launcher asks the ranks to stop with SIGUSR1, which mpirun passes on to every
+    // rank on every host (a SIGTERM of its own, mpirun answers by killing them before a checkpoint is written).
+    if ProcessInfo.processInfo.environment["DOJO_LAUNCHER"] == "1" {
+        signal(SIGUSR1) { _ in stopSignal.store(SIGTERM, ordering: .relaxed) }
+    }
     // a parent (a test runner, a job scheduler) may have started us with these blocked: unblock them
     var set = sigset_t()
     sigemptyset(&set)

@@ -266,6 +266,36 @@ struct DistributedTrainTests {
         print("namespace hosts: mean step \(String(format: "%.2f", fast * 1000)) ms over veth, \(String(format: "%.2f", shaped * 1000)) ms at 200 Mbit/s (\(String(format: "%.1f", shaped / fast))x); losses identical to one host")
     }
 
+    @Test("a launcher that never starts the ranks: one line after --rank-timeout, nothing left running; SIGTERM: a checkpoint, exit 143")
+    func launcherThatHangsAndAStopRequest() throws {
+        guard Self.mpirun else { Issue.record("Open MPI is not installed"); return }
+        let d = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        try "#!/bin/sh\nexec sleep 100000\n".write(toFile: d + "/hang.sh", atomically: true, encoding: .utf8)
+        chmod(d + "/hang.sh", 0o755)
+        try "h1 slots=1\nh2 slots=1\n".write(toFile: d + "/hosts", atomically: true, encoding: .utf8)
+        let t0 = Date()
+        let hung = runDojo(Self.mlp + ["--ranks", "2", "--hostfile", d + "/hosts", "--launcher", d + "/hang.sh", "--rank-timeout", "3", "--out", d + "/hung"])
+        let took = Date().timeIntervalSince(t0)
+        #expect(hung.status == 1 && hung.stderr.contains("Error: the ranks did not start within 3 s") && took < 20, "\(took) s: \(hung.stderr)")
+        #expect(Self.sh("/usr/bin/pgrep", ["-f", d + "/hang.sh"]).output.isEmpty, "the launch agents were killed with mpirun's group")
+        // A stop request: every rank stops at the same step, rank 0 writes the checkpoint, exit 143, no error line.
+        guard let exe = dojoExecutableURL else { return }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = Self.mlp.map { $0 == "24" ? "100000" : $0 } + ["--epochs", "1000", "--ranks", "2", "--out", d + "/stop"]
+        let err = Pipe(), out = Pipe()
+        p.standardError = err; p.standardOutput = out
+        try p.run()
+        Thread.sleep(forTimeInterval: 5)   // started and training (the metrics file is written at the end)
+        p.terminate()
+        p.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        _ = out.fileHandleForReading.readDataToEndOfFile()
+        #expect(p.terminationStatus == 143 && stderr.contains("interrupted at step") && !stderr.contains("Error"), "\(p.terminationStatus): \(stderr)")
+        #expect(FileManager.default.fileExists(atPath: d + "/stop/checkpoint.safetensors"))
+    }
+
     @Test("bad --ranks: not dividing the batch, out of range")
     func badRanks() {
         for (args, text) in [(["--ranks", "3"], "--ranks 3 does not divide --batch-size 64"), (["--ranks", "0"], "--ranks must be 1…1024"),
@@ -277,7 +307,9 @@ struct DistributedTrainTests {
                              (["--hostfile", "/etc/hostname"], "--hostfile, --launcher and --network go with --ranks N"),
                              (["--ranks", "2", "--launcher", "/bin/true"], "--launcher and --network go with --hostfile"),
                              (["--ranks", "2", "--hostfile", "/etc/hostname", "--network", "10.1.2.3"], "--network must be an IPv4 network as CIDR"),
-                             (["--ranks", "2", "--hostfile", "/dev/null"], "names no host")] {
+                             (["--ranks", "2", "--hostfile", "/dev/null"], "names no host"),
+                             (["--ranks", "2", "--hostfile", "/etc/hostname", "--network", "300.1.1.1/24"], "--network must be an IPv4 network as CIDR"),
+                             (["--ranks", "2", "--hostfile", "/etc/hostname", "--network", "10.0.0.0/33"], "--network must be an IPv4 network as CIDR")] {
             let r = runDojo(Self.mlp + args + ["--out", NSTemporaryDirectory() + "dojo-dp-bad-\(UUID().uuidString)"])
             #expect(r.status != 0 && r.stderr.hasPrefix("Error: ") && r.stderr.contains(text), "\(args): \(r.stderr)")
         }
