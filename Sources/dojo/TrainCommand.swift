@@ -155,6 +155,13 @@ struct TrainCommand: ParsableCommand {
                           ("eval-examples", evalExamples), ("warmup", warmup), ("checkpoint-every", checkpointEvery)] {
             if let v, v > 1_000_000_000 { throw ValidationError("--\(name) must be at most 1,000,000,000, got \(v)") }
         }
+        let underMPI = MPIGroup.launchedByMPI
+        if underMPI && (hostfile != nil || launcher != nil || network != nil) {
+            throw ValidationError("--hostfile, --launcher and --network are mpirun's to use: this process already runs under mpirun (give them to dojo train --ranks N, or to mpirun itself)")
+        }
+        if !underMPI && ranks == nil && (syncBatchnorm || rankTimeout != nil) {
+            throw ValidationError("--sync-batchnorm and --rank-timeout go with --ranks N (or a run under mpirun)")
+        }
         if (hostfile != nil || launcher != nil || network != nil) && ranks == nil {
             throw ValidationError("--hostfile, --launcher and --network go with --ranks N")
         }
@@ -319,17 +326,30 @@ struct TrainCommand: ParsableCommand {
         defer { try? handle.close() }
         guard let data = try? handle.read(upToCount: 1 << 20) ?? Data() else { throw CLIError("--hostfile \(path): cannot read it") }
         var slots = 0
-        for (n, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        var seen = Set<String>()
+        var maxSlots: Int?
+        for (n, raw) in String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
             if line.isEmpty { continue }
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            guard let host = words.first, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-_:".contains($0)) }) else {
+                throw CLIError("--hostfile \(path) line \(n + 1): '\(String(line.prefix(60)).debugDescription.dropFirst().dropLast())' does not start with a host name or address")
+            }
+            guard seen.insert(String(host)).inserted else { throw CLIError("--hostfile \(path) line \(n + 1): host \(host) is named twice (give it slots=K once)") }
             var k = 1
             for w in words.dropFirst() {
                 if w.hasPrefix("slots=") {
                     guard let v = Int(w.dropFirst(6)), v >= 1 else { throw CLIError("--hostfile \(path) line \(n + 1): slots must be a whole number ≥ 1, got '\(w)'") }
                     k = v
+                } else if w.hasPrefix("max_slots=") {
+                    guard let v = Int(w.dropFirst(10)), v >= 1 else { throw CLIError("--hostfile \(path) line \(n + 1): max_slots must be a whole number ≥ 1, got '\(w)'") }
+                    maxSlots = v
+                } else {
+                    throw CLIError("--hostfile \(path) line \(n + 1): '\(String(w.prefix(40)).debugDescription.dropFirst().dropLast())' is not slots=K or max_slots=K (one host a line)")
                 }
             }
+            if let m = maxSlots, m < k { throw CLIError("--hostfile \(path) line \(n + 1): max_slots=\(m) is less than slots=\(k)") }
+            maxSlots = nil
             slots += k
         }
         guard slots > 0 else { throw CLIError("--hostfile \(path) names no host (one `HOST slots=K` a line)") }
@@ -362,6 +382,9 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if let ranks, !MPIGroup.launchedByMPI { try launchRanks(ranks) }
+        if let ranks, MPIGroup.launchedByMPI, let size = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? ""), size != ranks {
+            throw CLIError("--ranks \(ranks) differs from the \(size) processes mpirun started: give one of them")
+        }
         // Under mpirun: one rank of a data-parallel run (a single rank trains alone).
         var group: MPIGroup?
         if MPIGroup.launchedByMPI {

@@ -296,6 +296,34 @@ struct DistributedTrainTests {
         #expect(FileManager.default.fileExists(atPath: d + "/stop/checkpoint.safetensors"))
     }
 
+    @Test("bad hostfiles: each one line naming the line and the problem; flags that belong to mpirun inside mpirun")
+    func badHostfiles() throws {
+        guard Self.mpirun else { Issue.record("Open MPI is not installed"); return }
+        let d = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        for (text, message) in [("host with spaces slots=2\n", "line 1: 'with' is not slots=K"),
+                                ("a slots=1\na slots=1\n", "line 2: host a is named twice"),
+                                ("a slots=2 max_slots=1\n", "max_slots=1 is less than slots=2"),
+                                ("\u{1}\u{2}garbage\n", "does not start with a host name"),
+                                ("a slots=1\r\nb slots=1\r\n", "")] {
+            try text.write(toFile: d + "/hosts", atomically: true, encoding: .utf8)
+            let r = runDojo(Self.mlp + ["--ranks", "2", "--hostfile", d + "/hosts", "--launcher", "/bin/false", "--rank-timeout", "5", "--out", d + "/run"])
+            if message.isEmpty {   // CRLF lines are fine as hostfile lines: the run gets as far as the launcher
+                #expect(!r.stderr.contains("line 1"), "\(r.stderr)")
+            } else {
+                #expect(r.status != 0 && r.stderr.hasPrefix("Error: ") && r.stderr.contains(message), "\(text.debugDescription): \(r.stderr)")
+                #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: d + "/run"), "a refused run writes nothing")
+        }
+        // Inside mpirun: --ranks must match, and the host flags belong to mpirun.
+        for (args, message) in [(["--ranks", "3"], "--ranks 3 differs from the 2 processes mpirun started"),
+                                (["--hostfile", "/etc/hostname"], "this process already runs under mpirun")] {
+            let r = Self.sh("/usr/bin/mpirun", (geteuid() == 0 ? ["--allow-run-as-root"] : []) + ["-n", "2", dojoExecutableURL!.path] + Self.mlp + args + ["--out", d + "/m"])
+            #expect(r.status != 0 && r.output.contains(message), "\(args): \(r.output)")
+        }
+    }
+
     @Test("bad --ranks: not dividing the batch, out of range")
     func badRanks() {
         for (args, text) in [(["--ranks", "3"], "--ranks 3 does not divide --batch-size 64"), (["--ranks", "0"], "--ranks must be 1…1024"),
@@ -309,6 +337,8 @@ struct DistributedTrainTests {
                              (["--ranks", "2", "--hostfile", "/etc/hostname", "--network", "10.1.2.3"], "--network must be an IPv4 network as CIDR"),
                              (["--ranks", "2", "--hostfile", "/dev/null"], "names no host"),
                              (["--ranks", "2", "--hostfile", "/etc/hostname", "--network", "300.1.1.1/24"], "--network must be an IPv4 network as CIDR"),
+                             (["--sync-batchnorm"], "--sync-batchnorm and --rank-timeout go with --ranks N"),
+                             (["--rank-timeout", "5"], "--sync-batchnorm and --rank-timeout go with --ranks N"),
                              (["--ranks", "2", "--hostfile", "/etc/hostname", "--network", "10.0.0.0/33"], "--network must be an IPv4 network as CIDR")] {
             let r = runDojo(Self.mlp + args + ["--out", NSTemporaryDirectory() + "dojo-dp-bad-\(UUID().uuidString)"])
             #expect(r.status != 0 && r.stderr.hasPrefix("Error: ") && r.stderr.contains(text), "\(args): \(r.stderr)")
