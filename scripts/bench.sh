@@ -96,3 +96,7 @@ if os.path.exists(f"{sys.argv[1]}/dp-hosts/metrics.jsonl"):
 else:
     print("small-cnn 2 namespace hosts: not measured (needs root and iproute2)")
 PY
+echo
+echo "gradient sums inside training vs a bare MPI_Allreduce of the same buffers (issue 10 §5, goal >= 0.9 of its bus bandwidth)…"
+root=(); [ "$(id -u)" = 0 ] && root=(--allow-run-as-root)
+mpirun "${root[@]}" -n 2 --bind-to none "$dojo" bench --allreduce occupancy

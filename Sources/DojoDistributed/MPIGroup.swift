@@ -43,6 +43,10 @@ public final class MPIGroup: DataParallelGroup {
         var flag: Int32 = 0
         MPI_Initialized(&flag)
         if flag == 0 {
+            // Open MPI's non-blocking all-reduce (libnbc) picks a binomial tree by default, which on 2 ranks summed the
+            // occupancy net's 8 MiB of gradients at half the bus bandwidth of the blocking MPI_Allreduce; Rabenseifner's
+            // reduce-scatter + all-gather beat it (dojo bench --allreduce; BENCHMARKS). An explicit setting wins.
+            setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0)
             guard MPI_Init(nil, nil) == MPI_SUCCESS else { throw MPIError("MPI_Init failed") }
         }
         MPI_Comm_set_errhandler(swmpi_comm_world(), swmpi_errors_return())
@@ -158,6 +162,13 @@ public final class MPIGroup: DataParallelGroup {
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         try allReduce(buffer, count: count, type: swmpi_float(), op: swmpi_sum(), what: "floats")
+    }
+
+    /// A plain blocking `MPI_Allreduce` (no heartbeats, no polling): the baseline the training's sums are measured
+    /// against (`dojo bench --allreduce`).
+    public func bareAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        let rc = MPI_Allreduce(swmpi_in_place(), buffer, Int32(count), swmpi_float(), swmpi_sum(), swmpi_comm_world())
+        guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Allreduce of \(count) floats failed (\(rc))") }
     }
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {

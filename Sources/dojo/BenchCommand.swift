@@ -6,6 +6,7 @@ import COneDNN
 import DojoNN
 import DojoReport
 import DojoTensor
+import DojoDistributed
 import Foundation
 
 /// `dojo bench`: training throughput, matmul speed and memory of the engine, measured here and now.
@@ -14,7 +15,12 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure training samples/s, matmul GFLOP/s and peak memory of a training step.",
-        discussion: "Use `make bench` to run PyTorch on the same steps and print both side by side.")
+        discussion: """
+        Use `make bench` to run PyTorch on the same steps and print both side by side. Under mpirun, \
+        `mpirun -n 2 dojo bench --allreduce MODEL` times the sums of MODEL's gradients as training makes them \
+        (packed in the same buckets, started and waited for by the same code) against a bare MPI_Allreduce of the \
+        same buffers, as bus bandwidth.
+        """)
 
     @Flag(name: .long, help: "Fewer steps (a rough figure in seconds).")
     var quick = false
@@ -22,12 +28,15 @@ struct BenchCommand: ParsableCommand {
     var json = false
     @Option(name: .long, help: "Only workloads whose name contains this text.")
     var only: String?
+    @Option(name: .long, help: "Under mpirun: the gradient sums of this model (dojo models), training's vs a bare MPI_Allreduce.")
+    var allreduce: String?
 
     struct Workload {
         let name: String, model: String, input: [Int], batch: Int, steps: Int
     }
 
     func run() throws {
+        if let allreduce { try allReduceBench(allreduce); return }
         let s = quick ? 0.3 : 1.0
         let workloads = [
             Workload(name: "small-cnn 1x28x28 b128", model: "small-cnn", input: [1, 28, 28], batch: 128, steps: max(3, Int(20 * s))),
@@ -110,6 +119,78 @@ struct BenchCommand: ParsableCommand {
             }
         }
         if !json { print(""); print(rows.render()) }
+    }
+
+    /// Issue 10 §5: the gradient sums inside training against a bare `MPI_Allreduce` of the same buffers. The model's
+    /// parameters give the buckets (`OverlappedGradientReduction`, 1 M values each); "training" runs that code path
+    /// (weighting, packing, MPI_Iallreduce started per bucket, polled waits with heartbeats, unpacking) with the
+    /// backward pass taken out; "bare" sums the same bucket sizes with one blocking MPI_Allreduce each. Median of
+    /// `repeats` rounds; bus bandwidth = bytes × 2(n−1)/n ÷ time (the ring all-reduce's traffic per rank).
+    func allReduceBench(_ model: String) throws {
+        guard MPIGroup.launchedByMPI else {
+            throw CLIError("--allreduce runs under mpirun: mpirun -n 2 dojo bench --allreduce \(model)")
+        }
+        let group = try MPIGroup()
+        defer { group.finish() }
+        guard group.size > 1 else { throw CLIError("--allreduce needs at least 2 ranks (mpirun -n 2)") }
+        let entry = try ModelZoo.entry(model)
+        let input: [Int] = entry.task == .occupancy ? [4, 3, 32, 32] : (model.hasPrefix("resnet") ? [3, 32, 32] : [1, 28, 28])
+        let net = try ModelZoo.make(model, inputShape: input, classes: 10, seed: 0)
+        let parameters = net.parameters
+        let floats = parameters.reduce(0) { $0 + $1.1.count }
+        let repeats = quick ? 5 : 20
+        var training: [Double] = [], bare: [Double] = [], nonBlocking: [Double] = []
+        // The same bucket sizes as training's reduction.
+        var sizes: [Int] = [], current = 0
+        for (_, p) in parameters.reversed() {
+            if current > 0 && current + p.count > (1 << 20) { sizes.append(current); current = 0 }
+            current += p.count
+        }
+        if current > 0 { sizes.append(current) }
+        let buffers = sizes.map { n -> UnsafeMutablePointer<Float> in
+            let b = UnsafeMutablePointer<Float>.allocate(capacity: n); b.initialize(repeating: 1, count: n); return b }
+        defer { for b in buffers { b.deallocate() } }
+        let grads = parameters.map { Tensor(repeating: 1, shape: $0.1.shape) }
+        var out = Gradients()   // as after backward: every parameter has its gradient
+        for (i, (_, p)) in parameters.enumerated() { out[p] = grads[i] }
+        let reduction = OverlappedGradientReduction(group: group, parameters: parameters, weight: 0.5)
+        for round in 0..<(repeats + 2) {
+            try group.barrier()
+            let t0 = monotonicSeconds()
+            reduction.reset()
+            for (i, (_, p)) in parameters.enumerated().reversed() { reduction.ready(p, grads[i]) }
+            try reduction.finish(into: &out)
+            let t1 = monotonicSeconds()
+            try group.barrier()
+            let t2 = monotonicSeconds()
+            for (b, n) in zip(buffers, sizes) { try group.bareAllReduceSum(b, count: n) }
+            let t3 = monotonicSeconds()
+            try group.barrier()
+            let t4 = monotonicSeconds()
+            let handles = try zip(buffers, sizes).map { try group.startAllReduceSum($0, count: $1) }
+            for h in handles { try group.wait(h) }
+            let t5 = monotonicSeconds()
+            if round >= 2 { training.append(t1 - t0); bare.append(t3 - t2); nonBlocking.append(t5 - t4) }   // two rounds to warm up
+        }
+        guard group.rank == 0 else { return }
+        func median(_ a: [Double]) -> Double { let s = a.sorted(); return s[s.count / 2] }
+        let n = Double(group.size), bytes = Double(floats * 4)
+        let tTrain = median(training), tBare = median(bare), tNB = median(nonBlocking)
+        let busNB = bytes * 2 * (n - 1) / n / tNB
+        let busTrain = bytes * 2 * (n - 1) / n / tTrain, busBare = bytes * 2 * (n - 1) / n / tBare
+        if json {
+            emit(["name": .string("allreduce \(model)"), "ranks": .number(n), "floats": .number(Double(floats)), "buckets": .number(Double(sizes.count)),
+                  "training_seconds": .number(tTrain), "bare_seconds": .number(tBare),
+                  "training_bus_bytes_per_s": .number(busTrain), "bare_bus_bytes_per_s": .number(busBare), "ratio": .number(busTrain / busBare),
+                  "nonblocking_seconds": .number(tNB), "nonblocking_bus_bytes_per_s": .number(busNB)])
+        } else {
+            var t = TextTable(headers: ["gradient sums of \(model) over \(group.size) ranks", "time", "bus bandwidth"])
+            t.addRow(["in training (\(sizes.count) buckets, \(formatBytes(floats * 4)))", formatSI(tTrain, unit: "s"), formatSI(busTrain, unit: "B/s")])
+            t.addRow(["bare MPI_Allreduce, same buffers", formatSI(tBare, unit: "s"), formatSI(busBare, unit: "B/s")])
+            t.addRow(["MPI_Iallreduce + polled waits, same buffers (what training uses)", formatSI(tNB, unit: "s"), formatSI(busNB, unit: "B/s")])
+            print(t.render())
+            print("ratio (training ÷ bare bus bandwidth): \(formatFixed(busTrain / busBare, 2))  (goal ≥ 0.9)")
+        }
     }
 
     func emit(_ object: [String: JSONValue]) {

@@ -101,11 +101,23 @@ public final class OverlappedGradientReduction {
 
     deinit { for b in buffers { b.deallocate() }; for h in halves { h.deallocate() } }
 
+    /// Ready for the next step: the same buckets and buffers (allocating 4 bytes a parameter every step, and faulting
+    /// the pages in, cost more than the sums on shared memory).
+    public func reset() {
+        remaining = buckets.map(\.count)
+        handles = Array(repeating: nil, count: buckets.count)
+        filled = Array(repeating: false, count: parameters.count)
+        nextToStart = 0
+        failure = nil
+        exposedSeconds = 0
+    }
+
     /// A parameter's gradient is final: into its bucket; start every bucket that is complete, in order.
     public func ready(_ parameter: Tensor, _ gradient: Tensor) {
         guard failure == nil, let s = slot[ObjectIdentifier(parameter)], !filled[s.index] else { return }
         let dst = buffers[s.bucket].advanced(by: s.offset)
-        for i in 0..<parameter.count { dst[i] = gradient.pointer[i] * weight }
+        let src = gradient.pointer, w = weight
+        for i in 0..<parameter.count { dst[i] = src[i] * w }
         filled[s.index] = true
         remaining[s.bucket] -= 1
         do {
@@ -151,8 +163,7 @@ public final class OverlappedGradientReduction {
         for p in parameters {
             let s = slot[ObjectIdentifier(p)]!
             let g = grads[p] ?? Tensor(zeros: p.shape)
-            let src = buffers[s.bucket].advanced(by: s.offset)
-            for k in 0..<p.count { g.pointer[k] = src[k] }
+            g.pointer.update(from: buffers[s.bucket].advanced(by: s.offset), count: p.count)
             grads[p] = g
         }
     }

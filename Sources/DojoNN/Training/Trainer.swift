@@ -128,6 +128,8 @@ public final class Trainer {
     public var syncBatchNorm = false
     /// The first failure of a batch-norm sum inside forward or backward (which cannot throw), raised after the step.
     var batchNormSyncFailure: Error?
+    /// The gradient reduction of the last step, reused by the next one with the same weight.
+    var reductionCache: OverlappedGradientReduction?
 
     /// Position: steps done, and where in which epoch the next batch comes from.
     public private(set) var step = 0
@@ -216,7 +218,14 @@ public final class Trainer {
                 // With a group: the global batch's mean loss and its gradient, each rank's weighted by its share and
                 // summed over the ranks, bucket by bucket while backward still runs.
                 let weight = Float(batch.size) / Float(global.size)
-                let reduction = group.map { OverlappedGradientReduction(group: $0, parameters: parameters, weight: weight, format: gradientReduceFormat) }
+                var reduction: OverlappedGradientReduction?
+                if let group {
+                    // One per weight and format, kept across steps (its buffers are as large as the model).
+                    if let r = reductionCache, r.weight == weight, r.format == gradientReduceFormat { r.reset(); reduction = r } else {
+                        reduction = OverlappedGradientReduction(group: group, parameters: parameters, weight: weight, format: gradientReduceFormat)
+                        reductionCache = reduction
+                    }
+                }
                 if batch.size > 0 {
                     var sync: BatchNormSync?
                     if let group, syncBatchNorm, group.size > 1 {
