@@ -14,3 +14,4 @@ static inline MPI_Datatype swmpi_char(void)       { return MPI_CHAR; }
 static inline MPI_Datatype swmpi_int64(void)      { return MPI_INT64_T; }
 static inline MPI_Status  *swmpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline MPI_Request  swmpi_request_null(void) { return MPI_REQUEST_NULL; }
+static inline MPI_Datatype swmpi_uint8(void)      { return MPI_UINT8_T; }

@@ -220,6 +220,17 @@ public final class MPIGroup: DataParallelGroup {
         return nextHandle
     }
 
+    public func startAllGather(_ send: UnsafeMutablePointer<UInt8>, count: Int, into receive: UnsafeMutablePointer<UInt8>) throws -> Int {
+        guard count <= Int(Int32.max) else { throw MPIError("rank \(rank) on \(host): a gather of \(count) bytes is more than MPI counts") }
+        collectives += 1
+        var r: MPI_Request? = nil
+        let rc = MPI_Iallgather(send, Int32(count), swmpi_uint8(), receive, Int32(count), swmpi_uint8(), swmpi_comm_world(), &r)
+        guard rc == MPI_SUCCESS, let r else { throw MPIError("rank \(rank) on \(host): MPI_Iallgather of \(count) bytes failed (\(rc))") }
+        nextHandle += 1
+        requests[nextHandle] = r
+        return nextHandle
+    }
+
     public func test(_ handle: Int) throws -> Bool {
         guard let found = requests[handle] else { return true }
         var r = found

@@ -161,7 +161,10 @@ extension JobService {
         let ranks = s.ranks ?? fromCommand ?? 1
         guard ranks >= 1 else { throw ServiceError.unprocessable("ranks must be at least 1, got \(ranks)") }
         guard ranks <= tiles else {
-            throw ServiceError.unprocessable("ranks \(ranks) is more than the job's DPU has tiles (\(tiles)): ask for at least \(ranks) tiles, or fewer ranks")
+            let machine = scheduler.inventory.tiles.count
+            throw ServiceError.unprocessable(ranks > machine
+                ? "ranks \(ranks) is more than this machine has tiles (\(machine)): a job runs at most one rank per tile of its DPU (\(tiles) here)"
+                : "ranks \(ranks) is more than the job's DPU has tiles (\(tiles)): ask for at least \(ranks) tiles, or fewer ranks")
         }
         guard ranks <= options.hostCores else {
             throw ServiceError.unprocessable("ranks \(ranks) is more than this host's \(options.hostCores) cores: every rank of a job runs on this host")

@@ -98,7 +98,7 @@ struct TrainCommand: ParsableCommand {
     var ranks: Int?
     @Flag(name: .long, inversion: .prefixedNo, help: "With --ranks: sum gradients bucket by bucket while backward still runs (--no-overlap: after it, to measure what overlap hides). (default: on)")
     var overlap = true
-    @Option(name: .long, help: "With --ranks: the format gradients are summed over the ranks in: fp32 or bf16 (half the bytes; every partial sum rounded to BF16). (default: fp32)")
+    @Option(name: .long, help: "With --ranks: the format gradients are summed over the ranks in: fp32, bf16 (half the bytes; every partial sum rounded to BF16) or cfp8 (a quarter: each rank's values rounded once to CFP8 1-5-2 with a bias shared per bucket, gathered, added in FP32). (default: fp32)")
     var allreduce: String?
     @Option(name: .long, help: "With --ranks: run the ranks on the hosts of this Open MPI hostfile (`HOST slots=K` a line), started through --launcher; dojo and its data must be at the same paths on every host.")
     var hostfile: String?
@@ -175,7 +175,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--rank-timeout must be 1…86400 seconds, got \(rankTimeout)")
         }
         if let allreduce, GradientReduceFormat(rawValue: allreduce) == nil {
-            throw ValidationError("--allreduce must be fp32 or bf16, got '\(allreduce)'")
+            throw ValidationError("--allreduce must be fp32, bf16 or cfp8, got '\(allreduce)'")
         }
     }
 

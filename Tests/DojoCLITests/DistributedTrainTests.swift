@@ -51,7 +51,7 @@ struct DistributedTrainTests {
         print("data-parallel: 2 ranks vs 1 process, largest relative loss difference over 24 steps \(worst)")
     }
 
-    @Test("--allreduce bf16: the sums travel as BF16; losses stay within 1 % per step of fp32 sums (and differ: it is used)")
+    @Test("--allreduce bf16 / cfp8: the sums travel as BF16 / CFP8; losses stay within 1 % / 2 % per step of fp32 sums (and differ: it is used)")
     func bf16AllReduce() throws {
         guard Self.mpirun else { Issue.record("Open MPI is not installed"); return }
         let d = Self.tempDir()
@@ -64,8 +64,17 @@ struct DistributedTrainTests {
         let worst = x.keys.map { abs(x[$0]! - (y[$0] ?? .nan)) / abs(x[$0]!) }.max() ?? .nan
         #expect(worst <= 0.01 && worst > 0, "largest relative difference per step \(worst)")
         print("bf16 all-reduce: largest relative loss difference over 24 steps \(worst)")
+        // CFP8: each rank's values rounded once (1-5-2, a bias per bucket), gathered, added in FP32.
+        let c = runDojo(Self.mlp + ["--ranks", "2", "--allreduce", "cfp8", "--out", d + "/cfp8"])
+        let c2 = runDojo(Self.mlp + ["--ranks", "2", "--allreduce", "cfp8", "--out", d + "/cfp8-again"])
+        #expect(c.status == 0 && c2.status == 0, "\(c.stderr)\(c2.stderr)")
+        let z = Self.losses(d + "/cfp8")
+        let worst8 = x.keys.map { abs(x[$0]! - (z[$0] ?? .nan)) / abs(x[$0]!) }.max() ?? .nan
+        #expect(z.count == 24 && worst8 <= 0.02 && worst8 > 0, "cfp8: largest relative difference per step \(worst8)")
+        #expect(z == Self.losses(d + "/cfp8-again"), "cfp8 runs are bit-identical too (every rank adds in rank order)")
+        print("cfp8 gradient exchange: largest relative loss difference over 24 steps \(worst8)")
         let bad = runDojo(Self.mlp + ["--ranks", "2", "--allreduce", "fp8", "--out", d + "/bad"])
-        #expect(bad.status != 0 && bad.stderr.contains("--allreduce must be fp32 or bf16"), "\(bad.stderr)")
+        #expect(bad.status != 0 && bad.stderr.contains("--allreduce must be fp32, bf16 or cfp8"), "\(bad.stderr)")
     }
 
     @Test("a checkpoint written by 2 ranks resumes on 1 with the losses of an uninterrupted run")

@@ -202,6 +202,7 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
             (JobSubmission(command: ["dojo", "train", "--ranks", "2"], tiles: 2, ranks: 1), "differs from the command's --ranks 2"),
             (JobSubmission(command: ["dojo", "train", "--ranks", "two"], tiles: 2), "--ranks needs a whole number"),
             (JobSubmission(command: ["dojo", "train", "--ranks=4"], tiles: 2), "more than the job's DPU has tiles"),
+            (JobSubmission(command: ["true"], tiles: 2, ranks: 10_000_000_000), "more than this machine has tiles (6)"),
         ]
         for (sub, word) in bad {
             do { _ = try await s.submit(sub, by: a); Issue.record("accepted \(sub)") } catch let e as ServiceError {

@@ -1,3 +1,4 @@
+import DojoNumerics
 import DojoTensor
 import Foundation
 
@@ -29,6 +30,9 @@ public protocol DataParallelGroup: AnyObject {
     /// The same for BF16 values (the top 16 bits of FP32): each partial sum is rounded to BF16 (nearest even), so
     /// the sums travel in half the bytes at the cost of BF16's precision.
     func startAllReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws -> Int
+    /// Starts gathering every rank's `count` bytes at `send` into `receive` (rank r's at offset r·count) without
+    /// waiting; a handle for `test` and `wait` (CFP8 sums: each rank's codes travel, every rank adds them up).
+    func startAllGather(_ send: UnsafeMutablePointer<UInt8>, count: Int, into receive: UnsafeMutablePointer<UInt8>) throws -> Int
     /// Tells the other ranks this one is alive while it works without them (evaluation, checkpoints), so that a
     /// long stretch of work is not taken for a hang.
     func keepAlive()
@@ -39,7 +43,11 @@ extension DataParallelGroup {
 }
 
 /// The format gradients are summed over the ranks in (`dojo train --allreduce`).
-public enum GradientReduceFormat: String, Sendable, CaseIterable { case fp32, bf16 }
+/// cfp8: each rank's weighted gradients are rounded once to CFP8 1-5-2 (Dojo's gradient format) with one exponent
+/// bias per bucket that every rank agrees on (from the largest magnitude over the ranks), gathered (a quarter of
+/// FP32's bytes per value), and every rank adds all ranks' values in FP32 in rank order, so the replicas stay
+/// identical. Not an all-reduce of CFP8 sums: each value is rounded once, not at every partial sum.
+public enum GradientReduceFormat: String, Sendable, CaseIterable { case fp32, bf16, cfp8 }
 
 /// FP32 → BF16, rounding to nearest even (NaN stays a quiet NaN).
 @inline(__always) public func bf16Bits(_ x: Float) -> UInt16 {
@@ -71,6 +79,10 @@ public final class OverlappedGradientReduction {
     let format: GradientReduceFormat
     /// BF16 copies of the buckets while they travel (bf16 only).
     var halves: [UnsafeMutablePointer<UInt16>] = []
+    /// CFP8 codes of this rank's buckets, every rank's codes once gathered, and each bucket's bias (cfp8 only).
+    var codes: [UnsafeMutablePointer<UInt8>] = []
+    var gathered: [UnsafeMutablePointer<UInt8>] = []
+    var biases: [Int] = []
     /// Seconds `finish` spent waiting for sums that backward did not hide.
     public private(set) var exposedSeconds = 0.0
 
@@ -96,10 +108,18 @@ public final class OverlappedGradientReduction {
             for i in members { slot[ObjectIdentifier(ordered[i])] = (b, offset, i); offset += ordered[i].count }
             buffers.append(UnsafeMutablePointer<Float>.allocate(capacity: max(offset, 1)))
             if format == .bf16 { halves.append(UnsafeMutablePointer<UInt16>.allocate(capacity: max(offset, 1))) }
+            if format == .cfp8 {
+                codes.append(UnsafeMutablePointer<UInt8>.allocate(capacity: max(offset, 1)))
+                gathered.append(UnsafeMutablePointer<UInt8>.allocate(capacity: max(offset, 1) * group.size))
+                biases.append(0)
+            }
         }
     }
 
-    deinit { for b in buffers { b.deallocate() }; for h in halves { h.deallocate() } }
+    deinit {
+        for b in buffers { b.deallocate() }; for h in halves { h.deallocate() }
+        for c in codes { c.deallocate() }; for g in gathered { g.deallocate() }
+    }
 
     /// Ready for the next step: the same buckets and buffers (allocating 4 bytes a parameter every step, and faulting
     /// the pages in, cost more than the sums on shared memory).
@@ -133,6 +153,18 @@ public final class OverlappedGradientReduction {
                 let src = buffers[nextToStart], dst = halves[nextToStart]
                 for i in 0..<floats { dst[i] = bf16Bits(src[i]) }
                 handles[nextToStart] = try group.startAllReduceSumBF16(dst, count: floats)
+            } else if format == .cfp8 {
+                // One bias for every rank: from the largest magnitude over the ranks (a non-negative float's bits
+                // order as its value, so an integer max finds it).
+                let src = buffers[nextToStart]
+                var amax: Float = 0
+                for i in 0..<floats where src[i].isFinite { amax = max(amax, src[i].magnitude) }
+                let global = Float(bitPattern: UInt32(bitPattern: try group.allReduceMax(Int32(bitPattern: amax.bitPattern))))
+                let bias = NumberFormat.bias(for: .cfp8_152, maxMagnitude: global)
+                biases[nextToStart] = bias
+                let f = try NumberFormat(.cfp8_152, bias: bias)
+                f.encode(UnsafeBufferPointer(start: src, count: floats), into: UnsafeMutableBufferPointer(start: codes[nextToStart], count: floats), threads: 1)
+                handles[nextToStart] = try group.startAllGather(codes[nextToStart], count: floats, into: gathered[nextToStart])
             } else {
                 handles[nextToStart] = try group.startAllReduceSum(buffers[nextToStart], count: floats)
             }
@@ -158,6 +190,20 @@ public final class OverlappedGradientReduction {
             for (b, members) in buckets.enumerated() {
                 let floats = members.reduce(0) { $0 + parameters[$1].count }
                 for i in 0..<floats { buffers[b][i] = floatFromBF16(halves[b][i]) }
+            }
+        }
+        if format == .cfp8 {
+            // Every rank's values, decoded and added in rank order (the same order on every rank).
+            for (b, members) in buckets.enumerated() {
+                let floats = members.reduce(0) { $0 + parameters[$1].count }
+                let f = try NumberFormat(.cfp8_152, bias: biases[b])
+                let part = UnsafeMutablePointer<Float>.allocate(capacity: max(floats, 1))
+                defer { part.deallocate() }
+                buffers[b].initialize(repeating: 0, count: floats)
+                for r in 0..<group.size {
+                    f.decode(UnsafeBufferPointer(start: gathered[b] + r * floats, count: floats), into: UnsafeMutableBufferPointer(start: part, count: floats), threads: 1)
+                    for i in 0..<floats { buffers[b][i] += part[i] }
+                }
             }
         }
         for p in parameters {
