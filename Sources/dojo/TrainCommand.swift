@@ -467,6 +467,15 @@ struct TrainCommand: ParsableCommand {
         let metricsPath = (out as NSString).appendingPathComponent("metrics.jsonl")
         if resume {
             try trainer.resume(from: checkpointFile)
+            // A checkpoint resumes on any rank count; with batch norm over each rank's own examples the statistics
+            // then cover a different share of the batch, so the losses leave those of an uninterrupted run.
+            if lead, let meta = try? Checkpoint.read(from: checkpointFile).file.metadata, let was = Int(meta["ranks"] ?? ""),
+               net.stateTensors.contains(where: { $0.0.hasSuffix("runningMean") }) {
+                let now = group?.size ?? 1, wasSync = meta["sync_batchnorm"] == "1" || was == 1, nowSync = syncBatchnorm || now == 1
+                if was != now && !(wasSync && nowSync) {
+                    print("note: the checkpoint was written by \(was) rank\(was == 1 ? "" : "s")\(wasSync || was == 1 ? "" : " with per-rank batch norm"); this run has \(now)\(nowSync || now == 1 ? "" : " with per-rank batch norm"), so its batch-norm statistics cover a different share of each batch and the losses will differ from an uninterrupted \(was)-rank run (--sync-batchnorm on both sides keeps them the same)")
+                }
+            }
             if lead, FileManager.default.fileExists(atPath: metricsPath) { _ = try JSONLinesReader.truncate(path: metricsPath, afterStep: trainer.step) }
         }
         let log = lead ? try JSONLinesWriter(path: metricsPath, truncate: !resume) : nil

@@ -206,6 +206,11 @@ struct DistributedTrainTests {
         #expect(synced <= 1e-5, "synchronised: largest relative difference per step \(synced)")
         #expect(own > 1e-3, "each rank's own statistics normalise 16 examples, not 32: the losses differ (\(own))")
         print("batch norm over 2 ranks vs 1 process (small-cnn, 12 steps): synchronised \(synced), per rank \(own)")
+        // Resumed on 1 process: a note where the statistics change (per-rank batch norm), none where they do not.
+        let fromLocal = runDojo(cnn.map { $0 == "12" ? "14" : $0 } + ["--resume", "--out", d + "/local", "--checkpoint-dir", d + "/local"])
+        let fromSync = runDojo(cnn.map { $0 == "12" ? "14" : $0 } + ["--resume", "--out", d + "/sync", "--checkpoint-dir", d + "/sync"])
+        #expect(fromLocal.status == 0 && fromLocal.stdout.contains("note: the checkpoint was written by 2 ranks with per-rank batch norm"), "\(fromLocal.stdout)\(fromLocal.stderr)")
+        #expect(fromSync.status == 0 && !fromSync.stdout.contains("note:"), "\(fromSync.stdout)\(fromSync.stderr)")
     }
 
     /// Runs a program, returning its status and output together.

@@ -27,6 +27,8 @@ public struct Checkpoint {
             "optimizer": t.optimizer.name,
             "optimizer_counters": try json(t.optimizer.counters),
             "precision_history": try json(t.policy?.history ?? [:]),
+            // How the batch norms saw the batch: a run resumed otherwise normalises differently (said on resume).
+            "ranks": String(t.group?.size ?? 1), "sync_batchnorm": t.syncBatchNorm ? "1" : "0",
         ]
         file = f
     }
