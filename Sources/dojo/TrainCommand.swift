@@ -220,6 +220,8 @@ struct TrainCommand: ParsableCommand {
             if let network { argv += ["--mca", "btl_tcp_if_include", network, "--mca", "oob_tcp_if_include", network] }
         } else if n > ProcessInfo.processInfo.activeProcessorCount {
             argv.append("--oversubscribe")
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            FileHandle.standardError.write(Data("note: \(n) ranks on \(cores) core\(cores == 1 ? "" : "s"): each rank gets a share of a core (and its own copy of the model and data in memory); --hostfile spreads ranks over hosts\n".utf8))
         }
         argv += [exe] + rest
         var cargv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
