@@ -108,7 +108,7 @@ struct TrainCommand: ParsableCommand {
     var network: String?
     @Flag(name: .long, help: "With --ranks: batch norm uses the statistics of the whole global batch, summed over the ranks in every step (synchronised; the run normalises as one process does), instead of each rank's own examples (the default, as PyTorch's DDP: no extra messages).")
     var syncBatchnorm = false
-    @Option(name: .long, help: "With --ranks: seconds without a word from a rank before every rank stops with an error that names it (a rank that hangs, or whose host or link is down). (default: 120)")
+    @Option(name: .long, help: "With --ranks: seconds without a word from a rank before every rank stops with an error that names it (a rank that hangs, or whose host or link is down); also how long the ranks may take to start on their hosts. (default: 120)")
     var rankTimeout: Double?
 
     @Flag(name: .long, inversion: .prefixedNo, help: "Augment training examples: random flips and shifts; mirrored scenes. (default: off)")
@@ -465,6 +465,14 @@ struct TrainCommand: ParsableCommand {
         if lead {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)
+            // A checkpoint being written when its run was killed stays as a hidden temporary file: gone now, unless
+            // its writer is still alive (the file name carries its pid).
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: checkpointDirectory)) ?? []
+            where name.hasPrefix(".checkpoint.safetensors.tmp-") {
+                let pid = name.dropFirst(".checkpoint.safetensors.tmp-".count).split(separator: "-").first.flatMap { Int32($0) }
+                if let pid, pid != getpid(), kill(pid, 0) == 0 { continue }
+                try? FileManager.default.removeItem(atPath: (checkpointDirectory as NSString).appendingPathComponent(name))
+            }
         }
         let metricsPath = (out as NSString).appendingPathComponent("metrics.jsonl")
         if resume {
@@ -552,8 +560,10 @@ struct TrainCommand: ParsableCommand {
         if let g = trainer.recordedGraph, !predictOn.isEmpty {
             print(trainingPredictionTable(graph: g, precision: config.precision, machines: predictOn))
         }
-        print("done in \(formatDuration(Date().timeIntervalSince(started))): \(trainer.step) steps. Wrote \(out)/metrics.jsonl, "
-              + "\(out)/loss.svg, \(out)/graph.json, \(checkpointFile)")
+        // Only what is there (a resumed run that had nothing left to do records no graph).
+        let wrote = [metricsPath, (out as NSString).appendingPathComponent("loss.svg"), (out as NSString).appendingPathComponent("graph.json"), checkpointFile]
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        print("done in \(formatDuration(Date().timeIntervalSince(started))): \(trainer.step) steps. Wrote \(wrote.joined(separator: ", "))")
     }
 
     func defaultData(_ model: String) -> String { model == "occupancy" ? "scenes" : "fashion-mnist" }

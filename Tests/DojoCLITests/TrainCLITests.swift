@@ -26,6 +26,24 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
                         "--batch-size", "64", "--epochs", "2", "--checkpoint-every", "0", "--threads", "2", "--augment"]
 
 @Suite(.serialized) struct TrainCLITests {
+    /// Issue 12 (states): a killed run's temporary checkpoint is removed by the next run in that folder (not one whose
+    /// writer is alive), and "Wrote …" names only files that exist.
+    @Test func leftoversAreCleanedAndWroteNamesOnlyWhatExists() throws {
+        let d = tempDir("leftovers")
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let first = runDojo(quickMLP + ["--steps", "3", "--out", d])
+        #expect(first.status == 0, "\(first.stderr)")
+        let dead = d + "/.checkpoint.safetensors.tmp-2147483000-7", alive = d + "/.checkpoint.safetensors.tmp-\(getpid())-7"
+        for f in [dead, alive] { #expect(FileManager.default.createFile(atPath: f, contents: Data(count: 1000))) }
+        try? FileManager.default.removeItem(atPath: d + "/graph.json")
+        // Resumed with nothing left to do: no step runs, so no graph is recorded, and the line must not claim one.
+        let again = runDojo(quickMLP + ["--steps", "3", "--out", d, "--resume"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dead), "the killed run's temporary checkpoint is removed")
+        #expect(FileManager.default.fileExists(atPath: alive), "a live writer's temporary file is left alone")
+        #expect(again.stdout.contains("Wrote ") && !again.stdout.contains("graph.json"), "\(again.stdout)")
+    }
+
     @Test func wrongInputsGiveClearErrors() throws {
         let cases: [([String], String)] = [
             (["train", "--model", "alexnet"], "unknown model 'alexnet'"),
