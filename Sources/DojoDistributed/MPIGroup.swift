@@ -146,10 +146,9 @@ public final class MPIGroup: DataParallelGroup {
     }
 
     /// A sum over every rank, in place, waited for with heartbeats.
-    func allReduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype?, op: MPI_Op?, what: String) throws {
+    func allReduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype?, size: Int, op: MPI_Op?, what: String) throws {
         collectives += 1
         var done = 0
-        let size = type == swmpi_double() ? 8 : 4
         while done < count {   // MPI counts are Int32
             let n = min(count - done, Int(Int32.max))
             var r: MPI_Request? = nil
@@ -161,7 +160,7 @@ public final class MPIGroup: DataParallelGroup {
     }
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
-        try allReduce(buffer, count: count, type: swmpi_float(), op: swmpi_sum(), what: "floats")
+        try allReduce(buffer, count: count, type: swmpi_float(), size: 4, op: swmpi_sum(), what: "floats")
     }
 
     /// A plain blocking `MPI_Allreduce` (no heartbeats, no polling): the baseline the training's sums are measured
@@ -172,12 +171,12 @@ public final class MPIGroup: DataParallelGroup {
     }
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
-        try allReduce(buffer, count: count, type: swmpi_double(), op: swmpi_sum(), what: "doubles")
+        try allReduce(buffer, count: count, type: swmpi_double(), size: 8, op: swmpi_sum(), what: "doubles")
     }
 
     public func allReduceMax(_ value: Int32) throws -> Int32 {
         var v = value
-        try allReduce(&v, count: 1, type: swmpi_int(), op: swmpi_max(), what: "ints")
+        try allReduce(&v, count: 1, type: swmpi_int(), size: 4, op: swmpi_max(), what: "ints")
         return v
     }
 

@@ -272,8 +272,8 @@ struct TrainCommand: ParsableCommand {
             var chunk = Data()
             if ready > 0 {
                 let n = read(pipeFDs[0], &buffer, buffer.count)
-                if n > 0 { chunk = Data(buffer[0..<n]) } else if n == 0 || errno != EINTR { if exited { break } }
-                if n == 0 { break }
+                if n == 0 { break }   // every writer closed it
+                if n > 0 { chunk = Data(buffer[0..<n]) }
             }
             if !exited, waitpid(pid, &status, WNOHANG) == pid { exited = true }
             if exited && ready <= 0 { break }

@@ -105,19 +105,8 @@ struct DistributedTrainTests {
         let args = ["train", "--model", "small-cnn", "--data", "fashion-mnist", "--train-examples", "8192", "--eval-examples", "64",
                     "--batch-size", "64", "--steps", "100000", "--epochs", "50", "--checkpoint-every", "20", "--threads", "1",
                     "--out", d + "/run"]
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = args + ["--ranks", "2"]
-        let err = Pipe(), out = Pipe()
-        p.standardError = err; p.standardOutput = out
-        try p.run()
-        var victim: pid_t?
-        let ready = Date().addingTimeInterval(60)
-        while Date() < ready && p.isRunning {
-            if FileManager.default.fileExists(atPath: d + "/run/checkpoint.safetensors"), let r = Self.rank(1, of: d) { victim = r; break }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        guard let victim else { p.terminate(); Issue.record("rank 1 or the first checkpoint never appeared"); return }
+        let (p, err, out) = try Self.start(exe, args + ["--ranks", "2"])
+        guard let victim = Self.rank1AfterCheckpoint(d, p) else { p.terminate(); Issue.record("rank 1 or the first checkpoint never appeared"); return }
         let killed = Date()
         kill(victim, SIGKILL)
         p.waitUntilExit()
@@ -133,6 +122,27 @@ struct DistributedTrainTests {
         let resumed = runDojo(args.map { $0 == "100000" ? "60" : $0 } + ["--ranks", "2", "--resume"])
         #expect(resumed.status == 0 && resumed.stdout.contains("resuming at step"), "\(resumed.stdout)\(resumed.stderr)")
         print("a dead rank: every rank stopped \(String(format: "%.1f", stopped)) s after the SIGKILL; \(errors.first ?? "")")
+    }
+
+    /// Starts dojo with its output piped.
+    static func start(_ exe: URL, _ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = arguments
+        let err = Pipe(), out = Pipe()
+        p.standardError = err; p.standardOutput = out
+        try p.run()
+        return (p, err, out)
+    }
+
+    /// Rank 1 of the run writing to `dir`/run, once its first checkpoint exists (nil after 60 s or if the run ended).
+    static func rank1AfterCheckpoint(_ dir: String, _ p: Process) -> pid_t? {
+        let ready = Date().addingTimeInterval(60)
+        while Date() < ready && p.isRunning {
+            if FileManager.default.fileExists(atPath: dir + "/run/checkpoint.safetensors"), let r = rank(1, of: dir) { return r }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return nil
     }
 
     /// A rank's process of the run writing under `dir`: the one whose environment says so.
@@ -155,19 +165,8 @@ struct DistributedTrainTests {
         let args = ["train", "--model", "mlp", "--data", "fashion-mnist", "--train-examples", "8192", "--eval-examples", "64",
                     "--batch-size", "64", "--steps", "100000", "--epochs", "50", "--checkpoint-every", "20", "--threads", "1",
                     "--out", d + "/run"]
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = args + ["--ranks", "2", "--rank-timeout", "3"]
-        let err = Pipe(), out = Pipe()
-        p.standardError = err; p.standardOutput = out
-        try p.run()
-        var victim: pid_t?
-        let ready = Date().addingTimeInterval(60)
-        while Date() < ready && p.isRunning {
-            if FileManager.default.fileExists(atPath: d + "/run/checkpoint.safetensors"), let r = Self.rank(1, of: d) { victim = r; break }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        guard let victim else { p.terminate(); Issue.record("rank 1 or the first checkpoint never appeared"); return }
+        let (p, err, out) = try Self.start(exe, args + ["--ranks", "2", "--rank-timeout", "3"])
+        guard let victim = Self.rank1AfterCheckpoint(d, p) else { p.terminate(); Issue.record("rank 1 or the first checkpoint never appeared"); return }
         let stoppedAt = Date()
         kill(victim, SIGSTOP)   // alive but silent: as a rank stuck in a loop, or a host that stopped answering
         defer { kill(victim, SIGKILL) }
@@ -295,12 +294,7 @@ struct DistributedTrainTests {
         #expect(Self.sh("/usr/bin/pgrep", ["-f", d + "/hang.sh"]).output.isEmpty, "the launch agents were killed with mpirun's group")
         // A stop request: every rank stops at the same step, rank 0 writes the checkpoint, exit 143, no error line.
         guard let exe = dojoExecutableURL else { return }
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = Self.mlp.map { $0 == "24" ? "100000" : $0 } + ["--epochs", "1000", "--ranks", "2", "--out", d + "/stop"]
-        let err = Pipe(), out = Pipe()
-        p.standardError = err; p.standardOutput = out
-        try p.run()
+        let (p, err, out) = try Self.start(exe, Self.mlp.map { $0 == "24" ? "100000" : $0 } + ["--epochs", "1000", "--ranks", "2", "--out", d + "/stop"])
         Thread.sleep(forTimeInterval: 5)   // started and training (the metrics file is written at the end)
         p.terminate()
         p.waitUntilExit()

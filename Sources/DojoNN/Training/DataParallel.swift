@@ -194,11 +194,12 @@ public final class OverlappedGradientReduction {
         }
         if format == .cfp8 {
             // Every rank's values, decoded and added in rank order (the same order on every rank).
+            let largest = buckets.map { $0.reduce(0) { $0 + parameters[$1].count } }.max() ?? 0
+            let part = UnsafeMutablePointer<Float>.allocate(capacity: max(largest, 1))
+            defer { part.deallocate() }
             for (b, members) in buckets.enumerated() {
                 let floats = members.reduce(0) { $0 + parameters[$1].count }
                 let f = try NumberFormat(.cfp8_152, bias: biases[b])
-                let part = UnsafeMutablePointer<Float>.allocate(capacity: max(floats, 1))
-                defer { part.deallocate() }
                 buffers[b].initialize(repeating: 0, count: floats)
                 for r in 0..<group.size {
                     f.decode(UnsafeBufferPointer(start: gathered[b] + r * floats, count: floats), into: UnsafeMutableBufferPointer(start: part, count: floats), threads: 1)
