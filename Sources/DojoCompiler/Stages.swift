@@ -30,12 +30,7 @@ public struct LayerIndex: Sendable {
                 position[op.id] = t >= 0 && t <= maxID && firstUse[t] >= 0 ? firstUse[t] : max(0, forwardOps.count - 1)
             }
         }
-        func root(_ scope: String?) -> String? {
-            guard let s = scope, !s.isEmpty else { return nil }
-            let parts = s.split(separator: ".")
-            if parts.count >= 2, Int(parts[1]) != nil { return "\(parts[0]).\(parts[1])" }
-            return String(parts[0])
-        }
+        let root = LayerIndex.layerName(scope:)
         var cuts = [0]
         var last: String? = nil
         var lastScope: String? = nil, lastRoot: String? = nil
@@ -52,6 +47,41 @@ public struct LayerIndex: Sendable {
 
     /// Layers a pipeline can be cut into.
     public var layerCount: Int { cuts.count }
+
+    /// The layer an op's scope belongs to: its first component, down to the index of a numbered child when one
+    /// follows within the next two components (`blocks.3.attn` → `blocks.3`, `layer2.layers.1.conv1` →
+    /// `layer2.layers.1` in a `Sequential`, `head.fc` → `head`); nil for ops of the model itself.
+    public static func layerName(scope: String?) -> String? {
+        guard let s = scope, !s.isEmpty else { return nil }
+        let parts = s.split(separator: ".")
+        for k in 1..<min(parts.count, 3) where Int(parts[k]) != nil { return parts[0...k].joined(separator: ".") }
+        return String(parts[0])
+    }
+
+    /// Forward and backward FLOPs of each forward position (a backward op counts at its forward op's): the weights
+    /// pipeline stages are balanced by.
+    public func flopsPerPosition(_ g: Graph) -> [Double] {
+        var flops = Array(repeating: 0.0, count: forwardOps.count)
+        for (i, id) in forwardOps.enumerated() { flops[i] += g.ops[id].flops }
+        for op in g.ops where op.phase == .backward {
+            let p = op.id < position.count ? position[op.id] : -1
+            if p >= 0 { flops[p] += op.flops }
+        }
+        return flops
+    }
+
+    /// The compiler's split of `g` into `stages` pipeline stages, balanced by FLOPs at layer starts: each stage's
+    /// first layer, by name (the simulator prices this split; `dojo train --plan pp=N` runs it). Nil when the graph
+    /// has fewer layers than stages.
+    public func stageLayers(_ g: Graph, stages: Int) -> [String]? {
+        guard let starts = partition(weights: flopsPerPosition(g), stages: stages) else { return nil }
+        return starts.map { p in
+            // the first op of a stage may belong to the model itself (a reshape): name the first layer that follows
+            var i = p
+            while i < forwardOps.count, LayerIndex.layerName(scope: g.ops[forwardOps[i]].scope) == nil { i += 1 }
+            return i < forwardOps.count ? LayerIndex.layerName(scope: g.ops[forwardOps[i]].scope)! : ""
+        }
+    }
 
     /// Cuts `weights` (one per forward position) into `stages` contiguous stages at layer starts, minimising the
     /// heaviest stage. Returns the first position of every stage, or nil when there are fewer layers than stages.

@@ -4,7 +4,7 @@ import Foundation
 
 /// The distributed runtime over Open MPI: one process per rank, started by `mpirun` (or by `dojo train --ranks N`,
 /// which runs mpirun itself). Data-parallel training uses it through DojoNN's `DataParallelGroup`.
-public final class MPIGroup: DataParallelGroup {
+public final class MPIGroup: PipelineGroup {
     public let rank: Int
     public let size: Int
     /// Ranks on this host (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE), for sharing its cores between them.
@@ -20,6 +20,10 @@ public final class MPIGroup: DataParallelGroup {
     /// Where the error line of a hang goes (rank 0's stderr; other ranks keep a copy of theirs, since their output is
     /// silenced).
     public var errorOutput: Int32 = 2
+    /// The ranks this group's collectives run over: every rank, or those of a `subgroup`.
+    let comm: MPI_Comm?
+    /// The group of every rank, for a subgroup: it sends and takes in the heartbeats.
+    let parent: MPIGroup?
     /// A duplicate of the world communicator for heartbeats, so they never match a training message.
     var heartbeatComm: MPI_Comm? = nil
     var lastHeard: [Double] = []
@@ -49,6 +53,8 @@ public final class MPIGroup: DataParallelGroup {
             setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0)
             guard MPI_Init(nil, nil) == MPI_SUCCESS else { throw MPIError("MPI_Init failed") }
         }
+        comm = swmpi_comm_world()
+        parent = nil
         MPI_Comm_set_errhandler(swmpi_comm_world(), swmpi_errors_return())
         var r: Int32 = 0, n: Int32 = 0
         MPI_Comm_rank(swmpi_comm_world(), &r)
@@ -77,7 +83,47 @@ public final class MPIGroup: DataParallelGroup {
         for p in 0..<size where p != rank { postReceive(p) }
     }
 
+    /// A subgroup: collectives over `comm`; heartbeats through `parent`.
+    private init(parent: MPIGroup, comm: MPI_Comm?) {
+        self.parent = parent
+        self.comm = comm
+        var r: Int32 = 0, n: Int32 = 0
+        MPI_Comm_rank(comm, &r)
+        MPI_Comm_size(comm, &n)
+        rank = Int(r); size = Int(n)
+        localSize = parent.localSize
+        host = parent.host
+        heartbeatIn = .allocate(capacity: 1); heartbeatOut = .allocate(capacity: 1)
+    }
+
     deinit { heartbeatIn.deallocate(); heartbeatOut.deallocate() }
+
+    public func subgroup(color: Int) throws -> DataParallelGroup {
+        var sub: MPI_Comm? = nil
+        collectives += 1
+        let rc = MPI_Comm_split(comm, Int32(color), Int32(rank), &sub)
+        guard rc == MPI_SUCCESS, let sub else { throw MPIError("rank \(rank) on \(host): MPI_Comm_split failed (\(rc))") }
+        MPI_Comm_set_errhandler(sub, swmpi_errors_return())
+        return MPIGroup(parent: parent ?? self, comm: sub)
+    }
+
+    public func startSend(_ buffer: UnsafeRawPointer, bytes: Int, to peer: Int, tag: Int) throws -> Int {
+        guard bytes <= Int(Int32.max) else { throw MPIError("rank \(rank) on \(host): a message of \(bytes) bytes is more than MPI counts") }
+        var r: MPI_Request? = nil
+        let rc = MPI_Isend(buffer, Int32(bytes), swmpi_uint8(), Int32(peer), Int32(tag), comm, &r)
+        guard rc == MPI_SUCCESS, let r else { throw MPIError("rank \(rank) on \(host): MPI_Isend of \(bytes) bytes to rank \(peer) failed (\(rc))") }
+        nextHandle += 1
+        requests[nextHandle] = r
+        return nextHandle
+    }
+
+    public func receive(_ buffer: UnsafeMutableRawPointer, bytes: Int, from peer: Int, tag: Int) throws {
+        guard bytes <= Int(Int32.max) else { throw MPIError("rank \(rank) on \(host): a message of \(bytes) bytes is more than MPI counts") }
+        var r: MPI_Request? = nil
+        let rc = MPI_Irecv(buffer, Int32(bytes), swmpi_uint8(), Int32(peer), Int32(tag), comm, &r)
+        guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Irecv of \(bytes) bytes from rank \(peer) failed (\(rc))") }
+        try waitPolling(&r, what: "receiving \(bytes) bytes from rank \(peer)")
+    }
 
     func postReceive(_ p: Int) {
         var r: MPI_Request? = nil
@@ -87,6 +133,7 @@ public final class MPIGroup: DataParallelGroup {
     /// Takes in the heartbeats that arrived, sends this rank's (at most once a second), and stops every rank with
     /// one error line when a rank has been silent for longer than `timeout`.
     public func keepAlive() {
+        if let parent { parent.keepAlive(); return }
         guard size > 1, heartbeatComm != nil else { return }
         let now = Date().timeIntervalSince1970
         if now - lastListened > 2 { listeningSince = now }
@@ -152,7 +199,7 @@ public final class MPIGroup: DataParallelGroup {
         while done < count {   // MPI counts are Int32
             let n = min(count - done, Int(Int32.max))
             var r: MPI_Request? = nil
-            let rc = MPI_Iallreduce(swmpi_in_place(), buffer + done * size, Int32(n), type, op, swmpi_comm_world(), &r)
+            let rc = MPI_Iallreduce(swmpi_in_place(), buffer + done * size, Int32(n), type, op, comm, &r)
             guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Iallreduce of \(n) \(what) failed (\(rc))") }
             try waitPolling(&r, what: "MPI_Iallreduce of \(n) \(what)")
             done += n
@@ -166,7 +213,7 @@ public final class MPIGroup: DataParallelGroup {
     /// A plain blocking `MPI_Allreduce` (no heartbeats, no polling): the baseline the training's sums are measured
     /// against (`dojo bench --allreduce`).
     public func bareAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
-        let rc = MPI_Allreduce(swmpi_in_place(), buffer, Int32(count), swmpi_float(), swmpi_sum(), swmpi_comm_world())
+        let rc = MPI_Allreduce(swmpi_in_place(), buffer, Int32(count), swmpi_float(), swmpi_sum(), comm)
         guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Allreduce of \(count) floats failed (\(rc))") }
     }
 
@@ -188,7 +235,7 @@ public final class MPIGroup: DataParallelGroup {
         guard count <= Int(Int32.max) else { try allReduceSum(buffer, count: count); return -1 }
         collectives += 1
         var r: MPI_Request? = nil
-        let rc = MPI_Iallreduce(swmpi_in_place(), buffer, Int32(count), swmpi_float(), swmpi_sum(), swmpi_comm_world(), &r)
+        let rc = MPI_Iallreduce(swmpi_in_place(), buffer, Int32(count), swmpi_float(), swmpi_sum(), comm, &r)
         guard rc == MPI_SUCCESS, let r else { throw MPIError("rank \(rank) on \(host): MPI_Iallreduce of \(count) floats failed (\(rc))") }
         nextHandle += 1
         requests[nextHandle] = r
@@ -212,7 +259,7 @@ public final class MPIGroup: DataParallelGroup {
         guard count <= Int(Int32.max), let op = MPIGroup.bf16Sum else { throw MPIError("rank \(rank) on \(host): BF16 sums need MPI_Op_create") }
         collectives += 1
         var r: MPI_Request? = nil
-        let rc = MPI_Iallreduce(swmpi_in_place(), buffer, Int32(count), swmpi_uint16(), op, swmpi_comm_world(), &r)
+        let rc = MPI_Iallreduce(swmpi_in_place(), buffer, Int32(count), swmpi_uint16(), op, comm, &r)
         guard rc == MPI_SUCCESS, let r else { throw MPIError("rank \(rank) on \(host): MPI_Iallreduce of \(count) BF16 values failed (\(rc))") }
         nextHandle += 1
         requests[nextHandle] = r
@@ -223,7 +270,7 @@ public final class MPIGroup: DataParallelGroup {
         guard count <= Int(Int32.max) else { throw MPIError("rank \(rank) on \(host): a gather of \(count) bytes is more than MPI counts") }
         collectives += 1
         var r: MPI_Request? = nil
-        let rc = MPI_Iallgather(send, Int32(count), swmpi_uint8(), receive, Int32(count), swmpi_uint8(), swmpi_comm_world(), &r)
+        let rc = MPI_Iallgather(send, Int32(count), swmpi_uint8(), receive, Int32(count), swmpi_uint8(), comm, &r)
         guard rc == MPI_SUCCESS, let r else { throw MPIError("rank \(rank) on \(host): MPI_Iallgather of \(count) bytes failed (\(rc))") }
         nextHandle += 1
         requests[nextHandle] = r
@@ -250,12 +297,13 @@ public final class MPIGroup: DataParallelGroup {
     public func barrier() throws {
         collectives += 1
         var r: MPI_Request? = nil
-        guard MPI_Ibarrier(swmpi_comm_world(), &r) == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Ibarrier failed") }
+        guard MPI_Ibarrier(comm, &r) == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): MPI_Ibarrier failed") }
         try waitPolling(&r, what: "MPI_Ibarrier")
     }
 
     /// Ends MPI (every rank, once, at the end of a run): heartbeats still posted are cancelled first.
     public func finish() {
+        guard parent == nil else { return }
         var done: Int32 = 0
         MPI_Finalized(&done)
         guard done == 0 else { return }

@@ -264,12 +264,8 @@ public final class StepSimulator: @unchecked Sendable {
             if op.kind == .matmul, op.inputs.contains(where: { tensors[$0].map { softmaxShapes.contains($0.shape) } ?? false }) {
                 touches[i] = true
             }
-            flops[i] += op.flops
         }
-        for op in g.ops where op.phase == .backward {
-            let p = layers.position[op.id]
-            if p >= 0 { flops[p] += op.flops }
-        }
+        flops = layers.flopsPerPosition(g)
         paramElements = params
         activationBytes = acts
         attentionScore = score

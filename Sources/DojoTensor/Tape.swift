@@ -63,9 +63,17 @@ public final class Tape: @unchecked Sendable {
         withoutActuallyEscaping(onReady) { f in Tape.$current.withValue(nil) { backwardPass(from: loss, watching: watching, onReady: f) } }
     }
 
-    private func backwardPass(from loss: Tensor, watching: [Tensor], onReady: ((Tensor, Tensor) -> Void)?) -> Gradients {
-        precondition(loss.count == 1, "backward from a tensor of shape \(loss.shape); reduce it to one value first")
-        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(loss): Tensor(repeating: 1, shape: loss.shape)]
+    /// Gradients of `output` · `gradient` (a vector-Jacobian product): backward from any tensor the tape computed,
+    /// given the gradient of the loss with respect to it. A pipeline stage runs its backward from the gradient of its
+    /// output that the next stage sent; the gradient of its input (marked `requiringGrad()`) goes to the stage before.
+    public func backward(from output: Tensor, gradient: Tensor) -> Gradients {
+        precondition(gradient.shape == output.shape, "backward from \(output.shape) with a gradient of shape \(gradient.shape)")
+        return Tape.$current.withValue(nil) { backwardPass(from: output, seed: gradient, watching: [], onReady: nil) }
+    }
+
+    private func backwardPass(from loss: Tensor, seed: Tensor? = nil, watching: [Tensor], onReady: ((Tensor, Tensor) -> Void)?) -> Gradients {
+        precondition(seed != nil || loss.count == 1, "backward from a tensor of shape \(loss.shape); reduce it to one value first")
+        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(loss): seed ?? Tensor(repeating: 1, shape: loss.shape)]
         backwardOps.removeAll()
         backwardOpsIO.removeAll()
         // For each watched tensor, the first entry that used it: once backward has processed that entry, nothing

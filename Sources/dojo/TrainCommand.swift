@@ -1,6 +1,8 @@
 import ArgumentParser
+import DojoCompiler
 import DojoMachine
 import DojoData
+import DojoGraph
 import DojoDistributed
 import DojoNN
 import DojoReport
@@ -113,6 +115,8 @@ struct TrainCommand: ParsableCommand {
 
     @Flag(name: .long, inversion: .prefixedNo, help: "Augment training examples: random flips and shifts; mirrored scenes. (default: off)")
     var augment: Bool?
+    @Option(name: .long, help: "Parallelism plan, in `dojo sim --plan`'s syntax: dp=D,pp=P[,micro=M | mb=B]. pp=P cuts the model into P stages at the layers the compiler chooses (the split `dojo sim --plan` prices) and trains them with 1F1B micro-batches (M per replica per step, default P; or micro-batches of B examples); activations and their gradients travel between stage ranks. D·P ranks (--plan alone sets --ranks). Models: mlp, small-cnn, resnet18, resnet50, occupancy.")
+    var plan: String?
 
     func validate() throws {
         func positive(_ v: Int?, _ name: String) throws {
@@ -159,10 +163,10 @@ struct TrainCommand: ParsableCommand {
         if underMPI && (hostfile != nil || launcher != nil || network != nil) {
             throw ValidationError("--hostfile, --launcher and --network are mpirun's to use: this process already runs under mpirun (give them to dojo train --ranks N, or to mpirun itself)")
         }
-        if !underMPI && ranks == nil && (syncBatchnorm || rankTimeout != nil) {
+        if !underMPI && trainRanks == nil && (syncBatchnorm || rankTimeout != nil) {
             throw ValidationError("--sync-batchnorm and --rank-timeout go with --ranks N (or a run under mpirun)")
         }
-        if (hostfile != nil || launcher != nil || network != nil) && ranks == nil {
+        if (hostfile != nil || launcher != nil || network != nil) && trainRanks == nil {
             throw ValidationError("--hostfile, --launcher and --network go with --ranks N")
         }
         if (launcher != nil || network != nil) && hostfile == nil {
@@ -177,6 +181,90 @@ struct TrainCommand: ParsableCommand {
         if let allreduce, GradientReduceFormat(rawValue: allreduce) == nil {
             throw ValidationError("--allreduce must be fp32, bf16 or cfp8, got '\(allreduce)'")
         }
+        if let spec = try parsedPlan() {
+            let pp = spec.pipelineParallel ?? 1
+            if let ranks, let dp = spec.dataParallel, dp * pp != ranks {
+                throw ValidationError("--plan \(plan!) needs dp × pp = \(dp * pp) ranks, but --ranks is \(ranks)")
+            }
+            if let ranks, ranks % pp != 0 { throw ValidationError("--plan pp=\(pp) does not divide --ranks \(ranks) into whole pipelines") }
+            if pp > 1 && syncBatchnorm {
+                throw ValidationError("--sync-batchnorm does not go with pipeline stages (pp=\(pp)): each micro-batch is normalised over its own examples")
+            }
+            if let ranks = trainRanks, !underMPI, ranks > 1024 { throw ValidationError("--plan asks for \(ranks) ranks; at most 1024") }
+        }
+    }
+
+    /// The compiler's split of `net` into `shape.pp` stages: the first layer of each stage, from the step the simulator
+    /// prices (recorded at the micro-batch size); errors for a model the engine cannot cut or too many stages.
+    func pipelineStages(_ net: Module, config: TrainingConfig, sets: DataSets.Choice, shape: (dp: Int, pp: Int, micro: Int)) throws -> (PipelineSplittable, [String]) {
+        let entry = try ModelZoo.entry(config.model)
+        guard let chain = net as? PipelineSplittable else {
+            throw CLIError("--plan pp=\(shape.pp): \(config.model) cannot be cut into pipeline stages by the engine yet (its forward pass is not one chain of layers); pipeline plans train mlp, small-cnn, resnet18, resnet50 and occupancy")
+        }
+        // The compiler's split of the step the simulator prices, recorded at the micro-batch size.
+        let graph = try Engine.$shapeOnly.withValue(true) { () throws -> Graph in
+            let twin = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
+                                         gridSize: sets.train.targetShape.first ?? config.gridSize, seed: config.seed)
+            let x = Tensor(uninitializedShape: [config.batchSize / (shape.dp * shape.micro)] + sets.train.inputShape)
+            let step = TrainingStep.run(twin, task: entry.task, input: x, classes: max(1, sets.train.classNames.count),
+                                        optimizer: config.optimizer == "adamw" ? AdamW() : SGD(momentum: 0.9), learningRate: 0)
+            return step.tape.graph(model: config.model, batch: x.shape[0])
+        }
+        let index = LayerIndex(graph: graph)
+        guard let first = index.stageLayers(graph, stages: shape.pp) else {
+            throw CLIError("--plan pp=\(shape.pp): \(config.model) has \(index.layerCount) layers to cut at; give at most pp=\(index.layerCount)")
+        }
+        return (chain, first)
+    }
+
+    /// `--plan`, parsed; only what training runs (dp, pp, micro-batches) is accepted.
+    func parsedPlan() throws -> PlanSpec? {
+        guard let plan else { return nil }
+        let spec: PlanSpec
+        do { spec = try PlanSpec(parsing: plan) } catch { throw ValidationError("--plan: \(error)") }
+        if let tp = spec.tensorParallel, tp > 1 {
+            throw ValidationError("--plan tp=\(tp): dojo train runs data- and pipeline-parallel plans (dp, pp); tensor-parallel plans are priced by `dojo sim --plan` only")
+        }
+        for (key, set) in [("vp", spec.virtualStages.map { $0 > 1 } ?? false), ("recompute", spec.recompute.map { $0 != .none } ?? false),
+                           ("zero", spec.shardOptimizer ?? false), ("sp", spec.sequenceParallel ?? false)] where set {
+            throw ValidationError("--plan \(key)=…: dojo train runs dp, pp and micro-batches (micro or mb); \(key) is priced by `dojo sim --plan` only")
+        }
+        if spec.microBatch != nil && spec.microBatches != nil { throw ValidationError("--plan: give micro (micro-batches per step) or mb (examples per micro-batch), not both") }
+        if (spec.microBatch != nil || spec.microBatches != nil) && (spec.pipelineParallel ?? 1) == 1 {
+            throw ValidationError("--plan: micro-batches go with pipeline stages (pp=2 or more)")
+        }
+        return spec
+    }
+
+    /// The ranks a run asks for: --ranks, or dp × pp of --plan.
+    var trainRanks: Int? {
+        if let ranks { return ranks }
+        guard let spec = try? parsedPlan() else { return nil }
+        let n = (spec.dataParallel ?? 1) * (spec.pipelineParallel ?? 1)
+        return n > 1 ? n : nil
+    }
+
+    /// Data-parallel replicas, pipeline stages and micro-batches per replica for `ranks` ranks and `batch` examples a
+    /// step, checked: every micro-batch of every replica gets the same number of examples.
+    func pipelineShape(ranks: Int, batch: Int) throws -> (dp: Int, pp: Int, micro: Int) {
+        let spec = try parsedPlan() ?? PlanSpec()
+        let pp = spec.pipelineParallel ?? 1
+        guard ranks % pp == 0 else { throw CLIError("--plan pp=\(pp) does not divide \(ranks) ranks into whole pipelines") }
+        let dp = spec.dataParallel ?? ranks / pp
+        guard dp * pp == ranks else { throw CLIError("--plan needs dp × pp = \(dp * pp) ranks; the run has \(ranks)") }
+        var micro = spec.microBatches ?? pp
+        if let mb = spec.microBatch {
+            guard batch % (dp * mb) == 0 else {
+                throw CLIError("--plan mb=\(mb): --batch-size \(batch) is not a whole number of micro-batches of \(mb) on each of \(dp) replica\(dp == 1 ? "" : "s")")
+            }
+            micro = batch / (dp * mb)
+        }
+        if pp == 1 { micro = 1 }
+        guard batch % (dp * micro) == 0 else {
+            let what = pp > 1 ? "\(dp) replica\(dp == 1 ? "" : "s") × \(micro) micro-batches" : "\(dp) ranks"
+            throw CLIError("--batch-size \(batch) does not divide into \(what) (\(dp * micro) equal shares): each takes an equal share of every batch (try --batch-size \(max(dp * micro, batch / (dp * micro) * (dp * micro))))")
+        }
+        return (dp, pp, micro)
     }
 
     /// `--ranks N` outside mpirun: runs `mpirun -n N` with the same command without --ranks, passes SIGINT/SIGTERM on,
@@ -185,8 +273,22 @@ struct TrainCommand: ParsableCommand {
     func launchRanks(_ n: Int) throws -> Never {
         // The batch each step splits: given, or the default of a new run (a resumed run keeps its checkpoint's).
         let batch = try batchSize ?? (resume ? nil : resolveConfig(nil).batchSize)
-        if let batch, batch % n != 0 {
-            throw CLIError("--ranks \(n) does not divide --batch-size \(batch): each rank trains an equal share of every batch (try --batch-size \(max(n, batch / n * n)))")
+        if let batch {
+            if plan != nil {
+                let shape = try pipelineShape(ranks: n, batch: batch)
+                // A plan the model cannot run: said here, before any rank starts (a resumed run's ranks check it).
+                if shape.pp > 1, !resume {
+                    let config = try resolveConfig(nil)
+                    let sets = try DataSets.make(config.dataset, trainCount: 16, evalCount: 16, seed: config.seed, dataDirectory: dataDir,
+                                                 cameras: config.cameras, imageSize: config.imageSize, gridSize: config.gridSize)
+                    let net = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
+                                                gridSize: sets.train.targetShape.first ?? config.gridSize, seed: config.seed)
+                    _ = try pipelineStages(net, config: config, sets: sets, shape: shape)
+                }
+            }
+            else if batch % n != 0 {
+                throw CLIError("--ranks \(n) does not divide --batch-size \(batch): each rank trains an equal share of every batch (try --batch-size \(max(n, batch / n * n)))")
+            }
         }
         let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
         guard let mpirun = candidates.first(where: { access($0, X_OK) == 0 }) else {
@@ -383,9 +485,10 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let ranks, !MPIGroup.launchedByMPI { try launchRanks(ranks) }
-        if let ranks, MPIGroup.launchedByMPI, let size = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? ""), size != ranks {
-            throw CLIError("--ranks \(ranks) differs from the \(size) processes mpirun started: give one of them")
+        if let ranks = trainRanks, !MPIGroup.launchedByMPI { try launchRanks(ranks) }
+        if let ranks = trainRanks, MPIGroup.launchedByMPI, let size = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? ""), size != ranks {
+            throw CLIError(self.ranks != nil ? "--ranks \(ranks) differs from the \(size) processes mpirun started: give one of them"
+                                             : "--plan \(plan!) asks for \(ranks) ranks, but mpirun started \(size) processes: give one of them")
         }
         // Under mpirun: one rank of a data-parallel run (a single rank trains alone).
         var group: MPIGroup?
@@ -451,9 +554,8 @@ struct TrainCommand: ParsableCommand {
         let net = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
                                     gridSize: sets.train.targetShape.first ?? config.gridSize, seed: config.seed)
         let trainLoader = try DataLoader(dataset: sets.train, batchSize: config.batchSize, shuffle: true, augment: config.augment, seed: config.seed)
-        if let group, config.batchSize % group.size != 0 {
-            throw CLIError("\(group.size) ranks do not divide the batch size \(config.batchSize): each rank trains an equal share of every batch")
-        }
+        let shape = try pipelineShape(ranks: group?.size ?? 1, batch: config.batchSize)
+        var stageLayers: [[String]] = []
         // Rank 0 evaluates and writes; the other ranks only train.
         let evalLoader = lead ? try DataLoader(dataset: sets.eval, batchSize: max(config.batchSize, 64), shuffle: false, augment: false, seed: 0) : nil
         let trainer = try Trainer(config: config, model: net, task: entry.task, train: trainLoader, eval: evalLoader,
@@ -462,6 +564,12 @@ struct TrainCommand: ParsableCommand {
         trainer.overlapCommunication = overlap
         trainer.gradientReduceFormat = allreduce.flatMap(GradientReduceFormat.init(rawValue:)) ?? .fp32
         trainer.syncBatchNorm = syncBatchnorm
+        if shape.pp > 1, let group {
+            let (chain, first) = try pipelineStages(net, config: config, sets: sets, shape: shape)
+            let runtime = try PipelineRuntime(model: chain, firstLayers: first, replicas: shape.dp, microBatches: shape.micro, world: group)
+            trainer.pipeline = runtime
+            stageLayers = runtime.stageLayerNames
+        }
         if lead {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)
@@ -492,9 +600,18 @@ struct TrainCommand: ParsableCommand {
 
         print("OpenDojo train: \(config.model) (\(net.parameterCount.formatted()) parameters) on \(config.dataset) "
               + "(\(sets.train.count.formatted()) train / \(sets.eval.count.formatted()) eval), \(config.precision), "
-              + "batch \(config.batchSize)" + (group.map { " over \($0.size) ranks (data-parallel, \(config.batchSize / $0.size) each)" } ?? "")
+              + "batch \(config.batchSize)"
+              + (group.map { g in
+                  shape.pp > 1
+                      ? " over \(g.size) ranks (dp=\(shape.dp) × pp=\(shape.pp): \(shape.micro) micro-batches of \(config.batchSize / (shape.dp * shape.micro)) per replica, 1F1B)"
+                      : " over \(g.size) ranks (data-parallel, \(config.batchSize / g.size) each)" } ?? "")
               + ", \(config.optimizer) lr \(config.learningRate), \(trainer.totalSteps) steps"
               + (resume ? ", resuming at step \(trainer.step)" : ""))
+        if !stageLayers.isEmpty {
+            print("pipeline stages (the compiler's split): " + stageLayers.enumerated().map { s, names in
+                "\(s): \(names.first!)" + (names.count > 1 ? "…\(names.last!)" : "") + " (\(names.count) layer\(names.count == 1 ? "" : "s"))"
+            }.joined(separator: " | "))
+        }
 
         installStopHandlers()
         trainer.shouldStop = { stopSignal.load(ordering: .relaxed) != 0 }

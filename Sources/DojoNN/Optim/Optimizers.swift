@@ -10,6 +10,8 @@ public protocol Optimizer: AnyObject {
     func step(_ parameters: [(String, Tensor)], gradients: Gradients, learningRate: Float, tape: Tape?)
     /// Tensors to checkpoint, keyed `<param path>.<state>`.
     var state: [String: Tensor] { get }
+    /// The names of the state tensors it keeps for every parameter it has updated (`<param path>.<suffix>` in `state`).
+    var stateSuffixes: [String] { get }
     /// Scalars to checkpoint (e.g. AdamW's step count).
     var counters: [String: Int] { get }
     func restore(state: [String: Tensor], counters: [String: Int]) throws
@@ -52,6 +54,7 @@ public final class SGD: Optimizer {
         }
     }
     public var state: [String: Tensor] { Dictionary(uniqueKeysWithValues: buffers.map { ("\($0.key).momentum", $0.value) }) }
+    public var stateSuffixes: [String] { momentum == 0 ? [] : ["momentum"] }
     public var counters: [String: Int] { [:] }
     public func restore(state: [String: Tensor], counters: [String: Int]) throws {
         buffers = [:]
@@ -99,6 +102,7 @@ public final class AdamW: Optimizer {
         return s
     }
     public var counters: [String: Int] { ["adamw.step": steps] }
+    public var stateSuffixes: [String] { ["exp_avg", "exp_avg_sq"] }
     public func restore(state: [String: Tensor], counters: [String: Int]) throws {
         m = [:]; v = [:]
         for (k, t) in state {

@@ -130,6 +130,11 @@ public final class Trainer {
     var batchNormSyncFailure: Error?
     /// The gradient reduction of the last step, reused by the next one with the same weight.
     var reductionCache: OverlappedGradientReduction?
+    /// Pipeline-parallel training (`dojo train --plan dp=D,pp=P`): this rank's stage (nil: every rank holds the whole
+    /// model). `group` is then every rank of the run.
+    public var pipeline: PipelineRuntime?
+    /// Seconds the last pipeline step waited for its stage's gradient sums over the replicas.
+    var lastPipelineReduction = 0.0
 
     /// Position: steps done, and where in which epoch the next batch comes from.
     public private(set) var step = 0
@@ -171,17 +176,22 @@ public final class Trainer {
         let ctx = ForwardContext(training: training, seed: seed, precision: policy, batchNormSync: sync)
         return Module.$context.withValue(ctx) {
             let y = model(x)
-            switch task {
-            case .classification:
-                return (y.crossEntropy(labels: batch.labels), y)
-            case .occupancy:
-                let t = Tensor(batch.targets, shape: batch.targetShape)
-                return (y.binaryCrossEntropyWithLogits(targets: t, positiveWeight: config.positiveWeight), y)
-            case .languageModeling:
-                // inputs [B, T] token ids, targets [B, T] the token to predict at each position
-                let v = y.shape[y.rank - 1]
-                return (y.reshaped([-1, v]).crossEntropy(labels: batch.targets.map { Int32($0) }), y)
-            }
+            return (loss(of: y, batch), y)
+        }
+    }
+
+    /// The task's loss of the model's output `y` for `batch` (its mean over the batch's examples).
+    func loss(of y: Tensor, _ batch: Batch) -> Tensor {
+        switch task {
+        case .classification:
+            return y.crossEntropy(labels: batch.labels)
+        case .occupancy:
+            let t = Tensor(batch.targets, shape: batch.targetShape)
+            return y.binaryCrossEntropyWithLogits(targets: t, positiveWeight: config.positiveWeight)
+        case .languageModeling:
+            // inputs [B, T] token ids, targets [B, T] the token to predict at each position
+            let v = y.shape[y.rank - 1]
+            return y.reshaped([-1, v]).crossEntropy(labels: batch.targets.map { Int32($0) })
         }
     }
 
@@ -204,6 +214,7 @@ public final class Trainer {
                 var stop = shouldStop()
                 if let group { group.keepAlive(); stop = try group.allReduceMax(stop ? 1 : 0) != 0 }
                 if stop {
+                    try consolidatePipeline()
                     let saved = try saveCheckpointIfConfigured()
                     throw TrainingError.interrupted(step: step, checkpoint: saved)
                 }
@@ -211,53 +222,62 @@ public final class Trainer {
                 let tape = Tape()
                 policy?.step = step
                 policy?.updatesHistory = true
-                // This rank's share of the global batch (all of it without a group).
-                let batch = group.map { global.shard($0.rank, of: $0.size) } ?? global
                 var lossValue: Float = 0
                 var grads = Gradients()
-                // With a group: the global batch's mean loss and its gradient, each rank's weighted by its share and
-                // summed over the ranks, bucket by bucket while backward still runs.
-                let weight = Float(batch.size) / Float(global.size)
-                var reduction: OverlappedGradientReduction?
-                if let group {
-                    // One per weight and format, kept across steps (its buffers are as large as the model).
-                    if let r = reductionCache, r.weight == weight, r.format == gradientReduceFormat { r.reset(); reduction = r } else {
-                        reduction = OverlappedGradientReduction(group: group, parameters: parameters, weight: weight, format: gradientReduceFormat)
-                        reductionCache = reduction
-                    }
-                }
-                if batch.size > 0 {
-                    var sync: BatchNormSync?
-                    if let group, syncBatchNorm, group.size > 1 {
-                        sync = BatchNormSync(weight: Double(weight)) { [unowned self] p, n in
-                            guard self.batchNormSyncFailure == nil else { return }
-                            do { try group.allReduceSum(p, count: n) } catch { self.batchNormSyncFailure = error }
+                var batch = global
+                if let pipeline {
+                    (lossValue, grads) = try pipelineStep(global, pipeline)
+                    lastExposedCommunication = lastPipelineReduction
+                } else {
+                    // This rank's share of the global batch (all of it without a group).
+                    batch = group.map { global.shard($0.rank, of: $0.size) } ?? global
+                    // With a group: the global batch's mean loss and its gradient, each rank's weighted by its share and
+                    // summed over the ranks, bucket by bucket while backward still runs.
+                    let weight = Float(batch.size) / Float(global.size)
+                    var reduction: OverlappedGradientReduction?
+                    if let group {
+                        // One per weight and format, kept across steps (its buffers are as large as the model).
+                        if let r = reductionCache, r.weight == weight, r.format == gradientReduceFormat { r.reset(); reduction = r } else {
+                            reduction = OverlappedGradientReduction(group: group, parameters: parameters, weight: weight, format: gradientReduceFormat)
+                            reductionCache = reduction
                         }
                     }
-                    let (loss, _) = tape.record { forward(batch, training: true, seed: mix(config.seed, UInt64(step)), sync: sync) }
-                    lossValue = loss.item
-                    if let reduction, overlapCommunication {
-                        grads = tape.backward(from: loss, watching: parameters.map(\.1)) { reduction.ready($0, $1) }
-                    } else {
-                        grads = tape.backward(from: loss)
+                    if batch.size > 0 {
+                        var sync: BatchNormSync?
+                        if let group, syncBatchNorm, group.size > 1 {
+                            sync = BatchNormSync(weight: Double(weight)) { [unowned self] p, n in
+                                guard self.batchNormSyncFailure == nil else { return }
+                                do { try group.allReduceSum(p, count: n) } catch { self.batchNormSyncFailure = error }
+                            }
+                        }
+                        let (loss, _) = tape.record { forward(batch, training: true, seed: mix(config.seed, UInt64(step)), sync: sync) }
+                        lossValue = loss.item
+                        if let reduction, overlapCommunication {
+                            grads = tape.backward(from: loss, watching: parameters.map(\.1)) { reduction.ready($0, $1) }
+                        } else {
+                            grads = tape.backward(from: loss)
+                        }
                     }
-                }
-                if let failure = batchNormSyncFailure { throw failure }
-                if let group, let reduction {
-                    try reduction.finish(into: &grads)
-                    lastExposedCommunication = reduction.exposedSeconds
-                    var l = lossValue * weight
-                    try group.allReduceSum(&l, count: 1)
-                    lossValue = l
+                    if let failure = batchNormSyncFailure { throw failure }
+                    if let group, let reduction {
+                        try reduction.finish(into: &grads)
+                        lastExposedCommunication = reduction.exposedSeconds
+                        var l = lossValue * weight
+                        try group.allReduceSum(&l, count: 1)
+                        lossValue = l
+                    }
                 }
                 guard lossValue.isFinite else {
                     throw TrainingError.nonFiniteLoss(step: step, loss: lossValue,
                                                       checkpoint: checkpointPath.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil })
                 }
-                if let policy { for (path, p) in parameters { if let g = grads[p] { policy.roundGradient(g, site: path) } } }
+                // A pipeline stage updates its own parameters only.
+                let updated = pipeline?.ownParameters ?? parameters
+                if let policy { for (path, p) in updated { if let g = grads[p] { policy.roundGradient(g, site: path) } } }
                 let lr = schedule.rate(at: step)
-                optimizer.step(parameters, gradients: grads, learningRate: lr, tape: recordedGraph == nil ? tape : nil)
-                if recordedGraph == nil, batch.size > 0 { recordedGraph = tape.graph(model: config.model, batch: batch.size) }
+                let records = recordedGraph == nil && pipeline == nil
+                optimizer.step(updated, gradients: grads, learningRate: lr, tape: records ? tape : nil)
+                if records, batch.size > 0 { recordedGraph = tape.graph(model: config.model, batch: batch.size) }
                 step += 1
                 batchInEpoch += 1
                 lossSum += Double(lossValue); lossCount += 1
@@ -266,10 +286,11 @@ public final class Trainer {
                                    totalSteps: totalSteps, loss: lossValue, learningRate: lr,
                                    samplesPerSecond: Double(global.size) / max(dt, 1e-9), seconds: dt,
                                    communicationWait: group == nil ? 0 : lastExposedCommunication))
-                if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 { _ = try saveCheckpointIfConfigured() }
+                if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 { try consolidatePipeline(); _ = try saveCheckpointIfConfigured() }
                 if finishedSteps { break }
             }
             let epochDone = batchInEpoch >= train.batchesPerEpoch
+            try consolidatePipeline()   // every rank, also those that do not evaluate
             let metrics = eval.map { evaluate($0) }
             let report = EpochReport(epoch: epoch, step: step, trainLoss: lossCount > 0 ? Float(lossSum / Double(lossCount)) : .nan,
                                      eval: metrics, seconds: Date().timeIntervalSince(epochStart))
@@ -277,6 +298,7 @@ public final class Trainer {
             onEpoch?(report)
             if epochDone { epoch += 1; batchInEpoch = 0 }
         }
+        try consolidatePipeline()
         _ = try saveCheckpointIfConfigured()
         return reports
     }
