@@ -51,7 +51,7 @@ let package = Package(
         // Machine descriptions: Dojo node → D1 → tile → tray → cabinet → ExaPOD(s), DGX GPU clusters; YAML presets
         // with a source for every figure and a parameter for every assumption (compiled in by scripts/embed-data.py);
         // derived totals. Only Yams.
-        .target(name: "DojoMachine", dependencies: [.product(name: "Yams", package: "Yams")],
+        .target(name: "DojoMachine", dependencies: ["DojoGraph", .product(name: "Yams", package: "Yams")],
                 exclude: ["Presets"]),
         // Where work goes: an op's spatial mapping on a D1 mesh, parallelism plans across chips, tiles and GPUs,
         // sharding and memory fit. Reads the Graph IR and machine descriptions only.

@@ -22,7 +22,7 @@ public struct CommLevel: Sendable, Equatable, Codable {
 /// The devices a plan spreads work over and how they are connected: D1 dies of a Dojo machine, or GPUs.
 /// Derived from a `Machine`; every number comes from its parameters.
 public struct DeviceTopology: Sendable, Equatable {
-    public enum Kind: String, Sendable, Codable { case d1, gpu }
+    public enum Kind: String, Sendable, Codable { case d1, gpu, cpu }
     public var kind: Kind
     /// The device's name ("D1", "H100 SXM5 80GB").
     public var deviceName: String
@@ -49,6 +49,27 @@ public struct DeviceTopology: Sendable, Equatable {
         let eff = machine.calibration.linkEfficiency
         linkEfficiency = eff
         switch machine.system {
+        case .cpu(let c):
+            kind = .cpu
+            deviceName = "rank on \(c.cpu.model)"
+            devices = c.devices
+            fastMemoryBytes = c.cpu.memoryBytes / Double(max(1, c.cpu.ranksPerHost))
+            bulkMemoryBytes = 0
+            bulkMemoryBandwidth = c.cpu.streamBandwidth
+            // Input is read by each rank's own loader, outside the step the trainer times.
+            hostBandwidth = 0
+            var lv: [CommLevel] = []
+            if c.cpu.ranksPerHost > 1 {
+                lv.append(CommLevel(name: "shared memory", size: c.cpu.ranksPerHost, devices: c.cpu.ranksPerHost,
+                                    bandwidthPerDevice: c.network.localBandwidth * eff, latency: c.network.localLatency,
+                                    via: "MPI on one host"))
+            }
+            if c.hosts > 1 {
+                lv.append(CommLevel(name: "host link", size: c.hosts, devices: c.devices,
+                                    bandwidthPerDevice: c.network.hostBandwidth / Double(max(1, c.cpu.ranksPerHost)) * eff,
+                                    latency: c.network.hostLatency, via: "MPI over TCP"))
+            }
+            levels = lv
         case .gpu(let c):
             kind = .gpu
             deviceName = c.gpu.model

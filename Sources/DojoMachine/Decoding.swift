@@ -5,6 +5,8 @@ import Yams
 public enum Provenance: Sendable, Equatable, Codable {
     case source(String)
     case assumption(String)
+    /// Measured on the machine itself (`dojo machine calibrate`): how, and when.
+    case measured(String)
     /// A bare value in a user's file.
     case user
 
@@ -12,6 +14,7 @@ public enum Provenance: Sendable, Equatable, Codable {
         switch self {
         case .source(let s): return s
         case .assumption(let s): return "ASSUMPTION: " + s
+        case .measured(let s): return "MEASURED: " + s
         case .user: return "(user value)"
         }
     }
@@ -23,7 +26,7 @@ public struct Parameter: Sendable, Equatable, Codable {
     public var value: String
     public var provenance: Provenance
 
-    private enum CodingKeys: String, CodingKey { case path, value, source, assumption }
+    private enum CodingKeys: String, CodingKey { case path, value, source, assumption, measured }
 
     public init(path: String, value: String, provenance: Provenance) {
         self.path = path
@@ -39,6 +42,8 @@ public struct Parameter: Sendable, Equatable, Codable {
             provenance = .source(s)
         } else if let a = try c.decodeIfPresent(String.self, forKey: .assumption) {
             provenance = .assumption(a)
+        } else if let m = try c.decodeIfPresent(String.self, forKey: .measured) {
+            provenance = .measured(m)
         } else {
             provenance = .user
         }
@@ -52,6 +57,7 @@ public struct Parameter: Sendable, Equatable, Codable {
         switch provenance {
         case .source(let s): try c.encode(s, forKey: .source)
         case .assumption(let a): try c.encode(a, forKey: .assumption)
+        case .measured(let m): try c.encode(m, forKey: .measured)
         case .user: break
         }
     }
@@ -89,6 +95,9 @@ struct Section {
 
     func keyPath(_ key: String) -> String { join(path, key) }
 
+    /// Takes in the parameters a nested section read (so that they are listed with their provenance).
+    mutating func absorb(_ other: Section) { parameters += other.parameters }
+
     func has(_ key: String) -> Bool { pairs.contains { $0.0 == key } }
 
     /// The keys in file order.
@@ -117,11 +126,12 @@ struct Section {
             guard case .scalar(let v) = valueNode else {
                 throw MachineError.wrongType(file: file, path: join(p, "value"), expected: "a scalar", got: describe(valueNode))
             }
-            let hasSource = inner.has("source"), hasAssumption = inner.has("assumption")
-            guard hasSource != hasAssumption else {
-                throw MachineError.invalidValue(file: file, path: p, reason: "give exactly one of 'source' or 'assumption' beside 'value'")
+            let hasSource = inner.has("source"), hasAssumption = inner.has("assumption"), hasMeasured = inner.has("measured")
+            guard [hasSource, hasAssumption, hasMeasured].filter({ $0 }).count == 1 else {
+                throw MachineError.invalidValue(file: file, path: p, reason: "give exactly one of 'source', 'assumption' or 'measured' beside 'value'")
             }
-            let provenance: Provenance = hasSource ? .source(try inner.string("source")) : .assumption(try inner.string("assumption"))
+            let provenance: Provenance = hasSource ? .source(try inner.string("source"))
+                : hasAssumption ? .assumption(try inner.string("assumption")) : .measured(try inner.string("measured"))
             try inner.finish()
             parameters.append(Parameter(path: p, value: v.string, provenance: provenance))
             return v.string

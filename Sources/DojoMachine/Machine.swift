@@ -1,3 +1,4 @@
+import DojoGraph
 import Foundation
 import Yams
 
@@ -30,6 +31,8 @@ public struct Calibration: Sendable, Equatable {
 public enum MachineSystem: Sendable, Equatable {
     case dojo(DojoSystem)
     case gpu(GPUCluster)
+    /// CPU hosts running the engine, as `dojo machine calibrate` measured them.
+    case cpu(CPUCluster)
 }
 
 /// A machine description: a Dojo system (with how many of its top level) or a GPU cluster, read from a YAML
@@ -52,10 +55,13 @@ public struct Machine: Sendable, Equatable {
     public private(set) var yaml: String = ""
     public private(set) var scale: Int = 1
 
-    /// `dojo` or `gpu`.
+    /// `dojo`, `gpu` or `cpu`.
     public var kind: String {
-        if case .dojo = system { return "dojo" }
-        return "gpu"
+        switch system {
+        case .dojo: return "dojo"
+        case .gpu: return "gpu"
+        case .cpu: return "cpu"
+        }
     }
 
     /// The same machine with `n` times its top level (nodes of a GPU cluster, units of a Dojo top level).
@@ -68,6 +74,9 @@ public struct Machine: Sendable, Equatable {
         case .gpu(var g):
             g.nodes *= n
             m.system = .gpu(g)
+        case .cpu(var c):
+            c.hosts *= n
+            m.system = .cpu(c)
         }
         if n != 1 { m.name += "x\(n)" }
         m.scale *= n
@@ -105,7 +114,7 @@ extension Machine {
         }
         var root = try Section(file: file, path: "", node: node)
         let name = try root.string("name")
-        let kind = try root.choice("kind", ["dojo", "gpu"])
+        let kind = try root.choice("kind", ["dojo", "gpu", "cpu"])
         let summary = try root.string("summary")
         let hypothetical = root.has("hypothetical") ? try root.bool("hypothetical") : false
         let count = try root.int("count")
@@ -144,6 +153,16 @@ extension Machine {
             if top >= .cabinet { sys.cabinet = try read("cabinet", readCabinet) }
             if top >= .exapod { sys.exapod = try read("exapod", readExaPOD) }
             system = .dojo(sys)
+        } else if kind == "cpu" {
+            for key in ["top", "node", "d1", "dip", "tile", "tray", "cabinet", "exapod", "gpu", "server"] where root.has(key) {
+                throw MachineError.invalidValue(file: file, path: key, reason: "not a key of a cpu machine (cpu, network, count)")
+            }
+            let cpu = try read("cpu", readCPU)
+            let network = try read("network", readNetwork)
+            if count > 1 && network.hostBandwidth <= 0 {
+                throw MachineError.invalidValue(file: file, path: "network.host_bandwidth", reason: "must be positive for \(count) hosts (measure it with dojo machine calibrate --hostfile)")
+            }
+            system = .cpu(CPUCluster(cpu: cpu, network: network, hosts: count))
         } else {
             for key in ["top", "node", "d1", "dip", "tile", "tray", "cabinet", "exapod"] where root.has(key) {
                 throw MachineError.invalidValue(file: file, path: key, reason: "not a key of a gpu machine (gpu, server, count)")
@@ -203,6 +222,8 @@ private func levelKeys(_ system: MachineSystem) -> [String] {
         return Array(all.prefix(DojoLevel.allCases.firstIndex(of: d.top)! + 1)) + (d.count > 1 ? ["system"] : [])
     case .gpu(let g):
         return ["gpu", "dgx_node"] + (g.nodes > 1 ? ["system"] : [])
+    case .cpu(let c):
+        return ["rank", "host"] + (c.hosts > 1 ? ["system"] : [])
     }
 }
 
@@ -329,6 +350,54 @@ private func readServer(_ s: inout Section) throws -> GPUServer {
               fabricBisectionFraction: try s.fraction("fabric_bisection_fraction"),
               hostCores: s.has("host_cores") ? try s.int("host_cores", min: 0) : 0,
               hostThreads: s.has("host_threads") ? try s.int("host_threads", min: 0) : 0)
+}
+
+private func readCPU(_ s: inout Section) throws -> CPUSpec {
+    var spec = CPUSpec(model: try s.string("model"),
+                       cores: try s.int("cores"),
+                       ranksPerHost: try s.int("ranks_per_host"),
+                       memoryBytes: try s.quantity("memory_bytes", .bytes),
+                       threadEfficiency: try s.fraction("thread_efficiency"),
+                       streamBandwidth: try s.quantity("stream_bandwidth", .bytesPerSecond),
+                       opOverhead: try s.quantity("op_overhead", .seconds, positive: false))
+    spec.sharedSpeed = try s.fraction("shared_speed")
+    spec.stepOverhead = try s.quantity("step_overhead", .seconds, positive: false)
+    if s.has("ops") {
+        var ops = try s.section("ops")
+        for kind in ops.keys {
+            guard let k = OpKind(rawValue: kind) else {
+                throw MachineError.invalidValue(file: ops.file, path: ops.keyPath(kind), reason: "not an op kind of the Graph IR (\(OpKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            var entry = try ops.section(kind)
+            let unit: Dimension = k.isMatrixOp ? .flopsPerSecond : .bytesPerSecond
+            func phase(_ name: String) throws -> (Double, Double, Double) {
+                var p = try entry.section(name)
+                let r = (try p.quantity("rate", unit), try p.quantity("overhead", .seconds, positive: false), try p.number("speedup"))
+                guard r.2 > 0 else { throw MachineError.invalidValue(file: p.file, path: p.keyPath("speedup"), reason: "must be positive, got \(r.2)") }
+                try p.finish()
+                entry.absorb(p)
+                return r
+            }
+            let f = try phase("forward")
+            let b = entry.has("backward") ? try phase("backward") : nil
+            try entry.finish()
+            ops.absorb(entry)
+            var rate = OpRate(forwardRate: f.0, forwardOverhead: f.1, backwardRate: b?.0, backwardOverhead: b?.1)
+            rate.forwardSpeedup = f.2
+            rate.backwardSpeedup = b?.2 ?? 1
+            spec.ops[kind] = rate
+        }
+        try ops.finish()
+        s.absorb(ops)
+    }
+    return spec
+}
+
+private func readNetwork(_ s: inout Section) throws -> CPUNetwork {
+    CPUNetwork(localBandwidth: try s.quantity("local_bandwidth", .bytesPerSecond),
+               localLatency: try s.quantity("local_latency", .seconds, positive: false),
+               hostBandwidth: try s.quantity("host_bandwidth", .bytesPerSecond, positive: false),
+               hostLatency: try s.quantity("host_latency", .seconds, positive: false))
 }
 
 private func readCalibration(_ s: inout Section) throws -> Calibration {

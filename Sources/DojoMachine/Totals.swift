@@ -50,6 +50,7 @@ extension Machine {
         switch system {
         case .dojo(let d): return d.levels
         case .gpu(let g): return g.levels
+        case .cpu(let c): return c.levels
         }
     }
 

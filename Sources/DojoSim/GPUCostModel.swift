@@ -95,6 +95,7 @@ extension Machine {
         switch system {
         case .dojo(let d): return D1CostModel(system: d, calibration: calibration, region: region)
         case .gpu(let g): return GPUCostModel(gpu: g.gpu, calibration: calibration)
+        case .cpu(let c): return CPUCostModel(cpu: c.cpu)
         }
     }
 }

@@ -37,8 +37,12 @@ public struct SimOptions: Sendable, Equatable, Codable {
                               "loader_workers"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
+    /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
+    public private(set) var setKeys: Set<String> = []
+
     public mutating func set(_ key: String, _ value: String) throws {
         guard let v = Double(value), v.isFinite else { throw SimError.badOption("\(key)=\(value): not a number") }
+        defer { setKeys.insert(key) }
         switch key {
         case "memory_headroom":
             guard v > 0, v <= 1 else { throw SimError.badOption("memory_headroom=\(value): must be in (0, 1]") }
@@ -237,6 +241,16 @@ public final class StepSimulator: @unchecked Sendable {
         self.topology = DeviceTopology(machine: machine)
         self.costModel = costModel
         self.collectives = Collectives(topology: topology)
+        var options = options
+        if case .cpu(let c) = machine.system {
+            // OpenDojo's engine runs op by op: nothing is fused; its trainer's own work per step was measured.
+            options.fusion = false; options.fusedAttention = false
+            options.stepOverhead += c.cpu.stepOverhead
+            // Open MPI has no progress thread: a non-blocking sum advances only inside MPI calls, and its shared-memory
+            // transport copies with the ranks' own cores, so backward hides little of it (ASSUMPTION; --assume
+            // gradient_overlap=X still changes it).
+            if !options.setKeys.contains("gradient_overlap") { options.gradientOverlap = 0 }
+        }
         self.options = options
         let g = workload.graph
         graph = g
@@ -460,6 +474,7 @@ public final class StepSimulator: @unchecked Sendable {
         var optWorst = 0.0
         var dpWorst = 0.0
         var hbmWorst = 0.0
+        var cpuWork = 0.0   // CPU hosts: one replica's seconds of work over its stages
         let fast = topology.fastMemoryBytes * options.memoryHeadroom
         let bulk = topology.bulkMemoryBytes * options.memoryHeadroom
         for s in 0..<p {
@@ -517,9 +532,14 @@ public final class StepSimulator: @unchecked Sendable {
             if d > 1 {
                 let gradBytes = paramsHere * prec.bytes
                 let ar = collectives.time(.allReduce, bytes: gradBytes, size: d, stride: t * p)
-                let exposed = max(ar * (1 - options.gradientOverlap), ar - options.gradientOverlap * bw)
+                var exposed = max(ar * (1 - options.gradientOverlap), ar - options.gradientOverlap * bw)
+                if topology.kind == .cpu {
+                    // The engine packs the gradients into its buckets and back (twice their bytes, read and written).
+                    exposed += 4 * gradBytes / topology.bulkMemoryBandwidth
+                }
                 dpWorst = max(dpWorst, exposed)
             }
+            cpuWork += (Double(m) * compute + (tab.optimizer.sum(a, b) - optLatency) + optLatency)
 
             // Dojo: state beyond SRAM lives in DIP HBM. Optimizer state spills first (moved once per step, exposed),
             // then stashed activations (written and read once, hidden behind compute), then weights (read in the
@@ -553,6 +573,13 @@ public final class StepSimulator: @unchecked Sendable {
             br.input = max(0, inputTime - Double(m) * tmax)
         }
         br.overhead = options.stepOverhead
+        // CPU hosts running more ranks than cores: the cores do every rank's work, so a step takes at least the host's
+        // work over its cores (waiting ranks leave theirs to the others).
+        if case .cpu(let c) = machine.system, c.cpu.threadsPerRank < 1 {
+            let perHost = Double(min(plan.devices, c.devices)) / Double(c.hosts)
+            let bound = cpuWork / Double(p) * perHost / Double(c.cpu.cores) + br.dataParallel + br.overhead
+            br.compute += max(0, bound - br.total)
+        }
         // Host data loading (decode and augmentation on the CPU), prefetched: it bounds the step from below.
         if options.loaderWorkers > 0, case .gpu(let g) = machine.system, machine.calibration.hostDecodeRate > 0 {
             let onNode = max(1, min(plan.devices, g.server.gpus))

@@ -1,3 +1,4 @@
+import Dispatch
 import DojoGraph
 
 /// Reverse-mode automatic differentiation on a tape. While a tape is active (`tape.record { … }`), every op
@@ -23,6 +24,12 @@ public final class Tape: @unchecked Sendable {
     }
 
     private(set) var entries: [Entry] = []
+    /// Profiling (`profiling = true` before recording): seconds of each entry's forward op (the time since the previous
+    /// op was noted, so the glue between ops counts with the op that follows it) and of its backward closure.
+    public var profiling = false
+    public private(set) var forwardSeconds: [Double] = []
+    public private(set) var backwardSeconds: [Int: Double] = [:]
+    private var lastNote = DispatchTime.now()
     private var backwardOps: [Op] = []
     private var optimizerOps: [(kind: OpKind, parameter: Tensor, state: Int)] = []
 
@@ -30,7 +37,8 @@ public final class Tape: @unchecked Sendable {
 
     /// Runs `body` with this tape recording.
     public func record<T>(_ body: () throws -> T) rethrows -> T {
-        try Tape.$current.withValue(self) { try body() }
+        lastNote = DispatchTime.now()
+        return try Tape.$current.withValue(self) { try body() }
     }
 
     public static func withScope<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
@@ -48,6 +56,11 @@ public final class Tape: @unchecked Sendable {
         let flops = kind.flops(inputs: inputs.map(\.shape), outputs: [output.shape], attributes: attributes)
         tape.entries.append(Entry(kind: kind, attributes: attributes, scope: scope, inputs: inputs, output: output,
                                   backward: needsGrad ? backward : nil, flops: flops))
+        if tape.profiling {
+            let now = DispatchTime.now()
+            tape.forwardSeconds.append(Double(now.uptimeNanoseconds &- tape.lastNote.uptimeNanoseconds) * 1e-9)
+            tape.lastNote = now
+        }
         return needsGrad
     }
 
@@ -95,6 +108,8 @@ public final class Tape: @unchecked Sendable {
             guard let gOut = grads.removeValue(forKey: outID) else { continue }
             guard let backward = entry.backward else { continue }
             let needs = entry.inputs.map(\.requiresGrad)
+            let started = profiling ? DispatchTime.now() : DispatchTime(uptimeNanoseconds: 0)
+            defer { if profiling { backwardSeconds[index] = Double(DispatchTime.now().uptimeNanoseconds &- started.uptimeNanoseconds) * 1e-9 } }
             let gIns = backward(gOut, needs)
             precondition(gIns.count == entry.inputs.count, "\(entry.kind) returned \(gIns.count) gradients for \(entry.inputs.count) inputs")
             backwardOps.append(Op(id: 0, kind: entry.kind, phase: .backward, scope: entry.scope,

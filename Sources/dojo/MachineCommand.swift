@@ -7,8 +7,8 @@ import Foundation
 struct MachineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "machine",
-        abstract: "Show a machine description: derived totals per level, and every parameter with its source.",
-        subcommands: [Show.self],
+        abstract: "Show a machine description (derived totals per level, every parameter with its source), or calibrate this machine into one.",
+        subcommands: [Show.self, Calibrate.self],
         defaultSubcommand: Show.self)
 }
 

@@ -232,7 +232,12 @@ func recordSimulationGraph(_ model: String) throws -> (Graph, Int?) {
 }
 
 /// A simulator for the workload on a machine.
-func makeSimulator(_ w: WorkloadOptions, machine: Machine) throws -> StepSimulator {
+func makeSimulator(_ w: WorkloadOptions, machine given: Machine) throws -> StepSimulator {
+    var machine = given
+    // CPU hosts: a plan that names its ranks runs that many, each with its share of its host's cores.
+    if machine.kind == "cpu", let spec = try? w.planSpec(), let dp = spec.dataParallel {
+        machine = machine.laidOut(ranks: dp * (spec.tensorParallel ?? 1) * (spec.pipelineParallel ?? 1))
+    }
     let (graph, tokens) = try GraphCache.shared.graph(w.model)
     let workload = Workload(graph: graph, globalBatch: w.batch, precision: w.precision(on: machine), tokensPerSample: tokens)
     // PlanError, SimError and MachineError describe themselves; ArgumentParser prints "Error: …" and exits 1.

@@ -420,45 +420,6 @@ struct TrainCommand: ParsableCommand {
         Foundation.exit(code == 0 ? 0 : (code == 1 && rankSaidError ? 1 : code))
     }
 
-    /// The slots an Open MPI hostfile offers (`HOST [slots=K]` a line, `#` comments; a host without slots counts 1).
-    func hostfileSlots(_ path: String) throws -> Int {
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw CLIError("--hostfile \(path): cannot read it (no such file)") }
-        guard !isFolder.boolValue, let handle = FileHandle(forReadingAtPath: path) else {
-            throw CLIError("--hostfile \(path): cannot read it (\(isFolder.boolValue ? "a folder" : "permission denied"))")
-        }
-        defer { try? handle.close() }
-        guard let data = try? handle.read(upToCount: 1 << 20) ?? Data() else { throw CLIError("--hostfile \(path): cannot read it") }
-        var slots = 0
-        var seen = Set<String>()
-        var maxSlots: Int?
-        for (n, raw) in String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
-            if line.isEmpty { continue }
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
-            guard let host = words.first, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-_:".contains($0)) }) else {
-                throw CLIError("--hostfile \(path) line \(n + 1): '\(String(line.prefix(60)).debugDescription.dropFirst().dropLast())' does not start with a host name or address")
-            }
-            guard seen.insert(String(host)).inserted else { throw CLIError("--hostfile \(path) line \(n + 1): host \(host) is named twice (give it slots=K once)") }
-            var k = 1
-            for w in words.dropFirst() {
-                if w.hasPrefix("slots=") {
-                    guard let v = Int(w.dropFirst(6)), v >= 1 else { throw CLIError("--hostfile \(path) line \(n + 1): slots must be a whole number ≥ 1, got '\(w)'") }
-                    k = v
-                } else if w.hasPrefix("max_slots=") {
-                    guard let v = Int(w.dropFirst(10)), v >= 1 else { throw CLIError("--hostfile \(path) line \(n + 1): max_slots must be a whole number ≥ 1, got '\(w)'") }
-                    maxSlots = v
-                } else {
-                    throw CLIError("--hostfile \(path) line \(n + 1): '\(String(w.prefix(40)).debugDescription.dropFirst().dropLast())' is not slots=K or max_slots=K (one host a line)")
-                }
-            }
-            if let m = maxSlots, m < k { throw CLIError("--hostfile \(path) line \(n + 1): max_slots=\(m) is less than slots=\(k)") }
-            maxSlots = nil
-            slots += k
-        }
-        guard slots > 0 else { throw CLIError("--hostfile \(path) names no host (one `HOST slots=K` a line)") }
-        return slots
-    }
 
     /// One line from Open MPI's report of a failed run: which rank, on which host, and how it ended.
     func rankFailure(_ report: String, ranks: Int) -> String {
@@ -753,4 +714,45 @@ func writePlot(metricsPath: String, to path: String, task: Task, title: String) 
     chart.addSeries(name: task == .occupancy ? "eval cell accuracy" : "eval accuracy", points: acc, axis: .right)
     if !iou.isEmpty { chart.addSeries(name: "eval occupied IoU", points: iou, axis: .right) }
     try chart.svg().write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+
+/// The slots an Open MPI hostfile offers (`HOST [slots=K]` a line, `#` comments; a host without slots counts 1).
+func hostfileSlots(_ path: String) throws -> Int {
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw CLIError("--hostfile \(path): cannot read it (no such file)") }
+    guard !isFolder.boolValue, let handle = FileHandle(forReadingAtPath: path) else {
+        throw CLIError("--hostfile \(path): cannot read it (\(isFolder.boolValue ? "a folder" : "permission denied"))")
+    }
+    defer { try? handle.close() }
+    guard let data = try? handle.read(upToCount: 1 << 20) ?? Data() else { throw CLIError("--hostfile \(path): cannot read it") }
+    var slots = 0
+    var seen = Set<String>()
+    var maxSlots: Int?
+    for (n, raw) in String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
+        if line.isEmpty { continue }
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+        guard let host = words.first, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-_:".contains($0)) }) else {
+            throw CLIError("--hostfile \(path) line \(n + 1): '\(String(line.prefix(60)).debugDescription.dropFirst().dropLast())' does not start with a host name or address")
+        }
+        guard seen.insert(String(host)).inserted else { throw CLIError("--hostfile \(path) line \(n + 1): host \(host) is named twice (give it slots=K once)") }
+        var k = 1
+        for w in words.dropFirst() {
+            if w.hasPrefix("slots=") {
+                guard let v = Int(w.dropFirst(6)), v >= 1 else { throw CLIError("--hostfile \(path) line \(n + 1): slots must be a whole number ≥ 1, got '\(w)'") }
+                k = v
+            } else if w.hasPrefix("max_slots=") {
+                guard let v = Int(w.dropFirst(10)), v >= 1 else { throw CLIError("--hostfile \(path) line \(n + 1): max_slots must be a whole number ≥ 1, got '\(w)'") }
+                maxSlots = v
+            } else {
+                throw CLIError("--hostfile \(path) line \(n + 1): '\(String(w.prefix(40)).debugDescription.dropFirst().dropLast())' is not slots=K or max_slots=K (one host a line)")
+            }
+        }
+        if let m = maxSlots, m < k { throw CLIError("--hostfile \(path) line \(n + 1): max_slots=\(m) is less than slots=\(k)") }
+        maxSlots = nil
+        slots += k
+    }
+    guard slots > 0 else { throw CLIError("--hostfile \(path) names no host (one `HOST slots=K` a line)") }
+    return slots
 }

@@ -43,7 +43,35 @@ struct ValidateCommand: ParsableCommand {
     @Flag(name: .long, help: "Instead: Tesla's public Dojo claims (one tile replaces 6 GPU boxes; Dojo 2 = 10× Dojo 1) beside the prediction, as soft checks.")
     var dojo = false
 
+    @Flag(name: .long, help: "Instead: run plans for real on this machine with dojo train over MPI (small-cnn and the occupancy network; 1, 2 and 4 ranks; data- and pipeline-parallel) beside the simulator's prediction on a machine file `dojo machine calibrate` measured (in the same run, unless --machine gives one).")
+    var local = false
+
+    @Option(name: .long, help: "With --local: the cpu machine file to predict on. (default: calibrate this machine first)")
+    var machine: String?
+
+    @Option(name: .long, help: "With --local: training steps per plan (the median step time after the third is measured). (default: 16)")
+    var steps: Int?
+
+    func validate() throws {
+        if !local && (machine != nil || steps != nil) { throw ValidationError("--machine and --steps go with --local") }
+        if let steps, !(5...10_000).contains(steps) { throw ValidationError("--steps must be 5…10000, got \(steps)") }
+        if local && (casesFile != nil || !overrides.isEmpty || dojo) { throw ValidationError("--local runs its own plans: --cases, --set and --dojo do not go with it") }
+    }
+
     func run() throws {
+        if local {
+            let results = try LocalValidation.run(machineFile: machine, steps: steps ?? 16, only: only, json: json)
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+                let mean = results.map { abs($0.error) }.reduce(0, +) / Double(max(results.count, 1))
+                struct Out: Encodable { var cases: [LocalResult]; var mean_abs_error: Double; var max_abs_error: Double }
+                print(String(decoding: try enc.encode(Out(cases: results, mean_abs_error: mean, max_abs_error: results.map { abs($0.error) }.max() ?? 0)), as: UTF8.self))
+            } else {
+                print(LocalValidation.render(results, machine: machine ?? "this machine (calibrated now)"))
+            }
+            return
+        }
         if dojo {
             let results = checkDojoClaims()
             if json {

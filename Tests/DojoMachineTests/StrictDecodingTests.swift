@@ -89,7 +89,7 @@ struct StrictDecodingTests {
         #expect(error(try tileYAML("{value: fp32,", "{value: fp64,"))
                 == "tile.yaml: node.accumulator: must be one of fp32, bf16, got 'fp64'")
         #expect(error(try tileYAML("source: \"S2: 1.25 MB", "assumption: \"x\", source: \"S2: 1.25 MB"))
-                == "tile.yaml: node.sram_bytes: give exactly one of 'source' or 'assumption' beside 'value'")
+                == "tile.yaml: node.sram_bytes: give exactly one of 'source', 'assumption' or 'measured' beside 'value'")
         #expect(error("just text")?.hasPrefix("tile.yaml: (top): expected a mapping") == true)
         #expect(error("a: [")?.hasPrefix("tile.yaml: not a valid machine file") == true)
     }
@@ -109,7 +109,7 @@ struct StrictDecodingTests {
         let twice = error(try tileYAML("count: 1\n", "count: 1\ncount: 2\n"))
         #expect(twice == "tile.yaml: not a valid machine file: Parser: expected all keys to be unique but found the following duplicated key(s): 'count'.",
                 "\(twice ?? "no error")")
-        #expect(error(try tileYAML("kind: dojo", "kind: tpu")) == "tile.yaml: kind: must be one of dojo, gpu, got 'tpu'")
+        #expect(error(try tileYAML("kind: dojo", "kind: tpu")) == "tile.yaml: kind: must be one of dojo, gpu, cpu, got 'tpu'")
     }
 
     @Test("a file on disk: errors name the file; a missing file is an unknown machine")

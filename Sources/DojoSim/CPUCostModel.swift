@@ -1,0 +1,55 @@
+import DojoCompiler
+import DojoGraph
+import DojoMachine
+
+/// The cost of one op of OpenDojo's own engine on one rank of a CPU host, from what `dojo machine calibrate`
+/// measured of the same engine (`cpu.ops`: per op kind and direction, a fixed cost and a rate, one thread):
+///
+///     time = (overhead + work ÷ rate) ÷ speed-up(threads) ÷ shared_speed
+///
+/// - work: FLOPs for convolutions and matrix products, bytes read and written (as the Graph IR counts them) for
+///   every other op; a kind calibrate did not see falls back to `stream_bandwidth` and `op_overhead` (matrix kinds
+///   to the measured matrix product).
+/// - threads: the rank's share of its host's cores (cores ÷ ranks per host); between one and every core, the kind's
+///   measured speed-up on every core, by linear steps. With more ranks than cores an op runs at one thread's speed
+///   while it runs, and the step model bounds the step by the host's total work over its cores (a pipeline rank that
+///   waits leaves its core to the others).
+/// - shared_speed: what ranks computing at once on one host lose to each other (measured), when a host runs several.
+/// Precision does not change the rates: the engine computes in FP32 and rounds to BF16/CFP8 in separate ops, which
+/// the graph holds and this model prices like any other.
+public struct CPUCostModel: OpCostModel {
+    public let cpu: CPUSpec
+
+    public init(cpu: CPUSpec) { self.cpu = cpu }
+
+    public func peakFlops(_ precision: Precision) -> Double {
+        cpu.rate(max(cpu.ops["conv2d"]?.forwardRate ?? 0, cpu.ops["matmul"]?.forwardRate ?? 0, 1))
+    }
+
+    public func cost(_ work: OpWork, precision: Precision) -> OpCost {
+        let measured = cpu.ops[work.kind.rawValue]
+        if work.isFree && measured == nil { return .zero }
+        let matrix = work.kind.isMatrixOp
+        let backward = work.phase == .backward
+        let x = matrix ? work.flops : work.bytesRead + work.bytesWritten
+        var rate = cpu.streamBandwidth, overhead = cpu.opOverhead
+        var speedup = max(1, Double(cpu.cores) * cpu.threadEfficiency)
+        if let r = measured {
+            if backward, let b = r.backwardRate { rate = b; overhead = r.backwardOverhead ?? cpu.opOverhead; speedup = r.backwardSpeedup }
+            else { rate = r.forwardRate; overhead = r.forwardOverhead; speedup = r.forwardSpeedup }
+        } else if matrix, let r = cpu.ops["matmul"] ?? cpu.ops["conv2d"] {
+            rate = backward ? (r.backwardRate ?? r.forwardRate) : r.forwardRate
+        }
+        let one = overhead + x / rate
+        // threads: between one and every core, the measured speed-up by linear steps; below one, a share of a core
+        let t = cpu.threadsPerRank
+        // (more ranks than cores: each op at one thread's speed; the step model bounds the host's total work by its cores)
+        var seconds = t > 1 ? one / (1 + (speedup - 1) * (min(t, Double(cpu.cores)) - 1) / Double(max(cpu.cores - 1, 1))) : one
+        if cpu.ranksPerHost > 1 { seconds /= cpu.sharedSpeed }
+        let latency = min(seconds, overhead)
+        let compute = matrix ? seconds - latency : 0, memory = matrix ? 0 : seconds - latency
+        let bound: Bound = latency >= seconds - latency ? .latency : (matrix ? .compute : .hbm)
+        return OpCost(seconds: seconds, bound: bound, computeSeconds: compute, memorySeconds: memory, latencySeconds: latency,
+                      utilisation: seconds > 0 ? work.flops / seconds / peakFlops(precision) : 0)
+    }
+}

@@ -1,0 +1,479 @@
+import ArgumentParser
+import Dispatch
+import DojoDistributed
+import DojoGraph
+import DojoMachine
+import DojoNN
+import DojoReport
+import DojoTensor
+import Foundation
+
+/// `dojo machine calibrate`: measures this machine (or a set of hosts) through the engine's own kernels and its MPI
+/// path, and writes a machine file of kind `cpu` that `dojo sim` and `dojo validate --local` predict on.
+extension MachineCommand {
+    struct Calibrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure this machine through the engine's own kernels and MPI; write a cpu machine file for dojo sim.",
+            discussion: """
+            Measures, with the engine dojo train runs: convolution and matrix-product FLOP/s forward and backward at \
+            the shapes of the zoo's small models (one thread, and the scaling to every core), the bandwidth of its \
+            elementwise ops, its fixed cost per op, and over MPI (--ranks ranks, started with mpirun; with \
+            --hostfile on those hosts) the all-reduce bandwidth and latency between ranks of a host and between \
+            hosts. Writes a machine file of kind cpu in the presets' strict schema, every figure marked measured \
+            with the date and the command; `dojo sim --machine FILE --model small-cnn --plan dp=2` then predicts the \
+            step `dojo train --plan dp=2` runs, and `dojo validate --local` checks it. Takes about 10 s.
+            """)
+
+        @Option(name: .long, help: "The machine file to write (YAML).")
+        var out: String
+
+        @Option(name: .long, help: "The machine's name in the file. (default: host, or hostsN with a hostfile)")
+        var name: String?
+
+        @Option(name: .long, help: "MPI ranks for the network figures (1: none measured; default: 2, or every slot of --hostfile).")
+        var ranks: Int?
+
+        @Option(name: .long, help: "Measure between the hosts of this Open MPI hostfile (HOST slots=K a line), as dojo train --hostfile.")
+        var hostfile: String?
+
+        @Option(name: .long, help: "With --hostfile: the program mpirun starts its daemons with (default: ssh).")
+        var launcher: String?
+
+        @Option(name: .long, help: "With --hostfile: the network the ranks talk over, as CIDR.")
+        var network: String?
+
+        @Option(name: .customLong("mpi-part"), help: .hidden)
+        var mpiPart: String?
+
+        func validate() throws {
+            if let ranks, !(1...256).contains(ranks) { throw ValidationError("--ranks must be 1…256, got \(ranks)") }
+            if (launcher != nil || network != nil) && hostfile == nil { throw ValidationError("--launcher and --network go with --hostfile") }
+            if mpiPart == nil {
+                let folder = (out as NSString).deletingLastPathComponent
+                var isDir: ObjCBool = false
+                if !folder.isEmpty && !(FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) && isDir.boolValue) {
+                    throw ValidationError("--out \(out): the folder \(folder) does not exist")
+                }
+                if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), isDir.boolValue {
+                    throw ValidationError("--out \(out) is a folder; give a file name (e.g. host.yaml)")
+                }
+            }
+        }
+
+        func run() throws {
+            if let mpiPart { try NetworkProbe.runRank(resultPath: mpiPart); return }
+            let started = Date()
+            print("Calibrating this machine through the engine's kernels…")
+            let compute = ComputeProbe.measure()
+            print(compute.summary)
+            var net = NetworkFigures()
+            var hosts = 1, ranksPerHost = compute.cores
+            var cores = compute.cores
+            var sharedSpeed = 1.0
+            let slots = try hostfile.map { try hostfileSlots($0) }
+            let n = ranks ?? slots ?? min(2, max(compute.cores, 2))
+            if n > 1 {
+                print("Measuring MPI between \(n) ranks\(hostfile.map { " on the hosts of \($0)" } ?? "")…")
+                net = try NetworkProbe.launch(ranks: n, hostfile: hostfile, launcher: launcher, network: network)
+                hosts = net.hosts
+                ranksPerHost = max(1, n / max(1, hosts))
+                // Hosts that share their cores (namespace hosts on one machine) show it: ranks computing at once
+                // each get less than one rank alone.
+                let share = min(1, compute.aloneSeconds / net.concurrentSeconds)
+                if share < 0.75 { cores = max(1, Int((Double(ranksPerHost) * share).rounded())) } else { sharedSpeed = share }
+                print(net.summary(share: share, cores: cores))
+            }
+            let yaml = CalibrationFile(name: name ?? (hosts > 1 ? "hosts\(hosts)" : "host"), compute: compute, network: net,
+                                       hosts: hosts, cores: cores, sharedSpeed: sharedSpeed, ranksPerHost: n > 1 ? ranksPerHost : compute.cores,
+                                       command: CommandLine.arguments.joined(separator: " ")).text
+            // Checked by the same strict decoder as every machine file before it is written.
+            _ = try Machine.decode(yaml: yaml, file: (out as NSString).lastPathComponent)
+            do { try yaml.write(toFile: out, atomically: true, encoding: .utf8) } catch {
+                throw CLIError("cannot write \(out): \(error.localizedDescription)")
+            }
+            print("Wrote \(out) in \(formatDuration(Date().timeIntervalSince(started))) (dojo machine show \(out); dojo sim --machine \(out) …)")
+        }
+    }
+}
+
+/// Seconds per call of `body`: the best of three trials of enough calls to last `trial` seconds.
+func secondsPerCall(trial: Double = 0.06, _ body: () -> Void) -> Double {
+    body()   // warm: first-call allocations and oneDNN primitive creation
+    var calls = 1
+    var t0 = Date()
+    body()
+    let once = max(Date().timeIntervalSince(t0), 1e-7)
+    calls = max(1, min(100_000, Int(trial / once)))
+    var best = Double.infinity
+    for _ in 0..<3 {
+        t0 = Date()
+        for _ in 0..<calls { body() }
+        best = min(best, Date().timeIntervalSince(t0) / Double(calls))
+    }
+    return best
+}
+
+/// The engine's compute, measured through its own ops.
+struct ComputeProbe {
+    var cores = 1
+    var model = "unknown CPU"
+    var memoryBytes = 0.0
+    var threadEfficiency = 1.0
+    var streamBandwidth = 0.0
+    var opOverhead = 0.0
+    /// Seconds of a step outside its ops (the trainer's and the tape's own work), and of one pass over `steps` alone.
+    var stepOverhead = 0.0
+    var aloneSeconds = 0.0
+    /// Fitted per op kind and direction: rate, fixed cost, speed-up on every core, and the ops it was fitted on.
+    var ops: [String: (forward: Fit, backward: Fit?)] = [:]
+
+    struct Fit { var rate: Double; var overhead: Double; var speedup: Double; var samples: Int }
+    struct Key: Hashable { var kind: OpKind; var phase: Phase }
+    /// What one pass over `steps` measured: each op's work and seconds by kind and direction, the seconds outside
+    /// the ops per step, and the pass's seconds.
+    struct Pass { var samples: [Key: [(Double, Double)]] = [:]; var outside = 0.0; var seconds = 0.0 }
+
+    /// Training steps measured op by op: the zoo's small models at their data's shapes, at batches unlike those
+    /// `dojo validate --local` runs (so the fitted rates must carry over to other sizes).
+    static let steps: [(model: String, input: [Int], batch: Int)] = [
+        ("small-cnn", [1, 28, 28], 24), ("mlp", [1, 28, 28], 24), ("occupancy", [4, 3, 32, 32], 6),
+    ]
+
+    static func measure() -> ComputeProbe {
+        var p = ComputeProbe()
+        p.cores = ProcessInfo.processInfo.activeProcessorCount
+        p.memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let v = line.split(separator: ":", maxSplits: 1).last {
+            p.model = v.trimmingCharacters(in: .whitespaces)
+        }
+        let saved = ComputeThreads.count
+        defer { ComputeThreads.set(saved) }
+        ComputeThreads.set(1)
+        var g = RandomSource(seed: 7)
+        // The fixed cost of an op: a chain of tiny additions recorded on a tape, and their backward pass.
+        let a = Tensor.randomNormal([4], generator: &g), b = Tensor.randomNormal([4], generator: &g).requiringGrad()
+        let chain = 200
+        let forward = secondsPerCall { let t = Tape(); _ = t.record { (0..<chain).reduce(a) { h, _ in h.adding(b) } } }
+        let tape = Tape()
+        let end = tape.record { (0..<chain).reduce(a) { h, _ in h.adding(b) } }
+        let seed = Tensor(repeating: 1, shape: end.shape)
+        let backward = secondsPerCall { _ = tape.backward(from: end, gradient: seed) }
+        p.opOverhead = (forward + backward) / Double(2 * chain)
+        // Elementwise bandwidth: an addition of two 1 MiB tensors reads 2 MiB and writes 1 MiB.
+        let x = Tensor.randomNormal([1 << 18], generator: &g), y = Tensor.randomNormal([1 << 18], generator: &g)
+        let add = secondsPerCall { _ = x.adding(y) }
+        p.streamBandwidth = Double(3 * 4 << 18) / max(add - p.opOverhead, 1e-9)
+        let one = profile(threads: 1)
+        p.stepOverhead = one.outside
+        p.aloneSeconds = one.seconds
+        p.ops = fitAll(one, overhead: p.opOverhead)
+        if p.cores > 1 {
+            // every core: each kind's speed-up, measured (the engine's own loops split only large work; oneDNN's scale)
+            let all = profile(threads: p.cores)
+            for (kind, e) in p.ops {
+                func speedup(_ phase: Phase) -> Double {
+                    guard let k = OpKind(rawValue: kind) else { return 1 }
+                    let t1 = one.samples[Key(kind: k, phase: phase)]?.map(\.1).reduce(0, +) ?? 0
+                    let tn = all.samples[Key(kind: k, phase: phase)]?.map(\.1).reduce(0, +) ?? 0
+                    return t1 > 0 && tn > 0 ? min(Double(p.cores), max(0.25, t1 / tn)) : 1
+                }
+                var f = e.forward; f.speedup = speedup(.forward)
+                var bw = e.backward; bw?.speedup = speedup(.backward)
+                p.ops[kind] = (f, bw)
+            }
+            p.threadEfficiency = min(1, one.seconds / all.seconds / Double(p.cores))
+        }
+        return p
+    }
+
+    /// One pass over `steps` (6 training steps of each model, the first 2 dropped: they create kernels and allocate),
+    /// op by op, on `threads` threads.
+    static func profile(threads: Int, reps: Int = 6) -> Pass {
+        ComputeThreads.set(threads)
+        KernelCaches.removeAll()   // oneDNN keeps the thread count a primitive was made with
+        var pass = Pass()
+        var outside = 0.0, counted = 0
+        for s in steps {
+            guard let entry = try? ModelZoo.entry(s.model),
+                  let net = try? ModelZoo.make(s.model, inputShape: s.input, classes: 10, gridSize: 16, seed: 0) else { continue }
+            var g = RandomSource(seed: 3)
+            let x = Tensor.randomNormal([s.batch] + s.input, generator: &g)
+            // the model's own recipe: SGD with momentum for the classifiers, AdamW for the occupancy network
+            let optimizer: Optimizer = entry.optimizer == "adamw" ? AdamW() : SGD(momentum: 0.9)
+            for rep in 0..<reps {
+                let wall0 = DispatchTime.now()
+                let tape = Tape()
+                tape.profiling = true
+                let loss = tape.record {
+                    Module.$context.withValue(ForwardContext(training: true)) { () -> Tensor in
+                        let out = net(x)
+                        switch entry.task {
+                        case .occupancy: return out.binaryCrossEntropyWithLogits(targets: Tensor(zeros: out.shape), positiveWeight: 2)
+                        default: return out.crossEntropy(labels: (0..<s.batch).map { Int32($0 % 10) })
+                        }
+                    }
+                }
+                let grads = tape.backward(from: loss)
+                // the optimizer, one parameter at a time
+                var updates: [Double] = []
+                for p in net.parameters {
+                    let t0 = DispatchTime.now()
+                    optimizer.step([p], gradients: grads, learningRate: 1e-4, tape: tape)
+                    updates.append(Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) * 1e-9)
+                }
+                let wall = Double(DispatchTime.now().uptimeNanoseconds - wall0.uptimeNanoseconds) * 1e-9
+                guard rep >= 2 else { continue }
+                let graph = tape.graph(model: s.model, batch: s.batch)
+                var u = 0, inOps = 0.0
+                for op in graph.ops {
+                    let work = op.kind.isMatrixOp ? op.flops : Double(op.bytesRead + op.bytesWritten)
+                    let t: Double
+                    switch op.phase {
+                    case .forward: t = tape.forwardSeconds[op.id]
+                    case .backward: t = op.forward.flatMap { tape.backwardSeconds[$0] } ?? 0
+                    case .optimizer: t = u < updates.count ? updates[u] : 0; u += 1
+                    }
+                    inOps += t
+                    pass.samples[Key(kind: op.kind, phase: op.phase == .optimizer ? .forward : op.phase), default: []].append((work, t))
+                }
+                outside += max(0, wall - inOps); counted += 1
+                pass.seconds += wall / Double(reps - 2)
+            }
+        }
+        pass.outside = outside / Double(max(counted, 1))
+        return pass
+    }
+
+    /// For each op kind and direction, time = overhead + work ÷ rate over every op of that kind (work: FLOPs for matrix
+    /// kinds, bytes for the rest), by least squares.
+    static func fitAll(_ pass: Pass, overhead: Double) -> [String: (forward: Fit, backward: Fit?)] {
+        func fit(_ pts: [(Double, Double)]) -> Fit {
+            let n = Double(pts.count)
+            let mx = pts.map(\.0).reduce(0, +) / n, mt = pts.map(\.1).reduce(0, +) / n
+            let vx = pts.map { ($0.0 - mx) * ($0.0 - mx) }.reduce(0, +)
+            var slope = 0.0, intercept = mt
+            if vx > 0 {
+                slope = pts.map { ($0.0 - mx) * ($0.1 - mt) }.reduce(0, +) / vx
+                intercept = mt - slope * mx
+            }
+            if vx == 0 && mx == 0 {
+                intercept = mt   // work the graph does not count (a reshape that copies): a fixed cost
+            } else if vx == 0 || slope <= 0 || intercept < 0 {
+                // one size, or noise: the measured fixed cost, the rest over the work
+                intercept = min(overhead, mt)
+                slope = mx > 0 ? max(mt - intercept, 0) / mx : 0
+            }
+            return Fit(rate: slope > 0 ? 1 / slope : 1e15, overhead: intercept, speedup: 1, samples: pts.count)
+        }
+        var out: [String: (forward: Fit, backward: Fit?)] = [:]
+        for kind in Set(pass.samples.keys.map(\.kind)) {
+            guard let f = pass.samples[Key(kind: kind, phase: .forward)] else { continue }
+            out[kind.rawValue] = (fit(f), pass.samples[Key(kind: kind, phase: .backward)].map(fit))
+        }
+        return out
+    }
+
+    var summary: String {
+        let conv = ops["conv2d"], mm = ops["matmul"]
+        return "  \(model), \(cores) core\(cores == 1 ? "" : "s"): convolutions \(formatFlopRate(conv?.forward.rate ?? 0)) forward, \(formatFlopRate(conv?.backward?.rate ?? 0)) backward; "
+            + "matrix products \(formatFlopRate(mm?.forward.rate ?? 0)) / \(formatFlopRate(mm?.backward?.rate ?? 0)) (one thread); "
+            + "\(formatPercent(threadEfficiency)) of linear on \(cores) threads; elementwise \(formatBytes(streamBandwidth))/s; "
+            + "\(formatMicros(opOverhead)) per op; \(ops.count) op kinds fitted"
+    }
+}
+
+func formatFlopRate(_ flops: Double) -> String { String(format: "%.2f GFLOP/s", flops / 1e9) }
+func formatMicros(_ s: Double) -> String { String(format: "%.1f µs", s * 1e6) }
+
+/// What the MPI ranks measured.
+struct NetworkFigures: Codable {
+    var hosts = 1
+    var ranks = 1
+    var localBandwidth = 0.0, localLatency = 0.0
+    var hostBandwidth = 0.0, hostLatency = 0.0
+    /// Seconds of the calibration steps on one thread while every rank runs them at once (hosts that share cores, or
+    /// their memory, show more than one rank alone).
+    var concurrentSeconds = 0.0
+
+    func summary(share: Double, cores: Int) -> String {
+        // (share: one rank alone ÷ every rank at once)
+        var s = "  all-reduce between ranks of a host: \(formatBytes(localBandwidth))/s bus bandwidth, \(formatMicros(localLatency)) a step"
+        if hosts > 1 { s += "; between \(hosts) hosts: \(formatBytes(hostBandwidth))/s, \(formatMicros(hostLatency)) a step" }
+        s += "; ranks computing at once each reach \(formatPercent(share)) of one alone"
+        if share < 0.85 { s += " (the hosts share their cores: \(cores) core\(cores == 1 ? "" : "s") a host)" }
+        return s
+    }
+}
+
+enum NetworkProbe {
+    /// Runs the ranks under mpirun (as dojo train --ranks does) and reads what rank 0 wrote.
+    static func launch(ranks n: Int, hostfile: String?, launcher: String?, network: String?) throws -> NetworkFigures {
+        let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
+        guard let mpirun = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            throw CLIError("measuring MPI needs Open MPI's mpirun: install openmpi-bin (or give --ranks 1 to skip the network figures)")
+        }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let result = NSTemporaryDirectory() + "dojo-calibrate-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: result) }
+        var argv = ["-n", "\(n)", "--bind-to", "none"]
+        if geteuid() == 0 { argv.append("--allow-run-as-root") }
+        if let hostfile {
+            argv += ["--hostfile", hostfile]
+            if let launcher { argv += ["--mca", "plm_rsh_agent", launcher] }
+            if let network { argv += ["--mca", "btl_tcp_if_include", network, "--mca", "oob_tcp_if_include", network] }
+        } else if n > ProcessInfo.processInfo.activeProcessorCount {
+            argv.append("--oversubscribe")
+        }
+        argv += [exe, "machine", "calibrate", "--out", "/dev/null", "--mpi-part", result]
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: mpirun)
+        p.arguments = argv
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        if p.isRunning { p.terminate(); throw CLIError("the MPI ranks did not finish within 120 s (a host or --launcher that does not answer)") }
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard p.terminationStatus == 0, let data = FileManager.default.contents(atPath: result) else {
+            let line = text.split(separator: "\n").first { $0.hasPrefix("Error") || $0.contains("ORTE") || $0.contains("not") } ?? "exit status \(p.terminationStatus)"
+            throw CLIError("the MPI measurement failed: \(line)")
+        }
+        return try JSONDecoder().decode(NetworkFigures.self, from: data)
+    }
+
+    /// One rank: the ranks of each host sum buffers among themselves, then one rank per host across hosts; every
+    /// rank measures a convolution at once; rank 0 writes the figures.
+    static func runRank(resultPath: String) throws {
+        let world = try MPIGroup()
+        defer { world.finish() }
+        var figures = NetworkFigures()
+        figures.ranks = world.size
+        var names: [String] = []
+        for h in world.hosts where !names.contains(h) { names.append(h) }
+        figures.hosts = names.count
+        let local = try world.subgroup(color: names.firstIndex(of: world.host) ?? 0)
+        // every rank runs the calibration steps at once, one thread each
+        try barrier(world)
+        var seconds = ComputeProbe.profile(threads: 1, reps: 4).seconds
+        try world.allReduceSum(&seconds, count: 1)
+        figures.concurrentSeconds = seconds / Double(world.size)
+        if local.size > 1 {
+            (figures.localBandwidth, figures.localLatency) = try allReduceFigures(local)
+        }
+        let leaders = try world.subgroup(color: local.rank == 0 ? 0 : 1)
+        if names.count > 1 && local.rank == 0 {
+            (figures.hostBandwidth, figures.hostLatency) = try allReduceFigures(leaders)
+        }
+        try barrier(world)
+        if world.rank == 0 {
+            // ranks alone on their hosts: the local figures are the shared-memory ones of a pair elsewhere; none here
+            if figures.localBandwidth == 0 { figures.localBandwidth = figures.hostBandwidth; figures.localLatency = figures.hostLatency }
+            try JSONEncoder().encode(figures).write(to: URL(fileURLWithPath: resultPath))
+        }
+    }
+
+    static func barrier(_ g: DataParallelGroup) throws {
+        var x: Float = 0
+        try g.allReduceSum(&x, count: 1)
+    }
+
+    /// Bus bandwidth (2(n−1)/n × bytes ÷ time) of 4 MiB sums and the time of one step of a one-value sum, through
+    /// the same polled all-reduce training uses.
+    static func allReduceFigures(_ g: DataParallelGroup) throws -> (Double, Double) {
+        let count = 1 << 20
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1, count: count)
+        let n = Double(g.size)
+        try barrier(g)
+        try g.allReduceSum(buffer, count: count)   // warm
+        var best = Double.infinity
+        for _ in 0..<3 {
+            try barrier(g)
+            let t0 = Date()
+            for _ in 0..<5 { try g.allReduceSum(buffer, count: count) }
+            best = min(best, Date().timeIntervalSince(t0) / 5)
+        }
+        let bandwidth = 2 * (n - 1) / n * Double(4 * count) / best
+        var one: Float = 1
+        try barrier(g)
+        let t0 = Date()
+        for _ in 0..<200 { try g.allReduceSum(&one, count: 1) }
+        let small = Date().timeIntervalSince(t0) / 200
+        let steps = min(n - 1, 2 * ceil(log2(n)))
+        return (bandwidth, small / (2 * max(steps, 1)))
+    }
+}
+
+/// The machine file calibrate writes.
+struct CalibrationFile {
+    let name: String
+    let compute: ComputeProbe
+    let network: NetworkFigures
+    let hosts: Int, cores: Int, sharedSpeed: Double, ranksPerHost: Int
+    let command: String
+
+    func opsText(_ how: String) -> String {
+        func v(_ x: Double, _ unit: String) -> String { String(format: "%.6g", x) + unit }
+        var lines: [String] = []
+        for kind in compute.ops.keys.sorted() {
+            let e = compute.ops[kind]!
+            let unit = OpKind(rawValue: kind)?.isMatrixOp == true ? "FLOP/s" : "B/s"
+            func phase(_ name: String, _ f: ComputeProbe.Fit) -> String {
+                "      \(name): {rate: {value: \(v(f.rate, unit)), measured: \"\(how): \(f.samples) ops\"}, overhead: {value: \(v(f.overhead, "s")), measured: \"\(how)\"}, speedup: {value: \(String(format: "%.4f", f.speedup)), measured: \"\(how): on \(compute.cores) threads\"}}"
+            }
+            lines.append("    \(kind):")
+            lines.append(phase("forward", e.forward))
+            if let b = e.backward { lines.append(phase("backward", b)) }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    var text: String {
+        let date = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withFullDate])
+        let how = "dojo machine calibrate, \(date)"
+        func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        func v(_ x: Double, _ unit: String) -> String { String(format: "%.6g", x) + unit }
+        let local = network.localBandwidth > 0
+        return """
+        # OpenDojo machine description of CPU hosts running OpenDojo's own engine, measured by
+        #   \(command)
+        # on \(date). Every rate is the engine's own (its oneDNN kernels and Swift loops), so dojo sim on this file predicts
+        # the steps dojo train runs here (dojo validate --local checks it). Re-run calibrate after changing the machine.
+        name: \(name)
+        kind: cpu
+        summary: \(q("\(hosts) host\(hosts == 1 ? "" : "s") × \(cores) core\(cores == 1 ? "" : "s") (\(compute.model)), measured \(date)"))
+        count: \(hosts)
+        cpu:
+          model: \(q(compute.model))
+          cores: {value: \(cores), measured: \(q(how + (cores < compute.cores ? ": \(compute.cores) cores visible, but ranks computing at once on all hosts reach \(formatPercent(compute.aloneSeconds / max(network.concurrentSeconds, 1e-9))) of one rank alone (hosts sharing their cores)" : ": cores the engine's threads use")))}
+          ranks_per_host: {value: \(ranksPerHost), assumption: "ranks per host (devices); dojo sim --plan sets it from the plan's ranks, as dojo train --ranks places them"}
+          memory_bytes: {value: \(v(compute.memoryBytes, "B")), measured: \(q(how + ": physical memory"))}
+          thread_efficiency: {value: \(String(format: "%.4f", compute.threadEfficiency)), measured: \(q(how + ": the calibration steps on \(compute.cores) threads, speed-up ÷ \(compute.cores) (for op kinds without their own)"))}
+          shared_speed: {value: \(String(format: "%.4f", sharedSpeed)), measured: \(q(how + (network.ranks > 1 ? ": the calibration steps, \(network.ranks) ranks at once vs one alone (memory and caches they share)" : ": no ranks measured at once")))}
+          step_overhead: {value: \(v(compute.stepOverhead, "s")), measured: \(q(how + ": a training step's time outside its ops"))}
+          stream_bandwidth: {value: \(v(compute.streamBandwidth, "B/s")), measured: \(q(how + ": one thread, the engine's addition of two 1 MiB tensors"))}
+          op_overhead: {value: \(v(compute.opOverhead, "s")), measured: \(q(how + ": a chain of 200 tiny additions on a tape, forward and backward, per op"))}
+          # Each op kind the engine ran in training steps of small-cnn (batch 24), mlp (24) and the occupancy network (6),
+          # one thread, op by op: time = overhead + work / rate fitted over every op of the kind (work: FLOPs for
+          # conv2d and matmul, bytes read and written for the rest).
+          ops:
+        \(opsText(how))
+        network:
+          local_bandwidth: {value: \(v(local ? network.localBandwidth : 1e9, "B/s")), \(local ? "measured: " + q(how + ": all-reduce bus bandwidth of 4 MiB between the \(ranksPerHost) ranks of a host (MPI, as training sums gradients)") : "assumption: \"no MPI measured (--ranks 1); 1 GB/s between ranks of a host\"")}
+          local_latency: {value: \(v(local ? network.localLatency : 5e-6, "s")), \(local ? "measured: " + q(how + ": a one-value all-reduce, per step") : "assumption: \"no MPI measured; 5 us a step\"")}
+          host_bandwidth: {value: \(v(network.hostBandwidth, "B/s")), \(hosts > 1 ? "measured: " + q(how + ": all-reduce bus bandwidth of 4 MiB between one rank of each host") : "assumption: \"one host: no link between hosts\"")}
+          host_latency: {value: \(v(network.hostLatency, "s")), \(hosts > 1 ? "measured: " + q(how + ": a one-value all-reduce between hosts, per step") : "assumption: \"one host\"")}
+        calibration:
+          matrix_efficiency: {value: 1, assumption: "the measured rates are what the kernels reach"}
+          vector_efficiency: {value: 1, assumption: "the measured rates are what the kernels reach"}
+          link_efficiency: {value: 1, assumption: "the measured bandwidths are what MPI reaches"}
+          memory_efficiency: {value: 1, assumption: "the measured bandwidth is what the engine reaches"}
+
+        """
+    }
+}

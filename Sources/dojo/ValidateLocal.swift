@@ -1,0 +1,154 @@
+import DojoCompiler
+import DojoData
+import DojoGraph
+import DojoMachine
+import DojoNN
+import DojoReport
+import DojoSim
+import DojoTensor
+import Foundation
+
+/// `dojo validate --local`: the simulator's own ground truth. Plans run for real with `dojo train` over MPI on this
+/// machine, beside what `dojo sim` predicts for them on the machine file `dojo machine calibrate` measured.
+struct LocalCase {
+    var model: String
+    var data: String
+    var batch: Int
+    var dp: Int, pp: Int, micro: Int
+    /// Extra `dojo train` flags (data sizes).
+    var flags: [String]
+    var ranks: Int { dp * pp }
+    var planText: String {
+        ranks == 1 ? "1 rank" : pp == 1 ? "dp=\(dp)" : "dp=\(dp),pp=\(pp),micro=\(micro)"
+    }
+}
+
+struct LocalResult: Encodable {
+    var model: String, plan: String, ranks: Int
+    var predicted: Double, measured: Double, error: Double
+}
+
+enum LocalValidation {
+    /// The plans: two models (one the occupancy network), 1, 2 and 4 ranks, data- and pipeline-parallel.
+    static func cases() -> [LocalCase] {
+        let cnn = ["--train-examples", "2048"]
+        let occ = ["--train-examples", "384"]
+        return [
+            LocalCase(model: "small-cnn", data: "fashion-mnist", batch: 64, dp: 1, pp: 1, micro: 1, flags: cnn),
+            LocalCase(model: "small-cnn", data: "fashion-mnist", batch: 64, dp: 2, pp: 1, micro: 1, flags: cnn),
+            LocalCase(model: "small-cnn", data: "fashion-mnist", batch: 64, dp: 1, pp: 2, micro: 2, flags: cnn),
+            LocalCase(model: "small-cnn", data: "fashion-mnist", batch: 64, dp: 2, pp: 2, micro: 2, flags: cnn),
+            LocalCase(model: "occupancy", data: "scenes", batch: 16, dp: 1, pp: 1, micro: 1, flags: occ),
+            LocalCase(model: "occupancy", data: "scenes", batch: 16, dp: 2, pp: 1, micro: 1, flags: occ),
+            LocalCase(model: "occupancy", data: "scenes", batch: 16, dp: 1, pp: 2, micro: 2, flags: occ),
+            LocalCase(model: "occupancy", data: "scenes", batch: 16, dp: 4, pp: 1, micro: 1, flags: occ),
+        ]
+    }
+
+    /// The step of `c` the simulator predicts on `machine` (laid out for its ranks), from the graph dojo train records.
+    static func predict(_ c: LocalCase, machine: Machine) throws -> Double {
+        let sets = try DataSets.make(c.data, trainCount: 16, evalCount: 16, seed: 0, dataDirectory: nil, cameras: 4, imageSize: 32, gridSize: 16)
+        let entry = try ModelZoo.entry(c.model)
+        let micro = c.batch / (c.dp * c.micro)
+        let graph = try Engine.$shapeOnly.withValue(true) { () throws -> Graph in
+            let net = try ModelZoo.make(c.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
+                                        gridSize: sets.train.targetShape.first ?? 16, seed: 0)
+            let x = Tensor(uninitializedShape: [micro] + sets.train.inputShape)
+            let step = TrainingStep.run(net, task: entry.task, input: x, classes: max(1, sets.train.classNames.count),
+                                        optimizer: entry.optimizer == "adamw" ? AdamW() : SGD(momentum: 0.9), learningRate: 0)
+            return step.tape.graph(model: c.model, batch: micro)
+        }
+        let laid = machine.laidOut(ranks: c.ranks)
+        let sim = try StepSimulator(workload: Workload(graph: graph, globalBatch: c.batch, precision: .fp32), machine: laid,
+                                    costModel: laid.opCostModel())
+        let plan = ResolvedPlan(dataParallel: c.dp, tensorParallel: 1, pipelineParallel: c.pp, microBatch: micro, microBatches: c.micro)
+        guard let e = sim.evaluate(plan) else { throw CLIError("the simulator cannot lay out \(c.model) \(c.planText) on \(machine.name)") }
+        return e.stepSeconds
+    }
+
+    /// Runs `c` with dojo train and returns the median step time after the first steps.
+    static func measure(_ c: LocalCase, steps: Int, folder: String) throws -> Double {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let out = folder + "/\(c.model)-\(c.planText.replacingOccurrences(of: " ", with: "").replacingOccurrences(of: ",", with: "-"))"
+        var args = ["train", "--model", c.model, "--data", c.data, "--batch-size", "\(c.batch)", "--steps", "\(steps)",
+                    "--eval-examples", "16", "--checkpoint-every", "0", "--no-augment", "--machine", "", "--out", out] + c.flags
+        if c.ranks > 1 { args += ["--plan", c.pp == 1 ? "dp=\(c.dp)" : "dp=\(c.dp),pp=\(c.pp),micro=\(c.micro)"] }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        let errText = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            let line = String(decoding: errText, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("Error") } ?? "exit status \(p.terminationStatus)"
+            throw CLIError("dojo train \(c.model) \(c.planText) failed: \(line)")
+        }
+        let text = (try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)) ?? ""
+        var times: [Double] = []
+        for line in text.split(separator: "\n") {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["type"] as? String == "step",
+                  let s = o["step"] as? Int, s > 3, let t = o["step_s"] as? Double else { continue }
+            times.append(t)
+        }
+        guard !times.isEmpty else { throw CLIError("dojo train \(c.model) \(c.planText) logged no step times in \(out)") }
+        times.sort()
+        return times[times.count / 2]
+    }
+
+    /// Calibrates (unless given a machine file), runs every case, prints the table; the results.
+    static func run(machineFile: String?, steps: Int, only: [String], json: Bool) throws -> [LocalResult] {
+        let folder = NSTemporaryDirectory() + "dojo-validate-local-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let machine: Machine
+        if let machineFile {
+            machine = try resolveMachine(machineFile)
+            guard machine.kind == "cpu" else {
+                throw CLIError("--machine \(machineFile) is a \(machine.kind) machine; --local predicts on a cpu machine file from `dojo machine calibrate`")
+            }
+        } else {
+            let file = folder + "/host.yaml"
+            let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = ["machine", "calibrate", "--out", file]
+            if json { p.standardOutput = FileHandle.nullDevice }
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw CLIError("dojo machine calibrate failed (exit status \(p.terminationStatus))") }
+            machine = try Machine.load(file: file)
+        }
+        var cases = cases()
+        if !only.isEmpty { cases = cases.filter { c in only.contains { "\(c.model) \(c.planText)".contains($0) } } }
+        guard !cases.isEmpty else { throw CLIError("--only \(only.joined(separator: ", ")): no local case matches (model and plan, e.g. 'small-cnn dp=2')") }
+        var results: [LocalResult] = []
+        for c in cases {
+            let predicted = try predict(c, machine: machine)
+            let measured = try measure(c, steps: steps, folder: folder)
+            let r = LocalResult(model: c.model, plan: c.planText, ranks: c.ranks, predicted: predicted, measured: measured,
+                                error: predicted / measured - 1)
+            results.append(r)
+            if !json {
+                print("  \(c.model) \(c.planText): predicted \(formatMillis(predicted)), measured \(formatMillis(measured)), error \(signedPercent(r.error))")
+            }
+        }
+        return results
+    }
+
+    static func render(_ results: [LocalResult], machine: String) -> String {
+        var t = TextTable(headers: ["model", "plan", "ranks", "predicted", "measured", "error"])
+        for r in results {
+            t.addRow([r.model, r.plan, "\(r.ranks)", formatMillis(r.predicted), formatMillis(r.measured), signedPercent(r.error)])
+        }
+        let mean = results.map { abs($0.error) }.reduce(0, +) / Double(max(results.count, 1))
+        let worst = results.max { abs($0.error) < abs($1.error) }
+        return t.render() + "\nStep time on \(machine): mean |error| \(formatPercent(mean)) over \(results.count) plans; max \(formatPercent(abs(worst?.error ?? 0)))"
+            + (worst.map { " (\($0.model) \($0.plan))" } ?? "") + ". Goal: mean ≤ 15 %, none above 30 %."
+    }
+}
+
+func formatMillis(_ s: Double) -> String { String(format: "%.2f ms", s * 1e3) }
+func signedPercent(_ x: Double) -> String { String(format: "%+.1f%%", x * 100) }

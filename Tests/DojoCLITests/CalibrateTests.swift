@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+
+/// Issue 10 §4: `dojo machine calibrate` measures this machine through the engine; `dojo sim` predicts on the file;
+/// `dojo validate --local` runs plans for real beside the prediction.
+@Suite("dojo machine calibrate and dojo validate --local", .serialized)
+struct CalibrateTests {
+    static func tempDir() -> String {
+        let d = NSTemporaryDirectory() + "dojo-cal-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    @Test("calibrate writes a strict cpu machine file, every figure measured; sim predicts on it; validate --local runs ≥ 6 plans beside the prediction")
+    func calibrateSimAndValidate() throws {
+        guard DistributedTrainTests.mpirun else { Issue.record("Open MPI is not installed (make test installs it)"); return }
+        let d = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let file = d + "/host.yaml"
+        let cal = runDojo(["machine", "calibrate", "--out", file])
+        #expect(cal.status == 0, "\(cal.stderr)")
+        #expect(cal.stdout.contains("all-reduce between ranks of a host"), "\(cal.stdout)")
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        #expect(text.contains("kind: cpu"))
+        for kind in ["conv2d:", "matmul:", "batchNorm:", "relu:", "maxPool2d:", "sgdUpdate:", "adamwUpdate:"] {
+            #expect(text.contains(kind), "the file has no fitted \(kind)")
+        }
+        let show = runDojo(["machine", "show", file])
+        #expect(show.status == 0, "\(show.stderr)")
+        #expect(show.stdout.contains("MEASURED: dojo machine calibrate"), "\(show.stdout)")
+        #expect(show.stdout.contains("cpu.ops.conv2d.forward.rate"), "every fitted rate is listed with its provenance")
+
+        let one = runDojo(["sim", "--machine", file, "--model", "small-cnn", "--batch", "64", "--precision", "fp32", "--plan", "dp=1"])
+        let two = runDojo(["sim", "--machine", file, "--model", "small-cnn", "--batch", "64", "--precision", "fp32", "--plan", "dp=2"])
+        #expect(one.status == 0 && two.status == 0, "\(one.stderr)\(two.stderr)")
+        #expect(one.stdout.contains("all 1 rank") && two.stdout.contains("all 2 rank"), "the plan's ranks lay the machine out: \(one.stdout)\(two.stdout)")
+        #expect(two.stdout.contains("data-parallel comm"), "\(two.stdout)")
+
+        // Every plan of the default list, measured and predicted; the mean error is printed against the goal.
+        let v = runDojo(["validate", "--local", "--machine", file, "--steps", "10", "--json"])
+        #expect(v.status == 0, "\(v.stderr)")
+        let json = (try? JSONSerialization.jsonObject(with: Data(v.stdout.utf8))) as? [String: Any]
+        let cases = json?["cases"] as? [[String: Any]] ?? []
+        #expect(cases.count >= 6, "\(v.stdout)")
+        #expect(Set(cases.compactMap { $0["model"] as? String }) == ["small-cnn", "occupancy"])
+        #expect(Set(cases.compactMap { $0["ranks"] as? Int }) == [1, 2, 4])
+        #expect(cases.contains { ($0["plan"] as? String)?.contains("pp=2") == true } && cases.contains { $0["plan"] as? String == "dp=2" })
+        for c in cases {
+            let p = c["predicted"] as? Double ?? 0, m = c["measured"] as? Double ?? 0
+            #expect(p > 0 && m > 0 && p < 10 && m < 10, "\(c)")
+        }
+        let mean = json?["mean_abs_error"] as? Double ?? .nan
+        print("validate --local: mean |error| \(mean) over \(cases.count) plans; max \(json?["max_abs_error"] ?? "?")")
+        // The goal (≤ 15 %) is measured alone and recorded in docs/BENCHMARKS.md (here other suites may share the cores);
+        // this guards against a broken model: every prediction within 4× of its measurement.
+        #expect(mean.isFinite)
+        for c in cases {
+            let p = c["predicted"] as? Double ?? 0, m = c["measured"] as? Double ?? 1
+            #expect(abs(log(p / m)) < log(4.0), "\(c)")
+        }
+    }
+
+    @Test("bad input: one error line each, nothing written")
+    func badInput() throws {
+        let d = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        for (args, message) in [
+            (["machine", "calibrate", "--out", d + "/missing/host.yaml"], "the folder \(d)/missing does not exist"),
+            (["machine", "calibrate", "--out", d], "is a folder; give a file name"),
+            (["machine", "calibrate", "--out", d + "/h.yaml", "--ranks", "0"], "--ranks must be 1…256, got 0"),
+            (["machine", "calibrate", "--out", d + "/h.yaml", "--launcher", "/bin/true"], "--launcher and --network go with --hostfile"),
+            (["validate", "--local", "--machine", "dgx-h100"], "is a gpu machine; --local predicts on a cpu machine file"),
+            (["validate", "--steps", "8"], "--machine and --steps go with --local"),
+            (["validate", "--local", "--steps", "2"], "--steps must be 5…10000, got 2"),
+            (["validate", "--local", "--machine", d + "/nope.yaml"], "nope.yaml"),
+        ] {
+            let r = runDojo(args)
+            #expect(r.status != 0 && r.stderr.contains(message), "\(args): \(r.stderr)")
+            #expect(r.stderr.components(separatedBy: "Error:").count == 2, "one error line: \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: d + "/h.yaml"))
+        // A damaged machine file: an op kind the IR does not have, a missing figure.
+        let good = """
+        name: h
+        kind: cpu
+        summary: "test"
+        count: 1
+        cpu:
+          model: "x"
+          cores: 2
+          ranks_per_host: 2
+          memory_bytes: 8GB
+          thread_efficiency: 0.9
+          shared_speed: 1
+          step_overhead: 0s
+          stream_bandwidth: 10GB/s
+          op_overhead: 1us
+          ops:
+            conv2d:
+              forward: {rate: 50GFLOP/s, overhead: 1us, speedup: 1.8}
+        network:
+          local_bandwidth: 5GB/s
+          local_latency: 1us
+          host_bandwidth: 0B/s
+          host_latency: 0s
+        calibration:
+          matrix_efficiency: 1
+          vector_efficiency: 1
+          link_efficiency: 1
+          memory_efficiency: 1
+        """
+        try good.write(toFile: d + "/good.yaml", atomically: true, encoding: .utf8)
+        let ok = runDojo(["machine", "show", d + "/good.yaml"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        for (from, to, message) in [("conv2d:", "convolution:", "cpu.ops.convolution: not an op kind of the Graph IR"),
+                                    ("  op_overhead: 1us\n", "", "cpu.op_overhead"),
+                                    ("count: 1", "count: 2", "network.host_bandwidth: must be positive for 2 hosts"),
+                                    ("speedup: 1.8", "speedup: -1", "speedup"),
+                                    ("kind: cpu", "kind: cpu\ntop: tile", "top: not a key of a cpu machine")] {
+            try good.replacingOccurrences(of: from, with: to).write(toFile: d + "/bad.yaml", atomically: true, encoding: .utf8)
+            let r = runDojo(["machine", "show", d + "/bad.yaml"])
+            #expect(r.status != 0 && r.stderr.contains(message), "\(from) → \(to): \(r.stderr)")
+        }
+    }
+}
