@@ -100,3 +100,21 @@ echo
 echo "gradient sums inside training vs a bare MPI_Allreduce of the same buffers (issue 10 §5, goal >= 0.9 of its bus bandwidth)…"
 root=(); [ "$(id -u)" = 0 ] && root=(--allow-run-as-root)
 mpirun "${root[@]}" -n 2 --bind-to none "$dojo" bench --allreduce occupancy
+echo
+echo "pipeline stages: small-cnn --plan pp=2 (2 micro-batches) vs 2 data-parallel ranks, samples/s (issue 10 §2)…"
+for p in dp=2 pp=2; do
+  rm -rf "$tmp/pp-$p"
+  "$dojo" train --model small-cnn --data fashion-mnist --train-examples 2048 --eval-examples 64 --batch-size 64 --steps 30 \
+    --checkpoint-every 0 --no-augment --machine "" --plan "$p" --out "$tmp/pp-$p" > /dev/null
+done
+/usr/bin/python3 - "$tmp" <<'PY'
+import json, sys, statistics
+def rate(d):
+    rows = [json.loads(l) for l in open(f"{sys.argv[1]}/pp-{d}/metrics.jsonl")]
+    return statistics.median(r["samples_per_s"] for r in rows if r.get("type") == "step" and r["step"] > 3)
+pp, dp = rate("pp=2"), rate("dp=2")
+print(f"{'small-cnn pp=2 samples/s':28} {pp:12.1f} {dp:12.1f} {pp / dp:7.2f}  (2 pipeline stages vs 2 data-parallel ranks, same cores)")
+PY
+echo
+echo "the simulator against what the engine runs: dojo validate --local (calibrates this machine, then 8-10 plans; goal mean |error| <= 15 %)…"
+"$dojo" validate --local

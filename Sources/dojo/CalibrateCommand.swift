@@ -69,7 +69,7 @@ extension MachineCommand {
             var net = NetworkFigures()
             var hosts = 1, ranksPerHost = compute.cores
             var cores = compute.cores
-            var sharedSpeed = 1.0
+            var sharedSpeed = 1.0, shareSeen = 1.0
             let slots = try hostfile.map { try hostfileSlots($0) }
             let n = ranks ?? slots ?? min(2, max(compute.cores, 2))
             if n > 1 {
@@ -79,12 +79,14 @@ extension MachineCommand {
                 ranksPerHost = max(1, n / max(1, hosts))
                 // Hosts that share their cores (namespace hosts on one machine) show it: ranks computing at once
                 // each get less than one rank alone.
-                let share = min(1, compute.aloneSeconds / net.concurrentSeconds)
-                if share < 0.75 { cores = max(1, Int((Double(ranksPerHost) * share).rounded())) } else { sharedSpeed = share }
+                let alone = net.threads >= compute.cores ? compute.allSeconds : compute.aloneSeconds
+                let share = min(1, alone / net.concurrentSeconds)
+                shareSeen = share
+                if share < 0.75 { cores = max(1, Int((Double(compute.cores) * share).rounded())) } else { sharedSpeed = share }
                 print(net.summary(share: share, cores: cores))
             }
             let yaml = CalibrationFile(name: name ?? (hosts > 1 ? "hosts\(hosts)" : "host"), compute: compute, network: net,
-                                       hosts: hosts, cores: cores, sharedSpeed: sharedSpeed, ranksPerHost: n > 1 ? ranksPerHost : compute.cores,
+                                       hosts: hosts, cores: cores, sharedSpeed: sharedSpeed, shareSeen: shareSeen, ranksPerHost: n > 1 ? ranksPerHost : compute.cores,
                                        command: CommandLine.arguments.joined(separator: " ")).text
             // Checked by the same strict decoder as every machine file before it is written.
             _ = try Machine.decode(yaml: yaml, file: (out as NSString).lastPathComponent)
@@ -124,6 +126,8 @@ struct ComputeProbe {
     /// Seconds of a step outside its ops (the trainer's and the tape's own work), and of one pass over `steps` alone.
     var stepOverhead = 0.0
     var aloneSeconds = 0.0
+    /// The same pass on every core.
+    var allSeconds = 0.0
     /// Fitted per op kind and direction: rate, fixed cost, speed-up on every core, and the ops it was fitted on.
     var ops: [String: (forward: Fit, backward: Fit?)] = [:]
 
@@ -168,10 +172,12 @@ struct ComputeProbe {
         let one = profile(threads: 1)
         p.stepOverhead = one.outside
         p.aloneSeconds = one.seconds
+        p.allSeconds = one.seconds
         p.ops = fitAll(one, overhead: p.opOverhead)
         if p.cores > 1 {
             // every core: each kind's speed-up, measured (the engine's own loops split only large work; oneDNN's scale)
             let all = profile(threads: p.cores)
+            p.allSeconds = all.seconds
             for (kind, e) in p.ops {
                 func speedup(_ phase: Phase) -> Double {
                     guard let k = OpKind(rawValue: kind) else { return 1 }
@@ -296,6 +302,8 @@ struct NetworkFigures: Codable {
     /// Seconds of the calibration steps on one thread while every rank runs them at once (hosts that share cores, or
     /// their memory, show more than one rank alone).
     var concurrentSeconds = 0.0
+    /// The threads each rank used for it.
+    var threads = 1
 
     func summary(share: Double, cores: Int) -> String {
         // (share: one rank alone ÷ every rank at once)
@@ -358,7 +366,9 @@ enum NetworkProbe {
         let local = try world.subgroup(color: names.firstIndex(of: world.host) ?? 0)
         // every rank runs the calibration steps at once, one thread each
         try barrier(world)
-        var seconds = ComputeProbe.profile(threads: 1, reps: 4).seconds
+        // with the threads dojo train gives each rank: the host's cores over its ranks
+        figures.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local.size))
+        var seconds = ComputeProbe.profile(threads: figures.threads, reps: 4).seconds
         try world.allReduceSum(&seconds, count: 1)
         figures.concurrentSeconds = seconds / Double(world.size)
         if local.size > 1 {
@@ -414,7 +424,7 @@ struct CalibrationFile {
     let name: String
     let compute: ComputeProbe
     let network: NetworkFigures
-    let hosts: Int, cores: Int, sharedSpeed: Double, ranksPerHost: Int
+    let hosts: Int, cores: Int, sharedSpeed: Double, shareSeen: Double, ranksPerHost: Int
     let command: String
 
     func opsText(_ how: String) -> String {
@@ -450,7 +460,7 @@ struct CalibrationFile {
         count: \(hosts)
         cpu:
           model: \(q(compute.model))
-          cores: {value: \(cores), measured: \(q(how + (cores < compute.cores ? ": \(compute.cores) cores visible, but ranks computing at once on all hosts reach \(formatPercent(compute.aloneSeconds / max(network.concurrentSeconds, 1e-9))) of one rank alone (hosts sharing their cores)" : ": cores the engine's threads use")))}
+          cores: {value: \(cores), measured: \(q(how + (cores < compute.cores ? ": \(compute.cores) cores visible, but ranks computing at once on all hosts reach \(formatPercent(shareSeen)) of one rank alone (hosts sharing their cores)" : ": cores the engine's threads use")))}
           ranks_per_host: {value: \(ranksPerHost), assumption: "ranks per host (devices); dojo sim --plan sets it from the plan's ranks, as dojo train --ranks places them"}
           memory_bytes: {value: \(v(compute.memoryBytes, "B")), measured: \(q(how + ": physical memory"))}
           thread_efficiency: {value: \(String(format: "%.4f", compute.threadEfficiency)), measured: \(q(how + ": the calibration steps on \(compute.cores) threads, speed-up ÷ \(compute.cores) (for op kinds without their own)"))}

@@ -17,9 +17,13 @@ struct LocalCase {
     var dp: Int, pp: Int, micro: Int
     /// Extra `dojo train` flags (data sizes).
     var flags: [String]
+    /// Instead of `--plan`: how the ranks start (namespace hosts: --ranks, --hostfile, --launcher, --network), and
+    /// what the table calls the run.
+    var launch: [String]? = nil
+    var label: String? = nil
     var ranks: Int { dp * pp }
     var planText: String {
-        ranks == 1 ? "1 rank" : pp == 1 ? "dp=\(dp)" : "dp=\(dp),pp=\(pp),micro=\(micro)"
+        label ?? (ranks == 1 ? "1 rank" : pp == 1 ? "dp=\(dp)" : "dp=\(dp),pp=\(pp),micro=\(micro)")
     }
 }
 
@@ -72,7 +76,8 @@ enum LocalValidation {
         let out = folder + "/\(c.model)-\(c.planText.replacingOccurrences(of: " ", with: "").replacingOccurrences(of: ",", with: "-"))"
         var args = ["train", "--model", c.model, "--data", c.data, "--batch-size", "\(c.batch)", "--steps", "\(steps)",
                     "--eval-examples", "16", "--checkpoint-every", "0", "--no-augment", "--machine", "", "--out", out] + c.flags
-        if c.ranks > 1 { args += ["--plan", c.pp == 1 ? "dp=\(c.dp)" : "dp=\(c.dp),pp=\(c.pp),micro=\(c.micro)"] }
+        if let launch = c.launch { args += launch }
+        else if c.ranks > 1 { args += ["--plan", c.pp == 1 ? "dp=\(c.dp)" : "dp=\(c.dp),pp=\(c.pp),micro=\(c.micro)"] }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
@@ -102,7 +107,8 @@ enum LocalValidation {
     static func run(machineFile: String?, steps: Int, only: [String], json: Bool) throws -> [LocalResult] {
         let folder = NSTemporaryDirectory() + "dojo-validate-local-\(getpid())"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var cleanup: [() -> Void] = []
+        defer { for c in cleanup { c() }; try? FileManager.default.removeItem(atPath: folder) }
         let machine: Machine
         if let machineFile {
             machine = try resolveMachine(machineFile)
@@ -123,10 +129,16 @@ enum LocalValidation {
         }
         var cases = cases()
         if !only.isEmpty { cases = cases.filter { c in only.contains { "\(c.model) \(c.planText)".contains($0) } } }
-        guard !cases.isEmpty else { throw CLIError("--only \(only.joined(separator: ", ")): no local case matches (model and plan, e.g. 'small-cnn dp=2')") }
+        guard !cases.isEmpty || only.contains(where: { $0.contains("host") }) else { throw CLIError("--only \(only.joined(separator: ", ")): no local case matches (model and plan, e.g. 'small-cnn dp=2', or 'hosts')") }
         var results: [LocalResult] = []
-        for c in cases {
+        func evaluate(_ c: LocalCase, _ machine: Machine) throws {
             let predicted = try predict(c, machine: machine)
+            var c = c
+            // the threads the machine file gives each rank (namespace hosts that share one machine's cores have fewer
+            // than each one sees; OpenMP threads beyond the cores spin against each other)
+            if case .cpu(let cluster) = machine.laidOut(ranks: c.ranks).system, cluster.cpu.threadsPerRank >= 1 {
+                c.flags += ["--threads", "\(Int(cluster.cpu.threadsPerRank))"]
+            }
             let measured = try measure(c, steps: steps, folder: folder)
             let r = LocalResult(model: c.model, plan: c.planText, ranks: c.ranks, predicted: predicted, measured: measured,
                                 error: predicted / measured - 1)
@@ -135,7 +147,71 @@ enum LocalValidation {
                 print("  \(c.model) \(c.planText): predicted \(formatMillis(predicted)), measured \(formatMillis(measured)), error \(signedPercent(r.error))")
             }
         }
+        for c in cases { try evaluate(c, machine) }
+        if only.isEmpty || only.contains(where: { $0.contains("host") }) {
+            try namespaceRuns(folder: folder, json: json, cleanup: &cleanup, evaluate: evaluate)
+        }
         return results
+    }
+
+    /// Two hosts as network namespaces (scripts/netns-hosts.sh; needs root and iproute2), calibrated across their link,
+    /// then `small-cnn` dp=2 over them; again with the link shaped to 100 Mbit/s. Removed at the end, also on failure.
+    static func namespaceRuns(folder: String, json: Bool, cleanup: inout [() -> Void],
+                              evaluate: (LocalCase, Machine) throws -> Void) throws {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        var script: String?
+        for _ in 0..<6 {
+            let candidate = dir.appendingPathComponent("scripts/netns-hosts.sh").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { script = candidate; break }
+            dir.deleteLastPathComponent()
+        }
+        if script == nil, FileManager.default.isExecutableFile(atPath: "scripts/netns-hosts.sh") { script = "scripts/netns-hosts.sh" }
+        let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip"].contains { FileManager.default.isExecutableFile(atPath: $0) }
+        guard geteuid() == 0, ip, let script else {
+            if !json {
+                print("  (the plans over two namespace hosts, unshaped and shaped, need root, iproute2 and scripts/netns-hosts.sh from the source tree: skipped)")
+            }
+            return
+        }
+        func sh(_ args: [String]) -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: script)
+            p.arguments = args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            do { try p.run() } catch { return (127, "\(error)") }
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, text)
+        }
+        let prefix = "dvl"
+        _ = sh(["down", "--prefix", prefix])   // what an interrupted run left
+        let hosts = folder + "/hosts", agent = folder + "/agent.sh"
+        let up = sh(["up", "2", "--prefix", prefix, "--agent", agent, "--hostfile", hosts])
+        guard up.0 == 0 else { throw CLIError("scripts/netns-hosts.sh up 2 failed: \(up.1.split(separator: "\n").last ?? "")") }
+        cleanup.append { _ = sh(["down", "--prefix", prefix]) }
+        let network = sh(["subnet", "--prefix", prefix]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let launch = ["--ranks", "2", "--hostfile", hosts, "--launcher", agent, "--network", network]
+        func calibrate(_ name: String) throws -> Machine {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = ["machine", "calibrate", "--out", folder + "/\(name).yaml", "--hostfile", hosts, "--launcher", agent, "--network", network]
+            if json { p.standardOutput = FileHandle.nullDevice }
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw CLIError("dojo machine calibrate across the namespace hosts failed (exit status \(p.terminationStatus))") }
+            return try Machine.load(file: folder + "/\(name).yaml")
+        }
+        let plain = try calibrate("hosts")
+        try evaluate(LocalCase(model: "small-cnn", data: "fashion-mnist", batch: 64, dp: 2, pp: 1, micro: 1, flags: ["--train-examples", "2048"],
+                               launch: launch, label: "dp=2, 2 hosts"), plain)
+        let shaped = sh(["shape", "1", "--rate", "100mbit", "--prefix", prefix])
+        guard shaped.0 == 0 else { throw CLIError("scripts/netns-hosts.sh shape failed: \(shaped.1.split(separator: "\n").last ?? "")") }
+        let slow = try calibrate("hosts-shaped")
+        try evaluate(LocalCase(model: "small-cnn", data: "fashion-mnist", batch: 64, dp: 2, pp: 1, micro: 1, flags: ["--train-examples", "2048"],
+                               launch: launch, label: "dp=2, 2 hosts, 100 Mbit/s"), slow)
     }
 
     static func render(_ results: [LocalResult], machine: String) -> String {
