@@ -40,17 +40,17 @@ struct TrainCommand: ParsableCommand {
     var model: String?
     @Option(name: .customLong("data"), help: "Data set: \(DataSets.names.joined(separator: ", ")). (default: scenes, or fashion-mnist for classifiers)")
     var data: String?
-    @Option(name: .long, help: "Epochs. (default: the model's recipe, see `dojo models`)")
+    @Option(name: .long, parsing: .unconditional, help: "Epochs. (default: the model's recipe, see `dojo models`)")
     var epochs: Int?
-    @Option(name: .long, help: "Stop after this many steps in all.")
+    @Option(name: .long, parsing: .unconditional, help: "Stop after this many steps in all.")
     var steps: Int?
-    @Option(name: .long, help: "Examples per step. (default: 32 for scenes, 128 otherwise)")
+    @Option(name: .long, parsing: .unconditional, help: "Examples per step. (default: 32 for scenes, 128 otherwise)")
     var batchSize: Int?
     @Option(name: .customLong("lr"), help: "Peak learning rate. (default: the model's recipe; 0.01 for SGD, 0.001 for AdamW)")
     var learningRate: Float?
     @Option(name: .long, help: "Learning-rate schedule after warm-up: cosine or constant. (default: cosine)")
     var schedule: String?
-    @Option(name: .long, help: "Linear warm-up steps. (default: 0)")
+    @Option(name: .long, parsing: .unconditional, help: "Linear warm-up steps. (default: 0)")
     var warmup: Int?
     @Option(name: .long, help: "Optimizer: sgd or adamw. (default: the model's recipe)")
     var optimizer: String?
@@ -66,19 +66,19 @@ struct TrainCommand: ParsableCommand {
     var stochasticGradients = false
     @Option(name: .long, help: "Seed for initialisation, data order, augmentation and dropout. (default: 0)")
     var seed: UInt64?
-    @Option(name: .long, help: "Compute threads (oneDNN and the engine's loops). (default: all cores)")
+    @Option(name: .long, parsing: .unconditional, help: "Compute threads (oneDNN and the engine's loops). (default: all cores)")
     var threads: Int?
     @Option(name: .long, help: "Where metrics, plot and graph go. (default: runs/<model>-<data>)")
     var out: String?
     @Option(name: .long, help: "Where checkpoints go. (default: the --out directory)")
     var checkpointDir: String?
-    @Option(name: .long, help: "Save a checkpoint every N steps (0: only at the end and on interrupt). (default: 200)")
+    @Option(name: .long, parsing: .unconditional, help: "Save a checkpoint every N steps (0: only at the end and on interrupt). (default: 200)")
     var checkpointEvery: Int?
     @Flag(name: .long, help: "Continue from the checkpoint in --checkpoint-dir.")
     var resume = false
-    @Option(name: .long, help: "Training examples to use (scenes: how many to generate; default 8192 scenes, all of Fashion-MNIST).")
+    @Option(name: .long, parsing: .unconditional, help: "Training examples to use (scenes: how many to generate; default 8192 scenes, all of Fashion-MNIST).")
     var trainExamples: Int?
-    @Option(name: .long, help: "Evaluation examples (default 512 scenes, all 10,000 Fashion-MNIST test images).")
+    @Option(name: .long, parsing: .unconditional, help: "Evaluation examples (default 512 scenes, all 10,000 Fashion-MNIST test images).")
     var evalExamples: Int?
     @Option(name: .long, help: "Directory of the Fashion-MNIST IDX files. (default: \(FashionMNIST.defaultDirectory))")
     var dataDir: String?
@@ -96,7 +96,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Machines to predict this step on, comma-separated (dojo machines). (default: tile,dgx-h100)")
     var machine: String = "tile,dgx-h100"
 
-    @Option(name: .long, help: "Data-parallel processes: runs itself under mpirun -n N (Open MPI). Each rank trains batch-size ÷ N examples of every step; the batch size must be divisible by N.")
+    @Option(name: .long, parsing: .unconditional, help: "Data-parallel processes: runs itself under mpirun -n N (Open MPI). Each rank trains batch-size ÷ N examples of every step; the batch size must be divisible by N.")
     var ranks: Int?
     @Flag(name: .long, inversion: .prefixedNo, help: "With --ranks: sum gradients bucket by bucket while backward still runs (--no-overlap: after it, to measure what overlap hides). (default: on)")
     var overlap = true
@@ -599,9 +599,10 @@ struct TrainCommand: ParsableCommand {
         let task = entry.task
         trainer.onEpoch = { r in
             progress.finish()
-            var line = "epoch \(r.epoch + 1): train loss \(formatFixed(Double(r.trainLoss), 4))"
-            var record: [String: JSONValue] = ["type": "eval", "step": JSONValue(r.step), "epoch": JSONValue(r.epoch),
-                                               "train_loss": JSONValue(r.trainLoss)]
+            // (a run resumed at the very end of an epoch trains no batch of it: no train loss to report)
+            var line = "epoch \(r.epoch + 1): " + (r.trainLoss.isFinite ? "train loss \(formatFixed(Double(r.trainLoss), 4))" : "no batches left to train")
+            var record: [String: JSONValue] = ["type": "eval", "step": JSONValue(r.step), "epoch": JSONValue(r.epoch)]
+            if r.trainLoss.isFinite { record["train_loss"] = JSONValue(r.trainLoss) }
             if let e = r.eval {
                 line += ", eval loss \(formatFixed(Double(e.loss), 4)), " + (task == .occupancy ? "cell accuracy" : "accuracy")
                     + " \(formatPercent(Double(e.accuracy)))"

@@ -53,6 +53,10 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
             (["train", "--optimizer", "lion"], "unknown optimizer 'lion'"),
             (["train", "--lr", "0"], "--lr must be a positive number"),
             (["train", "--threads", "100000"], "--threads must be 1…1024"),
+            // a negative number is a value, not a flag: the bound names it
+            (["train", "--ranks", "-1"], "--ranks must be 1…1024, got -1"),
+            (["train", "--steps", "-5"], "--steps must be at least 1, got -5"),
+            (["train", "--batch-size", "-64"], "--batch-size must be at least 1, got -64"),
             (["train", "--momentum", "nan"], "--momentum must be a number in [0, 1)"),
             (["train", "--momentum", "2"], "--momentum must be a number in [0, 1)"),
             (["train", "--weight-decay=-1"], "--weight-decay must be 0 or more"),
