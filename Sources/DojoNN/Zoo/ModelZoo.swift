@@ -144,7 +144,9 @@ public enum ModelZoo {
             model = SmallCNN(channels: c, height: h, width: w, classes: classes, generator: &g)
         case "resnet18", "resnet50":
             let (c, h, w) = try image()
-            guard h >= 32 && w >= 32 else { throw ModelError("\(name) downsamples 32×: it needs images of at least 32×32, got \(h)×\(w)") }
+            // Five stride-2 stages, each rounding up (padding): 28×28 Fashion-MNIST ends in 1×1 maps, as 32×32 does;
+            // below 16×16 the last stages would only see single pixels.
+            guard h >= 16 && w >= 16 else { throw ModelError("\(name) downsamples 32×: it needs images of at least 16×16, got \(h)×\(w)") }
             model = ResNet(depth: name == "resnet18" ? .r18 : .r50, channels: c, classes: classes, generator: &g)
         default: // occupancy
             guard inputShape.count == 4, inputShape[1] == 3 else {
