@@ -62,7 +62,10 @@ func forwardMACs(_ g: Graph) -> Double {
         #expect(y.shape == [2, 10])
         let occ = try ModelZoo.make("occupancy", inputShape: [6, 3, 48, 48], gridSize: 20, seed: 0)
         #expect(occ(Tensor(zeros: [1, 6, 3, 48, 48])).shape == [1, 20, 20])
-        #expect(throws: ModelError.self) { try ModelZoo.make("resnet50", inputShape: [1, 28, 28], seed: 0) }
+        // 28×28 (Fashion-MNIST) ends in 1×1 maps, as 32×32 does; 12×12 is refused
+        let fmnist = try ModelZoo.make("resnet18", inputShape: [1, 28, 28], classes: 10, seed: 0)
+        #expect(fmnist(Tensor(zeros: [2, 1, 28, 28])).shape == [2, 10])
+        #expect(throws: ModelError.self) { try ModelZoo.make("resnet50", inputShape: [1, 12, 12], seed: 0) }
         #expect(throws: ModelError.self) { try ModelZoo.make("occupancy", inputShape: [1, 28, 28], seed: 0) }
         #expect(throws: ModelError.self) { try ModelZoo.make("alexnet", inputShape: [3, 224, 224], seed: 0) }
         #expect(throws: ModelError.self) { try ModelZoo.make("vit-tiny", inputShape: [3, 30, 30], patchSize: 16, seed: 0) }
