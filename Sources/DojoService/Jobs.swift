@@ -143,7 +143,8 @@ extension JobService {
         return try info(row, transitions: true)
     }
 
-    /// The ranks a submission asks for: `ranks`, or a `dojo train --ranks N` command's N (the two must agree);
+    /// The ranks a submission asks for: `ranks`, or a `dojo train --ranks N` command's N, or its `--plan dp=D,pp=P`'s
+    /// D × P (they must agree);
     /// at most the DPU's tiles (one rank per tile at least) and the host's cores.
     func ranksOf(_ s: JobSubmission, tiles: Int) throws -> Int {
         var fromCommand: Int?
@@ -154,9 +155,27 @@ extension JobService {
                 guard let n = Int(v) else { throw ServiceError.unprocessable("command: dojo train --ranks needs a whole number, got '\(printable(v))'") }
                 fromCommand = n
             }
+            // `--plan dp=D,pp=P` runs D × P ranks (dp alone: D; pp alone: P)
+            for (i, a) in c.enumerated() where a == "--plan" || a.hasPrefix("--plan=") {
+                let v = a == "--plan" ? (c.indices.contains(i + 1) ? c[i + 1] : "") : String(a.dropFirst("--plan=".count))
+                var n = 1
+                for part in v.split(separator: ",") {
+                    let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+                    guard kv.count == 2, kv[0] == "dp" || kv[0] == "pp" else { continue }
+                    guard let k = Int(kv[1]), k >= 1, k <= 1 << 20 else {
+                        throw ServiceError.unprocessable("command: dojo train --plan \(kv[0])= needs a whole number ≥ 1, got '\(printable(kv[1]))'")
+                    }
+                    n *= k
+                }
+                if let b = fromCommand, n > 1, b != n {
+                    throw ServiceError.unprocessable("command: dojo train --ranks \(b) differs from --plan \(printable(v)), which runs \(n) ranks")
+                }
+                if n > 1 { fromCommand = n }
+            }
         }
         if let a = s.ranks, let b = fromCommand, a != b {
-            throw ServiceError.unprocessable("ranks \(a) differs from the command's --ranks \(b): give one of them")
+            let what = c.contains { $0 == "--ranks" || $0.hasPrefix("--ranks=") } ? "--ranks \(b)" : "--plan (\(b) ranks)"
+            throw ServiceError.unprocessable("ranks \(a) differs from the command's \(what): give one of them")
         }
         let ranks = s.ranks ?? fromCommand ?? 1
         guard ranks >= 1 else { throw ServiceError.unprocessable("ranks must be at least 1, got \(ranks)") }

@@ -202,6 +202,11 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
             (JobSubmission(command: ["dojo", "train", "--ranks", "2"], tiles: 2, ranks: 1), "differs from the command's --ranks 2"),
             (JobSubmission(command: ["dojo", "train", "--ranks", "two"], tiles: 2), "--ranks needs a whole number"),
             (JobSubmission(command: ["dojo", "train", "--ranks=4"], tiles: 2), "more than the job's DPU has tiles"),
+            // a pipeline plan runs dp × pp ranks: counted like --ranks
+            (JobSubmission(command: ["dojo", "train", "--plan", "dp=2,pp=2"], tiles: 2), "ranks 4 is more than the job's DPU has tiles (2)"),
+            (JobSubmission(command: ["dojo", "train", "--plan", "pp=2"], tiles: 2, ranks: 1), "differs from the command's --plan (2 ranks)"),
+            (JobSubmission(command: ["dojo", "train", "--ranks", "2", "--plan", "dp=2,pp=2"], tiles: 2), "--ranks 2 differs from --plan dp=2,pp=2"),
+            (JobSubmission(command: ["dojo", "train", "--plan", "pp=x"], tiles: 2), "--plan pp= needs a whole number"),
             (JobSubmission(command: ["true"], tiles: 2, ranks: 10_000_000_000), "more than this machine has tiles (6)"),
         ]
         for (sub, word) in bad {
