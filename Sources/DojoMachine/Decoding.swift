@@ -177,6 +177,10 @@ struct Section {
             throw MachineError.invalidValue(file: file, path: keyPath(key),
                                             reason: min == 1 ? "must be positive, got \(v)" : "must be at least \(min), got \(v)")
         }
+        // every integer of a machine file counts something; two of them multiplied must still fit (Limits)
+        guard v <= 1 << 31 else {
+            throw MachineError.invalidValue(file: file, path: keyPath(key), reason: "\(v) is more than \(1 << 31), the most any count in a machine may be")
+        }
         return v
     }
 

@@ -118,6 +118,9 @@ extension Machine {
         let summary = try root.string("summary")
         let hypothetical = root.has("hypothetical") ? try root.bool("hypothetical") : false
         let count = try root.int("count")
+        guard count <= Limits.devices else {
+            throw MachineError.invalidValue(file: file, path: "count", reason: "\(count) is more than \(Limits.devices) (the most devices a machine may have)")
+        }
         var sections: [Section] = []
         func read<T>(_ key: String, _ body: (inout Section) throws -> T) throws -> T {
             var s = try root.section(key)
@@ -170,6 +173,21 @@ extension Machine {
             let gpu = try read("gpu", readGPU)
             let server = try read("server", readServer)
             system = .gpu(GPUCluster(gpu: gpu, server: server, nodes: count))
+        }
+        // Every count multiplies into the machine's totals: the whole must stay countable.
+        var units: Double
+        switch system {
+        case .dojo(let d):
+            units = Double(d.count) * Double(d.d1.nodes)
+            if let t = d.tile { units *= Double(t.chips) }
+            if let t = d.tray { units *= Double(t.tiles) }
+            if let c = d.cabinet { units *= Double(c.trays) }
+            if let e = d.exapod { units *= Double(e.cabinets) }
+        case .gpu(let g): units = Double(g.nodes) * Double(g.server.gpus)
+        case .cpu(let c): units = Double(c.hosts) * Double(c.cpu.ranksPerHost)
+        }
+        guard units <= Double(Limits.devices) * 1024 else {
+            throw MachineError.invalidValue(file: file, path: "count", reason: "the counts multiply to \(units) compute units; at most \(Limits.devices) devices (× 1024 nodes each) fit the totals")
         }
         let calibration = try read("calibration", readCalibration)
         var published: [PublishedFigure] = []
@@ -451,8 +469,16 @@ extension Machine {
             guard let n = Int(digits), n > 0 else {
                 throw MachineError.invalidValue(file: spec, path: "count", reason: "the scale must be a positive integer, got \(digits)")
             }
-            if Presets.names.contains(base) { return try Presets.load(base).scaled(by: n) }
-            if FileManager.default.fileExists(atPath: base) { return try load(file: base).scaled(by: n) }
+            func scale(_ m: Machine) throws -> Machine {
+                // the scaled machine's devices must stay countable (Limits.devices)
+                let unit = Double(max(1, m.total.chips)), most = Double(Limits.devices) / unit
+                guard Double(n) <= most else {
+                    throw MachineError.invalidValue(file: spec, path: "count", reason: "×\(n) would make \(m.name) more than \(Limits.devices) devices (\(m.total.chips) each); at most ×\(Int(most))")
+                }
+                return m.scaled(by: n)
+            }
+            if Presets.names.contains(base) { return try scale(Presets.load(base)) }
+            if FileManager.default.fileExists(atPath: base) { return try scale(load(file: base)) }
         }
         throw MachineError.unknownMachine(spec, known: Presets.names)
     }

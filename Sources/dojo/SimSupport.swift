@@ -32,7 +32,7 @@ struct WorkloadOptions: ParsableArguments {
     var assumptions: [String] = []
 
     func validate() throws {
-        guard batch >= 1 else { throw CLIError("--batch must be at least 1, got \(batch)") }
+        do { try Limits.check(batch, "--batch", max: Limits.batch, why: "the most samples a step may have") } catch { throw CLIError("\(error)") }
         guard Precision(name: precision) != nil else {
             throw CLIError("--precision '\(precision)' is not one of fp32, tf32, fp16, bf16, cfp8, fp8")
         }

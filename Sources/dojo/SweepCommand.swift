@@ -134,6 +134,9 @@ func sweepValues(_ spec: String, steps: Int, log: Bool) throws -> (key: String, 
             let f = Double(i) / Double(steps - 1)
             var v = log ? a * pow(b / a, f) : a + (b - a) * f
             if integral { v = v.rounded() }
+            guard !integral || abs(v) < 0x1p62 else {
+                throw CLIError("--vary \(spec): \(formatValue(v)) is too large for a count (at most \(1 << 62)); machine counts stop at \(1 << 31)")
+            }
             let text = integral ? String(Int(v)) : formatValue(v) + ua
             if out.last?.text != text { out.append((text, v)) }
         }

@@ -292,6 +292,10 @@ struct SimCLITests {
         Wrong(args: simBase + ["--plan", "tp=5000"], message: ["tp=5000 needs 5,000 D1", "exapod has 3,000"]),
         Wrong(args: simBase + ["--devices", "4", "--plan", "dp=8"], message: ["dp=8 needs 8 D1", "--devices allows 4"]),
         Wrong(args: simBase + ["--plan", "pp=100"], message: ["pp=100", "resnet50 has only 22 layers"]),
+        // sizes that overflowed or hung (issue 12): bounded, with the reason (DojoMachine.Limits)
+        Wrong(args: ["sim", "--model", "resnet50", "--batch", "10000000000000000", "--machine", "tile"], message: ["--batch is 10000000000000000", "the most samples a step may have"]),
+        Wrong(args: ["sim", "--model", "resnet50", "--batch", "4398046511104", "--machine", "tile"], message: ["--batch is 4398046511104"]),
+        Wrong(args: ["sim", "--model", "resnet50", "--batch", "64", "--machine", "exapodx10000000000000"], message: ["would make exapod more than 4294967296 devices", "at most ×1431655"]),
         Wrong(args: simBase + ["--plan", "pp=4,vp=6"], message: ["24 model chunks", "only 22 layers"]),
         Wrong(args: simBase + ["--plan", "vp=2"], message: ["vp=2", "give pp=2 or more"]),
         Wrong(args: simBase + ["--plan", "tp=1,sp=1"], message: ["sp=1", "tp=2 or more"]),
@@ -407,6 +411,8 @@ struct SimCLITests {
         Wrong(args: sweepBase + ["node.sram_bytes"], message: ["--vary 'node.sram_bytes' is not KEY=VALUE"]),
         Wrong(args: sweepBase + ["node.sram_bytes=1MB..2MB", "--steps", "1"], message: ["--steps must be at least 2"]),
         Wrong(args: sweepBase + ["node.sram_bytes=-1MB..2MB", "--log"], message: ["--log needs both ends above 0"]),
+        Wrong(args: sweepBase + ["count=1..9223372036854775807"], message: ["is too large for a count"]),
+        Wrong(args: sweepBase + ["count=1..100000000000"], message: ["more than 2147483648, the most any count in a machine may be"]),
     ]
 
     @Test("sweep: wrong input is one line naming the problem", arguments: wrongSweep)

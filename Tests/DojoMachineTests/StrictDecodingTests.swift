@@ -98,6 +98,9 @@ struct StrictDecodingTests {
     func inconsistent() throws {
         #expect(error(try tileYAML("{value: 18,", "{value: 17,"))
                 == "tile.yaml: d1.mesh_rows: mesh 17 × 20 = 340 sites is smaller than d1.nodes = 354")
+        // counts that would overflow the totals (issue 12): one bound per count, one for their product
+        #expect(error(try tileYAML("{value: 18,", "{value: 9223372036854775807,"))
+                == "tile.yaml: d1.mesh_rows: 9223372036854775807 is more than 2147483648, the most any count in a machine may be")
         let d1 = try #require(Presets.yaml("d1"))
         let withTile = d1 + "tile: {chip_rows: 5}\n"
         do {
