@@ -37,10 +37,14 @@ public struct PlanSpec: Sendable, Equatable, Hashable, Codable {
     /// Parses `dp=64,tp=8,pp=4,mb=2,micro=16,vp=3,recompute=selective,zero=1,sp=1`; every key optional.
     public init(parsing text: String) throws {
         self.init()
-        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+        var seen = Set<String>()
+        let parts = text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }).filter { !$0.isEmpty }
+        guard !parts.isEmpty else { throw PlanError.syntax("the plan is empty; give KEY=VALUE pairs (keys: \(PlanSpec.keys.joined(separator: ", ")))") }
+        for part in parts {
             let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
             guard kv.count == 2 else { throw PlanError.syntax("'\(part)' is not KEY=VALUE (keys: \(PlanSpec.keys.joined(separator: ", ")))") }
             let key = kv[0].lowercased(), value = kv[1]
+            guard seen.insert(key).inserted else { throw PlanError.syntax("\(key) is given twice") }
             func positive() throws -> Int {
                 guard let n = Int(value), n >= 1 else { throw PlanError.syntax("\(key)=\(value): expected a whole number ≥ 1") }
                 return n

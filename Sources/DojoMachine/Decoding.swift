@@ -204,6 +204,9 @@ struct Section {
         guard v > 0, v <= 1 else {
             throw MachineError.invalidValue(file: file, path: keyPath(key), reason: "must be in (0, 1], got \(s)")
         }
+        guard v >= 1e-6 else {
+            throw MachineError.invalidValue(file: file, path: keyPath(key), reason: "\(s) is below 1e-6: too small a share to compute with")
+        }
         return v
     }
 
@@ -232,6 +235,10 @@ struct Section {
         }
         if !positive, v < 0 {
             throw MachineError.invalidValue(file: file, path: keyPath(key), reason: "must not be negative, got \(shown)")
+        }
+        // Products and quotients of these stay finite only within this range (a 1e308 overhead gave a nan step).
+        if v != 0 && !(v >= 1e-30 && v <= 1e30) {
+            throw MachineError.invalidValue(file: file, path: keyPath(key), reason: "\(shown.trimmingSpaces()) is outside 1e-30…1e30 (in base units), the range the simulator computes in")
         }
         return v
     }

@@ -49,6 +49,20 @@ extension MachineCommand {
             if let ranks, !(1...256).contains(ranks) { throw ValidationError("--ranks must be 1…256, got \(ranks)") }
             if (launcher != nil || network != nil) && hostfile == nil { throw ValidationError("--launcher and --network go with --hostfile") }
             if mpiPart == nil {
+                guard !out.isEmpty else { throw ValidationError("--out needs a file name (e.g. host.yaml)") }
+                if let attributes = try? FileManager.default.attributesOfItem(atPath: out),
+                   let type = attributes[.type] as? FileAttributeType, type != .typeRegular, type != .typeDirectory {
+                    throw ValidationError("--out \(out) is \(type == .typeSymbolicLink ? "a symbolic link" : "a device or special file"); give a plain file name (e.g. host.yaml)")
+                }
+                if let name {
+                    guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                        throw ValidationError("--name must be 1-64 letters, digits, '-', '_' or '.', got '\(name)'")
+                    }
+                }
+                if let network, network.range(of: #"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)/(3[0-2]|[12]?\d)$"#, options: .regularExpression) == nil {
+                    throw ValidationError("--network must be an IPv4 network as CIDR (like 10.99.1.0/24), got '\(network)'")
+                }
+                if let hostfile { do { _ = try hostfileSlots(hostfile) } catch { throw ValidationError("\(error)") } }
                 let folder = (out as NSString).deletingLastPathComponent
                 var isDir: ObjCBool = false
                 if !folder.isEmpty && !(FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) && isDir.boolValue) {
@@ -341,7 +355,10 @@ enum NetworkProbe {
         let err = Pipe()
         p.standardOutput = FileHandle.nullDevice
         p.standardError = err
+        ChildProcesses.shared.install()
         try p.run()
+        ChildProcesses.shared.add(p)
+        defer { ChildProcesses.shared.remove(p) }
         let deadline = Date().addingTimeInterval(120)
         while p.isRunning && Date() < deadline { usleep(50_000) }
         if p.isRunning { p.terminate(); throw CLIError("the MPI ranks did not finish within 120 s (a host or --launcher that does not answer)") }

@@ -33,7 +33,10 @@ struct TrainCommand: ParsableCommand {
         options you leave out are taken from the checkpoint. --ranks N trains data-parallel in N processes under \
         mpirun (Open MPI; `mpirun -n N dojo train …` works too): each rank trains its share of every global batch \
         and the gradients are summed over the ranks, so the run follows the one-process run of the same batch size; \
-        rank 0 writes the metrics, plot, graph and checkpoints. --hostfile (with --launcher, --network) runs the         ranks on other hosts; --sync-batchnorm normalises over the global batch; a rank that dies or stops         answering (--rank-timeout) stops every rank with one line that names it.
+        rank 0 writes the metrics, plot, graph and checkpoints. --hostfile (with --launcher, --network) runs the \
+        ranks on other hosts; --sync-batchnorm normalises over the global batch; a rank that dies or stops \
+        answering (--rank-timeout) stops every rank with one line that names it. --plan dp=D,pp=P cuts the model into \
+        P pipeline stages where the compiler does and runs D replicas of the pipeline (D·P ranks, 1F1B micro-batches).
         """)
 
     @Option(name: .long, help: "Model: \(ModelZoo.entries.filter { $0.task != .languageModeling }.map(\.name).joined(separator: ", ")). (default: occupancy)")
@@ -93,7 +96,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .long, help: "Print, once the first step is recorded, what the step would cost on the --machine machines (the end of the run always does).")
     var predict = false
 
-    @Option(name: .long, help: "Machines to predict this step on, comma-separated (dojo machines). (default: tile,dgx-h100)")
+    @Option(name: .long, help: "Machines to predict this step on, comma-separated (dojo machines).")
     var machine: String = "tile,dgx-h100"
 
     @Option(name: .long, parsing: .unconditional, help: "Data-parallel processes: runs itself under mpirun -n N (Open MPI). Each rank trains batch-size ÷ N examples of every step; the batch size must be divisible by N.")
@@ -196,7 +199,7 @@ struct TrainCommand: ParsableCommand {
 
     /// The compiler's split of `net` into `shape.pp` stages: the first layer of each stage, from the step the simulator
     /// prices (recorded at the micro-batch size); errors for a model the engine cannot cut or too many stages.
-    func pipelineStages(_ net: Module, config: TrainingConfig, sets: DataSets.Choice, shape: (dp: Int, pp: Int, micro: Int)) throws -> (PipelineSplittable, [String]) {
+    func pipelineStages(_ net: Module, config: TrainingConfig, sets: DataSets.Choice, shape: (dp: Int, pp: Int, micro: Int)) throws -> (PipelineSplittable, [String], Graph) {
         let entry = try ModelZoo.entry(config.model)
         guard let chain = net as? PipelineSplittable else {
             throw CLIError("--plan pp=\(shape.pp): \(config.model) cannot be cut into pipeline stages by the engine yet (its forward pass is not one chain of layers); pipeline plans train mlp, small-cnn, resnet18, resnet50 and occupancy")
@@ -214,7 +217,7 @@ struct TrainCommand: ParsableCommand {
         guard let first = index.stageLayers(graph, stages: shape.pp) else {
             throw CLIError("--plan pp=\(shape.pp): \(config.model) has \(index.layerCount) layers to cut at; give at most pp=\(index.layerCount)")
         }
-        return (chain, first)
+        return (chain, first, graph)
     }
 
     /// `--plan`, parsed; only what training runs (dp, pp, micro-batches) is accepted.
@@ -526,7 +529,9 @@ struct TrainCommand: ParsableCommand {
         trainer.gradientReduceFormat = allreduce.flatMap(GradientReduceFormat.init(rawValue:)) ?? .fp32
         trainer.syncBatchNorm = syncBatchnorm
         if shape.pp > 1, let group {
-            let (chain, first) = try pipelineStages(net, config: config, sets: sets, shape: shape)
+            let (chain, first, graph) = try pipelineStages(net, config: config, sets: sets, shape: shape)
+            // No rank records the whole step: graph.json and --predict take the compiler's (one micro-batch, shapes only).
+            trainer.recordedGraph = graph
             let runtime = try PipelineRuntime(model: chain, firstLayers: first, replicas: shape.dp, microBatches: shape.micro, world: group)
             trainer.pipeline = runtime
             stageLayers = runtime.stageLayerNames
@@ -564,7 +569,7 @@ struct TrainCommand: ParsableCommand {
               + "batch \(config.batchSize)"
               + (group.map { g in
                   shape.pp > 1
-                      ? " over \(g.size) ranks (dp=\(shape.dp) × pp=\(shape.pp): \(shape.micro) micro-batches of \(config.batchSize / (shape.dp * shape.micro)) per replica, 1F1B)"
+                      ? " over \(g.size) ranks (dp=\(shape.dp) × pp=\(shape.pp): \(shape.micro) micro-batch\(shape.micro == 1 ? "" : "es") of \(config.batchSize / (shape.dp * shape.micro)) per replica, 1F1B)"
                       : " over \(g.size) ranks (data-parallel, \(config.batchSize / g.size) each)" } ?? "")
               + ", \(config.optimizer) lr \(config.learningRate), \(trainer.totalSteps) steps"
               + (resume ? ", resuming at step \(trainer.step)" : ""))
@@ -640,8 +645,9 @@ struct TrainCommand: ParsableCommand {
             print(trainingPredictionTable(graph: g, precision: config.precision, machines: predictOn))
         }
         // Only what is there (a resumed run that had nothing left to do records no graph).
-        let wrote = [metricsPath, (out as NSString).appendingPathComponent("loss.svg"), (out as NSString).appendingPathComponent("graph.json"), checkpointFile]
-            .filter { FileManager.default.fileExists(atPath: $0) }
+        let wrote = [metricsPath, (out as NSString).appendingPathComponent("loss.svg"),
+                     trainer.recordedGraph == nil ? "" : (out as NSString).appendingPathComponent("graph.json"), checkpointFile]
+            .filter { !$0.isEmpty && FileManager.default.fileExists(atPath: $0) }
         print("done in \(formatDuration(Date().timeIntervalSince(started))): \(trainer.step) steps. Wrote \(wrote.joined(separator: ", "))")
     }
 

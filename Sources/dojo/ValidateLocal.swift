@@ -85,6 +85,8 @@ enum LocalValidation {
         p.standardOutput = FileHandle.nullDevice
         p.standardError = err
         try p.run()
+        ChildProcesses.shared.add(p)
+        defer { ChildProcesses.shared.remove(p) }
         let errText = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
@@ -108,7 +110,9 @@ enum LocalValidation {
         let folder = NSTemporaryDirectory() + "dojo-validate-local-\(getpid())"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var cleanup: [() -> Void] = []
-        defer { for c in cleanup { c() }; try? FileManager.default.removeItem(atPath: folder) }
+        ChildProcesses.shared.install()
+        let removeFolder = ChildProcesses.shared.onInterrupt { try? FileManager.default.removeItem(atPath: folder) }
+        defer { for c in cleanup { c() }; try? FileManager.default.removeItem(atPath: folder); ChildProcesses.shared.done(removeFolder) }
         let machine: Machine
         if let machineFile {
             machine = try resolveMachine(machineFile)
@@ -123,7 +127,9 @@ enum LocalValidation {
             p.arguments = ["machine", "calibrate", "--out", file]
             if json { p.standardOutput = FileHandle.nullDevice }
             try p.run()
+            ChildProcesses.shared.add(p)
             p.waitUntilExit()
+            ChildProcesses.shared.remove(p)
             guard p.terminationStatus == 0 else { throw CLIError("dojo machine calibrate failed (exit status \(p.terminationStatus))") }
             machine = try Machine.load(file: file)
         }
@@ -191,7 +197,8 @@ enum LocalValidation {
         let hosts = folder + "/hosts", agent = folder + "/agent.sh"
         let up = sh(["up", "2", "--prefix", prefix, "--agent", agent, "--hostfile", hosts])
         guard up.0 == 0 else { throw CLIError("scripts/netns-hosts.sh up 2 failed: \(up.1.split(separator: "\n").last ?? "")") }
-        cleanup.append { _ = sh(["down", "--prefix", prefix]) }
+        let down = ChildProcesses.shared.onInterrupt { _ = sh(["down", "--prefix", prefix]) }
+        cleanup.append { _ = sh(["down", "--prefix", prefix]); ChildProcesses.shared.done(down) }
         let network = sh(["subnet", "--prefix", prefix]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         let launch = ["--ranks", "2", "--hostfile", hosts, "--launcher", agent, "--network", network]
         func calibrate(_ name: String) throws -> Machine {
@@ -200,7 +207,9 @@ enum LocalValidation {
             p.arguments = ["machine", "calibrate", "--out", folder + "/\(name).yaml", "--hostfile", hosts, "--launcher", agent, "--network", network]
             if json { p.standardOutput = FileHandle.nullDevice }
             try p.run()
+            ChildProcesses.shared.add(p)
             p.waitUntilExit()
+            ChildProcesses.shared.remove(p)
             guard p.terminationStatus == 0 else { throw CLIError("dojo machine calibrate across the namespace hosts failed (exit status \(p.terminationStatus))") }
             return try Machine.load(file: folder + "/\(name).yaml")
         }

@@ -64,6 +64,7 @@ struct CalibrateTests {
     func badInput() throws {
         let d = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: d) }
+        try FileManager.default.createSymbolicLink(atPath: d + "/link.yaml", withDestinationPath: "/dev/null")
         for (args, message) in [
             (["machine", "calibrate", "--out", d + "/missing/host.yaml"], "the folder \(d)/missing does not exist"),
             (["machine", "calibrate", "--out", d], "is a folder; give a file name"),
@@ -73,12 +74,21 @@ struct CalibrateTests {
             (["validate", "--steps", "8"], "--machine and --steps go with --local"),
             (["validate", "--local", "--steps", "2"], "--steps must be 5…10000, got 2"),
             (["validate", "--local", "--machine", d + "/nope.yaml"], "nope.yaml"),
+            // checked before anything is measured; special files are never replaced
+            (["machine", "calibrate", "--out", "/dev/full"], "--out /dev/full is a device or special file"),
+            (["machine", "calibrate", "--out", d + "/link.yaml"], "is a symbolic link"),
+            (["machine", "calibrate", "--out", ""], "--out needs a file name"),
+            (["machine", "calibrate", "--out", d + "/h.yaml", "--name", "a: b"], "--name must be 1-64 letters"),
+            (["machine", "calibrate", "--out", d + "/h.yaml", "--hostfile", d + "/nope"], "cannot read it (no such file)"),
+            (["machine", "calibrate", "--out", d + "/h.yaml", "--hostfile", "/etc/hostname", "--network", "300.1.1.0/99"], "--network must be an IPv4 network as CIDR"),
         ] {
             let r = runDojo(args)
             #expect(r.status != 0 && r.stderr.contains(message), "\(args): \(r.stderr)")
             #expect(r.stderr.components(separatedBy: "Error:").count == 2, "one error line: \(r.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: d + "/h.yaml"))
+        var isDevice = stat()
+        #expect(lstat("/dev/full", &isDevice) == 0 && (isDevice.st_mode & S_IFMT) == S_IFCHR, "/dev/full is still a device")
         // A damaged machine file: an op kind the IR does not have, a missing figure.
         let good = """
         name: h
@@ -116,7 +126,11 @@ struct CalibrateTests {
                                     ("  op_overhead: 1us\n", "", "cpu.op_overhead"),
                                     ("count: 1", "count: 2", "network.host_bandwidth: must be positive for 2 hosts"),
                                     ("speedup: 1.8", "speedup: -1", "speedup"),
-                                    ("kind: cpu", "kind: cpu\ntop: tile", "top: not a key of a cpu machine")] {
+                                    ("kind: cpu", "kind: cpu\ntop: tile", "top: not a key of a cpu machine"),
+                                    // values that made the step nan or inf: bounded
+                                    ("op_overhead: 1us", "op_overhead: 1e308s", "outside 1e-30…1e30"),
+                                    ("rate: 50GFLOP/s", "rate: 1e-308FLOP/s", "outside 1e-30…1e30"),
+                                    ("shared_speed: 1", "shared_speed: 1e-308", "below 1e-6")] {
             try good.replacingOccurrences(of: from, with: to).write(toFile: d + "/bad.yaml", atomically: true, encoding: .utf8)
             let r = runDojo(["machine", "show", d + "/bad.yaml"])
             #expect(r.status != 0 && r.stderr.contains(message), "\(from) → \(to): \(r.stderr)")

@@ -88,6 +88,9 @@ struct PipelineTrainTests {
             (["--plan", "pp=2,micro=2,mb=4"], "give micro (micro-batches per step) or mb (examples per micro-batch), not both"),
             (["--plan", "pp=two"], "pp=two: expected a whole number ≥ 1"),
             (["--plan", "zero=1"], "zero is priced by `dojo sim --plan` only"),
+            (["--plan", "dp=2,dp=4"], "dp is given twice"),
+            (["--plan", ""], "the plan is empty"),
+            (["--plan", ","], "the plan is empty"),
         ]
         for (i, (args, message)) in cases.enumerated() {
             let out = d + "/bad\(i)"

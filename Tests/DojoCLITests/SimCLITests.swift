@@ -292,6 +292,7 @@ struct SimCLITests {
         Wrong(args: simBase + ["--plan", "tp=5000"], message: ["tp=5000 needs 5,000 D1", "exapod has 3,000"]),
         Wrong(args: simBase + ["--devices", "4", "--plan", "dp=8"], message: ["dp=8 needs 8 D1", "--devices allows 4"]),
         Wrong(args: simBase + ["--plan", "pp=100"], message: ["pp=100", "resnet50 has only 22 layers"]),
+        Wrong(args: simBase + ["--plan", "dp=2,dp=4"], message: ["dp is given twice"]),
         // sizes that overflowed or hung (issue 12): bounded, with the reason (DojoMachine.Limits)
         Wrong(args: ["sim", "--model", "resnet50", "--batch", "10000000000000000", "--machine", "tile"], message: ["--batch is 10000000000000000", "the most samples a step may have"]),
         Wrong(args: ["sim", "--model", "resnet50", "--batch", "4398046511104", "--machine", "tile"], message: ["--batch is 4398046511104"]),
@@ -411,7 +412,8 @@ struct SimCLITests {
         Wrong(args: sweepBase + ["node.sram_bytes"], message: ["--vary 'node.sram_bytes' is not KEY=VALUE"]),
         Wrong(args: sweepBase + ["node.sram_bytes=1MB..2MB", "--steps", "1"], message: ["--steps must be at least 2"]),
         Wrong(args: sweepBase + ["node.sram_bytes=-1MB..2MB", "--log"], message: ["--log needs both ends above 0"]),
-        Wrong(args: sweepBase + ["count=1..9223372036854775807"], message: ["is too large for a count"]),
+        Wrong(args: sweepBase + ["count=1..9223372036854775807"], message: ["the most any count in a machine may be"]),
+        Wrong(args: sweepBase + ["node.sram_bytes=1e20..1e308"], message: ["node.sram_bytes"]),
         Wrong(args: sweepBase + ["count=1..100000000000"], message: ["more than 2147483648, the most any count in a machine may be"]),
     ]
 

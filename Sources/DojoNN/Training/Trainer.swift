@@ -141,7 +141,7 @@ public final class Trainer {
     public private(set) var epoch = 0
     public private(set) var batchInEpoch = 0
     /// The Graph IR of the first training step this trainer ran.
-    public private(set) var recordedGraph: Graph?
+    public var recordedGraph: Graph?
 
     public init(config: TrainingConfig, model: Module, task: Task, train: DataLoader, eval: DataLoader?,
                 checkpointDirectory: String?) throws {

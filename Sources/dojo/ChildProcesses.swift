@@ -1,0 +1,59 @@
+import Dispatch
+import Foundation
+
+/// Child processes a command runs (dojo train runs, calibration, mpirun) and what to undo when it is interrupted: on
+/// SIGINT or SIGTERM every child (and the process group it leads) gets SIGTERM and up to 15 s to finish — a dojo train
+/// passes it to its ranks and saves a checkpoint — then the cleanups run (namespace hosts, temporary folders) and the
+/// command exits 130 or 143. Without this, a Ctrl-C reached only the parent: its children run in their own process
+/// groups and kept going, and namespace hosts stayed up.
+final class ChildProcesses: @unchecked Sendable {
+    static let shared = ChildProcesses()
+    private let lock = NSLock()
+    private var children: [Process] = []
+    private var cleanups: [(id: Int, run: () -> Void)] = []
+    private var nextID = 0
+    private var sources: [DispatchSourceSignal] = []
+
+    /// Handles SIGINT and SIGTERM from now on (once per process).
+    func install() {
+        lock.lock(); defer { lock.unlock() }
+        guard sources.isEmpty else { return }
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [unowned self] in self.interrupted(sig) }
+            s.resume()
+            sources.append(s)
+        }
+    }
+
+    func add(_ p: Process) { lock.lock(); children.append(p); lock.unlock() }
+    func remove(_ p: Process) { lock.lock(); children.removeAll { $0 === p }; lock.unlock() }
+
+    /// Registers an undo step; returns an id for `done` (run in reverse order of registration on interrupt).
+    @discardableResult func onInterrupt(_ body: @escaping () -> Void) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        nextID += 1
+        cleanups.append((nextID, body))
+        return nextID
+    }
+    func done(_ id: Int) { lock.lock(); cleanups.removeAll { $0.id == id }; lock.unlock() }
+
+    private func interrupted(_ sig: Int32) {
+        lock.lock()
+        let running = children.filter(\.isRunning)
+        let undo = cleanups.reversed().map(\.run)
+        lock.unlock()
+        FileHandle.standardError.write(Data("dojo: interrupted; stopping \(running.count) child process\(running.count == 1 ? "" : "es") and cleaning up…\n".utf8))
+        for p in running {
+            let pid = p.processIdentifier
+            kill(pid, SIGTERM)
+            if getpgid(pid) == pid { kill(-pid, SIGTERM) }
+        }
+        let deadline = Date().addingTimeInterval(15)
+        while running.contains(where: \.isRunning) && Date() < deadline { usleep(50_000) }
+        for p in running where p.isRunning { kill(p.processIdentifier, SIGKILL); kill(-p.processIdentifier, SIGKILL) }
+        for u in undo { u() }
+        exit(sig == SIGTERM ? 143 : 130)
+    }
+}
