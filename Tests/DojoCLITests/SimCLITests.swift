@@ -411,6 +411,7 @@ struct SimCLITests {
         Wrong(args: sweepBase + ["node.sram_bytes=abc"], message: ["'abc' is not a number"]),
         Wrong(args: sweepBase + ["node.sram_bytes"], message: ["--vary 'node.sram_bytes' is not KEY=VALUE"]),
         Wrong(args: sweepBase + ["node.sram_bytes=1MB..2MB", "--steps", "1"], message: ["--steps must be at least 2"]),
+        Wrong(args: sweepBase + ["node.sram_bytes=1MB..2MB", "--steps", "100000000000"], message: ["--steps is 100000000000, more than 10000"]),
         Wrong(args: sweepBase + ["node.sram_bytes=-1MB..2MB", "--log"], message: ["--log needs both ends above 0"]),
         Wrong(args: sweepBase + ["count=1..9223372036854775807"], message: ["the most any count in a machine may be"]),
         Wrong(args: sweepBase + ["node.sram_bytes=1e20..1e308"], message: ["node.sram_bytes"]),
