@@ -210,11 +210,16 @@ struct ComputeProbe {
 
     /// One pass over `steps` (6 training steps of each model, the first 2 dropped: they create kernels and allocate),
     /// op by op, on `threads` threads.
-    static func profile(threads: Int, reps: Int = 6) -> Pass {
+    static func profile(threads: Int, reps: Int = 7) -> Pass {
         ComputeThreads.set(threads)
         KernelCaches.removeAll()   // oneDNN keeps the thread count a primitive was made with
         var pass = Pass()
-        var outside = 0.0, counted = 0
+        var outsides: [Double] = []
+        func median(_ v: [Double]) -> Double {
+            guard !v.isEmpty else { return 0 }
+            let s = v.sorted(), n = s.count
+            return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
+        }
         for s in steps {
             guard let entry = try? ModelZoo.entry(s.model),
                   let net = try? ModelZoo.make(s.model, inputShape: s.input, classes: 10, gridSize: 16, seed: 0) else { continue }
@@ -222,6 +227,9 @@ struct ComputeProbe {
             let x = Tensor.randomNormal([s.batch] + s.input, generator: &g)
             // the model's own recipe: SGD with momentum for the classifiers, AdamW for the occupancy network
             let optimizer: Optimizer = entry.optimizer == "adamw" ? AdamW() : SGD(momentum: 0.9)
+            // every op of the step, in the same order each time: its kind and direction, work, and seconds per repeat
+            var ops: [(key: Key, work: Double, seconds: [Double])] = []
+            var walls: [Double] = []
             for rep in 0..<reps {
                 let wall0 = DispatchTime.now()
                 let tape = Tape()
@@ -244,11 +252,10 @@ struct ComputeProbe {
                     updates.append(Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) * 1e-9)
                 }
                 let wall = Double(DispatchTime.now().uptimeNanoseconds - wall0.uptimeNanoseconds) * 1e-9
-                guard rep >= 2 else { continue }
+                guard rep >= 2 else { continue }   // the first steps create kernels and allocate
                 let graph = tape.graph(model: s.model, batch: s.batch)
-                var u = 0, inOps = 0.0
+                var u = 0, inOps = 0.0, i = 0
                 for op in graph.ops {
-                    let work = op.kind.isMatrixOp ? op.flops : Double(op.bytesRead + op.bytesWritten)
                     let t: Double
                     switch op.phase {
                     case .forward: t = tape.forwardSeconds[op.id]
@@ -256,13 +263,21 @@ struct ComputeProbe {
                     case .optimizer: t = u < updates.count ? updates[u] : 0; u += 1
                     }
                     inOps += t
-                    pass.samples[Key(kind: op.kind, phase: op.phase == .optimizer ? .forward : op.phase), default: []].append((work, t))
+                    if i == ops.count {
+                        let work = op.kind.isMatrixOp ? op.flops : Double(op.bytesRead + op.bytesWritten)
+                        ops.append((Key(kind: op.kind, phase: op.phase == .optimizer ? .forward : op.phase), work, []))
+                    }
+                    if i < ops.count { ops[i].seconds.append(t) }
+                    i += 1
                 }
-                outside += max(0, wall - inOps); counted += 1
-                pass.seconds += wall / Double(reps - 2)
+                walls.append(wall)
+                outsides.append(max(0, wall - inOps))
             }
+            // each op's median over the repeats: one preempted repeat does not move the fit
+            for op in ops { pass.samples[op.key, default: []].append((op.work, median(op.seconds))) }
+            pass.seconds += median(walls)
         }
-        pass.outside = outside / Double(max(counted, 1))
+        pass.outside = median(outsides)
         return pass
     }
 
@@ -427,10 +442,14 @@ enum NetworkProbe {
         }
         let bandwidth = 2 * (n - 1) / n * Double(4 * count) / best
         var one: Float = 1
-        try barrier(g)
-        let t0 = Date()
-        for _ in 0..<200 { try g.allReduceSum(&one, count: 1) }
-        let small = Date().timeIntervalSince(t0) / 200
+        var batches: [Double] = []
+        for _ in 0..<5 {   // the median of 5 batches of 40: a preempted batch does not move it
+            try barrier(g)
+            let t0 = Date()
+            for _ in 0..<40 { try g.allReduceSum(&one, count: 1) }
+            batches.append(Date().timeIntervalSince(t0) / 40)
+        }
+        let small = batches.sorted()[2]
         let steps = min(n - 1, 2 * ceil(log2(n)))
         return (bandwidth, small / (2 * max(steps, 1)))
     }
