@@ -92,6 +92,16 @@ extension StepSimulator {
 
     /// The fastest plan that fits, within what `spec` fixes, with a verdict for every family of plans.
     public func search(_ spec: PlanSpec = PlanSpec(), deviceLimit: Int? = nil) throws -> SearchResult {
+        var spec = spec
+        if case .cpu = machine.system {
+            // CPU hosts run OpenDojo's own engine, which trains data- and pipeline-parallel plans: what a plan leaves
+            // open is searched among those (a user can still ask for the others by name).
+            spec.tensorParallel = spec.tensorParallel ?? 1
+            spec.virtualStages = spec.virtualStages ?? 1
+            spec.recompute = spec.recompute ?? PlanSpec.Recompute.none
+            spec.shardOptimizer = spec.shardOptimizer ?? false
+            spec.sequenceParallel = spec.sequenceParallel ?? false
+        }
         let plans = try candidates(spec, deviceLimit: deviceLimit)
         var bestByFamily: [String: PlanEvaluation] = [:]
         var closestByFamily: [String: PlanEvaluation] = [:]   // least memory over, among those that do not fit

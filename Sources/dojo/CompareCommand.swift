@@ -87,8 +87,9 @@ struct CompareCommand: ParsableCommand {
         for r in rows {
             if let p = r.prediction {
                 t.addRow([r.machine, "\(formatThousands(p.devicesUsed)) \(p.device)", p.planText, formatSI(p.stepSeconds, unit: "s"),
-                          formatRate(p.samplesPerSecond), formatPercent(p.mfu), p.bound, formatSI(r.powerWatts, unit: "W"),
-                          formatRate(p.samplesPerSecond / (r.powerWatts / 1000))])
+                          formatRate(p.samplesPerSecond), formatPercent(p.mfu), p.bound,
+                          r.powerWatts > 0 ? formatSI(r.powerWatts, unit: "W") : "-",   // a cpu machine file has no power figure
+                          r.powerWatts > 0 ? formatRate(p.samplesPerSecond / (r.powerWatts / 1000)) : "-"])
             } else {
                 t.addRow([r.machine, "-", "no plan fits", "-", "-", "-", "-", formatSI(r.powerWatts, unit: "W"), "-"])
             }

@@ -35,6 +35,12 @@ struct CalibrateTests {
         #expect(one.status == 0 && two.status == 0, "\(one.stderr)\(two.stderr)")
         #expect(one.stdout.contains("all 1 rank") && two.stdout.contains("all 2 rank"), "the plan's ranks lay the machine out: \(one.stdout)\(two.stdout)")
         #expect(two.stdout.contains("data-parallel comm"), "\(two.stdout)")
+        // the planner searches what the engine runs (no tensor parallelism, ZeRO or sequence parallelism on CPU hosts);
+        // a cpu machine has no power figure
+        let cmp = runDojo(["compare", "--machines", file + ",tile", "--model", "small-cnn", "--batch", "64", "--precision", "fp32"])
+        #expect(cmp.status == 0, "\(cmp.stderr)")
+        let hostLine = cmp.stdout.split(separator: "\n").first { $0.hasPrefix(file) } ?? ""
+        #expect(hostLine.contains("tp=1") && hostLine.contains("zero=0") && hostLine.contains("sp=0") && !hostLine.contains("inf"), "\(cmp.stdout)")
 
         // Every plan of the default list, measured and predicted; the mean error is printed against the goal.
         let v = runDojo(["validate", "--local", "--machine", file, "--steps", "10", "--json"])
@@ -74,6 +80,7 @@ struct CalibrateTests {
             (["validate", "--steps", "8"], "--machine and --steps go with --local"),
             (["validate", "--local", "--steps", "2"], "--steps must be 5…10000, got 2"),
             (["validate", "--local", "--machine", d + "/nope.yaml"], "nope.yaml"),
+            (["formats", "bench", "--format", "bf16", "--count", "9223372036854775807"], "--count is 9223372036854775807, more than 1073741824"),
             // checked before anything is measured; special files are never replaced
             (["machine", "calibrate", "--out", "/dev/full"], "--out /dev/full is a device or special file"),
             (["machine", "calibrate", "--out", d + "/link.yaml"], "is a symbolic link"),
