@@ -65,6 +65,33 @@ func makeTrainer(model: String = "small-cnn", precision: String = "fp32", epochs
         #expect(seen == reference)
     }
 
+    /// A checkpoint whose position does not add up (tampered step or batch_in_epoch) is refused, naming the numbers.
+    @Test func aDamagedPositionIsRefused() throws {
+        let dir = temporaryDirectory("position")
+        let first = try makeTrainer(precision: "fp32", optimizer: "sgd", lr: 0.05, checkpointDirectory: dir, stochastic: false)
+        var steps = 0
+        first.onStep = { _ in steps += 1 }
+        first.shouldStop = { steps == 5 }
+        #expect(throws: TrainingError.self) { try first.run() }
+        let path = dir + "/checkpoint.safetensors"
+        for (key, value) in [("step", "9223372036854775807"), ("batch_in_epoch", "1000000"), ("epoch", "3")] {
+            var file = try SafeTensorsFile.read(from: path)
+            file.metadata[key] = value
+            try file.write(to: dir + "/tampered.safetensors")
+            let second = try makeTrainer(precision: "fp32", optimizer: "sgd", lr: 0.05, checkpointDirectory: nil, stochastic: false)
+            do {
+                try second.resume(from: dir + "/tampered.safetensors")
+                Issue.record("\(key)=\(value) resumed")
+            } catch let e as TrainingError {
+                #expect("\(e)".contains("its position does not add up"), "\(e)")
+            }
+            #expect(second.step == 0, "nothing changed")
+        }
+        let good = try makeTrainer(precision: "fp32", optimizer: "sgd", lr: 0.05, checkpointDirectory: nil, stochastic: false)
+        try good.resume(from: path)
+        #expect(good.step == 5)
+    }
+
     @Test func cfp8WeightsAreRepresentableAndLossStaysClose() throws {
         let policy = PrecisionPolicy(mode: .cfp8)
         var g = RandomSource(seed: 1)

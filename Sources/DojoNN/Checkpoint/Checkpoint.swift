@@ -89,6 +89,13 @@ public struct Checkpoint {
             throw TrainingError.badCheckpoint("\(source) was written with optimizer \(file.metadata["optimizer"] ?? "?"), this run uses \(t.optimizer.name)")
         }
         let step = try int("step"), epoch = try int("epoch"), batch = try int("batch_in_epoch")
+        // The position is one number three ways: steps done = epoch × batches per epoch + batches into this epoch
+        // (tampered metadata such as step=2^63−1 or batch_in_epoch=1000000 resumed "successfully"; issue 12).
+        let perEpoch = t.train.batchesPerEpoch
+        let (whole, overflow) = epoch.multipliedReportingOverflow(by: perEpoch)
+        guard batch <= perEpoch, !overflow, whole.addingReportingOverflow(batch) == (step, false) else {
+            throw TrainingError.badCheckpoint("\(source): its position does not add up (step \(step), epoch \(epoch), batch \(batch) of \(perEpoch) per epoch): the metadata is damaged, or the data set differs")
+        }
         // all checks passed: now change the trainer
         for (tensor, values) in loaded { values.withUnsafeBufferPointer { tensor.pointer.update(from: $0.baseAddress!, count: values.count) } }
         try t.optimizer.restore(state: optimizerState, counters: counters)
