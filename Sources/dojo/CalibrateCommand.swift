@@ -59,7 +59,7 @@ extension MachineCommand {
                         throw ValidationError("--name must be 1-64 letters, digits, '-', '_' or '.', got '\(name)'")
                     }
                 }
-                if let network, network.range(of: #"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)/(3[0-2]|[12]?\d)$"#, options: .regularExpression) == nil {
+                if let network, !isIPv4CIDR(network) {
                     throw ValidationError("--network must be an IPv4 network as CIDR (like 10.99.1.0/24), got '\(network)'")
                 }
                 if let hostfile { do { _ = try hostfileSlots(hostfile) } catch { throw ValidationError("\(error)") } }
@@ -347,12 +347,10 @@ struct NetworkFigures: Codable {
 enum NetworkProbe {
     /// Runs the ranks under mpirun (as dojo train --ranks does) and reads what rank 0 wrote.
     static func launch(ranks n: Int, hostfile: String?, launcher: String?, network: String?) throws -> NetworkFigures {
-        let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
-        guard let mpirun = candidates.first(where: { access($0, X_OK) == 0 }) else {
+        guard let mpirun = mpirunPath else {
             throw CLIError("measuring MPI needs Open MPI's mpirun: install openmpi-bin (or give --ranks 1 to skip the network figures)")
         }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let result = NSTemporaryDirectory() + "dojo-calibrate-\(getpid()).json"
+                let result = NSTemporaryDirectory() + "dojo-calibrate-\(getpid()).json"
         defer { try? FileManager.default.removeItem(atPath: result) }
         var argv = ["-n", "\(n)", "--bind-to", "none"]
         if geteuid() == 0 { argv.append("--allow-run-as-root") }
@@ -363,7 +361,7 @@ enum NetworkProbe {
         } else if n > ProcessInfo.processInfo.activeProcessorCount {
             argv.append("--oversubscribe")
         }
-        argv += [exe, "machine", "calibrate", "--out", "/dev/null", "--mpi-part", result]
+        argv += [selfExecutable, "machine", "calibrate", "--out", "/dev/null", "--mpi-part", result]
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirun)
         p.arguments = argv

@@ -57,3 +57,30 @@ final class ChildProcesses: @unchecked Sendable {
         exit(sig == SIGTERM ? 143 : 130)
     }
 }
+
+/// This dojo binary's path, to start itself again (under mpirun, or as a child run).
+var selfExecutable: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0] }
+
+/// Open MPI's mpirun, or nil when it is not installed.
+var mpirunPath: String? {
+    let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
+    return candidates.first { access($0, X_OK) == 0 }
+}
+
+/// Whether `text` is an IPv4 network in CIDR form (10.99.1.0/24), as Open MPI's `*_if_include` take.
+func isIPv4CIDR(_ text: String) -> Bool {
+    text.range(of: #"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)/(3[0-2]|[12]?\d)$"#, options: .regularExpression) != nil
+}
+
+/// Runs `dojo ARGS…` (this binary) as a child that an interrupt stops, and waits for it; its exit status.
+func runSelf(_ args: [String], quiet: Bool) throws -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: selfExecutable)
+    p.arguments = args
+    if quiet { p.standardOutput = FileHandle.nullDevice }
+    try p.run()
+    ChildProcesses.shared.add(p)
+    defer { ChildProcesses.shared.remove(p) }
+    p.waitUntilExit()
+    return p.terminationStatus
+}

@@ -175,7 +175,7 @@ struct TrainCommand: ParsableCommand {
         if (launcher != nil || network != nil) && hostfile == nil {
             throw ValidationError("--launcher and --network go with --hostfile")
         }
-        if let network, network.range(of: #"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)/(3[0-2]|[12]?\d)$"#, options: .regularExpression) == nil {
+        if let network, !isIPv4CIDR(network) {
             throw ValidationError("--network must be an IPv4 network as CIDR (like 10.99.1.0/24), got '\(network)'")
         }
         if let rankTimeout, !(rankTimeout >= 1 && rankTimeout <= 86_400) {
@@ -293,11 +293,10 @@ struct TrainCommand: ParsableCommand {
                 throw CLIError("--ranks \(n) does not divide --batch-size \(batch): each rank trains an equal share of every batch (try --batch-size \(max(n, batch / n * n)))")
             }
         }
-        let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
-        guard let mpirun = candidates.first(where: { access($0, X_OK) == 0 }) else {
+        guard let mpirun = mpirunPath else {
             throw CLIError("--ranks needs Open MPI's mpirun: install openmpi-bin (apt-get install openmpi-bin libopenmpi-dev; make does)")
         }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe = selfExecutable
         var rest: [String] = []
         var i = 1
         let args = CommandLine.arguments

@@ -72,7 +72,7 @@ enum LocalValidation {
 
     /// Runs `c` with dojo train and returns the median step time after the first steps.
     static func measure(_ c: LocalCase, steps: Int, folder: String) throws -> Double {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe = selfExecutable
         let out = folder + "/\(c.model)-\(c.planText.replacingOccurrences(of: " ", with: "").replacingOccurrences(of: ",", with: "-"))"
         var args = ["train", "--model", c.model, "--data", c.data, "--batch-size", "\(c.batch)", "--steps", "\(steps)",
                     "--eval-examples", "16", "--checkpoint-every", "0", "--no-augment", "--machine", "", "--out", out] + c.flags
@@ -121,16 +121,8 @@ enum LocalValidation {
             }
         } else {
             let file = folder + "/host.yaml"
-            let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["machine", "calibrate", "--out", file]
-            if json { p.standardOutput = FileHandle.nullDevice }
-            try p.run()
-            ChildProcesses.shared.add(p)
-            p.waitUntilExit()
-            ChildProcesses.shared.remove(p)
-            guard p.terminationStatus == 0 else { throw CLIError("dojo machine calibrate failed (exit status \(p.terminationStatus))") }
+            let status = try runSelf(["machine", "calibrate", "--out", file], quiet: json)
+            guard status == 0 else { throw CLIError("dojo machine calibrate failed (exit status \(status))") }
             machine = try Machine.load(file: file)
         }
         var cases = cases()
@@ -164,7 +156,7 @@ enum LocalValidation {
     /// then `small-cnn` dp=2 over them; again with the link shaped to 100 Mbit/s. Removed at the end, also on failure.
     static func namespaceRuns(folder: String, json: Bool, cleanup: inout [() -> Void],
                               evaluate: (LocalCase, Machine) throws -> Void) throws {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe = selfExecutable
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         var script: String?
         for _ in 0..<6 {
@@ -202,15 +194,9 @@ enum LocalValidation {
         let network = sh(["subnet", "--prefix", prefix]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         let launch = ["--ranks", "2", "--hostfile", hosts, "--launcher", agent, "--network", network]
         func calibrate(_ name: String) throws -> Machine {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["machine", "calibrate", "--out", folder + "/\(name).yaml", "--hostfile", hosts, "--launcher", agent, "--network", network]
-            if json { p.standardOutput = FileHandle.nullDevice }
-            try p.run()
-            ChildProcesses.shared.add(p)
-            p.waitUntilExit()
-            ChildProcesses.shared.remove(p)
-            guard p.terminationStatus == 0 else { throw CLIError("dojo machine calibrate across the namespace hosts failed (exit status \(p.terminationStatus))") }
+            let status = try runSelf(["machine", "calibrate", "--out", folder + "/\(name).yaml", "--hostfile", hosts, "--launcher", agent, "--network", network],
+                                     quiet: json)
+            guard status == 0 else { throw CLIError("dojo machine calibrate across the namespace hosts failed (exit status \(status))") }
             return try Machine.load(file: folder + "/\(name).yaml")
         }
         let plain = try calibrate("hosts")

@@ -298,8 +298,14 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
                                                          faultsPerTileHour: 1200, faultRepairSeconds: 0.2, seed: 7))
         _ = try await s.createTenant(name: "a", quota: 6, borrowLimit: nil, by: .admin)
         var ids: [Int] = []
-        for _ in 0..<8 { ids.append(try await s.submit(JobSubmission(command: sh("sleep 0.2"), tiles: 1, tenant: "a"), by: .admin).id) }
-        #expect(try await until(s, timeout: 60) { try await s.jobs(by: .admin, states: [.completed]).count == 8 })
+        // Rounds of 8 jobs until a fault has struck (alone, a round can finish before the first one; loaded by the
+        // other suites, a round can take a minute of faults and repairs: both made this test fail now and then).
+        let started = Date()
+        repeat {
+            for _ in 0..<8 { ids.append(try await s.submit(JobSubmission(command: sh("sleep 0.2"), tiles: 1, tenant: "a"), by: .admin).id) }
+            let submitted = ids.count
+            #expect(try await until(s, timeout: 180) { try await s.jobs(by: .admin, states: [.completed]).count == submitted })
+        } while await s.randomFaults == 0 && Date().timeIntervalSince(started) < 60
         #expect(await s.randomFaults > 0)
         for id in ids {
             let j = try await s.job(id, by: .admin)
