@@ -21,7 +21,7 @@ build: deps
 
 # The main job: train the multi-camera occupancy network on the embedded driving scenes.
 demo: build
-	$(BIN) train --out runs/demo
+	$(BIN) train --out runs/demo --force
 
 # Every test, in the release configuration (the numerics and training tests are too slow in debug).
 # One build with the tests (a plain `swift build` and then `swift test` would build everything twice: their flags differ).

@@ -262,6 +262,10 @@ extension JobService {
             // --resume only for a checkpoint inside the tenant's storage (a path elsewhere is not the job's to read).
             if let ck, !cmd.contains("--resume"), let real = realPath(ck + "/checkpoint.safetensors"), real.hasPrefix(root + "/") {
                 cmd.append("--resume")
+            } else if r.attempts > 1, !cmd.contains("--resume"), !cmd.contains("--force") {
+                // A retry that has no checkpoint to resume starts its own run over (dojo train refuses a folder that
+                // holds a run otherwise: the first attempt's metrics are there).
+                cmd.append("--force")
             }
         }
         if r.ranks > 1 {

@@ -79,6 +79,8 @@ struct TrainCommand: ParsableCommand {
     var checkpointEvery: Int?
     @Flag(name: .long, help: "Continue from the checkpoint in --checkpoint-dir.")
     var resume = false
+    @Flag(name: .long, help: "Train into an --out (or --checkpoint-dir) that holds another run, replacing its metrics, plot, graph and checkpoint (without it such a run is refused: --resume continues it).")
+    var force = false
     @Option(name: .long, parsing: .unconditional, help: "Training examples to use (scenes: how many to generate; default 8192 scenes, all of Fashion-MNIST).")
     var trainExamples: Int?
     @Option(name: .long, parsing: .unconditional, help: "Evaluation examples (default 512 scenes, all 10,000 Fashion-MNIST test images).")
@@ -152,6 +154,7 @@ struct TrainCommand: ParsableCommand {
         }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--lr must be a positive number, got \(learningRate)") }
         if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more, got \(warmup)") }
+        if force && resume { throw ValidationError("--force starts the run over and --resume continues it: give one of them") }
         if let ranks, !(1...1024).contains(ranks) { throw ValidationError("--ranks must be 1…1024, got \(ranks)") }
         // Numbers that would crash or silently train nonsense (issue 12): bounded with the reason.
         if let threads, threads > 1024 { throw ValidationError("--threads must be 1…1024 (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores), got \(threads)") }
@@ -447,7 +450,33 @@ struct TrainCommand: ParsableCommand {
         return "mpirun failed: \(first)"
     }
 
+    /// Where metrics, plot and graph go, and where the checkpoint goes.
+    var outFolders: (out: String, checkpoints: String) {
+        let out = self.out ?? "runs/\(model ?? "occupancy")-\(data ?? defaultData(model ?? "occupancy"))"
+        return (out, checkpointDir ?? out)
+    }
+
+    /// A new run (no --resume) into folders that hold another one would replace its checkpoint and metrics: refused
+    /// unless --force. Every rank checks before MPI starts (before rank 0 writes anything).
+    func refuseToOverwriteARun() throws {
+        guard !resume && !force else { return }
+        let (out, checkpoints) = outFolders
+        let fm = FileManager.default
+        var held: [String] = []
+        for (folder, name) in [(checkpoints, "checkpoint.safetensors"), (out, "metrics.jsonl")] {
+            let path = (folder as NSString).appendingPathComponent(name)
+            if fm.fileExists(atPath: path) { held.append(path) }
+        }
+        guard !held.isEmpty else { return }
+        var step = ""
+        if let ck = held.first(where: { $0.hasSuffix("checkpoint.safetensors") }), let s = try? Checkpoint.read(from: ck).file.metadata["step"] {
+            step = " (its checkpoint is at step \(s))"
+        }
+        throw CLIError("\(held.joined(separator: " and ")) hold\(held.count == 1 ? "s" : "") another run\(step): --resume continues it, --force starts over and replaces its files, or give another --out\(checkpointDir != nil ? "/--checkpoint-dir" : "")")
+    }
+
     func run() throws {
+        try refuseToOverwriteARun()
         if let ranks = trainRanks, !MPIGroup.launchedByMPI { try launchRanks(ranks) }
         if let ranks = trainRanks, MPIGroup.launchedByMPI, let size = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? ""), size != ranks {
             throw CLIError(self.ranks != nil ? "--ranks \(ranks) differs from the \(size) processes mpirun started: give one of them"
@@ -476,8 +505,7 @@ struct TrainCommand: ParsableCommand {
         }
         if let threads { ComputeThreads.set(threads) }
         else if let group { ComputeThreads.set(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, group.localSize))) }
-        let out = self.out ?? "runs/\(model ?? "occupancy")-\(data ?? defaultData(model ?? "occupancy"))"
-        let checkpointDirectory = checkpointDir ?? out
+        let (out, checkpointDirectory) = outFolders
         let checkpointFile = (checkpointDirectory as NSString).appendingPathComponent("checkpoint.safetensors")
 
         // what the checkpoint says, for options left out

@@ -75,6 +75,34 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
         }
     }
 
+    /// A new run into folders that hold another one is refused (nothing of the old run changes) unless --force;
+    /// --resume continues it (issue 12: it silently replaced the checkpoint and metrics).
+    @Test func aFolderThatHoldsARunIsNotOverwritten() throws {
+        let dir = tempDir("held")
+        var r = runDojo(quickMLP + ["--out", dir, "--steps", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let checkpoint = try Data(contentsOf: URL(fileURLWithPath: dir + "/checkpoint.safetensors"))
+        let metrics = try Data(contentsOf: URL(fileURLWithPath: dir + "/metrics.jsonl"))
+        r = runDojo(quickMLP + ["--out", dir, "--steps", "5", "--seed", "7"])
+        #expect(r.status != 0 && r.stderr.contains("hold another run (its checkpoint is at step 3)") && r.stderr.contains("--force"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count == 1)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/checkpoint.safetensors")) == checkpoint)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/metrics.jsonl")) == metrics)
+        // only the checkpoint in another --checkpoint-dir is enough
+        let other = tempDir("held-out")
+        r = runDojo(quickMLP + ["--out", other, "--checkpoint-dir", dir, "--steps", "5"])
+        #expect(r.status != 0 && r.stderr.contains(dir + "/checkpoint.safetensors holds another run"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: other + "/metrics.jsonl"))
+        r = runDojo(quickMLP + ["--out", dir, "--steps", "5", "--force", "--resume"])
+        #expect(r.status != 0 && r.stderr.contains("give one of them"), "\(r.stderr)")
+        r = runDojo(quickMLP + ["--out", dir, "--steps", "5", "--resume"])
+        #expect(r.status == 0 && r.stdout.contains("resuming at step 3"), "\(r.stdout)\(r.stderr)")
+        r = runDojo(quickMLP + ["--out", dir, "--steps", "2", "--force"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.filter { $0.contains("\"type\":\"step\"") }.count == 2, "the replaced run's metrics are gone: \(lines)")
+    }
+
     @Test func badCheckpointsAreRejected() throws {
         let dir = tempDir("ckpt")
         var r = runDojo(quickMLP + ["--out", dir, "--resume"])
@@ -83,7 +111,7 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
         r = runDojo(quickMLP + ["--out", dir, "--resume"])
         #expect(r.status != 0 && r.stderr.contains(dir + "/checkpoint.safetensors"), "\(r.stderr)")
         // a real checkpoint of the MLP, then resumed as another model
-        r = runDojo(quickMLP + ["--out", dir, "--steps", "3"])
+        r = runDojo(quickMLP + ["--out", dir, "--steps", "3", "--force"])
         #expect(r.status == 0, "\(r.stderr)")
         r = runDojo(["train", "--model", "small-cnn", "--data", "fashion-mnist", "--out", dir, "--resume"])
         #expect(r.status != 0 && r.stderr.contains("checkpoint of model 'mlp', not 'small-cnn'"), "\(r.stderr)")
