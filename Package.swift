@@ -45,13 +45,13 @@ let package = Package(
         // The distributed runtime: data-parallel training across processes and hosts over Open MPI.
         .target(name: "DojoDistributed", dependencies: ["DojoNN", "CMPI"]),
         // Data sets (procedural multi-camera driving scenes, Fashion-MNIST IDX) and the loader.
-        .target(name: "DojoData", dependencies: ["CZlib", "DojoNumerics"]),
+        .target(name: "DojoData", dependencies: ["CZlib", "DojoNumerics", "DojoReport"]),
         // What users read: SVG charts, text tables, progress bars, JSON-lines logs. No dependencies.
         .target(name: "DojoReport"),
         // Machine descriptions: Dojo node → D1 → tile → tray → cabinet → ExaPOD(s), DGX GPU clusters; YAML presets
         // with a source for every figure and a parameter for every assumption (compiled in by scripts/embed-data.py);
         // derived totals. Only Yams.
-        .target(name: "DojoMachine", dependencies: ["DojoGraph", .product(name: "Yams", package: "Yams")],
+        .target(name: "DojoMachine", dependencies: ["DojoGraph", "DojoReport", .product(name: "Yams", package: "Yams")],
                 exclude: ["Presets"]),
         // Where work goes: an op's spatial mapping on a D1 mesh, parallelism plans across chips, tiles and GPUs,
         // sharding and memory fit. Reads the Graph IR and machine descriptions only.
@@ -59,7 +59,7 @@ let package = Package(
         // How long it takes: op cost models (D1 mesh, GPU roofline), collectives on the real topology, the step's
         // timeline, plan search, traces and validation against published measurements (the published GPU
         // measurements, with their sources: Validation/gpu-training.csv and its README, compiled in by scripts/embed-data.py).
-        .target(name: "DojoSim", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"],
+        .target(name: "DojoSim", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine", "DojoReport"],
                 exclude: ["Validation"]),
         // The resource manager's core (issue 4): tile inventory with mesh coordinates and health, the DPU allocator
         // (contiguous rectangles of allowed shapes, best fit), the scheduler (gang, priorities, quotas with borrowing,

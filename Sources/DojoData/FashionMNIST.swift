@@ -1,6 +1,7 @@
 // Fashion-MNIST (Xiao, Rasul, Vollgraf 2017) from the original IDX files, as shipped by Debian's
 // `dataset-fashion-mnist` in /usr/share/datasets/fashion-mnist (gzip-compressed; uncompressed also read).
 import CZlib
+import DojoReport
 import Foundation
 
 public struct FashionMNIST: Dataset {
@@ -40,8 +41,12 @@ public struct FashionMNIST: Dataset {
             throw .invalidArgument(name: "limit", value: "\(limit)", expected: "> 0 or nil")
         }
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+        guard !directory.isEmpty else { throw .readFailed(path: "''", reason: "the Fashion-MNIST folder is an empty path") }
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) else {
             throw .notFound(path: directory, hint: Self.installHint)
+        }
+        guard isDir.boolValue else {
+            throw .readFailed(path: directory, reason: "not a folder: the Fashion-MNIST folder holds the four IDX files (train-images-idx3-ubyte[.gz], …)")
         }
         let prefix = split == .train ? "train" : "t10k"
         let imagesPath = try Self.locate(directory, "\(prefix)-images-idx3-ubyte")
@@ -170,16 +175,11 @@ func parseIDX(_ bytes: [UInt8], path: String, magic: UInt32, what: String) throw
 
 /// Reads a whole file; gzip-compressed files (by magic bytes 1f 8b) are decompressed with zlib.
 func readMaybeGzip(_ path: String) throws(DataError) -> [UInt8] {
-    guard let fh = FileHandle(forReadingAtPath: path) else {
-        throw .readFailed(path: path, reason: "cannot open (permissions?)")
-    }
-    let head = fh.readData(ofLength: 2)
-    try? fh.close()
-    if head.count == 2 && head[head.startIndex] == 0x1F && head[head.startIndex + 1] == 0x8B {
+    // A folder, pipe or device where the file should be is said as such (a pipe would block for ever).
+    let data: Data
+    do { data = try UserFiles.read(path, what: "IDX file") } catch { throw .readFailed(path: path, reason: error.problem) }
+    if data.count >= 2 && data[data.startIndex] == 0x1F && data[data.startIndex + 1] == 0x8B {
         return try gunzip(path)
-    }
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw .readFailed(path: path, reason: "cannot read")
     }
     return [UInt8](data)
 }

@@ -1,4 +1,5 @@
 import DojoGraph
+import DojoReport
 import Foundation
 import Yams
 
@@ -203,11 +204,12 @@ extension Machine {
 
     /// Reads a machine file from disk; errors name the file as the user gave it.
     public static func load(file path: String) throws -> Machine {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw MachineError.unreadable(file: path, reason: "\(error.localizedDescription)")
+        let data: Data
+        do { data = try UserFiles.read(path, what: "machine file", limit: 1 << 24) } catch {
+            throw MachineError.unreadable(file: path, reason: error.problem)
+        }
+        guard !data.contains(0), let text = String(data: data, encoding: .utf8) else {
+            throw MachineError.unreadable(file: path, reason: "not a machine file: not UTF-8 text")
         }
         return try decode(yaml: text, file: (path as NSString).lastPathComponent)
     }

@@ -441,11 +441,15 @@ private struct Row {
                             columnName: column, message: message)
     }
 
-    func positiveInt(_ column: String) throws -> Int {
+    /// A whole number in 1...max (`why` says where the bound comes from).
+    func positiveInt(_ column: String, max: Int, why: String) throws -> Int {
         let text = self[column]
-        guard let n = Int(text.replacingOccurrences(of: ",", with: "")), n >= 1 else {
+        let digits = text.replacingOccurrences(of: ",", with: "")
+        guard let n = Int(digits), n >= 1 else {
+            if !digits.isEmpty, digits.allSatisfy(\.isNumber) { throw fail(column, "\(text) is more than \(max) (\(why))") }
             throw fail(column, "expected a whole number ≥ 1, got '\(text)'")
         }
+        guard n <= max else { throw fail(column, "\(text) is more than \(max) (\(why))") }
         return n
     }
 
@@ -513,13 +517,13 @@ private func readCase(_ row: Row) throws -> ValidationCase {
         throw row.fail("gpu", "unknown GPU '\(gpuName)' (known: \(knownGPUs.flatMap(\.names).joined(separator: ", ")))")
     }
     if let n = gpu.note { notes.append(n) }
-    let gpus = try row.positiveInt("gpus")
+    let gpus = try row.positiveInt("gpus", max: Limits.devices, why: "the most devices a machine may have")
     let nodes: Int
     if row["nodes"].isEmpty {
         nodes = (gpus + 7) / 8
         notes.append("nodes not stated: \(nodes) nodes of 8 GPUs (ASSUMPTION: the GPUs sit in DGX-like 8-GPU nodes)")
     } else {
-        nodes = try row.positiveInt("nodes")
+        nodes = try row.positiveInt("nodes", max: Limits.devices / 8, why: "the most devices a machine may have, 8 a node")
         guard gpus <= nodes * 8 else {
             throw row.fail("nodes", "\(nodes) node\(nodes == 1 ? "" : "s") of 8 GPUs cannot hold \(gpus) GPUs")
         }
@@ -544,7 +548,7 @@ private func readCase(_ row: Row) throws -> ValidationCase {
         model.spec = "bert-large:seq=\(padded)"
         notes.append("bert-large:seq=\(padded): DLE's phase 2 bins sequences by length (LDDL, bin size \(binSizeDLEPhase2)) and pads a batch only to its longest; Wikipedia at \(s) is over half padding (Krell et al. 2021), so a batch is about \(s / 2) + \(binSizeDLEPhase2 / 2) tokens long (ASSUMPTION); sequences/s is unchanged by it")
     }
-    let globalBatch = try row.positiveInt("global_batch")
+    let globalBatch = try row.positiveInt("global_batch", max: Limits.batch, why: "the most samples a step may have")
 
     // Precision.
     let precision = try readPrecision(row, preset: gpu.preset, notes: &notes)
@@ -745,6 +749,17 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     var plan = PlanSpec()
     var modelParallel: Int?
     let text = row["parallelism"]
+    // A degree of parallelism is at most the GPUs; a micro-batch or an accumulation count at most the batch.
+    func count(_ text: String, _ what: String) throws -> Int {
+        let bound = what.contains("micro") || what.contains("accumulation") ? globalBatch : gpus
+        guard let n = Int(text), n >= 1, n <= bound else {
+            throw row.fail("parallelism", "\(what)=\(text) is not a count in 1…\(bound) (\(bound == gpus ? "gpus" : "global_batch"))")
+        }
+        return n
+    }
+    func set(_ field: WritableKeyPath<PlanSpec, Int?>, _ text: String, _ what: String) throws {
+        try set(field, try count(text, what), what)
+    }
     func set(_ field: WritableKeyPath<PlanSpec, Int?>, _ value: Int, _ what: String) throws {
         if let old = plan[keyPath: field], old != value {
             throw row.fail("parallelism", "\(what) given twice (\(old) and \(value))")
@@ -755,34 +770,34 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         let part = raw.trimmingCharacters(in: .whitespaces)
         if part.isEmpty { continue }
         if let c = groups(#"^DP=(\d+)( \(derived\))?$"#, part) {
-            try set(\.dataParallel, Int(c[0])!, "DP")
+            try set(\.dataParallel, c[0], "DP")
             if !c[1].isEmpty { notes.append("DP = GPUs ÷ (TP × PP), derived in the data (not published)") }
         } else if let c = groups(#"^TP=(\d+)$"#, part) {
-            try set(\.tensorParallel, Int(c[0])!, "TP")
+            try set(\.tensorParallel, c[0], "TP")
         } else if let c = groups(#"^PP=(\d+)(?: \(interleaved x(\d+)([^)]*)\))?$"#, part) {
-            try set(\.pipelineParallel, Int(c[0])!, "PP")
+            try set(\.pipelineParallel, c[0], "PP")
             if !c[1].isEmpty {
-                try set(\.virtualStages, Int(c[1])!, "VP")
+                try set(\.virtualStages, c[1], "VP")
                 notes.append("vp=\(c[1]): interleaved pipeline\(c[2]) (as the row says)")
             }
         } else if let c = groups(#"^VP=(\d+)$"#, part) {
-            try set(\.virtualStages, Int(c[0])!, "VP")
+            try set(\.virtualStages, c[0], "VP")
         } else if let c = groups(#"^CP=(\d+)$"#, part) {
             guard c[0] == "1" else {
                 throw row.fail("parallelism", "context parallelism CP=\(c[0]) is not modelled (only CP=1)")
             }
         } else if let c = groups(#"^(?:grad-accum|gradient accumulation) (\d+)$"#, part) {
-            try set(\.microBatches, Int(c[0])!, "gradient accumulation")
+            try set(\.microBatches, c[0], "gradient accumulation")
         } else if let c = groups(#"^(?:microbatch|micro-batch|MBS)[ =](\d+)$"#, part) {
-            try set(\.microBatch, Int(c[0])!, "micro-batch")
+            try set(\.microBatch, c[0], "micro-batch")
         } else if let c = groups(#"^model-parallel \(TPxPP\)=(\d+)$"#, part) {
-            modelParallel = Int(c[0])!
+            modelParallel = try count(c[0], "model-parallel (TPxPP)")
             notes.append("only TP × PP = \(c[0]) is published; the planner splits it")
         } else if let p = try? PlanSpec(parsing: part) {
             // The `--plan` syntax (dp=64,tp=8,…) for user files.
             for (field, name) in [(\PlanSpec.dataParallel, "dp"), (\.tensorParallel, "tp"), (\.pipelineParallel, "pp"),
                                   (\.microBatch, "mb"), (\.microBatches, "micro"), (\.virtualStages, "vp")] {
-                if let v = p[keyPath: field] { try set(field, v, name) }
+                if let v = p[keyPath: field] { try set(field, "\(v)", name) }
             }
             plan.recompute = p.recompute ?? plan.recompute
             plan.shardOptimizer = p.shardOptimizer ?? plan.shardOptimizer
@@ -807,15 +822,17 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     else if lower.contains("sequence parallel") { plan.sequenceParallel = true }
 
     // Arithmetic the row implies.
-    let product = [plan.tensorParallel, plan.pipelineParallel].compactMap { $0 }.reduce(1, *)
+    // Products of counts up to 2^32 each: saturating, so a wrong row is an error, not an overflow trap.
+    func times(_ a: Int, _ b: Int) -> Int { let (r, o) = a.multipliedReportingOverflow(by: b); return o ? Int.max : r }
+    let product = [plan.tensorParallel, plan.pipelineParallel].compactMap { $0 }.reduce(1, times)
     if let dp = plan.dataParallel {
         if let mp = modelParallel {
-            guard dp * mp == gpus else {
-                throw row.fail("parallelism", "DP × (TP×PP) = \(dp) × \(mp) = \(dp * mp), but gpus = \(gpus)")
+            guard times(dp, mp) == gpus else {
+                throw row.fail("parallelism", "DP × (TP×PP) = \(dp) × \(mp), but gpus = \(gpus)")
             }
         } else if plan.tensorParallel != nil && plan.pipelineParallel != nil {
-            guard dp * product == gpus else {
-                throw row.fail("parallelism", "DP × TP × PP = \(dp * product), but gpus = \(gpus)")
+            guard times(dp, product) == gpus else {
+                throw row.fail("parallelism", "DP × TP × PP = \(dp) × \(product), but gpus = \(gpus)")
             }
         } else if plan.tensorParallel == nil && plan.pipelineParallel == nil {
             if dp == gpus {
@@ -828,8 +845,8 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             }
         } else {
             // One of TP, PP given: the other follows.
-            guard gpus % (dp * product) == 0 else {
-                throw row.fail("parallelism", "DP × \(plan.tensorParallel != nil ? "TP" : "PP") = \(dp * product) does not divide gpus = \(gpus)")
+            guard times(dp, product) <= gpus, gpus % (dp * product) == 0 else {
+                throw row.fail("parallelism", "DP × \(plan.tensorParallel != nil ? "TP" : "PP") = \(dp) × \(product) does not divide gpus = \(gpus)")
             }
             if plan.tensorParallel == nil { plan.tensorParallel = gpus / (dp * product) }
             else { plan.pipelineParallel = gpus / (dp * product) }
@@ -874,8 +891,8 @@ private func deriveMicroBatches(_ plan: inout PlanSpec, row: Row, globalBatch: I
         plan.microBatch = perReplica / n
         notes.append("mb = global batch ÷ (DP × accumulation) = \(perReplica / n) (derived)")
     case let (mb?, n?):
-        guard mb * n == perReplica else {
-            throw row.fail("global_batch", "micro-batch \(mb) × \(n) micro-batches × DP \(dp) = \(mb * n * dp), not the global batch \(globalBatch)")
+        guard mb <= perReplica, n <= perReplica, mb * n == perReplica else {
+            throw row.fail("global_batch", "micro-batch \(mb) × \(n) micro-batches × DP \(dp) is not the global batch \(globalBatch)")
         }
     case (nil, nil):
         break

@@ -1,3 +1,4 @@
+import DojoReport
 import Foundation
 
 /// A data-file error a user can cause: the file, the line (1-based, where the record starts) and the column
@@ -161,13 +162,9 @@ public struct CSVTable: Sendable, Equatable {
     /// Reads a CSV file from disk; errors name it as the user gave it.
     public init(contentsOfFile path: String) throws {
         let name = (path as NSString).lastPathComponent
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ValidationDataError(file: path, message: "no such file")
-        }
-        guard !isDirectory.boolValue else { throw ValidationDataError(file: path, message: "is a directory, not a CSV file") }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationDataError(file: path, message: "cannot read the file")
+        let data: Data
+        do { data = try UserFiles.read(path, what: "CSV file", limit: 1 << 28) } catch {
+            throw ValidationDataError(file: path, message: error.problem)
         }
         try self.init(data: data, file: name)
     }

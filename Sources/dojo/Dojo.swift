@@ -1,4 +1,6 @@
 import ArgumentParser
+import DojoReport
+import Foundation
 
 /// `dojo`: train networks with Dojo's numerics on the CPU, and predict their cost on Dojo machines and GPU clusters.
 /// One subcommand per user task, one file per subcommand.
@@ -40,4 +42,17 @@ struct Dojo: ParsableCommand {
             ValidateCommand.self,
         ]
     )
+
+    /// ArgumentParser's entry point, with a last resort for errors nobody worded: Foundation's file errors and
+    /// JSON encoding errors become one plain line instead of a dump (`Error Domain=NSCocoaErrorDomain …`).
+    static func main() {
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+        } catch {
+            if let words = UserFiles.plainWords(for: error) { exit(withError: CLIError(words)) }
+            if error is EncodingError { exit(withError: CLIError("could not write JSON: a value in it is not a finite number (\(error))")) }
+            exit(withError: error)
+        }
+    }
 }

@@ -459,8 +459,11 @@ struct TrainCommand: ParsableCommand {
     /// A new run (no --resume) into folders that hold another one would replace its checkpoint and metrics: refused
     /// unless --force. Every rank checks before MPI starts (before rank 0 writes anything).
     func refuseToOverwriteARun() throws {
-        guard !resume && !force else { return }
         let (out, checkpoints) = outFolders
+        // Folders that cannot be made are said before anything is (nothing half-made is left behind).
+        try UserFiles.checkFolderCanBeMade(out, what: "--out")
+        try UserFiles.checkFolderCanBeMade(checkpoints, what: checkpointDir == nil ? "--out (the checkpoint's folder)" : "--checkpoint-dir")
+        guard !resume && !force else { return }
         let fm = FileManager.default
         var held: [String] = []
         for (folder, name) in [(checkpoints, "checkpoint.safetensors"), (out, "metrics.jsonl")] {
@@ -515,8 +518,15 @@ struct TrainCommand: ParsableCommand {
                 throw CLIError("--resume: no checkpoint at \(checkpointFile); train without --resume first, or point --checkpoint-dir at a run")
             }
             let c = try Checkpoint.read(from: checkpointFile)
-            guard let json = c.file.metadata["config"], let cfg = try? JSONDecoder().decode(TrainingConfig.self, from: Data(json.utf8)) else {
-                throw CLIError("\(checkpointFile) has no readable training configuration in its metadata")
+            guard let json = c.file.metadata["config"] else {
+                throw CLIError("\(checkpointFile) has no training configuration in its metadata (no 'config' entry)")
+            }
+            let cfg: TrainingConfig
+            do { cfg = try JSONDecoder().decode(TrainingConfig.self, from: Data(json.utf8)) } catch {
+                throw CLIError("\(checkpointFile): the training configuration in its metadata cannot be read: \(decodingProblem(error))")
+            }
+            if let p = cfg.problem() {
+                throw CLIError("\(checkpointFile): its training configuration is not one dojo train runs: \(p)")
             }
             if let model, model != cfg.model {
                 throw CLIError("\(checkpointFile) holds a checkpoint of model '\(cfg.model)', not '\(model)'")
@@ -524,6 +534,13 @@ struct TrainCommand: ParsableCommand {
             saved = cfg
         }
         let config = try resolveConfig(saved)
+        if let p = config.problem() { throw CLIError(p) }
+        if config.dataset != "scenes", let flag = [(cameras, "--cameras"), (imageSize, "--image-size"), (gridSize, "--grid-size")].first(where: { $0.0 != nil })?.1 {
+            throw CLIError("\(flag) describes the driving scenes (--data scenes); --data \(config.dataset) has its own images")
+        }
+        if positiveWeight != nil, (try? ModelZoo.entry(config.model))?.task != .occupancy {
+            throw CLIError("--positive-weight weighs occupied cells of the occupancy network's loss; --model \(config.model) does not predict occupancy")
+        }
         if let saved {
             for (name, a, b) in [("data", saved.dataset, config.dataset), ("precision", saved.precision, config.precision),
                                  ("optimizer", saved.optimizer, config.optimizer), ("seed", "\(saved.seed)", "\(config.seed)"),
@@ -544,6 +561,9 @@ struct TrainCommand: ParsableCommand {
         }
         let net = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
                                     gridSize: sets.train.targetShape.first ?? config.gridSize, seed: config.seed)
+        if config.batchSize > sets.train.count {
+            throw CLIError("--batch-size \(config.batchSize) is more than the \(sets.train.count) training examples: every step would take the whole set (give a smaller --batch-size or more --train-examples)")
+        }
         let trainLoader = try DataLoader(dataset: sets.train, batchSize: config.batchSize, shuffle: true, augment: config.augment, seed: config.seed)
         let shape = try pipelineShape(ranks: group?.size ?? 1, batch: config.batchSize)
         var stageLayers: [[String]] = []
@@ -564,8 +584,12 @@ struct TrainCommand: ParsableCommand {
             stageLayers = runtime.stageLayerNames
         }
         if lead {
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)
+            let outExisted = FileManager.default.fileExists(atPath: out)
+            try UserFiles.makeFolder(out, what: "--out")
+            do { try UserFiles.makeFolder(checkpointDirectory, what: checkpointDir == nil ? "--out" : "--checkpoint-dir") } catch {
+                if !outExisted { try? FileManager.default.removeItem(atPath: out) }   // nothing half-made stays
+                throw error
+            }
             // A checkpoint being written when its run was killed stays as a hidden temporary file: gone now, unless
             // its writer is still alive (the file name carries its pid).
             for name in (try? FileManager.default.contentsOfDirectory(atPath: checkpointDirectory)) ?? []
@@ -578,6 +602,9 @@ struct TrainCommand: ParsableCommand {
         let metricsPath = (out as NSString).appendingPathComponent("metrics.jsonl")
         if resume {
             try trainer.resume(from: checkpointFile)
+            if trainer.step >= trainer.totalSteps, steps != nil || epochs != nil {
+                throw CLIError("the checkpoint in \(checkpointDirectory) is at step \(trainer.step), already past the \(trainer.totalSteps) steps this run asks for (\([steps.map { "--steps \($0)" }, epochs.map { "--epochs \($0)" }].compactMap { $0 }.joined(separator: ", "))): nothing to train; ask for more, or leave them out")
+            }
             // A checkpoint resumes on any rank count; with batch norm over each rank's own examples the statistics
             // then cover a different share of the batch, so the losses leave those of an uninterrupted run.
             if lead, let meta = try? Checkpoint.read(from: checkpointFile).file.metadata, let was = Int(meta["ranks"] ?? ""),
@@ -702,6 +729,20 @@ struct TrainCommand: ParsableCommand {
         c.imageSize = imageSize ?? s?.imageSize ?? 32
         c.gridSize = gridSize ?? s?.gridSize ?? 16
         return c
+    }
+}
+
+/// What a JSONDecoder error says, in a line: the field and what was wrong with it.
+func decodingProblem(_ error: any Error) -> String {
+    func path(_ c: DecodingError.Context) -> String {
+        c.codingPath.isEmpty ? "" : "field '\(c.codingPath.map(\.stringValue).joined(separator: "."))': "
+    }
+    switch error {
+    case let DecodingError.keyNotFound(key, c): return "\(path(c))field '\(key.stringValue)' is missing"
+    case let DecodingError.typeMismatch(type, c): return "\(path(c))expected \(type) (\(c.debugDescription))"
+    case let DecodingError.valueNotFound(type, c): return "\(path(c))expected \(type), found null"
+    case let DecodingError.dataCorrupted(c): return "\(path(c))\(c.debugDescription)"
+    default: return "\(error)"
     }
 }
 

@@ -119,7 +119,7 @@ func makeTrainer(model: String = "small-cnn", precision: String = "fp32", epochs
             try t.run()
             Issue.record("training with lr 1e30 should have stopped")
         } catch let e as TrainingError {
-            guard case .nonFiniteLoss(let step, _, _) = e else { Issue.record("wrong error \(e)"); return }
+            guard case .nonFiniteLoss(let step, _, _, _) = e else { Issue.record("wrong error \(e)"); return }
             #expect(step >= 1)
             #expect(e.description.contains("the loss became"))
         }

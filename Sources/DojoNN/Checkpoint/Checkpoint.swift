@@ -75,6 +75,9 @@ public struct Checkpoint {
             guard shape == tensor.shape else {
                 throw TrainingError.badCheckpoint("\(source) does not fit model '\(t.config.model)': \(name) is \(shape) there, \(tensor.shape) here")
             }
+            guard values.allSatisfy(\.isFinite) else {
+                throw TrainingError.badCheckpoint("\(source): tensor model.\(name) holds values that are not finite (NaN or ∞): the checkpoint is damaged")
+            }
             loaded.append((tensor, values))
         }
         var optimizerState: [String: Tensor] = [:]
@@ -95,6 +98,15 @@ public struct Checkpoint {
         let (whole, overflow) = epoch.multipliedReportingOverflow(by: perEpoch)
         guard batch <= perEpoch, !overflow, whole.addingReportingOverflow(batch) == (step, false) else {
             throw TrainingError.badCheckpoint("\(source): its position does not add up (step \(step), epoch \(epoch), batch \(batch) of \(perEpoch) per epoch): the metadata is damaged, or the data set differs")
+        }
+        // …and within the run that wrote it: its own configuration's steps (consistent tampering such as epoch=10^18
+        // with step = epoch × batches resumed "successfully" and wrote the number back).
+        if let json = file.metadata["config"], let own = try? dec.decode(TrainingConfig.self, from: Data(json.utf8)) {
+            let (all, o) = own.epochs.multipliedReportingOverflow(by: perEpoch)
+            let end = min(own.maxSteps ?? Int.max, o ? Int.max : all)
+            guard step <= end else {
+                throw TrainingError.badCheckpoint("\(source): its position (step \(step), epoch \(epoch)) is past the end of the run that wrote it (\(end) steps): the metadata is damaged, or the data set differs")
+            }
         }
         // all checks passed: now change the trainer
         for (tensor, values) in loaded { values.withUnsafeBufferPointer { tensor.pointer.update(from: $0.baseAddress!, count: values.count) } }

@@ -272,11 +272,7 @@ public struct SafeTensorsFile: Sendable {
     public static func read(from path: String) throws(CheckpointError) -> SafeTensorsFile {
         guard FileManager.default.fileExists(atPath: path) else { throw .fileNotFound(path: path) }
         let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-        } catch {
-            throw .ioError(path: path, reason: "cannot read: \(error.localizedDescription)")
-        }
+        do { data = try UserFiles.read(path, what: "checkpoint") } catch { throw .ioError(path: path, reason: error.problem) }
         return try parse(data, source: path)
     }
 

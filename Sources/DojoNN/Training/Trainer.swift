@@ -47,6 +47,40 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     }
 }
 
+extension TrainingConfig {
+    /// Counts above this are refused (a run of 10^9 steps or examples is beyond what a CPU trains; larger numbers
+    /// overflow schedules and step counters).
+    public static let maxCount = 1_000_000_000
+
+    /// The first value no run can train with, said in the terms of `dojo train`'s flags (`--momentum must be a
+    /// number in [0, 1), got 2`), or nil. The one list of the rules: the CLI checks the configuration it resolved
+    /// from flags, recipe and checkpoint with it, so a tampered checkpoint is held to the flags' bounds.
+    public func problem() -> String? {
+        func count(_ v: Int?, _ flag: String, min: Int = 1) -> String? {
+            guard let v else { return nil }
+            if v < min { return "--\(flag) must be at least \(min), got \(v)" }
+            if v > Self.maxCount { return "--\(flag) must be at most 1,000,000,000, got \(v)" }
+            return nil
+        }
+        let checks: [String?] = [
+            count(epochs, "epochs"), count(maxSteps, "steps"), count(batchSize, "batch-size"),
+            count(warmupSteps, "warmup", min: 0), count(checkpointEvery, "checkpoint-every", min: 0),
+            count(trainExamples, "train-examples"), count(evalExamples, "eval-examples"),
+            learningRate > 0 && learningRate.isFinite ? nil : "--lr must be a positive number, got \(learningRate)",
+            momentum >= 0 && momentum < 1 ? nil : "--momentum must be a number in [0, 1), got \(momentum)",
+            weightDecay >= 0 && weightDecay.isFinite ? nil : "--weight-decay must be 0 or more, got \(weightDecay)",
+            positiveWeight > 0 && positiveWeight.isFinite ? nil : "--positive-weight must be a positive number, got \(positiveWeight)",
+            ["sgd", "adamw"].contains(optimizer) ? nil : "unknown optimizer '\(optimizer)'; choose sgd or adamw",
+            PrecisionPolicy.Mode(rawValue: precision) != nil ? nil : "unknown precision '\(precision)'; choose fp32, bf16 or cfp8",
+            LearningRateSchedule.Shape(rawValue: schedule) != nil ? nil : "unknown schedule '\(schedule)'; choose cosine or constant",
+            (1...8).contains(cameras) ? nil : "--cameras must be 1…8, got \(cameras)",
+            (8...256).contains(imageSize) ? nil : "--image-size must be 8…256 pixels, got \(imageSize)",
+            (2...128).contains(gridSize) ? nil : "--grid-size must be 2…128 cells, got \(gridSize)",
+        ]
+        return checks.compactMap { $0 }.first
+    }
+}
+
 public struct StepReport: Sendable {
     public var step: Int, epoch: Int, batchInEpoch: Int, batchesPerEpoch: Int, totalSteps: Int
     public var loss: Float, learningRate: Float
@@ -76,17 +110,17 @@ public struct EpochReport: Sendable {
 }
 
 public enum TrainingError: Error, CustomStringConvertible {
-    case nonFiniteLoss(step: Int, loss: Float, checkpoint: String?)
+    case nonFiniteLoss(step: Int, loss: Float, checkpoint: String?, precision: String)
     case interrupted(step: Int, checkpoint: String?)
     case badCheckpoint(String)
     case invalidConfig(String)
 
     public var description: String {
         switch self {
-        case .nonFiniteLoss(let s, let l, let c):
-            return "the loss became \(l) at step \(s); training stopped. "
+        case .nonFiniteLoss(let s, let l, let c, let p):
+            return "the loss became \(l.isNaN ? "NaN (not a number)" : "infinite") at step \(s); training stopped. "
                 + (c.map { "The last good checkpoint is \($0)." } ?? "No checkpoint was written yet.")
-                + " Try a lower --lr or --precision fp32."
+                + (p == "fp32" ? " Try a lower --lr or --weight-decay." : " Try a lower --lr or --weight-decay, or --precision fp32.")
         case .interrupted(let s, let c):
             return "interrupted at step \(s)" + (c.map { "; checkpoint saved to \($0) (continue with --resume)" } ?? "")
         case .badCheckpoint(let m): return m
@@ -269,7 +303,8 @@ public final class Trainer {
                 }
                 guard lossValue.isFinite else {
                     throw TrainingError.nonFiniteLoss(step: step, loss: lossValue,
-                                                      checkpoint: checkpointPath.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil })
+                                                      checkpoint: checkpointPath.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil },
+                                                      precision: config.precision)
                 }
                 // A pipeline stage updates its own parameters only.
                 let updated = pipeline?.ownParameters ?? parameters
