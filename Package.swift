@@ -65,7 +65,7 @@ let package = Package(
         // (contiguous rectangles of allowed shapes, best fit), the scheduler (gang, priorities, quotas with borrowing,
         // fair share, EASY backfill, preemption, pending reasons), trace replay in simulated time. Pure Swift; no
         // database or HTTP server here (those go in DojoServer).
-        .target(name: "DojoCluster", dependencies: ["DojoMachine"]),
+        .target(name: "DojoCluster", dependencies: ["DojoMachine", "DojoReport"]),
         // The resource manager running for real: the durable job store (SQLite through GRDB), workers that run each
         // job as a process on its DPU, time limits, preemption, tile failures, recovery after a crash, accounting.
         .target(name: "DojoService", dependencies: ["DojoCluster", "DojoMachine", .product(name: "GRDB", package: "GRDB.swift"),

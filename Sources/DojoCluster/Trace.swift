@@ -1,3 +1,4 @@
+import DojoReport
 import Foundation
 
 /// One row of Alibaba's `openb_pod_list_default.csv` (cluster-trace-gpu-v2023).
@@ -11,7 +12,7 @@ public struct AlibabaTask: Sendable, Equatable {
 /// A malformed trace: names the file, the line and the column.
 public struct TraceError: Error, Equatable, CustomStringConvertible {
     public let file: String, line: Int, column: String?, message: String
-    public var description: String { "\(file):\(line)\(column.map { " column '\($0)'" } ?? ""): \(message)" }
+    public var description: String { "\(file)\(line > 0 ? ":\(line)" : "")\(column.map { " column '\($0)'" } ?? ""): \(message)" }
 }
 
 public enum AlibabaTrace {
@@ -23,8 +24,9 @@ public enum AlibabaTrace {
     /// Reads the pod list strictly: the exact header, 11 fields a row, integers where integers belong, known QoS
     /// classes and phases, times that do not run backwards.
     public static func read(file path: String) throws -> [AlibabaTask] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TraceError(file: path, line: 0, column: nil, message: "cannot read the file")
+        let data: Data
+        do { data = try UserFiles.read(path, what: "trace", limit: 1 << 32) } catch {
+            throw TraceError(file: path, line: 0, column: nil, message: "cannot read: \(error.problem)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw TraceError(file: path, line: 0, column: nil, message: "not UTF-8 text")
@@ -56,8 +58,10 @@ public enum AlibabaTrace {
             let qos = String(f[6]), phase = String(f[7])
             guard qosClasses.contains(qos) else { throw TraceError(file: file, line: n, column: "qos", message: "'\(qos)' is not one of \(qosClasses.joined(separator: ", "))") }
             guard phases.contains(phase) else { throw TraceError(file: file, line: n, column: "pod_phase", message: "'\(phase)' is not one of \(phases.joined(separator: ", "))") }
-            let creation = try int(8), deletion = try int(9)
-            let scheduled = f[10].isEmpty ? nil : try int(10)
+            // Times in seconds from the trace's start: at most 10 years (the published trace spans 149 days).
+            let maxTime = 315_360_000
+            let creation = try int(8, max: maxTime), deletion = try int(9, max: maxTime)
+            let scheduled = f[10].isEmpty ? nil : try int(10, max: maxTime)
             if deletion < creation { throw TraceError(file: file, line: n, column: "deletion_time", message: "\(deletion) is before creation_time \(creation)") }
             if let s = scheduled, s < creation || s > deletion {
                 throw TraceError(file: file, line: n, column: "scheduled_time", message: "\(s) is outside creation_time…deletion_time (\(creation)…\(deletion))")

@@ -1,3 +1,4 @@
+import DojoMachine
 import Foundation
 /// A parallelism plan, as a user writes it (`--plan dp=64,tp=8,pp=4,mb=2`) or a published run states it (the
 /// validation CSV's `parallelism` column). Every field left nil is the planner's choice.
@@ -46,7 +47,18 @@ public struct PlanSpec: Sendable, Equatable, Hashable, Codable {
             let key = kv[0].lowercased(), value = kv[1]
             guard seen.insert(key).inserted else { throw PlanError.syntax("\(key) is given twice") }
             func positive() throws -> Int {
-                guard let n = Int(value), n >= 1 else { throw PlanError.syntax("\(key)=\(value): expected a whole number ≥ 1") }
+                guard let n = Int(value), n >= 1 else {
+                    if !value.isEmpty, value.allSatisfy(\.isNumber), !value.allSatisfy({ $0 == "0" }) { throw PlanError.syntax("\(key)=\(value) is too large") }
+                    throw PlanError.syntax("\(key)=\(value): expected a whole number ≥ 1")
+                }
+                // Bounds with their reasons (Limits): beyond them products of the plan's counts overflow.
+                let bound: (Int, String) = switch key {
+                case "dp": (Limits.devices, "the most devices a machine may have")
+                case "tp", "pp": (Limits.modelParallel, "a sane maximum for splitting one model")
+                case "vp": (Limits.virtualStages, "a sane maximum of chunks per stage")
+                default: (Limits.batch, "the most samples a step may have")
+                }
+                guard n <= bound.0 else { throw PlanError.syntax("\(key)=\(value) is more than \(bound.0) (\(bound.1))") }
                 return n
             }
             func flag() throws -> Bool {

@@ -38,3 +38,27 @@ public enum MachineError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension MachineError {
+    /// The key path the error is about, if any.
+    public var keyPath: String? {
+        switch self {
+        case let .unknownKey(_, path, _), let .missingKey(_, path), let .wrongType(_, path, _, _), let .invalidValue(_, path, _): return path
+        default: return nil
+        }
+    }
+
+    /// The same error said of another source (`--set node.clock=0 (on presets/tile.yaml)` instead of the preset's
+    /// file, which the user never wrote).
+    public func from(_ source: String) -> MachineError {
+        switch self {
+        case let .unknownKey(_, path, allowed): return .unknownKey(file: source, path: path, allowed: allowed)
+        case let .missingKey(_, path): return .missingKey(file: source, path: path)
+        case let .wrongType(_, path, expected, got): return .wrongType(file: source, path: path, expected: expected, got: got)
+        case let .invalidValue(_, path, reason): return .invalidValue(file: source, path: path, reason: reason)
+        case let .unreadable(_, reason): return .unreadable(file: source, reason: reason)
+        case let .invalidYAML(_, reason): return .invalidYAML(file: source, reason: reason)
+        case .unknownMachine: return self
+        }
+    }
+}

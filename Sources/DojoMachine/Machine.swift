@@ -88,7 +88,18 @@ public struct Machine: Sendable, Equatable {
     /// written as in a file; decoding is as strict as for a file (an unknown path or a bad value is an error).
     /// What `dojo sweep --vary` and `dojo machine show --set` use.
     public func with(_ overrides: [String: String]) throws -> Machine {
-        let base = try Machine.decode(yaml: yaml, file: file, overrides: overrides)
+        let base: Machine
+        do { base = try Machine.decode(yaml: yaml, file: file, overrides: overrides) } catch let e as MachineError {
+            // An error about a key the user set is theirs: said of the --set, not of the file it changed.
+            if let path = e.keyPath, let key = overrides.keys.sorted().first(where: { path == $0 || path.hasPrefix($0 + ".") || $0.hasPrefix(path + ".") }) {
+                throw e.from("--set \(key)=\(overrides[key]!) (on \(name))")
+            }
+            // The presets decode as shipped: any other error follows from the --set values too.
+            if !overrides.isEmpty, file.hasPrefix("presets/") {
+                throw e.from(overrides.keys.sorted().map { "--set \($0)=\(overrides[$0]!)" }.joined(separator: ", ") + " (on \(name))")
+            }
+            throw e
+        }
         var m = base.scaled(by: scale)
         m.name = name
         return m
@@ -144,6 +155,11 @@ extension Machine {
             }
             let node = try read("node", readNode)
             let d1 = try read("d1", readD1)
+            // Sites of the mesh are laid out one by one (the compiler's grid): at most 2^20, a 1024 × 1024 mesh.
+            guard Double(d1.meshRows) * Double(d1.meshCols) <= Double(1 << 20) else {
+                throw MachineError.invalidValue(file: file, path: "d1.mesh_rows",
+                    reason: "mesh \(d1.meshRows) × \(d1.meshCols) is more than \(1 << 20) sites (a 1024 × 1024 mesh; the D1 has 18 × 20)")
+            }
             guard d1.meshRows * d1.meshCols >= d1.nodes else {
                 throw MachineError.invalidValue(file: file, path: "d1.mesh_rows",
                     reason: "mesh \(d1.meshRows) × \(d1.meshCols) = \(d1.meshRows * d1.meshCols) sites is smaller than d1.nodes = \(d1.nodes)")
@@ -186,6 +202,11 @@ extension Machine {
             if let e = d.exapod { units *= Double(e.cabinets) }
         case .gpu(let g): units = Double(g.nodes) * Double(g.server.gpus)
         case .cpu(let c): units = Double(c.hosts) * Double(c.cpu.ranksPerHost)
+        }
+        var devices = units
+        if case .dojo(let d) = system { devices = units / Double(max(1, d.d1.nodes)) }
+        guard devices <= Double(Limits.devices) else {
+            throw MachineError.invalidValue(file: file, path: "count", reason: "the counts multiply to \(devices) devices; at most \(Limits.devices) (the most devices a machine may have)")
         }
         guard units <= Double(Limits.devices) * 1024 else {
             throw MachineError.invalidValue(file: file, path: "count", reason: "the counts multiply to \(units) compute units; at most \(Limits.devices) devices (× 1024 nodes each) fit the totals")

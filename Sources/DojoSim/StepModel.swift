@@ -51,7 +51,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             guard v >= 0, v <= 1 else { throw SimError.badOption("gradient_overlap=\(value): must be in [0, 1]") }
             gradientOverlap = v
         case "step_overhead":
-            guard v >= 0 else { throw SimError.badOption("step_overhead=\(value): must be ≥ 0 seconds") }
+            guard v >= 0, v <= 86_400 else { throw SimError.badOption("step_overhead=\(value): must be 0…86400 seconds") }
             stepOverhead = v
         case "fusion":
             guard v == 0 || v == 1 else { throw SimError.badOption("fusion=\(value): must be 0 or 1") }
@@ -63,7 +63,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             guard v == 0 || v == 1 else { throw SimError.badOption("fused_attention=\(value): must be 0 or 1") }
             fusedAttention = v == 1
         case "loader_workers":
-            guard v >= 0, v == v.rounded(), v <= 1e6 else { throw SimError.badOption("loader_workers=\(value): must be a whole number ≥ 0") }
+            guard v >= 0, v == v.rounded(), v <= 1e6 else { throw SimError.badOption("loader_workers=\(value): must be a whole number 0…1,000,000") }
             loaderWorkers = Int(v)
         default:
             throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")

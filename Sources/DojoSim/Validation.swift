@@ -903,6 +903,11 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
                 notes: inout [String]) throws -> ValidationMetric {
     let metric = try row.nonEmpty("metric")
     let m = metric.lowercased(), u = unit.lowercased()
+    // Free text, but it must say what was measured (a metric named 'vibes' was scored as throughput).
+    let words = ["throughput", "time", "tflop", "step", "iteration", "mfu", "samples", "images", "sequences", "tokens", "speed"]
+    guard words.contains(where: { m.contains($0) }) else {
+        throw row.fail("metric", "'\(metric)' does not say what was measured (expected words such as training throughput, time per iteration, time-to-train, achieved TFLOP/s)")
+    }
     if m.contains("time-to-train") || m.contains("time to train") {
         let perUnit: Double
         switch u {

@@ -71,11 +71,13 @@ extension ClusterCommand {
 
         func run() throws {
             let policies = try parsePolicies(policy)
-            if let n = jobs, n < 0 { throw ClusterInputError("--jobs must be ≥ 0, got \(n)") }
-            guard gangJobs >= 0 else { throw ClusterInputError("--gang-jobs must be ≥ 0, got \(gangJobs)") }
-            guard timeScale > 0 else { throw ClusterInputError("--time-scale must be > 0, got \(timeScale)") }
-            guard mtbfHours >= 0 else { throw ClusterInputError("--mtbf-hours must be ≥ 0, got \(mtbfHours)") }
-            let inv = try Inventory(machine: Machine.resolve(machine))
+            if let n = jobs, !(0...10_000_000).contains(n) { throw ClusterInputError("--jobs must be 0…10,000,000, got \(n)") }
+            guard (0...100_000).contains(gangJobs) else { throw ClusterInputError("--gang-jobs must be 0…100,000, got \(gangJobs)") }
+            guard timeScale >= 1e-3 && timeScale <= 1e6 else { throw ClusterInputError("--time-scale must be 0.001…1,000,000, got \(timeScale)") }
+            guard mtbfHours == 0 || (mtbfHours >= 1 && mtbfHours <= 1e9) else {
+                throw ClusterInputError("--mtbf-hours must be 0 (no faults) or 1…10^9 hours per tile, got \(mtbfHours)")
+            }
+            let inv = try replayInventory(machine)
             let tasks = try AlibabaTrace.read(file: trace)
             var input = AlibabaTrace.jobs(tasks, timeScale: timeScale)
             if let n = jobs { input = Array(input.prefix(n)) }
@@ -113,8 +115,8 @@ extension ClusterCommand {
         var seed: UInt64 = 1
 
         func run() throws {
-            guard jobs > 0 else { throw ClusterInputError("--jobs must be > 0, got \(jobs)") }
-            let inv = try Inventory(machine: Machine.resolve(machine))
+            guard (1...10_000_000).contains(jobs) else { throw ClusterInputError("--jobs must be 1…10,000,000, got \(jobs)") }
+            let inv = try replayInventory(machine)
             let input = syntheticJobs(count: jobs, tiles: inv.count, load: 0.9, seed: seed)
             let tenants = (0..<4).map { Tenant("t\($0)", quota: inv.count / 4) }
             var t = TextTable(headers: ["policy", "jobs", "wall", "decisions", "decisions/s", "passes/s", "util"],
@@ -146,7 +148,9 @@ extension ClusterCommand {
         var pending = 3000
 
         func run() throws {
-            guard jobs > 0, pending > 0 else { throw ClusterInputError("--jobs and --pending must be > 0") }
+            guard (1...100_000).contains(jobs), (1...1_000_000).contains(pending) else {
+                throw ClusterInputError("--jobs must be 1…100,000 and --pending 1…1,000,000, got \(jobs) and \(pending)")
+            }
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-bench-service-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -232,4 +236,14 @@ extension ClusterCommand {
 struct ClusterInputError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
+}
+
+/// The tiles a replay schedules over: a Dojo machine of at most 100,000 tiles (about 830 ExaPODs; the replay keeps
+/// every tile's state and scans them each pass).
+func replayInventory(_ machine: String) throws -> Inventory {
+    let inv = try Inventory(machine: Machine.resolve(machine))
+    guard inv.count <= 100_000 else {
+        throw ClusterInputError("--machine \(machine) has \(inv.count) tiles; a replay schedules at most 100,000 (about 830 ExaPODs)")
+    }
+    return inv
 }

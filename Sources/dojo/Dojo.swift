@@ -46,6 +46,12 @@ struct Dojo: ParsableCommand {
     /// ArgumentParser's entry point, with a last resort for errors nobody worded: Foundation's file errors and
     /// JSON encoding errors become one plain line instead of a dump (`Error Domain=NSCocoaErrorDomain …`).
     static func main() {
+        // ArgumentParser's time grows with the square of the arguments (100,000 numbers for `formats convert` never
+        // finished): a bound before it parses.
+        let maxArguments = 10_000
+        if CommandLine.arguments.count - 1 > maxArguments {
+            exit(withError: CLIError("\(CommandLine.arguments.count - 1) arguments; at most \(maxArguments) (convert more numbers in several calls)"))
+        }
         do {
             var command = try parseAsRoot(nil)
             try command.run()

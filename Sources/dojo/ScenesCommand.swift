@@ -33,6 +33,17 @@ struct ScenesCommand: ParsableCommand {
         guard index >= 0 else { throw ValidationError("--index must be 0 or more, got \(index)") }
         guard (1...1000).contains(count) else { throw ValidationError("--count must be 1…1000, got \(count)") }
         guard (1...16).contains(scale) else { throw ValidationError("--scale must be 1…16, got \(scale)") }
+        guard index <= 1_000_000_000 - count else { throw ValidationError("--index must be at most \(1_000_000_000 - count) (scenes are numbered below 10^9), got \(index)") }
+        guard (1...8).contains(cameras) else { throw ValidationError("--cameras must be 1…8, got \(cameras)") }
+        guard (8...256).contains(imageSize) else { throw ValidationError("--image-size must be 8…256 pixels, got \(imageSize)") }
+        guard (2...128).contains(gridSize) else { throw ValidationError("--grid-size must be 2…128 cells, got \(gridSize)") }
+        // What the PNGs would take, before any is written (8 cameras × 256 px × 16 scale is 25 MB a scene).
+        let side = (imageSize * scale)
+        let bytes = Double(count) * Double(side * side * 3) * Double(cameras + 1)
+        guard bytes <= 2e9 else {
+            throw ValidationError("--count \(count) scenes of \(cameras) cameras at \(imageSize)×\(imageSize) × --scale \(scale) would write about \(Int(bytes / 1e9)) GB of PNG pixels; at most 2 GB (fewer scenes, or a smaller --scale)")
+        }
+        guard !out.isEmpty else { throw ValidationError("--out is empty; give a .png file") }
     }
 
     func run() throws {

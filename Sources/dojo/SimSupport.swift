@@ -101,8 +101,8 @@ func checkPlanShape(_ s: PlanSpec, batch: Int) throws {
     if let m = s.microBatches, batch % m != 0 {
         throw CLIError("--plan micro=\(m): the global batch \(b) does not divide into \(formatThousands(m)) micro-batches")
     }
-    if let mb = s.microBatch, let m = s.microBatches, batch % (mb * m) != 0 {
-        throw CLIError("--plan mb=\(mb),micro=\(m): \(formatThousands(mb * m)) samples per replica do not divide the global batch \(b)")
+    if let mb = s.microBatch, let m = s.microBatches, batch % Limits.product(mb, m) != 0 {
+        throw CLIError("--plan mb=\(mb),micro=\(m): \(formatThousands(Limits.product(mb, m))) samples per replica do not divide the global batch \(b)")
     }
     if let d = s.dataParallel {
         let per = batch / d
@@ -112,8 +112,8 @@ func checkPlanShape(_ s: PlanSpec, batch: Int) throws {
         if let m = s.microBatches, per % m != 0 {
             throw CLIError("--plan dp=\(d),micro=\(m): each replica gets \(formatThousands(per)) samples, which \(m) micro-batches do not divide")
         }
-        if let mb = s.microBatch, let m = s.microBatches, mb * m != per {
-            throw CLIError("--plan dp=\(d),mb=\(mb),micro=\(m): dp × mb × micro = \(formatThousands(d * mb * m)) samples, but the global batch is \(b)")
+        if let mb = s.microBatch, let m = s.microBatches, Limits.product(mb, m) != per {
+            throw CLIError("--plan dp=\(d),mb=\(mb),micro=\(m): dp × mb × micro = \(formatThousands(Limits.product(d, mb, m))) samples, but the global batch is \(b)")
         }
     }
 }
@@ -124,8 +124,8 @@ func checkPlanLayers(_ s: PlanSpec, simulator sim: StepSimulator, model: String)
     if let p = s.pipelineParallel, p > layers {
         throw CLIError("--plan pp=\(p): \(model) has only \(layers) layers to place on pipeline stages")
     }
-    if let p = s.pipelineParallel, let v = s.virtualStages, p * v > layers {
-        throw CLIError("--plan pp=\(p),vp=\(v): \(p * v) model chunks, but \(model) has only \(layers) layers")
+    if let p = s.pipelineParallel, let v = s.virtualStages, Limits.product(p, v) > layers {
+        throw CLIError("--plan pp=\(p),vp=\(v): \(Limits.product(p, v)) model chunks, but \(model) has only \(layers) layers")
     }
 }
 
@@ -137,15 +137,15 @@ func checkPlanDevices(_ s: PlanSpec, simulator sim: StepSimulator, deviceLimit: 
     let has = n < total ? "--devices allows \(formatThousands(n))" : "\(sim.machine.name) has \(formatThousands(n))"
     let device = sim.topology.deviceName
     let fixed: [(String, Int)] = [("dp", s.dataParallel), ("tp", s.tensorParallel), ("pp", s.pipelineParallel)].compactMap { k, v in v.map { (k, $0) } }
-    let product = fixed.reduce(1) { $0 * $1.1 }
+    let product = fixed.reduce(1) { Limits.product($0, $1.1) }
     if product > n {
         let names = fixed.map(\.0).joined(separator: " × "), values = fixed.map { formatThousands($0.1) }.joined(separator: " × ")
         let lhs = fixed.count == 1 ? "\(fixed[0].0)=\(fixed[0].1) needs" : "\(names) = \(values) ="
         throw PlanError.inconsistent("\(lhs) \(formatThousands(product)) \(device), but \(has)")
     }
     if s.dataParallel == nil, let mb = s.microBatch, let m = s.microBatches {
-        let d = batch / (mb * m)
-        let need = d * (s.tensorParallel ?? 1) * (s.pipelineParallel ?? 1)
+        let d = batch / Limits.product(mb, m)
+        let need = Limits.product(d, s.tensorParallel ?? 1, s.pipelineParallel ?? 1)
         if need > n {
             throw PlanError.inconsistent("mb=\(mb),micro=\(m) leaves \(formatThousands(d)) data-parallel replicas of the global batch "
                                          + "\(formatThousands(batch)), \(formatThousands(need)) \(device) in all, but \(has)")
@@ -169,8 +169,8 @@ func predictWorkload(_ w: WorkloadOptions, machine: Machine) throws -> (StepSimu
         let n = min(sim.topology.devices, w.devices ?? sim.topology.devices)
         if spec.dataParallel == nil, spec.microBatch != nil || spec.microBatches != nil {
             let tp = spec.tensorParallel ?? 1, pp = spec.pipelineParallel ?? 1
-            let unit = (spec.microBatch ?? 1) * (spec.microBatches ?? 1)
-            let d = (1...max(1, min(w.batch, n / max(1, tp * pp)))).reversed().first { w.batch % $0 == 0 && (w.batch / $0) % unit == 0 }
+            let unit = Limits.product(spec.microBatch ?? 1, spec.microBatches ?? 1)
+            let d = (1...max(1, min(w.batch, n / max(1, Limits.product(tp, pp))))).reversed().first { w.batch % $0 == 0 && (w.batch / $0) % unit == 0 }
             let hint = d.map { "; fix dp as well, e.g. --plan dp=\($0)," + w.planText } ?? ""
             throw PlanError.inconsistent("no layout found for \(w.planText): the planner gives each layout the most data-parallel replicas "
                                          + "the global batch \(formatThousands(w.batch)) divides among on \(formatThousands(n)) \(sim.topology.deviceName), "

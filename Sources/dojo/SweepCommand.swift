@@ -40,7 +40,7 @@ struct SweepCommand: ParsableCommand {
 
     func validate() throws {
         guard steps >= 2 else { throw CLIError("--steps must be at least 2, got \(steps)") }
-        guard steps <= 10_000 else { throw CLIError("--steps is \(steps), more than 10000 (each value is a simulation of its own)") }
+        guard steps <= 200 else { throw CLIError("--steps is \(steps), more than 200 (each value is a simulation of its own, up to a second each; 200 points draw any curve)") }
         _ = try sweepValues(vary, steps: steps, log: log)
     }
 

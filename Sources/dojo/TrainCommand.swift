@@ -169,8 +169,8 @@ struct TrainCommand: ParsableCommand {
         if underMPI && (hostfile != nil || launcher != nil || network != nil) {
             throw ValidationError("--hostfile, --launcher and --network are mpirun's to use: this process already runs under mpirun (give them to dojo train --ranks N, or to mpirun itself)")
         }
-        if !underMPI && trainRanks == nil && (syncBatchnorm || rankTimeout != nil) {
-            throw ValidationError("--sync-batchnorm and --rank-timeout go with --ranks N (or a run under mpirun)")
+        if !underMPI && trainRanks == nil && (syncBatchnorm || rankTimeout != nil || allreduce != nil || !overlap) {
+            throw ValidationError("--sync-batchnorm, --rank-timeout, --allreduce and --no-overlap go with --ranks N (or a run under mpirun)")
         }
         if (hostfile != nil || launcher != nil || network != nil) && trainRanks == nil {
             throw ValidationError("--hostfile, --launcher and --network go with --ranks N")
@@ -602,7 +602,7 @@ struct TrainCommand: ParsableCommand {
         let metricsPath = (out as NSString).appendingPathComponent("metrics.jsonl")
         if resume {
             try trainer.resume(from: checkpointFile)
-            if trainer.step >= trainer.totalSteps, steps != nil || epochs != nil {
+            if trainer.step > trainer.totalSteps, steps != nil || epochs != nil {
                 throw CLIError("the checkpoint in \(checkpointDirectory) is at step \(trainer.step), already past the \(trainer.totalSteps) steps this run asks for (\([steps.map { "--steps \($0)" }, epochs.map { "--epochs \($0)" }].compactMap { $0 }.joined(separator: ", "))): nothing to train; ask for more, or leave them out")
             }
             // A checkpoint resumes on any rank count; with batch norm over each rank's own examples the statistics

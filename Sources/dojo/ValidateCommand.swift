@@ -56,6 +56,9 @@ struct ValidateCommand: ParsableCommand {
         if !local && (machine != nil || steps != nil) { throw ValidationError("--machine and --steps go with --local") }
         if let steps, !(5...10_000).contains(steps) { throw ValidationError("--steps must be 5…10000, got \(steps)") }
         if local && (casesFile != nil || !overrides.isEmpty || dojo) { throw ValidationError("--local runs its own plans: --cases, --set and --dojo do not go with it") }
+        if dojo && (casesFile != nil || !overrides.isEmpty || !only.isEmpty) {
+            throw ValidationError("--dojo checks Tesla's public Dojo claims on the presets: --cases, --set and --only go with the published GPU runs (leave out --dojo)")
+        }
     }
 
     func run() throws {

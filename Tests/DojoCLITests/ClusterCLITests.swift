@@ -27,7 +27,7 @@ struct ClusterCLITests {
         (["cluster", "replay", sharedTraces + "/openb_node_list_all_node.csv"], "header"),
         (["cluster", "replay", sharedTraces + "/openb_pod_list_default.csv", "--policy", "lifo"], "unknown policy"),
         (["cluster", "replay", sharedTraces + "/openb_pod_list_default.csv", "--machine", "dgx-h100"], "GPU cluster"),
-        (["cluster", "bench-service", "--jobs", "0"], "must be > 0"),
+        (["cluster", "bench-service", "--jobs", "0"], "--jobs must be 1…100,000"),
     ])
     func bad(args: [String], text: String) {
         let r = runDojo(args)

@@ -345,8 +345,8 @@ struct DistributedTrainTests {
                              (["--ranks", "2", "--hostfile", "/etc/hostname", "--network", "10.1.2.3"], "--network must be an IPv4 network as CIDR"),
                              (["--ranks", "2", "--hostfile", "/dev/null"], "names no host"),
                              (["--ranks", "2", "--hostfile", "/etc/hostname", "--network", "300.1.1.1/24"], "--network must be an IPv4 network as CIDR"),
-                             (["--sync-batchnorm"], "--sync-batchnorm and --rank-timeout go with --ranks N"),
-                             (["--rank-timeout", "5"], "--sync-batchnorm and --rank-timeout go with --ranks N"),
+                             (["--sync-batchnorm"], "--rank-timeout, --allreduce and --no-overlap go with --ranks N"),
+                             (["--rank-timeout", "5"], "--rank-timeout, --allreduce and --no-overlap go with --ranks N"),
                              (["--ranks", "2", "--hostfile", "/etc/hostname", "--network", "10.0.0.0/33"], "--network must be an IPv4 network as CIDR")] {
             let r = runDojo(Self.mlp + args + ["--out", NSTemporaryDirectory() + "dojo-dp-bad-\(UUID().uuidString)"])
             #expect(r.status != 0 && r.stderr.hasPrefix("Error: ") && r.stderr.contains(text), "\(args): \(r.stderr)")

@@ -59,7 +59,7 @@ struct MachineCLITests {
         #expect(r.stdout.contains("885 MB"))
         let bad = runDojo(["machine", "show", "d1", "--set", "node.sram_bytes=2GHz"])
         #expect(bad.status != 0)
-        #expect(bad.stderr.contains("presets/d1.yaml: node.sram_bytes: expected bytes"), "\(bad.stderr)")
+        #expect(bad.stderr.contains("--set node.sram_bytes=2GHz (on d1): node.sram_bytes: expected bytes"), "\(bad.stderr)")
         let form = runDojo(["machine", "show", "d1", "--set", "sram"])
         #expect(form.status != 0)
         #expect(form.stderr.contains("not KEY=VALUE"), "\(form.stderr)")

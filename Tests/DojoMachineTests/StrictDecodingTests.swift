@@ -174,11 +174,11 @@ struct OverrideTests {
     func errors() throws {
         let tile = try Presets.load("tile")
         for (o, message) in [
-            (["node.sram": "1MB"], "presets/tile.yaml: node.sram: unknown key"),
-            (["node": "1"], "presets/tile.yaml: node: is a section, not a parameter"),
-            (["node.sram_bytes": "-3"], "presets/tile.yaml: node.sram_bytes: must be positive, got -3"),
-            (["d1.mesh_cols": "19"], "presets/tile.yaml: d1.mesh_rows: mesh 18 × 19 = 342 sites is smaller than d1.nodes = 354"),
-            (["tray.tiles": "6"], "presets/tile.yaml: tray.tiles: unknown key"),
+            (["node.sram": "1MB"], "--set node.sram=1MB (on tile): node.sram: unknown key"),
+            (["node": "1"], "--set node=1 (on tile): node: is a section, not a parameter"),
+            (["node.sram_bytes": "-3"], "--set node.sram_bytes=-3 (on tile): node.sram_bytes: must be positive, got -3"),
+            (["d1.mesh_cols": "19"], "--set d1.mesh_cols=19 (on tile): d1.mesh_rows: mesh 18 × 19 = 342 sites is smaller than d1.nodes = 354"),
+            (["tray.tiles": "6"], "--set tray.tiles=6 (on tile): tray.tiles: unknown key"),
         ] {
             do {
                 _ = try tile.with(o)
