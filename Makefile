@@ -6,7 +6,7 @@ THREADS ?= $(shell nproc)
 export OMP_NUM_THREADS ?= $(THREADS)
 BIN := .build/$(CONFIG)/dojo
 
-.PHONY: deps test-deps build demo test bench clean
+.PHONY: deps test-deps build demo test fuzz bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -28,6 +28,14 @@ demo: build
 test: test-deps
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	$(SWIFT) test -c $(CONFIG) --skip-build --parallel --num-workers 2 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+
+# The fuzz harness (Tests/DojoCLITests/FuzzCLITests.swift) at 20 times the cases of `make test`, with a new seed each
+# run (printed; FUZZ_SEED=N FUZZ_SCALE=K repeat or size it). A failure prints its case; a crash leaves it in
+# $TMPDIR/dojo-fuzz-current-case.txt.
+fuzz: test-deps
+	$(SWIFT) build -c $(CONFIG) --build-tests
+	FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s)}; echo "fuzz seed $$FUZZ_SEED"; \
+	FUZZ_SEED=$$FUZZ_SEED FUZZ_SCALE=$${FUZZ_SCALE:-20} $(SWIFT) test -c $(CONFIG) --skip-build --filter FuzzCLITests
 
 # Speed and memory against baselines run on this machine in the same run (installs python3-torch).
 bench: build

@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(name: "DojoServerTests", dependencies: ["DojoServer", "DojoService",
                                                             .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                             .product(name: "Yams", package: "Yams")]),
-        .testTarget(name: "DojoCLITests", dependencies: ["dojo"]),
+        .testTarget(name: "DojoCLITests", dependencies: ["dojo", "DojoCompiler", "DojoData", "DojoGraph", "DojoMachine", "DojoNN", "DojoNumerics", "DojoSim"]),
     ],
     swiftLanguageModes: [.v6]
 )

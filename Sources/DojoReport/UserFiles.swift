@@ -49,6 +49,15 @@ public enum UserFiles {
         }
     }
 
+    /// The folder that holds `path` ("/" for "/x"), or nil for a name without a folder (the working folder).
+    /// (Plain string work: NSString's deletingLastPathComponent trapped in one of these functions in a release build.)
+    static func parentFolder(of path: String) -> String? {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return nil }
+        return slash == p.startIndex ? "/" : String(p[..<slash])
+    }
+
     /// Reads the whole regular file at `path`. A folder, a pipe, a device or a socket is refused before it is
     /// opened (a named pipe would block for ever, /dev/zero would never end), as is a file larger than `limit`
     /// bytes; errors say which.
@@ -113,9 +122,37 @@ public enum UserFiles {
             }
             let code = errno
             guard code == ENOENT else { throw FileProblem(path: path, what: what, problem: reason(code)) }
-            let parent = (current as NSString).deletingLastPathComponent
-            if parent == current || parent.isEmpty { return }   // a relative path: the working folder (checked by its make)
+            guard let parent = parentFolder(of: current), parent != current else { return }   // relative: the working folder
             current = parent
+        }
+    }
+
+    /// Checks, without writing, that a file can be written at `path`: the path is not empty and not a folder, and
+    /// its folder exists and can be written. Run it before the work whose result goes there.
+    public static func checkWritable(_ path: String, what: String) throws(FileProblem) {
+        guard !path.isEmpty else { throw FileProblem(path: path, what: what, problem: "the path is empty") }
+        var st = stat()
+        if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
+            throw FileProblem(path: path, what: what, problem: "a folder is there, not a file (give a file name)")
+        }
+        let folder = parentFolder(of: path) ?? "."
+        guard stat(folder, &st) == 0 else {
+            throw FileProblem(path: path, what: what, problem: "its folder \(folder) \(errno == ENOENT ? "does not exist" : "cannot be used (\(reason(errno)))")")
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else { throw FileProblem(path: path, what: what, problem: "\(folder) is \(kind(of: st.st_mode)), not a folder") }
+        guard access(folder, W_OK | X_OK) == 0 else {
+            throw FileProblem(path: path, what: what, problem: "its folder \(folder) cannot be written (\(reason(errno)))")
+        }
+    }
+
+    /// Writes `data` to `path` (whole, through a temporary file and a rename), with errors that name the path
+    /// and the reason.
+    public static func write(_ data: Data, to path: String, what: String) throws(FileProblem) {
+        try checkWritable(path, what: what)
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            let ns = error as NSError
+            let code = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap { $0.domain == NSPOSIXErrorDomain ? Int32($0.code) : nil }
+            throw FileProblem(path: path, what: what, problem: "cannot be written here (\(code.map(reason) ?? "the file system refused it"))")
         }
     }
 

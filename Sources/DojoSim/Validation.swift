@@ -489,6 +489,15 @@ private let knownGPUs: [GPUEntry] = [
 ]
 
 /// The first capture of `pattern` in `text` as a number (commas allowed), or nil.
+/// A count read from model_detail by `pattern`: nil when absent, an error naming it when it is not in 1...max.
+private func firstCount(_ pattern: String, in text: String, row: Row, what: String, max: Int) throws -> Int? {
+    guard let x = firstNumber(pattern, in: text) else { return nil }
+    guard x >= 1, x <= Double(max) else {
+        throw row.fail("model_detail", "\(what) \(x < 1e15 ? String(Int(x)) : "\(x)") is not a count in 1…\(max)")
+    }
+    return Int(x)
+}
+
 private func firstNumber(_ pattern: String, in text: String) -> Double? {
     captures(pattern, in: text).first.flatMap { Double($0.replacingOccurrences(of: ",", with: "")) }
 }
@@ -524,6 +533,9 @@ private func readCase(_ row: Row) throws -> ValidationCase {
         notes.append("nodes not stated: \(nodes) nodes of 8 GPUs (ASSUMPTION: the GPUs sit in DGX-like 8-GPU nodes)")
     } else {
         nodes = try row.positiveInt("nodes", max: Limits.devices / 8, why: "the most devices a machine may have, 8 a node")
+        guard nodes <= gpus else {
+            throw row.fail("nodes", "\(nodes) nodes for \(gpus) GPU\(gpus == 1 ? "" : "s"): every node holds at least one of them")
+        }
         guard gpus <= nodes * 8 else {
             throw row.fail("nodes", "\(nodes) node\(nodes == 1 ? "" : "s") of 8 GPUs cannot hold \(gpus) GPUs")
         }
@@ -632,7 +644,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
     if detail.lowercased().hasPrefix("as above") {
         notes.append("model_detail '\(detail)' refers to another row of the data's larger collection; the model is read from the model column")
     }
-    let seq = firstNumber(#"seq (\d+)"#, in: detail).map { Int($0) }
+    let seq = try firstCount(#"seq (\d+)"#, in: detail, row: row, what: "seq", max: 1 << 20)
     if lower.contains("resnet-50") || lower.contains("resnet50") {
         notes.append("resnet50: ResNet-50 v1.5 at 224×224 (ImageNet), 1,000 classes")
         return ModelReading(spec: "resnet50", shape: nil)
@@ -656,10 +668,10 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         return ModelReading(spec: "llama2-70b:seq=\(s)", shape: .llama2_70B(sequence: s))
     }
     if lower.contains("gpt") {
-        let hidden = firstNumber(#"hidden (\d+)"#, in: detail).map { Int($0) }
-        let layers = firstNumber(#"(\d+) layers"#, in: detail).map { Int($0) }
-        let heads = firstNumber(#"(\d+) heads"#, in: detail).map { Int($0) }
-        let vocab = firstNumber(#"vocab (\d+)"#, in: detail).map { Int($0) }
+        let hidden = try firstCount(#"hidden (\d+)"#, in: detail, row: row, what: "hidden", max: 1 << 20)
+        let layers = try firstCount(#"(\d+) layers"#, in: detail, row: row, what: "layers", max: 1 << 16)
+        let heads = try firstCount(#"(\d+) heads"#, in: detail, row: row, what: "heads", max: 1 << 16)
+        let vocab = try firstCount(#"vocab (\d+)"#, in: detail, row: row, what: "vocab", max: 1 << 24)
         if lower.contains("gpt-3 175b") {
             let g = TransformerShape.gpt3_175B
             let agrees = (hidden ?? g.hidden) == g.hidden && (layers ?? g.layers) == g.layers
@@ -810,11 +822,12 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
 
     // What model_detail adds: micro-batch, accumulation, recomputation, sequence parallelism.
     let lower = detail.lowercased()
-    if let mb = firstNumber(#"micro-batch (\d+)/GPU"#, in: detail) ?? firstNumber(#"\bMBS (\d+)"#, in: detail) {
-        try setFromDetail(&plan, \.microBatch, Int(mb), "micro-batch", row: row)
+    if let mb = try firstCount(#"micro-batch (\d+)/GPU"#, in: detail, row: row, what: "micro-batch", max: globalBatch)
+        ?? firstCount(#"\bMBS (\d+)"#, in: detail, row: row, what: "MBS", max: globalBatch) {
+        try setFromDetail(&plan, \.microBatch, mb, "micro-batch", row: row)
     }
-    if let acc = firstNumber(#"(\d+) accumulation"#, in: detail) {
-        try setFromDetail(&plan, \.microBatches, Int(acc), "accumulation steps", row: row)
+    if let acc = try firstCount(#"(\d+) accumulation"#, in: detail, row: row, what: "accumulation", max: globalBatch) {
+        try setFromDetail(&plan, \.microBatches, acc, "accumulation steps", row: row)
     }
     if lower.contains("full activation recompute") || lower.contains("full recompute") { plan.recompute = .full }
     else if lower.contains("selective recompute") { plan.recompute = .selective }
@@ -927,6 +940,9 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
             work = TrainingWork(samples: e * n, basis: "\(c[0]) epochs × \(c[1]) images (model_detail)")
         } else {
             throw row.fail("model_detail", "a time-to-train row needs the work trained: 'N tokens' or 'E epochs x N images'")
+        }
+        guard work.samples.isFinite, work.samples >= 1, work.samples <= 1e18 else {
+            throw row.fail("model_detail", "the work trained (\(work.basis)) is not 1…10^18 samples")
         }
         notes.append("time-to-train: \(work.basis) at the predicted throughput; evaluation pauses and start-up are not modelled, and the official score averages several runs whose work varies")
         return .timeToTrain(work, secondsPerUnit: perUnit)

@@ -46,6 +46,7 @@ extension MachineCommand {
         var mpiPart: String?
 
         func validate() throws {
+            try UserFiles.checkWritable(out, what: "--out")   // before minutes of measuring
             if let ranks, !(1...256).contains(ranks) { throw ValidationError("--ranks must be 1…256, got \(ranks)") }
             if (launcher != nil || network != nil) && hostfile == nil { throw ValidationError("--launcher and --network go with --hostfile") }
             if mpiPart == nil {
@@ -104,9 +105,7 @@ extension MachineCommand {
                                        command: CommandLine.arguments.joined(separator: " ")).text
             // Checked by the same strict decoder as every machine file before it is written.
             _ = try Machine.decode(yaml: yaml, file: (out as NSString).lastPathComponent)
-            do { try yaml.write(toFile: out, atomically: true, encoding: .utf8) } catch {
-                throw CLIError("cannot write \(out): \(error.localizedDescription)")
-            }
+            try UserFiles.write(Data(yaml.utf8), to: out, what: "--out")
             print("Wrote \(out) in \(formatDuration(Date().timeIntervalSince(started))) (dojo machine show \(out); dojo sim --machine \(out) …)")
         }
     }

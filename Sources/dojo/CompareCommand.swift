@@ -38,6 +38,7 @@ struct CompareCommand: ParsableCommand {
     }
 
     func validate() throws {
+        if let svg { try UserFiles.checkWritable(svg, what: "--svg") }
         guard !machineNames.isEmpty else { throw CLIError("--machines is empty; name at least one (dojo machines lists them)") }
     }
 
@@ -59,9 +60,7 @@ struct CompareCommand: ParsableCommand {
                                     categories: rows.map { $0.prediction == nil ? "\($0.machine) (no plan fits)" : $0.machine },
                                     yLabel: "samples/s", valueLabels: { formatSI($0) })
             chart.addSeries(name: "samples/s", values: rows.map { $0.prediction?.samplesPerSecond ?? .nan })
-            do { try chart.svg().write(toFile: svg, atomically: true, encoding: .utf8) } catch {
-                throw CLIError("cannot write --svg \(svg): \(error.localizedDescription)")
-            }
+            try UserFiles.write(Data(chart.svg().utf8), to: svg, what: "--svg")
         }
         let anyFits = rows.contains { $0.prediction != nil }
         if json {

@@ -46,6 +46,7 @@ struct GraphCommand: ParsableCommand {
     var compute = false
 
     func validate() throws {
+        if let json, json != "-" { try UserFiles.checkWritable(json, what: "--json") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard classes >= 1 else { throw ValidationError("--classes must be at least 1, got \(classes)") }
         if let input, parseShape(input) == nil { throw ValidationError("--input '\(input)' is not a shape like 3x224x224") }
@@ -71,9 +72,7 @@ struct GraphCommand: ParsableCommand {
         if let json {
             let data = try graph.jsonData()
             if json == "-" { FileHandle.standardOutput.write(data); print(); return }
-            do { try data.write(to: URL(fileURLWithPath: json)) } catch {
-                throw ValidationError("cannot write \(json): \(error.localizedDescription)")
-            }
+            try UserFiles.write(data, to: json, what: "--json")
         }
         let spec = try? ModelZoo.resolve(model)
         let tokens = spec?.task == .languageModeling ? (input.flatMap(parseShape) ?? spec?.defaultInputShape)?.first : nil

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DojoData
+import DojoReport
 import Foundation
 
 /// `dojo scenes`: look at the embedded driving scenes the occupancy network trains on.
@@ -43,7 +44,7 @@ struct ScenesCommand: ParsableCommand {
         guard bytes <= 2e9 else {
             throw ValidationError("--count \(count) scenes of \(cameras) cameras at \(imageSize)×\(imageSize) × --scale \(scale) would write about \(Int(bytes / 1e9)) GB of PNG pixels; at most 2 GB (fewer scenes, or a smaller --scale)")
         }
-        guard !out.isEmpty else { throw ValidationError("--out is empty; give a .png file") }
+        try UserFiles.checkWritable(out, what: "--out")
     }
 
     func run() throws {

@@ -35,6 +35,7 @@ struct SimCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
+        if let trace { try UserFiles.checkWritable(trace, what: "--trace") }
         if machine.contains(",") {
             throw CLIError("--machine \(machine): dojo sim takes one machine; compare several with dojo compare --machines \(machine)")
         }
@@ -46,9 +47,7 @@ struct SimCommand: ParsableCommand {
         let (sim, p) = try predictWorkload(workload, machine: m)
         if let trace {
             let data = sim.timeline(p.plan).chromeTraceJSON(title: "\(p.model) on \(p.machine)")
-            do { try data.write(to: URL(fileURLWithPath: trace)) } catch {
-                throw CLIError("cannot write --trace \(trace): \(error.localizedDescription)")
-            }
+            try UserFiles.write(data, to: trace, what: "--trace")
         }
         if json {
             let enc = JSONEncoder()

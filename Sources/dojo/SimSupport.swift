@@ -36,7 +36,7 @@ struct WorkloadOptions: ParsableArguments {
         guard Precision(name: precision) != nil else {
             throw CLIError("--precision '\(precision)' is not one of fp32, tf32, fp16, bf16, cfp8, fp8")
         }
-        if let devices, devices < 1 { throw CLIError("--devices must be at least 1, got \(devices)") }
+        if let devices, devices < 1 || devices > Limits.devices { throw CLIError("--devices must be 1…\(Limits.devices) (the most devices a machine may have), got \(devices)") }
         try checkPlanShape(try planSpec(), batch: batch)
         _ = try simOptions()
     }

@@ -39,6 +39,7 @@ struct SweepCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
+        if let svg { try UserFiles.checkWritable(svg, what: "--svg") }
         guard steps >= 2 else { throw CLIError("--steps must be at least 2, got \(steps)") }
         guard steps <= 200 else { throw CLIError("--steps is \(steps), more than 200 (each value is a simulation of its own, up to a second each; 200 points draw any curve)") }
         _ = try sweepValues(vary, steps: steps, log: log)
@@ -76,9 +77,7 @@ struct SweepCommand: ParsableCommand {
                                  xLabel: xLabel, yLabel: "samples/s")
             let xy = points.compactMap { p in p.prediction.map { (x: p.number, y: $0.samplesPerSecond) } }.sorted { $0.x < $1.x }
             chart.addSeries(name: "samples/s", points: xy)
-            do { try chart.svg().write(toFile: svg, atomically: true, encoding: .utf8) } catch {
-                throw CLIError("cannot write --svg \(svg): \(error.localizedDescription)")
-            }
+            try UserFiles.write(Data(chart.svg().utf8), to: svg, what: "--svg")
         }
         let anyFits = points.contains { $0.prediction != nil }
         if json {

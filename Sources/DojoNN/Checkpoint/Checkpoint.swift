@@ -86,8 +86,12 @@ public struct Checkpoint {
             optimizerState[String(name.dropFirst("optimizer.".count))] = Tensor(values, shape: shape)
         }
         let dec = JSONDecoder()
-        let counters = try dec.decode([String: Int].self, from: Data((file.metadata["optimizer_counters"] ?? "{}").utf8))
-        let history = try dec.decode([String: [Float]].self, from: Data((file.metadata["precision_history"] ?? "{}").utf8))
+        guard let counters = try? dec.decode([String: Int].self, from: Data((file.metadata["optimizer_counters"] ?? "{}").utf8)) else {
+            throw TrainingError.badCheckpoint("\(source): metadata 'optimizer_counters' is not a JSON object of counts")
+        }
+        guard let history = try? dec.decode([String: [Float]].self, from: Data((file.metadata["precision_history"] ?? "{}").utf8)) else {
+            throw TrainingError.badCheckpoint("\(source): metadata 'precision_history' is not a JSON object of number lists")
+        }
         guard file.metadata["optimizer"] == t.optimizer.name else {
             throw TrainingError.badCheckpoint("\(source) was written with optimizer \(file.metadata["optimizer"] ?? "?"), this run uses \(t.optimizer.name)")
         }
