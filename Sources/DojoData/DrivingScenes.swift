@@ -17,6 +17,7 @@
 // Label: 1 ("pedestrian") if the centre of some pedestrian lies inside the BEV area [−range, range]²,
 // else 0 ("no-pedestrian"); about half the scenes have one. (Every scene has vehicles, so "nearest object
 // class" would almost always be "vehicle".)
+import DojoReport
 import Foundation
 
 /// A box-shaped road user standing on the ground.
@@ -718,11 +719,7 @@ public struct DrivingScenes: Dataset {
         let img = preview(at: index, scale: scale)
         var data = Data("P6\n\(img.width) \(img.height)\n255\n".utf8)
         data.append(contentsOf: img.rgb)
-        do {
-            try data.write(to: URL(fileURLWithPath: path))
-        } catch {
-            throw .writeFailed(path: path, reason: "\(error)")
-        }
+        do { try UserFiles.write(data, to: path, what: "PPM") } catch { throw .writeFailed(path: path, reason: error.problem) }
     }
 }
 

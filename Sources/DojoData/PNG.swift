@@ -1,4 +1,5 @@
 import CZlib
+import DojoReport
 import Foundation
 
 /// Minimal PNG writer (8-bit RGB, no interlace) on zlib, so a user can look at what the cameras see.
@@ -37,10 +38,8 @@ extension DrivingScenes {
     /// Writes scene `index` as a PNG: the camera views side by side, then the BEV occupancy grid.
     public func writePNG(at index: Int, to path: String, scale: Int = 4) throws(DataError) {
         let img = preview(at: index, scale: scale)
-        do {
-            try PNGImage.encode(width: img.width, height: img.height, rgb: img.rgb).write(to: URL(fileURLWithPath: path))
-        } catch {
-            throw DataError.writeFailed(path: path, reason: error.localizedDescription)
+        do { try UserFiles.write(PNGImage.encode(width: img.width, height: img.height, rgb: img.rgb), to: path, what: "PNG") } catch {
+            throw DataError.writeFailed(path: path, reason: error.problem)
         }
     }
 }

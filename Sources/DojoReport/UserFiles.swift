@@ -132,8 +132,15 @@ public enum UserFiles {
     public static func checkWritable(_ path: String, what: String) throws(FileProblem) {
         guard !path.isEmpty else { throw FileProblem(path: path, what: what, problem: "the path is empty") }
         var st = stat()
-        if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
-            throw FileProblem(path: path, what: what, problem: "a folder is there, not a file (give a file name)")
+        // Only a regular file is ever replaced: writing goes through a rename, which would put a file in place of a
+        // device (/dev/null), a pipe or a link.
+        if lstat(path, &st) == 0 {
+            switch st.st_mode & S_IFMT {
+            case S_IFREG: break
+            case S_IFDIR: throw FileProblem(path: path, what: what, problem: "a folder is there, not a file (give a file name)")
+            case S_IFLNK: throw FileProblem(path: path, what: what, problem: "is a symbolic link (give the file it points to)")
+            default: throw FileProblem(path: path, what: what, problem: "is \(kind(of: st.st_mode)), not a file (give a file name)")
+            }
         }
         let folder = parentFolder(of: path) ?? "."
         guard stat(folder, &st) == 0 else {
@@ -143,6 +150,16 @@ public enum UserFiles {
         guard access(folder, W_OK | X_OK) == 0 else {
             throw FileProblem(path: path, what: what, problem: "its folder \(folder) cannot be written (\(reason(errno)))")
         }
+        // The permission bits can say yes where the file system says no (/proc, a read-only mount): try it.
+        let probe = folder + "/.dojo-write-check-\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let code = errno
+            if code == EEXIST { return }
+            throw FileProblem(path: path, what: what, problem: "no file can be made in \(folder) (\(reason(code)))")
+        }
+        close(fd)
+        unlink(probe)
     }
 
     /// Writes `data` to `path` (whole, through a temporary file and a rename), with errors that name the path

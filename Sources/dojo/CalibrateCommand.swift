@@ -46,7 +46,6 @@ extension MachineCommand {
         var mpiPart: String?
 
         func validate() throws {
-            try UserFiles.checkWritable(out, what: "--out")   // before minutes of measuring
             if let ranks, !(1...256).contains(ranks) { throw ValidationError("--ranks must be 1…256, got \(ranks)") }
             if (launcher != nil || network != nil) && hostfile == nil { throw ValidationError("--launcher and --network go with --hostfile") }
             if mpiPart == nil {
@@ -72,6 +71,7 @@ extension MachineCommand {
                 if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), isDir.boolValue {
                     throw ValidationError("--out \(out) is a folder; give a file name (e.g. host.yaml)")
                 }
+                try UserFiles.checkWritable(out, what: "--out")   // before minutes of measuring (/proc/x said so after them)
             }
         }
 

@@ -160,7 +160,7 @@ extension FormatsCommand {
         func validate() throws {
             guard count > 0 else { throw ValidationError("--count must be positive") }
             // values, codes and decoded values: 9 bytes each
-            guard count <= 1 << 30 else { throw ValidationError("--count is \(count), more than \(1 << 30) (it would need \(count / (1 << 27)) GiB or more of memory)") }
+            guard count <= 1 << 27 else { throw ValidationError("--count is \(count), more than \(1 << 27) (it would need \(max(1, count / (1 << 27))) GiB or more of memory, and minutes)") }
             guard (1...1024).contains(threads) else { throw ValidationError("--threads must be 1…1024, got \(threads)") }
             guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be 1…1000, got \(repeats)") }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DojoGraph
+import DojoMachine
 import DojoNN
 import DojoReport
 import DojoTensor
@@ -48,6 +49,7 @@ struct GraphCommand: ParsableCommand {
     func validate() throws {
         if let json, json != "-" { try UserFiles.checkWritable(json, what: "--json") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        guard batch <= 1 << 24 else { throw ValidationError("--batch is \(batch), more than \(1 << 24) (recording holds a label per example; the graph scales to any batch in dojo sim)") }
         guard classes >= 1 else { throw ValidationError("--classes must be at least 1, got \(classes)") }
         if let input, parseShape(input) == nil { throw ValidationError("--input '\(input)' is not a shape like 3x224x224") }
         if let optimizer, GraphRecorder.OptimizerChoice(rawValue: optimizer) == nil {

@@ -111,7 +111,7 @@ func render(_ m: Machine) -> String {
 /// A total in its unit, by the quantity's name.
 func quantityText(_ x: Double, _ quantity: String) -> String {
     switch quantity {
-    case "nodes", "chips", "tiles": return formatThousands(Int(x.rounded()))
+    case "nodes", "chips", "tiles": return abs(x) < 1e15 ? formatThousands(Int(x.rounded())) : formatSI(x, unit: "")
     case "sram_bytes", "hbm_bytes": return formatSI(x, unit: "B")
     case "hbm_bandwidth", "off_bandwidth", "bisection_bandwidth": return formatSI(x, unit: "B/s")
     case "power": return formatSI(x, unit: "W")

@@ -41,7 +41,7 @@ struct SweepCommand: ParsableCommand {
     func validate() throws {
         if let svg { try UserFiles.checkWritable(svg, what: "--svg") }
         guard steps >= 2 else { throw CLIError("--steps must be at least 2, got \(steps)") }
-        guard steps <= 200 else { throw CLIError("--steps is \(steps), more than 200 (each value is a simulation of its own, up to a second each; 200 points draw any curve)") }
+        guard steps <= 100 else { throw CLIError("--steps is \(steps), more than 100 (each value is a simulation of its own, up to a second each; 100 points draw any curve)") }
         _ = try sweepValues(vary, steps: steps, log: log)
     }
 
@@ -141,8 +141,10 @@ func sweepValues(_ spec: String, steps: Int, log: Bool) throws -> (key: String, 
         }
         return (key, out, ua)
     }
-    let items = rest.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-    guard !items.isEmpty else { throw CLIError("--vary \(spec): no values; give KEY=FROM..TO or KEY=V1,V2,…") }
+    let items = rest.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+    guard !items.allSatisfy(\.isEmpty) else { throw CLIError("--vary \(spec): no values; give KEY=FROM..TO or KEY=V1,V2,…") }
+    if items.contains(where: \.isEmpty) { throw CLIError("--vary \(spec): an empty value between commas") }
+    guard items.count <= 100 else { throw CLIError("--vary \(spec): \(items.count) values; at most 100 (each is a simulation of its own)") }
     var values: [(text: String, number: Double)] = []
     var units: [String] = []
     for item in items {

@@ -124,7 +124,8 @@ struct ValidateCommand: ParsableCommand {
 
 /// A measured or predicted value: whole numbers with thousands separators from 1,000 up, else 4 significant digits.
 func validationNumber(_ x: Double) -> String {
-    if abs(x) >= 1000 { return formatThousands(Int(x.rounded())) }
+    if abs(x) >= 1000 && abs(x) < 1e15 { return formatThousands(Int(x.rounded())) }
+    if !(abs(x) < 1e15) { return String(format: "%.4g", x) }
     return String(format: "%.4g", x)
 }
 

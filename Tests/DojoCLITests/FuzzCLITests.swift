@@ -29,8 +29,11 @@ enum Fuzz {
                           "99999999999999999999", "1e3", "1.5", "0.5", "-2.5", "1e-320", "1e308", "-1e308", "1e400", "nan",
                           "NaN", "inf", "-inf", "Infinity", "0x10", "1_000", "1,000", "１", "٣", "", " ", "abc", "1e", "--1"]
     /// Text a user can type where a name or path goes.
-    static let texts = ["", " ", "ü", "\u{202E}x", "a,b", ",", "=", "x=y=z", "../../etc/passwd", "/dev/null", "/dev/zero",
-                        "/proc/x", "/tmp", "/nonexistent/f", "-", "--", "*", "💥", String(repeating: "a", count: 3000),
+    /// (No system file: a wrong output path must never be able to replace /dev/null or /etc/passwd, even through a
+    /// bug of the tool. `fifo` and `link` are a named pipe and a symbolic link each command-line case makes in its
+    /// own folder.)
+    static let texts = ["", " ", "ü", "\u{202E}x", "a,b", ",", "=", "x=y=z", "fifo", "link", "missing/x", "sub", "sub/",
+                        "/proc/x", "/nonexistent-dir/x", "/nonexistent/f", "-", "--", "*", "💥", String(repeating: "a", count: 3000),
                         "tile", "dgx-h100", "exapodx2", "mlp", "gpt-175b", "resnet50"]
     static let units = ["", "GHz", "MHz", "THz", "MB", "GiB", "TB", "TB/s", "GB/s", "W", "kW", "ns", "us", "s", "%", "flops"]
 }
@@ -173,48 +176,48 @@ let fuzzCommands: [FuzzCommand] = {
         FuzzCommand(base: ["sim", "--model", "mlp"], flags: [
             FuzzFlag(name: "--model", kind: .word(models)), batch, FuzzFlag(name: "--precision", kind: .word(["fp32", "bf16", "fp16", "fp8", "cfp8", "tf32"])),
             plan, FuzzFlag(name: "--devices", kind: .count(min: 1, max: 1 << 32)), assume,
-            FuzzFlag(name: "--machine", kind: .text(machines)), set, FuzzFlag(name: "--trace", kind: .text(["t.json", "/tmp", "/proc/x", ""]))], weight: 130),
+            FuzzFlag(name: "--machine", kind: .text(machines)), set, FuzzFlag(name: "--trace", kind: .text(["t.json", "sub", "/proc/x", ""]))], weight: 130),
         FuzzCommand(base: ["compare", "--model", "mlp"], flags: [
             FuzzFlag(name: "--machines", kind: .text(["tile,dgx-h100", "tile,,d1", "tilex99999999999999999999", "tile,tile", "exapodx1000000"])),
-            batch, FuzzFlag(name: "--model", kind: .word(models)), FuzzFlag(name: "--svg", kind: .text(["c.svg", "/tmp", "", "/proc/x"]))], weight: 40),
+            batch, FuzzFlag(name: "--model", kind: .word(models)), FuzzFlag(name: "--svg", kind: .text(["c.svg", "sub", "", "/proc/x"]))], weight: 40),
         FuzzCommand(base: ["sweep", "--model", "mlp", "--vary", "node.clock=1GHz..2GHz", "--steps", "3"], flags: [
             FuzzFlag(name: "--vary", kind: .text(["node.clock=1GHz..3GHz", "count=1..9223372036854775807", "node.sram_bytes=1MB,,2MB", "node.sram_bytes=-1MB..2MB", "x=1..2", "count=1e20..1e308", "node.clock=1GHz..1GB"])),
-            FuzzFlag(name: "--steps", kind: .count(min: 2, max: 200)), batch, FuzzFlag(name: "--svg", kind: .text(["s.svg", "/tmp", ""]))], weight: 40),
+            FuzzFlag(name: "--steps", kind: .count(min: 2, max: 100)), batch, FuzzFlag(name: "--svg", kind: .text(["s.svg", "sub", ""]))], weight: 40),
         FuzzCommand(base: ["machine", "show"], flags: [
             FuzzFlag(name: "--set", kind: .text(["node.clock=2GHz", "count=0", "tile.chip_rows=2147483648", "node.clock=1e308THz", "count=2147483648"]))], weight: 30),
         FuzzCommand(base: ["graph", "--model", "mlp"], flags: [
             FuzzFlag(name: "--model", kind: .text(models + ["gpt:layers=1000000000", "gpt:hidden=2147483648", "vit:patch=0", "bert-large:seq=99999999999", "gpt:layers=2,layers=3"])),
-            FuzzFlag(name: "--batch", kind: .count(min: 1, max: 1 << 20)), FuzzFlag(name: "--json", kind: .text(["g.json", "/tmp", ""]))], weight: 40),
+            FuzzFlag(name: "--batch", kind: .count(min: 1, max: 1 << 24)), FuzzFlag(name: "--json", kind: .text(["g.json", "sub", ""]))], weight: 40),
         FuzzCommand(base: ["formats", "convert", "--format", "bf16", "1.5"], flags: [
             FuzzFlag(name: "--format", kind: .word(["bf16", "cfp8-143", "cfp8-152", "shp", "uhp", "fp32"])),
             FuzzFlag(name: "--bias", kind: .count(min: 0, max: 63)), FuzzFlag(name: "--rounding", kind: .word(["nearest", "stochastic"]))], weight: 30),
         FuzzCommand(base: ["formats", "bench", "--format", "bf16", "--count", "64", "--repeats", "1"], flags: [
-            FuzzFlag(name: "--count", kind: .count(min: 1, max: 1 << 30)), FuzzFlag(name: "--threads", kind: .count(min: 1, max: 1024)),
+            FuzzFlag(name: "--count", kind: .count(min: 1, max: 1 << 27)), FuzzFlag(name: "--threads", kind: .count(min: 1, max: 1024)),
             FuzzFlag(name: "--repeats", kind: .count(min: 1, max: 1000))], weight: 20),
         FuzzCommand(base: ["scenes", "--out", "s.png"], flags: [
             FuzzFlag(name: "--index", kind: .count(min: 0, max: 999_999_000)), FuzzFlag(name: "--count", kind: .count(min: 1, max: 1000)),
             FuzzFlag(name: "--cameras", kind: .count(min: 1, max: 8)), FuzzFlag(name: "--image-size", kind: .count(min: 8, max: 256)),
             FuzzFlag(name: "--grid-size", kind: .count(min: 2, max: 128)), FuzzFlag(name: "--scale", kind: .count(min: 1, max: 16)),
-            FuzzFlag(name: "--out", kind: .text(["x.png", "/tmp", "", "/proc/x"]))], weight: 30),
+            FuzzFlag(name: "--out", kind: .text(["x.png", "sub", "", "/proc/x"]))], weight: 30),
         FuzzCommand(base: ["train", "--model", "mlp", "--data", "fashion-mnist", "--steps", "2", "--batch-size", "8", "--train-examples", "64",
                            "--eval-examples", "32", "--threads", "1", "--machine", "tile", "--out", "run"], flags: [
             FuzzFlag(name: "--steps", kind: .count(min: 1, max: 1_000_000_000)), FuzzFlag(name: "--batch-size", kind: .count(min: 1, max: 1_000_000_000)),
-            FuzzFlag(name: "--lr", kind: .real(min: 1e-30, max: 1e3)), FuzzFlag(name: "--momentum", kind: .real(min: 0, max: 0.99)),
-            FuzzFlag(name: "--weight-decay", kind: .real(min: 0, max: 1e3)), FuzzFlag(name: "--warmup", kind: .count(min: 0, max: 1_000_000_000)),
+            FuzzFlag(name: "--lr", kind: .real(min: 1e-30, max: 3e38)), FuzzFlag(name: "--momentum", kind: .real(min: 0, max: 0.99)),
+            FuzzFlag(name: "--weight-decay", kind: .real(min: 0, max: 3e38)), FuzzFlag(name: "--warmup", kind: .count(min: 0, max: 1_000_000_000)),
             FuzzFlag(name: "--precision", kind: .word(["fp32", "bf16", "cfp8"])), FuzzFlag(name: "--optimizer", kind: .word(["sgd", "adamw"])),
             FuzzFlag(name: "--schedule", kind: .word(["cosine", "constant"])), FuzzFlag(name: "--seed", kind: .text(["0", "18446744073709551615"])),
             FuzzFlag(name: "--threads", kind: .count(min: 1, max: 1024)), FuzzFlag(name: "--checkpoint-every", kind: .count(min: 0, max: 1_000_000_000)),
             FuzzFlag(name: "--train-examples", kind: .count(min: 1, max: 1_000_000_000)), FuzzFlag(name: "--eval-examples", kind: .count(min: 1, max: 1_000_000_000)),
-            FuzzFlag(name: "--out", kind: .text(["run2", "/proc/x", "", "/tmp/../proc/y"])), FuzzFlag(name: "--checkpoint-dir", kind: .text(["ck", "/proc/x", ""])),
-            FuzzFlag(name: "--data-dir", kind: .text(["/etc/passwd", "/tmp", ""])), FuzzFlag(name: "--machine", kind: .text(machines)),
+            FuzzFlag(name: "--out", kind: .text(["run2", "/proc/x", "", "sub/../proc/y"])), FuzzFlag(name: "--checkpoint-dir", kind: .text(["ck", "/proc/x", ""])),
+            FuzzFlag(name: "--data-dir", kind: .text(["/etc/passwd", "sub", ""])), FuzzFlag(name: "--machine", kind: .text(machines)),
             FuzzFlag(name: "--plan", kind: .text(["dp=2", "pp=2", "dp=0", "tp=2"])), FuzzFlag(name: "--positive-weight", kind: .text(["2", "-1"]))], weight: 45),
         FuzzCommand(base: ["cluster", "replay", "/work/shared/data/traces/openb_pod_list_default.csv", "--jobs", "40", "--gang-jobs", "3", "--policy", "fifo"], flags: [
-            FuzzFlag(name: "--jobs", kind: .count(min: 0, max: 10_000_000)), FuzzFlag(name: "--gang-jobs", kind: .count(min: 0, max: 100_000)),
-            FuzzFlag(name: "--time-scale", kind: .real(min: 1e-3, max: 1e6)), FuzzFlag(name: "--mtbf-hours", kind: .text(["0", "1", "24"])),
+            FuzzFlag(name: "--jobs", kind: .count(min: 0, max: 10_000_000)), FuzzFlag(name: "--gang-jobs", kind: .count(min: 0, max: 10_000)),
+            FuzzFlag(name: "--time-scale", kind: .real(min: 1e-3, max: 1e6)), FuzzFlag(name: "--mtbf-hours", kind: .text(["0", "1", "100", "1000"])),
             FuzzFlag(name: "--policy", kind: .word(["fifo", "fifo-backfill", "opendojo"])), FuzzFlag(name: "--machine", kind: .text(["tile", "tray", "exapod", "dgx-h100"]))], weight: 25),
         FuzzCommand(base: ["validate", "--only", "dle-resnet50-a100-1g"], flags: [
             FuzzFlag(name: "--only", kind: .text(["zzz", "dle", ""])), FuzzFlag(name: "--set", kind: .text(["calibration.matrix_efficiency=0.5", "bogus=1", "count=0"])),
-            FuzzFlag(name: "--cases", kind: .text(["/nonexistent.csv", "/dev/null", "/tmp", ""]))], weight: 15),
+            FuzzFlag(name: "--cases", kind: .text(["/nonexistent.csv", "fifo", "sub", ""]))], weight: 15),
     ]
 }()
 
@@ -566,7 +569,9 @@ struct FuzzCLITests {
         for command in fuzzCommands where hasTrace || command.base.first != "cluster" {
             for _ in 0..<Fuzz.count(command.weight) {
                 let dir = root + "/\(i)"
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+                #expect(mkfifo(dir + "/fifo", 0o600) == 0)
+                try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: "sub/target")
                 var args = command.base
                 var wrong: [String: String] = [:]
                 for _ in 0..<(1 + r.int(2)) {
@@ -581,7 +586,7 @@ struct FuzzCLITests {
                     if isWrong { wrong[flag.name + (["--set", "--assume", "--only"].contains(flag.name) ? v : "")] = "\(flag.name) \(v)" }
                     else if !["--set", "--assume", "--only"].contains(flag.name) { wrong[flag.name] = nil }
                 }
-                if args.first == "machine" { args.insert(r.pick(["tile", "d1", "dgx-h100", "exapodx3", "/dev/null", "/tmp", "nope", ""]), at: 2) }
+                if args.first == "machine" { args.insert(r.pick(["tile", "d1", "dgx-h100", "exapodx3", "fifo", "sub", "nope", ""]), at: 2) }
                 let input = args.map { $0.count > 80 ? String($0.prefix(20)) + "…(\($0.count) chars)" : $0 }.joined(separator: " ")
                 FuzzLog.current("command lines", i, input)
                 let before = fuzzFiles(dir)
@@ -602,6 +607,11 @@ struct FuzzCLITests {
                     if after != before && !run.stderr.contains("the loss became") { t.fail(i, input, "failed but left \(after.subtracting(before).sorted().prefix(5))") }
                 }
                 try? FileManager.default.removeItem(atPath: dir)
+                var st = stat()
+                if stat("/dev/null", &st) != 0 || st.st_mode & S_IFMT != S_IFCHR {
+                    Issue.record("/dev/null is no longer a device after case \(i): \(input)")
+                    return
+                }
                 i += 1
             }
         }

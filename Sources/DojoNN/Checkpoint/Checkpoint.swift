@@ -112,9 +112,11 @@ public struct Checkpoint {
                 throw TrainingError.badCheckpoint("\(source): its position (step \(step), epoch \(epoch)) is past the end of the run that wrote it (\(end) steps): the metadata is damaged, or the data set differs")
             }
         }
-        // all checks passed: now change the trainer
+        // the optimizer checks its state as it takes it (a failed resume ends the run), then the weights change
+        do { try t.optimizer.restore(state: optimizerState, counters: counters) } catch {
+            throw TrainingError.badCheckpoint("\(source): its optimizer state does not fit: \(error)")
+        }
         for (tensor, values) in loaded { values.withUnsafeBufferPointer { tensor.pointer.update(from: $0.baseAddress!, count: values.count) } }
-        try t.optimizer.restore(state: optimizerState, counters: counters)
         t.policy?.restore(history: history)
         t.setPosition(step: step, epoch: epoch, batchInEpoch: batch)
     }

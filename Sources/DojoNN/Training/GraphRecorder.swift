@@ -56,6 +56,8 @@ public enum GraphRecorder {
                               classes: Int = 1000, compute: Bool = false) throws -> Graph {
         let resolved = try ModelZoo.resolve(spec)
         guard batch >= 1 else { throw ModelError("batch must be at least 1, got \(batch)") }
+        // Shape-only recording still holds a label per example (and takes time in proportion): a sane maximum.
+        guard batch <= 1 << 24 else { throw ModelError("batch \(batch) is more than \(1 << 24) examples to record a step at (a graph scales to any batch in dojo sim: record a smaller one)") }
         guard classes >= 1 else { throw ModelError("classes must be at least 1, got \(classes)") }
         let shape = inputShape ?? resolved.defaultInputShape
         try checkSize(resolved, shape: shape, batch: batch, classes: classes)
