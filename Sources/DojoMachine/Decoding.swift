@@ -184,6 +184,15 @@ struct Section {
         return v
     }
 
+    /// A whole number in 1...most held as a Double (a block side, in elements).
+    mutating func whole(_ key: String, most: Int) throws -> Double {
+        let v = try number(key)
+        guard v == v.rounded(), v >= 1, v <= Double(most) else {
+            throw MachineError.invalidValue(file: file, path: keyPath(key), reason: "must be a whole number 1…\(most), got \(try scalar(key))")
+        }
+        return v
+    }
+
     /// A plain number (a count of FLOP per cycle, a fraction…).
     mutating func number(_ key: String, positive: Bool = true) throws -> Double {
         let s = try scalar(key)
@@ -210,11 +219,16 @@ struct Section {
         return v
     }
 
-    /// A quantity with a unit (or a plain number in base units).
+    /// A quantity with a unit (`2GHz`, `1.25 MB`) or a plain number in base units (`270e9` bytes/s). A bare number
+    /// below 1,000 of a clock, a bandwidth or a FLOP rate is refused: a clock `2` read as 2 Hz gave a step of two million
+    /// seconds, so such a value must say its unit (sizes and times, where 64 bytes or 0.002 s are natural, are not).
     mutating func quantity(_ key: String, _ dimension: Dimension, positive: Bool = true) throws -> Double {
         let s = try scalar(key)
         guard let v = parseQuantity(s, dimension) else {
             throw MachineError.wrongType(file: file, path: keyPath(key), expected: dimension.example, got: "'\(s)'")
+        }
+        if [.hertz, .bytesPerSecond, .flopsPerSecond].contains(dimension), v > 0, v < 1000, Double(s.trimmingSpaces()) != nil {
+            throw MachineError.wrongType(file: file, path: keyPath(key), expected: "\(dimension.example): \(s.trimmingSpaces()) without a unit would be \(s.trimmingSpaces()) \(dimension.rawValue)", got: "'\(s)'")
         }
         return try check(key, v, positive: positive, shown: s)
     }

@@ -303,7 +303,7 @@ private func readNode(_ s: inout Section) throws -> DojoNode {
     DojoNode(clockHz: try s.quantity("clock", .hertz),
              matrixFlopsPerCycle: try s.number("matrix_flops_per_cycle"),
              fp32FlopsPerCycle: try s.number("fp32_flops_per_cycle"),
-             matrixBlock: try s.number("matrix_block"),
+             matrixBlock: try s.whole("matrix_block", most: 1024),
              sramBytes: try s.quantity("sram_bytes", .bytes),
              sramLoadBandwidth: try s.quantity("sram_load_bandwidth", .bytesPerSecond),
              sramStoreBandwidth: try s.quantity("sram_store_bandwidth", .bytesPerSecond),

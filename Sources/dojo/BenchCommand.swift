@@ -43,6 +43,9 @@ struct BenchCommand: ParsableCommand {
             Workload(name: "resnet18 3x64x64 b32", model: "resnet18", input: [3, 64, 64], batch: 32, steps: max(3, Int(10 * s))),
             Workload(name: "occupancy 4x3x32x32 b32", model: "occupancy", input: [4, 3, 32, 32], batch: 32, steps: max(3, Int(20 * s))),
         ].filter { only == nil || $0.name.contains(only!) }
+        if let only, workloads.isEmpty, !"matmul".contains(only), !"plan search".contains(only), !"sim".contains(only) || only.isEmpty {
+            throw CLIError("--only '\(only)' matches no benchmark (workloads: small-cnn, resnet18, occupancy; matmul; plan search)")
+        }
         var table = TextTable(headers: ["workload", "samples/s", "ms/step", "peak tensor memory", "max RSS"])
         for w in workloads {
             let net = try ModelZoo.make(w.model, inputShape: w.input, classes: 10, seed: 0)

@@ -55,14 +55,14 @@ struct CompareCommand: ParsableCommand {
                 rows.append(Row(machine: name, prediction: nil, error: "\(e)", powerWatts: m.total.power))
             }
         }
-        if let svg {
+        let anyFits = rows.contains { $0.prediction != nil }
+        if let svg, anyFits {   // (a chart of nothing is not written: the run fails below)
             var chart = SVGBarChart(title: "\(workload.model), batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue): predicted training throughput",
                                     categories: rows.map { $0.prediction == nil ? "\($0.machine) (no plan fits)" : $0.machine },
                                     yLabel: "samples/s", valueLabels: { formatSI($0) })
             chart.addSeries(name: "samples/s", values: rows.map { $0.prediction?.samplesPerSecond ?? .nan })
             try UserFiles.write(Data(chart.svg().utf8), to: svg, what: "--svg")
         }
-        let anyFits = rows.contains { $0.prediction != nil }
         if json {
             struct Doc: Codable { var model: String; var batch: Int; var precision: String; var machines: [Row] }
             let enc = JSONEncoder()
@@ -70,7 +70,7 @@ struct CompareCommand: ParsableCommand {
             let doc = Doc(model: workload.model, batch: workload.batch, precision: workload.resolvedPrecision.rawValue, machines: rows)
             print(String(decoding: try enc.encode(doc), as: UTF8.self))
         } else {
-            print(renderComparison(rows, workload: workload, svg: svg))
+            print(renderComparison(rows, workload: workload, svg: anyFits ? svg : nil))
         }
         if !anyFits { throw CLIError("no plan fits on any of \(names.joined(separator: ", ")) (reasons above)") }
     }

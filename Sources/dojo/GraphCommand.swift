@@ -68,7 +68,7 @@ struct GraphCommand: ParsableCommand {
             graph = try GraphRecorder.record(model: model, batch: batch, optimizer: choice, inputShape: input.flatMap(parseShape),
                                              classes: classes, compute: compute)
         } catch let error as ModelError {
-            throw ValidationError("\(error)")
+            throw CLIError("\(error)")
         }
         let seconds = Date().timeIntervalSince(started), tensorBytes = Storage.peakBytes - baseBytes
         if let json {

@@ -90,13 +90,13 @@ struct ValidateCommand: ParsableCommand {
         if !only.isEmpty {
             cases = cases.filter { c in only.contains { c.id.contains($0) } }
             guard !cases.isEmpty else {
-                throw ValidationError("--only \(only.joined(separator: ", ")): no case id contains it")
+                throw CLIError("--only \(only.joined(separator: ", ")): no case id contains it")
             }
         }
         var changes: [String: String] = [:]
         for o in overrides {
             guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
-                throw ValidationError("--set '\(o)' is not KEY=VALUE (e.g. calibration.matrix_efficiency=0.6)")
+                throw CLIError("--set '\(o)' is not KEY=VALUE (e.g. calibration.matrix_efficiency=0.6)")
             }
             changes[String(o[..<eq])] = String(o[o.index(after: eq)...])
         }
