@@ -64,6 +64,15 @@ struct FuzzTally {
     mutating func fail(_ i: Int, _ input: String, _ why: String) {
         failures.append("\(name) case \(i) (seed \(Fuzz.seed)): \(why)\n  input: \(input.prefix(600))")
     }
+    /// A case refused with an error: it must name what it is about (`naming`: its start; `mentioning`: anywhere)
+    /// and leak nothing of Foundation or Swift.
+    mutating func refused(_ i: Int, _ input: String, _ message: String, naming prefix: String? = nil, mentioning part: String? = nil) {
+        errors += 1
+        if let prefix, !message.hasPrefix(prefix) { fail(i, input, "the error does not start with '\(prefix)': \(message)") }
+        if let part, !message.contains(part) { fail(i, input, "the error does not name \(part): \(message)") }
+        if let leak = fuzzLeak(message) { fail(i, input, "the error leaks '\(leak)': \(message)") }
+    }
+
     func report() {
         print("fuzz \(name): \(cases) cases, \(errors) refused with an error, \(accepted) accepted, \(failures.count) failures")
         for f in failures.prefix(12) { print("FUZZ FAILURE " + f); Issue.record(Comment(rawValue: f)) }
@@ -256,24 +265,8 @@ struct FuzzCLITests {
             var text = lines.joined(separator: "\n")
             if r.chance(0.05) { text = String(text.prefix(r.int(text.count))) }
             FuzzLog.current("machine YAML", i, text)
-            t.cases += 1
-            do {
-                let m = try Machine.decode(yaml: text, file: "fuzz.yaml")
-                t.accepted += 1
-                let total = m.total
-                for (what, x) in [("peak fp32", total.peak.fp32), ("peak bf16", total.peak.bf16), ("memory", total.hbmBytes + total.sramBytes)]
-                where !x.isFinite || x < 0 {
-                    t.fail(i, text, "accepted a machine whose \(what) is \(x)")
-                }
-                if i % 8 == 0 { predictQuickly(graph: graph, on: m, tally: &t, case: i, input: text) }
-            } catch let e as MachineError {
-                t.errors += 1
-                let d = e.description
-                if !d.hasPrefix("fuzz.yaml") { t.fail(i, text, "the error does not name the file: \(d)") }
-                if let leak = fuzzLeak(d) { t.fail(i, text, "the error leaks '\(leak)': \(d)") }
-            } catch {
-                t.errors += 1
-                t.fail(i, text, "not a MachineError: \(type(of: error)) \(error)")
+            if let m = machineCase(i, text, naming: "fuzz.yaml", tally: &t, { try Machine.decode(yaml: text, file: "fuzz.yaml") }), i % 8 == 0 {
+                predictQuickly(graph: graph, on: m, tally: &t, case: i, input: text)
             }
         }
         t.report()
@@ -294,24 +287,31 @@ struct FuzzCLITests {
             }
             let input = "\(m.name) \(o.sorted { $0.key < $1.key })"
             FuzzLog.current("--set", i, input)
-            t.cases += 1
-            do {
-                let n = try m.with(o)
-                t.accepted += 1
-                let total = n.total
-                if !total.peak.fp32.isFinite || total.peak.fp32 < 0 || !(total.hbmBytes + total.sramBytes).isFinite {
-                    t.fail(i, input, "accepted: peak \(total.peak.fp32), memory \(total.hbmBytes + total.sramBytes)")
-                }
-            } catch let e as MachineError {
-                t.errors += 1
-                if !e.description.hasPrefix("--set ") { t.fail(i, input, "the error does not name the --set: \(e)") }
-                if let leak = fuzzLeak(e.description) { t.fail(i, input, "leaks '\(leak)': \(e)") }
-            } catch {
-                t.errors += 1
-                t.fail(i, input, "not a MachineError: \(type(of: error)) \(error)")
-            }
+            _ = machineCase(i, input, naming: "--set ", tally: &t) { try m.with(o) }
         }
         t.report()
+    }
+
+    /// A machine made from generated input: a MachineError that starts with `prefix`, or a machine whose totals are
+    /// finite and not negative (returned).
+    func machineCase(_ i: Int, _ input: String, naming prefix: String, tally t: inout FuzzTally, _ make: () throws -> Machine) -> Machine? {
+        t.cases += 1
+        do {
+            let m = try make()
+            t.accepted += 1
+            let total = m.total
+            for (what, x) in [("peak fp32", total.peak.fp32), ("peak bf16", total.peak.bf16), ("memory", total.hbmBytes + total.sramBytes)]
+            where !x.isFinite || x < 0 {
+                t.fail(i, input, "accepted a machine whose \(what) is \(x)")
+            }
+            return m
+        } catch let e as MachineError {
+            t.refused(i, input, e.description, naming: prefix)
+        } catch {
+            t.errors += 1
+            t.fail(i, input, "not a MachineError: \(type(of: error)) \(error)")
+        }
+        return nil
     }
 
     /// A prediction of a small step on a fuzzed machine: an answer with a finite positive step time, or an error.
@@ -368,12 +368,9 @@ struct FuzzCLITests {
                     if c.nodes > c.gpus { t.fail(i, text, "accepted \(c.nodes) nodes for \(c.gpus) GPUs") }
                 }
             } catch let e as ValidationDataError {
-                t.errors += 1
-                if !e.description.hasPrefix("fuzz.csv") { t.fail(i, text, "the error does not name the file: \(e)") }
-                if let leak = fuzzLeak(e.description) { t.fail(i, text, "leaks '\(leak)': \(e)") }
+                t.refused(i, text, e.description, naming: "fuzz.csv")
             } catch {
-                t.errors += 1
-                if let leak = fuzzLeak("\(error)") { t.fail(i, text, "leaks '\(leak)': \(error)") }
+                t.refused(i, text, "\(error)")
             }
         }
         t.report()
@@ -398,8 +395,7 @@ struct FuzzCLITests {
                     if let v, v < 1 || v > most { t.fail(i, text, "accepted \(v) (most \(most))") }
                 }
             } catch let e as PlanError {
-                t.errors += 1
-                if let leak = fuzzLeak(e.description) { t.fail(i, text, "leaks '\(leak)': \(e)") }
+                t.refused(i, text, e.description)
             } catch {
                 t.fail(i, text, "not a PlanError: \(error)")
             }
@@ -492,10 +488,7 @@ struct FuzzCLITests {
                 t.accepted += 1
                 if trainer.step > trainer.totalSteps { t.fail(i, what, "resumed at step \(trainer.step) of a run of \(trainer.totalSteps)") }
             } catch {
-                t.errors += 1
-                let d = "\(error)"
-                if !d.contains(path) { t.fail(i, what, "the error does not name the file: \(d)") }
-                if let leak = fuzzLeak(d) { t.fail(i, what, "leaks '\(leak)': \(d)") }
+                t.refused(i, what, "\(error)", mentioning: path)
             }
         }
         t.report()
@@ -545,10 +538,7 @@ struct FuzzCLITests {
                 t.accepted += 1
                 if set.count < 1 || set.count > n { t.fail(i, what, "accepted \(set.count) examples of \(n)") }
             } catch {
-                t.errors += 1
-                let d = error.description
-                if !d.contains(dir) && !d.contains("limit") { t.fail(i, what, "the error does not name the file: \(d)") }
-                if let leak = fuzzLeak(d) { t.fail(i, what, "leaks '\(leak)': \(d)") }
+                t.refused(i, what, error.description, mentioning: error.description.contains("limit") ? "limit" : dir)
             }
         }
         t.report()
