@@ -29,10 +29,10 @@ func fmtSeconds(_ s: Double) -> String {
 }
 
 func resultTable(_ rs: [ReplayResult]) -> String {
-    var t = TextTable(headers: ["policy", "jobs", "done", "mean JCT", "p95 JCT", "mean wait", "util", "frag", "preempt", "node fails", "work lost"],
-                      alignments: [.left] + Array(repeating: .right, count: 10))
+    var t = TextTable(headers: ["policy", "jobs", "done", "refused", "mean JCT", "p95 JCT", "mean wait", "util", "frag", "preempt", "node fails", "work lost"],
+                      alignments: [.left] + Array(repeating: .right, count: 11))
     for r in rs {
-        t.addRow([r.policy.rawValue, "\(r.jobs)", "\(r.completed)", fmtSeconds(r.meanJCT), fmtSeconds(r.p95JCT), fmtSeconds(r.meanWait),
+        t.addRow([r.policy.rawValue, "\(r.jobs)", "\(r.completed)", "\(r.rejected)", fmtSeconds(r.meanJCT), fmtSeconds(r.p95JCT), fmtSeconds(r.meanWait),
                   formatFixed(100 * r.utilization, 1) + "%", formatFixed(100 * r.fragmentation, 1) + "%", "\(r.preemptions)",
                   "\(r.nodeFails)", formatFixed(r.workLost / 3600, 1) + " tile-h"])
     }
@@ -101,6 +101,9 @@ extension ClusterCommand {
                   + (faults.map { "; tile faults: MTBF \(formatFixed($0.mtbf / 3600, 0)) h per tile, repair 1 h" } ?? ""))
             print("")
             print(resultTable(results))
+            if let r = results.first, r.rejected > 0 {
+                print("refused: jobs the scheduler cannot ever place (more tiles than \(inv.machineName) has, or a shape it lacks); they are not in JCT or wait.")
+            }
             print("JCT: completion − submit. wait: first start − submit. util: busy tile-seconds / (tiles × makespan). frag: free tiles the head job's shape cannot use, time-averaged while a job waits.")
         }
     }

@@ -66,7 +66,9 @@ func renderPrediction(_ p: Prediction, machine: Machine, requested: Precision? =
     let used = p.devicesUsed == p.devices ? "all \(formatThousands(p.devices))" : "\(formatThousands(p.devicesUsed)) of \(formatThousands(p.devices))"
     out += "\(p.model) on \(p.machine) (\(used) \(p.device)), global batch \(formatThousands(p.globalBatch)), \(p.precision.rawValue)\n"
     if let requested, requested != p.precision {
-        out += "(\(requested.rawValue) is Dojo's 8-bit format; a GPU runs the step in its \(p.precision.rawValue), attention products in bf16)\n"
+        out += requested == .cfp8 && p.precision == .fp8
+            ? "(cfp8 is Dojo's 8-bit format; a GPU runs the step in its fp8, attention products in bf16)\n"
+            : "(\(p.device) has no \(requested.rawValue) units: the step runs, and is priced, in \(p.precision.rawValue))\n"
     }
     if machine.hypothetical { out += "HYPOTHETICAL machine: every figure of it is an assumption (dojo machine show \(machine.name)).\n" }
     out += "plan        \(p.planText)  (\(p.plan.family))\n"
