@@ -160,7 +160,9 @@ func sweepValues(_ spec: String, steps: Int, log: Bool) throws -> (key: String, 
 /// A number as a machine file writes it: up to 4 significant digits, no exponent for ordinary sizes.
 private func formatValue(_ v: Double) -> String {
     var s = String(format: "%.4g", v)
-    if s.contains("e") { s = String(format: "%.6f", v) }
+    // no exponent, except for very small values (%.6f printed 1e-7 as 0)
+    if s.contains("e") && abs(v) >= 1e-4 { s = String(format: "%.6f", v) }
+    if s.contains("e") { return s }
     if s.contains(".") { while s.hasSuffix("0") { s.removeLast() }; if s.hasSuffix(".") { s.removeLast() } }
     return s
 }
