@@ -644,7 +644,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
     if detail.lowercased().hasPrefix("as above") {
         notes.append("model_detail '\(detail)' refers to another row of the data's larger collection; the model is read from the model column")
     }
-    let seq = try firstCount(#"seq (\d+)"#, in: detail, row: row, what: "seq", max: 1 << 20)
+    let seq = try firstCount(#"seq (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "seq", max: 1 << 20)
     if lower.contains("resnet-50") || lower.contains("resnet50") {
         notes.append("resnet50: ResNet-50 v1.5 at 224×224 (ImageNet), 1,000 classes")
         return ModelReading(spec: "resnet50", shape: nil)
@@ -668,10 +668,10 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         return ModelReading(spec: "llama2-70b:seq=\(s)", shape: .llama2_70B(sequence: s))
     }
     if lower.contains("gpt") {
-        let hidden = try firstCount(#"hidden (\d+)"#, in: detail, row: row, what: "hidden", max: 1 << 20)
+        let hidden = try firstCount(#"hidden (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "hidden", max: 1 << 20)
         let layers = try firstCount(#"(\d+) layers"#, in: detail, row: row, what: "layers", max: 1 << 16)
         let heads = try firstCount(#"(\d+) heads"#, in: detail, row: row, what: "heads", max: 1 << 16)
-        let vocab = try firstCount(#"vocab (\d+)"#, in: detail, row: row, what: "vocab", max: 1 << 24)
+        let vocab = try firstCount(#"vocab (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "vocab", max: 1 << 24)
         if lower.contains("gpt-3 175b") {
             let g = TransformerShape.gpt3_175B
             let agrees = (hidden ?? g.hidden) == g.hidden && (layers ?? g.layers) == g.layers
@@ -823,7 +823,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     // What model_detail adds: micro-batch, accumulation, recomputation, sequence parallelism.
     let lower = detail.lowercased()
     if let mb = try firstCount(#"micro-batch (\d+)/GPU"#, in: detail, row: row, what: "micro-batch", max: globalBatch)
-        ?? firstCount(#"\bMBS (\d+)"#, in: detail, row: row, what: "MBS", max: globalBatch) {
+        ?? firstCount(#"\bMBS (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "MBS", max: globalBatch) {
         try setFromDetail(&plan, \.microBatch, mb, "micro-batch", row: row)
     }
     if let acc = try firstCount(#"(\d+) accumulation"#, in: detail, row: row, what: "accumulation", max: globalBatch) {
