@@ -947,6 +947,14 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         notes.append("time-to-train: \(work.basis) at the predicted throughput; evaluation pauses and start-up are not modelled, and the official score averages several runs whose work varies")
         return .timeToTrain(work, secondsPerUnit: perUnit)
     }
+    // The words of the metric must fit its unit (a row worded as throughput but in TFLOP/s/GPU was scored as FLOPs).
+    let fits: [String: [String]] = ["tflop/s/gpu": ["tflop", "mfu", "flop"], "tokens/s/gpu": ["throughput", "tokens", "speed"]]
+    let samplesWords = ["throughput", "samples", "images", "sequences", "speed"], stepWords = ["time", "step", "iteration"]
+    let expected = fits[u] ?? (["images/s", "sequences/s", "samples/s", "img/s", "seq/s"].contains(u) ? samplesWords
+                                : ["s", "sec", "seconds", "s per global step", "s per step", "s per iteration", "seconds per step"].contains(u) ? stepWords : [])
+    if !expected.isEmpty && !expected.contains(where: { m.contains($0) }) {
+        throw row.fail("metric", "'\(metric)' does not say it measures what the unit '\(unit)' is (expected a word such as \(expected.joined(separator: ", ")))")
+    }
     switch u {
     case "images/s", "sequences/s", "samples/s", "img/s", "seq/s":
         return .samplesPerSecond
@@ -978,6 +986,7 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
 }
 
 private func formatCount(_ x: Double) -> String {
+    guard abs(x) < 1e18 else { return String(format: "%.4g", x) }
     let digits = String(Int(x.rounded()))
     var out = ""
     for (i, ch) in digits.reversed().enumerated() {
