@@ -368,6 +368,9 @@ public enum Validation {
             throw ValidationDataError(file: table.file, line: 1, column: i + 1, columnName: name, message:
                 "unknown column (known: \((requiredColumns + optionalColumns).joined(separator: ", ")))")
         }
+        guard table.records.count <= 2_000 else {
+            throw ValidationDataError(file: table.file, message: "\(table.records.count) rows; at most 2,000 (each is a simulation of its own, up to seconds each)")
+        }
         guard !table.records.isEmpty else {
             throw ValidationDataError(file: table.file, message: "no cases: the file has a header and no rows")
         }
@@ -588,6 +591,9 @@ private func readCase(_ row: Row) throws -> ValidationCase {
 
     // The measurement.
     let measured = try row.positiveNumber("value")
+    // No training measurement in any unit the schema knows comes near 10^12 (sequences/s, tokens/s/GPU, TFLOP/s/GPU,
+    // seconds or minutes): beyond it the row is a typo, not a run.
+    guard measured <= 1e12 else { throw row.fail("value", "\(row["value"]) is more than 10^12 (no training measurement in these units is that large)") }
     let unit = try row.nonEmpty("unit")
     let metric = try readMetric(row, unit: unit, model: model, modelName: modelName, detail: detail, notes: &notes)
 

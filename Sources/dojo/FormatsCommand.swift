@@ -163,6 +163,9 @@ extension FormatsCommand {
             guard count <= 1 << 27 else { throw ValidationError("--count is \(count), more than \(1 << 27) (it would need \(max(1, count / (1 << 27))) GiB or more of memory, and minutes)") }
             guard (1...1024).contains(threads) else { throw ValidationError("--threads must be 1…1024, got \(threads)") }
             guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be 1…1000, got \(repeats)") }
+            guard Double(count) * Double(repeats) <= Double(1 << 30) else {
+                throw ValidationError("--count \(count) × --repeats \(repeats) is more than \(1 << 30) conversions per measurement (minutes); fewer of either")
+            }
         }
 
         func run() throws {

@@ -463,6 +463,15 @@ struct TrainCommand: ParsableCommand {
         // Folders that cannot be made are said before anything is (nothing half-made is left behind).
         try UserFiles.checkFolderCanBeMade(out, what: "--out")
         try UserFiles.checkFolderCanBeMade(checkpoints, what: checkpointDir == nil ? "--out (the checkpoint's folder)" : "--checkpoint-dir")
+        // The files the run writes must be files, or nothing, before it trains (a pipe named graph.json blocked the
+        // run for ever after training; a folder named metrics.jsonl failed it then).
+        for (folder, name) in [(out, "metrics.jsonl"), (out, "loss.svg"), (out, "graph.json"), (checkpoints, "checkpoint.safetensors")] {
+            let path = (folder as NSString).appendingPathComponent(name)
+            var st = stat()
+            if lstat(path, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
+                throw CLIError("\(path) is \(UserFiles.kind(of: st.st_mode)), not a file; dojo train writes its \(name) there (remove it, or give another --out)")
+            }
+        }
         guard !resume && !force else { return }
         let fm = FileManager.default
         var held: [String] = []
