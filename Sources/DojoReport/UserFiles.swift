@@ -131,17 +131,8 @@ public enum UserFiles {
     /// its folder exists and can be written. Run it before the work whose result goes there.
     public static func checkWritable(_ path: String, what: String) throws(FileProblem) {
         guard !path.isEmpty else { throw FileProblem(path: path, what: what, problem: "the path is empty") }
+        try checkReplaceable(path, what: what)
         var st = stat()
-        // Only a regular file is ever replaced: writing goes through a rename, which would put a file in place of a
-        // device (/dev/null), a pipe or a link.
-        if lstat(path, &st) == 0 {
-            switch st.st_mode & S_IFMT {
-            case S_IFREG: break
-            case S_IFDIR: throw FileProblem(path: path, what: what, problem: "a folder is there, not a file (give a file name)")
-            case S_IFLNK: throw FileProblem(path: path, what: what, problem: "is a symbolic link (give the file it points to)")
-            default: throw FileProblem(path: path, what: what, problem: "is \(kind(of: st.st_mode)), not a file (give a file name)")
-            }
-        }
         let folder = parentFolder(of: path) ?? "."
         guard stat(folder, &st) == 0 else {
             throw FileProblem(path: path, what: what, problem: "its folder \(folder) \(errno == ENOENT ? "does not exist" : "cannot be used (\(reason(errno)))")")
@@ -160,6 +151,20 @@ public enum UserFiles {
         }
         close(fd)
         unlink(probe)
+    }
+
+    /// Checks that what is at `path`, if anything, is a regular file: only such a file is ever replaced (writing goes
+    /// through a rename, which would put a file in place of a device such as /dev/null, a pipe or a link; opening a
+    /// pipe blocks).
+    public static func checkReplaceable(_ path: String, what: String) throws(FileProblem) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: throw FileProblem(path: path, what: what, problem: "a folder is there, not a file (give a file name)")
+        case S_IFLNK: throw FileProblem(path: path, what: what, problem: "is a symbolic link (give the file it points to)")
+        default: throw FileProblem(path: path, what: what, problem: "is \(kind(of: st.st_mode)), not a file (give a file name)")
+        }
     }
 
     /// Writes `data` to `path` (whole, through a temporary file and a rename), with errors that name the path

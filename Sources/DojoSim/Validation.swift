@@ -842,15 +842,14 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
 
     // Arithmetic the row implies.
     // Products of counts up to 2^32 each: saturating, so a wrong row is an error, not an overflow trap.
-    func times(_ a: Int, _ b: Int) -> Int { let (r, o) = a.multipliedReportingOverflow(by: b); return o ? Int.max : r }
-    let product = [plan.tensorParallel, plan.pipelineParallel].compactMap { $0 }.reduce(1, times)
+    let product = Limits.product(plan.tensorParallel ?? 1, plan.pipelineParallel ?? 1)
     if let dp = plan.dataParallel {
         if let mp = modelParallel {
-            guard times(dp, mp) == gpus else {
+            guard Limits.product(dp, mp) == gpus else {
                 throw row.fail("parallelism", "DP × (TP×PP) = \(dp) × \(mp), but gpus = \(gpus)")
             }
         } else if plan.tensorParallel != nil && plan.pipelineParallel != nil {
-            guard times(dp, product) == gpus else {
+            guard Limits.product(dp, product) == gpus else {
                 throw row.fail("parallelism", "DP × TP × PP = \(dp) × \(product), but gpus = \(gpus)")
             }
         } else if plan.tensorParallel == nil && plan.pipelineParallel == nil {
@@ -864,7 +863,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             }
         } else {
             // One of TP, PP given: the other follows.
-            guard times(dp, product) <= gpus, gpus % (dp * product) == 0 else {
+            guard Limits.product(dp, product) <= gpus, gpus % (dp * product) == 0 else {
                 throw row.fail("parallelism", "DP × \(plan.tensorParallel != nil ? "TP" : "PP") = \(dp) × \(product) does not divide gpus = \(gpus)")
             }
             if plan.tensorParallel == nil { plan.tensorParallel = gpus / (dp * product) }

@@ -57,7 +57,7 @@ struct Dojo: ParsableCommand {
             try command.run()
         } catch {
             if let words = UserFiles.plainWords(for: error) { exit(withError: CLIError(words)) }
-            if error is EncodingError { exit(withError: CLIError("could not write JSON: a value in it is not a finite number (\(error))")) }
+            if error is EncodingError { exit(withError: CLIError("could not write JSON: a value in it is not a finite number")) }
             exit(withError: error)
         }
     }

@@ -456,9 +456,10 @@ struct TrainCommand: ParsableCommand {
         return (out, checkpointDir ?? out)
     }
 
-    /// A new run (no --resume) into folders that hold another one would replace its checkpoint and metrics: refused
-    /// unless --force. Every rank checks before MPI starts (before rank 0 writes anything).
-    func refuseToOverwriteARun() throws {
+    /// Before anything is made or trained: the output folders can be made, the files the run writes are files (or
+    /// nothing), and a new run (no --resume) into folders that hold another one — it would replace its checkpoint
+    /// and metrics — is refused unless --force. Every rank checks before MPI starts (before rank 0 writes anything).
+    func checkOutputPlaces() throws {
         let (out, checkpoints) = outFolders
         // Folders that cannot be made are said before anything is (nothing half-made is left behind).
         try UserFiles.checkFolderCanBeMade(out, what: "--out")
@@ -466,11 +467,7 @@ struct TrainCommand: ParsableCommand {
         // The files the run writes must be files, or nothing, before it trains (a pipe named graph.json blocked the
         // run for ever after training; a folder named metrics.jsonl failed it then).
         for (folder, name) in [(out, "metrics.jsonl"), (out, "loss.svg"), (out, "graph.json"), (checkpoints, "checkpoint.safetensors")] {
-            let path = (folder as NSString).appendingPathComponent(name)
-            var st = stat()
-            if lstat(path, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
-                throw CLIError("\(path) is \(UserFiles.kind(of: st.st_mode)), not a file; dojo train writes its \(name) there (remove it, or give another --out)")
-            }
+            try UserFiles.checkReplaceable((folder as NSString).appendingPathComponent(name), what: "dojo train's \(name)")
         }
         guard !resume && !force else { return }
         let fm = FileManager.default
@@ -488,7 +485,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        try refuseToOverwriteARun()
+        try checkOutputPlaces()
         if let ranks = trainRanks, !MPIGroup.launchedByMPI { try launchRanks(ranks) }
         if let ranks = trainRanks, MPIGroup.launchedByMPI, let size = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? ""), size != ranks {
             throw CLIError(self.ranks != nil ? "--ranks \(ranks) differs from the \(size) processes mpirun started: give one of them"
