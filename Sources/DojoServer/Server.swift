@@ -70,6 +70,7 @@ public enum DojoServer {
                     let e = await service.lastError
                     if let e, e != last { FileHandle.standardError.write(Data("dojo serve: controller round failed: \(e)\n".utf8)) }
                     last = e
+                    for note in await service.takeHostNotes() { FileHandle.standardError.write(Data("dojo serve: \(note)\n".utf8)) }
                 }
             }
             // Returns after a graceful shutdown (SIGINT/SIGTERM), or throws when it cannot bind.

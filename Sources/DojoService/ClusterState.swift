@@ -65,7 +65,7 @@ extension JobService {
         return try failTile(tile, detail: "failed by admin", now: Date().timeIntervalSince1970, by: p)
     }
 
-    func failTile(_ tile: Int, detail: String, now: Double, by p: Principal? = nil) throws -> [Int] {
+    func failTile(_ tile: Int, detail: String, now: Double, by p: Principal? = nil, cause: String? = nil) throws -> [Int] {
         let inv = scheduler.inventory
         guard tile >= 0, tile < inv.count else { throw ServiceError.notFound("no tile \(tile) (this \(machineName) has tiles 0…\(inv.count - 1))") }
         guard inv.tiles[tile].health == .healthy else { throw ServiceError.conflict("tile \(tile) has already failed") }
@@ -74,7 +74,7 @@ extension JobService {
         var final: JobPhase? = nil
         try store.db.write { db in
             try db.execute(sql: "UPDATE tile SET health = 'failed', since = ?, cause = ? WHERE id = ?",
-                           arguments: [now, detail.contains("random") ? "random" : "admin", tile])
+                           arguments: [now, cause ?? (detail.contains("random") ? "random" : "admin"), tile])
             if let p { try JobService.audit(db, p, "fail-tile", "tile \(tile)", victim.map { "job \($0) requeued" } ?? "no job on it", now) }
             guard let v = victim, let r = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [v]).map(JobRow.init) else { return }
             // A job being cancelled or timed out ends so; any other goes back to the queue.

@@ -51,6 +51,7 @@ extension JobService {
             }
         }
         checkDisk(now: now)
+        checkHosts(now: now)
         if options.reapOrphans {
             Worker.reapOrphans(except: Set(workers.values.filter(\.ownChild).compactMap(\.pid)))
         }
@@ -268,7 +269,11 @@ extension JobService {
                 cmd.append("--force")
             }
         }
-        if r.ranks > 1 {
+        var launch: HostLaunch? = nil
+        if let hosts = hostMap {
+            launch = try hostLaunch(id, row: r, command: cmd, isTrain: isTrain, environment: &env, tiles: ids, hosts: hosts, uid: uid,
+                                    work: work, checkpoint: checkpoint, programFolder: own)
+        } else if r.ranks > 1 {
             // Every rank inherits the environment (the DPU) from mpirun; all of them live in the attempt's sandbox, so
             // ending the attempt ends every rank.
             let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
@@ -288,16 +293,19 @@ extension JobService {
         let procs = try sandbox.cgroups?.create(group, limits: sandbox.limits, tiles: pl.tiles) ?? []
         let log = try logPath(r, creating: true)
         let header = "== OpenDojo: job \(id) attempt \(r.attempts) on \(pl) (tiles \(env["DOJO_DPU_TILES"]!)) at \(Date()) ==\n"
+            + (launch.map { "== ranks on hosts: \($0.where) ==\n" } ?? "")
         let lfd = Glibc.open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if lfd >= 0 { let b = Array(header.utf8); _ = b.withUnsafeBytes { Glibc.write(lfd, $0.baseAddress, $0.count) }; Glibc.close(lfd) }
         // What its folders and log hold now (after the header): the disk check kills only jobs that grew past it.
         if sandbox.limits.diskPerTenant > 0 { diskAtStart[id] = jobDiskUsage(r) ?? Sandbox.Usage() }
-        let wrapped = sandbox.wrap(cmd, uid: uid, work: work, checkpoint: checkpoint, network: tenant.network, tiles: pl.tiles,
-                                   programFolder: own)
+        let wrapped = launch?.command ?? sandbox.wrap(cmd, uid: uid, work: work, checkpoint: checkpoint, network: tenant.network, tiles: pl.tiles,
+                                                      programFolder: own)
         do {
+            // A launch on hosts: mpirun runs here, outside the sandbox (with the service's rights to reach the hosts);
+            // each host's daemon and ranks run in the job's sandbox there.
             workers[id] = try Worker.spawn(dir: attemptDir(id, r.attempts), log: log, workingDirectory: work, cgroupProcs: procs,
-                                           sandboxed: sandbox.mode == .bwrap, command: wrapped, environment: env,
-                                           passing: [workFD, checkpointFD])
+                                           sandboxed: launch == nil && sandbox.mode == .bwrap, command: wrapped, environment: env,
+                                           passing: launch == nil ? [workFD, checkpointFD] : [])
         } catch {
             sandbox.cgroups?.killAndRemove(group)
             throw error

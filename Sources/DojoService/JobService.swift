@@ -43,6 +43,14 @@ public struct ServiceOptions: Sendable {
     /// The host's cores: a job may not ask for more ranks (processes under mpirun) than this. ASSUMPTION: every rank
     /// of a job runs on this host (default: the cores this process may use).
     public var hostCores = ProcessInfo.processInfo.activeProcessorCount
+    /// The hosts that serve the tiles (`HostMap`'s file; nil: every job runs on this host), the program that starts
+    /// ranks on them (`PROGRAM HOST COMMAND`; nil: ssh), the network they talk over (CIDR; nil: Open MPI picks), the TCP
+    /// port probed to see that a host answers, and the seconds without an answer after which its tiles fail.
+    public var hostFile: String?
+    public var hostLauncher: String?
+    public var hostNetwork: String?
+    public var hostProbePort = 22
+    public var hostDownAfter = 5.0
 
     public init(database: String, machine: String? = nil, policy: Policy = .opendojo, grace: Double = 10,
                 defaultTimeLimit: Double = 3600, maxTimeLimit: Double = 30 * 86400, tickInterval: Double = 0.2,
@@ -79,6 +87,14 @@ public actor JobService {
     let sandbox: Sandbox
     /// What `dojo serve` prints about containment and limits.
     public nonisolated let sandboxSummary: [String]
+    /// Which host serves which tiles (`--hosts`); nil: every job runs on this host.
+    public nonisolated let hostMap: HostMap?
+    /// Hosts that have not answered since (the time of their last answer), and whether a probe round is running.
+    var hostSilentSince: [Int: Double] = [:]
+    var hostDown: Set<Int> = []
+    var hostProbeRunning = false
+    var hostNotes: [String] = []
+    var lastHostProbe: Double = 0
     /// Seconds since the last disk-usage check of tenants' storage.
     var lastDiskCheck: Double = 0
     /// Jobs being killed by the controller for a reason of its own (disk quota): their end is booked with it.
@@ -157,7 +173,6 @@ public actor JobService {
         for b in path.utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
         sandbox = try Sandbox(mode: options.sandbox, limits: options.limits, tenantUIDBase: options.tenantUIDBase,
                               database: path, groupName: "opendojo-" + String(h & 0xFFFF_FFFF, radix: 16))
-        sandboxSummary = sandbox.summary
         if options.reapOrphans { Worker.becomeSubreaper() }
         rng = options.seed &+ 0x9E37_79B9_7F4A_7C15
         let now = Date().timeIntervalSince1970
@@ -175,6 +190,8 @@ public actor JobService {
         do { inventory = try Inventory(machine: machine) } catch { throw ServiceError.badRequest("\(error)") }
         machineName = name
         scheduler = Scheduler(inventory: inventory, policy: options.policy, grace: options.grace)
+        hostMap = try JobService.loadHosts(options, tileCount: inventory.count)
+        sandboxSummary = sandbox.summary + (hostMap.map { [$0.summary] } ?? [])
 
         // The admin token: kept in a file only its owner reads; the store keeps its hash.
         let tokenFile = path + ".admin-token"
@@ -202,6 +219,46 @@ public actor JobService {
         try recover(now: now)
         try cancelOrphanedDependents(now: now)
         ready = true
+    }
+
+    /// The host map of `--hosts`, checked against this machine's tiles and the launcher and network given with it.
+    static func loadHosts(_ o: ServiceOptions, tileCount: Int) throws -> HostMap? {
+        guard let file = o.hostFile else {
+            if o.hostLauncher != nil || o.hostNetwork != nil { throw ServiceError.badRequest("--host-launcher and --host-network go with --hosts FILE") }
+            return nil
+        }
+        var text: String
+        do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+            var st = stat()
+            let why = stat(file, &st) != 0 ? String(cString: strerror(errno)) : (st.st_mode & S_IFMT) == S_IFDIR ? "a folder, not a file" : "not readable UTF-8 text"
+            throw ServiceError.badRequest("--hosts \(file): \(why)")
+        }
+        if text.utf8.count > 1 << 20 { throw ServiceError.badRequest("--hosts \(file): larger than 1 MiB") }
+        if let l = o.hostLauncher {
+            var folder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: l, isDirectory: &folder) else { throw ServiceError.badRequest("--host-launcher \(l): no such file") }
+            guard !folder.boolValue, access(l, X_OK) == 0 else { throw ServiceError.badRequest("--host-launcher \(l): \(folder.boolValue ? "a folder" : "not executable (chmod +x)")") }
+            guard l.hasPrefix("/"), !l.contains(where: { $0 == " " || $0 == "'" || $0 == "\n" }) else {
+                throw ServiceError.badRequest("--host-launcher \(l): give an absolute path without spaces or quotes (Open MPI runs it by name)")
+            }
+        }
+        if let n = o.hostNetwork, !isCIDR(n) { throw ServiceError.badRequest("--host-network must be an IPv4 network as CIDR, e.g. 10.99.1.0/24, got '\(HostMap.printable(n))'") }
+        guard (1...65535).contains(o.hostProbePort) else { throw ServiceError.badRequest("--host-probe-port must be 1…65535, got \(o.hostProbePort)") }
+        guard o.hostDownAfter.isFinite, (1...3600).contains(o.hostDownAfter) else { throw ServiceError.badRequest("--host-timeout must be 1…3600 seconds, got \(o.hostDownAfter)") }
+        do {
+            var m = try HostMap.parse(text, file: file, tileCount: tileCount, launcher: o.hostLauncher, network: o.hostNetwork)
+            m.probePort = o.hostProbePort
+            m.downAfter = o.hostDownAfter
+            m.probeInterval = min(1, o.hostDownAfter / 3)
+            return m
+        } catch let e as HostMapError { throw ServiceError.badRequest("--hosts \(e.message)") }
+    }
+
+    static func isCIDR(_ s: String) -> Bool {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let bits = Int(parts[1]), (0...32).contains(bits) else { return false }
+        let octets = parts[0].split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.allSatisfy { $0.count <= 3 && Int($0).map { (0...255).contains($0) } == true }
     }
 
     var closed = false

@@ -185,7 +185,11 @@ extension JobService {
                 ? "ranks \(ranks) is more than this machine has tiles (\(machine)): a job runs at most one rank per tile of its DPU (\(tiles) here)"
                 : "ranks \(ranks) is more than the job's DPU has tiles (\(tiles)): ask for at least \(ranks) tiles, or fewer ranks")
         }
-        guard ranks <= options.hostCores else {
+        if let m = hostMap {
+            guard ranks <= m.totalCores else {
+                throw ServiceError.unprocessable("ranks \(ranks) is more than the \(m.hosts.count) host\(m.hosts.count == 1 ? "" : "s") of this service have cores (\(m.totalCores))")
+            }
+        } else if ranks > options.hostCores {
             throw ServiceError.unprocessable("ranks \(ranks) is more than this host's \(options.hostCores) cores: every rank of a job runs on this host")
         }
         return ranks

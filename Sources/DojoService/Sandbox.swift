@@ -125,8 +125,11 @@ struct Sandbox: Sendable {
     /// The argv that runs `command` in the sandbox (or, with `none`, as it is behind the rlimits). The work folder is
     /// bound from descriptor 3 and the checkpoint folder from descriptor 4 (the worker passes them; bwrap closes them
     /// once mounted, so the job holds no descriptor of the host's tree).
+    /// `onHost`: the sandbox of a job's ranks on one of the service's hosts (started there by mpirun's launch agent,
+    /// so no descriptors reach it): the folders are bound by path (every folder above them is the server's, so the
+    /// path cannot be redirected) and the host's hostname stays (Open MPI tells its daemons apart by it).
     func wrap(_ command: [String], uid: Int?, work: String, checkpoint: String, network: Bool, tiles: Int,
-              programFolder: String? = nil) -> [String] {
+              programFolder: String? = nil, onHost: Bool = false) -> [String] {
         var argv: [String] = []
         if !prlimit.isEmpty {
             argv += [prlimit]
@@ -146,10 +149,12 @@ struct Sandbox: Sendable {
         for f in hiddenFiles where !f.hasPrefix("/tmp/") && FileManager.default.fileExists(atPath: f) { argv += ["--ro-bind", "/dev/null", f] }
         // The folder of this dojo binary, read-only, in case /tmp (now private) holds it: `dojo train …` jobs need it.
         if let p = programFolder, p != "/", FileManager.default.fileExists(atPath: p) { argv += ["--ro-bind", p, p] }
-        argv += ["--bind-fd", "3", work]
-        if !(checkpoint + "/").hasPrefix(work + "/") { argv += ["--bind-fd", "4", checkpoint] }
+        argv += onHost ? ["--bind", work, work] : ["--bind-fd", "3", work]
+        if !(checkpoint + "/").hasPrefix(work + "/") { argv += onHost ? ["--bind", checkpoint, checkpoint] : ["--bind-fd", "4", checkpoint] }
+        argv += ["--chdir", work]
+        if !onHost { argv += ["--hostname", "dojo-job"] }
         // `--` ends env's options: a command that starts with '-' is the program's name, not an option of env.
-        argv += ["--chdir", work, "--hostname", "dojo-job", "--", env, "--default-signal=TERM,INT", "--"]
+        argv += ["--", env, "--default-signal=TERM,INT", "--"]
         return argv + command
     }
 

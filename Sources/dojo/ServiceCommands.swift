@@ -54,6 +54,16 @@ struct ServeCommand: ParsableCommand {
     var maxQueuedPerTenant = 1000
     @Option(help: "Running as root, tenant n runs its jobs as uid BASE+n (no passwd entries needed).")
     var tenantUidBase = 1_900_000
+    @Option(help: "The hosts that serve the machine's tiles, one a line: `ADDRESS tiles=0-5,12 cores=8` (every tile on one host). A job's ranks then run on the hosts of its DPU's tiles, started by mpirun through --host-launcher, in the job's sandbox on each host (dojo, its data and the database's folder at the same paths on every host); a host that stops answering fails its tiles and their jobs requeue. Default: every job runs on this host.")
+    var hosts: String?
+    @Option(help: "With --hosts: the program that starts Open MPI's daemon on a host, called as `PROGRAM HOST COMMAND` (default: ssh; scripts/netns-hosts.sh --agent writes one for namespace hosts).")
+    var hostLauncher: String?
+    @Option(help: "With --hosts: the network ranks talk over, as CIDR (e.g. 10.99.1.0/24); Open MPI picks otherwise.")
+    var hostNetwork: String?
+    @Option(help: "With --hosts: the TCP port probed every second to see that a host answers (a refused connection answers too).")
+    var hostProbePort = 22
+    @Option(help: "With --hosts: seconds a host may not answer before its tiles fail.")
+    var hostTimeout = 5.0
     @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key), so tokens from other hosts do not cross the network in clear.")
     var tlsCert: String?
     @Option(help: "PEM private key of --tls-cert.")
@@ -88,6 +98,11 @@ struct ServeCommand: ParsableCommand {
                                      tenantUIDBase: tenantUidBase)
         options.reapOrphans = true
         options.maxQueuedPerTenant = maxQueuedPerTenant
+        options.hostFile = hosts
+        options.hostLauncher = hostLauncher
+        options.hostNetwork = hostNetwork
+        options.hostProbePort = hostProbePort
+        options.hostDownAfter = hostTimeout
         let opts = options
         let host = self.host, db = self.db, policy = self.policy
         let outcome = runBlocking {

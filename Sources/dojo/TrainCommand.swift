@@ -761,9 +761,9 @@ struct CLIError: Error, CustomStringConvertible {
 func installStopHandlers() {
     signal(SIGINT) { _ in stopSignal.store(SIGINT, ordering: .relaxed) }
     signal(SIGTERM) { _ in stopSignal.store(SIGTERM, ordering: .relaxed) }
-    // Under `dojo train --ranks`, the launcher asks the ranks to stop with SIGUSR1, which mpirun passes on to every
-    // rank on every host (a SIGTERM of its own, mpirun answers by killing them before a checkpoint is written).
-    if ProcessInfo.processInfo.environment["DOJO_LAUNCHER"] == "1" {
+    // Under mpirun (`dojo train --ranks`, or a service's hosts), a stop is asked with SIGUSR1, which mpirun passes on
+    // to every rank on every host (a SIGTERM of its own, mpirun answers by killing them before a checkpoint is written).
+    if ProcessInfo.processInfo.environment["DOJO_LAUNCHER"] == "1" || MPIGroup.launchedByMPI {
         signal(SIGUSR1) { _ in stopSignal.store(SIGTERM, ordering: .relaxed) }
     }
     // a parent (a test runner, a job scheduler) may have started us with these blocked: unblock them
