@@ -69,6 +69,10 @@ func forwardMACs(_ g: Graph) -> Double {
         #expect(throws: ModelError.self) { try ModelZoo.make("occupancy", inputShape: [1, 28, 28], seed: 0) }
         #expect(throws: ModelError.self) { try ModelZoo.make("alexnet", inputShape: [3, 224, 224], seed: 0) }
         #expect(throws: ModelError.self) { try ModelZoo.make("vit-tiny", inputShape: [3, 30, 30], patchSize: 16, seed: 0) }
+        // A ViT's default patch divides the image (Fashion-MNIST's 28 × 28 had image/8 = 3): 16 on 224, 4 on 28.
+        #expect([224, 28, 32, 30, 64, 7, 1].map { ModelZoo.defaultPatch(image: $0) } == [16, 4, 4, 3, 8, 1, 1])
+        let vit = try ModelZoo.make("vit-tiny", inputShape: [1, 28, 28], classes: 10, seed: 0)
+        #expect(vit(Tensor(zeros: [2, 1, 28, 28])).shape == [2, 10])
     }
 
     /// Recording shapes only gives exactly the graph a real step records, for every model of the zoo.

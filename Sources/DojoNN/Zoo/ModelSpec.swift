@@ -34,7 +34,7 @@ public struct TransformerConfig: Sendable, Equatable {
     /// Language models: tokens per example, and the learned positions (GPT, BERT) or rotary context (Llama).
     public var seq: Int
     public var vocab: Int
-    /// ViT: image side (nil: the data's, 224 by default) and patch side (nil: image/8, at most 16).
+    /// ViT: image side (nil: the data's, 224 by default) and patch side (nil: ModelZoo.defaultPatch — the largest divisor of the side up to side/7, at most 16).
     public var image: Int?
     public var patch: Int?
 

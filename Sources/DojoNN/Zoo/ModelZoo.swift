@@ -19,6 +19,13 @@ public struct ModelError: Error, CustomStringConvertible {
 /// The model zoo: every network buildable at any input size that fits it. Transformers also take a size
 /// (`ModelSpec`: `NAME[:key=value,...]`); every function here that takes a model name takes a spec.
 public enum ModelZoo {
+    /// A ViT's default patch side: the largest divisor of the image side up to side ÷ 7 (about 7 × 7 patches or more),
+    /// at most 16 — 16 on 224 × 224 (ViT-B/16), 4 on 28 × 28; a patch always divides the image.
+    public static func defaultPatch(image h: Int) -> Int {
+        let limit = max(1, min(16, h / 7))
+        return (1...limit).reversed().first { h % $0 == 0 } ?? 1
+    }
+
     public struct Entry: Sendable {
         public let name: String
         public let summary: String
@@ -55,7 +62,7 @@ public enum ModelZoo {
               optimizer: "sgd", learningRate: 0.01, epochs: 3),
         Entry(name: "resnet50", summary: "ResNet-50, bottleneck blocks, torchvision layout", task: .classification,
               optimizer: "sgd", learningRate: 0.01, epochs: 3),
-        Entry(name: "vit-tiny", summary: "ViT-Tiny: dimension 192, depth 12, 3 heads (patch: image/8, at most 16)", task: .classification,
+        Entry(name: "vit-tiny", summary: "ViT-Tiny: dimension 192, depth 12, 3 heads (patch: the largest divisor of the image side up to side/7, at most 16)", task: .classification,
               optimizer: "adamw", learningRate: 1e-3, epochs: 3,
               transformer: TransformerConfig(family: .vit, layers: 12, hidden: 192, heads: 3)),
         Entry(name: "occupancy", summary: "multi-camera → shared CNN → BEV lift → occupancy logits per cell", task: .occupancy,
@@ -116,7 +123,7 @@ public enum ModelZoo {
 
     /// Builds `name` (a zoo name or a spec `NAME[:key=value,...]`) for examples of `inputShape` (without the batch
     /// dimension): `classes` for classifiers; `gridSize` for the occupancy network; `patchSize` for a ViT whose spec
-    /// sets none (default: image/8, at most 16). Language models take [tokens], at most their `seq`.
+    /// sets none (default: the largest divisor of the image side up to side/7, at most 16). Language models take [tokens], at most their `seq`.
     /// Under `Engine.shapeOnly` the parameters get no memory and no initialisation: any size builds at once.
     public static func make(_ name: String, inputShape: [Int], classes: Int = 10, gridSize: Int = 16, patchSize: Int? = nil,
                             seed: UInt64) throws -> Module {
@@ -187,7 +194,7 @@ public enum ModelZoo {
             if spec.overrides.contains(where: { $0.key == "image" }), let side = t.image, side != h {
                 throw ModelError("\(name): key 'image' is \(side) but the data has \(h)×\(w) images")
             }
-            let p = spec.overrides.first(where: { $0.key == "patch" })?.value ?? patchSize ?? t.patch ?? min(16, max(1, h / 8))
+            let p = spec.overrides.first(where: { $0.key == "patch" })?.value ?? patchSize ?? t.patch ?? ModelZoo.defaultPatch(image: h)
             guard p >= 1, h % p == 0 else {
                 throw ModelError("\(name): image size \(h) is not a multiple of the patch size \(p) (set one with key 'patch')")
             }
