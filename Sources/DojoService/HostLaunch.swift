@@ -73,15 +73,19 @@ extension JobService {
         let perRank = place.map { max(1, hosts.hosts[$0.host].cores / $0.ranks) }.min() ?? 1
         env["DOJO_THREADS_PER_RANK"] = "\(perRank)"
         env["DOJO_HOSTS"] = place.map { hosts.hosts[$0.host].address }.joined(separator: ",")
+        var cmd = command
+        // mpirun starts dojo train's ranks itself (a --ranks in the command is checked against mpirun's by each rank).
+        if isTrain, !cmd.contains(where: { $0 == "--threads" || $0.hasPrefix("--threads=") }) { cmd += ["--threads", "\(perRank)"] }
+        // The job's command never reaches mpirun's own argv: mpirun runs as the server, and a word of the tenant's
+        // there could be read as an option of mpirun (`--mca plm_rsh_agent …`) or start another app context (`:`).
+        // It travels in the environment, quoted, and a fixed shell runs it in the sandbox on each host.
+        env["DOJO_COMMAND"] = cmd.map(shellQuote).joined(separator: " ")
         var argv = [mpirun, "-n", "\(r.ranks)", "--bind-to", "none", "--hostfile", hostfile,
                     "--mca", "plm_rsh_agent", agent, "--mca", "plm_rsh_no_tree_spawn", "1"]
         if geteuid() == 0 { argv.append("--allow-run-as-root") }
         if let net = hosts.network { argv += ["--mca", "btl_tcp_if_include", net, "--mca", "oob_tcp_if_include", net] }
         for k in env.keys.sorted() { argv += ["-x", k] }
-        var cmd = command
-        // mpirun starts dojo train's ranks itself (a --ranks in the command is checked against mpirun's by each rank).
-        if isTrain, !cmd.contains(where: { $0 == "--threads" || $0.hasPrefix("--threads=") }) { cmd += ["--threads", "\(perRank)"] }
-        argv += cmd
+        argv += ["/bin/sh", "-c", "eval \"exec $DOJO_COMMAND\""]
         let shown = place.map { "\(hosts.hosts[$0.host].address) (\($0.ranks) rank\($0.ranks == 1 ? "" : "s"))" }.joined(separator: ", ")
         return HostLaunch(command: ["/bin/sh", "-c", JobService.hostLaunchScript, "dojo-launch"] + argv, where: shown)
     }

@@ -102,6 +102,13 @@ import Glibc
         #expect(helloLog.contains("ranks on hosts: \(base).1 (1 rank), \(base).2 (1 rank)"), "\(helloLog)")
         #expect(helloLog.contains("rank 0 at \(base).1/24 uid 19") && helloLog.contains("rank 1 at \(base).2/24 uid 19"), "each rank on its tile's host, as the tenant's uid:\n\(helloLog)")
         #expect(helloLog.contains("threads 1"), "a rank's share of its host's cores:\n\(helloLog)")
+        // mpirun runs as the server: the tenant's words are the program's arguments, never mpirun's options or app contexts.
+        let words = ["/bin/echo", "args", ":", "-n", "5", "--mca", "plm_rsh_agent", "/bin/false", "$HOME", "'q'"]
+        let inj = runDojo(["submit", "--parsable", "--shape", "1x2", "--ranks", "2", "--token", token, "--"] + words, environment: env)
+        let injID = inj.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = wait("the echo job") { ["COMPLETED", "FAILED"].contains(state(injID)) }
+        let injLog = logs(injID)
+        #expect(state(injID) == "COMPLETED" && injLog.components(separatedBy: "args : -n 5 --mca plm_rsh_agent /bin/false $HOME 'q'\n").count == 3, "\(injLog)")
         // dojo train over both hosts, checkpointing; then host 2 goes silent (its link down).
         let sub = runDojo(["submit", "--parsable", "--shape", "1x2", "--ranks", "2", "--time-limit", "600", "--token", token, "--",
                            "dojo", "train", "--model", "mlp", "--data", "fashion-mnist", "--train-examples", "4096", "--eval-examples", "64",
