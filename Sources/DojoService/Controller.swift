@@ -276,8 +276,7 @@ extension JobService {
         } else if r.ranks > 1 {
             // Every rank inherits the environment (the DPU) from mpirun; all of them live in the attempt's sandbox, so
             // ending the attempt ends every rank.
-            let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
-            guard let mpirun = candidates.first(where: { Glibc.access($0, X_OK) == 0 }) else {
+            guard let mpirun = JobService.mpirunPath else {
                 throw ServiceError(.unprocessable, "the job asks for \(r.ranks) ranks and this host has no Open MPI (mpirun): install openmpi-bin")
             }
             if isTrain {

@@ -32,8 +32,7 @@ extension JobService {
     /// the job (never visible to the job). Sets DOJO_HOSTS and DOJO_THREADS_PER_RANK in `environment`.
     func hostLaunch(_ id: Int, row r: JobRow, command: [String], isTrain: Bool, environment env: inout [String: String], tiles: [Int],
                     hosts: HostMap, uid: Int?, work: String, checkpoint: String, programFolder: String?) throws -> HostLaunch {
-        let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
-        guard let mpirun = candidates.first(where: { Glibc.access($0, X_OK) == 0 }) else {
+        guard let mpirun = JobService.mpirunPath else {
             throw ServiceError(.unprocessable, "this service runs jobs on its hosts through Open MPI, and this host has no mpirun: install openmpi-bin")
         }
         let place = hosts.placement(ranks: r.ranks, tiles: tiles)
@@ -88,6 +87,12 @@ extension JobService {
         argv += ["/bin/sh", "-c", "eval \"exec $DOJO_COMMAND\""]
         let shown = place.map { "\(hosts.hosts[$0.host].address) (\($0.ranks) rank\($0.ranks == 1 ? "" : "s"))" }.joined(separator: ", ")
         return HostLaunch(command: ["/bin/sh", "-c", JobService.hostLaunchScript, "dojo-launch"] + argv, where: shown)
+    }
+
+    /// Open MPI's mpirun on this host, if installed.
+    static var mpirunPath: String? {
+        let candidates: [String] = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"]
+        return candidates.first(where: { Glibc.access($0, X_OK) == 0 })
     }
 
     // MARK: Host health
