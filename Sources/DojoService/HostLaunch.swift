@@ -125,9 +125,9 @@ extension JobService {
             let host = m.hosts[h]
             if ok {
                 hostSilentSince[h] = nil
-                guard hostDown.contains(h) || hostTilesDown(h).count > 0 else { continue }
-                hostDown.remove(h)
-                for t in hostTilesDown(h) { try? repairTile(t, now: now) }
+                let back = hostTilesDown(h)
+                guard hostDown.remove(h) != nil || !back.isEmpty else { continue }
+                for t in back { try? repairTile(t, now: now) }
                 hostNotes.append("host \(host.address) answers again: its tiles are back")
             } else {
                 let since = hostSilentSince[h] ?? now

@@ -108,11 +108,6 @@ public struct HostMap: Sendable, Equatable {
         return s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 46 }
     }
 
-    static func printable(_ s: String) -> String {
-        let t = s.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? "?" : String($0) }.joined()
-        return t.count > 60 ? String(t.prefix(60)) + "…" : t
-    }
-
     /// Where a job's ranks go: rank i on the host of the DPU's i-th tile (ranks ≤ tiles). Hosts in order of their
     /// first rank, with how many ranks each runs.
     public func placement(ranks: Int, tiles: [Int]) -> [(host: Int, ranks: Int)] {

@@ -242,7 +242,7 @@ public actor JobService {
                 throw ServiceError.badRequest("--host-launcher \(l): give an absolute path without spaces or quotes (Open MPI runs it by name)")
             }
         }
-        if let n = o.hostNetwork, !isCIDR(n) { throw ServiceError.badRequest("--host-network must be an IPv4 network as CIDR, e.g. 10.99.1.0/24, got '\(HostMap.printable(n))'") }
+        if let n = o.hostNetwork, !isCIDR(n) { throw ServiceError.badRequest("--host-network must be an IPv4 network as CIDR, e.g. 10.99.1.0/24, got '\(printable(n))'") }
         guard (1...65535).contains(o.hostProbePort) else { throw ServiceError.badRequest("--host-probe-port must be 1…65535, got \(o.hostProbePort)") }
         guard o.hostDownAfter.isFinite, (1...3600).contains(o.hostDownAfter) else { throw ServiceError.badRequest("--host-timeout must be 1…3600 seconds, got \(o.hostDownAfter)") }
         do {
