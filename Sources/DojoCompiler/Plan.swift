@@ -19,6 +19,10 @@ public struct PlanSpec: Sendable, Equatable, Hashable, Codable {
     public var recompute: Recompute?
     /// Shard optimizer state (and gradients) over the data-parallel replicas (ZeRO-1/2).
     public var shardOptimizer: Bool?
+    /// Also shard the parameters (ZeRO-3, PyTorch FSDP, JAX FSDP; Rajbhandari et al. 2020): each layer's weights are
+    /// all-gathered before its forward and backward pass and its gradients reduce-scattered. Implies `shardOptimizer`.
+    /// Written `zero=3` (`zero=1` is ZeRO-1/2).
+    public var shardParameters: Bool?
     /// Sequence parallelism with tensor parallelism (layer norms and dropout split along the sequence).
     public var sequenceParallel: Bool?
 
@@ -26,10 +30,12 @@ public struct PlanSpec: Sendable, Equatable, Hashable, Codable {
 
     public init(dataParallel: Int? = nil, tensorParallel: Int? = nil, pipelineParallel: Int? = nil,
                 microBatch: Int? = nil, microBatches: Int? = nil, virtualStages: Int? = nil,
-                recompute: Recompute? = nil, shardOptimizer: Bool? = nil, sequenceParallel: Bool? = nil) {
+                recompute: Recompute? = nil, shardOptimizer: Bool? = nil, sequenceParallel: Bool? = nil,
+                shardParameters: Bool? = nil) {
         self.dataParallel = dataParallel; self.tensorParallel = tensorParallel; self.pipelineParallel = pipelineParallel
         self.microBatch = microBatch; self.microBatches = microBatches; self.virtualStages = virtualStages
-        self.recompute = recompute; self.shardOptimizer = shardOptimizer; self.sequenceParallel = sequenceParallel
+        self.recompute = recompute; self.shardOptimizer = shardParameters == true ? true : shardOptimizer
+        self.sequenceParallel = sequenceParallel; self.shardParameters = shardParameters
     }
 
     /// Keys of the `--plan` syntax, in the order they print.
@@ -80,7 +86,16 @@ public struct PlanSpec: Sendable, Equatable, Hashable, Codable {
                     throw PlanError.syntax("recompute=\(value): expected none, selective or full")
                 }
                 recompute = r
-            case "zero": shardOptimizer = try flag()
+            case "zero":
+                // zero=1 (or 2): optimizer state and gradients sharded; zero=3: the parameters too, as FSDP does.
+                switch value.lowercased() {
+                case "3": shardOptimizer = true; shardParameters = true
+                case "2": shardOptimizer = true
+                default:
+                    do { shardOptimizer = try flag() } catch {
+                        throw PlanError.syntax("zero=\(value): expected 0 (off), 1 or 2 (optimizer state and gradients sharded) or 3 (parameters too, as FSDP)")
+                    }
+                }
             case "sp": sequenceParallel = try flag()
             default: throw PlanError.syntax("unknown plan key '\(kv[0])' (keys: \(PlanSpec.keys.joined(separator: ", ")))")
             }
@@ -97,7 +112,7 @@ public struct PlanSpec: Sendable, Equatable, Hashable, Codable {
         if let v = microBatches { parts.append("micro=\(v)") }
         if let v = virtualStages { parts.append("vp=\(v)") }
         if let v = recompute { parts.append("recompute=\(v.rawValue)") }
-        if let v = shardOptimizer { parts.append("zero=\(v ? 1 : 0)") }
+        if shardParameters == true { parts.append("zero=3") } else if let v = shardOptimizer { parts.append("zero=\(v ? 1 : 0)") }
         if let v = sequenceParallel { parts.append("sp=\(v ? 1 : 0)") }
         return parts.joined(separator: ",")
     }

@@ -7,9 +7,10 @@ import DojoMachine
 ///
 ///     time = kernels × launch_overhead + max(compute, HBM)
 ///
-/// - compute, GEMMs: the output is cut into `gemm_tile`² tiles (× batch), run in waves of `sms` tiles; each SM
-///   computes at peak / sms × `matrix_efficiency`; a ragged last wave and padded edge tiles are paid in full (wave
-///   quantisation). When there are fewer tiles than SMs, k may be split s ways (split-K, s a power of two with
+/// - compute, GEMMs: the output is cut into tiles (× batch) of one of cuBLAS's shapes (`tileShapes`, around a
+///   `gemm_tile`² base; the fastest for the shape), run in waves of `sms` tiles; each SM computes at peak / sms ×
+///   `matrix_efficiency`, times a tile's operand reuse relative to the base tile's when it is smaller (tensor cores
+///   only); a ragged last wave and padded edge tiles are paid in full (tile and wave quantisation). When there are fewer tiles than SMs, k may be split s ways (split-K, s a power of two with
 ///   s × tiles ≤ sms), at the cost of s FP32 partial outputs written and read back.
 /// - compute, other ops: FLOPs at the FP32 (CUDA-core) rate × `vector_efficiency`.
 /// - HBM: the op's bytes read and written at `hbm_bandwidth` × `memory_efficiency`; L2 is not modelled (each
@@ -57,24 +58,34 @@ public struct GPUCostModel: OpCostModel {
         if work.kind.isMatrixOp, let g = work.gemm {
             kernels = max(1, work.passes)
             let peak = peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
-            let sms = Double(gpu.sms), tile = Double(gpu.gemmTile)
+            let sms = Double(gpu.sms), base = Double(gpu.gemmTile)
             let batch = max(1, g.batch.rounded(.up)), m = max(1, g.m.rounded(.up))
             let n = max(1, g.n.rounded(.up)), k = max(1, g.k.rounded(.up))
-            let tiles = batch * (m / tile).rounded(.up) * (n / tile).rounded(.up)
             let secondsPerTileMAC = 2 * sms / peak
+            // Tensor cores are fed from shared memory; CUDA-core (FP32 SIMT) GEMMs are bound by their FMA issue rate.
+            let tensorCores = !(precision == .fp32 || (precision == .tf32 && gpu.tf32 == 0))
             compute = .infinity
-            var s = 1.0
-            // Split-K: powers of two while the splits still fill the SMs; each choice's time is a roofline.
-            while s == 1 || s * tiles <= sms {
-                let waves = (tiles * s / sms).rounded(.up)
-                let c = kernels * waves * tile * tile * (k / s).rounded(.up) * secondsPerTileMAC
-                let partials = s > 1 ? kernels * 2 * s * batch * m * n * 4 : 0
-                let mem = (bytes + partials) / hbm
-                if max(c, mem) < max(compute, memory) || compute == .infinity {
-                    compute = c
-                    memory = mem
+            for (fm, fn) in GPUCostModel.tileShapes {
+                let tm = base * fm, tn = base * fn
+                // A tile's operand reuse (multiply-adds per element loaded, tm·tn / (tm + tn)) below the base tile's
+                // leaves the tensor cores waiting on shared memory in proportion.
+                let reuse = tensorCores ? min(1, (tm * tn / (tm + tn)) / (base / 2)) : 1
+                let tiles = batch * (m / tm).rounded(.up) * (n / tn).rounded(.up)
+                var s = 1.0
+                // Split-K: powers of two while the splits still fill the SMs; each choice's time is a roofline.
+                while s == 1 || s * tiles <= sms {
+                    let waves = (tiles * s / sms).rounded(.up)
+                    let c = kernels * waves * tm * tn * (k / s).rounded(.up) * secondsPerTileMAC / reuse
+                    let partials = s > 1 ? kernels * 2 * s * batch * m * n * 4 : 0
+                    let mem = (bytes + partials) / hbm
+                    // the fastest; among equally fast (memory-bound) choices the one with the least compute
+                    let t = max(c, mem), best = max(compute, memory)
+                    if compute == .infinity || t < best || (t == best && c < compute) {
+                        compute = c
+                        memory = mem
+                    }
+                    s *= 2
                 }
-                s *= 2
             }
         } else {
             let rate = work.kind.isMatrixOp ? peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
@@ -87,6 +98,13 @@ public struct GPUCostModel: OpCostModel {
         return OpCost(seconds: seconds, bound: bound, computeSeconds: compute, memorySeconds: memory,
                       latencySeconds: latency, utilisation: seconds > 0 ? work.flops / seconds / peakFlops(precision) : 0)
     }
+}
+
+extension GPUCostModel {
+    /// The output tiles cuBLAS chooses among, as multiples of `gemm_tile` (NVIDIA, "Matrix Multiplication Background
+    /// User's Guide" §2.3, "Typical tile dimensions in cuBLAS": 256×128, 128×256, 128×128, 256×64, 64×256, 128×64,
+    /// 64×128, 64×64 with the 128 base): the cost model takes the fastest for each GEMM.
+    static let tileShapes: [(Double, Double)] = [(2, 1), (1, 2), (1, 1), (2, 0.5), (0.5, 2), (1, 0.5), (0.5, 1), (0.5, 0.5)]
 }
 
 extension Machine {

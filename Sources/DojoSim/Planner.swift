@@ -81,7 +81,8 @@ extension StepSimulator {
                         for z in zeros {
                             out.append(ResolvedPlan(dataParallel: d, tensorParallel: t, pipelineParallel: p, microBatch: mb,
                                                     microBatches: m, virtualStages: spec.virtualStages ?? 1, recompute: rc,
-                                                    shardOptimizer: z, sequenceParallel: spec.sequenceParallel ?? (t > 1)))
+                                                    shardOptimizer: z, sequenceParallel: spec.sequenceParallel ?? (t > 1),
+                                                    shardParameters: z && spec.shardParameters == true && d > 1))
                         }
                     }
                 }

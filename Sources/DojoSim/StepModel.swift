@@ -30,11 +30,18 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// min(N, the host's hardware threads ÷ the node's GPUs in use) × `calibration.host_decode_rate` samples/s,
     /// prefetched behind the step: a step takes at least its samples' loading time.
     public var loaderWorkers: Int = 0
+    /// Whether convolutions keep their activations channels-last (NHWC), the layout tensor-core kernels compute in.
+    /// nil (the default): by precision, as NVIDIA's training recipes set it — channels-last with 16- and 8-bit mixed
+    /// precision, channels-first (NCHW) in FP32 and TF32 (DeepLearningExamples' ResNet-50 configurations turn NHWC
+    /// on only with AMP). Channels-first convolutions on tensor cores (TF32) pay a layout transpose of their input
+    /// and output around every pass (cuDNN's tensor-core kernels take NHWC); on CUDA cores (FP32) nothing.
+    /// ASSUMPTION, settable: `channels_last=1` or `0`.
+    public var channelsLast: Bool? = nil
 
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
-                              "loader_workers"]
+                              "loader_workers", "channels_last"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
@@ -65,6 +72,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "loader_workers":
             guard v >= 0, v == v.rounded(), v <= 1e6 else { throw SimError.badOption("loader_workers=\(value): must be a whole number 0…1,000,000") }
             loaderWorkers = Int(v)
+        case "channels_last":
+            guard v == 0 || v == 1 else { throw SimError.badOption("channels_last=\(value): must be 0 or 1") }
+            channelsLast = v == 1
         default:
             throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")
         }
@@ -110,22 +120,26 @@ public struct ResolvedPlan: Sendable, Equatable, Hashable, Codable {
     public var recompute: PlanSpec.Recompute
     public var shardOptimizer: Bool
     public var sequenceParallel: Bool
+    /// ZeRO-3 / FSDP: parameters sharded over the data-parallel replicas too (`PlanSpec.shardParameters`).
+    public var shardParameters: Bool = false
 
     public var devices: Int { dataParallel * tensorParallel * pipelineParallel }
 
     public init(dataParallel: Int, tensorParallel: Int, pipelineParallel: Int, microBatch: Int, microBatches: Int,
                 virtualStages: Int = 1, recompute: PlanSpec.Recompute = .none, shardOptimizer: Bool = false,
-                sequenceParallel: Bool = false) {
+                sequenceParallel: Bool = false, shardParameters: Bool = false) {
         self.dataParallel = dataParallel; self.tensorParallel = tensorParallel; self.pipelineParallel = pipelineParallel
         self.microBatch = microBatch; self.microBatches = microBatches; self.virtualStages = virtualStages
-        self.recompute = recompute; self.shardOptimizer = shardOptimizer; self.sequenceParallel = sequenceParallel
+        self.recompute = recompute; self.shardOptimizer = shardOptimizer || shardParameters
+        self.sequenceParallel = sequenceParallel; self.shardParameters = shardParameters
     }
 
     /// The `--plan` form, which reproduces it.
     public var spec: PlanSpec {
         PlanSpec(dataParallel: dataParallel, tensorParallel: tensorParallel, pipelineParallel: pipelineParallel,
                  microBatch: microBatch, microBatches: microBatches, virtualStages: virtualStages, recompute: recompute,
-                 shardOptimizer: shardOptimizer, sequenceParallel: sequenceParallel)
+                 shardOptimizer: shardOptimizer, sequenceParallel: sequenceParallel,
+                 shardParameters: shardParameters ? true : nil)
     }
 
     /// Which family of plans it belongs to.
@@ -345,7 +359,16 @@ public final class StepSimulator: @unchecked Sendable {
             return c
         }
         if let c = memo[w] { return c }
-        let c = costModel.cost(w, precision: workload.precision)
+        var c = costModel.cost(w, precision: workload.precision)
+        if w.kind == .conv2d, workload.precision == .tf32, !(options.channelsLast ?? false), w.gemm != nil {
+            // Channels-first activations on tensor cores: the input and output of each pass are transposed to
+            // channels-last and back, each a read and a write in a kernel of its own.
+            let moved = max(0, w.bytesRead - w.weightBytes) + w.bytesWritten
+            let t = costModel.cost(OpWork(kind: .transpose, phase: w.phase, gemm: nil, passes: 1, flops: 0,
+                                          bytesRead: moved, bytesWritten: moved), precision: workload.precision)
+            if c.seconds > 0 { c.utilisation *= c.seconds / (c.seconds + t.seconds) }
+            c.seconds += t.seconds; c.memorySeconds += t.memorySeconds; c.latencySeconds += t.latencySeconds
+        }
         memo[w] = c
         return c
     }
@@ -500,7 +523,18 @@ public final class StepSimulator: @unchecked Sendable {
             // memory of this stage's devices
             let paramsHere = tab.params.sum(a, b) + tab.paramsSplit.sum(a, b)
             let shard = plan.shardOptimizer ? Double(d) : 1
-            let weights = paramsHere * prec.bytes
+            // ZeRO-3 / FSDP: each device keeps 1/d of the weights and gathers one layer at a time, the next one
+            // prefetched while the current one computes (two layers' full weights resident).
+            var gathered = 0.0
+            if plan.shardParameters && d > 1 {
+                let cuts = layers.cuts.filter { $0 >= a && $0 < b }
+                for (k, c) in cuts.enumerated() {
+                    let e = k + 1 < cuts.count ? cuts[k + 1] : b
+                    gathered = max(gathered, tab.params.sum(c, e) + tab.paramsSplit.sum(c, e))
+                }
+                gathered = min(paramsHere, 2 * (gathered > 0 ? gathered : paramsHere))
+            }
+            let weights = plan.shardParameters && d > 1 ? (paramsHere / Double(d) + gathered) * prec.bytes : paramsHere * prec.bytes
             let grads = paramsHere * prec.bytes / shard
             let state = paramsHere * (prec.stateBytesPerParameter(adam: adam) - 2 * prec.bytes) / shard
             let inflight = Double(min(m, p - s))
@@ -535,7 +569,17 @@ public final class StepSimulator: @unchecked Sendable {
             backwardBefore += bw
 
             // data-parallel gradient reduction, hidden in part behind the last micro-batch's backward pass
-            if d > 1 {
+            if d > 1 && plan.shardParameters {
+                // ZeRO-3 / FSDP (Rajbhandari et al. 2020, §5: 1.5× the traffic of data parallelism): every micro-batch
+                // all-gathers the stage's weights for its forward and again for its backward pass, and the gradients
+                // are reduce-scattered once; prefetching hides the gathers behind the micro-batches' compute.
+                let bytes = paramsHere * prec.bytes
+                let gather = collectives.time(.allGather, bytes: bytes, size: d, stride: t * p)
+                let scatter = collectives.time(.reduceScatter, bytes: bytes, size: d, stride: t * p)
+                let traffic = 2 * Double(m) * gather + scatter
+                let o = options.gradientOverlap
+                dpWorst = max(dpWorst, max(traffic * (1 - o), traffic - o * Double(m) * compute))
+            } else if d > 1 {
                 let gradBytes = paramsHere * prec.bytes
                 let ar = collectives.time(.allReduce, bytes: gradBytes, size: d, stride: t * p)
                 var exposed = max(ar * (1 - options.gradientOverlap), ar - options.gradientOverlap * bw)

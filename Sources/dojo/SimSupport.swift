@@ -22,7 +22,7 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .long, help: "Precision: fp32, tf32, fp16, bf16, cfp8 (Dojo; FP8 on a GPU) or fp8.")
     var precision: String = "bf16"
 
-    @Option(name: .long, help: ArgumentHelp("Fix parts of the plan: dp=,tp=,pp=,mb=,micro=,vp=,recompute=none|selective|full,zero=0|1,sp=0|1; the rest is searched.", valueName: "plan"))
+    @Option(name: .long, help: ArgumentHelp("Fix parts of the plan: dp=,tp=,pp=,mb=,micro=,vp=,recompute=none|selective|full,zero=0|1|3 (3: FSDP, parameters sharded too),sp=0|1; the rest is searched.", valueName: "plan"))
     var plan: String?
 
     @Option(name: .long, help: "Use at most this many devices (D1 dies or GPUs) of the machine.")
@@ -94,7 +94,7 @@ func checkPlanShape(_ s: PlanSpec, batch: Int) throws {
         throw CLIError("--plan sp=1 splits layer norms along the sequence within tensor parallelism: it needs tp=2 or more, not tp=1")
     }
     if s.shardOptimizer == true, s.dataParallel == 1 {
-        throw CLIError("--plan zero=1 shards optimizer state over data-parallel replicas: it needs dp=2 or more, not dp=1")
+        throw CLIError("--plan zero=\(s.shardParameters == true ? 3 : 1) shards \(s.shardParameters == true ? "parameters and " : "")optimizer state over data-parallel replicas: it needs dp=2 or more, not dp=1")
     }
     if let d = s.dataParallel, batch % d != 0 {
         throw CLIError("--plan dp=\(d): the global batch \(b) does not divide among \(formatThousands(d)) data-parallel replicas")

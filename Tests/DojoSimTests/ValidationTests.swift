@@ -430,10 +430,19 @@ struct ValidationTests {
         #expect(value.description == "bad.csv:3: column 13 (value): expected a positive number, got 'fast'")
         let gpus = try #require(dataError([Self.header, row(4, "eight")]))
         #expect(gpus.column == 4 && gpus.columnName == "gpus")
-        let gpu = try #require(dataError([Self.header, row(3, "TPU-v4")]))
-        #expect(gpu.column == 3 && gpu.message.contains("unknown GPU 'TPU-v4'"))
-        let unit = try #require(dataError([Self.header, row(14, "furlongs/s")]))
-        #expect(unit.column == 14 && unit.message.contains("unknown unit"))
+        // What the simulator cannot model is a skip with the reason, not a whole-file error: the other rows run.
+        let skips = try parse([Self.header, row(3, "TPU-v4"), row(14, "furlongs/s").replacingOccurrences(of: "t1,", with: "t2,"),
+                               row(11, "TP=1; CP=2; DP=4").replacingOccurrences(of: "t1,", with: "t3,"),
+                               row(8, "LoRA rank 16").replacingOccurrences(of: "t1,", with: "t4,"), Self.good.replacingOccurrences(of: "t1,", with: "t5,")])
+        #expect(skips.map(\.id) == ["t1", "t2", "t3", "t4", "t5"])
+        #expect(skips[0].unsupported?.contains("no machine preset for GPU 'TPU-v4'") == true)
+        #expect(skips[1].unsupported?.contains("unknown unit 'furlongs/s'") == true)
+        #expect(skips[2].unsupported?.contains("context parallelism CP=2") == true)
+        #expect(skips[3].unsupported?.contains("LoRA") == true)
+        #expect(skips[4].unsupported == nil)
+        // A skipped row's value and id are still checked.
+        let skippedValue = try #require(dataError([Self.header, row(3, "TPU-v4").replacingOccurrences(of: ",16621,", with: ",fast,")]))
+        #expect(skippedValue.column == 13)
         let precision = try #require(dataError([Self.header, row(9, "int4")]))
         #expect(precision.column == 9)
         let plan = try #require(dataError([Self.header, row(11, "DP=8; magic 3")]))

@@ -1,0 +1,731 @@
+import DojoCompiler
+import DojoMachine
+import Foundation
+
+// The importer of `dojo validate`: a CSV row (ValidationCSV.swift reads the file) → a `ValidationCase`
+// (Validation.swift: the case types, the scoring and the report). What a row cannot be simulated from is a skip
+// with the reason (`RowSkip`), never a whole-file error; a value that is malformed is an error naming its line
+// and column.
+
+// MARK: - Reading a row
+
+/// A row the simulator cannot model (a GPU without a preset, context parallelism, LoRA fine-tuning, a time-to-train
+/// without its work, a unit it does not know): the case is kept, skipped with `reason`, and the other rows run.
+struct RowSkip: Error { var reason: String }
+
+/// The case of a row that `readCase` skipped: what the report shows of it (id, GPU, model, measurement). Its value
+/// must still be a positive number and its id unique (those are errors in any row).
+func skippedCase(_ row: Row, reason: String) throws -> ValidationCase {
+    let m = row["metric"].lowercased()
+    let metric: ValidationMetric = m.contains("time-to-train") || m.contains("time to train")
+        ? .timeToTrain(TrainingWork(samples: 0, basis: "not read"), secondsPerUnit: 1) : .samplesPerSecond
+    return ValidationCase(
+        id: try row.nonEmpty("id"), file: row.table.file, line: row.line, system: row["system"], gpuName: row["gpu"],
+        modelName: row["model"], machinePreset: "", nodes: 1, machineOverrides: [:],
+        gpus: Int(row["gpus"].replacingOccurrences(of: ",", with: "")) ?? 0, modelSpec: nil, transformer: nil,
+        precision: .fp32, globalBatch: Int(row["global_batch"].replacingOccurrences(of: ",", with: "")) ?? 0,
+        plan: PlanSpec(), modelParallel: nil, metric: metric, measured: try row.positiveNumber("value"),
+        unit: row["unit"], source: row["source"], unsupported: reason, notes: [])
+}
+
+/// One record with its column names, for messages that name the line and column.
+struct Row {
+    var table: CSVTable
+    var record: CSVTable.Record
+
+    var line: Int { record.line }
+
+    subscript(_ column: String) -> String {
+        guard let i = table.index(of: column) else { return "" }
+        return record.fields[i].trimmingCharacters(in: .whitespaces)
+    }
+
+    func fail(_ column: String, _ message: String) -> ValidationDataError {
+        ValidationDataError(file: table.file, line: record.line, column: table.index(of: column).map { $0 + 1 },
+                            columnName: column, message: message)
+    }
+
+    /// A whole number in 1...max (`why` says where the bound comes from).
+    func positiveInt(_ column: String, max: Int, why: String) throws -> Int {
+        let text = self[column]
+        let digits = text.replacingOccurrences(of: ",", with: "")
+        guard let n = Int(digits), n >= 1 else {
+            if !digits.isEmpty, digits.allSatisfy(\.isNumber) { throw fail(column, "\(text) is more than \(max) (\(why))") }
+            throw fail(column, "expected a whole number ≥ 1, got '\(text)'")
+        }
+        guard n <= max else { throw fail(column, "\(text) is more than \(max) (\(why))") }
+        return n
+    }
+
+    func positiveNumber(_ column: String) throws -> Double {
+        let text = self[column]
+        guard let x = Double(text.replacingOccurrences(of: ",", with: "")), x.isFinite, x > 0 else {
+            throw fail(column, "expected a positive number, got '\(text)'")
+        }
+        return x
+    }
+
+    func nonEmpty(_ column: String) throws -> String {
+        let text = self[column]
+        guard !text.isEmpty else { throw fail(column, "empty") }
+        return text
+    }
+}
+
+/// A GPU as the `gpu` column names it → the preset that has it, and overrides for variants.
+private struct GPUEntry {
+    var names: [String]
+    var preset: String
+    var overrides: [String: String]
+    var note: String?
+    /// GPUs in one node of this system (16 in a DGX-2).
+    var gpusPerNode = 8
+}
+
+private let knownGPUs: [GPUEntry] = [
+    GPUEntry(names: ["A100-SXM4-80GB", "A100 SXM4 80GB"], preset: "dgx-a100", overrides: [:]),
+    GPUEntry(names: ["A100-SXM4-40GB", "A100 SXM4 40GB"], preset: "dgx-a100", overrides: ["gpu.hbm_bytes": "40GB"],
+             note: "A100 40GB: the dgx-a100 preset (80GB) with gpu.hbm_bytes = 40GB; its HBM bandwidth is kept"),
+    GPUEntry(names: ["V100-SXM2-32GB", "V100 SXM2 32GB"], preset: "dgx-v100", overrides: [:]),
+    GPUEntry(names: ["V100-SXM2-16GB", "V100 SXM2 16GB"], preset: "dgx-v100", overrides: ["gpu.hbm_bytes": "16GB"],
+             note: "V100 16GB (DGX-1 16GB): the dgx-v100 preset (32GB) with gpu.hbm_bytes = 16GB; same 900 GB/s HBM2 and NVLink"),
+    // DGX-2 (data sheet: 16 × V100 SXM3 32GB on 12 NVSwitches, 2 PFLOPS FP16 = 125 TFLOPS a GPU, 8 × 100 Gb/s
+    // EDR InfiniBand, 2 × 24-core Xeon Platinum 8168, 10 kW): the dgx-v100 preset's GPU in a 16-GPU NVSwitch node.
+    GPUEntry(names: ["V100-SXM3-32GB", "V100 SXM3 32GB"], preset: "dgx-v100",
+             overrides: ["gpu.model": "V100 SXM3 32GB", "server.model": "DGX-2", "server.gpus": "16",
+                         "server.interconnect": "nvswitch", "server.nvlink_bisection_fraction": "1", "server.nics": "8",
+                         "server.power": "10kW", "server.host_cores": "48", "server.host_threads": "96", "gpu.tdp": "350W"],
+             note: "V100 SXM3 32GB: a DGX-2 (16 GPUs on NVSwitch, 8 × 100 Gb/s EDR per node; DGX-2 data sheet), the dgx-v100 preset's GPU with the DGX-2's server figures",
+             gpusPerNode: 16),
+    GPUEntry(names: ["H100-SXM5-80GB", "H100 SXM5 80GB", "H100-SXM (DGX H100)"], preset: "dgx-h100", overrides: [:]),
+    GPUEntry(names: ["H100"], preset: "dgx-h100", overrides: [:],
+             note: "gpu 'H100' without a variant: H100 SXM5 80GB as in a DGX H100 (ASSUMPTION)"),
+]
+
+/// The first capture of `pattern` in `text` as a number (commas allowed), or nil.
+/// A count read from model_detail by `pattern`: nil when absent, an error naming it when it is not in 1...max.
+private func firstCount(_ pattern: String, in text: String, row: Row, what: String, max: Int) throws -> Int? {
+    guard let x = firstNumber(pattern, in: text) else { return nil }
+    guard x >= 1, x <= Double(max) else {
+        throw row.fail("model_detail", "\(what) \(x < 1e15 ? String(Int(x)) : "\(x)") is not a count in 1…\(max)")
+    }
+    return Int(x)
+}
+
+private func firstNumber(_ pattern: String, in text: String) -> Double? {
+    captures(pattern, in: text).first.flatMap { Double($0.replacingOccurrences(of: ",", with: "")) }
+}
+
+/// The captures of a match of `pattern` (case-insensitive) in `text`, or nil when it does not match.
+private func groups(_ pattern: String, _ text: String) -> [String]? {
+    guard let re = try? Regex(pattern).ignoresCase(), let m = text.firstMatch(of: re) else { return nil }
+    return (1..<m.output.count).map { m.output[$0].substring.map(String.init) ?? "" }
+}
+
+/// The captures of the first match of `pattern` (case-insensitive) in `text`; empty when none.
+private func captures(_ pattern: String, in text: String) -> [String] {
+    groups(pattern, text) ?? []
+}
+
+func readCase(_ row: Row) throws -> ValidationCase {
+    var notes: [String] = []
+    let id = try row.nonEmpty("id")
+    let detail = row["model_detail"]
+    let modelName = try row.nonEmpty("model")
+    let source = try row.nonEmpty("source")
+
+    // The machine.
+    let gpuName = try row.nonEmpty("gpu")
+    guard let gpu = knownGPUs.first(where: { $0.names.contains { $0.caseInsensitiveCompare(gpuName) == .orderedSame } }) else {
+        throw RowSkip(reason: "no machine preset for GPU '\(gpuName)' (known: \(knownGPUs.flatMap(\.names).joined(separator: ", ")))")
+    }
+    let perNode = gpu.gpusPerNode
+    if let n = gpu.note { notes.append(n) }
+    let gpus = try row.positiveInt("gpus", max: Limits.devices, why: "the most devices a machine may have")
+    let nodes: Int
+    if row["nodes"].isEmpty {
+        nodes = (gpus + perNode - 1) / perNode
+        notes.append("nodes not stated: \(nodes) nodes of \(perNode) GPUs (ASSUMPTION: the GPUs sit in full DGX-like nodes)")
+    } else {
+        nodes = try row.positiveInt("nodes", max: Limits.devices / perNode, why: "the most devices a machine may have, \(perNode) a node")
+        guard nodes <= gpus else {
+            throw row.fail("nodes", "\(nodes) nodes for \(gpus) GPU\(gpus == 1 ? "" : "s"): every node holds at least one of them")
+        }
+        guard gpus <= nodes * perNode else {
+            throw row.fail("nodes", "\(nodes) node\(nodes == 1 ? "" : "s") of \(perNode) GPUs cannot hold \(gpus) GPUs")
+        }
+    }
+    if gpus < nodes * perNode { notes.append("\(gpus) of the \(nodes * perNode) GPUs used") }
+    if modelName.localizedCaseInsensitiveContains("ResNet-50") && isPyTorchDLE(source) && gpus > 1 {
+        notes.append("the data README: these runs used PyTorch's native JPEG loader, whose CPU decoding may bound the multi-GPU figures (the DLE README's own AMP scaling is 6.72× on 8 A100, 6.93× on 8 V100)")
+    }
+    if row["system"].localizedCaseInsensitiveContains("HGX") {
+        notes.append("HGX H100 system modelled as DGX H100 (same GPUs, NVSwitch and 8× 400 Gb/s NICs per node per the MLPerf system JSON)")
+    }
+
+    // The model.
+    if (modelName + " " + detail).range(of: #"\b(LoRA|PEFT|adapter)"#, options: [.regularExpression, .caseInsensitive]) != nil {
+        throw RowSkip(reason: "LoRA/adapter fine-tuning: the frozen base model's weights get no gradients nor optimizer state and the adapters' small GEMMs are not in the zoo's graphs; not modelled")
+    }
+    var model = try readModel(row, name: modelName, detail: detail, notes: &notes)
+    if isPyTorchDLE(source) || (source.contains("DeepLearningExamples") && detail.contains("LDDL")),
+       model.spec?.hasPrefix("bert-large:seq=") == true,
+       detail.localizedCaseInsensitiveContains("phase 2") || (detail.contains("LDDL") && model.shape?.sequence == 512),
+       let s = model.shape?.sequence {
+        // DLE's phase 2 reads LDDL data binned by length (run_pretraining.sh: phase2_bin_size 64), and LDDL pads
+        // each batch only to its longest sequence: the GPUs compute on about the real length rounded up to its bin,
+        // not on `s`. Real length: padding is over half the tokens of Wikipedia at 512 (Krell et al. 2021, arXiv
+        // 2107.02027), so about s/2 (ASSUMPTION: exactly half); plus half a bin on average.
+        let padded = min(s, s / 2 + binSizeDLEPhase2 / 2)
+        model.spec = "bert-large:seq=\(padded)"
+        notes.append("bert-large:seq=\(padded): DLE's phase 2 bins sequences by length (LDDL, bin size \(binSizeDLEPhase2)) and pads a batch only to its longest; Wikipedia at \(s) is over half padding (Krell et al. 2021), so a batch is about \(s / 2) + \(binSizeDLEPhase2 / 2) tokens long (ASSUMPTION); sequences/s is unchanged by it")
+    }
+    let globalBatch = try row.positiveInt("global_batch", max: Limits.batch, why: "the most samples a step may have")
+
+    // Precision.
+    var precision = try readPrecision(row, preset: gpu.preset, notes: &notes)
+    if precision == .fp32, gpu.preset != "dgx-v100",
+       (source + " " + detail).range(of: #"\b(jax|JAX|paxml|Pax|t5x|rosetta)\b"#, options: .regularExpression) != nil {
+        // JAX: lax.Precision.DEFAULT runs FP32 matmuls and convolutions in TF32 on A100/H100 (FP32 on V100):
+        // jax-ml/jax#18934, #12008.
+        precision = .tf32
+        notes.append("FP32 in JAX on A100/H100: tf32 (JAX's default matmul precision uses TF32 tensor cores there; jax-ml/jax#18934)")
+    }
+
+    // Parallelism.
+    var (plan, modelParallel) = try readPlan(row, gpus: gpus, globalBatch: globalBatch, detail: detail, notes: &notes)
+    // What the data README (§6) says of NVIDIA's MLPerf v3.0 GPT-3 runs and the rows do not repeat.
+    if modelName.localizedCaseInsensitiveContains("GPT-3 175B (MLPerf)") && source.contains("training_results_v3.0") {
+        if plan.virtualStages == nil { plan.virtualStages = 12 }
+        if plan.shardOptimizer == nil { plan.shardOptimizer = true }
+        if plan.microBatch == nil { plan.microBatch = 1 }
+        try deriveMicroBatches(&plan, row: row, globalBatch: globalBatch, notes: &notes)
+        notes.append("vp=12 (interleave 12), distributed optimizer (zero=1), micro-batch 1: the data README's §6 on NVIDIA's MLPerf v3.0 GPT-3 configuration")
+    }
+    if modelName.localizedCaseInsensitiveContains("Megatron-LM") && !modelName.localizedCaseInsensitiveContains("GPT-3")
+        && plan.recompute == nil && source.contains("cases_april2021") {
+        plan.recompute = .full
+        notes.append("recompute=full: Narayanan et al. 2021 train with activation recomputation (their FLOP count includes it) (ASSUMPTION for the planner)")
+    }
+
+    // What the sources say of the runs' software, as step-model assumptions (SimOptions keys).
+    var assumptions: [String: String] = [:]
+    sourceAssumptions(modelName: modelName, source: source, detail: detail, preset: gpu.preset,
+                      assumptions: &assumptions, notes: &notes)
+
+    // The measurement.
+    let measured = try row.positiveNumber("value")
+    // No training measurement in any unit the schema knows comes near 10^12 (sequences/s, tokens/s/GPU, TFLOP/s/GPU,
+    // seconds or minutes): beyond it the row is a typo, not a run.
+    guard measured <= 1e12 else { throw row.fail("value", "\(row["value"]) is more than 10^12 (no training measurement in these units is that large)") }
+    let unit = try row.nonEmpty("unit")
+    let metric = try readMetric(row, unit: unit, model: model, modelName: modelName, detail: detail, notes: &notes)
+
+    return ValidationCase(
+        id: id, file: row.table.file, line: row.line, system: row["system"], gpuName: gpuName, modelName: modelName,
+        machinePreset: gpu.preset, nodes: nodes, machineOverrides: gpu.overrides, gpus: gpus, gpusPerNode: perNode,
+        modelSpec: model.spec, transformer: model.shape, precision: precision, globalBatch: globalBatch,
+        plan: plan, modelParallel: modelParallel, metric: metric, measured: measured, unit: unit, source: source,
+        unsupported: model.unsupported, notes: notes, assumptions: assumptions)
+}
+
+/// NVIDIA DeepLearningExamples' PyTorch examples (the rows whose loader and phase-2 binning facts are read from its
+/// PyTorch scripts); its TensorFlow, MXNet and PaddlePaddle examples differ.
+private func isPyTorchDLE(_ source: String) -> Bool {
+    source.contains("DeepLearningExamples") && source.contains("/PyTorch/")
+}
+
+/// LDDL's bin size in DLE BERT's phase 2 (run_pretraining.sh: `phase2_bin_size=${30:-64}`).
+private let binSizeDLEPhase2 = 64
+
+/// Software facts of a row's source that the step model takes as assumptions (`SimOptions` keys). Each is read
+/// from the source the row cites (its README, scripts or configs), never tuned per row.
+private func sourceAssumptions(modelName: String, source: String, detail: String, preset: String,
+                               assumptions: inout [String: String], notes: inout [String]) {
+    let dle = source.contains("DeepLearningExamples")
+    let lowerDetail = detail.lowercased()
+    if dle && !isPyTorchDLE(source) && modelName.localizedCaseInsensitiveContains("ResNet-50") {
+        // DLE's TensorFlow, MXNet and PaddlePaddle ResNet-50 read ImageNet through DALI, which decodes on the GPU.
+        notes.append("input: DALI decodes the JPEGs on the GPU (DLE's TensorFlow, MXNet and PaddlePaddle ResNet-50 READMEs); no host-decode bound")
+    }
+    if isPyTorchDLE(source) && modelName.localizedCaseInsensitiveContains("ResNet-50") {
+        // configs.yml (the file the rows cite for the batch) sets data_backend: pytorch and, per platform,
+        // workers: 16 (DGXA100) and 8 (DGX1V): DataLoader processes per GPU decoding JPEGs on the host.
+        let workers = preset == "dgx-a100" ? "16" : preset == "dgx-v100" ? "8" : nil
+        if let w = workers {
+            assumptions["loader_workers"] = w
+            notes.append("loader_workers=\(w): PyTorch's native JPEG loader (configs.yml: data_backend pytorch, workers \(w) per GPU on \(preset == "dgx-a100" ? "DGXA100" : "DGX1V")) decodes on the host CPU at calibration.host_decode_rate per worker, at most the host's threads ÷ the node's GPUs in use")
+        }
+    }
+    if dle && modelName.localizedCaseInsensitiveContains("BERT") {
+        // DLE's BERT: gradients are accumulated over the micro-batches and all-reduced after the last one's backward
+        // pass, not overlapped with it (PyTorch run_pretraining.sh: allreduce_post_accumulation; TensorFlow and
+        // PaddlePaddle: Horovod / fleet after gradient accumulation).
+        assumptions["gradient_overlap"] = "0"
+        if lowerDetail.contains("fused mha") || lowerDetail.contains("flash") {
+            // PaddlePaddle's BERT at a5388a45 (2023-08) "integrate[s] cuDNN fused MHA": attention in one kernel.
+            notes.append("gradient_overlap=0: DLE's BERT all-reduces after gradient accumulation; attention fused (the row: cuDNN fused MHA)")
+        } else {
+            // PyTorch 21.11, TensorFlow 20.06 / 21.02: attention as separate matmul and softmax kernels
+            // (FlashAttention came in 2022).
+            assumptions["fused_attention"] = "0"
+            notes.append("fused_attention=0, gradient_overlap=0: DLE's BERT of 2020-21 computes attention op by op (no FlashAttention before 2022) and all-reduces after accumulation (run_pretraining.sh: allreduce_post_accumulation; Horovod after accumulation in TensorFlow)")
+        }
+    }
+    if !dle && assumptions["fused_attention"] == nil && !source.contains("cases_april2021") && !source.contains("2205.05198") {
+        // What the row itself says of its attention kernels.
+        if lowerDetail.contains("no flash attention") || lowerDetail.contains("without flash attention") {
+            assumptions["fused_attention"] = "0"
+            notes.append("fused_attention=0: the row says the run used no flash attention (the scores are written to memory)")
+        }
+    }
+    if source.contains("cases_april2021") || source.contains("2205.05198") {
+        // Megatron-LM 2021-22: its fused softmax still writes the score matrices (Korthikanti et al.'s selective
+        // recompute exists to drop them), and its default --DDP-impl local all-reduces after the backward pass.
+        assumptions["fused_attention"] = "0"
+        assumptions["gradient_overlap"] = "0"
+        notes.append("fused_attention=0, gradient_overlap=0: Megatron-LM of 2021-22 materialises the attention scores (fused softmax, no FlashAttention) and its default local DDP (--DDP-impl local) all-reduces gradients after the backward pass")
+    }
+}
+
+private struct ModelReading {
+    var spec: String?
+    var shape: TransformerShape?
+    var unsupported: String?
+}
+
+private func readModel(_ row: Row, name: String, detail: String, notes: inout [String]) throws -> ModelReading {
+    let lower = name.lowercased()
+    if detail.lowercased().hasPrefix("as above") {
+        notes.append("model_detail '\(detail)' refers to another row of the data's larger collection; the model is read from the model column")
+    }
+    let seq = try firstCount(#"seq (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "seq", max: 1 << 20)
+    if lower.contains("resnet-50") || lower.contains("resnet50") {
+        notes.append("resnet50: ResNet-50 v1.5 at 224×224 (ImageNet), 1,000 classes")
+        return ModelReading(spec: "resnet50", shape: nil)
+    }
+    if lower.contains("bert-large") {
+        guard let s = seq else {
+            return ModelReading(unsupported: "BERT-Large without a sequence length ('seq N') in model_detail")
+        }
+        if detail.localizedCaseInsensitiveContains("packed") {
+            // The data's README: "sequences/s counts variable-length real sequences; it is not comparable to DLE's
+            // padded seq-512 throughput". The zoo's BERT has one fixed length, and the run's length mix is not given.
+            return ModelReading(unsupported: "packed variable-length sequences (MLPerf): the throughput counts real sequences shorter than \(s) whose length mix the source does not give (its README: not comparable to padded seq-\(s) throughput)")
+        }
+        notes.append("bert-large: 24 layers, hidden 1,024, 16 heads, vocab 30,522 (Devlin et al. 2018), seq \(s)")
+        return ModelReading(spec: "bert-large:seq=\(s)", shape: .bertLarge(sequence: s))
+    }
+    if lower.contains("llama 2 70b") || lower.contains("llama2-70b") || lower.contains("llama-2-70b") {
+        let s = seq ?? 4096
+        if seq == nil { notes.append("sequence length not stated: 4,096 (Llama 2's context)") }
+        notes.append("llama2-70b: 80 layers, hidden 8,192, 64 heads (8 key/value), SwiGLU FFN 28,672, vocab 32,000, seq \(s)")
+        return ModelReading(spec: "llama2-70b:seq=\(s)", shape: .llama2_70B(sequence: s))
+    }
+    if let c = groups(#"llama[ _-]?(2|3|3\.1|3\.2|3\.3)[ _-]+(\d+)b\b"#, lower), let (shape, what) = llamaShape(version: c[0], billions: c[1]) {
+        var t = shape
+        if let s = seq { t.sequence = s } else { notes.append("sequence length not stated: \(formatCount(Double(t.sequence))) (the model's context)") }
+        notes.append("\(what): \(t.layers) layers, hidden \(formatCount(Double(t.hidden))), \(t.heads) heads (\(t.kvHeads) key/value), SwiGLU FFN \(formatCount(Double(t.ffnHidden))), vocab \(formatCount(Double(t.vocabulary))), seq \(formatCount(Double(t.sequence))) (Meta's released config.json)")
+        return ModelReading(spec: "llama:layers=\(t.layers),hidden=\(t.hidden),heads=\(t.heads),kv-heads=\(t.kvHeads),ffn=\(t.ffnHidden),seq=\(t.sequence),vocab=\(t.vocabulary)", shape: t)
+    }
+    if let c = groups(#"\bvit[ _-]?([blh])[ _/-]?(\d+)\b"#, lower) {
+        // Dosovitskiy et al. 2021, Table 1: Base 12 × 768 (12 heads), Large 24 × 1,024 (16), Huge 32 × 1,280 (16);
+        // MLP 4 × hidden; the number after the slash is the patch side.
+        let (layers, hidden, heads) = c[0] == "b" ? (12, 768, 12) : c[0] == "l" ? (24, 1024, 16) : (32, 1280, 16)
+        let patch = Int(c[1]) ?? 16
+        let image = try firstCount(#"image (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "image", max: 1 << 14) ?? 224
+        guard patch >= 1, image % patch == 0 else {
+            return ModelReading(unsupported: "ViT patch \(patch) does not divide the image side \(image)")
+        }
+        notes.append("vit: \(layers) layers, hidden \(hidden), \(heads) heads, patch \(patch), image \(image) (Dosovitskiy et al. 2021, Table 1), 1,000 classes")
+        return ModelReading(spec: "vit:layers=\(layers),hidden=\(hidden),heads=\(heads),patch=\(patch),image=\(image)", shape: nil)
+    }
+    if lower.contains("bert-base") || lower.contains("bert base") {
+        guard let s = seq else {
+            return ModelReading(unsupported: "BERT-Base without a sequence length ('seq N') in model_detail")
+        }
+        notes.append("bert-base: 12 layers, hidden 768, 12 heads, vocab 30,522 (Devlin et al. 2018), seq \(s)")
+        return ModelReading(spec: "bert-base:seq=\(s)", shape: TransformerShape(layers: 12, hidden: 768, heads: 12, sequence: s, vocabulary: 30522))
+    }
+    if lower.contains("gpt") {
+        let hidden = try firstCount(#"hidden (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "hidden", max: 1 << 20)
+        let layers = try firstCount(#"(\d+) layers"#, in: detail, row: row, what: "layers", max: 1 << 16)
+        let heads = try firstCount(#"(\d+) heads"#, in: detail, row: row, what: "heads", max: 1 << 16)
+        let vocab = try firstCount(#"vocab (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "vocab", max: 1 << 24)
+        if lower.contains("gpt-3 175b") {
+            let g = TransformerShape.gpt3_175B
+            let agrees = (hidden ?? g.hidden) == g.hidden && (layers ?? g.layers) == g.layers
+                && (heads ?? g.heads) == g.heads && (seq ?? g.sequence) == g.sequence
+            if agrees {
+                var shape = g
+                if let v = vocab { shape.vocabulary = v }
+                notes.append("gpt-175b: GPT-3 175B (Brown et al. 2020): 96 layers, hidden 12,288, 96 heads, seq 2,048, vocab \(formatCount(Double(shape.vocabulary)))")
+                return ModelReading(spec: shape == g ? "gpt-175b" : gptSpec(shape), shape: shape)
+            }
+            notes.append("model_detail's sizes differ from GPT-3 175B's: read as a generic GPT")
+        }
+        if hidden == nil, layers == nil, let c = groups(#"gpt[ _-]?3[ _-]+(125m|350m|760m|1\.3b|2\.7b|6\.7b|13b)\b"#, lower),
+           let g = gpt3Sizes[c[0]] {
+            var shape = TransformerShape.gpt(layers: g.layers, hidden: g.hidden, heads: heads ?? g.heads, sequence: seq ?? 2048,
+                                             vocabulary: vocab ?? 50257)
+            shape.kvHeads = shape.heads
+            notes.append("GPT-3 \(c[0].uppercased()): \(g.layers) layers, hidden \(formatCount(Double(g.hidden))), \(shape.heads) heads (Brown et al. 2020, Table 2.1), seq \(shape.sequence), vocab \(formatCount(Double(shape.vocabulary)))")
+            return ModelReading(spec: gptSpec(shape), shape: shape)
+        }
+        guard let h = hidden, let l = layers else {
+            return ModelReading(unsupported: "GPT without 'hidden N' and 'N layers' in model_detail (nor a GPT-3 size the zoo knows by name: 125M … 13B, 175B)")
+        }
+        guard let s = seq else {
+            return ModelReading(unsupported: "GPT without a sequence length ('seq N') in model_detail")
+        }
+        var shape = TransformerShape.gpt(layers: l, hidden: h, heads: heads ?? max(1, h / 128), sequence: s,
+                                         vocabulary: vocab ?? 51200)
+        if heads == nil {
+            notes.append("heads not stated: hidden ÷ 128 = \(shape.heads) (ASSUMPTION: head size 128; heads do not change the FLOP counts)")
+        }
+        if vocab == nil {
+            notes.append("vocabulary not stated: 51,200, the Megatron-LM README's (@2e90a342) for its GPT runs (ASSUMPTION)")
+            shape.vocabulary = 51200
+        }
+        return ModelReading(spec: gptSpec(shape), shape: shape)
+    }
+    if lower.contains("mask r-cnn") || lower.contains("maskrcnn") {
+        return ModelReading(unsupported: "no Mask R-CNN in the model zoo (detection heads, RoI align, variable image sizes)")
+    }
+    return ModelReading(unsupported: "no zoo model for '\(name)'")
+}
+
+/// GPT-3's sizes (Brown et al. 2020, Table 2.1; 1.3B with 16 heads of 128, as the zoo's gpt-1.3b).
+private let gpt3Sizes: [String: (layers: Int, hidden: Int, heads: Int)] = [
+    "125m": (12, 768, 12), "350m": (24, 1024, 16), "760m": (24, 1536, 16), "1.3b": (24, 2048, 16),
+    "2.7b": (32, 2560, 32), "6.7b": (32, 4096, 32), "13b": (40, 5120, 40),
+]
+
+/// The Llama models by version and size: Meta's released `config.json` (Hugging Face meta-llama/*): layers, hidden,
+/// heads, key/value heads, SwiGLU width, vocabulary, context.
+private func llamaShape(version: String, billions: String) -> (TransformerShape, String)? {
+    let t: (Int, Int, Int, Int, Int, Int, Int)?   // layers, hidden, heads, kv heads, ffn, vocab, context
+    switch (version, billions) {
+    case ("2", "7"): t = (32, 4096, 32, 32, 11008, 32000, 4096)
+    case ("2", "13"): t = (40, 5120, 40, 40, 13824, 32000, 4096)
+    case ("2", "70"): t = (80, 8192, 64, 8, 28672, 32000, 4096)
+    case ("3", "8"), ("3.1", "8"): t = (32, 4096, 32, 8, 14336, 128256, 8192)
+    case ("3", "70"), ("3.1", "70"), ("3.3", "70"): t = (80, 8192, 64, 8, 28672, 128256, 8192)
+    case ("3.1", "405"): t = (126, 16384, 128, 8, 53248, 128256, 8192)
+    default: t = nil
+    }
+    guard let (l, h, n, g, f, v, s) = t else { return nil }
+    return (TransformerShape(layers: l, hidden: h, heads: n, kvHeads: g, ffnHidden: f, gatedMLP: true, sequence: s,
+                             vocabulary: v, tiedEmbeddings: false, learnedPositions: false), "Llama \(version) \(billions)B")
+}
+
+private func gptSpec(_ t: TransformerShape) -> String {
+    "gpt:layers=\(t.layers),hidden=\(t.hidden),heads=\(t.heads),seq=\(t.sequence),vocab=\(t.vocabulary)"
+}
+
+/// Where a GPT row leaves the heads out and another row of the same file gives them for the same shape (hidden
+/// and layers), take them from that row: Megatron-LM's 529.6B model (hidden 20,480, 105 layers) has 128 heads,
+/// not hidden ÷ 128 = 160.
+func borrowHeads(_ cases: inout [ValidationCase]) {
+    let assumed = "heads not stated: hidden ÷ 128"
+    for i in cases.indices {
+        guard let t = cases[i].transformer, let k = cases[i].notes.firstIndex(where: { $0.hasPrefix(assumed) }) else { continue }
+        let donor = cases.first { d in
+            guard let u = d.transformer, d.id != cases[i].id else { return false }
+            return u.hidden == t.hidden && u.layers == t.layers && !d.notes.contains { $0.hasPrefix(assumed) }
+                && d.transformer?.heads != nil && d.modelSpec != nil
+        }
+        guard let donor, let heads = donor.transformer?.heads, heads != t.heads else { continue }
+        var shape = t
+        shape.heads = heads
+        shape.kvHeads = heads
+        cases[i].transformer = shape
+        cases[i].modelSpec = gptSpec(shape)
+        cases[i].notes[k] = "heads not stated: \(heads), as row \(donor.id) (line \(donor.line)) gives for the same hidden and layers (hidden ÷ 128 would be \(t.heads))"
+    }
+}
+
+private func readPrecision(_ row: Row, preset: String, notes: inout [String]) throws -> Precision {
+    let text = try row.nonEmpty("precision")
+    let p = text.lowercased()
+    if p.contains("fp8") {
+        if p.contains("hybrid") { notes.append("FP8 hybrid: E4M3 forward, E5M2 gradients (Transformer Engine); fp8") }
+        return .fp8
+    }
+    if p.contains("bf16") || p.contains("bfloat16") { return .bf16 }
+    if p.contains("fp16") || p.contains("amp") { return .fp16 }
+    if p.contains("tf32") { return .tf32 }
+    if p.contains("fp32") { return .fp32 }
+    if p.contains("not stated") {
+        let guess: Precision = preset == "dgx-v100" ? .fp16 : .bf16
+        notes.append("precision not stated: \(guess.rawValue) (ASSUMPTION: the usual mixed precision on this GPU; the README's MFU implies a 16-bit peak)")
+        return guess
+    }
+    if p.contains("mixed") {
+        notes.append("precision '\(text)': the format is not stated; fp16 (ASSUMPTION: Transformer Engine may also run some GEMMs in FP8)")
+        return .fp16
+    }
+    throw row.fail("precision", "unknown precision '\(text)' (expected FP32, TF32, FP16/AMP, BF16, FP8, Mixed or 'not stated')")
+}
+
+private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
+              notes: inout [String]) throws -> (PlanSpec, Int?) {
+    var plan = PlanSpec()
+    var modelParallel: Int?
+    let text = row["parallelism"]
+    // A degree of parallelism is at most the GPUs; a micro-batch or an accumulation count at most the batch.
+    func count(_ text: String, _ what: String) throws -> Int {
+        let bound = what.contains("micro") || what.contains("accumulation") ? globalBatch : gpus
+        guard let n = Int(text), n >= 1, n <= bound else {
+            throw row.fail("parallelism", "\(what)=\(text) is not a count in 1…\(bound) (\(bound == gpus ? "gpus" : "global_batch"))")
+        }
+        return n
+    }
+    func set(_ field: WritableKeyPath<PlanSpec, Int?>, _ text: String, _ what: String) throws {
+        try set(field, try count(text, what), what)
+    }
+    func set(_ field: WritableKeyPath<PlanSpec, Int?>, _ value: Int, _ what: String) throws {
+        if let old = plan[keyPath: field], old != value {
+            throw row.fail("parallelism", "\(what) given twice (\(old) and \(value))")
+        }
+        plan[keyPath: field] = value
+    }
+    for raw in text.split(separator: ";") {
+        let part = raw.trimmingCharacters(in: .whitespaces)
+        if part.isEmpty { continue }
+        if let c = groups(#"^DP=(\d+)( \(derived\))?$"#, part) {
+            try set(\.dataParallel, c[0], "DP")
+            if !c[1].isEmpty { notes.append("DP = GPUs ÷ (TP × PP), derived in the data (not published)") }
+        } else if let c = groups(#"^TP=(\d+)$"#, part) {
+            try set(\.tensorParallel, c[0], "TP")
+        } else if let c = groups(#"^PP=(\d+)(?: \(interleaved x(\d+)([^)]*)\))?$"#, part) {
+            try set(\.pipelineParallel, c[0], "PP")
+            if !c[1].isEmpty {
+                try set(\.virtualStages, c[1], "VP")
+                notes.append("vp=\(c[1]): interleaved pipeline\(c[2]) (as the row says)")
+            }
+        } else if let c = groups(#"^VP=(\d+)$"#, part) {
+            try set(\.virtualStages, c[0], "VP")
+        } else if let c = groups(#"^CP=(\d+)$"#, part) {
+            guard c[0] == "1" else {
+                throw RowSkip(reason: "context parallelism CP=\(c[0]) (the sequence split over GPUs, attention's keys and values passed around a ring) is not modelled; only CP=1")
+            }
+        } else if let c = groups(#"^(?:grad-accum|gradient accumulation) (\d+)$"#, part) {
+            try set(\.microBatches, c[0], "gradient accumulation")
+        } else if let c = groups(#"^(?:microbatch|micro-batch|MBS)[ =](\d+)$"#, part) {
+            try set(\.microBatch, c[0], "micro-batch")
+        } else if let c = groups(#"^model-parallel \(TPxPP\)=(\d+)$"#, part) {
+            modelParallel = try count(c[0], "model-parallel (TPxPP)")
+            notes.append("only TP × PP = \(c[0]) is published; the planner splits it")
+        } else if let p = try? PlanSpec(parsing: part) {
+            // The `--plan` syntax (dp=64,tp=8,…) for user files.
+            for (field, name) in [(\PlanSpec.dataParallel, "dp"), (\.tensorParallel, "tp"), (\.pipelineParallel, "pp"),
+                                  (\.microBatch, "mb"), (\.microBatches, "micro"), (\.virtualStages, "vp")] {
+                if let v = p[keyPath: field] { try set(field, "\(v)", name) }
+            }
+            plan.recompute = p.recompute ?? plan.recompute
+            plan.shardOptimizer = p.shardOptimizer ?? plan.shardOptimizer
+            plan.shardParameters = p.shardParameters ?? plan.shardParameters
+            plan.sequenceParallel = p.sequenceParallel ?? plan.sequenceParallel
+        } else {
+            throw row.fail("parallelism", "cannot read '\(part)' (expected DP=, TP=, PP=, VP=, CP=1, grad-accum N, "
+                           + "microbatch N, model-parallel (TPxPP)=N, or dp=…,tp=… as in --plan; separated by ';')")
+        }
+    }
+
+    // What model_detail adds: micro-batch, accumulation, recomputation, sequence parallelism.
+    let lower = detail.lowercased()
+    if let mb = try firstCount(#"micro-batch (\d+)/GPU"#, in: detail, row: row, what: "micro-batch", max: globalBatch)
+        ?? firstCount(#"\bMBS (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "MBS", max: globalBatch) {
+        try setFromDetail(&plan, \.microBatch, mb, "micro-batch", row: row)
+    }
+    if let acc = try firstCount(#"(\d+) accumulation"#, in: detail, row: row, what: "accumulation", max: globalBatch) {
+        try setFromDetail(&plan, \.microBatches, acc, "accumulation steps", row: row)
+    }
+    if lower.contains("full activation recompute") || lower.contains("full recompute") { plan.recompute = .full }
+    else if lower.contains("selective recompute") { plan.recompute = .selective }
+    // Fully sharded data parallelism (JAX's and PyTorch's FSDP, DeepSpeed's ZeRO-3): parameters sharded too.
+    let fsdp = try firstCount(#"\bFSDP[ =-]?(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "FSDP", max: gpus)
+    if (fsdp ?? 0) > 1 || lower.contains("zero-3") || lower.contains("zero stage 3") {
+        plan.shardParameters = true
+        plan.shardOptimizer = true
+        notes.append("zero=3: parameters, gradients and optimizer state sharded over the data-parallel replicas (the row: \(fsdp.map { "FSDP \($0)" } ?? "ZeRO-3"))")
+    }
+    if lower.contains("no sequence parallel") { plan.sequenceParallel = false }
+    else if lower.contains("sequence parallel") { plan.sequenceParallel = true }
+
+    // Arithmetic the row implies.
+    // Products of counts up to 2^32 each: saturating, so a wrong row is an error, not an overflow trap.
+    let product = Limits.product(plan.tensorParallel ?? 1, plan.pipelineParallel ?? 1)
+    if let dp = plan.dataParallel {
+        if let mp = modelParallel {
+            guard Limits.product(dp, mp) == gpus else {
+                throw row.fail("parallelism", "DP × (TP×PP) = \(dp) × \(mp), but gpus = \(gpus)")
+            }
+        } else if plan.tensorParallel != nil && plan.pipelineParallel != nil {
+            guard Limits.product(dp, product) == gpus else {
+                throw row.fail("parallelism", "DP × TP × PP = \(dp) × \(product), but gpus = \(gpus)")
+            }
+        } else if plan.tensorParallel == nil && plan.pipelineParallel == nil {
+            if dp == gpus {
+                plan.tensorParallel = 1; plan.pipelineParallel = 1
+            } else if gpus % dp == 0 {
+                modelParallel = gpus / dp
+                notes.append("TP × PP = GPUs ÷ DP = \(gpus / dp), split by the planner")
+            } else {
+                throw row.fail("parallelism", "DP=\(dp) does not divide gpus = \(gpus)")
+            }
+        } else {
+            // One of TP, PP given: the other follows.
+            guard Limits.product(dp, product) <= gpus, gpus % (dp * product) == 0 else {
+                throw row.fail("parallelism", "DP × \(plan.tensorParallel != nil ? "TP" : "PP") = \(dp) × \(product) does not divide gpus = \(gpus)")
+            }
+            if plan.tensorParallel == nil { plan.tensorParallel = gpus / (dp * product) }
+            else { plan.pipelineParallel = gpus / (dp * product) }
+        }
+    } else if plan.tensorParallel != nil && plan.pipelineParallel != nil {
+        guard gpus % product == 0 else {
+            throw row.fail("parallelism", "TP × PP = \(product) does not divide gpus = \(gpus)")
+        }
+        plan.dataParallel = gpus / product
+        notes.append("dp = GPUs ÷ (TP × PP) = \(gpus / product) (derived)")
+    }
+    if let dp = plan.dataParallel, globalBatch % dp != 0 {
+        throw row.fail("global_batch", "global batch \(globalBatch) does not divide among DP = \(dp) replicas")
+    }
+    try deriveMicroBatches(&plan, row: row, globalBatch: globalBatch, notes: &notes)
+    return (plan, modelParallel)
+}
+
+private func setFromDetail(_ plan: inout PlanSpec, _ field: WritableKeyPath<PlanSpec, Int?>, _ value: Int, _ what: String,
+                   row: Row) throws {
+    if let old = plan[keyPath: field], old != value {
+        throw row.fail("model_detail", "\(what) \(value) disagrees with the parallelism column's \(old)")
+    }
+    plan[keyPath: field] = value
+}
+
+/// micro-batch × micro-batches × DP = global batch: fills the one that is missing, checks them when all are given.
+private func deriveMicroBatches(_ plan: inout PlanSpec, row: Row, globalBatch: Int, notes: inout [String]) throws {
+    guard let dp = plan.dataParallel else { return }
+    let perReplica = globalBatch / dp
+    switch (plan.microBatch, plan.microBatches) {
+    case let (mb?, nil):
+        guard perReplica % mb == 0 else {
+            throw row.fail("global_batch", "global batch \(globalBatch) ÷ DP \(dp) = \(perReplica) is not a multiple of the micro-batch \(mb)")
+        }
+        plan.microBatches = perReplica / mb
+        notes.append("micro = global batch ÷ (DP × micro-batch) = \(perReplica / mb) (derived)")
+    case let (nil, n?):
+        guard perReplica % n == 0 else {
+            throw row.fail("global_batch", "global batch \(globalBatch) ÷ DP \(dp) = \(perReplica) does not split into \(n) micro-batches")
+        }
+        plan.microBatch = perReplica / n
+        notes.append("mb = global batch ÷ (DP × accumulation) = \(perReplica / n) (derived)")
+    case let (mb?, n?):
+        guard mb <= perReplica, n <= perReplica, mb * n == perReplica else {
+            throw row.fail("global_batch", "micro-batch \(mb) × \(n) micro-batches × DP \(dp) is not the global batch \(globalBatch)")
+        }
+    case (nil, nil):
+        break
+    }
+}
+
+private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName: String, detail: String,
+                notes: inout [String]) throws -> ValidationMetric {
+    let metric = try row.nonEmpty("metric")
+    let m = metric.lowercased(), u = unit.lowercased()
+    // Free text, but it must say what was measured (a metric named 'vibes' was scored as throughput).
+    let words = ["throughput", "time", "tflop", "step", "iteration", "mfu", "samples", "images", "sequences", "tokens", "speed"]
+    guard words.contains(where: { m.contains($0) }) else {
+        throw row.fail("metric", "'\(metric)' does not say what was measured (expected words such as training throughput, time per iteration, time-to-train, achieved TFLOP/s)")
+    }
+    if m.contains("time-to-train") || m.contains("time to train") {
+        let perUnit: Double
+        switch u {
+        case "s", "sec", "seconds": perUnit = 1
+        case "min", "minutes": perUnit = 60
+        case "h", "hours": perUnit = 3600
+        default: throw RowSkip(reason: "a time-to-train needs a time unit (seconds, minutes, hours), got '\(unit)'")
+        }
+        let work: TrainingWork
+        if let tokens = firstNumber(#"([0-9][0-9,]*) tokens"#, in: detail) {
+            guard let s = model.shape?.sequence else {
+                if let why = model.unsupported { throw RowSkip(reason: why) }
+                throw RowSkip(reason: "a time-to-train in tokens needs a language model with a sequence length")
+            }
+            work = TrainingWork(samples: tokens / Double(s), basis: "\(formatCount(tokens)) tokens ÷ \(s) per sequence (model_detail)")
+        } else if let c = groups(#"(\d+) epochs x ([0-9][0-9,]*) images"#, detail),
+                  let e = Double(c[0]), let n = Double(c[1].replacingOccurrences(of: ",", with: "")) {
+            work = TrainingWork(samples: e * n, basis: "\(c[0]) epochs × \(c[1]) images (model_detail)")
+        } else {
+            throw RowSkip(reason: "a time-to-train without the work trained: model_detail needs 'N tokens' or 'E epochs x N images' to turn a throughput into a time")
+        }
+        guard work.samples.isFinite, work.samples >= 1, work.samples <= 1e18 else {
+            throw row.fail("model_detail", "the work trained (\(work.basis)) is not 1…10^18 samples")
+        }
+        notes.append("time-to-train: \(work.basis) at the predicted throughput; evaluation pauses and start-up are not modelled, and the official score averages several runs whose work varies")
+        return .timeToTrain(work, secondsPerUnit: perUnit)
+    }
+    // The words of the metric must fit its unit (a row worded as throughput but in TFLOP/s/GPU was scored as FLOPs).
+    let flopWords = ["tflop", "mfu", "hfu", "flop"], tokenWords = ["throughput", "tokens", "speed"]
+    let samplesWords = ["throughput", "samples", "images", "sequences", "speed"], stepWords = ["time", "step", "iteration"]
+    let expected = tflopUnits.contains(u) || tflopPerGPUUnits.contains(u) ? flopWords
+        : tokenUnits.contains(u) || tokenPerGPUUnits.contains(u) ? tokenWords
+        : samplesUnits.contains(u) || samplesPerGPUUnits.contains(u) ? samplesWords
+        : secondsUnits.contains(u) || millisecondsUnits.contains(u) ? stepWords : []
+    if !expected.isEmpty && !expected.contains(where: { m.contains($0) }) {
+        throw row.fail("metric", "'\(metric)' does not say it measures what the unit '\(unit)' is (expected a word such as \(expected.joined(separator: ", ")))")
+    }
+    if samplesUnits.contains(u) { return .samplesPerSecond }
+    if samplesPerGPUUnits.contains(u) { return .samplesPerSecondPerGPU }
+    if tokenPerGPUUnits.contains(u) || tokenUnits.contains(u) {
+        guard model.shape != nil || model.unsupported != nil else {
+            throw RowSkip(reason: "tokens/s needs a language model with a sequence length (GPT, BERT, Llama)")
+        }
+        return tokenUnits.contains(u) ? .tokensPerSecond : .tokensPerSecondPerGPU
+    }
+    if tflopUnits.contains(u) || tflopPerGPUUnits.contains(u) {
+        let lowerName = modelName.lowercased()
+        let convention: FlopConvention
+        if m.contains("hardware") || m.contains("hfu") || lowerName.contains("megatron-lm") {
+            convention = .megatronRecompute
+            notes.append("TFLOP/s counted with recomputation (hardware FLOPs, arXiv 2104.04473 appendix): \(convention.formula)")
+        } else if lowerName.contains("megatron-core") || m.contains("mfu") || m.contains("model") {
+            convention = .megatronModel
+            notes.append("TFLOP/s counted as Megatron-Core's num_floating_point_operations (model FLOPs; NeMo and Korthikanti et al.'s MFU count the same): \(convention.formula)")
+        } else {
+            convention = .sixN
+            notes.append("TFLOP/s: the source's FLOP count is not known; 6·N·tokens (ASSUMPTION)")
+        }
+        if model.shape == nil && model.unsupported == nil {
+            throw RowSkip(reason: "TFLOP/s needs a transformer model (GPT, BERT, Llama) whose FLOP count the sources define")
+        }
+        return tflopUnits.contains(u) ? .teraflops(convention) : .teraflopsPerGPU(convention)
+    }
+    if secondsUnits.contains(u) { return .secondsPerStep }
+    if millisecondsUnits.contains(u) { return .millisecondsPerStep }
+    throw RowSkip(reason: "unknown unit '\(unit)' (known: images/s, sequences/s, samples/s, …/s/GPU, tokens/s, tokens/s/GPU, "
+                  + "TFLOP/s, TFLOP/s/GPU, s or ms per step; minutes or hours for a time-to-train metric)")
+}
+
+/// The units a row may give, by what they measure (compared lower-cased).
+private let samplesUnits: Set = ["images/s", "sequences/s", "samples/s", "img/s", "seq/s"]
+private let samplesPerGPUUnits: Set = ["images/s/gpu", "sequences/s/gpu", "samples/s/gpu", "img/s/gpu", "seq/s/gpu"]
+private let tokenUnits: Set = ["tokens/s", "tok/s"]
+private let tokenPerGPUUnits: Set = ["tokens/s/gpu", "tok/s/gpu"]
+private let tflopUnits: Set = ["tflop/s", "tflops"]
+private let tflopPerGPUUnits: Set = ["tflop/s/gpu", "tflops/gpu"]
+private let secondsUnits: Set = ["s", "sec", "seconds", "s per global step", "s per step", "s per iteration", "seconds per step", "s/step", "s/iteration"]
+private let millisecondsUnits: Set = ["ms", "milliseconds", "ms per step", "ms per iteration", "ms/step", "ms/iteration", "ms per global step"]
+
+private func formatCount(_ x: Double) -> String {
+    guard abs(x) < 1e18 else { return String(format: "%.4g", x) }
+    let digits = String(Int(x.rounded()))
+    var out = ""
+    for (i, ch) in digits.reversed().enumerated() {
+        if i > 0 && i % 3 == 0 { out.append(",") }
+        out.append(ch)
+    }
+    return String(out.reversed())
+}
