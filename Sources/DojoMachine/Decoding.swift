@@ -10,6 +10,9 @@ public enum Provenance: Sendable, Equatable, Codable {
     /// A bare value in a user's file.
     case user
 
+    /// Whether the value is a published figure.
+    public var isSource: Bool { if case .source = self { return true } else { return false } }
+
     public var text: String {
         switch self {
         case .source(let s): return s

@@ -61,7 +61,7 @@ cabinet:
   trays: {value: 2, source: "S17, S26, S7: 2 trays per cabinet"}
   other_power: {value: 0W, assumption: "host assembly power not public"}
 calibration:
-  matrix_efficiency: {value: 0.8, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
+  matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; the same 0.7 as the GPU presets (no D1 GEMM has been measured in public, and the D1 model already maps each GEMM onto the mesh, paying its own quantisation)"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
   memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
@@ -123,7 +123,7 @@ d1:
   die_to_die_latency: {value: 100ns, source: "S2: die-to-die about 100 ns"}
   tdp: {value: 400W, source: "S7, S9: 400 W TDP"}
 calibration:
-  matrix_efficiency: {value: 0.8, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
+  matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; the same 0.7 as the GPU presets (no D1 GEMM has been measured in public, and the D1 model already maps each GEMM onto the mesh, paying its own quantisation)"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
   memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
@@ -189,7 +189,7 @@ tile:
   dips: {value: 5, assumption: "HYPOTHETICAL D2: no D2 figure is public (§11); 5 DIPs on one edge as on the D1 tile (S11)"}
   other_power: {value: 7.5kW, assumption: "HYPOTHETICAL D2: no D2 figure is public (§11); power delivery and I/O, scaled from D1 tile (S7)"}
 calibration:
-  matrix_efficiency: {value: 0.8, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
+  matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; the same 0.7 as the GPU presets (no D1 GEMM has been measured in public, and the D1 model already maps each GEMM onto the mesh, paying its own quantisation)"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
   memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
@@ -224,7 +224,7 @@ gpu:
   nvlink_bandwidth: {value: 600GB/s, source: "G2: NVLink 600 GB/s"}
   tdp: {value: 400W, source: "G2: 400 W (SXM)"}
   sms: {value: 108, source: "G7: 108 SMs (A100, GA100 whitepaper)"}
-  gemm_tile: {value: 128, assumption: "output tile one SM computes in a GEMM (cuBLAS-like 128 x 128); sets wave quantisation"}
+  gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
   launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
 server:
   model: "DGX A100"
@@ -276,7 +276,7 @@ gpu:
   nvlink_bandwidth: {value: 900GB/s, source: "G3: NVLink 900 GB/s"}
   tdp: {value: 700W, source: "G3: up to 700 W (SXM)"}
   sms: {value: 132, source: "G7: 132 SMs (H100 SXM5, Hopper whitepaper)"}
-  gemm_tile: {value: 128, assumption: "output tile one SM computes in a GEMM (cuBLAS-like 128 x 128); sets wave quantisation"}
+  gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
   launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
 server:
   model: "DGX H100"
@@ -330,7 +330,7 @@ gpu:
   nvlink_bandwidth: {value: 300GB/s, source: "G1: NVLink 300 GB/s"}
   tdp: {value: 300W, source: "G1: 300 W (SXM2)"}
   sms: {value: 80, source: "G7: 80 SMs (V100, Volta whitepaper)"}
-  gemm_tile: {value: 128, assumption: "output tile one SM computes in a GEMM (cuBLAS-like 128 x 128); sets wave quantisation"}
+  gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
   launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
 server:
   model: "DGX-1 (V100)"
@@ -418,7 +418,7 @@ exapod:
   cabinets: {value: 10, source: "S3, S7, S19: 10 cabinets = 120 tiles = 3,000 D1"}
   other_power: {value: 0W, assumption: "switch and facility power not public"}
 calibration:
-  matrix_efficiency: {value: 0.8, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
+  matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; the same 0.7 as the GPU presets (no D1 GEMM has been measured in public, and the D1 model already maps each GEMM onto the mesh, paying its own quantisation)"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
   memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
@@ -502,7 +502,7 @@ tile:
   dips: {value: 5, source: "S11: up to 5 DIPs on one tile edge (160 GB, 4.5 TB/s); in a tray the tray count applies (20 per 6 tiles, §10)"}
   other_power: {value: 5kW, source: "S7, S9: 15 kW per tile; S7: the dies are about 10 kW (25 x 400 W), the rest power delivery, I/O, wiring"}
 calibration:
-  matrix_efficiency: {value: 0.8, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
+  matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; the same 0.7 as the GPU presets (no D1 GEMM has been measured in public, and the D1 model already maps each GEMM onto the mesh, paying its own quantisation)"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
   memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
@@ -583,7 +583,7 @@ tray:
   host_memory: {value: 8TB, source: "S9: 8 TB host memory"}
   other_power: {value: 10kW, assumption: "S9 gives 100+ kW per tray; 6 x 15 kW tiles + 10 kW assumed for DIPs, conversion, cooling"}
 calibration:
-  matrix_efficiency: {value: 0.8, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
+  matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; the same 0.7 as the GPU presets (no D1 GEMM has been measured in public, and the D1 model already maps each GEMM onto the mesh, paying its own quantisation)"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
   memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}

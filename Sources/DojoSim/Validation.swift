@@ -111,6 +111,9 @@ public struct ValidationCase: Sendable, Equatable {
     /// Step-model assumptions (`SimOptions` keys, as `dojo sim --assume` takes them) that the run's source fixes:
     /// its software, not its machine (e.g. `loader_workers` for PyTorch's native JPEG loader). Empty: the defaults.
     public var assumptions: [String: String] = [:]
+    /// Real sequences in one sample the simulator trains: 1, or about 2 for MLPerf BERT's packed samples of 512
+    /// tokens. Sample counts in the measurement (samples/s, time-to-train work) are of real sequences.
+    public var sequencesPerSample: Double = 1
 
     /// The machine spec as `dojo machine show` takes it: `dgx-a100x32`.
     public var machineSpec: String { nodes > 1 ? "\(machinePreset)x\(nodes)" : machinePreset }
@@ -158,11 +161,12 @@ public struct ValidationCase: Sendable, Equatable {
             throw ValidationRunError("the simulator returned global batch \(step.globalBatch) on \(step.devices) devices")
         }
         let samplesPerSecond = Double(step.globalBatch) / step.stepSeconds
+        let sequencesPerSecond = samplesPerSecond * sequencesPerSample
         switch metric {
         case .samplesPerSecond:
-            return samplesPerSecond
+            return sequencesPerSecond
         case .samplesPerSecondPerGPU:
-            return samplesPerSecond / Double(step.devices)
+            return sequencesPerSecond / Double(step.devices)
         case .tokensPerSecondPerGPU, .tokensPerSecond:
             guard let s = sequenceLength else { throw ValidationRunError("tokens/s needs a sequence length") }
             return samplesPerSecond * Double(s) / (metric == .tokensPerSecond ? 1 : Double(step.devices))
@@ -177,7 +181,7 @@ public struct ValidationCase: Sendable, Equatable {
         case .millisecondsPerStep:
             return Double(globalBatch) / samplesPerSecond * 1000
         case let .timeToTrain(work, unit):
-            return work.samples / samplesPerSecond / unit
+            return work.samples / sequencesPerSecond / unit
         }
     }
 
@@ -187,9 +191,9 @@ public struct ValidationCase: Sendable, Equatable {
         let b = Double(globalBatch)
         switch metric {
         case .samplesPerSecond:
-            return b / measured
+            return b * sequencesPerSample / measured
         case .samplesPerSecondPerGPU:
-            return b / (measured * Double(gpus))
+            return b * sequencesPerSample / (measured * Double(gpus))
         case .tokensPerSecondPerGPU:
             guard let s = sequenceLength else { return nil }
             return b * Double(s) / (measured * Double(gpus))
@@ -207,7 +211,7 @@ public struct ValidationCase: Sendable, Equatable {
         case .millisecondsPerStep:
             return measured / 1000
         case let .timeToTrain(work, unit):
-            return b * measured * unit / work.samples
+            return b * sequencesPerSample * measured * unit / work.samples
         }
     }
 }

@@ -34,6 +34,11 @@ struct ValidateCommand: ParsableCommand {
         valueName: "key=value"))
     var overrides: [String] = []
 
+    @Option(name: .customLong("leave-out"), help: ArgumentHelp(
+        "Instead: re-derive each constant fitted on published rows (\(LeaveOut.knobs.map(\.key).joined(separator: ", "))) without the cases whose source or id contains this text, and report those cases' error with the shipped and the re-derived value.",
+        valueName: "source"))
+    var leaveOut: String?
+
     @Flag(name: .long, help: "Print JSON: {cases: [{id, predicted, measured, unit, error, …}], mean_abs_error, …}.")
     var json = false
 
@@ -55,6 +60,10 @@ struct ValidateCommand: ParsableCommand {
     func validate() throws {
         if !local && (machine != nil || steps != nil) { throw ValidationError("--machine and --steps go with --local") }
         if let steps, !(5...10_000).contains(steps) { throw ValidationError("--steps must be 5…10000, got \(steps)") }
+        if let l = leaveOut {
+            if l.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--leave-out needs the text of a source (e.g. DeepLearningExamples, mlcommons, NeMo)") }
+            if local || dojo || json || verbose { throw ValidationError("--leave-out prints its own table: --local, --dojo, --json and --verbose do not go with it") }
+        }
         if local && (casesFile != nil || !overrides.isEmpty || dojo) { throw ValidationError("--local runs its own plans: --cases, --set and --dojo do not go with it") }
         if dojo && (casesFile != nil || !overrides.isEmpty || !only.isEmpty) {
             throw ValidationError("--dojo checks Tesla's public Dojo claims on the presets: --cases, --set and --only go with the published GPU runs (leave out --dojo)")
@@ -108,6 +117,10 @@ struct ValidateCommand: ParsableCommand {
             if cases[i].unsupported == nil, resolved.insert(key).inserted { _ = try cases[i].machine() }
         }
 
+        if let text = leaveOut {
+            print(try LeaveOut.run(cases, leaving: text))
+            return
+        }
         let report = Validation.evaluate(cases, simulate: simulateValidationCase)
         if json {
             print(try report.json())
@@ -199,8 +212,97 @@ func renderValidation(_ report: ValidationReport, cases: [ValidationCase], sourc
                 out += "  simulated: \(validationNumber(step.stepSeconds)) s per step of \(step.globalBatch) on \(step.devices) devices, plan \(step.plan)\(step.note.map { "; \($0)" } ?? "")\n"
             }
             for n in c.notes { out += "  - \(n)\n" }
+            if c.unsupported == nil {
+                // Every efficiency, overhead and rate the prediction used, with its source or the reason it is assumed.
+                if let m = try? c.machine() {
+                    for p in m.parameters where p.path.hasPrefix("calibration.")
+                        || ((p.path.hasPrefix("gpu.") || p.path.hasPrefix("server.")) && !p.provenance.isSource) {
+                        out += "  knob \(p.path) = \(p.value): \(p.provenance.text)\n"
+                    }
+                }
+                var options = SimOptions()
+                for (k, v) in c.assumptions.sorted(by: { $0.key < $1.key }) { try? options.set(k, v) }
+                for k in options.knobs { out += "  knob \(k.key) = \(k.value): \(k.why)\n" }
+            }
             out += "  source: \(c.source)\n"
         }
     }
     return out
+}
+
+/// `dojo validate --leave-out SOURCE`: how much fitting a constant on published rows buys. For each constant that
+/// was chosen by looking at validation rows, the value that minimises the mean |error| of the other cases it
+/// affects is found again without the cases of SOURCE, and those cases' error is reported with both values.
+enum LeaveOut {
+    /// The constants chosen with the validation rows in view, and the range a fit searches.
+    static let knobs: [(key: String, range: ClosedRange<Double>)] = [
+        ("calibration.host_decode_rate", 40...400),
+        ("calibration.fp8_efficiency", 0.3...0.95),
+    ]
+
+    static func run(_ all: [ValidationCase], leaving text: String) throws -> String {
+        let cases = all.filter { $0.unsupported == nil && $0.kind == .throughput }
+        let out = cases.filter { $0.source.localizedCaseInsensitiveContains(text) || $0.id.localizedCaseInsensitiveContains(text) }
+        guard !out.isEmpty else {
+            throw CLIError("--leave-out \(text): no throughput case's source or id contains it")
+        }
+        var s = "dojo validate --leave-out \(text): \(out.count) case\(out.count == 1 ? "" : "s") left out of \(cases.count)\n\n"
+        var t = TextTable(headers: ["constant", "shipped", "fitted without them", "fitted on", "left-out cases it moves", "their |error| shipped", "re-derived"],
+                          alignments: [.left, .right, .right, .right, .right, .right, .right])
+        var lines: [String] = []
+        for knob in knobs {
+            func errors(_ cs: [ValidationCase], _ v: Double?) -> [String: Double] {
+                var changed = cs
+                if let v { for i in changed.indices { changed[i].machineOverrides[knob.key] = String(v) } }
+                let r = Validation.evaluate(changed, simulate: simulateValidationCase)
+                var e: [String: Double] = [:]
+                for c in r.cases { if let x = c.error { e[c.id] = x } }
+                return e
+            }
+            // The cases this constant moves: their prediction differs at the ends of its range.
+            let lo = errors(cases, knob.range.lowerBound), hi = errors(cases, knob.range.upperBound)
+            let moved = cases.filter { c in
+                guard let a = lo[c.id], let b = hi[c.id] else { return false }
+                return abs(a - b) > 1e-9
+            }
+            let train = moved.filter { c in !out.contains { $0.id == c.id } }
+            let test = moved.filter { c in out.contains { $0.id == c.id } }
+            let shipped = try (moved.first ?? cases.first).map { try $0.machine() }.flatMap { m -> Double? in
+                knob.key == "calibration.host_decode_rate" ? m.calibration.hostDecodeRate : m.calibration.fp8Efficiency
+            }
+            func mean(_ e: [String: Double], _ cs: [ValidationCase]) -> Double? {
+                let xs = cs.compactMap { e[$0.id] }.map(abs)
+                return xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count)
+            }
+            guard !test.isEmpty else {
+                t.addRow([knob.key, shipped.map(validationNumber) ?? "—", "—", "\(train.count)", "0", "—", "—"])
+                continue
+            }
+            guard !train.isEmpty else {
+                t.addRow([knob.key, shipped.map(validationNumber) ?? "—", "no other case", "0", "\(test.count)",
+                       mean(errors(test, nil), test).map { formatPercent($0) } ?? "—", "—"])
+                lines.append("\(knob.key): only the left-out cases constrain it, so leaving them out leaves it unconstrained")
+                continue
+            }
+            // Golden-section search of the mean |error| over the other cases (unimodal in practice: a rate or an
+            // efficiency moves every prediction one way).
+            var a = knob.range.lowerBound, b = knob.range.upperBound
+            let g = (sqrt(5.0) - 1) / 2
+            func f(_ v: Double) -> Double { mean(errors(train, v), train) ?? .infinity }
+            var x1 = b - g * (b - a), x2 = a + g * (b - a)
+            var f1 = f(x1), f2 = f(x2)
+            for _ in 0..<14 {
+                if f1 < f2 { b = x2; x2 = x1; f2 = f1; x1 = b - g * (b - a); f1 = f(x1) }
+                else { a = x1; x1 = x2; f1 = f2; x2 = a + g * (b - a); f2 = f(x2) }
+            }
+            let fitted = (a + b) / 2
+            let before = mean(errors(test, nil), test), after = mean(errors(test, fitted), test)
+            t.addRow([knob.key, shipped.map(validationNumber) ?? "—", validationNumber(fitted), "\(train.count)", "\(test.count)",
+                   before.map { formatPercent($0) } ?? "—", after.map { formatPercent($0) } ?? "—"])
+        }
+        s += t.render()
+        for l in lines { s += "\n" + l }
+        s += "\n\nA constant is fitted on the cases it moves (their prediction changes across its range) minus the left-out ones, by the least mean |error|; the left-out cases are then predicted with it."
+        return s
+    }
 }

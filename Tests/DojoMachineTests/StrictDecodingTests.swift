@@ -75,7 +75,7 @@ struct StrictDecodingTests {
         #expect(error(try tileYAML("other_power: {value: 5kW,", "other_power: {value: -5kW,"))
                 == "tile.yaml: tile.other_power: must not be negative, got -5kW")
         #expect(error(try tileYAML("count: 1", "count: -2")) == "tile.yaml: count: must be positive, got -2")
-        #expect(error(try tileYAML("matrix_efficiency: {value: 0.8", "matrix_efficiency: {value: 1.5"))
+        #expect(error(try tileYAML("matrix_efficiency: {value: 0.7", "matrix_efficiency: {value: 1.5"))
                 == "tile.yaml: calibration.matrix_efficiency: must be in (0, 1], got 1.5")
     }
 
