@@ -20,6 +20,9 @@ func skippedCase(_ row: Row, reason: String) throws -> ValidationCase {
     let gpus = try row.positiveInt("gpus", max: Limits.devices, why: "the most devices a machine may have")
     let nodes = row["nodes"].isEmpty ? 1 : try row.positiveInt("nodes", max: Limits.devices, why: "the most devices a machine may have")
     let batch = try row.positiveInt("global_batch", max: Limits.batch, why: "the most samples a step may have")
+    guard nodes <= gpus else {
+        throw row.fail("nodes", "\(nodes) nodes for \(gpus) GPU\(gpus == 1 ? "" : "s"): every node holds at least one of them")
+    }
     let m = row["metric"].lowercased()
     let metric: ValidationMetric = m.contains("time-to-train") || m.contains("time to train")
         ? .timeToTrain(TrainingWork(samples: 0, basis: "not read"), secondsPerUnit: 1) : .samplesPerSecond
@@ -41,6 +44,12 @@ struct Row {
     subscript(_ column: String) -> String {
         guard let i = table.index(of: column) else { return "" }
         return record.fields[i].trimmingCharacters(in: .whitespaces)
+    }
+
+    /// A row the simulator cannot use as written (its plan does not add up, its metric or precision is not one the
+    /// model knows): skipped with the reason, naming the column, while the other rows run.
+    func skip(_ column: String, _ message: String) -> RowSkip {
+        RowSkip(reason: "\(column): \(message)")
     }
 
     func fail(_ column: String, _ message: String) -> ValidationDataError {
@@ -105,6 +114,32 @@ private let knownGPUs: [GPUEntry] = [
              note: "gpu 'H100' without a variant: H100 SXM5 80GB as in a DGX H100 (ASSUMPTION)"),
 ]
 
+/// The GPU a `gpu` column names: an exact known name, or another spelling of an SXM part (letters and digits
+/// compared: `A100 SXM 80GB`, `NVIDIA H100-SXM5`, `Tesla V100-SXM2-16GB`), with a note saying how it was read. PCIe
+/// and NVL parts (other clocks, power and links) and GPUs without a preset: nil.
+private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
+    if let e = knownGPUs.first(where: { $0.names.contains { $0.caseInsensitiveCompare(name) == .orderedSame } }) { return (e, nil) }
+    let n = name.lowercased().filter { $0.isLetter || $0.isNumber }
+    func entry(_ exact: String) -> GPUEntry? { knownGPUs.first { $0.names.contains(exact) } }
+    if n.contains("pcie") || n.contains("nvl") { return nil }
+    let read: GPUEntry?
+    var assumed = ""
+    if n.contains("h100") {
+        read = entry("H100-SXM5-80GB")
+        if !n.contains("80") { assumed = " (ASSUMPTION: the 80GB SXM5 part of a DGX H100)" }
+    } else if n.contains("a100") {
+        read = n.contains("40g") ? entry("A100-SXM4-40GB") : entry("A100-SXM4-80GB")
+        if !n.contains("40g") && !n.contains("80g") { assumed = " (ASSUMPTION: the 80GB SXM4 part)" }
+    } else if n.contains("v100") {
+        read = n.contains("sxm3") || n.contains("dgx2") ? entry("V100-SXM3-32GB") : n.contains("16g") ? entry("V100-SXM2-16GB") : entry("V100-SXM2-32GB")
+        if !n.contains("16g") && !n.contains("32g") { assumed = " (ASSUMPTION: the 32GB SXM2 part)" }
+    } else {
+        read = nil
+    }
+    guard let e = read else { return nil }
+    return (e, "gpu '\(name)' read as \(e.names[0])\(assumed)")
+}
+
 /// The first capture of `pattern` in `text` as a number (commas allowed), or nil.
 /// A count read from model_detail by `pattern`: nil when absent, an error naming it when it is not in 1...max.
 private func firstCount(_ pattern: String, in text: String, row: Row, what: String, max: Int) throws -> Int? {
@@ -139,9 +174,10 @@ func readCase(_ row: Row) throws -> ValidationCase {
 
     // The machine.
     let gpuName = try row.nonEmpty("gpu")
-    guard let gpu = knownGPUs.first(where: { $0.names.contains { $0.caseInsensitiveCompare(gpuName) == .orderedSame } }) else {
-        throw RowSkip(reason: "no machine preset for GPU '\(gpuName)' (known: \(knownGPUs.flatMap(\.names).joined(separator: ", ")))")
+    guard let (gpu, spelled) = lookupGPU(gpuName) else {
+        throw RowSkip(reason: "no machine preset for GPU '\(gpuName)' (known: \(knownGPUs.flatMap(\.names).joined(separator: ", ")), and other spellings of the SXM parts)")
     }
+    if let spelled { notes.append(spelled) }
     let perNode = gpu.gpusPerNode
     if let n = gpu.note { notes.append(n) }
     let gpus = try row.positiveInt("gpus", max: Limits.devices, why: "the most devices a machine may have")
@@ -478,7 +514,7 @@ private func readPrecision(_ row: Row, preset: String, notes: inout [String]) th
         notes.append("precision '\(text)': the format is not stated; fp16 (ASSUMPTION: Transformer Engine may also run some GEMMs in FP8)")
         return .fp16
     }
-    throw row.fail("precision", "unknown precision '\(text)' (expected FP32, TF32, FP16/AMP, BF16, FP8, Mixed or 'not stated')")
+    throw row.skip("precision", "unknown precision '\(text)' (expected FP32, TF32, FP16/AMP, BF16, FP8, Mixed or 'not stated')")
 }
 
 private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
@@ -527,6 +563,21 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             try set(\.microBatches, c[0], "gradient accumulation")
         } else if let c = groups(#"^(?:microbatch|micro-batch|MBS)[ =](\d+)$"#, part) {
             try set(\.microBatch, c[0], "micro-batch")
+        } else if let c = groups(#"^(?i:FSDP)[ =](\d+)$"#, part) {
+            // fully sharded data parallelism over N GPUs: data-parallel replicas with everything sharded
+            try set(\.dataParallel, c[0], "FSDP")
+            if c[0] != "1" { plan.shardParameters = true; plan.shardOptimizer = true; notes.append("FSDP=\(c[0]): dp=\(c[0]), zero=3") }
+        } else if let c = groups(#"^(?i:ZeRO)[- ](?:stage )?([0-3])$"#, part) {
+            plan.shardOptimizer = c[0] != "0"
+            if c[0] == "3" { plan.shardParameters = true }
+        } else if part.range(of: #"^(?i:distributed optimizer|DDP|data parallel)$"#, options: .regularExpression) != nil {
+            if part.lowercased() == "distributed optimizer" { plan.shardOptimizer = true }
+        } else if part.range(of: #"^(?i:SP|SP=1|sequence parallel(ism)?)$"#, options: .regularExpression) != nil {
+            plan.sequenceParallel = true
+        } else if let c = groups(#"^EP=(\d+)$"#, part) {
+            guard c[0] == "1" else {
+                throw RowSkip(reason: "expert parallelism EP=\(c[0]) (a mixture of experts) is not modelled; the zoo's models are dense")
+            }
         } else if let c = groups(#"^model-parallel \(TPxPP\)=(\d+)$"#, part) {
             modelParallel = try count(c[0], "model-parallel (TPxPP)")
             notes.append("only TP × PP = \(c[0]) is published; the planner splits it")
@@ -541,7 +592,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             plan.shardParameters = p.shardParameters ?? plan.shardParameters
             plan.sequenceParallel = p.sequenceParallel ?? plan.sequenceParallel
         } else {
-            throw row.fail("parallelism", "cannot read '\(part)' (expected DP=, TP=, PP=, VP=, CP=1, grad-accum N, "
+            throw row.skip("parallelism", "cannot read '\(part)' (expected DP=, TP=, PP=, VP=, CP=1, grad-accum N, "
                            + "microbatch N, model-parallel (TPxPP)=N, or dp=…,tp=… as in --plan; separated by ';')")
         }
     }
@@ -573,11 +624,11 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     if let dp = plan.dataParallel {
         if let mp = modelParallel {
             guard Limits.product(dp, mp) == gpus else {
-                throw row.fail("parallelism", "DP × (TP×PP) = \(dp) × \(mp), but gpus = \(gpus)")
+                throw row.skip("parallelism", "DP × (TP×PP) = \(dp) × \(mp), but gpus = \(gpus)")
             }
         } else if plan.tensorParallel != nil && plan.pipelineParallel != nil {
             guard Limits.product(dp, product) == gpus else {
-                throw row.fail("parallelism", "DP × TP × PP = \(dp) × \(product), but gpus = \(gpus)")
+                throw row.skip("parallelism", "DP × TP × PP = \(dp) × \(product), but gpus = \(gpus)")
             }
         } else if plan.tensorParallel == nil && plan.pipelineParallel == nil {
             if dp == gpus {
@@ -586,25 +637,25 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
                 modelParallel = gpus / dp
                 notes.append("TP × PP = GPUs ÷ DP = \(gpus / dp), split by the planner")
             } else {
-                throw row.fail("parallelism", "DP=\(dp) does not divide gpus = \(gpus)")
+                throw row.skip("parallelism", "DP=\(dp) does not divide gpus = \(gpus)")
             }
         } else {
             // One of TP, PP given: the other follows.
             guard Limits.product(dp, product) <= gpus, gpus % (dp * product) == 0 else {
-                throw row.fail("parallelism", "DP × \(plan.tensorParallel != nil ? "TP" : "PP") = \(dp) × \(product) does not divide gpus = \(gpus)")
+                throw row.skip("parallelism", "DP × \(plan.tensorParallel != nil ? "TP" : "PP") = \(dp) × \(product) does not divide gpus = \(gpus)")
             }
             if plan.tensorParallel == nil { plan.tensorParallel = gpus / (dp * product) }
             else { plan.pipelineParallel = gpus / (dp * product) }
         }
     } else if plan.tensorParallel != nil && plan.pipelineParallel != nil {
         guard gpus % product == 0 else {
-            throw row.fail("parallelism", "TP × PP = \(product) does not divide gpus = \(gpus)")
+            throw row.skip("parallelism", "TP × PP = \(product) does not divide gpus = \(gpus)")
         }
         plan.dataParallel = gpus / product
         notes.append("dp = GPUs ÷ (TP × PP) = \(gpus / product) (derived)")
     }
     if let dp = plan.dataParallel, globalBatch % dp != 0 {
-        throw row.fail("global_batch", "global batch \(globalBatch) does not divide among DP = \(dp) replicas")
+        throw row.skip("global_batch", "global batch \(globalBatch) does not divide among DP = \(dp) replicas")
     }
     try deriveMicroBatches(&plan, row: row, globalBatch: globalBatch, notes: &notes)
     return (plan, modelParallel)
@@ -613,7 +664,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
 private func setFromDetail(_ plan: inout PlanSpec, _ field: WritableKeyPath<PlanSpec, Int?>, _ value: Int, _ what: String,
                    row: Row) throws {
     if let old = plan[keyPath: field], old != value {
-        throw row.fail("model_detail", "\(what) \(value) disagrees with the parallelism column's \(old)")
+        throw row.skip("model_detail", "\(what) \(value) disagrees with the parallelism column's \(old)")
     }
     plan[keyPath: field] = value
 }
@@ -625,19 +676,19 @@ private func deriveMicroBatches(_ plan: inout PlanSpec, row: Row, globalBatch: I
     switch (plan.microBatch, plan.microBatches) {
     case let (mb?, nil):
         guard perReplica % mb == 0 else {
-            throw row.fail("global_batch", "global batch \(globalBatch) ÷ DP \(dp) = \(perReplica) is not a multiple of the micro-batch \(mb)")
+            throw row.skip("global_batch", "global batch \(globalBatch) ÷ DP \(dp) = \(perReplica) is not a multiple of the micro-batch \(mb)")
         }
         plan.microBatches = perReplica / mb
         notes.append("micro = global batch ÷ (DP × micro-batch) = \(perReplica / mb) (derived)")
     case let (nil, n?):
         guard perReplica % n == 0 else {
-            throw row.fail("global_batch", "global batch \(globalBatch) ÷ DP \(dp) = \(perReplica) does not split into \(n) micro-batches")
+            throw row.skip("global_batch", "global batch \(globalBatch) ÷ DP \(dp) = \(perReplica) does not split into \(n) micro-batches")
         }
         plan.microBatch = perReplica / n
         notes.append("mb = global batch ÷ (DP × accumulation) = \(perReplica / n) (derived)")
     case let (mb?, n?):
         guard mb <= perReplica, n <= perReplica, mb * n == perReplica else {
-            throw row.fail("global_batch", "micro-batch \(mb) × \(n) micro-batches × DP \(dp) is not the global batch \(globalBatch)")
+            throw row.skip("global_batch", "micro-batch \(mb) × \(n) micro-batches × DP \(dp) is not the global batch \(globalBatch)")
         }
     case (nil, nil):
         break
@@ -651,7 +702,7 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
     // Free text, but it must say what was measured (a metric named 'vibes' was scored as throughput).
     let words = ["throughput", "time", "tflop", "step", "iteration", "mfu", "samples", "images", "sequences", "tokens", "speed"]
     guard words.contains(where: { m.contains($0) }) else {
-        throw row.fail("metric", "'\(metric)' does not say what was measured (expected words such as training throughput, time per iteration, time-to-train, achieved TFLOP/s)")
+        throw row.skip("metric", "'\(metric)' does not say what was measured (expected words such as training throughput, time per iteration, time-to-train, achieved TFLOP/s)")
     }
     if m.contains("time-to-train") || m.contains("time to train") {
         let perUnit: Double
@@ -688,7 +739,7 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         : samplesUnits.contains(u) || samplesPerGPUUnits.contains(u) ? samplesWords
         : secondsUnits.contains(u) || millisecondsUnits.contains(u) ? stepWords : []
     if !expected.isEmpty && !expected.contains(where: { m.contains($0) }) {
-        throw row.fail("metric", "'\(metric)' does not say it measures what the unit '\(unit)' is (expected a word such as \(expected.joined(separator: ", ")))")
+        throw row.skip("metric", "'\(metric)' does not say it measures what the unit '\(unit)' is (expected a word such as \(expected.joined(separator: ", ")))")
     }
     if samplesUnits.contains(u) { return .samplesPerSecond }
     if samplesPerGPUUnits.contains(u) { return .samplesPerSecondPerGPU }

@@ -107,6 +107,30 @@ struct ValidationImportTests {
     }
 }
 
+extension ValidationImportTests {
+    @Test("other spellings of the SXM parts are read (and say how); PCIe parts and unknown GPUs are skipped")
+    func gpuSpellings() throws {
+        let names = ["NVIDIA A100 SXM 80GB", "A100", "a100-sxm4-40gb", "Tesla V100-SXM2-16GB", "NVIDIA H100 SXM", "A100-PCIE-40GB", "H200"]
+        let cases = try parse(names.enumerated().map { row(id: "g\($0.offset)", gpu: $0.element) })
+        #expect(cases.map(\.machineDescription).prefix(5) == ["dgx-a100", "dgx-a100", "dgx-a100 gpu.hbm_bytes=40GB", "dgx-v100 gpu.hbm_bytes=16GB", "dgx-h100"])
+        #expect(cases[1].notes.contains { $0.contains("read as A100-SXM4-80GB (ASSUMPTION: the 80GB SXM4 part)") })
+        #expect(cases[5].unsupported?.contains("no machine preset for GPU 'A100-PCIE-40GB'") == true)
+        #expect(cases[6].unsupported?.contains("no machine preset for GPU 'H200'") == true)
+    }
+
+    @Test("parallelism words: FSDP=N, ZeRO-N, distributed optimizer, SP, DDP; EP > 1 skipped")
+    func parallelismWords() throws {
+        let cases = try parse([
+            row(id: "f", plan: "FSDP=8"), row(id: "z", plan: "DP=8; ZeRO-1"), row(id: "d", plan: "DP=8; distributed optimizer; DDP"),
+            row(id: "e", plan: "DP=8; EP=8"),
+        ])
+        #expect(cases[0].plan.dataParallel == 8 && cases[0].plan.shardParameters == true)
+        #expect(cases[1].plan.shardOptimizer == true && cases[1].plan.shardParameters == nil)
+        #expect(cases[2].plan.shardOptimizer == true)
+        #expect(cases[3].unsupported?.contains("expert parallelism EP=8") == true)
+    }
+}
+
 @Suite("GPU GEMM tiles and layouts")
 struct GPUTileTests {
     @Test("a GEMM 64 wide runs in 128×64 tiles, not half-empty 128² ones: faster, but below the 128² tile's rate")

@@ -443,12 +443,12 @@ struct ValidationTests {
         // A skipped row's value and id are still checked.
         let skippedValue = try #require(dataError([Self.header, row(3, "TPU-v4").replacingOccurrences(of: ",16621,", with: ",fast,")]))
         #expect(skippedValue.column == 13)
-        let precision = try #require(dataError([Self.header, row(9, "int4")]))
-        #expect(precision.column == 9)
-        let plan = try #require(dataError([Self.header, row(11, "DP=8; magic 3")]))
-        #expect(plan.column == 11 && plan.message.contains("cannot read 'magic 3'"))
-        let product = try #require(dataError([Self.header, row(11, "TP=2; PP=2; DP=4")]))
-        #expect(product.column == 11 && product.message.contains("gpus = 8"))
+        // A precision, plan or metric the model cannot use as written: skipped with the reason naming the column.
+        let unusable = try parse([Self.header, row(9, "int4"), row(11, "DP=8; magic 3").replacingOccurrences(of: "t1,", with: "t2,"),
+                                  row(11, "TP=2; PP=2; DP=4").replacingOccurrences(of: "t1,", with: "t3,")])
+        #expect(unusable[0].unsupported?.hasPrefix("precision: unknown precision 'int4'") == true)
+        #expect(unusable[1].unsupported?.hasPrefix("parallelism: cannot read 'magic 3'") == true)
+        #expect(unusable[2].unsupported?.contains("gpus = 8") == true)
         let nodes = try #require(dataError([Self.header, row(4, "64")]))
         #expect(nodes.column == 5 && nodes.message.contains("cannot hold 64 GPUs"))
         let duplicate = try #require(dataError([Self.header, Self.good, Self.good]))
