@@ -55,7 +55,7 @@ let package = Package(
                 exclude: ["Presets"]),
         // Where work goes: an op's spatial mapping on a D1 mesh, parallelism plans across chips, tiles and GPUs,
         // sharding and memory fit. Reads the Graph IR and machine descriptions only.
-        .target(name: "DojoCompiler", dependencies: ["DojoGraph", "DojoMachine"]),
+        .target(name: "DojoCompiler", dependencies: ["DojoGraph", "DojoMachine", "DojoReport"]),
         // How long it takes: op cost models (D1 mesh, GPU roofline), collectives on the real topology, the step's
         // timeline, plan search, traces and validation against published measurements (the published GPU
         // measurements, with their sources: Validation/gpu-training.csv and its README, compiled in by scripts/embed-data.py).

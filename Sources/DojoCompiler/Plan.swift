@@ -1,4 +1,5 @@
 import DojoMachine
+import DojoReport
 import Foundation
 /// A parallelism plan, as a user writes it (`--plan dp=64,tp=8,pp=4,mb=2`) or a published run states it (the
 /// validation CSV's `parallelism` column). Every field left nil is the planner's choice.
@@ -128,6 +129,57 @@ public enum PlanError: Error, Sendable, Equatable, CustomStringConvertible {
         case .syntax(let m): return "plan: \(m)"
         case .doesNotFit(let m): return "no plan fits: \(m)"
         case .inconsistent(let m): return "plan: \(m)"
+        }
+    }
+}
+
+extension PlanSpec {
+    /// Checks the arithmetic of the fields that are set, against a global batch and (when given) the devices the plan
+    /// must use exactly: each fixed count divides the samples it splits, dp × mb × micro is the global batch, options
+    /// have what they act on (interleaving needs a pipeline, sequence parallelism tensor parallelism, ZeRO data
+    /// parallelism), DP × TP × PP = devices. Throws `PlanError.inconsistent` naming the keys and numbers. One place
+    /// for the CLI's `--plan` and the validation importer.
+    public func checkArithmetic(globalBatch batch: Int, devices: Int? = nil) throws {
+        let s = self
+        let b = formatThousands(batch)
+        if let v = s.virtualStages, v > 1 {
+            guard let p = s.pipelineParallel, p > 1 else {
+                throw PlanError.inconsistent("vp=\(v) interleaves pipeline stages: give pp=2 or more with it")
+            }
+        }
+        if s.sequenceParallel == true, s.tensorParallel == 1 {
+            throw PlanError.inconsistent("sp=1 splits layer norms along the sequence within tensor parallelism: it needs tp=2 or more, not tp=1")
+        }
+        if s.shardOptimizer == true, s.dataParallel == 1 {
+            throw PlanError.inconsistent("zero=\(s.shardParameters == true ? 3 : 1) shards \(s.shardParameters == true ? "parameters and " : "")optimizer state over data-parallel replicas: it needs dp=2 or more, not dp=1")
+        }
+        if let d = s.dataParallel, batch % d != 0 {
+            throw PlanError.inconsistent("dp=\(d): the global batch \(b) does not divide among \(formatThousands(d)) data-parallel replicas")
+        }
+        if let mb = s.microBatch, batch % mb != 0 {
+            throw PlanError.inconsistent("mb=\(mb): the global batch \(b) does not divide into micro-batches of \(formatThousands(mb)) samples")
+        }
+        if let m = s.microBatches, batch % m != 0 {
+            throw PlanError.inconsistent("micro=\(m): the global batch \(b) does not divide into \(formatThousands(m)) micro-batches")
+        }
+        if let mb = s.microBatch, let m = s.microBatches, batch % Limits.product(mb, m) != 0 {
+            throw PlanError.inconsistent("mb=\(mb),micro=\(m): \(formatThousands(Limits.product(mb, m))) samples per replica do not divide the global batch \(b)")
+        }
+        if let d = s.dataParallel {
+            let per = batch / d
+            if let mb = s.microBatch, per % mb != 0 {
+                throw PlanError.inconsistent("dp=\(d),mb=\(mb): each replica gets \(formatThousands(per)) samples, which micro-batches of \(mb) do not divide")
+            }
+            if let m = s.microBatches, per % m != 0 {
+                throw PlanError.inconsistent("dp=\(d),micro=\(m): each replica gets \(formatThousands(per)) samples, which \(m) micro-batches do not divide")
+            }
+            if let mb = s.microBatch, let m = s.microBatches, Limits.product(mb, m) != per {
+                throw PlanError.inconsistent("dp=\(d),mb=\(mb),micro=\(m): dp × mb × micro = \(formatThousands(Limits.product(d, mb, m))) samples, but the global batch is \(b)")
+            }
+        }
+        if let n = devices, let d = s.dataParallel, let t = s.tensorParallel, let p = s.pipelineParallel,
+           Limits.product(d, t, p) != n {
+            throw PlanError.inconsistent("dp=\(d),tp=\(t),pp=\(p): DP × TP × PP = \(formatThousands(Limits.product(d, t, p))) devices, but the run used \(formatThousands(n))")
         }
     }
 }

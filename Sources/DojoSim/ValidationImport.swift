@@ -239,6 +239,7 @@ func readCase(_ row: Row) throws -> ValidationCase {
         if plan.shardOptimizer == nil { plan.shardOptimizer = true }
         if plan.microBatch == nil { plan.microBatch = 1 }
         try deriveMicroBatches(&plan, row: row, globalBatch: globalBatch, notes: &notes)
+        try checkPlan(plan, globalBatch: globalBatch, gpus: gpus)
         notes.append("vp=12 (interleave 12), distributed optimizer (zero=1), micro-batch 1: the data README's §6 on NVIDIA's MLPerf v3.0 GPT-3 configuration")
     }
     if modelName.localizedCaseInsensitiveContains("Megatron-LM") && !modelName.localizedCaseInsensitiveContains("GPT-3")
@@ -627,9 +628,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
                 throw row.skip("parallelism", "DP × (TP×PP) = \(dp) × \(mp), but gpus = \(gpus)")
             }
         } else if plan.tensorParallel != nil && plan.pipelineParallel != nil {
-            guard Limits.product(dp, product) == gpus else {
-                throw row.skip("parallelism", "DP × TP × PP = \(dp) × \(product), but gpus = \(gpus)")
-            }
+            // DP × TP × PP = GPUs: checked with the rest of the plan's arithmetic (below)
         } else if plan.tensorParallel == nil && plan.pipelineParallel == nil {
             if dp == gpus {
                 plan.tensorParallel = 1; plan.pipelineParallel = 1
@@ -654,11 +653,17 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         plan.dataParallel = gpus / product
         notes.append("dp = GPUs ÷ (TP × PP) = \(gpus / product) (derived)")
     }
-    if let dp = plan.dataParallel, globalBatch % dp != 0 {
-        throw row.skip("global_batch", "global batch \(globalBatch) does not divide among DP = \(dp) replicas")
-    }
     try deriveMicroBatches(&plan, row: row, globalBatch: globalBatch, notes: &notes)
+    try checkPlan(plan, globalBatch: globalBatch, gpus: gpus)
     return (plan, modelParallel)
+}
+
+/// The plan's arithmetic, checked where the CLI checks `--plan` (`PlanSpec.checkArithmetic`): a row whose plan does
+/// not add up is skipped with the reason.
+private func checkPlan(_ plan: PlanSpec, globalBatch: Int, gpus: Int) throws {
+    do { try plan.checkArithmetic(globalBatch: globalBatch, devices: gpus) } catch let PlanError.inconsistent(m) {
+        throw RowSkip(reason: "parallelism: \(m)")
+    }
 }
 
 private func setFromDetail(_ plan: inout PlanSpec, _ field: WritableKeyPath<PlanSpec, Int?>, _ value: Int, _ what: String,
@@ -669,28 +674,19 @@ private func setFromDetail(_ plan: inout PlanSpec, _ field: WritableKeyPath<Plan
     plan[keyPath: field] = value
 }
 
-/// micro-batch × micro-batches × DP = global batch: fills the one that is missing, checks them when all are given.
+/// micro-batch × micro-batches × DP = global batch: fills the one that is missing where it divides (`checkPlan`
+/// then says what does not add up).
 private func deriveMicroBatches(_ plan: inout PlanSpec, row: Row, globalBatch: Int, notes: inout [String]) throws {
-    guard let dp = plan.dataParallel else { return }
+    guard let dp = plan.dataParallel, globalBatch % dp == 0 else { return }
     let perReplica = globalBatch / dp
     switch (plan.microBatch, plan.microBatches) {
-    case let (mb?, nil):
-        guard perReplica % mb == 0 else {
-            throw row.skip("global_batch", "global batch \(globalBatch) ÷ DP \(dp) = \(perReplica) is not a multiple of the micro-batch \(mb)")
-        }
+    case let (mb?, nil) where perReplica % mb == 0:
         plan.microBatches = perReplica / mb
         notes.append("micro = global batch ÷ (DP × micro-batch) = \(perReplica / mb) (derived)")
-    case let (nil, n?):
-        guard perReplica % n == 0 else {
-            throw row.skip("global_batch", "global batch \(globalBatch) ÷ DP \(dp) = \(perReplica) does not split into \(n) micro-batches")
-        }
+    case let (nil, n?) where perReplica % n == 0:
         plan.microBatch = perReplica / n
         notes.append("mb = global batch ÷ (DP × accumulation) = \(perReplica / n) (derived)")
-    case let (mb?, n?):
-        guard mb <= perReplica, n <= perReplica, mb * n == perReplica else {
-            throw row.skip("global_batch", "micro-batch \(mb) × \(n) micro-batches × DP \(dp) is not the global batch \(globalBatch)")
-        }
-    case (nil, nil):
+    default:
         break
     }
 }

@@ -80,45 +80,11 @@ struct WorkloadOptions: ParsableArguments {
     var planText: String { plan ?? "" }
 }
 
-/// Checks the parts of a plan that depend only on the global batch: each fixed count must divide the samples it
-/// splits, and options must have what they act on (interleaving needs a pipeline, sequence parallelism tensor
-/// parallelism, ZeRO data parallelism). Names the keys and numbers.
+/// Checks the parts of a plan that depend only on the global batch (`PlanSpec.checkArithmetic`, shared with the
+/// validation importer), as a `--plan` error.
 func checkPlanShape(_ s: PlanSpec, batch: Int) throws {
-    let b = formatThousands(batch)
-    if let v = s.virtualStages, v > 1 {
-        guard let p = s.pipelineParallel, p > 1 else {
-            throw CLIError("--plan vp=\(v) interleaves pipeline stages: give pp=2 or more with it")
-        }
-    }
-    if s.sequenceParallel == true, s.tensorParallel == 1 {
-        throw CLIError("--plan sp=1 splits layer norms along the sequence within tensor parallelism: it needs tp=2 or more, not tp=1")
-    }
-    if s.shardOptimizer == true, s.dataParallel == 1 {
-        throw CLIError("--plan zero=\(s.shardParameters == true ? 3 : 1) shards \(s.shardParameters == true ? "parameters and " : "")optimizer state over data-parallel replicas: it needs dp=2 or more, not dp=1")
-    }
-    if let d = s.dataParallel, batch % d != 0 {
-        throw CLIError("--plan dp=\(d): the global batch \(b) does not divide among \(formatThousands(d)) data-parallel replicas")
-    }
-    if let mb = s.microBatch, batch % mb != 0 {
-        throw CLIError("--plan mb=\(mb): the global batch \(b) does not divide into micro-batches of \(formatThousands(mb)) samples")
-    }
-    if let m = s.microBatches, batch % m != 0 {
-        throw CLIError("--plan micro=\(m): the global batch \(b) does not divide into \(formatThousands(m)) micro-batches")
-    }
-    if let mb = s.microBatch, let m = s.microBatches, batch % Limits.product(mb, m) != 0 {
-        throw CLIError("--plan mb=\(mb),micro=\(m): \(formatThousands(Limits.product(mb, m))) samples per replica do not divide the global batch \(b)")
-    }
-    if let d = s.dataParallel {
-        let per = batch / d
-        if let mb = s.microBatch, per % mb != 0 {
-            throw CLIError("--plan dp=\(d),mb=\(mb): each replica gets \(formatThousands(per)) samples, which micro-batches of \(mb) do not divide")
-        }
-        if let m = s.microBatches, per % m != 0 {
-            throw CLIError("--plan dp=\(d),micro=\(m): each replica gets \(formatThousands(per)) samples, which \(m) micro-batches do not divide")
-        }
-        if let mb = s.microBatch, let m = s.microBatches, Limits.product(mb, m) != per {
-            throw CLIError("--plan dp=\(d),mb=\(mb),micro=\(m): dp × mb × micro = \(formatThousands(Limits.product(d, mb, m))) samples, but the global batch is \(b)")
-        }
+    do { try s.checkArithmetic(globalBatch: batch) } catch let PlanError.inconsistent(m) {
+        throw CLIError("--plan \(m)")
     }
 }
 

@@ -448,7 +448,7 @@ struct ValidationTests {
                                   row(11, "TP=2; PP=2; DP=4").replacingOccurrences(of: "t1,", with: "t3,")])
         #expect(unusable[0].unsupported?.hasPrefix("precision: unknown precision 'int4'") == true)
         #expect(unusable[1].unsupported?.hasPrefix("parallelism: cannot read 'magic 3'") == true)
-        #expect(unusable[2].unsupported?.contains("gpus = 8") == true)
+        #expect(unusable[2].unsupported == "parallelism: dp=4,tp=2,pp=2: DP × TP × PP = 16 devices, but the run used 8")
         let nodes = try #require(dataError([Self.header, row(4, "64")]))
         #expect(nodes.column == 5 && nodes.message.contains("cannot hold 64 GPUs"))
         let duplicate = try #require(dataError([Self.header, Self.good, Self.good]))
