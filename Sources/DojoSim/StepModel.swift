@@ -514,14 +514,13 @@ public final class StepSimulator: @unchecked Sendable {
         let prec = workload.precision
         var stageTimes: [Double] = []
         var worst = (time: -1.0, compute: 0.0, comm: 0.0, p2p: 0.0, backward: 0.0, stage: 0)
-        var sumTimes = 0.0
         var memWorst: MemoryUse? = nil
         var memWorstTotal = -1.0
         var optWorst = 0.0
         var dpWorst = 0.0
         var hbmWorst = 0.0
         var cpuWork = 0.0   // CPU hosts: one replica's seconds of work over its stages
-        var optAfterTail = 0.0, backwardBefore = 0.0
+        var optHereByStage: [Double] = [], backwardByStage: [Double] = []
         let fast = topology.fastMemoryBytes * options.memoryHeadroom
         let bulk = topology.bulkMemoryBytes * options.memoryHeadroom
         for s in 0..<p {
@@ -540,7 +539,6 @@ public final class StepSimulator: @unchecked Sendable {
             let tpc = 2 * comm + recomputeComm
             let time = compute + tpc + p2p
             stageTimes.append(time)
-            sumTimes += time
             if time > worst.time { worst = (time, compute, tpc, p2p, bw, s) }
 
             // memory of this stage's devices
@@ -586,10 +584,8 @@ public final class StepSimulator: @unchecked Sendable {
             let optLatency = tab.optimizerLatency.sum(a, b)
             let optHere = (tab.optimizer.sum(a, b) - optLatency) / shard + optLatency
             optWorst = max(optWorst, optHere)
-            // 1F1B: stage s finishes its last backward Σ_{k<s} b_k before stage 0 does (the last micro-batch's
-            // gradient still has to flow down), so its update overlaps that much of the earlier stages' work.
-            optAfterTail = max(optAfterTail, optHere - backwardBefore)
-            backwardBefore += bw
+            optHereByStage.append(optHere)
+            backwardByStage.append(bw)
 
             // data-parallel gradient reduction, hidden in part behind the last micro-batch's backward pass
             if d > 1 && plan.shardParameters {
@@ -630,8 +626,8 @@ public final class StepSimulator: @unchecked Sendable {
             }
         }
         guard let memory = memWorst else { return nil }
-        let tmax = worst.time
-        let bubble = (sumTimes - tmax) / v
+        let schedule = OneFOneBSchedule(stages: p, microBatches: m, virtualStages: plan.virtualStages)
+        let bubble = schedule.bubble(stageTimes: stageTimes)
         var br = Breakdown()
         br.compute = Double(m) * worst.compute
         br.tensorParallel = Double(m) * worst.comm
@@ -641,14 +637,17 @@ public final class StepSimulator: @unchecked Sendable {
         if topology.kind == .cpu && p > 1 {
             // (CPU hosts, where each stage's optimizer is the engine's own loop on that stage's rank; the published GPU
             // validation keeps the slowest stage's update after the pipeline drains)
-            br.optimizer = max(0, optAfterTail)
+            // 1F1B: stage s finishes its last backward before stage 0 does (`drainLead`), so its update overlaps that
+            // much of the earlier stages' work.
+            let lead = schedule.drainLead(backward: backwardByStage)
+            br.optimizer = max(0, zip(optHereByStage, lead).map { $0 - $1 }.max() ?? 0)
         }
         br.hbm = hbmWorst
         // input: each replica's samples over its share of host bandwidth, prefetched behind compute
         if topology.hostBandwidth > 0 {
             let bytes = inputBytesPerSample * Double(mb * m) * prec.bytes / 4
             let inputTime = bytes / (topology.hostBandwidth * Double(t * p))
-            br.input = max(0, inputTime - Double(m) * tmax)
+            br.input = max(0, inputTime - Double(m) * worst.time)
         }
         br.overhead = options.stepOverhead
         // CPU hosts running more ranks than cores: the cores do every rank's work, so a step takes at least the host's

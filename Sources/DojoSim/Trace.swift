@@ -77,71 +77,41 @@ extension StepSimulator {
             s + 1 < p ? Double(max(1, plan.virtualStages)) * collectives.sendTime(bytes: tab.outputBytes[starts[s + 1] - 1], stride: plan.tensorParallel) : 0
         }
         var events: [Timeline.Event] = []
-        var free = Array(repeating: 0.0, count: p)
-        var fDone = Array(repeating: Array(repeating: 0.0, count: m), count: p)
-        var bDone = fDone
-        // 1F1B order per stage
-        var orders: [[(Bool, Int)]] = []
-        for s in 0..<p {
-            let warm = min(m, p - s - 1)
-            var o: [(Bool, Int)] = []
-            for j in 0..<warm { o.append((true, j)) }
-            var nf = warm, nb = 0
-            while nb < m {
-                if nf < m { o.append((true, nf)); nf += 1 }
-                o.append((false, nb)); nb += 1
+        // The 1F1B order and its dependencies: the schedule the step model's closed form is priced from.
+        let schedule = OneFOneBSchedule(stages: p, microBatches: m, virtualStages: plan.virtualStages)
+        let free = schedule.play(send: send) { s, isF, j, start in
+            var t = start
+            let blockStart = t
+            let ops = isF ? fOps[s] : bOps[s]
+            if !isF && recomputeF[s] > 0 {
+                events.append(.init(name: "recompute µb\(j)", category: "recompute", stage: s, lane: "compute", start: t, duration: recomputeF[s]))
+                t += recomputeF[s]
             }
-            orders.append(o)
-        }
-        var next = Array(repeating: 0, count: p)
-        var progressed = true
-        while progressed {
-            progressed = false
-            for s in 0..<p where next[s] < orders[s].count {
-                let (isF, j) = orders[s][next[s]]
-                var ready: Double
-                if isF {
-                    if s > 0 { guard fDone[s - 1][j] > 0 else { continue }; ready = fDone[s - 1][j] + send[s - 1] } else { ready = 0 }
-                } else {
-                    guard fDone[s][j] > 0 else { continue }
-                    if s + 1 < p { guard bDone[s + 1][j] > 0 else { continue }; ready = bDone[s + 1][j] + send[s] } else { ready = fDone[s][j] }
+            let detail = j < opDetail
+            for id in ops where seconds[id] > 0 {
+                if detail {
+                    let op = workload.graph.ops[id]
+                    events.append(.init(name: "\(op.kind.rawValue) \(op.scope ?? "")", category: isF ? "forward" : "backward",
+                                        stage: s, lane: "compute", start: t, duration: seconds[id]))
                 }
-                var t = max(free[s], ready)
-                let blockStart = t
-                let ops = isF ? fOps[s] : bOps[s]
-                if !isF && recomputeF[s] > 0 {
-                    events.append(.init(name: "recompute µb\(j)", category: "recompute", stage: s, lane: "compute", start: t, duration: recomputeF[s]))
-                    t += recomputeF[s]
-                }
-                let detail = j < opDetail
-                for id in ops where seconds[id] > 0 {
-                    if detail {
-                        let op = workload.graph.ops[id]
-                        events.append(.init(name: "\(op.kind.rawValue) \(op.scope ?? "")", category: isF ? "forward" : "backward",
-                                            stage: s, lane: "compute", start: t, duration: seconds[id]))
-                    }
-                    t += seconds[id]
-                }
-                let comm = stageSum(s, tab.tpComm)
-                if comm > 0 {
-                    events.append(.init(name: "tensor-parallel all-reduce µb\(j)", category: "communication", stage: s,
-                                        lane: "tensor-parallel", start: t, duration: comm))
-                    t += comm
-                }
-                if !detail {
-                    events.append(.init(name: "\(isF ? "forward" : "backward") µb\(j)", category: isF ? "forward" : "backward",
-                                        stage: s, lane: "compute", start: blockStart, duration: t - blockStart))
-                }
-                let sendTime = isF ? send[s] : (s > 0 ? send[s - 1] : 0)
-                if sendTime > 0 {
-                    events.append(.init(name: "send \(isF ? "activation" : "gradient") µb\(j)", category: "communication",
-                                        stage: s, lane: "pipeline send", start: t, duration: sendTime))
-                }
-                if isF { fDone[s][j] = max(t, 1e-300) } else { bDone[s][j] = max(t, 1e-300) }
-                free[s] = t
-                next[s] += 1
-                progressed = true
+                t += seconds[id]
             }
+            let comm = stageSum(s, tab.tpComm)
+            if comm > 0 {
+                events.append(.init(name: "tensor-parallel all-reduce µb\(j)", category: "communication", stage: s,
+                                    lane: "tensor-parallel", start: t, duration: comm))
+                t += comm
+            }
+            if !detail {
+                events.append(.init(name: "\(isF ? "forward" : "backward") µb\(j)", category: isF ? "forward" : "backward",
+                                    stage: s, lane: "compute", start: blockStart, duration: t - blockStart))
+            }
+            let sendTime = isF ? send[s] : (s > 0 ? send[s - 1] : 0)
+            if sendTime > 0 {
+                events.append(.init(name: "send \(isF ? "activation" : "gradient") µb\(j)", category: "communication",
+                                    stage: s, lane: "pipeline send", start: t, duration: sendTime))
+            }
+            return t
         }
         // after the pipeline: exposed gradient reduction, optimizer, spill traffic, input (from the step model)
         let end = free.max() ?? 0

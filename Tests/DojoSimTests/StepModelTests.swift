@@ -271,3 +271,31 @@ import Testing
         #expect(throws: SimError.self) { try bad.set("loader_workers", "-1") }
     }
 }
+
+/// Issue 11 §3: one 1F1B schedule behind the closed-form step time and the event timeline.
+@Suite("1F1B schedule")
+struct OneFOneBScheduleTests {
+    @Test("the order: warm-up forwards, one forward one backward, drain; the last stage alternates from the start")
+    func order() {
+        let s = OneFOneBSchedule(stages: 4, microBatches: 4)
+        #expect(s.order(stage: 0).map { "\($0.forward ? "F" : "B")\($0.microBatch)" } == ["F0", "F1", "F2", "F3", "B0", "B1", "B2", "B3"])
+        #expect(s.order(stage: 3).map { "\($0.forward ? "F" : "B")\($0.microBatch)" } == ["F0", "B0", "F1", "B1", "F2", "B2", "F3", "B3"])
+        #expect(s.order(stage: 2).map { "\($0.forward ? "F" : "B")\($0.microBatch)" } == ["F0", "F1", "B0", "F2", "B1", "F3", "B2", "B3"])
+    }
+
+    @Test("equal stages, free sends: the playback ends when the closed form says, (m + p − 1) × (f + b)")
+    func closedFormEqualsPlayback() {
+        for (p, m) in [(1, 1), (2, 4), (4, 4), (4, 16), (8, 3)] {
+            let s = OneFOneBSchedule(stages: p, microBatches: m)
+            let f = 1.0, b = 2.0
+            let ends = s.play(send: Array(repeating: 0, count: p)) { _, isF, _, start in start + (isF ? f : b) }
+            let played = ends.max() ?? 0
+            #expect(abs(played - s.closedForm(stageTimes: Array(repeating: f + b, count: p))) < 1e-9, "p=\(p) m=\(m)")
+            #expect(abs(played - Double(m + p - 1) * (f + b)) < 1e-9)
+        }
+        // Interleaving divides the bubble by the chunks.
+        let v = OneFOneBSchedule(stages: 4, microBatches: 8, virtualStages: 2)
+        #expect(v.bubble(stageTimes: [3, 3, 3, 3]) == 4.5)
+        #expect(OneFOneBSchedule(stages: 3, microBatches: 1).drainLead(backward: [1, 2, 3]) == [0, 1, 3])
+    }
+}
