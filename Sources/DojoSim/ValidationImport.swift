@@ -522,6 +522,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
               notes: inout [String]) throws -> (PlanSpec, Int?) {
     var plan = PlanSpec()
     var modelParallel: Int?
+    var contextParallel = 1
     let text = row["parallelism"]
     // A degree of parallelism is at most the GPUs; a micro-batch or an accumulation count at most the batch.
     func count(_ text: String, _ what: String) throws -> Int {
@@ -557,9 +558,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         } else if let c = groups(#"^VP=(\d+)$"#, part) {
             try set(\.virtualStages, c[0], "VP")
         } else if let c = groups(#"^CP=(\d+)$"#, part) {
-            guard c[0] == "1" else {
-                throw RowSkip(reason: "context parallelism CP=\(c[0]) (the sequence split over GPUs, attention's keys and values passed around a ring) is not modelled; only CP=1")
-            }
+            contextParallel = try count(c[0], "CP")
         } else if let c = groups(#"^(?:grad-accum|gradient accumulation) (\d+)$"#, part) {
             try set(\.microBatches, c[0], "gradient accumulation")
         } else if let c = groups(#"^(?:microbatch|micro-batch|MBS)[ =](\d+)$"#, part) {
@@ -596,6 +595,18 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             throw row.skip("parallelism", "cannot read '\(part)' (expected DP=, TP=, PP=, VP=, CP=1, grad-accum N, "
                            + "microbatch N, model-parallel (TPxPP)=N, or dp=…,tp=… as in --plan; separated by ';')")
         }
+    }
+
+    // Context parallelism (Megatron-Core's CP): each of c GPUs computes 1/c of every sequence's tokens in every
+    // layer — its queries against all keys, so 1/c of the attention too — on the same weights, and the gradients are
+    // reduced over DP × CP. Per GPU that is the work, memory traffic and gradient reduction of c× data
+    // parallelism at the same global batch, which is how it is simulated. ASSUMPTIONS: the ring exchange of keys
+    // and values hides behind the attention it feeds (as ring attention overlaps it); micro-batches stay whole
+    // sequences, so the simulated pipeline has 1/c the micro-batches of c× the size (a larger bubble, and up to c×
+    // the activations in flight: a verdict of "does not fit" can be the model's, not the run's).
+    if contextParallel > 1 {
+        if let dp = plan.dataParallel { plan.dataParallel = Limits.product(dp, contextParallel) }
+        notes.append("CP=\(contextParallel): simulated as \(contextParallel)× data parallelism at the same global batch (each GPU computes 1/\(contextParallel) of every sequence's tokens and attention, on the same weights; gradients reduced over DP × CP); ASSUMPTION: the ring exchange of keys and values hides behind attention")
     }
 
     // What model_detail adds: micro-batch, accumulation, recomputation, sequence parallelism.

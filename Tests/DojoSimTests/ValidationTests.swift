@@ -437,7 +437,8 @@ struct ValidationTests {
         #expect(skips.map(\.id) == ["t1", "t2", "t3", "t4", "t5"])
         #expect(skips[0].unsupported?.contains("no machine preset for GPU 'TPU-v4'") == true)
         #expect(skips[1].unsupported?.contains("unknown unit 'furlongs/s'") == true)
-        #expect(skips[2].unsupported?.contains("context parallelism CP=2") == true)
+        // context parallelism is simulated as CP× data parallelism at the same batch (noted)
+        #expect(skips[2].unsupported == nil && skips[2].plan.dataParallel == 8 && skips[2].notes.contains { $0.hasPrefix("CP=2") })
         #expect(skips[3].unsupported?.contains("LoRA") == true)
         #expect(skips[4].unsupported == nil)
         // A skipped row's value and id are still checked.
