@@ -267,14 +267,19 @@ final class PrefetchQueue: @unchecked Sendable {
     }
 }
 
-/// Owns the producer thread; when the last iterator copy goes away the producer is told to stop.
+/// Owns the producer thread; when the last iterator copy goes away the producer is told to stop, and waited for (at
+/// most the batch it is assembling), so no batch is being built while a stopped run writes its checkpoint and exits.
 final class ProducerHandle: @unchecked Sendable {
     let queue: PrefetchQueue
+    private let finished: DispatchSemaphore
 
     init(loader: DataLoader, epoch: Int, order: [Int], start: Int, end: Int) {
         let queue = PrefetchQueue(capacity: loader.prefetch)
+        let finished = DispatchSemaphore(value: 0)
         self.queue = queue
+        self.finished = finished
         let thread = Thread {
+            defer { finished.signal() }
             var b = start
             while b < end && !queue.isCancelled {
                 let batch = loader.makeBatch(epoch: epoch, batchIndex: b, order: order)
@@ -286,7 +291,10 @@ final class ProducerHandle: @unchecked Sendable {
         thread.start()
     }
 
-    deinit { queue.cancel() }
+    deinit {
+        queue.cancel()
+        finished.wait()   // at most the batch it is assembling
+    }
 }
 
 extension Batch {
