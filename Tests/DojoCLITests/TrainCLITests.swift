@@ -171,7 +171,7 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let p = Process()
             p.executableURL = exe
-            p.arguments = ["train", "--model", "occupancy", "--data", "scenes", "--examples", "2048", "--eval-examples", "64",
+            p.arguments = ["train", "--model", "occupancy", "--data", "scenes", "--train-examples", "2048", "--eval-examples", "64",
                            "--epochs", "1", "--threads", "2", "--out", dir]
             let err = Pipe()
             p.standardOutput = FileHandle.nullDevice
@@ -179,7 +179,7 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
             try p.run()
             let deadline = Date().addingTimeInterval(60)
             // stop at a different step each time
-            while stepCount(dir) < 3 + 4 * attempt && p.isRunning && Date() < deadline { usleep(2000) }
+            while stepCount(dir) < 3 + 9 * attempt && p.isRunning && Date() < deadline { usleep(2000) }
             kill(p.processIdentifier, SIGTERM)
             let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
