@@ -189,6 +189,34 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
         }
     }
 
+    /// Issue 14 §3: a stop asked while a (here endless: 10^8 scenes) evaluation runs ends it at the next batch, with a
+    /// checkpoint of the steps trained (it used to run on for minutes).
+    @Test func sigtermDuringEvaluationStopsWithinASecond() throws {
+        guard let exe = dojoExecutableURL else { Issue.record("no dojo binary"); return }
+        let dir = NSTemporaryDirectory() + "dojo-stop-eval-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = ["train", "--model", "occupancy", "--data", "scenes", "--train-examples", "64", "--eval-examples", "100000000",
+                       "--epochs", "1", "--out", dir]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while stepCount(dir) < 2 && p.isRunning && Date() < deadline { usleep(5000) }
+        usleep(1_000_000)   // well into the evaluation
+        #expect(p.isRunning)
+        let t0 = Date()
+        kill(p.processIdentifier, SIGTERM)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let took = Date().timeIntervalSince(t0)
+        #expect(took < 5, "stopped \(took) s after SIGTERM")
+        #expect(p.terminationStatus == 143 && text.contains("interrupted at step 2") && text.contains("checkpoint saved"), "\(text.suffix(400))")
+        #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"))
+    }
+
     func stepCount(_ dir: String) -> Int {
         guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return 0 }
         return text.split(separator: "\n").filter { $0.contains("\"type\":\"step\"") }.count

@@ -326,7 +326,15 @@ public final class Trainer {
             }
             let epochDone = batchInEpoch >= train.batchesPerEpoch
             try consolidatePipeline()   // every rank, also those that do not evaluate
-            let metrics = eval.map { evaluate($0) }
+            var metrics: EvalMetrics? = nil
+            if let eval {
+                // A stop asked during evaluation ends it at the next batch: the checkpoint holds the steps trained.
+                guard let m = evaluate(eval, stoppable: true) else {
+                    let saved = try saveCheckpointIfConfigured()
+                    throw TrainingError.interrupted(step: step, checkpoint: saved)
+                }
+                metrics = m
+            }
             let report = EpochReport(epoch: epoch, step: step, trainLoss: lossCount > 0 ? Float(lossSum / Double(lossCount)) : .nan,
                                      eval: metrics, seconds: Date().timeIntervalSince(epochStart))
             reports.append(report)
@@ -342,10 +350,16 @@ public final class Trainer {
 
     /// Loss and accuracy (and IoU for occupancy) over a whole evaluation set.
     public func evaluate(_ loader: DataLoader) -> EvalMetrics {
+        evaluate(loader, stoppable: false)!
+    }
+
+    /// The same, polling `shouldStop` before every batch when `stoppable`: nil when it asked to stop.
+    func evaluate(_ loader: DataLoader, stoppable: Bool) -> EvalMetrics? {
         policy?.updatesHistory = false
         defer { policy?.updatesHistory = true }
         var lossSum = 0.0, examples = 0, correct = 0, cells = 0, tp = 0, fp = 0, fn = 0
         for batch in loader.batches(epoch: 0) {
+            if stoppable && shouldStop() { return nil }
             group?.keepAlive()
             let (loss, y) = forward(batch, training: false, seed: 0)
             lossSum += Double(loss.item) * Double(batch.size)
