@@ -491,6 +491,7 @@ struct TrainCommand: ParsableCommand {
             throw CLIError(self.ranks != nil ? "--ranks \(ranks) differs from the \(size) processes mpirun started: give one of them"
                                              : "--plan \(plan!) asks for \(ranks) ranks, but mpirun started \(size) processes: give one of them")
         }
+        takeStopSignals()
         // Under mpirun: one rank of a data-parallel run (a single rank trains alone).
         var group: MPIGroup?
         if MPIGroup.launchedByMPI {
@@ -758,11 +759,16 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-func installStopHandlers() {
-    // A stop is taken on one thread of our own, with sigwait: the signals are blocked in this thread before the
-    // compute threads (OpenMP's pool, the loader's, Dispatch's) exist, so they inherit the block and no signal handler
-    // ever interrupts them. With a handler run on whichever thread the signal landed on, a SIGTERM during training
-    // with 2 threads ended about one time in five in a corrupted heap (occupancy net; never with --threads 1).
+/// 0 while a run sets up (a stop then exits at once: there is nothing to save yet), 1 once it trains (a stop is a
+/// request the trainer takes before its next step or evaluation batch, saving a checkpoint).
+let stopPhase = Atomic<Int32>(0)
+
+/// Takes SIGINT and SIGTERM (and SIGUSR1 under mpirun) on a thread of its own, with sigwait, from the start of a run:
+/// the signals are blocked in this thread before any compute thread (OpenMP's pool, MPI's, the loader's, Dispatch's)
+/// exists, so they inherit the block and no signal handler ever interrupts them. With a handler run on whichever
+/// thread the signal landed on, a SIGTERM during training with 2 threads ended about one time in five in a corrupted
+/// heap (occupancy net; never with --threads 1).
+func takeStopSignals() {
     let usr1 = ProcessInfo.processInfo.environment["DOJO_LAUNCHER"] == "1" || MPIGroup.launchedByMPI
     // Handlers as well, for a thread that was started before this with the signals open.
     signal(SIGINT) { _ in stopSignal.store(SIGINT, ordering: .relaxed) }
@@ -781,11 +787,23 @@ func installStopHandlers() {
         var mask = waited, sig: Int32 = 0
         while true {
             guard sigwait(&mask, &sig) == 0 else { continue }
-            stopSignal.store(sig == SIGINT ? SIGINT : SIGTERM, ordering: .relaxed)
+            let stop: Int32 = sig == SIGINT ? SIGINT : SIGTERM
+            if stopPhase.load(ordering: .relaxed) == 0 {
+                // Still setting up (reading data, building the model): nothing to save, stop now.
+                let line = "dojo train: interrupted before training started; nothing was saved\n"
+                _ = line.withCString { write(2, $0, strlen($0)) }
+                _exit(stop == SIGTERM ? 143 : 130)
+            }
+            stopSignal.store(stop, ordering: .relaxed)
         }
     }
     watcher.name = "dojo.stop-signals"
     watcher.start()
+}
+
+/// From here on a stop saves a checkpoint and ends the run (`takeStopSignals` took the signals at the start).
+func installStopHandlers() {
+    stopPhase.store(1, ordering: .relaxed)
 }
 
 /// Loss (left axis) and accuracy (right axis) from a metrics log.

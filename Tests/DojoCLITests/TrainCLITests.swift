@@ -217,6 +217,29 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
         #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"))
     }
 
+    /// A stop while the run still sets up (reading data, building the model) ends it at once: nothing to save.
+    @Test func sigtermDuringSetupStopsAtOnce() throws {
+        guard let exe = dojoExecutableURL else { Issue.record("no dojo binary"); return }
+        let dir = NSTemporaryDirectory() + "dojo-stop-setup-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = ["train", "--model", "resnet18", "--data", "fashion-mnist", "--out", dir]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        usleep(150_000)
+        let t0 = Date()
+        kill(p.processIdentifier, SIGTERM)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(Date().timeIntervalSince(t0) < 3)
+        #expect(p.terminationStatus == 143, "\(text)")
+        // set-up usually takes longer than 0.15 s; if training had begun, the stop saves a checkpoint instead
+        #expect(text.contains("interrupted before training started; nothing was saved") || text.contains("checkpoint saved"), "\(text)")
+    }
+
     func stepCount(_ dir: String) -> Int {
         guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return 0 }
         return text.split(separator: "\n").filter { $0.contains("\"type\":\"step\"") }.count
