@@ -211,6 +211,7 @@ public struct ValidationCase: Sendable, Equatable {
         case .millisecondsPerStep:
             return measured / 1000
         case let .timeToTrain(work, unit):
+            guard work.samples > 0 else { return nil }
             return b * sequencesPerSample * measured * unit / work.samples
         }
     }

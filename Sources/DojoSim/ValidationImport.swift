@@ -121,13 +121,13 @@ private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
     if let e = knownGPUs.first(where: { $0.names.contains { $0.caseInsensitiveCompare(name) == .orderedSame } }) { return (e, nil) }
     let n = name.lowercased().filter { $0.isLetter || $0.isNumber }
     func entry(_ exact: String) -> GPUEntry? { knownGPUs.first { $0.names.contains(exact) } }
-    if n.contains("pcie") || n.contains("nvl") { return nil }
+    if n.contains("pcie") || n.replacingOccurrences(of: "nvlink", with: "").contains("nvl") { return nil }
     let read: GPUEntry?
     var assumed = ""
     if n.contains("h100") {
         read = entry("H100-SXM5-80GB")
         if !n.contains("80") { assumed = " (ASSUMPTION: the 80GB SXM5 part of a DGX H100)" }
-    } else if n.contains("a100") {
+    } else if n.range(of: "a100(?!0)", options: .regularExpression) != nil {
         read = n.contains("40g") ? entry("A100-SXM4-40GB") : entry("A100-SXM4-80GB")
         if !n.contains("40g") && !n.contains("80g") { assumed = " (ASSUMPTION: the 80GB SXM4 part)" }
     } else if n.contains("v100") {
@@ -344,7 +344,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
     if detail.lowercased().hasPrefix("as above") {
         notes.append("model_detail '\(detail)' refers to another row of the data's larger collection; the model is read from the model column")
     }
-    let seq = try firstCount(#"seq (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "seq", max: 1 << 20)
+    let seq = try firstCount(#"seq ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "seq", max: 1 << 20)
     if lower.contains("resnet-50") || lower.contains("resnet50") {
         notes.append("resnet50: ResNet-50 v1.5 at 224×224 (ImageNet), 1,000 classes")
         return ModelReading(spec: "resnet50", shape: nil)
@@ -383,14 +383,14 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         // MLP 4 × hidden; the number after the slash is the patch side.
         let (layers, hidden, heads) = c[0] == "b" ? (12, 768, 12) : c[0] == "l" ? (24, 1024, 16) : (32, 1280, 16)
         let patch = Int(c[1]) ?? 16
-        let image = try firstCount(#"image (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "image", max: 1 << 14) ?? 224
+        let image = try firstCount(#"image ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "image", max: 1 << 14) ?? 224
         guard patch >= 1, image % patch == 0 else {
             return ModelReading(unsupported: "ViT patch \(patch) does not divide the image side \(image)")
         }
         notes.append("vit: \(layers) layers, hidden \(hidden), \(heads) heads, patch \(patch), image \(image) (Dosovitskiy et al. 2021, Table 1), 1,000 classes")
         return ModelReading(spec: "vit:layers=\(layers),hidden=\(hidden),heads=\(heads),patch=\(patch),image=\(image)", shape: nil)
     }
-    if lower.contains("bert-base") || lower.contains("bert base") {
+    if lower.range(of: #"(?<![a-z])bert[- ]base"#, options: .regularExpression) != nil {
         guard let s = seq else {
             return ModelReading(unsupported: "BERT-Base without a sequence length ('seq N') in model_detail")
         }
@@ -398,10 +398,10 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         return ModelReading(spec: "bert-base:seq=\(s)", shape: TransformerShape(layers: 12, hidden: 768, heads: 12, sequence: s, vocabulary: 30522))
     }
     if lower.contains("gpt") {
-        let hidden = try firstCount(#"hidden (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "hidden", max: 1 << 20)
+        let hidden = try firstCount(#"hidden ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "hidden", max: 1 << 20)
         let layers = try firstCount(#"(\d+) layers"#, in: detail, row: row, what: "layers", max: 1 << 16)
         let heads = try firstCount(#"(\d+) heads"#, in: detail, row: row, what: "heads", max: 1 << 16)
-        let vocab = try firstCount(#"vocab (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "vocab", max: 1 << 24)
+        let vocab = try firstCount(#"vocab ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "vocab", max: 1 << 24)
         if lower.contains("gpt-3 175b") {
             let g = TransformerShape.gpt3_175B
             let agrees = (hidden ?? g.hidden) == g.hidden && (layers ?? g.layers) == g.layers
@@ -522,13 +522,14 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
               notes: inout [String]) throws -> (PlanSpec, Int?) {
     var plan = PlanSpec()
     var modelParallel: Int?
-    var contextParallel = 1
+    var contextParallel = 1, fullySharded = 1
     let text = row["parallelism"]
     // A degree of parallelism is at most the GPUs; a micro-batch or an accumulation count at most the batch.
     func count(_ text: String, _ what: String) throws -> Int {
-        let bound = what.contains("micro") || what.contains("accumulation") ? globalBatch : gpus
+        let samples = what.contains("micro") || what.contains("accumulation") || what == "mb"
+        let bound = samples ? globalBatch : what == "VP" || what == "vp" ? Limits.virtualStages : gpus
         guard let n = Int(text), n >= 1, n <= bound else {
-            throw row.fail("parallelism", "\(what)=\(text) is not a count in 1…\(bound) (\(bound == gpus ? "gpus" : "global_batch"))")
+            throw row.fail("parallelism", "\(what)=\(text) is not a count in 1…\(bound) (\(samples ? "global_batch" : bound == gpus ? "gpus" : "chunks a stage may have"))")
         }
         return n
     }
@@ -564,9 +565,9 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         } else if let c = groups(#"^(?:microbatch|micro-batch|MBS)[ =](\d+)$"#, part) {
             try set(\.microBatch, c[0], "micro-batch")
         } else if let c = groups(#"^(?i:FSDP)[ =](\d+)$"#, part) {
-            // fully sharded data parallelism over N GPUs: data-parallel replicas with everything sharded
-            try set(\.dataParallel, c[0], "FSDP")
-            if c[0] != "1" { plan.shardParameters = true; plan.shardOptimizer = true; notes.append("FSDP=\(c[0]): dp=\(c[0]), zero=3") }
+            // fully sharded data parallelism over N GPUs: data-parallel replicas with everything sharded (times any
+            // DP the row also gives: Pax writes "DP 1, FSDP 256")
+            fullySharded = try count(c[0], "FSDP")
         } else if let c = groups(#"^(?i:ZeRO)[- ](?:stage )?([0-3])$"#, part) {
             plan.shardOptimizer = c[0] != "0"
             if c[0] == "3" { plan.shardParameters = true }
@@ -604,6 +605,11 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     // and values hides behind the attention it feeds (as ring attention overlaps it); micro-batches stay whole
     // sequences, so the simulated pipeline has 1/c the micro-batches of c× the size (a larger bubble, and up to c×
     // the activations in flight: a verdict of "does not fit" can be the model's, not the run's).
+    if fullySharded > 1 {
+        plan.dataParallel = Limits.product(plan.dataParallel ?? 1, fullySharded)
+        plan.shardParameters = true; plan.shardOptimizer = true
+        notes.append("FSDP=\(fullySharded): dp=\(plan.dataParallel!) with parameters, gradients and optimizer state sharded (zero=3)")
+    }
     if contextParallel > 1 {
         if let dp = plan.dataParallel { plan.dataParallel = Limits.product(dp, contextParallel) }
         notes.append("CP=\(contextParallel): simulated as \(contextParallel)× data parallelism at the same global batch (each GPU computes 1/\(contextParallel) of every sequence's tokens and attention, on the same weights; gradients reduced over DP × CP); ASSUMPTION: the ring exchange of keys and values hides behind attention")

@@ -116,14 +116,23 @@ extension ValidationImportTests {
         #expect(cases[1].notes.contains { $0.contains("read as A100-SXM4-80GB (ASSUMPTION: the 80GB SXM4 part)") })
         #expect(cases[5].unsupported?.contains("no machine preset for GPU 'A100-PCIE-40GB'") == true)
         #expect(cases[6].unsupported?.contains("no machine preset for GPU 'H200'") == true)
+        let more = try parse([row(id: "n", gpu: "A100-SXM4-80GB (NVLink)"), row(id: "q", gpu: "RTX A1000"),
+                              row(id: "s", model: "GPT", detail: "hidden 2,048; 24 layers; 16 heads; seq 2,048; vocab 51,200", batch: "512", unit: "sequences/s"),
+                              row(id: "r", model: "RoBERTa-Base", detail: "seq 128", batch: "512", unit: "sequences/s")])
+        #expect(more[0].unsupported == nil && more[0].machinePreset == "dgx-a100")
+        #expect(more[1].unsupported?.contains("no machine preset") == true)
+        #expect(more[2].modelSpec == "gpt:layers=24,hidden=2048,heads=16,seq=2048,vocab=51200")   // thousands separators
+        #expect(more[3].unsupported?.contains("no zoo model") == true)                            // not BERT-Base
     }
 
     @Test("parallelism words: FSDP=N, ZeRO-N, distributed optimizer, SP, DDP; EP > 1 skipped")
     func parallelismWords() throws {
         let cases = try parse([
             row(id: "f", plan: "FSDP=8"), row(id: "z", plan: "DP=8; ZeRO-1"), row(id: "d", plan: "DP=8; distributed optimizer; DDP"),
-            row(id: "e", plan: "DP=8; EP=8"),
+            row(id: "e", plan: "DP=8; EP=8"), row(id: "g", plan: "DP=1; FSDP=8"), row(id: "m", plan: "dp=8,mb=16"),
         ])
+        #expect(cases[4].plan.dataParallel == 8 && cases[4].plan.shardParameters == true)   // Pax: "DP 1, FSDP 256"
+        #expect(cases[5].plan.microBatch == 16 && cases[5].unsupported == nil)               // mb is bounded by the batch
         #expect(cases[0].plan.dataParallel == 8 && cases[0].plan.shardParameters == true)
         #expect(cases[1].plan.shardOptimizer == true && cases[1].plan.shardParameters == nil)
         #expect(cases[2].plan.shardOptimizer == true)

@@ -329,7 +329,9 @@ public final class Trainer {
             var metrics: EvalMetrics? = nil
             if let eval {
                 // A stop asked during evaluation ends it at the next batch: the checkpoint holds the steps trained.
-                guard let m = evaluate(eval, stoppable: true) else {
+                // (One process only: under MPI rank 0 evaluates alone while the others wait in the next step's stop
+                // vote, which it must join; there the stop is taken at that vote.)
+                guard let m = evaluate(eval, stoppable: group == nil) else {
                     let saved = try saveCheckpointIfConfigured()
                     throw TrainingError.interrupted(step: step, checkpoint: saved)
                 }
