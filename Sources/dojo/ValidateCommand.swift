@@ -267,9 +267,9 @@ enum LeaveOut {
             }
             let train = moved.filter { c in !out.contains { $0.id == c.id } }
             let test = moved.filter { c in out.contains { $0.id == c.id } }
-            let shipped = try (moved.first ?? cases.first).map { try $0.machine() }.flatMap { m -> Double? in
-                knob.key == "calibration.host_decode_rate" ? m.calibration.hostDecodeRate : m.calibration.fp8Efficiency
-            }
+            // the value as the machine file gives it (the key path the knob is named by)
+            let shipped = try (moved.first ?? cases.first).map { try $0.machine() }
+                .flatMap { m in m.parameters.first { $0.path == knob.key }.flatMap { Double($0.value) } }
             func mean(_ e: [String: Double], _ cs: [ValidationCase]) -> Double? {
                 let xs = cs.compactMap { e[$0.id] }.map(abs)
                 return xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count)

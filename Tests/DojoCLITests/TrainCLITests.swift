@@ -165,18 +165,12 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
 /// its checkpoint is and exit 143.
 @Suite struct StopSignalTests {
     @Test func sigtermDuringMultithreadedTrainingStopsCleanlyEveryTime() throws {
-        guard let exe = dojoExecutableURL else { Issue.record("no dojo binary"); return }
+        guard dojoExecutableURL != nil else { Issue.record("no dojo binary"); return }
         for attempt in 0..<6 {
             let dir = NSTemporaryDirectory() + "dojo-stop-\(UUID().uuidString)"
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let p = Process()
-            p.executableURL = exe
-            p.arguments = ["train", "--model", "occupancy", "--data", "scenes", "--train-examples", "2048", "--eval-examples", "64",
-                           "--epochs", "1", "--threads", "2", "--out", dir]
-            let err = Pipe()
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = err
-            try p.run()
+            let (p, err) = try startTrain(["--model", "occupancy", "--data", "scenes", "--train-examples", "2048", "--eval-examples", "64",
+                           "--epochs", "1", "--threads", "2"], out: dir)
             let deadline = Date().addingTimeInterval(60)
             // stop at a different step each time
             while stepCount(dir) < 3 + 9 * attempt && p.isRunning && Date() < deadline { usleep(2000) }
@@ -192,17 +186,11 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
     /// Issue 14 §3: a stop asked while a (here endless: 10^8 scenes) evaluation runs ends it at the next batch, with a
     /// checkpoint of the steps trained (it used to run on for minutes).
     @Test func sigtermDuringEvaluationStopsWithinASecond() throws {
-        guard let exe = dojoExecutableURL else { Issue.record("no dojo binary"); return }
+        guard dojoExecutableURL != nil else { Issue.record("no dojo binary"); return }
         let dir = NSTemporaryDirectory() + "dojo-stop-eval-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = ["train", "--model", "occupancy", "--data", "scenes", "--train-examples", "64", "--eval-examples", "100000000",
-                       "--epochs", "1", "--out", dir]
-        let err = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = err
-        try p.run()
+        let (p, err) = try startTrain(["--model", "occupancy", "--data", "scenes", "--train-examples", "64", "--eval-examples", "100000000",
+                       "--epochs", "1"], out: dir)
         let deadline = Date().addingTimeInterval(60)
         while stepCount(dir) < 2 && p.isRunning && Date() < deadline { usleep(5000) }
         usleep(1_000_000)   // well into the evaluation
@@ -219,16 +207,10 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
 
     /// A stop while the run still sets up (reading data, building the model) ends it at once: nothing to save.
     @Test func sigtermDuringSetupStopsAtOnce() throws {
-        guard let exe = dojoExecutableURL else { Issue.record("no dojo binary"); return }
+        guard dojoExecutableURL != nil else { Issue.record("no dojo binary"); return }
         let dir = NSTemporaryDirectory() + "dojo-stop-setup-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = ["train", "--model", "resnet18", "--data", "fashion-mnist", "--out", dir]
-        let err = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = err
-        try p.run()
+        let (p, err) = try startTrain(["--model", "resnet18", "--data", "fashion-mnist"], out: dir)
         usleep(150_000)
         let t0 = Date()
         kill(p.processIdentifier, SIGTERM)
@@ -238,6 +220,18 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
         #expect(p.terminationStatus == 143, "\(text)")
         // set-up usually takes longer than 0.15 s; if training had begun, the stop saves a checkpoint instead
         #expect(text.contains("interrupted before training started; nothing was saved") || text.contains("checkpoint saved"), "\(text)")
+    }
+
+    /// Starts `dojo train ARGUMENTS --out DIR` with stdout discarded; its stderr comes back through the pipe.
+    func startTrain(_ arguments: [String], out dir: String) throws -> (Process, Pipe) {
+        let p = Process()
+        p.executableURL = dojoExecutableURL
+        p.arguments = ["train"] + arguments + ["--out", dir]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        return (p, err)
     }
 
     func stepCount(_ dir: String) -> Int {
