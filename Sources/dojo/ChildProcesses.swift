@@ -84,3 +84,33 @@ func runSelf(_ args: [String], quiet: Bool) throws -> Int32 {
     p.waitUntilExit()
     return p.terminationStatus
 }
+
+/// Where the ranks of `dojo train --ranks` leave their last error for the launcher, one file a rank (`rank-N`). Open
+/// MPI forwards a rank's stderr and prints its own abort report into the same stream: when another rank failed first,
+/// the report could cut rank 0's error line in two, or mpirun could end rank 0 before its line came through (CI saw
+/// "Error: rank 0 on v" and a report). A rank that cannot write there (a host without this folder) prints as before.
+enum RankErrors {
+    static let variable = "DOJO_RANK_ERRORS"
+
+    /// Under the launcher: leaves `line` in this rank's file; false when there is no such folder here (print it).
+    static func leave(_ line: String) -> Bool {
+        let env = ProcessInfo.processInfo.environment
+        guard let folder = env[variable], !folder.isEmpty, let rank = env["OMPI_COMM_WORLD_RANK"].flatMap({ Int($0) }) else { return false }
+        return (try? Data(line.utf8).write(to: URL(fileURLWithPath: folder).appendingPathComponent("rank-\(rank)"), options: .atomic)) != nil
+    }
+
+    /// The lines the ranks left, rank 0's first; an error every rank met (the same words after "rank N on HOST: ")
+    /// once, from the lowest rank that met it.
+    static func collect(from folder: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let ranks = names.compactMap { $0.hasPrefix("rank-") ? Int($0.dropFirst(5)) : nil }.sorted()
+        var seen = Set<String>(), lines: [String] = []
+        for r in ranks {
+            guard let text = try? String(contentsOfFile: folder + "/rank-\(r)", encoding: .utf8) else { continue }
+            let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            let words = line.replacingOccurrences(of: #"^Error: rank \d+ on \S+: "#, with: "Error: ", options: .regularExpression)
+            if !line.isEmpty, seen.insert(words).inserted { lines.append(line) }
+        }
+        return lines
+    }
+}

@@ -56,8 +56,11 @@ struct Dojo: ParsableCommand {
             var command = try parseAsRoot(nil)
             try command.run()
         } catch {
-            if let words = UserFiles.plainWords(for: error) { exit(withError: CLIError(words)) }
-            if error is EncodingError { exit(withError: CLIError("could not write JSON: a value in it is not a finite number")) }
+            var error = error
+            if let words = UserFiles.plainWords(for: error) { error = CLIError(words) }
+            else if error is EncodingError { error = CLIError("could not write JSON: a value in it is not a finite number") }
+            // A rank under dojo train --ranks leaves its error for the launcher to print whole.
+            if exitCode(for: error) != .success, !fullMessage(for: error).isEmpty, RankErrors.leave(fullMessage(for: error)) { Foundation.exit(exitCode(for: error).rawValue) }
             exit(withError: error)
         }
     }

@@ -330,6 +330,13 @@ struct TrainCommand: ParsableCommand {
             let cores = ProcessInfo.processInfo.activeProcessorCount
             FileHandle.standardError.write(Data("note: \(n) ranks on \(cores) core\(cores == 1 ? "" : "s"): each rank gets a share of a core (and its own copy of the model and data in memory); --hostfile spreads ranks over hosts\n".utf8))
         }
+        // The ranks leave their errors in a folder of this run's (see RankErrors).
+        var template = Array((NSTemporaryDirectory() + "dojo-rank-errors-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw CLIError("cannot make a folder in \(NSTemporaryDirectory()): \(String(cString: strerror(errno)))") }
+        let errorFolder = String(cString: made)
+        defer { try? FileManager.default.removeItem(atPath: errorFolder) }
+        setenv(RankErrors.variable, errorFolder, 1)
+        argv += ["-x", RankErrors.variable]
         argv += [exe] + rest
         var cargv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         var pipeFDs: [Int32] = [0, 0]
@@ -408,6 +415,11 @@ struct TrainCommand: ParsableCommand {
         if !pending.isEmpty { FileHandle.standardError.write(Data(pending.utf8)) }
         if !exited { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
         kill(-pid, SIGKILL)   // what is left of its group: launch agents and their children
+        for line in RankErrors.collect(from: errorFolder) where errorLines.insert(line).inserted {
+            rankSaidError = true
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        try? FileManager.default.removeItem(atPath: errorFolder)
         let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         if timedOut {
             let hosts = hostfile.map { " on the hosts of \($0)" } ?? ""
