@@ -67,8 +67,70 @@ class Occupancy(nn.Module):
         return y.reshape(b, 2, 2, half, half).permute(0, 3, 1, 4, 2).reshape(b, self.grid, self.grid)
 
 
-def bench(name, model, x, target, loss_fn, steps, warmup=3):
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused QKV projection, written as users write it in PyTorch 1.13 (nanoGPT,
+    timm): q·kᵀ scaled, masked (causal), softmax, ·v. The same layers as OpenDojo's MultiHeadSelfAttention."""
+    def __init__(self, d, heads, causal):
+        super().__init__()
+        self.heads, self.causal = heads, causal
+        self.qkv = nn.Linear(d, 3 * d); self.proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        hd = d // self.heads
+        q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+        a = (q @ k.transpose(-2, -1)) * hd ** -0.5
+        if self.causal:
+            a = a.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+        y = a.softmax(-1) @ v
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block (ViT, GPT-2): x + attn(LN(x)), then x + fc2(GELU(fc1(LN(x)))); GELU's tanh form."""
+    def __init__(self, d, heads, ffn, causal=False):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d); self.attn = Attention(d, heads, causal)
+        self.norm2 = nn.LayerNorm(d); self.fc1 = nn.Linear(d, ffn); self.fc2 = nn.Linear(ffn, d)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x)), approximate="tanh"))
+
+
+class ViT(nn.Module):
+    """OpenDojo's VisionTransformer (Sources/DojoNN/Zoo/Classifiers.swift): patch convolution, class token, learned
+    positions, pre-norm blocks, final layer norm, a linear head on the class token."""
+    def __init__(self, c, size, patch, classes, d=192, depth=12, heads=3):
+        super().__init__()
+        self.patch = nn.Conv2d(c, d, patch, patch)
+        tokens = (size // patch) ** 2 + 1
+        self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02); self.pos = nn.Parameter(torch.randn(1, tokens, d) * 0.02)
+        self.blocks = nn.Sequential(*[Block(d, heads, 4 * d) for _ in range(depth)])
+        self.norm = nn.LayerNorm(d); self.head = nn.Linear(d, classes)
+
+    def forward(self, x):
+        p = self.patch(x).flatten(2).transpose(1, 2)
+        h = torch.cat([self.cls.expand(x.shape[0], -1, -1), p], 1) + self.pos
+        return self.head(self.norm(self.blocks(h))[:, 0])
+
+
+class GPT(nn.Module):
+    """OpenDojo's GPT (Sources/DojoNN/Zoo/LanguageModels.swift): token and learned position embeddings, causal
+    pre-norm blocks, final layer norm, output tied to the token embedding."""
+    def __init__(self, layers, d, heads, ffn, seq, vocab):
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, d); self.pos = nn.Parameter(torch.randn(seq, d) * 0.01)
+        self.blocks = nn.Sequential(*[Block(d, heads, ffn, causal=True) for _ in range(layers)])
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, ids):
+        h = self.norm(self.blocks(self.tokens(ids) + self.pos[: ids.shape[1]]))
+        return h @ self.tokens.weight.t()
+
+
+def bench(name, model, x, target, loss_fn, steps, warmup=3, adamw=False):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3) if adamw else torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
     def step():
         opt.zero_grad(set_to_none=True)
@@ -96,6 +158,11 @@ def main():
     pw = torch.tensor(2.0)
     bench("occupancy 4x3x32x32 b32", Occupancy(), x, t,
           lambda out, tt: F.binary_cross_entropy_with_logits(out, tt, pos_weight=pw), max(3, int(20 * s)))
+    x = torch.randn(64, 1, 28, 28); y = torch.randint(0, 10, (64,))
+    bench("vit-tiny 1x28x28 b64", ViT(1, 28, 4, 10), x, y, F.cross_entropy, max(3, int(10 * s)), adamw=True)
+    ids = torch.randint(0, 1024, (16, 256)); y = torch.randint(0, 1024, (16, 256))
+    bench("gpt 6x256 seq256 b16", GPT(6, 256, 4, 1024, 256, 1024), ids, y,
+          lambda out, tt: F.cross_entropy(out.reshape(-1, out.shape[-1]), tt.reshape(-1)), max(3, int(5 * s)), adamw=True)
     a = torch.randn(1024, 1024); b = torch.randn(1024, 1024)
     for _ in range(3): a @ b
     n = 10; t0 = time.perf_counter()

@@ -219,8 +219,8 @@ final class DnnlCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: Se
 
 /// The per-geometry oneDNN primitive sets (primitives, blocked buffers, scratchpads) the kernels keep.
 public enum KernelCaches {
-    /// Number of cached primitive sets across convolution, pooling and batch norm.
-    public static var count: Int { convCache.count + poolCache.count + OneDNNBatchNorm.cache.count }
+    /// Number of cached primitive sets across convolution, pooling, batch norm and elementwise activations.
+    public static var count: Int { convCache.count + poolCache.count + OneDNNBatchNorm.cache.count + EltwiseKernel.cache.count }
 
     /// Frees every cached primitive set (e.g. after a model with many shapes is done). Calls in flight keep theirs
     /// alive until they return; later calls re-create what they need.
@@ -228,6 +228,7 @@ public enum KernelCaches {
         convCache.removeAll()
         poolCache.removeAll()
         OneDNNBatchNorm.cache.removeAll()
+        EltwiseKernel.cache.removeAll()
     }
 }
 

@@ -144,23 +144,41 @@ extension Tensor {
         return out
     }
 
+    /// An activation with a oneDNN eltwise primitive (`EltwiseKernel`; the scalar loops under `.reference`), split
+    /// over the compute threads by oneDNN itself. Its derivative is computed from its input.
+    private func activation(_ kind: OpKind, _ algorithm: EltwiseAlgorithm) -> Tensor {
+        let out = Tensor(uninitializedShape: shape)
+        let backend = Engine.backend
+        if !out.isShapeOnly && !isShapeOnly {
+            if backend == .reference {
+                let src = SendablePointer(pointer), dst = SendablePointer(out.pointer)
+                parallelChunks(count) { r in for i in r { dst.p[i] = algorithm.value(src.p[i]) } }
+            } else {
+                EltwiseKernel.forward(algorithm, count: count, x: pointer, y: out.pointer)
+            }
+        }
+        Tape.note(kind, inputs: [self], output: out) { [x = self, out] g, _ in
+            let r = Tensor(uninitializedShape: g.shape)
+            if r.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [r] }
+            if backend == .reference {
+                let pg = SendablePointer(g.pointer), px = SendablePointer(x.pointer), py = SendablePointer(out.pointer)
+                let pr = SendablePointer(r.pointer)
+                parallelChunks(g.count) { range in for i in range { pr.p[i] = pg.p[i] * algorithm.derivative(px.p[i], py.p[i]) } }
+            } else {
+                EltwiseKernel.backward(algorithm, count: g.count, x: x.pointer, y: out.pointer, dy: g.pointer, dx: r.pointer)
+            }
+            return [r]
+        }
+        return out
+    }
+
     public func relu() -> Tensor { unary(.relu, { max($0, 0) }, derivative: { x, _ in x > 0 ? 1 : 0 }) }
 
     /// GELU, tanh approximation (as in BERT/ViT and PyTorch's approximate="tanh").
-    public func gelu() -> Tensor {
-        unary(.gelu, { x in
-            let u = 0.7978845608 * (x + 0.044715 * x * x * x)
-            return 0.5 * x * (1 + Foundation.tanh(u))
-        }, derivative: { x, _ in
-            let u = 0.7978845608 * (x + 0.044715 * x * x * x)
-            let t = Foundation.tanh(u)
-            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608 * (1 + 3 * 0.044715 * x * x)
-        })
-    }
-
-    public func sigmoid() -> Tensor { unary(.sigmoid, { 1 / (1 + Foundation.exp(-$0)) }, derivative: { _, y in y * (1 - y) }) }
-    public func tanh() -> Tensor { unary(.tanh, { Foundation.tanh($0) }, derivative: { _, y in 1 - y * y }) }
-    public func exp() -> Tensor { unary(.exp, { Foundation.exp($0) }, derivative: { _, y in y }) }
+    public func gelu() -> Tensor { activation(.gelu, .geluTanh) }
+    public func sigmoid() -> Tensor { activation(.sigmoid, .logistic) }
+    public func tanh() -> Tensor { activation(.tanh, .tanh) }
+    public func exp() -> Tensor { activation(.exp, .exp) }
     public func log() -> Tensor { unary(.log, { Foundation.log($0) }, derivative: { x, _ in 1 / x }) }
     public func sqrt() -> Tensor { unary(.sqrt, { $0.squareRoot() }, derivative: { _, y in 0.5 / y }) }
     public func negated() -> Tensor { unary(.neg, { -$0 }, derivative: { _, _ in -1 }) }
