@@ -35,6 +35,13 @@ public final class Tape: @unchecked Sendable {
 
     public init() {}
 
+    /// With `profiling`: each recorded op's kind, input shapes and its forward and backward seconds, in order.
+    public var profile: [(kind: OpKind, inputs: [[Int]], forward: Double, backward: Double)] {
+        entries.enumerated().map { i, e in
+            (e.kind, e.inputs.map(\.shape), i < forwardSeconds.count ? forwardSeconds[i] : 0, backwardSeconds[i] ?? 0)
+        }
+    }
+
     /// Runs `body` with this tape recording.
     public func record<T>(_ body: () throws -> T) rethrows -> T {
         lastNote = DispatchTime.now()

@@ -28,6 +28,8 @@ struct BenchCommand: ParsableCommand {
     var json = false
     @Option(name: .long, help: "Only workloads whose name contains this text.")
     var only: String?
+    @Flag(name: .long, help: "After each workload, where one training step's time went: seconds by op kind, forward and backward.")
+    var profile = false
     @Option(name: .long, help: "Under mpirun: the gradient sums of this model (dojo models), training's vs a bare MPI_Allreduce.")
     var allreduce: String?
 
@@ -80,6 +82,25 @@ struct BenchCommand: ParsableCommand {
             }
             table.addRow([w.name, formatThousands(Int(rate.rounded())), formatFixed(dt * 1000, 1), formatFixed(flops / dt / 1e9, 1),
                           formatBytes(peak), formatBytes(maxRSS())])
+            if profile {
+                let t1 = monotonicSeconds()
+                let ops = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, profile: true).profile
+                let step = monotonicSeconds() - t1
+                var byKind: [String: (forward: Double, backward: Double, count: Int)] = [:]
+                for op in ops {
+                    let key = op.kind.rawValue + (op.kind == .matmul && op.inputs.first.map { $0.count > 2 } == true && op.inputs.last.map { $0.count > 2 } == true ? " (batched)" : "")
+                    byKind[key, default: (0, 0, 0)].forward += op.forward
+                    byKind[key, default: (0, 0, 0)].backward += op.backward
+                    byKind[key, default: (0, 0, 0)].count += 1
+                }
+                var t = TextTable(headers: ["op (\(w.name))", "ops", "forward ms", "backward ms", "share of the step"])
+                for (k, v) in byKind.sorted(by: { $0.value.forward + $0.value.backward > $1.value.forward + $1.value.backward }) {
+                    t.addRow([k, "\(v.count)", formatFixed(v.forward * 1000, 1), formatFixed(v.backward * 1000, 1), formatPercent((v.forward + v.backward) / step)])
+                }
+                let counted = byKind.values.reduce(0) { $0 + $1.forward + $1.backward }
+                t.addRow(["loss, gradient sums, optimizer, other", "", "", "", formatPercent(max(0, step - counted) / step)])
+                FileHandle.standardError.write(Data((t.render() + "\n").utf8))
+            }
         }
         if only == nil || "matmul".contains(only!) {
             let (engine, direct) = matmulGFLOPs(n: 1024, repeats: quick ? 5 : 20)

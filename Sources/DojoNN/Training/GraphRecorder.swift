@@ -7,9 +7,11 @@ public enum TrainingStep {
     /// Runs the step of `net` on `input` and returns the tape (its `graph(model:batch:)` is the step's Graph IR) and
     /// the loss. Labels: `labels` when given, else synthetic ones (example i → class i mod classes; token i → id
     /// i mod vocabulary); occupancy targets are an empty grid. Works under `Engine.shapeOnly` (shapes only).
+    /// - profile: time each op's forward and backward (`Tape.profiling`).
     public static func run(_ net: Module, task: Task, input x: Tensor, labels: [Int32]? = nil, classes: Int,
-                           optimizer: Optimizer, learningRate: Float) -> (tape: Tape, loss: Tensor) {
+                           optimizer: Optimizer, learningRate: Float, profile: Bool = false) -> (tape: Tape, loss: Tensor) {
         let tape = Tape()
+        tape.profiling = profile
         let batch = x.shape[0]
         let loss: Tensor = tape.record {
             Module.$context.withValue(ForwardContext(training: true)) {

@@ -25,16 +25,23 @@ func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
 }
 
 /// Visits the output of a broadcast binary op row by row: for each run along the last dimension, the offsets
-/// of the run's start in a and b and their strides along the run (0 or 1).
-func forEachBroadcastRow(_ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int],
+/// of the run's start in a and b and their strides along the run (0 or 1). `rows`: only these rows (a thread's share).
+func forEachBroadcastRow(_ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int], rows only: Range<Int>? = nil,
                          _ body: (_ out: Int, _ a: Int, _ b: Int, _ len: Int, _ sa: Int, _ sb: Int) -> Void) {
     guard let last = outShape.last else { body(0, 0, 0, 1, 0, 0); return }
     let rows = elementCount(outShape) / max(last, 1)
     if last == 0 || rows == 0 { return }
+    let range = only ?? 0..<rows
+    if range.isEmpty { return }
     let n = outShape.count
+    // the index of the first row, and its offsets in a and b
     var idx = [Int](repeating: 0, count: n)
-    var oa = 0, ob = 0
-    for r in 0..<rows {
+    var oa = 0, ob = 0, rest = range.lowerBound
+    for d in stride(from: n - 2, through: 0, by: -1) {
+        idx[d] = rest % outShape[d]; rest /= outShape[d]
+        oa += idx[d] * aStrides[d]; ob += idx[d] * bStrides[d]
+    }
+    for r in range {
         body(r * last, oa, ob, last, aStrides[n - 1], bStrides[n - 1])
         var d = n - 2
         while d >= 0 {
@@ -52,6 +59,20 @@ extension Tensor {
         if shape == target { return self }
         let out = Tensor(zeros: target)
         if out.isShapeOnly || isShapeOnly { return out }
+        // A sum over leading dimensions (a bias's or a position table's gradient): columns split over the threads,
+        // each summing its columns down every row.
+        let kept = Array(target.drop(while: { $0 == 1 }))
+        if !kept.isEmpty, Array(shape.suffix(kept.count)) == kept {
+            let inner = elementCount(kept), outer = count / max(inner, 1)
+            let src = pointer, dst = out.pointer
+            parallelChunks(inner, minimumPerThread: max(1, (1 << 15) / max(outer, 1))) { columns in
+                for r in 0..<outer {
+                    let row = src + r * inner
+                    for c in columns { dst[c] += row[c] }
+                }
+            }
+            return out
+        }
         let strides = broadcastStrides(target, to: shape)
         let zeros = [Int](repeating: 0, count: shape.count)
         let src = pointer, dst = out.pointer

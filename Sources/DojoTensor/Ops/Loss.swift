@@ -70,7 +70,7 @@ extension Tensor {
         Tape.note(.mse, inputs: [self, targets], output: out) { [x = self] g, needs in
             let scale = g.isShapeOnly ? 0 : 2 * g.item / Float(max(n, 1))
             let gx = zipKernel(x, targets) { ($0 - $1) * scale }
-            return [needs[0] ? gx : nil, needs[1] ? mapKernel(gx) { -$0 } : nil]
+            return [needs[0] ? gx : nil, needs[1] ? mapKernel(gx, Negate()) : nil]
         }
         return out
     }

@@ -10,9 +10,9 @@ extension Tensor {
         let mask = Tensor(uninitializedShape: shape)
         let keep = 1 / (1 - p)
         for i in 0..<(mask.isShapeOnly ? 0 : count) { mask.pointer[i] = generator.nextFloat() < p ? 0 : keep }
-        let out = zipKernel(self, mask) { $0 * $1 }
+        let out = zipKernel(MultiplyElements.self, self, mask)
         Tape.note(.dropout, inputs: [self], output: out, attributes: OpAttributes(probability: Double(p))) { g, _ in
-            [zipKernel(g, mask) { $0 * $1 }]
+            [zipKernel(MultiplyElements.self, g, mask)]
         }
         return out
     }
