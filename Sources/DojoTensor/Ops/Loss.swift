@@ -9,25 +9,38 @@ extension Tensor {
         let n = shape[0], c = shape[1]
         for l in labels { precondition(l >= 0 && Int(l) < c, "crossEntropy: label \(l) outside 0..<\(c)") }
         let probs = Tensor(uninitializedShape: shape)
-        var total = 0.0
-        for i in 0..<(!probs.isShapeOnly && !isShapeOnly ? n : 0) {
-            let x = pointer + i * c, p = probs.pointer + i * c
-            var m = -Float.infinity
-            for j in 0..<c { m = max(m, x[j]) }
-            var s: Float = 0
-            for j in 0..<c { let e = Foundation.exp(x[j] - m); p[j] = e; s += e }
-            for j in 0..<c { p[j] /= s }
-            total += Double(Foundation.log(s) + m - x[Int(labels[i])])
+        // rows over the compute threads, each row's loss kept apart and summed in order (the same total on any
+        // number of threads)
+        var losses = [Double](repeating: 0, count: !probs.isShapeOnly && !isShapeOnly ? n : 0)
+        if !losses.isEmpty {
+            let px = pointer, pp = probs.pointer
+            labels.withUnsafeBufferPointer { lb in
+                losses.withUnsafeMutableBufferPointer { out in
+                    let lp = lb.baseAddress!, op = out.baseAddress!
+                    parallelChunks(n, minimumPerThread: max(1, (1 << 14) / max(c, 1))) { range in
+                        for i in range {
+                            let x = px + i * c, p = pp + i * c
+                            var m = -Float.infinity
+                            for j in 0..<c { m = max(m, x[j]) }
+                            var s: Float = 0
+                            for j in 0..<c { let e = Foundation.exp(x[j] - m); p[j] = e; s += e }
+                            let inv = 1 / s
+                            for j in 0..<c { p[j] *= inv }
+                            op[i] = Double(Foundation.log(s) + m - x[Int(lp[i])])
+                        }
+                    }
+                }
+            }
         }
+        let total = losses.reduce(0, +)
         let out = Tensor(scalar: Float(total / Double(max(n, 1))))
         Tape.note(.crossEntropy, inputs: [self], output: out) { g, _ in
             let r = Tensor(uninitializedShape: probs.shape)
             if r.isShapeOnly || g.isShapeOnly { return [r] }
             let scale = g.item / Float(max(n, 1))
-            for i in 0..<n {
-                for j in 0..<c { r.pointer[i * c + j] = probs.pointer[i * c + j] * scale }
-                r.pointer[i * c + Int(labels[i])] -= scale
-            }
+            let pr = r.pointer, pp = probs.pointer
+            parallelChunks(n * c) { range in for i in range { pr[i] = pp[i] * scale } }
+            for i in 0..<n { pr[i * c + Int(labels[i])] -= scale }
             return [r]
         }
         return out

@@ -96,16 +96,18 @@ extension Tensor {
             let r = Tensor(uninitializedShape: g.shape)
             if r.isShapeOnly || g.isShapeOnly { return [r] }
             let pg = g.pointer, py = out.pointer, pr = r.pointer
-            for row in 0..<rows {
-                let gy = pg + row * n, y = py + row * n, o = pr + row * n
-                if takeLog {
-                    var s: Float = 0
-                    for i in 0..<n { s += gy[i] }
-                    for i in 0..<n { o[i] = gy[i] - Foundation.exp(y[i]) * s }
-                } else {
-                    var dot: Float = 0
-                    for i in 0..<n { dot += gy[i] * y[i] }
-                    for i in 0..<n { o[i] = y[i] * (gy[i] - dot) }
+            parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
+                for row in range {
+                    let gy = pg + row * n, y = py + row * n, o = pr + row * n
+                    if takeLog {
+                        var s: Float = 0
+                        for i in 0..<n { s += gy[i] }
+                        for i in 0..<n { o[i] = gy[i] - Foundation.exp(y[i]) * s }
+                    } else {
+                        var dot: Float = 0
+                        for i in 0..<n { dot += gy[i] * y[i] }
+                        for i in 0..<n { o[i] = y[i] * (gy[i] - dot) }
+                    }
                 }
             }
             return [r]

@@ -44,29 +44,44 @@ extension Tensor {
         let out = Tensor(uninitializedShape: shape)
         let xhat = Tensor(uninitializedShape: shape)
         let inv = Tensor(uninitializedShape: [rows])
-        for r in 0..<(!out.isShapeOnly && !isShapeOnly ? rows : 0) {
-            let x = pointer + r * d, y = out.pointer + r * d, h = xhat.pointer + r * d
-            var mean: Float = 0
-            for j in 0..<d { mean += x[j] }
-            mean /= Float(d)
-            var v: Float = 0
-            for j in 0..<d { let c = x[j] - mean; v += c * c }
-            let is_ = 1 / (v / Float(d) + epsilon).squareRoot()
-            inv.pointer[r] = is_
-            for j in 0..<d { h[j] = (x[j] - mean) * is_; y[j] = h[j] * gamma.pointer[j] + beta.pointer[j] }
-        }
-        Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { g, needs in
+        // rows split over the compute threads
+        let px = pointer, py = out.pointer, ph = xhat.pointer, pi = inv.pointer, pg = gamma.pointer, pb = beta.pointer
+        if !out.isShapeOnly && !isShapeOnly { parallelChunks(rows, minimumPerThread: max(1, (1 << 14) / max(d, 1))) { range in
+            for r in range {
+                let x = px + r * d, y = py + r * d, h = ph + r * d
+                var mean: Float = 0
+                for j in 0..<d { mean += x[j] }
+                mean /= Float(d)
+                var v: Float = 0
+                for j in 0..<d { let c = x[j] - mean; v += c * c }
+                let is_ = 1 / (v / Float(d) + epsilon).squareRoot()
+                pi[r] = is_
+                for j in 0..<d { h[j] = (x[j] - mean) * is_; y[j] = h[j] * pg[j] + pb[j] }
+            }
+        } }
+        Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { [xhat, inv, gamma] g, needs in
             let dx = Tensor(uninitializedShape: g.shape), dg = Tensor(zeros: [d]), db = Tensor(zeros: [d])
-            for r in 0..<(!dx.isShapeOnly && !g.isShapeOnly ? rows : 0) {
-                let gy = g.pointer + r * d, h = xhat.pointer + r * d, o = dx.pointer + r * d
-                var sum1: Float = 0, sum2: Float = 0
-                for j in 0..<d {
-                    let gh = gy[j] * gamma.pointer[j]
-                    sum1 += gh; sum2 += gh * h[j]
-                    dg.pointer[j] += gy[j] * h[j]; db.pointer[j] += gy[j]
+            if dx.isShapeOnly || g.isShapeOnly { return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil] }
+            let pgy = g.pointer, pdx = dx.pointer, pdg = dg.pointer, pdb = db.pointer
+            let ph = xhat.pointer, pi = inv.pointer, pg = gamma.pointer   // the tensors, not just their pointers, are kept
+            // dx row by row (rows over the threads), then dγ and dβ column by column (columns over the threads)
+            parallelChunks(rows, minimumPerThread: max(1, (1 << 14) / max(d, 1))) { range in
+                for r in range {
+                    let gy = pgy + r * d, h = ph + r * d, o = pdx + r * d
+                    var sum1: Float = 0, sum2: Float = 0
+                    for j in 0..<d {
+                        let gh = gy[j] * pg[j]
+                        sum1 += gh; sum2 += gh * h[j]
+                    }
+                    let s = pi[r] / Float(d)
+                    for j in 0..<d { o[j] = s * (Float(d) * gy[j] * pg[j] - sum1 - h[j] * sum2) }
                 }
-                let s = inv.pointer[r] / Float(d)
-                for j in 0..<d { o[j] = s * (Float(d) * gy[j] * gamma.pointer[j] - sum1 - h[j] * sum2) }
+            }
+            parallelChunks(d, minimumPerThread: max(1, (1 << 15) / max(rows, 1))) { columns in
+                for r in 0..<rows {
+                    let gy = pgy + r * d, h = ph + r * d
+                    for j in columns { pdg[j] += gy[j] * h[j]; pdb[j] += gy[j] }
+                }
             }
             return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil]
         }

@@ -32,9 +32,12 @@ extension Tensor {
         let strides = order.map { inStrides[$0] }
         let zero = [Int](repeating: 0, count: rank)
         let src = pointer, dst = out.pointer
-        if !skip {
-            forEachBroadcastRow(outShape, strides, zero) { o, a, _, len, sa, _ in
-                for j in 0..<len { dst[o + j] = src[a + j * sa] }
+        if !skip, let last = outShape.last, last > 0 {
+            // rows of the output split over the compute threads
+            parallelChunks(out.count / last, minimumPerThread: max(1, (1 << 14) / last)) { rows in
+                forEachBroadcastRow(outShape, strides, zero, rows: rows) { o, a, _, len, sa, _ in
+                    if sa == 1 { (dst + o).update(from: src + a, count: len) } else { for j in 0..<len { dst[o + j] = src[a + j * sa] } }
+                }
             }
         }
         Tape.note(.transpose, inputs: [self], output: out, attributes: OpAttributes(axes: order)) { g, _ in
