@@ -20,8 +20,7 @@ public final class Linear: Module {
         let inF = weight.shape[1]
         precondition(x.shape.last == inF, "\(path): expects \(inF) input features, got shape \(x.shape)")
         let flat = x.rank == 2 ? x : x.reshaped([-1, inF])
-        var y = flat.matmul(effective(weight, path + ".weight"), transposeB: true)
-        if let bias { y = y + bias }
+        let y = flat.linear(weight: effective(weight, path + ".weight"), bias: bias)
         return x.rank == 2 ? y : y.reshaped(Array(x.shape.dropLast()) + [weight.shape[0]])
     }
 }

@@ -40,22 +40,60 @@ extension Tensor {
             }
         }
         Tape.note(.matmul, inputs: [a, b], output: out, attributes: OpAttributes(transposeA: transposeA, transposeB: transposeB)) { g, needs in
-            Engine.$backend.withValue(backend) {
-                var ga: Tensor? = nil, gb: Tensor? = nil
-                if needs[0] {
-                    // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ; dA = dop(A) or its transpose
-                    ga = transposeA ? b.matmul(g, transposeA: transposeB, transposeB: true)
-                                    : g.matmul(b, transposeA: false, transposeB: !transposeB)
-                }
-                if needs[1] {
-                    // dop(B) = op(A)ᵀ·dC
-                    var d = transposeB ? g.matmul(a, transposeA: true, transposeB: transposeA)
-                                       : a.matmul(g, transposeA: !transposeA, transposeB: false)
-                    if batchB == 1 && batchA > 1 { d = d.reshaped([batchA] + Array(b.shape.suffix(2))).sum(axes: [0]) }
-                    gb = d.reshaped(b.shape)
-                }
-                return [ga, gb]
+            Tensor.matmulGradients(g, needs, a, b, transposeA: transposeA, transposeB: transposeB, backend: backend)
+        }
+        return out
+    }
+
+    /// The gradients of C = op(A)·op(B) for its inputs, given dC.
+    static func matmulGradients(_ g: Tensor, _ needs: [Bool], _ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool,
+                                backend: KernelBackend) -> [Tensor?] {
+        Engine.$backend.withValue(backend) {
+            let batchA = a.shape.dropLast(2).reduce(1, *), batchB = b.shape.dropLast(2).reduce(1, *)
+            var ga: Tensor? = nil, gb: Tensor? = nil
+            if needs[0] {
+                // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ; dA = dop(A) or its transpose
+                ga = transposeA ? b.matmul(g, transposeA: transposeB, transposeB: true)
+                                : g.matmul(b, transposeA: false, transposeB: !transposeB)
             }
+            if needs[1] {
+                // dop(B) = op(A)ᵀ·dC
+                var d = transposeB ? g.matmul(a, transposeA: true, transposeB: transposeA)
+                                   : a.matmul(g, transposeA: !transposeA, transposeB: false)
+                if batchB == 1 && batchA > 1 { d = d.reshaped([batchA] + Array(b.shape.suffix(2))).sum(axes: [0]) }
+                gb = d.reshaped(b.shape)
+            }
+            return [ga, gb]
+        }
+    }
+
+    /// A linear layer's x·Wᵀ + b for x [n, k], W [m, k], b [m]: the bias is written into the output first and the
+    /// GEMM adds its product onto it, one pass over the output fewer than a product and then an add. Recorded as
+    /// the matmul and the add it stands for (the product as a shape-only tensor), so the Graph IR and the
+    /// gradients are those of `x.matmul(W, transposeB: true) + b`.
+    public func linear(weight w: Tensor, bias: Tensor?) -> Tensor {
+        guard let bias, rank == 2, w.rank == 2, bias.shape == [w.shape[0]], shape[1] == w.shape[1],
+              !isShapeOnly, !w.isShapeOnly, !bias.isShapeOnly else {
+            let y = matmul(w, transposeB: true)
+            return bias.map { y + $0 } ?? y
+        }
+        let n = shape[0], k = shape[1], m = w.shape[0]
+        let out = Tensor(uninitializedShape: [n, m])
+        let backend = Engine.backend
+        if !out.isShapeOnly {
+            let pb = bias.pointer, po = out.pointer
+            parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in
+                for r in rows { (po + r * m).update(from: pb, count: m) }
+            }
+            GemmKernel.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: pointer, lda: k, b: w.pointer, ldb: k,
+                           beta: 1, c: po, ldc: m, backend: backend)
+        }
+        let product = Engine.$shapeOnly.withValue(true) { Tensor(uninitializedShape: [n, m]) }
+        Tape.note(.matmul, inputs: [self, w], output: product, attributes: OpAttributes(transposeA: false, transposeB: true)) { [x = self] g, needs in
+            Tensor.matmulGradients(g, needs, x, w, transposeA: false, transposeB: true, backend: backend)
+        }
+        Tape.note(.add, inputs: [product, bias], output: out) { g, needs in
+            [needs[0] ? g : nil, needs[1] ? g.sumToShape(bias.shape) : nil]
         }
         return out
     }
