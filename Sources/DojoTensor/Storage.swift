@@ -42,13 +42,26 @@ public final class Storage: @unchecked Sendable {
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
+    /// A storage over memory someone else owns (`owner`, kept alive by this storage): a view, never freed here and
+    /// not counted in `liveBytes`. Summed gradients handed out straight from the buffers MPI summed them in.
+    public init(borrowing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        precondition(count >= 0)
+        self.pointer = pointer
+        self.count = count
+        self.isShapeOnly = false
+        self.owner = owner
+    }
+
+    /// The owner of a borrowed storage's memory (nil: this storage allocated it).
+    private var owner: AnyObject? = nil
+
     public convenience init(zeros count: Int) {
         self.init(count: count)
         if !isShapeOnly { pointer.initialize(repeating: 0, count: count) }
     }
 
     deinit {
-        if isShapeOnly { return }
+        if isShapeOnly || owner != nil { return }
         Storage.live.subtract(count * 4, ordering: .relaxed)
         UnsafeMutableRawPointer(pointer).deallocate()
     }

@@ -137,7 +137,8 @@ public final class OverlappedGradientReduction {
         guard failure == nil, let s = slot[ObjectIdentifier(parameter)], !filled[s.index] else { return }
         let dst = buffers[s.bucket].advanced(by: s.offset)
         let src = gradient.pointer, w = weight
-        for i in 0..<parameter.count { dst[i] = src[i] * w }
+        // between two backward ops: the compute threads are free
+        ComputeThreads.parallelChunks(parameter.count, elements: parameter.count) { r in for i in r { dst[i] = src[i] * w } }
         filled[s.index] = true
         remaining[s.bucket] -= 1
         do {
@@ -207,11 +208,12 @@ public final class OverlappedGradientReduction {
                 }
             }
         }
+        // The sums are handed out where MPI left them (views of the buckets, valid until the next step's `ready`
+        // writes them again): copying them back was a third pass over every gradient, and the largest part of what
+        // training's sums cost beyond a bare MPI_Allreduce.
         for p in parameters {
             let s = slot[ObjectIdentifier(p)]!
-            let g = grads[p] ?? Tensor(zeros: p.shape)
-            g.pointer.update(from: buffers[s.bucket].advanced(by: s.offset), count: p.count)
-            grads[p] = g
+            grads[p] = Tensor(shape: p.shape, storage: Storage(borrowing: buffers[s.bucket].advanced(by: s.offset), count: p.count, owner: self))
         }
     }
 }

@@ -16,7 +16,7 @@ public enum ComputeThreads {
 
     /// Runs `body` over disjoint chunks of `0..<count` on up to `count` threads of the OpenMP pool (1 for fewer than ~16K
     /// `elements` of work). The chunks are disjoint, so the raw pointers the body captures are used without overlap.
-    static func parallelChunks(_ count: Int, elements: Int, _ body: (Range<Int>) -> Void) {
+    public static func parallelChunks(_ count: Int, elements: Int, _ body: (Range<Int>) -> Void) {
         ompChunks(count, threads: min(Self.count, count, max(1, elements / 16384)), body)
     }
 }
