@@ -35,7 +35,10 @@ open class Module {
     public final func callAsFunction(_ x: Tensor) -> Tensor {
         Tape.$scope.withValue(path) {
             let y = forward(x)
-            if isLeaf, let policy = Module.context.precision { return policy.activation(y, site: path) }
+            if let policy = Module.context.precision, isLeaf {
+                // a fresh output (not the input, a view of it, or a parameter) is rounded where it lies
+                return policy.activation(y, site: path, exclusive: y.storage !== x.storage && y.role != .parameter)
+            }
             return y
         }
     }

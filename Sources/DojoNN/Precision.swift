@@ -43,15 +43,13 @@ public final class PrecisionPolicy: @unchecked Sendable {
         }
     }
 
-    /// The format (with bias) for a site, after noting this tensor's maximum in the site's history.
-    func format(_ f: Format, site: String, maxMagnitude amax: Float) -> NumberFormat {
-        if f == .bf16 { return try! NumberFormat(.bf16) }
+    /// Notes a tensor's maximum magnitude in its site's history (the last `historyLength`).
+    func note(_ amax: Float, site: String) {
+        guard updatesHistory, amax.isFinite else { return }
         var h = history[site] ?? []
-        if amax.isFinite { h.append(amax) }
+        h.append(amax)
         if h.count > historyLength { h.removeFirst(h.count - historyLength) }
-        if updatesHistory { history[site] = h }
-        let bias = NumberFormat.bias(for: f, maxMagnitude: h.max() ?? 0)
-        return try! NumberFormat(f, bias: bias)
+        history[site] = h
     }
 
     func rounding(site: String, stochastic: Bool) -> Rounding {
@@ -61,11 +59,66 @@ public final class PrecisionPolicy: @unchecked Sendable {
         return .stochastic(seed: seed ^ h ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15))
     }
 
-    func roundingClosure(_ f: Format, site: String, stochastic: Bool) -> (UnsafeMutableBufferPointer<Float>) -> Void {
-        { [self] buffer in
-            let amax = Tensor.maxMagnitude(of: UnsafeBufferPointer(buffer))
-            let nf = format(f, site: site, maxMagnitude: amax)
-            flags.formUnion(nf.roundInPlace(buffer, rounding: rounding(site: site, stochastic: stochastic)))
+    /// Headroom of delayed scaling: the bias leaves room for values this many times the largest recent maximum
+    /// (assumption: 2, one binade; with none, a ViT or CNN whose gradients grew between steps clamped them).
+    public var delayedScalingHeadroom: Float = 2
+
+    /// Rounds a buffer for a site, in one pass over it. BF16 has no bias to choose. CFP8 uses delayed scaling (as
+    /// FP8 training recipes do, and as the CFP whitepaper's bias that "does not change frequently" allows): once a
+    /// site has `historyLength` maxima, the bias comes from the largest of them times `delayedScalingHeadroom`,
+    /// and this tensor's maximum is found while rounding and noted for the next steps; a value above that range
+    /// clamps to the format's largest and raises the overflow flag. Until then each tensor is scanned first.
+    /// The rounding runs on the compute threads' OpenMP pool, a slice each (the counter-based random stream is
+    /// indexed by the value's position, so slices round exactly as the whole buffer would): DojoNumerics' own GCD
+    /// threads competed for the cores with OpenMP workers still spinning after the last kernel.
+    func roundingClosure(_ f: Format, site: String, stochastic: Bool) -> Tensor.RoundingPass {
+        { [self] source, buffer in
+            guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+            let input = source ?? UnsafePointer(base)
+            let nf: NumberFormat
+            var tracked = f != .bf16
+            if f == .bf16 {
+                nf = try! NumberFormat(.bf16)
+            } else if let earlier = history[site], earlier.count >= historyLength, let largest = earlier.max() {
+                nf = try! NumberFormat(f, bias: NumberFormat.bias(for: f, maxMagnitude: largest * delayedScalingHeadroom))
+            } else {
+                let amax = Tensor.maxMagnitude(of: UnsafeBufferPointer(start: input, count: buffer.count))
+                note(amax, site: site)
+                nf = try! NumberFormat(f, bias: NumberFormat.bias(for: f, maxMagnitude: amax.isFinite ? amax : 0))
+                tracked = false
+            }
+            let r = rounding(site: site, stochastic: stochastic)
+            let parts = max(1, min(ComputeThreads.count, buffer.count / (1 << 15)))
+            let block = 1 << 14   // copied and rounded while it is in cache
+            var raised = [UInt8](repeating: 0, count: parts), largest = [Float](repeating: 0, count: parts)
+            raised.withUnsafeMutableBufferPointer { flagsOut in
+                largest.withUnsafeMutableBufferPointer { maxOut in
+                    let o = flagsOut.baseAddress!, m = maxOut.baseAddress!
+                    ComputeThreads.parallelChunks(parts, elements: parts << 15) { range in
+                        for k in range {
+                            let lo = buffer.count * k / parts, hi = buffer.count * (k + 1) / parts
+                            var bits: UInt8 = 0, top: Float = 0
+                            var start = lo
+                            while start < hi {
+                                let end = min(start + block, hi)
+                                if let source { (base + start).update(from: source + start, count: end - start) }
+                                let slice = UnsafeMutableBufferPointer(start: base + start, count: end - start)
+                                if tracked {
+                                    var mm: Float = 0
+                                    bits |= nf.roundInPlace(slice, rounding: r, offset: UInt64(start), largestMagnitude: &mm).rawValue
+                                    top = mm.isNaN || top.isNaN ? .nan : Swift.max(top, mm)
+                                } else {
+                                    bits |= nf.roundInPlace(slice, rounding: r, offset: UInt64(start), threads: 1).rawValue
+                                }
+                                start = end
+                            }
+                            o[k] = bits; m[k] = top
+                        }
+                    }
+                }
+            }
+            for bits in raised { flags.formUnion(ExceptionFlags(rawValue: bits)) }
+            if tracked { note(largest.contains { $0.isNaN } ? .nan : largest.max() ?? 0, site: site) }
         }
     }
 
@@ -76,16 +129,18 @@ public final class PrecisionPolicy: @unchecked Sendable {
     }
 
     /// A layer's output, and (backward) the gradient that flows into it.
-    public func activation(_ y: Tensor, site: String) -> Tensor {
+    /// - exclusive: `y` is a fresh tensor nothing else reads unrounded (not the layer's input or a parameter, nor a
+    ///   view of them): rounded in place.
+    public func activation(_ y: Tensor, site: String, exclusive: Bool = false) -> Tensor {
         guard let f = weightFormat, let gf = gradientFormat else { return y }
-        return y.rounded(to: Self.dtype(f), roundingClosure(f, site: site + ".activation", stochastic: false),
+        return y.rounded(to: Self.dtype(f), inPlace: exclusive, roundingClosure(f, site: site + ".activation", stochastic: false),
                          gradient: roundingClosure(gf, site: site + ".gradient", stochastic: stochasticGradients))
     }
 
     /// A parameter's gradient before the optimizer uses it.
     public func roundGradient(_ g: Tensor, site: String) {
         guard let gf = gradientFormat else { return }
-        roundingClosure(gf, site: site + ".grad", stochastic: stochasticGradients)(g.storage.buffer)
+        roundingClosure(gf, site: site + ".grad", stochastic: stochasticGradients)(nil, g.storage.buffer)
     }
 
     /// The history, for checkpoints (a resumed run must choose the same biases).

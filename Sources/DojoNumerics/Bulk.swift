@@ -65,6 +65,26 @@ extension NumberFormat {
         return ExceptionFlags(rawValue: f)
     }
 
+    /// The same on the calling thread, also finding the largest magnitude of the values before rounding (NaN if
+    /// one was NaN) in the same pass: delayed scaling rounds with a bias chosen from earlier maxima and notes this
+    /// one for the next, instead of scanning the buffer first.
+    public func roundInPlace(_ buffer: UnsafeMutableBufferPointer<Float>, rounding: Rounding = .nearestEven, offset: UInt64 = 0,
+                             largestMagnitude: inout Float) -> ExceptionFlags {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { largestMagnitude = 0; return [] }
+        let ptr = UnsafeMutableRawPointer(base).assumingMemoryBound(to: UInt32.self)
+        var top: UInt32 = 0
+        let f: UInt8
+        if params.isBF16 {
+            for i in 0..<buffer.count { top = max(top, ptr[i] & 0x7FFF_FFFF) }
+            f = params.roundBF16(ptr, 0, buffer.count, rng: rounding.rng, offset: offset)
+        } else {
+            f = params.roundCFP(ptr, 0, buffer.count, rng: rounding.rng, offset: offset, top: &top)
+        }
+        // the bits of a non-negative float order as its value; above infinity's are NaNs
+        largestMagnitude = top > 0x7F80_0000 ? .nan : Float(bitPattern: top)
+        return ExceptionFlags(rawValue: f)
+    }
+
     /// Encodes `src` into 16-bit codes (CFP8 codes use the low 8 bits). `codes.count` must equal `src.count`.
     @discardableResult
     public func encode(_ src: UnsafeBufferPointer<Float>, into codes: UnsafeMutableBufferPointer<UInt16>,
@@ -296,7 +316,9 @@ extension Params {
     /// assuming the element is not special; returns whether any element of the block is special.
     @inline(__always)
     private func fastBlock(_ src: UnsafeMutablePointer<UInt32>, _ out: UnsafeMutablePointer<UInt32>, _ n: Int,
-                           rnd: UnsafeMutablePointer<UInt32>?, codes: Bool) -> Bool {
+                           rnd: UnsafeMutablePointer<UInt32>?, codes: Bool, top: inout UInt32) -> Bool {
+        var largest = top
+        defer { top = largest }
         let mask: UInt32 = signed ? 0x7FFF_FFFF : 0xFFFF_FFFF
         let range = maxBits &- minNormalBits
         let minN = minNormalBits
@@ -308,6 +330,7 @@ extension Params {
             for j in 0..<n {
                 let b = src[j]
                 let a = b & 0x7FFF_FFFF
+                largest = a > largest ? a : largest
                 let m = b & mask
                 special |= (m != 0 && (m &- minN) > range) ? 1 : 0
                 let r = a &+ (rnd[j] & low)
@@ -318,6 +341,7 @@ extension Params {
             for j in 0..<n {
                 let b = src[j]
                 let a = b & 0x7FFF_FFFF
+                largest = a > largest ? a : largest
                 let m = b & mask
                 special |= (m != 0 && (m &- minN) > range) ? 1 : 0
                 let r = a &+ halfm1 &+ ((a &>> sh) & 1)
@@ -331,6 +355,12 @@ extension Params {
     /// In-place fake quantisation of elements lo..<hi. Each block is computed by the fast path into a
     /// scratch buffer; elements the fast path cannot handle are then redone by the scalar kernel.
     func roundCFP(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
+        var top: UInt32 = 0
+        return roundCFP(p, lo, hi, rng: rng, offset: offset, top: &top)
+    }
+
+    /// `top`: raised to the largest |value| bits seen (before rounding).
+    func roundCFP(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64, top: inout UInt32) -> UInt8 {
         var f: UInt8 = 0
         let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
         defer { tmp.deallocate() }
@@ -342,7 +372,7 @@ extension Params {
             let base = p + start
             let index0 = offset &+ UInt64(start)
             if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }
-            if fastBlock(base, tmp, n, rnd: rnd, codes: false) {
+            if fastBlock(base, tmp, n, rnd: rnd, codes: false, top: &top) {
                 for j in 0..<n {
                     let b = base[j]
                     if isSpecial(b) {
@@ -375,7 +405,8 @@ extension Params {
             let dst = out + start
             let index0 = offset &+ UInt64(start)
             if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }
-            if fastBlock(base, tmp, n, rnd: rnd, codes: true) {
+            var unused: UInt32 = 0
+            if fastBlock(base, tmp, n, rnd: rnd, codes: true, top: &unused) {
                 for j in 0..<n {
                     let b = base[j]
                     if isSpecial(b) {

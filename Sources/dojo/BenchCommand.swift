@@ -39,6 +39,8 @@ struct BenchCommand: ParsableCommand {
         var adamw = false
         /// Token ids in 0..<vocabulary as input (language models) instead of normal noise.
         var vocabulary: Int? = nil
+        /// Dojo's formats (issue 14 §2: the same step in bf16 and cfp8 against fp32, same run).
+        var precision: PrecisionPolicy.Mode = .fp32
     }
 
     func run() throws {
@@ -52,7 +54,14 @@ struct BenchCommand: ParsableCommand {
             Workload(name: "vit-tiny 1x28x28 b64", model: "vit-tiny", input: [1, 28, 28], batch: 64, steps: max(3, Int(10 * s)), adamw: true),
             Workload(name: "gpt 6x256 seq256 b16", model: "gpt:layers=6,hidden=256,heads=4,ffn=1024,seq=256,vocab=1024", input: [256],
                      batch: 16, steps: max(3, Int(5 * s)), adamw: true, vocabulary: 1024),
-        ].filter { only == nil || $0.name.contains(only!) }
+        ].flatMap { w -> [Workload] in
+            // Dojo's formats on the small CNN and ViT-Tiny, next to their fp32 step
+            guard w.model == "small-cnn" || w.model == "vit-tiny" else { return [w] }
+            return [w] + [PrecisionPolicy.Mode.bf16, .cfp8].map { mode in
+                Workload(name: w.name + " " + mode.rawValue, model: w.model, input: w.input, batch: w.batch, steps: w.steps,
+                         adamw: w.adamw, vocabulary: w.vocabulary, precision: mode)
+            }
+        }.filter { only == nil || $0.name.contains(only!) }
         if let only, workloads.isEmpty, !"matmul".contains(only), !"plan search".contains(only), !"sim".contains(only) || only.isEmpty {
             throw CLIError("--only '\(only)' matches no benchmark (workloads: small-cnn, resnet18, occupancy, vit-tiny, gpt; matmul; plan search)")
         }
@@ -65,14 +74,15 @@ struct BenchCommand: ParsableCommand {
                 ?? Tensor.randomNormal([w.batch] + w.input, generator: &rng)
             let opt: Optimizer = w.adamw ? AdamW() : SGD(momentum: 0.9)
             let lr: Float = w.adamw ? 1e-3 : 0.01
-            var tape = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr)
-            for _ in 0..<2 { tape = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr) }
+            let policy = w.precision == .fp32 ? nil : PrecisionPolicy(mode: w.precision)
+            var tape = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, precision: policy)
+            for _ in 0..<2 { tape = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, precision: policy) }
             // The step's arithmetic as the Graph IR counts it (forward, backward, optimizer).
             let flops = tape.graph(model: w.model, batch: w.batch).ops.reduce(0) { $0 + $1.flops }
             Storage.resetPeak()
             let base = Storage.liveBytes
             let t0 = monotonicSeconds()
-            for _ in 0..<w.steps { _ = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr) }
+            for _ in 0..<w.steps { _ = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, precision: policy) }
             let dt = (monotonicSeconds() - t0) / Double(w.steps)
             let peak = Storage.peakBytes - base
             let rate = Double(w.batch) / dt
@@ -84,7 +94,7 @@ struct BenchCommand: ParsableCommand {
                           formatBytes(peak), formatBytes(maxRSS())])
             if profile {
                 let t1 = monotonicSeconds()
-                let ops = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, profile: true).profile
+                let ops = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, profile: true, precision: policy).profile
                 let step = monotonicSeconds() - t1
                 var byKind: [String: (forward: Double, backward: Double, count: Int)] = [:]
                 for op in ops {

@@ -112,6 +112,8 @@ struct GraphCommand: ParsableCommand {
 
 /// Forward, loss, backward and an optimizer update of `net` on `input`, recorded on the returned tape
 /// (the benchmark's step; `TrainingStep.run` in DojoNN).
-func trainingStep(_ net: Module, task: Task, input x: Tensor, classes: Int, optimizer: Optimizer, learningRate: Float, profile: Bool = false) throws -> Tape {
-    TrainingStep.run(net, task: task, input: x, classes: classes, optimizer: optimizer, learningRate: learningRate, profile: profile).tape
+func trainingStep(_ net: Module, task: Task, input x: Tensor, classes: Int, optimizer: Optimizer, learningRate: Float, profile: Bool = false,
+                  precision: PrecisionPolicy? = nil) throws -> Tape {
+    TrainingStep.run(net, task: task, input: x, classes: classes, optimizer: optimizer, learningRate: learningRate, profile: profile,
+                     precision: precision).tape
 }

@@ -8,13 +8,15 @@ public enum TrainingStep {
     /// the loss. Labels: `labels` when given, else synthetic ones (example i → class i mod classes; token i → id
     /// i mod vocabulary); occupancy targets are an empty grid. Works under `Engine.shapeOnly` (shapes only).
     /// - profile: time each op's forward and backward (`Tape.profiling`).
+    /// - precision: Dojo's formats as `dojo train --precision` applies them (weights, activations and gradients rounded).
     public static func run(_ net: Module, task: Task, input x: Tensor, labels: [Int32]? = nil, classes: Int,
-                           optimizer: Optimizer, learningRate: Float, profile: Bool = false) -> (tape: Tape, loss: Tensor) {
+                           optimizer: Optimizer, learningRate: Float, profile: Bool = false,
+                           precision: PrecisionPolicy? = nil) -> (tape: Tape, loss: Tensor) {
         let tape = Tape()
         tape.profiling = profile
         let batch = x.shape[0]
         let loss: Tensor = tape.record {
-            Module.$context.withValue(ForwardContext(training: true)) {
+            Module.$context.withValue(ForwardContext(training: true, precision: precision)) {
                 let y = net(x)
                 switch task {
                 case .classification:
@@ -28,6 +30,7 @@ public enum TrainingStep {
             }
         }
         let grads = tape.backward(from: loss)
+        if let precision { for (path, p) in net.parameters { if let g = grads[p] { precision.roundGradient(g, site: path) } } }
         optimizer.step(net.parameters, gradients: grads, learningRate: learningRate, tape: tape)
         return (tape, loss)
     }

@@ -1,17 +1,22 @@
 import DojoGraph
 
 extension Tensor {
+    /// A rounding pass: rounds `source`'s values (nil: the destination's own) into `destination`, in one pass.
+    public typealias RoundingPass = (_ source: UnsafePointer<Float>?, _ destination: UnsafeMutableBufferPointer<Float>) -> Void
+
     /// The tensor with every value rounded by `round` (e.g. to a Dojo number format), as Dojo stores it.
     /// Backward is straight-through, the gradient itself rounded by `roundGradient` when one is given (Dojo keeps
-    /// gradients in a narrow format too).
-    public func rounded(to dtype: DType, _ round: (UnsafeMutableBufferPointer<Float>) -> Void,
-                        gradient roundGradient: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil) -> Tensor {
-        let out = detachedCopy()
-        if !out.isShapeOnly { round(out.storage.buffer) }
+    /// gradients in a narrow format too), into a new tensor in the same pass that reads it.
+    /// - inPlace: round this tensor's own storage and return a view of it (no copy, no second buffer), for a value
+    ///   nothing else reads unrounded — a layer's fresh output, which backward then uses in the format, as Dojo
+    ///   stores it.
+    public func rounded(to dtype: DType, inPlace: Bool = false, _ round: RoundingPass, gradient roundGradient: RoundingPass? = nil) -> Tensor {
+        let out = inPlace ? Tensor(shape: shape, storage: storage) : Tensor(uninitializedShape: shape)
+        if !out.isShapeOnly && !isShapeOnly { round(inPlace ? nil : UnsafePointer(pointer), out.storage.buffer) }
         Tape.note(.quantize, inputs: [self], output: out, attributes: OpAttributes(dtype: dtype)) { g, _ in
             guard let roundGradient, !g.isShapeOnly else { return [g] }
-            let r = g.detachedCopy()
-            roundGradient(r.storage.buffer)
+            let r = Tensor(uninitializedShape: g.shape)
+            roundGradient(UnsafePointer(g.pointer), r.storage.buffer)
             return [r]
         }
         return out
