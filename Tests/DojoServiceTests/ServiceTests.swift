@@ -255,7 +255,10 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
         let s2 = try await JobService.open(ServiceOptions(database: db, grace: 1))
         let rec = await s2.recovered
         #expect(rec.adopted + rec.booked == 3 && rec.restarted == 0)
-        #expect(try await until(s2) { try await s2.jobs(by: .admin, states: [.completed]).count == 4 })
+        // 60 s: under make test's load (two training runs beside it) the four one-second jobs once took over 20
+        let allDone = try await until(s2, timeout: 60) { try await s2.jobs(by: .admin, states: [.completed]).count == 4 }
+        let states = try await s2.jobs(by: .admin).map { "\($0.id): \($0.state)" }
+        #expect(allDone, "jobs: \(states)")
         let runs = try String(contentsOfFile: db + ".tenants/a/shared/runs", encoding: .utf8).split(separator: "\n").sorted()
         #expect(runs == ["run 0", "run 1", "run 2", "run 3"])
         for id in ids { #expect(try await s2.job(id, by: .admin).attempts == 1) }
