@@ -1,0 +1,89 @@
+import DojoGraph
+import DojoTensor
+import Foundation
+import Testing
+
+/// Issue 14's fast paths against the plain definitions: the fused linear layer, and the loops split over threads
+/// (broadcast rows, sums over leading dimensions, permutes, layer norm) on tensors large enough to be split.
+@Suite struct FastPathTests {
+    /// `x.linear(weight:bias:)` (bias written first, the GEMM adding onto it) equals `x·Wᵀ + b` in values and
+    /// gradients, and records the same Graph IR: a matmul then an add.
+    @Test func linearEqualsMatmulPlusBias() {
+        let x = random([300, 64], seed: 70), w = random([96, 64], seed: 71), b = random([96], seed: 72)
+        for t in [x, w, b] { t.requiringGrad() }
+        func run(_ fused: Bool) -> (y: [Float], grads: [[Float]], graph: Graph) {
+            let tape = Tape()
+            var y = Tensor(zeros: [1])
+            let loss = tape.record { () -> Tensor in
+                y = fused ? x.linear(weight: w, bias: b) : x.matmul(w, transposeB: true) + b
+                return (y * y).sum()
+            }
+            let g = tape.backward(from: loss)
+            return (y.array, [x, w, b].map { g[$0]!.array }, tape.graph(model: "linear", batch: 300))
+        }
+        let fused = run(true), plain = run(false)
+        #expect(maxDifference(fused.y, plain.y) <= 1e-4 * maxMagnitude(plain.y))
+        for (a, p) in zip(fused.grads, plain.grads) { #expect(maxDifference(a, p) <= 1e-4 * maxMagnitude(p)) }
+        #expect(fused.graph.ops.map(\.kind) == plain.graph.ops.map(\.kind))
+        #expect(fused.graph.ops.map(\.flops) == plain.graph.ops.map(\.flops))
+        #expect(Array(fused.graph.ops.prefix(2).map(\.kind)) == [.matmul, .add])
+    }
+
+    /// Row-split broadcasts and leading-dimension sums equal a naive loop (2 × 3 × 5,000 rows split over threads).
+    @Test func splitLoopsMatchNaiveOnes() {
+        let a = random([2, 3, 5000, 17], seed: 73), row = random([17], seed: 74), col = random([2, 1, 5000, 1], seed: 75)
+        let s = a + row, m = a * col
+        var worst: Float = 0
+        for i in 0..<2 { for j in 0..<3 { for k in 0..<5000 { for l in 0..<17 {
+            let f = ((i * 3 + j) * 5000 + k) * 17 + l
+            worst = max(worst, abs(s[flat: f] - (a[flat: f] + row[flat: l])))
+            worst = max(worst, abs(m[flat: f] - a[flat: f] * col[flat: i * 5000 + k]))
+        } } } }
+        #expect(worst == 0)
+        // the bias gradient's sum over leading dimensions, in Double as the reference
+        let summed = a.sumToShape([17])
+        for l in 0..<17 {
+            var acc = 0.0
+            for r in 0..<(a.count / 17) { acc += Double(a[flat: r * 17 + l]) }
+            #expect(abs(Double(summed[flat: l]) - acc) <= 1e-3 * max(1, abs(acc)))
+        }
+        // a permute split by rows equals the index arithmetic
+        let p = a.permuted([2, 0, 3, 1])   // [5000, 2, 17, 3]
+        var same = true
+        for k in stride(from: 0, to: 5000, by: 7) { for i in 0..<2 { for l in 0..<17 { for j in 0..<3 {
+            if p[flat: ((k * 2 + i) * 17 + l) * 3 + j] != a[flat: ((i * 3 + j) * 5000 + k) * 17 + l] { same = false }
+        } } } }
+        #expect(same)
+    }
+
+    /// Layer norm split over rows (forward) and columns (γ and β gradients) against a Double reference.
+    @Test func layerNormOnManyRowsMatchesDefinition() {
+        let x = random([4096, 48], seed: 76), gamma = random([48], seed: 77), beta = random([48], seed: 78)
+        gamma.requiringGrad(); beta.requiringGrad()
+        let tape = Tape()
+        let y = tape.record { x.layerNorm(gamma: gamma, beta: beta) }
+        let loss = tape.record { y.sum() }
+        let g = tape.backward(from: loss)
+        var worst = 0.0, dBeta = [Double](repeating: 0, count: 48), dGamma = dBeta
+        for r in 0..<4096 {
+            var mean = 0.0, v = 0.0
+            for j in 0..<48 { mean += Double(x[flat: r * 48 + j]) }
+            mean /= 48
+            for j in 0..<48 { let c = Double(x[flat: r * 48 + j]) - mean; v += c * c }
+            let inv = 1 / (v / 48 + 1e-5).squareRoot()
+            for j in 0..<48 {
+                let h = (Double(x[flat: r * 48 + j]) - mean) * inv
+                worst = max(worst, abs(h * Double(gamma[flat: j]) + Double(beta[flat: j]) - Double(y[flat: r * 48 + j])))
+                dGamma[j] += h; dBeta[j] += 1
+            }
+        }
+        #expect(worst < 1e-4)
+        for j in 0..<48 {
+            #expect(abs(Double(g[beta]![flat: j]) - dBeta[j]) < 1e-2)
+            #expect(abs(Double(g[gamma]![flat: j]) - dGamma[j]) < 1e-2)
+        }
+    }
+}
+
+private func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) } }
+private func maxMagnitude(_ a: [Float]) -> Float { a.reduce(0) { max($0, abs($1)) } }
