@@ -580,6 +580,15 @@ struct TrainCommand: ParsableCommand {
         }
         let net = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
                                     gridSize: sets.train.targetShape.first ?? config.gridSize, seed: config.seed)
+        // Each epoch's order of the examples is kept (8 bytes an example, the training one shuffled), and a batch is
+        // assembled while another trains: what cannot fit in the memory this process may use is refused now, with
+        // the figure, instead of failing (or being killed) after the model and data were made.
+        let orderBytes = 8 * (UInt64(sets.train.count) + (lead ? UInt64(sets.eval.count) : 0))
+        let batchBytes = 4 * 4 * UInt64(config.batchSize) * UInt64(sets.train.inputSize + sets.train.targetSize)
+        let usable = Engine.usableMemoryBytes
+        if orderBytes + batchBytes > usable / 2 {
+            throw CLIError("\(formatThousands(sets.train.count)) training and \(formatThousands(sets.eval.count)) evaluation examples at --batch-size \(formatThousands(config.batchSize)) need about \(formatBytes(Int(clamping: orderBytes + batchBytes))) before the model (8 bytes an example for each epoch's order, batches being assembled), more than half of the \(formatBytes(Int(clamping: usable))) this process may use: give fewer --train-examples / --eval-examples or a smaller --batch-size")
+        }
         if config.batchSize > sets.train.count {
             throw CLIError("--batch-size \(config.batchSize) is more than the \(sets.train.count) training examples: every step would take the whole set (give a smaller --batch-size or more --train-examples)")
         }

@@ -64,6 +64,9 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
             (["train", "--epochs", "9223372036854775807"], "--epochs must be at most 1,000,000,000"),
             (["train", "--model", "small-cnn", "--data", "fashion-mnist", "--data-dir", "/nonexistent/fmnist"], "dataset-fashion-mnist"),
             (["train", "--model", "occupancy", "--data", "fashion-mnist"], "occupancy"),
+            // sizes that cannot fit are refused with the figure, before anything is made (issue 14 §3)
+            (["train", "--model", "mlp", "--data", "scenes", "--train-examples", "1000000000", "--batch-size", "100000000"],
+             "8 bytes an example for each epoch's order, batches being assembled), more than half of the"),
             (["graph", "--model", "resnet51"], "unknown model 'resnet51'"),
             (["graph", "--model", "resnet18", "--input", "3xbig"], "not a shape"),
         ]

@@ -72,7 +72,7 @@ public enum GraphRecorder {
             }.summary
             // weights, gradients and up to two optimizer states, plus every activation kept for the backward pass
             let need = Double(estimate.parameterBytes) * 4 + Double(estimate.activationBytes)
-            let have = Double(ProcessInfo.processInfo.physicalMemory)
+            let have = Double(Engine.usableMemoryBytes)
             guard need < 0.8 * have else {
                 throw ModelError("running a step of \(resolved) at batch \(batch) for real needs about \(Int(need / 1e9)) GB; "
                                  + "this machine has \(Int(have / 1e9)) GB. Record it shape-only (the same graph, no memory).")
