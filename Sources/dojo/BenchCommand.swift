@@ -14,7 +14,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure training samples/s, matmul GFLOP/s and peak memory of a training step.",
+        abstract: "Measure training samples/s, GFLOP/s and peak memory of a training step (CNNs, ViT-Tiny, a GPT decoder; fp32, bf16, cfp8), and matmul GFLOP/s.",
         discussion: """
         Use `make bench` to run PyTorch on the same steps and print both side by side. Under mpirun, \
         `mpirun -n 2 dojo bench --allreduce MODEL` times the sums of MODEL's gradients as training makes them \
@@ -63,7 +63,7 @@ struct BenchCommand: ParsableCommand {
             }
         }.filter { only == nil || $0.name.contains(only!) }
         if let only, workloads.isEmpty, !"matmul".contains(only), !"plan search".contains(only), !"sim".contains(only) || only.isEmpty {
-            throw CLIError("--only '\(only)' matches no benchmark (workloads: small-cnn, resnet18, occupancy, vit-tiny, gpt; matmul; plan search)")
+            throw CLIError("--only '\(only)' matches no benchmark (workloads: small-cnn, resnet18, occupancy, vit-tiny, gpt; small-cnn and vit-tiny also in bf16 and cfp8; matmul; plan search)")
         }
         var table = TextTable(headers: ["workload", "samples/s", "ms/step", "GFLOP/s", "peak tensor memory", "max RSS"])
         for w in workloads {
