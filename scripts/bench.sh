@@ -30,6 +30,12 @@ for name, d in dojo.items():
     ratio = f"{d['samples_per_s'] / t:.2f}" if t else "-"
     tt = f"{t:12.1f}" if t else f"{'-':>12}"
     print(f"{name:28} {d['samples_per_s']:12.1f} {tt} {ratio:>7}  {d['peak_step_bytes'] / 2**20:11.1f} MiB   (samples/s)")
+# Issue 14 §2: Dojo's formats against the fp32 step of the same workload, same run (goal <= 1.1)
+for name, d in dojo.items():
+    for fmt in ("bf16", "cfp8"):
+        base = dojo.get(name[: -len(fmt) - 1]) if name.endswith(" " + fmt) else None
+        if base and "seconds_per_step" in d:
+            print(f"{name + ' step time':28} {d['seconds_per_step'] * 1e3:10.1f}ms {base['seconds_per_step'] * 1e3:10.1f}ms {d['seconds_per_step'] / base['seconds_per_step']:7.2f}  ({fmt} step ÷ fp32 step; goal <= 1.10)")
 m = dojo.get("matmul 1024")
 # Issue 14: the transformers' training step in FLOP/s against the engine's own 1024³ GEMM, same run (goal >= 40 %)
 for name, d in dojo.items():
