@@ -30,6 +30,7 @@ public final class Storage: @unchecked Sendable {
         precondition(count >= 0)
         _ = Storage.allocatorTuned
         self.count = count
+        owner = nil
         if Engine.shapeOnly {
             isShapeOnly = true
             pointer = UnsafeMutablePointer(bitPattern: 64)!
@@ -53,7 +54,7 @@ public final class Storage: @unchecked Sendable {
     }
 
     /// The owner of a borrowed storage's memory (nil: this storage allocated it).
-    private var owner: AnyObject? = nil
+    private let owner: AnyObject?
 
     public convenience init(zeros count: Int) {
         self.init(count: count)

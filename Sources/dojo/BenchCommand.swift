@@ -98,7 +98,7 @@ struct BenchCommand: ParsableCommand {
                 let step = monotonicSeconds() - t1
                 var byKind: [String: (forward: Double, backward: Double, count: Int)] = [:]
                 for op in ops {
-                    let key = op.kind.rawValue + (op.kind == .matmul && op.inputs.first.map { $0.count > 2 } == true && op.inputs.last.map { $0.count > 2 } == true ? " (batched)" : "")
+                    let key = op.kind.rawValue + (op.kind == .matmul && op.inputs.allSatisfy { $0.count > 2 } ? " (batched)" : "")
                     byKind[key, default: (0, 0, 0)].forward += op.forward
                     byKind[key, default: (0, 0, 0)].backward += op.backward
                     byKind[key, default: (0, 0, 0)].count += 1

@@ -60,7 +60,8 @@ struct Dojo: ParsableCommand {
             if let words = UserFiles.plainWords(for: error) { error = CLIError(words) }
             else if error is EncodingError { error = CLIError("could not write JSON: a value in it is not a finite number") }
             // A rank under dojo train --ranks leaves its error for the launcher to print whole.
-            if exitCode(for: error) != .success, !fullMessage(for: error).isEmpty, RankErrors.leave(fullMessage(for: error)) { Foundation.exit(exitCode(for: error).rawValue) }
+            let code = exitCode(for: error), message = fullMessage(for: error)
+            if code != .success, !message.isEmpty, RankErrors.leave(message) { Foundation.exit(code.rawValue) }
             exit(withError: error)
         }
     }

@@ -56,7 +56,7 @@ struct ContainmentTests {
         }
         let svc = try await JobService.open(options)
         let all = ids + [notJSON, legacy, badPlace]
-        #expect(try await until(svc, timeout: 30) {
+        #expect(try await until(svc) {
             for id in all where try await !state(svc, id).isFinal { return false }
             return true
         })

@@ -87,10 +87,11 @@ public enum EltwiseKernel {
     public static func forward(_ algorithm: EltwiseAlgorithm, count: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                backend: KernelBackend = .oneDNN) {
         if backend == .reference || count < smallest {
-            for i in 0..<count { y[i] = algorithm.value(x[i]) }
+            parallelChunks(count) { r in for i in r { y[i] = algorithm.value(x[i]) } }
             return
         }
-        let p = cache.get(Key(algorithm: algorithm, count: count, backward: false)) { Primitives(Key(algorithm: algorithm, count: count, backward: false)) }
+        let k = Key(algorithm: algorithm, count: count, backward: false)
+        let p = cache.get(k) { Primitives(k) }
         p.exclusive {
             p.src.set(x); p.dst.set(y)
             p.prim.run(p.stream, [dnnlArg(DNNL_ARG_SRC, p.src), dnnlArg(DNNL_ARG_DST, p.dst)])
@@ -102,7 +103,7 @@ public enum EltwiseKernel {
     public static func backward(_ algorithm: EltwiseAlgorithm, count: Int, x: UnsafePointer<Float>, y: UnsafePointer<Float>,
                                 dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, backend: KernelBackend = .oneDNN) {
         if backend == .reference || count < smallest {
-            for i in 0..<count { dx[i] = dy[i] * algorithm.derivative(x[i], y[i]) }
+            parallelChunks(count) { r in for i in r { dx[i] = dy[i] * algorithm.derivative(x[i], y[i]) } }
             return
         }
         let k = Key(algorithm: algorithm, count: count, backward: true)

@@ -60,14 +60,6 @@ func mapKernel<F: UnaryElementFunction>(_ x: Tensor, _ f: F) -> Tensor {
     return out
 }
 
-/// out[i] = f(x[i]) for a closure f (rare ops; the hot ones use `UnaryElementFunction`).
-func mapKernel(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
-    let out = Tensor(uninitializedShape: x.shape)
-    if out.isShapeOnly || x.isShapeOnly { return out }
-    for i in 0..<x.count { out.pointer[i] = f(x.pointer[i]) }
-    return out
-}
-
 /// out[i] = f(a[i], b[i]) for same-shape tensors.
 @inline(__always)
 func zipKernel<F: BinaryElementFunction>(_ f: F.Type, _ a: Tensor, _ b: Tensor) -> Tensor {
@@ -208,29 +200,16 @@ extension Tensor {
         return out
     }
 
-    /// An activation with a oneDNN eltwise primitive (`EltwiseKernel`; the scalar loops under `.reference`), split
-    /// over the compute threads by oneDNN itself. Its derivative is computed from its input.
+    /// An activation through `EltwiseKernel` (a oneDNN eltwise primitive; the scalar loops under `.reference` and
+    /// for small tensors). Its derivative is computed from its input.
     private func activation(_ kind: OpKind, _ algorithm: EltwiseAlgorithm) -> Tensor {
         let out = Tensor(uninitializedShape: shape)
         let backend = Engine.backend
-        if !out.isShapeOnly && !isShapeOnly {
-            if backend == .reference {
-                let src = SendablePointer(pointer), dst = SendablePointer(out.pointer)
-                parallelChunks(count) { r in for i in r { dst.p[i] = algorithm.value(src.p[i]) } }
-            } else {
-                EltwiseKernel.forward(algorithm, count: count, x: pointer, y: out.pointer)
-            }
-        }
+        if !out.isShapeOnly && !isShapeOnly { EltwiseKernel.forward(algorithm, count: count, x: pointer, y: out.pointer, backend: backend) }
         Tape.note(kind, inputs: [self], output: out) { [x = self, out] g, _ in
             let r = Tensor(uninitializedShape: g.shape)
             if r.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [r] }
-            if backend == .reference {
-                let pg = SendablePointer(g.pointer), px = SendablePointer(x.pointer), py = SendablePointer(out.pointer)
-                let pr = SendablePointer(r.pointer)
-                parallelChunks(g.count) { range in for i in range { pr.p[i] = pg.p[i] * algorithm.derivative(px.p[i], py.p[i]) } }
-            } else {
-                EltwiseKernel.backward(algorithm, count: g.count, x: x.pointer, y: out.pointer, dy: g.pointer, dx: r.pointer)
-            }
+            EltwiseKernel.backward(algorithm, count: g.count, x: x.pointer, y: out.pointer, dy: g.pointer, dx: r.pointer, backend: backend)
             return [r]
         }
         return out
