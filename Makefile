@@ -26,6 +26,7 @@ demo: build
 # Every test, in the release configuration (the numerics and training tests are too slow in debug).
 # One build with the tests (a plain `swift build` and then `swift test` would build everything twice: their flags differ).
 test: test-deps
+	scripts/onnx-fixtures.sh
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	$(SWIFT) test -c $(CONFIG) --skip-build --parallel --num-workers 2 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 
@@ -33,9 +34,10 @@ test: test-deps
 # run (printed; FUZZ_SEED=N FUZZ_SCALE=K repeat or size it). A failure prints its case; a crash leaves it in
 # $TMPDIR/dojo-fuzz-current-case.txt.
 fuzz: test-deps
+	scripts/onnx-fixtures.sh
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s)}; echo "fuzz seed $$FUZZ_SEED"; \
-	FUZZ_SEED=$$FUZZ_SEED FUZZ_SCALE=$${FUZZ_SCALE:-20} $(SWIFT) test -c $(CONFIG) --skip-build --filter FuzzCLITests
+	FUZZ_SEED=$$FUZZ_SEED FUZZ_SCALE=$${FUZZ_SCALE:-20} $(SWIFT) test -c $(CONFIG) --skip-build --filter 'FuzzCLITests|testMutatedFilesNeverCrash'
 
 # Speed and memory against baselines run on this machine in the same run (installs python3-torch).
 bench: build

@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "DojoGraph", targets: ["DojoGraph"]),
         .library(name: "DojoTensor", targets: ["DojoTensor"]),
         .library(name: "DojoNN", targets: ["DojoNN"]),
+        .library(name: "DojoONNX", targets: ["DojoONNX"]),
         .library(name: "DojoDistributed", targets: ["DojoDistributed"]),
         .library(name: "DojoData", targets: ["DojoData"]),
         .library(name: "DojoReport", targets: ["DojoReport"]),
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries, each behind a tiny shim module (Debian packages in `providers`).
@@ -42,6 +44,11 @@ let package = Package(
         .target(name: "DojoTensor", dependencies: ["DojoNumerics", "DojoGraph", "COneDNN"]),
         // Layers, model zoo, losses, optimizers, mixed precision, checkpoints (safetensors).
         .target(name: "DojoNN", dependencies: ["DojoTensor", "DojoGraph", "DojoNumerics", "DojoData", "DojoReport"]),
+        // ONNX import: .onnx files (apple/swift-protobuf; onnx.proto's Swift generated once by scripts/gen-onnx-proto.sh)
+        // read into an engine network, so a PyTorch export trains, records the Graph IR and is priced like a zoo model.
+        .target(name: "DojoONNX", dependencies: ["DojoNN", "DojoTensor", "DojoGraph", "DojoReport",
+                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Proto"]),
         // The distributed runtime: data-parallel training across processes and hosts over Open MPI.
         .target(name: "DojoDistributed", dependencies: ["DojoNN", "CMPI"]),
         // Data sets (procedural multi-camera driving scenes, Fashion-MNIST IDX) and the loader.
@@ -77,7 +84,7 @@ let package = Package(
                 exclude: ["Web"]),
         // The command-line tool: one subcommand per user task.
         .executableTarget(name: "dojo", dependencies: [
-            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "DojoCluster", "DojoService", "DojoServer", "DojoDistributed", "COneDNN",
+            "DojoNumerics", "DojoGraph", "DojoTensor", "DojoNN", "DojoData", "DojoReport", "DojoMachine", "DojoCompiler", "DojoSim", "DojoCluster", "DojoService", "DojoServer", "DojoDistributed", "DojoONNX", "COneDNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -85,6 +92,8 @@ let package = Package(
         .testTarget(name: "DojoGraphTests", dependencies: ["DojoGraph"]),
         .testTarget(name: "DojoTensorTests", dependencies: ["DojoTensor"]),
         .testTarget(name: "DojoNNTests", dependencies: ["DojoNN", "DojoData"]),
+        .testTarget(name: "DojoONNXTests", dependencies: ["DojoONNX", "DojoNN", "DojoTensor", "DojoGraph",
+                                                          .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "DojoDataTests", dependencies: ["DojoData"]),
         .testTarget(name: "DojoReportTests", dependencies: ["DojoReport"]),
         .testTarget(name: "DojoMachineTests", dependencies: ["DojoMachine"]),

@@ -56,13 +56,18 @@ open class Module {
 
     var isLeaf: Bool { children.isEmpty }
 
-    /// Own tensors with their names: parameters (`Tensor.role == .parameter`) and buffers (running statistics).
+    /// Own tensors with their names: parameters (`Tensor.role == .parameter`) and buffers (running statistics):
+    /// the stored `Tensor` properties, then `namedTensors`.
     var ownTensors: [(String, Tensor)] {
         Mirror(reflecting: self).allChildren.compactMap { child in
             guard let label = child.label?.trimmingCharacters(in: ["_"]), let t = child.value as? Tensor else { return nil }
             return (label, t)
-        }
+        } + namedTensors
     }
+
+    /// Tensors a module holds in a collection rather than in stored properties, with their names (a network read
+    /// from a file: its initializers by their names in the file). Empty unless a subclass says otherwise.
+    open var namedTensors: [(String, Tensor)] { [] }
 
     /// Every tensor of the network by path: parameters and buffers. This is the checkpoint's content.
     public var stateTensors: [(String, Tensor)] {

@@ -57,7 +57,7 @@ struct CompareCommand: ParsableCommand {
         }
         let anyFits = rows.contains { $0.prediction != nil }
         if let svg, anyFits {   // (a chart of nothing is not written: the run fails below)
-            var chart = SVGBarChart(title: "\(workload.model), batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue): predicted training throughput",
+            var chart = SVGBarChart(title: "\(workload.modelName), batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue): predicted training throughput",
                                     categories: rows.map { $0.prediction == nil ? "\($0.machine) (no plan fits)" : $0.machine },
                                     yLabel: "samples/s", valueLabels: { formatSI($0) })
             chart.addSeries(name: "samples/s", values: rows.map { $0.prediction?.samplesPerSecond ?? .nan })
@@ -67,7 +67,7 @@ struct CompareCommand: ParsableCommand {
             struct Doc: Codable { var model: String; var batch: Int; var precision: String; var machines: [Row] }
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-            let doc = Doc(model: workload.model, batch: workload.batch, precision: workload.resolvedPrecision.rawValue, machines: rows)
+            let doc = Doc(model: workload.modelName, batch: workload.batch, precision: workload.resolvedPrecision.rawValue, machines: rows)
             print(String(decoding: try enc.encode(doc), as: UTF8.self))
         } else {
             print(renderComparison(rows, workload: workload, svg: anyFits ? svg : nil))
@@ -76,7 +76,7 @@ struct CompareCommand: ParsableCommand {
     }
 
     func renderComparison(_ rows: [Row], workload: WorkloadOptions, svg: String?) -> String {
-        var out = "\(workload.model), global batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue)"
+        var out = "\(workload.modelName), global batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue)"
         if workload.resolvedPrecision == .cfp8, rows.contains(where: { $0.prediction?.precision == .fp8 }) {
             out += " (fp8 on GPUs)"
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import DojoGraph
 import DojoMachine
 import DojoNN
+import DojoONNX
 import DojoReport
 import DojoTensor
 import Foundation
@@ -19,17 +20,21 @@ struct GraphCommand: ParsableCommand {
         FLOPs count a multiply-add as 2 (published "MACs" are half). The JSON form (--json) is what the Dojo \
         compiler and simulator read. Models are specs NAME[:key=value,...]: gpt-175b, bert-large:seq=128, \
         vit-b16:image=384, gpt:layers=24,hidden=2048,heads=16,seq=4096,vocab=131072 (keys: \
-        \(ModelSpec.allKeys.joined(separator: ", "))).
+        \(ModelSpec.allKeys.joined(separator: ", "))). --onnx reads a network exported from PyTorch \
+        (torch.onnx.export, opsets 13–21) instead: the same table, from the file's initializers and nodes.
         """)
 
     @Option(name: .long, help: "Model spec NAME[:key=value,...]; NAME: \(ModelZoo.names.joined(separator: ", ")).")
-    var model: String
+    var model: String?
 
-    @Option(name: .long, help: "Batch size (examples; sequences for language models).")
-    var batch: Int = 1
+    @Option(name: .long, help: "An ONNX file to record instead of a zoo model (e.g. one torch.onnx.export wrote).")
+    var onnx: String?
 
-    @Option(name: .long, help: "Input shape of one example, e.g. 3x224x224, or tokens for a language model (default: the model's usual size).")
-    var input: String?
+    @Option(name: .long, help: "Batch size (examples; sequences for language models). Default 1; with --onnx, the file's batch (1 when dynamic).")
+    var batch: Int?
+
+    @Option(name: .long, help: "Input shape of one example, e.g. 3x224x224, or tokens for a language model (default: the model's usual size); with --onnx, [NAME=]SHAPE per dynamic input (repeatable).")
+    var input: [String] = []
 
     @Option(name: .long, help: "Classes of a classifier.")
     var classes: Int = 1000
@@ -48,17 +53,31 @@ struct GraphCommand: ParsableCommand {
 
     func validate() throws {
         if let json, json != "-" { try UserFiles.checkWritable(json, what: "--json") }
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
-        guard batch <= 1 << 24 else { throw ValidationError("--batch is \(batch), more than \(1 << 24) (recording holds a label per example; the graph scales to any batch in dojo sim)") }
+        if let batch {
+            guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+            guard batch <= 1 << 24 else { throw ValidationError("--batch is \(batch), more than \(1 << 24) (recording holds a label per example; the graph scales to any batch in dojo sim)") }
+        }
         guard classes >= 1 else { throw ValidationError("--classes must be at least 1, got \(classes)") }
-        if let input, parseShape(input) == nil { throw ValidationError("--input '\(input)' is not a shape like 3x224x224") }
         if let optimizer, GraphRecorder.OptimizerChoice(rawValue: optimizer) == nil {
             throw ValidationError("unknown optimizer '\(optimizer)'; choose sgd or adamw")
         }
-        do { _ = try ModelZoo.resolve(model) } catch { throw ValidationError("\(error)") }
+        switch (model, onnx) {
+        case (nil, nil): throw ValidationError("give a model: --model NAME (dojo models) or --onnx FILE")
+        case (_?, _?): throw ValidationError("give --model or --onnx, not both")
+        case (let model?, nil):
+            guard input.count <= 1 else { throw ValidationError("--input is given \(input.count) times; a zoo model has one input") }
+            if let input = input.first, parseShape(input) == nil { throw ValidationError("--input '\(input)' is not a shape like 3x224x224") }
+            do { _ = try ModelZoo.resolve(model) } catch { throw ValidationError("\(error)") }
+        case (nil, _?):
+            if classes != 1000 { throw ValidationError("--classes applies to zoo models; an ONNX file's classes are its output's width") }
+        }
     }
 
     func run() throws {
+        if let onnx { return try runONNX(onnx) }
+        let model = self.model ?? ""
+        let batch = self.batch ?? 1
+        let input = self.input.first
         let graph: Graph
         Storage.resetPeak()
         let baseBytes = Storage.liveBytes, started = Date()
@@ -81,6 +100,23 @@ struct GraphCommand: ParsableCommand {
         printTable(graph, tokensPerExample: tokens)
         print("recorded in \(formatFixed(seconds, 3)) s, \(formatBytes(tensorBytes)) of tensor memory at most"
               + (compute ? " (computed for real)" : " (shapes only: no parameters, gradients or activations in memory)"))
+    }
+
+    func runONNX(_ path: String) throws {
+        let started = Date()
+        let choice = optimizer.flatMap(GraphRecorder.OptimizerChoice.init(rawValue:))
+        let (graph, tokens, model) = try recordONNXGraph(path: path, inputs: input, batch: batch, optimizer: choice)
+        let seconds = Date().timeIntervalSince(started)
+        if let json {
+            let data = try graph.jsonData()
+            if json == "-" { FileHandle.standardOutput.write(data); print(); return }
+            try UserFiles.write(data, to: json, what: "--json")
+        }
+        printTable(graph, tokensPerExample: tokens)
+        let ins = model.inputs.map { i in "\(i.name) (\(i.elementType))" }.joined(separator: ", ")
+        print("read \(path): ONNX IR \(model.irVersion), opset \(model.opset)\(model.producer.isEmpty ? "" : ", from \(model.producer)"), "
+              + "\(model.nodes.count) nodes, \(model.initializers.count) initializers; input \(ins); optimizer "
+              + "\((choice ?? ONNXImport.defaultOptimizer(model)).rawValue); recorded in \(formatFixed(seconds, 3)) s (shapes only)")
     }
 
     func printTable(_ g: Graph, tokensPerExample: Int?) {

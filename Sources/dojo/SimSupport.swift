@@ -3,6 +3,7 @@ import DojoCompiler
 import DojoGraph
 import DojoMachine
 import DojoNN
+import DojoONNX
 import DojoReport
 import DojoSim
 import DojoTensor
@@ -15,6 +16,12 @@ import Foundation
 struct WorkloadOptions: ParsableArguments {
     @Option(name: .long, help: "Model: a zoo name or spec (dojo models), e.g. resnet50, gpt-175b, gpt:layers=24,hidden=2048.")
     var model: String = "resnet50"
+
+    @Option(name: .long, help: "An ONNX file to price instead of a zoo model (torch.onnx.export, opsets 13–21; dojo graph --onnx shows what is read).")
+    var onnx: String?
+
+    @Option(name: .customLong("input"), help: ArgumentHelp("With --onnx: one example's shape for a dynamic input, [NAME=]SHAPE (repeatable).", valueName: "shape"))
+    var onnxInputs: [String] = []
 
     @Option(name: .long, help: "Global batch: samples per training step over all devices.")
     var batch: Int = 256
@@ -36,12 +43,17 @@ struct WorkloadOptions: ParsableArguments {
         guard Precision(name: precision) != nil else {
             throw CLIError("--precision '\(precision)' is not one of fp32, tf32, fp16, bf16, cfp8, fp8")
         }
+        if onnx == nil, !onnxInputs.isEmpty { throw CLIError("--input applies to --onnx models (a zoo model's input is part of its spec)") }
+        if onnx != nil { _ = try GraphCache.shared.graph(self) }
         if let devices, devices < 1 || devices > Limits.devices { throw CLIError("--devices must be 1…\(Limits.devices) (the most devices a machine may have), got \(devices)") }
         try checkPlanShape(try planSpec(), batch: batch)
         _ = try simOptions()
     }
 
     var resolvedPrecision: Precision { Precision(name: precision) ?? .bf16 }
+
+    /// The model as reports name it: the zoo spec, or the ONNX file's name.
+    var modelName: String { onnx.map(ONNXImport.modelName) ?? model }
 
     /// The precision a machine runs the step in: Dojo's CFP8 is an 8-bit format, and on a GPU the same step runs
     /// in the GPU's FP8 (with its hybrid BF16 attention products), as `dojo train` does.
@@ -129,7 +141,7 @@ func checkPlanDevices(_ s: PlanSpec, simulator sim: StepSimulator, deviceLimit: 
 func predictWorkload(_ w: WorkloadOptions, machine: Machine) throws -> (StepSimulator, Prediction) {
     let sim = try makeSimulator(w, machine: machine)
     let spec = try w.planSpec()
-    try checkPlanLayers(spec, simulator: sim, model: w.model)
+    try checkPlanLayers(spec, simulator: sim, model: w.modelName)
     try checkPlanDevices(spec, simulator: sim, deviceLimit: w.devices, batch: w.batch)
     do {
         return (sim, try sim.predict(spec, deviceLimit: w.devices))
@@ -188,6 +200,16 @@ final class GraphCache: @unchecked Sendable {
         graphs[model] = g
         return g
     }
+    /// The workload's graph: its ONNX file's (read once) or its zoo model's.
+    func graph(_ w: WorkloadOptions) throws -> (Graph, Int?) {
+        guard let path = w.onnx else { return try graph(w.model) }
+        let key = "onnx:" + ([path] + w.onnxInputs).joined(separator: "\u{0}")
+        lock.lock(); defer { lock.unlock() }
+        if let g = graphs[key] { return g }
+        let (graph, tokens, _) = try recordONNXGraph(path: path, inputs: w.onnxInputs)
+        graphs[key] = (graph, tokens)
+        return (graph, tokens)
+    }
 }
 
 /// One training step of `model` (a zoo name or spec) at batch 1, recorded shape-only (no arithmetic, no memory)
@@ -208,7 +230,7 @@ func makeSimulator(_ w: WorkloadOptions, machine given: Machine) throws -> StepS
     if machine.kind == "cpu", let spec = try? w.planSpec(), let dp = spec.dataParallel {
         machine = machine.laidOut(ranks: dp * (spec.tensorParallel ?? 1) * (spec.pipelineParallel ?? 1))
     }
-    let (graph, tokens) = try GraphCache.shared.graph(w.model)
+    let (graph, tokens) = try GraphCache.shared.graph(w)
     let workload = Workload(graph: graph, globalBatch: w.batch, precision: w.precision(on: machine), tokensPerSample: tokens)
     // PlanError, SimError and MachineError describe themselves; ArgumentParser prints "Error: …" and exits 1.
     return try StepSimulator(workload: workload, machine: machine, costModel: machine.opCostModel(), options: try w.simOptions())

@@ -73,7 +73,7 @@ struct SweepCommand: ParsableCommand {
         }
         let xLabel = unit.isEmpty ? key : "\(key) (\(unit))"
         if let svg {
-            var chart = SVGChart(title: "\(workload.model) on \(machine): predicted throughput vs \(key)",
+            var chart = SVGChart(title: "\(workload.modelName) on \(machine): predicted throughput vs \(key)",
                                  xLabel: xLabel, yLabel: "samples/s")
             let xy = points.compactMap { p in p.prediction.map { (x: p.number, y: $0.samplesPerSecond) } }.sorted { $0.x < $1.x }
             chart.addSeries(name: "samples/s", points: xy)
@@ -84,9 +84,9 @@ struct SweepCommand: ParsableCommand {
             struct Doc: Codable { var parameter: String; var unit: String; var machine: String; var model: String; var points: [Point] }
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try enc.encode(Doc(parameter: key, unit: unit, machine: machine, model: workload.model, points: points)), as: UTF8.self))
+            print(String(decoding: try enc.encode(Doc(parameter: key, unit: unit, machine: machine, model: workload.modelName, points: points)), as: UTF8.self))
         } else {
-            var out = "\(workload.model), global batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue) on \(machine), varying \(key)\n\n"
+            var out = "\(workload.modelName), global batch \(formatThousands(workload.batch)), \(workload.resolvedPrecision.rawValue) on \(machine), varying \(key)\n\n"
             var t = TextTable(headers: [key, "step", "samples/s", "MFU", "bound", "plan"],
                               alignments: [.right, .right, .right, .right, .left, .left])
             let baseline = points.first?.prediction?.samplesPerSecond

@@ -129,7 +129,7 @@ public final class Dropout: Module {
 
 extension Tensor {
     /// Marks a freshly made tensor as a trainable parameter.
-    func asParameter() -> Tensor { role = .parameter; requiringGrad(); return self }
+    public func asParameter() -> Tensor { role = .parameter; requiringGrad(); return self }
     /// Marks a freshly made tensor as state that is saved but not trained (running statistics).
-    func asBuffer() -> Tensor { role = .state; return self }
+    public func asBuffer() -> Tensor { role = .state; return self }
 }

@@ -46,7 +46,7 @@ public enum GraphRecorder {
         /// SGD with momentum 0.9: one state tensor per parameter.
         case sgd
 
-        func make() -> Optimizer { self == .adamw ? AdamW() : SGD(momentum: 0.9) }
+        public func make() -> Optimizer { self == .adamw ? AdamW() : SGD(momentum: 0.9) }
     }
 
     /// The Graph IR of one training step (forward, loss, backward, optimizer update) of `spec`

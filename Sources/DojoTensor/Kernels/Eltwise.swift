@@ -8,6 +8,8 @@ import Foundation
 public enum EltwiseAlgorithm: Int, Sendable, Hashable, CaseIterable {
     /// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) — GELU's tanh form, as BERT, GPT-2 and ViT use it.
     case geluTanh
+    /// 0.5·x·(1 + erf(x/√2)) — GELU as defined (PyTorch's nn.GELU() default; ONNX exports it as Div, Erf, Add, Mul).
+    case geluErf
     case tanh
     /// 1 / (1 + e^−x)
     case logistic
@@ -16,6 +18,7 @@ public enum EltwiseAlgorithm: Int, Sendable, Hashable, CaseIterable {
     var dnnl: dnnl_alg_kind_t {
         switch self {
         case .geluTanh: return dnnl_eltwise_gelu_tanh
+        case .geluErf: return dnnl_eltwise_gelu_erf
         case .tanh: return dnnl_eltwise_tanh
         case .logistic: return dnnl_eltwise_logistic
         case .exp: return dnnl_eltwise_exp
@@ -28,6 +31,7 @@ public enum EltwiseAlgorithm: Int, Sendable, Hashable, CaseIterable {
         case .geluTanh:
             let u = 0.7978845608 * (x + 0.044715 * x * x * x)
             return 0.5 * x * (1 + Foundation.tanh(u))
+        case .geluErf: return 0.5 * x * (1 + Foundation.erf(x * 0.70710678118654752))
         case .tanh: return Foundation.tanh(x)
         case .logistic: return 1 / (1 + Foundation.exp(-x))
         case .exp: return Foundation.exp(x)
@@ -41,6 +45,9 @@ public enum EltwiseAlgorithm: Int, Sendable, Hashable, CaseIterable {
             let u = 0.7978845608 * (x + 0.044715 * x * x * x)
             let t = Foundation.tanh(u)
             return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608 * (1 + 3 * 0.044715 * x * x)
+        case .geluErf:
+            // Φ(x) + x·φ(x)
+            return 0.5 * (1 + Foundation.erf(x * 0.70710678118654752)) + x * 0.39894228040143268 * Foundation.exp(-0.5 * x * x)
         case .tanh: return 1 - y * y
         case .logistic: return y * (1 - y)
         case .exp: return y

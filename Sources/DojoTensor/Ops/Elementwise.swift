@@ -219,6 +219,8 @@ extension Tensor {
 
     /// GELU, tanh approximation (as in BERT/ViT and PyTorch's approximate="tanh").
     public func gelu() -> Tensor { activation(.gelu, .geluTanh) }
+    /// GELU as defined, 0.5·x·(1 + erf(x/√2)) (`gelu()` is its tanh approximation); recorded as `gelu` too.
+    public func geluExact() -> Tensor { activation(.gelu, .geluErf) }
     public func sigmoid() -> Tensor { activation(.sigmoid, .logistic) }
     public func tanh() -> Tensor { activation(.tanh, .tanh) }
     public func exp() -> Tensor { activation(.exp, .exp) }

@@ -1,0 +1,123 @@
+import DojoGraph
+import DojoNN
+import DojoONNX
+import DojoTensor
+import Foundation
+import SwiftProtobuf
+import XCTest
+
+/// The exported fixtures (scripts/onnx-fixtures.py; `make test` writes them to .fixtures/onnx when missing).
+enum Fixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var folder: String { ProcessInfo.processInfo.environment["DOJO_ONNX_FIXTURES"] ?? root.appendingPathComponent(".fixtures/onnx").path }
+
+    struct Meta: Decodable {
+        var input: [Int]
+        var output: [Int]
+        var parameters: Int
+        var opset: Int
+        var input_dtype: String
+    }
+
+    static func path(_ name: String) throws -> String {
+        let p = "\(folder)/\(name).onnx"
+        guard FileManager.default.fileExists(atPath: p) else {
+            XCTFail("missing \(p): run scripts/onnx-fixtures.sh (make test does) to export the fixtures with PyTorch")
+            throw ONNXError("missing fixture \(p)")
+        }
+        return p
+    }
+    static func meta(_ name: String) throws -> Meta {
+        try JSONDecoder().decode(Meta.self, from: Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(name).json")))
+    }
+    /// Little-endian values of NAME.SUFFIX.bin.
+    static func floats(_ name: String, _ suffix: String) throws -> [Float] {
+        let d = try Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(name).\(suffix).bin"))
+        return d.withUnsafeBytes { b in (0..<(d.count / 4)).map { b.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+    }
+    static func int64s(_ name: String, _ suffix: String) throws -> [Float] {
+        let d = try Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(name).\(suffix).bin"))
+        return d.withUnsafeBytes { b in (0..<(d.count / 8)).map { Float(b.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) } }
+    }
+}
+
+final class ONNXImportTests: XCTestCase {
+    /// Imports a fixture, checks PyTorch's parameter count, and runs PyTorch's input through the engine in
+    /// evaluation mode: the output must equal PyTorch's within 1e-4 of its largest magnitude.
+    func checkAgainstPyTorch(_ name: String, tolerance: Float = 1e-4, file: StaticString = #filePath, line: UInt = #line) throws -> ONNXNetwork {
+        let model = try ONNXModel.load(try Fixtures.path(name))
+        let meta = try Fixtures.meta(name)
+        XCTAssertEqual(model.opset, meta.opset, file: file, line: line)
+        let shapes = try ONNXImport.inputShapes(model, batch: nil, examples: [:])
+        XCTAssertEqual(shapes[model.inputs[0].name], meta.input, file: file, line: line)
+        let net = try ONNXNetwork(model, inputShapes: shapes)
+        XCTAssertEqual(net.parameterCount, meta.parameters, "\(name): parameters", file: file, line: line)
+        XCTAssertEqual(net.outputShape, meta.output, file: file, line: line)
+        let input = meta.input_dtype == "int64" ? try Fixtures.int64s(name, "input") : try Fixtures.floats(name, "input")
+        let expected = try Fixtures.floats(name, "output")
+        let y = Module.$context.withValue(ForwardContext(training: false)) { net(Tensor(input, shape: meta.input)) }
+        XCTAssertEqual(y.shape, meta.output, file: file, line: line)
+        let got = (0..<y.count).map { y.pointer[$0] }
+        let scale = expected.map(abs).max() ?? 1
+        let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(worst / scale, tolerance, "\(name): largest difference \(worst) against PyTorch's largest output \(scale)",
+                                 file: file, line: line)
+        return net
+    }
+
+    func testResNet18MatchesPyTorchAndTheZoo() throws {
+        let net = try checkAgainstPyTorch("resnet18")
+        XCTAssertEqual(net.task, .classification)
+        // the same architecture as the zoo's resnet18: the same forward FLOPs and parameters in the Graph IR
+        let model = net.model
+        let g = try ONNXImport.recordGraph(model, shapes: try ONNXImport.inputShapes(model, batch: nil, examples: [:]))
+        let zoo = try GraphRecorder.record(model: "resnet18", batch: 2, optimizer: .sgd)
+        XCTAssertEqual(g.summary.parameters, zoo.summary.parameters)
+        let matrix = { (g: Graph) in g.ops.filter { $0.phase == .forward && $0.kind.isMatrixOp }.reduce(0) { $0 + $1.flops } }
+        XCTAssertEqual(matrix(g), matrix(zoo), accuracy: matrix(zoo) * 1e-9)
+        XCTAssertEqual(g.summary.forwardFlops, zoo.summary.forwardFlops, accuracy: zoo.summary.forwardFlops * 0.005)
+        XCTAssertEqual(g.summary.backwardFlops, zoo.summary.backwardFlops, accuracy: zoo.summary.backwardFlops * 0.01)
+        XCTAssertEqual(g.batch, 2)
+    }
+
+    func testMobileNetV2MatchesPyTorch() throws {
+        _ = try checkAgainstPyTorch("mobilenet_v2")
+    }
+
+    func testViTMatchesPyTorchInBothOpsets() throws {
+        let a = try checkAgainstPyTorch("vit_tiny")
+        let b = try checkAgainstPyTorch("vit_tiny_opset13")
+        // opset 13's decomposed layer norm and erf GELU are read as the same ops as opset 17's
+        let shapes = { (m: ONNXModel) in try ONNXImport.inputShapes(m, batch: nil, examples: [:]) }
+        let ga = try ONNXImport.recordGraph(a.model, shapes: try shapes(a.model)), gb = try ONNXImport.recordGraph(b.model, shapes: try shapes(b.model))
+        let kinds = { (g: Graph) in Dictionary(g.ops.filter { $0.phase == .forward }.map { ($0.kind, 1) }, uniquingKeysWith: +) }
+        XCTAssertEqual(kinds(ga)[.layerNorm], 5)
+        XCTAssertEqual(kinds(gb)[.layerNorm], 5)
+        XCTAssertEqual(kinds(ga)[.gelu], 2)
+        XCTAssertEqual(kinds(gb)[.gelu], 2)
+        XCTAssertEqual(ga.summary.forwardFlops, gb.summary.forwardFlops, accuracy: ga.summary.forwardFlops * 0.02)
+    }
+
+    func testGPTMatchesPyTorchWithACausalSoftmax() throws {
+        let net = try checkAgainstPyTorch("gpt_tiny")
+        XCTAssertEqual(net.task, .languageModeling)
+        // the mask buffer is a constant (PyTorch does not count it), read as a causal softmax
+        XCTAssertFalse(net.parameters.contains { $0.0.hasSuffix(".mask") })
+        XCTAssertEqual(net.constantInitializerNames.count, 2)
+    }
+
+    /// A training step of the imported network: gradients for every parameter, and a finite loss that falls.
+    func testImportedNetworkTrains() throws {
+        let model = try ONNXModel.load(try Fixtures.path("vit_tiny"))
+        let net = try ONNXNetwork(model, inputShapes: try ONNXImport.inputShapes(model, batch: nil, examples: [:]))
+        let x = Tensor(try Fixtures.floats("vit_tiny", "input"), shape: [2, 3, 32, 32])
+        let opt = AdamW()
+        var losses: [Float] = []
+        for _ in 0..<8 {
+            let (_, loss) = TrainingStep.run(net, task: .classification, input: x, labels: [3, 7], classes: 10, optimizer: opt, learningRate: 1e-2)
+            losses.append(loss.pointer[0])
+        }
+        XCTAssertTrue(losses.allSatisfy { $0.isFinite })
+        XCTAssertLessThan(losses.last!, losses.first! * 0.5, "losses \(losses)")
+    }
+}

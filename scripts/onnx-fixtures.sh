@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Exports the ONNX fixtures the import tests read (scripts/onnx-fixtures.py, PyTorch from Debian's python3-torch and
+# python3-torchvision) into .fixtures/onnx, once: a stamp with the script's checksum says they are current.
+# Usage: scripts/onnx-fixtures.sh [--bench]   (--bench adds ResNet-50 and a GPT-2-small-sized decoder for make bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=.fixtures/onnx
+scripts/install-deps.sh python3-torch python3-torchvision
+sum=$(sha256sum scripts/onnx-fixtures.py | cut -c1-16)${1:-}
+if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$sum" ]; then exit 0; fi
+echo "exporting ONNX fixtures with PyTorch into $out…"
+rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+/usr/bin/python3 -W ignore scripts/onnx-fixtures.py "$out.tmp" "$@" 2>&1 | grep -v "^ *\(_C\._jit\|assert\|att = \)" || true
+[ -f "$out.tmp/resnet18.onnx" ] || { echo "error: exporting the ONNX fixtures failed" >&2; exit 1; }
+echo "$sum" > "$out.tmp/.stamp"
+rm -rf "$out" && mv "$out.tmp" "$out"
