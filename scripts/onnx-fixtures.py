@@ -71,9 +71,24 @@ class GPT(nn.Module):
         return self.head(self.ln_f(x))
 
 
-def export(out, name, model, example, opset, reference=True):
+class SmallCNN(nn.Module):
+    """A Fashion-MNIST classifier (1x28x28 in, 10 classes out) for dojo train --onnx."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(32 * 7 * 7, 10))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def export(out, name, model, example, opset, reference=True, dynamic=False):
     path = os.path.join(out, name + ".onnx")
-    torch.onnx.export(model, example, path, opset_version=opset, do_constant_folding=False,
+    axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic else None
+    torch.onnx.export(model, example, path, opset_version=opset, do_constant_folding=False, dynamic_axes=axes,
                       training=torch.onnx.TrainingMode.TRAINING, input_names=["input"], output_names=["output"])
     model.eval()
     with torch.no_grad():
@@ -108,6 +123,9 @@ def main():
         export(out, name, model, small, opset)
     torch.manual_seed(2)
     export(out, "gpt_tiny", GPT(layers=2, d=32, heads=2, seq=16, vocab=50), torch.randint(0, 50, (2, 16)), 14)
+    # a classifier for Fashion-MNIST with a dynamic batch: what dojo train --onnx trains
+    torch.manual_seed(5)
+    export(out, "cnn_fmnist", SmallCNN(), torch.randn(4, 1, 28, 28), 13, dynamic=True)
     if "--bench" in sys.argv:
         torch.manual_seed(3)
         export(out, "resnet50", torchvision.models.resnet50(), torch.randn(1, 3, 224, 224), 13, reference=False)

@@ -12,5 +12,7 @@ echo "exporting ONNX fixtures with PyTorch into $out…"
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 /usr/bin/python3 -W ignore scripts/onnx-fixtures.py "$out.tmp" "$@" 2>&1 | grep -v "^ *\(_C\._jit\|assert\|att = \)" || true
 [ -f "$out.tmp/resnet18.onnx" ] || { echo "error: exporting the ONNX fixtures failed" >&2; exit 1; }
+# onnxruntime (PyPI) as the independent runtime that reads what dojo train --export-onnx writes; numpy is Debian's
+/usr/bin/python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$out.tmp/python" 'onnxruntime>=1.17,<2'
 echo "$sum" > "$out.tmp/.stamp"
 rm -rf "$out" && mv "$out.tmp" "$out"

@@ -5,6 +5,7 @@ import DojoData
 import DojoGraph
 import DojoDistributed
 import DojoNN
+import DojoONNX
 import DojoReport
 import DojoTensor
 import Foundation
@@ -41,6 +42,10 @@ struct TrainCommand: ParsableCommand {
 
     @Option(name: .long, help: "Model: \(ModelZoo.entries.filter { $0.task != .languageModeling }.map(\.name).joined(separator: ", ")). (default: occupancy)")
     var model: String?
+    @Option(name: .long, help: "Train the network of this ONNX file (torch.onnx.export, with a dynamic batch dimension) from its initializers instead of a zoo model; its input must take the data set's examples (fashion-mnist: 1x28x28) and its output be [batch, classes].")
+    var onnx: String?
+    @Option(name: .long, help: "With --onnx: at the end, write the trained network as an ONNX file here (evaluation form: onnxruntime or PyTorch load it).")
+    var exportOnnx: String?
     @Option(name: .customLong("data"), help: "Data set: \(DataSets.names.joined(separator: ", ")). (default: scenes, or fashion-mnist for classifiers)")
     var data: String?
     @Option(name: .long, parsing: .unconditional, help: "Epochs. (default: the model's recipe, see `dojo models`)")
@@ -133,6 +138,12 @@ struct TrainCommand: ParsableCommand {
         // A mistyped machine should stop the run before it trains, not after.
         for name in machine.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
             do { _ = try Machine.resolve(name) } catch { throw CLIError("--machine: \(error)") }
+        }
+        if onnx != nil && model != nil { throw ValidationError("give --model or --onnx, not both") }
+        if exportOnnx != nil && onnx == nil { throw ValidationError("--export-onnx writes the network of an --onnx run; give --onnx FILE") }
+        if let exportOnnx { try UserFiles.checkWritable(exportOnnx, what: "--export-onnx") }
+        if onnx != nil, let spec = try parsedPlan(), (spec.pipelineParallel ?? 1) > 1 {
+            throw ValidationError("--plan pp: an ONNX network is not cut into pipeline stages yet; train it data-parallel (--ranks N)")
         }
         if let model {
             let entry: ModelZoo.Entry
@@ -464,7 +475,8 @@ struct TrainCommand: ParsableCommand {
 
     /// Where metrics, plot and graph go, and where the checkpoint goes.
     var outFolders: (out: String, checkpoints: String) {
-        let out = self.out ?? "runs/\(model ?? "occupancy")-\(data ?? defaultData(model ?? "occupancy"))"
+        let name = onnx.map { ((ONNXImport.modelName($0) as NSString).deletingPathExtension) } ?? model ?? "occupancy"
+        let out = self.out ?? "runs/\(name)-\(data ?? defaultData(onnx.map { _ in "onnx" } ?? model ?? "occupancy"))"
         return (out, checkpointDir ?? out)
     }
 
@@ -547,8 +559,11 @@ struct TrainCommand: ParsableCommand {
             if let p = cfg.problem() {
                 throw CLIError("\(checkpointFile): its training configuration is not one dojo train runs: \(p)")
             }
-            if let model, model != cfg.model {
-                throw CLIError("\(checkpointFile) holds a checkpoint of model '\(cfg.model)', not '\(model)'")
+            if let given = model ?? onnx.map(onnxModelName), given != cfg.model {
+                throw CLIError("\(checkpointFile) holds a checkpoint of model '\(cfg.model)', not '\(given)'")
+            }
+            if onnx == nil, cfg.model.hasPrefix("onnx:") {
+                throw CLIError("\(checkpointFile) holds a checkpoint of \(cfg.model.dropFirst(5)); resume it with --onnx \(cfg.model.dropFirst(5))")
             }
             saved = cfg
         }
@@ -557,7 +572,7 @@ struct TrainCommand: ParsableCommand {
         if config.dataset != "scenes", let flag = [(cameras, "--cameras"), (imageSize, "--image-size"), (gridSize, "--grid-size")].first(where: { $0.0 != nil })?.1 {
             throw CLIError("\(flag) describes the driving scenes (--data scenes); --data \(config.dataset) has its own images")
         }
-        if positiveWeight != nil, (try? ModelZoo.entry(config.model))?.task != .occupancy {
+        if positiveWeight != nil, onnx != nil || (try? ModelZoo.entry(config.model))?.task != .occupancy {
             throw CLIError("--positive-weight weighs occupied cells of the occupancy network's loss; --model \(config.model) does not predict occupancy")
         }
         if let saved {
@@ -572,14 +587,21 @@ struct TrainCommand: ParsableCommand {
             }
         }
 
-        let entry = try ModelZoo.entry(config.model)
         let sets = try DataSets.make(config.dataset, trainCount: config.trainExamples, evalCount: config.evalExamples, seed: config.seed,
                                      dataDirectory: dataDir, cameras: config.cameras, imageSize: config.imageSize, gridSize: config.gridSize)
-        if entry.task == .occupancy && sets.train.targetShape.count != 2 {
-            throw CLIError("model \(config.model) predicts occupancy grids; data set \(config.dataset) has none (use --data scenes)")
-        }
-        let net = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
+        let net: Module, modelTask: Task
+        if let onnx {
+            let n = try onnxNetwork(onnx, sets: sets, config: config)
+            net = n; modelTask = n.task
+        } else {
+            let entry = try ModelZoo.entry(config.model)
+            if entry.task == .occupancy && sets.train.targetShape.count != 2 {
+                throw CLIError("model \(config.model) predicts occupancy grids; data set \(config.dataset) has none (use --data scenes)")
+            }
+            net = try ModelZoo.make(config.model, inputShape: sets.train.inputShape, classes: max(1, sets.train.classNames.count),
                                     gridSize: sets.train.targetShape.first ?? config.gridSize, seed: config.seed)
+            modelTask = entry.task
+        }
         // Each epoch's order of the examples is kept (8 bytes an example, the training one shuffled), and a batch is
         // assembled while another trains: what cannot fit in the memory this process may use is refused now, with
         // the figure, instead of failing (or being killed) after the model and data were made.
@@ -597,7 +619,7 @@ struct TrainCommand: ParsableCommand {
         var stageLayers: [[String]] = []
         // Rank 0 evaluates and writes; the other ranks only train.
         let evalLoader = lead ? try DataLoader(dataset: sets.eval, batchSize: max(config.batchSize, 64), shuffle: false, augment: false, seed: 0) : nil
-        let trainer = try Trainer(config: config, model: net, task: entry.task, train: trainLoader, eval: evalLoader,
+        let trainer = try Trainer(config: config, model: net, task: modelTask, train: trainLoader, eval: evalLoader,
                                   checkpointDirectory: lead ? checkpointDirectory : nil)
         trainer.group = group
         trainer.overlapCommunication = overlap
@@ -646,7 +668,7 @@ struct TrainCommand: ParsableCommand {
         }
         let log = lead ? try JSONLinesWriter(path: metricsPath, truncate: !resume) : nil
 
-        print("OpenDojo train: \(config.model) (\(net.parameterCount.formatted()) parameters) on \(config.dataset) "
+        print("OpenDojo train: \(onnx ?? config.model) (\(net.parameterCount.formatted()) parameters) on \(config.dataset) "
               + "(\(sets.train.count.formatted()) train / \(sets.eval.count.formatted()) eval), \(config.precision), "
               + "batch \(config.batchSize)"
               + (group.map { g in
@@ -683,7 +705,7 @@ struct TrainCommand: ParsableCommand {
             } catch { lastStepError = error }
             progress.update(completed: r.batchInEpoch, items: samples, metrics: [ProgressMetric("loss", Double(r.loss))])
         }
-        let task = entry.task
+        let task = modelTask
         trainer.onEpoch = { r in
             progress.finish()
             // (a run resumed at the very end of an epoch trains no batch of it: no train loss to report)
@@ -727,6 +749,10 @@ struct TrainCommand: ParsableCommand {
             print(trainingPredictionTable(graph: g, precision: config.precision, machines: predictOn))
         }
         // Only what is there (a resumed run that had nothing left to do records no graph).
+        if lead, let exportOnnx, let net = trainer.model as? ONNXNetwork {
+            do { try UserFiles.write(try net.exportedFile(), to: exportOnnx, what: "--export-onnx") } catch let e as ONNXError { throw CLIError(e.message) }
+            print("wrote the trained network to \(exportOnnx) (ONNX, evaluation form)")
+        }
         let wrote = [metricsPath, (out as NSString).appendingPathComponent("loss.svg"),
                      trainer.recordedGraph == nil ? "" : (out as NSString).appendingPathComponent("graph.json"), checkpointFile]
             .filter { !$0.isEmpty && FileManager.default.fileExists(atPath: $0) }
@@ -735,10 +761,59 @@ struct TrainCommand: ParsableCommand {
 
     func defaultData(_ model: String) -> String { model == "occupancy" ? "scenes" : "fashion-mnist" }
 
+    /// The name an ONNX run's configuration (and checkpoint) gives its model: `onnx:PATH` as given.
+    func onnxModelName(_ path: String) -> String { "onnx:" + path }
+
+    /// The network of an ONNX file, checked against the data set: its input takes the data's examples at any batch
+    /// (the training batch, the evaluation batch, a last partial batch, each rank's share), its output has the
+    /// data's classes.
+    func onnxNetwork(_ path: String, sets: DataSets.Choice, config: TrainingConfig) throws -> ONNXNetwork {
+        do {
+            let model = try ONNXModel.load(path)
+            guard model.inputs.count == 1 else {
+                throw ONNXError("\(path): the graph has \(model.inputs.count) inputs (\(model.inputs.map(\.name).joined(separator: ", "))); dojo train feeds one")
+            }
+            let input = model.inputs[0]
+            guard !input.isTokenIDs else { throw ONNXError("\(path): input '\(input.name)' takes token ids; no text data set is built in yet") }
+            let example = sets.train.inputShape
+            guard input.dimensions.count == example.count + 1 else {
+                throw ONNXError("\(path): input '\(input.name)' has \(input.dimensions.count) dimensions; \(config.dataset) examples are \(example.map(String.init).joined(separator: "x")) (and a batch)")
+            }
+            for (k, d) in input.dimensions.dropFirst().enumerated() {
+                if case .fixed(let v) = d, v != example[k] {
+                    throw ONNXError("\(path): input '\(input.name)' takes examples of \(input.dimensions.dropFirst().map { d -> String in if case .fixed(let v) = d { return "\(v)" }; return "N" }.joined(separator: "x")); \(config.dataset) gives \(example.map(String.init).joined(separator: "x"))")
+                }
+            }
+            // built at batch 1 (whatever batch the file fixed), then checked at the batches the run uses
+            let net = try ONNXNetwork(model, inputShapes: [input.name: [1] + example])
+            let classes = max(1, sets.train.classNames.count)
+            guard net.task == .classification, net.outputShape.last == classes else {
+                throw ONNXError("\(path): the network gives \(net.outputShape.dropFirst().map(String.init).joined(separator: "x")) per example; \(config.dataset) needs \(classes) class scores")
+            }
+            let ranks = max(1, trainRanks ?? 1)
+            for b in Set([2, config.batchSize, max(config.batchSize, 64), max(1, config.batchSize / ranks)]) {
+                do { try net.check(inputShape: [b] + example) } catch let e as ONNXError {
+                    throw ONNXError("\(e.message) — at batch \(b): the file fixes its batch; export with dynamic_axes={'\(input.name)': {0: 'batch'}}")
+                }
+            }
+            return net
+        } catch let e as ONNXError { throw CLIError(e.message) }
+    }
+
     /// Options given on the command line win, then the checkpoint's (with --resume), then the model's recipe.
     func resolveConfig(_ s: TrainingConfig?) throws -> TrainingConfig {
-        let m = model ?? s?.model ?? "occupancy"
-        let recipe = try ModelZoo.entry(m)
+        let m = onnx.map(onnxModelName) ?? model ?? s?.model ?? "occupancy"
+        // an ONNX network's recipe (ASSUMPTION, as the zoo's): SGD with momentum at 0.01 for a network with
+        // convolutions, AdamW at 0.001 otherwise; 1 epoch
+        let recipe: (optimizer: String, learningRate: Float, epochs: Int)
+        if let onnx {
+            let optimizer: String
+            do { optimizer = ONNXImport.defaultOptimizer(try ONNXModel.load(onnx)).rawValue } catch let e as ONNXError { throw CLIError(e.message) }
+            recipe = (optimizer, optimizer == "sgd" ? 0.01 : 1e-3, 1)
+        } else {
+            let entry = try ModelZoo.entry(m)
+            recipe = (entry.optimizer, entry.learningRate, entry.epochs)
+        }
         let opt = optimizer ?? s?.optimizer ?? recipe.optimizer
         let d = data ?? s?.dataset ?? defaultData(m)
         var c = TrainingConfig(

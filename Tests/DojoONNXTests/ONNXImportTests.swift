@@ -121,3 +121,55 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertLessThan(losses.last!, losses.first! * 0.5, "losses \(losses)")
     }
 }
+
+final class ONNXExportTests: XCTestCase {
+    /// Trains the imported Fashion-MNIST CNN a few steps (batch norm statistics and weights move), writes it back,
+    /// and runs it in onnxruntime (PyPI, installed by scripts/onnx-fixtures.sh): its outputs equal the engine's in
+    /// evaluation mode within 1e-4; the file also imports again with the same weights.
+    func testTrainedNetworkRunsInOnnxruntimeAsInTheEngine() throws {
+        let model = try ONNXModel.load(try Fixtures.path("cnn_fmnist"))
+        XCTAssertEqual(model.inputs[0].dimensions.first, .named("batch"))
+        let net = try ONNXNetwork(model, inputShapes: try ONNXImport.inputShapes(model, batch: 16, examples: [:]))
+        var rng = RandomSource(seed: 7)
+        let x = Tensor.randomNormal([16, 1, 28, 28], generator: &rng)
+        let opt = SGD(momentum: 0.9)
+        for _ in 0..<5 {
+            _ = TrainingStep.run(net, task: .classification, input: x, labels: (0..<16).map { Int32($0 % 10) }, classes: 10,
+                                 optimizer: opt, learningRate: 0.05)
+        }
+        let probe = Tensor.randomNormal([3, 1, 28, 28], generator: &rng)
+        try net.check(inputShape: [3, 1, 28, 28])
+        let y = Module.$context.withValue(ForwardContext(training: false)) { net(probe) }
+        let dir = NSTemporaryDirectory() + "dojo-onnx-export-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try net.exportedFile().write(to: URL(fileURLWithPath: dir + "/trained.onnx"))
+        try Data(bytes: probe.pointer, count: probe.count * 4).write(to: URL(fileURLWithPath: dir + "/probe.bin"))
+
+        let script = """
+        import numpy as np, onnxruntime as ort
+        s = ort.InferenceSession('\(dir)/trained.onnx')
+        x = np.fromfile('\(dir)/probe.bin', dtype='<f4').reshape(3, 1, 28, 28)
+        s.run(None, {'input': x})[0].astype('<f4').tofile('\(dir)/ort.bin')
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", script]
+        p.environment = ["PYTHONPATH": Fixtures.folder + "/python", "ORT_LOGGING_LEVEL": "3", "PATH": "/usr/bin:/bin"]
+        try p.run(); p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, "onnxruntime failed on the exported file")
+        let ort = try Data(contentsOf: URL(fileURLWithPath: dir + "/ort.bin"))
+        let got = ort.withUnsafeBytes { b in (0..<(ort.count / 4)).map { b.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+        XCTAssertEqual(got.count, y.count)
+        let scale = (0..<y.count).map { abs(y.pointer[$0]) }.max()!
+        let worst = (0..<y.count).map { abs(y.pointer[$0] - got[$0]) }.max()!
+        XCTAssertLessThanOrEqual(worst / scale, 1e-4, "onnxruntime \(got.prefix(5)) vs engine \((0..<5).map { y.pointer[$0] })")
+
+        // imported again: the trained weights and statistics, and the engine's outputs
+        let again = try ONNXModel.load(dir + "/trained.onnx")
+        let net2 = try ONNXNetwork(again, inputShapes: try ONNXImport.inputShapes(again, batch: 3, examples: [:]))
+        XCTAssertEqual(net2.parameterCount, net.parameterCount)
+        let y2 = Module.$context.withValue(ForwardContext(training: false)) { net2(probe) }
+        for i in 0..<y.count { XCTAssertEqual(y2.pointer[i], y.pointer[i], accuracy: 1e-5 * scale) }
+    }
+}
