@@ -133,3 +133,20 @@ PY
 echo
 echo "the simulator against what the engine runs: dojo validate --local (calibrates this machine, then 8-10 plans; goal mean |error| <= 15 %)…"
 "$dojo" validate --local
+echo
+echo "ONNX import (issue 13 §4, goal < 1 s each): dojo graph --onnx (read, check every node, record a training step) vs onnxruntime's InferenceSession (PyPI), same file…"
+scripts/onnx-fixtures.sh --bench > /dev/null
+PYTHONPATH=.fixtures/onnx/python ORT_LOGGING_LEVEL=3 /usr/bin/python3 - "$dojo" <<'PY'
+import os, subprocess, sys, time
+import onnxruntime as ort
+def best(f):
+    times = []
+    for _ in range(3):
+        s = time.time(); f(); times.append(time.time() - s)
+    return min(times)
+for m in ["resnet50", "gpt2_small"]:
+    path = f".fixtures/onnx/{m}.onnx"
+    d = best(lambda: subprocess.run([sys.argv[1], "graph", "--onnx", path], stdout=subprocess.DEVNULL, check=True))
+    o = best(lambda: ort.InferenceSession(path))
+    print(f"{'import ' + m:28} {d:10.3f}s {o:10.3f}s {d / o:7.2f}  ({os.path.getsize(path) // 1000000} MB; best of 3; dojo graph --onnx vs onnxruntime InferenceSession)")
+PY

@@ -86,9 +86,9 @@ struct ONNXExecution {
     }
     func ints(_ n: ONNXNode, _ i: Int, _ env: [String: ONNXValue], what: String) throws -> [Int] {
         let c = try constant(n, i, env, what: what)
-        switch c.values {
-        case .ints(let v): return v
-        case .floats(let f):
+        if let v = c.ints { return v }
+        do {
+            let f = c.floats
             guard f.allSatisfy({ $0 == $0.rounded() && abs($0) < 1e15 }) else { throw fail(n, "\(what) holds non-integer values") }
             return f.map { Int($0) }
         }
@@ -219,10 +219,8 @@ struct ONNXExecution {
             let shape = try ints(n, 0, env, what: "shape")
             guard shape.count <= 32, let count = product(shape, limit: 1 << 24) else { throw fail(n, "shape \(shape): at most 2^24 values, sizes ≥ 0") }
             if case .tensor(let c)? = n.attributes["value"] {
-                switch c.values {
-                case .ints(let v): return [.constant(ONNXConstant(shape: shape, ints: .init(repeating: v.first ?? 0, count: count)))]
-                case .floats(let v): return [.constant(ONNXConstant(shape: shape, floats: .init(repeating: v.first ?? 0, count: count)))]
-                }
+                if let v = c.ints { return [.constant(ONNXConstant(shape: shape, ints: .init(repeating: v.first ?? 0, count: count)))] }
+                return [.constant(ONNXConstant(shape: shape, floats: .init(repeating: c.floats.first ?? 0, count: count)))]
             }
             return [.constant(ONNXConstant(shape: shape, floats: .init(repeating: 0, count: count)))]
         case "Cast":

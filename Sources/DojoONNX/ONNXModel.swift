@@ -12,23 +12,34 @@ public struct ONNXError: Error, CustomStringConvertible, Sendable, Equatable {
 /// A constant tensor of the file (an initializer, a Constant node's value or a value folded at import): floats or
 /// whole numbers (int64/int32/bool data), with its shape.
 public struct ONNXConstant: Sendable, Equatable {
-    public enum Values: Sendable, Equatable { case floats([Float]), ints([Int]) }
+    /// floats, whole numbers, or float32 little-endian bytes as the file held them (a weight: decoded only when its
+    /// values are needed, so recording a large model's graph copies no weights).
+    public enum Values: Sendable, Equatable { case floats([Float]), ints([Int]), raw(Data) }
     public var shape: [Int]
     public var values: Values
     public var count: Int { shape.reduce(1, *) }
     public var ints: [Int]? { if case .ints(let v) = values { return v }; return nil }
+    /// Float values (decoded or not).
+    public var isFloat: Bool { ints == nil }
     public var floats: [Float] {
-        switch values { case .floats(let f): return f; case .ints(let i): return i.map { Float($0) } }
+        switch values {
+        case .floats(let f): return f
+        case .ints(let i): return i.map { Float($0) }
+        case .raw(let d): return d.withUnsafeBytes { b in (0..<count).map { b.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+        }
     }
     public init(shape: [Int], floats: [Float]) { self.shape = shape; values = .floats(floats) }
     /// The values at `positions`, as a constant of `shape` of the same kind (whole numbers stay exact).
     func picking(_ positions: [Int], shape: [Int]) -> ONNXConstant {
         switch values {
         case .ints(let v): return ONNXConstant(shape: shape, ints: positions.map { v[$0] })
-        case .floats(let v): return ONNXConstant(shape: shape, floats: positions.map { v[$0] })
+        case .floats, .raw:
+            let v = floats
+            return ONNXConstant(shape: shape, floats: positions.map { v[$0] })
         }
     }
     public init(shape: [Int], ints: [Int]) { self.shape = shape; values = .ints(ints) }
+    init(shape: [Int], values: Values) { self.shape = shape; self.values = values }
 }
 
 /// One node of the graph, its attributes read into Swift values.
@@ -83,8 +94,13 @@ public struct ONNXModel: Sendable {
 
     /// Reads `path`; every problem is an `ONNXError` naming the file.
     public static func load(_ path: String) throws -> ONNXModel {
+        // checked as every user file is (a folder, a pipe or a device is refused), then mapped rather than copied:
+        // the decoder copies what it keeps, so a large model is in memory once, not twice
+        do { try UserFiles.checkReadable(path, what: "ONNX file") } catch { throw ONNXError("\(error)") }
         let data: Data
-        do { data = try UserFiles.read(path, what: "ONNX file") } catch { throw ONNXError("\(error)") }
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            do { data = try UserFiles.read(path, what: "ONNX file") } catch { throw ONNXError("\(error)") }
+        }
         return try parse(data, path: path)
     }
 
@@ -249,11 +265,21 @@ public struct ONNXModel: Sendable {
             let size = MemoryLayout<T>.size
             guard raw.count % size == 0 else { throw ONNXError("\(file): \(what) has \(raw.count) bytes of data, not a whole number of \(size)-byte values") }
             try check(raw.count / size, "raw data")
-            return raw.withUnsafeBytes { b in (0..<count).map { b.loadUnaligned(fromByteOffset: $0 * size, as: T.self) } }
+            // little-endian on every platform this builds for: one copy
+            return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+                raw.withUnsafeBytes { b in
+                    if count > 0 { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: b.baseAddress!, byteCount: count * size) }
+                }
+                initialized = count
+            }
         }
         switch t.dataType {
         case 1:   // FLOAT
-            if !raw.isEmpty { return ONNXConstant(shape: shape, floats: try fromRaw(Float.self)) }
+            if !raw.isEmpty {
+                try check(raw.count / 4, "raw data")
+                guard raw.count % 4 == 0 else { throw ONNXError("\(file): \(what) has \(raw.count) bytes of data, not a whole number of 4-byte values") }
+                return ONNXConstant(shape: shape, values: .raw(raw))
+            }
             try check(t.floatData.count, "float_data")
             return ONNXConstant(shape: shape, floats: t.floatData)
         case 11:  // DOUBLE

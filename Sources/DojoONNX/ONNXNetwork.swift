@@ -54,12 +54,15 @@ public final class ONNXNetwork: Module {
         let values = Dictionary(model.initializers, uniquingKeysWith: { a, _ in a })
         func make(_ c: ONNXConstant, role: TensorInfo.Role) -> Tensor {
             let t: Tensor
-            if weights, case .floats(let f) = c.values { t = Tensor(f, shape: c.shape) }
+            if weights, case .raw(let d) = c.values {
+                t = Tensor(uninitializedShape: c.shape)
+                d.withUnsafeBytes { b in UnsafeMutableRawPointer(t.pointer).copyMemory(from: b.baseAddress!, byteCount: c.count * 4) }
+            } else if weights, c.isFloat { t = Tensor(c.floats, shape: c.shape) }
             else { t = Engine.$shapeOnly.withValue(!weights) { Tensor(zeros: c.shape) } }
             return role == .parameter ? t.asParameter() : t.asBuffer()
         }
         for (name, c) in model.initializers {
-            if case .floats = c.values, c.count > 1, !plan.constantInitializers.contains(name) {
+            if c.isFloat, c.count > 1, !plan.constantInitializers.contains(name) {
                 guard c.shape.count <= 32 else { throw ONNXError("\(model.path): initializer '\(name)' has rank \(c.shape.count); at most 32") }
                 state[name] = make(c, role: plan.buffers.contains(name) ? .state : .parameter)
                 order.append(name)

@@ -89,7 +89,7 @@ struct ONNXPlan: Sendable {
             return false
         }
         let isParameter = { (name: String) -> Bool in
-            guard let c = known[name], initializerNames.contains(name), case .floats = c.values else { return false }
+            guard let c = known[name], initializerNames.contains(name), c.isFloat else { return false }
             return c.count > 1
         }
 
@@ -170,9 +170,10 @@ struct ONNXPlan: Sendable {
 
     /// 0 on and below the diagonal, a large negative number above it, over the last two axes (any leading ones 1).
     static func isCausalMask(_ c: ONNXConstant) -> Bool {
-        guard c.shape.count >= 2, case .floats(let f) = c.values else { return false }
+        guard c.shape.count >= 2, c.isFloat else { return false }
         let s = c.shape[c.shape.count - 1]
         guard c.shape[c.shape.count - 2] == s, c.count == s * s, s > 1 else { return false }
+        let f = c.floats
         for i in 0..<s {
             for j in 0..<s {
                 let v = f[i * s + j]
