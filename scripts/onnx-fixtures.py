@@ -85,6 +85,19 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+class TinyOccupancy(nn.Module):
+    """The occupancy task's shape: 4 cameras x 3 x 32 x 32 in, a 16 x 16 grid of logits out (dojo train --data scenes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(12, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+                                  nn.Conv2d(16, 1, 1))
+
+    def forward(self, x):
+        b = x.shape[0]
+        return self.body(x.reshape(b, 12, 32, 32)).reshape(b, 16, 16)
+
+
 def export(out, name, model, example, opset, reference=True, dynamic=False):
     path = os.path.join(out, name + ".onnx")
     axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic else None
@@ -126,6 +139,8 @@ def main():
     # a classifier for Fashion-MNIST with a dynamic batch: what dojo train --onnx trains
     torch.manual_seed(5)
     export(out, "cnn_fmnist", SmallCNN(), torch.randn(4, 1, 28, 28), 13, dynamic=True)
+    torch.manual_seed(6)
+    export(out, "occupancy_tiny", TinyOccupancy(), torch.randn(2, 4, 3, 32, 32), 13, dynamic=True)
     if "--bench" in sys.argv:
         torch.manual_seed(3)
         export(out, "resnet50", torchvision.models.resnet50(), torch.randn(1, 3, 224, 224), 13, reference=False)

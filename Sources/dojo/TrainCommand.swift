@@ -42,7 +42,7 @@ struct TrainCommand: ParsableCommand {
 
     @Option(name: .long, help: "Model: \(ModelZoo.entries.filter { $0.task != .languageModeling }.map(\.name).joined(separator: ", ")). (default: occupancy)")
     var model: String?
-    @Option(name: .long, help: "Train the network of this ONNX file (torch.onnx.export, with a dynamic batch dimension) from its initializers instead of a zoo model; its input must take the data set's examples (fashion-mnist: 1x28x28) and its output be [batch, classes].")
+    @Option(name: .long, help: "Train the network of this ONNX file (torch.onnx.export, with a dynamic batch dimension) from its initializers instead of a zoo model; its input must take the data set's examples (fashion-mnist: 1x28x28; scenes: cameras x 3 x side x side) and its output be [batch, classes] (or, for scenes, [batch, grid, grid] occupancy logits).")
     var onnx: String?
     @Option(name: .long, help: "With --onnx: at the end, write the trained network as an ONNX file here (evaluation form: onnxruntime or PyTorch load it).")
     var exportOnnx: String?
@@ -786,9 +786,17 @@ struct TrainCommand: ParsableCommand {
             }
             // built at batch 1 (whatever batch the file fixed), then checked at the batches the run uses
             let net = try ONNXNetwork(model, inputShapes: [input.name: [1] + example])
-            let classes = max(1, sets.train.classNames.count)
-            guard net.task == .classification, net.outputShape.last == classes else {
-                throw ONNXError("\(path): the network gives \(net.outputShape.dropFirst().map(String.init).joined(separator: "x")) per example; \(config.dataset) needs \(classes) class scores")
+            let per = net.outputShape.dropFirst().map(String.init).joined(separator: "x")
+            if sets.train.targetShape.count == 2 {
+                // an occupancy grid per example: logits of the grid's shape, scored per cell
+                guard net.task == .occupancy, Array(net.outputShape.dropFirst()) == sets.train.targetShape else {
+                    throw ONNXError("\(path): the network gives \(per) per example; \(config.dataset) needs an occupancy grid of \(sets.train.targetShape.map(String.init).joined(separator: "x")) logits")
+                }
+            } else {
+                let classes = max(1, sets.train.classNames.count)
+                guard net.task == .classification, net.outputShape.last == classes else {
+                    throw ONNXError("\(path): the network gives \(per) per example; \(config.dataset) needs \(classes) class scores")
+                }
             }
             let ranks = max(1, trainRanks ?? 1)
             for b in Set([2, config.batchSize, max(config.batchSize, 64), max(1, config.batchSize / ranks)]) {
