@@ -71,6 +71,23 @@ class GPT(nn.Module):
         return self.head(self.ln_f(x))
 
 
+class BertStyle(nn.Module):
+    """A BERT-style encoder from PyTorch's own layers (nn.TransformerEncoderLayer: nn.MultiheadAttention, GELU, post-norm),
+    token and position embeddings, a token-prediction head."""
+
+    def __init__(self, vocab=100, d=32, heads=2, layers=2, seq=16):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Parameter(torch.randn(1, seq, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.1, activation="gelu", batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, layers)
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab)
+
+    def forward(self, ids):
+        return self.head(self.ln(self.enc(self.tok(ids) + self.pos)))
+
+
 class SmallCNN(nn.Module):
     """A Fashion-MNIST classifier (1x28x28 in, 10 classes out) for dojo train --onnx."""
 
@@ -134,6 +151,8 @@ def main():
         model = VisionTransformer(**vit)
         nn.init.normal_(model.heads.head.weight, std=0.2)   # torchvision zeroes the head: outputs would all be 0
         export(out, name, model, small, opset)
+    torch.manual_seed(7)
+    export(out, "bert_tiny", BertStyle(), torch.randint(0, 100, (2, 16)), 17)
     torch.manual_seed(2)
     export(out, "gpt_tiny", GPT(layers=2, d=32, heads=2, seq=16, vocab=50), torch.randint(0, 50, (2, 16)), 14)
     # a classifier for Fashion-MNIST with a dynamic batch: what dojo train --onnx trains

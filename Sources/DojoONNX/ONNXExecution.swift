@@ -284,7 +284,8 @@ struct ONNXExecution {
         let b = n.inputs.count > 2 && !n.inputs[2].isEmpty ? try tensor(n, 2, env) : nil
         guard x.rank == 4, w.rank == 4 else { throw fail(n, "input \(x.shape) and weight \(w.shape); this import reads 2-D convolutions ([N, C, H, W], [O, C/groups, kH, kW])") }
         let groups = Self.int(n, "group", 1)
-        guard groups >= 1, x.shape[1] == w.shape[1] * groups, w.shape[0] % groups == 0 else {
+        guard groups >= 1 else { throw fail(n, "group \(groups); at least 1") }
+        guard x.shape[1] == w.shape[1] * groups, w.shape[0] % groups == 0 else {
             throw fail(n, "input \(x.shape) has \(x.shape[1]) channels; weight \(w.shape) with group \(groups) needs \(w.shape[1] * groups)")
         }
         if let b { guard b.shape == [w.shape[0]] else { throw fail(n, "bias \(b.shape) for \(w.shape[0]) output channels") } }
@@ -481,12 +482,12 @@ struct ONNXExecution {
         case "Mul": return .tensor(a.multiplying(b))
         case "Div": return .tensor(a.dividing(b))
         case "Pow":
-            guard case .constant(let e) = r, e.count == 1 else { throw fail(n, "a computed exponent; this import reads x^2 and x^0.5") }
+            guard case .constant(let e) = r, e.count == 1 else { throw fail(n, "a computed exponent; this import reads constant exponents 2, 1 and 0.5") }
             switch e.floats[0] {
             case 2: return .tensor(a.multiplying(a))
             case 0.5: return .tensor(a.sqrt())
             case 1: return .tensor(a)
-            default: throw fail(n, "exponent \(e.floats[0]); this import reads x^2, x^1 and x^0.5")
+            default: throw fail(n, "exponent \(e.floats[0]); this import reads constant exponents 2, 1 and 0.5")
             }
         default: throw fail(n, "Equal of computed tensors")
         }

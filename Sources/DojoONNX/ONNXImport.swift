@@ -59,10 +59,11 @@ public enum ONNXImport {
         shapes[model.inputs[0].name]?.first ?? 1
     }
 
-    /// The optimizer of an imported network's recipe: SGD with momentum for a network with convolutions, AdamW
-    /// otherwise (ASSUMPTION, as the zoo's CNNs and transformers; `--optimizer` chooses).
+    /// The optimizer of an imported network's recipe: SGD with momentum for a network with batch norm (the CNNs'
+    /// recipe), AdamW otherwise (the transformers', ViT's patch convolution included) (ASSUMPTION, as the zoo's
+    /// recipes; `--optimizer` chooses).
     public static func defaultOptimizer(_ model: ONNXModel) -> GraphRecorder.OptimizerChoice {
-        model.nodes.contains { $0.opType == "Conv" } ? .sgd : .adamw
+        model.nodes.contains { $0.opType == "BatchNormalization" } ? .sgd : .adamw
     }
 
     /// One training step (forward, loss, backward, optimizer update) of the file's network at `shapes`, recorded

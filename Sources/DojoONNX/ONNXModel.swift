@@ -145,16 +145,24 @@ public struct ONNXModel: Sendable {
             guard type == "float32" || type == "int64" || type == "int32" else {
                 throw ONNXError("\(file): graph input '\(i.name)' holds \(type); this import feeds float32 images or int64/int32 token ids")
             }
-            let dims: [ONNXInput.Dimension] = i.type.tensorType.shape.dim.map { d in
-                if case .dimValue(let v)? = d.value, v > 0 { return .fixed(Int(v)) }
-                if case .dimParam(let p)? = d.value, !p.isEmpty { return .named(p) }
-                return .named("?")
+            var dims: [ONNXInput.Dimension] = []
+            for (k, d) in i.type.tensorType.shape.dim.enumerated() {
+                switch d.value {
+                case .dimValue(let v)?:
+                    guard v > 0 else { throw ONNXError("\(file): graph input '\(i.name)' dimension \(k) is \(v); sizes are at least 1") }
+                    dims.append(.fixed(Int(clamping: v)))
+                case .dimParam(let p)? where !p.isEmpty: dims.append(.named(p))
+                default: dims.append(.named("?"))
+                }
             }
             guard defined.insert(i.name).inserted else { throw ONNXError("\(file): two graph inputs are named '\(i.name)'") }
             inputs.append(ONNXInput(name: i.name, elementType: type, dimensions: dims))
         }
         guard !inputs.isEmpty else { throw ONNXError("\(file): the graph has no input to feed (every input is an initializer)") }
         guard !g.output.isEmpty else { throw ONNXError("\(file): the graph has no output") }
+        guard g.output.count == 1 else {
+            throw ONNXError("\(file): the graph has \(g.output.count) outputs (\(g.output.map(\.name).joined(separator: ", "))); this import trains and prices a network with one (export the one the loss reads)")
+        }
 
         // Nodes, then a dependency order (Kahn's algorithm): ONNX requires files sorted, but a wrong order or a cycle
         // must be an error, not a crash or a hang.

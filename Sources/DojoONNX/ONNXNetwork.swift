@@ -8,9 +8,10 @@ import Foundation
 /// compiler and simulator (`dojo graph/sim/compare --onnx`), and its forward pass can be checked against PyTorch or
 /// onnxruntime on the same input.
 ///
-/// Parameters: every float initializer with more than one value, by its name in the file, except batch norm's
-/// running statistics (buffers) and a causal mask the import recognises. ASSUMPTION: a one-value float initializer
-/// is a constant (an exporter's 0.5 or √2), not a trained scalar. An Identity of a parameter (PyTorch's exporter
+/// Parameters: every float initializer a node reads with more than one value or at a layer's weight position
+/// (`ONNXPlan.weightInitializers`), by its name in the file, except batch norm's running statistics (buffers) and a
+/// causal mask the import recognises. ASSUMPTION: any other one-value float initializer is a constant (an
+/// exporter's 0.5 or √2), not a trained scalar. An Identity of a parameter (PyTorch's exporter
 /// shares equal initializers that way: two zero biases become one initializer and an Identity) becomes a parameter
 /// of its own under the Identity's output name, as the module it came from has it.
 ///
@@ -61,8 +62,9 @@ public final class ONNXNetwork: Module {
             else { t = Engine.$shapeOnly.withValue(!weights) { Tensor(zeros: c.shape) } }
             return role == .parameter ? t.asParameter() : t.asBuffer()
         }
+        let read = Set(model.nodes.flatMap(\.inputs))   // an initializer no node reads is not a parameter
         for (name, c) in model.initializers {
-            if c.isFloat, c.count > 1, !plan.constantInitializers.contains(name) {
+            if c.isFloat, c.count > 1 || plan.weightInitializers.contains(name), !plan.constantInitializers.contains(name), read.contains(name) {
                 guard c.shape.count <= 32 else { throw ONNXError("\(model.path): initializer '\(name)' has rank \(c.shape.count); at most 32") }
                 state[name] = make(c, role: plan.buffers.contains(name) ? .state : .parameter)
                 order.append(name)
@@ -75,6 +77,11 @@ public final class ONNXNetwork: Module {
             state[copy] = make(c, role: .parameter)
             order.append(copy)
         }
+        if weights {
+            for name in order where (state[name]!.count > 0) && !(0..<state[name]!.count).allSatisfy({ state[name]!.pointer[$0].isFinite }) {
+                throw ONNXError("\(model.path): initializer '\(name)' holds NaN or infinite values")
+            }
+        }
         self.state = state; self.stateOrder = order; self.constants = constants
         // the task, from what goes in and what comes out (checked on shapes)
         guard let first = model.inputs.first, let shape = inputShapes[first.name] else {
@@ -84,6 +91,7 @@ public final class ONNXNetwork: Module {
         finalizeNames()
         let out = try Engine.$shapeOnly.withValue(true) { try self.run(self.feeds(shape: shape)) }
         outputShape = out.shape
+        try checkBatch(input: shape, output: outputShape)
         if first.isTokenIDs {
             guard outputShape.count == 3, outputShape.prefix(2) == shape.prefix(2) else {
                 throw ONNXError("\(model.path): token ids \(shape) in, \(outputShape) out; a language model gives [batch, tokens, vocabulary]")
@@ -119,7 +127,15 @@ public final class ONNXNetwork: Module {
         var feeds: [String: Tensor] = [:]
         try Engine.$shapeOnly.withValue(true) {
             for (k, i) in model.inputs.enumerated() { feeds[i.name] = Tensor(zeros: k == 0 ? inputShape : inputShapes[i.name] ?? []) }
-            _ = try run(feeds)
+            try checkBatch(input: inputShape, output: try run(feeds).shape)
+        }
+    }
+
+    /// The loss scores one output per example: the output's first dimension must be the input's batch.
+    func checkBatch(input: [Int], output: [Int]) throws {
+        guard let b = input.first, output.first == b, output.count >= 2 else {
+            throw ONNXError("\(model.path): input \(input) gives output \(output), whose first dimension is not the batch \(input.first ?? 0) "
+                            + "(a reshape that folds the batch, like x.view(-1, n), or a reduction over it): the loss needs one output per example")
         }
     }
 

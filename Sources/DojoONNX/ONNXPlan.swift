@@ -33,6 +33,10 @@ struct ONNXPlan: Sendable {
     var buffers: Set<String> = []
     /// Identity of a parameter at the top of the graph: output name → the initializer it copies.
     var parameterCopies: [(String, String)] = []
+    /// Float initializers read where a layer reads its weights (a convolution's or Gemm's weight and bias, a norm's
+    /// scale and bias, a MatMul's right operand, an embedding table): parameters whatever their size (a one-unit
+    /// head's bias has one value).
+    var weightInitializers: Set<String> = []
 
     /// Every op type the import reads (a node of another type is an error naming it, the node and the opset).
     static let supported: Set<String> = [
@@ -88,13 +92,21 @@ struct ONNXPlan: Sendable {
             if n.inputs.count > 1, let a = known[n.inputs[1]]?.ints { return a == [-1] }
             return false
         }
+        let weights = weightInitializers
         let isParameter = { (name: String) -> Bool in
             guard let c = known[name], initializerNames.contains(name), c.isFloat else { return false }
-            return c.count > 1
+            return c.count > 1 || weights.contains(name)
         }
 
         for n in nodes where n.opType == "BatchNormalization" && n.inputs.count == 5 {
             buffers.insert(n.inputs[3]); buffers.insert(n.inputs[4])
+        }
+        let weightPositions: [String: [Int]] = ["Conv": [1, 2], "Gemm": [1, 2], "BatchNormalization": [1, 2], "LayerNormalization": [1, 2],
+                                                "MatMul": [1], "Gather": [0]]
+        for n in nodes {
+            for i in weightPositions[n.opType] ?? [] where i < n.inputs.count && initializerNames.contains(n.inputs[i]) && known[n.inputs[i]]?.isFloat == true {
+                weightInitializers.insert(n.inputs[i])
+            }
         }
         var taken = Set<Int>()
         for (k, n) in nodes.enumerated() where !taken.contains(k) {

@@ -70,6 +70,7 @@ struct GraphCommand: ParsableCommand {
             do { _ = try ModelZoo.resolve(model) } catch { throw ValidationError("\(error)") }
         case (nil, _?):
             if classes != 1000 { throw ValidationError("--classes applies to zoo models; an ONNX file's classes are its output's width") }
+            if compute { throw ValidationError("--compute applies to zoo models; an ONNX file's step is recorded from shapes (dojo train --onnx runs it for real)") }
         }
     }
 

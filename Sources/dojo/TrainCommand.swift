@@ -141,7 +141,14 @@ struct TrainCommand: ParsableCommand {
         }
         if onnx != nil && model != nil { throw ValidationError("give --model or --onnx, not both") }
         if exportOnnx != nil && onnx == nil { throw ValidationError("--export-onnx writes the network of an --onnx run; give --onnx FILE") }
-        if let exportOnnx { try UserFiles.checkWritable(exportOnnx, what: "--export-onnx") }
+        if let exportOnnx {
+            try UserFiles.checkWritable(exportOnnx, what: "--export-onnx")
+            if let onnx, let a = realpath(onnx, nil), let b = realpath(exportOnnx, nil) {
+                let same = String(cString: a) == String(cString: b)
+                free(a); free(b)
+                if same { throw ValidationError("--export-onnx \(exportOnnx) is the file --onnx reads; write the trained network to another file") }
+            }
+        }
         if onnx != nil, let spec = try parsedPlan(), (spec.pipelineParallel ?? 1) > 1 {
             throw ValidationError("--plan pp: an ONNX network is not cut into pipeline stages yet; train it data-parallel (--ranks N)")
         }
@@ -811,8 +818,8 @@ struct TrainCommand: ParsableCommand {
     /// Options given on the command line win, then the checkpoint's (with --resume), then the model's recipe.
     func resolveConfig(_ s: TrainingConfig?) throws -> TrainingConfig {
         let m = onnx.map(onnxModelName) ?? model ?? s?.model ?? "occupancy"
-        // an ONNX network's recipe (ASSUMPTION, as the zoo's): SGD with momentum at 0.01 for a network with
-        // convolutions, AdamW at 0.001 otherwise; 1 epoch
+        // an ONNX network's recipe (ASSUMPTION, as the zoo's): SGD with momentum at 0.01 for a network with batch
+        // norm, AdamW at 0.001 otherwise; 1 epoch
         let recipe: (optimizer: String, learningRate: Float, epochs: Int)
         if let onnx {
             let optimizer: String

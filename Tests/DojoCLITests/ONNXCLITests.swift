@@ -109,6 +109,8 @@ import Testing
              "the network gives 16x16 per example; scenes needs an occupancy grid of 8x8 logits"),
             (["train", "--model", "mlp", "--export-onnx", "/tmp/x.onnx"], "--export-onnx writes the network of an --onnx run"),
             (["train", "--model", "mlp", "--onnx", Self.fixtures + "/cnn_fmnist.onnx"], "give --model or --onnx, not both"),
+            (["train", "--onnx", Self.fixtures + "/cnn_fmnist.onnx", "--export-onnx", Self.fixtures + "/cnn_fmnist.onnx"], "is the file --onnx reads"),
+            (["graph", "--onnx", Self.fixtures + "/cnn_fmnist.onnx", "--compute"], "--compute applies to zoo models"),
             (["graph", "--onnx", "/nonexistent.onnx"], "ONNX file /nonexistent.onnx: no such file"),
             (["graph", "--onnx", Self.fixtures + "/resnet18.json"], "not an ONNX model"),
             (["graph", "--onnx", Self.fixtures + "/vit_tiny.onnx", "--batch", "4"], "has a fixed batch of 2, not 4"),

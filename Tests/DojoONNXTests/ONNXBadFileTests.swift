@@ -169,6 +169,37 @@ final class ONNXBadFileTests: XCTestCase {
         m.graph.initializer[0].dataLocation = .external
         assertError(TinyModel.bytes(m), "external file")
 
+        m = TinyModel.proto()
+        m.graph.initializer.append(TinyModel.ints("fold", [4, 3]))
+        m.graph.node[11].input[1] = "fold"   // [2, 6] → [4, 3]: the batch folded into the rows
+        assertError(TinyModel.bytes(m), "whose first dimension is not the batch 2")
+
+        m = TinyModel.proto()
+        var second = Onnx_ValueInfoProto(); second.name = "h"; m.graph.output.append(second)
+        assertError(TinyModel.bytes(m), "the graph has 2 outputs (y, h)")
+
+        m = TinyModel.proto()
+        m.graph.initializer[1] = TinyModel.tensor("conv.bias", [4], [0, .nan, 0, 0])
+        assertError(TinyModel.bytes(m), "initializer 'conv.bias' holds NaN or infinite values")
+
+        m = TinyModel.proto()
+        m.graph.node[0].attribute.append(TinyModel.attr("group", int: 0))
+        assertError(TinyModel.bytes(m), "group 0; at least 1")
+
+        m = TinyModel.proto()
+        m.graph.input[0].type.tensorType.shape.dim[3].dimValue = 0
+        assertError(TinyModel.bytes(m), "graph input 'x' dimension 3 is 0; sizes are at least 1")
+
+        // a one-unit head: its one-value bias is a parameter (it is read where a Gemm reads its bias)
+        m = TinyModel.proto()
+        m.graph.initializer[6] = TinyModel.tensor("fc.weight", [1, 4], [0.1, 0.2, 0.3, 0.4])
+        m.graph.initializer[7] = TinyModel.tensor("fc.bias", [1], [0.5])
+        m.graph.node = Array(m.graph.node.prefix(7))
+        m.graph.node[6].output = ["y"]
+        let head = try load(TinyModel.bytes(m))
+        XCTAssertEqual(head.parameterCount, 112 + 8 + 5)
+        XCTAssertEqual(head.outputShape, [2, 1])
+
         // a dynamic batch is --batch (1 without it); a fixed one refuses another; other dynamic sizes need --input
         m = TinyModel.proto()
         var dim = Onnx_TensorShapeProto.Dimension(); dim.dimParam = "N"

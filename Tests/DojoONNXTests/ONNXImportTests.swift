@@ -96,6 +96,21 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertEqual(kinds(ga)[.gelu], 2)
         XCTAssertEqual(kinds(gb)[.gelu], 2)
         XCTAssertEqual(ga.summary.forwardFlops, gb.summary.forwardFlops, accuracy: ga.summary.forwardFlops * 0.02)
+        // the zoo's ViT of the same sizes: the same parameters and FLOPs (torchvision's vit_b_16 against the zoo's
+        // vit-b16 matches too: 86,567,656 parameters, 35.3 GFLOP a sample)
+        let zoo = try GraphRecorder.record(model: "vit:layers=2,hidden=32,heads=2,patch=8,image=32,ffn=64", batch: 2, optimizer: .adamw,
+                                           inputShape: [3, 32, 32], classes: 10)
+        XCTAssertEqual(ga.summary.parameters, zoo.summary.parameters)
+        let matrix = { (g: Graph) in g.ops.filter { $0.phase == .forward && $0.kind.isMatrixOp }.reduce(0) { $0 + $1.flops } }
+        XCTAssertEqual(matrix(ga), matrix(zoo), accuracy: matrix(zoo) * 1e-9)
+        XCTAssertEqual(ga.summary.forwardFlops, zoo.summary.forwardFlops, accuracy: zoo.summary.forwardFlops * 0.005)
+        XCTAssertEqual(ga.summary.backwardFlops, zoo.summary.backwardFlops, accuracy: zoo.summary.backwardFlops * 0.01)
+    }
+
+    /// PyTorch's own encoder layers (nn.TransformerEncoderLayer with nn.MultiheadAttention), BERT-style.
+    func testBERTStyleEncoderMatchesPyTorch() throws {
+        let net = try checkAgainstPyTorch("bert_tiny")
+        XCTAssertEqual(net.task, .languageModeling)
     }
 
     func testGPTMatchesPyTorchWithACausalSoftmax() throws {
