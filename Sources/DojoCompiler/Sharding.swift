@@ -64,7 +64,9 @@ public struct TensorSharding: Sendable {
                     allGatherBytes[op.id] = dataInputs.filter { sharded.contains($0) }.reduce(0) { $0 + bytes($1) }
                 }
                 if sequenceParallel && op.kind == .layerNorm { split[op.id] = .batch }
-            default:
+            case .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .add, .sub, .mul, .div, .scale, .relu, .gelu, .sigmoid,
+                 .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .softmax, .logSoftmax, .reshape, .transpose, .concat,
+                 .slice, .broadcast, .crossEntropy, .sgdUpdate, .adamwUpdate:
                 if anySharded {
                     split[op.id] = .batch
                     sharded.formUnion(op.outputs)

@@ -122,8 +122,10 @@ public struct OpWork: Sendable, Equatable, Hashable {
             let groups = Double(a.groups ?? 1)
             let m = Double(output[0] * output[2] * output[3])
             return GEMMShape(batch: groups, m: m, n: Double(w[0]) / groups, k: Double(w[1] * w[2] * w[3]))
-        default:
-            return nil
+        case .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .add, .sub, .mul, .div, .scale, .relu, .gelu,
+             .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax, .reshape,
+             .transpose, .concat, .slice, .embedding, .broadcast, .crossEntropy, .bceWithLogits, .mse, .sgdUpdate, .adamwUpdate:
+            return nil   // not a matrix product
         }
     }
 }

@@ -1,5 +1,7 @@
 /// Every kind of op the engine runs and the compiler and simulator price. One place holds what each kind costs
 /// (FLOPs of its forward and backward pass), so the engine's recording and the simulator read one definition.
+/// Every switch over the kinds here and in the compiler names each kind (no `default:`): a new kind does not
+/// compile until each rule says what it is (issue 13 §1).
 ///
 /// Convention: a multiply-add counts as 2 FLOPs; published "MACs" figures are half the FLOPs reported here.
 public enum OpKind: String, Codable, Sendable, CaseIterable {
@@ -36,7 +38,10 @@ public enum OpKind: String, Codable, Sendable, CaseIterable {
         case .gelu: return 14
         case .sgdUpdate: return 4      // weight decay, momentum, (Nesterov), step
         case .adamwUpdate: return 14   // two moments, bias correction, sqrt, divide, decay, step
-        default: return 0
+        // no per-element arithmetic of this kind (matrix ops and pooling count theirs in `flops`; data movement none)
+        case .matmul, .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool, .reshape, .transpose, .concat, .slice, .embedding,
+             .broadcast:
+            return 0
         }
     }
 
@@ -68,7 +73,7 @@ public enum OpKind: String, Codable, Sendable, CaseIterable {
             return inCount * elementwiseFlops
         case .reshape, .transpose, .concat, .slice, .embedding, .broadcast:
             return 0
-        default:
+        case .add, .sub, .mul, .div, .scale, .relu, .gelu, .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize:
             return outCount * elementwiseFlops
         }
     }
@@ -91,7 +96,9 @@ public enum OpKind: String, Codable, Sendable, CaseIterable {
             return 0
         case .sgdUpdate, .adamwUpdate:
             return 0
-        default:
+        case .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .add, .sub, .mul, .div, .scale, .relu, .gelu,
+             .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax,
+             .crossEntropy, .bceWithLogits, .mse:
             return 2 * forward
         }
     }

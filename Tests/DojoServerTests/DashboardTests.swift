@@ -11,7 +11,7 @@ let chromiumPath: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "
     .first { FileManager.default.isExecutableFile(atPath: $0) }
 
 /// Runs chromium with `args`; returns its exit status and stdout (stderr is discarded: it is noisy in containers).
-func runChromium(_ args: [String], timeout: Double = 90) throws -> (status: Int32, stdout: String) {
+func runChromium(_ args: [String], timeout: Double = 240) throws -> (status: Int32, stdout: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: chromiumPath!)
     let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
@@ -45,10 +45,10 @@ struct DashboardTests {
             let port = try #require(client.port)
             let vision = try await client.addTenant("vision", quota: 60, admin: s.admin, borrowLimit: 60)
             let planning = try await client.addTenant("planning", quota: 60, admin: s.admin)
-            let big = try await client.submit(#"{"name":"occupancy-4x12","command":["/bin/sleep","60"],"shape":"4x12","time_limit":600}"#, token: vision)
-            let small = try await client.submit(#"{"name":"lanes-2x3","command":["/bin/sleep","60"],"tiles":6,"time_limit":120}"#, token: vision)
-            let other = try await client.submit(#"{"name":"planner-tray","command":["/bin/sleep","60"],"shape":"2x3","time_limit":300}"#, token: planning)
-            let waiting = try await client.submit(#"{"name":"whole-pod","command":["/bin/sleep","60"],"shape":"4x30","priority":-1}"#, token: vision)
+            let big = try await client.submit(#"{"name":"occupancy-4x12","command":["/bin/sleep","900"],"shape":"4x12","time_limit":1200}"#, token: vision)
+            let small = try await client.submit(#"{"name":"lanes-2x3","command":["/bin/sleep","900"],"tiles":6,"time_limit":1200}"#, token: vision)
+            let other = try await client.submit(#"{"name":"planner-tray","command":["/bin/sleep","900"],"shape":"2x3","time_limit":1200}"#, token: planning)
+            let waiting = try await client.submit(#"{"name":"whole-pod","command":["/bin/sleep","900"],"shape":"4x30","priority":-1}"#, token: vision)
             #expect(try await eventually {
                 let js = try await client.call(.get, "/v1/jobs?state=RUNNING", token: s.admin).decode([JobInfo].self)
                 return Set(js.map(\.id)) == [big.id, small.id, other.id]
@@ -58,6 +58,8 @@ struct DashboardTests {
             let freeTile = try #require(before.tiles.last { !$0.busy && $0.health == .healthy }).id
             #expect(try await client.call(.post, "/v1/tiles/\(freeTile)/fail", token: s.admin).status == 200)
 
+            // (the jobs sleep 15 minutes: under make test's load headless Chromium once took over a minute to start, and
+            // jobs of 60 s had ended by the time it fetched)
             let url = "http://127.0.0.1:\(port)/#token=\(s.admin)"
             let dom = try runChromium(["--virtual-time-budget=5000", "--dump-dom", url])
             #expect(dom.status == 0)
