@@ -11,7 +11,7 @@ let chromiumPath: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "
     .first { FileManager.default.isExecutableFile(atPath: $0) }
 
 /// Runs chromium with `args`; returns its exit status and stdout (stderr is discarded: it is noisy in containers).
-func runChromium(_ args: [String], timeout: Double = 240) throws -> (status: Int32, stdout: String) {
+func runChromium(_ args: [String], timeout: Double = 480) throws -> (status: Int32, stdout: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: chromiumPath!)
     let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
