@@ -264,6 +264,9 @@ struct ONNXExecution {
                 return [.constant(ONNXConstant(shape: [count], ints: (0..<count).map { si[0] + $0 * di[0] }))]
             }
             return [.constant(ONNXConstant(shape: [count], floats: (0..<count).map { s.floats[0] + Float($0) * d.floats[0] }))]
+        case "Pad":
+            throw fail(n, "a Pad this import cannot fold into the convolution after it (zero padding, the same on both "
+                       + "sides of H and W, read by one Conv); the engine has no pad op of its own yet")
         default:
             throw fail(n, "not read by this import")
         }

@@ -44,7 +44,7 @@ struct ONNXPlan: Sendable {
         "GlobalAveragePool", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Neg", "Softmax",
         "LogSoftmax", "LayerNormalization", "ReduceMean", "ReduceSum", "Reshape", "Transpose", "Flatten", "Concat", "Split",
         "Slice", "Gather", "Unsqueeze", "Squeeze", "Shape", "Constant", "ConstantOfShape", "Identity", "Dropout", "Cast",
-        "Equal", "Where", "Expand", "Range",
+        "Equal", "Where", "Expand", "Range", "Pad",
     ]
 
     init(_ model: ONNXModel) throws {
@@ -109,6 +109,20 @@ struct ONNXPlan: Sendable {
             }
         }
         var taken = Set<Int>()
+        // Pad(x, zeros on H and W alike) read only by a Conv → the convolution's own padding (PyTorch's F.pad and
+        // TensorFlow exports write one; zero padding is what a convolution's pads mean)
+        var paddedConvs: [Int: (input: String, h: Int, w: Int)] = [:]
+        for (k, n) in nodes.enumerated() where n.opType == "Pad" {
+            let mode = { () -> String in if case .string(let m)? = n.attributes["mode"] { return m }; return "constant" }()
+            let value = n.inputs.count > 2 && !n.inputs[2].isEmpty ? known[n.inputs[2]]?.floats.first : 0
+            var pads: [Int]? = nil
+            if case .ints(let p)? = n.attributes["pads"] { pads = p } else if n.inputs.count > 1 { pads = known[n.inputs[1]]?.ints }
+            guard mode == "constant", value == 0, n.inputs.count <= 3, let p = pads, p.count == 8,
+                  p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0, p[2] == p[6], p[3] == p[7], p[2] >= 0, p[3] >= 0,
+                  let c = sole(n.outputs[0]), nodes[c].opType == "Conv", nodes[c].inputs.first == n.outputs[0] else { continue }
+            paddedConvs[c] = (n.inputs[0], p[2], p[3])
+            taken.insert(k)
+        }
         for (k, n) in nodes.enumerated() where !taken.contains(k) {
             let scope = n.name.hasPrefix("/") ? String(n.name.dropFirst()) : n.name
             // GELU, erf form: Div(x, √2) → Erf → Add(·, 1) → Mul(x, ·) → Mul(·, 0.5)
@@ -169,6 +183,14 @@ struct ONNXPlan: Sendable {
             // Identity of a parameter: a parameter of its own
             if n.opType == "Identity", let w = n.inputs.first, isParameter(w), !buffers.contains(w), let o = n.outputs.first {
                 parameterCopies.append((o, w))
+                continue
+            }
+            if let pad = paddedConvs[k] {
+                var conv = n
+                conv.inputs[0] = pad.input
+                let own = { () -> [Int] in if case .ints(let p)? = n.attributes["pads"] { return p }; return [0, 0, 0, 0] }()
+                if own.count == 4 { conv.attributes["pads"] = .ints([own[0] + pad.h, own[1] + pad.w, own[2] + pad.h, own[3] + pad.w]) }
+                steps.append(Step(kind: .node(conv), head: conv, outputs: n.outputs, scope: scope))
                 continue
             }
             steps.append(Step(kind: .node(n), head: n, outputs: n.outputs, scope: scope))

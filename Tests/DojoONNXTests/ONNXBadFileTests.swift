@@ -117,6 +117,23 @@ final class ONNXBadFileTests: XCTestCase {
         for i in 0..<ref.count { XCTAssertEqual(y.pointer[i], ref.pointer[i], accuracy: 1e-6) }
     }
 
+    /// Pad(x, 1 on H and W) → Conv without pads reads as the convolution with pads 1: the tiny model's output.
+    func testAPadBeforeAConvolutionIsItsPadding() throws {
+        let x = Tensor(TinyModel.values(2 * 3 * 64, seed: 9), shape: [2, 3, 8, 8])
+        let reference = try load(TinyModel.bytes())(x)
+        var m = TinyModel.proto()
+        m.graph.initializer.append(TinyModel.ints("padding", [0, 0, 1, 1, 0, 0, 1, 1]))
+        m.graph.node[0].attribute.removeAll { $0.name == "pads" }
+        m.graph.node[0].input[0] = "xp"
+        m.graph.node.insert(TinyModel.node("Pad", ["x", "padding"], ["xp"]), at: 0)
+        let y = try load(TinyModel.bytes(m))(x)
+        XCTAssertEqual(y.shape, reference.shape)
+        for i in 0..<y.count { XCTAssertEqual(y.pointer[i], reference.pointer[i], accuracy: 1e-6) }
+        // asymmetric (TensorFlow's SAME at stride 2): no such padding in the engine yet, one error
+        m.graph.initializer[m.graph.initializer.count - 1] = TinyModel.ints("padding", [0, 0, 0, 0, 0, 0, 1, 1])
+        assertError(TinyModel.bytes(m), "node 'xp_node' (Pad), opset 13: a Pad this import cannot fold into the convolution after it")
+    }
+
     func testBadFilesAreOneClearError() throws {
         let good = TinyModel.bytes()
         assertError(Data(), "empty file")
