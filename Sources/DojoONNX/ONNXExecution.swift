@@ -188,9 +188,6 @@ struct ONNXExecution {
             let gamma = try tensor(n, 1, env)
             let beta = n.inputs.count > 2 && !n.inputs[2].isEmpty ? try tensor(n, 2, env) : Tensor(zeros: [d])
             guard gamma.count == d, beta.count == d else { throw fail(n, "scale \(gamma.shape) and bias \(beta.shape) for width \(d)") }
-            if n.outputs.count > 1, n.outputs.dropFirst().contains(where: { !$0.isEmpty }) {
-                // Mean and InvStdDev outputs: only training graphs read them; nothing here computes them
-            }
             return [.tensor(x.layerNorm(gamma: gamma.reshaped([d]), beta: beta.reshaped([d]), epsilon: Self.float(n, "epsilon", 1e-5)))]
         case "ReduceMean", "ReduceSum": return [try reduce(n, env)]
         case "Reshape": return [try reshape(n, env)]
@@ -243,7 +240,7 @@ struct ONNXExecution {
             guard case .constant(let x)? = a, case .constant(let y)? = b else {
                 throw fail(n, "Where on computed tensors; this import folds Where on constants only")
             }
-            guard let out = broadcastShape(broadcastShape(cond.shape, x.shape) ?? [-1], y.shape), product(out, limit: 1 << 24) != nil else {
+            guard let cx = broadcastShape(cond.shape, x.shape), let out = broadcastShape(cx, y.shape), product(out, limit: 1 << 24) != nil else {
                 throw fail(n, "shapes \(cond.shape), \(x.shape) and \(y.shape) do not broadcast")
             }
             let pos = broadcastPositions([cond.shape, x.shape, y.shape], to: out)

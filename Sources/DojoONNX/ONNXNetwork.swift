@@ -78,8 +78,9 @@ public final class ONNXNetwork: Module {
             order.append(copy)
         }
         if weights {
-            for name in order where (state[name]!.count > 0) && !(0..<state[name]!.count).allSatisfy({ state[name]!.pointer[$0].isFinite }) {
-                throw ONNXError("\(model.path): initializer '\(name)' holds NaN or infinite values")
+            for name in order {
+                let t = state[name]!
+                if !(0..<t.count).allSatisfy({ t.pointer[$0].isFinite }) { throw ONNXError("\(model.path): initializer '\(name)' holds NaN or infinite values") }
             }
         }
         self.state = state; self.stateOrder = order; self.constants = constants
@@ -89,7 +90,7 @@ public final class ONNXNetwork: Module {
         }
         super.init()
         finalizeNames()
-        let out = try Engine.$shapeOnly.withValue(true) { try self.run(self.feeds(shape: shape)) }
+        let out = try Engine.$shapeOnly.withValue(true) { try self.run(self.feeds(Tensor(zeros: shape))) }
         outputShape = out.shape
         try checkBatch(input: shape, output: outputShape)
         if first.isTokenIDs {
@@ -104,10 +105,10 @@ public final class ONNXNetwork: Module {
         }
     }
 
-    /// Zeros of the input's shape (token ids 0), for a shape-only run.
-    func feeds(shape: [Int]) -> [String: Tensor] {
+    /// `first` for the first graph input, zeros of their built shapes for any other.
+    func feeds(_ first: Tensor) -> [String: Tensor] {
         var f: [String: Tensor] = [:]
-        for i in model.inputs { f[i.name] = Tensor(zeros: inputShapes[i.name] ?? shape) }
+        for (k, i) in model.inputs.enumerated() { f[i.name] = k == 0 ? first : Tensor(zeros: inputShapes[i.name] ?? []) }
         return f
     }
 
@@ -115,19 +116,13 @@ public final class ONNXNetwork: Module {
     /// shapes are checked as they run and stop the process with the message if they do not fit — call
     /// `check(inputShape:)` first).
     public override func forward(_ x: Tensor) -> Tensor {
-        var feeds: [String: Tensor] = [:]
-        for (k, i) in model.inputs.enumerated() {
-            feeds[i.name] = k == 0 ? x : Tensor(zeros: inputShapes[i.name] ?? [])
-        }
-        do { return try run(feeds) } catch { preconditionFailure("\(error)") }
+        do { return try run(feeds(x)) } catch { preconditionFailure("\(error)") }
     }
 
     /// Checks the network on an input of `inputShape` (the first input's; shape-only, milliseconds).
     public func check(inputShape: [Int]) throws {
-        var feeds: [String: Tensor] = [:]
         try Engine.$shapeOnly.withValue(true) {
-            for (k, i) in model.inputs.enumerated() { feeds[i.name] = Tensor(zeros: k == 0 ? inputShape : inputShapes[i.name] ?? []) }
-            try checkBatch(input: inputShape, output: try run(feeds).shape)
+            try checkBatch(input: inputShape, output: try run(feeds(Tensor(zeros: inputShape))).shape)
         }
     }
 

@@ -91,11 +91,7 @@ struct GraphCommand: ParsableCommand {
             throw CLIError("\(error)")
         }
         let seconds = Date().timeIntervalSince(started), tensorBytes = Storage.peakBytes - baseBytes
-        if let json {
-            let data = try graph.jsonData()
-            if json == "-" { FileHandle.standardOutput.write(data); print(); return }
-            try UserFiles.write(data, to: json, what: "--json")
-        }
+        if try writeJSON(graph) { return }
         let spec = try? ModelZoo.resolve(model)
         let tokens = spec?.task == .languageModeling ? (input.flatMap(parseShape) ?? spec?.defaultInputShape)?.first : nil
         printTable(graph, tokensPerExample: tokens)
@@ -108,16 +104,21 @@ struct GraphCommand: ParsableCommand {
         let choice = optimizer.flatMap(GraphRecorder.OptimizerChoice.init(rawValue:))
         let (graph, tokens, model) = try recordONNXGraph(path: path, inputs: input, batch: batch, optimizer: choice)
         let seconds = Date().timeIntervalSince(started)
-        if let json {
-            let data = try graph.jsonData()
-            if json == "-" { FileHandle.standardOutput.write(data); print(); return }
-            try UserFiles.write(data, to: json, what: "--json")
-        }
+        if try writeJSON(graph) { return }
         printTable(graph, tokensPerExample: tokens)
         let ins = model.inputs.map { i in "\(i.name) (\(i.elementType))" }.joined(separator: ", ")
         print("read \(path): ONNX IR \(model.irVersion), opset \(model.opset)\(model.producer.isEmpty ? "" : ", from \(model.producer)"), "
               + "\(model.nodes.count) nodes, \(model.initializers.count) initializers; input \(ins); optimizer "
               + "\((choice ?? ONNXImport.defaultOptimizer(model)).rawValue); recorded in \(formatFixed(seconds, 3)) s (shapes only)")
+    }
+
+    /// --json: the graph to its file, or to standard output instead of the table (true: nothing else to print).
+    func writeJSON(_ graph: Graph) throws -> Bool {
+        guard let json else { return false }
+        let data = try graph.jsonData()
+        if json == "-" { FileHandle.standardOutput.write(data); print(); return true }
+        try UserFiles.write(data, to: json, what: "--json")
+        return false
     }
 
     func printTable(_ g: Graph, tokensPerExample: Int?) {

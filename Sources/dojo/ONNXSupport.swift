@@ -20,11 +20,29 @@ func parseONNXInputs(_ values: [String], model: ONNXModel) throws -> [String: [I
     return out
 }
 
+/// ONNX files read in this process, by path: a command that asks several times (the recipe, the network, the
+/// graph) reads and checks a file once.
+final class ONNXFiles: @unchecked Sendable {
+    static let shared = ONNXFiles()
+    private var models: [String: ONNXModel] = [:]
+    private let lock = NSLock()
+    /// The file at `path`; its problems as one CLI error.
+    func model(_ path: String) throws -> ONNXModel {
+        lock.lock(); defer { lock.unlock() }
+        if let m = models[path] { return m }
+        do {
+            let m = try ONNXModel.load(path)
+            models[path] = m
+            return m
+        } catch let e as ONNXError { throw CLIError(e.message) }
+    }
+}
+
 /// An ONNX file read for the prediction commands and `dojo graph`: its Graph IR (one training step, shape-only) at
 /// the file's batch (1 when dynamic) or `batch`, and the tokens a sample holds for a language model.
 func recordONNXGraph(path: String, inputs: [String], batch: Int? = nil, optimizer: GraphRecorder.OptimizerChoice? = nil) throws -> (Graph, Int?, ONNXModel) {
+    let model = try ONNXFiles.shared.model(path)
     do {
-        let model = try ONNXModel.load(path)
         let shapes = try ONNXImport.inputShapes(model, batch: batch, examples: try parseONNXInputs(inputs, model: model))
         let graph = try ONNXImport.recordGraph(model, shapes: shapes, optimizer: optimizer)
         let first = model.inputs[0]

@@ -143,10 +143,13 @@ struct TrainCommand: ParsableCommand {
         if exportOnnx != nil && onnx == nil { throw ValidationError("--export-onnx writes the network of an --onnx run; give --onnx FILE") }
         if let exportOnnx {
             try UserFiles.checkWritable(exportOnnx, what: "--export-onnx")
-            if let onnx, let a = realpath(onnx, nil), let b = realpath(exportOnnx, nil) {
-                let same = String(cString: a) == String(cString: b)
-                free(a); free(b)
-                if same { throw ValidationError("--export-onnx \(exportOnnx) is the file --onnx reads; write the trained network to another file") }
+            let resolved = { (p: String) -> String? in
+                guard let r = realpath(p, nil) else { return nil }
+                defer { free(r) }
+                return String(cString: r)
+            }
+            if let onnx, let a = resolved(onnx), a == resolved(exportOnnx) {
+                throw ValidationError("--export-onnx \(exportOnnx) is the file --onnx reads; write the trained network to another file")
             }
         }
         if onnx != nil, let spec = try parsedPlan(), (spec.pipelineParallel ?? 1) > 1 {
@@ -579,7 +582,7 @@ struct TrainCommand: ParsableCommand {
         if config.dataset != "scenes", let flag = [(cameras, "--cameras"), (imageSize, "--image-size"), (gridSize, "--grid-size")].first(where: { $0.0 != nil })?.1 {
             throw CLIError("\(flag) describes the driving scenes (--data scenes); --data \(config.dataset) has its own images")
         }
-        if positiveWeight != nil, onnx != nil || (try? ModelZoo.entry(config.model))?.task != .occupancy {
+        if positiveWeight != nil, onnx == nil, (try? ModelZoo.entry(config.model))?.task != .occupancy {
             throw CLIError("--positive-weight weighs occupied cells of the occupancy network's loss; --model \(config.model) does not predict occupancy")
         }
         if let saved {
@@ -600,6 +603,9 @@ struct TrainCommand: ParsableCommand {
         if let onnx {
             let n = try onnxNetwork(onnx, sets: sets, config: config)
             net = n; modelTask = n.task
+            if positiveWeight != nil, n.task != .occupancy {
+                throw CLIError("--positive-weight weighs occupied cells of the occupancy network's loss; \(onnx) does not predict occupancy")
+            }
         } else {
             let entry = try ModelZoo.entry(config.model)
             if entry.task == .occupancy && sets.train.targetShape.count != 2 {
@@ -775,8 +781,8 @@ struct TrainCommand: ParsableCommand {
     /// (the training batch, the evaluation batch, a last partial batch, each rank's share), its output has the
     /// data's classes.
     func onnxNetwork(_ path: String, sets: DataSets.Choice, config: TrainingConfig) throws -> ONNXNetwork {
+        let model = try ONNXFiles.shared.model(path)
         do {
-            let model = try ONNXModel.load(path)
             guard model.inputs.count == 1 else {
                 throw ONNXError("\(path): the graph has \(model.inputs.count) inputs (\(model.inputs.map(\.name).joined(separator: ", "))); dojo train feeds one")
             }
@@ -822,8 +828,7 @@ struct TrainCommand: ParsableCommand {
         // norm, AdamW at 0.001 otherwise; 1 epoch
         let recipe: (optimizer: String, learningRate: Float, epochs: Int)
         if let onnx {
-            let optimizer: String
-            do { optimizer = ONNXImport.defaultOptimizer(try ONNXModel.load(onnx)).rawValue } catch let e as ONNXError { throw CLIError(e.message) }
+            let optimizer = ONNXImport.defaultOptimizer(try ONNXFiles.shared.model(onnx)).rawValue
             recipe = (optimizer, optimizer == "sgd" ? 0.01 : 1e-3, 1)
         } else {
             let entry = try ModelZoo.entry(m)

@@ -46,7 +46,7 @@ import Testing
         let g = runDojo(["graph", "--onnx", dir + "/trained.onnx", "--batch", "8"])
         #expect(g.status == 0 && g.stdout.contains("parameters          20,586"), "\(g.stderr)")
         // the occupancy task: a grid of logits per example, on the driving scenes
-        let occ = runDojo(["train", "--onnx", Self.fixtures + "/occupancy_tiny.onnx", "--data", "scenes", "--steps", "3", "--train-examples", "128",
+        let occ = runDojo(["train", "--onnx", Self.fixtures + "/occupancy_tiny.onnx", "--data", "scenes", "--steps", "3", "--train-examples", "128", "--positive-weight", "3",
                            "--eval-examples", "32", "--threads", "2", "--out", dir + "/occ"])
         #expect(occ.status == 0, "\(occ.stderr)")
         #expect(occ.stdout.contains("occupied IoU"), "\(occ.stdout.suffix(400))")
@@ -110,6 +110,7 @@ import Testing
             (["train", "--model", "mlp", "--export-onnx", "/tmp/x.onnx"], "--export-onnx writes the network of an --onnx run"),
             (["train", "--model", "mlp", "--onnx", Self.fixtures + "/cnn_fmnist.onnx"], "give --model or --onnx, not both"),
             (["train", "--onnx", Self.fixtures + "/cnn_fmnist.onnx", "--export-onnx", Self.fixtures + "/cnn_fmnist.onnx"], "is the file --onnx reads"),
+            (["train", "--onnx", Self.fixtures + "/cnn_fmnist.onnx", "--positive-weight", "3", "--steps", "1"], "cnn_fmnist.onnx does not predict occupancy"),
             (["graph", "--onnx", Self.fixtures + "/cnn_fmnist.onnx", "--compute"], "--compute applies to zoo models"),
             (["graph", "--onnx", "/nonexistent.onnx"], "ONNX file /nonexistent.onnx: no such file"),
             (["graph", "--onnx", Self.fixtures + "/resnet18.json"], "not an ONNX model"),
