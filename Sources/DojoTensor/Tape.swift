@@ -76,11 +76,19 @@ public final class Tape: @unchecked Sendable {
         Tape.$current.withValue(nil) { backwardPass(from: loss, watching: [], onReady: nil) }
     }
 
-    /// The same, calling `onReady(tensor, gradient)` for each of `watching` as soon as its gradient is final (the
-    /// backward pass has gone past the first op that used it), while the rest of backward still runs: data-parallel
-    /// training starts summing gradients over the ranks then. A watched tensor that took no part gets no call.
-    public func backward(from loss: Tensor, watching: [Tensor], onReady: (Tensor, Tensor) -> Void) -> Gradients {
-        withoutActuallyEscaping(onReady) { f in Tape.$current.withValue(nil) { backwardPass(from: loss, watching: watching, onReady: f) } }
+    /// The same, calling `onReady(tensor, gradient, exclusive)` for each of `watching` as soon as its gradient is
+    /// final (the backward pass has gone past the first op that used it), while the rest of backward still runs:
+    /// data-parallel training starts summing gradients over the ranks then. A watched tensor that took no part gets no
+    /// call. `exclusive`: no memory of the gradient is shared with another gradient or with a tensor the rest of
+    /// backward reads, so the caller may change it in place while backward goes on (an add's backward hands one
+    /// gradient to both inputs; such a gradient is not exclusive). `scale` seeds backward with that value instead of 1:
+    /// the gradients of `scale` × loss (a data-parallel rank's share of the global batch, without a pass to weight them).
+    public func backward(from loss: Tensor, scale: Float = 1, watching: [Tensor],
+                         onReady: (_ tensor: Tensor, _ gradient: Tensor, _ exclusive: Bool) -> Void) -> Gradients {
+        let seed = scale == 1 ? nil : Tensor(repeating: scale, shape: loss.shape)
+        return withoutActuallyEscaping(onReady) { f in
+            Tape.$current.withValue(nil) { backwardPass(from: loss, seed: seed, watching: watching, onReady: f) }
+        }
     }
 
     /// Gradients of `output` · `gradient` (a vector-Jacobian product): backward from any tensor the tape computed,
@@ -91,7 +99,7 @@ public final class Tape: @unchecked Sendable {
         return Tape.$current.withValue(nil) { backwardPass(from: output, seed: gradient, watching: [], onReady: nil) }
     }
 
-    private func backwardPass(from loss: Tensor, seed: Tensor? = nil, watching: [Tensor], onReady: ((Tensor, Tensor) -> Void)?) -> Gradients {
+    private func backwardPass(from loss: Tensor, seed: Tensor? = nil, watching: [Tensor], onReady: ((Tensor, Tensor, Bool) -> Void)?) -> Gradients {
         precondition(seed != nil || loss.count == 1, "backward from a tensor of shape \(loss.shape); reduce it to one value first")
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(loss): seed ?? Tensor(repeating: 1, shape: loss.shape)]
         backwardOps.removeAll()
@@ -108,7 +116,9 @@ public final class Tape: @unchecked Sendable {
         for (index, entry) in entries.enumerated().reversed() {
             defer {
                 if let ready = readyAt[index], let onReady {
-                    for t in ready { if let g = grads[ObjectIdentifier(t)] { onReady(t, g) } }
+                    for t in ready {
+                        if let g = grads[ObjectIdentifier(t)] { onReady(t, g, isExclusive(g, of: t, grads: grads, before: index)) }
+                    }
                 }
             }
             let outID = ObjectIdentifier(entry.output)
@@ -136,6 +146,24 @@ public final class Tape: @unchecked Sendable {
         return Gradients(grads)
     }
     private var backwardOpsIO: [(inputs: [Tensor], output: Tensor, gradOutput: Tensor)] = []
+
+    /// Whether `gradient` (of `tensor`) shares no memory with another gradient still held or with an input or output
+    /// of the entries before `index` (those whose backward is still to run).
+    private func isExclusive(_ gradient: Tensor, of tensor: Tensor, grads: [ObjectIdentifier: Tensor], before index: Int) -> Bool {
+        let lo = UInt(bitPattern: gradient.pointer), hi = lo + UInt(gradient.count * 4)
+        func overlaps(_ other: Tensor) -> Bool {
+            if other === gradient { return true }
+            guard !other.storage.isShapeOnly, other.count > 0 else { return false }
+            let a = UInt(bitPattern: other.pointer)
+            return a < hi && lo < a + UInt(other.count * 4)
+        }
+        if gradient === tensor || gradient.storage.isShapeOnly { return false }
+        for (key, other) in grads where key != ObjectIdentifier(tensor) && overlaps(other) { return false }
+        for entry in entries[..<index] {
+            if overlaps(entry.output) || entry.inputs.contains(where: overlaps) { return false }
+        }
+        return true
+    }
 
     /// The optimizer reports each parameter it updated, with how many state tensors it keeps per parameter.
     public func noteUpdate(_ kind: OpKind, parameter: Tensor, stateTensors: Int) {

@@ -27,7 +27,7 @@ struct DistributedTrainTests {
     static let mlp = ["train", "--model", "mlp", "--data", "fashion-mnist", "--train-examples", "2048", "--eval-examples", "128",
                       "--batch-size", "64", "--steps", "24", "--checkpoint-every", "0", "--threads", "1", "--no-augment"]
 
-    @Test("2 ranks follow 1 process within 1e-5 (relative, per step), bit-identical run to run; only rank 0 writes")
+    @Test("2 ranks follow 1 process within 1e-5 (relative, per step), bit-identical run to run and with --no-overlap; only rank 0 writes")
     func twoRanksMatchOneProcess() throws {
         guard Self.mpirun else { Issue.record("Open MPI is not installed (apt-get install openmpi-bin libopenmpi-dev; make test does)"); return }
         let d = Self.tempDir()
@@ -45,6 +45,10 @@ struct DistributedTrainTests {
         let worst = a.keys.map { abs(a[$0]! - (b[$0] ?? .nan)) / abs(a[$0]!) }.max() ?? .nan
         #expect(worst <= 1e-5, "largest relative difference per step \(worst)")
         #expect(b == c, "two 2-rank runs must give the same losses bit for bit")
+        // Summed after backward instead of during it: the same sums (it once summed zeros: nothing was handed over).
+        let blocking = runDojo(Self.mlp + ["--ranks", "2", "--no-overlap", "--out", d + "/blocking"])
+        #expect(blocking.status == 0, "\(blocking.stderr)")
+        #expect(Self.losses(d + "/blocking") == b, "--no-overlap gives the losses of the overlapped run, bit for bit")
         for f in ["metrics.jsonl", "loss.svg", "graph.json", "checkpoint.safetensors"] {
             #expect(FileManager.default.fileExists(atPath: d + "/two/" + f), "\(f)")
         }

@@ -226,7 +226,7 @@ extension Trainer {
         if let sg = p.stageGroup {
             let reduction: OverlappedGradientReduction
             if let r = p.reductionCache, r.format == gradientReduceFormat { r.reset(); reduction = r } else {
-                reduction = OverlappedGradientReduction(group: sg, parameters: p.ownParameters, weight: 1, format: gradientReduceFormat)
+                reduction = OverlappedGradientReduction(group: sg, parameters: p.ownParameters, format: gradientReduceFormat)
                 p.reductionCache = reduction
             }
             for (_, t) in p.ownParameters { reduction.ready(t, grads[t]!) }

@@ -265,14 +265,14 @@ public final class Trainer {
                 } else {
                     // This rank's share of the global batch (all of it without a group).
                     batch = group.map { global.shard($0.rank, of: $0.size) } ?? global
-                    // With a group: the global batch's mean loss and its gradient, each rank's weighted by its share and
-                    // summed over the ranks, bucket by bucket while backward still runs.
+                    // With a group: the global batch's mean loss and its gradient, each rank's weighted by its share
+                    // (backward is seeded with it) and summed over the ranks, bucket by bucket while backward still runs.
                     let weight = Float(batch.size) / Float(global.size)
                     var reduction: OverlappedGradientReduction?
                     if let group {
-                        // One per weight and format, kept across steps (its buffers are as large as the model).
-                        if let r = reductionCache, r.weight == weight, r.format == gradientReduceFormat { r.reset(); reduction = r } else {
-                            reduction = OverlappedGradientReduction(group: group, parameters: parameters, weight: weight, format: gradientReduceFormat)
+                        // One per format, kept across steps (its buffers are as large as the model).
+                        if let r = reductionCache, r.format == gradientReduceFormat { r.reset(); reduction = r } else {
+                            reduction = OverlappedGradientReduction(group: group, parameters: parameters, format: gradientReduceFormat)
                             reductionCache = reduction
                         }
                     }
@@ -286,8 +286,11 @@ public final class Trainer {
                         }
                         let (loss, _) = tape.record { forward(batch, training: true, seed: mix(config.seed, UInt64(step)), sync: sync) }
                         lossValue = loss.item
-                        if let reduction, overlapCommunication {
-                            grads = tape.backward(from: loss, watching: parameters.map(\.1)) { reduction.ready($0, $1) }
+                        if let reduction {
+                            // Without overlap nothing is watched: `finish` sums every gradient after backward.
+                            grads = tape.backward(from: loss, scale: weight, watching: overlapCommunication ? parameters.map(\.1) : []) {
+                                reduction.ready($0, $1, exclusive: $2)
+                            }
                         } else {
                             grads = tape.backward(from: loss)
                         }
