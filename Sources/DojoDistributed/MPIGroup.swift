@@ -9,6 +9,8 @@ public final class MPIGroup: PipelineGroup {
     public let size: Int
     /// Ranks on this host (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE), for sharing its cores between them.
     public let localSize: Int
+    /// More ranks on this host than cores this process may run on: waits give the core up at every poll.
+    public let oversubscribed: Bool
     /// This rank's host name (for error lines that name the rank and host).
     public let host: String
     /// Every rank's host name, by rank.
@@ -61,6 +63,7 @@ public final class MPIGroup: PipelineGroup {
         MPI_Comm_size(swmpi_comm_world(), &n)
         rank = Int(r); size = Int(n)
         localSize = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
+        oversubscribed = localSize > ProcessInfo.processInfo.activeProcessorCount
         host = ProcessInfo.processInfo.hostName
         heartbeatIn = .allocate(capacity: max(size, 1)); heartbeatIn.initialize(repeating: 0, count: max(size, 1))
         heartbeatOut = .allocate(capacity: max(size, 1)); heartbeatOut.initialize(repeating: 0, count: max(size, 1))
@@ -92,6 +95,7 @@ public final class MPIGroup: PipelineGroup {
         MPI_Comm_size(comm, &n)
         rank = Int(r); size = Int(n)
         localSize = parent.localSize
+        oversubscribed = parent.oversubscribed
         host = parent.host
         heartbeatIn = .allocate(capacity: 1); heartbeatOut = .allocate(capacity: 1)
     }
@@ -184,6 +188,10 @@ public final class MPIGroup: PipelineGroup {
             guard rc == MPI_SUCCESS else { throw MPIError("rank \(rank) on \(host): \(what) failed (\(rc))") }
             if flag != 0 { return }
             spins += 1
+            // More ranks than cores here: a waiting rank's polls take the core from a rank with work (a pipeline
+            // stage waiting for its neighbour stalled the one it waited for); give it up at every poll, and sleep
+            // between polls once the wait is not a short one (a yield alone may hand the core to another poller).
+            if oversubscribed { if spins > 2_000 { usleep(20) } else { sched_yield() } }
             if spins % 256 == 0 {
                 let now = Date().timeIntervalSince1970
                 if now - lastCheck >= 0.05 { lastCheck = now; keepAlive() }

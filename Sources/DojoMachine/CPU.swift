@@ -49,7 +49,8 @@ public struct CPUSpec: Sendable, Equatable {
 
 /// What one op kind costs on one thread of the engine: `time = overhead + work ÷ rate`, work being FLOPs for
 /// matrix products and convolutions and bytes read and written (as the Graph IR counts them) for the rest. Fitted
-/// by least squares over the ops of that kind in measured training steps (their sizes differ), for its forward op and
+/// by least squares on the relative error over the ops of that kind in measured training steps (their sizes differ;
+/// every op counts alike), for its forward op and
 /// for its backward pass (an optimizer update: `forward`).
 public struct OpRate: Sendable, Equatable {
     public var forwardRate: Double, forwardOverhead: Double

@@ -281,15 +281,20 @@ struct ComputeProbe {
     }
 
     /// For each op kind and direction, time = overhead + work ÷ rate over every op of that kind (work: FLOPs for matrix
-    /// kinds, bytes for the rest), by least squares.
+    /// kinds, bytes for the rest), by least squares on the relative error: every op counts alike, so one slow small op
+    /// (a first convolution's weight gradient) cannot lift the fixed cost of every op of its kind, as it did when the
+    /// largest ops weighed most (a 0.46 ms fixed cost per convolution backward: small micro-batches were priced far
+    /// above what they took).
     static func fitAll(_ pass: Pass, overhead: Double) -> [String: (forward: Fit, backward: Fit?)] {
         func fit(_ pts: [(Double, Double)]) -> Fit {
-            let n = Double(pts.count)
-            let mx = pts.map(\.0).reduce(0, +) / n, mt = pts.map(\.1).reduce(0, +) / n
-            let vx = pts.map { ($0.0 - mx) * ($0.0 - mx) }.reduce(0, +)
+            // weights 1 / t²: the squared relative error
+            let w = pts.map { 1 / max($0.1 * $0.1, 1e-18) }
+            let sw = w.reduce(0, +)
+            let mx = zip(w, pts).map { $0 * $1.0 }.reduce(0, +) / sw, mt = zip(w, pts).map { $0 * $1.1 }.reduce(0, +) / sw
+            let vx = zip(w, pts).map { $0 * ($1.0 - mx) * ($1.0 - mx) }.reduce(0, +)
             var slope = 0.0, intercept = mt
             if vx > 0 {
-                slope = pts.map { ($0.0 - mx) * ($0.1 - mt) }.reduce(0, +) / vx
+                slope = zip(w, pts).map { $0 * ($1.0 - mx) * ($1.1 - mt) }.reduce(0, +) / vx
                 intercept = mt - slope * mx
             }
             if vx == 0 && mx == 0 {
