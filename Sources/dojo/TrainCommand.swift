@@ -226,7 +226,7 @@ struct TrainCommand: ParsableCommand {
     func pipelineStages(_ net: Module, config: TrainingConfig, sets: DataSets.Choice, shape: (dp: Int, pp: Int, micro: Int)) throws -> (PipelineSplittable, [String], Graph) {
         let entry = try ModelZoo.entry(config.model)
         guard let chain = net as? PipelineSplittable else {
-            throw CLIError("--plan pp=\(shape.pp): \(config.model) cannot be cut into pipeline stages by the engine yet (its forward pass is not one chain of layers); pipeline plans train mlp, small-cnn, resnet18, resnet50 and occupancy")
+            throw CLIError("--plan pp=\(shape.pp): \(config.model) cannot be cut into pipeline stages by the engine yet (its forward pass is not one chain of layers); pipeline plans train mlp, small-cnn, resnet18, resnet50, vit models and occupancy")
         }
         // The compiler's split of the step the simulator prices, recorded at the micro-batch size.
         let graph = try Engine.$shapeOnly.withValue(true) { () throws -> Graph in

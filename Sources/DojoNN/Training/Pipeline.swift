@@ -9,9 +9,12 @@ public struct PipelineLayer {
     public let name: String
     /// The modules whose tensors (parameters, running statistics) this layer holds.
     public let modules: [Module]
+    /// Tensors the layer holds beyond its modules' (a model's own parameters that this layer uses: a ViT's class
+    /// token and positions).
+    public let tensors: [Tensor]
     public let apply: (Tensor) -> Tensor
-    public init(_ name: String, _ modules: [Module], _ apply: @escaping (Tensor) -> Tensor) {
-        self.name = name; self.modules = modules; self.apply = apply
+    public init(_ name: String, _ modules: [Module], tensors: [Tensor] = [], _ apply: @escaping (Tensor) -> Tensor) {
+        self.name = name; self.modules = modules; self.tensors = tensors; self.apply = apply
     }
     /// A module called on its own (its path is the layer's name).
     public init(_ module: Module) {
@@ -98,6 +101,7 @@ public final class PipelineRuntime {
         for s in 0..<stages {
             for layer in chain[bounds[s]..<bounds[s + 1]] {
                 for m in layer.modules { for (_, t) in m.stateTensors { owner[ObjectIdentifier(t)] = s } }
+                for t in layer.tensors { owner[ObjectIdentifier(t)] = s }
             }
         }
         if let stray = model.stateTensors.first(where: { owner[ObjectIdentifier($0.1)] == nil }) {
@@ -291,6 +295,18 @@ extension SmallCNN: PipelineSplittable {
 extension ResNet: PipelineSplittable {
     public var pipelineLayers: [PipelineLayer] {
         [stem, layer1, layer2, layer3, layer4].flatMap { $0.layers.map { PipelineLayer($0) } } + [PipelineLayer(pool), PipelineLayer(fc)]
+    }
+}
+
+/// A ViT as a chain: the patch embedding with the class token and positions (the ops between them belong to no
+/// module, so the compiler counts them with the embedding's layer), each block, the final norm with the class token's
+/// row taken out, the head. Layer norm, not batch norm: micro-batches change nothing but the order of sums.
+extension VisionTransformer: PipelineSplittable {
+    public var pipelineLayers: [PipelineLayer] {
+        let patches = self.patches, classToken = self.classToken, positions = self.positions, norm = self.norm
+        return [PipelineLayer(patches.path, [patches], tensors: [classToken, positions]) { x in self.embed(x) }]
+            + blocks.map { PipelineLayer($0) }
+            + [PipelineLayer(norm.path, [norm]) { h in Self.classRow(norm(h)) }, PipelineLayer(head)]
     }
 }
 

@@ -85,11 +85,17 @@ public final class VisionTransformer: Module {
         head = Linear(dimension, classes, generator: &generator)
     }
     public override func forward(_ x: Tensor) -> Tensor {
+        var h = embed(x)
+        for block in blocks { h = block(h) }
+        return head(Self.classRow(norm(h)))
+    }
+    /// Patches, the class token in front, plus the positions: [B, T, D] (also the first layer of a pipeline's chain).
+    func embed(_ x: Tensor) -> Tensor {
         let p = patches(x)                                                    // [B, T, D]
         let b = p.shape[0], d = p.shape[2]
         let cls = classToken + Tensor(zeros: [b, 1, d])                       // the token, once per image
-        var h = Tensor.concatenate([cls, p], axis: 1) + positions
-        for block in blocks { h = block(h) }
-        return head(norm(h).slice(axis: 1, 0..<1).reshaped([b, d]))
+        return Tensor.concatenate([cls, p], axis: 1) + positions
     }
+    /// The class token's row of every example: [B, D].
+    static func classRow(_ h: Tensor) -> Tensor { h.slice(axis: 1, 0..<1).reshaped([h.shape[0], h.shape[2]]) }
 }
