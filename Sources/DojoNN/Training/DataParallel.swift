@@ -97,7 +97,7 @@ public final class OverlappedGradientReduction {
     var codes: [UnsafeMutablePointer<UInt8>] = []
     var gathered: [UnsafeMutablePointer<UInt8>] = []
     var biases: [Int] = []
-    /// Seconds `finish` spent waiting for sums that backward did not hide.
+    /// Seconds `finish` took until every sum was there: what backward did not hide.
     public private(set) var exposedSeconds = 0.0
     /// Gradients of the last step summed where backward left them, and those copied into a bucket.
     public private(set) var summedInPlace = 0, copied = 0
@@ -224,6 +224,9 @@ public final class OverlappedGradientReduction {
     /// `grads`.
     public func finish(into grads: inout Gradients) throws {
         if let failure { throw failure }
+        // Everything from here on is after backward: what the step pays for the sums (with --no-overlap, the copies
+        // and the sums of every gradient).
+        let t0 = Date()
         for (i, p) in parameters.enumerated() where !filled[i] {
             if let g = grads[p] { ready(p, g); continue }
             let s = slot[ObjectIdentifier(p)]!
@@ -235,7 +238,6 @@ public final class OverlappedGradientReduction {
         }
         if let failure { throw failure }
         try startCompleteBuckets()
-        let t0 = Date()
         for h in handles.compactMap({ $0 }) { try group.wait(h) }
         exposedSeconds = Date().timeIntervalSince(t0)
         if format == .bf16 {
