@@ -208,6 +208,28 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
         #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"))
     }
 
+    /// The same over 2 ranks: rank 0 evaluates alone while the other waits in the next step's stop vote; rank 0 ends
+    /// the evaluation and joins that vote (epochs 2), or stops at the end (epochs 1). It used to evaluate on.
+    @Test(arguments: ["1", "2"]) func sigtermDuringEvaluationOverRanksStops(epochs: String) throws {
+        guard dojoExecutableURL != nil, FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun") else { Issue.record("no dojo binary or mpirun"); return }
+        let dir = NSTemporaryDirectory() + "dojo-stop-eval-ranks-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (p, err) = try startTrain(["--model", "occupancy", "--data", "scenes", "--train-examples", "32", "--batch-size", "16",
+                                       "--eval-examples", "100000000", "--epochs", epochs, "--ranks", "2", "--threads", "1"], out: dir)
+        let deadline = Date().addingTimeInterval(90)
+        while stepCount(dir) < 2 && p.isRunning && Date() < deadline { usleep(5000) }
+        usleep(1_500_000)   // well into the evaluation
+        #expect(p.isRunning)
+        let t0 = Date()
+        kill(p.processIdentifier, SIGTERM)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let took = Date().timeIntervalSince(t0)
+        #expect(took < 10, "stopped \(took) s after SIGTERM")
+        #expect(p.terminationStatus == 143 && text.contains("interrupted at step 2") && text.contains("checkpoint saved"), "\(text.suffix(600))")
+        #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"))
+    }
+
     /// A stop while the run still sets up (reading data, building the model) ends it at once: nothing to save.
     @Test func sigtermDuringSetupStopsAtOnce() throws {
         guard dojoExecutableURL != nil else { Issue.record("no dojo binary"); return }

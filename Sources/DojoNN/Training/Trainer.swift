@@ -241,6 +241,7 @@ public final class Trainer {
                 throw TrainingError.invalidConfig("synchronised batch norm needs an example per rank in every batch: the last batch of each epoch has \(last) examples for \(group.size) ranks (change the number of examples or the batch size)")
             }
         }
+        var stoppedInEvaluation = false
         while epoch < config.epochs && !finishedSteps {
             let epochStart = Date()
             var lossSum = 0.0, lossCount = 0
@@ -332,22 +333,29 @@ public final class Trainer {
             var metrics: EvalMetrics? = nil
             if let eval {
                 // A stop asked during evaluation ends it at the next batch: the checkpoint holds the steps trained.
-                // (One process only: under MPI rank 0 evaluates alone while the others wait in the next step's stop
-                // vote, which it must join; there the stop is taken at that vote.)
-                guard let m = evaluate(eval, stoppable: group == nil) else {
+                // Under MPI rank 0 evaluates alone while the others wait in the next step's stop vote: it joins that
+                // vote (its stop stands), and every rank stops there together; after the last epoch there is no vote,
+                // and it stops at the end.
+                if let m = evaluate(eval, stoppable: true) {
+                    metrics = m
+                } else if group == nil {
                     let saved = try saveCheckpointIfConfigured()
                     throw TrainingError.interrupted(step: step, checkpoint: saved)
+                } else {
+                    stoppedInEvaluation = true
                 }
-                metrics = m
             }
-            let report = EpochReport(epoch: epoch, step: step, trainLoss: lossCount > 0 ? Float(lossSum / Double(lossCount)) : .nan,
-                                     eval: metrics, seconds: Date().timeIntervalSince(epochStart))
-            reports.append(report)
-            onEpoch?(report)
+            if !stoppedInEvaluation {
+                let report = EpochReport(epoch: epoch, step: step, trainLoss: lossCount > 0 ? Float(lossSum / Double(lossCount)) : .nan,
+                                         eval: metrics, seconds: Date().timeIntervalSince(epochStart))
+                reports.append(report)
+                onEpoch?(report)
+            }
             if epochDone { epoch += 1; batchInEpoch = 0 }
         }
         try consolidatePipeline()
-        _ = try saveCheckpointIfConfigured()
+        let saved = try saveCheckpointIfConfigured()
+        if stoppedInEvaluation { throw TrainingError.interrupted(step: step, checkpoint: saved) }
         return reports
     }
 
