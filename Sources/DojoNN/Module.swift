@@ -36,6 +36,13 @@ open class Module {
         Tape.$scope.withValue(path) {
             let y = forward(x)
             if let policy = Module.context.precision, isLeaf {
+                // A layer that only picks or moves its input's values (ReLU, max pooling, flatten) keeps an input
+                // already in the format in it: rounding again would change nothing but cost a pass over the output,
+                // and one over its gradient (which the next rounded layer down rounds: for BF16 the same result).
+                if keepsFormat, let f = x.format, f == policy.activationType {
+                    y.format = f
+                    return y
+                }
                 // a fresh output (not the input, a view of it, or a parameter) is rounded where it lies
                 return policy.activation(y, site: path, exclusive: y.storage !== x.storage && y.role != .parameter)
             }
@@ -55,6 +62,10 @@ open class Module {
     }
 
     var isLeaf: Bool { children.isEmpty }
+
+    /// Whether every output value is one of the input's values or zero, so that an input exact in a number format
+    /// gives an output exact in it (ReLU, max pooling, reshapes).
+    open var keepsFormat: Bool { false }
 
     /// Own tensors with their names: parameters (`Tensor.role == .parameter`) and buffers (running statistics):
     /// the stored `Tensor` properties, then `namedTensors`.

@@ -30,6 +30,8 @@ public final class PrecisionPolicy: @unchecked Sendable {
         self.mode = mode; self.stochasticGradients = stochasticGradients; self.seed = seed; self.historyLength = historyLength
     }
 
+    /// The format activations are rounded to (nil in FP32).
+    public var activationType: DType? { weightFormat.map(Self.dtype) }
     var weightFormat: Format? { mode == .fp32 ? nil : (mode == .bf16 ? .bf16 : .cfp8_143) }
     var gradientFormat: Format? { mode == .fp32 ? nil : (mode == .bf16 ? .bf16 : .cfp8_152) }
 

@@ -14,6 +14,9 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public var name: String?
     /// What the IR calls this tensor.
     public var role: TensorInfo.Role
+    /// The number format every value is known to be exact in (set by `rounded(to:)`, passed on by layers that only
+    /// pick or move values); nil: FP32.
+    public var format: DType?
 
     public init(shape: [Int], storage: Storage, requiresGrad: Bool = false, role: TensorInfo.Role = .activation) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")

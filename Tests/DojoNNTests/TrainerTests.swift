@@ -112,6 +112,42 @@ func makeTrainer(model: String = "small-cnn", precision: String = "fp32", epochs
         #expect(abs(a.last! - b.last!) < 0.3 * a.last!) // and training still works
     }
 
+    /// A ReLU, max pooling or flatten after a rounded layer keeps its values in the format: no second rounding (no
+    /// quantize op, no pass over the tensor or its gradient); on an input that is not in the format it still rounds.
+    @Test(arguments: [PrecisionPolicy.Mode.bf16, .cfp8]) func layersThatOnlyPickValuesAreNotRoundedAgain(mode: PrecisionPolicy.Mode) throws {
+        let policy = PrecisionPolicy(mode: mode)
+        var g = RandomSource(seed: 4)
+        let net = Sequential([Conv2d(1, 4, kernel: 3, padding: 1, generator: &g), ReLU(), MaxPool2d(kernel: 2), Flatten(),
+                              Linear(64, 3, generator: &g)])
+        let x = Tensor.randomNormal([2, 1, 8, 8], generator: &g)
+        let tape = Tape()
+        let ctx = ForwardContext(training: true, precision: policy)
+        var afterConv: Tensor?, afterPool: Tensor?
+        let y = tape.record { Module.$context.withValue(ctx) { () -> Tensor in
+            let layers = net.layers
+            let c = layers[0](x)
+            let h = layers[2](layers[1](c))
+            afterConv = c; afterPool = h
+            return layers[4](layers[3](h))
+        } }
+        let kinds = tape.graph(model: "t", batch: 2).ops.filter { $0.phase == .forward }.map(\.kind)
+        // the conv's and the linear's weights and outputs: 4 roundings; none for ReLU, pooling, flatten
+        #expect(kinds.filter { $0 == .quantize }.count == 4, "\(kinds)")
+        let h = try #require(afterPool)
+        #expect(h.format == policy.activationType && y.format == policy.activationType)
+        // every value after the ReLU and the pooling is 0 or one of the rounded convolution's values (so exact in its format)
+        let c = try #require(afterConv)
+        let convValues = Set(UnsafeBufferPointer(start: c.pointer, count: c.count))
+        #expect((0..<h.count).allSatisfy { h.pointer[$0] == 0 || convValues.contains(h.pointer[$0]) })
+        #expect((0..<h.count).contains { h.pointer[$0] != 0 })
+        // a ReLU on an input that was not rounded rounds its output as before
+        let raw = Tensor.randomNormal([2, 5], generator: &g)
+        let t2 = Tape()
+        let r = t2.record { Module.$context.withValue(ctx) { ReLU()(raw) } }
+        #expect(r.format == policy.activationType)
+        #expect(t2.graph(model: "t", batch: 2).ops.filter { $0.phase == .forward }.map(\.kind).contains(.quantize))
+    }
+
     @Test func nonFiniteLossStopsAndKeepsTheLastGoodCheckpoint() throws {
         let dir = temporaryDirectory("nan")
         let t = try makeTrainer(model: "mlp", epochs: 2, lr: 1e30, checkpointDirectory: dir)

@@ -81,6 +81,7 @@ public final class LayerNorm: Module {
 public final class ReLU: Module {
     public override init() {}
     public override func forward(_ x: Tensor) -> Tensor { x.relu() }
+    public override var keepsFormat: Bool { true }
 }
 
 public final class GELU: Module {
@@ -94,6 +95,7 @@ public final class MaxPool2d: Module {
     public override func forward(_ x: Tensor) -> Tensor {
         x.maxPool2d(kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding))
     }
+    public override var keepsFormat: Bool { true }
 }
 
 public final class AvgPool2d: Module {
@@ -114,6 +116,7 @@ public final class GlobalAvgPool: Module {
 public final class Flatten: Module {
     public override init() {}
     public override func forward(_ x: Tensor) -> Tensor { x.flattened() }
+    public override var keepsFormat: Bool { true }
 }
 
 /// Inverted dropout in training; identity in evaluation.

@@ -13,6 +13,7 @@ extension Tensor {
     public func rounded(to dtype: DType, inPlace: Bool = false, _ round: RoundingPass, gradient roundGradient: RoundingPass? = nil) -> Tensor {
         let out = inPlace ? Tensor(shape: shape, storage: storage) : Tensor(uninitializedShape: shape)
         if !out.isShapeOnly && !isShapeOnly { round(inPlace ? nil : UnsafePointer(pointer), out.storage.buffer) }
+        out.format = dtype
         Tape.note(.quantize, inputs: [self], output: out, attributes: OpAttributes(dtype: dtype)) { g, _ in
             guard let roundGradient, !g.isShapeOnly else { return [g] }
             let r = Tensor(uninitializedShape: g.shape)
