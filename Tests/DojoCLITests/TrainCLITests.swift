@@ -189,33 +189,23 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
     /// Issue 14 §3: a stop asked while a (here endless: 10^8 scenes) evaluation runs ends it at the next batch, with a
     /// checkpoint of the steps trained (it used to run on for minutes).
     @Test func sigtermDuringEvaluationStopsWithinASecond() throws {
-        guard dojoExecutableURL != nil else { Issue.record("no dojo binary"); return }
-        let dir = NSTemporaryDirectory() + "dojo-stop-eval-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (p, err) = try startTrain(["--model", "occupancy", "--data", "scenes", "--train-examples", "64", "--eval-examples", "100000000",
-                       "--epochs", "1"], out: dir)
-        let deadline = Date().addingTimeInterval(60)
-        while stepCount(dir) < 2 && p.isRunning && Date() < deadline { usleep(5000) }
-        usleep(1_000_000)   // well into the evaluation
-        #expect(p.isRunning)
-        let t0 = Date()
-        kill(p.processIdentifier, SIGTERM)
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        let took = Date().timeIntervalSince(t0)
-        #expect(took < 5, "stopped \(took) s after SIGTERM")
-        #expect(p.terminationStatus == 143 && text.contains("interrupted at step 2") && text.contains("checkpoint saved"), "\(text.suffix(400))")
-        #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"))
+        try stopDuringEvaluation(["--train-examples", "64", "--epochs", "1"], within: 5)
     }
 
     /// The same over 2 ranks: rank 0 evaluates alone while the other waits in the next step's stop vote; rank 0 ends
     /// the evaluation and joins that vote (epochs 2), or stops at the end (epochs 1). It used to evaluate on.
     @Test(arguments: ["1", "2"]) func sigtermDuringEvaluationOverRanksStops(epochs: String) throws {
-        guard dojoExecutableURL != nil, FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun") else { Issue.record("no dojo binary or mpirun"); return }
-        let dir = NSTemporaryDirectory() + "dojo-stop-eval-ranks-\(UUID().uuidString)"
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun") else { Issue.record("no mpirun"); return }
+        try stopDuringEvaluation(["--train-examples", "32", "--batch-size", "16", "--epochs", epochs, "--ranks", "2", "--threads", "1"], within: 10)
+    }
+
+    /// Trains the occupancy net with an endless evaluation and `arguments`, sends SIGTERM well into the evaluation
+    /// (after step 2): exit 143 within `seconds`, "interrupted at step 2", a checkpoint.
+    func stopDuringEvaluation(_ arguments: [String], within seconds: Double) throws {
+        guard dojoExecutableURL != nil else { Issue.record("no dojo binary"); return }
+        let dir = NSTemporaryDirectory() + "dojo-stop-eval-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (p, err) = try startTrain(["--model", "occupancy", "--data", "scenes", "--train-examples", "32", "--batch-size", "16",
-                                       "--eval-examples", "100000000", "--epochs", epochs, "--ranks", "2", "--threads", "1"], out: dir)
+        let (p, err) = try startTrain(["--model", "occupancy", "--data", "scenes", "--eval-examples", "100000000"] + arguments, out: dir)
         let deadline = Date().addingTimeInterval(90)
         while stepCount(dir) < 2 && p.isRunning && Date() < deadline { usleep(5000) }
         usleep(1_500_000)   // well into the evaluation
@@ -225,7 +215,7 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         let took = Date().timeIntervalSince(t0)
-        #expect(took < 10, "stopped \(took) s after SIGTERM")
+        #expect(took < seconds, "stopped \(took) s after SIGTERM")
         #expect(p.terminationStatus == 143 && text.contains("interrupted at step 2") && text.contains("checkpoint saved"), "\(text.suffix(600))")
         #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"))
     }
