@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "DojoReportTests", dependencies: ["DojoReport"]),
         .testTarget(name: "DojoMachineTests", dependencies: ["DojoMachine"]),
         .testTarget(name: "DojoCompilerTests", dependencies: ["DojoCompiler", "DojoGraph", "DojoMachine"]),
-        .testTarget(name: "DojoSimTests", dependencies: ["DojoSim", "DojoCompiler", "DojoGraph", "DojoMachine", "DojoNumerics"]),
+        .testTarget(name: "DojoSimTests", dependencies: ["DojoSim", "DojoCompiler", "DojoGraph", "DojoMachine", "DojoNumerics", "DojoTensor"]),
         .testTarget(name: "DojoClusterTests", dependencies: ["DojoCluster", "DojoMachine"]),
         .testTarget(name: "DojoServiceTests", dependencies: ["DojoService", "DojoCluster", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DojoServerTests", dependencies: ["DojoServer", "DojoService",

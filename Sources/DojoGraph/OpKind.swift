@@ -120,12 +120,18 @@ public struct OpAttributes: Codable, Sendable, Equatable {
     public var epsilon: Double?
     public var dtype: DType?
     public var scalar: Double?
+    /// The result's shape, for the kinds whose operands cannot say it (reshape, slice, broadcast, an embedding by a
+    /// list of indices): what `OpKind.outputShape` checks them against.
+    public var shape: [Int]?
+    /// A reduction keeps its axes as 1s.
+    public var keepDims: Bool?
 
     public init(kernel: [Int]? = nil, stride: [Int]? = nil, padding: [Int]? = nil, groups: Int? = nil,
                 transposeA: Bool? = nil, transposeB: Bool? = nil, axes: [Int]? = nil, probability: Double? = nil,
-                epsilon: Double? = nil, dtype: DType? = nil, scalar: Double? = nil) {
+                epsilon: Double? = nil, dtype: DType? = nil, scalar: Double? = nil, shape: [Int]? = nil, keepDims: Bool? = nil) {
         self.kernel = kernel; self.stride = stride; self.padding = padding; self.groups = groups
         self.transposeA = transposeA; self.transposeB = transposeB; self.axes = axes
         self.probability = probability; self.epsilon = epsilon; self.dtype = dtype; self.scalar = scalar
+        self.shape = shape; self.keepDims = keepDims
     }
 }

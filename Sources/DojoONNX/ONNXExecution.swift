@@ -285,20 +285,17 @@ struct ONNXExecution {
         guard x.rank == 4, w.rank == 4 else { throw fail(n, "input \(x.shape) and weight \(w.shape); this import reads 2-D convolutions ([N, C, H, W], [O, C/groups, kH, kW])") }
         let groups = Self.int(n, "group", 1)
         guard groups >= 1 else { throw fail(n, "group \(groups); at least 1") }
-        guard x.shape[1] == w.shape[1] * groups, w.shape[0] % groups == 0 else {
-            throw fail(n, "input \(x.shape) has \(x.shape[1]) channels; weight \(w.shape) with group \(groups) needs \(w.shape[1] * groups)")
-        }
-        if let b { guard b.shape == [w.shape[0]] else { throw fail(n, "bias \(b.shape) for \(w.shape[0]) output channels") } }
         if let k = Self.ints(n, "kernel_shape"), k != [w.shape[2], w.shape[3]] { throw fail(n, "kernel_shape \(k) but weight \(w.shape)") }
         if let d = Self.ints(n, "dilations"), d.contains(where: { $0 != 1 }) { throw fail(n, "dilations \(d); this import reads dilation 1") }
         let strides = Self.ints(n, "strides") ?? [1, 1]
         guard strides.count == 2, strides.allSatisfy({ $0 >= 1 && $0 <= 1 << 20 }) else { throw fail(n, "strides \(strides)") }
         guard w.shape.allSatisfy({ $0 >= 1 }), x.shape.allSatisfy({ $0 >= 1 }) else { throw fail(n, "input \(x.shape) and weight \(w.shape) need sizes ≥ 1") }
         let pads = try padding(n, kernel: [w.shape[2], w.shape[3]], strides: strides, input: [x.shape[2], x.shape[3]])
-        let oh = (x.shape[2] + 2 * pads.0 - w.shape[2]) / strides[0] + 1, ow = (x.shape[3] + 2 * pads.1 - w.shape[3]) / strides[1] + 1
-        guard x.shape[2] + 2 * pads.0 >= w.shape[2], x.shape[3] + 2 * pads.1 >= w.shape[3], oh >= 1, ow >= 1 else {
-            throw fail(n, "kernel \(w.shape[2])×\(w.shape[3]) larger than the padded input \(x.shape)")
-        }
+        // channels, groups, bias and the window: the engine's shape rule (DojoGraph)
+        do {
+            _ = try OpKind.conv2d.outputShape(inputs: [x.shape, w.shape] + (b.map { [$0.shape] } ?? []),
+                                              attributes: OpAttributes(stride: strides, padding: [pads.0, pads.1], groups: groups))
+        } catch { throw fail(n, "\(error)") }
         let y = x.conv2d(weight: weight(w), bias: b, stride: (strides[0], strides[1]), padding: pads, groups: groups)
         return activation(y, scope)
     }
@@ -441,12 +438,9 @@ struct ONNXExecution {
         var transposeB = false
         let b: Tensor
         if n.inputs.count > 1, let name = transposed[n.inputs[1]], let w = state[name] { b = w; transposeB = true } else { b = try tensor(n, 1, env) }
-        guard a.rank >= 2, b.rank >= 2 else { throw fail(n, "A \(a.shape) and B \(b.shape): this import reads products of matrices (rank ≥ 2)") }
-        let k = a.shape[a.rank - 1], kb = transposeB ? b.shape[1] : b.shape[b.rank - 2]
-        guard k == kb else { throw fail(n, "A \(a.shape) · B \(transposeB ? [b.shape[1], b.shape[0]] : b.shape): inner sizes \(k) and \(kb) differ") }
-        let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
-        guard batchB.isEmpty || batchB == batchA else {
-            throw fail(n, "batch dimensions \(batchA) and \(batchB); this import reads equal batches or a shared matrix")
+        // the engine's shape rule (DojoGraph), also for the operands' batch dimensions: equal, or a shared matrix
+        do { _ = try OpKind.matmul.outputShape(inputs: [a.shape, b.shape], attributes: OpAttributes(transposeB: transposeB)) } catch {
+            throw fail(n, "A \(a.shape), B \(transposeB ? [b.shape[1], b.shape[0]] : b.shape): \(error)")
         }
         let y = a.matmul(weight(b), transposeB: transposeB)
         return activation(y, scope)

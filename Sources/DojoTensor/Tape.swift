@@ -58,6 +58,14 @@ public final class Tape: @unchecked Sendable {
     public static func note(_ kind: OpKind, inputs: [Tensor], output: Tensor, attributes: OpAttributes = OpAttributes(),
                             backward: Backward? = nil) -> Bool {
         guard let tape = current else { return false }
+        // Every recorded op follows its kind's shape rule (DojoGraph's, the one the compiler and an importer read): an
+        // op whose output the rule does not give is an engine bug, caught where it is made.
+        do {
+            let expected = try kind.outputShape(inputs: inputs.map(\.shape), attributes: attributes)
+            precondition(expected == output.shape, "\(kind.rawValue): the engine made \(output.shape) where the shape rule gives \(expected) for \(inputs.map(\.shape))")
+        } catch {
+            preconditionFailure("the engine recorded an op its kind's shape rule refuses: \(error)")
+        }
         let needsGrad = backward != nil && inputs.contains { $0.requiresGrad }
         output.requiresGrad = needsGrad
         let flops = kind.flops(inputs: inputs.map(\.shape), outputs: [output.shape], attributes: attributes)
@@ -232,4 +240,12 @@ public struct Gradients: @unchecked Sendable {
         set { byID[ObjectIdentifier(t)] = newValue }
     }
     public var count: Int { byID.count }
+}
+
+extension OpKind {
+    /// The output shape of an engine op of this kind, by DojoGraph's shape rule; operands that do not fit are the
+    /// caller's error (the rule's message says which).
+    func engineShape(_ inputs: [[Int]], _ attributes: OpAttributes = OpAttributes()) -> [Int] {
+        do { return try outputShape(inputs: inputs, attributes: attributes) } catch { preconditionFailure("\(error)") }
+    }
 }

@@ -1,16 +1,5 @@
 import DojoGraph
 
-/// NumPy broadcasting of two shapes; nil when they do not broadcast.
-public func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
-    let n = max(a.count, b.count)
-    var out = [Int](repeating: 1, count: n)
-    for i in 0..<n {
-        let da = i < n - a.count ? 1 : a[i - (n - a.count)]
-        let db = i < n - b.count ? 1 : b[i - (n - b.count)]
-        if da == db || db == 1 { out[i] = da } else if da == 1 { out[i] = db } else { return nil }
-    }
-    return out
-}
 
 /// Strides of `shape` seen from a broadcast `outShape` (0 along broadcast dimensions).
 func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {

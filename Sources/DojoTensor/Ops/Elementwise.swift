@@ -131,9 +131,7 @@ extension Tensor {
     @inline(__always)
     private func binary<F: BinaryElementFunction>(_ other: Tensor, _ kind: OpKind, _ f: F.Type,
                         backward: @escaping (_ g: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor, _ needs: [Bool]) -> [Tensor?]) -> Tensor {
-        guard let outShape = broadcastShape(shape, other.shape) else {
-            preconditionFailure("\(kind.rawValue): shapes \(shape) and \(other.shape) do not broadcast")
-        }
+        let outShape = kind.engineShape([shape, other.shape])
         let out = broadcastKernel(f, self, other, outShape)
         Tape.note(kind, inputs: [self, other], output: out) { [a = self, b = other, out] g, needs in
             backward(g, a, b, out, needs)

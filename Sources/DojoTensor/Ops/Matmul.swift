@@ -5,16 +5,11 @@ extension Tensor {
     /// (a rank-2 right operand is shared by every batch). `transposeA`/`transposeB` use Xᵀ of the last two dims.
     public func matmul(_ other: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
         let a = self, b = other
-        precondition(a.rank >= 2 && b.rank >= 2, "matmul needs matrices, got \(a.shape) and \(b.shape)")
-        let m = transposeA ? a.shape[a.rank - 1] : a.shape[a.rank - 2]
+        let attributes = OpAttributes(transposeA: transposeA, transposeB: transposeB)
+        let outShape = OpKind.matmul.engineShape([a.shape, b.shape], attributes)   // checks the operands
+        let m = outShape[outShape.count - 2], n = outShape[outShape.count - 1]
         let k = transposeA ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
-        let kb = transposeB ? b.shape[b.rank - 1] : b.shape[b.rank - 2]
-        let n = transposeB ? b.shape[b.rank - 2] : b.shape[b.rank - 1]
-        precondition(k == kb, "matmul: inner dimensions differ, \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
         let batchA = a.shape.dropLast(2).reduce(1, *), batchB = b.shape.dropLast(2).reduce(1, *)
-        precondition(batchB == 1 || batchB == batchA, "matmul: batch \(a.shape.dropLast(2)) vs \(b.shape.dropLast(2))")
-        if a.rank == 2 && b.rank > 2 { preconditionFailure("matmul: a rank-2 left operand with a batched right operand") }
-        let outShape = Array(a.shape.dropLast(2)) + [m, n]
         let out = Tensor(uninitializedShape: outShape)
         let backend = Engine.backend
         let shareB = batchB == 1 && !transposeA && batchA > 1
@@ -39,7 +34,7 @@ extension Tensor {
                 }
             }
         }
-        Tape.note(.matmul, inputs: [a, b], output: out, attributes: OpAttributes(transposeA: transposeA, transposeB: transposeB)) { g, needs in
+        Tape.note(.matmul, inputs: [a, b], output: out, attributes: attributes) { g, needs in
             Tensor.matmulGradients(g, needs, a, b, transposeA: transposeA, transposeB: transposeB, backend: backend)
         }
         return out

@@ -40,7 +40,7 @@ extension Tensor {
         let kept = r.shape == outShape ? r : Tensor(shape: outShape, storage: r.storage)
         let finalShape = keepDims ? outShape : shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element)
         let out = Tensor(shape: finalShape, storage: kept.storage)
-        Tape.note(.sum, inputs: [self], output: out, attributes: OpAttributes(axes: ax)) { [inShape = shape] g, _ in
+        Tape.note(.sum, inputs: [self], output: out, attributes: OpAttributes(axes: ax, keepDims: keepDims ? true : nil)) { [inShape = shape] g, _ in
             [expand(Tensor(shape: outShape, storage: g.storage), to: inShape)]
         }
         return out

@@ -26,7 +26,7 @@ extension Tensor {
             precondition(idx >= 0 && Int(idx) < v, "embedding index \(idx) outside 0..<\(v)")
             if !out.isShapeOnly { (out.pointer + i * d).update(from: table.pointer + Int(idx) * d, count: d) }
         }
-        Tape.note(.embedding, inputs: [table], output: out) { g, _ in
+        Tape.note(.embedding, inputs: [table], output: out, attributes: OpAttributes(shape: [indices.count, d])) { g, _ in
             let r = Tensor(zeros: table.shape)
             for (i, idx) in (!r.isShapeOnly && !g.isShapeOnly ? indices : []).enumerated() {
                 let dst = r.pointer + Int(idx) * d, src = g.pointer + i * d

@@ -12,7 +12,7 @@ extension Tensor {
         precondition(elementCount(s) == count, "cannot reshape \(shape) (\(count) elements) to \(newShape)")
         if s == shape { return self }
         let out = Tensor(shape: s, storage: storage)
-        Tape.note(.reshape, inputs: [self], output: out) { [inShape = shape] g, _ in [g.reshaped(inShape)] }
+        Tape.note(.reshape, inputs: [self], output: out, attributes: OpAttributes(shape: s)) { [inShape = shape] g, _ in [g.reshaped(inShape)] }
         return out
     }
 
@@ -23,8 +23,7 @@ extension Tensor {
 
     /// Reorders dimensions: output dimension i is input dimension `order[i]` (a copy).
     public func permuted(_ order: [Int]) -> Tensor {
-        precondition(order.sorted() == Array(0..<rank), "permutation \(order) for rank \(rank)")
-        let outShape = order.map { shape[$0] }
+        let outShape = OpKind.transpose.engineShape([shape], OpAttributes(axes: order))
         let out = Tensor(uninitializedShape: outShape)
         let skip = out.isShapeOnly || isShapeOnly
         var inStrides = [Int](repeating: 1, count: rank)
@@ -67,7 +66,7 @@ extension Tensor {
                 (out.pointer + o * range.count * inner).update(from: pointer + (o * shape[axis] + range.lowerBound) * inner, count: range.count * inner)
             }
         }
-        Tape.note(.slice, inputs: [self], output: out, attributes: OpAttributes(axes: [axis])) { [inShape = shape] g, _ in
+        Tape.note(.slice, inputs: [self], output: out, attributes: OpAttributes(axes: [axis], shape: outShape)) { [inShape = shape] g, _ in
             let r = Tensor(zeros: inShape)
             if r.isShapeOnly || g.isShapeOnly { return [r] }
             for o in 0..<outer {
@@ -80,13 +79,7 @@ extension Tensor {
 
     /// Joins tensors along `axis`; all other dimensions must agree.
     public static func concatenate(_ parts: [Tensor], axis: Int) -> Tensor {
-        precondition(!parts.isEmpty, "concatenate of nothing")
-        var outShape = parts[0].shape
-        outShape[axis] = parts.reduce(0) { $0 + $1.shape[axis] }
-        for p in parts {
-            var s = p.shape; s[axis] = outShape[axis]
-            precondition(s == outShape, "concatenate: \(p.shape) does not fit \(parts[0].shape) along axis \(axis)")
-        }
+        let outShape = OpKind.concat.engineShape(parts.map(\.shape), OpAttributes(axes: [axis]))
         let outer = outShape[..<axis].reduce(1, *), inner = outShape[(axis + 1)...].reduce(1, *)
         let out = Tensor(uninitializedShape: outShape)
         var offset = 0

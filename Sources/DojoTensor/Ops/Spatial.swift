@@ -6,21 +6,18 @@ extension Tensor {
     /// 2-D convolution. `weight` is [OC, IC/groups, KH, KW]; `bias` is [OC].
     public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
                        groups: Int = 1) -> Tensor {
-        precondition(rank == 4 && weight.rank == 4, "conv2d: input \(shape) and weight \(weight.shape) must be NCHW / OIHW")
+        let attrs = OpAttributes(kernel: weight.rank == 4 ? [weight.shape[2], weight.shape[3]] : nil, stride: [stride.0, stride.1],
+                                 padding: [padding.0, padding.1], groups: groups)
+        let outShape = OpKind.conv2d.engineShape([shape, weight.shape] + (bias.map { [$0.shape] } ?? []), attrs)   // checks the operands
         let g = Conv2dGeometry(batch: shape[0], inChannels: shape[1], height: shape[2], width: shape[3],
                                outChannels: weight.shape[0], kernelH: weight.shape[2], kernelW: weight.shape[3],
                                strideH: stride.0, strideW: stride.1, padH: padding.0, padW: padding.1, groups: groups)
-        precondition(groups >= 1 && shape[1] % groups == 0 && weight.shape[0] % groups == 0 && weight.shape[1] * groups == shape[1],
-                     "conv2d: \(shape[1]) input channels, weight \(weight.shape), groups \(groups) do not fit")
-        precondition(g.outHeight > 0 && g.outWidth > 0, "conv2d: a \(weight.shape[2])×\(weight.shape[3]) kernel does not fit a \(shape[2])×\(shape[3]) input with padding \(padding)")
-        if let bias { precondition(bias.shape == [weight.shape[0]], "conv2d: bias \(bias.shape) for \(weight.shape[0]) channels") }
-        let out = Tensor(uninitializedShape: [g.batch, g.outChannels, g.outHeight, g.outWidth])
+        let out = Tensor(uninitializedShape: outShape)
         let backend = Engine.backend
         if !out.isShapeOnly && !isShapeOnly {
             Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer, backend: backend)
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-        let attrs = OpAttributes(kernel: [g.kernelH, g.kernelW], stride: [stride.0, stride.1], padding: [padding.0, padding.1], groups: groups)
         Tape.note(.conv2d, inputs: inputs, output: out, attributes: attrs) { [x = self] dy, needs in
             var dx: Tensor? = nil, dw: Tensor? = nil, db: Tensor? = nil
             if dy.isShapeOnly {
@@ -40,20 +37,20 @@ extension Tensor {
         return out
     }
 
-    private func poolGeometry(_ kernel: (Int, Int), _ stride: (Int, Int), _ padding: (Int, Int)) -> Pool2dGeometry {
-        precondition(rank == 4, "pooling needs an NCHW input, got \(shape)")
+    /// The window's geometry and the op's attributes, the operands checked by the kind's shape rule.
+    private func poolGeometry(_ kind: OpKind, _ kernel: (Int, Int), _ stride: (Int, Int), _ padding: (Int, Int)) -> (Pool2dGeometry, OpAttributes) {
+        let attrs = OpAttributes(kernel: [kernel.0, kernel.1], stride: [stride.0, stride.1], padding: [padding.0, padding.1])
+        _ = kind.engineShape([shape], attrs)
         let g = Pool2dGeometry(batch: shape[0], channels: shape[1], height: shape[2], width: shape[3], kernelH: kernel.0, kernelW: kernel.1,
                                strideH: stride.0, strideW: stride.1, padH: padding.0, padW: padding.1)
-        precondition(g.outHeight > 0 && g.outWidth > 0, "pooling: a \(kernel) window does not fit a \(shape[2])×\(shape[3]) input")
-        return g
+        return (g, attrs)
     }
 
     public func maxPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) -> Tensor {
-        let g = poolGeometry(kernel, stride ?? kernel, padding)
+        let (g, attrs) = poolGeometry(.maxPool2d, kernel, stride ?? kernel, padding)
         let out = Tensor(uninitializedShape: [g.batch, g.channels, g.outHeight, g.outWidth])
         let backend = Engine.backend
         let ws: PoolWorkspace? = out.isShapeOnly || isShapeOnly ? nil : MaxPool2dKernel.forward(g, x: pointer, y: out.pointer, backend: backend)
-        let attrs = OpAttributes(kernel: [kernel.0, kernel.1], stride: [g.strideH, g.strideW], padding: [padding.0, padding.1])
         Tape.note(.maxPool2d, inputs: [self], output: out, attributes: attrs) { [inShape = shape] dy, _ in
             let dx = Tensor(uninitializedShape: inShape)
             if let ws, !dx.isShapeOnly && !dy.isShapeOnly {
@@ -65,11 +62,10 @@ extension Tensor {
     }
 
     public func avgPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) -> Tensor {
-        let g = poolGeometry(kernel, stride ?? kernel, padding)
+        let (g, attrs) = poolGeometry(.avgPool2d, kernel, stride ?? kernel, padding)
         let out = Tensor(uninitializedShape: [g.batch, g.channels, g.outHeight, g.outWidth])
         let backend = Engine.backend
         if !out.isShapeOnly && !isShapeOnly { AvgPool2dKernel.forward(g, x: pointer, y: out.pointer, backend: backend) }
-        let attrs = OpAttributes(kernel: [kernel.0, kernel.1], stride: [g.strideH, g.strideW], padding: [padding.0, padding.1])
         Tape.note(.avgPool2d, inputs: [self], output: out, attributes: attrs) { [inShape = shape] dy, _ in
             let dx = Tensor(uninitializedShape: inShape)
             if !dx.isShapeOnly && !dy.isShapeOnly { AvgPool2dKernel.backward(g, dy: dy.pointer, dx: dx.pointer, backend: backend) }
