@@ -68,9 +68,10 @@ extension OpKind {
             let m = tA ? x[x.count - 1] : x[x.count - 2], k = tA ? x[x.count - 2] : x[x.count - 1]
             let kb = tB ? w[w.count - 1] : w[w.count - 2], n = tB ? w[w.count - 2] : w[w.count - 1]
             guard k == kb else { throw fail("inner dimensions differ, \(x)\(tA ? "ᵀ" : "") · \(w)\(tB ? "ᵀ" : "")") }
-            let batchA = x.dropLast(2).reduce(1, *), batchB = w.dropLast(2).reduce(1, *)
-            guard batchB == 1 || batchB == batchA, !(x.count == 2 && w.count > 2) else {
-                throw fail("batch \(Array(x.dropLast(2))) vs \(Array(w.dropLast(2))) (a batched right operand needs the same batch on the left)")
+            // the right operand's batch dimensions: the left's, or none that count (one matrix shared by every batch)
+            let batchA = Array(x.dropLast(2)), batchB = Array(w.dropLast(2))
+            guard batchB.allSatisfy({ $0 == 1 }) || batchB == batchA else {
+                throw fail("batch \(batchA) vs \(batchB) (a batched right operand needs the same batch dimensions on the left)")
             }
             return Array(x.dropLast(2)) + [m, n]
         case .conv2d:

@@ -127,6 +127,7 @@ struct OpKindWalkTests {
         let cases: [(OpKind, [[Int]], OpAttributes, String)] = [
             (.matmul, [[2, 3], [4, 5]], OpAttributes(), "inner dimensions differ"),
             (.matmul, [[2, 3], [2, 3, 4]], OpAttributes(), "batch"),
+            (.matmul, [[2, 3, 4, 5], [6, 5, 7]], OpAttributes(), "same batch dimensions"),   // equal products, other dimensions
             (.conv2d, [[1, 3, 4, 4], [8, 2, 3, 3]], OpAttributes(), "has 3 channels; weight [8, 2, 3, 3] with group 1 needs 2"),
             (.conv2d, [[1, 3, 2, 2], [8, 3, 3, 3]], OpAttributes(), "does not fit"),
             (.conv2d, [[1, 3, 8, 8], [8, 3, 3, 3], [4]], OpAttributes(), "bias [4] for 8 channels"),
