@@ -210,6 +210,11 @@ extension Trainer {
                 if let s = sum[ObjectIdentifier(t)] {
                     let a = s.pointer, b = gi.pointer
                     for k in 0..<s.count { a[k] += b[k] }
+                } else if sum.values.contains(where: { $0.storage === gi.storage }) {
+                    // one gradient handed to two parameters (an add of two of the same shape): each sums its own copy
+                    let c = Tensor(uninitializedShape: gi.shape)
+                    if !c.isShapeOnly { c.pointer.update(from: gi.pointer, count: gi.count) }
+                    sum[ObjectIdentifier(t)] = c
                 } else {
                     sum[ObjectIdentifier(t)] = gi
                 }
