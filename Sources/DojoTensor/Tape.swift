@@ -60,15 +60,16 @@ public final class Tape: @unchecked Sendable {
         guard let tape = current else { return false }
         // Every recorded op follows its kind's shape rule (DojoGraph's, the one the compiler and an importer read): an
         // op whose output the rule does not give is an engine bug, caught where it is made.
+        let shapes = inputs.map(\.shape)
         do {
-            let expected = try kind.outputShape(inputs: inputs.map(\.shape), attributes: attributes)
-            precondition(expected == output.shape, "\(kind.rawValue): the engine made \(output.shape) where the shape rule gives \(expected) for \(inputs.map(\.shape))")
+            let expected = try kind.outputShape(inputs: shapes, attributes: attributes)
+            precondition(expected == output.shape, "\(kind.rawValue): the engine made \(output.shape) where the shape rule gives \(expected) for \(shapes)")
         } catch {
             preconditionFailure("the engine recorded an op its kind's shape rule refuses: \(error)")
         }
         let needsGrad = backward != nil && inputs.contains { $0.requiresGrad }
         output.requiresGrad = needsGrad
-        let flops = kind.flops(inputs: inputs.map(\.shape), outputs: [output.shape], attributes: attributes)
+        let flops = kind.flops(inputs: shapes, outputs: [output.shape], attributes: attributes)
         tape.entries.append(Entry(kind: kind, attributes: attributes, scope: scope, inputs: inputs, output: output,
                                   backward: needsGrad ? backward : nil, flops: flops))
         if tape.profiling {

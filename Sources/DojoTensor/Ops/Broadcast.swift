@@ -1,6 +1,5 @@
 import DojoGraph
 
-
 /// Strides of `shape` seen from a broadcast `outShape` (0 along broadcast dimensions).
 func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
     let n = outShape.count, offset = n - shape.count
