@@ -37,11 +37,20 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// and output around every pass (cuDNN's tensor-core kernels take NHWC); on CUDA cores (FP32) nothing.
     /// ASSUMPTION, settable: `channels_last=1` or `0`.
     public var channelsLast: Bool? = nil
+    /// Bytes per parameter read and written every micro-batch outside the model's own ops: gradients accumulated
+    /// into a separate buffer, clipped or checked for overflow at each micro-batch rather than once a step.
+    /// 0 (the default): the backward GEMMs accumulate into the gradient buffer (β = 1; Megatron's
+    /// gradient_accumulation_fusion, PyTorch's in-place `.grad` accumulation) and clipping and loss-scale checks
+    /// run once per step with the optimizer. Set from a source's code where it does otherwise.
+    public var microBatchGradientBytes: Double = 0
+    /// Kernels per parameter tensor launched every micro-batch for that work (each pays the device's launch
+    /// overhead). 0 (the default), as above.
+    public var microBatchGradientKernels: Double = 0
 
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
-                              "loader_workers", "channels_last"]
+                              "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
@@ -56,6 +65,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "fusion": fusion ? "1" : "0", "fused_attention": fusedAttention ? "1" : "0",
             "attention_efficiency": num(attentionEfficiency), "loader_workers": String(loaderWorkers),
             "channels_last": channelsLast.map { $0 ? "1" : "0" } ?? "by precision",
+            "micro_batch_gradient_bytes": num(microBatchGradientBytes), "micro_batch_gradient_kernels": num(microBatchGradientKernels),
         ]
         let reasons: [String: String] = [
             "memory_headroom": "ASSUMPTION: the rest of a device's memory is workspace, fragmentation and the runtime",
@@ -66,6 +76,8 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "attention_efficiency": "ASSUMPTION from FlashAttention-2's 50-73 % of A100 peak forward (Dao 2023) against 70-80 % for large GEMMs",
             "loader_workers": "input reaches the GPU decoded (DALI) unless the source says otherwise",
             "channels_last": "channels-last in 16/8-bit, channels-first in FP32/TF32, as NVIDIA's ResNet-50 recipes set it",
+            "micro_batch_gradient_bytes": "gradients accumulate inside the backward pass; clipping and overflow checks once a step",
+            "micro_batch_gradient_kernels": "no per-parameter kernels between micro-batches",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
@@ -98,6 +110,12 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "channels_last":
             guard v == 0 || v == 1 else { throw SimError.badOption("channels_last=\(value): must be 0 or 1") }
             channelsLast = v == 1
+        case "micro_batch_gradient_bytes":
+            guard v >= 0, v <= 1_000 else { throw SimError.badOption("micro_batch_gradient_bytes=\(value): must be 0…1000 bytes per parameter") }
+            microBatchGradientBytes = v
+        case "micro_batch_gradient_kernels":
+            guard v >= 0, v <= 1_000, v == v.rounded() else { throw SimError.badOption("micro_batch_gradient_kernels=\(value): must be a whole number 0…1000") }
+            microBatchGradientKernels = v
         default:
             throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")
         }
@@ -339,6 +357,8 @@ public final class StepSimulator: @unchecked Sendable {
         var optimizer: Prefix
         /// The fixed-latency part of the optimizer's ops (not divided when ZeRO shards the update).
         var optimizerLatency: Prefix
+        /// Per-micro-batch work on the gradients outside the model's ops (`micro_batch_gradient_*`).
+        var microBatchGradient: Prefix
         var tpComm: Prefix
         var score: Prefix
         var activation: Prefix
@@ -471,6 +491,25 @@ public final class StepSimulator: @unchecked Sendable {
             opSeconds[first] += cf.seconds
             opCosts[first] = cf
         }
+        // Work on each parameter's gradient every micro-batch outside the model's ops, `micro_batch_gradient_kernels`
+        // kernels sharing `micro_batch_gradient_bytes` per parameter on this device.
+        var gradWork = Array(repeating: 0.0, count: nF)
+        if options.microBatchGradientBytes > 0 || options.microBatchGradientKernels > 0 {
+            let tensors = TensorLookup(graph)
+            let k = max(1, options.microBatchGradientKernels)
+            var seen = Set<Int>()
+            for (i, id) in layers.forwardOps.enumerated() {
+                for t in graph.ops[id].inputs where tensors[t]?.role == .parameter && !seen.contains(t) {
+                    seen.insert(t)
+                    var n = Double(elementCount(tensors[t]!.shape))
+                    if tp > 1 && shard.splitParameters.contains(t) { n /= ways }
+                    let half = n * options.microBatchGradientBytes / 2 / k
+                    let w = OpWork(kind: .add, phase: .backward, gemm: nil, flops: 0, bytesRead: half, bytesWritten: half)
+                    let c = cost(w)
+                    gradWork[i] += options.microBatchGradientKernels > 0 ? k * c.seconds : c.seconds - c.latencySeconds
+                }
+            }
+        }
         if tp > 1 {
             // parameters per device: split ones divided among the tensor-parallel devices
             let tensors = TensorLookup(graph)
@@ -485,7 +524,8 @@ public final class StepSimulator: @unchecked Sendable {
         } else {
             params = paramElements
         }
-        let t = CostTable(forward: Prefix(fwd), backward: Prefix(bwd), optimizer: Prefix(opt), optimizerLatency: Prefix(optLat), tpComm: Prefix(comm),
+        let t = CostTable(forward: Prefix(fwd), backward: Prefix(bwd), optimizer: Prefix(opt), optimizerLatency: Prefix(optLat),
+                          microBatchGradient: Prefix(gradWork), tpComm: Prefix(comm),
                           score: Prefix(score), activation: Prefix(act), scoreActivation: Prefix(scoreAct),
                           params: Prefix(params), paramsSplit: Prefix(paramsSplit), outputBytes: out,
                           opSeconds: opSeconds, opCost: opCosts)
@@ -536,7 +576,7 @@ public final class StepSimulator: @unchecked Sendable {
             // pipeline sends: forward activation out, its gradient back (per micro-batch), chunked by virtual stages
             let sendBytes = s + 1 < p ? tab.outputBytes[b - 1] : 0
             let p2p = p > 1 ? 2 * v * collectives.sendTime(bytes: sendBytes, stride: t) : 0
-            let compute = f + bw + recompute
+            let compute = f + bw + recompute + tab.microBatchGradient.sum(a, b)
             let tpc = 2 * comm + recomputeComm
             let time = compute + tpc + p2p
             stageTimes.append(time)

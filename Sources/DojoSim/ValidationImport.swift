@@ -96,8 +96,11 @@ private struct GPUEntry {
 
 private let knownGPUs: [GPUEntry] = [
     GPUEntry(names: ["A100-SXM4-80GB", "A100 SXM4 80GB"], preset: "dgx-a100", overrides: [:]),
-    GPUEntry(names: ["A100-SXM4-40GB", "A100 SXM4 40GB"], preset: "dgx-a100", overrides: ["gpu.hbm_bytes": "40GB"],
-             note: "A100 40GB: the dgx-a100 preset (80GB) with gpu.hbm_bytes = 40GB; its HBM bandwidth is kept"),
+    // The A100 data sheet (G2 in the dgx-a100 preset) gives the 40GB SXM4 part 1,555 GB/s of HBM2 against the 80GB
+    // part's 2,039 GB/s of HBM2e; same clocks and tensor-core peaks.
+    GPUEntry(names: ["A100-SXM4-40GB", "A100 SXM4 40GB"], preset: "dgx-a100",
+             overrides: ["gpu.hbm_bytes": "40GB", "gpu.hbm_bandwidth": "1555GB/s"],
+             note: "A100 40GB: the dgx-a100 preset (80GB) with gpu.hbm_bytes = 40GB and gpu.hbm_bandwidth = 1,555 GB/s (A100 data sheet: HBM2, against the 80GB part's 2,039 GB/s HBM2e)"),
     GPUEntry(names: ["V100-SXM2-32GB", "V100 SXM2 32GB"], preset: "dgx-v100", overrides: [:]),
     GPUEntry(names: ["V100-SXM2-16GB", "V100 SXM2 16GB"], preset: "dgx-v100", overrides: ["gpu.hbm_bytes": "16GB"],
              note: "V100 16GB (DGX-1 16GB): the dgx-v100 preset (32GB) with gpu.hbm_bytes = 16GB; same 900 GB/s HBM2 and NVLink"),
@@ -250,7 +253,7 @@ func readCase(_ row: Row) throws -> ValidationCase {
 
     // What the sources say of the runs' software, as step-model assumptions (SimOptions keys).
     var assumptions: [String: String] = [:]
-    sourceAssumptions(modelName: modelName, source: source, detail: detail, preset: gpu.preset,
+    sourceAssumptions(modelName: modelName, source: source, detail: detail, preset: gpu.preset, precision: precision,
                       assumptions: &assumptions, notes: &notes)
 
     // The measurement.
@@ -280,13 +283,18 @@ private let binSizeDLEPhase2 = 64
 
 /// Software facts of a row's source that the step model takes as assumptions (`SimOptions` keys). Each is read
 /// from the source the row cites (its README, scripts or configs), never tuned per row.
-private func sourceAssumptions(modelName: String, source: String, detail: String, preset: String,
+private func sourceAssumptions(modelName: String, source: String, detail: String, preset: String, precision: Precision,
                                assumptions: inout [String: String], notes: inout [String]) {
     let dle = source.contains("DeepLearningExamples")
     let lowerDetail = detail.lowercased()
-    if dle && !isPyTorchDLE(source) && modelName.localizedCaseInsensitiveContains("ResNet-50") {
-        // DLE's TensorFlow, MXNet and PaddlePaddle ResNet-50 read ImageNet through DALI, which decodes on the GPU.
-        notes.append("input: DALI decodes the JPEGs on the GPU (DLE's TensorFlow, MXNet and PaddlePaddle ResNet-50 READMEs); no host-decode bound")
+    if dle && source.contains("/TensorFlow/Classification/") && modelName.localizedCaseInsensitiveContains("ResNet-50") {
+        // DLE's TensorFlow 1 ResNet-50: training_perf.sh runs the benchmark on TFRecords without --dali, so tf.data
+        // decodes on the host (10 parallel map threads a GPU process, runtime/runner.py). calibration.host_decode_rate
+        // is the rate of PyTorch's PIL loader, not of TensorFlow's decoder, so it is not applied.
+        notes.append("input: tf.data decodes the JPEGs on the host CPU (training_perf.sh passes no --dali); not priced (ASSUMPTION: not the bound: the README's real-data inference in the same container reaches 3.2-3.9 k images/s a GPU, above these training rates; calibration.host_decode_rate is PyTorch's PIL loader's rate)")
+    } else if dle && !isPyTorchDLE(source) && modelName.localizedCaseInsensitiveContains("ResNet-50") {
+        // DLE's MXNet and PaddlePaddle ResNet-50 read ImageNet through DALI, which decodes on the GPU.
+        notes.append("input: DALI decodes the JPEGs on the GPU (DLE's MXNet and PaddlePaddle ResNet-50 READMEs); no host-decode bound")
     }
     if isPyTorchDLE(source) && modelName.localizedCaseInsensitiveContains("ResNet-50") {
         // configs.yml (the file the rows cite for the batch) sets data_backend: pytorch and, per platform,
@@ -311,6 +319,19 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
             assumptions["fused_attention"] = "0"
             notes.append("fused_attention=0, gradient_overlap=0: DLE's BERT of 2020-21 computes attention op by op (no FlashAttention before 2022) and all-reduces after accumulation (run_pretraining.sh: allreduce_post_accumulation; Horovod after accumulation in TensorFlow)")
         }
+    }
+    if dle && source.contains("/TensorFlow/LanguageModeling/BERT") {
+        // DLE's TensorFlow 1 BERT (optimization.py at the pinned commit) works on every gradient at every
+        // micro-batch, not once a step: clip_by_global_norm (an L2Loss of each gradient and a multiply, lines
+        // 138-143) and an fp32 assign_add into the accumulators (117-122, 145-147): 24 bytes a parameter in 3 kernels
+        // a tensor. With AMP (the graph rewrite and a dynamic loss scale, lines 98-101) also an is_finite check of
+        // every gradient (130), the unscaling multiply (TF's loss_scale_optimizer) and the fp32 → fp16 cast of each
+        // weight for the whitelisted MatMuls: about 18 bytes and 3 kernels more. (XLA may fuse some of these
+        // kernels; not modelled.)
+        let amp = precision.bytes < 4
+        assumptions["micro_batch_gradient_bytes"] = amp ? "42" : "24"
+        assumptions["micro_batch_gradient_kernels"] = amp ? "6" : "3"
+        notes.append("micro_batch_gradient_bytes=\(amp ? 42 : 24), micro_batch_gradient_kernels=\(amp ? 6 : 3): DLE's TensorFlow 1 BERT clips and accumulates every gradient in fp32 at each micro-batch\(amp ? " and, with AMP, checks it for overflow, unscales it and casts each weight to fp16" : "") (optimization.py: clip_by_global_norm, assign_add\(amp ? ", is_finite, loss-scale unscaling" : ""))")
     }
     if !dle && assumptions["fused_attention"] == nil && !source.contains("cases_april2021") && !source.contains("2205.05198") {
         // What the row itself says of its attention kernels.

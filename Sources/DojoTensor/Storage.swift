@@ -17,9 +17,14 @@ public final class Storage: @unchecked Sendable {
     private static let live = Atomic<Int>(0)
     /// Keeps large buffers in the heap instead of fresh mmaps, so a training step reuses memory it already
     /// touched rather than faulting in new zeroed pages every op (glibc's default returns them to the kernel).
+    /// glibc refuses an mmap threshold above half its arena size (32 MiB on 64-bit: `mallopt` returns 0 and keeps
+    /// the default 128 KiB), so the threshold is its largest accepted value; buffers above it still come from
+    /// mmap. (1 GiB was asked for before, refused, so every buffer above 128 KiB came from mmap until glibc's dynamic
+    /// threshold rose.)
     private static let allocatorTuned: Bool = {
         #if os(Linux)
-        _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        var threshold: Int32 = 32 << 20
+        while threshold > 1 << 20 && mallopt(M_MMAP_THRESHOLD, threshold) == 0 { threshold /= 2 }
         _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
         #endif
         return true

@@ -270,6 +270,30 @@ import Testing
         #expect(throws: SimError.self) { try bad.set("loader_workers", "2.5") }
         #expect(throws: SimError.self) { try bad.set("loader_workers", "-1") }
     }
+
+    /// Work on every gradient at every micro-batch (`micro_batch_gradient_bytes`, `…_kernels`): each micro-batch
+    /// moves the bytes of every parameter at the HBM rate and launches the kernels for every parameter tensor.
+    @Test func microBatchGradientWork() throws {
+        let g = mlpGraph(layers: 2, width: 256, batch: 8)
+        let m = try Machine.resolve("dgx-a100")
+        guard case .gpu(let c) = m.system else { Issue.record("not a GPU machine"); return }
+        let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 4, microBatches: 3)
+        let w = Workload(graph: g, globalBatch: 12, precision: .fp16)
+        let base = try #require(try StepSimulator(workload: w, machine: m, costModel: m.opCostModel()).evaluate(plan))
+        var o = SimOptions()
+        try o.set("micro_batch_gradient_bytes", "42")
+        try o.set("micro_batch_gradient_kernels", "6")
+        let more = try #require(try StepSimulator(workload: w, machine: m, costModel: m.opCostModel(), options: o).evaluate(plan))
+        let params = g.tensors.filter { $0.role == .parameter }
+        #expect(params.count == 2)   // two weight matrices (mlpGraph has no biases)
+        let n = params.reduce(0.0) { $0 + Double(elementCount($1.shape)) }
+        let perMicroBatch = n * 42 / (c.gpu.hbmBandwidth * m.calibration.memoryEfficiency) + Double(params.count) * 6 * c.gpu.launchOverhead
+        #expect(relative(more.stepSeconds - base.stepSeconds, 3 * perMicroBatch) < 1e-9)
+        #expect(o.knobs.contains { $0.key == "micro_batch_gradient_bytes" && $0.value == "42" && $0.why == "set for this case" })
+        var bad = SimOptions()
+        #expect(throws: SimError.self) { try bad.set("micro_batch_gradient_bytes", "-1") }
+        #expect(throws: SimError.self) { try bad.set("micro_batch_gradient_kernels", "1.5") }
+    }
 }
 
 /// Issue 11 §3: one 1F1B schedule behind the closed-form step time and the event timeline.

@@ -456,6 +456,23 @@ struct ValidationTests {
         #expect(duplicate.line == 3 && duplicate.columnName == "id")
     }
 
+    @Test("TF1 BERT on A100 40GB: the 40GB part's 1,555 GB/s; gradients clipped and accumulated every micro-batch")
+    func tensorFlowBERT() throws {
+        let source = "https://github.com/NVIDIA/DeepLearningExamples/blob/x/TensorFlow/LanguageModeling/BERT/README.md"
+        func bert(_ id: String, _ precision: String) -> String {
+            [id, "DGX A100 40GB", "A100-SXM4-40GB", "8", "1", "NVSwitch", "BERT-Large pretraining", "seq 128; micro-batch 64/GPU",
+             precision, "65536", "DP=8; grad-accum 128", "training throughput", "2872", "sequences/s", source].joined(separator: ",")
+        }
+        let cases = try parse([Self.header, bert("amp", "AMP (FP16 mixed)"), bert("tf32", "TF32")])
+        #expect(cases[0].machineOverrides["gpu.hbm_bandwidth"] == "1555GB/s")
+        #expect(cases[0].assumptions["micro_batch_gradient_bytes"] == "42" && cases[0].assumptions["micro_batch_gradient_kernels"] == "6")
+        #expect(cases[1].assumptions["micro_batch_gradient_bytes"] == "24" && cases[1].assumptions["micro_batch_gradient_kernels"] == "3")
+        #expect(cases[0].assumptions["fused_attention"] == "0" && cases[0].assumptions["gradient_overlap"] == "0")
+        // TensorFlow 2's BERT (another example) keeps the defaults.
+        let tf2 = try parse([Self.header, bert("tf2", "AMP (FP16 mixed)").replacingOccurrences(of: "/TensorFlow/", with: "/TensorFlow2/")])
+        #expect(tf2[0].assumptions["micro_batch_gradient_bytes"] == nil)
+    }
+
     @Test("--plan syntax in the parallelism column; an unknown model is kept and skipped, not dropped")
     func userRows() throws {
         let cases = try parse([Self.header, row(11, "\"dp=2,tp=4\""), row(1, "t2").replacingOccurrences(of: "ResNet-50 v1.5", with: "U-Net")])
