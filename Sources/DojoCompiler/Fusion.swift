@@ -44,20 +44,34 @@ public struct FusionPlan: Sendable, Equatable {
         var chains: [Chain] = []
         let maxID = g.tensors.reduce(-1) { max($0, $1.id) }
         var producer = Array(repeating: -1, count: maxID + 1)   // tensor id → forward op id that wrote it
+        var rootOf: [Int] = []                                  // chain → the matrix op whose output starts it
         func bytes(_ t: Int) -> Double { Double(g.tensor(t)?.bytes ?? 0) }
         for op in g.ops where op.phase == .forward {
             defer { for t in op.outputs where t >= 0 && t <= maxID { producer[t] = op.id } }
             guard FusionPlan.epilogueKinds.contains(op.kind) else { continue }
-            // join the chain of a fused producer, or start one from a matrix op's output
+            // join the chain of a fused producer, or start one from a matrix op's output; a chain can take an op only
+            // if the op's other inputs exist when the chain's kernel runs (made by its root op or before it, or in the chain):
+            // the residual add after a transformer's second matmul reads both the first residual (an earlier chain's
+            // output) and its own matmul's, and belongs to the later chain
             var chain = -1
+            func admits(_ c: Int) -> Bool {
+                op.inputs.allSatisfy { t in
+                    guard t >= 0 && t <= maxID, producer[t] >= 0 else { return true }
+                    return chainOf[producer[t]] == c || producer[t] <= rootOf[c]
+                }
+            }
             for t in op.inputs where t >= 0 && t <= maxID {
                 let p = producer[t]
                 guard p >= 0 else { continue }
-                if chainOf[p] >= 0 { chain = chainOf[p]; break }
+                if chainOf[p] >= 0 {
+                    if admits(chainOf[p]) { chain = chainOf[p]; break }
+                    continue
+                }
                 if FusionPlan.rootKinds.contains(g.ops[p].kind) {
                     chains.append(Chain(ops: [], flops: 0, bytesIn: 0, bytesOut: 0))
-                    chain = chains.count - 1
-                    break
+                    rootOf.append(p)
+                    if admits(chains.count - 1) { chain = chains.count - 1; break }
+                    chains.removeLast(); rootOf.removeLast()
                 }
             }
             guard chain >= 0 else { continue }

@@ -227,6 +227,31 @@ import Testing
         #expect(FusionPlan.none(g).count == 0)
     }
 
+    /// A residual add that reads an earlier chain's output and a later matmul's output joins the later chain (its
+    /// kernel runs after that matmul), not the earlier one, even when the earlier chain's output is its first input
+    /// (as a pre-norm transformer's second residual add reads the first residual stream and the MLP's output).
+    @Test func residualAddJoinsTheLaterChain() {
+        var g = Graph(model: "residual", batch: 2)
+        func tensor(_ role: TensorInfo.Role) -> Int {
+            g.tensors.append(TensorInfo(id: g.tensors.count, shape: role == .parameter ? [8, 8] : [2, 8], role: role))
+            return g.tensors.count - 1
+        }
+        func op(_ kind: OpKind, _ inputs: [Int]) -> Int {
+            let out = tensor(.activation)
+            g.ops.append(Op(id: g.ops.count, kind: kind, phase: .forward, scope: "", inputs: inputs, outputs: [out],
+                            attributes: OpAttributes(), flops: 16, bytesRead: 64 * inputs.count, bytesWritten: 64))
+            return out
+        }
+        let x = tensor(.input)
+        let y1 = op(.matmul, [x, tensor(.parameter)])
+        let r1 = op(.add, [y1, x])                    // chain 0: rooted at the first matmul
+        let y2 = op(.matmul, [r1, tensor(.parameter)])
+        _ = op(.add, [r1, y2])                        // reads chain 0's output first; made after the second matmul
+        let f = FusionPlan(graph: g)
+        #expect(f.chains.map(\.ops) == [[1], [3]])
+        for c in f.chains { #expect(c.bytesIn == 2 * 2 * 8 * 4 && c.bytesOut == 2 * 8 * 4) }
+    }
+
     /// Turning fusion off never makes a step faster (a chain of one op costs what the op costs alone).
     @Test func fusionNeverSlower() throws {
         let g = mlpGraph(layers: 4, width: 1024, batch: 8)
