@@ -115,6 +115,30 @@ class TinyOccupancy(nn.Module):
         return self.body(x.reshape(b, 12, 32, 32)).reshape(b, 16, 16)
 
 
+class UNetTiny(nn.Module):
+    """A small encoder-decoder (segmentation-style, one logit per output pixel): nearest upsampling by 2 (a repeat),
+    a skip concatenation, an asymmetric F.pad (not a convolution's padding), bilinear resizes with and without
+    align_corners and a nearest resize to a size that is not a whole multiple."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Conv2d(3, 8, 3, padding=1)
+        self.down = nn.Conv2d(8, 8, 3, padding=1)
+        self.dec = nn.Conv2d(16, 8, 3)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x):
+        e = F.relu(self.enc(x))                                         # 16 x 16
+        d = F.relu(self.down(F.max_pool2d(e, 2)))                       # 8 x 8
+        u = F.interpolate(d, scale_factor=2, mode="nearest")            # 16 x 16
+        y = F.pad(torch.cat([u, e], 1), (1, 2, 0, 1))                   # 17 x 19
+        y = F.relu(self.dec(y))                                         # 15 x 17
+        y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)   # 30 x 34
+        y = F.interpolate(y, size=(20, 23), mode="bilinear", align_corners=True)
+        y = F.interpolate(y, size=(13, 11), mode="nearest")
+        return self.head(y)
+
+
 def export(out, name, model, example, opset, reference=True, dynamic=False):
     path = os.path.join(out, name + ".onnx")
     axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic else None
@@ -160,6 +184,8 @@ def main():
     export(out, "cnn_fmnist", SmallCNN(), torch.randn(4, 1, 28, 28), 13, dynamic=True)
     torch.manual_seed(6)
     export(out, "occupancy_tiny", TinyOccupancy(), torch.randn(2, 4, 3, 32, 32), 13, dynamic=True)
+    torch.manual_seed(8)
+    export(out, "unet_tiny", UNetTiny(), torch.randn(2, 3, 16, 16), 13)
     if "--bench" in sys.argv:
         torch.manual_seed(3)
         export(out, "resnet50", torchvision.models.resnet50(), torch.randn(1, 3, 224, 224), 13, reference=False)

@@ -261,9 +261,8 @@ struct ONNXExecution {
                 return [.constant(ONNXConstant(shape: [count], ints: (0..<count).map { si[0] + $0 * di[0] }))]
             }
             return [.constant(ONNXConstant(shape: [count], floats: (0..<count).map { s.floats[0] + Float($0) * d.floats[0] }))]
-        case "Pad":
-            throw fail(n, "a Pad this import cannot fold into the convolution after it (zero padding, the same on both "
-                       + "sides of H and W, read by one Conv); the engine has no pad op of its own yet")
+        case "Pad": return [.tensor(try pad(n, env))]
+        case "Resize": return [.tensor(try resize(n, env))]
         default:
             throw fail(n, "not read by this import")
         }
@@ -672,32 +671,201 @@ struct ONNXExecution {
         guard starts.count == ends.count, ax.count == starts.count, steps.count == starts.count else {
             throw fail(n, "starts, ends, axes and steps differ in length")
         }
-        guard steps.allSatisfy({ $0 == 1 }) else { throw fail(n, "steps \(steps); this import reads step 1") }
-        var ranges: [(Int, Range<Int>)] = []
+        guard !steps.contains(0) else { throw fail(n, "steps \(steps): a step of 0") }
+        // the positions each axis keeps (ONNX's rule: a start and end clamped to the axis, or to [-1, d-1] going back)
+        var picks: [(Int, [Int])] = []
         guard Set(try ax.map { try normalised($0, rank: shape.count, n) }).count == ax.count else { throw fail(n, "axes \(ax) repeat an axis") }
         for i in starts.indices {
-            let a = try normalised(ax[i], rank: shape.count, n), d = shape[a]
-            func clamp(_ x: Int) -> Int { let y = x < 0 ? x + d : x; return min(max(y, 0), d) }
-            let s = clamp(starts[i]), e = max(clamp(ends[i]), clamp(starts[i]))
-            ranges.append((a, s..<e))
+            let a = try normalised(ax[i], rank: shape.count, n), d = shape[a], step = steps[i]
+            func norm(_ x: Int) -> Int { x < 0 ? (x < Int.min / 2 ? Int.min / 2 : x + d) : x }
+            var list: [Int] = []
+            if step > 0 {
+                var j = min(max(norm(starts[i]), 0), d)
+                let e = min(max(norm(ends[i]), 0), d)
+                while j < e { list.append(j); j += step }
+            } else {
+                var j = min(max(norm(starts[i]), 0), d - 1)
+                let e = min(max(norm(ends[i]), -1), d - 1)
+                while j > e { list.append(j); j += step }
+            }
+            picks.append((a, list))
         }
         switch v {
         case .tensor(var t)?:
-            for (a, r) in ranges where r != 0..<t.shape[a] { t = t.slice(axis: a, r) }
+            for (a, list) in picks where list != Array(0..<t.shape[a]) {
+                if list.isEmpty { t = t.slice(axis: a, 0..<0); continue }
+                guard let first = list.first, list == Array(first..<(first + list.count)) else {
+                    throw fail(n, "steps \(steps) on a computed tensor; this import slices those with step 1")
+                }
+                t = t.slice(axis: a, first..<(first + list.count))
+            }
             return .tensor(t)
         case .constant(let c)?:
             // pure Swift, one axis at a time, on positions
             var positions = Array(0..<c.count), cur = c.shape
-            for (a, r) in ranges {
+            for (a, list) in picks {
                 let outer = cur[..<a].reduce(1, *), inner = cur[(a + 1)...].reduce(1, *), d = cur[a]
                 var next: [Int] = []
-                next.reserveCapacity(outer * r.count * inner)
-                for o in 0..<outer { next += positions[((o * d + r.lowerBound) * inner)..<((o * d + r.upperBound) * inner)] }
-                positions = next; cur[a] = r.count
+                next.reserveCapacity(outer * list.count * inner)
+                for o in 0..<outer {
+                    for j in list { next += positions[((o * d + j) * inner)..<((o * d + j + 1) * inner)] }
+                }
+                positions = next; cur[a] = list.count
             }
             return .constant(c.picking(positions, shape: cur))
         case nil: throw fail(n, "no input")
         }
+    }
+
+    /// Pad, constant mode: each axis's begin and end pads as concatenated blocks of the value (a negative pad crops),
+    /// so the engine's concat and slice carry the gradient back. (A Pad that only sets a convolution's padding is
+    /// folded into that Conv by `ONNXPlan` first.)
+    func pad(_ n: ONNXNode, _ env: [String: ONNXValue]) throws -> Tensor {
+        var x = try tensor(n, 0, env)
+        let mode = Self.string(n, "mode") ?? "constant"
+        guard mode == "constant" else { throw fail(n, "mode '\(mode)'; this import reads constant padding (reflect, edge and wrap are not read yet)") }
+        let pads = try Self.ints(n, "pads") ?? ints(n, 1, env, what: "pads")
+        var value = Self.float(n, "value", 0)
+        if n.inputs.count > 2, !n.inputs[2].isEmpty {
+            let c = try constant(n, 2, env, what: "constant_value")
+            guard c.count == 1 else { throw fail(n, "constant_value of shape \(c.shape); one value") }
+            value = c.floats[0]
+        }
+        guard value.isFinite else { throw fail(n, "constant_value \(value); a finite number") }
+        var axes = Array(0..<x.rank)
+        if n.inputs.count > 3, !n.inputs[3].isEmpty {
+            axes = try ints(n, 3, env, what: "axes").map { try normalised($0, rank: x.rank, n) }
+            guard Set(axes).count == axes.count else { throw fail(n, "axes \(axes) repeat an axis") }
+        }
+        guard pads.count == 2 * axes.count else {
+            throw fail(n, "\(pads.count) pads for the \(axes.count) axes of \(x.shape); a begin and an end for each")
+        }
+        var out = x.shape
+        for (i, a) in axes.enumerated() {
+            let (begin, end) = (pads[i], pads[i + axes.count])
+            guard abs(begin) <= 1 << 24, abs(end) <= 1 << 24, x.shape[a] + begin + end >= 1 else {
+                throw fail(n, "pads \(begin) and \(end) on axis \(a) of size \(x.shape[a]); the result needs at least 1")
+            }
+            out[a] += begin + end
+        }
+        guard product(out, limit: 1 << 34) != nil else { throw fail(n, "a result of shape \(out)") }
+        for (i, a) in axes.enumerated() {
+            let (begin, end) = (pads[i], pads[i + axes.count])
+            if begin < 0 || end < 0 { x = x.slice(axis: a, max(0, -begin)..<(x.shape[a] - max(0, -end))) }
+            var parts: [Tensor] = []
+            func block(_ size: Int) -> Tensor {
+                var s = x.shape; s[a] = size
+                return value == 0 ? Tensor(zeros: s) : Tensor(repeating: value, shape: s)
+            }
+            if begin > 0 { parts.append(block(begin)) }
+            parts.append(x)
+            if end > 0 { parts.append(block(end)) }
+            if parts.count > 1 { x = Tensor.concatenate(parts, axis: a) }
+        }
+        return x
+    }
+
+    /// Resize of a [N, C, H, W] tensor along H and W, nearest or linear (bilinear), with ONNX's coordinate
+    /// transformations. Whole-number nearest upsampling that repeats each value (PyTorch's `nn.Upsample`, nearest) is a
+    /// broadcast; any other is two products with the interpolation matrices of H and W (each output a weighted sum of
+    /// at most two inputs), so the gradient is the matrices' transpose. The simulator prices those as small GEMMs.
+    func resize(_ n: ONNXNode, _ env: [String: ONNXValue]) throws -> Tensor {
+        let x = try tensor(n, 0, env)
+        guard x.rank == 4 else { throw fail(n, "input \(x.shape); this import resizes [N, C, H, W]") }
+        let mode = Self.string(n, "mode") ?? "nearest"
+        guard mode == "nearest" || mode == "linear" else { throw fail(n, "mode '\(mode)'; this import reads nearest and linear") }
+        let transform = Self.string(n, "coordinate_transformation_mode") ?? "half_pixel"
+        let nearestMode = Self.string(n, "nearest_mode") ?? "round_prefer_floor"
+        guard Self.int(n, "antialias", 0) == 0 else { throw fail(n, "antialias 1 is not read") }
+        if let a = Self.ints(n, "axes"), Set(try a.map { try normalised($0, rank: 4, n) }) != [2, 3] {
+            throw fail(n, "axes \(a); this import resizes H and W (axes 2 and 3)")
+        }
+        let policy = Self.string(n, "keep_aspect_ratio_policy") ?? "stretch"
+        guard policy == "stretch" else { throw fail(n, "keep_aspect_ratio_policy '\(policy)' is not read") }
+        let scalesAt = model.opset >= 11 ? 2 : 1
+        var scales: [Float]? = nil, sizes: [Int]? = nil
+        if n.inputs.count > scalesAt, !n.inputs[scalesAt].isEmpty {
+            let c = try constant(n, scalesAt, env, what: "scales")
+            if c.count > 0 { scales = c.floats }
+        }
+        if model.opset >= 11, n.inputs.count > 3, !n.inputs[3].isEmpty { sizes = try ints(n, 3, env, what: "sizes") }
+        let (N, C, H, W) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        var outH: Int, outW: Int, scaleH: Double, scaleW: Double
+        switch (scales, sizes) {
+        case (let s?, nil):
+            let s2: [Float] = s.count == 2 ? [1, 1] + s : s
+            guard s2.count == 4, s2[0] == 1, s2[1] == 1, s2[2] > 0, s2[3] > 0, s2[2].isFinite, s2[3].isFinite,
+                  Double(s2[2]) * Double(H) <= Double(1 << 24), Double(s2[3]) * Double(W) <= Double(1 << 24) else {
+                throw fail(n, "scales \(s); this import resizes H and W (N and C scaled by 1, H and W by positive factors)")
+            }
+            scaleH = Double(s2[2]); scaleW = Double(s2[3])
+            outH = Int((Double(H) * scaleH).rounded(.down)); outW = Int((Double(W) * scaleW).rounded(.down))
+        case (nil, let z?):
+            let z2 = z.count == 2 ? [N, C] + z : z
+            guard z2.count == 4, z2[0] == N, z2[1] == C, z2[2] >= 1, z2[3] >= 1, z2[2] <= 1 << 24, z2[3] <= 1 << 24 else {
+                throw fail(n, "sizes \(z) for an input \(x.shape); this import resizes H and W")
+            }
+            outH = z2[2]; outW = z2[3]
+            scaleH = Double(outH) / Double(H); scaleW = Double(outW) / Double(W)
+        default:
+            throw fail(n, "needs scales or sizes, exactly one of them")
+        }
+        guard outH >= 1, outW >= 1, product([N, C, outH, outW], limit: 1 << 34) != nil else {
+            throw fail(n, "a result of \([N, C, outH, outW])")
+        }
+        // each output position's inputs and weights along one axis
+        func taps(_ inLen: Int, _ outLen: Int, _ scale: Double) throws -> [[(Int, Float)]] {
+            try (0..<outLen).map { o -> [(Int, Float)] in
+                let y = Double(o)
+                let x: Double
+                switch transform {
+                case "half_pixel": x = (y + 0.5) / scale - 0.5
+                case "pytorch_half_pixel": x = outLen > 1 ? (y + 0.5) / scale - 0.5 : 0
+                case "align_corners": x = outLen > 1 ? y * Double(inLen - 1) / Double(outLen - 1) : 0
+                case "asymmetric": x = y / scale
+                case "tf_half_pixel_for_nn": x = (y + 0.5) / scale
+                case "half_pixel_symmetric":
+                    let adjustment = Double(outLen) / (scale * Double(inLen)), center = Double(inLen) / 2
+                    x = center * (1 - adjustment) + (y + 0.5) / scale - 0.5
+                default: throw fail(n, "coordinate_transformation_mode '\(transform)' is not read")
+                }
+                if mode == "nearest" {
+                    let r: Double
+                    switch nearestMode {
+                    case "round_prefer_floor": r = x - x.rounded(.down) == 0.5 ? x.rounded(.down) : x.rounded()
+                    case "round_prefer_ceil": r = x - x.rounded(.down) == 0.5 ? x.rounded(.up) : x.rounded()
+                    case "floor": r = x.rounded(.down)
+                    case "ceil": r = x.rounded(.up)
+                    default: throw fail(n, "nearest_mode '\(nearestMode)' is not read")
+                    }
+                    return [(min(max(Int(r), 0), inLen - 1), 1)]
+                }
+                let c = min(max(x, 0), Double(inLen - 1))
+                let i0 = Int(c.rounded(.down)), i1 = min(i0 + 1, inLen - 1)
+                let w1 = Float(c - Double(i0))
+                return w1 == 0 || i1 == i0 ? [(i0, Float(1))] : [(i0, 1 - w1), (i1, w1)]
+            }
+        }
+        let th = try taps(H, outH, scaleH), tw = try taps(W, outW, scaleW)
+        func repeats(_ t: [[(Int, Float)]], _ inLen: Int) -> Int? {
+            guard t.count % inLen == 0 else { return nil }
+            let f = t.count / inLen
+            return t.enumerated().allSatisfy { $0.element.count == 1 && $0.element[0].0 == $0.offset / f } ? f : nil
+        }
+        if let fh = repeats(th, H), let fw = repeats(tw, W) {
+            if fh == 1 && fw == 1 { return x }
+            return x.reshaped([N, C, H, 1, W, 1]).adding(Tensor(zeros: [N, C, H, fh, W, fw])).reshaped([N, C, outH, outW])
+        }
+        // [inLen, outLen]: column o holds output o's weights
+        func matrix(_ t: [[(Int, Float)]], _ inLen: Int) -> Tensor {
+            var m = [Float](repeating: 0, count: inLen * t.count)
+            for (o, list) in t.enumerated() { for (i, w) in list { m[i * t.count + o] += w } }
+            return Tensor(m, shape: [inLen, t.count])
+        }
+        var y = x
+        if !(outW == W && repeats(tw, W) == 1) { y = y.matmul(matrix(tw, W)) }                                 // [N, C, H, outW]
+        if !(outH == H && repeats(th, H) == 1) { y = y.transposedLastTwo().matmul(matrix(th, H)).transposedLastTwo() }
+        return y
     }
 
     func gather(_ n: ONNXNode, _ env: [String: ONNXValue]) throws -> ONNXValue {

@@ -44,7 +44,7 @@ struct ONNXPlan: Sendable {
         "GlobalAveragePool", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Neg", "Softmax",
         "LogSoftmax", "LayerNormalization", "ReduceMean", "ReduceSum", "Reshape", "Transpose", "Flatten", "Concat", "Split",
         "Slice", "Gather", "Unsqueeze", "Squeeze", "Shape", "Constant", "ConstantOfShape", "Identity", "Dropout", "Cast",
-        "Equal", "Where", "Expand", "Range", "Pad",
+        "Equal", "Where", "Expand", "Range", "Pad", "Resize",
     ]
 
     init(_ model: ONNXModel) throws {
@@ -106,6 +106,14 @@ struct ONNXPlan: Sendable {
         for n in nodes {
             for i in weightPositions[n.opType] ?? [] where i < n.inputs.count && initializerNames.contains(n.inputs[i]) && known[n.inputs[i]]?.isFloat == true {
                 weightInitializers.insert(n.inputs[i])
+            }
+        }
+        // Float initializers that say how to compute, not what is learned: a Resize's roi, scales and sizes, a Pad's
+        // pads and value
+        let settingPositions: [String: [Int]] = ["Resize": [1, 2, 3], "Pad": [1, 2, 3]]
+        for n in nodes {
+            for i in settingPositions[n.opType] ?? [] where i < n.inputs.count && initializerNames.contains(n.inputs[i]) {
+                constantInitializers.insert(n.inputs[i])
             }
         }
         var taken = Set<Int>()

@@ -34,6 +34,9 @@ enum TinyModel {
     static func attr(_ name: String, ints: [Int]) -> Onnx_AttributeProto {
         var a = Onnx_AttributeProto(); a.name = name; a.type = .ints; a.ints = ints.map(Int64.init); return a
     }
+    static func attr(_ name: String, string: String) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto(); a.name = name; a.type = .string; a.s = Data(string.utf8); return a
+    }
     static func attr(_ name: String, int: Int) -> Onnx_AttributeProto {
         var a = Onnx_AttributeProto(); a.name = name; a.type = .int; a.i = Int64(int); return a
     }
@@ -129,9 +132,48 @@ final class ONNXBadFileTests: XCTestCase {
         let y = try load(TinyModel.bytes(m))(x)
         XCTAssertEqual(y.shape, reference.shape)
         for i in 0..<y.count { XCTAssertEqual(y.pointer[i], reference.pointer[i], accuracy: 1e-6) }
-        // asymmetric (TensorFlow's SAME at stride 2): no such padding in the engine yet, one error
+        // asymmetric (TensorFlow's SAME at stride 2): not a convolution's padding, so a Pad of its own (zero blocks
+        // concatenated below and to the right), then the convolution without padding: as computed by hand
         m.graph.initializer[m.graph.initializer.count - 1] = TinyModel.ints("padding", [0, 0, 0, 0, 0, 0, 1, 1])
-        assertError(TinyModel.bytes(m), "node 'xp_node' (Pad), opset 13: a Pad this import cannot fold into the convolution after it")
+        let asymmetric = try load(TinyModel.bytes(m))
+        let z = asymmetric(x)
+        let p = Dictionary(uniqueKeysWithValues: asymmetric.stateTensors)
+        var h = Tensor.concatenate([x, Tensor(zeros: [2, 3, 1, 8])], axis: 2)
+        h = Tensor.concatenate([h, Tensor(zeros: [2, 3, 9, 1])], axis: 3)
+        h = h.conv2d(weight: p["conv.weight"]!, bias: p["conv.bias"]!, padding: (0, 0))
+        h = h.batchNorm(gamma: p["bn.weight"]!, beta: p["bn.bias"]!, runningMean: p["bn.running_mean"]!, runningVariance: p["bn.running_var"]!, training: false)
+        h = h.relu().maxPool2d(kernel: (2, 2)).globalAvgPool().linear(weight: p["fc.weight"]!, bias: p["fc.bias"]!)
+        let ref = h.reshaped([2, 2, 3]).matmul(p["proj.weight"]!, transposeB: true).reshaped([2, 10])
+        XCTAssertEqual(z.shape, [2, 10])
+        for i in 0..<ref.count { XCTAssertEqual(z.pointer[i], ref.pointer[i], accuracy: 1e-6) }
+        // a negative pad crops; a mode other than constant is one error
+        m.graph.initializer[m.graph.initializer.count - 1] = TinyModel.ints("padding", [0, 0, -1, 0, 0, 0, 0, -1])
+        XCTAssertEqual(try load(TinyModel.bytes(m)).outputShape, [2, 10])
+        m.graph.node[0].attribute = [TinyModel.attr("mode", string: "reflect")]
+        assertError(TinyModel.bytes(m), "node 'xp_node' (Pad), opset 13: mode 'reflect'; this import reads constant padding")
+        m.graph.initializer[m.graph.initializer.count - 1] = TinyModel.ints("padding", [0, 0, 1, 1])
+        m.graph.node[0].attribute = []
+        assertError(TinyModel.bytes(m), "4 pads for the 4 axes of [2, 3, 8, 8]; a begin and an end for each")
+        m.graph.initializer[m.graph.initializer.count - 1] = TinyModel.ints("padding", [0, 0, -8, 0, 0, 0, 0, 0])
+        assertError(TinyModel.bytes(m), "pads -8 and 0 on axis 2 of size 8; the result needs at least 1")
+    }
+
+    /// Resize's inputs and attributes that are not read are one error each, naming the node.
+    func testResizeErrors() throws {
+        func resized(_ attrs: [Onnx_AttributeProto], scales: [Float]?) -> Data {
+            var m = TinyModel.proto()
+            m.graph.node[2].input[0] = "bz"      // Relu reads the resized batch-norm output
+            var inputs = ["b", ""]
+            if let s = scales { m.graph.initializer.append(TinyModel.tensor("scales", [s.count], s)); inputs.append("scales") }
+            m.graph.node.insert(TinyModel.node("Resize", inputs, ["bz"], attrs), at: 2)
+            return TinyModel.bytes(m)
+        }
+        XCTAssertEqual(try load(resized([TinyModel.attr("mode", string: "nearest")], scales: [1, 1, 2, 2])).outputShape, [2, 10])
+        assertError(resized([], scales: nil), "node 'bz_node' (Resize), opset 13: needs scales or sizes, exactly one of them")
+        assertError(resized([TinyModel.attr("mode", string: "cubic")], scales: [1, 1, 2, 2]), "mode 'cubic'; this import reads nearest and linear")
+        assertError(resized([], scales: [1, 2, 2, 2]), "scales [1.0, 2.0, 2.0, 2.0]; this import resizes H and W")
+        assertError(resized([TinyModel.attr("coordinate_transformation_mode", string: "crop_and_resize")], scales: [1, 1, 2, 2]),
+                    "coordinate_transformation_mode 'crop_and_resize' is not read")
     }
 
     func testBadFilesAreOneClearError() throws {
@@ -158,8 +200,8 @@ final class ONNXBadFileTests: XCTestCase {
         assertError(TinyModel.bytes(m), "initializer 'fc.weight' holds 20 values (raw data) for shape [6, 4], which needs 24")
 
         m = TinyModel.proto()
-        m.graph.node[2].opType = "Resize"
-        assertError(TinyModel.bytes(m), "an op this import does not read: Resize (node 'r_node')")
+        m.graph.node[2].opType = "If"
+        assertError(TinyModel.bytes(m), "an op this import does not read: If (node 'r_node')")
 
         m = TinyModel.proto()
         m.opsetImport[0].version = 9

@@ -121,6 +121,37 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertEqual(net.constantInitializerNames.count, 2)
     }
 
+    /// Pad (asymmetric, not a convolution's padding) and Resize (nearest ×2 as a repeat, bilinear with and without
+    /// align_corners, nearest to a size that is not a whole multiple): outputs equal PyTorch's; every parameter gets
+    /// a gradient through them and a few steps lower the per-pixel loss.
+    func testPadAndResizeMatchPyTorchAndTrain() throws {
+        let net = try checkAgainstPyTorch("unet_tiny")
+        XCTAssertEqual(net.task, .occupancy)
+        let x = Tensor(try Fixtures.floats("unet_tiny", "input"), shape: [2, 3, 16, 16])
+        let tape = Tape()
+        let loss = tape.record {
+            Module.$context.withValue(ForwardContext(training: true)) {
+                net(x).binaryCrossEntropyWithLogits(targets: Tensor(zeros: [2, 1, 13, 11]), positiveWeight: 1)
+            }
+        }
+        let grads = tape.backward(from: loss)
+        for (name, p) in net.parameters {
+            let g = try XCTUnwrap(grads[p], "no gradient for \(name)")
+            XCTAssertTrue((0..<g.count).contains { g.pointer[$0] != 0 }, "\(name): gradient all zero")
+        }
+        let opt = SGD(momentum: 0.9)
+        var losses: [Float] = []
+        for _ in 0..<6 {
+            let (_, l) = TrainingStep.run(net, task: .occupancy, input: x, classes: 1, optimizer: opt, learningRate: 0.05)
+            losses.append(l.pointer[0])
+        }
+        XCTAssertLessThan(losses.last!, losses.first!, "losses \(losses)")
+        // Resize: the nearest ×2 is a broadcast (an add), the other three are products with interpolation matrices
+        let model = try ONNXModel.load(try Fixtures.path("unet_tiny"))
+        let g = try ONNXImport.recordGraph(model, shapes: try ONNXImport.inputShapes(model, batch: nil, examples: [:]))
+        XCTAssertEqual(g.ops.filter { $0.phase == .forward && $0.kind == .matmul }.count, 6)
+    }
+
     /// A training step of the imported network: gradients for every parameter, and a finite loss that falls.
     func testImportedNetworkTrains() throws {
         let model = try ONNXModel.load(try Fixtures.path("vit_tiny"))
