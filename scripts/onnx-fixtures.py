@@ -116,22 +116,25 @@ class TinyOccupancy(nn.Module):
 
 
 class UNetTiny(nn.Module):
-    """A small encoder-decoder (segmentation-style, one logit per output pixel): nearest upsampling by 2 (a repeat),
-    a skip concatenation, an asymmetric F.pad (not a convolution's padding), bilinear resizes with and without
-    align_corners and a nearest resize to a size that is not a whole multiple."""
+    """A small encoder-decoder (segmentation-style, one logit per output pixel): nearest upsampling by 2 (a repeat)
+    beside a transposed convolution (stride 2, output padding), a skip concatenation, an asymmetric F.pad (not a
+    convolution's padding), bilinear resizes with and without align_corners and a nearest resize to a size that is
+    not a whole multiple."""
 
     def __init__(self):
         super().__init__()
         self.enc = nn.Conv2d(3, 8, 3, padding=1)
         self.down = nn.Conv2d(8, 8, 3, padding=1)
-        self.dec = nn.Conv2d(16, 8, 3)
+        self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
+        self.dec = nn.Conv2d(20, 8, 3)
         self.head = nn.Conv2d(8, 1, 1)
 
     def forward(self, x):
         e = F.relu(self.enc(x))                                         # 16 x 16
         d = F.relu(self.down(F.max_pool2d(e, 2)))                       # 8 x 8
         u = F.interpolate(d, scale_factor=2, mode="nearest")            # 16 x 16
-        y = F.pad(torch.cat([u, e], 1), (1, 2, 0, 1))                   # 17 x 19
+        t = F.relu(self.up(d))                                          # 16 x 16
+        y = F.pad(torch.cat([u, e, t], 1), (1, 2, 0, 1))                # 17 x 19
         y = F.relu(self.dec(y))                                         # 15 x 17
         y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)   # 30 x 34
         y = F.interpolate(y, size=(20, 23), mode="bilinear", align_corners=True)

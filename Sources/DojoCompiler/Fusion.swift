@@ -27,7 +27,7 @@ public struct FusionPlan: Sendable, Equatable {
         .reshape, .transpose, .slice, .broadcast,
     ]
     /// Kinds whose output a chain can start from.
-    public static let rootKinds: Set<OpKind> = [.matmul, .conv2d]
+    public static let rootKinds: Set<OpKind> = [.matmul, .conv2d, .convTranspose2d]
 
     /// Whether op `id` runs as part of a chain.
     public func isFused(_ id: Int) -> Bool { chainOf[id] >= 0 }

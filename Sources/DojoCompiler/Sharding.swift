@@ -41,7 +41,7 @@ public struct TensorSharding: Sendable {
             let anySharded = dataInputs.contains { sharded.contains($0) }
             let weights = op.inputs.filter(isParam)
             switch op.kind {
-            case .matmul where !weights.isEmpty, .conv2d where !weights.isEmpty:
+            case .matmul where !weights.isEmpty, .conv2d where !weights.isEmpty, .convTranspose2d where !weights.isEmpty:
                 if anySharded {
                     split[op.id] = .k
                     allReduceBytes[op.id] = op.outputs.reduce(0) { $0 + bytes($1) }
@@ -50,7 +50,7 @@ public struct TensorSharding: Sendable {
                     sharded.formUnion(op.outputs)
                 }
                 splitParameters.formUnion(weights)
-            case .matmul, .conv2d:
+            case .matmul, .conv2d, .convTranspose2d:
                 if anySharded { split[op.id] = .batch; sharded.formUnion(op.outputs) }
             case .embedding where !weights.isEmpty:
                 // Vocabulary-parallel lookup (Megatron's VocabParallelEmbedding): each device holds a slice of the

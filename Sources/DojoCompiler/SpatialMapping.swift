@@ -391,7 +391,7 @@ public struct SpatialMapper: Sendable, Equatable {
         case .batchNorm, .sum, .mean, .globalAvgPool, .crossEntropy, .bceWithLogits, .mse:
             // Statistics or a loss combined across nodes: a reduction tree and a broadcast back.
             t.reductionHops = 2 * Double(region.diameterHops)
-        case .matmul, .conv2d, .maxPool2d, .avgPool2d, .layerNorm, .add, .sub, .mul, .div, .scale, .relu, .gelu, .sigmoid,
+        case .matmul, .conv2d, .convTranspose2d, .maxPool2d, .avgPool2d, .layerNorm, .add, .sub, .mul, .div, .scale, .relu, .gelu, .sigmoid,
              .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .softmax, .logSoftmax, .concat, .slice, .sgdUpdate,
              .adamwUpdate:
             // Elementwise, row-wise (softmax, layer norm: a row on one node), pooling, slices and concatenation

@@ -122,6 +122,12 @@ public struct OpWork: Sendable, Equatable, Hashable {
             let groups = Double(a.groups ?? 1)
             let m = Double(output[0] * output[2] * output[3])
             return GEMMShape(batch: groups, m: m, n: Double(w[0]) / groups, k: Double(w[1] * w[2] * w[3]))
+        case .convTranspose2d:
+            // each input position times the weight gives its output columns (OC/groups × KH × KW), scattered after
+            guard inputs.count >= 2, let x = inputs.first, x.count == 4, inputs[1].count == 4 else { return nil }
+            let w = inputs[1]
+            let groups = Double(a.groups ?? 1)
+            return GEMMShape(batch: groups, m: Double(x[0] * x[2] * x[3]), n: Double(w[1] * w[2] * w[3]), k: Double(w[0]) / groups)
         case .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .add, .sub, .mul, .div, .scale, .relu, .gelu,
              .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax, .reshape,
              .transpose, .concat, .slice, .embedding, .broadcast, .crossEntropy, .bceWithLogits, .mse, .sgdUpdate, .adamwUpdate:
@@ -145,7 +151,7 @@ public enum SplitAxis: String, Sendable, Codable {
 extension OpWork {
     /// Whether the batch of samples runs along the GEMM's m (a layer applied to every sample) rather than its batch
     /// count (products of two activations, as attention's).
-    public var batchAlongM: Bool { kind == .conv2d || weightBytes > 0 }
+    public var batchAlongM: Bool { kind == .conv2d || kind == .convTranspose2d || weightBytes > 0 }
 
     /// This work for `factor` times the samples (a micro-batch of `factor` × the recorded batch), divided `ways`
     /// ways along `split`. Weights do not grow with the batch; they divide when the split is along n or k.

@@ -5,8 +5,8 @@
 ///
 /// Convention: a multiply-add counts as 2 FLOPs; published "MACs" figures are half the FLOPs reported here.
 public enum OpKind: String, Codable, Sendable, CaseIterable {
-    // dense linear algebra
-    case matmul, conv2d
+    // dense linear algebra (`convTranspose2d`: the adjoint of a convolution, upsampling by its stride)
+    case matmul, conv2d, convTranspose2d
     // pooling and normalisation
     case maxPool2d, avgPool2d, globalAvgPool, batchNorm, layerNorm
     // elementwise
@@ -21,7 +21,7 @@ public enum OpKind: String, Codable, Sendable, CaseIterable {
     case sgdUpdate, adamwUpdate
 
     /// Whether this op multiplies matrices (priced on Dojo's matrix unit rather than its SIMD unit).
-    public var isMatrixOp: Bool { self == .matmul || self == .conv2d }
+    public var isMatrixOp: Bool { self == .matmul || self == .conv2d || self == .convTranspose2d }
 
     /// Arithmetic per output element (or per input element for reductions) of the forward pass, for the
     /// elementwise-like kinds. Assumption: counts of a straightforward implementation (GELU's tanh form ≈ 14).
@@ -39,8 +39,8 @@ public enum OpKind: String, Codable, Sendable, CaseIterable {
         case .sgdUpdate: return 4      // weight decay, momentum, (Nesterov), step
         case .adamwUpdate: return 14   // two moments, bias correction, sqrt, divide, decay, step
         // no per-element arithmetic of this kind (matrix ops and pooling count theirs in `flops`; data movement none)
-        case .matmul, .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool, .reshape, .transpose, .concat, .slice, .embedding,
-             .broadcast:
+        case .matmul, .conv2d, .convTranspose2d, .maxPool2d, .avgPool2d, .globalAvgPool, .reshape, .transpose, .concat, .slice,
+             .embedding, .broadcast:
             return 0
         }
     }
@@ -62,6 +62,12 @@ public enum OpKind: String, Codable, Sendable, CaseIterable {
             let perOutput = Double(w.dropFirst().reduce(1, *))
             let bias = inputs.count > 2 ? outCount : 0
             return 2 * outCount * perOutput + bias
+        case .convTranspose2d:
+            // weights [IC, OC/groups, KH, KW]: each input element spreads into OC/groups*KH*KW multiply-adds
+            guard inputs.count > 1 else { return 0 }
+            let perInput = Double(inputs[1].dropFirst().reduce(1, *))
+            let bias = inputs.count > 2 ? outCount : 0
+            return 2 * inCount * perInput + bias
         case .maxPool2d, .avgPool2d:
             let k = a.kernel ?? [1, 1]
             return outCount * Double(k.reduce(1, *))
@@ -86,7 +92,7 @@ public enum OpKind: String, Codable, Sendable, CaseIterable {
         switch self {
         case .matmul:
             return forward * Double(needsGradient.prefix(2).filter { $0 }.count)
-        case .conv2d:
+        case .conv2d, .convTranspose2d:
             let hasBias = inputs.count > 2
             let core = forward - (hasBias ? outCount : 0)
             var total = core * Double(needsGradient.prefix(2).filter { $0 }.count)

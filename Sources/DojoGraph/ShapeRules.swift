@@ -26,7 +26,7 @@ extension OpKind {
         switch self {
         case .matmul, .bceWithLogits, .mse: return 2...2
         case .add, .sub, .mul, .div: return 1...2   // one operand: with a constant (`attributes.scalar`)
-        case .conv2d: return 2...3
+        case .conv2d, .convTranspose2d: return 2...3
         case .batchNorm: return 3...3
         case .layerNorm: return 2...3
         case .embedding: return 1...2
@@ -84,6 +84,29 @@ extension OpKind {
             if let k = a.kernel, k != [w[2], w[3]] { throw fail("kernel \(k) differs from the weight's \([w[2], w[3]])") }
             let (oh, ow) = try window(x[2], x[3], kernel: [w[2], w[3]], stride: a.stride ?? [1, 1], padding: a.padding ?? [0, 0])
             return [x[0], w[0], oh, ow]
+        case .convTranspose2d:
+            // the adjoint of a convolution from the output's shape to the input's: weight [IC, OC/groups, KH, KW];
+            // the result is (in − 1)·stride − 2·padding + kernel, plus an output padding below the stride that
+            // `shape` (the result's shape) carries
+            let w = inputs[1], g = a.groups ?? 1
+            guard x.count == 4, w.count == 4 else { throw fail("input \(x) and weight \(w) must be NCHW / IOHW") }
+            guard g >= 1, w[0] == x[1], x[1] % g == 0 else {
+                throw fail("input \(x) has \(x[1]) channels; weight \(w) with group \(g) needs \(w[0])\(g >= 1 && x[1] % g != 0 ? ", divisible by \(g)" : "")")
+            }
+            let oc = w[1] * g
+            if inputs.count == 3, inputs[2] != [oc] { throw fail("bias \(inputs[2]) for \(oc) channels") }
+            if let k = a.kernel, k != [w[2], w[3]] { throw fail("kernel \(k) differs from the weight's \([w[2], w[3]])") }
+            let s = a.stride ?? [1, 1], p = a.padding ?? [0, 0]
+            guard s.count == 2, p.count == 2, s.allSatisfy({ $0 >= 1 }), p.allSatisfy({ $0 >= 0 }), w[2] >= 1, w[3] >= 1 else {
+                throw fail("stride \(s) and padding \(p) must be two positive and two non-negative values")
+            }
+            let oh = (x[2] - 1) * s[0] - 2 * p[0] + w[2], ow = (x[3] - 1) * s[1] - 2 * p[1] + w[3]
+            guard oh >= 1, ow >= 1 else { throw fail("padding \(p) leaves no output of a \(x[2])×\(x[3]) input") }
+            guard let out = a.shape else { return [x[0], oc, oh, ow] }
+            guard out.count == 4, out[0] == x[0], out[1] == oc, (oh..<(oh + s[0])).contains(out[2]), (ow..<(ow + s[1])).contains(out[3]) else {
+                throw fail("result \(out) for \([x[0], oc, oh, ow]) plus an output padding below the stride \(s)")
+            }
+            return out
         case .maxPool2d, .avgPool2d:
             guard x.count == 4 else { throw fail("input \(x) must be NCHW") }
             guard let k = a.kernel else { throw fail("no kernel attribute") }

@@ -162,6 +162,7 @@ struct ONNXExecution {
             guard training, ratio > 0, case .tensor(let x) = v else { return [v] }
             return [.tensor(x.dropout(probability: ratio, generator: &Module.context.generator))]
         case "Conv": return [.tensor(try conv(n, env, scope))]
+        case "ConvTranspose": return [.tensor(try convTranspose(n, env, scope))]
         case "BatchNormalization": return [.tensor(try batchNorm(n, env))]
         case "Relu", "Sigmoid", "Tanh", "Sqrt", "Exp", "Log", "Neg", "Gelu", "Erf", "LeakyRelu":
             return [try unary(n, env)]
@@ -296,6 +297,61 @@ struct ONNXExecution {
                                               attributes: OpAttributes(stride: strides, padding: [pads.0, pads.1], groups: groups))
         } catch { throw fail(n, "\(error)") }
         let y = x.conv2d(weight: weight(w), bias: b, stride: (strides[0], strides[1]), padding: pads, groups: groups)
+        return activation(y, scope)
+    }
+
+    /// ConvTranspose (2-D, dilation 1, symmetric pads, `output_padding` below the stride, or an `output_shape` those
+    /// give): the engine's transposed convolution.
+    func convTranspose(_ n: ONNXNode, _ env: [String: ONNXValue], _ scope: String) throws -> Tensor {
+        let x = try tensor(n, 0, env), w = try tensor(n, 1, env)
+        let b = n.inputs.count > 2 && !n.inputs[2].isEmpty ? try tensor(n, 2, env) : nil
+        guard x.rank == 4, w.rank == 4 else { throw fail(n, "input \(x.shape) and weight \(w.shape); this import reads 2-D transposed convolutions ([N, C, H, W], [C, O/groups, kH, kW])") }
+        let groups = Self.int(n, "group", 1)
+        guard groups >= 1 else { throw fail(n, "group \(groups); at least 1") }
+        if let k = Self.ints(n, "kernel_shape"), k != [w.shape[2], w.shape[3]] { throw fail(n, "kernel_shape \(k) but weight \(w.shape)") }
+        if let d = Self.ints(n, "dilations"), d.contains(where: { $0 != 1 }) { throw fail(n, "dilations \(d); this import reads dilation 1") }
+        let strides = Self.ints(n, "strides") ?? [1, 1]
+        guard strides.count == 2, strides.allSatisfy({ $0 >= 1 && $0 <= 1 << 20 }) else { throw fail(n, "strides \(strides)") }
+        guard w.shape.allSatisfy({ $0 >= 1 }), x.shape.allSatisfy({ $0 >= 1 }) else { throw fail(n, "input \(x.shape) and weight \(w.shape) need sizes ≥ 1") }
+        var outputPadding = Self.ints(n, "output_padding") ?? [0, 0]
+        guard outputPadding.count == 2, outputPadding.allSatisfy({ $0 >= 0 }), zip(outputPadding, strides).allSatisfy({ $0 < $1 }) else {
+            throw fail(n, "output_padding \(outputPadding); two values each below its stride \(strides)")
+        }
+        let auto = Self.string(n, "auto_pad") ?? "NOTSET"
+        var pads: (Int, Int)
+        switch auto {
+        case "NOTSET", "":
+            let p = Self.ints(n, "pads") ?? [0, 0, 0, 0]
+            guard p.count == 4, p.allSatisfy({ $0 >= 0 && $0 <= 1 << 20 }) else { throw fail(n, "pads \(p); expected 4 values 0…2^20") }
+            guard p[0] == p[2], p[1] == p[3] else { throw fail(n, "asymmetric pads \(p) (begin ≠ end); the engine pads both sides alike") }
+            pads = (p[0], p[1])
+        case "VALID": pads = (0, 0)
+        default: throw fail(n, "auto_pad '\(auto)'; this import reads NOTSET (with pads) and VALID")
+        }
+        if let o = Self.ints(n, "output_shape") {
+            // the pads and output padding that give this size: total padding = stride·(in − 1) + output_padding + kernel − out
+            let target = o.count == 4 ? Array(o[2...]) : o
+            guard target.count == 2 else { throw fail(n, "output_shape \(o); two spatial sizes") }
+            var p = [0, 0]
+            for i in 0..<2 {
+                let full = strides[i] * (x.shape[2 + i] - 1) + w.shape[2 + i]
+                var total = full + outputPadding[i] - target[i]
+                if total < 0 && -total < strides[i] { outputPadding[i] = -total; total = 0 }
+                guard total >= 0, total % 2 == 0 else { throw fail(n, "output_shape \(o) needs \(total) pixels of padding on axis \(i + 2), not the same on both sides") }
+                p[i] = total / 2
+            }
+            pads = (p[0], p[1])
+        }
+        do {
+            let h = (x.shape[2] - 1) * strides[0] - 2 * pads.0 + w.shape[2] + outputPadding[0]
+            let wd = (x.shape[3] - 1) * strides[1] - 2 * pads.1 + w.shape[3] + outputPadding[1]
+            _ = try OpKind.convTranspose2d.outputShape(
+                inputs: [x.shape, w.shape] + (b.map { [$0.shape] } ?? []),
+                attributes: OpAttributes(stride: strides, padding: [pads.0, pads.1], groups: groups,
+                                         shape: [x.shape[0], w.shape[1] * groups, h, wd]))
+        } catch { throw fail(n, "\(error)") }
+        let y = x.convTranspose2d(weight: weight(w), bias: b, stride: (strides[0], strides[1]), padding: pads,
+                                  outputPadding: (outputPadding[0], outputPadding[1]), groups: groups)
         return activation(y, scope)
     }
 

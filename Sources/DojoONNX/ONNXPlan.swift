@@ -44,7 +44,7 @@ struct ONNXPlan: Sendable {
         "GlobalAveragePool", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Neg", "Softmax",
         "LogSoftmax", "LayerNormalization", "ReduceMean", "ReduceSum", "Reshape", "Transpose", "Flatten", "Concat", "Split",
         "Slice", "Gather", "Unsqueeze", "Squeeze", "Shape", "Constant", "ConstantOfShape", "Identity", "Dropout", "Cast",
-        "Equal", "Where", "Expand", "Range", "Pad", "Resize",
+        "Equal", "Where", "Expand", "Range", "Pad", "Resize", "ConvTranspose",
     ]
 
     init(_ model: ONNXModel) throws {
@@ -101,7 +101,7 @@ struct ONNXPlan: Sendable {
         for n in nodes where n.opType == "BatchNormalization" && n.inputs.count == 5 {
             buffers.insert(n.inputs[3]); buffers.insert(n.inputs[4])
         }
-        let weightPositions: [String: [Int]] = ["Conv": [1, 2], "Gemm": [1, 2], "BatchNormalization": [1, 2], "LayerNormalization": [1, 2],
+        let weightPositions: [String: [Int]] = ["Conv": [1, 2], "ConvTranspose": [1, 2], "Gemm": [1, 2], "BatchNormalization": [1, 2], "LayerNormalization": [1, 2],
                                                 "MatMul": [1], "Gather": [0]]
         for n in nodes {
             for i in weightPositions[n.opType] ?? [] where i < n.inputs.count && initializerNames.contains(n.inputs[i]) && known[n.inputs[i]]?.isFloat == true {

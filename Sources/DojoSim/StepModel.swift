@@ -403,7 +403,7 @@ public final class StepSimulator: @unchecked Sendable {
         }
         if let c = memo[w] { return c }
         var c = costModel.cost(w, precision: workload.precision)
-        if w.kind == .conv2d, workload.precision == .tf32, !(options.channelsLast ?? false), w.gemm != nil,
+        if w.kind == .conv2d || w.kind == .convTranspose2d, workload.precision == .tf32, !(options.channelsLast ?? false), w.gemm != nil,
            let gpu = costModel as? GPUCostModel, gpu.gpu.tf32 > 0 {
             // Channels-first activations on tensor cores: the input and output of each pass are transposed to
             // channels-last and back, each a read and a write in a kernel of its own.

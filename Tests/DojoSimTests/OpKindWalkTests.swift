@@ -26,6 +26,9 @@ struct OpKindWalkTests {
         switch kind {
         case .matmul: _ = tape.record { t([2, 3, 4]).matmul(t([5, 4]), transposeB: true) }
         case .conv2d: _ = tape.record { t([2, 3, 8, 8]).conv2d(weight: t([4, 3, 3, 3]), bias: t([4]), stride: (2, 2), padding: (1, 1)) }
+        case .convTranspose2d:
+            _ = tape.record { t([2, 4, 5, 5]).convTranspose2d(weight: t([4, 3, 3, 3]), bias: t([6]), stride: (2, 2), padding: (1, 1),
+                                                              outputPadding: (1, 0), groups: 2) }
         case .maxPool2d: _ = tape.record { t([2, 3, 8, 8]).maxPool2d(kernel: (2, 2)) }
         case .avgPool2d: _ = tape.record { t([2, 3, 8, 8]).avgPool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1)) }
         case .globalAvgPool: _ = tape.record { t([2, 3, 5, 5]).globalAvgPool() }
@@ -131,6 +134,9 @@ struct OpKindWalkTests {
             (.conv2d, [[1, 3, 4, 4], [8, 2, 3, 3]], OpAttributes(), "has 3 channels; weight [8, 2, 3, 3] with group 1 needs 2"),
             (.conv2d, [[1, 3, 2, 2], [8, 3, 3, 3]], OpAttributes(), "does not fit"),
             (.conv2d, [[1, 3, 8, 8], [8, 3, 3, 3], [4]], OpAttributes(), "bias [4] for 8 channels"),
+            (.convTranspose2d, [[1, 3, 4, 4], [4, 2, 3, 3]], OpAttributes(), "has 3 channels; weight [4, 2, 3, 3] with group 1 needs 4"),
+            (.convTranspose2d, [[1, 4, 4, 4], [4, 2, 3, 3]], OpAttributes(stride: [2, 2], shape: [1, 2, 9, 11]),
+             "plus an output padding below the stride"),
             (.maxPool2d, [[1, 3, 8]], OpAttributes(kernel: [2, 2]), "NCHW"),
             (.add, [[2, 3], [4]], OpAttributes(), "do not broadcast"),
             (.reshape, [[2, 3]], OpAttributes(shape: [4, 2]), "cannot reshape"),
@@ -160,8 +166,8 @@ extension OpKind {
     var elementwiseOrMatrixFlops: Bool {
         switch self {
         case .reshape, .transpose, .concat, .slice, .embedding, .broadcast: return false
-        case .matmul, .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .add, .sub, .mul, .div, .scale,
-             .relu, .gelu, .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax,
+        case .matmul, .conv2d, .convTranspose2d, .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .add, .sub, .mul,
+             .div, .scale, .relu, .gelu, .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax,
              .crossEntropy, .bceWithLogits, .mse, .sgdUpdate, .adamwUpdate:
             return true
         }

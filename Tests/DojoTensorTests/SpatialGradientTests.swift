@@ -16,6 +16,37 @@ import Testing
         }
     }
 
+    /// The transposed convolution against its definition in plain loops (each input value times the kernel, added
+    /// into the output at stride steps, cropped by the padding), and its gradients by finite differences: stride 2
+    /// with output padding and bias, and 2 groups.
+    @Test(arguments: [KernelBackend.oneDNN, .reference])
+    func transposedConvolution(backend: KernelBackend) {
+        Engine.$backend.withValue(backend) {
+            let x = random([2, 4, 3, 4], seed: 11), w = random([4, 3, 3, 2], seed: 12), b = random([6], seed: 13)
+            let groups = 2, (sh, sw, ph, pw, oph, opw) = (2, 3, 1, 0, 1, 2)
+            let y = x.convTranspose2d(weight: w, bias: b, stride: (sh, sw), padding: (ph, pw), outputPadding: (oph, opw), groups: groups)
+            let (oh, ow) = ((3 - 1) * sh - 2 * ph + 3 + oph, (4 - 1) * sw - 2 * pw + 2 + opw)
+            #expect(y.shape == [2, 6, oh, ow])
+            var ref = [Float](repeating: 0, count: 2 * 6 * oh * ow)
+            for n in 0..<2 {
+                for o in 0..<6 { for i in 0..<(oh * ow) { ref[(n * 6 + o) * oh * ow + i] = b.pointer[o] } }
+                for c in 0..<4 {
+                    let gr = c / 2
+                    for o in 0..<3 { for h in 0..<3 { for v in 0..<4 { for kh in 0..<3 { for kw in 0..<2 {
+                        let yh = h * sh - ph + kh, yw = v * sw - pw + kw
+                        guard yh >= 0, yh < oh, yw >= 0, yw < ow else { continue }
+                        let oc = gr * 3 + o
+                        ref[((n * 6 + oc) * oh + yh) * ow + yw] += x.pointer[((n * 4 + c) * 3 + h) * 4 + v] * w.pointer[((c * 3 + o) * 3 + kh) * 2 + kw]
+                    } } } } }
+                }
+            }
+            for i in 0..<ref.count { #expect(abs(y.pointer[i] - ref[i]) < 1e-4, "element \(i): \(y.pointer[i]) vs \(ref[i])") }
+            checkGradients("transposed conv \(backend)", inputs: [x, w, b]) {
+                $0[0].convTranspose2d(weight: $0[1], bias: $0[2], stride: (sh, sw), padding: (ph, pw), outputPadding: (oph, opw), groups: groups)
+            }
+        }
+    }
+
     @Test(arguments: [KernelBackend.oneDNN, .reference])
     func pooling(backend: KernelBackend) {
         Engine.$backend.withValue(backend) {

@@ -37,6 +37,67 @@ extension Tensor {
         return out
     }
 
+    /// A transposed convolution, the adjoint of `conv2d` (ONNX's ConvTranspose, PyTorch's `ConvTranspose2d`): weight
+    /// [IC, OC/groups, KH, KW], each spatial size (in − 1)·stride − 2·padding + kernel + outputPadding
+    /// (outputPadding below the stride). Its forward pass is the convolution's backward-data pass over the output's
+    /// geometry, its input gradient that convolution's forward pass, and its weight gradient the convolution's weight
+    /// gradient with input and output swapped; the bias adds per output channel.
+    public func convTranspose2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                                outputPadding: (Int, Int) = (0, 0), groups: Int = 1) -> Tensor {
+        var result: [Int]? = nil
+        if rank == 4 && weight.rank == 4 {
+            result = [shape[0], weight.shape[1] * groups, (shape[2] - 1) * stride.0 - 2 * padding.0 + weight.shape[2] + outputPadding.0,
+                      (shape[3] - 1) * stride.1 - 2 * padding.1 + weight.shape[3] + outputPadding.1]
+        }
+        let attrs = OpAttributes(kernel: weight.rank == 4 ? [weight.shape[2], weight.shape[3]] : nil, stride: [stride.0, stride.1],
+                                 padding: [padding.0, padding.1], groups: groups, shape: result)
+        let outShape = OpKind.convTranspose2d.engineShape([shape, weight.shape] + (bias.map { [$0.shape] } ?? []), attrs)
+        // the convolution this one is the adjoint of: from the output's shape to the input's
+        let g = Conv2dGeometry(batch: shape[0], inChannels: outShape[1], height: outShape[2], width: outShape[3],
+                               outChannels: shape[1], kernelH: weight.shape[2], kernelW: weight.shape[3],
+                               strideH: stride.0, strideW: stride.1, padH: padding.0, padW: padding.1, groups: groups)
+        let out = Tensor(uninitializedShape: outShape)
+        let backend = Engine.backend
+        let plane = outShape[2] * outShape[3], channels = outShape[1]
+        if !out.isShapeOnly && !isShapeOnly {
+            Conv2dKernel.backwardData(g, dy: pointer, weight: weight.pointer, dx: out.pointer, backend: backend)
+            if let bias {
+                let py = out.pointer, pb = bias.pointer
+                parallelChunks(outShape[0] * channels) { r in
+                    for i in r { let b = pb[i % channels]; for j in 0..<plane { py[i * plane + j] += b } }
+                }
+            }
+        }
+        let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+        Tape.note(.convTranspose2d, inputs: inputs, output: out, attributes: attrs) { [x = self] dy, needs in
+            if dy.isShapeOnly {
+                return inputs.enumerated().map { i, t in needs[i] ? Tensor(uninitializedShape: t.shape) : nil }
+            }
+            var dx: Tensor? = nil, dw: Tensor? = nil, db: Tensor? = nil
+            if needs[0] {
+                dx = Tensor(uninitializedShape: x.shape)
+                Conv2dKernel.forward(g, x: dy.pointer, weight: weight.pointer, bias: nil, y: dx!.pointer, backend: backend)
+            }
+            if needs[1] {
+                dw = Tensor(uninitializedShape: weight.shape)
+                Conv2dKernel.backwardWeights(g, x: dy.pointer, dy: x.pointer, dWeight: dw!.pointer, dBias: nil, backend: backend)
+            }
+            if needs.count > 2 && needs[2] {
+                db = Tensor(zeros: [channels])
+                let pg = dy.pointer, pd = db!.pointer, n = outShape[0]
+                parallelChunks(channels) { r in
+                    for c in r {
+                        var s: Float = 0
+                        for b in 0..<n { let base = (b * channels + c) * plane; for j in 0..<plane { s += pg[base + j] } }
+                        pd[c] = s
+                    }
+                }
+            }
+            return bias == nil ? [dx, dw] : [dx, dw, db]
+        }
+        return out
+    }
+
     /// The window's geometry and the op's attributes, the operands checked by the kind's shape rule.
     private func poolGeometry(_ kind: OpKind, _ kernel: (Int, Int), _ stride: (Int, Int), _ padding: (Int, Int)) -> (Pool2dGeometry, OpAttributes) {
         let attrs = OpAttributes(kernel: [kernel.0, kernel.1], stride: [stride.0, stride.1], padding: [padding.0, padding.1])
