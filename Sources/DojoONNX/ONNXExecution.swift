@@ -307,7 +307,7 @@ struct ONNXExecution {
         let b = n.inputs.count > 2 && !n.inputs[2].isEmpty ? try tensor(n, 2, env) : nil
         guard x.rank == 4, w.rank == 4 else { throw fail(n, "input \(x.shape) and weight \(w.shape); this import reads 2-D transposed convolutions ([N, C, H, W], [C, O/groups, kH, kW])") }
         let groups = Self.int(n, "group", 1)
-        guard groups >= 1 else { throw fail(n, "group \(groups); at least 1") }
+        guard groups >= 1, groups <= max(1, x.shape[1]) else { throw fail(n, "group \(groups); 1 to the input's \(x.shape[1]) channels") }
         if let k = Self.ints(n, "kernel_shape"), k != [w.shape[2], w.shape[3]] { throw fail(n, "kernel_shape \(k) but weight \(w.shape)") }
         if let d = Self.ints(n, "dilations"), d.contains(where: { $0 != 1 }) { throw fail(n, "dilations \(d); this import reads dilation 1") }
         let strides = Self.ints(n, "strides") ?? [1, 1]
@@ -331,7 +331,7 @@ struct ONNXExecution {
         if let o = Self.ints(n, "output_shape") {
             // the pads and output padding that give this size: total padding = stride·(in − 1) + output_padding + kernel − out
             let target = o.count == 4 ? Array(o[2...]) : o
-            guard target.count == 2 else { throw fail(n, "output_shape \(o); two spatial sizes") }
+            guard target.count == 2, target.allSatisfy({ $0 >= 1 && $0 <= 1 << 30 }) else { throw fail(n, "output_shape \(o); two spatial sizes 1…2^30") }
             var p = [0, 0]
             for i in 0..<2 {
                 let full = strides[i] * (x.shape[2 + i] - 1) + w.shape[2 + i]
@@ -342,9 +342,12 @@ struct ONNXExecution {
             }
             pads = (p[0], p[1])
         }
+        let h = (x.shape[2] - 1) * strides[0] - 2 * pads.0 + w.shape[2] + outputPadding[0]
+        let wd = (x.shape[3] - 1) * strides[1] - 2 * pads.1 + w.shape[3] + outputPadding[1]
+        guard product([x.shape[0], w.shape[1] * groups, max(h, 0), max(wd, 0)], limit: 1 << 34) != nil else {
+            throw fail(n, "a result of \([x.shape[0], w.shape[1] * groups, h, wd])")
+        }
         do {
-            let h = (x.shape[2] - 1) * strides[0] - 2 * pads.0 + w.shape[2] + outputPadding[0]
-            let wd = (x.shape[3] - 1) * strides[1] - 2 * pads.1 + w.shape[3] + outputPadding[1]
             _ = try OpKind.convTranspose2d.outputShape(
                 inputs: [x.shape, w.shape] + (b.map { [$0.shape] } ?? []),
                 attributes: OpAttributes(stride: strides, padding: [pads.0, pads.1], groups: groups,
@@ -738,11 +741,21 @@ struct ONNXExecution {
             if step > 0 {
                 var j = min(max(norm(starts[i]), 0), d)
                 let e = min(max(norm(ends[i]), 0), d)
-                while j < e { list.append(j); j += step }
+                while j < e {
+                    list.append(j)
+                    let (next, over) = j.addingReportingOverflow(step)
+                    if over { break }
+                    j = next
+                }
             } else {
                 var j = min(max(norm(starts[i]), 0), d - 1)
                 let e = min(max(norm(ends[i]), -1), d - 1)
-                while j > e { list.append(j); j += step }
+                while j > e {
+                    list.append(j)
+                    let (next, over) = j.addingReportingOverflow(step)
+                    if over { break }
+                    j = next
+                }
             }
             picks.append((a, list))
         }
@@ -868,6 +881,10 @@ struct ONNXExecution {
         }
         guard outH >= 1, outW >= 1, product([N, C, outH, outW], limit: 1 << 34) != nil else {
             throw fail(n, "a result of \([N, C, outH, outW])")
+        }
+        // the interpolation matrices are built here: at most 2^26 entries each
+        guard H * outH <= 1 << 26, W * outW <= 1 << 26 else {
+            throw fail(n, "resizing \(H)×\(W) to \(outH)×\(outW); this import reads resizes whose input × output size is at most 2^26 along each axis")
         }
         // each output position's inputs and weights along one axis
         func taps(_ inLen: Int, _ outLen: Int, _ scale: Double) throws -> [[(Int, Float)]] {

@@ -350,7 +350,7 @@ final class ONNXBadFileTests: XCTestCase {
         let seed = UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 20261204
         var rng = RandomSource(seed: seed)
         var corpus: [(String, Onnx_ModelProto, Int)] = [("tiny", TinyModel.proto(), 100_000 * scale)]
-        for name in ["vit_tiny", "gpt_tiny"] {
+        for name in ["vit_tiny", "gpt_tiny", "unet_tiny"] {
             if let p = try? Fixtures.path(name), let d = FileManager.default.contents(atPath: p) {
                 corpus.append((name, try Onnx_ModelProto(serializedBytes: d), 1_000 * scale))
             }
