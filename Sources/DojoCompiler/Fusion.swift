@@ -105,7 +105,7 @@ public struct FusionPlan: Sendable, Equatable {
                 }
             }
         }
-        for op in g.ops where op.phase == .backward {
+        for op in g.ops where op.phase == .backward && op.attributes.accumulates != true {
             if let f = op.forward, f < chainOf.count { chainOf[op.id] = chainOf[f] }
         }
         self.chainOf = chainOf

@@ -102,10 +102,54 @@ public enum OpKind: String, Codable, Sendable, CaseIterable {
             return 0
         case .sgdUpdate, .adamwUpdate:
             return 0
-        case .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .add, .sub, .mul, .div, .scale, .relu, .gelu,
+        case .add, .sub:
+            // a same-shape operand of add gets the output's gradient itself (no arithmetic); a broadcast operand its
+            // sum over the broadcast dimensions, and sub's right operand its negation: one operation per output value
+            var total = 0.0
+            for (i, needs) in needsGradient.enumerated() where needs && i < inputs.count {
+                if inputs[i] != outputs.first || (self == .sub && i == 1) { total += outCount }
+            }
+            return total
+        case .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .mul, .div, .scale, .relu, .gelu,
              .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax,
              .crossEntropy, .bceWithLogits, .mse:
             return 2 * forward
+        }
+    }
+}
+
+extension OpKind {
+    /// Values the backward pass of one op reads and writes (the kernel's traffic, in elements): the gradient of its
+    /// output and the forward values it needs, and a gradient for each input that needs one. A same-shape operand of
+    /// an add passes the output's gradient on untouched (no kernel; PyTorch's and the engine's add backward hand the
+    /// same tensor on), a reshape moves nothing, and an embedding's gradient scatters the output's gradient into the
+    /// table without reading it, and a slice's gradient fills its part of the input's. Summing two gradients of one
+    /// tensor is an op of its own (`accumulates`: 2 read, 1 written), except the slices' parts of one gradient.
+    public func backwardTraffic(inputs: [[Int]], output: [Int], needsGradient: [Bool]) -> (read: Int, written: Int) {
+        let out = elementCount(output)
+        let needed = inputs.indices.filter { $0 < needsGradient.count && needsGradient[$0] }
+        switch self {
+        case .reshape:
+            return (0, 0)
+        case .add, .sub:
+            var read = 0, written = 0
+            for i in needed where inputs[i] != output || (self == .sub && i == 1) {
+                read += out; written += elementCount(inputs[i])
+            }
+            return (read, written)
+        case .scale, .neg:
+            return (needed.isEmpty ? 0 : out, needed.reduce(0) { $0 + elementCount(inputs[$1]) })
+        case .embedding:
+            return (out, needed.reduce(0) { $0 + elementCount(inputs[$1]) })
+        case .slice:
+            // the output's gradient written into its place in the input's gradient (the slices of one tensor fill
+            // disjoint parts of one buffer, as a split's backward concatenates them)
+            return needed.isEmpty ? (0, 0) : (out, out)
+        case .matmul, .conv2d, .convTranspose2d, .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .mul, .div,
+             .relu, .gelu, .sigmoid, .tanh, .exp, .log, .sqrt, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax,
+             .transpose, .concat, .broadcast, .crossEntropy, .bceWithLogits, .mse, .sgdUpdate, .adamwUpdate:
+            let each = needed.reduce(0) { $0 + elementCount(inputs[$1]) }
+            return (out + each, each)
         }
     }
 }
@@ -131,13 +175,17 @@ public struct OpAttributes: Codable, Sendable, Equatable {
     public var shape: [Int]?
     /// A reduction keeps its axes as 1s.
     public var keepDims: Bool?
+    /// A backward `add` that sums two gradients of one tensor (a value the forward pass read twice, as a residual
+    /// stream): its own kernel, never part of its forward op's fused chain.
+    public var accumulates: Bool?
 
     public init(kernel: [Int]? = nil, stride: [Int]? = nil, padding: [Int]? = nil, groups: Int? = nil,
                 transposeA: Bool? = nil, transposeB: Bool? = nil, axes: [Int]? = nil, probability: Double? = nil,
-                epsilon: Double? = nil, dtype: DType? = nil, scalar: Double? = nil, shape: [Int]? = nil, keepDims: Bool? = nil) {
+                epsilon: Double? = nil, dtype: DType? = nil, scalar: Double? = nil, shape: [Int]? = nil, keepDims: Bool? = nil,
+                accumulates: Bool? = nil) {
         self.kernel = kernel; self.stride = stride; self.padding = padding; self.groups = groups
         self.transposeA = transposeA; self.transposeB = transposeB; self.axes = axes
         self.probability = probability; self.epsilon = epsilon; self.dtype = dtype; self.scalar = scalar
-        self.shape = shape; self.keepDims = keepDims
+        self.shape = shape; self.keepDims = keepDims; self.accumulates = accumulates
     }
 }

@@ -143,18 +143,33 @@ public final class Tape: @unchecked Sendable {
                                   flops: entry.kind.backwardFlops(forward: entry.flops, inputs: entry.inputs.map(\.shape),
                                                                   outputs: [entry.output.shape], needsGradient: needs),
                                   bytesRead: 0, bytesWritten: 0, forward: index))
-            backwardOpsIO.append((entry.inputs.enumerated().filter { needs[$0.offset] }.map(\.element), entry.output, gOut))
+            backwardOpsIO.append((entry.inputs.enumerated().filter { needs[$0.offset] }.map(\.element), entry.output, gOut,
+                                  entry.kind.backwardTraffic(inputs: entry.inputs.map(\.shape), output: entry.output.shape, needsGradient: needs)))
             for (i, g) in gIns.enumerated() where needs[i] {
                 guard let g else { continue }
                 precondition(g.shape == entry.inputs[i].shape, "\(entry.kind) gradient \(g.shape) for input \(entry.inputs[i].shape)")
                 let id = ObjectIdentifier(entry.inputs[i])
-                if let existing = grads[id] { grads[id] = existing.adding(g) } else { grads[id] = g }
+                if let existing = grads[id] {
+                    // a value read twice in the forward pass: its two gradients summed, an op of its own in the IR
+                    // (not for slices of one tensor: their gradients fill disjoint parts of one buffer)
+                    grads[id] = existing.adding(g)
+                    if entry.kind == .slice { continue }
+                    let n = g.count
+                    backwardOps.append(Op(id: 0, kind: .add, phase: .backward, scope: entry.scope, inputs: [], outputs: [],
+                                          attributes: OpAttributes(accumulates: true), flops: Double(n),
+                                          bytesRead: 0, bytesWritten: 0, forward: index))
+                    backwardOpsIO.append(([existing], entry.inputs[i], g, (2 * n, n)))
+                } else {
+                    grads[id] = g
+                }
             }
         }
         // What is left was never an op's output: the leaves (parameters and inputs that asked for a gradient).
         return Gradients(grads)
     }
-    private var backwardOpsIO: [(inputs: [Tensor], output: Tensor, gradOutput: Tensor)] = []
+    /// Per backward op: the inputs it made gradients for, the forward output, the gradient it got, and its traffic
+    /// in values (`OpKind.backwardTraffic`; a sum of two gradients: 2 read, 1 written).
+    private var backwardOpsIO: [(inputs: [Tensor], output: Tensor, gradOutput: Tensor, traffic: (read: Int, written: Int))] = []
 
     /// Whether `gradient` (of `tensor`) shares no memory with another gradient still held or with an input or output
     /// of the entries before `index` (those whose backward is still to run).
@@ -207,16 +222,17 @@ public final class Tape: @unchecked Sendable {
             var op = op
             let gOut = tensorID(io.gradOutput, role: .gradient)
             op.id = g.ops.count
-            op.inputs = [gOut] + io.inputs.map { tensorID($0) }
-            op.outputs = io.inputs.map { t -> Int in
+            // a sum of two gradients reads the one held before (a gradient too) and makes the sum, the gradient of
+            // the forward value read twice
+            let accumulates = op.attributes.accumulates == true
+            op.inputs = [gOut] + io.inputs.map { tensorID($0, role: accumulates ? .gradient : nil) }
+            op.outputs = (accumulates ? [io.output] : io.inputs).map { t -> Int in
                 let id = g.tensors.count
                 g.tensors.append(TensorInfo(id: id, name: t.name.map { "grad(\($0))" }, shape: t.shape, role: .gradient))
                 return id
             }
-            let moves = op.kind == .reshape
-            // a lookup's gradient scatters the output's gradient into the table: it reads no table
-            op.bytesRead = moves ? 0 : (io.gradOutput.count + (op.kind == .embedding ? 0 : io.inputs.reduce(0) { $0 + $1.count })) * 4
-            op.bytesWritten = moves ? 0 : io.inputs.reduce(0) { $0 + $1.count } * 4
+            op.bytesRead = io.traffic.read * 4
+            op.bytesWritten = io.traffic.written * 4
             g.ops.append(op)
         }
         for u in optimizerOps {

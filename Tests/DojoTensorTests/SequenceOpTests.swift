@@ -31,6 +31,39 @@ import Testing
         #expect(Tensor(zeros: [1, 2, 2]).softmax(causal: false).array == [0.5, 0.5, 0.5, 0.5])
     }
 
+    /// The backward traffic the IR records (`OpKind.backwardTraffic`): a same-shape add hands its gradient on with no
+    /// kernel, a bias add sums it down to the bias, a value read twice gets one more op summing its two gradients
+    /// (2 read, 1 written), and the slices of one tensor fill one gradient without such a sum.
+    @Test func recordedBackwardTraffic() {
+        let x = random([4, 6], seed: 21).requiringGrad()
+        let b = random([6], seed: 22).requiringGrad()
+        let tape = Tape()
+        let loss = tape.record { (x.relu() + x + b).sum() }
+        let grads = tape.backward(from: loss)
+        let g = tape.graph(model: "fork", batch: 4)
+        let backward = g.ops.filter { $0.phase == .backward }
+        let adds = backward.filter { $0.kind == .add && $0.attributes.accumulates != true }
+        #expect(adds.count == 2)
+        // relu(x) + x: both operands of the output's shape, no traffic; (…) + b: the bias's gradient summed over rows
+        #expect(adds.contains { $0.bytesRead == 0 && $0.bytesWritten == 0 && $0.flops == 0 })
+        #expect(adds.contains { $0.bytesRead == 24 * 4 && $0.bytesWritten == 6 * 4 && $0.flops == 24 })
+        let sums = backward.filter { $0.attributes.accumulates == true }
+        #expect(sums.count == 1)
+        #expect(sums.first?.bytesRead == 2 * 24 * 4 && sums.first?.bytesWritten == 24 * 4 && sums.first?.flops == 24)
+        #expect(sums.first.map { g.tensor($0.outputs[0])?.role } == .gradient)
+        // the gradient the engine computed: 1 + relu'(x) per element
+        let gx = grads[x]!
+        for i in 0..<gx.count { #expect(gx.pointer[i] == (x.pointer[i] > 0 ? 2 : 1)) }
+
+        let qkv = random([2, 9], seed: 23).requiringGrad()
+        let t2 = Tape()
+        let l2 = t2.record { (qkv.slice(axis: 1, 0..<3) * qkv.slice(axis: 1, 3..<6) + qkv.slice(axis: 1, 6..<9)).sum() }
+        _ = t2.backward(from: l2)
+        let g2 = t2.graph(model: "slices", batch: 2)
+        #expect(!g2.ops.contains { $0.attributes.accumulates == true })
+        #expect(g2.ops.filter { $0.phase == .backward && $0.kind == .slice }.allSatisfy { $0.bytesRead == 6 * 4 && $0.bytesWritten == 6 * 4 })
+    }
+
     /// A lookup reads the rows it gathers, not its table; its gradient writes the table.
     @Test func recordedBytesOfALookup() {
         let table = Tensor(zeros: [1000, 8]).requiringGrad()
