@@ -222,6 +222,16 @@ func readCase(_ row: Row) throws -> ValidationCase {
         model.spec = "bert-large:seq=\(padded)"
         notes.append("bert-large:seq=\(padded): DLE's phase 2 bins sequences by length (LDDL, bin size \(binSizeDLEPhase2)) and pads a batch only to its longest; Wikipedia at \(s) is over half padding (Krell et al. 2021), so a batch is about \(s / 2) + \(binSizeDLEPhase2 / 2) tokens long (ASSUMPTION); sequences/s is unchanged by it")
     }
+    if let spec = model.spec, spec.hasPrefix("bert-large:seq=") || spec.hasPrefix("bert-base:seq="),
+       let s = Int(spec.split(separator: "=").last ?? ""),
+       (modelName + " " + detail).range(of: #"pre-?train|MLPerf"#, options: [.regularExpression, .caseInsensitive]) != nil {
+        // BERT pretraining as published (Devlin et al. 2019, §3.1 and A.2): 15 % of the tokens are masked and only
+        // those go through the MLM head (Google's gather_indexes, NVIDIA's dense_seq_output), and dropout 0.1 on every
+        // layer, the attention probabilities too.
+        let predict = max(1, Int((0.15 * Double(s)).rounded()))
+        model.spec = spec + ",predict=\(predict),dropout=10"
+        notes.append("predict=\(predict), dropout=10: BERT pretraining runs the MLM head on the masked 15 % of the tokens only (Google's gather_indexes, NVIDIA's dense_seq_output; ASSUMPTION: 15 % of the \(s) modelled tokens, where TensorFlow gathers up to max_predictions_per_seq, 20 at 128 and 76-80 at 512) and drops out 10 % after attention, after the MLP and of the attention probabilities (Devlin et al. 2019)")
+    }
     let globalBatch = try row.positiveInt("global_batch", max: Limits.batch, why: "the most samples a step may have")
 
     // Precision.

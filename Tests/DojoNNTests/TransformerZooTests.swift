@@ -193,6 +193,9 @@ func relativeError(_ a: Double, _ b: Double) -> Double { abs(a - b) / abs(b) }
         ("gpt:layers", "not key=value"),
         ("gpt:", "no key=value"),
         ("gpt:hidden=99999999999999999999", "key 'hidden'"),
+        ("bert:seq=128,predict=129", "key 'predict': 129 positions of a 128-token sequence"),
+        ("bert:dropout=100", "key 'dropout' = 100 is larger"),
+        ("gpt:predict=10", "key 'predict' does not apply"),
         ("gpt-176b", "unknown model 'gpt-176b'"),
     ])
     func badSpecsAreRejectedNamingTheKey(spec: String, message: String) {
@@ -216,6 +219,21 @@ func relativeError(_ a: Double, _ b: Double) -> Double { abs(a - b) / abs(b) }
         #expect(try ModelZoo.make("vit-b16:patch=4", inputShape: [1, 28, 28], classes: 10, seed: 0).parameterCount > 0)
         #expect(throws: ModelError.self) { try GraphRecorder.record(model: "gpt-175b", batch: 0) }
         #expect(throws: ModelError.self) { try GraphRecorder.record(model: "gpt-175b", batch: 1, compute: true) }  // 650 GB: refused, not attempted
+    }
+
+    /// BERT pretraining as published: the MLM head on the masked positions only (`predict`), dropout on every layer
+    /// and the attention probabilities (`dropout`, percent) in training; neither changes the parameters.
+    @Test func bertPretrainingKeys() throws {
+        let plain = try GraphRecorder.record(model: "bert:layers=2,hidden=32,heads=4,seq=16,vocab=50", batch: 2)
+        let g = try GraphRecorder.record(model: "bert:layers=2,hidden=32,heads=4,seq=16,vocab=50,predict=3,dropout=10", batch: 2)
+        #expect(g.summary.parameters == plain.summary.parameters)
+        // one dropout on the probabilities and two on the layer's outputs, per layer
+        #expect(g.ops.filter { $0.phase == .forward && $0.kind == .dropout }.count == 6)
+        #expect(!plain.ops.contains { $0.kind == .dropout })
+        let decoder = g.ops.first { $0.phase == .forward && $0.scope == "decoder" && $0.kind == .matmul }
+        #expect(decoder.map { g.tensor($0.outputs[0])?.shape } == [2, 3, 50])
+        #expect(g.summary.forwardFlops < plain.summary.forwardFlops)
+        #expect(try ModelZoo.resolve("bert-large:seq=128,predict=19,dropout=10").description == "bert-large:seq=128,predict=19,dropout=10")
     }
 
     /// Shapes-only recording gives exactly the graph of a step computed for real, for each new family.

@@ -109,11 +109,11 @@ struct ValidationTests {
     @Test("BERT rows: seq from model_detail; accumulation and micro-batch from the row, the other derived")
     func bert() throws {
         let v = try shippedCase("dle-bert-v100-8g-s128")
-        #expect(v.modelSpec == "bert-large:seq=128")
+        #expect(v.modelSpec == "bert-large:seq=128,predict=19,dropout=10")
         #expect(v.plan.dataParallel == 8 && v.plan.microBatches == 64 && v.plan.microBatch == 64)
         let a = try shippedCase("dle-bert-a100-1g-s512")
         // phase 2: LDDL-binned (bins of 64) and padded to the batch's longest, about 256 + 32 tokens
-        #expect(a.modelSpec == "bert-large:seq=288")
+        #expect(a.modelSpec == "bert-large:seq=288,predict=43,dropout=10")
         #expect(a.transformer?.sequence == 512)
         #expect(a.notes.contains { $0.contains("LDDL") })
         #expect(a.assumptions == ["fused_attention": "0", "gradient_overlap": "0"])
@@ -130,7 +130,7 @@ struct ValidationTests {
         #expect(try shippedCase("nemo2407-gpt3-175b-512g").assumptions.isEmpty)
         let mlperf = try shippedCase("mlp30-bert-dgxh100-1n")
         // packed samples: packs of 512 tokens, about 2 real sequences each (Krell et al. 2021)
-        #expect(mlperf.modelSpec == "bert-large:seq=512" && mlperf.unsupported == nil && mlperf.sequencesPerSample == 2)
+        #expect(mlperf.modelSpec == "bert-large:seq=512,predict=77,dropout=10" && mlperf.unsupported == nil && mlperf.sequencesPerSample == 2)
         #expect(try mlperf.predictedValue(SimulatedStep(stepSeconds: 0.2, globalBatch: 768, devices: 8, plan: "")) == 768 * 2 / 0.2)
         #expect(abs(mlperf.measuredStepSeconds! - 768 * 2 / mlperf.measured) < 1e-12)
         #expect(mlperf.precision == .fp16)

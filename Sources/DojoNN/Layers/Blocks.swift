@@ -54,8 +54,11 @@ public final class Bottleneck: Module {
 public final class MultiHeadSelfAttention: Module {
     let qkv: Linear, proj: Linear
     public let heads: Int, kvHeads: Int, causal: Bool, rotary: Bool
+    /// Dropout on the attention probabilities in training (BERT's 0.1); 0: none.
+    let probabilityDropout: Dropout
     public init(dimension: Int, heads: Int, kvHeads: Int? = nil, causal: Bool = false, bias: Bool = true, rotary: Bool = false,
-                generator: inout RandomSource) {
+                attentionDropout: Float = 0, generator: inout RandomSource) {
+        probabilityDropout = Dropout(attentionDropout)
         let kv = kvHeads ?? heads
         precondition(dimension % heads == 0, "attention: dimension \(dimension) is not divisible by \(heads) heads")
         precondition(kv >= 1 && heads % kv == 0, "attention: \(heads) heads are not divisible into \(kv) key/value heads")
@@ -72,7 +75,7 @@ public final class MultiHeadSelfAttention: Module {
             let parts = qkv(x).reshaped([b, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])   // [3, B, H, T, hd]
             func part(_ i: Int) -> Tensor { parts.slice(axis: 0, i..<(i + 1)).reshaped([b * heads, t, hd]) }
             let q = part(0), k = part(1), v = part(2)
-            let attention = q.matmul(k, transposeB: true).scaled(by: scale).softmax(causal: causal)
+            let attention = probabilityDropout(q.matmul(k, transposeB: true).scaled(by: scale).softmax(causal: causal))
             let y = attention.matmul(v).reshaped([b, heads, t, hd]).permuted([0, 2, 1, 3]).reshaped([b, t, d])
             return proj(y)
         }
@@ -89,7 +92,7 @@ public final class MultiHeadSelfAttention: Module {
         let qg = q.reshaped([b, t, kv, g, hd]).permuted([0, 2, 3, 1, 4]).reshaped([b * kv, g * t, hd])
         let kg = k.permuted([0, 2, 1, 3]).reshaped([b * kv, t, hd])
         let vg = v.permuted([0, 2, 1, 3]).reshaped([b * kv, t, hd])
-        let attention = qg.matmul(kg, transposeB: true).scaled(by: scale).softmax(causal: causal)
+        let attention = probabilityDropout(qg.matmul(kg, transposeB: true).scaled(by: scale).softmax(causal: causal))
         let y = attention.matmul(vg).reshaped([b, kv, g, t, hd]).permuted([0, 3, 1, 2, 4]).reshaped([b, t, d])
         return proj(y)
     }

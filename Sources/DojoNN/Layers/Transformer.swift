@@ -59,15 +59,17 @@ public final class LlamaBlock: Module {
 /// h = LN(x + attention(x)), then LN(h + fc2(GELU(fc1(h)))). Layer-norm ε = 1e-12 as BERT's configuration.
 public final class BertLayer: Module {
     let attention: MultiHeadSelfAttention, norm1: LayerNorm, fc1: Linear, act = GELU(), fc2: Linear, norm2: LayerNorm
-    public init(dimension: Int, heads: Int, ffn: Int, generator: inout RandomSource) {
-        attention = MultiHeadSelfAttention(dimension: dimension, heads: heads, generator: &generator)
+    let drop1: Dropout, drop2: Dropout
+    public init(dimension: Int, heads: Int, ffn: Int, dropout: Float = 0, generator: inout RandomSource) {
+        attention = MultiHeadSelfAttention(dimension: dimension, heads: heads, attentionDropout: dropout, generator: &generator)
+        drop1 = Dropout(dropout); drop2 = Dropout(dropout)
         norm1 = LayerNorm(dimension, epsilon: 1e-12)
         fc1 = Linear(dimension, ffn, generator: &generator)
         fc2 = Linear(ffn, dimension, generator: &generator)
         norm2 = LayerNorm(dimension, epsilon: 1e-12)
     }
     public override func forward(_ x: Tensor) -> Tensor {
-        let h = norm1(x + attention(x))
-        return norm2(h + fc2(act(fc1(h))))
+        let h = norm1(x + drop1(attention(x)))
+        return norm2(h + drop2(fc2(act(fc1(h)))))
     }
 }

@@ -40,7 +40,9 @@ public final class GPT: Module {
 /// BERT (Devlin et al. 2019) with its masked-language-model head: word, position and token-type embeddings
 /// (every token of segment 0), embedding layer norm, post-norm encoder layers, then the MLM head
 /// (dense → GELU → layer norm → decoder tied to the word embedding, plus a bias per word). The pooler and the
-/// next-sentence head are left out: the loss here is MLM at every token.
+/// next-sentence head are left out. The loss is MLM at every token unless `predictions` is set: then the head runs
+/// on that many positions of each sequence (the masked ones, taken here as the first: the same shapes and cost as
+/// gathering them). `dropout` (BERT: 0.1) after attention and the MLP and on the attention probabilities, in training.
 public final class BERT: Module {
     let words: Embedding
     let positions: Tensor, tokenTypes: Tensor
@@ -48,14 +50,16 @@ public final class BERT: Module {
     let layers: [Module]
     let transform: Linear, act = GELU(), transformNorm: LayerNorm
     let decoderBias: Tensor
+    public let predictions: Int?
     public init(layers count: Int, dimension: Int, heads: Int, ffn: Int, contextLength: Int, vocabulary: Int,
-                generator: inout RandomSource) {
+                predictions: Int? = nil, dropout: Float = 0, generator: inout RandomSource) {
+        self.predictions = predictions
         words = Embedding(vocabulary: vocabulary, dimension: dimension, generator: &generator)
         positions = Tensor.randomNormal([contextLength, dimension], std: 0.02, generator: &generator).asParameter()
         tokenTypes = Tensor.randomNormal([2, dimension], std: 0.02, generator: &generator).asParameter()
         embeddingNorm = LayerNorm(dimension, epsilon: 1e-12)
         var ls: [Module] = []
-        for _ in 0..<count { ls.append(BertLayer(dimension: dimension, heads: heads, ffn: ffn, generator: &generator)) }
+        for _ in 0..<count { ls.append(BertLayer(dimension: dimension, heads: heads, ffn: ffn, dropout: dropout, generator: &generator)) }
         layers = ls
         transform = Linear(dimension, dimension, generator: &generator)
         transformNorm = LayerNorm(dimension, epsilon: 1e-12)
@@ -66,6 +70,7 @@ public final class BERT: Module {
         let segment0 = tokenTypes.slice(axis: 0, 0..<1)                       // [1, D]: every token is of segment 0
         var h = embeddingNorm(words(x) + firstPositions(positions, x.shape[1]) + segment0)
         for layer in layers { h = layer(h) }
+        if let p = predictions, p < h.shape[1] { h = h.slice(axis: 1, 0..<p) }
         h = transformNorm(act(transform(h)))
         return Tape.withScope("decoder") { h.matmul(effective(words.weight, "decoder.weight"), transposeB: true) + decoderBias }
     }

@@ -15,7 +15,8 @@ public struct TransformerConfig: Sendable, Equatable {
         /// The spec keys that apply to this family.
         public var keys: [String] {
             switch self {
-            case .gpt, .bert: return ["layers", "hidden", "heads", "ffn", "seq", "vocab"]
+            case .gpt: return ["layers", "hidden", "heads", "ffn", "seq", "vocab"]
+            case .bert: return ["layers", "hidden", "heads", "ffn", "seq", "vocab", "predict", "dropout"]
             case .llama: return ["layers", "hidden", "heads", "kv-heads", "ffn", "seq", "vocab"]
             case .vit: return ["layers", "hidden", "heads", "ffn", "image", "patch"]
             }
@@ -37,11 +38,19 @@ public struct TransformerConfig: Sendable, Equatable {
     /// ViT: image side (nil: the data's, 224 by default) and patch side (nil: ModelZoo.defaultPatch — the largest divisor of the side up to side/7, at most 16).
     public var image: Int?
     public var patch: Int?
+    /// BERT: positions of each sequence the masked-language-model head runs on (the masked ones: BERT masks 15 %,
+    /// 20 of 128 and 76-80 of 512 in the published recipes), as Google's `gather_indexes` and NVIDIA's
+    /// `dense_seq_output` do; nil: every position (the loss at every token).
+    public var predict: Int?
+    /// BERT: dropout in percent after attention and after the MLP, and on the attention probabilities, in training
+    /// (Devlin et al.: 10); nil: none.
+    public var dropout: Int?
 
     public init(family: Family, layers: Int, hidden: Int, heads: Int, kvHeads: Int? = nil, ffn: Int? = nil, seq: Int = 0,
-                vocab: Int = 0, image: Int? = nil, patch: Int? = nil) {
+                vocab: Int = 0, image: Int? = nil, patch: Int? = nil, predict: Int? = nil, dropout: Int? = nil) {
         self.family = family; self.layers = layers; self.hidden = hidden; self.heads = heads; self.kvHeads = kvHeads
         self.ffn = ffn; self.seq = seq; self.vocab = vocab; self.image = image; self.patch = patch
+        self.predict = predict; self.dropout = dropout
     }
 
     /// The feed-forward width: `ffn` when set, else 4·hidden (GPT, BERT, ViT), or for Llama 2/3 of 4·hidden
@@ -63,7 +72,7 @@ public struct TransformerConfig: Sendable, Equatable {
 /// transformer's size (see `TransformerConfig.Family.keys`). Built with `ModelZoo.make`, recorded with `GraphRecorder`.
 public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
     /// Every key the syntax knows.
-    public static let allKeys = ["layers", "hidden", "heads", "kv-heads", "ffn", "seq", "vocab", "image", "patch"]
+    public static let allKeys = ["layers", "hidden", "heads", "kv-heads", "ffn", "seq", "vocab", "image", "patch", "predict", "dropout"]
 
     /// The zoo entry it starts from.
     public let entry: ModelZoo.Entry
@@ -156,6 +165,8 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         if let v = given["vocab"] { t.vocab = v }
         if let v = given["image"] { t.image = v }
         if let v = given["patch"] { t.patch = v }
+        if let v = given["predict"] { t.predict = v }
+        if let v = given["dropout"] { t.dropout = v }
         // a Llama preset's grouping stays only while it still divides the heads
         if given["heads"] != nil, given["kv-heads"] == nil, let kv = t.kvHeads, t.heads % kv != 0 { t.kvHeads = nil }
         try ModelSpec.check(t, text: text, given: Set(given.keys))
@@ -164,7 +175,8 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
 
     /// Upper bounds that keep every tensor's element count far inside Int (beyond any published model).
     static let limits: [String: Int] = ["layers": 4096, "hidden": 1 << 17, "heads": 4096, "kv-heads": 4096, "ffn": 1 << 20,
-                                        "seq": 1 << 20, "vocab": 1 << 24, "image": 1 << 14, "patch": 1 << 14]
+                                        "seq": 1 << 20, "vocab": 1 << 24, "image": 1 << 14, "patch": 1 << 14, "predict": 1 << 20,
+                                        "dropout": 99]
 
     static func check(_ t: TransformerConfig, text: String, given: Set<String>) throws {
         func fail(_ key: String, _ why: String) -> ModelError { ModelError("model spec '\(text)': key '\(key)': \(why)") }
@@ -178,6 +190,7 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
                 throw fail("heads", "rotary positions need an even head dimension; hidden \(t.hidden) / \(t.heads) heads = \(t.hidden / t.heads)")
             }
         }
+        if let p = t.predict, p > t.seq { throw fail("predict", "\(p) positions of a \(t.seq)-token sequence") }
         if let image = t.image, let patch = t.patch, image % patch != 0 {
             throw fail(given.contains("image") ? "image" : "patch", "image side \(image) is not a multiple of patch \(patch)")
         }

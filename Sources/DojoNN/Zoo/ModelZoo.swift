@@ -184,7 +184,7 @@ public enum ModelZoo {
                        vocabulary: t.vocab, generator: &g)
         case .bert:
             return BERT(layers: t.layers, dimension: t.hidden, heads: t.heads, ffn: t.ffnWidth, contextLength: t.seq,
-                        vocabulary: t.vocab, generator: &g)
+                        vocabulary: t.vocab, predictions: t.predict, dropout: Float(t.dropout ?? 0) / 100, generator: &g)
         case .llama:
             return Llama(layers: t.layers, dimension: t.hidden, heads: t.heads, kvHeads: t.keyValueHeads, ffn: t.ffnWidth,
                          contextLength: t.seq, vocabulary: t.vocab, generator: &g)
