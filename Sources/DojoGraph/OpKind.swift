@@ -103,13 +103,10 @@ public enum OpKind: String, Codable, Sendable, CaseIterable {
         case .sgdUpdate, .adamwUpdate:
             return 0
         case .add, .sub:
-            // a same-shape operand of add gets the output's gradient itself (no arithmetic); a broadcast operand its
-            // sum over the broadcast dimensions, and sub's right operand its negation: one operation per output value
-            var total = 0.0
-            for (i, needs) in needsGradient.enumerated() where needs && i < inputs.count {
-                if inputs[i] != outputs.first || (self == .sub && i == 1) { total += outCount }
-            }
-            return total
+            // a broadcast operand's gradient is a sum over the broadcast dimensions, sub's right operand's a negation:
+            // one operation per output value; a gradient passed on (`passesGradient`) none
+            let out = outputs.first ?? []
+            return Double(needsGradient.indices.filter { needsGradient[$0] && $0 < inputs.count && !passesGradient($0, inputs, out) }.count) * outCount
         case .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .mul, .div, .scale, .relu, .gelu,
              .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax,
              .crossEntropy, .bceWithLogits, .mse:
@@ -125,6 +122,12 @@ extension OpKind {
     /// same tensor on), a reshape moves nothing, and an embedding's gradient scatters the output's gradient into the
     /// table without reading it, and a slice's gradient fills its part of the input's. Summing two gradients of one
     /// tensor is an op of its own (`accumulates`: 2 read, 1 written), except the slices' parts of one gradient.
+    /// Whether the gradient of operand `i` is the output's gradient itself: an operand of add, or sub's left one, of
+    /// the output's shape (no kernel, no arithmetic; PyTorch's and the engine's backward hand the same tensor on).
+    func passesGradient(_ i: Int, _ inputs: [[Int]], _ output: [Int]) -> Bool {
+        (self == .add || (self == .sub && i == 0)) && inputs[i] == output
+    }
+
     public func backwardTraffic(inputs: [[Int]], output: [Int], needsGradient: [Bool]) -> (read: Int, written: Int) {
         let out = elementCount(output)
         let needed = inputs.indices.filter { $0 < needsGradient.count && needsGradient[$0] }
@@ -133,7 +136,7 @@ extension OpKind {
             return (0, 0)
         case .add, .sub:
             var read = 0, written = 0
-            for i in needed where inputs[i] != output || (self == .sub && i == 1) {
+            for i in needed where !passesGradient(i, inputs, output) {
                 read += out; written += elementCount(inputs[i])
             }
             return (read, written)

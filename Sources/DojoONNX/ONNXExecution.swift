@@ -279,17 +279,25 @@ struct ONNXExecution {
 
     // MARK: ops
 
-    func conv(_ n: ONNXNode, _ env: [String: ONNXValue], _ scope: String) throws -> Tensor {
-        let x = try tensor(n, 0, env), w = try tensor(n, 1, env)
-        let b = n.inputs.count > 2 && !n.inputs[2].isEmpty ? try tensor(n, 2, env) : nil
-        guard x.rank == 4, w.rank == 4 else { throw fail(n, "input \(x.shape) and weight \(w.shape); this import reads 2-D convolutions ([N, C, H, W], [O, C/groups, kH, kW])") }
+    /// The attributes Conv and ConvTranspose share, checked against their operands: 2-D, `group` from 1 to the input's
+    /// channels, `kernel_shape` the weight's, dilation 1, two strides, sizes ≥ 1.
+    func windowAttributes(_ n: ONNXNode, x: Tensor, w: Tensor, layouts: String) throws -> (groups: Int, strides: [Int]) {
+        guard x.rank == 4, w.rank == 4 else { throw fail(n, "input \(x.shape) and weight \(w.shape); this import reads \(layouts)") }
         let groups = Self.int(n, "group", 1)
         guard groups >= 1 else { throw fail(n, "group \(groups); at least 1") }
+        guard groups <= max(1, x.shape[1]) else { throw fail(n, "group \(groups); at most the input's \(x.shape[1]) channels") }
         if let k = Self.ints(n, "kernel_shape"), k != [w.shape[2], w.shape[3]] { throw fail(n, "kernel_shape \(k) but weight \(w.shape)") }
         if let d = Self.ints(n, "dilations"), d.contains(where: { $0 != 1 }) { throw fail(n, "dilations \(d); this import reads dilation 1") }
         let strides = Self.ints(n, "strides") ?? [1, 1]
         guard strides.count == 2, strides.allSatisfy({ $0 >= 1 && $0 <= 1 << 20 }) else { throw fail(n, "strides \(strides)") }
         guard w.shape.allSatisfy({ $0 >= 1 }), x.shape.allSatisfy({ $0 >= 1 }) else { throw fail(n, "input \(x.shape) and weight \(w.shape) need sizes ≥ 1") }
+        return (groups, strides)
+    }
+
+    func conv(_ n: ONNXNode, _ env: [String: ONNXValue], _ scope: String) throws -> Tensor {
+        let x = try tensor(n, 0, env), w = try tensor(n, 1, env)
+        let b = n.inputs.count > 2 && !n.inputs[2].isEmpty ? try tensor(n, 2, env) : nil
+        let (groups, strides) = try windowAttributes(n, x: x, w: w, layouts: "2-D convolutions ([N, C, H, W], [O, C/groups, kH, kW])")
         let pads = try padding(n, kernel: [w.shape[2], w.shape[3]], strides: strides, input: [x.shape[2], x.shape[3]])
         // channels, groups, bias and the window: the engine's shape rule (DojoGraph)
         do {
@@ -305,29 +313,15 @@ struct ONNXExecution {
     func convTranspose(_ n: ONNXNode, _ env: [String: ONNXValue], _ scope: String) throws -> Tensor {
         let x = try tensor(n, 0, env), w = try tensor(n, 1, env)
         let b = n.inputs.count > 2 && !n.inputs[2].isEmpty ? try tensor(n, 2, env) : nil
-        guard x.rank == 4, w.rank == 4 else { throw fail(n, "input \(x.shape) and weight \(w.shape); this import reads 2-D transposed convolutions ([N, C, H, W], [C, O/groups, kH, kW])") }
-        let groups = Self.int(n, "group", 1)
-        guard groups >= 1, groups <= max(1, x.shape[1]) else { throw fail(n, "group \(groups); 1 to the input's \(x.shape[1]) channels") }
-        if let k = Self.ints(n, "kernel_shape"), k != [w.shape[2], w.shape[3]] { throw fail(n, "kernel_shape \(k) but weight \(w.shape)") }
-        if let d = Self.ints(n, "dilations"), d.contains(where: { $0 != 1 }) { throw fail(n, "dilations \(d); this import reads dilation 1") }
-        let strides = Self.ints(n, "strides") ?? [1, 1]
-        guard strides.count == 2, strides.allSatisfy({ $0 >= 1 && $0 <= 1 << 20 }) else { throw fail(n, "strides \(strides)") }
-        guard w.shape.allSatisfy({ $0 >= 1 }), x.shape.allSatisfy({ $0 >= 1 }) else { throw fail(n, "input \(x.shape) and weight \(w.shape) need sizes ≥ 1") }
+        let (groups, strides) = try windowAttributes(n, x: x, w: w, layouts: "2-D transposed convolutions ([N, C, H, W], [C, O/groups, kH, kW])")
         var outputPadding = Self.ints(n, "output_padding") ?? [0, 0]
         guard outputPadding.count == 2, outputPadding.allSatisfy({ $0 >= 0 }), zip(outputPadding, strides).allSatisfy({ $0 < $1 }) else {
             throw fail(n, "output_padding \(outputPadding); two values each below its stride \(strides)")
         }
+        // SAME means the output's size here, not the input's: only explicit pads and VALID are read
         let auto = Self.string(n, "auto_pad") ?? "NOTSET"
-        var pads: (Int, Int)
-        switch auto {
-        case "NOTSET", "":
-            let p = Self.ints(n, "pads") ?? [0, 0, 0, 0]
-            guard p.count == 4, p.allSatisfy({ $0 >= 0 && $0 <= 1 << 20 }) else { throw fail(n, "pads \(p); expected 4 values 0…2^20") }
-            guard p[0] == p[2], p[1] == p[3] else { throw fail(n, "asymmetric pads \(p) (begin ≠ end); the engine pads both sides alike") }
-            pads = (p[0], p[1])
-        case "VALID": pads = (0, 0)
-        default: throw fail(n, "auto_pad '\(auto)'; this import reads NOTSET (with pads) and VALID")
-        }
+        guard ["NOTSET", "", "VALID"].contains(auto) else { throw fail(n, "auto_pad '\(auto)'; this import reads NOTSET (with pads) and VALID") }
+        var pads = try padding(n, kernel: [w.shape[2], w.shape[3]], strides: strides, input: [x.shape[2], x.shape[3]])
         if let o = Self.ints(n, "output_shape") {
             // the pads and output padding that give this size: total padding = stride·(in − 1) + output_padding + kernel − out
             let target = o.count == 4 ? Array(o[2...]) : o

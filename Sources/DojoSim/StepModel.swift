@@ -491,39 +491,31 @@ public final class StepSimulator: @unchecked Sendable {
             opSeconds[first] += cf.seconds
             opCosts[first] = cf
         }
-        // Work on each parameter's gradient every micro-batch outside the model's ops, `micro_batch_gradient_kernels`
+        // Parameters per device, by forward position (split ones divided among the tensor-parallel devices), and the
+        // work on each one's gradient every micro-batch outside the model's ops: `micro_batch_gradient_kernels`
         // kernels sharing `micro_batch_gradient_bytes` per parameter on this device.
         var gradWork = Array(repeating: 0.0, count: nF)
-        if options.microBatchGradientBytes > 0 || options.microBatchGradientKernels > 0 {
+        let perMicroBatch = options.microBatchGradientBytes > 0 || options.microBatchGradientKernels > 0
+        if tp > 1 || perMicroBatch {
             let tensors = TensorLookup(graph)
             let k = max(1, options.microBatchGradientKernels)
             var seen = Set<Int>()
             for (i, id) in layers.forwardOps.enumerated() {
                 for t in graph.ops[id].inputs where tensors[t]?.role == .parameter && !seen.contains(t) {
                     seen.insert(t)
-                    var n = Double(elementCount(tensors[t]!.shape))
-                    if tp > 1 && shard.splitParameters.contains(t) { n /= ways }
-                    let half = n * options.microBatchGradientBytes / 2 / k
-                    let w = OpWork(kind: .add, phase: .backward, gemm: nil, flops: 0, bytesRead: half, bytesWritten: half)
-                    let c = cost(w)
-                    gradWork[i] += options.microBatchGradientKernels > 0 ? k * c.seconds : c.seconds - c.latencySeconds
+                    let whole = Double(elementCount(tensors[t]!.shape))
+                    let split = tp > 1 && shard.splitParameters.contains(t)
+                    let n = split ? whole / ways : whole
+                    if tp > 1 { if split { paramsSplit[i] += n } else { params[i] += n } }
+                    if perMicroBatch {
+                        let half = n * options.microBatchGradientBytes / 2 / k
+                        let c = cost(OpWork(kind: .add, phase: .backward, gemm: nil, flops: 0, bytesRead: half, bytesWritten: half))
+                        gradWork[i] += options.microBatchGradientKernels > 0 ? k * c.seconds : c.seconds - c.latencySeconds
+                    }
                 }
             }
         }
-        if tp > 1 {
-            // parameters per device: split ones divided among the tensor-parallel devices
-            let tensors = TensorLookup(graph)
-            var seen = Set<Int>()
-            for (i, id) in layers.forwardOps.enumerated() {
-                for t in graph.ops[id].inputs where tensors[t]?.role == .parameter && !seen.contains(t) {
-                    seen.insert(t)
-                    let n = Double(elementCount(tensors[t]!.shape))
-                    if shard.splitParameters.contains(t) { paramsSplit[i] += n / ways } else { params[i] += n }
-                }
-            }
-        } else {
-            params = paramElements
-        }
+        if tp == 1 { params = paramElements }
         let t = CostTable(forward: Prefix(fwd), backward: Prefix(bwd), optimizer: Prefix(opt), optimizerLatency: Prefix(optLat),
                           microBatchGradient: Prefix(gradWork), tpComm: Prefix(comm),
                           score: Prefix(score), activation: Prefix(act), scoreActivation: Prefix(scoreAct),

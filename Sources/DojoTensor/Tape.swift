@@ -138,13 +138,14 @@ public final class Tape: @unchecked Sendable {
             defer { if profiling { backwardSeconds[index] = Double(DispatchTime.now().uptimeNanoseconds &- started.uptimeNanoseconds) * 1e-9 } }
             let gIns = backward(gOut, needs)
             precondition(gIns.count == entry.inputs.count, "\(entry.kind) returned \(gIns.count) gradients for \(entry.inputs.count) inputs")
+            let shapes = entry.inputs.map(\.shape)
             backwardOps.append(Op(id: 0, kind: entry.kind, phase: .backward, scope: entry.scope,
                                   inputs: [], outputs: [], attributes: entry.attributes,
-                                  flops: entry.kind.backwardFlops(forward: entry.flops, inputs: entry.inputs.map(\.shape),
+                                  flops: entry.kind.backwardFlops(forward: entry.flops, inputs: shapes,
                                                                   outputs: [entry.output.shape], needsGradient: needs),
                                   bytesRead: 0, bytesWritten: 0, forward: index))
             backwardOpsIO.append((entry.inputs.enumerated().filter { needs[$0.offset] }.map(\.element), entry.output, gOut,
-                                  entry.kind.backwardTraffic(inputs: entry.inputs.map(\.shape), output: entry.output.shape, needsGradient: needs)))
+                                  entry.kind.backwardTraffic(inputs: shapes, output: entry.output.shape, needsGradient: needs)))
             for (i, g) in gIns.enumerated() where needs[i] {
                 guard let g else { continue }
                 precondition(g.shape == entry.inputs[i].shape, "\(entry.kind) gradient \(g.shape) for input \(entry.inputs[i].shape)")
