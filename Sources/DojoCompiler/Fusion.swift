@@ -21,13 +21,10 @@ public struct FusionPlan: Sendable, Equatable {
     }
     public var chains: [Chain]
 
-    /// Kinds that can join a chain.
-    public static let epilogueKinds: Set<OpKind> = [
-        .add, .sub, .mul, .div, .scale, .relu, .gelu, .sigmoid, .tanh, .neg, .dropout, .quantize,
-        .reshape, .transpose, .slice, .broadcast,
-    ]
+    /// Kinds that can join a chain (`definition.fusion`).
+    public static let epilogueKinds = Set(OpKind.allCases.filter { $0.definition.fusion == .epilogue })
     /// Kinds whose output a chain can start from.
-    public static let rootKinds: Set<OpKind> = [.matmul, .conv2d, .convTranspose2d]
+    public static let rootKinds = Set(OpKind.allCases.filter { $0.definition.fusion == .root })
 
     /// Whether op `id` runs as part of a chain.
     public func isFused(_ id: Int) -> Bool { chainOf[id] >= 0 }

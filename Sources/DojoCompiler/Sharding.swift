@@ -40,8 +40,8 @@ public struct TensorSharding: Sendable {
             let dataInputs = op.inputs.filter { !isParam($0) }
             let anySharded = dataInputs.contains { sharded.contains($0) }
             let weights = op.inputs.filter(isParam)
-            switch op.kind {
-            case .matmul where !weights.isEmpty, .conv2d where !weights.isEmpty, .convTranspose2d where !weights.isEmpty:
+            switch op.kind.definition.tensorParallel {
+            case .weightSplit where !weights.isEmpty:
                 if anySharded {
                     split[op.id] = .k
                     allReduceBytes[op.id] = op.outputs.reduce(0) { $0 + bytes($1) }
@@ -50,23 +50,21 @@ public struct TensorSharding: Sendable {
                     sharded.formUnion(op.outputs)
                 }
                 splitParameters.formUnion(weights)
-            case .matmul, .conv2d, .convTranspose2d:
+            case .weightSplit:
                 if anySharded { split[op.id] = .batch; sharded.formUnion(op.outputs) }
-            case .embedding where !weights.isEmpty:
+            case .vocabulary where !weights.isEmpty:
                 // Vocabulary-parallel lookup (Megatron's VocabParallelEmbedding): each device holds a slice of the
                 // table's rows, looks up the tokens that fall in it, and the partial outputs are all-reduced.
                 split[op.id] = .batch
                 allReduceBytes[op.id] = op.outputs.reduce(0) { $0 + bytes($1) }
                 splitParameters.formUnion(weights)
-            case .layerNorm, .sum, .mean, .mse, .bceWithLogits, .embedding:
+            case .vocabulary, .wholeFeatures:
                 // Need whole features (or are the loss): gather a sharded input first.
                 if anySharded {
                     allGatherBytes[op.id] = dataInputs.filter { sharded.contains($0) }.reduce(0) { $0 + bytes($1) }
                 }
-                if sequenceParallel && op.kind == .layerNorm { split[op.id] = .batch }
-            case .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .add, .sub, .mul, .div, .scale, .relu, .gelu, .sigmoid,
-                 .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .softmax, .logSoftmax, .reshape, .transpose, .concat,
-                 .slice, .broadcast, .crossEntropy, .sgdUpdate, .adamwUpdate:
+                if sequenceParallel, case .wholeFeatures(sequenceSplit: true) = op.kind.definition.tensorParallel { split[op.id] = .batch }
+            case .followsInput:
                 if anySharded {
                     split[op.id] = .batch
                     sharded.formUnion(op.outputs)

@@ -376,24 +376,22 @@ public struct SpatialMapper: Sendable, Equatable {
         var t = SpreadTraffic(sramLoadBytesPerNode: read / w, sramStoreBytesPerNode: written / w,
                               ingestBytesPerNode: 0, bisectionBytes: 0, reductionHops: 0,
                               spillBytes: max(0, read + written - regionSRAMBytes))
-        switch work.kind {
-        case .reshape:
+        switch work.kind.definition.meshTraffic {
+        case .none:
             // A view: nothing moves.
             t.sramLoadBytesPerNode = 0; t.sramStoreBytesPerNode = 0; t.spillBytes = 0
-        case .transpose, .embedding:
+        case .allToAll:
             // All-to-all: every output element comes from another node (a transpose of a 2D-distributed tensor;
             // an embedding's rows from the table's shards). Half the data crosses the bisection, both ways.
             t.ingestBytesPerNode = written / w * (1 - 1 / w)
             t.bisectionBytes = written / 4
-        case .broadcast:
+        case .multicast:
             // Every node needs the whole (small) input: a multicast over the mesh.
             t.ingestBytesPerNode = read
-        case .batchNorm, .sum, .mean, .globalAvgPool, .crossEntropy, .bceWithLogits, .mse:
+        case .reduction:
             // Statistics or a loss combined across nodes: a reduction tree and a broadcast back.
             t.reductionHops = 2 * Double(region.diameterHops)
-        case .matmul, .conv2d, .convTranspose2d, .maxPool2d, .avgPool2d, .layerNorm, .add, .sub, .mul, .div, .scale, .relu, .gelu, .sigmoid,
-             .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .softmax, .logSoftmax, .concat, .slice, .sgdUpdate,
-             .adamwUpdate:
+        case .local:
             // Elementwise, row-wise (softmax, layer norm: a row on one node), pooling, slices and concatenation
             // (each node copies its own part), optimizer updates.
             break

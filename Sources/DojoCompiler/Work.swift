@@ -94,7 +94,7 @@ public struct OpWork: Sendable, Equatable, Hashable {
             for t in f.inputs { if let info = graph.tensor(t), info.role == .parameter { params += elementCount(info.shape) } }
             weightBytes = Double(params) * precision.bytes
             // A lookup reads only the rows it gathers (its recorded bytes), never the whole table.
-            if op.kind == .embedding { weightBytes = 0 }
+            if op.kind.definition.bytes == .gathered { weightBytes = 0 }
             if op.kind.isMatrixOp {
                 let shapes = f.inputs.map { graph.tensor($0)?.shape ?? [] }
                 let out = f.outputs.first.flatMap { graph.tensor($0)?.shape } ?? []
@@ -109,28 +109,26 @@ public struct OpWork: Sendable, Equatable, Hashable {
 
     /// The GEMM of a forward matmul or convolution, from its shapes.
     public static func gemm(kind: OpKind, inputs: [[Int]], output: [Int], attributes a: OpAttributes) -> GEMMShape? {
-        switch kind {
-        case .matmul:
+        switch kind.definition.gemm {
+        case .matrixProduct:
             guard inputs.count >= 2, output.count >= 2, let x = inputs.first, x.count >= 2 else { return nil }
             let m = Double(output[output.count - 2]), n = Double(output[output.count - 1])
             let k = Double(a.transposeA == true ? x[x.count - 2] : x[x.count - 1])
             let batch = Double(output.dropLast(2).reduce(1, *))
             return GEMMShape(batch: batch, m: m, n: n, k: k)
-        case .conv2d:
+        case .convolution:
             guard inputs.count >= 2, output.count == 4, inputs[1].count == 4 else { return nil }
             let w = inputs[1]
             let groups = Double(a.groups ?? 1)
             let m = Double(output[0] * output[2] * output[3])
             return GEMMShape(batch: groups, m: m, n: Double(w[0]) / groups, k: Double(w[1] * w[2] * w[3]))
-        case .convTranspose2d:
+        case .transposedConvolution:
             // each input position times the weight gives its output columns (OC/groups × KH × KW), scattered after
             guard inputs.count >= 2, let x = inputs.first, x.count == 4, inputs[1].count == 4 else { return nil }
             let w = inputs[1]
             let groups = Double(a.groups ?? 1)
             return GEMMShape(batch: groups, m: Double(x[0] * x[2] * x[3]), n: Double(w[1] * w[2] * w[3]), k: Double(w[0]) / groups)
-        case .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .add, .sub, .mul, .div, .scale, .relu, .gelu,
-             .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax, .reshape,
-             .transpose, .concat, .slice, .embedding, .broadcast, .crossEntropy, .bceWithLogits, .mse, .sgdUpdate, .adamwUpdate:
+        case nil:
             return nil   // not a matrix product
         }
     }
@@ -151,7 +149,7 @@ public enum SplitAxis: String, Sendable, Codable {
 extension OpWork {
     /// Whether the batch of samples runs along the GEMM's m (a layer applied to every sample) rather than its batch
     /// count (products of two activations, as attention's).
-    public var batchAlongM: Bool { kind == .conv2d || kind == .convTranspose2d || weightBytes > 0 }
+    public var batchAlongM: Bool { (kind.definition.gemm.map { $0 != .matrixProduct } ?? false) || weightBytes > 0 }
 
     /// This work for `factor` times the samples (a micro-batch of `factor` × the recorded batch), divided `ways`
     /// ways along `split`. Weights do not grow with the batch; they divide when the split is along n or k.

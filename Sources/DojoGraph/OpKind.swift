@@ -1,7 +1,8 @@
-/// Every kind of op the engine runs and the compiler and simulator price. One place holds what each kind costs
-/// (FLOPs of its forward and backward pass), so the engine's recording and the simulator read one definition.
-/// Every switch over the kinds here and in the compiler names each kind (no `default:`): a new kind does not
-/// compile until each rule says what it is (issue 13 §1).
+/// Every kind of op the engine runs and the compiler and simulator price. Each kind's rules are one value,
+/// `definition` (OpDefinition.swift): the engine's recording, the compiler and the simulator read it, and the
+/// functions here (FLOPs, backward FLOPs and traffic) and in ShapeRules.swift apply its rule classes. The switch that
+/// writes the definitions names each kind (no `default:`): a new kind does not compile until it gives every rule
+/// (issue 13 §1).
 ///
 /// Convention: a multiply-add counts as 2 FLOPs; published "MACs" figures are half the FLOPs reported here.
 public enum OpKind: String, Codable, Sendable, CaseIterable {
@@ -20,138 +21,102 @@ public enum OpKind: String, Codable, Sendable, CaseIterable {
     // the optimizer's update of one parameter
     case sgdUpdate, adamwUpdate
 
-    /// Whether this op multiplies matrices (priced on Dojo's matrix unit rather than its SIMD unit).
-    public var isMatrixOp: Bool { self == .matmul || self == .conv2d || self == .convTranspose2d }
+    /// Whether this op multiplies matrices (priced on Dojo's matrix unit rather than its SIMD unit): it has a GEMM view.
+    public var isMatrixOp: Bool { definition.gemm != nil }
 
-    /// Arithmetic per output element (or per input element for reductions) of the forward pass, for the
-    /// elementwise-like kinds. Assumption: counts of a straightforward implementation (GELU's tanh form ≈ 14).
-    var elementwiseFlops: Double {
-        switch self {
-        case .add, .sub, .mul, .div, .scale, .relu, .neg, .sum, .mean: return 1
-        case .dropout: return 2
-        case .sqrt, .exp, .log: return 4
-        case .sigmoid, .tanh, .quantize: return 4
-        case .softmax, .logSoftmax: return 5
-        case .crossEntropy, .bceWithLogits: return 6
-        case .mse: return 3
-        case .batchNorm, .layerNorm: return 8
-        case .gelu: return 14
-        case .sgdUpdate: return 4      // weight decay, momentum, (Nesterov), step
-        case .adamwUpdate: return 14   // two moments, bias correction, sqrt, divide, decay, step
-        // no per-element arithmetic of this kind (matrix ops and pooling count theirs in `flops`; data movement none)
-        case .matmul, .conv2d, .convTranspose2d, .maxPool2d, .avgPool2d, .globalAvgPool, .reshape, .transpose, .concat, .slice,
-             .embedding, .broadcast:
-            return 0
-        }
-    }
-
-    /// Forward FLOPs of one op from its operand shapes. `inputs[0]` is the data input.
+    /// Forward FLOPs of one op from its operand shapes (`definition.flops`). `inputs[0]` is the data input.
     public func flops(inputs: [[Int]], outputs: [[Int]], attributes a: OpAttributes) -> Double {
         let outCount = Double(outputs.first.map(elementCount) ?? 0)
         let inCount = Double(inputs.first.map(elementCount) ?? 0)
-        switch self {
-        case .matmul:
+        switch definition.flops {
+        case .matrixProduct:
             // [..., m, k] x [..., k, n] -> [..., m, n]
             guard let out = outputs.first, let x = inputs.first, !x.isEmpty else { return 0 }
             let k = Double(a.transposeA == true ? x[x.count - 2] : x[x.count - 1])
             return 2 * Double(elementCount(out)) * k
-        case .conv2d:
+        case .convolution:
             // weights [OC, IC/groups, KH, KW]: each output element is IC/groups*KH*KW multiply-adds
             guard inputs.count > 1 else { return 0 }
-            let w = inputs[1]
-            let perOutput = Double(w.dropFirst().reduce(1, *))
+            let perOutput = Double(inputs[1].dropFirst().reduce(1, *))
             let bias = inputs.count > 2 ? outCount : 0
             return 2 * outCount * perOutput + bias
-        case .convTranspose2d:
+        case .transposedConvolution:
             // weights [IC, OC/groups, KH, KW]: each input element spreads into OC/groups*KH*KW multiply-adds
             guard inputs.count > 1 else { return 0 }
             let perInput = Double(inputs[1].dropFirst().reduce(1, *))
             let bias = inputs.count > 2 ? outCount : 0
             return 2 * inCount * perInput + bias
-        case .maxPool2d, .avgPool2d:
+        case .window:
             let k = a.kernel ?? [1, 1]
             return outCount * Double(k.reduce(1, *))
-        case .globalAvgPool, .sum, .mean:
-            return inCount
-        case .softmax, .logSoftmax, .crossEntropy, .bceWithLogits, .mse, .batchNorm, .layerNorm:
-            return inCount * elementwiseFlops
-        case .sgdUpdate, .adamwUpdate:
-            return inCount * elementwiseFlops
-        case .reshape, .transpose, .concat, .slice, .embedding, .broadcast:
+        case .perInput(let f):
+            return inCount * f
+        case .perOutput(let f):
+            return outCount * f
+        case .none:
             return 0
-        case .add, .sub, .mul, .div, .scale, .relu, .gelu, .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize:
-            return outCount * elementwiseFlops
         }
     }
 
-    /// Backward FLOPs, given the forward FLOPs and which inputs needed a gradient.
+    /// Backward FLOPs, given the forward FLOPs and which inputs needed a gradient (`definition.gradient`).
     /// Matrix ops: one pass the size of the forward pass per input that needs a gradient (data, weights);
     /// the bias gradient is a reduction over the output. Other ops: twice their forward arithmetic (assumption).
     public func backwardFlops(forward: Double, inputs: [[Int]], outputs: [[Int]], needsGradient: [Bool]) -> Double {
         let outCount = Double(outputs.first.map(elementCount) ?? 0)
-        switch self {
-        case .matmul:
-            return forward * Double(needsGradient.prefix(2).filter { $0 }.count)
-        case .conv2d, .convTranspose2d:
+        switch definition.gradient {
+        case .matrix:
             let hasBias = inputs.count > 2
             let core = forward - (hasBias ? outCount : 0)
             var total = core * Double(needsGradient.prefix(2).filter { $0 }.count)
             if hasBias, needsGradient.count > 2, needsGradient[2] { total += outCount }
             return total
-        case .reshape, .transpose, .concat, .slice, .broadcast, .embedding:
+        case .view, .movement, .fill, .scatter, .none:
             return 0
-        case .sgdUpdate, .adamwUpdate:
-            return 0
-        case .add, .sub:
+        case .passThrough:
             // a broadcast operand's gradient is a sum over the broadcast dimensions, sub's right operand's a negation:
             // one operation per output value; a gradient passed on (`passesGradient`) none
             let out = outputs.first ?? []
             return Double(needsGradient.indices.filter { needsGradient[$0] && $0 < inputs.count && !passesGradient($0, inputs, out) }.count) * outCount
-        case .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .mul, .div, .scale, .relu, .gelu,
-             .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax,
-             .crossEntropy, .bceWithLogits, .mse:
+        case .linear, .general:
             return 2 * forward
         }
     }
 }
 
 extension OpKind {
-    /// Values the backward pass of one op reads and writes (the kernel's traffic, in elements): the gradient of its
-    /// output and the forward values it needs, and a gradient for each input that needs one. A same-shape operand of
-    /// an add passes the output's gradient on untouched (no kernel; PyTorch's and the engine's add backward hand the
-    /// same tensor on), a reshape moves nothing, and an embedding's gradient scatters the output's gradient into the
-    /// table without reading it, and a slice's gradient fills its part of the input's. Summing two gradients of one
-    /// tensor is an op of its own (`accumulates`: 2 read, 1 written), except the slices' parts of one gradient.
     /// Whether the gradient of operand `i` is the output's gradient itself: an operand of add, or sub's left one, of
     /// the output's shape (no kernel, no arithmetic; PyTorch's and the engine's backward hand the same tensor on).
     func passesGradient(_ i: Int, _ inputs: [[Int]], _ output: [Int]) -> Bool {
-        (self == .add || (self == .sub && i == 0)) && inputs[i] == output
+        guard case .passThrough(let rightNegated) = definition.gradient else { return false }
+        return (!rightNegated || i == 0) && inputs[i] == output
     }
 
+    /// Values the backward pass of one op reads and writes (the kernel's traffic, in elements), by its gradient rule:
+    /// the gradient of its output and the forward values it needs, and a gradient for each input that needs one. A
+    /// same-shape operand of an add passes the output's gradient on untouched, a view moves nothing, an embedding's
+    /// gradient scatters the output's gradient into the table without reading it, and a slice's gradient fills its
+    /// part of the input's. Summing two gradients of one tensor is an op of its own (`accumulates`: 2 read,
+    /// 1 written), except the slices' parts of one gradient.
     public func backwardTraffic(inputs: [[Int]], output: [Int], needsGradient: [Bool]) -> (read: Int, written: Int) {
         let out = elementCount(output)
         let needed = inputs.indices.filter { $0 < needsGradient.count && needsGradient[$0] }
-        switch self {
-        case .reshape:
+        let each = needed.reduce(0) { $0 + elementCount(inputs[$1]) }
+        switch definition.gradient {
+        case .view, .none:
             return (0, 0)
-        case .add, .sub:
+        case .passThrough:
             var read = 0, written = 0
             for i in needed where !passesGradient(i, inputs, output) {
                 read += out; written += elementCount(inputs[i])
             }
             return (read, written)
-        case .scale, .neg:
-            return (needed.isEmpty ? 0 : out, needed.reduce(0) { $0 + elementCount(inputs[$1]) })
-        case .embedding:
-            return (out, needed.reduce(0) { $0 + elementCount(inputs[$1]) })
-        case .slice:
-            // the output's gradient written into its place in the input's gradient (the slices of one tensor fill
-            // disjoint parts of one buffer, as a split's backward concatenates them)
+        case .linear:
+            return (needed.isEmpty ? 0 : out, each)
+        case .scatter:
+            return (out, each)
+        case .fill:
             return needed.isEmpty ? (0, 0) : (out, out)
-        case .matmul, .conv2d, .convTranspose2d, .maxPool2d, .avgPool2d, .globalAvgPool, .batchNorm, .layerNorm, .mul, .div,
-             .relu, .gelu, .sigmoid, .tanh, .exp, .log, .sqrt, .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax,
-             .transpose, .concat, .broadcast, .crossEntropy, .bceWithLogits, .mse, .sgdUpdate, .adamwUpdate:
-            let each = needed.reduce(0) { $0 + elementCount(inputs[$1]) }
+        case .matrix, .movement, .general:
             return (out + each, each)
         }
     }

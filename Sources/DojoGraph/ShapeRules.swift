@@ -22,21 +22,7 @@ public func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
 
 extension OpKind {
     /// How many operands an op of this kind takes (data input first), as the engine records it.
-    public var operandCounts: ClosedRange<Int> {
-        switch self {
-        case .matmul, .bceWithLogits, .mse: return 2...2
-        case .add, .sub, .mul, .div: return 1...2   // one operand: with a constant (`attributes.scalar`)
-        case .conv2d, .convTranspose2d: return 2...3
-        case .batchNorm: return 3...3
-        case .layerNorm: return 2...3
-        case .embedding: return 1...2
-        case .concat: return 1...Int.max
-        case .maxPool2d, .avgPool2d, .globalAvgPool, .scale, .relu, .gelu, .sigmoid, .tanh, .exp, .log, .sqrt, .neg,
-             .dropout, .quantize, .sum, .mean, .softmax, .logSoftmax, .reshape, .transpose, .slice, .broadcast,
-             .crossEntropy, .sgdUpdate, .adamwUpdate:
-            return 1...1
-        }
-    }
+    public var operandCounts: ClosedRange<Int> { definition.operands }
 
     /// The output shape of one op of this kind, or an error naming what does not fit. `attributes.shape` gives the
     /// result of the kinds whose operands cannot say it (reshape's target, slice's result, broadcast's target, an
@@ -60,8 +46,8 @@ extension OpKind {
             }
             return ((h + 2 * p[0] - k[0]) / s[0] + 1, (w + 2 * p[1] - k[1]) / s[1] + 1)
         }
-        switch self {
-        case .matmul:
+        switch definition.shape {
+        case .matrixProduct:
             let w = inputs[1]
             guard x.count >= 2, w.count >= 2 else { throw fail("needs matrices, got \(x) and \(w)") }
             let tA = a.transposeA ?? false, tB = a.transposeB ?? false
@@ -74,7 +60,7 @@ extension OpKind {
                 throw fail("batch \(batchA) vs \(batchB) (a batched right operand needs the same batch dimensions on the left)")
             }
             return Array(x.dropLast(2)) + [m, n]
-        case .conv2d:
+        case .convolution:
             let w = inputs[1], g = a.groups ?? 1
             guard x.count == 4, w.count == 4 else { throw fail("input \(x) and weight \(w) must be NCHW / OIHW") }
             guard g >= 1, w[0] % g == 0, w[1] * g == x[1] else {
@@ -84,7 +70,7 @@ extension OpKind {
             if let k = a.kernel, k != [w[2], w[3]] { throw fail("kernel \(k) differs from the weight's \([w[2], w[3]])") }
             let (oh, ow) = try window(x[2], x[3], kernel: [w[2], w[3]], stride: a.stride ?? [1, 1], padding: a.padding ?? [0, 0])
             return [x[0], w[0], oh, ow]
-        case .convTranspose2d:
+        case .transposedConvolution:
             // the adjoint of a convolution from the output's shape to the input's: weight [IC, OC/groups, KH, KW];
             // the result is (in − 1)·stride − 2·padding + kernel, plus an output padding below the stride that
             // `shape` (the result's shape) carries
@@ -107,32 +93,32 @@ extension OpKind {
                 throw fail("result \(out) for \([x[0], oc, oh, ow]) plus an output padding below the stride \(s)")
             }
             return out
-        case .maxPool2d, .avgPool2d:
+        case .window:
             guard x.count == 4 else { throw fail("input \(x) must be NCHW") }
             guard let k = a.kernel else { throw fail("no kernel attribute") }
             let (oh, ow) = try window(x[2], x[3], kernel: k, stride: a.stride ?? k, padding: a.padding ?? [0, 0])
             return [x[0], x[1], oh, ow]
-        case .globalAvgPool:
+        case .globalPool:
             guard x.count == 4 else { throw fail("input \(x) must be NCHW") }
             return [x[0], x[1]]
-        case .batchNorm:
+        case .channelNormalization:
             guard x.count >= 2 else { throw fail("input \(x) needs a channel dimension") }
             guard inputs[1] == [x[1]], inputs[2] == [x[1]] else { throw fail("scale \(inputs[1]) and shift \(inputs[2]) for \(x[1]) channels") }
             return x
-        case .layerNorm:
+        case .featureNormalization:
             guard let d = x.last else { throw fail("a scalar has nothing to normalise") }
             guard inputs.dropFirst().allSatisfy({ $0 == [d] }) else { throw fail("scale/shift \(Array(inputs.dropFirst())) for a last dimension of \(d)") }
             return x
-        case .add, .sub, .mul, .div:
+        case .broadcastBinary:
             if inputs.count == 1 {
                 guard a.scalar != nil else { throw fail("takes 2 operands, or 1 and a constant (scalar), got 1 without one") }
                 return x
             }
             guard let out = broadcastShape(x, inputs[1]) else { throw fail("shapes \(x) and \(inputs[1]) do not broadcast") }
             return out
-        case .scale, .relu, .gelu, .sigmoid, .tanh, .exp, .log, .sqrt, .neg, .dropout, .quantize, .softmax, .logSoftmax:
+        case .sameAsInput:
             return x
-        case .sum, .mean:
+        case .reduction:
             let axes = (a.axes ?? Array(0..<x.count)).map { $0 < 0 ? $0 + x.count : $0 }
             guard axes.allSatisfy({ $0 >= 0 && $0 < x.count }), Set(axes).count == axes.count else {
                 throw fail("axes \(a.axes ?? []) for rank \(x.count)")
@@ -143,10 +129,10 @@ extension OpKind {
             guard let s = a.shape else { throw fail("no target shape") }
             guard elementCount(s) == elementCount(x), s.allSatisfy({ $0 >= 0 }) else { throw fail("cannot reshape \(x) (\(elementCount(x)) elements) to \(s)") }
             return s
-        case .transpose:
+        case .permutation:
             guard let order = a.axes, order.sorted() == Array(0..<x.count) else { throw fail("permutation \(a.axes ?? []) for rank \(x.count)") }
             return order.map { x[$0] }
-        case .concat:
+        case .concatenation:
             guard let axis = a.axes?.first, axis >= 0, axis < x.count else { throw fail("axis \(a.axes ?? []) for rank \(x.count)") }
             var out = x
             for p in inputs.dropFirst() {
@@ -163,22 +149,20 @@ extension OpKind {
             expected[axis] = s.count == x.count ? s[axis] : -1
             guard s == expected, s[axis] <= x[axis] else { throw fail("a slice of \(x) along axis \(axis) cannot be \(s)") }
             return s
-        case .embedding:
+        case .lookup:
             guard x.count == 2 else { throw fail("table must be [vocabulary, dimension], got \(x)") }
             if inputs.count == 2 { return inputs[1] + [x[1]] }
             guard let s = a.shape, s.count == 2, s[1] == x[1] else { throw fail("rows of \(x) cannot be \(a.shape ?? [])") }
             return s
-        case .broadcast:
+        case .broadcastTo:
             guard let s = a.shape, broadcastShape(x, s) == s else { throw fail("\(x) does not broadcast to \(a.shape ?? [])") }
             return s
-        case .crossEntropy:
+        case .classLoss:
             guard x.count == 2 else { throw fail("logits \(x) must be [batch, classes]") }
             return []
-        case .bceWithLogits, .mse:
+        case .pairLoss:
             guard x == inputs[1] else { throw fail("predictions \(x) and targets \(inputs[1]) differ") }
             return []
-        case .sgdUpdate, .adamwUpdate:
-            return x
         }
     }
 }

@@ -84,7 +84,7 @@ public struct D1CostModel: OpCostModel {
     func usesMatrixUnit(_ p: Precision) -> Bool { p != .fp32 && p != .tf32 }
 
     public func cost(_ work: OpWork, precision: Precision) -> OpCost {
-        if work.kind == .reshape || work.isFree { return .zero }
+        if work.kind.definition.bytes == .view || work.isFree { return .zero }
         if work.kind.isMatrixOp, let op = mapper.operands(work, precision: precision), let best = bestGEMM(op, precision) {
             return opCost(work, precision, best.terms)
         }
@@ -93,7 +93,7 @@ public struct D1CostModel: OpCostModel {
 
     /// The cost with its parts: every term's seconds and, for a GEMM, the layout chosen.
     public func estimate(_ work: OpWork, precision: Precision) -> D1Estimate {
-        if work.kind == .reshape || work.isFree { return D1Estimate(cost: .zero) }
+        if work.kind.definition.bytes == .view || work.isFree { return D1Estimate(cost: .zero) }
         if work.kind.isMatrixOp, let op = mapper.operands(work, precision: precision), let best = bestGEMM(op, precision) {
             let p = best.layout
             let mapping = mapper.gemm(op, rows: p.rows, cols: p.cols, panelDepth: p.panelDepth, rowSplits: p.rowSplits,

@@ -48,7 +48,7 @@ public struct GPUCostModel: OpCostModel {
     }
 
     public func cost(_ work: OpWork, precision: Precision) -> OpCost {
-        if work.kind == .reshape || work.isFree { return .zero }
+        if work.kind.definition.bytes == .view || work.isFree { return .zero }
         let e = calibration
         let bytes = work.bytesRead + work.bytesWritten
         let hbm = gpu.hbmBandwidth * e.memoryEfficiency

@@ -328,7 +328,7 @@ public final class StepSimulator: @unchecked Sendable {
             for t in op.inputs where tensors[t]?.role == .parameter && !seen.contains(t) {
                 seen.insert(t); params[i] += Double(elementCount(tensors[t]!.shape))
             }
-            if op.kind != .reshape { acts[i] = op.outputs.reduce(0) { $0 + Double(tensors[$1]?.bytes ?? 0) } }
+            if op.kind.definition.bytes != .view { acts[i] = op.outputs.reduce(0) { $0 + Double(tensors[$1]?.bytes ?? 0) } }
             if let o = op.outputs.first, let shape = tensors[o]?.shape, softmaxShapes.contains(shape) { score[i] = true }
             if op.kind == .matmul, op.inputs.contains(where: { tensors[$0].map { softmaxShapes.contains($0.shape) } ?? false }) {
                 touches[i] = true

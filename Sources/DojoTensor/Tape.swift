@@ -154,7 +154,7 @@ public final class Tape: @unchecked Sendable {
                     // a value read twice in the forward pass: its two gradients summed, an op of its own in the IR
                     // (not for slices of one tensor: their gradients fill disjoint parts of one buffer)
                     grads[id] = existing.adding(g)
-                    if entry.kind == .slice { continue }
+                    if entry.kind.definition.gradient == .fill { continue }
                     let n = g.count
                     backwardOps.append(Op(id: 0, kind: .add, phase: .backward, scope: entry.scope, inputs: [], outputs: [],
                                           attributes: OpAttributes(accumulates: true), flops: Double(n),
@@ -210,14 +210,15 @@ public final class Tape: @unchecked Sendable {
         for e in entries {
             let ins = e.inputs.map { t in tensorID(t, role: t.role == .parameter ? .parameter : (produced.contains(ObjectIdentifier(t)) ? .activation : .input)) }
             let out = tensorID(e.output, role: .activation)
-            let moves = e.kind == .reshape
-            // a lookup reads the rows it gathers (and the ids), not its whole table
-            let read = e.kind == .embedding ? (e.output.count + e.inputs.dropFirst().reduce(0) { $0 + $1.count }) * 4
-                                            : e.inputs.reduce(0) { $0 + $1.count * 4 }
+            // the kind's byte rule: a view moves nothing; a lookup reads the rows it gathers (and the ids), not its table
+            let read: Int, written: Int
+            switch e.kind.definition.bytes {
+            case .view: (read, written) = (0, 0)
+            case .gathered: (read, written) = ((e.output.count + e.inputs.dropFirst().reduce(0) { $0 + $1.count }) * 4, e.output.count * 4)
+            case .operands: (read, written) = (e.inputs.reduce(0) { $0 + $1.count * 4 }, e.output.count * 4)
+            }
             g.ops.append(Op(id: g.ops.count, kind: e.kind, phase: .forward, scope: e.scope, inputs: ins, outputs: [out],
-                            attributes: e.attributes, flops: e.flops,
-                            bytesRead: moves ? 0 : read,
-                            bytesWritten: moves ? 0 : e.output.count * 4))
+                            attributes: e.attributes, flops: e.flops, bytesRead: read, bytesWritten: written))
         }
         for (op, io) in zip(backwardOps, backwardOpsIO) {
             var op = op
