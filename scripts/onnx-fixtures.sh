@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Exports the ONNX fixtures the import tests read (scripts/onnx-fixtures.py, PyTorch from Debian's python3-torch and
 # python3-torchvision) into .fixtures/onnx, once: a stamp with the script's checksum says they are current.
-# Usage: scripts/onnx-fixtures.sh [--bench]   (--bench adds ResNet-50 and a GPT-2-small-sized decoder for make bench)
+# Usage: scripts/onnx-fixtures.sh [--bench]   (--bench adds a GPT-2-small-sized decoder for make bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.fixtures/onnx

@@ -80,6 +80,20 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertEqual(g.batch, 2)
     }
 
+    /// torchvision's ResNet-50 (bottleneck blocks, stride on the 3×3 as torchvision puts it) against the zoo's
+    /// resnet50: the same parameters (PyTorch's count) and the same FLOPs, forward and backward.
+    func testResNet50MatchesTheZoo() throws {
+        let model = try ONNXModel.load(try Fixtures.path("resnet50"))
+        let g = try ONNXImport.recordGraph(model, shapes: try ONNXImport.inputShapes(model, batch: nil, examples: [:]))
+        let zoo = try GraphRecorder.record(model: "resnet50", batch: 1, optimizer: .sgd)
+        XCTAssertEqual(g.summary.parameters, try Fixtures.meta("resnet50").parameters)
+        XCTAssertEqual(g.summary.parameters, zoo.summary.parameters)
+        let matrix = { (g: Graph) in g.ops.filter { $0.phase == .forward && $0.kind.isMatrixOp }.reduce(0) { $0 + $1.flops } }
+        XCTAssertEqual(matrix(g), matrix(zoo), accuracy: matrix(zoo) * 1e-9)
+        XCTAssertEqual(g.summary.forwardFlops, zoo.summary.forwardFlops, accuracy: zoo.summary.forwardFlops * 0.005)
+        XCTAssertEqual(g.summary.backwardFlops, zoo.summary.backwardFlops, accuracy: zoo.summary.backwardFlops * 0.01)
+    }
+
     func testMobileNetV2MatchesPyTorch() throws {
         _ = try checkAgainstPyTorch("mobilenet_v2")
     }
