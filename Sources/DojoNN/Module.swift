@@ -43,8 +43,12 @@ open class Module {
                     y.format = f
                     return y
                 }
-                // a fresh output (not the input, a view of it, or a parameter) is rounded where it lies
-                return policy.activation(y, site: path, exclusive: y.storage !== x.storage && y.role != .parameter)
+                // a fresh output (not the input, a view of it, or a parameter) is rounded where it lies; one whose
+                // kernel already rounded it as it wrote it (`PrecisionPolicy.outputRounding`: it is in the format) is
+                // only recorded
+                let fresh = y.storage !== x.storage && y.role != .parameter
+                return policy.activation(y, site: path, exclusive: fresh,
+                                         alreadyRounded: fresh && y.format != nil && y.format == policy.activationType)
             }
             return y
         }

@@ -65,84 +65,112 @@ public final class PrecisionPolicy: @unchecked Sendable {
     /// (assumption: 2, one binade; with none, a ViT or CNN whose gradients grew between steps clamped them).
     public var delayedScalingHeadroom: Float = 2
 
-    /// Rounds a buffer for a site, in one pass over it. BF16 has no bias to choose. CFP8 uses delayed scaling (as
-    /// FP8 training recipes do, and as the CFP whitepaper's bias that "does not change frequently" allows): once a
-    /// site has `historyLength` maxima, the bias comes from the largest of them times `delayedScalingHeadroom`,
-    /// and this tensor's maximum is found while rounding and noted for the next steps; a value above that range
-    /// clamps to the format's largest and raises the overflow flag. Until then each tensor is scanned first.
-    /// The rounding runs on the compute threads' OpenMP pool, a slice each (the counter-based random stream is
-    /// indexed by the value's position, so slices round exactly as the whole buffer would): DojoNumerics' own GCD
-    /// threads competed for the cores with OpenMP workers still spinning after the last kernel.
-    func roundingClosure(_ f: Format, site: String, stochastic: Bool) -> Tensor.RoundingPass {
+    /// Starts one tensor's rounding for a site when its format is known before the values are: always for BF16
+    /// (no bias to choose); for CFP8 by **delayed scaling** (as FP8 training recipes do, and as the CFP whitepaper's
+    /// bias that "does not change frequently" allows) once the site has `historyLength` maxima: the bias comes from
+    /// the largest of them times `delayedScalingHeadroom`, and this tensor's maximum is found while rounding and noted
+    /// for the next steps; a value above that range clamps to the format's largest and raises the overflow flag.
+    /// Nil while a CFP8 site is still young: its tensors are scanned first (`roundingPass`).
+    func task(_ f: Format, site: String, stochastic: Bool) -> RoundingTask? {
+        let nf: NumberFormat
+        if f == .bf16 {
+            nf = try! NumberFormat(.bf16)
+        } else if let earlier = history[site], earlier.count >= historyLength, let largest = earlier.max() {
+            nf = try! NumberFormat(f, bias: NumberFormat.bias(for: f, maxMagnitude: largest * delayedScalingHeadroom))
+        } else {
+            return nil
+        }
+        return task(nf, tracked: f != .bf16, site: site, stochastic: stochastic)
+    }
+
+    /// A rounding to `nf`; `tracked`: the largest magnitude is found while rounding and noted in the site's history.
+    private func task(_ nf: NumberFormat, tracked: Bool, site: String, stochastic: Bool) -> RoundingTask {
+        let r = rounding(site: site, stochastic: stochastic)
+        return RoundingTask(bf16NearestEven: nf.format == .bf16 && !stochastic, span: { p, count, offset in
+            let slice = UnsafeMutableBufferPointer(start: p, count: count)
+            if tracked {
+                var mm: Float = 0
+                let bits = nf.roundInPlace(slice, rounding: r, offset: UInt64(offset), largestMagnitude: &mm).rawValue
+                return (bits, mm)
+            }
+            return (nf.roundInPlace(slice, rounding: r, offset: UInt64(offset), threads: 1).rawValue, 0)
+        }, done: { [self] tally in
+            flags.formUnion(ExceptionFlags(rawValue: tally.flags))
+            if tracked { note(tally.largest, site: site) }
+        })
+    }
+
+    /// Rounds a buffer for a site, in one pass over it (`task`; a young CFP8 site scans the tensor for its maximum
+    /// first and takes its bias from it). The rounding runs on the compute threads' OpenMP pool, a slice each (the
+    /// counter-based random stream is indexed by the value's position, so slices round exactly as the whole buffer
+    /// would), copying and rounding a block at a time while it is in cache: DojoNumerics' own GCD threads competed
+    /// for the cores with OpenMP workers still spinning after the last kernel.
+    func roundingPass(_ f: Format, site: String, stochastic: Bool) -> Tensor.RoundingPass {
         { [self] source, buffer in
             guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-            let input = source ?? UnsafePointer(base)
-            let nf: NumberFormat
-            var tracked = f != .bf16
-            if f == .bf16 {
-                nf = try! NumberFormat(.bf16)
-            } else if let earlier = history[site], earlier.count >= historyLength, let largest = earlier.max() {
-                nf = try! NumberFormat(f, bias: NumberFormat.bias(for: f, maxMagnitude: largest * delayedScalingHeadroom))
+            let job: RoundingTask
+            if let t = task(f, site: site, stochastic: stochastic) {
+                job = t
             } else {
-                let amax = Tensor.maxMagnitude(of: UnsafeBufferPointer(start: input, count: buffer.count))
+                let amax = Tensor.maxMagnitude(of: UnsafeBufferPointer(start: source ?? UnsafePointer(base), count: buffer.count))
                 note(amax, site: site)
-                nf = try! NumberFormat(f, bias: NumberFormat.bias(for: f, maxMagnitude: amax.isFinite ? amax : 0))
-                tracked = false
+                let nf = try! NumberFormat(f, bias: NumberFormat.bias(for: f, maxMagnitude: amax.isFinite ? amax : 0))
+                job = task(nf, tracked: false, site: site, stochastic: stochastic)
             }
-            let r = rounding(site: site, stochastic: stochastic)
             let parts = max(1, min(ComputeThreads.count, buffer.count / (1 << 15)))
             let block = 1 << 14   // copied and rounded while it is in cache
-            var raised = [UInt8](repeating: 0, count: parts), largest = [Float](repeating: 0, count: parts)
-            raised.withUnsafeMutableBufferPointer { flagsOut in
-                largest.withUnsafeMutableBufferPointer { maxOut in
-                    let o = flagsOut.baseAddress!, m = maxOut.baseAddress!
-                    ComputeThreads.parallelChunks(parts, elements: parts << 15) { range in
-                        for k in range {
-                            let lo = buffer.count * k / parts, hi = buffer.count * (k + 1) / parts
-                            var bits: UInt8 = 0, top: Float = 0
-                            var start = lo
-                            while start < hi {
-                                let end = min(start + block, hi)
-                                if let source { (base + start).update(from: source + start, count: end - start) }
-                                let slice = UnsafeMutableBufferPointer(start: base + start, count: end - start)
-                                if tracked {
-                                    var mm: Float = 0
-                                    bits |= nf.roundInPlace(slice, rounding: r, offset: UInt64(start), largestMagnitude: &mm).rawValue
-                                    top = mm.isNaN || top.isNaN ? .nan : Swift.max(top, mm)
-                                } else {
-                                    bits |= nf.roundInPlace(slice, rounding: r, offset: UInt64(start), threads: 1).rawValue
-                                }
-                                start = end
-                            }
-                            o[k] = bits; m[k] = top
-                        }
+            ComputeThreads.parallelChunks(parts, elements: parts << 15) { range in
+                for k in range {
+                    let lo = buffer.count * k / parts, hi = buffer.count * (k + 1) / parts
+                    var tally = RoundingTask.Tally()
+                    var start = lo
+                    while start < hi {
+                        let end = min(start + block, hi)
+                        if let source { (base + start).update(from: source + start, count: end - start) }
+                        job.round(base + start, count: end - start, offset: start, into: &tally)
+                        start = end
                     }
+                    job.merge(tally)
                 }
             }
-            for bits in raised { flags.formUnion(ExceptionFlags(rawValue: bits)) }
-            if tracked { note(largest.contains { $0.isNaN } ? .nan : largest.max() ?? 0, site: site) }
+            job.finish()
         }
+    }
+
+    /// A site's rounding in both forms (a pass of its own, or span by span in the kernel that writes the tensor).
+    func rounding(_ f: Format, site: String, stochastic: Bool) -> TensorRounding {
+        TensorRounding(dtype: Self.dtype(f), pass: roundingPass(f, site: site, stochastic: stochastic),
+                 begin: { [self] in task(f, site: site, stochastic: stochastic) })
     }
 
     /// A weight as the forward pass uses it.
     public func weight(_ w: Tensor, site: String) -> Tensor {
         guard let f = weightFormat else { return w }
-        return w.rounded(to: Self.dtype(f), roundingClosure(f, site: site, stochastic: false))
+        return w.rounded(to: Self.dtype(f), roundingPass(f, site: site, stochastic: false))
     }
 
     /// A layer's output, and (backward) the gradient that flows into it.
     /// - exclusive: `y` is a fresh tensor nothing else reads unrounded (not the layer's input or a parameter, nor a
     ///   view of them): rounded in place.
-    public func activation(_ y: Tensor, site: String, exclusive: Bool = false) -> Tensor {
+    /// - alreadyRounded: the kernel that made `y` rounded it as it wrote it, by `outputRounding(site:)`.
+    public func activation(_ y: Tensor, site: String, exclusive: Bool = false, alreadyRounded: Bool = false) -> Tensor {
         guard let f = weightFormat, let gf = gradientFormat else { return y }
-        return y.rounded(to: Self.dtype(f), inPlace: exclusive, roundingClosure(f, site: site + ".activation", stochastic: false),
-                         gradient: roundingClosure(gf, site: site + ".gradient", stochastic: stochasticGradients))
+        return y.rounded(to: Self.dtype(f), inPlace: exclusive, alreadyRounded: alreadyRounded,
+                         roundingPass(f, site: site + ".activation", stochastic: false),
+                         gradient: rounding(gf, site: site + ".gradient", stochastic: stochasticGradients))
+    }
+
+    /// The rounding of a layer's output, for a kernel that rounds it span by span as it writes it (then
+    /// `activation(_:site:alreadyRounded: true)` records it); nil in FP32.
+    public func outputRounding(site: String) -> TensorRounding? {
+        guard let f = weightFormat else { return nil }
+        return rounding(f, site: site + ".activation", stochastic: false)
     }
 
     /// A parameter's gradient before the optimizer uses it.
     public func roundGradient(_ g: Tensor, site: String) {
         guard let gf = gradientFormat else { return }
-        roundingClosure(gf, site: site + ".grad", stochastic: stochasticGradients)(nil, g.storage.buffer)
+        roundingPass(gf, site: site + ".grad", stochastic: stochasticGradients)(nil, g.storage.buffer)
     }
 
     /// The history, for checkpoints (a resumed run must choose the same biases).

@@ -252,6 +252,31 @@ extension Params {
 
     func roundBF16(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
         var f: UInt32 = 0
+        if rng == nil {
+            // nearest-even: each block checked for values outside the fast path's range (read only), then rounded in
+            // place, both while it is in L1; only a block with such a value takes the scratch-buffer path below
+            var start = lo
+            while start < hi {
+                let n = min(blockSize, hi - start), b = p + start
+                var special: UInt32 = 0
+                for j in 0..<n {
+                    let a = b[j] & 0x7FFF_FFFF
+                    special |= ((a != 0 && a < 0x0080_0000) || a > 0x7F7F_0000) ? 1 : 0
+                }
+                if special != 0 {
+                    f |= UInt32(roundBF16Scratch(p, start, start + n, rng: nil, offset: offset))
+                } else {
+                    for j in 0..<n { let v = b[j]; b[j] = (v &+ 0x7FFF &+ ((v >> 16) & 1)) & 0xFFFF_0000 }
+                }
+                start += n
+            }
+            return UInt8(truncatingIfNeeded: f)
+        }
+        return roundBF16Scratch(p, lo, hi, rng: rng, offset: offset)
+    }
+
+    private func roundBF16Scratch(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64) -> UInt8 {
+        var f: UInt32 = 0
         let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
         defer { tmp.deallocate() }
         let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)

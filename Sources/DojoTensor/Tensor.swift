@@ -17,6 +17,12 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// The number format every value is known to be exact in (set by `rounded(to:)`, passed on by layers that only
     /// pick or move values); nil: FP32.
     public var format: DType?
+    /// How this tensor's gradient is rounded (set by `rounded(to:)` with a gradient rounding): the kernel that makes
+    /// that gradient may round it span by span while it writes it (`RoundingTask`) instead of a pass after it.
+    public var gradientRounding: TensorRounding?
+    /// Set on a gradient a kernel already rounded by `gradientRounding` of the tensor (by identity) whose gradient
+    /// it is, so the rounding op does not round it again.
+    public var roundedAsGradientOf: ObjectIdentifier?
 
     public init(shape: [Int], storage: Storage, requiresGrad: Bool = false, role: TensorInfo.Role = .activation) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")

@@ -60,9 +60,10 @@ public final class BatchNorm2d: Module {
     }
     public override func forward(_ x: Tensor) -> Tensor {
         precondition(x.rank >= 2 && x.shape[1] == weight.count, "\(path): expects \(weight.count) channels, got \(x.shape)")
+        // under a precision policy the kernel rounds its output as it writes it (one pass, not two)
         return x.batchNorm(gamma: weight, beta: bias, runningMean: runningMean, runningVariance: runningVar,
                            training: Module.context.training, momentum: momentum, epsilon: epsilon,
-                           sync: Module.context.batchNormSync)
+                           sync: Module.context.batchNormSync, roundOutput: Module.context.precision?.outputRounding(site: path))
     }
 }
 

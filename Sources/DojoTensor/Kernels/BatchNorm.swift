@@ -14,15 +14,16 @@ public enum BatchNormKernel {
     public static func forwardTraining(n: Int, c: Int, spatial: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                        beta: UnsafePointer<Float>, epsilon: Float, y: UnsafeMutablePointer<Float>,
                                        mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>,
-                                       backend: KernelBackend = .oneDNN) {
+                                       backend: KernelBackend = .oneDNN, round: RoundingTask? = nil) {
         validate(n, c, spatial, epsilon)
         switch backend {
         case .reference:
+            precondition(round == nil, "the reference batch norm does not round its output")
             ReferenceKernels.batchNormForwardTraining(n: n, c: c, s: spatial, x: x, gamma: gamma, beta: beta,
                                                       epsilon: epsilon, y: y, mean: mean, variance: variance)
         case .oneDNN:
             SwiftBatchNorm.forwardTraining(n: n, c: c, s: spatial, x: x, gamma: gamma, beta: beta, epsilon: epsilon,
-                                           y: y, mean: mean, variance: variance)
+                                           y: y, mean: mean, variance: variance, round: round)
         }
     }
 
@@ -47,15 +48,16 @@ public enum BatchNormKernel {
                                 gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, mean: UnsafePointer<Float>,
                                 variance: UnsafePointer<Float>, epsilon: Float, dx: UnsafeMutablePointer<Float>,
                                 dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
-                                backend: KernelBackend = .oneDNN) {
+                                backend: KernelBackend = .oneDNN, round: RoundingTask? = nil) {
         validate(n, c, spatial, epsilon)
         switch backend {
         case .reference:
+            precondition(round == nil, "the reference batch norm does not round its gradient")
             ReferenceKernels.batchNormBackward(n: n, c: c, s: spatial, x: x, dy: dy, gamma: gamma, mean: mean,
                                                variance: variance, epsilon: epsilon, dx: dx, dGamma: dGamma, dBeta: dBeta)
         case .oneDNN:
             SwiftBatchNorm.backward(n: n, c: c, s: spatial, x: x, dy: dy, gamma: gamma, mean: mean, variance: variance,
-                                    epsilon: epsilon, dx: dx, dGamma: dGamma, dBeta: dBeta)
+                                    epsilon: epsilon, dx: dx, dGamma: dGamma, dBeta: dBeta, round: round)
         }
     }
 
@@ -119,9 +121,12 @@ public enum BatchNormKernel {
 
     @_spi(Testing) public static func forwardTraining(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                 beta: UnsafePointer<Float>, epsilon: Float, y: UnsafeMutablePointer<Float>,
-                                mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>) {
+                                mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>,
+                                round: RoundingTask? = nil) {
         let count = Double(n * s)
         parallelChannels(c, elements: n * c * s) { channels in
+            var tally = RoundingTask.Tally()
+            defer { round?.merge(tally) }
             for ch in channels {
                 let k = x[ch * s]  // shift: the variance of x − k is that of x, and x − k is small
                 var sum: Double = 0, sq: Double = 0
@@ -139,6 +144,8 @@ public enum BatchNormKernel {
                 for i in 0..<n {
                     let o = (i * c + ch) * s
                     affine(x + o, y + o, s, Float(a), Float(b))
+                    // rounded while the span is in cache
+                    round?.round(y + o, count: s, offset: o, into: &tally)
                 }
             }
         }
@@ -163,9 +170,11 @@ public enum BatchNormKernel {
     @_spi(Testing) public static func backward(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, variance: UnsafePointer<Float>,
                          epsilon: Float, dx: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>,
-                         dBeta: UnsafeMutablePointer<Float>) {
+                         dBeta: UnsafeMutablePointer<Float>, round: RoundingTask? = nil) {
         let count = Double(n * s)
         parallelChannels(c, elements: n * c * s) { channels in
+            var tally = RoundingTask.Tally()
+            defer { round?.merge(tally) }
             for ch in channels {
                 let m = mean[ch], mv = V(repeating: m)
                 var sumDy: Double = 0, sumDyXc: Double = 0
@@ -198,6 +207,7 @@ public enum BatchNormKernel {
                     var j = 0
                     while j + 16 <= s { store(av * load(dp, j) + bv * load(xp, j) + cv, op, j); j += 16 }
                     while j < s { op[j] = af * dp[j] + bf * xp[j] + cf; j += 1 }
+                    round?.round(op, count: s, offset: o, into: &tally)
                 }
             }
         }

@@ -190,8 +190,24 @@ extension Tensor {
             let r = Tensor(uninitializedShape: g.shape)
             if r.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [r] }
             let pg = g.pointer, px = x.pointer, py = out.pointer, pr = r.pointer
-            parallelChunks(g.count) { range in
-                for i in range { pr[i] = pg[i] * f.derivative(px[i], py[i]) }
+            // x's gradient rounded block by block as it is written, when x's gradient is rounded (a layer's output)
+            x.fusingGradientRounding(into: r) { task in
+                parallelChunks(g.count) { range in
+                    guard let task else {
+                        for i in range { pr[i] = pg[i] * f.derivative(px[i], py[i]) }
+                        return
+                    }
+                    var tally = RoundingTask.Tally()
+                    var lo = range.lowerBound
+                    while lo < range.upperBound {
+                        let hi = min(lo + 4096, range.upperBound)
+                        for i in lo..<hi { pr[i] = pg[i] * f.derivative(px[i], py[i]) }
+                        task.round(pr + lo, count: hi - lo, offset: lo, into: &tally)
+                        lo = hi
+                    }
+                    task.merge(tally)
+                }
+                return task != nil
             }
             return [r]
         }

@@ -1,26 +1,125 @@
 import DojoGraph
 
+import Foundation
+
+/// A rounding to a number format, in the two forms a kernel can use (issue 14 §2: rounding fused into the loop that
+/// produces a tensor): `pass` rounds a whole buffer in a pass of its own; `begin` starts a rounding that the
+/// producing kernel applies span by span while the values are still in cache (nil when it cannot run that way now:
+/// a CFP8 site still choosing its bias from a scan of the whole tensor).
+public struct TensorRounding {
+    public let dtype: DType
+    public let pass: Tensor.RoundingPass
+    public let begin: () -> RoundingTask?
+    public init(dtype: DType, pass: @escaping Tensor.RoundingPass, begin: @escaping () -> RoundingTask?) {
+        self.dtype = dtype; self.pass = pass; self.begin = begin
+    }
+}
+
+/// One tensor's rounding, applied span by span by the kernel that writes it (from any of its threads). Each thread
+/// keeps a `Tally` (exception flags, the largest magnitude seen) and merges it once; `finish` hands the totals to
+/// whoever chose the format (the precision policy's history and flags).
+public final class RoundingTask: @unchecked Sendable {
+    public struct Tally: Sendable {
+        public var flags: UInt8 = 0
+        public var largest: Float = 0
+        public init() {}
+        mutating func add(_ bits: UInt8, _ top: Float) {
+            flags |= bits
+            largest = top.isNaN || largest.isNaN ? .nan : Swift.max(largest, top)
+        }
+    }
+    /// Rounds `count` values in place, `offset` being the first one's index in the tensor; returns the flags raised
+    /// and the largest magnitude (when the rounding tracks it). Must be safe to call from several threads at once.
+    let span: @Sendable (UnsafeMutablePointer<Float>, Int, Int) -> (UInt8, Float)
+    let done: @Sendable (Tally) -> Void
+    private var total = Tally()
+    private let lock = NSLock()
+
+    /// BF16 with round-to-nearest-even: spans of normal values are rounded inline (`roundBF16`), the rest by `span`.
+    let bf16NearestEven: Bool
+
+    public init(bf16NearestEven: Bool = false, span: @escaping @Sendable (UnsafeMutablePointer<Float>, Int, Int) -> (UInt8, Float),
+                done: @escaping @Sendable (Tally) -> Void) {
+        self.bf16NearestEven = bf16NearestEven; self.span = span; self.done = done
+    }
+
+    /// Rounds `count` values at `p` (the tensor's values `offset..<offset+count`) in place, noting into `tally`.
+    @inline(__always)
+    public func round(_ p: UnsafeMutablePointer<Float>, count: Int, offset: Int, into tally: inout Tally) {
+        guard count > 0 else { return }
+        if bf16NearestEven && RoundingTask.roundBF16(p, count) { return }
+        let (bits, top) = span(p, count, offset)
+        tally.add(bits, top)
+    }
+
+    /// BF16 round-to-nearest-even of `n` values in place, when none is an FP32 subnormal, near the format's
+    /// largest, infinite or NaN — those raise flags or need care, and the caller's full rounding takes them: then
+    /// nothing is changed and the answer is false. Branch-free loops over the bits that the compiler vectorises;
+    /// the same bits as DojoNumerics' BF16 rounding for every value it accepts (tested).
+    @inline(__always)
+    static func roundBF16(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Bool {
+        let u = UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt32.self)
+        var special: UInt32 = 0
+        for j in 0..<n {
+            let a = u[j] & 0x7FFF_FFFF
+            // a subnormal: 0 < a < 2⁻¹²⁶'s bits (a − 1 wraps for 0); near the largest, infinite or NaN: above it
+            special |= ((a &- 1) < 0x007F_FFFF ? 1 : 0) | (a > 0x7F7F_0000 ? 1 : 0)
+        }
+        if special != 0 { return false }
+        for j in 0..<n {
+            let v = u[j]
+            u[j] = (v &+ 0x7FFF &+ ((v &>> 16) & 1)) & 0xFFFF_0000
+        }
+        return true
+    }
+
+    public func merge(_ tally: Tally) {
+        lock.lock(); total.add(tally.flags, tally.largest); lock.unlock()
+    }
+
+    /// After every span was rounded and merged.
+    public func finish() { done(total) }
+}
+
 extension Tensor {
     /// A rounding pass: rounds `source`'s values (nil: the destination's own) into `destination`, in one pass.
     public typealias RoundingPass = (_ source: UnsafePointer<Float>?, _ destination: UnsafeMutableBufferPointer<Float>) -> Void
 
     /// The tensor with every value rounded by `round` (e.g. to a Dojo number format), as Dojo stores it.
-    /// Backward is straight-through, the gradient itself rounded by `roundGradient` when one is given (Dojo keeps
-    /// gradients in a narrow format too), into a new tensor in the same pass that reads it.
+    /// Backward is straight-through, the gradient itself rounded by `gradient` when one is given (Dojo keeps
+    /// gradients in a narrow format too), into a new tensor in the same pass that reads it — unless the kernel that
+    /// made the gradient already rounded it while writing it (`gradientRounding`, `roundedAsGradientOf`).
     /// - inPlace: round this tensor's own storage and return a view of it (no copy, no second buffer), for a value
     ///   nothing else reads unrounded — a layer's fresh output, which backward then uses in the format, as Dojo
     ///   stores it.
-    public func rounded(to dtype: DType, inPlace: Bool = false, _ round: RoundingPass, gradient roundGradient: RoundingPass? = nil) -> Tensor {
-        let out = inPlace ? Tensor(shape: shape, storage: storage) : Tensor(uninitializedShape: shape)
-        if !out.isShapeOnly && !isShapeOnly { round(inPlace ? nil : UnsafePointer(pointer), out.storage.buffer) }
+    /// - alreadyRounded: the kernel that made this tensor rounded it as it wrote it (it is exclusive and in the
+    ///   format): nothing left to do forward; the op is still recorded, and its gradient rounded.
+    public func rounded(to dtype: DType, inPlace: Bool = false, alreadyRounded: Bool = false, _ round: RoundingPass,
+                        gradient: TensorRounding? = nil) -> Tensor {
+        let out = inPlace || alreadyRounded ? Tensor(shape: shape, storage: storage) : Tensor(uninitializedShape: shape)
+        if !alreadyRounded && !out.isShapeOnly && !isShapeOnly { round(inPlace ? nil : UnsafePointer(pointer), out.storage.buffer) }
         out.format = dtype
-        Tape.note(.quantize, inputs: [self], output: out, attributes: OpAttributes(dtype: dtype)) { g, _ in
-            guard let roundGradient, !g.isShapeOnly else { return [g] }
+        out.gradientRounding = gradient
+        Tape.note(.quantize, inputs: [self], output: out, attributes: OpAttributes(dtype: dtype)) { [id = ObjectIdentifier(out)] g, _ in
+            guard let gradient, !g.isShapeOnly else { return [g] }
+            if g.roundedAsGradientOf == id { return [g] }
             let r = Tensor(uninitializedShape: g.shape)
-            roundGradient(UnsafePointer(g.pointer), r.storage.buffer)
+            gradient.pass(UnsafePointer(g.pointer), r.storage.buffer)
             return [r]
         }
         return out
+    }
+
+    /// Rounds, span by span, the gradient `dx` a kernel writes for this tensor, when this tensor's gradient is rounded
+    /// and the rounding can run that way now: `body` writes `dx` and calls the task (if any) on each span it wrote,
+    /// while the span is in cache, and returns whether it did; then `dx` is marked rounded. Without a task `body`
+    /// runs alone.
+    public func fusingGradientRounding(into dx: Tensor, _ body: (RoundingTask?) -> Bool) {
+        guard let task = gradientRounding?.begin(), !dx.isShapeOnly else { _ = body(nil); return }
+        guard body(task) else { return }
+        task.finish()
+        dx.format = gradientRounding?.dtype
+        dx.roundedAsGradientOf = ObjectIdentifier(self)
     }
 
     /// The largest magnitude in the tensor (NaN if any value is NaN).

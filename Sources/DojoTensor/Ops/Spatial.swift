@@ -161,7 +161,8 @@ extension Tensor {
     /// and updates the running ones (unbiased variance, as PyTorch); otherwise it uses the running statistics.
     /// With `sync` (training only), the statistics are those of every rank's examples together (`BatchNormSync`).
     public func batchNorm(gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVariance: Tensor, training: Bool,
-                          momentum: Float = 0.1, epsilon: Float = 1e-5, sync: BatchNormSync? = nil) -> Tensor {
+                          momentum: Float = 0.1, epsilon: Float = 1e-5, sync: BatchNormSync? = nil,
+                          roundOutput: TensorRounding? = nil) -> Tensor {
         precondition(rank == 2 || rank == 4, "batchNorm needs [N, C] or [N, C, H, W], got \(shape)")
         let n = shape[0], c = shape[1], spatial = rank == 4 ? shape[2] * shape[3] : 1
         precondition(gamma.shape == [c] && beta.shape == [c], "batchNorm: gamma \(gamma.shape), beta \(beta.shape) for \(c) channels")
@@ -182,8 +183,12 @@ extension Tensor {
         }
         let mean = Tensor(uninitializedShape: [c]), variance = Tensor(uninitializedShape: [c])
         if !skip {
+            // the output rounded span by span as the kernel writes it (`roundOutput`), when it can be now
+            let task = backend == .oneDNN ? roundOutput?.begin() : nil
             BatchNormKernel.forwardTraining(n: n, c: c, spatial: spatial, x: pointer, gamma: gamma.pointer, beta: beta.pointer,
-                                            epsilon: epsilon, y: out.pointer, mean: mean.pointer, variance: variance.pointer, backend: backend)
+                                            epsilon: epsilon, y: out.pointer, mean: mean.pointer, variance: variance.pointer,
+                                            backend: backend, round: task)
+            if let task { task.finish(); out.format = roundOutput?.dtype }
         }
         let m = Float(n * spatial), unbias = m > 1 ? m / (m - 1) : 1
         for i in 0..<c where !skip && !mean.isShapeOnly {
@@ -192,9 +197,17 @@ extension Tensor {
         }
         Tape.note(.batchNorm, inputs: [self, gamma, beta], output: out, attributes: attrs) { [x = self] dy, needs in
             let dx = Tensor(uninitializedShape: x.shape), dg = Tensor(uninitializedShape: [c]), db = Tensor(uninitializedShape: [c])
-            if !dx.isShapeOnly && !dy.isShapeOnly && !dg.isShapeOnly { BatchNormKernel.backward(n: n, c: c, spatial: spatial, x: x.pointer, dy: dy.pointer, gamma: gamma.pointer, beta: beta.pointer,
-                                     mean: mean.pointer, variance: variance.pointer, epsilon: epsilon,
-                                     dx: dx.pointer, dGamma: dg.pointer, dBeta: db.pointer, backend: backend) }
+            if !dx.isShapeOnly && !dy.isShapeOnly && !dg.isShapeOnly {
+                // x's gradient rounded span by span as it is written, when x's gradient is rounded (a layer's output)
+                x.fusingGradientRounding(into: dx) { task in
+                    let fused = backend == .oneDNN && needs[0] ? task : nil
+                    BatchNormKernel.backward(n: n, c: c, spatial: spatial, x: x.pointer, dy: dy.pointer, gamma: gamma.pointer, beta: beta.pointer,
+                                             mean: mean.pointer, variance: variance.pointer, epsilon: epsilon,
+                                             dx: dx.pointer, dGamma: dg.pointer, dBeta: db.pointer, backend: backend,
+                                             round: fused)
+                    return fused != nil
+                }
+            }
             return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil]
         }
         return out

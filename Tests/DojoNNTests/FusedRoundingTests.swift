@@ -1,0 +1,71 @@
+import DojoGraph
+import DojoNumerics
+import DojoTensor
+import Foundation
+import Testing
+
+/// Issue 14 §2: rounding fused into the kernel that writes a tensor (batch norm's output, batch norm's and an
+/// elementwise op's input gradient) gives bit for bit what a rounding pass after the kernel gives, for BF16 (with
+/// the inline nearest-even path and values it must hand to the full rounding) and for CFP8 with a fixed bias.
+@Suite struct FusedRoundingTests {
+    /// A rounding to `nf` that can run span by span (`fused`) or only as a pass of its own.
+    static func rounding(_ nf: NumberFormat, dtype: DType, fused: Bool) -> TensorRounding {
+        let span: @Sendable (UnsafeMutablePointer<Float>, Int, Int) -> (UInt8, Float) = { p, n, _ in
+            (nf.roundInPlace(UnsafeMutableBufferPointer(start: p, count: n), threads: 1).rawValue, 0)
+        }
+        return TensorRounding(dtype: dtype, pass: { src, buf in
+            if let src { buf.baseAddress!.update(from: src, count: buf.count) }
+            _ = nf.roundInPlace(buf, threads: 1)
+        }, begin: { fused ? RoundingTask(bf16NearestEven: nf.format == .bf16, span: span, done: { _ in }) : nil })
+    }
+
+    static func values(_ shape: [Int], seed: UInt64) -> Tensor {
+        var g = RandomSource(seed: seed)
+        let t = Tensor.randomNormal(shape, generator: &g)
+        // values the inline BF16 path must leave to the full rounding: subnormals, near the largest, a tie
+        if t.count > 40 { t.pointer[3] = 1e-40; t.pointer[17] = 3.3e38; t.pointer[40] = Float(bitPattern: 0x3F80_8000) }
+        return t
+    }
+
+    static func bits(_ t: Tensor) -> [UInt32] { t.array.map(\.bitPattern) }
+
+    @Test(arguments: [Format.bf16, .cfp8_152])
+    func batchNormAndReLUFusedEqualAPassAfter(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 12)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_152
+        func run(fused: Bool) -> (y: [UInt32], dx: [UInt32], dr: [UInt32], format: DType?) {
+            let x = Self.values([8, 3, 6, 6], seed: 1).requiringGrad()
+            let gamma = Self.values([3], seed: 2).requiringGrad(), beta = Self.values([3], seed: 3).requiringGrad()
+            let w = Self.values([8, 3, 6, 6], seed: 4)
+            let r = Self.rounding(nf, dtype: dtype, fused: fused)
+            let tape = Tape()
+            var y = Tensor(zeros: [1])
+            var format: DType?
+            let loss = tape.record { () -> Tensor in
+                // x rounded as a layer's output is (its gradient rounded by r), then batch norm with its output rounded
+                let xr = x.rounded(to: dtype, r.pass, gradient: r)
+                let out = xr.batchNorm(gamma: gamma, beta: beta, runningMean: Tensor(zeros: [3]),
+                                       runningVariance: Tensor(repeating: 1, shape: [3]), training: true, roundOutput: fused ? r : nil)
+                format = out.format
+                y = out.rounded(to: dtype, alreadyRounded: fused, r.pass, gradient: r)
+                // an elementwise op whose input gradient is rounded
+                return (y.relu() * w).sum()
+            }
+            let g = tape.backward(from: loss)
+            let dr = Self.values([8, 3, 6, 6], seed: 5).requiringGrad()
+            let tape2 = Tape()
+            let l2 = tape2.record { (dr.rounded(to: dtype, r.pass, gradient: r).negated() * w).sum() }
+            return (Self.bits(y), Self.bits(g[x]!), Self.bits(tape2.backward(from: l2)[dr]!), format)
+        }
+        let fused = run(fused: true), pass = run(fused: false)
+        #expect(fused.format == dtype && pass.format == nil)
+        #expect(fused.y == pass.y)
+        #expect(fused.dx == pass.dx)
+        #expect(fused.dr == pass.dr)
+        // and the values are in the format: rounding them again changes nothing
+        let again = fused.dx.map { Float(bitPattern: $0) }
+        var copy = again
+        copy.withUnsafeMutableBufferPointer { _ = nf.roundInPlace($0, threads: 1) }
+        #expect(copy.map(\.bitPattern) == fused.dx)
+    }
+}
