@@ -269,9 +269,14 @@ public final class StepSimulator: @unchecked Sendable {
     /// Chains of elementwise ops fused into one kernel each (priced as one pass over what enters and leaves).
     public let fusion: FusionPlan
     let nF: Int
-    /// Per forward position: parameter elements first used there, activation bytes (FP32, recorded batch).
+    /// Per forward position: parameter elements first used there, and the bytes of the activations saved for the
+    /// backward pass that it wrote (FP32, recorded batch; `savedForBackward`).
     let paramElements: [Double]
     let activationBytes: [Double]
+    /// Per forward position: elements of dropout masks kept for the backward pass (one byte each).
+    let dropoutMaskElements: [Double]
+    /// Per forward position: bytes of the op's results (FP32, recorded batch): what a pipeline stage sends on.
+    let outputBytesRecorded: [Double]
     /// Per forward position: whether it is an attention-score op (dropped and recomputed by selective recompute).
     let attentionScore: [Bool]
     /// Per forward position: whether it reads or writes a score matrix (attention's two products and the ops between).
@@ -316,7 +321,8 @@ public final class StepSimulator: @unchecked Sendable {
         nF = layers.forwardOps.count
         let tensors = TensorLookup(g)
         var params = Array(repeating: 0.0, count: nF)
-        var acts = Array(repeating: 0.0, count: nF)
+        var acts = Array(repeating: 0.0, count: nF), outs = acts
+        var maskElements = Array(repeating: 0.0, count: nF)
         var score = Array(repeating: false, count: nF)
         var flops = Array(repeating: 0.0, count: nF)
         var seen = Set<Int>()
@@ -328,15 +334,41 @@ public final class StepSimulator: @unchecked Sendable {
             for t in op.inputs where tensors[t]?.role == .parameter && !seen.contains(t) {
                 seen.insert(t); params[i] += Double(elementCount(tensors[t]!.shape))
             }
-            if op.kind != .reshape { acts[i] = op.outputs.reduce(0) { $0 + Double(tensors[$1]?.bytes ?? 0) } }
+            if op.kind != .reshape { outs[i] = op.outputs.reduce(0) { $0 + Double(tensors[$1]?.bytes ?? 0) } }
             if let o = op.outputs.first, let shape = tensors[o]?.shape, softmaxShapes.contains(shape) { score[i] = true }
             if op.kind == .matmul, op.inputs.contains(where: { tensors[$0].map { softmaxShapes.contains($0.shape) } ?? false }) {
                 touches[i] = true
             }
         }
+        // Saved activations: the values the backward pass reads, each counted once and charged to the forward op that
+        // wrote it (a reshape's result is its input). Korthikanti et al. 2022 (arXiv 2205.05198, sec. 4.1) count a
+        // transformer layer this way: 34·s·b·h + 5·a·s²·b bytes in 16-bit, from what each op's gradient needs.
+        var producer: [Int: Int] = [:], alias: [Int: Int] = [:], saved = Set<Int>()
+        for (i, id) in layers.forwardOps.enumerated() {
+            let op = g.ops[id]
+            for o in op.outputs {
+                if op.kind == .reshape, let x = op.inputs.first { alias[o] = alias[x] ?? x } else { producer[o] = i }
+            }
+        }
+        for (i, id) in layers.forwardOps.enumerated() {
+            let op = g.ops[id]
+            let keep = StepSimulator.savedForBackward(op.kind)
+            var ids = keep.inputs.filter { $0 < op.inputs.count }.map { op.inputs[$0] }
+            if keep.output { ids += op.outputs }
+            for t in ids {
+                let r = alias[t] ?? t
+                guard let p = producer[r], tensors[r]?.role != .parameter, saved.insert(r).inserted else { continue }
+                acts[p] += Double(tensors[r]?.bytes ?? 0)
+            }
+            // dropout keeps its mask, one byte an element (PyTorch's bool mask; Korthikanti et al.'s count): a quarter
+            // of the FP32 bytes recorded, before the precision's scale (applied to acts) is undone in `table`
+            if op.kind == .dropout, let o = op.outputs.first { maskElements[i] += Double(tensors[o].map { elementCount($0.shape) } ?? 0) }
+        }
         flops = layers.flopsPerPosition(g)
         paramElements = params
         activationBytes = acts
+        dropoutMaskElements = maskElements
+        outputBytesRecorded = outs
         attentionScore = score
         for i in touches.indices where score[i] { touches[i] = true }
         touchesScores = touches
@@ -344,6 +376,23 @@ public final class StepSimulator: @unchecked Sendable {
         adam = g.ops.contains { $0.kind == .adamwUpdate }
         inputBytesPerSample = Double(g.tensors.filter { $0.role == .input }.reduce(0) { $0 + $1.bytes }) / Double(g.batch)
         modelFlopsPerSample = flops.reduce(0, +) / Double(g.batch)
+    }
+
+    /// What the backward pass of an op reads of its forward values (operand indices, and whether its result), as
+    /// PyTorch's autograd saves them: a product keeps both operands (the weights are not activations), a normalisation
+    /// or GELU its input, ReLU, softmax and the exponentials their result; adds, scales, views and data movement keep
+    /// nothing (their gradients need only the incoming one); dropout keeps its mask (counted apart).
+    static func savedForBackward(_ kind: OpKind) -> (inputs: [Int], output: Bool) {
+        switch kind {
+        case .matmul, .mul, .div: return ([0, 1], false)
+        case .conv2d, .convTranspose2d, .maxPool2d, .batchNorm, .layerNorm, .gelu, .log: return ([0], false)
+        case .crossEntropy, .bceWithLogits, .mse: return ([0], false)
+        case .relu, .sigmoid, .tanh, .exp, .sqrt, .softmax, .logSoftmax: return ([], true)
+        case .embedding: return ([1], false)
+        case .avgPool2d, .globalAvgPool, .add, .sub, .scale, .neg, .dropout, .quantize, .sum, .mean,
+             .reshape, .transpose, .concat, .slice, .broadcast, .sgdUpdate, .adamwUpdate:
+            return ([], false)
+        }
     }
 
     // MARK: per-op cost tables
@@ -453,8 +502,8 @@ public final class StepSimulator: @unchecked Sendable {
                 fwd[p] += c.seconds
                 if attentionScore[p] { score[p] += c.seconds }
                 let divided = split == .none ? 1 : ways
-                act[p] = activationBytes[p] * factor * bytesScale / divided
-                out[p] = act[p]
+                act[p] = (activationBytes[p] * bytesScale + dropoutMaskElements[p]) * factor / divided
+                out[p] = outputBytesRecorded[p] * factor * bytesScale / divided
                 if attentionScore[p] {
                     // fused attention keeps no score matrix for the backward pass (it recomputes the scores there)
                     if options.fusedAttention { act[p] = 0 } else { scoreAct[p] = act[p] }
