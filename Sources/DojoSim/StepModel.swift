@@ -46,11 +46,17 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// Kernels per parameter tensor launched every micro-batch for that work (each pays the device's launch
     /// overhead). 0 (the default), as above.
     public var microBatchGradientKernels: Double = 0
+    /// Bytes per element of the attention score matrices in the elementwise passes between attention's two
+    /// products (scale, mask, softmax, dropout and their gradients) when attention is not fused. 0 (the default):
+    /// the precision's own. TensorFlow's automatic mixed precision (the graph rewrite) keeps Softmax in FP32 (it is
+    /// on the rewrite's deny list), so those passes move 4-byte scores there; set from a source's code.
+    public var scoreBytes: Double = 0
 
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
-                              "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels"]
+                              "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
+                              "score_bytes"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
@@ -66,6 +72,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "attention_efficiency": num(attentionEfficiency), "loader_workers": String(loaderWorkers),
             "channels_last": channelsLast.map { $0 ? "1" : "0" } ?? "by precision",
             "micro_batch_gradient_bytes": num(microBatchGradientBytes), "micro_batch_gradient_kernels": num(microBatchGradientKernels),
+            "score_bytes": scoreBytes == 0 ? "by precision" : num(scoreBytes),
         ]
         let reasons: [String: String] = [
             "memory_headroom": "ASSUMPTION: the rest of a device's memory is workspace, fragmentation and the runtime",
@@ -78,6 +85,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "channels_last": "channels-last in 16/8-bit, channels-first in FP32/TF32, as NVIDIA's ResNet-50 recipes set it",
             "micro_batch_gradient_bytes": "gradients accumulate inside the backward pass; clipping and overflow checks once a step",
             "micro_batch_gradient_kernels": "no per-parameter kernels between micro-batches",
+            "score_bytes": "unfused attention's score passes in the precision's own format",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
@@ -116,6 +124,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "micro_batch_gradient_kernels":
             guard v >= 0, v <= 1_000, v == v.rounded() else { throw SimError.badOption("micro_batch_gradient_kernels=\(value): must be a whole number 0…1000") }
             microBatchGradientKernels = v
+        case "score_bytes":
+            guard v == 0 || v == 1 || v == 2 || v == 4 else { throw SimError.badOption("score_bytes=\(value): must be 0 (the precision's), 1, 2 or 4") }
+            scoreBytes = v
         default:
             throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")
         }
@@ -482,6 +493,11 @@ public final class StepSimulator: @unchecked Sendable {
             guard p >= 0 else { continue }
             let split = shard.split[op.id]
             var work = works[op.id]
+            if !options.fusedAttention && options.scoreBytes > 0 && touchesScores[p] && !work.kind.isMatrixOp {
+                // the score passes in another format than the precision's (TensorFlow AMP's FP32 softmax)
+                let r = options.scoreBytes / workload.precision.bytes
+                work.bytesRead *= r; work.bytesWritten *= r
+            }
             if options.fusedAttention && touchesScores[p] {
                 // One fused attention kernel: the products and the softmax keep their arithmetic, the scores never
                 // reach memory; the backward pass recomputes the scores (one more product per score product).
@@ -528,10 +544,11 @@ public final class StepSimulator: @unchecked Sendable {
             let p = layers.position[first]
             guard p >= 0, !(options.fusedAttention && touchesScores[p]) else { continue }
             let split = shard.split[first]
+            let chainScale = !options.fusedAttention && options.scoreBytes > 0 && touchesScores[p] ? options.scoreBytes / 4 : bytesScale
             let f = OpWork(kind: .add, phase: .forward, gemm: nil, flops: chain.flops,
-                           bytesRead: chain.bytesIn * bytesScale, bytesWritten: chain.bytesOut * bytesScale)
+                           bytesRead: chain.bytesIn * chainScale, bytesWritten: chain.bytesOut * chainScale)
             let b = OpWork(kind: .add, phase: .backward, gemm: nil, flops: 2 * chain.flops,
-                           bytesRead: (chain.bytesIn + chain.bytesOut) * bytesScale, bytesWritten: chain.bytesIn * bytesScale)
+                           bytesRead: (chain.bytesIn + chain.bytesOut) * chainScale, bytesWritten: chain.bytesIn * chainScale)
             let cf = cost(f.scaled(batch: factor, split: split, ways: ways))
             let cb = cost(b.scaled(batch: factor, split: split, ways: ways))
             fwd[p] += cf.seconds
