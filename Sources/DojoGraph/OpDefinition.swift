@@ -16,6 +16,8 @@ public struct OpDefinition: Sendable, Equatable {
     public var bytes: ByteRule
     /// How its gradient is computed: backward FLOPs and traffic (`backwardFlops`, `backwardTraffic`).
     public var gradient: GradientRule
+    /// What its backward pass reads of its forward values: the activation memory a step keeps for it.
+    public var saved: SavedValues
     /// The GEMM it is, for the matrix ops (priced on Dojo's matrix unit and GPUs' tensor cores).
     public var gemm: GEMMView?
     /// How tensor (intra-layer) parallelism divides it.
@@ -26,9 +28,10 @@ public struct OpDefinition: Sendable, Equatable {
     public var fusion: FusionRole
 
     public init(operands: ClosedRange<Int>, shape: ShapeRule, flops: FlopRule, bytes: ByteRule = .operands,
-                gradient: GradientRule, gemm: GEMMView? = nil, tensorParallel: TensorParallelClass,
+                gradient: GradientRule, saved: SavedValues, gemm: GEMMView? = nil, tensorParallel: TensorParallelClass,
                 meshTraffic: MeshTrafficClass, fusion: FusionRole) {
         self.operands = operands; self.shape = shape; self.flops = flops; self.bytes = bytes; self.gradient = gradient
+        self.saved = saved
         self.gemm = gemm; self.tensorParallel = tensorParallel; self.meshTraffic = meshTraffic; self.fusion = fusion
     }
 
@@ -122,6 +125,26 @@ public struct OpDefinition: Sendable, Equatable {
         case none
     }
 
+    /// The forward values an op's backward pass reads, as PyTorch's autograd saves them (Korthikanti et al. 2022,
+    /// arXiv 2205.05198 §4.1, count a transformer layer's activation memory this way): a product keeps both
+    /// operands (weights are not activations), a normalisation or GELU its input, ReLU, softmax and the exponentials
+    /// their result; adds, scales, views and data movement nothing (their gradients need only the incoming one).
+    public struct SavedValues: Sendable, Equatable {
+        /// Operand indices kept.
+        public var inputs: [Int]
+        /// Whether the result is kept.
+        public var output: Bool
+        /// Whether a one-byte mask per result element is kept (dropout's).
+        public var mask: Bool
+        public init(inputs: [Int] = [], output: Bool = false, mask: Bool = false) {
+            self.inputs = inputs; self.output = output; self.mask = mask
+        }
+        public static let nothing = SavedValues()
+        public static let input = SavedValues(inputs: [0])
+        public static let operands = SavedValues(inputs: [0, 1])
+        public static let result = SavedValues(output: true)
+    }
+
     public enum GEMMView: Sendable, Equatable {
         /// `batch` products of [m, k] · [k, n] from the operands
         case matrixProduct
@@ -176,90 +199,90 @@ extension OpKind {
         typealias D = OpDefinition
         switch self {
         case .matmul:
-            return D(operands: 2...2, shape: .matrixProduct, flops: .matrixProduct, gradient: .matrix, gemm: .matrixProduct,
+            return D(operands: 2...2, shape: .matrixProduct, flops: .matrixProduct, gradient: .matrix, saved: .operands, gemm: .matrixProduct,
                      tensorParallel: .weightSplit, meshTraffic: .local, fusion: .root)
         case .conv2d:
-            return D(operands: 2...3, shape: .convolution, flops: .convolution, gradient: .matrix, gemm: .convolution,
+            return D(operands: 2...3, shape: .convolution, flops: .convolution, gradient: .matrix, saved: .input, gemm: .convolution,
                      tensorParallel: .weightSplit, meshTraffic: .local, fusion: .root)
         case .convTranspose2d:
-            return D(operands: 2...3, shape: .transposedConvolution, flops: .transposedConvolution, gradient: .matrix,
+            return D(operands: 2...3, shape: .transposedConvolution, flops: .transposedConvolution, gradient: .matrix, saved: .input,
                      gemm: .transposedConvolution, tensorParallel: .weightSplit, meshTraffic: .local, fusion: .root)
         case .maxPool2d, .avgPool2d:
-            return D(operands: 1...1, shape: .window, flops: .window, gradient: .general, tensorParallel: .followsInput,
+            return D(operands: 1...1, shape: .window, flops: .window, gradient: .general, saved: self == .maxPool2d ? .input : .nothing, tensorParallel: .followsInput,
                      meshTraffic: .local, fusion: .alone)
         case .globalAvgPool:
-            return D(operands: 1...1, shape: .globalPool, flops: .perInput(1), gradient: .general,
+            return D(operands: 1...1, shape: .globalPool, flops: .perInput(1), gradient: .general, saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .reduction, fusion: .alone)
         case .batchNorm:
-            return D(operands: 3...3, shape: .channelNormalization, flops: .perInput(8), gradient: .general,
+            return D(operands: 3...3, shape: .channelNormalization, flops: .perInput(8), gradient: .general, saved: .input,
                      tensorParallel: .followsInput, meshTraffic: .reduction, fusion: .alone)
         case .layerNorm:
-            return D(operands: 2...3, shape: .featureNormalization, flops: .perInput(8), gradient: .general,
+            return D(operands: 2...3, shape: .featureNormalization, flops: .perInput(8), gradient: .general, saved: .input,
                      tensorParallel: .wholeFeatures(sequenceSplit: true), meshTraffic: .local, fusion: .alone)
         case .add, .sub:
             // one operand: with a constant (`attributes.scalar`)
-            return D(operands: 1...2, shape: .broadcastBinary, flops: .perOutput(1), gradient: .passThrough(rightNegated: self == .sub),
+            return D(operands: 1...2, shape: .broadcastBinary, flops: .perOutput(1), gradient: .passThrough(rightNegated: self == .sub), saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .mul, .div:
-            return D(operands: 1...2, shape: .broadcastBinary, flops: .perOutput(1), gradient: .general,
+            return D(operands: 1...2, shape: .broadcastBinary, flops: .perOutput(1), gradient: .general, saved: .operands,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .scale, .neg:
-            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(1), gradient: .linear,
+            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(1), gradient: .linear, saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .relu:
-            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(1), gradient: .general,
+            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(1), gradient: .general, saved: .result,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .dropout:
-            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(2), gradient: .general,
+            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(2), gradient: .general, saved: SavedValues(mask: true),
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .sigmoid, .tanh, .quantize:
-            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(4), gradient: .general,
+            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(4), gradient: .general, saved: self == .quantize ? .nothing : .result,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .gelu:
-            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(14), gradient: .general,
+            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(14), gradient: .general, saved: .input,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .exp, .log, .sqrt:
-            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(4), gradient: .general,
+            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(4), gradient: .general, saved: self == .log ? .input : .result,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .alone)
         case .sum, .mean:
-            return D(operands: 1...1, shape: .reduction, flops: .perInput(1), gradient: .general,
+            return D(operands: 1...1, shape: .reduction, flops: .perInput(1), gradient: .general, saved: .nothing,
                      tensorParallel: .wholeFeatures(sequenceSplit: false), meshTraffic: .reduction, fusion: .alone)
         case .softmax, .logSoftmax:
-            return D(operands: 1...1, shape: .sameAsInput, flops: .perInput(5), gradient: .general,
+            return D(operands: 1...1, shape: .sameAsInput, flops: .perInput(5), gradient: .general, saved: .result,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .alone)
         case .reshape:
-            return D(operands: 1...1, shape: .reshape, flops: .none, bytes: .view, gradient: .view,
+            return D(operands: 1...1, shape: .reshape, flops: .none, bytes: .view, gradient: .view, saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .none, fusion: .epilogue)
         case .transpose:
-            return D(operands: 1...1, shape: .permutation, flops: .none, gradient: .movement,
+            return D(operands: 1...1, shape: .permutation, flops: .none, gradient: .movement, saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .allToAll, fusion: .epilogue)
         case .concat:
-            return D(operands: 1...Int.max, shape: .concatenation, flops: .none, gradient: .movement,
+            return D(operands: 1...Int.max, shape: .concatenation, flops: .none, gradient: .movement, saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .alone)
         case .slice:
-            return D(operands: 1...1, shape: .slice, flops: .none, gradient: .fill,
+            return D(operands: 1...1, shape: .slice, flops: .none, gradient: .fill, saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .embedding:
-            return D(operands: 1...2, shape: .lookup, flops: .none, bytes: .gathered, gradient: .scatter,
+            return D(operands: 1...2, shape: .lookup, flops: .none, bytes: .gathered, gradient: .scatter, saved: SavedValues(inputs: [1]),
                      tensorParallel: .vocabulary, meshTraffic: .allToAll, fusion: .alone)
         case .broadcast:
-            return D(operands: 1...1, shape: .broadcastTo, flops: .none, gradient: .movement,
+            return D(operands: 1...1, shape: .broadcastTo, flops: .none, gradient: .movement, saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .multicast, fusion: .epilogue)
         case .crossEntropy:
-            return D(operands: 1...1, shape: .classLoss, flops: .perInput(6), gradient: .general,
+            return D(operands: 1...1, shape: .classLoss, flops: .perInput(6), gradient: .general, saved: .input,
                      tensorParallel: .followsInput, meshTraffic: .reduction, fusion: .alone)
         case .bceWithLogits:
-            return D(operands: 2...2, shape: .pairLoss, flops: .perInput(6), gradient: .general,
+            return D(operands: 2...2, shape: .pairLoss, flops: .perInput(6), gradient: .general, saved: .input,
                      tensorParallel: .wholeFeatures(sequenceSplit: false), meshTraffic: .reduction, fusion: .alone)
         case .mse:
-            return D(operands: 2...2, shape: .pairLoss, flops: .perInput(3), gradient: .general,
+            return D(operands: 2...2, shape: .pairLoss, flops: .perInput(3), gradient: .general, saved: .input,
                      tensorParallel: .wholeFeatures(sequenceSplit: false), meshTraffic: .reduction, fusion: .alone)
         case .sgdUpdate:
             // weight decay, momentum, (Nesterov), step
-            return D(operands: 1...1, shape: .sameAsInput, flops: .perInput(4), gradient: .none,
+            return D(operands: 1...1, shape: .sameAsInput, flops: .perInput(4), gradient: .none, saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .alone)
         case .adamwUpdate:
-            return D(operands: 1...1, shape: .sameAsInput, flops: .perInput(14), gradient: .none,
+            return D(operands: 1...1, shape: .sameAsInput, flops: .perInput(14), gradient: .none, saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .alone)
         }
     }

@@ -46,11 +46,17 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// Kernels per parameter tensor launched every micro-batch for that work (each pays the device's launch
     /// overhead). 0 (the default), as above.
     public var microBatchGradientKernels: Double = 0
+    /// Bytes per element of the attention score matrices in the elementwise passes between attention's two
+    /// products (scale, mask, softmax, dropout and their gradients) when attention is not fused. 0 (the default):
+    /// the precision's own. TensorFlow's automatic mixed precision (the graph rewrite) keeps Softmax in FP32 (it is
+    /// on the rewrite's deny list), so those passes move 4-byte scores there; set from a source's code.
+    public var scoreBytes: Double = 0
 
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
-                              "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels"]
+                              "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
+                              "score_bytes"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
@@ -66,6 +72,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "attention_efficiency": num(attentionEfficiency), "loader_workers": String(loaderWorkers),
             "channels_last": channelsLast.map { $0 ? "1" : "0" } ?? "by precision",
             "micro_batch_gradient_bytes": num(microBatchGradientBytes), "micro_batch_gradient_kernels": num(microBatchGradientKernels),
+            "score_bytes": scoreBytes == 0 ? "by precision" : num(scoreBytes),
         ]
         let reasons: [String: String] = [
             "memory_headroom": "ASSUMPTION: the rest of a device's memory is workspace, fragmentation and the runtime",
@@ -78,6 +85,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "channels_last": "channels-last in 16/8-bit, channels-first in FP32/TF32, as NVIDIA's ResNet-50 recipes set it",
             "micro_batch_gradient_bytes": "gradients accumulate inside the backward pass; clipping and overflow checks once a step",
             "micro_batch_gradient_kernels": "no per-parameter kernels between micro-batches",
+            "score_bytes": "unfused attention's score passes in the precision's own format",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
@@ -116,6 +124,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "micro_batch_gradient_kernels":
             guard v >= 0, v <= 1_000, v == v.rounded() else { throw SimError.badOption("micro_batch_gradient_kernels=\(value): must be a whole number 0…1000") }
             microBatchGradientKernels = v
+        case "score_bytes":
+            guard v == 0 || v == 1 || v == 2 || v == 4 else { throw SimError.badOption("score_bytes=\(value): must be 0 (the precision's), 1, 2 or 4") }
+            scoreBytes = v
         default:
             throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")
         }
@@ -269,9 +280,14 @@ public final class StepSimulator: @unchecked Sendable {
     /// Chains of elementwise ops fused into one kernel each (priced as one pass over what enters and leaves).
     public let fusion: FusionPlan
     let nF: Int
-    /// Per forward position: parameter elements first used there, activation bytes (FP32, recorded batch).
+    /// Per forward position: parameter elements first used there, and the bytes of the activations saved for the
+    /// backward pass that it wrote (FP32, recorded batch; `OpDefinition.saved`).
     let paramElements: [Double]
     let activationBytes: [Double]
+    /// Per forward position: elements of dropout masks kept for the backward pass (one byte each).
+    let dropoutMaskElements: [Double]
+    /// Per forward position: bytes of the op's results (FP32, recorded batch): what a pipeline stage sends on.
+    let outputBytesRecorded: [Double]
     /// Per forward position: whether it is an attention-score op (dropped and recomputed by selective recompute).
     let attentionScore: [Bool]
     /// Per forward position: whether it reads or writes a score matrix (attention's two products and the ops between).
@@ -316,7 +332,8 @@ public final class StepSimulator: @unchecked Sendable {
         nF = layers.forwardOps.count
         let tensors = TensorLookup(g)
         var params = Array(repeating: 0.0, count: nF)
-        var acts = Array(repeating: 0.0, count: nF)
+        var acts = Array(repeating: 0.0, count: nF), outs = acts
+        var maskElements = Array(repeating: 0.0, count: nF)
         var score = Array(repeating: false, count: nF)
         var flops = Array(repeating: 0.0, count: nF)
         var seen = Set<Int>()
@@ -328,15 +345,41 @@ public final class StepSimulator: @unchecked Sendable {
             for t in op.inputs where tensors[t]?.role == .parameter && !seen.contains(t) {
                 seen.insert(t); params[i] += Double(elementCount(tensors[t]!.shape))
             }
-            if op.kind.definition.bytes != .view { acts[i] = op.outputs.reduce(0) { $0 + Double(tensors[$1]?.bytes ?? 0) } }
+            if op.kind.definition.bytes != .view { outs[i] = op.outputs.reduce(0) { $0 + Double(tensors[$1]?.bytes ?? 0) } }
             if let o = op.outputs.first, let shape = tensors[o]?.shape, softmaxShapes.contains(shape) { score[i] = true }
             if op.kind == .matmul, op.inputs.contains(where: { tensors[$0].map { softmaxShapes.contains($0.shape) } ?? false }) {
                 touches[i] = true
             }
         }
+        // Saved activations: the values the backward pass reads, each counted once and charged to the forward op that
+        // wrote it (a reshape's result is its input). Korthikanti et al. 2022 (arXiv 2205.05198, sec. 4.1) count a
+        // transformer layer this way: 34·s·b·h + 5·a·s²·b bytes in 16-bit, from what each op's gradient needs.
+        var producer: [Int: Int] = [:], alias: [Int: Int] = [:], saved = Set<Int>()
+        for (i, id) in layers.forwardOps.enumerated() {
+            let op = g.ops[id]
+            for o in op.outputs {
+                if op.kind.definition.bytes == .view, let x = op.inputs.first { alias[o] = alias[x] ?? x } else { producer[o] = i }
+            }
+        }
+        for (i, id) in layers.forwardOps.enumerated() {
+            let op = g.ops[id]
+            let keep = op.kind.definition.saved
+            var ids = keep.inputs.filter { $0 < op.inputs.count }.map { op.inputs[$0] }
+            if keep.output { ids += op.outputs }
+            for t in ids {
+                let r = alias[t] ?? t
+                guard let p = producer[r], tensors[r]?.role != .parameter, saved.insert(r).inserted else { continue }
+                acts[p] += Double(tensors[r]?.bytes ?? 0)
+            }
+            // dropout keeps its mask, one byte an element (PyTorch's bool mask; Korthikanti et al.'s count): a quarter
+            // of the FP32 bytes recorded, before the precision's scale (applied to acts) is undone in `table`
+            if op.kind.definition.saved.mask, let o = op.outputs.first { maskElements[i] += Double(tensors[o].map { elementCount($0.shape) } ?? 0) }
+        }
         flops = layers.flopsPerPosition(g)
         paramElements = params
         activationBytes = acts
+        dropoutMaskElements = maskElements
+        outputBytesRecorded = outs
         attentionScore = score
         for i in touches.indices where score[i] { touches[i] = true }
         touchesScores = touches
@@ -433,6 +476,11 @@ public final class StepSimulator: @unchecked Sendable {
             guard p >= 0 else { continue }
             let split = shard.split[op.id]
             var work = works[op.id]
+            if !options.fusedAttention && options.scoreBytes > 0 && touchesScores[p] && !work.kind.isMatrixOp {
+                // the score passes in another format than the precision's (TensorFlow AMP's FP32 softmax)
+                let r = options.scoreBytes / workload.precision.bytes
+                work.bytesRead *= r; work.bytesWritten *= r
+            }
             if options.fusedAttention && touchesScores[p] {
                 // One fused attention kernel: the products and the softmax keep their arithmetic, the scores never
                 // reach memory; the backward pass recomputes the scores (one more product per score product).
@@ -453,8 +501,8 @@ public final class StepSimulator: @unchecked Sendable {
                 fwd[p] += c.seconds
                 if attentionScore[p] { score[p] += c.seconds }
                 let divided = split == .none ? 1 : ways
-                act[p] = activationBytes[p] * factor * bytesScale / divided
-                out[p] = act[p]
+                act[p] = (activationBytes[p] * bytesScale + dropoutMaskElements[p]) * factor / divided
+                out[p] = outputBytesRecorded[p] * factor * bytesScale / divided
                 if attentionScore[p] {
                     // fused attention keeps no score matrix for the backward pass (it recomputes the scores there)
                     if options.fusedAttention { act[p] = 0 } else { scoreAct[p] = act[p] }
@@ -479,10 +527,11 @@ public final class StepSimulator: @unchecked Sendable {
             let p = layers.position[first]
             guard p >= 0, !(options.fusedAttention && touchesScores[p]) else { continue }
             let split = shard.split[first]
+            let chainScale = !options.fusedAttention && options.scoreBytes > 0 && touchesScores[p] ? options.scoreBytes / 4 : bytesScale
             let f = OpWork(kind: .add, phase: .forward, gemm: nil, flops: chain.flops,
-                           bytesRead: chain.bytesIn * bytesScale, bytesWritten: chain.bytesOut * bytesScale)
+                           bytesRead: chain.bytesIn * chainScale, bytesWritten: chain.bytesOut * chainScale)
             let b = OpWork(kind: .add, phase: .backward, gemm: nil, flops: 2 * chain.flops,
-                           bytesRead: (chain.bytesIn + chain.bytesOut) * bytesScale, bytesWritten: chain.bytesIn * bytesScale)
+                           bytesRead: (chain.bytesIn + chain.bytesOut) * chainScale, bytesWritten: chain.bytesIn * chainScale)
             let cf = cost(f.scaled(batch: factor, split: split, ways: ways))
             let cb = cost(b.scaled(batch: factor, split: split, ways: ways))
             fwd[p] += cf.seconds

@@ -341,6 +341,15 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
         let amp = precision.bytes < 4
         assumptions["micro_batch_gradient_bytes"] = amp ? "42" : "24"
         assumptions["micro_batch_gradient_kernels"] = amp ? "6" : "3"
+        if amp {
+            // TensorFlow 1's automatic mixed precision (optimization.py line 100: enable_mixed_precision_graph_rewrite)
+            // keeps Softmax in FP32: it is on the rewrite's black list (NVIDIA/tensorflow,
+            // grappler/optimizers/auto_mixed_precision_lists.h), and the scale, mask add and dropout around it follow
+            // it in FP32 (gray ops downstream of a black one, or not between two white ones): the attention scores move
+            // as 4-byte values between the two batched matmuls.
+            assumptions["score_bytes"] = "4"
+            notes.append("score_bytes=4: TensorFlow's AMP graph rewrite keeps Softmax in FP32 (auto_mixed_precision_lists.h black list), so attention's scale, mask, softmax and dropout move 4-byte scores")
+        }
         notes.append("micro_batch_gradient_bytes=\(amp ? 42 : 24), micro_batch_gradient_kernels=\(amp ? 6 : 3): DLE's TensorFlow 1 BERT clips and accumulates every gradient in fp32 at each micro-batch\(amp ? " and, with AMP, checks it for overflow, unscales it and casts each weight to fp16" : "") (optimization.py: clip_by_global_norm, assign_add\(amp ? ", is_finite, loss-scale unscaling" : ""))")
     }
     if !dle && assumptions["fused_attention"] == nil && !source.contains("cases_april2021") && !source.contains("2205.05198") {

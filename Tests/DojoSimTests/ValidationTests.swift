@@ -471,6 +471,9 @@ struct ValidationTests {
         // TensorFlow 2's BERT (another example) keeps the defaults.
         let tf2 = try parse([Self.header, bert("tf2", "AMP (FP16 mixed)").replacingOccurrences(of: "/TensorFlow/", with: "/TensorFlow2/")])
         #expect(tf2[0].assumptions["micro_batch_gradient_bytes"] == nil)
+        // TF1's AMP graph rewrite keeps Softmax in FP32 (4-byte scores); TF32 and TF2's Keras fp16 do not
+        #expect(cases[0].assumptions["score_bytes"] == "4" && cases[1].assumptions["score_bytes"] == nil)
+        #expect(tf2[0].assumptions["score_bytes"] == nil)
     }
 
     @Test("--plan syntax in the parallelism column; an unknown model is kept and skipped, not dropped")

@@ -1,0 +1,54 @@
+import DojoGraph
+import DojoMachine
+import DojoNN
+import DojoSim
+import Testing
+
+/// Activation memory is what the backward pass reads (`OpKind.definition.saved`), not every op's result.
+/// Korthikanti et al. 2022 (arXiv 2205.05198, sec. 4.1) count one transformer layer's saved activations in 16-bit as
+/// 34·s·b·h + 5·a·s²·b bytes (dropout masks one byte an element): one more BERT layer must add exactly that.
+@Suite("saved activations")
+struct SavedActivationTests {
+    func activations(layers: Int, fusedAttention: Bool, scoreBytes: String = "0") throws -> Double {
+        let g = try GraphRecorder.record(model: "bert:layers=\(layers),hidden=64,heads=4,seq=32,vocab=100,dropout=10", batch: 1)
+        let m = try Machine.resolve("dgx-a100")
+        var o = SimOptions()
+        try o.set("fused_attention", fusedAttention ? "1" : "0")
+        try o.set("score_bytes", scoreBytes)
+        let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 8, precision: .fp16), machine: m,
+                                    costModel: m.opCostModel(), options: o)
+        let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 8, microBatches: 1)
+        return try #require(sim.evaluate(plan)).memory.activations
+    }
+
+    @Test func oneBertLayerAsKorthikantiCountsIt() throws {
+        let (s, b, h, a) = (32.0, 8.0, 64.0, 4.0)
+        let unfused = try activations(layers: 3, fusedAttention: false) - activations(layers: 2, fusedAttention: false)
+        #expect(unfused == 34 * s * b * h + 5 * a * s * s * b)
+        // fused attention keeps no score matrix: the layer's 34·s·b·h only
+        let fused = try activations(layers: 3, fusedAttention: true) - activations(layers: 2, fusedAttention: true)
+        #expect(fused == 34 * s * b * h)
+    }
+
+    /// `score_bytes` changes the traffic of the score passes, not what is kept (TensorFlow AMP's FP32 softmax).
+    @Test func scoreBytesKnob() throws {
+        var o = SimOptions()
+        try o.set("score_bytes", "4")
+        #expect(o.knobs.contains { $0.key == "score_bytes" && $0.value == "4" && $0.why == "set for this case" })
+        #expect(throws: SimError.self) { try o.set("score_bytes", "3") }
+        let g = try GraphRecorder.record(model: "bert:layers=2,hidden=64,heads=4,seq=128,vocab=100,dropout=10", batch: 1)
+        let m = try Machine.resolve("dgx-a100")
+        let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 64, microBatches: 1)
+        func step(_ bytes: String, fused: String = "0") throws -> Double {
+            var o = SimOptions()
+            try o.set("fused_attention", fused)
+            try o.set("score_bytes", bytes)
+            let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 64, precision: .fp16), machine: m,
+                                        costModel: m.opCostModel(), options: o)
+            return try #require(sim.evaluate(plan)).stepSeconds
+        }
+        #expect(try step("4") > step("0"))
+        #expect(try step("2") == step("0"))
+        #expect(try step("4", fused: "1") == step("0", fused: "1"))
+    }
+}
