@@ -233,7 +233,7 @@ extension OpKind {
             return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(1), gradient: .general, saved: .result,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .dropout:
-            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(2), gradient: .general, saved: SavedValues(mask: true),
+            return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(2), gradient: .general, saved: D.SavedValues(mask: true),
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .sigmoid, .tanh, .quantize:
             return D(operands: 1...1, shape: .sameAsInput, flops: .perOutput(4), gradient: .general, saved: self == .quantize ? .nothing : .result,
@@ -263,7 +263,7 @@ extension OpKind {
             return D(operands: 1...1, shape: .slice, flops: .none, gradient: .fill, saved: .nothing,
                      tensorParallel: .followsInput, meshTraffic: .local, fusion: .epilogue)
         case .embedding:
-            return D(operands: 1...2, shape: .lookup, flops: .none, bytes: .gathered, gradient: .scatter, saved: SavedValues(inputs: [1]),
+            return D(operands: 1...2, shape: .lookup, flops: .none, bytes: .gathered, gradient: .scatter, saved: D.SavedValues(inputs: [1]),
                      tensorParallel: .vocabulary, meshTraffic: .allToAll, fusion: .alone)
         case .broadcast:
             return D(operands: 1...1, shape: .broadcastTo, flops: .none, gradient: .movement, saved: .nothing,
