@@ -386,9 +386,16 @@ extension Params {
 
     /// `top`: raised to the largest |value| bits seen (before rounding).
     func roundCFP(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64, top: inout UInt32) -> UInt8 {
+        // the scratch block on the stack: kernels call this span by span (a few hundred values each), where a heap
+        // allocation per call cost as much as the rounding
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { scratch in
+            roundCFP(p, lo, hi, rng: rng, offset: offset, top: &top, tmp: scratch.baseAddress!)
+        }
+    }
+
+    private func roundCFP(_ p: UnsafeMutablePointer<UInt32>, _ lo: Int, _ hi: Int, rng: CounterRNG?, offset: UInt64, top: inout UInt32,
+                          tmp: UnsafeMutablePointer<UInt32>) -> UInt8 {
         var f: UInt8 = 0
-        let tmp = UnsafeMutablePointer<UInt32>.allocate(capacity: blockSize)
-        defer { tmp.deallocate() }
         let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)
         defer { rnd?.deallocate() }
         var start = lo
