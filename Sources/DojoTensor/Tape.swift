@@ -9,6 +9,10 @@ public final class Tape: @unchecked Sendable {
     @TaskLocal public static var current: Tape?
     /// The name of the layer issuing ops (e.g. `layer1.0.conv1`); modules set it with `Tape.withScope`.
     @TaskLocal public static var scope: String?
+    /// During the backward pass of an op whose gradient fills its part of its input's (`OpDefinition.GradientRule.fill`,
+    /// a slice): that input's gradient so far, when it is a buffer earlier parts were filled into and nothing else
+    /// holds: the op adds its part into it and returns it, instead of a zero-filled full-size gradient to be summed.
+    @TaskLocal public static var fillTarget: Tensor?
 
     /// Sends the gradient of an op's output to its inputs; `needs[i]` says whether input i wants one.
     public typealias Backward = (_ gradOutput: Tensor, _ needs: [Bool]) -> [Tensor?]
@@ -111,6 +115,10 @@ public final class Tape: @unchecked Sendable {
     private func backwardPass(from loss: Tensor, seed: Tensor? = nil, watching: [Tensor], onReady: ((Tensor, Tensor, Bool) -> Void)?) -> Gradients {
         precondition(seed != nil || loss.count == 1, "backward from a tensor of shape \(loss.shape); reduce it to one value first")
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(loss): seed ?? Tensor(repeating: 1, shape: loss.shape)]
+        // gradients made by fill ops (or summed from them) that nothing but `grads` holds: later parts fill into them.
+        // An identifier leaves the set when its tensor leaves `grads` (so a new tensor at a freed address is never
+        // taken for one).
+        var fillBuffers = Set<ObjectIdentifier>()
         backwardOps.removeAll()
         backwardOpsIO.removeAll()
         // For each watched tensor, the first entry that used it: once backward has processed that entry, nothing
@@ -132,11 +140,16 @@ public final class Tape: @unchecked Sendable {
             }
             let outID = ObjectIdentifier(entry.output)
             guard let gOut = grads.removeValue(forKey: outID) else { continue }
+            fillBuffers.remove(ObjectIdentifier(gOut))
             guard let backward = entry.backward else { continue }
             let needs = entry.inputs.map(\.requiresGrad)
             let started = profiling ? DispatchTime.now() : DispatchTime(uptimeNanoseconds: 0)
             defer { if profiling { backwardSeconds[index] = Double(DispatchTime.now().uptimeNanoseconds &- started.uptimeNanoseconds) * 1e-9 } }
-            let gIns = backward(gOut, needs)
+            // the slices of one tensor fill one gradient buffer (q, k and v of a fused projection: one buffer, not
+            // three zero-filled ones and two sums)
+            let fills = entry.kind.definition.gradient == .fill && entry.inputs.count == 1
+            let fillTarget = fills ? grads[ObjectIdentifier(entry.inputs[0])].flatMap { fillBuffers.contains(ObjectIdentifier($0)) ? $0 : nil } : nil
+            let gIns = fillTarget == nil ? backward(gOut, needs) : Tape.$fillTarget.withValue(fillTarget) { backward(gOut, needs) }
             precondition(gIns.count == entry.inputs.count, "\(entry.kind) returned \(gIns.count) gradients for \(entry.inputs.count) inputs")
             let shapes = entry.inputs.map(\.shape)
             backwardOps.append(Op(id: 0, kind: entry.kind, phase: .backward, scope: entry.scope,
@@ -150,11 +163,13 @@ public final class Tape: @unchecked Sendable {
                 guard let g else { continue }
                 precondition(g.shape == entry.inputs[i].shape, "\(entry.kind) gradient \(g.shape) for input \(entry.inputs[i].shape)")
                 let id = ObjectIdentifier(entry.inputs[i])
+                if let existing = grads[id], existing === g { continue }   // filled in place (`fillTarget`)
                 if let existing = grads[id] {
                     // a value read twice in the forward pass: its two gradients summed, an op of its own in the IR
                     // (not for slices of one tensor: their gradients fill disjoint parts of one buffer)
                     grads[id] = existing.adding(g)
-                    if entry.kind.definition.gradient == .fill { continue }
+                    fillBuffers.remove(ObjectIdentifier(existing))
+                    if fills { fillBuffers.insert(ObjectIdentifier(grads[id]!)); continue }
                     let n = g.count
                     backwardOps.append(Op(id: 0, kind: .add, phase: .backward, scope: entry.scope, inputs: [], outputs: [],
                                           attributes: OpAttributes(accumulates: true), flops: Double(n),
@@ -162,6 +177,7 @@ public final class Tape: @unchecked Sendable {
                     backwardOpsIO.append(([existing], entry.inputs[i], g, (2 * n, n)))
                 } else {
                     grads[id] = g
+                    if fills { fillBuffers.insert(ObjectIdentifier(g)) }
                 }
             }
         }

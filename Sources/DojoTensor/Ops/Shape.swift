@@ -67,6 +67,15 @@ extension Tensor {
             }
         }
         Tape.note(.slice, inputs: [self], output: out, attributes: OpAttributes(axes: [axis], shape: outShape)) { [inShape = shape] g, _ in
+            // into the gradient the other slices of this tensor filled, when the tape hands it over (added: slices may
+            // overlap)
+            if let target = Tape.fillTarget, target.shape == inShape, !target.isShapeOnly, !g.isShapeOnly {
+                for o in 0..<outer {
+                    let dst = target.pointer + (o * inShape[axis] + range.lowerBound) * inner, src = g.pointer + o * range.count * inner
+                    for j in 0..<(range.count * inner) { dst[j] += src[j] }
+                }
+                return [target]
+            }
             let r = Tensor(zeros: inShape)
             if r.isShapeOnly || g.isShapeOnly { return [r] }
             for o in 0..<outer {
