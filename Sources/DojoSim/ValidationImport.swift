@@ -209,6 +209,11 @@ func readCase(_ row: Row) throws -> ValidationCase {
     if (modelName + " " + detail).range(of: #"\b(LoRA|PEFT|adapter)"#, options: [.regularExpression, .caseInsensitive]) != nil {
         throw RowSkip(reason: "LoRA/adapter fine-tuning: the frozen base model's weights get no gradients nor optimizer state and the adapters' small GEMMs are not in the zoo's graphs; not modelled")
     }
+    // Images decoded and augmented by DALI on the host CPU: no published per-thread rate for DALI's CPU pipeline
+    // (calibration.host_decode_rate is PyTorch's PIL loader's), so the input bound cannot be priced
+    if detail.range(of: #"\bDALI\b[^;]*\bCPU\b"#, options: [.regularExpression, .caseInsensitive]) != nil {
+        throw RowSkip(reason: "input decoded and augmented by DALI on the host CPU: no published per-thread rate for that pipeline (calibration.host_decode_rate is PyTorch's PIL loader's), so the input bound is not modelled")
+    }
     var model = try readModel(row, name: modelName, detail: detail, notes: &notes)
     if isPyTorchDLE(source) || (source.contains("DeepLearningExamples") && detail.contains("LDDL")),
        model.spec?.hasPrefix("bert-large:seq=") == true,

@@ -433,8 +433,12 @@ struct ValidationTests {
         // What the simulator cannot model is a skip with the reason, not a whole-file error: the other rows run.
         let skips = try parse([Self.header, row(3, "TPU-v4"), row(14, "furlongs/s").replacingOccurrences(of: "t1,", with: "t2,"),
                                row(11, "TP=1; CP=2; DP=4").replacingOccurrences(of: "t1,", with: "t3,"),
-                               row(8, "LoRA rank 16").replacingOccurrences(of: "t1,", with: "t4,"), Self.good.replacingOccurrences(of: "t1,", with: "t5,")])
-        #expect(skips.map(\.id) == ["t1", "t2", "t3", "t4", "t5"])
+                               row(8, "LoRA rank 16").replacingOccurrences(of: "t1,", with: "t4,"), Self.good.replacingOccurrences(of: "t1,", with: "t5,"),
+                               row(8, "ImageNet via DALI CPU webdataset").replacingOccurrences(of: "t1,", with: "t6,"),
+                               row(8, "ImageNet via DALI (GPU decode); CPU count 128").replacingOccurrences(of: "t1,", with: "t7,")])
+        #expect(skips.map(\.id) == ["t1", "t2", "t3", "t4", "t5", "t6", "t7"])
+        #expect(skips[5].unsupported?.contains("DALI on the host CPU") == true)
+        #expect(skips[6].unsupported == nil)
         #expect(skips[0].unsupported?.contains("no machine preset for GPU 'TPU-v4'") == true)
         #expect(skips[1].unsupported?.contains("unknown unit 'furlongs/s'") == true)
         // context parallelism is simulated as CP× data parallelism at the same batch (noted)
