@@ -1,3 +1,4 @@
+import DojoNumerics
 import DojoGraph
 
 import Foundation
@@ -35,7 +36,8 @@ public final class RoundingTask: @unchecked Sendable {
     private var total = Tally()
     private let lock = NSLock()
 
-    /// BF16 with round-to-nearest-even: spans of normal values are rounded inline (`roundBF16`), the rest by `span`.
+    /// BF16 with round-to-nearest-even: spans of normal values are rounded inline
+    /// (`NumberFormat.roundBF16NearestEvenIfNormal`), the rest by `span`.
     let bf16NearestEven: Bool
 
     public init(bf16NearestEven: Bool = false, span: @escaping @Sendable (UnsafeMutablePointer<Float>, Int, Int) -> (UInt8, Float),
@@ -47,30 +49,9 @@ public final class RoundingTask: @unchecked Sendable {
     @inline(__always)
     public func round(_ p: UnsafeMutablePointer<Float>, count: Int, offset: Int, into tally: inout Tally) {
         guard count > 0 else { return }
-        if bf16NearestEven && RoundingTask.roundBF16(p, count) { return }
+        if bf16NearestEven && NumberFormat.roundBF16NearestEvenIfNormal(p, count: count) { return }
         let (bits, top) = span(p, count, offset)
         tally.add(bits, top)
-    }
-
-    /// BF16 round-to-nearest-even of `n` values in place, when none is an FP32 subnormal, near the format's
-    /// largest, infinite or NaN — those raise flags or need care, and the caller's full rounding takes them: then
-    /// nothing is changed and the answer is false. Branch-free loops over the bits that the compiler vectorises;
-    /// the same bits as DojoNumerics' BF16 rounding for every value it accepts (tested).
-    @inline(__always)
-    static func roundBF16(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Bool {
-        let u = UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt32.self)
-        var special: UInt32 = 0
-        for j in 0..<n {
-            let a = u[j] & 0x7FFF_FFFF
-            // a subnormal: 0 < a < 2⁻¹²⁶'s bits (a − 1 wraps for 0); near the largest, infinite or NaN: above it
-            special |= ((a &- 1) < 0x007F_FFFF ? 1 : 0) | (a > 0x7F7F_0000 ? 1 : 0)
-        }
-        if special != 0 { return false }
-        for j in 0..<n {
-            let v = u[j]
-            u[j] = (v &+ 0x7FFF &+ ((v &>> 16) & 1)) & 0xFFFF_0000
-        }
-        return true
     }
 
     public func merge(_ tally: Tally) {
