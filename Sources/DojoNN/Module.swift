@@ -41,6 +41,8 @@ open class Module {
                 // and one over its gradient (which the next rounded layer down rounds: for BF16 the same result).
                 if keepsFormat, let f = x.format, f == policy.activationType {
                     y.format = f
+                    // its values are among the input's (or zero): exact in the same format and bias, so packable
+                    if y.storage !== x.storage, let nf = x.storage.packFormat { y.storage.packFormat = nf }
                     return y
                 }
                 // a fresh output (not the input, a view of it, or a parameter) is rounded where it lies; one whose

@@ -86,7 +86,7 @@ public final class PrecisionPolicy: @unchecked Sendable {
     /// A rounding to `nf`; `tracked`: the largest magnitude is found while rounding and noted in the site's history.
     private func task(_ nf: NumberFormat, tracked: Bool, site: String, stochastic: Bool) -> RoundingTask {
         let r = rounding(site: site, stochastic: stochastic)
-        return RoundingTask(bf16NearestEven: nf.format == .bf16 && !stochastic, span: { p, count, offset in
+        return RoundingTask(bf16NearestEven: nf.format == .bf16 && !stochastic, numberFormat: nf, span: { p, count, offset in
             let slice = UnsafeMutableBufferPointer(start: p, count: count)
             if tracked {
                 var mm: Float = 0
@@ -107,7 +107,7 @@ public final class PrecisionPolicy: @unchecked Sendable {
     /// for the cores with OpenMP workers still spinning after the last kernel.
     func roundingPass(_ f: Format, site: String, stochastic: Bool) -> Tensor.RoundingPass {
         { [self] source, buffer in
-            guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+            guard let base = buffer.baseAddress, buffer.count > 0 else { return nil }
             let job: RoundingTask
             if let t = task(f, site: site, stochastic: stochastic) {
                 job = t
@@ -134,6 +134,7 @@ public final class PrecisionPolicy: @unchecked Sendable {
                 }
             }
             job.finish()
+            return job.numberFormat
         }
     }
 
@@ -170,7 +171,7 @@ public final class PrecisionPolicy: @unchecked Sendable {
     /// A parameter's gradient before the optimizer uses it.
     public func roundGradient(_ g: Tensor, site: String) {
         guard let gf = gradientFormat else { return }
-        roundingPass(gf, site: site + ".grad", stochastic: stochasticGradients)(nil, g.storage.buffer)
+        _ = roundingPass(gf, site: site + ".grad", stochastic: stochasticGradients)(nil, g.storage.buffer)
     }
 
     /// The history, for checkpoints (a resumed run must choose the same biases).

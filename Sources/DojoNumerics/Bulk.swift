@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 // Bulk conversion of whole buffers. Every element gives exactly what the scalar `encode`/`rounded`/`decode`
 // give (element i uses RNG index `offset + i`); the work is split over `threads` threads, and because the
@@ -347,10 +348,14 @@ extension Params {
 
     /// Whether FP32 bits lie outside the fast path's domain: nonzero and below the smallest normal or
     /// above max, NaN, Inf, or (UHP) negative.
+    /// Branch-free (no `&&`): the blocks that hold a special value check every value with it, and a short-circuit
+    /// branch on `a != 0` mispredicted on every other value of a ReLU's output or gradient (half of them zeros).
     @inline(__always)
-    private func isSpecial(_ b: UInt32) -> Bool {
+    func isSpecial(_ b: UInt32) -> Bool {
         let a = signed ? b & 0x7FFF_FFFF : b
-        return a != 0 && (a &- minNormalBits) > (maxBits &- minNormalBits)
+        let outside: UInt32 = (a &- minNormalBits) > (maxBits &- minNormalBits) ? 1 : 0
+        let nonzero: UInt32 = a != 0 ? 1 : 0
+        return outside & nonzero != 0
     }
 
     /// Fast path over one block: `out[j]` gets the FP32 bits (`codes == false`) or the code of `src[j]`,
@@ -489,5 +494,133 @@ extension Params {
             f |= (isDen && mag != 0) ? denormalFlag : 0
         }
         return f
+    }
+}
+
+// MARK: - Packed storage (issue 14 §2: what backward reads kept in the format itself, 1 or 2 bytes a value)
+
+extension NumberFormat {
+    /// Bytes one value takes packed: 1 for the CFP8 formats, 2 for BF16; nil for the formats not packed (CFP16).
+    public var packedBytes: Int? {
+        switch format {
+        case .cfp8_143, .cfp8_152: 1
+        case .bf16: 2
+        case .shp, .uhp: nil
+        }
+    }
+
+    /// Writes the codes of `count` values (`packedBytes` each) when every value is exactly representable in this
+    /// format: the FP32 values a rounding to it produced. Returns false at the first value that is not (nothing is
+    /// then promised about `codes`): packing never changes a value. On the calling thread; branch-free loops over the
+    /// bits for the values in the normal range and zero, the scalar encoder (and a check that the code decodes to the
+    /// same bits) for the rest.
+    public func packExactly(_ src: UnsafePointer<Float>, count n: Int, into codes: UnsafeMutableRawPointer) -> Bool {
+        let u = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
+        if format == .bf16 {
+            let out = codes.assumingMemoryBound(to: UInt16.self)
+            var low: UInt32 = 0
+            for j in 0..<n {
+                let b = u[j]
+                low |= b & 0xFFFF
+                out[j] = UInt16(truncatingIfNeeded: b &>> 16)
+            }
+            return low == 0
+        }
+        guard packedBytes == 1 else { return false }
+        let p = params
+        let out = codes.assumingMemoryBound(to: UInt8.self)
+        let range = p.maxBits &- p.minNormalBits, minN = p.minNormalBits
+        let lowMask = p.lowMask, sh = p.shift, adj = p.biasAdj
+        let signShift = 31 - p.magBits
+        // Zero and the normal range in one branch-free loop the compiler vectorises, codes computed as 32-bit lanes
+        // and then narrowed (a loop that stores bytes directly is not vectorised: 1.7 ns a value against 0.5). A block
+        // that holds another value (a denormal, one beyond the largest, NaN) then takes those through the scalar
+        // encoder, whose code must decode to the same bits; the branch that finds them is rarely taken.
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { scratch -> Bool in
+            let t = scratch.baseAddress!
+            var start = 0
+            while start < n {
+                let m = Swift.min(blockSize, n - start)
+                let s = u + start
+                // 64 values at a time, so that the scalar pass over a part holding a denormal is short
+                var lo = 0
+                while lo < m {
+                    let hi = Swift.min(lo + 64, m)
+                    var special: UInt32 = 0, inexact: UInt32 = 0
+                    for j in lo..<hi {
+                        let b = s[j]
+                        let a = b & 0x7FFF_FFFF
+                        // (0/1 factors: the same with all-ones masks and `&` compiled to a loop 3× slower)
+                        let outside: UInt32 = (a &- minN) > range ? 1 : 0
+                        let nonzero: UInt32 = a != 0 ? 1 : 0
+                        let isSpecial = outside & nonzero
+                        special |= isSpecial
+                        inexact |= (a & lowMask) &* (1 &- isSpecial)
+                        t[j] = ((a &- adj) &>> sh) &* nonzero | ((b & 0x8000_0000) &>> signShift)
+                    }
+                    if inexact != 0 { return false }
+                    if special != 0 {
+                        for j in lo..<hi where p.isSpecial(s[j]) {
+                            let e = p.encodeBits(s[j], rng: nil, index: 0)
+                            if p.decodeBits(e.code).bits != s[j] { return false }
+                            t[j] = e.code
+                        }
+                    }
+                    lo = hi
+                }
+                let d = out + start
+                for j in 0..<m { d[j] = UInt8(truncatingIfNeeded: t[j]) }
+                start += m
+            }
+            return true
+        }
+    }
+
+    /// The FP32 values of `count` codes that `packExactly` wrote, on the calling thread.
+    public func unpack(_ codes: UnsafeRawPointer, count n: Int, into dst: UnsafeMutablePointer<Float>) {
+        Unpacker(self).unpack(codes, count: n, into: dst)
+    }
+
+    /// Decodes packed codes (`packExactly`'s) of one format: made once, then used for every span a kernel reads.
+    public struct Unpacker: @unchecked Sendable {
+        public let format: NumberFormat
+        private let table: PackTable?
+        public init(_ format: NumberFormat) {
+            precondition(format.packedBytes != nil, "unpack: \(format.format.rawValue) is not packed")
+            self.format = format
+            table = format.format == .bf16 ? nil : PackTable.shared(format)
+        }
+        /// Values `offset..<offset+count` of the codes at `codes` into `dst`.
+        @inline(__always)
+        public func unpack(_ codes: UnsafeRawPointer, offset: Int = 0, count n: Int, into dst: UnsafeMutablePointer<Float>) {
+            let out = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt32.self)
+            guard let table else {
+                let c = codes.assumingMemoryBound(to: UInt16.self) + offset
+                for j in 0..<n { out[j] = UInt32(c[j]) &<< 16 }
+                return
+            }
+            let c = codes.assumingMemoryBound(to: UInt8.self) + offset
+            table.bits.withUnsafeBufferPointer { t in
+                for j in 0..<n { out[j] = t[Int(c[j])] }
+            }
+        }
+    }
+}
+
+/// The FP32 bits of all 256 codes of an 8-bit format with a bias, made once per format and bias.
+private final class PackTable: @unchecked Sendable {
+    let bits: [UInt32]
+    init(_ f: NumberFormat) {
+        let p = f.params
+        bits = (0..<256).map { p.decodeBits(UInt32($0)).bits }
+    }
+    private static let tables = Mutex<[NumberFormat: PackTable]>([:])
+    static func shared(_ f: NumberFormat) -> PackTable {
+        tables.withLock { tables in
+            if let t = tables[f] { return t }
+            let t = PackTable(f)
+            tables[f] = t
+            return t
+        }
     }
 }

@@ -3,8 +3,29 @@ import Synchronization
 
 /// A contiguous, 64-byte aligned buffer of Float32 values. Tensors share a storage when one is a reshaped view of
 /// another. Mutation goes through the owning code (optimizers update parameters in place).
+///
+/// **Packed values** (issue 14 §2: what backward reads kept in Dojo's formats, 1 or 2 bytes a value, not 4). A
+/// storage whose values a rounding made exact in a format (`packFormat`) can be packed: `packAway()` encodes them
+/// into codes (once) and frees the FP32 buffer. Reading `pointer` brings the FP32 values back from the codes (and
+/// keeps both until the next `packAway()`). The tape packs a formatted tensor once the forward op that read it is
+/// done, and again after the last backward op that read it, so a step's saved activations take 1 byte a value in
+/// CFP8 and 2 in BF16. Once it has a `packFormat`, a storage is read-only: the codes are not rewritten when its
+/// values would change (a rounding that writes a tensor in place does so before it sets the format).
 public final class Storage: @unchecked Sendable {
-    public let pointer: UnsafeMutablePointer<Float>
+    /// The FP32 values. Unpacks them (from `packFormat`'s codes) when `packAway()` freed them.
+    public var pointer: UnsafeMutablePointer<Float> {
+        let bits = resident.load(ordering: .acquiring)
+        if bits != 0 { return UnsafeMutablePointer(bitPattern: bits).unsafelyUnwrapped }
+        return unpack()
+    }
+    /// The FP32 values' address when they are in memory now (nil while only the codes hold them); unpacks nothing.
+    public var residentAddress: UInt? {
+        let bits = resident.load(ordering: .acquiring)
+        return bits == 0 ? nil : bits
+    }
+    private let resident: Atomic<UInt>
+    /// Whether the FP32 buffer is freed and the values are held as codes only.
+    public var isPacked: Bool { resident.load(ordering: .acquiring) == 0 }
     public let count: Int
     /// A shape-only storage (made under `Engine.shapeOnly`): no memory behind it; ops skip their kernels.
     /// Its pointer is an unmapped address, so an op that forgot to skip fails loudly instead of corrupting memory.
@@ -38,21 +59,30 @@ public final class Storage: @unchecked Sendable {
         owner = nil
         if Engine.shapeOnly {
             isShapeOnly = true
-            pointer = UnsafeMutablePointer(bitPattern: 64)!
+            resident = Atomic(64)
             return
         }
         isShapeOnly = false
-        let now = Storage.live.add(count * 4, ordering: .relaxed).newValue
-        _ = Storage.peak.max(now, ordering: .relaxed)
+        resident = Atomic(UInt(bitPattern: Storage.allocateValues(count)))
+    }
+
+    /// A fresh FP32 buffer of `count` values, counted in `liveBytes`.
+    private static func allocateValues(_ count: Int) -> UnsafeMutablePointer<Float> {
+        Storage.count(bytes: count * 4)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    private static func count(bytes: Int) {
+        let now = Storage.live.add(bytes, ordering: .relaxed).newValue
+        if bytes > 0 { _ = Storage.peak.max(now, ordering: .relaxed) }
     }
 
     /// A storage over memory someone else owns (`owner`, kept alive by this storage): a view, never freed here and
     /// not counted in `liveBytes`. Summed gradients handed out straight from the buffers MPI summed them in.
     public init(borrowing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
         precondition(count >= 0)
-        self.pointer = pointer
+        self.resident = Atomic(UInt(bitPattern: pointer))
         self.count = count
         self.isShapeOnly = false
         self.owner = owner
@@ -68,11 +98,122 @@ public final class Storage: @unchecked Sendable {
 
     deinit {
         if isShapeOnly || owner != nil { return }
-        Storage.live.subtract(count * 4, ordering: .relaxed)
-        UnsafeMutableRawPointer(pointer).deallocate()
+        if let codes, let bytes = packFormat?.packedBytes {
+            Storage.live.subtract(count * bytes, ordering: .relaxed)
+            codes.deallocate()
+        }
+        if let address = residentAddress {
+            Storage.live.subtract(count * 4, ordering: .relaxed)
+            UnsafeMutableRawPointer(bitPattern: address)!.deallocate()
+        }
+    }
+
+    // MARK: Packed values
+
+    /// The format every value is exact in, set by the rounding that made them so (nil: FP32 values, never packed).
+    /// Setting it on a borrowed or shape-only storage does nothing.
+    public var packFormat: NumberFormat? {
+        get { packing.withLock { $0.format } }
+        set {
+            guard !isShapeOnly, owner == nil else { return }
+            packing.withLock { state in
+                guard state.format != newValue else { return }
+                precondition(state.codes == nil, "the packing format of a storage already packed cannot change")
+                state.format = newValue
+            }
+        }
+    }
+    private struct Packing {
+        var format: NumberFormat?
+        var codes: UnsafeMutableRawPointer?
+    }
+    private let packing = Mutex(Packing())
+    private var codes: UnsafeMutableRawPointer? { packing.withLock { $0.codes } }
+
+    /// Storages smaller than this are never packed (the codes would save less than the bookkeeping costs).
+    public static let packMinimum = 4096
+
+    /// Frees the FP32 buffer, keeping the values as codes of `packFormat` (encoded the first time). Does nothing and
+    /// returns false when the storage has no `packFormat`, is small, borrowed or shape-only, or when a value is not
+    /// exact in the format (then the format is dropped: the values stay FP32 for good).
+    @discardableResult
+    public func packAway() -> Bool {
+        guard !isShapeOnly, owner == nil, count >= Storage.packMinimum else { return false }
+        return packing.withLock { state in
+            guard let format = state.format, let bytes = format.packedBytes else { return false }
+            let address = resident.load(ordering: .acquiring)
+            if address == 0 { return true }
+            let values = UnsafeMutablePointer<Float>(bitPattern: address)!
+            if state.codes == nil {
+                let codes = UnsafeMutableRawPointer.allocate(byteCount: count * bytes, alignment: 64)
+                if !Storage.encode(values, count: count, format: format, bytes: bytes, into: codes) {
+                    codes.deallocate()
+                    state.format = nil
+                    return false
+                }
+                Storage.count(bytes: count * bytes)
+                state.codes = codes
+            }
+            resident.store(0, ordering: .releasing)
+            Storage.live.subtract(count * 4, ordering: .relaxed)
+            UnsafeMutableRawPointer(values).deallocate()
+            return true
+        }
+    }
+
+    /// The codes and their decoder while the values are held as codes only (nil while the FP32 values are in memory,
+    /// or for a storage never packed): a kernel may decode the spans it reads (`PackedValues.read`) instead of bringing
+    /// every value back at once. The codes never change and live as long as the storage.
+    public var packedValues: PackedValues? {
+        packing.withLock { state in
+            guard resident.load(ordering: .acquiring) == 0, let codes = state.codes, let format = state.format else { return nil }
+            return PackedValues(codes: UnsafeRawPointer(codes), unpacker: NumberFormat.Unpacker(format))
+        }
+    }
+
+    /// Brings the FP32 values back from the codes (once, whichever thread asks first).
+    private func unpack() -> UnsafeMutablePointer<Float> {
+        packing.withLock { state in
+            let address = resident.load(ordering: .acquiring)
+            if address != 0 { return UnsafeMutablePointer(bitPattern: address)! }
+            guard let format = state.format, let codes = state.codes, let bytes = format.packedBytes else {
+                preconditionFailure("a storage without FP32 values and without codes")
+            }
+            let values = Storage.allocateValues(count)
+            let n = count, src = SendablePointer(codes.assumingMemoryBound(to: UInt8.self)), dst = SendablePointer(values)
+            parallelChunks(n, minimumPerThread: 1 << 16) { range in
+                format.unpack(UnsafeRawPointer(src.p + range.lowerBound * bytes), count: range.count, into: dst.p + range.lowerBound)
+            }
+            resident.store(UInt(bitPattern: values), ordering: .releasing)
+            return values
+        }
+    }
+
+    private static func encode(_ values: UnsafeMutablePointer<Float>, count n: Int, format: NumberFormat, bytes: Int,
+                               into codes: UnsafeMutableRawPointer) -> Bool {
+        let src = SendablePointer(values), dst = SendablePointer(codes.assumingMemoryBound(to: UInt8.self))
+        let failed = Atomic<Bool>(false)
+        parallelChunks(n, minimumPerThread: 1 << 16) { range in
+            if !format.packExactly(UnsafePointer(src.p + range.lowerBound), count: range.count,
+                                   into: UnsafeMutableRawPointer(dst.p + range.lowerBound * bytes)) {
+                failed.store(true, ordering: .relaxed)
+            }
+        }
+        return !failed.load(ordering: .relaxed)
     }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+}
+
+/// A packed storage's codes, for a kernel that decodes the spans it reads (`Storage.packedValues`).
+public struct PackedValues: @unchecked Sendable {
+    let codes: UnsafeRawPointer
+    let unpacker: NumberFormat.Unpacker
+    /// Values `offset..<offset+count` into `dst`.
+    @inline(__always)
+    public func read(_ offset: Int, count: Int, into dst: UnsafeMutablePointer<Float>) {
+        unpacker.unpack(codes, offset: offset, count: count, into: dst)
+    }
 }
 
 /// A raw pointer that may cross into worker threads; the code that makes one guarantees exclusive ranges.

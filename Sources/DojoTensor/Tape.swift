@@ -13,6 +13,22 @@ public final class Tape: @unchecked Sendable {
     /// a slice): that input's gradient so far, when it is a buffer earlier parts were filled into and nothing else
     /// holds: the op adds its part into it and returns it, instead of a zero-filled full-size gradient to be summed.
     @TaskLocal public static var fillTarget: Tensor?
+    /// During the backward pass of an op: the gradient it was given when nothing else holds it or its memory (no
+    /// other gradient, no tensor of the forward pass), so the op may write its input's gradient over it
+    /// (`gradientBuffer(reusing:shape:)`) instead of into a new buffer: one buffer less alive at once.
+    @TaskLocal public static var exclusiveGradient: Tensor?
+
+    /// The buffer an op's backward writes its input's gradient into: a new tensor over the memory of the gradient `g`
+    /// it was given, when that is exclusive (`exclusiveGradient`) and of that shape, or a new tensor with memory of its
+    /// own. (A new tensor either way: the IR names a gradient by its tensor, and a step records the same IR whether or
+    /// not memory was reused, as a shape-only recording does.) The op must read each value of `g` before it writes the
+    /// same place (an elementwise derivative, batch norm's second pass).
+    public static func gradientBuffer(reusing g: Tensor, shape: [Int]) -> Tensor {
+        if let e = exclusiveGradient, e === g, e.shape == shape, !e.isShapeOnly {
+            return Tensor(shape: shape, storage: e.storage)
+        }
+        return Tensor(uninitializedShape: shape)
+    }
 
     /// Sends the gradient of an op's output to its inputs; `needs[i]` says whether input i wants one.
     public typealias Backward = (_ gradOutput: Tensor, _ needs: [Bool]) -> [Tensor?]
@@ -36,6 +52,24 @@ public final class Tape: @unchecked Sendable {
     private var lastNote = DispatchTime.now()
     private var backwardOps: [Op] = []
     private var optimizerOps: [(kind: OpKind, parameter: Tensor, state: Int)] = []
+
+    /// Whether tensors exact in a Dojo format (`Storage.packFormat`) are kept packed, 1 or 2 bytes a value, between
+    /// the ops that read them (issue 14 §2); `packsByDefault` unless a caller sets it.
+    public var packsSavedValues = Tape.packsByDefault
+    /// The default of `packsSavedValues` for tapes made now (on; off to measure what packing saves, or to compare).
+    @TaskLocal public static var packsByDefault = true
+
+    /// The storages of the values this tape holds for backward (those large enough to pack, `Storage.packMinimum`),
+    /// and how many of them are held packed now.
+    public var savedStorages: (count: Int, packed: Int) {
+        var seen = Set<ObjectIdentifier>(), packed = 0
+        for e in entries {
+            for t in e.inputs + [e.output] where t.count >= Storage.packMinimum && !t.isShapeOnly && seen.insert(ObjectIdentifier(t.storage)).inserted {
+                if t.storage.isPacked { packed += 1 }
+            }
+        }
+        return (seen.count, packed)
+    }
 
     public init() {}
 
@@ -76,6 +110,11 @@ public final class Tape: @unchecked Sendable {
         let flops = kind.flops(inputs: shapes, outputs: [output.shape], attributes: attributes)
         tape.entries.append(Entry(kind: kind, attributes: attributes, scope: scope, inputs: inputs, output: output,
                                   backward: needsGrad ? backward : nil, flops: flops))
+        // the op is done reading its inputs: those exact in a Dojo format are kept as its codes until read again
+        // (`Storage.packAway`; an op whose output is a view of its input leaves it for the op reading that view)
+        if tape.packsSavedValues {
+            for t in inputs where t.storage !== output.storage { t.storage.packAway() }
+        }
         if tape.profiling {
             let now = DispatchTime.now()
             tape.forwardSeconds.append(Double(now.uptimeNanoseconds &- tape.lastNote.uptimeNanoseconds) * 1e-9)
@@ -130,8 +169,29 @@ public final class Tape: @unchecked Sendable {
                 for t in entry.inputs { if let w = pending.removeValue(forKey: ObjectIdentifier(t)) { readyAt[index, default: []].append(w) } }
             }
         }
+        // Packed values brought back by a backward op are packed away again once no backward op still to run reads
+        // them: for each storage, the first entry whose backward reads it (by its kind's `saved` values, what its
+        // backward reads); after the backward of an entry that holds the storage, at or before that reader, the
+        // FP32 values are freed (read again anyway, they come back: this only decides when memory is given back)
+        var firstReader: [ObjectIdentifier: Int] = [:]
+        if packsSavedValues {
+            for (index, entry) in entries.enumerated() where entry.backward != nil {
+                let saved = entry.kind.definition.saved
+                let read = saved.inputs.compactMap { $0 < entry.inputs.count ? entry.inputs[$0] : nil } + (saved.output ? [entry.output] : [])
+                for t in read where t.count >= Storage.packMinimum && firstReader[ObjectIdentifier(t.storage)] == nil {
+                    firstReader[ObjectIdentifier(t.storage)] = index
+                }
+            }
+        }
+        // the storages of the forward pass's tensors: a gradient sharing one is never written over
+        var forwardStorages = Set<ObjectIdentifier>()
+        for entry in entries { for t in entry.inputs + [entry.output] { forwardStorages.insert(ObjectIdentifier(t.storage)) } }
         for (index, entry) in entries.enumerated().reversed() {
             defer {
+                if packsSavedValues {
+                    for t in entry.inputs + [entry.output] where t.count >= Storage.packMinimum
+                        && firstReader[ObjectIdentifier(t.storage)].map({ $0 >= index }) ?? true { t.storage.packAway() }
+                }
                 if let ready = readyAt[index], let onReady {
                     for t in ready {
                         if let g = grads[ObjectIdentifier(t)] { onReady(t, g, isExclusive(g, of: t, grads: grads, before: index)) }
@@ -139,7 +199,7 @@ public final class Tape: @unchecked Sendable {
                 }
             }
             let outID = ObjectIdentifier(entry.output)
-            guard let gOut = grads.removeValue(forKey: outID) else { continue }
+            guard var gOut = grads.removeValue(forKey: outID) else { continue }
             fillBuffers.remove(ObjectIdentifier(gOut))
             guard let backward = entry.backward else { continue }
             let needs = entry.inputs.map(\.requiresGrad)
@@ -149,7 +209,13 @@ public final class Tape: @unchecked Sendable {
             // three zero-filled ones and two sums)
             let fills = entry.kind.definition.gradient == .fill && entry.inputs.count == 1
             let fillTarget = fills ? grads[ObjectIdentifier(entry.inputs[0])].flatMap { fillBuffers.contains(ObjectIdentifier($0)) ? $0 : nil } : nil
-            let gIns = fillTarget == nil ? backward(gOut, needs) : Tape.$fillTarget.withValue(fillTarget) { backward(gOut, needs) }
+            // nothing else holds the gradient (this is the only reference to it, and no other tensor shares its memory):
+            // the op may write over it
+            let exclusive = isKnownUniquelyReferenced(&gOut) && !gOut.isShapeOnly && !forwardStorages.contains(ObjectIdentifier(gOut.storage))
+                && !grads.values.contains { $0.storage === gOut.storage }
+            let gIns = Tape.$exclusiveGradient.withValue(exclusive ? gOut : nil) {
+                fillTarget == nil ? backward(gOut, needs) : Tape.$fillTarget.withValue(fillTarget) { backward(gOut, needs) }
+            }
             precondition(gIns.count == entry.inputs.count, "\(entry.kind) returned \(gIns.count) gradients for \(entry.inputs.count) inputs")
             let shapes = entry.inputs.map(\.shape)
             backwardOps.append(Op(id: 0, kind: entry.kind, phase: .backward, scope: entry.scope,
@@ -157,7 +223,7 @@ public final class Tape: @unchecked Sendable {
                                   flops: entry.kind.backwardFlops(forward: entry.flops, inputs: shapes,
                                                                   outputs: [entry.output.shape], needsGradient: needs),
                                   bytesRead: 0, bytesWritten: 0, forward: index))
-            backwardOpsIO.append((entry.inputs.enumerated().filter { needs[$0.offset] }.map(\.element), entry.output, gOut,
+            backwardOpsIO.append((entry.inputs.enumerated().filter { needs[$0.offset] }.map(\.element), entry.output, GradientRef(gOut), nil,
                                   entry.kind.backwardTraffic(inputs: shapes, output: entry.output.shape, needsGradient: needs)))
             for (i, g) in gIns.enumerated() where needs[i] {
                 guard let g else { continue }
@@ -174,7 +240,7 @@ public final class Tape: @unchecked Sendable {
                     backwardOps.append(Op(id: 0, kind: .add, phase: .backward, scope: entry.scope, inputs: [], outputs: [],
                                           attributes: OpAttributes(accumulates: true), flops: Double(n),
                                           bytesRead: 0, bytesWritten: 0, forward: index))
-                    backwardOpsIO.append(([existing], entry.inputs[i], g, (2 * n, n)))
+                    backwardOpsIO.append(([], entry.inputs[i], GradientRef(g), GradientRef(existing), (2 * n, n)))
                 } else {
                     grads[id] = g
                     if fills { fillBuffers.insert(ObjectIdentifier(g)) }
@@ -186,7 +252,19 @@ public final class Tape: @unchecked Sendable {
     }
     /// Per backward op: the inputs it made gradients for, the forward output, the gradient it got, and its traffic
     /// in values (`OpKind.backwardTraffic`; a sum of two gradients: 2 read, 1 written).
-    private var backwardOpsIO: [(inputs: [Tensor], output: Tensor, gradOutput: Tensor, traffic: (read: Int, written: Int))] = []
+    /// A sum of two gradients has no inputs there but the gradient held before (`accumulated`), and the forward value
+    /// whose gradient they are as its output. Gradients are noted by `GradientRef`, not held: the IR needs their shapes
+    /// and identities, and holding them kept every gradient of the step alive to its end (backward's memory grew with
+    /// every op).
+    private var backwardOpsIO: [(inputs: [Tensor], output: Tensor, gradOutput: GradientRef, accumulated: GradientRef?,
+                                 traffic: (read: Int, written: Int))] = []
+
+    /// A gradient as the IR names it: its tensor's serial number and shape.
+    struct GradientRef {
+        let serial: Int
+        let shape: [Int]
+        init(_ t: Tensor) { serial = t.serial; shape = t.shape }
+    }
 
     /// Whether `gradient` (of `tensor`) shares no memory with another gradient still held or with an input or output
     /// of the entries before `index` (those whose backward is still to run).
@@ -194,8 +272,8 @@ public final class Tape: @unchecked Sendable {
         let lo = UInt(bitPattern: gradient.pointer), hi = lo + UInt(gradient.count * 4)
         func overlaps(_ other: Tensor) -> Bool {
             if other === gradient { return true }
-            guard !other.storage.isShapeOnly, other.count > 0 else { return false }
-            let a = UInt(bitPattern: other.pointer)
+            // a storage held as codes only (packed) has no FP32 memory a gradient could share
+            guard !other.storage.isShapeOnly, other.count > 0, let a = other.storage.residentAddress else { return false }
             return a < hi && lo < a + UInt(other.count * 4)
         }
         if gradient === tensor || gradient.storage.isShapeOnly { return false }
@@ -222,6 +300,14 @@ public final class Tape: @unchecked Sendable {
             g.tensors.append(TensorInfo(id: id, name: t.name, shape: t.shape, role: role ?? t.role))
             return id
         }
+        var gradientIDs: [Int: Int] = [:]
+        func gradientID(_ r: GradientRef) -> Int {
+            if let id = gradientIDs[r.serial] { return id }
+            let id = g.tensors.count
+            gradientIDs[r.serial] = id
+            g.tensors.append(TensorInfo(id: id, name: nil, shape: r.shape, role: .gradient))
+            return id
+        }
         let produced = Set(entries.map { ObjectIdentifier($0.output) })
         for e in entries {
             let ins = e.inputs.map { t in tensorID(t, role: t.role == .parameter ? .parameter : (produced.contains(ObjectIdentifier(t)) ? .activation : .input)) }
@@ -238,13 +324,12 @@ public final class Tape: @unchecked Sendable {
         }
         for (op, io) in zip(backwardOps, backwardOpsIO) {
             var op = op
-            let gOut = tensorID(io.gradOutput, role: .gradient)
+            let gOut = gradientID(io.gradOutput)
             op.id = g.ops.count
             // a sum of two gradients reads the one held before (a gradient too) and makes the sum, the gradient of
             // the forward value read twice
-            let accumulates = op.attributes.accumulates == true
-            op.inputs = [gOut] + io.inputs.map { tensorID($0, role: accumulates ? .gradient : nil) }
-            op.outputs = (accumulates ? [io.output] : io.inputs).map { t -> Int in
+            op.inputs = [gOut] + (io.accumulated.map { [gradientID($0)] } ?? io.inputs.map { tensorID($0) })
+            op.outputs = (io.accumulated != nil ? [io.output] : io.inputs).map { t -> Int in
                 let id = g.tensors.count
                 g.tensors.append(TensorInfo(id: id, name: t.name.map { "grad(\($0))" }, shape: t.shape, role: .gradient))
                 return id

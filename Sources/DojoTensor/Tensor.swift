@@ -1,6 +1,7 @@
 @_exported import DojoNumerics
 import DojoGraph
 import Foundation
+import Synchronization
 
 /// A dense Float32 tensor (row-major; images NCHW). A tensor made by an op while a `Tape` is active remembers
 /// how it was made, so the tape can run the backward pass and record the Graph IR.
@@ -24,10 +25,16 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// it is, so the rounding op does not round it again.
     public var roundedAsGradientOf: ObjectIdentifier?
 
+    /// A number no other tensor of this process has: what the tape's IR knows a gradient by after the gradient is
+    /// gone (an `ObjectIdentifier` of a freed tensor is reused).
+    public let serial: Int
+    private static let serials = Atomic<Int>(0)
+
     public init(shape: [Int], storage: Storage, requiresGrad: Bool = false, role: TensorInfo.Role = .activation) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         precondition(elementCount(shape) == storage.count, "shape \(shape) does not match \(storage.count) elements")
         self.shape = shape; self.storage = storage; self.requiresGrad = requiresGrad; self.role = role
+        serial = Tensor.serials.add(1, ordering: .relaxed).newValue
     }
 
     /// Uninitialised memory; the caller fills every element.

@@ -16,7 +16,8 @@ import Testing
         return TensorRounding(dtype: dtype, pass: { src, buf in
             if let src { buf.baseAddress!.update(from: src, count: buf.count) }
             _ = nf.roundInPlace(buf, threads: 1)
-        }, begin: { fused ? RoundingTask(bf16NearestEven: nf.format == .bf16, span: span, done: { _ in }) : nil })
+            return nf
+        }, begin: { fused ? RoundingTask(bf16NearestEven: nf.format == .bf16, numberFormat: nf, span: span, done: { _ in }) : nil })
     }
 
     static func values(_ shape: [Int], seed: UInt64) -> Tensor {

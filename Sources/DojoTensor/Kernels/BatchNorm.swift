@@ -48,16 +48,16 @@ public enum BatchNormKernel {
                                 gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, mean: UnsafePointer<Float>,
                                 variance: UnsafePointer<Float>, epsilon: Float, dx: UnsafeMutablePointer<Float>,
                                 dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
-                                backend: KernelBackend = .oneDNN, round: RoundingTask? = nil) {
+                                backend: KernelBackend = .oneDNN, round: RoundingTask? = nil, xPacked: PackedValues? = nil) {
         validate(n, c, spatial, epsilon)
         switch backend {
         case .reference:
-            precondition(round == nil, "the reference batch norm does not round its gradient")
+            precondition(round == nil && xPacked == nil, "the reference batch norm does not round its gradient or read packed values")
             ReferenceKernels.batchNormBackward(n: n, c: c, s: spatial, x: x, dy: dy, gamma: gamma, mean: mean,
                                                variance: variance, epsilon: epsilon, dx: dx, dGamma: dGamma, dBeta: dBeta)
         case .oneDNN:
             SwiftBatchNorm.backward(n: n, c: c, s: spatial, x: x, dy: dy, gamma: gamma, mean: mean, variance: variance,
-                                    epsilon: epsilon, dx: dx, dGamma: dGamma, dBeta: dBeta, round: round)
+                                    epsilon: epsilon, dx: dx, dGamma: dGamma, dBeta: dBeta, round: round, xPacked: xPacked)
         }
     }
 
@@ -170,17 +170,21 @@ public enum BatchNormKernel {
     @_spi(Testing) public static func backward(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, variance: UnsafePointer<Float>,
                          epsilon: Float, dx: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>,
-                         dBeta: UnsafeMutablePointer<Float>, round: RoundingTask? = nil) {
+                         dBeta: UnsafeMutablePointer<Float>, round: RoundingTask? = nil, xPacked: PackedValues? = nil) {
         let count = Double(n * s)
         parallelChannels(c, elements: n * c * s) { channels in
             var tally = RoundingTask.Tally()
             defer { round?.merge(tally) }
+            // x held packed (`xPacked`; `x` is then not read): one channel's values decoded at a time, not all of them
+            let scratch: UnsafeMutablePointer<Float>? = xPacked == nil ? nil : .allocate(capacity: n * s)
+            defer { scratch?.deallocate() }
             for ch in channels {
+                if let xPacked, let scratch { for i in 0..<n { xPacked.read((i * c + ch) * s, count: s, into: scratch + i * s) } }
                 let m = mean[ch], mv = V(repeating: m)
                 var sumDy: Double = 0, sumDyXc: Double = 0
                 for i in 0..<n {
                     let o = (i * c + ch) * s
-                    let xp = x + o, dp = dy + o
+                    let xp = scratch.map { UnsafePointer($0 + i * s) } ?? x + o, dp = dy + o
                     var a0 = V(), b0 = V()
                     var j = 0
                     while j + 16 <= s {
@@ -203,7 +207,7 @@ public enum BatchNormKernel {
                 let (af, bf, cf) = (Float(g), Float(bCoef), Float(cCoef))
                 for i in 0..<n {
                     let o = (i * c + ch) * s
-                    let xp = x + o, dp = dy + o, op = dx + o
+                    let xp = scratch.map { UnsafePointer($0 + i * s) } ?? x + o, dp = dy + o, op = dx + o
                     var j = 0
                     while j + 16 <= s { store(av * load(dp, j) + bv * load(xp, j) + cv, op, j); j += 16 }
                     while j < s { op[j] = af * dp[j] + bf * xp[j] + cf; j += 1 }

@@ -11,6 +11,12 @@ import Foundation
 protocol UnaryElementFunction {
     func apply(_ x: Float) -> Float
     func derivative(_ x: Float, _ y: Float) -> Float
+    /// Whether `derivative` reads its input x, its output y (as the kind's `saved` values say): backward reads no
+    /// other, so a value kept packed (`Storage.packAway`) is not brought back for nothing.
+    static var derivativeReads: (input: Bool, output: Bool) { get }
+}
+extension UnaryElementFunction {
+    static var derivativeReads: (input: Bool, output: Bool) { (false, false) }
 }
 /// f(a, b) of one element pair.
 protocol BinaryElementFunction { static func apply(_ a: Float, _ b: Float) -> Float }
@@ -31,15 +37,18 @@ struct Negate: UnaryElementFunction {
 }
 struct Rectify: UnaryElementFunction {
     @inline(__always) func apply(_ x: Float) -> Float { max(x, 0) }
-    @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { x > 0 ? 1 : 0 }
+    @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { y > 0 ? 1 : 0 }
+    static var derivativeReads: (input: Bool, output: Bool) { (false, true) }
 }
 struct Logarithm: UnaryElementFunction {
     @inline(__always) func apply(_ x: Float) -> Float { Foundation.log(x) }
     @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { 1 / x }
+    static var derivativeReads: (input: Bool, output: Bool) { (true, false) }
 }
 struct SquareRoot: UnaryElementFunction {
     @inline(__always) func apply(_ x: Float) -> Float { x.squareRoot() }
     @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { 0.5 / y }
+    static var derivativeReads: (input: Bool, output: Bool) { (false, true) }
 }
 enum AddElements: BinaryElementFunction { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a + b } }
 enum SubtractElements: BinaryElementFunction { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a - b } }
@@ -187,25 +196,37 @@ extension Tensor {
     private func unary<F: UnaryElementFunction>(_ kind: OpKind, attributes: OpAttributes = OpAttributes(), _ f: F) -> Tensor {
         let out = mapKernel(self, f)
         Tape.note(kind, inputs: [self], output: out, attributes: attributes) { [x = self, out] g, _ in
-            let r = Tensor(uninitializedShape: g.shape)
+            let r = Tape.gradientBuffer(reusing: g, shape: g.shape)
             if r.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [r] }
-            let pg = g.pointer, px = x.pointer, py = out.pointer, pr = r.pointer
+            // a value the derivative does not read is not brought back from its codes (the gradient stands in for it);
+            // one it reads that is held packed is decoded block by block as the loop goes, not brought back whole
+            let pg = g.pointer, pr = r.pointer
+            let xs = F.derivativeReads.input ? x.storage.packedValues : nil, ys = F.derivativeReads.output ? out.storage.packedValues : nil
+            let px = F.derivativeReads.input && xs == nil ? x.pointer : pg, py = F.derivativeReads.output && ys == nil ? out.pointer : pg
             // x's gradient rounded block by block as it is written, when x's gradient is rounded (a layer's output)
             x.fusingGradientRounding(into: r) { task in
                 parallelChunks(g.count) { range in
-                    guard let task else {
+                    guard task != nil || xs != nil || ys != nil else {
                         for i in range { pr[i] = pg[i] * f.derivative(px[i], py[i]) }
                         return
                     }
-                    var tally = RoundingTask.Tally()
-                    var lo = range.lowerBound
-                    while lo < range.upperBound {
-                        let hi = min(lo + 4096, range.upperBound)
-                        for i in lo..<hi { pr[i] = pg[i] * f.derivative(px[i], py[i]) }
-                        task.round(pr + lo, count: hi - lo, offset: lo, into: &tally)
-                        lo = hi
+                    let block = 4096
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { scratch in
+                        let sx = scratch.baseAddress!, sy = sx + block
+                        var tally = RoundingTask.Tally()
+                        var lo = range.lowerBound
+                        while lo < range.upperBound {
+                            let n = min(block, range.upperBound - lo)
+                            var bx = px + lo, by = py + lo
+                            if let xs { xs.read(lo, count: n, into: sx); bx = sx }
+                            if let ys { ys.read(lo, count: n, into: sy); by = sy }
+                            let bg = pg + lo, br = pr + lo
+                            for j in 0..<n { br[j] = bg[j] * f.derivative(bx[j], by[j]) }
+                            task?.round(br, count: n, offset: lo, into: &tally)
+                            lo += n
+                        }
+                        task?.merge(tally)
                     }
-                    task.merge(tally)
                 }
                 return task != nil
             }

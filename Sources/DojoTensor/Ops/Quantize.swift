@@ -39,10 +39,14 @@ public final class RoundingTask: @unchecked Sendable {
     /// BF16 with round-to-nearest-even: spans of normal values are rounded inline
     /// (`NumberFormat.roundBF16NearestEvenIfNormal`), the rest by `span`.
     let bf16NearestEven: Bool
+    /// The format with its bias the values are rounded to, when the rounding says (the kernel sets it as the output
+    /// storage's `packFormat`: its values can then be packed).
+    public let numberFormat: NumberFormat?
 
-    public init(bf16NearestEven: Bool = false, span: @escaping @Sendable (UnsafeMutablePointer<Float>, Int, Int) -> (UInt8, Float),
+    public init(bf16NearestEven: Bool = false, numberFormat: NumberFormat? = nil,
+                span: @escaping @Sendable (UnsafeMutablePointer<Float>, Int, Int) -> (UInt8, Float),
                 done: @escaping @Sendable (Tally) -> Void) {
-        self.bf16NearestEven = bf16NearestEven; self.span = span; self.done = done
+        self.bf16NearestEven = bf16NearestEven; self.numberFormat = numberFormat; self.span = span; self.done = done
     }
 
     /// Rounds `count` values at `p` (the tensor's values `offset..<offset+count`) in place, noting into `tally`.
@@ -63,8 +67,10 @@ public final class RoundingTask: @unchecked Sendable {
 }
 
 extension Tensor {
-    /// A rounding pass: rounds `source`'s values (nil: the destination's own) into `destination`, in one pass.
-    public typealias RoundingPass = (_ source: UnsafePointer<Float>?, _ destination: UnsafeMutableBufferPointer<Float>) -> Void
+    /// A rounding pass: rounds `source`'s values (nil: the destination's own) into `destination`, in one pass, and
+    /// returns the format with its bias that every value is now exact in (nil when it does not say: the values are
+    /// then never packed, `Storage.packFormat`).
+    public typealias RoundingPass = (_ source: UnsafePointer<Float>?, _ destination: UnsafeMutableBufferPointer<Float>) -> NumberFormat?
 
     /// The tensor with every value rounded by `round` (e.g. to a Dojo number format), as Dojo stores it.
     /// Backward is straight-through, the gradient itself rounded by `gradient` when one is given (Dojo keeps
@@ -78,14 +84,16 @@ extension Tensor {
     public func rounded(to dtype: DType, inPlace: Bool = false, alreadyRounded: Bool = false, _ round: RoundingPass,
                         gradient: TensorRounding? = nil) -> Tensor {
         let out = inPlace || alreadyRounded ? Tensor(shape: shape, storage: storage) : Tensor(uninitializedShape: shape)
-        if !alreadyRounded && !out.isShapeOnly && !isShapeOnly { round(inPlace ? nil : UnsafePointer(pointer), out.storage.buffer) }
+        if !alreadyRounded && !out.isShapeOnly && !isShapeOnly {
+            out.storage.packFormat = round(inPlace ? nil : UnsafePointer(pointer), out.storage.buffer)
+        }
         out.format = dtype
         out.gradientRounding = gradient
         Tape.note(.quantize, inputs: [self], output: out, attributes: OpAttributes(dtype: dtype)) { [id = ObjectIdentifier(out)] g, _ in
             guard let gradient, !g.isShapeOnly else { return [g] }
             if g.roundedAsGradientOf == id { return [g] }
-            let r = Tensor(uninitializedShape: g.shape)
-            gradient.pass(UnsafePointer(g.pointer), r.storage.buffer)
+            let r = Tape.gradientBuffer(reusing: g, shape: g.shape)
+            _ = gradient.pass(r.storage === g.storage ? nil : UnsafePointer(g.pointer), r.storage.buffer)
             return [r]
         }
         return out

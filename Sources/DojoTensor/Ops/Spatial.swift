@@ -188,7 +188,7 @@ extension Tensor {
             BatchNormKernel.forwardTraining(n: n, c: c, spatial: spatial, x: pointer, gamma: gamma.pointer, beta: beta.pointer,
                                             epsilon: epsilon, y: out.pointer, mean: mean.pointer, variance: variance.pointer,
                                             backend: backend, round: task)
-            if let task { task.finish(); out.format = roundOutput?.dtype }
+            if let task { task.finish(); out.format = roundOutput?.dtype; out.storage.packFormat = task.numberFormat }
         }
         let m = Float(n * spatial), unbias = m > 1 ? m / (m - 1) : 1
         for i in 0..<c where !skip && !mean.isShapeOnly {
@@ -196,15 +196,19 @@ extension Tensor {
             runningVariance.pointer[i] = (1 - momentum) * runningVariance.pointer[i] + momentum * variance.pointer[i] * unbias
         }
         Tape.note(.batchNorm, inputs: [self, gamma, beta], output: out, attributes: attrs) { [x = self] dy, needs in
-            let dx = Tensor(uninitializedShape: x.shape), dg = Tensor(uninitializedShape: [c]), db = Tensor(uninitializedShape: [c])
+            // each value of dy is read (in the per-channel sums, then once more) before dx is written at its place
+            let dx = backend == .oneDNN ? Tape.gradientBuffer(reusing: dy, shape: x.shape) : Tensor(uninitializedShape: x.shape), dg = Tensor(uninitializedShape: [c]), db = Tensor(uninitializedShape: [c])
             if !dx.isShapeOnly && !dy.isShapeOnly && !dg.isShapeOnly {
                 // x's gradient rounded span by span as it is written, when x's gradient is rounded (a layer's output)
                 x.fusingGradientRounding(into: dx) { task in
                     let fused = backend == .oneDNN && needs[0] ? task : nil
-                    BatchNormKernel.backward(n: n, c: c, spatial: spatial, x: x.pointer, dy: dy.pointer, gamma: gamma.pointer, beta: beta.pointer,
+                    // x kept packed is decoded a channel at a time by the kernel, not brought back whole
+                    let packed = backend == .oneDNN ? x.storage.packedValues : nil
+                    BatchNormKernel.backward(n: n, c: c, spatial: spatial, x: packed == nil ? x.pointer : dy.pointer, dy: dy.pointer,
+                                             gamma: gamma.pointer, beta: beta.pointer,
                                              mean: mean.pointer, variance: variance.pointer, epsilon: epsilon,
                                              dx: dx.pointer, dGamma: dg.pointer, dBeta: db.pointer, backend: backend,
-                                             round: fused)
+                                             round: fused, xPacked: packed)
                     return fused != nil
                 }
             }

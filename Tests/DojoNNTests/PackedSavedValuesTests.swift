@@ -1,0 +1,71 @@
+import DojoGraph
+import DojoNN
+import DojoTensor
+import Foundation
+import Testing
+
+/// Issue 14 §2: what backward reads is kept in the format itself (1 byte a value in CFP8, 2 in BF16) between the ops
+/// that read it, and a training step gives exactly the same weights as with every value kept in FP32.
+@Suite struct PackedSavedValuesTests {
+    /// Three steps of a fresh network (same seed), with saved values packed or not: the weights after them, bit for
+    /// bit, and how many of the step's large storages the last tape held packed at its end.
+    static func train(_ model: String, _ mode: PrecisionPolicy.Mode, packed: Bool) throws -> (weights: [UInt32], saved: (count: Int, packed: Int)) {
+        let net = try ModelZoo.make(model, inputShape: [1, 28, 28], classes: 10, seed: 0)
+        let task = try ModelZoo.entry(model).task
+        let policy = mode == .fp32 ? nil : PrecisionPolicy(mode: mode)
+        var rng = RandomSource(seed: 1)
+        let x = Tensor.randomNormal([8, 1, 28, 28], generator: &rng)
+        let optimizer: Optimizer = model == "small-cnn" ? SGD(momentum: 0.9) : AdamW()
+        var saved = (count: 0, packed: 0)
+        try Tape.$packsByDefault.withValue(packed) {
+            for _ in 0..<3 {
+                let step = TrainingStep.run(net, task: task, input: x, classes: 10, optimizer: optimizer, learningRate: 0.01, precision: policy)
+                saved = step.tape.savedStorages
+                try #require(step.loss.item.isFinite)
+            }
+        }
+        return (net.parameters.flatMap { $0.1.array.map(\.bitPattern) }, saved)
+    }
+
+    @Test(arguments: [("small-cnn", PrecisionPolicy.Mode.cfp8), ("small-cnn", .bf16), ("vit-tiny", .cfp8), ("vit-tiny", .bf16)])
+    func packedStepsGiveTheSameWeights(_ model: String, _ mode: PrecisionPolicy.Mode) throws {
+        let packed = try Self.train(model, mode, packed: true)
+        let plain = try Self.train(model, mode, packed: false)
+        #expect(packed.weights == plain.weights, "\(model) \(mode): packing the saved values changed the weights")
+        // every layer's output is in the format in the CNN; in the ViT, attention's inner products, softmax and the
+        // permutes around them are not rounded (not a layer's output) and stay FP32
+        #expect(packed.saved.packed > 0 && (model != "small-cnn" || packed.saved.packed * 2 >= packed.saved.count),
+                "\(model) \(mode): \(packed.saved.packed) of \(packed.saved.count) saved storages packed")
+        #expect(plain.saved.packed == 0)
+    }
+
+    @Test func fp32KeepsEveryValueInFP32() throws {
+        let r = try Self.train("small-cnn", .fp32, packed: true)
+        #expect(r.saved.count > 0 && r.saved.packed == 0)
+    }
+
+    /// A storage packs only values exact in its format; reading it brings them back bit for bit, and packing again
+    /// after that frees the FP32 buffer without encoding anew.
+    @Test func storagePacksAndUnpacks() throws {
+        let nf = try NumberFormat(.cfp8_143, bias: 9)
+        var rng = RandomSource(seed: 2)
+        let values = (0..<10_000).map { _ in nf.rounded(rng.nextNormal()) }
+        let t = Tensor(values, shape: [10_000])
+        #expect(!t.storage.packAway(), "no format: nothing to pack")
+        t.storage.packFormat = nf
+        #expect(t.storage.packAway() && t.storage.isPacked && t.storage.residentAddress == nil)
+        #expect(t.storage.packedValues != nil)
+        #expect(t.array.map(\.bitPattern) == values.map(\.bitPattern))
+        #expect(!t.storage.isPacked && t.storage.packedValues == nil)
+        #expect(t.storage.packAway() && t.storage.isPacked)
+        var part = [Float](repeating: 0, count: 100)
+        part.withUnsafeMutableBufferPointer { try! #require(t.storage.packedValues).read(5_000, count: 100, into: $0.baseAddress!) }
+        #expect(part == Array(values[5_000..<5_100]))
+
+        // a value not exact in the format: refused, and the storage keeps FP32 values for good
+        let u = Tensor(values.enumerated().map { $0.offset == 7_777 ? 0.3 : $0.element }, shape: [10_000])
+        u.storage.packFormat = nf
+        #expect(!u.storage.packAway() && !u.storage.isPacked && u.storage.packFormat == nil)
+        #expect(u[flat: 7_777] == 0.3)
+    }
+}
