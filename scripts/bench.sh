@@ -36,6 +36,7 @@ for name, d in dojo.items():
         base = dojo.get(name[: -len(fmt) - 1]) if name.endswith(" " + fmt) else None
         if base and "seconds_per_step" in d:
             print(f"{name + ' step time':28} {d['seconds_per_step'] * 1e3:10.1f}ms {base['seconds_per_step'] * 1e3:10.1f}ms {d['seconds_per_step'] / base['seconds_per_step']:7.2f}  ({fmt} step ÷ fp32 step; goal <= 1.10)")
+            print(f"{name + ' peak memory':28} {d['peak_step_bytes'] / 2**20:9.1f}MiB {base['peak_step_bytes'] / 2**20:9.1f}MiB {d['peak_step_bytes'] / base['peak_step_bytes']:7.2f}  ({fmt} step peak tensor memory ÷ fp32's" + ("; goal <= 0.50)" if fmt == "cfp8" else ")"))
 m = dojo.get("matmul 1024")
 # Issue 14: the transformers' training step in FLOP/s against the engine's own 1024³ GEMM, same run (goal >= 40 %)
 for name, d in dojo.items():
