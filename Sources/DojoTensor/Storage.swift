@@ -24,6 +24,12 @@ public final class Storage: @unchecked Sendable {
         return bits == 0 ? nil : bits
     }
     private let resident: Atomic<UInt>
+    /// Bytes this storage holds now: its FP32 values when they are in memory, and its codes when it has them.
+    public var bytesHeld: Int {
+        if isShapeOnly || owner != nil { return 0 }
+        let codeBytes = packing.withLock { state in state.codes == nil ? 0 : count * (state.format?.packedBytes ?? 0) }
+        return (residentAddress == nil ? 0 : count * 4) + codeBytes
+    }
     /// Whether the FP32 buffer is freed and the values are held as codes only.
     public var isPacked: Bool { resident.load(ordering: .acquiring) == 0 }
     public let count: Int

@@ -59,6 +59,20 @@ public final class Tape: @unchecked Sendable {
     /// The default of `packsSavedValues` for tapes made now (on; off to measure what packing saves, or to compare).
     @TaskLocal public static var packsByDefault = true
 
+    /// What the tape holds now, by the kind of op that made each value (values that no recorded op made, the
+    /// step's inputs and parameters, are left out): bytes held in FP32 and bytes held packed, largest first.
+    public var heldBytesByKind: [(kind: OpKind, fp32: Int, packed: Int)] {
+        var seen = Set<ObjectIdentifier>()
+        var byKind: [OpKind: (Int, Int)] = [:]
+        for e in entries where !e.output.isShapeOnly && seen.insert(ObjectIdentifier(e.output.storage)).inserted {
+            let s = e.output.storage, held = s.bytesHeld
+            let packed = s.isPacked ? held : 0
+            byKind[e.kind, default: (0, 0)].0 += held - packed
+            byKind[e.kind, default: (0, 0)].1 += packed
+        }
+        return byKind.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.fp32 + $0.packed > $1.fp32 + $1.packed }
+    }
+
     /// The storages of the values this tape holds for backward (those large enough to pack, `Storage.packMinimum`),
     /// and how many of them are held packed now.
     public var savedStorages: (count: Int, packed: Int) {
@@ -110,6 +124,17 @@ public final class Tape: @unchecked Sendable {
         let flops = kind.flops(inputs: shapes, outputs: [output.shape], attributes: attributes)
         tape.entries.append(Entry(kind: kind, attributes: attributes, scope: scope, inputs: inputs, output: output,
                                   backward: needsGrad ? backward : nil, flops: flops))
+        // an op that only moves values (a transpose, a slice, a concatenation, a broadcast: its kind's gradient rule)
+        // makes an output exact in its inputs' format when they all are in one: it can be packed as they are
+        if tape.packsSavedValues, !output.isShapeOnly, inputs.allSatisfy({ $0.storage !== output.storage }) {
+            switch kind.definition.gradient {
+            case .movement, .fill:
+                if let f = inputs.first?.storage.packFormat, inputs.dropFirst().allSatisfy({ $0.storage.packFormat == f }) {
+                    output.storage.packFormat = f
+                }
+            default: break
+            }
+        }
         // the op is done reading its inputs: those exact in a Dojo format are kept as its codes until read again
         // (`Storage.packAway`; an op whose output is a view of its input leaves it for the op reading that view)
         if tape.packsSavedValues {

@@ -28,7 +28,7 @@ struct BenchCommand: ParsableCommand {
     var json = false
     @Option(name: .long, help: "Only workloads whose name contains this text.")
     var only: String?
-    @Flag(name: .long, help: "After each workload, where one training step's time went: seconds by op kind, forward and backward.")
+    @Flag(name: .long, help: "After each workload, where one training step's time went: seconds by op kind, forward and backward; and what the step holds for backward at its end, by the op that made it, in FP32 and packed in the format.")
     var profile = false
     @Option(name: .long, help: "Under mpirun: the gradient sums of this model (dojo models), training's vs a bare MPI_Allreduce.")
     var allreduce: String?
@@ -98,7 +98,8 @@ struct BenchCommand: ParsableCommand {
                           formatBytes(peak), formatBytes(maxRSS())])
             if profile {
                 let t1 = monotonicSeconds()
-                let ops = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, profile: true, precision: policy).profile
+                let profiled = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, profile: true, precision: policy)
+                let ops = profiled.profile
                 let step = monotonicSeconds() - t1
                 var byKind: [String: (forward: Double, backward: Double, count: Int)] = [:]
                 for op in ops {
@@ -113,7 +114,10 @@ struct BenchCommand: ParsableCommand {
                 }
                 let counted = byKind.values.reduce(0) { $0 + $1.forward + $1.backward }
                 t.addRow(["loss, gradient sums, optimizer, other", "", "", "", formatPercent(max(0, step - counted) / step)])
-                FileHandle.standardError.write(Data((t.render() + "\n").utf8))
+                // what the step's tape holds for backward at its end, by the op that made it (packed: in the format)
+                var m = TextTable(headers: ["held by the tape (\(w.name))", "fp32", "packed"])
+                for k in profiled.heldBytesByKind.prefix(8) { m.addRow([k.kind.rawValue, formatBytes(k.fp32), formatBytes(k.packed)]) }
+                FileHandle.standardError.write(Data((t.render() + "\n" + m.render() + "\n").utf8))
             }
         }
         if only == nil || "matmul".contains(only!) {
