@@ -607,13 +607,10 @@ extension NumberFormat {
     }
 }
 
-/// The FP32 bits of all 256 codes of an 8-bit format with a bias, made once per format and bias.
+/// The FP32 bits of all 256 codes of an 8-bit format with a bias (`DecodeTable`'s), made once per format and bias.
 private final class PackTable: @unchecked Sendable {
     let bits: [UInt32]
-    init(_ f: NumberFormat) {
-        let p = f.params
-        bits = (0..<256).map { p.decodeBits(UInt32($0)).bits }
-    }
+    init(_ f: NumberFormat) { bits = DecodeTable(f.params).bits }
     private static let tables = Mutex<[NumberFormat: PackTable]>([:])
     static func shared(_ f: NumberFormat) -> PackTable {
         tables.withLock { tables in
