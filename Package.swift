@@ -36,8 +36,10 @@ let package = Package(
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
 
-        // Tesla's number formats: BF16, CFP8 (1-4-3, 1-5-2), CFP16 (SHP, UHP). No dependencies.
-        .target(name: "DojoNumerics"),
+        // The formats' hot loops in C, each compiled for baseline x86-64 and for AVX2, chosen at start-up (issue 14 §2).
+        .target(name: "CDojoKernels"),
+        // Tesla's number formats: BF16, CFP8 (1-4-3, 1-5-2), CFP16 (SHP, UHP). Only its own C loops.
+        .target(name: "DojoNumerics", dependencies: ["CDojoKernels"]),
         // The Graph IR: op kinds, shapes, FLOP and byte counts, JSON form. No dependencies.
         .target(name: "DojoGraph"),
         // Tensors, kernels (oneDNN + pure-Swift references), reverse-mode tape that records the Graph IR.
@@ -88,7 +90,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "DojoNumericsTests", dependencies: ["DojoNumerics"]),
+        .testTarget(name: "DojoNumericsTests", dependencies: ["DojoNumerics", "CDojoKernels"]),
         .testTarget(name: "DojoGraphTests", dependencies: ["DojoGraph"]),
         .testTarget(name: "DojoTensorTests", dependencies: ["DojoTensor"]),
         .testTarget(name: "DojoNNTests", dependencies: ["DojoNN", "DojoData"]),

@@ -1,3 +1,4 @@
+import CDojoKernels
 import Dispatch
 import Synchronization
 
@@ -55,20 +56,21 @@ extension NumberFormat {
     /// `roundInPlace` for every value it accepts).
     @inline(__always)
     public static func roundBF16NearestEvenIfNormal(_ p: UnsafeMutablePointer<Float>, count n: Int) -> Bool {
-        let u = UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt32.self)
-        var special: UInt32 = 0
-        for j in 0..<n {
-            let a = u[j] & 0x7FFF_FFFF
-            // a subnormal: 0 < a < 2⁻¹²⁶'s bits (a − 1 wraps for 0); near the largest, infinite or NaN: above it
-            special |= ((a &- 1) < 0x007F_FFFF ? 1 : 0) | (a > 0x7F7F_0000 ? 1 : 0)
-        }
-        if special != 0 { return false }
-        for j in 0..<n {
-            let v = u[j]
-            u[j] = (v &+ 0x7FFF &+ ((v &>> 16) & 1)) & 0xFFFF_0000
-        }
-        return true
+        dojo_round_bf16_if_normal(UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt32.self), n) != 0
     }
+
+    /// The largest magnitude of `count` values (NaN if one is NaN), on the calling thread.
+    public static func largestMagnitude(_ p: UnsafePointer<Float>, count n: Int) -> Float {
+        let top = dojo_max_magnitude_bits(UnsafeRawPointer(p).assumingMemoryBound(to: UInt32.self), n)
+        // the bits of a non-negative float order as its value; above infinity's are NaNs
+        return top > 0x7F80_0000 ? .nan : Float(bitPattern: top)
+    }
+
+    /// Which build of the formats' hot loops runs (CDojoKernels): "avx2" or "baseline" (x86-64's SSE2, or not x86).
+    public static var kernelBuild: String { dojo_kernels_level() == 1 ? "avx2" : "baseline" }
+    /// Chooses the build: `avx2: false` runs the baseline loops (both give the same bits; tests run both). The AVX2
+    /// build runs only where the CPU has AVX2 and FMA.
+    public static func useAVX2Kernels(_ on: Bool) { dojo_kernels_set_level(on ? 1 : 0) }
 
     /// Replaces each value by the nearest representable value of the format (fake quantisation), as
     /// `rounded(_:rounding:index:)` would, in place. Element i uses RNG index `offset + i`.
@@ -220,6 +222,14 @@ private struct DecodeTable: @unchecked Sendable {
 }
 
 extension Params {
+    /// The constants CDojoKernels' CFP loops take.
+    var cParams: dojo_cfp_params {
+        dojo_cfp_params(mag_mask: signed ? 0x7FFF_FFFF : 0xFFFF_FFFF, sign_mask: signed ? 0x8000_0000 : 0,
+                        min_normal_bits: minNormalBits, range: maxBits &- minNormalBits, low_mask: lowMask, shift: shift,
+                        bias_adj: biasAdj, sign_shift: 31 - magBits, mantissa_bits: mantissaBits, code_mag_mask: magMask,
+                        denormal_unit: Float(sign: .plus, exponent: unitExponent, significand: 1))
+    }
+
     // MARK: BF16 (fully branch-free)
 
     @inline(__always)
@@ -419,8 +429,15 @@ extension Params {
         var f: UInt8 = 0
         let rnd: UnsafeMutablePointer<UInt32>? = rng == nil ? nil : .allocate(capacity: blockSize)
         defer { rnd?.deallocate() }
+        var c = rng == nil ? cParams : nil
         var start = lo
         while start < hi {
+            if c != nil {
+                // nearest-even: the C loops (AVX2 where the CPU has it) take zero and the normal range, up to the first
+                // chunk holding another value; that block then goes through the fast block and the scalar kernel
+                start += withUnsafePointer(to: &c!) { dojo_round_cfp_nearest(p + start, hi - start, $0, &top) }
+                if start >= hi { break }
+            }
             let n = min(blockSize, hi - start)
             let base = p + start
             let index0 = offset &+ UInt64(start)
@@ -517,63 +534,38 @@ extension NumberFormat {
     public func packExactly(_ src: UnsafePointer<Float>, count n: Int, into codes: UnsafeMutableRawPointer) -> Bool {
         let u = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
         if format == .bf16 {
-            let out = codes.assumingMemoryBound(to: UInt16.self)
-            var low: UInt32 = 0
-            for j in 0..<n {
-                let b = u[j]
-                low |= b & 0xFFFF
-                out[j] = UInt16(truncatingIfNeeded: b &>> 16)
-            }
-            return low == 0
+            return dojo_pack_bf16(u, n, codes.assumingMemoryBound(to: UInt16.self)) != 0
         }
         guard packedBytes == 1 else { return false }
         let p = params
+        var c = p.cParams
         let out = codes.assumingMemoryBound(to: UInt8.self)
-        let range = p.maxBits &- p.minNormalBits, minN = p.minNormalBits
-        let lowMask = p.lowMask, sh = p.shift, adj = p.biasAdj
-        let signShift = 31 - p.magBits
-        // Zero and the normal range in one branch-free loop the compiler vectorises, codes computed as 32-bit lanes
-        // and then narrowed (a loop that stores bytes directly is not vectorised: 1.7 ns a value against 0.5). A block
-        // that holds another value (a denormal, one beyond the largest, NaN) then takes those through the scalar
-        // encoder, whose code must decode to the same bits; the branch that finds them is rarely taken.
-        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { scratch -> Bool in
-            let t = scratch.baseAddress!
-            var start = 0
-            while start < n {
-                let m = Swift.min(blockSize, n - start)
-                let s = u + start
-                // 64 values at a time, so that the scalar pass over a part holding a denormal is short
-                var lo = 0
-                while lo < m {
-                    let hi = Swift.min(lo + 64, m)
-                    var special: UInt32 = 0, inexact: UInt32 = 0
-                    for j in lo..<hi {
-                        let b = s[j]
-                        let a = b & 0x7FFF_FFFF
-                        // (0/1 factors: the same with all-ones masks and `&` compiled to a loop 3× slower)
-                        let outside: UInt32 = (a &- minN) > range ? 1 : 0
-                        let nonzero: UInt32 = a != 0 ? 1 : 0
-                        let isSpecial = outside & nonzero
-                        special |= isSpecial
-                        inexact |= (a & lowMask) &* (1 &- isSpecial)
-                        t[j] = ((a &- adj) &>> sh) &* nonzero | ((b & 0x8000_0000) &>> signShift)
-                    }
-                    if inexact != 0 { return false }
-                    if special != 0 {
-                        for j in lo..<hi where p.isSpecial(s[j]) {
-                            let e = p.encodeBits(s[j], rng: nil, index: 0)
-                            if p.decodeBits(e.code).bits != s[j] { return false }
-                            t[j] = e.code
-                        }
-                    }
-                    lo = hi
+        // Zero and the normal range in the C loops (AVX2 where the CPU has it), up to the first 64 values holding
+        // another value (a denormal, one beyond the largest, NaN): those go through the scalar encoder, whose code must
+        // decode to the same bits; the branch that finds them is rarely taken.
+        var start = 0
+        while start < n {
+            let done = dojo_pack_cfp8(u + start, n - start, out + start, &c)
+            if done < 0 { return false }
+            start += done
+            if start >= n { break }
+            let end = Swift.min(start + 64, n)
+            for j in start..<end {
+                let b = u[j]
+                if p.isSpecial(b) {
+                    let e = p.encodeBits(b, rng: nil, index: 0)
+                    if p.decodeBits(e.code).bits != b { return false }
+                    out[j] = UInt8(truncatingIfNeeded: e.code)
+                } else {
+                    let a = b & 0x7FFF_FFFF
+                    if a & p.lowMask != 0 { return false }
+                    let code = a == 0 ? 0 : (a &- p.biasAdj) &>> p.shift
+                    out[j] = UInt8(truncatingIfNeeded: code | ((b & 0x8000_0000) &>> (31 - p.magBits)))
                 }
-                let d = out + start
-                for j in 0..<m { d[j] = UInt8(truncatingIfNeeded: t[j]) }
-                start += m
             }
-            return true
+            start = end
         }
+        return true
     }
 
     /// The FP32 values of `count` codes that `packExactly` wrote, on the calling thread.
@@ -584,40 +576,21 @@ extension NumberFormat {
     /// Decodes packed codes (`packExactly`'s) of one format: made once, then used for every span a kernel reads.
     public struct Unpacker: @unchecked Sendable {
         public let format: NumberFormat
-        private let table: PackTable?
+        private let constants: dojo_cfp_params?
         public init(_ format: NumberFormat) {
             precondition(format.packedBytes != nil, "unpack: \(format.format.rawValue) is not packed")
             self.format = format
-            table = format.format == .bf16 ? nil : PackTable.shared(format)
+            constants = format.format == .bf16 ? nil : format.params.cParams
         }
         /// Values `offset..<offset+count` of the codes at `codes` into `dst`.
         @inline(__always)
         public func unpack(_ codes: UnsafeRawPointer, offset: Int = 0, count n: Int, into dst: UnsafeMutablePointer<Float>) {
             let out = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt32.self)
-            guard let table else {
-                let c = codes.assumingMemoryBound(to: UInt16.self) + offset
-                for j in 0..<n { out[j] = UInt32(c[j]) &<< 16 }
+            guard var c = constants else {
+                dojo_unpack_bf16(codes.assumingMemoryBound(to: UInt16.self) + offset, n, out)
                 return
             }
-            let c = codes.assumingMemoryBound(to: UInt8.self) + offset
-            table.bits.withUnsafeBufferPointer { t in
-                for j in 0..<n { out[j] = t[Int(c[j])] }
-            }
-        }
-    }
-}
-
-/// The FP32 bits of all 256 codes of an 8-bit format with a bias (`DecodeTable`'s), made once per format and bias.
-private final class PackTable: @unchecked Sendable {
-    let bits: [UInt32]
-    init(_ f: NumberFormat) { bits = DecodeTable(f.params).bits }
-    private static let tables = Mutex<[NumberFormat: PackTable]>([:])
-    static func shared(_ f: NumberFormat) -> PackTable {
-        tables.withLock { tables in
-            if let t = tables[f] { return t }
-            let t = PackTable(f)
-            tables[f] = t
-            return t
+            dojo_unpack_cfp8(codes.assumingMemoryBound(to: UInt8.self) + offset, n, out, &c)
         }
     }
 }

@@ -66,6 +66,7 @@ struct BenchCommand: ParsableCommand {
             throw CLIError("--only '\(only)' matches no benchmark (workloads: small-cnn, resnet18, occupancy, vit-tiny, gpt; small-cnn and vit-tiny also in bf16 and cfp8; matmul; plan search)")
         }
         var table = TextTable(headers: ["workload", "samples/s", "ms/step", "GFLOP/s", "peak tensor memory", "max RSS"])
+        FileHandle.standardError.write(Data((CPUFeatures.summary + "\n").utf8))
         for w in workloads {
             let net = try ModelZoo.make(w.model, inputShape: w.input, classes: 10, seed: 0)
             let task = try ModelZoo.entry(w.model).task

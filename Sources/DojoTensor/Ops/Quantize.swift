@@ -135,30 +135,6 @@ extension Tensor {
     }
 
     private static func maxMagnitudeSerial(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        // eight independent lanes the compiler can keep in one vector register; `poison` stays 0 unless a
-        // value is NaN or infinite
-        var m = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
-        var poison: Float = 0
-        var i = 0
-        while i + 8 <= n {
-            let a0 = abs(p[i]), a1 = abs(p[i + 1]), a2 = abs(p[i + 2]), a3 = abs(p[i + 3])
-            let a4 = abs(p[i + 4]), a5 = abs(p[i + 5]), a6 = abs(p[i + 6]), a7 = abs(p[i + 7])
-            m.0 = a0 > m.0 ? a0 : m.0; m.1 = a1 > m.1 ? a1 : m.1; m.2 = a2 > m.2 ? a2 : m.2; m.3 = a3 > m.3 ? a3 : m.3
-            m.4 = a4 > m.4 ? a4 : m.4; m.5 = a5 > m.5 ? a5 : m.5; m.6 = a6 > m.6 ? a6 : m.6; m.7 = a7 > m.7 ? a7 : m.7
-            poison += (a0 - a0) + (a1 - a1) + (a2 - a2) + (a3 - a3) + (a4 - a4) + (a5 - a5) + (a6 - a6) + (a7 - a7)
-            i += 8
-        }
-        var result = Swift.max(Swift.max(Swift.max(m.0, m.1), Swift.max(m.2, m.3)), Swift.max(Swift.max(m.4, m.5), Swift.max(m.6, m.7)))
-        var clean = poison == 0
-        while i < n {
-            let a = abs(p[i])
-            if !a.isFinite { clean = false }
-            result = Swift.max(result, a)
-            i += 1
-        }
-        if clean { return result }
-        // rare: a NaN or an infinity somewhere; look again one value at a time
-        var r: Float = 0
-        for j in 0..<n { let a = abs(p[j]); if a.isNaN { return .nan }; r = Swift.max(r, a) }
-        return r
-    }}
+        NumberFormat.largestMagnitude(p, count: n)
+    }
+}

@@ -1,0 +1,67 @@
+// The hot loops of Dojo's number formats (issue 14 §2), in C so that each is compiled twice: for baseline x86-64
+// (SSE2, what the Swift package is built for) and for AVX2, chosen once at start-up from what the CPU reports.
+// Every function gives bit for bit what DojoNumerics' Swift loops give (DojoNumericsTests/KernelLevelTests checks
+// both builds against them); each handles the common values (zero and the format's normal range) and stops at the
+// first 64-value chunk holding another value, which the Swift caller then takes through its scalar path.
+#ifndef DOJO_KERNELS_H
+#define DOJO_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The build the functions below run: 0 baseline x86-64 (or not x86), 1 AVX2+FMA.
+int dojo_kernels_level(void);
+/// The highest build this CPU can run (what `dojo_kernels_level` is unless lowered).
+int dojo_kernels_best_level(void);
+/// Sets the build to run, at most the best (tests run both). Environment: DOJO_KERNELS=baseline starts at 0.
+void dojo_kernels_set_level(int level);
+
+/// A CFP format's constants (DojoNumerics' Params).
+typedef struct {
+    uint32_t mag_mask;        // FP32 bits kept before the range test: 0x7FFFFFFF signed, all ones unsigned
+    uint32_t sign_mask;       // 0x80000000 signed, 0 unsigned
+    uint32_t min_normal_bits; // FP32 bits of the smallest normal
+    uint32_t range;           // max_bits - min_normal_bits
+    uint32_t low_mask;        // FP32 mantissa bits dropped
+    uint32_t shift;           // 23 - M
+    uint32_t bias_adj;        // (127 - bias) << 23
+    uint32_t sign_shift;      // 31 - (E + M): the code's sign bit from FP32's
+    uint32_t mantissa_bits;   // M
+    uint32_t code_mag_mask;   // (1 << (E + M)) - 1
+    float denormal_unit;      // the value of denormal code 1
+} dojo_cfp_params;
+
+/// Rounds p[0..<n] (FP32 bits) to nearest-even in the format, in place, raising *top to the largest |value| bits
+/// seen (before rounding). Returns how many values it did: n, or the start of the first 64-value chunk holding a
+/// value outside zero and the normal range (that chunk and the rest untouched).
+long dojo_round_cfp_nearest(uint32_t *p, long n, const dojo_cfp_params *f, uint32_t *top);
+
+/// Writes the 8-bit codes of src[0..<n], values exact in the format. Returns n; or the start of the first 64-value
+/// chunk holding a value outside zero and the normal range (its codes and the rest unwritten or wrong); or -1 when a
+/// value in the normal range is not exact in the format.
+long dojo_pack_cfp8(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_params *f);
+
+/// FP32 bits of n 8-bit codes of a signed CFP format (normals, denormals, zeros).
+void dojo_unpack_cfp8(const uint8_t *codes, long n, uint32_t *out, const dojo_cfp_params *f);
+
+/// BF16 round-to-nearest-even of p[0..<n] in place when no value is an FP32 subnormal, near BF16's largest, infinite
+/// or NaN: returns 1; else returns 0 and changes nothing.
+int dojo_round_bf16_if_normal(uint32_t *p, long n);
+
+/// The upper halves of src[0..<n] as BF16 codes; returns 1 when every lower half was zero (the values exact in BF16).
+int dojo_pack_bf16(const uint32_t *src, long n, uint16_t *out);
+
+/// FP32 bits of n BF16 codes.
+void dojo_unpack_bf16(const uint16_t *codes, long n, uint32_t *out);
+
+/// The largest |value| bits of p[0..<n] (non-negative FP32 bits order as their values; above 0x7F800000 a NaN).
+uint32_t dojo_max_magnitude_bits(const uint32_t *p, long n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+import CDojoKernels
+import DojoNumerics
+
+/// The formats' hot loops run from CDojoKernels in one of two builds, baseline x86-64 or AVX2, chosen at start-up. Both
+/// must give exactly what the scalar codec gives: every rounding, code and maximum is compared bit for bit here, with
+/// each build, on values that are mostly in the format's normal range (the C loops' part) with zeros, denormals, values
+/// beyond the largest, infinities and NaNs scattered among them (the scalar path's part), and on values that are not.
+@Suite("Kernel builds", .serialized)
+struct KernelBuildTests {
+    /// Builds to run: baseline always, AVX2 where the CPU has it.
+    static var builds: [Bool] { dojo_kernels_best_level() == 1 ? [false, true] : [false] }
+
+    /// Values of which about one in `sparse` is special (0 for none), the rest normal in `f`.
+    static func values(_ f: NumberFormat, count: Int, sparse: Int, seed: UInt64) -> [Float] {
+        var g = SplitMix64(seed: seed)
+        let lo = Double(f.minNormal).exponent, hi = Double(f.maxMagnitude).exponent
+        let specials = sampleFloats(count: 97, around: f, seed: seed).enumerated().filter { $0.offset % 97 < 5 }.map(\.element)
+            + [f.maxMagnitude * 3, -f.maxMagnitude * 1.5, f.minPositive, -f.minPositive * 3, f.minNormal * 0.5]
+        return (0..<count).map { i in
+            if sparse > 0 && g.nextInt(below: sparse) == 0 { return specials[i % specials.count] }
+            if g.nextInt(below: 8) == 0 { return i % 2 == 0 ? 0 : -0.0 }
+            let e = Int(lo) + g.nextInt(below: Int(hi - lo) + 1)
+            return Float(sign: g.nextInt(below: 2) == 0 ? .plus : .minus, exponent: e,
+                         significand: 1 + Float(g.nextInt(below: 1 << 23)) / Float(1 << 23))
+        }
+    }
+
+    static let formats: [NumberFormat] = [try! NumberFormat(.bf16)]
+        + [0, 7, 15, 40, 63].flatMap { b in [try! NumberFormat(.cfp8_143, bias: b), try! NumberFormat(.cfp8_152, bias: b)] }
+        + [try! NumberFormat(.cfp8_143, bias: 7, denormalScale: .ieee), try! NumberFormat(.shp), try! NumberFormat(.uhp)]
+
+    @Test("rounding to nearest-even and the largest magnitude: each build gives the scalar codec's bits")
+    func rounding() {
+        defer { NumberFormat.useAVX2Kernels(true) }
+        for avx2 in Self.builds {
+            NumberFormat.useAVX2Kernels(avx2)
+            for (k, nf) in Self.formats.enumerated() {
+                for sparse in [0, 900, 50] {
+                    let xs = Self.values(nf, count: 5_003, sparse: sparse, seed: UInt64(k * 10 + sparse))
+                    var ys = xs
+                    var top: Float = 0
+                    let flags = ys.withUnsafeMutableBufferPointer { nf.roundInPlace($0, largestMagnitude: &top) }
+                    var expectedFlags = ExceptionFlags()
+                    var mismatches = 0
+                    for (x, y) in zip(xs, ys) {
+                        let r = nf.encode(x, rounding: .nearestEven, index: 0)
+                        expectedFlags.formUnion(r.flags)
+                        let want = nf.decode(r.code)
+                        if !(want.bitPattern == y.bitPattern || (want.isNaN && y.isNaN)) { mismatches += 1 }
+                    }
+                    #expect(mismatches == 0, "\(nf) avx2=\(avx2) sparse=\(sparse)")
+                    #expect(flags == expectedFlags, "\(nf) avx2=\(avx2) sparse=\(sparse)")
+                    let want = xs.contains { $0.isNaN } ? Float.nan : xs.map(\.magnitude).max()!
+                    #expect(top.bitPattern == want.bitPattern || (top.isNaN && want.isNaN), "\(nf) avx2=\(avx2)")
+                    #expect(NumberFormat.largestMagnitude(xs, count: xs.count).bitPattern == want.bitPattern
+                            || want.isNaN && NumberFormat.largestMagnitude(xs, count: xs.count).isNaN)
+                }
+            }
+        }
+    }
+
+    @Test("packing: each build writes codes that unpack to the same bits, and refuses a value not exact")
+    func packing() throws {
+        defer { NumberFormat.useAVX2Kernels(true) }
+        var codesByBuild: [[UInt8]] = []
+        for avx2 in Self.builds {
+            NumberFormat.useAVX2Kernels(avx2)
+            var all: [UInt8] = []
+            for (k, nf) in Self.formats.enumerated() {
+                guard let bytes = nf.packedBytes else { continue }
+                for sparse in [0, 900, 50] {
+                    // exact values: the rounding of the mixture, NaN and infinities left out (a rounding makes finite
+                    // values; CFP8 has no infinity)
+                    let xs = Self.values(nf, count: 4_099, sparse: sparse, seed: UInt64(k + 100 * sparse))
+                        .map { nf.rounded($0) }.filter { $0.isFinite }
+                    let codes = UnsafeMutableRawPointer.allocate(byteCount: xs.count * bytes, alignment: 64)
+                    defer { codes.deallocate() }
+                    let ok = nf.packExactly(xs, count: xs.count, into: codes)
+                    #expect(ok, "\(nf) avx2=\(avx2) sparse=\(sparse)")
+                    var back = [Float](repeating: .nan, count: xs.count)
+                    back.withUnsafeMutableBufferPointer { nf.unpack(codes, count: xs.count, into: $0.baseAddress!) }
+                    #expect(back.map(\.bitPattern) == xs.map(\.bitPattern), "\(nf) avx2=\(avx2) sparse=\(sparse)")
+                    all += Array(UnsafeRawBufferPointer(start: codes, count: xs.count * bytes))
+                    // one value off the format's grid, in a chunk of normals and in one with a special value
+                    for at in [700, 3_000] where nf.format != .bf16 || at == 700 {
+                        var bad = xs
+                        bad[at] = Float(bitPattern: bad[at].bitPattern | 1) == bad[at] ? 1.0000001 : Float(bitPattern: bad[at].bitPattern | 1)
+                        if bad[at] == 0 || !bad[at].isNormal { bad[at] = 1.0000001 }
+                        #expect(!nf.packExactly(bad, count: bad.count, into: codes), "\(nf) avx2=\(avx2) at \(at)")
+                    }
+                }
+            }
+            codesByBuild.append(all)
+        }
+        if codesByBuild.count == 2 { #expect(codesByBuild[0] == codesByBuild[1]) }
+    }
+}
