@@ -36,6 +36,17 @@ public struct FusionPlan: Sendable, Equatable {
 
     init(chainOf: [Int], chains: [Chain]) { self.chainOf = chainOf; self.chains = chains }
 
+    /// The same plan with every chain that holds one of these forward ops split back into kernels of their own (the
+    /// chain's ops and their gradients; the chain is left empty).
+    public func unfusing(_ forwardOps: Set<Int>) -> FusionPlan {
+        var plan = self
+        let dropped = Set(forwardOps.compactMap { $0 < chainOf.count && chainOf[$0] >= 0 ? chainOf[$0] : nil })
+        guard !dropped.isEmpty else { return plan }
+        for i in plan.chainOf.indices where dropped.contains(plan.chainOf[i]) { plan.chainOf[i] = -1 }
+        for c in dropped { plan.chains[c] = Chain(ops: [], flops: 0, bytesIn: 0, bytesOut: 0) }
+        return plan
+    }
+
     public init(graph g: Graph) {
         var chainOf = Array(repeating: -1, count: g.ops.count)
         var chains: [Chain] = []

@@ -51,12 +51,18 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// the precision's own. TensorFlow's automatic mixed precision (the graph rewrite) keeps Softmax in FP32 (it is
     /// on the rewrite's deny list), so those passes move 4-byte scores there; set from a source's code.
     public var scoreBytes: Double = 0
+    /// Whether unfused attention runs as eager code writes it: the scale and the padding mask as kernels of their own,
+    /// each reading and writing the score matrices (`scores / sqrt(d)` then `+ attention_mask`, the mask's gradient
+    /// being the identity), instead of the scale fused into the scores' product and no mask pass. false (the default):
+    /// as compilers (XLA) and fused-kernel libraries run it. Set from a source's code where it does otherwise; applies
+    /// only with `fused_attention=0`.
+    public var eagerAttention: Bool = false
 
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
                               "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
-                              "score_bytes"]
+                              "score_bytes", "eager_attention"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
@@ -73,6 +79,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "channels_last": channelsLast.map { $0 ? "1" : "0" } ?? "by precision",
             "micro_batch_gradient_bytes": num(microBatchGradientBytes), "micro_batch_gradient_kernels": num(microBatchGradientKernels),
             "score_bytes": scoreBytes == 0 ? "by precision" : num(scoreBytes),
+            "eager_attention": eagerAttention ? "1" : "0",
         ]
         let reasons: [String: String] = [
             "memory_headroom": "ASSUMPTION: the rest of a device's memory is workspace, fragmentation and the runtime",
@@ -86,6 +93,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "micro_batch_gradient_bytes": "gradients accumulate inside the backward pass; clipping and overflow checks once a step",
             "micro_batch_gradient_kernels": "no per-parameter kernels between micro-batches",
             "score_bytes": "unfused attention's score passes in the precision's own format",
+            "eager_attention": "unfused attention's scale in its product's kernel, no mask pass (as XLA and fused-kernel libraries)",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
@@ -127,6 +135,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "score_bytes":
             guard v == 0 || v == 1 || v == 2 || v == 4 else { throw SimError.badOption("score_bytes=\(value): must be 0 (the precision's), 1, 2 or 4") }
             scoreBytes = v
+        case "eager_attention":
+            guard v == 0 || v == 1 else { throw SimError.badOption("eager_attention=\(value): must be 0 or 1") }
+            eagerAttention = v == 1
         default:
             throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")
         }
@@ -327,7 +338,16 @@ public final class StepSimulator: @unchecked Sendable {
         graph = g
         layers = LayerIndex(graph: g)
         works = g.ops.map { OpWork(op: $0, graph: g, precision: workload.precision) }
-        fusion = options.fusion ? FusionPlan(graph: g) : FusionPlan.none(g)
+        var fused = options.fusion ? FusionPlan(graph: g) : FusionPlan.none(g)
+        if options.eagerAttention && !options.fusedAttention {
+            // eager attention: the scale after the scores' product is a kernel of its own (and its gradient too)
+            let scoreShapes = Set(g.ops.filter { $0.kind == .softmax }.compactMap { $0.outputs.first.flatMap { g.tensor($0)?.shape } })
+            fused = fused.unfusing(Set(g.ops.filter { op in
+                op.phase == .forward && FusionPlan.epilogueKinds.contains(op.kind)
+                    && op.outputs.first.flatMap { g.tensor($0).map { scoreShapes.contains($0.shape) } } == true
+            }.map(\.id)))
+        }
+        fusion = fused
 
         nF = layers.forwardOps.count
         let tensors = TensorLookup(g)
@@ -493,7 +513,12 @@ public final class StepSimulator: @unchecked Sendable {
                     work.flops /= options.attentionEfficiency; work.passes /= options.attentionEfficiency
                 }
             }
-            let c = fusion.isFused(op.id) || work.isFree ? OpCost.zero : cost(work.scaled(batch: factor, split: split, ways: ways))
+            var c = fusion.isFused(op.id) || work.isFree ? OpCost.zero : cost(work.scaled(batch: factor, split: split, ways: ways))
+            if options.eagerAttention && !options.fusedAttention && op.phase == .forward && op.kind == .scale && attentionScore[p] {
+                // eager attention's padding-mask add after the scale: one more pass reading and writing the scores (the
+                // mask, batch × seq, is small); its gradient is the identity, no backward kernel
+                c.seconds *= 2; c.computeSeconds *= 2; c.memorySeconds *= 2; c.latencySeconds *= 2
+            }
             opSeconds[op.id] = c.seconds
             opCosts[op.id] = c
             switch op.phase {

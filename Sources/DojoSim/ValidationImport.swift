@@ -333,6 +333,13 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
             // (FlashAttention came in 2022).
             assumptions["fused_attention"] = "0"
             notes.append("fused_attention=0, gradient_overlap=0: DLE's BERT of 2020-21 computes attention op by op (no FlashAttention before 2022) and all-reduces after accumulation (run_pretraining.sh: allreduce_post_accumulation; Horovod after accumulation in TensorFlow)")
+            if isPyTorchDLE(source) {
+                // PyTorch's BertSelfAttention.forward (modeling.py) runs eagerly: `attention_scores / math.sqrt(...)`
+                // and `attention_scores + attention_mask` are kernels of their own before the softmax (only bias_gelu
+                // is TorchScript-fused); TensorFlow's rows run under XLA, which fuses them.
+                assumptions["eager_attention"] = "1"
+                notes.append("eager_attention=1: DLE's PyTorch BERT scales the scores and adds the padding mask in kernels of their own (modeling.py, BertSelfAttention.forward: attention_scores / math.sqrt(head size), + attention_mask; eager PyTorch, only bias_gelu is TorchScript)")
+            }
         }
     }
     if dle && source.contains("/TensorFlow/LanguageModeling/BERT") {

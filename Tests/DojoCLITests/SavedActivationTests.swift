@@ -51,4 +51,35 @@ struct SavedActivationTests {
         #expect(try step("2") == step("0"))
         #expect(try step("4", fused: "1") == step("0", fused: "1"))
     }
+
+    /// `eager_attention=1`: the scale after the scores' product becomes a kernel of its own and a padding-mask add
+    /// follows it (eager PyTorch BERT): one more read and write of the score matrices forward, none kept; nothing
+    /// changes when attention is fused.
+    @Test func eagerAttentionKnob() throws {
+        let g = try GraphRecorder.record(model: "bert:layers=2,hidden=64,heads=4,seq=128,vocab=100,dropout=10", batch: 1)
+        let m = try Machine.resolve("dgx-a100")
+        let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 64, microBatches: 1)
+        func run(_ eager: String, fused: String = "0") throws -> (StepSimulator, PlanEvaluation) {
+            var o = SimOptions()
+            try o.set("fused_attention", fused)
+            try o.set("eager_attention", eager)
+            let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 64, precision: .fp16), machine: m,
+                                        costModel: m.opCostModel(), options: o)
+            return (sim, try #require(sim.evaluate(plan)))
+        }
+        let (plainSim, plain) = try run("0"), (eagerSim, eager) = try run("1")
+        #expect(eager.stepSeconds > plain.stepSeconds)
+        #expect(eager.memory.activations == plain.memory.activations)
+        // the scale was in a chain with the scores' product and is not any more
+        let scale = try #require(g.ops.first { $0.kind == .scale && $0.phase == .forward })
+        #expect(plainSim.fusion.isFused(scale.id) && !eagerSim.fusion.isFused(scale.id))
+        // the added time is at least the mask's pass: the score matrices (batch × heads × seq², 2 bytes) read and
+        // written once per layer at the A100's HBM bandwidth
+        let scoreBytes = 64.0 * 4 * 128 * 128 * 2
+        #expect(eager.stepSeconds - plain.stepSeconds >= 2 * 2 * scoreBytes / 2.039e12)
+        #expect(try run("1", fused: "1").1.stepSeconds == run("0", fused: "1").1.stepSeconds)
+        var o = SimOptions()
+        #expect(throws: SimError.self) { try o.set("eager_attention", "2") }
+    }
 }
+

@@ -116,8 +116,8 @@ struct ValidationTests {
         #expect(a.modelSpec == "bert-large:seq=288,predict=43,dropout=10")
         #expect(a.transformer?.sequence == 512)
         #expect(a.notes.contains { $0.contains("LDDL") })
-        #expect(a.assumptions == ["fused_attention": "0", "gradient_overlap": "0"])
-        #expect(v.assumptions == ["fused_attention": "0", "gradient_overlap": "0"])
+        #expect(a.assumptions == ["fused_attention": "0", "gradient_overlap": "0", "eager_attention": "1"])
+        #expect(v.assumptions == ["fused_attention": "0", "gradient_overlap": "0", "eager_attention": "1"])
         #expect(a.gpus == 1 && a.nodes == 1)
         #expect(a.plan.microBatch == 32 && a.plan.microBatches == 128 && a.plan.dataParallel == 1)
         let big = try shippedCase("dle-bert-a100-256g-s128")
@@ -478,6 +478,10 @@ struct ValidationTests {
         // TF1's AMP graph rewrite keeps Softmax in FP32 (4-byte scores); TF32 and TF2's Keras fp16 do not
         #expect(cases[0].assumptions["score_bytes"] == "4" && cases[1].assumptions["score_bytes"] == nil)
         #expect(tf2[0].assumptions["score_bytes"] == nil)
+        // only PyTorch's BERT runs attention eagerly (its scale and mask as kernels of their own); TensorFlow's is XLA
+        let torch = try parse([Self.header, bert("pt", "AMP (FP16 mixed)").replacingOccurrences(of: "/TensorFlow/", with: "/PyTorch/")])
+        #expect(torch[0].assumptions["eager_attention"] == "1" && torch[0].assumptions["fused_attention"] == "0")
+        #expect(cases[0].assumptions["eager_attention"] == nil && tf2[0].assumptions["eager_attention"] == nil)
     }
 
     @Test("--plan syntax in the parallelism column; an unknown model is kept and skipped, not dropped")
