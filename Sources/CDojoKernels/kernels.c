@@ -5,6 +5,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #define CHUNK 64
 #define INLINE static inline __attribute__((always_inline))
@@ -153,6 +156,100 @@ INLINE uint32_t max_magnitude_body(const uint32_t *restrict p, long n) {
     return top;
 }
 
+// MARK: AVX2 by hand where the compiler's vectorisation narrows or branches poorly (64 values a chunk, as above)
+
+#if DOJO_X86
+/// The CFP normal-range constants as vectors.
+typedef struct {
+    __m256i abs_mask, min_normal, range_plus_one, low, bias_adj, sign_bit, half_m1, one;
+    __m128i shift, sign_shift;
+} cfp_vectors;
+
+AVX2 static inline cfp_vectors cfp_load(const dojo_cfp_params *f) {
+    cfp_vectors v;
+    v.abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
+    v.min_normal = _mm256_set1_epi32((int)f->min_normal_bits);
+    v.range_plus_one = _mm256_set1_epi32((int)(f->range + 1));
+    v.low = _mm256_set1_epi32((int)f->low_mask);
+    v.bias_adj = _mm256_set1_epi32((int)f->bias_adj);
+    v.sign_bit = _mm256_set1_epi32((int)0x80000000u);
+    v.half_m1 = _mm256_set1_epi32((int)(f->low_mask >> 1));
+    v.one = _mm256_set1_epi32(1);
+    v.shift = _mm_cvtsi32_si128((int)f->shift);
+    v.sign_shift = _mm_cvtsi32_si128((int)f->sign_shift);
+    return v;
+}
+
+/// All ones where a (|value| bits) is outside zero and the normal range: (a - min_normal) > range, unsigned, a != 0.
+AVX2 static inline __m256i cfp_special(__m256i a, const cfp_vectors *v) {
+    __m256i t = _mm256_sub_epi32(a, v->min_normal);
+    __m256i outside = _mm256_cmpeq_epi32(_mm256_max_epu32(t, v->range_plus_one), t);
+    __m256i zero = _mm256_cmpeq_epi32(a, _mm256_setzero_si256());
+    return _mm256_andnot_si256(zero, outside);
+}
+
+AVX2 static long pack_cfp8_avx2_hand(const uint32_t *restrict src, long n, uint8_t *restrict out, const dojo_cfp_params *f) {
+    const cfp_vectors v = cfp_load(f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    long start = 0;
+    for (; start + CHUNK <= n; start += CHUNK) {
+        __m256i special = _mm256_setzero_si256(), inexact = _mm256_setzero_si256(), codes[8];
+        for (int k = 0; k < 8; k++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(src + start + 8 * k));
+            __m256i a = _mm256_and_si256(b, v.abs_mask);
+            special = _mm256_or_si256(special, cfp_special(a, &v));
+            inexact = _mm256_or_si256(inexact, _mm256_and_si256(a, v.low));
+            __m256i zero = _mm256_cmpeq_epi32(a, _mm256_setzero_si256());
+            __m256i code = _mm256_andnot_si256(zero, _mm256_srl_epi32(_mm256_sub_epi32(a, v.bias_adj), v.shift));
+            codes[k] = _mm256_or_si256(code, _mm256_srl_epi32(_mm256_and_si256(b, v.sign_bit), v.sign_shift));
+        }
+        // a chunk holding a special value goes to the caller's scalar path, which checks exactness itself
+        if (!_mm256_testz_si256(special, special)) return start;
+        if (!_mm256_testz_si256(inexact, inexact)) return -1;
+        for (int k = 0; k < 8; k += 4) {
+            // codes are 0…255: two saturating packs give bytes in 32-bit groups ordered 0,2,4,6 | 1,3,5,7 by source
+            __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(codes[k], codes[k + 1]),
+                                                _mm256_packus_epi32(codes[k + 2], codes[k + 3]));
+            _mm256_storeu_si256((__m256i *)(out + start + 8 * k), _mm256_permutevar8x32_epi32(bytes, order));
+        }
+    }
+    if (start == n) return n;
+    long r = pack_cfp8_body(src + start, n - start, out + start, f);
+    return r < 0 ? -1 : start + r;
+}
+
+AVX2 static long round_cfp_avx2_hand(uint32_t *restrict p, long n, const dojo_cfp_params *f, uint32_t *top) {
+    const cfp_vectors v = cfp_load(f);
+    const __m256i mask = _mm256_set1_epi32((int)f->mag_mask), sign_mask = _mm256_set1_epi32((int)f->sign_mask);
+    const __m256i keep = _mm256_set1_epi32((int)~f->low_mask);
+    __m256i largest = _mm256_set1_epi32((int)*top);
+    long start = 0;
+    for (; start + CHUNK <= n; start += CHUNK) {
+        __m256i special = _mm256_setzero_si256(), big = largest, r[8];
+        for (int k = 0; k < 8; k++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(p + start + 8 * k));
+            // the range test on the bits kept by the format's sign rule (unsigned formats: a negative is special)
+            special = _mm256_or_si256(special, cfp_special(_mm256_and_si256(b, mask), &v));
+            __m256i a = _mm256_and_si256(b, v.abs_mask);
+            big = _mm256_max_epu32(big, a);
+            __m256i odd = _mm256_and_si256(_mm256_srl_epi32(a, v.shift), v.one);
+            __m256i x = _mm256_add_epi32(_mm256_add_epi32(a, v.half_m1), odd);
+            r[k] = _mm256_or_si256(_mm256_and_si256(x, keep), _mm256_and_si256(b, sign_mask));
+        }
+        if (!_mm256_testz_si256(special, special)) break;
+        largest = big;
+        for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(p + start + 8 * k), r[k]);
+    }
+    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(largest), _mm256_extracti128_si256(largest, 1));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4E));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xB1));
+    uint32_t t = (uint32_t)_mm_cvtsi128_si32(m);
+    *top = t > *top ? t : *top;
+    if (start + CHUNK <= n || start == n) return start;   // stopped at a special chunk, or done
+    return start + round_cfp_body(p + start, n - start, f, top);
+}
+#endif
+
 // MARK: the two builds and the dispatch
 
 #if DOJO_X86
@@ -165,8 +262,8 @@ INLINE uint32_t max_magnitude_body(const uint32_t *restrict p, long n) {
 #define DISPATCH(name, args) (name##_base args)
 #endif
 
-BOTH(long, round_cfp, (uint32_t *p, long n, const dojo_cfp_params *f, uint32_t *top), (p, n, f, top))
-BOTH(long, pack_cfp8, (const uint32_t *src, long n, uint8_t *out, const dojo_cfp_params *f), (src, n, out, f))
+static long round_cfp_base(uint32_t *p, long n, const dojo_cfp_params *f, uint32_t *top) { return round_cfp_body(p, n, f, top); }
+static long pack_cfp8_base(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_params *f) { return pack_cfp8_body(src, n, out, f); }
 BOTH(void, unpack_cfp8, (const uint8_t *codes, long n, uint32_t *out, const dojo_cfp_params *f), (codes, n, out, f))
 BOTH(int, round_bf16, (uint32_t *p, long n), (p, n))
 BOTH(int, pack_bf16, (const uint32_t *src, long n, uint16_t *out), (src, n, out))
@@ -174,10 +271,16 @@ BOTH(void, unpack_bf16, (const uint16_t *codes, long n, uint32_t *out), (codes, 
 BOTH(uint32_t, max_magnitude, (const uint32_t *p, long n), (p, n))
 
 long dojo_round_cfp_nearest(uint32_t *p, long n, const dojo_cfp_params *f, uint32_t *top) {
-    return DISPATCH(round_cfp, (p, n, f, top));
+#if DOJO_X86
+    if (use_avx2()) return round_cfp_avx2_hand(p, n, f, top);
+#endif
+    return round_cfp_base(p, n, f, top);
 }
 long dojo_pack_cfp8(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_params *f) {
-    return DISPATCH(pack_cfp8, (src, n, out, f));
+#if DOJO_X86
+    if (use_avx2()) return pack_cfp8_avx2_hand(src, n, out, f);
+#endif
+    return pack_cfp8_base(src, n, out, f);
 }
 void dojo_unpack_cfp8(const uint8_t *codes, long n, uint32_t *out, const dojo_cfp_params *f) {
     DISPATCH(unpack_cfp8, (codes, n, out, f));
