@@ -203,6 +203,37 @@ extension FormatsCommand {
             best("decode (UInt16 codes)") {
                 codes.withUnsafeBufferPointer { c in buf.withUnsafeMutableBufferPointer { _ = nf.decode(c, into: $0, threads: threads) } }
             }
+            // what training does with a tensor it saves for backward (issue 14 §2): the values rounded once, then packed
+            // into 1- or 2-byte codes and unpacked again, in spans of 4096 as the kernels read them (one thread)
+            if let bytes = nf.packedBytes {
+                var exact = src
+                exact.withUnsafeMutableBufferPointer { _ = nf.roundInPlace($0, threads: threads) }
+                let packed = UnsafeMutableRawPointer.allocate(byteCount: count * bytes, alignment: 64)
+                defer { packed.deallocate() }
+                var ok = true
+                best("pack (\(bytes)-byte codes, spans of 4096; \(NumberFormat.kernelBuild) build)") {
+                    exact.withUnsafeBufferPointer { s in
+                        var i = 0
+                        while i < count {
+                            let n = min(4096, count - i)
+                            ok = nf.packExactly(s.baseAddress! + i, count: n, into: packed + i * bytes) && ok
+                            i += n
+                        }
+                    }
+                }
+                guard ok else { throw CLIError("formats bench: a rounded value did not pack (an engine bug)") }
+                best("unpack (spans of 4096)") {
+                    buf.withUnsafeMutableBufferPointer { b in
+                        let unpacker = NumberFormat.Unpacker(nf)
+                        var i = 0
+                        while i < count {
+                            let n = min(4096, count - i)
+                            unpacker.unpack(packed, offset: i, count: n, into: b.baseAddress! + i)
+                            i += n
+                        }
+                    }
+                }
+            }
         }
     }
 }
