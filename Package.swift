@@ -43,7 +43,7 @@ let package = Package(
         // The Graph IR: op kinds, shapes, FLOP and byte counts, JSON form. No dependencies.
         .target(name: "DojoGraph"),
         // Tensors, kernels (oneDNN + pure-Swift references), reverse-mode tape that records the Graph IR.
-        .target(name: "DojoTensor", dependencies: ["DojoNumerics", "DojoGraph", "COneDNN"]),
+        .target(name: "DojoTensor", dependencies: ["DojoNumerics", "DojoGraph", "COneDNN", "CDojoKernels"]),
         // Layers, model zoo, losses, optimizers, mixed precision, checkpoints (safetensors).
         .target(name: "DojoNN", dependencies: ["DojoTensor", "DojoGraph", "DojoNumerics", "DojoData", "DojoReport"]),
         // ONNX import: .onnx files (apple/swift-protobuf; onnx.proto's Swift generated once by scripts/gen-onnx-proto.sh)

@@ -147,6 +147,21 @@ INLINE void unpack_bf16_body(const uint16_t *restrict codes, long n, uint32_t *r
     for (long j = 0; j < n; j++) out[j] = (uint32_t)codes[j] << 16;
 }
 
+INLINE void transpose_body(const float *restrict src, long lds, float *restrict dst, long ldd, long r0, long r1, long c0,
+                           long c1) {
+    enum { T = 32 };
+    for (long rb = r0; rb < r1; rb += T) {
+        long re = rb + T < r1 ? rb + T : r1;
+        for (long cb = c0; cb < c1; cb += T) {
+            long ce = cb + T < c1 ? cb + T : c1;
+            for (long c = cb; c < ce; c++) {
+                float *restrict d = dst + c * ldd;
+                for (long r = rb; r < re; r++) d[r] = src[r * lds + c];
+            }
+        }
+    }
+}
+
 INLINE uint32_t max_magnitude_body(const uint32_t *restrict p, long n) {
     uint32_t top = 0;
     for (long j = 0; j < n; j++) {
@@ -248,6 +263,47 @@ AVX2 static long round_cfp_avx2_hand(uint32_t *restrict p, long n, const dojo_cf
     if (start + CHUNK <= n || start == n) return start;   // stopped at a special chunk, or done
     return start + round_cfp_body(p + start, n - start, f, top);
 }
+
+/// 8 × 8 blocks through AVX2 shuffles; edges by the plain loop.
+AVX2 static void transpose_avx2_hand(const float *restrict src, long lds, float *restrict dst, long ldd, long r0, long r1,
+                                     long c0, long c1) {
+    enum { T = 64 };
+    for (long rb = r0; rb < r1; rb += T) {
+        long re = rb + T < r1 ? rb + T : r1;
+        for (long cb = c0; cb < c1; cb += T) {
+            long ce = cb + T < c1 ? cb + T : c1;
+            long r = rb;
+            for (; r + 8 <= re; r += 8) {
+                long c = cb;
+                for (; c + 8 <= ce; c += 8) {
+                    const float *s = src + r * lds + c;
+                    __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + lds), x2 = _mm256_loadu_ps(s + 2 * lds);
+                    __m256 x3 = _mm256_loadu_ps(s + 3 * lds), x4 = _mm256_loadu_ps(s + 4 * lds), x5 = _mm256_loadu_ps(s + 5 * lds);
+                    __m256 x6 = _mm256_loadu_ps(s + 6 * lds), x7 = _mm256_loadu_ps(s + 7 * lds);
+                    __m256 t0 = _mm256_unpacklo_ps(x0, x1), t1 = _mm256_unpackhi_ps(x0, x1);
+                    __m256 t2 = _mm256_unpacklo_ps(x2, x3), t3 = _mm256_unpackhi_ps(x2, x3);
+                    __m256 t4 = _mm256_unpacklo_ps(x4, x5), t5 = _mm256_unpackhi_ps(x4, x5);
+                    __m256 t6 = _mm256_unpacklo_ps(x6, x7), t7 = _mm256_unpackhi_ps(x6, x7);
+                    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+                    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+                    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+                    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+                    float *d = dst + c * ldd + r;
+                    _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+                    _mm256_storeu_ps(d + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+                    _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+                    _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+                    _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+                    _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+                    _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+                    _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+                }
+                if (c < ce) transpose_body(src, lds, dst, ldd, r, r + 8, c, ce);
+            }
+            if (r < re) transpose_body(src, lds, dst, ldd, r, re, cb, ce);
+        }
+    }
+}
 #endif
 
 // MARK: the two builds and the dispatch
@@ -269,6 +325,9 @@ BOTH(int, round_bf16, (uint32_t *p, long n), (p, n))
 BOTH(int, pack_bf16, (const uint32_t *src, long n, uint16_t *out), (src, n, out))
 BOTH(void, unpack_bf16, (const uint16_t *codes, long n, uint32_t *out), (codes, n, out))
 BOTH(uint32_t, max_magnitude, (const uint32_t *p, long n), (p, n))
+static void transpose_base(const float *src, long lds, float *dst, long ldd, long r0, long r1, long c0, long c1) {
+    transpose_body(src, lds, dst, ldd, r0, r1, c0, c1);
+}
 
 long dojo_round_cfp_nearest(uint32_t *p, long n, const dojo_cfp_params *f, uint32_t *top) {
 #if DOJO_X86
@@ -289,3 +348,9 @@ int dojo_round_bf16_if_normal(uint32_t *p, long n) { return DISPATCH(round_bf16,
 int dojo_pack_bf16(const uint32_t *src, long n, uint16_t *out) { return DISPATCH(pack_bf16, (src, n, out)); }
 void dojo_unpack_bf16(const uint16_t *codes, long n, uint32_t *out) { DISPATCH(unpack_bf16, (codes, n, out)); }
 uint32_t dojo_max_magnitude_bits(const uint32_t *p, long n) { return DISPATCH(max_magnitude, (p, n)); }
+void dojo_transpose_f32(const float *src, long lds, float *dst, long ldd, long r0, long r1, long c0, long c1) {
+#if DOJO_X86
+    if (use_avx2()) { transpose_avx2_hand(src, lds, dst, ldd, r0, r1, c0, c1); return; }
+#endif
+    transpose_base(src, lds, dst, ldd, r0, r1, c0, c1);
+}

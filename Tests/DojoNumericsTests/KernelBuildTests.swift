@@ -96,4 +96,27 @@ struct KernelBuildTests {
         }
         if codesByBuild.count == 2 { #expect(codesByBuild[0] == codesByBuild[1]) }
     }
+
+    @Test("the transpose: each build, odd shapes and leading dimensions, parts of the columns")
+    func transpose() {
+        defer { NumberFormat.useAVX2Kernels(true) }
+        for avx2 in Self.builds {
+            NumberFormat.useAVX2Kernels(avx2)
+            for (rows, cols) in [(1, 1), (7, 9), (8, 8), (67, 131), (256, 40)] {
+                let lds = cols + 3, ldd = rows + 5
+                let src = (0..<(rows * lds)).map { Float($0) }
+                var dst = [Float](repeating: -1, count: cols * ldd)
+                // two calls over halves of the columns, as the threads split it
+                let half = cols / 2
+                dst.withUnsafeMutableBufferPointer { d in
+                    dojo_transpose_f32(src, lds, d.baseAddress!, ldd, 0, rows, 0, half)
+                    dojo_transpose_f32(src, lds, d.baseAddress!, ldd, 0, rows, half, cols)
+                }
+                var wrong = 0
+                for c in 0..<cols { for r in 0..<ldd { if dst[c * ldd + r] != (r < rows ? src[r * lds + c] : -1) { wrong += 1 } } }
+                #expect(wrong == 0, "\(rows)×\(cols) avx2=\(avx2)")
+            }
+        }
+    }
 }
+

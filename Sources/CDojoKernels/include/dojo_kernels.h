@@ -60,6 +60,10 @@ void dojo_unpack_bf16(const uint16_t *codes, long n, uint32_t *out);
 /// The largest |value| bits of p[0..<n] (non-negative FP32 bits order as their values; above 0x7F800000 a NaN).
 uint32_t dojo_max_magnitude_bits(const uint32_t *p, long n);
 
+/// dst[c * ldd + r] = src[r * lds + c] for rows r0..<r1 and columns c0..<c1 of src (FP32), in 32 × 32 tiles: the
+/// explicit transpose before a GEMM whose transposed operand oneDNN's sgemm reads slowly (DojoTensor's GemmKernel).
+void dojo_transpose_f32(const float *src, long lds, float *dst, long ldd, long r0, long r1, long c0, long c1);
+
 #ifdef __cplusplus
 }
 #endif
