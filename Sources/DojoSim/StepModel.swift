@@ -57,12 +57,18 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// as compilers (XLA) and fused-kernel libraries run it. Set from a source's code where it does otherwise; applies
     /// only with `fused_attention=0`.
     public var eagerAttention: Bool = false
+    /// Sequences each sample packs, attending only within themselves (packed samples, as MLPerf BERT's: Krell et al.
+    /// 2021 pack without cross-contamination, and the packed attention kernels compute only each sequence's block of
+    /// the scores). The score products, the passes between them and the scores kept cost 1/N of a whole sample's: N
+    /// sequences of equal length (ASSUMPTION when N > 1; unequal lengths cost more). 1 (the default): one sequence a
+    /// sample.
+    public var attentionSegments: Double = 1
 
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
                               "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
-                              "score_bytes", "eager_attention"]
+                              "score_bytes", "eager_attention", "attention_segments"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
@@ -80,6 +86,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "micro_batch_gradient_bytes": num(microBatchGradientBytes), "micro_batch_gradient_kernels": num(microBatchGradientKernels),
             "score_bytes": scoreBytes == 0 ? "by precision" : num(scoreBytes),
             "eager_attention": eagerAttention ? "1" : "0",
+            "attention_segments": num(attentionSegments),
         ]
         let reasons: [String: String] = [
             "memory_headroom": "ASSUMPTION: the rest of a device's memory is workspace, fragmentation and the runtime",
@@ -94,6 +101,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "micro_batch_gradient_kernels": "no per-parameter kernels between micro-batches",
             "score_bytes": "unfused attention's score passes in the precision's own format",
             "eager_attention": "unfused attention's scale in its product's kernel, no mask pass (as XLA and fused-kernel libraries)",
+            "attention_segments": "one sequence a sample: attention over all of its tokens",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
@@ -135,6 +143,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "score_bytes":
             guard v == 0 || v == 1 || v == 2 || v == 4 else { throw SimError.badOption("score_bytes=\(value): must be 0 (the precision's), 1, 2 or 4") }
             scoreBytes = v
+        case "attention_segments":
+            guard v >= 1, v <= 1_000_000 else { throw SimError.badOption("attention_segments=\(value): must be 1…1,000,000 sequences a sample") }
+            attentionSegments = v
         case "eager_attention":
             guard v == 0 || v == 1 else { throw SimError.badOption("eager_attention=\(value): must be 0 or 1") }
             eagerAttention = v == 1
@@ -496,6 +507,11 @@ public final class StepSimulator: @unchecked Sendable {
             guard p >= 0 else { continue }
             let split = shard.split[op.id]
             var work = works[op.id]
+            if options.attentionSegments > 1 && touchesScores[p] {
+                // packed sequences attend within themselves: only their blocks of the scores are computed
+                let r = 1 / options.attentionSegments
+                work.flops *= r; work.passes *= r; work.bytesRead *= r; work.bytesWritten *= r
+            }
             if !options.fusedAttention && options.scoreBytes > 0 && touchesScores[p] && !work.kind.isMatrixOp {
                 // the score passes in another format than the precision's (TensorFlow AMP's FP32 softmax)
                 let r = options.scoreBytes / workload.precision.bytes
@@ -530,6 +546,7 @@ public final class StepSimulator: @unchecked Sendable {
                 out[p] = outputBytesRecorded[p] * factor * bytesScale / divided
                 if attentionScore[p] {
                     // fused attention keeps no score matrix for the backward pass (it recomputes the scores there)
+                    act[p] /= options.attentionSegments
                     if options.fusedAttention { act[p] = 0 } else { scoreAct[p] = act[p] }
                 }
                 if tp > 1 {
@@ -552,7 +569,8 @@ public final class StepSimulator: @unchecked Sendable {
             let p = layers.position[first]
             guard p >= 0, !(options.fusedAttention && touchesScores[p]) else { continue }
             let split = shard.split[first]
-            let chainScale = !options.fusedAttention && options.scoreBytes > 0 && touchesScores[p] ? options.scoreBytes / 4 : bytesScale
+            var chainScale = !options.fusedAttention && options.scoreBytes > 0 && touchesScores[p] ? options.scoreBytes / 4 : bytesScale
+            if touchesScores[p] { chainScale /= options.attentionSegments }
             let f = OpWork(kind: .add, phase: .forward, gemm: nil, flops: chain.flops,
                            bytesRead: chain.bytesIn * chainScale, bytesWritten: chain.bytesOut * chainScale)
             let b = OpWork(kind: .add, phase: .backward, gemm: nil, flops: 2 * chain.flops,

@@ -270,6 +270,7 @@ func readCase(_ row: Row) throws -> ValidationCase {
     var assumptions: [String: String] = [:]
     sourceAssumptions(modelName: modelName, source: source, detail: detail, preset: gpu.preset, precision: precision,
                       assumptions: &assumptions, notes: &notes)
+    if let segments = model.attentionSegments { assumptions["attention_segments"] = formatCount(segments) }
 
     // The measurement.
     let measured = try row.positiveNumber("value")
@@ -386,6 +387,8 @@ private struct ModelReading {
     var unsupported: String?
     /// Real sequences in one simulated sample (packed samples hold several).
     var sequencesPerSample: Double = 1
+    /// Sequences a packed sample's attention is split into (the step model's `attention_segments`; nil: one).
+    var attentionSegments: Double? = nil
 }
 
 /// Real sequences in one packed sample of MLPerf BERT at 512 (Krell et al. 2021; see `readModel`).
@@ -409,11 +412,12 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
             // MLPerf BERT packs several real sequences into each sample of `s` tokens, and its sequences/s counts the
             // real sequences. Krell et al. 2021 (arXiv 2107.02027): Wikipedia at 512 is about half padding, and their
             // packing fills packs almost completely, so a pack holds about 2 sequences (ASSUMPTION: exactly
-            // `packedSequencesPerPack`). A pack is priced as one sample of `s` tokens with attention over all of them
-            // (the packed kernels attend within each sequence only: the model over-prices attention, ~8 % of a
-            // BERT-Large step at 512, by about half).
-            notes.append("packed samples (MLPerf): each sample is a pack of \(s) tokens holding about \(formatCount(packedSequencesPerPack)) real sequences (Krell et al. 2021: Wikipedia at 512 is about half padding, packing fills packs almost fully; ASSUMPTION: \(formatCount(packedSequencesPerPack))); sequences/s = packs/s × \(formatCount(packedSequencesPerPack)); attention priced over the whole pack")
-            return ModelReading(spec: "bert-large:seq=\(s)", shape: .bertLarge(sequence: s), sequencesPerSample: packedSequencesPerPack)
+            // `packedSequencesPerPack`). A pack is priced as one sample of `s` tokens whose sequences attend within
+            // themselves (Krell et al.'s packing "without cross-contamination"; NVIDIA's MLPerf BERT runs its
+            // attention on the packed sequences' own lengths): the step model's `attention_segments`.
+            notes.append("packed samples (MLPerf): each sample is a pack of \(s) tokens holding about \(formatCount(packedSequencesPerPack)) real sequences (Krell et al. 2021: Wikipedia at 512 is about half padding, packing fills packs almost fully; ASSUMPTION: \(formatCount(packedSequencesPerPack)) of equal length); sequences/s = packs/s × \(formatCount(packedSequencesPerPack)); attention_segments=\(formatCount(packedSequencesPerPack)): each sequence attends within itself (packing without cross-contamination), so a pack computes \(formatCount(packedSequencesPerPack)) blocks of the scores, not the whole \(s) × \(s)")
+            return ModelReading(spec: "bert-large:seq=\(s)", shape: .bertLarge(sequence: s), sequencesPerSample: packedSequencesPerPack,
+                                attentionSegments: packedSequencesPerPack)
         }
         notes.append("bert-large: 24 layers, hidden 1,024, 16 heads, vocab 30,522 (Devlin et al. 2018), seq \(s)")
         return ModelReading(spec: "bert-large:seq=\(s)", shape: .bertLarge(sequence: s))

@@ -81,5 +81,32 @@ struct SavedActivationTests {
         var o = SimOptions()
         #expect(throws: SimError.self) { try o.set("eager_attention", "2") }
     }
+
+    /// `attention_segments=N`: a sample packs N sequences that attend within themselves, so attention's score work
+    /// and the scores kept are 1/N of a whole sample's; the rest of the layer is unchanged.
+    @Test func attentionSegmentsKnob() throws {
+        let g = try GraphRecorder.record(model: "bert:layers=2,hidden=64,heads=4,seq=256,vocab=100,dropout=10", batch: 1)
+        let m = try Machine.resolve("dgx-a100")
+        let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 32, microBatches: 1)
+        func run(_ segments: String, fused: String) throws -> PlanEvaluation {
+            var o = SimOptions()
+            try o.set("fused_attention", fused)
+            try o.set("attention_segments", segments)
+            let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 32, precision: .fp16), machine: m,
+                                        costModel: m.opCostModel(), options: o)
+            return try #require(sim.evaluate(plan))
+        }
+        for fused in ["0", "1"] {
+            let one = try run("1", fused: fused), two = try run("2", fused: fused), four = try run("4", fused: fused)
+            #expect(two.stepSeconds < one.stepSeconds && four.stepSeconds < two.stepSeconds, "fused_attention=\(fused)")
+        }
+        // unfused: the score matrices kept (5·a·s²·b bytes a layer, Korthikanti et al.) are halved, the rest not
+        let (s, b, h, a) = (256.0, 32.0, 64.0, 4.0)
+        let kept = try run("1", fused: "0").memory.activations - run("2", fused: "0").memory.activations
+        #expect(abs(kept - 2 * 5 * a * s * s * b / 2) <= 1e-6 * kept)
+        _ = h
+        var o = SimOptions()
+        #expect(throws: SimError.self) { try o.set("attention_segments", "0.5") }
+    }
 }
 

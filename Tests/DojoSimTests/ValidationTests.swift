@@ -135,6 +135,8 @@ struct ValidationTests {
         #expect(abs(mlperf.measuredStepSeconds! - 768 * 2 / mlperf.measured) < 1e-12)
         #expect(mlperf.precision == .fp16)
         #expect(mlperf.notes.contains { $0.contains("Transformer Engine") })
+        // each packed sequence attends within itself: 2 blocks of the scores a pack
+        #expect(mlperf.assumptions == ["attention_segments": "2"])
     }
 
     @Test("Megatron-Core on H100: nodes and precision not stated, so assumed and noted; Megatron-Core FLOPs")
