@@ -68,8 +68,8 @@ extension NumberFormat {
 
     /// Which build of the formats' hot loops runs (CDojoKernels): "avx2" or "baseline" (x86-64's SSE2, or not x86).
     public static var kernelBuild: String { dojo_kernels_level() == 1 ? "avx2" : "baseline" }
-    /// Chooses the build: `avx2: false` runs the baseline loops (both give the same bits; tests run both). The AVX2
-    /// build runs only where the CPU has AVX2 and FMA.
+    /// Chooses the build: `false` runs the baseline loops (both give the same bits; tests run both). The AVX2 build runs
+    /// only where the CPU has every extension it is compiled with (AVX2, FMA, BMI, BMI2, F16C).
     public static func useAVX2Kernels(_ on: Bool) { dojo_kernels_set_level(on ? 1 : 0) }
 
     /// Replaces each value by the nearest representable value of the format (fake quantisation), as

@@ -109,6 +109,11 @@ public struct SimOptions: Sendable, Equatable, Codable {
     public mutating func set(_ key: String, _ value: String) throws {
         guard let v = Double(value), v.isFinite else { throw SimError.badOption("\(key)=\(value): not a number") }
         defer { setKeys.insert(key) }
+        /// A switch: 0 or 1.
+        func flag() throws -> Bool {
+            guard v == 0 || v == 1 else { throw SimError.badOption("\(key)=\(value): must be 0 or 1") }
+            return v == 1
+        }
         switch key {
         case "memory_headroom":
             guard v > 0, v <= 1 else { throw SimError.badOption("memory_headroom=\(value): must be in (0, 1]") }
@@ -120,20 +125,17 @@ public struct SimOptions: Sendable, Equatable, Codable {
             guard v >= 0, v <= 86_400 else { throw SimError.badOption("step_overhead=\(value): must be 0…86400 seconds") }
             stepOverhead = v
         case "fusion":
-            guard v == 0 || v == 1 else { throw SimError.badOption("fusion=\(value): must be 0 or 1") }
-            fusion = v == 1
+            fusion = try flag()
         case "attention_efficiency":
             guard v > 0, v <= 1 else { throw SimError.badOption("attention_efficiency=\(value): must be in (0, 1]") }
             attentionEfficiency = v
         case "fused_attention":
-            guard v == 0 || v == 1 else { throw SimError.badOption("fused_attention=\(value): must be 0 or 1") }
-            fusedAttention = v == 1
+            fusedAttention = try flag()
         case "loader_workers":
             guard v >= 0, v == v.rounded(), v <= 1e6 else { throw SimError.badOption("loader_workers=\(value): must be a whole number 0…1,000,000") }
             loaderWorkers = Int(v)
         case "channels_last":
-            guard v == 0 || v == 1 else { throw SimError.badOption("channels_last=\(value): must be 0 or 1") }
-            channelsLast = v == 1
+            channelsLast = try flag()
         case "micro_batch_gradient_bytes":
             guard v >= 0, v <= 1_000 else { throw SimError.badOption("micro_batch_gradient_bytes=\(value): must be 0…1000 bytes per parameter") }
             microBatchGradientBytes = v
@@ -147,8 +149,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             guard v >= 1, v <= 1_000_000 else { throw SimError.badOption("attention_segments=\(value): must be 1…1,000,000 sequences a sample") }
             attentionSegments = v
         case "eager_attention":
-            guard v == 0 || v == 1 else { throw SimError.badOption("eager_attention=\(value): must be 0 or 1") }
-            eagerAttention = v == 1
+            eagerAttention = try flag()
         default:
             throw SimError.badOption("unknown assumption '\(key)' (keys: \(SimOptions.keys.joined(separator: ", ")))")
         }
@@ -349,16 +350,6 @@ public final class StepSimulator: @unchecked Sendable {
         graph = g
         layers = LayerIndex(graph: g)
         works = g.ops.map { OpWork(op: $0, graph: g, precision: workload.precision) }
-        var fused = options.fusion ? FusionPlan(graph: g) : FusionPlan.none(g)
-        if options.eagerAttention && !options.fusedAttention {
-            // eager attention: the scale after the scores' product is a kernel of its own (and its gradient too)
-            let scoreShapes = Set(g.ops.filter { $0.kind == .softmax }.compactMap { $0.outputs.first.flatMap { g.tensor($0)?.shape } })
-            fused = fused.unfusing(Set(g.ops.filter { op in
-                op.phase == .forward && FusionPlan.epilogueKinds.contains(op.kind)
-                    && op.outputs.first.flatMap { g.tensor($0).map { scoreShapes.contains($0.shape) } } == true
-            }.map(\.id)))
-        }
-        fusion = fused
 
         nF = layers.forwardOps.count
         let tensors = TensorLookup(g)
@@ -412,6 +403,11 @@ public final class StepSimulator: @unchecked Sendable {
         dropoutMaskElements = maskElements
         outputBytesRecorded = outs
         attentionScore = score
+        let plan = options.fusion ? FusionPlan(graph: g) : FusionPlan.none(g)
+        // eager attention: the scale after the scores' product is a kernel of its own (and its gradient too)
+        fusion = options.eagerAttention && !options.fusedAttention
+            ? plan.unfusing(Set(zip(layers.forwardOps, score).filter(\.1).map(\.0)))
+            : plan
         for i in touches.indices where score[i] { touches[i] = true }
         touchesScores = touches
         flopsPerPosition = flops

@@ -125,16 +125,12 @@ extension Tensor {
             ompChunks(parts, threads: parts) { range in
                 for t in range {
                     let lo = b.count * t / parts, hi = b.count * (t + 1) / parts
-                    o[t] = maxMagnitudeSerial(base + lo, hi - lo)
+                    o[t] = NumberFormat.largestMagnitude(base + lo, count: hi - lo)
                 }
             }
         }
         var m: Float = 0
         for v in partial { if v.isNaN { return .nan }; m = Swift.max(m, v) }
         return m
-    }
-
-    private static func maxMagnitudeSerial(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        NumberFormat.largestMagnitude(p, count: n)
     }
 }
