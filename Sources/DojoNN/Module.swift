@@ -56,6 +56,15 @@ open class Module {
         }
     }
 
+    /// A value a composite layer computes between its children (attention's probabilities and its heads' merged
+    /// output, the operands of its GEMMs), rounded by the precision policy as a leaf layer's output is, at the site
+    /// `name` below this layer's path; unchanged in FP32. `y` must be fresh (nothing else reads it unrounded): it is
+    /// rounded where it lies.
+    public final func activation(_ y: Tensor, _ name: String) -> Tensor {
+        guard let policy = Module.context.precision else { return y }
+        return policy.activation(y, site: path + "." + name, exclusive: true)
+    }
+
     /// Direct children, in declaration order, with their names.
     public var children: [(String, Module)] {
         var out: [(String, Module)] = []

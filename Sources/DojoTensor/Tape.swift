@@ -37,10 +37,33 @@ public final class Tape: @unchecked Sendable {
         let kind: OpKind
         let attributes: OpAttributes
         let scope: String?
-        let inputs: [Tensor]
-        let output: Tensor
+        let inputs: [Ref]
+        let output: Ref
         let backward: Backward?
         let flops: Double
+    }
+
+    /// A tensor as an entry knows it: what backward routes its gradient by (its serial), what the IR says of it (shape,
+    /// name, role), whether it wanted a gradient — and the tensor itself, held only when the op's backward reads it
+    /// (its kind's `OpDefinition.saved`; what the tape packs and unpacks around backward), otherwise watched weakly.
+    /// A value no backward reads (attention's scores before their softmax, a sum before its activation) is freed as
+    /// soon as the forward ops that read it are done, as in PyTorch's autograd, not kept to the end of the step.
+    struct Ref {
+        let serial: Int
+        let shape: [Int]
+        let name: String?
+        let role: TensorInfo.Role
+        let requiresGrad: Bool
+        private let held: Tensor?
+        private weak var watched: Tensor?
+        init(_ t: Tensor, holding: Bool) {
+            serial = t.serial; shape = t.shape; name = t.name; role = t.role; requiresGrad = t.requiresGrad
+            held = holding ? t : nil
+            watched = t
+        }
+        /// The tensor while anything holds it (the entry when saved, a closure, the caller); nil once freed.
+        var tensor: Tensor? { held ?? watched }
+        var count: Int { elementCount(shape) }
     }
 
     private(set) var entries: [Entry] = []
@@ -64,8 +87,9 @@ public final class Tape: @unchecked Sendable {
     public var heldBytesByKind: [(kind: OpKind, fp32: Int, packed: Int)] {
         var seen = Set<ObjectIdentifier>()
         var byKind: [OpKind: (Int, Int)] = [:]
-        for e in entries where !e.output.isShapeOnly && seen.insert(ObjectIdentifier(e.output.storage)).inserted {
-            let s = e.output.storage, held = s.bytesHeld
+        for e in entries {
+            guard let out = e.output.tensor, !out.isShapeOnly, seen.insert(ObjectIdentifier(out.storage)).inserted else { continue }
+            let s = out.storage, held = s.bytesHeld
             let packed = s.isPacked ? held : 0
             byKind[e.kind, default: (0, 0)].0 += held - packed
             byKind[e.kind, default: (0, 0)].1 += packed
@@ -78,7 +102,8 @@ public final class Tape: @unchecked Sendable {
     public var savedStorages: (count: Int, packed: Int) {
         var seen = Set<ObjectIdentifier>(), packed = 0
         for e in entries {
-            for t in e.inputs + [e.output] where t.count >= Storage.packMinimum && !t.isShapeOnly && seen.insert(ObjectIdentifier(t.storage)).inserted {
+            for t in (e.inputs + [e.output]).compactMap(\.tensor)
+            where t.count >= Storage.packMinimum && !t.isShapeOnly && seen.insert(ObjectIdentifier(t.storage)).inserted {
                 if t.storage.isPacked { packed += 1 }
             }
         }
@@ -122,7 +147,11 @@ public final class Tape: @unchecked Sendable {
         let needsGrad = backward != nil && inputs.contains { $0.requiresGrad }
         output.requiresGrad = needsGrad
         let flops = kind.flops(inputs: shapes, outputs: [output.shape], attributes: attributes)
-        tape.entries.append(Entry(kind: kind, attributes: attributes, scope: scope, inputs: inputs, output: output,
+        // the entry holds what its backward reads, and only when there is a backward to run
+        let saved = kind.definition.saved
+        tape.entries.append(Entry(kind: kind, attributes: attributes, scope: scope,
+                                  inputs: inputs.enumerated().map { Ref($1, holding: needsGrad && saved.inputs.contains($0)) },
+                                  output: Ref(output, holding: needsGrad && saved.output),
                                   backward: needsGrad ? backward : nil, flops: flops))
         // an op that only moves values (a transpose, a slice, a concatenation, a broadcast: its kind's gradient rule)
         // makes an output exact in its inputs' format when they all are in one: it can be packed as they are
@@ -178,20 +207,20 @@ public final class Tape: @unchecked Sendable {
 
     private func backwardPass(from loss: Tensor, seed: Tensor? = nil, watching: [Tensor], onReady: ((Tensor, Tensor, Bool) -> Void)?) -> Gradients {
         precondition(seed != nil || loss.count == 1, "backward from a tensor of shape \(loss.shape); reduce it to one value first")
-        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(loss): seed ?? Tensor(repeating: 1, shape: loss.shape)]
-        // gradients made by fill ops (or summed from them) that nothing but `grads` holds: later parts fill into them.
-        // An identifier leaves the set when its tensor leaves `grads` (so a new tensor at a freed address is never
-        // taken for one).
-        var fillBuffers = Set<ObjectIdentifier>()
+        // gradients by the serial of the tensor they are the gradient of
+        var grads: [Int: Tensor] = [loss.serial: seed ?? Tensor(repeating: 1, shape: loss.shape)]
+        // gradients made by fill ops (or summed from them) that nothing but `grads` holds: later parts fill into them
+        // (by their own serials; one leaves the set when it leaves `grads`)
+        var fillBuffers = Set<Int>()
         backwardOps.removeAll()
         backwardOpsIO.removeAll()
         // For each watched tensor, the first entry that used it: once backward has processed that entry, nothing
         // more is added to its gradient.
         var readyAt: [Int: [Tensor]] = [:]
         if onReady != nil, !watching.isEmpty {
-            var pending = Dictionary(watching.map { (ObjectIdentifier($0), $0) }, uniquingKeysWith: { a, _ in a })
+            var pending = Dictionary(watching.map { ($0.serial, $0) }, uniquingKeysWith: { a, _ in a })
             for (index, entry) in entries.enumerated() where !pending.isEmpty {
-                for t in entry.inputs { if let w = pending.removeValue(forKey: ObjectIdentifier(t)) { readyAt[index, default: []].append(w) } }
+                for t in entry.inputs { if let w = pending.removeValue(forKey: t.serial) { readyAt[index, default: []].append(w) } }
             }
         }
         // Packed values brought back by a backward op are packed away again once no backward op still to run reads
@@ -202,30 +231,30 @@ public final class Tape: @unchecked Sendable {
         if packsSavedValues {
             for (index, entry) in entries.enumerated() where entry.backward != nil {
                 let saved = entry.kind.definition.saved
-                let read = saved.inputs.compactMap { $0 < entry.inputs.count ? entry.inputs[$0] : nil } + (saved.output ? [entry.output] : [])
+                let read = saved.inputs.compactMap { $0 < entry.inputs.count ? entry.inputs[$0].tensor : nil }
+                    + (saved.output ? [entry.output.tensor].compactMap { $0 } : [])
                 for t in read where t.count >= Storage.packMinimum && firstReader[ObjectIdentifier(t.storage)] == nil {
                     firstReader[ObjectIdentifier(t.storage)] = index
                 }
             }
         }
-        // the storages of the forward pass's tensors: a gradient sharing one is never written over
+        // the storages of the forward pass's tensors still alive: a gradient sharing one is never written over
         var forwardStorages = Set<ObjectIdentifier>()
-        for entry in entries { for t in entry.inputs + [entry.output] { forwardStorages.insert(ObjectIdentifier(t.storage)) } }
+        for entry in entries { for t in (entry.inputs + [entry.output]).compactMap(\.tensor) { forwardStorages.insert(ObjectIdentifier(t.storage)) } }
         for (index, entry) in entries.enumerated().reversed() {
             defer {
                 if packsSavedValues {
-                    for t in entry.inputs + [entry.output] where t.count >= Storage.packMinimum
+                    for t in (entry.inputs + [entry.output]).compactMap(\.tensor) where t.count >= Storage.packMinimum
                         && firstReader[ObjectIdentifier(t.storage)].map({ $0 >= index }) ?? true { t.storage.packAway() }
                 }
                 if let ready = readyAt[index], let onReady {
                     for t in ready {
-                        if let g = grads[ObjectIdentifier(t)] { onReady(t, g, isExclusive(g, of: t, grads: grads, before: index)) }
+                        if let g = grads[t.serial] { onReady(t, g, isExclusive(g, of: t, grads: grads, before: index)) }
                     }
                 }
             }
-            let outID = ObjectIdentifier(entry.output)
-            guard var gOut = grads.removeValue(forKey: outID) else { continue }
-            fillBuffers.remove(ObjectIdentifier(gOut))
+            guard var gOut = grads.removeValue(forKey: entry.output.serial) else { continue }
+            fillBuffers.remove(gOut.serial)
             guard let backward = entry.backward else { continue }
             let needs = entry.inputs.map(\.requiresGrad)
             let started = profiling ? DispatchTime.now() : DispatchTime(uptimeNanoseconds: 0)
@@ -233,7 +262,7 @@ public final class Tape: @unchecked Sendable {
             // the slices of one tensor fill one gradient buffer (q, k and v of a fused projection: one buffer, not
             // three zero-filled ones and two sums)
             let fills = entry.kind.definition.gradient == .fill && entry.inputs.count == 1
-            let fillTarget = fills ? grads[ObjectIdentifier(entry.inputs[0])].flatMap { fillBuffers.contains(ObjectIdentifier($0)) ? $0 : nil } : nil
+            let fillTarget = fills ? grads[entry.inputs[0].serial].flatMap { fillBuffers.contains($0.serial) ? $0 : nil } : nil
             // nothing else holds the gradient (this is the only reference to it, and no other tensor shares its memory):
             // the op may write over it
             let exclusive = isKnownUniquelyReferenced(&gOut) && !gOut.isShapeOnly && !forwardStorages.contains(ObjectIdentifier(gOut.storage))
@@ -253,14 +282,14 @@ public final class Tape: @unchecked Sendable {
             for (i, g) in gIns.enumerated() where needs[i] {
                 guard let g else { continue }
                 precondition(g.shape == entry.inputs[i].shape, "\(entry.kind) gradient \(g.shape) for input \(entry.inputs[i].shape)")
-                let id = ObjectIdentifier(entry.inputs[i])
+                let id = entry.inputs[i].serial
                 if let existing = grads[id], existing === g { continue }   // filled in place (`fillTarget`)
                 if let existing = grads[id] {
                     // a value read twice in the forward pass: its two gradients summed, an op of its own in the IR
                     // (not for slices of one tensor: their gradients fill disjoint parts of one buffer)
                     grads[id] = existing.adding(g)
-                    fillBuffers.remove(ObjectIdentifier(existing))
-                    if fills { fillBuffers.insert(ObjectIdentifier(grads[id]!)); continue }
+                    fillBuffers.remove(existing.serial)
+                    if fills { fillBuffers.insert(grads[id]!.serial); continue }
                     let n = g.count
                     backwardOps.append(Op(id: 0, kind: .add, phase: .backward, scope: entry.scope, inputs: [], outputs: [],
                                           attributes: OpAttributes(accumulates: true), flops: Double(n),
@@ -268,7 +297,7 @@ public final class Tape: @unchecked Sendable {
                     backwardOpsIO.append(([], entry.inputs[i], GradientRef(g), GradientRef(existing), (2 * n, n)))
                 } else {
                     grads[id] = g
-                    if fills { fillBuffers.insert(ObjectIdentifier(g)) }
+                    if fills { fillBuffers.insert(g.serial) }
                 }
             }
         }
@@ -281,7 +310,7 @@ public final class Tape: @unchecked Sendable {
     /// whose gradient they are as its output. Gradients are noted by `GradientRef`, not held: the IR needs their shapes
     /// and identities, and holding them kept every gradient of the step alive to its end (backward's memory grew with
     /// every op).
-    private var backwardOpsIO: [(inputs: [Tensor], output: Tensor, gradOutput: GradientRef, accumulated: GradientRef?,
+    private var backwardOpsIO: [(inputs: [Ref], output: Ref, gradOutput: GradientRef, accumulated: GradientRef?,
                                  traffic: (read: Int, written: Int))] = []
 
     /// A gradient as the IR names it: its tensor's serial number and shape.
@@ -293,7 +322,7 @@ public final class Tape: @unchecked Sendable {
 
     /// Whether `gradient` (of `tensor`) shares no memory with another gradient still held or with an input or output
     /// of the entries before `index` (those whose backward is still to run).
-    private func isExclusive(_ gradient: Tensor, of tensor: Tensor, grads: [ObjectIdentifier: Tensor], before index: Int) -> Bool {
+    private func isExclusive(_ gradient: Tensor, of tensor: Tensor, grads: [Int: Tensor], before index: Int) -> Bool {
         let lo = UInt(bitPattern: gradient.pointer), hi = lo + UInt(gradient.count * 4)
         func overlaps(_ other: Tensor) -> Bool {
             if other === gradient { return true }
@@ -302,9 +331,10 @@ public final class Tape: @unchecked Sendable {
             return a < hi && lo < a + UInt(other.count * 4)
         }
         if gradient === tensor || gradient.storage.isShapeOnly { return false }
-        for (key, other) in grads where key != ObjectIdentifier(tensor) && overlaps(other) { return false }
+        for (key, other) in grads where key != tensor.serial && overlaps(other) { return false }
+        // (a forward value freed since holds no memory a gradient could share)
         for entry in entries[..<index] {
-            if overlaps(entry.output) || entry.inputs.contains(where: overlaps) { return false }
+            if (entry.inputs + [entry.output]).contains(where: { $0.tensor.map(overlaps) ?? false }) { return false }
         }
         return true
     }
@@ -317,11 +347,11 @@ public final class Tape: @unchecked Sendable {
     /// The Graph IR of what this tape saw: forward ops in order, then backward ops, then optimizer updates.
     public func graph(model: String, batch: Int) -> Graph {
         var g = Graph(model: model, batch: batch)
-        var ids: [ObjectIdentifier: Int] = [:]
-        func tensorID(_ t: Tensor, role: TensorInfo.Role? = nil) -> Int {
-            if let id = ids[ObjectIdentifier(t)] { return id }
+        var ids: [Int: Int] = [:]
+        func tensorID(_ t: Ref, role: TensorInfo.Role? = nil) -> Int {
+            if let id = ids[t.serial] { return id }
             let id = g.tensors.count
-            ids[ObjectIdentifier(t)] = id
+            ids[t.serial] = id
             g.tensors.append(TensorInfo(id: id, name: t.name, shape: t.shape, role: role ?? t.role))
             return id
         }
@@ -333,9 +363,9 @@ public final class Tape: @unchecked Sendable {
             g.tensors.append(TensorInfo(id: id, name: nil, shape: r.shape, role: .gradient))
             return id
         }
-        let produced = Set(entries.map { ObjectIdentifier($0.output) })
+        let produced = Set(entries.map(\.output.serial))
         for e in entries {
-            let ins = e.inputs.map { t in tensorID(t, role: t.role == .parameter ? .parameter : (produced.contains(ObjectIdentifier(t)) ? .activation : .input)) }
+            let ins = e.inputs.map { t in tensorID(t, role: t.role == .parameter ? .parameter : (produced.contains(t.serial) ? .activation : .input)) }
             let out = tensorID(e.output, role: .activation)
             // the kind's byte rule: a view moves nothing; a lookup reads the rows it gathers (and the ids), not its table
             let read: Int, written: Int
@@ -364,7 +394,7 @@ public final class Tape: @unchecked Sendable {
             g.ops.append(op)
         }
         for u in optimizerOps {
-            let p = tensorID(u.parameter, role: .parameter)
+            let p = tensorID(Ref(u.parameter, holding: false), role: .parameter)
             let f = u.kind.flops(inputs: [u.parameter.shape], outputs: [u.parameter.shape], attributes: OpAttributes())
             let bytes = u.parameter.count * 4
             g.ops.append(Op(id: g.ops.count, kind: u.kind, phase: .optimizer, scope: u.parameter.name, inputs: [p], outputs: [p],
@@ -376,13 +406,14 @@ public final class Tape: @unchecked Sendable {
 
 /// Gradients by parameter.
 public struct Gradients: @unchecked Sendable {
-    private var byID: [ObjectIdentifier: Tensor]
-    init(_ byID: [ObjectIdentifier: Tensor]) { self.byID = byID }
+    /// by the serial of the tensor they are the gradient of
+    private var byID: [Int: Tensor]
+    init(_ byID: [Int: Tensor]) { self.byID = byID }
     /// None yet (a data-parallel rank with no examples in a step contributes zeros).
     public init() { byID = [:] }
     public subscript(_ t: Tensor) -> Tensor? {
-        get { byID[ObjectIdentifier(t)] }
-        set { byID[ObjectIdentifier(t)] = newValue }
+        get { byID[t.serial] }
+        set { byID[t.serial] = newValue }
     }
     public var count: Int { byID.count }
 }

@@ -21,9 +21,9 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// How this tensor's gradient is rounded (set by `rounded(to:)` with a gradient rounding): the kernel that makes
     /// that gradient may round it span by span while it writes it (`RoundingTask`) instead of a pass after it.
     public var gradientRounding: TensorRounding?
-    /// Set on a gradient a kernel already rounded by `gradientRounding` of the tensor (by identity) whose gradient
+    /// Set on a gradient a kernel already rounded by `gradientRounding` of the tensor (by its `serial`) whose gradient
     /// it is, so the rounding op does not round it again.
-    public var roundedAsGradientOf: ObjectIdentifier?
+    public var roundedAsGradientOf: Int?
 
     /// A number no other tensor of this process has: what the tape's IR knows a gradient by after the gradient is
     /// gone (an `ObjectIdentifier` of a freed tensor is reused).

@@ -466,11 +466,13 @@ func eltwiseMatchesReferenceAndFiniteDifferences(_ algorithm: EltwiseAlgorithm) 
     let h: Float = 1e-2
     var probe = (0..<n).map { i in Float(i % 400) / 100 - 2 }    // −2 … 2
     let plus = probe.map { $0 + h }, minus = probe.map { $0 - h }
-    var fPlus = [Float](repeating: 0, count: n), fMinus = fPlus, dx = fPlus
+    var fPlus = [Float](repeating: 0, count: n), fMinus = fPlus, fProbe = fPlus, dx = fPlus
     EltwiseKernel.forward(algorithm, count: n, x: plus, y: &fPlus)
     EltwiseKernel.forward(algorithm, count: n, x: minus, y: &fMinus)
+    EltwiseKernel.forward(algorithm, count: n, x: probe, y: &fProbe)
     let ones = [Float](repeating: 1, count: n)
-    EltwiseKernel.backward(algorithm, count: n, x: probe, y: probe, dy: ones, dx: &dx)
+    // (tanh, the logistic and exp read y = f(x) only, GELU x only: `derivativeReadsOutput`)
+    EltwiseKernel.backward(algorithm, count: n, x: probe, y: fProbe, dy: ones, dx: &dx)
     for i in 0..<n {
         let fd = (fPlus[i] - fMinus[i]) / (2 * h)
         #expect(abs(fd - dx[i]) <= 2e-3 * max(1, abs(dx[i])), "\(algorithm) at \(probe[i]): finite difference \(fd), backward \(dx[i])")

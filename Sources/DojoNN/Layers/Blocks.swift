@@ -45,7 +45,8 @@ public final class Bottleneck: Module {
     }
 }
 
-/// Multi-head self-attention over [B, T, D] with a fused QKV projection.
+/// Multi-head self-attention over [B, T, D] with a fused QKV projection. Under a precision policy the probabilities
+/// and the heads' merged output (the operands of its second and third GEMMs) are rounded like a layer's output.
 ///
 /// Options for language models: `causal` (a query sees only the keys up to its own position: same shapes and
 /// cost), `kvHeads` < `heads` (grouped-query attention, Ainslie et al. 2023: each key/value head serves
@@ -75,9 +76,9 @@ public final class MultiHeadSelfAttention: Module {
             let parts = qkv(x).reshaped([b, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])   // [3, B, H, T, hd]
             func part(_ i: Int) -> Tensor { parts.slice(axis: 0, i..<(i + 1)).reshaped([b * heads, t, hd]) }
             let q = part(0), k = part(1), v = part(2)
-            let attention = probabilityDropout(q.matmul(k, transposeB: true).scaled(by: scale).softmax(causal: causal))
+            let attention = probabilityDropout(activation(q.matmul(k, transposeB: true).scaled(by: scale).softmax(causal: causal), "probabilities"))
             let y = attention.matmul(v).reshaped([b, heads, t, hd]).permuted([0, 2, 1, 3]).reshaped([b, t, d])
-            return proj(y)
+            return proj(activation(y, "context"))
         }
         // grouped query heads and/or rotary positions: q [B, T, H, hd], k and v [B, T, KV, hd]
         let kv = kvHeads, g = heads / kvHeads
@@ -92,9 +93,9 @@ public final class MultiHeadSelfAttention: Module {
         let qg = q.reshaped([b, t, kv, g, hd]).permuted([0, 2, 3, 1, 4]).reshaped([b * kv, g * t, hd])
         let kg = k.permuted([0, 2, 1, 3]).reshaped([b * kv, t, hd])
         let vg = v.permuted([0, 2, 1, 3]).reshaped([b * kv, t, hd])
-        let attention = probabilityDropout(qg.matmul(kg, transposeB: true).scaled(by: scale).softmax(causal: causal))
+        let attention = probabilityDropout(activation(qg.matmul(kg, transposeB: true).scaled(by: scale).softmax(causal: causal), "probabilities"))
         let y = attention.matmul(vg).reshaped([b, kv, g, t, hd]).permuted([0, 3, 1, 2, 4]).reshaped([b, t, d])
-        return proj(y)
+        return proj(activation(y, "context"))
     }
 
     /// RoPE: x·cos + rotate_half(x)·sin over the last dimension of [B, T, heads, hd].

@@ -15,13 +15,24 @@ public enum EltwiseAlgorithm: Int, Sendable, Hashable, CaseIterable {
     case logistic
     case exp
 
+    /// oneDNN's algorithm; those whose derivative follows from the output take their `use_dst_for_bwd` form (the
+    /// same forward), so backward reads y and the input need not be kept.
     var dnnl: dnnl_alg_kind_t {
         switch self {
         case .geluTanh: return dnnl_eltwise_gelu_tanh
         case .geluErf: return dnnl_eltwise_gelu_erf
-        case .tanh: return dnnl_eltwise_tanh
-        case .logistic: return dnnl_eltwise_logistic
-        case .exp: return dnnl_eltwise_exp
+        case .tanh: return dnnl_eltwise_tanh_use_dst_for_bwd
+        case .logistic: return dnnl_eltwise_logistic_use_dst_for_bwd
+        case .exp: return dnnl_eltwise_exp_use_dst_for_bwd
+        }
+    }
+
+    /// Whether the derivative is computed from the output y (tanh, the logistic, exp: their kinds save the result)
+    /// rather than from the input x (GELU: its kind saves the input). Backward reads that one only.
+    public var derivativeReadsOutput: Bool {
+        switch self {
+        case .geluTanh, .geluErf: return false
+        case .tanh, .logistic, .exp: return true
         }
     }
 
@@ -147,7 +158,8 @@ public enum EltwiseKernel {
         }
     }
 
-    /// dx = dy · f'(x); `y` = f(x) is used by the reference only.
+    /// dx = dy · f'(x), from `x` or from `y` = f(x) as `derivativeReadsOutput` says (the other is not read: a caller
+    /// that keeps only one may pass the same pointer for both).
     public static func backward(_ algorithm: EltwiseAlgorithm, count: Int, x: UnsafePointer<Float>, y: UnsafePointer<Float>,
                                 dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, backend: KernelBackend = .oneDNN) {
         if backend == .reference || count < smallest {
@@ -161,8 +173,9 @@ public enum EltwiseKernel {
         let k = Key(algorithm: algorithm, count: count, backward: true)
         let p = cache.get(k) { Primitives(k) }
         p.exclusive {
-            p.src.set(x); p.diffDst.set(dy); p.diffSrc.set(dx)
-            p.prim.run(p.stream, [dnnlArg(DNNL_ARG_SRC, p.src), dnnlArg(DNNL_ARG_DIFF_DST, p.diffDst), dnnlArg(DNNL_ARG_DIFF_SRC, p.diffSrc)])
+            let (data, argument) = algorithm.derivativeReadsOutput ? (y, DNNL_ARG_DST) : (x, DNNL_ARG_SRC)
+            p.src.set(data); p.diffDst.set(dy); p.diffSrc.set(dx)
+            p.prim.run(p.stream, [dnnlArg(argument, p.src), dnnlArg(DNNL_ARG_DIFF_DST, p.diffDst), dnnlArg(DNNL_ARG_DIFF_SRC, p.diffSrc)])
             p.stream.wait()
         }
     }

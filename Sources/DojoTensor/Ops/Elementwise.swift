@@ -54,7 +54,7 @@ enum AddElements: BinaryElementFunction { @inline(__always) static func apply(_ 
 enum SubtractElements: BinaryElementFunction { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a - b } }
 enum MultiplyElements: BinaryElementFunction { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a * b } }
 enum DivideElements: BinaryElementFunction { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a / b } }
-/// −a / b: the derivative of a quotient by its divisor, given g·(a/b).
+/// −a / b: times g/b, the gradient of a quotient by its divisor.
 enum NegatedQuotient: BinaryElementFunction { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { -a / b } }
 
 /// out[i] = f(x[i]) over the whole buffer, on several threads for large tensors.
@@ -138,45 +138,49 @@ func expand(_ t: Tensor, to shape: [Int]) -> Tensor {
 
 extension Tensor {
     @inline(__always)
+    /// An elementwise op of two operands. Backward is given the operands' shapes and the operands its kind saves
+    /// (`OpDefinition.saved`, both or neither): an add does not keep its operands alive for backward.
     private func binary<F: BinaryElementFunction>(_ other: Tensor, _ kind: OpKind, _ f: F.Type,
-                        backward: @escaping (_ g: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor, _ needs: [Bool]) -> [Tensor?]) -> Tensor {
+                        backward: @escaping (_ g: Tensor, _ shapes: (a: [Int], b: [Int]), _ operands: (a: Tensor, b: Tensor)?, _ needs: [Bool]) -> [Tensor?]) -> Tensor {
         let outShape = kind.engineShape([shape, other.shape])
         let out = broadcastKernel(f, self, other, outShape)
-        Tape.note(kind, inputs: [self, other], output: out) { [a = self, b = other, out] g, needs in
-            backward(g, a, b, out, needs)
+        let kept = kind.definition.saved.inputs.isEmpty ? nil : (a: self, b: other)
+        Tape.note(kind, inputs: [self, other], output: out) { [shapes = (a: shape, b: other.shape), kept] g, needs in
+            backward(g, shapes, kept, needs)
         }
         return out
     }
 
     public func adding(_ other: Tensor) -> Tensor {
-        binary(other, .add, AddElements.self) { g, a, b, _, needs in
-            [needs[0] ? g.sumToShape(a.shape) : nil, needs[1] ? g.sumToShape(b.shape) : nil]
+        binary(other, .add, AddElements.self) { g, shapes, _, needs in
+            [needs[0] ? g.sumToShape(shapes.a) : nil, needs[1] ? g.sumToShape(shapes.b) : nil]
         }
     }
 
     public func subtracting(_ other: Tensor) -> Tensor {
-        binary(other, .sub, SubtractElements.self) { g, a, b, _, needs in
-            [needs[0] ? g.sumToShape(a.shape) : nil, needs[1] ? mapKernel(g.sumToShape(b.shape), Negate()) : nil]
+        binary(other, .sub, SubtractElements.self) { g, shapes, _, needs in
+            [needs[0] ? g.sumToShape(shapes.a) : nil, needs[1] ? mapKernel(g.sumToShape(shapes.b), Negate()) : nil]
         }
     }
 
     public func multiplying(_ other: Tensor) -> Tensor {
-        binary(other, .mul, MultiplyElements.self) { g, a, b, _, needs in
-            let outShape = g.shape
-            return [needs[0] ? broadcastKernel(MultiplyElements.self, g, b, outShape).sumToShape(a.shape) : nil,
-                    needs[1] ? broadcastKernel(MultiplyElements.self, g, a, outShape).sumToShape(b.shape) : nil]
+        binary(other, .mul, MultiplyElements.self) { g, shapes, operands, needs in
+            let (a, b) = operands!, outShape = g.shape
+            return [needs[0] ? broadcastKernel(MultiplyElements.self, g, b, outShape).sumToShape(shapes.a) : nil,
+                    needs[1] ? broadcastKernel(MultiplyElements.self, g, a, outShape).sumToShape(shapes.b) : nil]
         }
     }
 
     public func dividing(_ other: Tensor) -> Tensor {
-        binary(other, .div, DivideElements.self) { g, a, b, out, needs in
-            let outShape = g.shape
+        binary(other, .div, DivideElements.self) { g, shapes, operands, needs in
+            let (a, b) = operands!, outShape = g.shape
             var ga: Tensor? = nil, gb: Tensor? = nil
-            if needs[0] { ga = broadcastKernel(DivideElements.self, g, b, outShape).sumToShape(a.shape) }
+            // g / b, read by both gradients: d(a/b)/da = 1/b, d(a/b)/db = −a/b² = (g/b)·(−a/b)
+            let gOverB = broadcastKernel(DivideElements.self, g, b, outShape)
+            if needs[0] { ga = gOverB.sumToShape(shapes.a) }
             if needs[1] {
-                // d(a/b)/db = -out / b
-                let t = broadcastKernel(NegatedQuotient.self, zipKernel(MultiplyElements.self, g, out), b, outShape)
-                gb = t.sumToShape(b.shape)
+                let t = broadcastKernel(NegatedQuotient.self, a, b, outShape)
+                gb = zipKernel(MultiplyElements.self, gOverB, t).sumToShape(shapes.b)
             }
             return [ga, gb]
         }
@@ -195,16 +199,19 @@ extension Tensor {
     @inline(__always)
     private func unary<F: UnaryElementFunction>(_ kind: OpKind, attributes: OpAttributes = OpAttributes(), _ f: F) -> Tensor {
         let out = mapKernel(self, f)
-        Tape.note(kind, inputs: [self], output: out, attributes: attributes) { [x = self, out] g, _ in
+        // backward keeps only the values the derivative reads (as the kind's `saved` values say), so the others are
+        // freed once the forward ops that read them are done
+        let keptX = F.derivativeReads.input ? self : nil, keptY = F.derivativeReads.output ? out : nil
+        Tape.note(kind, inputs: [self], output: out, attributes: attributes) { [keptX, keptY, rounding = gradientRounding, serial] g, _ in
             let r = Tape.gradientBuffer(reusing: g, shape: g.shape)
-            if r.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [r] }
+            if r.isShapeOnly || g.isShapeOnly || keptX?.isShapeOnly == true || keptY?.isShapeOnly == true { return [r] }
             // a value the derivative does not read is not brought back from its codes (the gradient stands in for it);
             // one it reads that is held packed is decoded block by block as the loop goes, not brought back whole
             let pg = g.pointer, pr = r.pointer
-            let xs = F.derivativeReads.input ? x.storage.packedValues : nil, ys = F.derivativeReads.output ? out.storage.packedValues : nil
-            let px = F.derivativeReads.input && xs == nil ? x.pointer : pg, py = F.derivativeReads.output && ys == nil ? out.pointer : pg
+            let xs = keptX?.storage.packedValues, ys = keptY?.storage.packedValues
+            let px = xs == nil ? keptX?.pointer ?? pg : pg, py = ys == nil ? keptY?.pointer ?? pg : pg
             // x's gradient rounded block by block as it is written, when x's gradient is rounded (a layer's output)
-            x.fusingGradientRounding(into: r) { task in
+            Tensor.fusingGradientRounding(rounding, of: serial, into: r) { task in
                 parallelChunks(g.count) { range in
                     guard task != nil || xs != nil || ys != nil else {
                         for i in range { pr[i] = pg[i] * f.derivative(px[i], py[i]) }
@@ -241,10 +248,12 @@ extension Tensor {
         let out = Tensor(uninitializedShape: shape)
         let backend = Engine.backend
         if !out.isShapeOnly && !isShapeOnly { EltwiseKernel.forward(algorithm, count: count, x: pointer, y: out.pointer, backend: backend) }
-        Tape.note(kind, inputs: [self], output: out) { [x = self, out] g, _ in
+        // backward keeps the one value its derivative reads (as the kind's `saved` values say)
+        let kept = algorithm.derivativeReadsOutput ? out : self
+        Tape.note(kind, inputs: [self], output: out) { [kept] g, _ in
             let r = Tensor(uninitializedShape: g.shape)
-            if r.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [r] }
-            EltwiseKernel.backward(algorithm, count: g.count, x: x.pointer, y: out.pointer, dy: g.pointer, dx: r.pointer, backend: backend)
+            if r.isShapeOnly || g.isShapeOnly || kept.isShapeOnly { return [r] }
+            EltwiseKernel.backward(algorithm, count: g.count, x: kept.pointer, y: kept.pointer, dy: g.pointer, dx: r.pointer, backend: backend)
             return [r]
         }
         return out

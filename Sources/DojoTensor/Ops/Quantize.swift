@@ -89,9 +89,9 @@ extension Tensor {
         }
         out.format = dtype
         out.gradientRounding = gradient
-        Tape.note(.quantize, inputs: [self], output: out, attributes: OpAttributes(dtype: dtype)) { [id = ObjectIdentifier(out)] g, _ in
+        Tape.note(.quantize, inputs: [self], output: out, attributes: OpAttributes(dtype: dtype)) { [serial = out.serial] g, _ in
             guard let gradient, !g.isShapeOnly else { return [g] }
-            if g.roundedAsGradientOf == id { return [g] }
+            if g.roundedAsGradientOf == serial { return [g] }
             let r = Tape.gradientBuffer(reusing: g, shape: g.shape)
             _ = gradient.pass(r.storage === g.storage ? nil : UnsafePointer(g.pointer), r.storage.buffer)
             return [r]
@@ -104,11 +104,16 @@ extension Tensor {
     /// while the span is in cache, and returns whether it did; then `dx` is marked rounded. Without a task `body`
     /// runs alone.
     public func fusingGradientRounding(into dx: Tensor, _ body: (RoundingTask?) -> Bool) {
-        guard let task = gradientRounding?.begin(), !dx.isShapeOnly else { _ = body(nil); return }
+        Tensor.fusingGradientRounding(gradientRounding, of: serial, into: dx, body)
+    }
+
+    /// The same for the tensor with this `serial` and `gradientRounding`, for a backward that does not keep the tensor.
+    public static func fusingGradientRounding(_ rounding: TensorRounding?, of serial: Int, into dx: Tensor, _ body: (RoundingTask?) -> Bool) {
+        guard let task = rounding?.begin(), !dx.isShapeOnly else { _ = body(nil); return }
         guard body(task) else { return }
         task.finish()
-        dx.format = gradientRounding?.dtype
-        dx.roundedAsGradientOf = ObjectIdentifier(self)
+        dx.format = rounding?.dtype
+        dx.roundedAsGradientOf = serial
     }
 
     /// The largest magnitude in the tensor (NaN if any value is NaN).

@@ -42,45 +42,47 @@ extension Tensor {
         let d = shape.last ?? 1, rows = count / max(d, 1)
         precondition(gamma.shape == [d] && beta.shape == [d], "layerNorm: gamma \(gamma.shape), beta \(beta.shape) for width \(d)")
         let out = Tensor(uninitializedShape: shape)
-        let xhat = Tensor(uninitializedShape: shape)
-        let inv = Tensor(uninitializedShape: [rows])
-        // rows split over the compute threads
-        let px = pointer, py = out.pointer, ph = xhat.pointer, pi = inv.pointer, pg = gamma.pointer, pb = beta.pointer
+        // per row: the mean and 1/σ (backward recomputes x̂ from them and x, the value the kind saves, rather than
+        // keeping x̂ as well: one activation-sized tensor less per normalisation)
+        let stats = Tensor(uninitializedShape: [rows, 2])
+        let px = pointer, py = out.pointer, ps = stats.pointer, pg = gamma.pointer, pb = beta.pointer
         if !out.isShapeOnly && !isShapeOnly { parallelChunks(rows, minimumPerThread: max(1, (1 << 14) / max(d, 1))) { range in
             for r in range {
-                let x = px + r * d, y = py + r * d, h = ph + r * d
+                let x = px + r * d, y = py + r * d
                 var mean: Float = 0
                 for j in 0..<d { mean += x[j] }
                 mean /= Float(d)
                 var v: Float = 0
                 for j in 0..<d { let c = x[j] - mean; v += c * c }
                 let is_ = 1 / (v / Float(d) + epsilon).squareRoot()
-                pi[r] = is_
-                for j in 0..<d { h[j] = (x[j] - mean) * is_; y[j] = h[j] * pg[j] + pb[j] }
+                ps[2 * r] = mean; ps[2 * r + 1] = is_
+                for j in 0..<d { y[j] = (x[j] - mean) * is_ * pg[j] + pb[j] }
             }
         } }
-        Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { [xhat, inv, gamma] g, needs in
+        Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { [x = self, stats, gamma] g, needs in
             let dx = Tensor(uninitializedShape: g.shape), dg = Tensor(zeros: [d]), db = Tensor(zeros: [d])
-            if dx.isShapeOnly || g.isShapeOnly { return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil] }
+            if dx.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil] }
             let pgy = g.pointer, pdx = dx.pointer, pdg = dg.pointer, pdb = db.pointer
-            let ph = xhat.pointer, pi = inv.pointer, pg = gamma.pointer   // the tensors, not just their pointers, are kept
-            // dx row by row (rows over the threads), then dγ and dβ column by column (columns over the threads)
+            let px = x.pointer, ps = stats.pointer, pg = gamma.pointer   // the tensors, not just their pointers, are kept
+            // dx row by row (rows over the threads), then dγ and dβ column by column (columns over the threads);
+            // x̂ = (x − mean)/σ recomputed where it is read
             parallelChunks(rows, minimumPerThread: max(1, (1 << 14) / max(d, 1))) { range in
                 for r in range {
-                    let gy = pgy + r * d, h = ph + r * d, o = pdx + r * d
+                    let gy = pgy + r * d, xr = px + r * d, o = pdx + r * d
+                    let mean = ps[2 * r], is_ = ps[2 * r + 1]
                     var sum1: Float = 0, sum2: Float = 0
                     for j in 0..<d {
                         let gh = gy[j] * pg[j]
-                        sum1 += gh; sum2 += gh * h[j]
+                        sum1 += gh; sum2 += gh * ((xr[j] - mean) * is_)
                     }
-                    let s = pi[r] / Float(d)
-                    for j in 0..<d { o[j] = s * (Float(d) * gy[j] * pg[j] - sum1 - h[j] * sum2) }
+                    let s = is_ / Float(d)
+                    for j in 0..<d { o[j] = s * (Float(d) * gy[j] * pg[j] - sum1 - (xr[j] - mean) * is_ * sum2) }
                 }
             }
             parallelChunks(d, minimumPerThread: max(1, (1 << 15) / max(rows, 1))) { columns in
                 for r in 0..<rows {
-                    let gy = pgy + r * d, h = ph + r * d
-                    for j in columns { pdg[j] += gy[j] * h[j]; pdb[j] += gy[j] }
+                    let gy = pgy + r * d, xr = px + r * d, mean = ps[2 * r], is_ = ps[2 * r + 1]
+                    for j in columns { pdg[j] += gy[j] * ((xr[j] - mean) * is_); pdb[j] += gy[j] }
                 }
             }
             return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil]
