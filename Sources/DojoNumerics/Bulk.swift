@@ -434,11 +434,13 @@ extension Params {
         while start < hi {
             if c != nil {
                 // nearest-even: the C loops (AVX2 where the CPU has it) take zero and the normal range, up to the first
-                // chunk holding another value; that block then goes through the fast block and the scalar kernel
+                // chunk of 64 holding another value; that chunk alone then goes through the fast block and the scalar
+                // kernel, and the C loops go on after it (values the format holds as denormals, common among small
+                // activations, would otherwise send a whole block of 1024 to the slower Swift loop each time)
                 start += withUnsafePointer(to: &c!) { dojo_round_cfp_nearest(p + start, hi - start, $0, &top) }
                 if start >= hi { break }
             }
-            let n = min(blockSize, hi - start)
+            let n = min(c != nil ? 64 : blockSize, hi - start)
             let base = p + start
             let index0 = offset &+ UInt64(start)
             if let rng, let rnd { rng.fill32(rnd, count: n, from: index0) }

@@ -144,26 +144,52 @@ public final class Storage: @unchecked Sendable {
     /// exact in the format (then the format is dropped: the values stay FP32 for good).
     @discardableResult
     public func packAway() -> Bool {
-        guard !isShapeOnly, owner == nil, count >= Storage.packMinimum else { return false }
-        return packing.withLock { state in
-            guard let format = state.format, let bytes = format.packedBytes else { return false }
+        guard let values = releaseValues() else { return isPacked && !isShapeOnly && owner == nil && packFormat != nil }
+        Storage.live.subtract(count * 4, ordering: .relaxed)
+        UnsafeMutableRawPointer(values).deallocate()
+        return true
+    }
+
+    /// Packs the values as `packAway` does, but hands their FP32 buffer to a new storage instead of freeing it: an op
+    /// whose output has this storage's size, and which reads each input value before it writes the output at the same
+    /// place (an elementwise op, batch norm's normalising pass), writes its output over its input's memory when the
+    /// input is kept packed anyway (as its codes, readable as before). One activation-sized buffer less alive at once,
+    /// in Dojo's formats only: an FP32 input is kept as it is. Nil (nothing changes) when the values are not in
+    /// memory or cannot be packed.
+    public func packAwayYieldingBuffer() -> Storage? {
+        guard let values = releaseValues() else { return nil }
+        // the buffer's bytes move to the new storage, which counts and frees them
+        return Storage(adopting: values, count: count)
+    }
+
+    private init(adopting values: UnsafeMutablePointer<Float>, count: Int) {
+        self.count = count
+        owner = nil
+        isShapeOnly = false
+        resident = Atomic(UInt(bitPattern: values))
+    }
+
+    /// Encodes the codes (the first time) and gives up the FP32 buffer, returning it; nil when the values are not in
+    /// memory or cannot be packed (no format, small, borrowed, shape-only, or a value not exact: the format dropped).
+    private func releaseValues() -> UnsafeMutablePointer<Float>? {
+        guard !isShapeOnly, owner == nil, count >= Storage.packMinimum else { return nil }
+        return packing.withLock { state -> UnsafeMutablePointer<Float>? in
+            guard let format = state.format, let bytes = format.packedBytes else { return nil }
             let address = resident.load(ordering: .acquiring)
-            if address == 0 { return true }
+            if address == 0 { return nil }
             let values = UnsafeMutablePointer<Float>(bitPattern: address)!
             if state.codes == nil {
                 let codes = UnsafeMutableRawPointer.allocate(byteCount: count * bytes, alignment: 64)
                 if !Storage.encode(values, count: count, format: format, bytes: bytes, into: codes) {
                     codes.deallocate()
                     state.format = nil
-                    return false
+                    return nil
                 }
                 Storage.count(bytes: count * bytes)
                 state.codes = codes
             }
             resident.store(0, ordering: .releasing)
-            Storage.live.subtract(count * 4, ordering: .relaxed)
-            UnsafeMutableRawPointer(values).deallocate()
-            return true
+            return values
         }
     }
 

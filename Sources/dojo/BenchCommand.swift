@@ -65,7 +65,7 @@ struct BenchCommand: ParsableCommand {
         if let only, workloads.isEmpty, !"matmul".contains(only), !"plan search".contains(only), !"sim".contains(only) || only.isEmpty {
             throw CLIError("--only '\(only)' matches no benchmark (workloads: small-cnn, resnet18, occupancy, vit-tiny, gpt; small-cnn and vit-tiny also in bf16 and cfp8; matmul; plan search)")
         }
-        var table = TextTable(headers: ["workload", "samples/s", "ms/step", "GFLOP/s", "peak tensor memory", "max RSS"])
+        var table = TextTable(headers: ["workload", "samples/s", "ms/step", "GFLOP/s", "peak tensor memory", "saved for backward", "max RSS"])
         FileHandle.standardError.write(Data((CPUFeatures.summary + "\n").utf8))
         for w in workloads {
             let net = try ModelZoo.make(w.model, inputShape: w.input, classes: 10, seed: 0)
@@ -87,16 +87,20 @@ struct BenchCommand: ParsableCommand {
             Storage.resetPeak()
             let base = Storage.liveBytes
             let t0 = monotonicSeconds()
-            for _ in 0..<w.steps { _ = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, precision: policy) }
+            for _ in 0..<w.steps { tape = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, precision: policy) }
             let dt = (monotonicSeconds() - t0) / Double(w.steps)
             let peak = Storage.peakBytes - base
+            // the activation memory a step keeps for backward: the values its tape holds (each op's saved values), in
+            // FP32 or packed in the format, as they are kept between the ops that read them
+            let saved = tape.heldBytesByKind.reduce(0) { $0 + $1.fp32 + $1.packed }
             let rate = Double(w.batch) / dt
             if json {
                 emit(["name": .string(w.name), "samples_per_s": .number(rate), "seconds_per_step": .number(dt), "gflops": .number(flops / dt / 1e9),
-                      "peak_step_bytes": .number(Double(peak)), "max_rss_bytes": .number(Double(maxRSS()))])
+                      "peak_step_bytes": .number(Double(peak)), "saved_activation_bytes": .number(Double(saved)),
+                      "max_rss_bytes": .number(Double(maxRSS()))])
             }
             table.addRow([w.name, formatThousands(Int(rate.rounded())), formatFixed(dt * 1000, 1), formatFixed(flops / dt / 1e9, 1),
-                          formatBytes(peak), formatBytes(maxRSS())])
+                          formatBytes(peak), formatBytes(saved), formatBytes(maxRSS())])
             if profile {
                 let t1 = monotonicSeconds()
                 let profiled = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, profile: true, precision: policy)
@@ -127,7 +131,7 @@ struct BenchCommand: ParsableCommand {
                 emit(["name": .string("matmul 1024"), "gflops": .number(engine), "onednn_direct_gflops": .number(direct)])
             }
             table.addRow(["matmul 1024 (engine / oneDNN direct)", "\(formatFixed(engine, 0)) / \(formatFixed(direct, 0)) GFLOP/s",
-                          "", "", "", ""])
+                          "", "", "", "", ""])
         }
         if !json { print(table.render()) }
         if only == nil || "plan search".contains(only!) || "sim".contains(only!) { try simulatorBench() }

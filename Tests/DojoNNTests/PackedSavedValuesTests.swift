@@ -32,8 +32,8 @@ import Testing
         let packed = try Self.train(model, mode, packed: true)
         let plain = try Self.train(model, mode, packed: false)
         #expect(packed.weights == plain.weights, "\(model) \(mode): packing the saved values changed the weights")
-        // every layer's output is in the format in the CNN; in the ViT, attention's inner products, softmax and the
-        // permutes around them are not rounded (not a layer's output) and stay FP32
+        // every layer's output is in the format in the CNN; in the ViT, attention's scores and the permutes around
+        // them are not rounded (not a layer's output, nor a GEMM's operand) and stay FP32
         #expect(packed.saved.packed > 0 && (model != "small-cnn" || packed.saved.packed * 2 >= packed.saved.count),
                 "\(model) \(mode): \(packed.saved.packed) of \(packed.saved.count) saved storages packed")
         #expect(plain.saved.packed == 0)
@@ -67,5 +67,24 @@ import Testing
         u.storage.packFormat = nf
         #expect(!u.storage.packAway() && !u.storage.isPacked && u.storage.packFormat == nil)
         #expect(u[flat: 7_777] == 0.3)
+        #expect(u.storage.packAwayYieldingBuffer() == nil, "values that cannot be packed keep their buffer")
+    }
+
+    /// An op may write its output over an input kept packed anyway: the input's FP32 buffer moves to a new storage,
+    /// and the input reads back bit for bit from its codes afterwards.
+    @Test func packedInputYieldsItsBuffer() throws {
+        let nf = try NumberFormat(.bf16)
+        var rng = RandomSource(seed: 3)
+        let values = (0..<20_000).map { _ in nf.rounded(rng.nextNormal()) }
+        let t = Tensor(values, shape: [20_000])
+        let address = t.storage.residentAddress
+        #expect(t.storage.packAwayYieldingBuffer() == nil, "no format: the buffer stays")
+        t.storage.packFormat = nf
+        let moved = try #require(t.storage.packAwayYieldingBuffer())
+        #expect(moved.residentAddress == address && t.storage.isPacked)
+        #expect(t.storage.packAwayYieldingBuffer() == nil, "the values are not in memory: nothing to hand over")
+        moved.pointer.update(repeating: -1, count: 20_000)
+        #expect(t.array.map(\.bitPattern) == values.map(\.bitPattern))
+        #expect(t.storage.packAwayYieldingBuffer() != nil, "brought back, they can move again (the codes are kept)")
     }
 }

@@ -57,9 +57,15 @@ enum DivideElements: BinaryElementFunction { @inline(__always) static func apply
 /// −a / b: times g/b, the gradient of a quotient by its divisor.
 enum NegatedQuotient: BinaryElementFunction { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { -a / b } }
 
-/// out[i] = f(x[i]) over the whole buffer, on several threads for large tensors.
+/// out[i] = f(x[i]) over the whole buffer, on several threads for large tensors. `overInput`: into x's own FP32
+/// buffer when the tape keeps x packed anyway (`Tensor.outputOverPackedInput`).
 @inline(__always)
-func mapKernel<F: UnaryElementFunction>(_ x: Tensor, _ f: F) -> Tensor {
+func mapKernel<F: UnaryElementFunction>(_ x: Tensor, _ f: F, overInput: Bool = false) -> Tensor {
+    if overInput, let out = x.outputOverPackedInput() {
+        let p = out.pointer
+        parallelChunks(x.count) { r in for i in r { p[i] = f.apply(p[i]) } }
+        return out
+    }
     let out = Tensor(uninitializedShape: x.shape)
     if out.isShapeOnly || x.isShapeOnly { return out }
     let src = x.pointer, dst = out.pointer
@@ -134,6 +140,22 @@ func expand(_ t: Tensor, to shape: [Int]) -> Tensor {
     return out
 }
 
+// MARK: - writing over an input kept packed
+
+extension Tensor {
+    /// The output of an op that reads each of this tensor's values before it writes the output at the same place
+    /// (an elementwise op, batch norm's normalising pass), over this tensor's own FP32 buffer, when the recording tape
+    /// keeps this tensor packed after the op anyway (it is exact in a Dojo format, `Storage.packFormat`): the values
+    /// are packed first (the pass the tape would run after the op) and stay readable from their codes. Nil otherwise:
+    /// in FP32, outside a tape, or when they cannot be packed. (The op then reads its input through the output's
+    /// pointer.)
+    func outputOverPackedInput() -> Tensor? {
+        guard !isShapeOnly, Tape.current?.packsSavedValues == true, storage.packFormat != nil,
+              let reused = storage.packAwayYieldingBuffer() else { return nil }
+        return Tensor(shape: shape, storage: reused)
+    }
+}
+
 // MARK: - binary ops with broadcasting
 
 extension Tensor {
@@ -198,7 +220,7 @@ extension Tensor {
     /// An elementwise op whose derivative is computed from its input and output.
     @inline(__always)
     private func unary<F: UnaryElementFunction>(_ kind: OpKind, attributes: OpAttributes = OpAttributes(), _ f: F) -> Tensor {
-        let out = mapKernel(self, f)
+        let out = mapKernel(self, f, overInput: true)
         // backward keeps only the values the derivative reads (as the kind's `saved` values say), so the others are
         // freed once the forward ops that read them are done
         let keptX = F.derivativeReads.input ? self : nil, keptY = F.derivativeReads.output ? out : nil
@@ -245,9 +267,12 @@ extension Tensor {
     /// An activation through `EltwiseKernel` (a oneDNN eltwise primitive; the scalar loops under `.reference` and
     /// for small tensors). Its derivative is computed from its input.
     private func activation(_ kind: OpKind, _ algorithm: EltwiseAlgorithm) -> Tensor {
-        let out = Tensor(uninitializedShape: shape)
+        let reused = outputOverPackedInput()
+        let out = reused ?? Tensor(uninitializedShape: shape)
         let backend = Engine.backend
-        if !out.isShapeOnly && !isShapeOnly { EltwiseKernel.forward(algorithm, count: count, x: pointer, y: out.pointer, backend: backend) }
+        if !out.isShapeOnly && !isShapeOnly {
+            EltwiseKernel.forward(algorithm, count: count, x: reused != nil ? out.pointer : pointer, y: out.pointer, backend: backend)
+        }
         // backward keeps the one value its derivative reads (as the kind's `saved` values say)
         let kept = algorithm.derivativeReadsOutput ? out : self
         Tape.note(kind, inputs: [self], output: out) { [kept] g, _ in

@@ -170,8 +170,11 @@ extension Tensor {
             return syncedBatchNorm(gamma: gamma, beta: beta, runningMean: runningMean, runningVariance: runningVariance,
                                    momentum: momentum, epsilon: epsilon, sync: sync)
         }
-        let out = Tensor(uninitializedShape: shape)
         let backend = Engine.backend
+        // in training, the normalised values written over the input's memory when the input is kept packed anyway
+        // (the kernel finds each channel's statistics before it writes that channel)
+        let reused = training && backend == .oneDNN ? outputOverPackedInput() : nil
+        let out = reused ?? Tensor(uninitializedShape: shape)
         let attrs = OpAttributes(epsilon: Double(epsilon))
         let skip = out.isShapeOnly || isShapeOnly
         if !training {
@@ -185,7 +188,8 @@ extension Tensor {
         if !skip {
             // the output rounded span by span as the kernel writes it (`roundOutput`), when it can be now
             let task = backend == .oneDNN ? roundOutput?.begin() : nil
-            BatchNormKernel.forwardTraining(n: n, c: c, spatial: spatial, x: pointer, gamma: gamma.pointer, beta: beta.pointer,
+            BatchNormKernel.forwardTraining(n: n, c: c, spatial: spatial, x: reused != nil ? out.pointer : pointer,
+                                            gamma: gamma.pointer, beta: beta.pointer,
                                             epsilon: epsilon, y: out.pointer, mean: mean.pointer, variance: variance.pointer,
                                             backend: backend, round: task)
             if let task { task.finish(); out.format = roundOutput?.dtype; out.storage.packFormat = task.numberFormat }
