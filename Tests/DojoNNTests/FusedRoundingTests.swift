@@ -69,4 +69,33 @@ import Testing
         copy.withUnsafeMutableBufferPointer { _ = nf.roundInPlace($0, threads: 1) }
         #expect(copy.map(\.bitPattern) == fused.dx)
     }
+
+    /// A linear layer's output rounded block by block of rows as its GEMM makes it (blocks of 64 rows at least, so
+    /// 300 rows make several): every value is in the format (rounding it again changes nothing) and is the rounding
+    /// of the product (within half a unit in the last place of the format; the blocks' GEMMs may sum in another order
+    /// than one GEMM over all rows, so a value on a rounding boundary may go the other way), as a pass after one GEMM.
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func linearRoundedByBlocksIsAPassAfterEachBlock(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 10)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
+        var g = RandomSource(seed: 6)
+        let x = Tensor.randomNormal([300, 40], generator: &g), w = Tensor.randomNormal([5000, 40], generator: &g)
+        let b = Tensor.randomNormal([5000], generator: &g)
+        let fusedOut = x.linear(weight: w, bias: b, roundOutput: Self.rounding(nf, dtype: dtype, fused: true))
+        let plain = x.linear(weight: w, bias: b).array
+        let r = Self.rounding(nf, dtype: dtype, fused: false)
+        let passed = Tensor(plain, shape: [300, 5000]).rounded(to: dtype, inPlace: true, r.pass).array
+        #expect(fusedOut.format == dtype && fusedOut.storage.packFormat == nf)
+        let fused = fusedOut.array
+        var again = fused
+        again.withUnsafeMutableBufferPointer { _ = nf.roundInPlace($0, threads: 1) }
+        #expect(again.map(\.bitPattern) == fused.map(\.bitPattern), "a value rounded by blocks is not in the format")
+        let halfUlp: Float = f == .bf16 ? 1.0 / 256 : 1.0 / 16
+        // in the normal range (beyond the largest, values clamp; below the smallest normal, the format's own denormal rule)
+        let far = zip(fused, plain).filter { abs($1) <= nf.maxMagnitude && abs($1) >= nf.minNormal && abs($0 - $1) > halfUlp * abs($1) * 1.0001 }.count
+        #expect(far == 0, "\(far) values rounded by blocks are further than half a unit from the product")
+        let same = zip(fused, passed).filter { $0.bitPattern == $1.bitPattern }.count
+        #expect(same >= fused.count * 99 / 100, "only \(same) of \(fused.count) values equal a pass after one GEMM")
+        #expect(fused != plain, "the rounding changed no value")
+    }
 }

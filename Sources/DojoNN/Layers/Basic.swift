@@ -20,8 +20,13 @@ public final class Linear: Module {
         let inF = weight.shape[1]
         precondition(x.shape.last == inF, "\(path): expects \(inF) input features, got shape \(x.shape)")
         let flat = x.rank == 2 ? x : x.reshaped([-1, inF])
-        let y = flat.linear(weight: effective(weight, path + ".weight"), bias: bias)
-        return x.rank == 2 ? y : y.reshaped(Array(x.shape.dropLast()) + [weight.shape[0]])
+        // the output rounded by the GEMM's blocks as they are made (the policy records it without a pass of its own)
+        let y = flat.linear(weight: effective(weight, path + ".weight"), bias: bias,
+                            roundOutput: Module.context.precision?.outputRounding(site: path))
+        if x.rank == 2 { return y }
+        let shaped = y.reshaped(Array(x.shape.dropLast()) + [weight.shape[0]])
+        shaped.format = y.format
+        return shaped
     }
 }
 

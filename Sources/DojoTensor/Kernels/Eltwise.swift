@@ -146,6 +146,24 @@ public enum EltwiseKernel {
             return
         }
         if algorithm == .geluTanh {
+            if UnsafePointer(y) == x {
+                // in place (over an input kept packed, `Tensor.outputOverPackedInput`): a block at a time through a
+                // copy in cache, since the loop does not vectorise over two pointers to the same memory
+                parallelChunks(count, minimumPerThread: 1 << 13) { r in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2048) { tmp in
+                        let t = tmp.baseAddress!
+                        var lo = r.lowerBound
+                        while lo < r.upperBound {
+                            let n = min(2048, r.upperBound - lo)
+                            t.update(from: x + lo, count: n)
+                            let out = y + lo
+                            for i in 0..<n { out[i] = FastGELU.value(t[i]) }
+                            lo += n
+                        }
+                    }
+                }
+                return
+            }
             parallelChunks(count, minimumPerThread: 1 << 13) { r in for i in r { y[i] = FastGELU.value(x[i]) } }
             return
         }

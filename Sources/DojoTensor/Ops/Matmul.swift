@@ -66,7 +66,12 @@ extension Tensor {
     /// GEMM adds its product onto it, one pass over the output fewer than a product and then an add. Recorded as
     /// the matmul and the add it stands for (the product as a shape-only tensor), so the Graph IR and the
     /// gradients are those of `x.matmul(W, transposeB: true) + b`.
-    public func linear(weight w: Tensor, bias: Tensor?) -> Tensor {
+    ///
+    /// `roundOutput`: the output rounded by that rounding as the GEMM makes it (when it can run span by span now,
+    /// `TensorRounding.begin`): the GEMM runs over blocks of rows, each rounded right after its product while it is in
+    /// cache, instead of a rounding pass over the whole output after it. The output then carries the format
+    /// (`format`, `Storage.packFormat`), and the caller records the rounding without running it.
+    public func linear(weight w: Tensor, bias: Tensor?, roundOutput: TensorRounding? = nil) -> Tensor {
         guard let bias, rank == 2, w.rank == 2, bias.shape == [w.shape[0]], shape[1] == w.shape[1],
               !isShapeOnly, !w.isShapeOnly, !bias.isShapeOnly else {
             let y = matmul(w, transposeB: true)
@@ -76,12 +81,33 @@ extension Tensor {
         let out = Tensor(uninitializedShape: [n, m])
         let backend = Engine.backend
         if !out.isShapeOnly {
-            let pb = bias.pointer, po = out.pointer
+            let pb = bias.pointer, po = out.pointer, pa = pointer, pw = w.pointer
             parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in
                 for r in rows { (po + r * m).update(from: pb, count: m) }
             }
-            GemmKernel.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: pointer, lda: k, b: w.pointer, ldb: k,
-                           beta: 1, c: po, ldc: m, backend: backend)
+            if let task = backend == .oneDNN ? roundOutput?.begin() : nil {
+                // blocks of about 1 MiB of output (at least 64 rows, so each GEMM stays large)
+                let block = max(64, (1 << 18) / max(m, 1))
+                var r0 = 0
+                while r0 < n {
+                    let rows = min(block, n - r0)
+                    GemmKernel.run(transposeA: false, transposeB: true, m: rows, n: m, k: k, a: pa + r0 * k, lda: k, b: pw, ldb: k,
+                                   beta: 1, c: po + r0 * m, ldc: m, backend: backend)
+                    let base = r0 * m, count = rows * m
+                    parallelChunks(count, minimumPerThread: 1 << 14) { span in
+                        var tally = RoundingTask.Tally()
+                        task.round(po + base + span.lowerBound, count: span.count, offset: base + span.lowerBound, into: &tally)
+                        task.merge(tally)
+                    }
+                    r0 += rows
+                }
+                task.finish()
+                out.format = roundOutput?.dtype
+                out.storage.packFormat = task.numberFormat
+            } else {
+                GemmKernel.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: pa, lda: k, b: pw, ldb: k,
+                               beta: 1, c: po, ldc: m, backend: backend)
+            }
         }
         let product = Engine.$shapeOnly.withValue(true) { Tensor(uninitializedShape: [n, m]) }
         Tape.note(.matmul, inputs: [self, w], output: product, attributes: OpAttributes(transposeA: false, transposeB: true)) { [x = self] g, needs in
