@@ -57,4 +57,27 @@ import Testing
             #expect(grads[p]!.array == gradsKept[p]!.array, "gradient of \(name) differs when the tape alone holds the values")
         }
     }
+
+    /// A backward that reads an operand its kind does not save (a loss's targets) keeps it itself: with the caller's
+    /// targets gone and their memory written over by new tensors, the gradient is the one computed with them alive.
+    @Test func aLossKeepsItsTargetsWhenNothingElseDoes() {
+        var rng = RandomSource(seed: 12)
+        let logits = Tensor.randomNormal([64, 256], generator: &rng).requiringGrad()
+        let targetValues = (0..<(64 * 256)).map { _ in Float(rng.nextInt(below: 2)) }
+        func gradient(keepTargets: Bool) -> [Float] {
+            let tape = Tape()
+            var kept: Tensor?
+            let loss = tape.record { () -> Tensor in
+                let targets = Tensor(targetValues, shape: [64, 256])
+                if keepTargets { kept = targets }
+                return logits.binaryCrossEntropyWithLogits(targets: targets, positiveWeight: 3)
+            }
+            // new tensors of the same size, likely in the freed memory, full of other values
+            let clobber = (0..<8).map { _ in Tensor(repeating: 7, shape: [64, 256]) }
+            let g = tape.backward(from: loss)[logits]!.array
+            _ = (kept, clobber)
+            return g
+        }
+        #expect(gradient(keepTargets: false) == gradient(keepTargets: true))
+    }
 }

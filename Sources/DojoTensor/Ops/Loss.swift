@@ -60,10 +60,12 @@ extension Tensor {
             total += Double(positiveWeight * t[i] * softplusNeg + (1 - t[i]) * softplusPos)
         }
         let out = Tensor(scalar: Float(total / Double(max(n, 1))))
-        Tape.note(.bceWithLogits, inputs: [self, targets], output: out) { [x = self] g, needs in
+        // backward keeps the targets themselves, not a pointer into them: the tape holds only what a kind saves
+        Tape.note(.bceWithLogits, inputs: [self, targets], output: out) { [x = self, targets] g, needs in
             let r = Tensor(uninitializedShape: x.shape)
-            if r.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [r, nil] }
+            if r.isShapeOnly || g.isShapeOnly || x.isShapeOnly || targets.isShapeOnly { return [r, nil] }
             let scale = g.item / Float(max(n, 1))
+            let t = targets.pointer
             for i in 0..<n {
                 let s = 1 / (1 + Foundation.exp(-x.pointer[i])), tv = t[i]
                 r.pointer[i] = scale * (positiveWeight * tv * (s - 1) + (1 - tv) * s)
