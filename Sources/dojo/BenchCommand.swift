@@ -14,7 +14,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure training samples/s, GFLOP/s and peak memory of a training step (CNNs, ViT-Tiny, a GPT decoder; fp32, bf16, cfp8), and matmul GFLOP/s.",
+        abstract: "Measure training samples/s, GFLOP/s, peak memory and the activations saved for backward of a training step (CNNs, ViT-Tiny, a GPT decoder; fp32, bf16, cfp8), and matmul GFLOP/s.",
         discussion: """
         Use `make bench` to run PyTorch on the same steps and print both side by side. Under mpirun, \
         `mpirun -n 2 dojo bench --allreduce MODEL` times the sums of MODEL's gradients as training makes them \
