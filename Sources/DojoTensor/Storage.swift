@@ -144,7 +144,7 @@ public final class Storage: @unchecked Sendable {
     /// exact in the format (then the format is dropped: the values stay FP32 for good).
     @discardableResult
     public func packAway() -> Bool {
-        guard let values = releaseValues() else { return isPacked && !isShapeOnly && owner == nil && packFormat != nil }
+        guard let values = releaseValues() else { return isPacked && packFormat != nil }   // packed before, or not packable
         Storage.live.subtract(count * 4, ordering: .relaxed)
         UnsafeMutableRawPointer(values).deallocate()
         return true

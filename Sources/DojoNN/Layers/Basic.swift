@@ -23,10 +23,7 @@ public final class Linear: Module {
         // the output rounded by the GEMM's blocks as they are made (the policy records it without a pass of its own)
         let y = flat.linear(weight: effective(weight, path + ".weight"), bias: bias,
                             roundOutput: Module.context.precision?.outputRounding(site: path))
-        if x.rank == 2 { return y }
-        let shaped = y.reshaped(Array(x.shape.dropLast()) + [weight.shape[0]])
-        shaped.format = y.format
-        return shaped
+        return x.rank == 2 ? y : y.reshaped(Array(x.shape.dropLast()) + [weight.shape[0]])
     }
 }
 

@@ -85,28 +85,28 @@ extension Tensor {
             parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in
                 for r in rows { (po + r * m).update(from: pb, count: m) }
             }
-            if let task = backend == .oneDNN ? roundOutput?.begin() : nil {
-                // blocks of about 1 MiB of output (at least 64 rows, so each GEMM stays large)
-                let block = max(64, (1 << 18) / max(m, 1))
-                var r0 = 0
-                while r0 < n {
-                    let rows = min(block, n - r0)
-                    GemmKernel.run(transposeA: false, transposeB: true, m: rows, n: m, k: k, a: pa + r0 * k, lda: k, b: pw, ldb: k,
-                                   beta: 1, c: po + r0 * m, ldc: m, backend: backend)
-                    let base = r0 * m, count = rows * m
-                    parallelChunks(count, minimumPerThread: 1 << 14) { span in
+            // rounded: blocks of about 1 MiB of output (at least 64 rows, so each GEMM stays large); else one GEMM
+            let task = backend == .oneDNN ? roundOutput?.begin() : nil
+            let block = task == nil ? max(n, 1) : max(64, (1 << 18) / max(m, 1))
+            var r0 = 0
+            while r0 < n {
+                let rows = min(block, n - r0)
+                GemmKernel.run(transposeA: false, transposeB: true, m: rows, n: m, k: k, a: pa + r0 * k, lda: k, b: pw, ldb: k,
+                               beta: 1, c: po + r0 * m, ldc: m, backend: backend)
+                if let task {
+                    let base = r0 * m
+                    parallelChunks(rows * m, minimumPerThread: 1 << 14) { span in
                         var tally = RoundingTask.Tally()
                         task.round(po + base + span.lowerBound, count: span.count, offset: base + span.lowerBound, into: &tally)
                         task.merge(tally)
                     }
-                    r0 += rows
                 }
+                r0 += rows
+            }
+            if let task {
                 task.finish()
                 out.format = roundOutput?.dtype
                 out.storage.packFormat = task.numberFormat
-            } else {
-                GemmKernel.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: pa, lda: k, b: pw, ldb: k,
-                               beta: 1, c: po, ldc: m, backend: backend)
             }
         }
         let product = Engine.$shapeOnly.withValue(true) { Tensor(uninitializedShape: [n, m]) }

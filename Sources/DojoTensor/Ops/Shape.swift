@@ -1,7 +1,8 @@
 import DojoGraph
 
 extension Tensor {
-    /// The same values under another shape (shares storage; one dimension may be -1).
+    /// The same values under another shape (shares storage, and the number format they are exact in; one dimension
+    /// may be -1).
     public func reshaped(_ newShape: [Int]) -> Tensor {
         var s = newShape
         if let i = s.firstIndex(of: -1) {
@@ -12,6 +13,7 @@ extension Tensor {
         precondition(elementCount(s) == count, "cannot reshape \(shape) (\(count) elements) to \(newShape)")
         if s == shape { return self }
         let out = Tensor(shape: s, storage: storage)
+        out.format = format
         Tape.note(.reshape, inputs: [self], output: out, attributes: OpAttributes(shape: s)) { [inShape = shape] g, _ in [g.reshaped(inShape)] }
         return out
     }
