@@ -136,6 +136,15 @@ public final class Storage: @unchecked Sendable {
     private let packing = Mutex(Packing())
     private var codes: UnsafeMutableRawPointer? { packing.withLock { $0.codes } }
 
+    /// Whether an entry of a recording tape holds this storage for its backward (its kind's `OpDefinition.saved`):
+    /// only such values are worth packing. One nothing saves is freed as soon as the forward ops reading it are done,
+    /// and packing it would cost a pass over it for nothing (or one to bring it back, when a later op reads it).
+    public var heldForBackward: Bool {
+        get { held.load(ordering: .relaxed) }
+        set { held.store(newValue, ordering: .relaxed) }
+    }
+    private let held = Atomic<Bool>(false)
+
     /// Storages smaller than this are never packed (the codes would save less than the bookkeeping costs).
     public static let packMinimum = 4096
 

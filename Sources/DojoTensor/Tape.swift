@@ -61,6 +61,8 @@ public final class Tape: @unchecked Sendable {
             held = holding ? t : nil
             watched = t
         }
+        /// Whether the entry holds the tensor (its backward reads it).
+        var isHeld: Bool { held != nil }
         /// The tensor while anything holds it (the entry when saved, a closure, the caller); nil once freed.
         var tensor: Tensor? { held ?? watched }
         var count: Int { elementCount(shape) }
@@ -149,10 +151,11 @@ public final class Tape: @unchecked Sendable {
         let flops = kind.flops(inputs: shapes, outputs: [output.shape], attributes: attributes)
         // the entry holds what its backward reads, and only when there is a backward to run
         let saved = kind.definition.saved
-        tape.entries.append(Entry(kind: kind, attributes: attributes, scope: scope,
-                                  inputs: inputs.enumerated().map { Ref($1, holding: needsGrad && saved.inputs.contains($0)) },
-                                  output: Ref(output, holding: needsGrad && saved.output),
-                                  backward: needsGrad ? backward : nil, flops: flops))
+        let entry = Entry(kind: kind, attributes: attributes, scope: scope,
+                          inputs: inputs.enumerated().map { Ref($1, holding: needsGrad && saved.inputs.contains($0)) },
+                          output: Ref(output, holding: needsGrad && saved.output),
+                          backward: needsGrad ? backward : nil, flops: flops)
+        tape.entries.append(entry)
         // an op that only moves values (a transpose, a slice, a concatenation, a broadcast: its kind's gradient rule)
         // makes an output exact in its inputs' format when they all are in one: it can be packed as they are
         if tape.packsSavedValues, !output.isShapeOnly, inputs.allSatisfy({ $0.storage !== output.storage }) {
@@ -164,10 +167,16 @@ public final class Tape: @unchecked Sendable {
             default: break
             }
         }
-        // the op is done reading its inputs: those exact in a Dojo format are kept as its codes until read again
-        // (`Storage.packAway`; an op whose output is a view of its input leaves it for the op reading that view)
+        // the op is done reading its inputs: those a backward reads (this entry's or an earlier one's) and exact in a
+        // Dojo format are kept as their codes until read again (`Storage.packAway`; an op whose output is a view of its
+        // input leaves it for the op reading that view). One no backward reads is left as it is: it is freed once
+        // nothing reads it, and packing it would be a pass for nothing.
         if tape.packsSavedValues {
-            for t in inputs where t.storage !== output.storage { t.storage.packAway() }
+            for (i, t) in inputs.enumerated() where t.storage !== output.storage {
+                if entry.inputs[i].isHeld { t.storage.heldForBackward = true }
+                if t.storage.heldForBackward { t.storage.packAway() }
+            }
+            if entry.output.isHeld { output.storage.heldForBackward = true }
         }
         if tape.profiling {
             let now = DispatchTime.now()

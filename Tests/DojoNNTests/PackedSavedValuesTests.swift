@@ -70,6 +70,29 @@ import Testing
         #expect(u.storage.packAwayYieldingBuffer() == nil, "values that cannot be packed keep their buffer")
     }
 
+    /// Only values a backward reads are packed: a rounded value read by an op that saves only its output (ReLU) is
+    /// left in FP32 (it is freed once read; packing it would be a pass for nothing), and the ReLU writes a buffer of
+    /// its own instead of over it. The value a later op's backward reads (the ReLU's output, read by the sum's
+    /// product) is packed once that op is done.
+    @Test func onlyValuesABackwardReadsArePacked() throws {
+        let nf = try NumberFormat(.cfp8_143, bias: 9)
+        var rng = RandomSource(seed: 4)
+        let x = Tensor((0..<8_192).map { _ in nf.rounded(rng.nextNormal()) }, shape: [8_192]).requiringGrad()
+        let tape = Tape()
+        let (a, y, loss) = tape.record { () -> (Tensor, Tensor, Tensor) in
+            let a = x.scaled(by: 1)                        // a fresh value, rounded: exact in the format
+            a.storage.packFormat = nf
+            let y = a.relu()                               // saves its output, not its input
+            #expect(y.storage !== a.storage && !a.storage.isPacked && !a.storage.heldForBackward)
+            y.storage.packFormat = nf
+            return (a, y, (y * y).sum())                   // the product's backward reads y
+        }
+        #expect(!a.storage.isPacked, "no backward reads the ReLU's input, yet it was packed")
+        #expect(y.storage.heldForBackward && y.storage.isPacked, "the ReLU's output is read back by two backward ops")
+        let g = tape.backward(from: loss)[x]!
+        #expect(g.array == x.array.map { $0 > 0 ? 2 * $0 : 0 }, "d/dx relu(x)² = 2·relu(x)")
+    }
+
     /// An op may write its output over an input kept packed anyway: the input's FP32 buffer moves to a new storage,
     /// and the input reads back bit for bit from its codes afterwards.
     @Test func packedInputYieldsItsBuffer() throws {

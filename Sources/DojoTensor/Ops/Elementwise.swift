@@ -61,7 +61,7 @@ enum NegatedQuotient: BinaryElementFunction { @inline(__always) static func appl
 /// buffer when the tape keeps x packed anyway (`Tensor.outputOverPackedInput`).
 @inline(__always)
 func mapKernel<F: UnaryElementFunction>(_ x: Tensor, _ f: F, overInput: Bool = false) -> Tensor {
-    if overInput, let out = x.outputOverPackedInput() {
+    if overInput, let out = x.outputOverPackedInput(savedByThisOp: F.derivativeReads.input) {
         let p = out.pointer
         parallelChunks(x.count) { r in for i in r { p[i] = f.apply(p[i]) } }
         return out
@@ -145,12 +145,15 @@ func expand(_ t: Tensor, to shape: [Int]) -> Tensor {
 extension Tensor {
     /// The output of an op that reads each of this tensor's values before it writes the output at the same place
     /// (an elementwise op, batch norm's normalising pass), over this tensor's own FP32 buffer, when the recording tape
-    /// keeps this tensor packed after the op anyway (it is exact in a Dojo format, `Storage.packFormat`): the values
-    /// are packed first (the pass the tape would run after the op) and stay readable from their codes. Nil otherwise:
-    /// in FP32, outside a tape, or when they cannot be packed. (The op then reads its input through the output's
-    /// pointer.)
-    func outputOverPackedInput() -> Tensor? {
+    /// keeps this tensor packed after the op anyway: it is exact in a Dojo format (`Storage.packFormat`) and a backward
+    /// reads it (`savedByThisOp`: this op's own, as its kind's `saved` values say; or an earlier op's,
+    /// `Storage.heldForBackward`). The values are packed first (the pass the tape would run after the op) and stay
+    /// readable from their codes. Nil otherwise: in FP32, outside a tape, when no backward reads the tensor (it is
+    /// freed, not packed, once read), or when the values cannot be packed. (The op then reads its input through the
+    /// output's pointer.)
+    func outputOverPackedInput(savedByThisOp: Bool) -> Tensor? {
         guard !isShapeOnly, Tape.current?.packsSavedValues == true, storage.packFormat != nil,
+              savedByThisOp && requiresGrad || storage.heldForBackward,
               let reused = storage.packAwayYieldingBuffer() else { return nil }
         return Tensor(shape: shape, storage: reused)
     }
@@ -267,7 +270,7 @@ extension Tensor {
     /// An activation through `EltwiseKernel` (a oneDNN eltwise primitive; the scalar loops under `.reference` and
     /// for small tensors). Its derivative is computed from its input.
     private func activation(_ kind: OpKind, _ algorithm: EltwiseAlgorithm) -> Tensor {
-        let reused = outputOverPackedInput()
+        let reused = outputOverPackedInput(savedByThisOp: !algorithm.derivativeReadsOutput)
         let out = reused ?? Tensor(uninitializedShape: shape)
         let backend = Engine.backend
         if !out.isShapeOnly && !isShapeOnly {

@@ -173,7 +173,7 @@ extension Tensor {
         let backend = Engine.backend
         // in training, the normalised values written over the input's memory when the input is kept packed anyway
         // (the kernel finds each channel's statistics before it writes that channel)
-        let reused = training && backend == .oneDNN ? outputOverPackedInput() : nil
+        let reused = training && backend == .oneDNN ? outputOverPackedInput(savedByThisOp: true) : nil
         let out = reused ?? Tensor(uninitializedShape: shape)
         let attrs = OpAttributes(epsilon: Double(epsilon))
         let skip = out.isShapeOnly || isShapeOnly
