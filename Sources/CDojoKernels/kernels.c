@@ -178,53 +178,56 @@ INLINE uint32_t max_magnitude_body(const uint32_t *restrict p, long n) {
 // MARK: AVX2 by hand where the compiler's vectorisation narrows or branches poorly (64 values a chunk, as above)
 
 #if DOJO_X86
-/// The CFP normal-range constants as vectors.
-typedef struct {
-    __m256i abs_mask, min_normal, range_plus_one, low, bias_adj, sign_bit, half_m1, one;
-    __m128i shift, sign_shift;
-} cfp_vectors;
+// The range test of a chunk, from two accumulators instead of a test per value: every |value| (the bits the format's
+// sign rule keeps, m) is zero or in the normal range exactly when the largest m is at most the largest normal and the
+// smallest m − 1 (a zero wraps to all ones) is at least the smallest normal − 1.
+typedef struct { __m256i hi, lo; } cfp_range;
 
-AVX2 static inline cfp_vectors cfp_load(const dojo_cfp_params *f) {
-    cfp_vectors v;
-    v.abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
-    v.min_normal = _mm256_set1_epi32((int)f->min_normal_bits);
-    v.range_plus_one = _mm256_set1_epi32((int)(f->range + 1));
-    v.low = _mm256_set1_epi32((int)f->low_mask);
-    v.bias_adj = _mm256_set1_epi32((int)f->bias_adj);
-    v.sign_bit = _mm256_set1_epi32((int)0x80000000u);
-    v.half_m1 = _mm256_set1_epi32((int)(f->low_mask >> 1));
-    v.one = _mm256_set1_epi32(1);
-    v.shift = _mm_cvtsi32_si128((int)f->shift);
-    v.sign_shift = _mm_cvtsi32_si128((int)f->sign_shift);
-    return v;
+AVX2 static inline cfp_range cfp_range_start(void) {
+    cfp_range r = {_mm256_setzero_si256(), _mm256_set1_epi32(-1)};
+    return r;
 }
 
-/// All ones where a (|value| bits) is outside zero and the normal range: (a - min_normal) > range, unsigned, a != 0.
-AVX2 static inline __m256i cfp_special(__m256i a, const cfp_vectors *v) {
-    __m256i t = _mm256_sub_epi32(a, v->min_normal);
-    __m256i outside = _mm256_cmpeq_epi32(_mm256_max_epu32(t, v->range_plus_one), t);
-    __m256i zero = _mm256_cmpeq_epi32(a, _mm256_setzero_si256());
-    return _mm256_andnot_si256(zero, outside);
+AVX2 static inline void cfp_range_add(cfp_range *r, __m256i m, __m256i one) {
+    r->hi = _mm256_max_epu32(r->hi, m);
+    r->lo = _mm256_min_epu32(r->lo, _mm256_sub_epi32(m, one));
+}
+
+/// Whether the chunk held a value outside zero and the normal range.
+AVX2 static inline int cfp_range_special(cfp_range r, const dojo_cfp_params *f) {
+    const __m256i max_bits = _mm256_set1_epi32((int)(f->min_normal_bits + f->range));
+    const __m256i lo_ok = _mm256_set1_epi32((int)(f->min_normal_bits - 1));
+    // hi > max_bits, or lo < min_normal − 1 (unsigned): max(hi, max_bits) != max_bits, min(lo, lo_ok) != lo_ok
+    __m256i over = _mm256_xor_si256(_mm256_max_epu32(r.hi, max_bits), max_bits);
+    __m256i under = _mm256_xor_si256(_mm256_min_epu32(r.lo, lo_ok), lo_ok);
+    __m256i any = _mm256_or_si256(over, under);
+    return !_mm256_testz_si256(any, any);
 }
 
 AVX2 static long pack_cfp8_avx2_hand(const uint32_t *restrict src, long n, uint8_t *restrict out, const dojo_cfp_params *f) {
-    const cfp_vectors v = cfp_load(f);
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), sign_bit = _mm256_set1_epi32((int)0x80000000u);
+    const __m256i one = _mm256_set1_epi32(1), low = _mm256_set1_epi32((int)f->low_mask);
+    // the code's magnitude is (|bits| >> shift) − (bias_adj >> shift) for a normal value (bias_adj has no bits below
+    // the shift), and that difference is negative for zero: clamped to 0
+    const __m256i code_base = _mm256_set1_epi32((int)(f->bias_adj >> f->shift));
+    const __m128i shift = _mm_cvtsi32_si128((int)f->shift), sign_shift = _mm_cvtsi32_si128((int)f->sign_shift);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     long start = 0;
     for (; start + CHUNK <= n; start += CHUNK) {
-        __m256i special = _mm256_setzero_si256(), inexact = _mm256_setzero_si256(), codes[8];
+        cfp_range range = cfp_range_start();
+        __m256i bits = _mm256_setzero_si256(), codes[8];
         for (int k = 0; k < 8; k++) {
             __m256i b = _mm256_loadu_si256((const __m256i *)(src + start + 8 * k));
-            __m256i a = _mm256_and_si256(b, v.abs_mask);
-            special = _mm256_or_si256(special, cfp_special(a, &v));
-            inexact = _mm256_or_si256(inexact, _mm256_and_si256(a, v.low));
-            __m256i zero = _mm256_cmpeq_epi32(a, _mm256_setzero_si256());
-            __m256i code = _mm256_andnot_si256(zero, _mm256_srl_epi32(_mm256_sub_epi32(a, v.bias_adj), v.shift));
-            codes[k] = _mm256_or_si256(code, _mm256_srl_epi32(_mm256_and_si256(b, v.sign_bit), v.sign_shift));
+            __m256i a = _mm256_and_si256(b, abs_mask);
+            cfp_range_add(&range, a, one);
+            bits = _mm256_or_si256(bits, b);
+            __m256i mag = _mm256_max_epi32(_mm256_sub_epi32(_mm256_srl_epi32(a, shift), code_base), _mm256_setzero_si256());
+            codes[k] = _mm256_or_si256(mag, _mm256_srl_epi32(_mm256_and_si256(b, sign_bit), sign_shift));
         }
-        // a chunk holding a special value goes to the caller's scalar path, which checks exactness itself
-        if (!_mm256_testz_si256(special, special)) return start;
-        if (!_mm256_testz_si256(inexact, inexact)) return -1;
+        // a chunk holding a special value goes to the caller's scalar path, which checks exactness itself; otherwise
+        // any bit below the format's mantissa is a value not exact in it
+        if (cfp_range_special(range, f)) return start;
+        if (!_mm256_testz_si256(bits, low)) return -1;
         for (int k = 0; k < 8; k += 4) {
             // codes are 0…255: two saturating packs give bytes in 32-bit groups ordered 0,2,4,6 | 1,3,5,7 by source
             __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(codes[k], codes[k + 1]),
@@ -238,24 +241,27 @@ AVX2 static long pack_cfp8_avx2_hand(const uint32_t *restrict src, long n, uint8
 }
 
 AVX2 static long round_cfp_avx2_hand(uint32_t *restrict p, long n, const dojo_cfp_params *f, uint32_t *top) {
-    const cfp_vectors v = cfp_load(f);
-    const __m256i mask = _mm256_set1_epi32((int)f->mag_mask), sign_mask = _mm256_set1_epi32((int)f->sign_mask);
+    const __m256i mask = _mm256_set1_epi32((int)f->mag_mask), abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
+    const __m256i one = _mm256_set1_epi32(1), half_m1 = _mm256_set1_epi32((int)(f->low_mask >> 1));
     const __m256i keep = _mm256_set1_epi32((int)~f->low_mask);
+    const __m128i shift = _mm_cvtsi32_si128((int)f->shift);
+    const int is_signed = f->mag_mask == 0x7FFFFFFFu;
     __m256i largest = _mm256_set1_epi32((int)*top);
     long start = 0;
     for (; start + CHUNK <= n; start += CHUNK) {
-        __m256i special = _mm256_setzero_si256(), big = largest, r[8];
+        cfp_range range = cfp_range_start();
+        __m256i big = largest, r[8];
         for (int k = 0; k < 8; k++) {
             __m256i b = _mm256_loadu_si256((const __m256i *)(p + start + 8 * k));
             // the range test on the bits kept by the format's sign rule (unsigned formats: a negative is special)
-            special = _mm256_or_si256(special, cfp_special(_mm256_and_si256(b, mask), &v));
-            __m256i a = _mm256_and_si256(b, v.abs_mask);
+            __m256i a = _mm256_and_si256(b, abs_mask);
+            cfp_range_add(&range, is_signed ? a : _mm256_and_si256(b, mask), one);
             big = _mm256_max_epu32(big, a);
-            __m256i odd = _mm256_and_si256(_mm256_srl_epi32(a, v.shift), v.one);
-            __m256i x = _mm256_add_epi32(_mm256_add_epi32(a, v.half_m1), odd);
-            r[k] = _mm256_or_si256(_mm256_and_si256(x, keep), _mm256_and_si256(b, sign_mask));
+            // nearest-even on the bits with their sign: a value in the normal range never carries into the sign bit
+            __m256i odd = _mm256_and_si256(_mm256_srl_epi32(b, shift), one);
+            r[k] = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(b, half_m1), odd), keep);
         }
-        if (!_mm256_testz_si256(special, special)) break;
+        if (cfp_range_special(range, f)) break;
         largest = big;
         for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(p + start + 8 * k), r[k]);
     }
@@ -266,6 +272,28 @@ AVX2 static long round_cfp_avx2_hand(uint32_t *restrict p, long n, const dojo_cf
     *top = t > *top ? t : *top;
     if (start + CHUNK <= n || start == n) return start;   // stopped at a special chunk, or done
     return start + round_cfp_body(p + start, n - start, f, top);
+}
+
+/// 8 codes at a time: a normal's bits are its magnitude shifted into FP32's place plus the exponent's offset; a
+/// denormal (and zero) is its magnitude times the value of code 1, an exact product.
+AVX2 static void unpack_cfp8_avx2_hand(const uint8_t *restrict codes, long n, uint32_t *restrict out, const dojo_cfp_params *f) {
+    const __m256i mm = _mm256_set1_epi32((int)f->code_mag_mask), adj = _mm256_set1_epi32((int)f->bias_adj);
+    const __m256i first_normal = _mm256_set1_epi32((int)(1u << f->mantissa_bits));
+    const __m256i sign_code = _mm256_set1_epi32((int)(~f->code_mag_mask & 0x80u));
+    const __m256 unit = _mm256_set1_ps(f->denormal_unit);
+    const __m128i shift = _mm_cvtsi32_si128((int)f->shift), sign_shift = _mm_cvtsi32_si128((int)f->sign_shift);
+    long j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(codes + j)));
+        __m256i mag = _mm256_and_si256(c, mm);
+        __m256i normal = _mm256_add_epi32(_mm256_sll_epi32(mag, shift), adj);
+        __m256i den = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(mag), unit));
+        __m256i is_den = _mm256_cmpgt_epi32(first_normal, mag);
+        __m256i v = _mm256_blendv_epi8(normal, den, is_den);
+        __m256i sign = _mm256_sll_epi32(_mm256_and_si256(c, sign_code), sign_shift);
+        _mm256_storeu_si256((__m256i *)(out + j), _mm256_or_si256(v, sign));
+    }
+    if (j < n) unpack_cfp8_body(codes + j, n - j, out + j, f);
 }
 
 /// 8 × 8 blocks through AVX2 shuffles; edges by the plain loop.
@@ -324,7 +352,7 @@ AVX2 static void transpose_avx2_hand(const float *restrict src, long lds, float 
 
 static long round_cfp_base(uint32_t *p, long n, const dojo_cfp_params *f, uint32_t *top) { return round_cfp_body(p, n, f, top); }
 static long pack_cfp8_base(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_params *f) { return pack_cfp8_body(src, n, out, f); }
-BOTH(void, unpack_cfp8, (const uint8_t *codes, long n, uint32_t *out, const dojo_cfp_params *f), (codes, n, out, f))
+static void unpack_cfp8_base(const uint8_t *codes, long n, uint32_t *out, const dojo_cfp_params *f) { unpack_cfp8_body(codes, n, out, f); }
 BOTH(int, round_bf16, (uint32_t *p, long n), (p, n))
 BOTH(int, pack_bf16, (const uint32_t *src, long n, uint16_t *out), (src, n, out))
 BOTH(void, unpack_bf16, (const uint16_t *codes, long n, uint32_t *out), (codes, n, out))
@@ -346,7 +374,10 @@ long dojo_pack_cfp8(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_pa
     return pack_cfp8_base(src, n, out, f);
 }
 void dojo_unpack_cfp8(const uint8_t *codes, long n, uint32_t *out, const dojo_cfp_params *f) {
-    DISPATCH(unpack_cfp8, (codes, n, out, f));
+#if DOJO_X86
+    if (use_avx2()) { unpack_cfp8_avx2_hand(codes, n, out, f); return; }
+#endif
+    unpack_cfp8_base(codes, n, out, f);
 }
 int dojo_round_bf16_if_normal(uint32_t *p, long n) { return DISPATCH(round_bf16, (p, n)); }
 int dojo_pack_bf16(const uint32_t *src, long n, uint16_t *out) { return DISPATCH(pack_bf16, (src, n, out)); }
