@@ -96,18 +96,49 @@ extension NumberFormat {
     public func roundInPlace(_ buffer: UnsafeMutableBufferPointer<Float>, rounding: Rounding = .nearestEven, offset: UInt64 = 0,
                              largestMagnitude: inout Float) -> ExceptionFlags {
         guard let base = buffer.baseAddress, buffer.count > 0 else { largestMagnitude = 0; return [] }
-        let ptr = UnsafeMutableRawPointer(base).assumingMemoryBound(to: UInt32.self)
         var top: UInt32 = 0
-        let f: UInt8
-        if params.isBF16 {
-            for i in 0..<buffer.count { top = max(top, ptr[i] & 0x7FFF_FFFF) }
-            f = params.roundBF16(ptr, 0, buffer.count, rng: rounding.rng, offset: offset)
-        } else {
-            f = params.roundCFP(ptr, 0, buffer.count, rng: rounding.rng, offset: offset, top: &top)
+        let f = SpanRounder(self, rounding: rounding).round(base, count: buffer.count, offset: offset, largest: &top)
+        largestMagnitude = SpanRounder.magnitude(top)
+        return f
+    }
+
+    /// One rounding to this format (nearest-even or stochastic), set up once and applied span by span on the calling
+    /// thread: what a kernel that rounds its output as it writes it calls, a few hundred values at a time, thousands of
+    /// times a step. The format's constants are worked out here once, not on every span; a nearest-even CFP span goes
+    /// straight to the C loop, and only a chunk holding a value outside the normal range to the Swift path.
+    public struct SpanRounder: @unchecked Sendable {
+        private let p: Params
+        private let c: dojo_cfp_params?
+        private let rng: CounterRNG?
+        public init(_ format: NumberFormat, rounding: Rounding = .nearestEven) {
+            p = format.params
+            rng = rounding.rng
+            c = p.isBF16 || rng != nil ? nil : p.cParams
         }
-        // the bits of a non-negative float order as its value; above infinity's are NaNs
-        largestMagnitude = top > 0x7F80_0000 ? .nan : Float(bitPattern: top)
-        return ExceptionFlags(rawValue: f)
+
+        /// Rounds `count` values in place (element i uses RNG index `offset + i`), raising `largest` to the largest
+        /// |value| bits seen before rounding (`magnitude(_:)` reads them). Returns the flags raised.
+        @inline(__always)
+        public func round(_ values: UnsafeMutablePointer<Float>, count n: Int, offset: UInt64, largest: inout UInt32) -> ExceptionFlags {
+            guard n > 0 else { return [] }
+            let u = UnsafeMutableRawPointer(values).assumingMemoryBound(to: UInt32.self)
+            if var c {
+                let done = dojo_round_cfp_nearest(u, n, &c, &largest)
+                if done >= n { return [] }
+                return ExceptionFlags(rawValue: p.roundCFP(u, done, n, rng: nil, offset: offset, top: &largest))
+            }
+            if p.isBF16 {
+                var top = largest
+                for i in 0..<n { top = max(top, u[i] & 0x7FFF_FFFF) }
+                largest = top
+                return ExceptionFlags(rawValue: p.roundBF16(u, 0, n, rng: rng, offset: offset))
+            }
+            return ExceptionFlags(rawValue: p.roundCFP(u, 0, n, rng: rng, offset: offset, top: &largest))
+        }
+
+        /// The magnitude of |value| bits (NaN above infinity's: the bits of a non-negative float order as its value).
+        @inline(__always)
+        public static func magnitude(_ bits: UInt32) -> Float { bits > 0x7F80_0000 ? .nan : Float(bitPattern: bits) }
     }
 
     /// Encodes `src` into 16-bit codes (CFP8 codes use the low 8 bits). `codes.count` must equal `src.count`.

@@ -82,31 +82,38 @@ extension Tensor {
         let backend = Engine.backend
         if !out.isShapeOnly {
             let pb = bias.pointer, po = out.pointer, pa = pointer, pw = w.pointer
-            parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in
-                for r in rows { (po + r * m).update(from: pb, count: m) }
-            }
-            // rounded: blocks of about 1 MiB of output (at least 64 rows, so each GEMM stays large); else one GEMM
-            let task = backend == .oneDNN ? roundOutput?.begin() : nil
-            let block = task == nil ? max(n, 1) : max(64, (1 << 18) / max(m, 1))
-            var r0 = 0
-            while r0 < n {
-                let rows = min(block, n - r0)
-                GemmKernel.run(transposeA: false, transposeB: true, m: rows, n: m, k: k, a: pa + r0 * k, lda: k, b: pw, ldb: k,
+            // C = bias, then C += x·Wᵀ, for rows r0..<r0+count
+            func rowsOfProduct(_ r0: Int, _ count: Int) {
+                for r in r0..<(r0 + count) { (po + r * m).update(from: pb, count: m) }
+                GemmKernel.run(transposeA: false, transposeB: true, m: count, n: m, k: k, a: pa + r0 * k, lda: k, b: pw, ldb: k,
                                beta: 1, c: po + r0 * m, ldc: m, backend: backend)
-                if let task {
-                    let base = r0 * m
-                    parallelChunks(rows * m, minimumPerThread: 1 << 14) { span in
-                        var tally = RoundingTask.Tally()
-                        task.round(po + base + span.lowerBound, count: span.count, offset: base + span.lowerBound, into: &tally)
-                        task.merge(tally)
-                    }
-                }
-                r0 += rows
             }
-            if let task {
+            if let task = backend == .oneDNN ? roundOutput?.begin() : nil {
+                // rounded: each compute thread takes its share of the rows and runs, block by block, a GEMM of about
+                // 256 KiB of output (oneDNN runs a GEMM called inside a parallel region on the calling thread) and the
+                // rounding of that block while it is still in the thread's cache: one parallel region for both
+                let block = max(16, (1 << 16) / max(m, 1))
+                parallelChunks(n, minimumPerThread: block) { rows in
+                    var tally = RoundingTask.Tally()
+                    var r0 = rows.lowerBound
+                    while r0 < rows.upperBound {
+                        let count = min(block, rows.upperBound - r0)
+                        rowsOfProduct(r0, count)
+                        task.round(po + r0 * m, count: count * m, offset: r0 * m, into: &tally)
+                        r0 += count
+                    }
+                    task.merge(tally)
+                }
                 task.finish()
                 out.format = roundOutput?.dtype
                 out.storage.packFormat = task.numberFormat
+            } else {
+                // one GEMM over every thread
+                parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in
+                    for r in rows { (po + r * m).update(from: pb, count: m) }
+                }
+                GemmKernel.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: pa, lda: k, b: pw, ldb: k,
+                               beta: 1, c: po, ldc: m, backend: backend)
             }
         }
         let product = Engine.$shapeOnly.withValue(true) { Tensor(uninitializedShape: [n, m]) }
