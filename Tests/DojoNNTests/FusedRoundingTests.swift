@@ -98,4 +98,33 @@ import Testing
         #expect(same >= fused.count * 99 / 100, "only \(same) of \(fused.count) values equal a pass after one GEMM")
         #expect(fused != plain, "the rounding changed no value")
     }
+
+    /// A linear layer's input gradient g·W rounded block by block as its GEMM makes it, when the input is a rounded
+    /// layer output (here seen through a reshape, as a layer on [batch, tokens, features] sees it): every value is in
+    /// the format, and is what a rounding pass after one GEMM gives (up to a value on a rounding boundary: the blocks'
+    /// GEMMs may sum in another order).
+    @Test(arguments: [Format.bf16, .cfp8_152])
+    func linearInputGradientRoundedByBlocks(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 14)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_152
+        func run(fused: Bool) -> [Float] {
+            var g = RandomSource(seed: 7)
+            let x = Tensor.randomNormal([3, 200, 48], generator: &g).requiringGrad()
+            let w = Tensor.randomNormal([700, 48], generator: &g).requiringGrad(), b = Tensor.randomNormal([700], generator: &g)
+            let upstream = Tensor.randomNormal([600, 700], generator: &g)
+            let r = Self.rounding(nf, dtype: dtype, fused: fused)
+            let tape = Tape()
+            let loss = tape.record { () -> Tensor in
+                let xr = x.rounded(to: dtype, r.pass, gradient: r)
+                return (xr.reshaped([-1, 48]).linear(weight: w, bias: b) * upstream).sum()
+            }
+            return tape.backward(from: loss)[x]!.array
+        }
+        let fused = run(fused: true), pass = run(fused: false)
+        var again = fused
+        again.withUnsafeMutableBufferPointer { _ = nf.roundInPlace($0, threads: 1) }
+        #expect(again.map(\.bitPattern) == fused.map(\.bitPattern), "a gradient rounded by blocks is not in the format")
+        let same = zip(fused, pass).filter { $0.bitPattern == $1.bitPattern }.count
+        #expect(same >= fused.count * 99 / 100, "only \(same) of \(fused.count) values equal a pass after one GEMM")
+    }
 }

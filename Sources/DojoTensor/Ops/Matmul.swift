@@ -62,6 +62,27 @@ extension Tensor {
         }
     }
 
+    /// Rows of an [rows, width] output made and rounded block by block: each compute thread takes its share of the
+    /// rows and runs `make(firstRow, count)` (a GEMM: oneDNN runs one called inside a parallel region on the calling
+    /// thread) over blocks of about 256 KiB of output, rounding each block by `task` while it is still in the thread's
+    /// cache: one parallel region for both, not a parallel GEMM and then a pass over the whole output. The caller
+    /// finishes the task.
+    static func rowBlocks(rows n: Int, width m: Int, of out: UnsafeMutablePointer<Float>, rounding task: RoundingTask,
+                          _ make: (_ firstRow: Int, _ count: Int) -> Void) {
+        let block = max(16, (1 << 16) / max(m, 1))
+        parallelChunks(n, minimumPerThread: block) { rows in
+            var tally = RoundingTask.Tally()
+            var r0 = rows.lowerBound
+            while r0 < rows.upperBound {
+                let count = min(block, rows.upperBound - r0)
+                make(r0, count)
+                task.round(out + r0 * m, count: count * m, offset: r0 * m, into: &tally)
+                r0 += count
+            }
+            task.merge(tally)
+        }
+    }
+
     /// A linear layer's x·Wᵀ + b for x [n, k], W [m, k], b [m]: the bias is written into the output first and the
     /// GEMM adds its product onto it, one pass over the output fewer than a product and then an add. Recorded as
     /// the matmul and the add it stands for (the product as a shape-only tensor), so the Graph IR and the
@@ -89,21 +110,7 @@ extension Tensor {
                                beta: 1, c: po + r0 * m, ldc: m, backend: backend)
             }
             if let task = backend == .oneDNN ? roundOutput?.begin() : nil {
-                // rounded: each compute thread takes its share of the rows and runs, block by block, a GEMM of about
-                // 256 KiB of output (oneDNN runs a GEMM called inside a parallel region on the calling thread) and the
-                // rounding of that block while it is still in the thread's cache: one parallel region for both
-                let block = max(16, (1 << 16) / max(m, 1))
-                parallelChunks(n, minimumPerThread: block) { rows in
-                    var tally = RoundingTask.Tally()
-                    var r0 = rows.lowerBound
-                    while r0 < rows.upperBound {
-                        let count = min(block, rows.upperBound - r0)
-                        rowsOfProduct(r0, count)
-                        task.round(po + r0 * m, count: count * m, offset: r0 * m, into: &tally)
-                        r0 += count
-                    }
-                    task.merge(tally)
-                }
+                Tensor.rowBlocks(rows: n, width: m, of: po, rounding: task, rowsOfProduct)
                 task.finish()
                 out.format = roundOutput?.dtype
                 out.storage.packFormat = task.numberFormat
@@ -118,7 +125,27 @@ extension Tensor {
         }
         let product = Engine.$shapeOnly.withValue(true) { Tensor(uninitializedShape: [n, m]) }
         Tape.note(.matmul, inputs: [self, w], output: product, attributes: OpAttributes(transposeA: false, transposeB: true)) { [x = self] g, needs in
-            Tensor.matmulGradients(g, needs, x, w, transposeA: false, transposeB: true, backend: backend)
+            // x's gradient g·W rounded as its GEMM makes it, block by block, when x's gradient is rounded (a layer's
+            // output: a GELU's, a layer norm's, attention's merged heads) and the rounding can run that way now
+            guard needs[0], backend == .oneDNN, x.gradientRounding != nil, !g.isShapeOnly, !w.isShapeOnly else {
+                return Tensor.matmulGradients(g, needs, x, w, transposeA: false, transposeB: true, backend: backend)
+            }
+            let dx = Tensor(uninitializedShape: [n, k])
+            let pg = g.pointer, pw = w.pointer, pdx = dx.pointer
+            x.fusingGradientRounding(into: dx) { task in
+                guard let task else {
+                    GemmKernel.run(transposeA: false, transposeB: false, m: n, n: k, k: m, a: pg, lda: m, b: pw, ldb: k,
+                                   c: pdx, ldc: k, backend: backend)
+                    return false
+                }
+                Tensor.rowBlocks(rows: n, width: k, of: pdx, rounding: task) { r0, count in
+                    GemmKernel.run(transposeA: false, transposeB: false, m: count, n: k, k: m, a: pg + r0 * m, lda: m, b: pw,
+                                   ldb: k, c: pdx + r0 * k, ldc: k, backend: backend)
+                }
+                return true
+            }
+            let dw = needs[1] ? Tensor.matmulGradients(g, [false, true], x, w, transposeA: false, transposeB: true, backend: backend)[1] : nil
+            return [dx, dw]
         }
         Tape.note(.add, inputs: [product, bias], output: out) { g, needs in
             [needs[0] ? g : nil, needs[1] ? g.sumToShape(bias.shape) : nil]

@@ -14,7 +14,17 @@ extension Tensor {
         if s == shape { return self }
         let out = Tensor(shape: s, storage: storage)
         out.format = format
-        Tape.note(.reshape, inputs: [self], output: out, attributes: OpAttributes(shape: s)) { [inShape = shape] g, _ in [g.reshaped(inShape)] }
+        // the same values: their gradient is rounded as this tensor's is, and a gradient a kernel rounded for the view
+        // (`fusingGradientRounding`) is this tensor's, rounded
+        out.gradientRounding = gradientRounding
+        Tape.note(.reshape, inputs: [self], output: out, attributes: OpAttributes(shape: s)) { [inShape = shape, serial, view = out.serial] g, _ in
+            let r = g.reshaped(inShape)
+            if g.roundedAsGradientOf == view {
+                r.roundedAsGradientOf = serial
+                r.format = g.format
+            }
+            return [r]
+        }
         return out
     }
 
