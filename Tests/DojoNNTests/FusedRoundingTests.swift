@@ -1,3 +1,4 @@
+import CDojoKernels
 import DojoGraph
 import DojoNumerics
 import DojoTensor
@@ -126,5 +127,32 @@ import Testing
         #expect(again.map(\.bitPattern) == fused.map(\.bitPattern), "a gradient rounded by blocks is not in the format")
         let same = zip(fused, pass).filter { $0.bitPattern == $1.bitPattern }.count
         #expect(same >= fused.count * 99 / 100, "only \(same) of \(fused.count) values equal a pass after one GEMM")
+    }
+
+    /// A convolution's output rounded as the reorder from oneDNN's channel-blocked layout into NCHW writes it: the
+    /// same bits as the convolution then a rounding pass, in the right places (16 output channels: blocks of 8 or 16;
+    /// 12: no whole blocks, so the kernel leaves the rounding to the caller and says so).
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func convolutionOutputRoundedAsItIsReordered(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 9)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
+        for channels in [16, 12] {
+            var g = RandomSource(seed: 8)
+            let x = Tensor.randomNormal([5, 3, 11, 9], generator: &g), w = Tensor.randomNormal([channels, 3, 3, 3], generator: &g)
+            let b = Tensor.randomNormal([channels], generator: &g)
+            let fused = x.conv2d(weight: w, bias: b, padding: (1, 1), roundOutput: Self.rounding(nf, dtype: dtype, fused: true))
+            let plain = x.conv2d(weight: w, bias: b, padding: (1, 1))
+            let r = Self.rounding(nf, dtype: dtype, fused: false)
+            let passed = Tensor(plain.array, shape: plain.shape).rounded(to: dtype, inPlace: true, r.pass).array
+            // oneDNN's AVX2 and AVX-512 convolutions write channel blocks of 8 or 16: the fused path must run there
+            if channels == 16 && dojo_kernels_best_level() == 1 { #expect(fused.format == dtype, "the reorder did not round") }
+            if fused.format == dtype {
+                #expect(channels == 16, "no whole channel blocks, yet the kernel says it rounded")
+                #expect(fused.storage.packFormat == nf)
+                #expect(fused.array.map(\.bitPattern) == passed.map(\.bitPattern), "\(channels) channels")
+            } else {
+                #expect(fused.array.map(\.bitPattern) == plain.array.map(\.bitPattern), "unrounded output differs")
+            }
+        }
     }
 }

@@ -44,7 +44,9 @@ public final class Conv2d: Module {
     public override func forward(_ x: Tensor) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == weight.shape[1] * groups,
                      "\(path): expects [N, \(weight.shape[1] * groups), H, W], got \(x.shape)")
-        return x.conv2d(weight: effective(weight, path + ".weight"), bias: bias, stride: stride, padding: padding, groups: groups)
+        // under a precision policy the kernel rounds its output as it writes it when it can (one pass, not two)
+        return x.conv2d(weight: effective(weight, path + ".weight"), bias: bias, stride: stride, padding: padding, groups: groups,
+                        roundOutput: Module.context.precision?.outputRounding(site: path))
     }
 }
 

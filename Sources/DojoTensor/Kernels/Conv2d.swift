@@ -1,4 +1,5 @@
 // 2-D convolution (NCHW activations, [OC, IC/groups, KH, KW] weights), forward and both backward passes.
+import CDojoKernels
 import COneDNN
 
 /// The shape of a 2-D convolution. Padding is symmetric (`padH` top and bottom, `padW` left and right).
@@ -49,15 +50,21 @@ public struct Conv2dGeometry: Hashable, Sendable {
 /// Convolution kernels. `.oneDNN` runs cached oneDNN primitives in the layouts oneDNN prefers, reordering from and
 /// to the caller's NCHW/OIHW buffers around each call; `.reference` runs direct loops. Outputs are overwritten.
 public enum Conv2dKernel {
+    /// `round`: the output rounded as it is written, when the primitive makes it in a channel-blocked layout: the
+    /// reorder into NCHW then runs here, and rounds each block of planes while it is in cache. Returns whether it did
+    /// (false: the caller rounds the output in a pass of its own).
+    @discardableResult
     public static func forward(_ g: Conv2dGeometry, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                               backend: KernelBackend = .oneDNN) {
+                               backend: KernelBackend = .oneDNN, round: RoundingTask? = nil) -> Bool {
         g.validate()
         switch backend {
-        case .reference: ReferenceKernels.convForward(g, x: x, weight: weight, bias: bias, y: y)
+        case .reference:
+            ReferenceKernels.convForward(g, x: x, weight: weight, bias: bias, y: y)
+            return false
         case .oneDNN:
             let p = convCache.get(ConvKey(g: g, pass: .forward, bias: bias != nil)) { ConvPrimitives(g, .forward, bias: bias != nil) }
-            p.forward(x: x, weight: weight, bias: bias, y: y)
+            return p.forward(x: x, weight: weight, bias: bias, y: y, round: round)
         }
     }
 
@@ -186,19 +193,55 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
         if let b = bias {
             precondition(dnnlEqual(b.md, biasMD), "\(what): oneDNN chose a non-plain bias layout")
         }
+        // the forward output in channel blocks of 8 or 16 (nChw8c, nChw16c) with no padded channels: reordered here
+        let chosen = dst.prim.md, reordered = dst.isReordered
+        dstChannelBlock = pass == .forward && reordered
+            ? [8, 16].first { b in g.outChannels % b == 0 && dnnlEqual(chosen, dnnlMD(dstDims, b == 8 ? dnnl_aBcd8b : dnnl_aBcd16b)) }
+            : nil
+        geometry = g
         super.init()
     }
 
+    /// The channel block of the forward output's layout when the reorder into NCHW can run here (nil: oneDNN's).
+    let dstChannelBlock: Int?
+    let geometry: Conv2dGeometry
+
+    /// Returns whether `round` rounded the output (as the reorder into NCHW wrote it).
     func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias bp: UnsafePointer<Float>?,
-                 y: UnsafeMutablePointer<Float>) {
+                 y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil) -> Bool {
+        var rounded = false
         exclusive {
             src.pull(x, stream)
             wei.pull(weight, stream)
             if let b = bias, let bp { b.set(bp) }
             dst.bind(y)
             main.run(stream, args)
-            dst.push(stream)
+            if let round, let block = dstChannelBlock {
+                stream.wait()
+                Self.unblock(geometry, block: block, from: dst.prim.data.assumingMemoryBound(to: Float.self), into: y, round: round)
+                rounded = true
+            } else {
+                dst.push(stream)
+            }
             stream.wait()
+        }
+        return rounded
+    }
+
+    /// nChw<block>c → NCHW: for each image and block of channels, an [H·W, block] matrix transposed into `block`
+    /// planes (which lie one after another in NCHW), then those planes rounded while they are in cache.
+    static func unblock(_ g: Conv2dGeometry, block: Int, from src: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                        round: RoundingTask) {
+        let hw = g.outHeight * g.outWidth, blocks = g.outChannels / block, n = g.batch
+        let s = SendablePointer(src), d = SendablePointer(y)
+        parallelChunks(n * blocks, minimumPerThread: max(1, (1 << 14) / max(hw * block, 1))) { range in
+            var tally = RoundingTask.Tally()
+            for nb in range {
+                let from = s.p + nb * hw * block, to = d.p + nb * hw * block
+                dojo_transpose_f32(from, block, to, hw, 0, hw, 0, block)
+                round.round(to, count: hw * block, offset: nb * hw * block, into: &tally)
+            }
+            round.merge(tally)
         }
     }
 

@@ -80,6 +80,13 @@ final class DnnlMemory: @unchecked Sendable {
         dnnlCheck(dnnl_memory_set_data_handle(mem, UnsafeMutableRawPointer(mutating: p)), "set data handle")
     }
 
+    /// The buffer the memory holds now.
+    var data: UnsafeMutableRawPointer {
+        var p: UnsafeMutableRawPointer?
+        dnnlCheck(dnnl_memory_get_data_handle(mem, &p), "get data handle")
+        return p!
+    }
+
     var byteCount: Int {
         var d = md
         return dnnl_memory_desc_get_size(&d)

@@ -4,8 +4,11 @@ import DojoGraph
 /// references when `Engine.backend` is `.reference`).
 extension Tensor {
     /// 2-D convolution. `weight` is [OC, IC/groups, KH, KW]; `bias` is [OC].
+    /// `roundOutput`: the output rounded by that rounding as the kernel writes it, when it can (`Conv2dKernel.forward`);
+    /// the output then carries the format (`format`, `Storage.packFormat`) and the caller records the rounding without
+    /// running it; else it is left to the caller.
     public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
-                       groups: Int = 1) -> Tensor {
+                       groups: Int = 1, roundOutput: TensorRounding? = nil) -> Tensor {
         let attrs = OpAttributes(kernel: weight.rank == 4 ? [weight.shape[2], weight.shape[3]] : nil, stride: [stride.0, stride.1],
                                  padding: [padding.0, padding.1], groups: groups)
         let outShape = OpKind.conv2d.engineShape([shape, weight.shape] + (bias.map { [$0.shape] } ?? []), attrs)   // checks the operands
@@ -15,7 +18,13 @@ extension Tensor {
         let out = Tensor(uninitializedShape: outShape)
         let backend = Engine.backend
         if !out.isShapeOnly && !isShapeOnly {
-            Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer, backend: backend)
+            let task = backend == .oneDNN ? roundOutput?.begin() : nil
+            if Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer, backend: backend,
+                                    round: task), let task {
+                task.finish()
+                out.format = roundOutput?.dtype
+                out.storage.packFormat = task.numberFormat
+            }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         Tape.note(.conv2d, inputs: inputs, output: out, attributes: attrs) { [x = self] dy, needs in
