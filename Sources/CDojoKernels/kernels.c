@@ -240,7 +240,54 @@ AVX2 static long pack_cfp8_avx2_hand(const uint32_t *restrict src, long n, uint8
     return r < 0 ? -1 : start + r;
 }
 
-AVX2 static long round_cfp_avx2_hand(uint32_t *restrict p, long n, const dojo_cfp_params *f, uint32_t *top) {
+/// A chunk (8 vectors) of which some value lies below the smallest normal, rounded again with the format's denormals:
+/// r[k] keeps the normal-range rounding of the other lanes. Returns 0 (r unchanged) when a value is one this path leaves
+/// to the caller: beyond the largest (or NaN, infinite, unsigned negative) or an FP32 subnormal. Sets *underflow when a
+/// denormal result is not exact: the scalar codec's `encodeSmall` for nearest-even, lane by lane in floating point
+/// (y = |x|/unit is exact, a power-of-two scaling of an FP32 normal; rint is ties-to-even).
+AVX2 static int round_chunk_denormals(const uint32_t *restrict s, const dojo_cfp_params *f, __m256i r[8], uint32_t *underflow) {
+    const __m256i mask = _mm256_set1_epi32((int)f->mag_mask), abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
+    const __m256i sign_mask = _mm256_set1_epi32((int)f->sign_mask);
+    const __m256i one = _mm256_set1_epi32(1), over_min = _mm256_set1_epi32((int)(f->min_normal_bits + f->range + 1));
+    const __m256i fp32_sub = _mm256_set1_epi32(0x007FFFFE), den_max = _mm256_set1_epi32((int)(f->min_normal_bits - 2));
+    const __m256 unit = _mm256_set1_ps(f->denormal_unit), inv_unit = _mm256_set1_ps(1.0f / f->denormal_unit);
+    const float topf = (float)(1u << f->mantissa_bits);
+    const __m256 top = _mm256_set1_ps(topf), below_top = _mm256_set1_ps(topf - 1), halfway = _mm256_set1_ps((3 * topf - 1) / 2);
+    const __m256 gap_low = _mm256_mul_ps(below_top, unit), gap_high = _mm256_mul_ps(_mm256_set1_ps(2 * topf), unit);
+    __m256i out[8], under = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k++) {
+        __m256i b = _mm256_loadu_si256((const __m256i *)(s + 8 * k));
+        __m256i m = _mm256_and_si256(b, mask), m1 = _mm256_sub_epi32(m, one);
+        // m ≥ the largest + 1 (NaN, infinity, unsigned negative), or 1 ≤ m ≤ FP32's largest subnormal
+        __m256i other = _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(m, over_min), m),
+                                        _mm256_cmpeq_epi32(_mm256_min_epu32(m1, fp32_sub), m1));
+        if (!_mm256_testz_si256(other, other)) return 0;
+        __m256i den = _mm256_cmpeq_epi32(_mm256_min_epu32(m1, den_max), m1);   // 1 ≤ m < the smallest normal
+        __m256 y = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(b, abs_mask)), inv_unit);
+        __m256 q = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256 inexact = _mm256_cmp_ps(y, q, _CMP_NEQ_UQ);
+        __m256 v = _mm256_mul_ps(q, unit), flag;
+        if (f->as_printed) {
+            // y ≥ 2^M − 1: the gap up to the smallest normal (2^(M+1) units), rounded to one end, a tie up
+            __m256 gap = _mm256_cmp_ps(y, below_top, _CMP_GE_OQ), up = _mm256_cmp_ps(y, halfway, _CMP_GE_OQ);
+            __m256 vg = _mm256_blendv_ps(gap_low, gap_high, up);
+            __m256 fg = _mm256_andnot_ps(up, _mm256_cmp_ps(y, below_top, _CMP_NEQ_UQ));
+            v = _mm256_blendv_ps(v, vg, gap);
+            flag = _mm256_blendv_ps(inexact, fg, gap);
+        } else {
+            // 2^M units is the smallest normal: no underflow there
+            flag = _mm256_and_ps(inexact, _mm256_cmp_ps(q, top, _CMP_LT_OQ));
+        }
+        __m256i bits = _mm256_or_si256(_mm256_castps_si256(v), _mm256_and_si256(b, sign_mask));
+        out[k] = _mm256_blendv_epi8(r[k], bits, den);
+        under = _mm256_or_si256(under, _mm256_and_si256(_mm256_castps_si256(flag), den));
+    }
+    for (int k = 0; k < 8; k++) r[k] = out[k];
+    if (!_mm256_testz_si256(under, under)) *underflow = 1;
+    return 1;
+}
+
+AVX2 static long round_cfp_avx2_hand(uint32_t *restrict p, long n, const dojo_cfp_params *f, uint32_t *top, uint32_t *underflow) {
     const __m256i mask = _mm256_set1_epi32((int)f->mag_mask), abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
     const __m256i one = _mm256_set1_epi32(1), half_m1 = _mm256_set1_epi32((int)(f->low_mask >> 1));
     const __m256i keep = _mm256_set1_epi32((int)~f->low_mask);
@@ -261,7 +308,7 @@ AVX2 static long round_cfp_avx2_hand(uint32_t *restrict p, long n, const dojo_cf
             __m256i odd = _mm256_and_si256(_mm256_srl_epi32(b, shift), one);
             r[k] = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(b, half_m1), odd), keep);
         }
-        if (cfp_range_special(range, f)) break;
+        if (cfp_range_special(range, f) && !round_chunk_denormals(p + start, f, r, underflow)) break;
         largest = big;
         for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(p + start + 8 * k), r[k]);
     }
@@ -361,9 +408,9 @@ static void transpose_base(const float *src, long lds, float *dst, long ldd, lon
     transpose_body(src, lds, dst, ldd, r0, r1, c0, c1);
 }
 
-long dojo_round_cfp_nearest(uint32_t *p, long n, const dojo_cfp_params *f, uint32_t *top) {
+long dojo_round_cfp_nearest(uint32_t *p, long n, const dojo_cfp_params *f, uint32_t *top, uint32_t *underflow) {
 #if DOJO_X86
-    if (use_avx2()) return round_cfp_avx2_hand(p, n, f, top);
+    if (use_avx2()) return round_cfp_avx2_hand(p, n, f, top, underflow);
 #endif
     return round_cfp_base(p, n, f, top);
 }

@@ -123,9 +123,11 @@ extension NumberFormat {
             guard n > 0 else { return [] }
             let u = UnsafeMutableRawPointer(values).assumingMemoryBound(to: UInt32.self)
             if var c {
-                let done = dojo_round_cfp_nearest(u, n, &c, &largest)
-                if done >= n { return [] }
-                return ExceptionFlags(rawValue: p.roundCFP(u, done, n, rng: nil, offset: offset, top: &largest))
+                var underflow: UInt32 = 0
+                let done = dojo_round_cfp_nearest(u, n, &c, &largest, &underflow)
+                let flags: ExceptionFlags = underflow != 0 ? .underflow : []
+                if done >= n { return flags }
+                return flags.union(ExceptionFlags(rawValue: p.roundCFP(u, done, n, rng: nil, offset: offset, top: &largest)))
             }
             if p.isBF16 {
                 var top = largest
@@ -258,7 +260,7 @@ extension Params {
         dojo_cfp_params(mag_mask: signed ? 0x7FFF_FFFF : 0xFFFF_FFFF, sign_mask: signed ? 0x8000_0000 : 0,
                         min_normal_bits: minNormalBits, range: maxBits &- minNormalBits, low_mask: lowMask, shift: shift,
                         bias_adj: biasAdj, sign_shift: 31 - magBits, mantissa_bits: mantissaBits, code_mag_mask: magMask,
-                        denormal_unit: Float(sign: .plus, exponent: unitExponent, significand: 1))
+                        denormal_unit: Float(sign: .plus, exponent: unitExponent, significand: 1), as_printed: asPrinted ? 1 : 0)
     }
 
     // MARK: BF16 (fully branch-free)
@@ -468,7 +470,9 @@ extension Params {
                 // chunk of 64 holding another value; that chunk alone then goes through the fast block and the scalar
                 // kernel, and the C loops go on after it (values the format holds as denormals, common among small
                 // activations, would otherwise send a whole block of 1024 to the slower Swift loop each time)
-                start += withUnsafePointer(to: &c!) { dojo_round_cfp_nearest(p + start, hi - start, $0, &top) }
+                var underflow: UInt32 = 0
+                start += withUnsafePointer(to: &c!) { dojo_round_cfp_nearest(p + start, hi - start, $0, &top, &underflow) }
+                if underflow != 0 { f |= underflowFlag }
                 if start >= hi { break }
             }
             let n = min(c != nil ? 64 : blockSize, hi - start)

@@ -32,12 +32,16 @@ typedef struct {
     uint32_t mantissa_bits;   // M
     uint32_t code_mag_mask;   // (1 << (E + M)) - 1
     float denormal_unit;      // the value of denormal code 1
+    uint32_t as_printed;      // 1: the whitepaper's denormal scale (denormals stop at (1 − 2^−M)·2^−bias), 0: IEEE's
 } dojo_cfp_params;
 
 /// Rounds p[0..<n] (FP32 bits) to nearest-even in the format, in place, raising *top to the largest |value| bits
 /// seen (before rounding). Returns how many values it did: n, or the start of the first 64-value chunk holding a
-/// value outside zero and the normal range (that chunk and the rest untouched).
-long dojo_round_cfp_nearest(uint32_t *p, long n, const dojo_cfp_params *f, uint32_t *top);
+/// value it leaves to the caller (that chunk and the rest untouched): the baseline build takes zero and the normal
+/// range only; the AVX2 build also rounds values below the smallest normal (FP32 normals) to the format's denormals,
+/// setting *underflow to 1 when one of them was not exact, and leaves FP32 subnormals, values beyond the largest,
+/// infinities, NaNs and (unsigned formats) negatives to the caller.
+long dojo_round_cfp_nearest(uint32_t *p, long n, const dojo_cfp_params *f, uint32_t *top, uint32_t *underflow);
 
 /// Writes the 8-bit codes of src[0..<n], values exact in the format. Returns n; or the start of the first 64-value
 /// chunk holding a value outside zero and the normal range (its codes and the rest unwritten or wrong); or -1 when a
