@@ -204,6 +204,39 @@ AVX2 static inline int cfp_range_special(cfp_range r, const dojo_cfp_params *f) 
     return !_mm256_testz_si256(any, any);
 }
 
+/// The codes of a chunk (8 vectors) of which some value lies below the smallest normal: such a value is exact when it
+/// is a whole number q of the format's unit below 2^M (the as-printed scale stops at 2^M − 1; IEEE's 2^M is the
+/// smallest normal, not below it), and its code is q. codes[k] keeps the other lanes' codes. Returns 1, or 0 when a
+/// value is one the caller's scalar path takes (beyond the largest, NaN, an FP32 subnormal), or -1 when a value below
+/// the smallest normal is not exact.
+AVX2 static int pack_chunk_denormals(const uint32_t *restrict s, const dojo_cfp_params *f, __m256i codes[8]) {
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), sign_bit = _mm256_set1_epi32((int)0x80000000u);
+    const __m256i one = _mm256_set1_epi32(1), over_min = _mm256_set1_epi32((int)(f->min_normal_bits + f->range + 1));
+    const __m256i fp32_sub = _mm256_set1_epi32(0x007FFFFE), den_max = _mm256_set1_epi32((int)(f->min_normal_bits - 2));
+    const __m256 inv_unit = _mm256_set1_ps(1.0f / f->denormal_unit), top = _mm256_set1_ps((float)(1u << f->mantissa_bits));
+    const __m128i sign_shift = _mm_cvtsi32_si128((int)f->sign_shift);
+    __m256i out[8], bad = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k++) {
+        __m256i b = _mm256_loadu_si256((const __m256i *)(s + 8 * k));
+        __m256i a = _mm256_and_si256(b, abs_mask), a1 = _mm256_sub_epi32(a, one);
+        __m256i other = _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(a, over_min), a),
+                                        _mm256_cmpeq_epi32(_mm256_min_epu32(a1, fp32_sub), a1));
+        if (!_mm256_testz_si256(other, other)) return 0;
+        __m256i den = _mm256_cmpeq_epi32(_mm256_min_epu32(a1, den_max), a1);
+        __m256 y = _mm256_mul_ps(_mm256_castsi256_ps(a), inv_unit);
+        __m256 q = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        // not a whole number of units, or as many as the smallest normal or more (the as-printed gap): not exact
+        __m256 limit = f->as_printed ? _mm256_sub_ps(top, _mm256_set1_ps(1)) : _mm256_sub_ps(top, _mm256_set1_ps(0.5f));
+        __m256 off = _mm256_or_ps(_mm256_cmp_ps(y, q, _CMP_NEQ_UQ), _mm256_cmp_ps(q, limit, _CMP_GT_OQ));
+        bad = _mm256_or_si256(bad, _mm256_and_si256(_mm256_castps_si256(off), den));
+        __m256i code = _mm256_or_si256(_mm256_cvttps_epi32(q), _mm256_srl_epi32(_mm256_and_si256(b, sign_bit), sign_shift));
+        out[k] = _mm256_blendv_epi8(codes[k], code, den);
+    }
+    if (!_mm256_testz_si256(bad, bad)) return -1;
+    for (int k = 0; k < 8; k++) codes[k] = out[k];
+    return 1;
+}
+
 AVX2 static long pack_cfp8_avx2_hand(const uint32_t *restrict src, long n, uint8_t *restrict out, const dojo_cfp_params *f) {
     const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), sign_bit = _mm256_set1_epi32((int)0x80000000u);
     const __m256i one = _mm256_set1_epi32(1), low = _mm256_set1_epi32((int)f->low_mask);
@@ -224,10 +257,24 @@ AVX2 static long pack_cfp8_avx2_hand(const uint32_t *restrict src, long n, uint8
             __m256i mag = _mm256_max_epi32(_mm256_sub_epi32(_mm256_srl_epi32(a, shift), code_base), _mm256_setzero_si256());
             codes[k] = _mm256_or_si256(mag, _mm256_srl_epi32(_mm256_and_si256(b, sign_bit), sign_shift));
         }
-        // a chunk holding a special value goes to the caller's scalar path, which checks exactness itself; otherwise
-        // any bit below the format's mantissa is a value not exact in it
-        if (cfp_range_special(range, f)) return start;
-        if (!_mm256_testz_si256(bits, low)) return -1;
+        // a value below the smallest normal: coded here (exact or not); another special value goes to the caller's
+        // scalar path, which checks exactness itself. Otherwise any bit below the mantissa is a value not exact.
+        if (cfp_range_special(range, f)) {
+            // the normal lanes' exactness: their bits below the format's mantissa (denormal lanes are checked apart)
+            __m256i normal_bits = _mm256_setzero_si256();
+            const __m256i min_normal = _mm256_set1_epi32((int)f->min_normal_bits);
+            for (int k = 0; k < 8; k++) {
+                __m256i b = _mm256_loadu_si256((const __m256i *)(src + start + 8 * k));
+                __m256i a = _mm256_and_si256(b, abs_mask);
+                __m256i is_normal = _mm256_cmpeq_epi32(_mm256_max_epu32(a, min_normal), a);
+                normal_bits = _mm256_or_si256(normal_bits, _mm256_and_si256(b, is_normal));
+            }
+            int r = pack_chunk_denormals(src + start, f, codes);
+            if (r == 0) return start;
+            if (r < 0 || !_mm256_testz_si256(normal_bits, low)) return -1;
+        } else if (!_mm256_testz_si256(bits, low)) {
+            return -1;
+        }
         for (int k = 0; k < 8; k += 4) {
             // codes are 0…255: two saturating packs give bytes in 32-bit groups ordered 0,2,4,6 | 1,3,5,7 by source
             __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(codes[k], codes[k + 1]),

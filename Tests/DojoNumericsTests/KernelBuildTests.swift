@@ -105,6 +105,19 @@ struct KernelBuildTests {
                     #expect(flags == want, "\(nf) avx2=\(avx2): flags \(flags), the codec's \(want)")
                     #expect(top == xs.map(\.magnitude).max()!, "\(nf) avx2=\(avx2)")
                 }
+                // packed (CFP8): the exact values' codes unpack to the same bits; a value half a unit off is refused
+                guard nf.packedBytes == 1 else { continue }
+                let codes = UnsafeMutableRawPointer.allocate(byteCount: exact.count, alignment: 64)
+                defer { codes.deallocate() }
+                #expect(nf.packExactly(exact, count: exact.count, into: codes), "\(nf) avx2=\(avx2)")
+                var back = [Float](repeating: .nan, count: exact.count)
+                back.withUnsafeMutableBufferPointer { nf.unpack(codes, count: exact.count, into: $0.baseAddress!) }
+                #expect(back.map(\.bitPattern) == exact.map(\.bitPattern), "\(nf) avx2=\(avx2)")
+                if let at = exact.firstIndex(where: { $0 != 0 && $0.magnitude < nf.minNormal && $0.magnitude >= 2 * Float.leastNormalMagnitude }) {
+                    var bad = exact
+                    bad[at] += (bad[at] > 0 ? 0.5 : -0.5) * unit
+                    #expect(!nf.packExactly(bad, count: bad.count, into: codes), "\(nf) avx2=\(avx2): \(bad[at]) packed")
+                }
             }
         }
     }
