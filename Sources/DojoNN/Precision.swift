@@ -86,14 +86,12 @@ public final class PrecisionPolicy: @unchecked Sendable {
     /// A rounding to `nf`; `tracked`: the largest magnitude is found while rounding and noted in the site's history.
     private func task(_ nf: NumberFormat, tracked: Bool, site: String, stochastic: Bool) -> RoundingTask {
         let r = rounding(site: site, stochastic: stochastic)
+        // the format's constants set up once for every span this tensor's kernel rounds
+        let rounder = NumberFormat.SpanRounder(nf, rounding: r)
         return RoundingTask(bf16NearestEven: nf.format == .bf16 && !stochastic, numberFormat: nf, span: { p, count, offset in
-            let slice = UnsafeMutableBufferPointer(start: p, count: count)
-            if tracked {
-                var mm: Float = 0
-                let bits = nf.roundInPlace(slice, rounding: r, offset: UInt64(offset), largestMagnitude: &mm).rawValue
-                return (bits, mm)
-            }
-            return (nf.roundInPlace(slice, rounding: r, offset: UInt64(offset), threads: 1).rawValue, 0)
+            var top: UInt32 = 0
+            let bits = rounder.round(p, count: count, offset: UInt64(offset), largest: &top).rawValue
+            return (bits, tracked ? NumberFormat.SpanRounder.magnitude(top) : 0)
         }, done: { [self] tally in
             flags.formUnion(ExceptionFlags(rawValue: tally.flags))
             if tracked { note(tally.largest, site: site) }
