@@ -155,4 +155,35 @@ import Testing
             }
         }
     }
+
+    /// GELU (the engine's own loop): its output rounded block by block as the loop writes it, and its input's gradient
+    /// as backward writes it, with the input kept packed (it is what backward reads) and decoded a block at a time,
+    /// give bit for bit a rounding pass after each with nothing packed.
+    @Test(arguments: [Format.bf16, .cfp8_152])
+    func geluFusedEqualsAPassAfter(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 12)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_152
+        func run(fused: Bool) -> (y: [UInt32], dx: [UInt32], format: DType?, packed: Bool) {
+            Tape.$packsByDefault.withValue(fused) {
+                let x = Self.values([3, 5_000], seed: 9).requiringGrad(), w = Self.values([3, 5_000], seed: 10)
+                let r = Self.rounding(nf, dtype: dtype, fused: fused)
+                let tape = Tape()
+                var y = Tensor(zeros: [1]), format: DType?, packed = false
+                let loss = tape.record { () -> Tensor in
+                    let xr = x.rounded(to: dtype, r.pass, gradient: r)
+                    let out = xr.gelu(roundOutput: fused ? r : nil)
+                    format = out.format
+                    packed = xr.storage.isPacked
+                    y = out.rounded(to: dtype, inPlace: !fused, alreadyRounded: fused, r.pass, gradient: r)
+                    return (y * w).sum()
+                }
+                return (Self.bits(y), Self.bits(tape.backward(from: loss)[x]!), format, packed)
+            }
+        }
+        let fused = run(fused: true), pass = run(fused: false)
+        #expect(fused.format == dtype && pass.format == nil)
+        #expect(fused.packed && !pass.packed, "GELU's input is what its backward reads: kept packed")
+        #expect(fused.y == pass.y)
+        #expect(fused.dx == pass.dx)
+    }
 }

@@ -91,7 +91,8 @@ public final class ReLU: Module {
 
 public final class GELU: Module {
     public override init() {}
-    public override func forward(_ x: Tensor) -> Tensor { x.gelu() }
+    // under a precision policy the loop rounds its output as it writes it (one pass, not two)
+    public override func forward(_ x: Tensor) -> Tensor { x.gelu(roundOutput: Module.context.precision?.outputRounding(site: path)) }
 }
 
 public final class MaxPool2d: Module {

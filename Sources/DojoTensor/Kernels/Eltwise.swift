@@ -139,33 +139,38 @@ public enum EltwiseKernel {
     /// Below this many values the scalar loop is as fast as a primitive call (and makes no cached primitive).
     static let smallest = 4096
 
+    /// `round`: the output rounded block by block as the loop writes it, where the loop is this engine's own (GELU's
+    /// tanh form). Returns whether it did (false: the caller rounds in a pass of its own).
+    @discardableResult
     public static func forward(_ algorithm: EltwiseAlgorithm, count: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                               backend: KernelBackend = .oneDNN) {
+                               backend: KernelBackend = .oneDNN, round: RoundingTask? = nil) -> Bool {
         if backend == .reference || count < smallest {
             parallelChunks(count) { r in for i in r { y[i] = algorithm.value(x[i]) } }
-            return
+            return false
         }
         if algorithm == .geluTanh {
-            if UnsafePointer(y) == x {
-                // in place (over an input kept packed, `Tensor.outputOverPackedInput`): a block at a time through a
-                // copy in cache, since the loop does not vectorise over two pointers to the same memory
-                parallelChunks(count, minimumPerThread: 1 << 13) { r in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2048) { tmp in
-                        let t = tmp.baseAddress!
-                        var lo = r.lowerBound
-                        while lo < r.upperBound {
-                            let n = min(2048, r.upperBound - lo)
-                            t.update(from: x + lo, count: n)
-                            let out = y + lo
-                            for i in 0..<n { out[i] = FastGELU.value(t[i]) }
-                            lo += n
-                        }
+            // a block at a time through a copy in cache: the loop does not vectorise over two pointers to the same
+            // memory (in place, over an input kept packed, `Tensor.outputOverPackedInput`), and the block is rounded
+            // while it is in cache
+            let inPlace = UnsafePointer(y) == x
+            parallelChunks(count, minimumPerThread: 1 << 13) { r in
+                var tally = RoundingTask.Tally()
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2048) { tmp in
+                    let t = tmp.baseAddress!
+                    var lo = r.lowerBound
+                    while lo < r.upperBound {
+                        let n = min(2048, r.upperBound - lo)
+                        let src: UnsafePointer<Float>
+                        if inPlace { t.update(from: x + lo, count: n); src = UnsafePointer(t) } else { src = x + lo }
+                        let out = y + lo
+                        for i in 0..<n { out[i] = FastGELU.value(src[i]) }
+                        round?.round(out, count: n, offset: lo, into: &tally)
+                        lo += n
                     }
                 }
-                return
+                round?.merge(tally)
             }
-            parallelChunks(count, minimumPerThread: 1 << 13) { r in for i in r { y[i] = FastGELU.value(x[i]) } }
-            return
+            return round != nil
         }
         let k = Key(algorithm: algorithm, count: count, backward: false)
         let p = cache.get(k) { Primitives(k) }
@@ -174,20 +179,48 @@ public enum EltwiseKernel {
             p.prim.run(p.stream, [dnnlArg(DNNL_ARG_SRC, p.src), dnnlArg(DNNL_ARG_DST, p.dst)])
             p.stream.wait()
         }
+        return false
     }
 
     /// dx = dy · f'(x), from `x` or from `y` = f(x) as `derivativeReadsOutput` says (the other is not read: a caller
     /// that keeps only one may pass the same pointer for both).
+    ///
+    /// Where the loop is this engine's own (GELU's tanh form): `xPacked`, x held packed, decoded a block at a time
+    /// (`x` is then not read); `round`, dx rounded block by block as it is written. Returns whether it rounded.
+    @discardableResult
     public static func backward(_ algorithm: EltwiseAlgorithm, count: Int, x: UnsafePointer<Float>, y: UnsafePointer<Float>,
-                                dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, backend: KernelBackend = .oneDNN) {
+                                dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, backend: KernelBackend = .oneDNN,
+                                xPacked: PackedValues? = nil, round: RoundingTask? = nil) -> Bool {
         if backend == .reference || count < smallest {
+            precondition(xPacked == nil, "the reference loop reads x itself")
             parallelChunks(count) { r in for i in r { dx[i] = dy[i] * algorithm.derivative(x[i], y[i]) } }
-            return
+            return false
         }
         if algorithm == .geluTanh {
-            parallelChunks(count, minimumPerThread: 1 << 13) { r in for i in r { dx[i] = dy[i] * FastGELU.derivative(x[i]) } }
-            return
+            parallelChunks(count, minimumPerThread: 1 << 13) { r in
+                guard xPacked != nil || round != nil else {
+                    for i in r { dx[i] = dy[i] * FastGELU.derivative(x[i]) }
+                    return
+                }
+                var tally = RoundingTask.Tally()
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2048) { tmp in
+                    let t = tmp.baseAddress!
+                    var lo = r.lowerBound
+                    while lo < r.upperBound {
+                        let n = min(2048, r.upperBound - lo)
+                        var bx = x + lo
+                        if let xPacked { xPacked.read(lo, count: n, into: t); bx = UnsafePointer(t) }
+                        let bdy = dy + lo, out = dx + lo
+                        for i in 0..<n { out[i] = bdy[i] * FastGELU.derivative(bx[i]) }
+                        round?.round(out, count: n, offset: lo, into: &tally)
+                        lo += n
+                    }
+                }
+                round?.merge(tally)
+            }
+            return round != nil
         }
+        precondition(xPacked == nil, "oneDNN's primitive reads x itself")
         let k = Key(algorithm: algorithm, count: count, backward: true)
         let p = cache.get(k) { Primitives(k) }
         p.exclusive {
@@ -196,5 +229,6 @@ public enum EltwiseKernel {
             p.prim.run(p.stream, [dnnlArg(argument, p.src), dnnlArg(DNNL_ARG_DIFF_DST, p.diffDst), dnnlArg(DNNL_ARG_DIFF_SRC, p.diffSrc)])
             p.stream.wait()
         }
+        return false
     }
 }

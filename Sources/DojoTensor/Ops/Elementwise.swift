@@ -267,21 +267,37 @@ extension Tensor {
         return out
     }
 
-    /// An activation through `EltwiseKernel` (a oneDNN eltwise primitive; the scalar loops under `.reference` and
-    /// for small tensors). Its derivative is computed from its input.
-    private func activation(_ kind: OpKind, _ algorithm: EltwiseAlgorithm) -> Tensor {
+    /// An activation through `EltwiseKernel` (a oneDNN eltwise primitive, or the engine's own loop for GELU's tanh form;
+    /// the scalar loops under `.reference` and for small tensors). Its derivative is computed from its input or its
+    /// output (`EltwiseAlgorithm.derivativeReadsOutput`). Where the loop is the engine's own: `roundOutput`, the output
+    /// rounded as the loop writes it (then it carries the format, and the caller records the rounding without running
+    /// it); and in backward, the input's gradient rounded as it is written when that gradient is rounded (a layer's
+    /// output), and an input kept packed decoded a block at a time.
+    private func activation(_ kind: OpKind, _ algorithm: EltwiseAlgorithm, roundOutput: TensorRounding? = nil) -> Tensor {
         let reused = outputOverPackedInput(savedByThisOp: !algorithm.derivativeReadsOutput)
         let out = reused ?? Tensor(uninitializedShape: shape)
         let backend = Engine.backend
         if !out.isShapeOnly && !isShapeOnly {
-            EltwiseKernel.forward(algorithm, count: count, x: reused != nil ? out.pointer : pointer, y: out.pointer, backend: backend)
+            let task = backend == .oneDNN ? roundOutput?.begin() : nil
+            if EltwiseKernel.forward(algorithm, count: count, x: reused != nil ? out.pointer : pointer, y: out.pointer,
+                                     backend: backend, round: task), let task {
+                task.finish()
+                out.format = roundOutput?.dtype
+                out.storage.packFormat = task.numberFormat
+            }
         }
         // backward keeps the one value its derivative reads (as the kind's `saved` values say)
         let kept = algorithm.derivativeReadsOutput ? out : self
-        Tape.note(kind, inputs: [self], output: out) { [kept] g, _ in
+        Tape.note(kind, inputs: [self], output: out) { [kept, rounding = gradientRounding, serial] g, _ in
             let r = Tensor(uninitializedShape: g.shape)
             if r.isShapeOnly || g.isShapeOnly || kept.isShapeOnly { return [r] }
-            EltwiseKernel.backward(algorithm, count: g.count, x: kept.pointer, y: kept.pointer, dy: g.pointer, dx: r.pointer, backend: backend)
+            let ownLoop = backend == .oneDNN && algorithm == .geluTanh && g.count >= EltwiseKernel.smallest
+            let packed = ownLoop ? kept.storage.packedValues : nil
+            let pk = packed == nil ? kept.pointer : g.pointer
+            Tensor.fusingGradientRounding(ownLoop ? rounding : nil, of: serial, into: r) { task in
+                EltwiseKernel.backward(algorithm, count: g.count, x: pk, y: pk, dy: g.pointer, dx: r.pointer, backend: backend,
+                                       xPacked: packed, round: task)
+            }
             return [r]
         }
         return out
@@ -290,7 +306,8 @@ extension Tensor {
     public func relu() -> Tensor { unary(.relu, Rectify()) }
 
     /// GELU, tanh approximation (as in BERT/ViT and PyTorch's approximate="tanh").
-    public func gelu() -> Tensor { activation(.gelu, .geluTanh) }
+    /// `roundOutput`: the output rounded as the loop writes it (see `activation`).
+    public func gelu(roundOutput: TensorRounding? = nil) -> Tensor { activation(.gelu, .geluTanh, roundOutput: roundOutput) }
     /// GELU as defined, 0.5·x·(1 + erf(x/√2)) (`gelu()` is its tanh approximation); recorded as `gelu` too.
     public func geluExact() -> Tensor { activation(.gelu, .geluErf) }
     public func sigmoid() -> Tensor { activation(.sigmoid, .logistic) }
