@@ -186,4 +186,18 @@ import Testing
         #expect(fused.y == pass.y)
         #expect(fused.dx == pass.dx)
     }
+
+    /// Layer norm's output rounded a block of rows at a time as the kernel writes it: bit for bit a pass after it.
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func layerNormFusedEqualsAPassAfter(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 11)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
+        let x = Self.values([37, 100], seed: 11), gamma = Self.values([100], seed: 12), beta = Self.values([100], seed: 13)
+        let fused = x.layerNorm(gamma: gamma, beta: beta, roundOutput: Self.rounding(nf, dtype: dtype, fused: true))
+        let plain = x.layerNorm(gamma: gamma, beta: beta)
+        let passed = plain.rounded(to: dtype, inPlace: true, Self.rounding(nf, dtype: dtype, fused: false).pass)
+        #expect(fused.format == dtype && fused.storage.packFormat == nf)
+        #expect(Self.bits(fused) == Self.bits(passed))
+        #expect(Self.bits(fused) != Self.bits(x.layerNorm(gamma: gamma, beta: beta)), "the rounding changed no value")
+    }
 }

@@ -80,7 +80,10 @@ public final class LayerNorm: Module {
         bias = Tensor(zeros: [features]).asParameter()
         self.epsilon = epsilon
     }
-    public override func forward(_ x: Tensor) -> Tensor { x.layerNorm(gamma: weight, beta: bias, epsilon: epsilon) }
+    // under a precision policy the kernel rounds its output as it writes it (one pass, not two)
+    public override func forward(_ x: Tensor) -> Tensor {
+        x.layerNorm(gamma: weight, beta: bias, epsilon: epsilon, roundOutput: Module.context.precision?.outputRounding(site: path))
+    }
 }
 
 public final class ReLU: Module {

@@ -38,7 +38,10 @@ extension Tensor {
     }
 
     /// Layer normalisation over the last dimension with learned gain and bias of that size.
-    public func layerNorm(gamma: Tensor, beta: Tensor, epsilon: Float = 1e-5) -> Tensor {
+    /// `roundOutput`: the output rounded by that rounding as the kernel writes it, a block of rows at a time while it
+    /// is in cache (when the rounding can run span by span now); the output then carries the format and the caller
+    /// records the rounding without running it.
+    public func layerNorm(gamma: Tensor, beta: Tensor, epsilon: Float = 1e-5, roundOutput: TensorRounding? = nil) -> Tensor {
         let d = shape.last ?? 1, rows = count / max(d, 1)
         precondition(gamma.shape == [d] && beta.shape == [d], "layerNorm: gamma \(gamma.shape), beta \(beta.shape) for width \(d)")
         let out = Tensor(uninitializedShape: shape)
@@ -46,7 +49,10 @@ extension Tensor {
         // keeping x̂ as well: one activation-sized tensor less per normalisation)
         let stats = Tensor(uninitializedShape: [rows, 2])
         let px = pointer, py = out.pointer, ps = stats.pointer, pg = gamma.pointer, pb = beta.pointer
+        let task = !out.isShapeOnly && Engine.backend == .oneDNN ? roundOutput?.begin() : nil
         if !out.isShapeOnly && !isShapeOnly { parallelChunks(rows, minimumPerThread: max(1, (1 << 14) / max(d, 1))) { range in
+            var tally = RoundingTask.Tally()
+            var unrounded = range.lowerBound   // the first row written but not yet rounded
             for r in range {
                 let x = px + r * d, y = py + r * d
                 var mean: Float = 0
@@ -57,8 +63,18 @@ extension Tensor {
                 let is_ = 1 / (v / Float(d) + epsilon).squareRoot()
                 ps[2 * r] = mean; ps[2 * r + 1] = is_
                 for j in 0..<d { y[j] = (x[j] - mean) * is_ * pg[j] + pb[j] }
+                if let task, (r + 1 - unrounded) * d >= 2048 || r + 1 == range.upperBound {
+                    task.round(py + unrounded * d, count: (r + 1 - unrounded) * d, offset: unrounded * d, into: &tally)
+                    unrounded = r + 1
+                }
             }
+            task?.merge(tally)
         } }
+        if let task {
+            task.finish()
+            out.format = roundOutput?.dtype
+            out.storage.packFormat = task.numberFormat
+        }
         Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { [x = self, stats, gamma] g, needs in
             let dx = Tensor(uninitializedShape: g.shape), dg = Tensor(zeros: [d]), db = Tensor(zeros: [d])
             if dx.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil] }
