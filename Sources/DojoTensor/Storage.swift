@@ -212,6 +212,20 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// Codes a kernel wrote for these values while it wrote them (`packFormat`'s, `packedBytes` each, exact: each
+    /// span through `NumberFormat.packExactly`), taken as this storage's packed form and freed with it: packing the
+    /// storage later only frees the FP32 buffer, with no encoding pass over values no longer in cache.
+    public func adoptCodes(_ codes: UnsafeMutableRawPointer) {
+        let address = UInt(bitPattern: codes)   // (a raw pointer does not cross into the lock's closure)
+        packing.withLock { state in
+            guard let bytes = state.format?.packedBytes, state.codes == nil, !isShapeOnly, owner == nil else {
+                preconditionFailure("codes adopted by a storage without a packed format, or with codes already")
+            }
+            Storage.count(bytes: count * bytes)
+            state.codes = UnsafeMutableRawPointer(bitPattern: address)
+        }
+    }
+
     /// Brings the FP32 values back from the codes (once, whichever thread asks first).
     private func unpack() -> UnsafeMutablePointer<Float> {
         packing.withLock { state in

@@ -150,6 +150,15 @@ import Testing
                 #expect(channels == 16, "no whole channel blocks, yet the kernel says it rounded")
                 #expect(fused.storage.packFormat == nf)
                 #expect(fused.array.map(\.bitPattern) == passed.map(\.bitPattern), "\(channels) channels")
+                // recorded for training, the kernel writes the codes too: packing then only frees the FP32 buffer,
+                // and the values read back from those codes are the same
+                let tape = Tape()
+                let recorded = tape.record {
+                    x.conv2d(weight: w, bias: b, padding: (1, 1), roundOutput: Self.rounding(nf, dtype: dtype, fused: true))
+                }
+                #expect(recorded.storage.bytesHeld == recorded.count * (4 + nf.packedBytes!), "FP32 values and codes")
+                #expect(recorded.storage.packAway() && recorded.storage.isPacked)
+                #expect(recorded.array.map(\.bitPattern) == passed.map(\.bitPattern))
             } else {
                 #expect(fused.array.map(\.bitPattern) == plain.array.map(\.bitPattern), "unrounded output differs")
             }

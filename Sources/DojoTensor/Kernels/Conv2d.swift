@@ -1,6 +1,7 @@
 // 2-D convolution (NCHW activations, [OC, IC/groups, KH, KW] weights), forward and both backward passes.
 import CDojoKernels
 import COneDNN
+import Synchronization
 
 /// The shape of a 2-D convolution. Padding is symmetric (`padH` top and bottom, `padW` left and right).
 public struct Conv2dGeometry: Hashable, Sendable {
@@ -51,20 +52,22 @@ public struct Conv2dGeometry: Hashable, Sendable {
 /// to the caller's NCHW/OIHW buffers around each call; `.reference` runs direct loops. Outputs are overwritten.
 public enum Conv2dKernel {
     /// `round`: the output rounded as it is written, when the primitive makes it in a channel-blocked layout: the
-    /// reorder into NCHW then runs here, and rounds each block of planes while it is in cache. Returns whether it did
-    /// (false: the caller rounds the output in a pass of its own).
+    /// reorder into NCHW then runs here, and rounds each block of planes while it is in cache. `codes` (with `round`):
+    /// the rounded values' codes written there too, `packedBytes` of the rounding's format a value. Returns whether it
+    /// rounded (false: the caller rounds the output in a pass of its own) and whether every code was written.
     @discardableResult
     public static func forward(_ g: Conv2dGeometry, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                               backend: KernelBackend = .oneDNN, round: RoundingTask? = nil) -> Bool {
+                               backend: KernelBackend = .oneDNN, round: RoundingTask? = nil,
+                               codes: UnsafeMutableRawPointer? = nil) -> (rounded: Bool, coded: Bool) {
         g.validate()
         switch backend {
         case .reference:
             ReferenceKernels.convForward(g, x: x, weight: weight, bias: bias, y: y)
-            return false
+            return (false, false)
         case .oneDNN:
             let p = convCache.get(ConvKey(g: g, pass: .forward, bias: bias != nil)) { ConvPrimitives(g, .forward, bias: bias != nil) }
-            return p.forward(x: x, weight: weight, bias: bias, y: y, round: round)
+            return p.forward(x: x, weight: weight, bias: bias, y: y, round: round, codes: codes)
         }
     }
 
@@ -206,10 +209,11 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
     let dstChannelBlock: Int?
     let geometry: Conv2dGeometry
 
-    /// Returns whether `round` rounded the output (as the reorder into NCHW wrote it).
+    /// Returns whether `round` rounded the output (as the reorder into NCHW wrote it) and whether every code was
+    /// written into `codes`.
     func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias bp: UnsafePointer<Float>?,
-                 y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil) -> Bool {
-        var rounded = false
+                 y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil, codes: UnsafeMutableRawPointer? = nil) -> (rounded: Bool, coded: Bool) {
+        var result = (rounded: false, coded: false)
         exclusive {
             src.pull(x, stream)
             wei.pull(weight, stream)
@@ -218,31 +222,41 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
             main.run(stream, args)
             if let round, let block = dstChannelBlock {
                 stream.wait()
-                Self.unblock(geometry, block: block, from: dst.prim.data.assumingMemoryBound(to: Float.self), into: y, round: round)
-                rounded = true
+                let coded = Self.unblock(geometry, block: block, from: dst.prim.data.assumingMemoryBound(to: Float.self), into: y,
+                                         round: round, codes: codes)
+                result = (true, coded)
             } else {
                 dst.push(stream)
             }
             stream.wait()
         }
-        return rounded
+        return result
     }
 
     /// nChw<block>c → NCHW: for each image and block of channels, an [H·W, block] matrix transposed into `block`
-    /// planes (which lie one after another in NCHW), then those planes rounded while they are in cache.
+    /// planes (which lie one after another in NCHW), then those planes rounded, and coded into `codes` (when given,
+    /// in the rounding's format), while they are in cache. Returns whether every code was written.
     static func unblock(_ g: Conv2dGeometry, block: Int, from src: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                        round: RoundingTask) {
+                        round: RoundingTask, codes: UnsafeMutableRawPointer?) -> Bool {
         let hw = g.outHeight * g.outWidth, blocks = g.outChannels / block, n = g.batch
         let s = SendablePointer(src), d = SendablePointer(y)
+        let format = codes == nil ? nil : round.numberFormat, bytes = format?.packedBytes ?? 0
+        let out = codes.map { SendablePointer($0.assumingMemoryBound(to: UInt8.self)) }
+        let failed = Atomic<Bool>(false)
         parallelChunks(n * blocks, minimumPerThread: max(1, (1 << 14) / max(hw * block, 1))) { range in
             var tally = RoundingTask.Tally()
             for nb in range {
                 let from = s.p + nb * hw * block, to = d.p + nb * hw * block
                 dojo_transpose_f32(from, block, to, hw, 0, hw, 0, block)
                 round.round(to, count: hw * block, offset: nb * hw * block, into: &tally)
+                if let format, let out, bytes > 0,
+                   !format.packExactly(to, count: hw * block, into: UnsafeMutableRawPointer(out.p + nb * hw * block * bytes)) {
+                    failed.store(true, ordering: .relaxed)
+                }
             }
             round.merge(tally)
         }
+        return codes != nil && bytes > 0 && !failed.load(ordering: .relaxed)
     }
 
     func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {

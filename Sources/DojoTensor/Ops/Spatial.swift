@@ -19,11 +19,19 @@ extension Tensor {
         let backend = Engine.backend
         if !out.isShapeOnly && !isShapeOnly {
             let task = backend == .oneDNN ? roundOutput?.begin() : nil
-            if Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer, backend: backend,
-                                    round: task), let task {
+            // in training, the codes written too, while the values are in cache: the op reading this output (batch
+            // norm) keeps it packed for its backward, and packing then only frees the FP32 buffer
+            let bytes = Tape.current?.packsSavedValues == true ? task?.numberFormat?.packedBytes : nil
+            let codes = bytes.map { UnsafeMutableRawPointer.allocate(byteCount: out.count * $0, alignment: 64) }
+            let done = Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer,
+                                            backend: backend, round: task, codes: codes)
+            if done.rounded, let task {
                 task.finish()
                 out.format = roundOutput?.dtype
                 out.storage.packFormat = task.numberFormat
+            }
+            if let codes {
+                if done.rounded && done.coded && out.storage.packFormat != nil { out.storage.adoptCodes(codes) } else { codes.deallocate() }
             }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
