@@ -204,6 +204,17 @@ AVX2 static inline int cfp_range_special(cfp_range r, const dojo_cfp_params *f) 
     return !_mm256_testz_si256(any, any);
 }
 
+/// For |bits| m (the bits the format's sign rule keeps), the lanes the denormal paths below leave to the caller (all
+/// ones: m ≥ the largest + 1, that is NaN, infinity or an unsigned negative; or 1 ≤ m ≤ FP32's largest subnormal), and in
+/// *den the lanes below the format's smallest normal (1 ≤ m < the smallest normal).
+AVX2 static inline __m256i cfp_denormal_lanes(__m256i m, const dojo_cfp_params *f, __m256i *den) {
+    const __m256i one = _mm256_set1_epi32(1), over_min = _mm256_set1_epi32((int)(f->min_normal_bits + f->range + 1));
+    const __m256i fp32_sub = _mm256_set1_epi32(0x007FFFFE), den_max = _mm256_set1_epi32((int)(f->min_normal_bits - 2));
+    __m256i m1 = _mm256_sub_epi32(m, one);
+    *den = _mm256_cmpeq_epi32(_mm256_min_epu32(m1, den_max), m1);
+    return _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(m, over_min), m), _mm256_cmpeq_epi32(_mm256_min_epu32(m1, fp32_sub), m1));
+}
+
 /// The codes of a chunk (8 vectors) of which some value lies below the smallest normal: such a value is exact when it
 /// is a whole number q of the format's unit below 2^M (the as-printed scale stops at 2^M − 1; IEEE's 2^M is the
 /// smallest normal, not below it), and its code is q. codes[k] keeps the other lanes' codes. Returns 1, or 0 when a
@@ -211,18 +222,14 @@ AVX2 static inline int cfp_range_special(cfp_range r, const dojo_cfp_params *f) 
 /// the smallest normal is not exact.
 AVX2 static int pack_chunk_denormals(const uint32_t *restrict s, const dojo_cfp_params *f, __m256i codes[8]) {
     const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), sign_bit = _mm256_set1_epi32((int)0x80000000u);
-    const __m256i one = _mm256_set1_epi32(1), over_min = _mm256_set1_epi32((int)(f->min_normal_bits + f->range + 1));
-    const __m256i fp32_sub = _mm256_set1_epi32(0x007FFFFE), den_max = _mm256_set1_epi32((int)(f->min_normal_bits - 2));
     const __m256 inv_unit = _mm256_set1_ps(1.0f / f->denormal_unit), top = _mm256_set1_ps((float)(1u << f->mantissa_bits));
     const __m128i sign_shift = _mm_cvtsi32_si128((int)f->sign_shift);
     __m256i out[8], bad = _mm256_setzero_si256();
     for (int k = 0; k < 8; k++) {
         __m256i b = _mm256_loadu_si256((const __m256i *)(s + 8 * k));
-        __m256i a = _mm256_and_si256(b, abs_mask), a1 = _mm256_sub_epi32(a, one);
-        __m256i other = _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(a, over_min), a),
-                                        _mm256_cmpeq_epi32(_mm256_min_epu32(a1, fp32_sub), a1));
+        __m256i a = _mm256_and_si256(b, abs_mask), den;
+        __m256i other = cfp_denormal_lanes(a, f, &den);
         if (!_mm256_testz_si256(other, other)) return 0;
-        __m256i den = _mm256_cmpeq_epi32(_mm256_min_epu32(a1, den_max), a1);
         __m256 y = _mm256_mul_ps(_mm256_castsi256_ps(a), inv_unit);
         __m256 q = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         // not a whole number of units, or as many as the smallest normal or more (the as-printed gap): not exact
@@ -295,8 +302,6 @@ AVX2 static long pack_cfp8_avx2_hand(const uint32_t *restrict src, long n, uint8
 AVX2 static int round_chunk_denormals(const uint32_t *restrict s, const dojo_cfp_params *f, __m256i r[8], uint32_t *underflow) {
     const __m256i mask = _mm256_set1_epi32((int)f->mag_mask), abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
     const __m256i sign_mask = _mm256_set1_epi32((int)f->sign_mask);
-    const __m256i one = _mm256_set1_epi32(1), over_min = _mm256_set1_epi32((int)(f->min_normal_bits + f->range + 1));
-    const __m256i fp32_sub = _mm256_set1_epi32(0x007FFFFE), den_max = _mm256_set1_epi32((int)(f->min_normal_bits - 2));
     const __m256 unit = _mm256_set1_ps(f->denormal_unit), inv_unit = _mm256_set1_ps(1.0f / f->denormal_unit);
     const float topf = (float)(1u << f->mantissa_bits);
     const __m256 top = _mm256_set1_ps(topf), below_top = _mm256_set1_ps(topf - 1), halfway = _mm256_set1_ps((3 * topf - 1) / 2);
@@ -304,12 +309,8 @@ AVX2 static int round_chunk_denormals(const uint32_t *restrict s, const dojo_cfp
     __m256i out[8], under = _mm256_setzero_si256();
     for (int k = 0; k < 8; k++) {
         __m256i b = _mm256_loadu_si256((const __m256i *)(s + 8 * k));
-        __m256i m = _mm256_and_si256(b, mask), m1 = _mm256_sub_epi32(m, one);
-        // m ≥ the largest + 1 (NaN, infinity, unsigned negative), or 1 ≤ m ≤ FP32's largest subnormal
-        __m256i other = _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(m, over_min), m),
-                                        _mm256_cmpeq_epi32(_mm256_min_epu32(m1, fp32_sub), m1));
+        __m256i den, other = cfp_denormal_lanes(_mm256_and_si256(b, mask), f, &den);
         if (!_mm256_testz_si256(other, other)) return 0;
-        __m256i den = _mm256_cmpeq_epi32(_mm256_min_epu32(m1, den_max), m1);   // 1 ≤ m < the smallest normal
         __m256 y = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(b, abs_mask)), inv_unit);
         __m256 q = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         __m256 inexact = _mm256_cmp_ps(y, q, _CMP_NEQ_UQ);

@@ -136,6 +136,26 @@ public enum EltwiseKernel {
 
     static let cache = DnnlCache<Key, Primitives>()
 
+    /// Each compute thread's share of `0..<count` in blocks of at most 2,048 values: `body(first, count, scratch)` writes
+    /// `output[first..<first+count]` (a 2,048-value scratch buffer in cache at hand), then the block is rounded by
+    /// `round` while it is still in cache.
+    static func inBlocks(_ count: Int, of output: UnsafeMutablePointer<Float>, rounding round: RoundingTask?,
+                         _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        parallelChunks(count, minimumPerThread: 1 << 13) { r in
+            var tally = RoundingTask.Tally()
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2048) { tmp in
+                var lo = r.lowerBound
+                while lo < r.upperBound {
+                    let n = min(2048, r.upperBound - lo)
+                    body(lo, n, tmp.baseAddress!)
+                    round?.round(output + lo, count: n, offset: lo, into: &tally)
+                    lo += n
+                }
+            }
+            round?.merge(tally)
+        }
+    }
+
     /// Below this many values the scalar loop is as fast as a primitive call (and makes no cached primitive).
     static let smallest = 4096
 
@@ -153,22 +173,11 @@ public enum EltwiseKernel {
             // memory (in place, over an input kept packed, `Tensor.outputOverPackedInput`), and the block is rounded
             // while it is in cache
             let inPlace = UnsafePointer(y) == x
-            parallelChunks(count, minimumPerThread: 1 << 13) { r in
-                var tally = RoundingTask.Tally()
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2048) { tmp in
-                    let t = tmp.baseAddress!
-                    var lo = r.lowerBound
-                    while lo < r.upperBound {
-                        let n = min(2048, r.upperBound - lo)
-                        let src: UnsafePointer<Float>
-                        if inPlace { t.update(from: x + lo, count: n); src = UnsafePointer(t) } else { src = x + lo }
-                        let out = y + lo
-                        for i in 0..<n { out[i] = FastGELU.value(src[i]) }
-                        round?.round(out, count: n, offset: lo, into: &tally)
-                        lo += n
-                    }
-                }
-                round?.merge(tally)
+            inBlocks(count, of: y, rounding: round) { lo, n, t in
+                let src: UnsafePointer<Float>
+                if inPlace { t.update(from: x + lo, count: n); src = UnsafePointer(t) } else { src = x + lo }
+                let out = y + lo
+                for i in 0..<n { out[i] = FastGELU.value(src[i]) }
             }
             return round != nil
         }
@@ -197,26 +206,15 @@ public enum EltwiseKernel {
             return false
         }
         if algorithm == .geluTanh {
-            parallelChunks(count, minimumPerThread: 1 << 13) { r in
-                guard xPacked != nil || round != nil else {
-                    for i in r { dx[i] = dy[i] * FastGELU.derivative(x[i]) }
-                    return
-                }
-                var tally = RoundingTask.Tally()
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2048) { tmp in
-                    let t = tmp.baseAddress!
-                    var lo = r.lowerBound
-                    while lo < r.upperBound {
-                        let n = min(2048, r.upperBound - lo)
-                        var bx = x + lo
-                        if let xPacked { xPacked.read(lo, count: n, into: t); bx = UnsafePointer(t) }
-                        let bdy = dy + lo, out = dx + lo
-                        for i in 0..<n { out[i] = bdy[i] * FastGELU.derivative(bx[i]) }
-                        round?.round(out, count: n, offset: lo, into: &tally)
-                        lo += n
-                    }
-                }
-                round?.merge(tally)
+            guard xPacked != nil || round != nil else {
+                parallelChunks(count, minimumPerThread: 1 << 13) { r in for i in r { dx[i] = dy[i] * FastGELU.derivative(x[i]) } }
+                return false
+            }
+            inBlocks(count, of: dx, rounding: round) { lo, n, t in
+                var bx = x + lo
+                if let xPacked { xPacked.read(lo, count: n, into: t); bx = UnsafePointer(t) }
+                let bdy = dy + lo, out = dx + lo
+                for i in 0..<n { out[i] = bdy[i] * FastGELU.derivative(bx[i]) }
             }
             return round != nil
         }
