@@ -31,6 +31,23 @@ struct KernelBuildTests {
         + [0, 7, 15, 40, 63].flatMap { b in [try! NumberFormat(.cfp8_143, bias: b), try! NumberFormat(.cfp8_152, bias: b)] }
         + [try! NumberFormat(.cfp8_143, bias: 7, denormalScale: .ieee), try! NumberFormat(.shp), try! NumberFormat(.uhp)]
 
+    /// `xs` rounded in place by the build that runs (with the largest magnitude found while rounding) against the scalar
+    /// codec value by value: how many values differ (NaN matching NaN), the flags raised and the codec's, the largest.
+    static func roundedAgainstTheCodec(_ nf: NumberFormat, _ xs: [Float]) -> (mismatches: Int, flags: ExceptionFlags, codec: ExceptionFlags, top: Float) {
+        var ys = xs
+        var top: Float = 0
+        let flags = ys.withUnsafeMutableBufferPointer { nf.roundInPlace($0, largestMagnitude: &top) }
+        var codec = ExceptionFlags()
+        var mismatches = 0
+        for (x, y) in zip(xs, ys) {
+            let r = nf.encode(x, rounding: .nearestEven, index: 0)
+            codec.formUnion(r.flags)
+            let want = nf.decode(r.code)
+            if !(want.bitPattern == y.bitPattern || (want.isNaN && y.isNaN)) { mismatches += 1 }
+        }
+        return (mismatches, flags, codec, top)
+    }
+
     @Test("rounding to nearest-even and the largest magnitude: each build gives the scalar codec's bits")
     func rounding() {
         defer { NumberFormat.useAVX2Kernels(true) }
@@ -39,17 +56,7 @@ struct KernelBuildTests {
             for (k, nf) in Self.formats.enumerated() {
                 for sparse in [0, 900, 50] {
                     let xs = Self.values(nf, count: 5_003, sparse: sparse, seed: UInt64(k * 10 + sparse))
-                    var ys = xs
-                    var top: Float = 0
-                    let flags = ys.withUnsafeMutableBufferPointer { nf.roundInPlace($0, largestMagnitude: &top) }
-                    var expectedFlags = ExceptionFlags()
-                    var mismatches = 0
-                    for (x, y) in zip(xs, ys) {
-                        let r = nf.encode(x, rounding: .nearestEven, index: 0)
-                        expectedFlags.formUnion(r.flags)
-                        let want = nf.decode(r.code)
-                        if !(want.bitPattern == y.bitPattern || (want.isNaN && y.isNaN)) { mismatches += 1 }
-                    }
+                    let (mismatches, flags, expectedFlags, top) = Self.roundedAgainstTheCodec(nf, xs)
                     #expect(mismatches == 0, "\(nf) avx2=\(avx2) sparse=\(sparse)")
                     #expect(flags == expectedFlags, "\(nf) avx2=\(avx2) sparse=\(sparse)")
                     let want = xs.contains { $0.isNaN } ? Float.nan : xs.map(\.magnitude).max()!
@@ -91,16 +98,7 @@ struct KernelBuildTests {
                 }.filter { $0 == 0 || $0.magnitude >= Float.leastNormalMagnitude }
                 let exact = small.map { nf.rounded($0) }.filter { $0 == 0 || $0.magnitude >= Float.leastNormalMagnitude }
                 for xs in [small, exact] {
-                    var ys = xs
-                    var top: Float = 0
-                    let flags = ys.withUnsafeMutableBufferPointer { nf.roundInPlace($0, largestMagnitude: &top) }
-                    var want = ExceptionFlags()
-                    var mismatches = 0
-                    for (x, y) in zip(xs, ys) {
-                        let r = nf.encode(x, rounding: .nearestEven, index: 0)
-                        want.formUnion(r.flags)
-                        if nf.decode(r.code).bitPattern != y.bitPattern { mismatches += 1 }
-                    }
+                    let (mismatches, flags, want, top) = Self.roundedAgainstTheCodec(nf, xs)
                     #expect(mismatches == 0, "\(nf) avx2=\(avx2)")
                     #expect(flags == want, "\(nf) avx2=\(avx2): flags \(flags), the codec's \(want)")
                     #expect(top == xs.map(\.magnitude).max()!, "\(nf) avx2=\(avx2)")
