@@ -52,22 +52,23 @@ public struct Conv2dGeometry: Hashable, Sendable {
 /// to the caller's NCHW/OIHW buffers around each call; `.reference` runs direct loops. Outputs are overwritten.
 public enum Conv2dKernel {
     /// `round`: the output rounded as it is written, when the primitive makes it in a channel-blocked layout: the
-    /// reorder into NCHW then runs here, and rounds each block of planes while it is in cache. `codes` (with `round`):
-    /// the rounded values' codes written there too, `packedBytes` of the rounding's format a value. Returns whether it
-    /// rounded (false: the caller rounds the output in a pass of its own) and whether every code was written.
+    /// reorder into NCHW then runs here, and rounds each block of planes while it is in cache. `withCodes` (with
+    /// `round`): the rounded values' codes written too, in the rounding's format (`packedBytes` a value). Returns
+    /// whether it rounded (false: the caller rounds the output in a pass of its own) and the codes, when it wrote them
+    /// (the caller owns them: `Storage.adoptCodes`).
     @discardableResult
     public static func forward(_ g: Conv2dGeometry, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
                                backend: KernelBackend = .oneDNN, round: RoundingTask? = nil,
-                               codes: UnsafeMutableRawPointer? = nil) -> (rounded: Bool, coded: Bool) {
+                               withCodes: Bool = false) -> (rounded: Bool, codes: UnsafeMutableRawPointer?) {
         g.validate()
         switch backend {
         case .reference:
             ReferenceKernels.convForward(g, x: x, weight: weight, bias: bias, y: y)
-            return (false, false)
+            return (false, nil)
         case .oneDNN:
             let p = convCache.get(ConvKey(g: g, pass: .forward, bias: bias != nil)) { ConvPrimitives(g, .forward, bias: bias != nil) }
-            return p.forward(x: x, weight: weight, bias: bias, y: y, round: round, codes: codes)
+            return p.forward(x: x, weight: weight, bias: bias, y: y, round: round, withCodes: withCodes)
         }
     }
 
@@ -209,11 +210,11 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
     let dstChannelBlock: Int?
     let geometry: Conv2dGeometry
 
-    /// Returns whether `round` rounded the output (as the reorder into NCHW wrote it) and whether every code was
-    /// written into `codes`.
+    /// Returns whether `round` rounded the output (as the reorder into NCHW wrote it), and the codes it wrote.
     func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias bp: UnsafePointer<Float>?,
-                 y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil, codes: UnsafeMutableRawPointer? = nil) -> (rounded: Bool, coded: Bool) {
-        var result = (rounded: false, coded: false)
+                 y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil,
+                 withCodes: Bool = false) -> (rounded: Bool, codes: UnsafeMutableRawPointer?) {
+        var result: (rounded: Bool, codes: UnsafeMutableRawPointer?) = (false, nil)
         exclusive {
             src.pull(x, stream)
             wei.pull(weight, stream)
@@ -222,9 +223,14 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
             main.run(stream, args)
             if let round, let block = dstChannelBlock {
                 stream.wait()
-                let coded = Self.unblock(geometry, block: block, from: dst.prim.data.assumingMemoryBound(to: Float.self), into: y,
-                                         round: round, codes: codes)
-                result = (true, coded)
+                let bytes = withCodes ? round.numberFormat?.packedBytes : nil
+                var codes = bytes.map { UnsafeMutableRawPointer.allocate(byteCount: geometry.outputCount * $0, alignment: 64) }
+                if !Self.unblock(geometry, block: block, from: dst.prim.data.assumingMemoryBound(to: Float.self), into: y,
+                                 round: round, codes: codes) {
+                    codes?.deallocate()
+                    codes = nil
+                }
+                result = (true, codes)
             } else {
                 dst.push(stream)
             }
@@ -235,12 +241,12 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
 
     /// nChw<block>c → NCHW: for each image and block of channels, an [H·W, block] matrix transposed into `block`
     /// planes (which lie one after another in NCHW), then those planes rounded, and coded into `codes` (when given,
-    /// in the rounding's format), while they are in cache. Returns whether every code was written.
+    /// in the rounding's format), while they are in cache. Returns false when a value could not be coded.
     static func unblock(_ g: Conv2dGeometry, block: Int, from src: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>,
                         round: RoundingTask, codes: UnsafeMutableRawPointer?) -> Bool {
         let hw = g.outHeight * g.outWidth, blocks = g.outChannels / block, n = g.batch
         let s = SendablePointer(src), d = SendablePointer(y)
-        let format = codes == nil ? nil : round.numberFormat, bytes = format?.packedBytes ?? 0
+        let format = codes == nil ? nil : round.numberFormat, bytes = format?.packedBytes ?? 1
         let out = codes.map { SendablePointer($0.assumingMemoryBound(to: UInt8.self)) }
         let failed = Atomic<Bool>(false)
         parallelChunks(n * blocks, minimumPerThread: max(1, (1 << 14) / max(hw * block, 1))) { range in
@@ -249,14 +255,14 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
                 let from = s.p + nb * hw * block, to = d.p + nb * hw * block
                 dojo_transpose_f32(from, block, to, hw, 0, hw, 0, block)
                 round.round(to, count: hw * block, offset: nb * hw * block, into: &tally)
-                if let format, let out, bytes > 0,
+                if let format, let out,
                    !format.packExactly(to, count: hw * block, into: UnsafeMutableRawPointer(out.p + nb * hw * block * bytes)) {
                     failed.store(true, ordering: .relaxed)
                 }
             }
             round.merge(tally)
         }
-        return codes != nil && bytes > 0 && !failed.load(ordering: .relaxed)
+        return !failed.load(ordering: .relaxed)
     }
 
     func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {

@@ -281,9 +281,7 @@ extension Tensor {
             let task = backend == .oneDNN ? roundOutput?.begin() : nil
             if EltwiseKernel.forward(algorithm, count: count, x: reused != nil ? out.pointer : pointer, y: out.pointer,
                                      backend: backend, round: task), let task {
-                task.finish()
-                out.format = roundOutput?.dtype
-                out.storage.packFormat = task.numberFormat
+                out.finishRounding(task, of: roundOutput)
             }
         }
         // backward keeps the one value its derivative reads (as the kind's `saved` values say)

@@ -111,9 +111,7 @@ extension Tensor {
             }
             if let task = backend == .oneDNN ? roundOutput?.begin() : nil {
                 Tensor.rowBlocks(rows: n, width: m, of: po, rounding: task, rowsOfProduct)
-                task.finish()
-                out.format = roundOutput?.dtype
-                out.storage.packFormat = task.numberFormat
+                out.finishRounding(task, of: roundOutput)
             } else {
                 // one GEMM over every thread
                 parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in

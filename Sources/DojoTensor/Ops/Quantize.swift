@@ -99,6 +99,15 @@ extension Tensor {
         return out
     }
 
+    /// After a kernel wrote this fresh tensor and rounded every value by `task` (begun from `rounding`) as it wrote
+    /// them: hands the tally to whoever chose the format, and marks the tensor as in the format (`format`) and its
+    /// storage as packable in it (`Storage.packFormat`), so that the layer records the rounding without running it.
+    func finishRounding(_ task: RoundingTask, of rounding: TensorRounding?) {
+        task.finish()
+        format = rounding?.dtype
+        storage.packFormat = task.numberFormat
+    }
+
     /// Rounds, span by span, the gradient `dx` a kernel writes for this tensor, when this tensor's gradient is rounded
     /// and the rounding can run that way now: `body` writes `dx` and calls the task (if any) on each span it wrote,
     /// while the span is in cache, and returns whether it did; then `dx` is marked rounded. Without a task `body`

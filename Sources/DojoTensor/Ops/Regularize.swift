@@ -70,11 +70,7 @@ extension Tensor {
             }
             task?.merge(tally)
         } }
-        if let task {
-            task.finish()
-            out.format = roundOutput?.dtype
-            out.storage.packFormat = task.numberFormat
-        }
+        if let task { out.finishRounding(task, of: roundOutput) }
         Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { [x = self, stats, gamma] g, needs in
             let dx = Tensor(uninitializedShape: g.shape), dg = Tensor(zeros: [d]), db = Tensor(zeros: [d])
             if dx.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil] }

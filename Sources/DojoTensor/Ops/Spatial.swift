@@ -21,18 +21,10 @@ extension Tensor {
             let task = backend == .oneDNN ? roundOutput?.begin() : nil
             // in training, the codes written too, while the values are in cache: the op reading this output (batch
             // norm) keeps it packed for its backward, and packing then only frees the FP32 buffer
-            let bytes = Tape.current?.packsSavedValues == true ? task?.numberFormat?.packedBytes : nil
-            let codes = bytes.map { UnsafeMutableRawPointer.allocate(byteCount: out.count * $0, alignment: 64) }
             let done = Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer,
-                                            backend: backend, round: task, codes: codes)
-            if done.rounded, let task {
-                task.finish()
-                out.format = roundOutput?.dtype
-                out.storage.packFormat = task.numberFormat
-            }
-            if let codes {
-                if done.rounded && done.coded && out.storage.packFormat != nil { out.storage.adoptCodes(codes) } else { codes.deallocate() }
-            }
+                                            backend: backend, round: task, withCodes: Tape.current?.packsSavedValues == true)
+            if done.rounded, let task { out.finishRounding(task, of: roundOutput) }
+            if let codes = done.codes { out.storage.adoptCodes(codes) }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         Tape.note(.conv2d, inputs: inputs, output: out, attributes: attrs) { [x = self] dy, needs in
@@ -209,7 +201,7 @@ extension Tensor {
                                             gamma: gamma.pointer, beta: beta.pointer,
                                             epsilon: epsilon, y: out.pointer, mean: mean.pointer, variance: variance.pointer,
                                             backend: backend, round: task)
-            if let task { task.finish(); out.format = roundOutput?.dtype; out.storage.packFormat = task.numberFormat }
+            if let task { out.finishRounding(task, of: roundOutput) }
         }
         let m = Float(n * spatial), unbias = m > 1 ? m / (m - 1) : 1
         for i in 0..<c where !skip && !mean.isShapeOnly {
