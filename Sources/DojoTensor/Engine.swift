@@ -10,6 +10,10 @@ public enum Engine {
     /// milliseconds this way; parameters made outside stay real.
     @TaskLocal public static var shapeOnly = false
 
+    /// Whether GEMMs on operands exact in BF16 may run on BF16 kernels where the CPU has native BF16
+    /// (`BF16Gemm.isEnabled`); off: FP32 GEMMs everywhere. Tests run a step both ways and compare.
+    @TaskLocal public static var bf16Kernels = true
+
     /// The memory this process may use: the machine's, or less where its cgroup (a container, a job's sandbox) sets
     /// `memory.max`.
     public static var usableMemoryBytes: UInt64 {

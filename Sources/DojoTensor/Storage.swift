@@ -212,6 +212,16 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// The BF16 codes when the storage has them (its `packFormat` is BF16 and it was packed once): the values' BF16
+    /// bits, which a BF16 GEMM reads as they are. They never change and live as long as the storage.
+    public var bf16Codes: UnsafePointer<UInt16>? {
+        let address: UInt? = packing.withLock { state in
+            guard state.format?.format == .bf16, let codes = state.codes else { return nil }
+            return UInt(bitPattern: codes)
+        }
+        return address.flatMap { UnsafePointer<UInt16>(bitPattern: $0) }
+    }
+
     /// Codes a kernel wrote for these values while it wrote them (`packFormat`'s, `packedBytes` each, exact: each
     /// span through `NumberFormat.packExactly`), taken as this storage's packed form and freed with it: packing the
     /// storage later only frees the FP32 buffer, with no encoding pass over values no longer in cache.

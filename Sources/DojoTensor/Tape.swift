@@ -156,6 +156,12 @@ public final class Tape: @unchecked Sendable {
                           output: Ref(output, holding: needsGrad && saved.output),
                           backward: needsGrad ? backward : nil, flops: flops)
         tape.entries.append(entry)
+        // an op that only moves values, or scales them by a power of two, hands its inputs' format on (`format`: a GEMM
+        // reading the output may run on BF16 kernels)
+        if !output.isShapeOnly, output.format == nil, Tape.keepsFormat(kind, attributes),
+           let f = inputs.first?.format, inputs.dropFirst().allSatisfy({ $0.format == f }) {
+            output.format = f
+        }
         // an op that only moves values (a transpose, a slice, a concatenation, a broadcast: its kind's gradient rule)
         // makes an output exact in its inputs' format when they all are in one: it can be packed as they are
         if tape.packsSavedValues, !output.isShapeOnly, inputs.allSatisfy({ $0.storage !== output.storage }) {
@@ -187,6 +193,18 @@ public final class Tape: @unchecked Sendable {
     }
 
     /// Gradients of `loss` (a one-element tensor) with respect to every tensor that requires one and took part.
+    /// Whether an op's output (and its gradient, for all but a broadcast) holds exactly its input's values, moved or
+    /// multiplied by a power of two: exact in any format its input is exact in (Dojo's formats have FP32's exponents).
+    static func keepsFormat(_ kind: OpKind, _ attributes: OpAttributes) -> Bool {
+        switch kind {
+        case .transpose, .concat, .slice, .reshape, .broadcast: return true
+        case .scale:
+            guard let s = attributes.scalar.map(Float.init) else { return false }
+            return s.isNormal && s.significandBitPattern == 0
+        default: return false
+        }
+    }
+
     public func backward(from loss: Tensor) -> Gradients {
         Tape.$current.withValue(nil) { backwardPass(from: loss, watching: [], onReady: nil) }
     }
@@ -280,6 +298,17 @@ public final class Tape: @unchecked Sendable {
                 fillTarget == nil ? backward(gOut, needs) : Tape.$fillTarget.withValue(fillTarget) { backward(gOut, needs) }
             }
             precondition(gIns.count == entry.inputs.count, "\(entry.kind) returned \(gIns.count) gradients for \(entry.inputs.count) inputs")
+            // the gradient of an op that moves values (not a broadcast's: a sum) or scales them by a power of two is
+            // exact in the output gradient's format; a buffer that slices fill is while every part filled is
+            if entry.kind != .broadcast, Tape.keepsFormat(entry.kind, entry.attributes) {
+                for case let g? in gIns where !g.isShapeOnly && g !== gOut {
+                    if let target = fillTarget, g === target {
+                        if g.format != gOut.format { g.format = nil }
+                    } else {
+                        g.format = gOut.format
+                    }
+                }
+            }
             let shapes = entry.inputs.map(\.shape)
             backwardOps.append(Op(id: 0, kind: entry.kind, phase: .backward, scope: entry.scope,
                                   inputs: [], outputs: [], attributes: entry.attributes,

@@ -1,5 +1,6 @@
 import CDojoKernels
 import DojoGraph
+import DojoNN
 import DojoNumerics
 import DojoTensor
 import Foundation
@@ -208,5 +209,38 @@ import Testing
         #expect(fused.format == dtype && fused.storage.packFormat == nf)
         #expect(Self.bits(fused) == Self.bits(passed))
         #expect(Self.bits(fused) != Self.bits(x.layerNorm(gamma: gamma, beta: beta)), "the rounding changed no value")
+    }
+}
+
+/// Issue 14 §2: a transformer block trained in BF16 and in CFP8 takes its GEMMs (the layers' products with their
+/// gradients, attention's batched products) to BF16 kernels where the CPU has native BF16, and its loss and weight
+/// gradients stay those of the FP32 GEMMs on the same values: the sums differ in order only, so a value on a rounding
+/// boundary of the format may round the other way (relative differences of a few 1e-3 at most).
+@Suite(.enabled(if: BF16Gemm.isAvailable)) struct BF16KernelTrainingTests {
+    @Test(arguments: [PrecisionPolicy.Mode.bf16, .cfp8])
+    func aTransformerBlockStepMatchesFP32Kernels(_ mode: PrecisionPolicy.Mode) throws {
+        func step(bf16: Bool) -> (loss: Float, grads: [[Float]], calls: Int) {
+            var g = RandomSource(seed: 3)
+            let block = TransformerBlock(dimension: 32, heads: 2, generator: &g)
+            block.finalizeNames()
+            let x = Tensor.randomNormal([4, 17, 32], generator: &g)
+            let ctx = ForwardContext(training: true, precision: PrecisionPolicy(mode: mode))
+            let counter = BF16Gemm.Counter()
+            return BF16Gemm.$counter.withValue(counter) { Engine.$bf16Kernels.withValue(bf16) {
+                let tape = Tape()
+                let loss = tape.record { Module.$context.withValue(ctx) { let y = block(x); return (y * y).mean() } }
+                let grads = tape.backward(from: loss)
+                return (loss.item, block.parameters.map { grads[$0.1]?.array ?? [] }, counter.count)
+            } }
+        }
+        let fast = step(bf16: true), fp32 = step(bf16: false)
+        #expect(fast.calls >= 10, "products on BF16 kernels: \(fast.calls)")
+        #expect(fp32.calls == 0)
+        #expect(abs(fast.loss - fp32.loss) <= 1e-3 * abs(fp32.loss))
+        for (a, b) in zip(fast.grads, fp32.grads) {
+            let num = zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
+            let den = b.map { Double($0) * Double($0) }.reduce(0, +)
+            #expect((num / max(den, 1e-30)).squareRoot() < 1e-2)
+        }
     }
 }

@@ -26,7 +26,9 @@ public enum CPUFeatures {
 
     /// One line for a report.
     public static var summary: String {
-        "CPU: oneDNN ISA \(oneDNNISA) (\(hasNativeBF16 ? "native BF16" : "no AVX512_BF16/AMX: BF16/CFP8 GEMMs and convolutions run in FP32"));"
+        let bf16 = !hasNativeBF16 ? "no AVX512_BF16/AMX: BF16/CFP8 GEMMs run in FP32"
+            : BF16Gemm.isAvailable ? "native BF16: BF16/CFP8 GEMMs run on BF16 kernels" : "native BF16, BF16 kernels off (DOJO_BF16_KERNELS=0)"
+        return "CPU: oneDNN ISA \(oneDNNISA) (\(bf16));"
             + " format loops: \(NumberFormat.kernelBuild) build"
     }
 }

@@ -102,11 +102,19 @@ final class DnnlPrimitive: @unchecked Sendable {
 
     /// `op`: pointer to an op descriptor (`&convDesc`); `hint`: the forward primitive for backward passes.
     /// The primitive uses a scratchpad this object owns (`dnnl_scratchpad_mode_user`), passed by `run`.
-    init(op: UnsafeRawPointer, hint: DnnlPrimitive? = nil, _ what: @autoclosure () -> String) {
+    /// `sum`: the destination's prior values times this are added to the result (a sum post-op: C = op + sum·C).
+    init(op: UnsafeRawPointer, hint: DnnlPrimitive? = nil, sum: Float? = nil, _ what: @autoclosure () -> String) {
         var p: dnnl_primitive_desc_t?, q: dnnl_primitive_t?, attr: dnnl_primitive_attr_t?
         dnnlCheck(dnnl_primitive_attr_create(&attr), "attributes")
         defer { dnnl_primitive_attr_destroy(attr) }
         dnnlCheck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
+        if let sum {
+            var ops: dnnl_post_ops_t?
+            dnnlCheck(dnnl_post_ops_create(&ops), "post-ops")
+            defer { dnnl_post_ops_destroy(ops) }
+            dnnlCheck(dnnl_post_ops_append_sum(ops, sum), "sum post-op")
+            dnnlCheck(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops attribute")
+        }
         dnnlCheck(dnnl_primitive_desc_create(&p, op, attr, DnnlEngine.shared.engine, hint?.pd), "\(what()) descriptor")
         dnnlCheck(dnnl_primitive_create(&q, p), "\(what()) primitive")
         pd = p!
@@ -227,7 +235,9 @@ final class DnnlCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: Se
 /// The per-geometry oneDNN primitive sets (primitives, blocked buffers, scratchpads) the kernels keep.
 public enum KernelCaches {
     /// Number of cached primitive sets across convolution, pooling, batch norm and elementwise activations.
-    public static var count: Int { convCache.count + poolCache.count + OneDNNBatchNorm.cache.count + EltwiseKernel.cache.count }
+    public static var count: Int {
+        convCache.count + poolCache.count + OneDNNBatchNorm.cache.count + EltwiseKernel.cache.count + BF16Gemm.cache.count
+    }
 
     /// Frees every cached primitive set (e.g. after a model with many shapes is done). Calls in flight keep theirs
     /// alive until they return; later calls re-create what they need.
@@ -236,6 +246,7 @@ public enum KernelCaches {
         poolCache.removeAll()
         OneDNNBatchNorm.cache.removeAll()
         EltwiseKernel.cache.removeAll()
+        BF16Gemm.cache.removeAll()
     }
 }
 

@@ -15,6 +15,11 @@ extension Tensor {
         let shareB = batchB == 1 && !transposeA && batchA > 1
         if out.isShapeOnly || a.isShapeOnly || b.isShapeOnly {
             // shape-only: no arithmetic
+        } else if backend == .oneDNN, let (a16, b16) = BF16Operand.pair(a, b) {
+            // operands exact in BF16 (a Dojo format made them) on a CPU with BF16 arithmetic: the same sums on BF16 kernels
+            BF16Gemm.run(batch: shareB ? 1 : batchA, batchB: shareB ? 1 : batchB, transposeA: transposeA, transposeB: transposeB,
+                         m: shareB ? batchA * m : m, n: n, k: k, a: a16.bits, lda: transposeA ? m : k,
+                         b: b16.bits, ldb: transposeB ? k : n, c: out.pointer, ldc: n)
         } else if shareB {
             // [batch·m, k] · [k, n]: one large GEMM
             GemmKernel.run(transposeA: false, transposeB: transposeB, m: batchA * m, n: n, k: k, a: a.pointer, lda: k,
@@ -109,7 +114,18 @@ extension Tensor {
                 GemmKernel.run(transposeA: false, transposeB: true, m: count, n: m, k: k, a: pa + r0 * k, lda: k, b: pw, ldb: k,
                                beta: 1, c: po + r0 * m, ldc: m, backend: backend)
             }
-            if let task = backend == .oneDNN ? roundOutput?.begin() : nil {
+            if backend == .oneDNN, let (x16, w16) = BF16Operand.pair(self, w) {
+                // operands exact in BF16: one product on BF16 kernels over every thread, then the rounding pass
+                parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in
+                    for r in rows { (po + r * m).update(from: pb, count: m) }
+                }
+                BF16Gemm.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: x16.bits, lda: k, b: w16.bits, ldb: k,
+                             beta: 1, c: po, ldc: m)
+                if let task = roundOutput?.begin() {
+                    task.roundAll(po, count: n * m)
+                    out.finishRounding(task, of: roundOutput)
+                }
+            } else if let task = backend == .oneDNN ? roundOutput?.begin() : nil {
                 Tensor.rowBlocks(rows: n, width: m, of: po, rounding: task, rowsOfProduct)
                 out.finishRounding(task, of: roundOutput)
             } else {
@@ -129,6 +145,18 @@ extension Tensor {
                 return Tensor.matmulGradients(g, needs, x, w, transposeA: false, transposeB: true, backend: backend)
             }
             let dx = Tensor(uninitializedShape: [n, k])
+            if let (g16, w16) = BF16Operand.pair(g, w) {
+                // operands exact in BF16: the product on BF16 kernels, then the rounding pass
+                let pdx = dx.pointer
+                BF16Gemm.run(transposeA: false, transposeB: false, m: n, n: k, k: m, a: g16.bits, lda: m, b: w16.bits, ldb: k,
+                             c: pdx, ldc: k)
+                x.fusingGradientRounding(into: dx) { task in
+                    task?.roundAll(pdx, count: n * k)
+                    return task != nil
+                }
+                let dw = needs[1] ? Tensor.matmulGradients(g, [false, true], x, w, transposeA: false, transposeB: true, backend: backend)[1] : nil
+                return [dx, dw]
+            }
             let pg = g.pointer, pw = w.pointer, pdx = dx.pointer
             x.fusingGradientRounding(into: dx) { task in
                 guard let task else {

@@ -58,6 +58,16 @@ public final class RoundingTask: @unchecked Sendable {
         tally.add(bits, top)
     }
 
+    /// Rounds `count` values at `p` (a whole tensor, written before) over the compute threads, merging their tallies.
+    public func roundAll(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        let base = SendablePointer(p)
+        parallelChunks(count, minimumPerThread: 1 << 14) { r in
+            var tally = Tally()
+            round(base.p + r.lowerBound, count: r.count, offset: r.lowerBound, into: &tally)
+            merge(tally)
+        }
+    }
+
     public func merge(_ tally: Tally) {
         lock.lock(); total.add(tally.flags, tally.largest); lock.unlock()
     }
@@ -93,7 +103,8 @@ extension Tensor {
             guard let gradient, !g.isShapeOnly else { return [g] }
             if g.roundedAsGradientOf == serial { return [g] }
             let r = Tape.gradientBuffer(reusing: g, shape: g.shape)
-            _ = gradient.pass(r.storage === g.storage ? nil : UnsafePointer(g.pointer), r.storage.buffer)
+            // (the format marks the gradient as exact in it: a GEMM that reads it may run on BF16 kernels)
+            if gradient.pass(r.storage === g.storage ? nil : UnsafePointer(g.pointer), r.storage.buffer) != nil { r.format = gradient.dtype }
             return [r]
         }
         return out

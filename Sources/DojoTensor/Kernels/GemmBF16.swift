@@ -1,0 +1,161 @@
+import CDojoKernels
+import COneDNN
+import Foundation
+import Synchronization
+
+/// GEMMs on BF16 operands with FP32 accumulation and an FP32 result, through oneDNN's matmul primitive (issue 14
+/// §2). Values a Dojo format made (BF16, and CFP8 1-4-3/1-5-2 at any bias) are exact in BF16, and the product of two
+/// BF16 values is exact in FP32: on such operands this GEMM computes the same sums as the FP32 one (in another
+/// order: the last bits may differ), at the rate of the CPU's BF16 dot-product instructions (AVX512_BF16, AMX) and
+/// with half the operand bytes. Only where oneDNN reports native BF16 (`CPUFeatures.hasNativeBF16`); elsewhere its
+/// BF16 kernels emulate the arithmetic and are slower than FP32, so the engine keeps FP32 GEMMs.
+public enum BF16Gemm {
+    /// Whether GEMMs on operands exact in BF16 run on BF16 kernels: native BF16 here, not turned off with
+    /// `DOJO_BF16_KERNELS=0` (to compare both paths on the same machine) nor by `Engine.bf16Kernels`.
+    public static var isEnabled: Bool { isAvailable && Engine.bf16Kernels }
+
+    /// Native BF16 here, and not turned off in the environment.
+    public static let isAvailable: Bool = {
+        if let v = ProcessInfo.processInfo.environment["DOJO_BF16_KERNELS"], v == "0" { return false }
+        return CPUFeatures.hasNativeBF16
+    }()
+
+    /// Counts the products run on BF16 kernels by the task that installs it (`BF16Gemm.$counter.withValue`).
+    public final class Counter: Sendable {
+        private let value = Atomic<Int>(0)
+        public init() {}
+        public var count: Int { value.load(ordering: .relaxed) }
+        func add() { value.add(1, ordering: .relaxed) }
+    }
+    @TaskLocal public static var counter: Counter?
+
+    /// C = op(A)·op(B) + beta·C for `batch` matrices (row-major, op(X) = X or Xᵀ): A is [batch, m, k] ([batch, k, m]
+    /// transposed), B [batchB, k, n] ([batchB, n, k] transposed; `batchB` 1: shared by every matrix of A), C
+    /// [batch, m, n]; `lda`, `ldb`, `ldc` are row strides, matrices packed one after another. One oneDNN primitive
+    /// per geometry, cached; it runs over every compute thread.
+    public static func run(batch: Int = 1, batchB: Int = 1, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                           a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+                           beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(batchB == 1 || batchB == batch, "BF16Gemm: batchB \(batchB) for batch \(batch)")
+        if m == 0 || n == 0 || batch == 0 { return }
+        let key = Key(batch: batch, batchB: batchB, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                      lda: lda, ldb: ldb, ldc: ldc, beta: beta)
+        let p = cache.get(key) { MatmulPrimitives(key) }
+        p.run(a: a, b: b, c: c)
+        counter?.add()
+    }
+
+    struct Key: Hashable, Sendable {
+        let batch, batchB: Int
+        let transposeA, transposeB: Bool
+        let m, n, k, lda, ldb, ldc: Int
+        let beta: Float
+    }
+
+    static let cache = DnnlCache<Key, MatmulPrimitives>()
+
+    final class MatmulPrimitives: DnnlExecutable, @unchecked Sendable {
+        let main: DnnlPrimitive
+        let a, b, c: DnnlMemory
+
+        init(_ key: Key) {
+            let (m, n, k) = (key.m, key.n, key.k)
+            // [batch, rows, columns] with a row stride; a transposed operand is the same memory read by columns
+            func md(_ batch: Int, _ rows: Int, _ columns: Int, transposed: Bool, ld: Int, stored: Int, _ dt: dnnl_data_type_t) -> dnnl_memory_desc_t {
+                var d = dnnl_memory_desc_t()
+                let dims: [dnnl_dim_t] = [dnnl_dim_t(batch), dnnl_dim_t(rows), dnnl_dim_t(columns)]
+                let matrix = dnnl_dim_t(stored * ld)
+                let strides: [dnnl_dim_t] = transposed ? [matrix, 1, dnnl_dim_t(ld)] : [matrix, dnnl_dim_t(ld), 1]
+                dnnlCheck(dnnl_memory_desc_init_by_strides(&d, 3, dims, dt, strides), "BF16 GEMM operand \(dims)")
+                return d
+            }
+            // stored rows of each matrix: A [m, k] or [k, m]; B [k, n] or [n, k]; C [m, n]
+            var ad = md(key.batch, m, k, transposed: key.transposeA, ld: key.lda, stored: key.transposeA ? k : m, dnnl_bf16)
+            var bd = md(key.batchB, k, n, transposed: key.transposeB, ld: key.ldb, stored: key.transposeB ? n : k, dnnl_bf16)
+            var cd = md(key.batch, m, n, transposed: false, ld: key.ldc, stored: m, dnnl_f32)
+            var desc = dnnl_matmul_desc_t()
+            dnnlCheck(dnnl_matmul_desc_init(&desc, &ad, &bd, nil, &cd), "BF16 matmul \(key)")
+            main = DnnlPrimitive(op: &desc, sum: key.beta == 0 ? nil : key.beta, "BF16 matmul")
+            a = DnnlMemory(ad, owned: false)
+            b = DnnlMemory(bd, owned: false)
+            c = DnnlMemory(cd, owned: false)
+        }
+
+        func run(a pa: UnsafePointer<UInt16>, b pb: UnsafePointer<UInt16>, c pc: UnsafeMutablePointer<Float>) {
+            exclusive {
+                a.set(pa); b.set(pb); c.set(pc)
+                main.run(stream, [dnnlArg(DNNL_ARG_SRC, a), dnnlArg(DNNL_ARG_WEIGHTS, b), dnnlArg(DNNL_ARG_DST, c)])
+                stream.wait()
+            }
+        }
+
+        /// The implementation oneDNN chose (`brg:avx512_core_bf16`, …).
+        var implementation: String { main.implementation }
+    }
+}
+
+/// A tensor's values as BF16 bits, for the BF16 GEMMs: the storage's own codes when it is packed in BF16, else a
+/// copy made by a pass that checks every value is exact in BF16.
+public final class BF16Operand: @unchecked Sendable {
+    public let bits: UnsafePointer<UInt16>
+    private let owned: UnsafeMutablePointer<UInt16>?
+    private let keep: Storage
+
+    private init(bits: UnsafePointer<UInt16>, owned: UnsafeMutablePointer<UInt16>?, keep: Storage) {
+        self.bits = bits; self.owned = owned; self.keep = keep
+    }
+
+    deinit { owned?.deallocate() }
+
+    /// Both operands of a product, or nil unless both are exact in BF16 (neither is converted unless both are in a
+    /// Dojo format).
+    public static func pair(_ a: Tensor, _ b: Tensor) -> (BF16Operand, BF16Operand)? {
+        guard mayBeExact(a), mayBeExact(b) else { return nil }
+        guard let x = of(a), let y = of(b) else { return nil }
+        return (x, y)
+    }
+
+    /// Whether BF16 kernels are on and a Dojo format made the tensor's values (`format`, `Storage.packFormat`): the
+    /// pass over an FP32 tensor would almost always find a value that is not exact.
+    static func mayBeExact(_ t: Tensor) -> Bool {
+        guard BF16Gemm.isEnabled, !t.isShapeOnly, t.count > 0 else { return false }
+        if t.storage.packFormat != nil { return true }
+        return t.format.map { $0 == .bf16 || $0 == .cfp8_143 || $0 == .cfp8_152 } ?? false
+    }
+
+    /// Nil when BF16 kernels are off, or when a value is not exact in BF16 (nothing is then promised by a partial
+    /// pass: the caller runs its FP32 GEMM). Only tensors that a Dojo format made are tried (`format`,
+    /// `Storage.packFormat`): the pass over an FP32 tensor would almost always find a value that is not exact.
+    public static func of(_ t: Tensor) -> BF16Operand? {
+        guard mayBeExact(t) else { return nil }
+        let s = t.storage
+        if let codes = s.bf16Codes { return BF16Operand(bits: codes, owned: nil, keep: s) }
+        let n = t.count
+        let out = UnsafeMutablePointer<UInt16>.allocate(capacity: n)
+        let dst = SendablePointer(out)
+        let inexact = Atomic<Bool>(false)
+        if let packed = s.packedValues {
+            // held as codes of another format (CFP8): decoded span by span in cache, without the FP32 values back
+            parallelChunks(n, minimumPerThread: 1 << 15) { r in
+                let span = 2048
+                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: span)
+                defer { tmp.deallocate() }
+                let bits = UnsafeMutableRawPointer(tmp).assumingMemoryBound(to: UInt32.self)
+                var i = r.lowerBound
+                while i < r.upperBound {
+                    let c = min(span, r.upperBound - i)
+                    packed.read(i, count: c, into: tmp)
+                    if dojo_pack_bf16(bits, c, dst.p + i) == 0 { inexact.store(true, ordering: .relaxed) }
+                    i += c
+                }
+            }
+        } else {
+            let src = SendablePointer(UnsafeMutableRawPointer(s.pointer).assumingMemoryBound(to: UInt32.self))
+            parallelChunks(n, minimumPerThread: 1 << 16) { r in
+                if dojo_pack_bf16(src.p + r.lowerBound, r.count, dst.p + r.lowerBound) == 0 { inexact.store(true, ordering: .relaxed) }
+            }
+        }
+        if inexact.load(ordering: .relaxed) { out.deallocate(); return nil }
+        return BF16Operand(bits: UnsafePointer(out), owned: out, keep: s)
+    }
+}

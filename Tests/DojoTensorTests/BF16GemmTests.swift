@@ -1,0 +1,64 @@
+import DojoGraph
+import Testing
+@_spi(Testing) import DojoTensor
+
+/// Issue 14 §2: GEMMs on operands exact in BF16 run on oneDNN's BF16 matmul (FP32 accumulation) where the CPU has
+/// native BF16, and give the FP32 GEMM's sums. Checked only on such a CPU (`BF16Gemm.isAvailable`).
+@Suite("BF16 GEMMs on values exact in BF16", .enabled(if: BF16Gemm.isAvailable))
+struct BF16GemmTests {
+    /// `n` values in [-1, 1) cut to BF16 (exact in it), and their BF16 bits.
+    static func bf16Values(_ n: Int, _ g: inout TestRNG) -> ([Float], [UInt16]) {
+        let v = g.array(n).map { Float(bitPattern: $0.bitPattern & 0xFFFF_0000) }
+        return (v, v.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) })
+    }
+
+    /// Every layout the engine asks for (plain, either operand transposed, batched, a shared right operand, C += A·B)
+    /// against the reference triple loop (in Double), matrix by matrix.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)], [(1, 1), (5, 5), (5, 1)])
+    func againstReference(_ t: (Bool, Bool), _ batches: (Int, Int)) {
+        let (ta, tb) = t, (batch, batchB) = batches
+        let (m, n, k) = (37, 29, 300)
+        var g = TestRNG(UInt64(batch * 4 + (ta ? 2 : 0) + (tb ? 1 : 0)))
+        let (a, a16) = Self.bf16Values(batch * m * k, &g), (b, b16) = Self.bf16Values(batchB * k * n, &g)
+        let c0 = g.array(batch * m * n)
+        for beta: Float in [0, 1] {
+            var fast = c0, slow = c0
+            a16.withUnsafeBufferPointer { pa in b16.withUnsafeBufferPointer { pb in fast.withUnsafeMutableBufferPointer { pc in
+                BF16Gemm.run(batch: batch, batchB: batchB, transposeA: ta, transposeB: tb, m: m, n: n, k: k, a: pa.baseAddress!,
+                             lda: ta ? m : k, b: pb.baseAddress!, ldb: tb ? k : n, beta: beta, c: pc.baseAddress!, ldc: n)
+            } } }
+            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in slow.withUnsafeMutableBufferPointer { pc in
+                for i in 0..<batch {
+                    GemmKernel.reference(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 1, a: pa.baseAddress! + i * m * k,
+                                         lda: ta ? m : k, b: pb.baseAddress! + (batchB == 1 ? 0 : i * k * n), ldb: tb ? k : n,
+                                         beta: beta, c: pc.baseAddress! + i * m * n, ldc: n)
+                }
+            } } }
+            // exact products summed in FP32 (300 of them) against Double sums
+            #expect(relativeError(fast, slow) < 1e-5, "transposes \(t) batches \(batches) β \(beta)")
+        }
+    }
+
+    /// A tensor product whose operands a Dojo format made runs on BF16 kernels and gives the FP32 GEMM's values (to
+    /// FP32 summation order); one value not exact in BF16 sends it back to the FP32 GEMM, bit for bit as with BF16
+    /// kernels off; and an operand without a format is never tried.
+    @Test func tensorProductsUseBF16KernelsOnlyOnExactValues() {
+        var g = TestRNG(9)
+        let (av, _) = Self.bf16Values(64 * 48, &g), (bv, _) = Self.bf16Values(48 * 40, &g)
+        func product(_ a: [Float], formatA: DType?, bf16: Bool) -> (values: [Float], calls: Int) {
+            let x = Tensor(a, shape: [64, 48]), w = Tensor(bv, shape: [40, 48])
+            x.format = formatA; w.format = .bf16
+            let counter = BF16Gemm.Counter()
+            let y = BF16Gemm.$counter.withValue(counter) { Engine.$bf16Kernels.withValue(bf16) { x.matmul(w, transposeB: true) } }
+            return (y.array, counter.count)
+        }
+        let fast = product(av, formatA: .bf16, bf16: true), fp32 = product(av, formatA: .bf16, bf16: false)
+        #expect(fast.calls >= 1 && fp32.calls == 0)
+        #expect(relativeError(fast.values, fp32.values) < 1e-6)
+        var inexact = av
+        inexact[100] = 1 + 0x1p-20    // not exact in BF16
+        let back = product(inexact, formatA: .bf16, bf16: true), reference = product(inexact, formatA: .bf16, bf16: false)
+        #expect(back.values.map(\.bitPattern) == reference.values.map(\.bitPattern))
+        #expect(product(av, formatA: nil, bf16: true).values.map(\.bitPattern) == fp32.values.map(\.bitPattern))
+    }
+}
