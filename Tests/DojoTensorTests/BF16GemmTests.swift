@@ -62,3 +62,30 @@ struct BF16GemmTests {
         #expect(product(av, formatA: nil, bf16: true).values.map(\.bitPattern) == fp32.values.map(\.bitPattern))
     }
 }
+
+/// The convolution's three passes on BF16 operands give the FP32 kernels' values on the same (BF16-exact) values.
+@Suite("BF16 convolutions on values exact in BF16", .enabled(if: BF16Gemm.isAvailable))
+struct BF16ConvTests {
+    @Test(arguments: [1, 2])
+    func threePassesMatchFP32(_ stride: Int) {
+        let g = Conv2dGeometry(batch: 3, inChannels: 16, height: 11, width: 11, outChannels: 32, kernelH: 3, kernelW: 3,
+                               strideH: stride, strideW: stride, padH: 1, padW: 1)
+        var r = TestRNG(UInt64(stride))
+        let (x, x16) = BF16GemmTests.bf16Values(g.inputCount, &r), (w, w16) = BF16GemmTests.bf16Values(g.weightCount, &r)
+        let (dy, dy16) = BF16GemmTests.bf16Values(g.outputCount, &r), bias = r.array(g.outChannels)
+        var y = [Float](repeating: 0, count: g.outputCount), y32 = y
+        var dx = [Float](repeating: 0, count: g.inputCount), dx32 = dx
+        var dw = [Float](repeating: 0, count: g.weightCount), dw32 = dw
+        var db = [Float](repeating: 0, count: g.outChannels), db32 = db
+        Conv2dKernel.forwardBF16(g, x: x16, weight: w16, bias: bias, y: &y)
+        Conv2dKernel.forward(g, x: x, weight: w, bias: bias, y: &y32)
+        Conv2dKernel.backwardDataBF16(g, dy: dy16, weight: w16, dx: &dx)
+        Conv2dKernel.backwardData(g, dy: dy, weight: w, dx: &dx32)
+        Conv2dKernel.backwardWeightsBF16(g, x: x16, dy: dy16, dWeight: &dw, dBias: &db)
+        Conv2dKernel.backwardWeights(g, x: x, dy: dy, dWeight: &dw32, dBias: &db32)
+        #expect(relativeError(y, y32) < 1e-5)
+        #expect(relativeError(dx, dx32) < 1e-5)
+        #expect(relativeError(dw, dw32) < 1e-5)
+        #expect(relativeError(db, db32) < 1e-5)
+    }
+}

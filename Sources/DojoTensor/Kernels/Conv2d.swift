@@ -61,13 +61,34 @@ public enum Conv2dKernel {
                                bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
                                backend: KernelBackend = .oneDNN, round: RoundingTask? = nil,
                                withCodes: Bool = false) -> (rounded: Bool, codes: UnsafeMutableRawPointer?) {
+        forward(g, x: UnsafeRawPointer(x), weight: UnsafeRawPointer(weight), bf16: false, bias: bias, y: y, backend: backend,
+                round: round, withCodes: withCodes)
+    }
+
+    /// The forward pass on BF16 operands (`x` and `weight` as BF16 bits: values exact in BF16, `BF16Operand`) with
+    /// FP32 accumulation and an FP32 output, on oneDNN's BF16 convolution where the CPU has native BF16
+    /// (`BF16Gemm.isEnabled`): the FP32 convolution's sums in another order. The backward passes likewise.
+    @discardableResult
+    public static func forwardBF16(_ g: Conv2dGeometry, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>,
+                                   bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil,
+                                   withCodes: Bool = false) -> (rounded: Bool, codes: UnsafeMutableRawPointer?) {
+        forward(g, x: UnsafeRawPointer(x), weight: UnsafeRawPointer(weight), bf16: true, bias: bias, y: y, backend: .oneDNN,
+                round: round, withCodes: withCodes)
+    }
+
+    static func forward(_ g: Conv2dGeometry, x: UnsafeRawPointer, weight: UnsafeRawPointer, bf16: Bool,
+                        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, backend: KernelBackend,
+                        round: RoundingTask?, withCodes: Bool) -> (rounded: Bool, codes: UnsafeMutableRawPointer?) {
         g.validate()
         switch backend {
         case .reference:
-            ReferenceKernels.convForward(g, x: x, weight: weight, bias: bias, y: y)
+            precondition(!bf16, "BF16 operands on the reference kernels")
+            ReferenceKernels.convForward(g, x: x.assumingMemoryBound(to: Float.self), weight: weight.assumingMemoryBound(to: Float.self),
+                                         bias: bias, y: y)
             return (false, nil)
         case .oneDNN:
-            let p = convCache.get(ConvKey(g: g, pass: .forward, bias: bias != nil)) { ConvPrimitives(g, .forward, bias: bias != nil) }
+            let key = ConvKey(g: g, pass: .forward, bias: bias != nil, bf16: bf16)
+            let p = convCache.get(key) { ConvPrimitives(g, .forward, bias: bias != nil, bf16: bf16) }
             return p.forward(x: x, weight: weight, bias: bias, y: y, round: round, withCodes: withCodes)
         }
     }
@@ -81,6 +102,24 @@ public enum Conv2dKernel {
             let p = convCache.get(ConvKey(g: g, pass: .backwardData, bias: false)) { ConvPrimitives(g, .backwardData, bias: false) }
             p.backwardData(dy: dy, weight: weight, dx: dx)
         }
+    }
+
+    /// `backwardData` on BF16 operands (`forwardBF16`).
+    public static func backwardDataBF16(_ g: Conv2dGeometry, dy: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>,
+                                        dx: UnsafeMutablePointer<Float>) {
+        g.validate()
+        let p = convCache.get(ConvKey(g: g, pass: .backwardData, bias: false, bf16: true)) { ConvPrimitives(g, .backwardData, bias: false, bf16: true) }
+        p.backwardData(dy: dy, weight: weight, dx: dx)
+    }
+
+    /// `backwardWeights` on BF16 operands (`forwardBF16`); the weight and bias gradients in FP32.
+    public static func backwardWeightsBF16(_ g: Conv2dGeometry, x: UnsafePointer<UInt16>, dy: UnsafePointer<UInt16>,
+                                           dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
+        g.validate()
+        let p = convCache.get(ConvKey(g: g, pass: .backwardWeights, bias: dBias != nil, bf16: true)) {
+            ConvPrimitives(g, .backwardWeights, bias: dBias != nil, bf16: true)
+        }
+        p.backwardWeights(x: x, dy: dy, dWeight: dWeight, dBias: dBias)
     }
 
     public static func backwardWeights(_ g: Conv2dGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
@@ -120,6 +159,8 @@ struct ConvKey: Hashable, Sendable {
     var g: Conv2dGeometry
     var pass: Conv2dKernel.ConvPass
     var bias: Bool
+    /// BF16 operands (x, the weights, dy), FP32 results
+    var bf16 = false
 }
 
 let convCache = DnnlCache<ConvKey, ConvPrimitives>()
@@ -131,7 +172,9 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
     let bias: DnnlMemory?
     let args: [dnnl_exec_arg_t]
 
-    init(_ g: Conv2dGeometry, _ pass: Conv2dKernel.ConvPass, bias hasBias: Bool) {
+    /// `bf16`: the operands (x and the weights forward; dy and the weights for the input gradient; x and dy for the
+    /// weight gradient) in BF16, the results in FP32.
+    init(_ g: Conv2dGeometry, _ pass: Conv2dKernel.ConvPass, bias hasBias: Bool, bf16: Bool = false) {
         let any = dnnl_format_tag_any
         let srcDims = [g.batch, g.inChannels, g.height, g.width]
         let dstDims = [g.batch, g.outChannels, g.outHeight, g.outWidth]
@@ -139,7 +182,12 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
             ? [g.outChannels, g.inChannels, g.kernelH, g.kernelW]
             : [g.groups, g.outChannels / g.groups, g.inChannels / g.groups, g.kernelH, g.kernelW]
         let weiTag = g.groups == 1 ? dnnl_oihw : dnnl_goihw
-        var srcAny = dnnlMD(srcDims, any), dstAny = dnnlMD(dstDims, any), weiAny = dnnlMD(weiDims, any)
+        let half = bf16 ? dnnl_bf16 : dnnl_f32
+        // the data type of each tensor in this pass: the operands in `half`, the result in FP32
+        let srcType = bf16 && pass == .backwardData ? dnnl_f32 : half
+        let weiType = bf16 && pass == .backwardWeights ? dnnl_f32 : half
+        let dstType = bf16 && pass == .forward ? dnnl_f32 : half
+        var srcAny = dnnlMD(srcDims, any, srcType), dstAny = dnnlMD(dstDims, any, dstType), weiAny = dnnlMD(weiDims, any, weiType)
         var biasMD = dnnlMD([g.outChannels], dnnl_x)
         let strides = [dnnl_dim_t(g.strideH), dnnl_dim_t(g.strideW)]
         let pad = [dnnl_dim_t(g.padH), dnnl_dim_t(g.padW)]
@@ -152,9 +200,22 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
             : dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
                                                  &srcAny, &weiAny, nil, &dstAny, strides, pad, pad)
         dnnlCheck(fwdStatus, "\(what) forward descriptor")
-        let fwd = DnnlPrimitive(op: &fd, what)
+        let fwd: DnnlPrimitive
+        if bf16 && pass != .forward {
+            // the backward passes' hint: the forward pass on BF16 source, weights and output
+            var hs = dnnlMD(srcDims, any, dnnl_bf16), hw = dnnlMD(weiDims, any, dnnl_bf16), hd = dnnlMD(dstDims, any, dnnl_bf16)
+            var hint = dnnl_convolution_desc_t()
+            dnnlCheck(hasBias && pass == .backwardWeights
+                      ? dnnl_convolution_forward_desc_init(&hint, dnnl_forward_training, dnnl_convolution_direct, &hs, &hw, &biasMD, &hd, strides, pad, pad)
+                      : dnnl_convolution_forward_desc_init(&hint, dnnl_forward_training, dnnl_convolution_direct, &hs, &hw, nil, &hd, strides, pad, pad),
+                      "\(what) BF16 forward hint")
+            fwd = DnnlPrimitive(op: &hint, what)
+        } else {
+            fwd = DnnlPrimitive(op: &fd, what)
+        }
 
-        let userSrc = dnnlMD(srcDims, dnnl_nchw), userDst = dnnlMD(dstDims, dnnl_nchw), userWei = dnnlMD(weiDims, weiTag)
+        let userSrc = dnnlMD(srcDims, dnnl_nchw, srcType), userDst = dnnlMD(dstDims, dnnl_nchw, dstType),
+            userWei = dnnlMD(weiDims, weiTag, weiType)
         switch pass {
         case .forward:
             main = fwd
@@ -211,7 +272,7 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
     let geometry: Conv2dGeometry
 
     /// Returns whether `round` rounded the output (as the reorder into NCHW wrote it), and the codes it wrote.
-    func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias bp: UnsafePointer<Float>?,
+    func forward(x: UnsafeRawPointer, weight: UnsafeRawPointer, bias bp: UnsafePointer<Float>?,
                  y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil,
                  withCodes: Bool = false) -> (rounded: Bool, codes: UnsafeMutableRawPointer?) {
         var result: (rounded: Bool, codes: UnsafeMutableRawPointer?) = (false, nil)
@@ -265,7 +326,7 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
         return !failed.load(ordering: .relaxed)
     }
 
-    func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
+    func backwardData(dy: UnsafeRawPointer, weight: UnsafeRawPointer, dx: UnsafeMutablePointer<Float>) {
         exclusive {
             dst.pull(dy, stream)
             wei.pull(weight, stream)
@@ -276,7 +337,7 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
         }
     }
 
-    func backwardWeights(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
+    func backwardWeights(x: UnsafeRawPointer, dy: UnsafeRawPointer, dWeight: UnsafeMutablePointer<Float>,
                          dBias: UnsafeMutablePointer<Float>?) {
         exclusive {
             src.pull(x, stream)

@@ -21,8 +21,13 @@ extension Tensor {
             let task = backend == .oneDNN ? roundOutput?.begin() : nil
             // in training, the codes written too, while the values are in cache: the op reading this output (batch
             // norm) keeps it packed for its backward, and packing then only frees the FP32 buffer
-            let done = Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer,
-                                            backend: backend, round: task, withCodes: Tape.current?.packsSavedValues == true)
+            let codes = Tape.current?.packsSavedValues == true
+            // operands exact in BF16 (a Dojo format made them) on a CPU with BF16 arithmetic: the same sums on BF16 kernels
+            let operands = backend == .oneDNN && groups == 1 ? BF16Operand.pair(self, weight) : nil
+            let done = operands.map { x16, w16 in
+                Conv2dKernel.forwardBF16(g, x: x16.bits, weight: w16.bits, bias: bias?.pointer, y: out.pointer, round: task, withCodes: codes)
+            } ?? Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer,
+                                      backend: backend, round: task, withCodes: codes)
             if done.rounded, let task { out.finishRounding(task, of: roundOutput) }
             if let codes = done.codes { out.storage.adoptCodes(codes) }
         }
@@ -32,14 +37,23 @@ extension Tensor {
             if dy.isShapeOnly {
                 return (bias == nil ? [x, weight] : [x, weight, bias!]).enumerated().map { i, t in needs[i] ? Tensor(uninitializedShape: t.shape) : nil }
             }
+            let bf16 = backend == .oneDNN && groups == 1
             if needs[0] {
                 dx = Tensor(uninitializedShape: x.shape)
-                Conv2dKernel.backwardData(g, dy: dy.pointer, weight: weight.pointer, dx: dx!.pointer, backend: backend)
+                if bf16, let (dy16, w16) = BF16Operand.pair(dy, weight) {
+                    Conv2dKernel.backwardDataBF16(g, dy: dy16.bits, weight: w16.bits, dx: dx!.pointer)
+                } else {
+                    Conv2dKernel.backwardData(g, dy: dy.pointer, weight: weight.pointer, dx: dx!.pointer, backend: backend)
+                }
             }
             if needs[1] || (needs.count > 2 && needs[2]) {
                 dw = Tensor(uninitializedShape: weight.shape)
                 if bias != nil { db = Tensor(uninitializedShape: [g.outChannels]) }
-                Conv2dKernel.backwardWeights(g, x: x.pointer, dy: dy.pointer, dWeight: dw!.pointer, dBias: db?.pointer, backend: backend)
+                if bf16, let (x16, dy16) = BF16Operand.pair(x, dy) {
+                    Conv2dKernel.backwardWeightsBF16(g, x: x16.bits, dy: dy16.bits, dWeight: dw!.pointer, dBias: db?.pointer)
+                } else {
+                    Conv2dKernel.backwardWeights(g, x: x.pointer, dy: dy.pointer, dWeight: dw!.pointer, dBias: db?.pointer, backend: backend)
+                }
             }
             return bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
         }
