@@ -115,11 +115,11 @@ public final class BF16Operand: @unchecked Sendable {
         return (x, y)
     }
 
-    /// Whether BF16 kernels are on and a Dojo format made the tensor's values (`format`, `Storage.packFormat`): the
-    /// pass over an FP32 tensor would almost always find a value that is not exact.
+    /// Whether BF16 kernels are on and a Dojo format exact in BF16 made the tensor's values (`format`,
+    /// `Storage.packFormat`): the pass over an FP32 tensor would almost always find a value that is not exact.
     static func mayBeExact(_ t: Tensor) -> Bool {
         guard BF16Gemm.isEnabled, !t.isShapeOnly, t.count > 0 else { return false }
-        if t.storage.packFormat != nil { return true }
+        if t.storage.packFormat?.packedBytes != nil { return true }   // BF16 or CFP8 (CFP16's 9-10 bits are not exact in BF16)
         return t.format.map { $0 == .bf16 || $0 == .cfp8_143 || $0 == .cfp8_152 } ?? false
     }
 
