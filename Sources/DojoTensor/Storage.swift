@@ -236,6 +236,19 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// Takes `codes` as this storage's packed form when it has none yet (as `adoptCodes`), for codes a reader made
+    /// (a BF16 GEMM's operand, in a BF16 storage's own code); false (the caller keeps them) when it has codes already
+    /// or cannot hold them.
+    public func adoptCodesIfNone(_ codes: UnsafeMutableRawPointer) -> Bool {
+        let address = UInt(bitPattern: codes)
+        return packing.withLock { state in
+            guard let bytes = state.format?.packedBytes, state.codes == nil, !isShapeOnly, owner == nil, count >= Storage.packMinimum else { return false }
+            Storage.count(bytes: count * bytes)
+            state.codes = UnsafeMutableRawPointer(bitPattern: address)
+            return true
+        }
+    }
+
     /// Brings the FP32 values back from the codes (once, whichever thread asks first).
     private func unpack() -> UnsafeMutablePointer<Float> {
         packing.withLock { state in

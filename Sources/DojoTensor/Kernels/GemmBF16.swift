@@ -156,6 +156,12 @@ public final class BF16Operand: @unchecked Sendable {
             }
         }
         if inexact.load(ordering: .relaxed) { out.deallocate(); return nil }
+        // a BF16 storage's bits are its codes: kept as them, for the next product that reads it (a weight's forward and
+        // backward, an activation's forward product and its weight gradient) and for the tape's packing, which then
+        // only frees the FP32 values
+        if s.packFormat?.format == .bf16, s.adoptCodesIfNone(UnsafeMutableRawPointer(out)) {
+            return BF16Operand(bits: UnsafePointer(out), owned: nil, keep: s)
+        }
         return BF16Operand(bits: UnsafePointer(out), owned: out, keep: s)
     }
 }

@@ -139,24 +139,40 @@ extension Tensor {
         }
         let product = Engine.$shapeOnly.withValue(true) { Tensor(uninitializedShape: [n, m]) }
         Tape.note(.matmul, inputs: [self, w], output: product, attributes: OpAttributes(transposeA: false, transposeB: true)) { [x = self] g, needs in
+            // operands exact in BF16 (g, W, x from a Dojo format): both products on BF16 kernels, g's bits made once;
+            // x's gradient then rounded in a pass
+            if backend == .oneDNN, !g.isShapeOnly, let g16 = BF16Operand.of(g) {
+                var dx: Tensor? = nil, dw: Tensor? = nil
+                if needs[0], let w16 = BF16Operand.of(w) {
+                    let d = Tensor(uninitializedShape: [n, k]), pdx = d.pointer
+                    BF16Gemm.run(transposeA: false, transposeB: false, m: n, n: k, k: m, a: g16.bits, lda: m, b: w16.bits, ldb: k,
+                                 c: pdx, ldc: k)
+                    x.fusingGradientRounding(into: d) { task in
+                        task?.roundAll(pdx, count: n * k)
+                        return task != nil
+                    }
+                    dx = d
+                }
+                if needs[1], let x16 = BF16Operand.of(x) {
+                    // dW = gᵀ·x
+                    let d = Tensor(uninitializedShape: [m, k])
+                    BF16Gemm.run(transposeA: true, transposeB: false, m: m, n: k, k: n, a: g16.bits, lda: m, b: x16.bits, ldb: k,
+                                 c: d.pointer, ldc: k)
+                    dw = d
+                }
+                if (needs[0] && dx == nil) || (needs[1] && dw == nil) {
+                    let rest = Tensor.matmulGradients(g, [needs[0] && dx == nil, needs[1] && dw == nil], x, w, transposeA: false,
+                                                      transposeB: true, backend: backend)
+                    dx = dx ?? rest[0]; dw = dw ?? rest[1]
+                }
+                return [dx, dw]
+            }
             // x's gradient g·W rounded as its GEMM makes it, block by block, when x's gradient is rounded (a layer's
             // output: a GELU's, a layer norm's, attention's merged heads) and the rounding can run that way now
             guard needs[0], backend == .oneDNN, x.gradientRounding != nil, !g.isShapeOnly, !w.isShapeOnly else {
                 return Tensor.matmulGradients(g, needs, x, w, transposeA: false, transposeB: true, backend: backend)
             }
             let dx = Tensor(uninitializedShape: [n, k])
-            if let (g16, w16) = BF16Operand.pair(g, w) {
-                // operands exact in BF16: the product on BF16 kernels, then the rounding pass
-                let pdx = dx.pointer
-                BF16Gemm.run(transposeA: false, transposeB: false, m: n, n: k, k: m, a: g16.bits, lda: m, b: w16.bits, ldb: k,
-                             c: pdx, ldc: k)
-                x.fusingGradientRounding(into: dx) { task in
-                    task?.roundAll(pdx, count: n * k)
-                    return task != nil
-                }
-                let dw = needs[1] ? Tensor.matmulGradients(g, [false, true], x, w, transposeA: false, transposeB: true, backend: backend)[1] : nil
-                return [dx, dw]
-            }
             let pg = g.pointer, pw = w.pointer, pdx = dx.pointer
             x.fusingGradientRounding(into: dx) { task in
                 guard let task else {
