@@ -210,6 +210,33 @@ import Testing
         #expect(Self.bits(fused) == Self.bits(passed))
         #expect(Self.bits(fused) != Self.bits(x.layerNorm(gamma: gamma, beta: beta)), "the rounding changed no value")
     }
+
+    /// In training, layer norm and GELU write their rounded output's codes as they write it (the storage holds the
+    /// FP32 values and the codes: packing it then frees the FP32 values only), and the codes decode to those values.
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func layerNormAndGELUWriteTheirCodesWhenTraining(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 11)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
+        let bytes = try #require(nf.packedBytes)
+        let x = Self.values([64, 100], seed: 21), gamma = Self.values([100], seed: 22), beta = Self.values([100], seed: 23)
+        let r = Self.rounding(nf, dtype: dtype, fused: true)
+        var outputs: [Tensor] = []
+        _ = Tape().record { () -> Tensor in
+            let y = x.layerNorm(gamma: gamma, beta: beta, roundOutput: r)
+            let z = x.gelu(roundOutput: r)
+            outputs = [y, z]
+            return y.sum()
+        }
+        for t in outputs {
+            let values = Self.bits(t)
+            #expect(t.storage.bytesHeld == t.count * (4 + bytes), "FP32 values and \(bytes)-byte codes")
+            #expect(t.storage.packAway() && t.storage.isPacked)
+            #expect(Self.bits(t) == values)
+        }
+        // outside a tape that packs, no codes are written
+        let plain = x.layerNorm(gamma: gamma, beta: beta, roundOutput: r)
+        #expect(plain.storage.bytesHeld == plain.count * 4)
+    }
 }
 
 /// Issue 14 §2: a transformer block trained in BF16 and in CFP8 takes its GEMMs (the layers' products with their

@@ -39,6 +39,25 @@ struct BF16GemmTests {
         }
     }
 
+    /// With a bias added to every row (a Linear layer's), batched and not.
+    @Test(arguments: [1, 3])
+    func withBias(_ batch: Int) {
+        let (m, n, k) = (19, 33, 70)
+        var g = TestRNG(UInt64(40 + batch))
+        let (a, a16) = Self.bf16Values(batch * m * k, &g), (b, b16) = Self.bf16Values(k * n, &g), bias = g.array(n)
+        var fast = [Float](repeating: 0, count: batch * m * n), slow = fast
+        a16.withUnsafeBufferPointer { pa in b16.withUnsafeBufferPointer { pb in fast.withUnsafeMutableBufferPointer { pc in
+            BF16Gemm.run(batch: batch, batchB: 1, transposeA: false, transposeB: false, m: m, n: n, k: k, a: pa.baseAddress!, lda: k,
+                         b: pb.baseAddress!, ldb: n, bias: bias, c: pc.baseAddress!, ldc: n)
+        } } }
+        for i in 0..<batch * m { for j in 0..<n { slow[i * n + j] = bias[j] } }
+        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in slow.withUnsafeMutableBufferPointer { pc in
+            GemmKernel.reference(transposeA: false, transposeB: false, m: batch * m, n: n, k: k, alpha: 1, a: pa.baseAddress!, lda: k,
+                                 b: pb.baseAddress!, ldb: n, beta: 1, c: pc.baseAddress!, ldc: n)
+        } } }
+        #expect(relativeError(fast, slow) < 1e-5)
+    }
+
     /// A tensor product whose operands a Dojo format made runs on BF16 kernels and gives the FP32 GEMM's values (to
     /// FP32 summation order); one value not exact in BF16 sends it back to the FP32 GEMM, bit for bit as with BF16
     /// kernels off; and an operand without a format is never tried.

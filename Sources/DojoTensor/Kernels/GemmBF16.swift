@@ -32,16 +32,16 @@ public enum BF16Gemm {
     /// C = op(A)·op(B) + beta·C for `batch` matrices (row-major, op(X) = X or Xᵀ): A is [batch, m, k] ([batch, k, m]
     /// transposed), B [batchB, k, n] ([batchB, n, k] transposed; `batchB` 1: shared by every matrix of A), C
     /// [batch, m, n]; `lda`, `ldb`, `ldc` are row strides, matrices packed one after another. One oneDNN primitive
-    /// per geometry, cached; it runs over every compute thread.
+    /// per geometry, cached; it runs over every compute thread. `bias` (n values) is added to every row.
     public static func run(batch: Int = 1, batchB: Int = 1, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                            a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
-                           beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                           beta: Float = 0, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int) {
         precondition(batchB == 1 || batchB == batch, "BF16Gemm: batchB \(batchB) for batch \(batch)")
         if m == 0 || n == 0 || batch == 0 { return }
         let key = Key(batch: batch, batchB: batchB, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                      lda: lda, ldb: ldb, ldc: ldc, beta: beta)
+                      lda: lda, ldb: ldb, ldc: ldc, beta: beta, bias: bias != nil)
         let p = cache.get(key) { MatmulPrimitives(key) }
-        p.run(a: a, b: b, c: c)
+        p.run(a: a, b: b, bias: bias, c: c)
         counter?.add()
     }
 
@@ -50,6 +50,7 @@ public enum BF16Gemm {
         let transposeA, transposeB: Bool
         let m, n, k, lda, ldb, ldc: Int
         let beta: Float
+        let bias: Bool
     }
 
     static let cache = DnnlCache<Key, MatmulPrimitives>()
@@ -57,6 +58,7 @@ public enum BF16Gemm {
     final class MatmulPrimitives: DnnlExecutable, @unchecked Sendable {
         let main: DnnlPrimitive
         let a, b, c: DnnlMemory
+        let bias: DnnlMemory?
 
         init(_ key: Key) {
             let (m, n, k) = (key.m, key.n, key.k)
@@ -74,17 +76,26 @@ public enum BF16Gemm {
             var bd = md(key.batchB, k, n, transposed: key.transposeB, ld: key.ldb, stored: key.transposeB ? n : k, dnnl_bf16)
             var cd = md(key.batch, m, n, transposed: false, ld: key.ldc, stored: m, dnnl_f32)
             var desc = dnnl_matmul_desc_t()
-            dnnlCheck(dnnl_matmul_desc_init(&desc, &ad, &bd, nil, &cd), "BF16 matmul \(key)")
+            if key.bias {
+                var biasMD = dnnlMD([1, 1, n], dnnl_abc)
+                dnnlCheck(dnnl_matmul_desc_init(&desc, &ad, &bd, &biasMD, &cd), "BF16 matmul \(key)")
+                bias = DnnlMemory(biasMD, owned: false)
+            } else {
+                dnnlCheck(dnnl_matmul_desc_init(&desc, &ad, &bd, nil, &cd), "BF16 matmul \(key)")
+                bias = nil
+            }
             main = DnnlPrimitive(op: &desc, sum: key.beta == 0 ? nil : key.beta, "BF16 matmul")
             a = DnnlMemory(ad, owned: false)
             b = DnnlMemory(bd, owned: false)
             c = DnnlMemory(cd, owned: false)
         }
 
-        func run(a pa: UnsafePointer<UInt16>, b pb: UnsafePointer<UInt16>, c pc: UnsafeMutablePointer<Float>) {
+        func run(a pa: UnsafePointer<UInt16>, b pb: UnsafePointer<UInt16>, bias pbias: UnsafePointer<Float>?, c pc: UnsafeMutablePointer<Float>) {
             exclusive {
                 a.set(pa); b.set(pb); c.set(pc)
-                main.run(stream, [dnnlArg(DNNL_ARG_SRC, a), dnnlArg(DNNL_ARG_WEIGHTS, b), dnnlArg(DNNL_ARG_DST, c)])
+                var args = [dnnlArg(DNNL_ARG_SRC, a), dnnlArg(DNNL_ARG_WEIGHTS, b), dnnlArg(DNNL_ARG_DST, c)]
+                if let bias, let pbias { bias.set(pbias); args.append(dnnlArg(DNNL_ARG_BIAS, bias)) }
+                main.run(stream, args)
                 stream.wait()
             }
         }

@@ -115,12 +115,9 @@ extension Tensor {
                                beta: 1, c: po + r0 * m, ldc: m, backend: backend)
             }
             if backend == .oneDNN, let (x16, w16) = BF16Operand.pair(self, w) {
-                // operands exact in BF16: one product on BF16 kernels over every thread, then the rounding pass
-                parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in
-                    for r in rows { (po + r * m).update(from: pb, count: m) }
-                }
+                // operands exact in BF16: one product with its bias on BF16 kernels over every thread, then the rounding pass
                 BF16Gemm.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: x16.bits, lda: k, b: w16.bits, ldb: k,
-                             beta: 1, c: po, ldc: m)
+                             bias: pb, c: po, ldc: m)
                 if let task = roundOutput?.begin() {
                     task.roundAll(po, count: n * m)
                     out.finishRounding(task, of: roundOutput)
