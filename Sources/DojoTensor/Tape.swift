@@ -156,11 +156,10 @@ public final class Tape: @unchecked Sendable {
                           output: Ref(output, holding: needsGrad && saved.output),
                           backward: needsGrad ? backward : nil, flops: flops)
         tape.entries.append(entry)
-        // an op that only moves values, or scales them by a power of two, hands its inputs' format on (`format`: a GEMM
-        // reading the output may run on BF16 kernels)
-        if !output.isShapeOnly, output.format == nil, Tape.keepsFormat(kind, attributes),
-           let f = inputs.first?.format, inputs.dropFirst().allSatisfy({ $0.format == f }) {
-            output.format = f
+        // an op that only moves values, or scales them by a power of two, keeps them exact in BF16 when they were
+        // (`bf16Exact`: a GEMM reading the output may run on BF16 kernels)
+        if !output.isShapeOnly, Tape.keepsValues(kind, attributes), !inputs.isEmpty, inputs.allSatisfy(BF16Operand.mayBeExact) {
+            output.bf16Exact = true
         }
         // an op that only moves values (a transpose, a slice, a concatenation, a broadcast: its kind's gradient rule)
         // makes an output exact in its inputs' format when they all are in one: it can be packed as they are
@@ -192,10 +191,9 @@ public final class Tape: @unchecked Sendable {
         return needsGrad
     }
 
-    /// Gradients of `loss` (a one-element tensor) with respect to every tensor that requires one and took part.
     /// Whether an op's output (and its gradient, for all but a broadcast) holds exactly its input's values, moved or
-    /// multiplied by a power of two: exact in any format its input is exact in (Dojo's formats have FP32's exponents).
-    static func keepsFormat(_ kind: OpKind, _ attributes: OpAttributes) -> Bool {
+    /// multiplied by a power of two: exact in BF16 when its input is (BF16 has FP32's exponents).
+    static func keepsValues(_ kind: OpKind, _ attributes: OpAttributes) -> Bool {
         switch kind {
         case .transpose, .concat, .slice, .reshape, .broadcast: return true
         case .scale:
@@ -205,6 +203,7 @@ public final class Tape: @unchecked Sendable {
         }
     }
 
+    /// Gradients of `loss` (a one-element tensor) with respect to every tensor that requires one and took part.
     public func backward(from loss: Tensor) -> Gradients {
         Tape.$current.withValue(nil) { backwardPass(from: loss, watching: [], onReady: nil) }
     }
@@ -299,13 +298,14 @@ public final class Tape: @unchecked Sendable {
             }
             precondition(gIns.count == entry.inputs.count, "\(entry.kind) returned \(gIns.count) gradients for \(entry.inputs.count) inputs")
             // the gradient of an op that moves values (not a broadcast's: a sum) or scales them by a power of two is
-            // exact in the output gradient's format; a buffer that slices fill is while every part filled is
-            if entry.kind != .broadcast, Tape.keepsFormat(entry.kind, entry.attributes) {
+            // exact in BF16 when the output's gradient is; a buffer that slices fill is while every part filled is
+            if entry.kind != .broadcast, Tape.keepsValues(entry.kind, entry.attributes) {
+                let exact = BF16Operand.mayBeExact(gOut)
                 for case let g? in gIns where !g.isShapeOnly && g !== gOut {
                     if let target = fillTarget, g === target {
-                        if g.format != gOut.format { g.format = nil }
+                        if !exact { g.bf16Exact = false }
                     } else {
-                        g.format = gOut.format
+                        g.bf16Exact = exact
                     }
                 }
             }

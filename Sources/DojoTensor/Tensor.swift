@@ -24,6 +24,11 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// Set on a gradient a kernel already rounded by `gradientRounding` of the tensor (by its `serial`) whose gradient
     /// it is, so the rounding op does not round it again.
     public var roundedAsGradientOf: Int?
+    /// Every value is exact in BF16 because a Dojo format made it and ops since only moved it or scaled it by a power
+    /// of two (`Tape.keepsValues`), or a rounding to a format wrote this gradient: a product reading it may run on BF16
+    /// kernels (`BF16Operand`). A hint only: those kernels check each value. Unlike `format`, it says nothing about
+    /// the bias, so the precision policy never skips a rounding for it.
+    public var bf16Exact = false
 
     /// A number no other tensor of this process has: what the tape's IR knows a gradient by after the gradient is
     /// gone (an `ObjectIdentifier` of a freed tensor is reused).

@@ -261,7 +261,8 @@ import Testing
             } }
         }
         let fast = step(bf16: true), fp32 = step(bf16: false)
-        #expect(fast.calls >= 10, "products on BF16 kernels: \(fast.calls)")
+        // 6 products forward (4 layers, attention's 2), 10 backward (the 4 layers' 8, attention's 2 that read no score gradient)
+        #expect(fast.calls >= 16, "products on BF16 kernels: \(fast.calls)")
         #expect(fp32.calls == 0)
         #expect(abs(fast.loss - fp32.loss) <= 1e-3 * abs(fp32.loss))
         for (a, b) in zip(fast.grads, fp32.grads) {

@@ -127,9 +127,11 @@ public final class BF16Operand: @unchecked Sendable {
     }
 
     /// Whether BF16 kernels are on and a Dojo format exact in BF16 made the tensor's values (`format`,
-    /// `Storage.packFormat`): the pass over an FP32 tensor would almost always find a value that is not exact.
+    /// `Storage.packFormat`, `Tensor.bf16Exact`): the pass over an FP32 tensor would almost always find a value that
+    /// is not exact.
     static func mayBeExact(_ t: Tensor) -> Bool {
         guard BF16Gemm.isEnabled, !t.isShapeOnly, t.count > 0 else { return false }
+        if t.bf16Exact { return true }
         if t.storage.packFormat?.packedBytes != nil { return true }   // BF16 or CFP8 (CFP16's 9-10 bits are not exact in BF16)
         return t.format.map { $0 == .bf16 || $0 == .cfp8_143 || $0 == .cfp8_152 } ?? false
     }

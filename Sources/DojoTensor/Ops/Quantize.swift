@@ -103,8 +103,10 @@ extension Tensor {
             guard let gradient, !g.isShapeOnly else { return [g] }
             if g.roundedAsGradientOf == serial { return [g] }
             let r = Tape.gradientBuffer(reusing: g, shape: g.shape)
-            // (the format marks the gradient as exact in it: a GEMM that reads it may run on BF16 kernels)
-            if gradient.pass(r.storage === g.storage ? nil : UnsafePointer(g.pointer), r.storage.buffer) != nil { r.format = gradient.dtype }
+            // (a gradient rounded to a format is exact in BF16: a GEMM that reads it may run on BF16 kernels)
+            if gradient.pass(r.storage === g.storage ? nil : UnsafePointer(g.pointer), r.storage.buffer) != nil {
+                r.bf16Exact = gradient.dtype == .bf16 || gradient.dtype == .cfp8_143 || gradient.dtype == .cfp8_152
+            }
             return [r]
         }
         return out
