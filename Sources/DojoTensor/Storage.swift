@@ -226,23 +226,15 @@ public final class Storage: @unchecked Sendable {
     /// span through `NumberFormat.packExactly`), taken as this storage's packed form and freed with it: packing the
     /// storage later only frees the FP32 buffer, with no encoding pass over values no longer in cache.
     public func adoptCodes(_ codes: UnsafeMutableRawPointer) {
-        let address = UInt(bitPattern: codes)   // (a raw pointer does not cross into the lock's closure)
-        packing.withLock { state in
-            guard let bytes = state.format?.packedBytes, state.codes == nil, !isShapeOnly, owner == nil else {
-                preconditionFailure("codes adopted by a storage without a packed format, or with codes already")
-            }
-            Storage.count(bytes: count * bytes)
-            state.codes = UnsafeMutableRawPointer(bitPattern: address)
-        }
+        precondition(adoptCodesIfNone(codes), "codes adopted by a storage without a packed format, or with codes already")
     }
 
-    /// Takes `codes` as this storage's packed form when it has none yet (as `adoptCodes`), for codes a reader made
-    /// (a BF16 GEMM's operand, in a BF16 storage's own code); false (the caller keeps them) when it has codes already
-    /// or cannot hold them.
+    /// Takes `codes` as this storage's packed form (as `adoptCodes`) when it has none yet and can hold them; false
+    /// (the caller keeps them) otherwise. A BF16 GEMM's operand cut from a BF16 storage is such codes.
     public func adoptCodesIfNone(_ codes: UnsafeMutableRawPointer) -> Bool {
-        let address = UInt(bitPattern: codes)
+        let address = UInt(bitPattern: codes)   // (a raw pointer does not cross into the lock's closure)
         return packing.withLock { state in
-            guard let bytes = state.format?.packedBytes, state.codes == nil, !isShapeOnly, owner == nil, count >= Storage.packMinimum else { return false }
+            guard let bytes = state.format?.packedBytes, state.codes == nil, !isShapeOnly, owner == nil else { return false }
             Storage.count(bytes: count * bytes)
             state.codes = UnsafeMutableRawPointer(bitPattern: address)
             return true

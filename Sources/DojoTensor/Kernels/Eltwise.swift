@@ -1,4 +1,3 @@
-import Synchronization
 // Elementwise activations through oneDNN's eltwise primitives (JIT, vectorised, on the OpenMP pool), forward and
 // backward, with the engine's scalar loops as the reference.
 import COneDNN
@@ -140,14 +139,9 @@ public enum EltwiseKernel {
     /// Each compute thread's share of `0..<count` in blocks of at most 2,048 values: `body(first, count, scratch)` writes
     /// `output[first..<first+count]` (a 2,048-value scratch buffer in cache at hand), then the block is rounded by
     /// `round` while it is still in cache.
-    /// `codes`: the rounded blocks' codes written too, in the rounding's format (`packedBytes` a value); returns false
-    /// when a value could not be coded.
-    @discardableResult
+    /// `codes`: the rounded blocks' codes written too (with `round`).
     static func inBlocks(_ count: Int, of output: UnsafeMutablePointer<Float>, rounding round: RoundingTask?,
-                         codes: UnsafeMutableRawPointer? = nil, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) -> Bool {
-        let format = codes == nil ? nil : round?.numberFormat, bytes = format?.packedBytes ?? 0
-        let out = codes.map { SendablePointer($0.assumingMemoryBound(to: UInt8.self)) }
-        let failed = Atomic<Bool>(false)
+                         codes: CodesWriter? = nil, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
         parallelChunks(count, minimumPerThread: 1 << 13) { r in
             var tally = RoundingTask.Tally()
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 2048) { tmp in
@@ -155,16 +149,15 @@ public enum EltwiseKernel {
                 while lo < r.upperBound {
                     let n = min(2048, r.upperBound - lo)
                     body(lo, n, tmp.baseAddress!)
-                    round?.round(output + lo, count: n, offset: lo, into: &tally)
-                    if let format, let out, !format.packExactly(output + lo, count: n, into: UnsafeMutableRawPointer(out.p + lo * bytes)) {
-                        failed.store(true, ordering: .relaxed)
+                    if let round {
+                        round.round(output + lo, count: n, offset: lo, into: &tally)
+                        codes?.write(output + lo, count: n, offset: lo)
                     }
                     lo += n
                 }
             }
             round?.merge(tally)
         }
-        return !failed.load(ordering: .relaxed)
     }
 
     /// Below this many values the scalar loop is as fast as a primitive call (and makes no cached primitive).
@@ -172,28 +165,26 @@ public enum EltwiseKernel {
 
     /// `round`: the output rounded block by block as the loop writes it, where the loop is this engine's own (GELU's
     /// tanh form). Returns whether it did (false: the caller rounds in a pass of its own).
-    /// `codes` (with `round`): the rounded values' codes written too, in the rounding's format; `coded` says whether
-    /// every value was (else the caller frees them).
+    /// `codes` (with `round`): the rounded values' codes written too (`CodesWriter.finish` keeps them).
     @discardableResult
     public static func forward(_ algorithm: EltwiseAlgorithm, count: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                               backend: KernelBackend = .oneDNN, round: RoundingTask? = nil,
-                               codes: UnsafeMutableRawPointer? = nil) -> (rounded: Bool, coded: Bool) {
+                               backend: KernelBackend = .oneDNN, round: RoundingTask? = nil, codes: CodesWriter? = nil) -> Bool {
         if backend == .reference || count < smallest {
             parallelChunks(count) { r in for i in r { y[i] = algorithm.value(x[i]) } }
-            return (false, false)
+            return false
         }
         if algorithm == .geluTanh {
             // a block at a time through a copy in cache: the loop does not vectorise over two pointers to the same
             // memory (in place, over an input kept packed, `Tensor.outputOverPackedInput`), and the block is rounded
             // (and coded) while it is in cache
             let inPlace = UnsafePointer(y) == x
-            let coded = inBlocks(count, of: y, rounding: round, codes: round == nil ? nil : codes) { lo, n, t in
+            inBlocks(count, of: y, rounding: round, codes: codes) { lo, n, t in
                 let src: UnsafePointer<Float>
                 if inPlace { t.update(from: x + lo, count: n); src = UnsafePointer(t) } else { src = x + lo }
                 let out = y + lo
                 for i in 0..<n { out[i] = FastGELU.value(src[i]) }
             }
-            return (round != nil, round != nil && codes != nil && coded)
+            return round != nil
         }
         let k = Key(algorithm: algorithm, count: count, backward: false)
         let p = cache.get(k) { Primitives(k) }
@@ -202,7 +193,7 @@ public enum EltwiseKernel {
             p.prim.run(p.stream, [dnnlArg(DNNL_ARG_SRC, p.src), dnnlArg(DNNL_ARG_DST, p.dst)])
             p.stream.wait()
         }
-        return (false, false)
+        return false
     }
 
     /// dx = dy · f'(x), from `x` or from `y` = f(x) as `derivativeReadsOutput` says (the other is not read: a caller

@@ -136,9 +136,7 @@ public final class BF16Operand: @unchecked Sendable {
         return t.format.map { $0 == .bf16 || $0 == .cfp8_143 || $0 == .cfp8_152 } ?? false
     }
 
-    /// Nil when BF16 kernels are off, or when a value is not exact in BF16 (nothing is then promised by a partial
-    /// pass: the caller runs its FP32 GEMM). Only tensors that a Dojo format made are tried (`format`,
-    /// `Storage.packFormat`): the pass over an FP32 tensor would almost always find a value that is not exact.
+    /// Nil unless `mayBeExact` and every value is exact in BF16 (the caller then runs its FP32 kernel).
     public static func of(_ t: Tensor) -> BF16Operand? {
         guard mayBeExact(t) else { return nil }
         let s = t.storage

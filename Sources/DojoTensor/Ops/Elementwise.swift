@@ -281,14 +281,12 @@ extension Tensor {
             let task = backend == .oneDNN ? roundOutput?.begin() : nil
             // in training, the codes written too while the values are in cache (the layer reading the output keeps it
             // for its backward; its product reads BF16 codes as they are)
-            let format = Tape.current?.packsSavedValues == true && count >= Storage.packMinimum ? task?.numberFormat : nil
-            let codes = format?.packedBytes.map { UnsafeMutableRawPointer.allocate(byteCount: count * $0, alignment: 64) }
-            let done = EltwiseKernel.forward(algorithm, count: count, x: reused != nil ? out.pointer : pointer, y: out.pointer,
-                                             backend: backend, round: task, codes: codes)
-            if done.rounded, let task { out.finishRounding(task, of: roundOutput) }
-            if let codes {
-                if done.coded, out.storage.packFormat == format { out.storage.adoptCodes(codes) } else { codes.deallocate() }
+            let codes = CodesWriter(task, count: count)
+            if EltwiseKernel.forward(algorithm, count: count, x: reused != nil ? out.pointer : pointer, y: out.pointer,
+                                     backend: backend, round: task, codes: codes), let task {
+                out.finishRounding(task, of: roundOutput)
             }
+            codes?.finish(out)
         }
         // backward keeps the one value its derivative reads (as the kind's `saved` values say)
         let kept = algorithm.derivativeReadsOutput ? out : self

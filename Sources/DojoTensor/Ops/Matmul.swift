@@ -138,7 +138,8 @@ extension Tensor {
         Tape.note(.matmul, inputs: [self, w], output: product, attributes: OpAttributes(transposeA: false, transposeB: true)) { [x = self] g, needs in
             // operands exact in BF16 (g, W, x from a Dojo format): both products on BF16 kernels, g's bits made once;
             // x's gradient then rounded in a pass
-            if backend == .oneDNN, !g.isShapeOnly, let g16 = BF16Operand.of(g) {
+            if backend == .oneDNN, !g.isShapeOnly,
+               (needs[0] && BF16Operand.mayBeExact(w)) || (needs[1] && BF16Operand.mayBeExact(x)), let g16 = BF16Operand.of(g) {
                 var dx: Tensor? = nil, dw: Tensor? = nil
                 if needs[0], let w16 = BF16Operand.of(w) {
                     let d = Tensor(uninitializedShape: [n, k]), pdx = d.pointer

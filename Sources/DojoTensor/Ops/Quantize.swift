@@ -1,3 +1,4 @@
+import Synchronization
 import DojoNumerics
 import DojoGraph
 
@@ -74,6 +75,36 @@ public final class RoundingTask: @unchecked Sendable {
 
     /// After every span was rounded and merged.
     public func finish() { done(total) }
+}
+
+/// The codes a kernel writes beside its rounded output, span by span while the values are in cache, in training:
+/// the tape keeps such an output packed for the backward that reads it (packing then only frees the FP32 values), and
+/// a product reads BF16 codes as they are. Spans may be written from several threads.
+public final class CodesWriter: @unchecked Sendable {
+    let format: NumberFormat
+    let bytes: Int
+    let codes: UnsafeMutableRawPointer
+    private let failed = Atomic<Bool>(false)
+
+    /// Nil outside a tape that packs, for a tensor too small to pack, or without a rounding to a packed format.
+    public init?(_ task: RoundingTask?, count: Int) {
+        guard Tape.current?.packsSavedValues == true, count >= Storage.packMinimum, let f = task?.numberFormat,
+              let b = f.packedBytes else { return nil }
+        format = f; bytes = b
+        codes = UnsafeMutableRawPointer.allocate(byteCount: count * b, alignment: 64)
+    }
+
+    /// The codes of the rounded values `offset..<offset+count` (at `values`).
+    @inline(__always)
+    public func write(_ values: UnsafePointer<Float>, count: Int, offset: Int) {
+        if !format.packExactly(values, count: count, into: codes + offset * bytes) { failed.store(true, ordering: .relaxed) }
+    }
+
+    /// Hands the codes to the tensor's storage when every span was written exactly in the format the storage is
+    /// packable in (`Tensor.finishRounding` set it); frees them otherwise.
+    public func finish(_ t: Tensor) {
+        if failed.load(ordering: .relaxed) || t.storage.packFormat != format || !t.storage.adoptCodesIfNone(codes) { codes.deallocate() }
+    }
 }
 
 extension Tensor {

@@ -1,4 +1,3 @@
-import Synchronization
 import DojoGraph
 import Foundation
 
@@ -53,11 +52,7 @@ extension Tensor {
         let task = !out.isShapeOnly && Engine.backend == .oneDNN ? roundOutput?.begin() : nil
         // in training, the rounded values' codes written too while they are in cache: the layer reading this output
         // keeps it for its backward (packed: only the FP32 buffer is freed) and its product reads BF16 codes as they are
-        let format = Tape.current?.packsSavedValues == true && count >= Storage.packMinimum ? task?.numberFormat : nil
-        let bytes = format?.packedBytes ?? 0
-        let codes = bytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: count * bytes, alignment: 64) : nil
-        let codesOut = codes.map { SendablePointer($0.assumingMemoryBound(to: UInt8.self)) }
-        let uncoded = Atomic<Bool>(false)
+        let codes = out.isShapeOnly || isShapeOnly ? nil : CodesWriter(task, count: count)
         if !out.isShapeOnly && !isShapeOnly { parallelChunks(rows, minimumPerThread: max(1, (1 << 14) / max(d, 1))) { range in
             var tally = RoundingTask.Tally()
             var unrounded = range.lowerBound   // the first row written but not yet rounded
@@ -73,20 +68,14 @@ extension Tensor {
                 for j in 0..<d { y[j] = (x[j] - mean) * is_ * pg[j] + pb[j] }
                 if let task, (r + 1 - unrounded) * d >= 2048 || r + 1 == range.upperBound {
                     task.round(py + unrounded * d, count: (r + 1 - unrounded) * d, offset: unrounded * d, into: &tally)
-                    if let format, let codesOut,
-                       !format.packExactly(py + unrounded * d, count: (r + 1 - unrounded) * d,
-                                           into: UnsafeMutableRawPointer(codesOut.p + unrounded * d * bytes)) {
-                        uncoded.store(true, ordering: .relaxed)
-                    }
+                    codes?.write(py + unrounded * d, count: (r + 1 - unrounded) * d, offset: unrounded * d)
                     unrounded = r + 1
                 }
             }
             task?.merge(tally)
         } }
         if let task { out.finishRounding(task, of: roundOutput) }
-        if let codes {
-            if task != nil, !uncoded.load(ordering: .relaxed), out.storage.packFormat == format { out.storage.adoptCodes(codes) } else { codes.deallocate() }
-        }
+        codes?.finish(out)
         Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { [x = self, stats, gamma] g, needs in
             let dx = Tensor(uninitializedShape: g.shape), dg = Tensor(zeros: [d]), db = Tensor(zeros: [d])
             if dx.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil] }
