@@ -1,3 +1,4 @@
+import DojoNN
 import Foundation
 import Testing
 
@@ -123,9 +124,16 @@ struct DistributedTrainTests {
         #expect(errors.count == 1 && errors[0].contains("rank 1 of 2") && errors[0].contains("signal 9"), "\(stderr)")
         #expect(!stderr.contains("-----"), "Open MPI's boxed report is summarised, not shown: \(stderr)")
         // The checkpoint is whole: the run continues from it.
-        let resumed = runDojo(args.map { $0 == "100000" ? "60" : $0 } + ["--ranks", "2", "--resume"])
+        let resumed = runDojo(Self.resumeArgs(args, d) + ["--ranks", "2", "--resume"])
         #expect(resumed.status == 0 && resumed.stdout.contains("resuming at step"), "\(resumed.stdout)\(resumed.stderr)")
         print("a dead rank: every rank stopped \(String(format: "%.1f", stopped)) s after the SIGKILL; \(errors.first ?? "")")
+    }
+
+    /// The run's arguments with `--steps` a few steps past the checkpoint it left: how far the run got before a
+    /// rank was stopped depends on the machine (a fast one passed step 50 before the test found rank 1).
+    static func resumeArgs(_ args: [String], _ dir: String) -> [String] {
+        let at = (try? Checkpoint.read(from: dir + "/run/checkpoint.safetensors").file.metadata["step"]).flatMap { Int($0) } ?? 0
+        return args.map { $0 == "100000" ? String(at + 10) : $0 }
     }
 
     /// Starts dojo with its output piped.
@@ -186,7 +194,7 @@ struct DistributedTrainTests {
         Thread.sleep(forTimeInterval: 0.5)
         let state = (try? String(contentsOfFile: "/proc/\(victim)/stat", encoding: .utf8))?.split(separator: ")").last?.split(separator: " ").first
         #expect(state == nil || state == "Z", "mpirun ended the stopped rank too (state \(state.map(String.init) ?? "gone"))")
-        let resumed = runDojo(args.map { $0 == "100000" ? "50" : $0 } + ["--ranks", "2", "--resume"])
+        let resumed = runDojo(Self.resumeArgs(args, d) + ["--ranks", "2", "--resume"])
         #expect(resumed.status == 0 && resumed.stdout.contains("resuming at step"), "\(resumed.stdout)\(resumed.stderr)")
         print("a hung rank: every rank stopped \(String(format: "%.1f", took)) s after rank 1 stopped (--rank-timeout 3); \(errors.first ?? "")")
     }
