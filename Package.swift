@@ -92,7 +92,7 @@ let package = Package(
 
         .testTarget(name: "DojoNumericsTests", dependencies: ["DojoNumerics", "CDojoKernels"]),
         .testTarget(name: "DojoGraphTests", dependencies: ["DojoGraph"]),
-        .testTarget(name: "DojoTensorTests", dependencies: ["DojoTensor"]),
+        .testTarget(name: "DojoTensorTests", dependencies: ["DojoTensor", "DojoNumerics"]),
         .testTarget(name: "DojoNNTests", dependencies: ["DojoNN", "DojoData"]),
         .testTarget(name: "DojoONNXTests", dependencies: ["DojoONNX", "DojoNN", "DojoTensor", "DojoGraph",
                                                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

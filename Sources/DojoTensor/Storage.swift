@@ -84,6 +84,25 @@ public final class Storage: @unchecked Sendable {
         if bytes > 0 { _ = Storage.peak.max(now, ordering: .relaxed) }
     }
 
+    /// A storage that holds its values as codes only from the start (packed, no FP32 buffer): `codes` are the codes
+    /// (`packedBytes` each) of `count` values exact in `format`, written by a kernel that reads and writes codes (ReLU
+    /// and max pooling in Dojo's formats); taken, counted and freed here. Reading `pointer` decodes them, as for a
+    /// storage packed later.
+    public init(codes: UnsafeMutableRawPointer, count: Int, format: NumberFormat) {
+        precondition(count >= 0 && format.packedBytes != nil, "Storage(codes:): \(format.format.rawValue) has no packed codes")
+        _ = Storage.allocatorTuned
+        self.count = count
+        owner = nil
+        isShapeOnly = false
+        resident = Atomic(0)
+        let address = UInt(bitPattern: codes)
+        packing.withLock { state in
+            state.format = format
+            state.codes = UnsafeMutableRawPointer(bitPattern: address)
+        }
+        Storage.count(bytes: count * format.packedBytes!)
+    }
+
     /// A storage over memory someone else owns (`owner`, kept alive by this storage): a view, never freed here and
     /// not counted in `liveBytes`. Summed gradients handed out straight from the buffers MPI summed them in.
     public init(borrowing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
@@ -212,6 +231,17 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// The codes and their format when the storage has them, whether or not its FP32 values are in memory too: a
+    /// kernel that works on codes (max pooling, ReLU in Dojo's formats) reads them instead of the 4-byte values. They
+    /// never change and live as long as the storage.
+    public var codesAndFormat: (codes: UnsafeRawPointer, format: NumberFormat)? {
+        let found: (UInt, NumberFormat)? = packing.withLock { state in
+            guard let format = state.format, format.packedBytes != nil, let codes = state.codes else { return nil }
+            return (UInt(bitPattern: codes), format)
+        }
+        return found.flatMap { address, format in UnsafeRawPointer(bitPattern: address).map { ($0, format) } }
+    }
+
     /// The BF16 codes when the storage has them (its `packFormat` is BF16 and it was packed once): the values' BF16
     /// bits, which a BF16 GEMM reads as they are. They never change and live as long as the storage.
     public var bf16Codes: UnsafePointer<UInt16>? {
@@ -290,4 +320,10 @@ public struct PackedValues: @unchecked Sendable {
 public struct SendablePointer<T>: @unchecked Sendable {
     public let p: UnsafeMutablePointer<T>
     public init(_ p: UnsafeMutablePointer<T>) { self.p = p }
+}
+
+/// A read-only raw pointer that may cross into worker threads (codes that never change).
+public struct SendableRaw: @unchecked Sendable {
+    public let p: UnsafeRawPointer
+    public init(_ p: UnsafeRawPointer) { self.p = p }
 }

@@ -211,6 +211,50 @@ import Testing
         #expect(Self.bits(fused) != Self.bits(x.layerNorm(gamma: gamma, beta: beta)), "the rounding changed no value")
     }
 
+    /// In training, a ReLU whose input is in a Dojo format writes its output as codes only (1 or 2 bytes a value, no
+    /// FP32 buffer), max pooling pools those codes into an output held as codes only, and the next layer reads them;
+    /// the values, and the gradients through both (ReLU's derivative read from the codes), are bit for bit those of
+    /// the FP32 loops on the same values (a tape that does not pack runs them). Sizes above `Storage.packMinimum`;
+    /// 36 columns pool to 18 outputs a row (the 16-wide vector loop and its overlapping last block).
+    @Test(arguments: [Format.bf16, .cfp8_143, .cfp8_152])
+    func reluAndMaxPoolingWorkOnCodes(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 9)
+        let dtype: DType = f == .bf16 ? .bf16 : (f == .cfp8_143 ? .cfp8_143 : .cfp8_152)
+        let bytes = try #require(nf.packedBytes)
+        func run(packs: Bool) -> (r: [UInt32], p: [UInt32], dx: [UInt32], held: (Int, Int), packed: Bool) {
+            let x = Self.values([4, 8, 32, 36], seed: 31).requiringGrad()
+            // ties inside windows, and −0 against +0 (the first of equals wins, +0 above −0)
+            x.pointer[0] = 0.5; x.pointer[1] = 0.5; x.pointer[36] = 0.5; x.pointer[37] = 0.25
+            x.pointer[2] = -0.0; x.pointer[3] = 0; x.pointer[38] = -0.0; x.pointer[39] = -0.0
+            x.pointer[100] = -3; x.pointer[101] = -2; x.pointer[136] = -5; x.pointer[137] = -2
+            let w = Self.values([4, 8, 16, 18], seed: 32)
+            let r = Self.rounding(nf, dtype: dtype, fused: true)
+            let tape = Tape()
+            tape.packsSavedValues = packs
+            var relu = Tensor(zeros: [1]), pooled = relu
+            let loss = tape.record { () -> Tensor in
+                let xr = x.rounded(to: dtype, r.pass, gradient: r)
+                relu = xr.relu()
+                pooled = relu.maxPool2d(kernel: (2, 2))
+                return (pooled * w).sum()
+            }
+            let held = (relu.storage.bytesHeld, pooled.storage.bytesHeld), packed = relu.storage.isPacked && pooled.storage.isPacked
+            let g = tape.backward(from: loss)
+            return (Self.bits(relu), Self.bits(pooled), Self.bits(g[x]!), held, packed)
+        }
+        let codes = run(packs: true), plain = run(packs: false)
+        #expect(codes.packed && !plain.packed, "ReLU's and the pooling's outputs held as codes only")
+        #expect(codes.held == (4 * 8 * 32 * 36 * bytes, 4 * 8 * 16 * 18 * bytes))
+        func differing(_ a: [UInt32], _ b: [UInt32]) -> String {
+            let d = a.indices.filter { a[$0] != b[$0] }
+            return d.isEmpty ? "" : "\(d.count) differ, first at \(d[0]): \(Float(bitPattern: a[d[0]])) for \(Float(bitPattern: b[d[0]]))"
+        }
+        #expect(differing(codes.r, plain.r) == "", "ReLU")
+        #expect(differing(codes.p, plain.p) == "", "max pooling")
+        #expect(differing(codes.dx, plain.dx) == "", "the input's gradient")
+        #expect(plain.p.contains(Float(0).bitPattern) && plain.r.contains(Float(-0.0).bitPattern) == false)
+    }
+
     /// In training, layer norm and GELU write their rounded output's codes as they write it (the storage holds the
     /// FP32 values and the codes: packing it then frees the FP32 values only), and the codes decode to those values.
     @Test(arguments: [Format.bf16, .cfp8_143])

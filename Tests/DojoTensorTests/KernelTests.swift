@@ -1,3 +1,4 @@
+import DojoNumerics
 import Testing
 @_spi(Testing) import DojoTensor
 
@@ -197,12 +198,12 @@ func poolOneDNNMatchesReference(_ index: Int) {
     var dxRef = [Float](repeating: .nan, count: g.inputCount), dxFast = dxRef
     let wsRef = MaxPool2dKernel.forward(g, x: x, y: &yRef, backend: .reference)
     let wsFast = MaxPool2dKernel.forward(g, x: x, y: &yFast, backend: .oneDNN)
-    #expect(wsRef.backend == .reference && wsFast.backend == (MaxPool2dKernel.usesOneDNN ? .oneDNN : .reference))
+    #expect(wsRef.backend == .reference && wsFast.backend == .reference)   // the engine's own loops, threaded
     #expect(yFast == yRef, "max forward \(g)")
     MaxPool2dKernel.backward(g, dy: dy, workspace: wsRef, dx: &dxRef, backend: .reference)
     MaxPool2dKernel.backward(g, dy: dy, workspace: wsFast, dx: &dxFast, backend: .oneDNN)
     #expect(relativeError(dxFast, dxRef) < 1e-6, "max backward \(g)")
-    // The oneDNN max-pool primitives themselves, whichever path `.oneDNN` takes on this CPU.
+    // The oneDNN max-pool primitives themselves (`.oneDNN` runs the engine's own loops, which were faster).
     var yD = [Float](repeating: .nan, count: g.outputCount), dxD = [Float](repeating: .nan, count: g.inputCount)
     let wsD = poolPrimitives(g, max: true).maxForward(g, x: x, y: &yD)
     #expect(wsD.backend == .oneDNN && yD == yRef, "oneDNN max forward \(g)")
@@ -216,6 +217,45 @@ func poolOneDNNMatchesReference(_ index: Int) {
     AvgPool2dKernel.backward(g, dy: dy, dx: &dxRef, backend: .reference)
     AvgPool2dKernel.backward(g, dy: dy, dx: &dxFast, backend: .oneDNN)
     #expect(relativeError(dxFast, dxRef) < 1e-5, "avg backward \(g)")
+}
+
+/// Max pooling on the codes of a packed format (BF16, CFP8 at two biases) picks the same windows' winners as the
+/// reference on the decoded values: the same values (as codes, decoded) and the same argmax (the scatters of one dy
+/// agree bit for bit), negatives, ±0 and ties included (values drawn from a few levels, so windows tie often). The
+/// geometries take every path: 2×2 stride 2 with 20, 14 and 7 outputs a row (16-wide vectors, 8-wide, scalar), and
+/// windows with padding and other strides (the general loop).
+@Test(arguments: [Format.bf16, .cfp8_143, .cfp8_152])
+func maxPoolOnCodesMatchesReference(_ f: Format) throws {
+    let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 8)
+    let bytes = try #require(nf.packedBytes)
+    let shapes = [Pool2dGeometry(batch: 2, channels: 3, height: 12, width: 40, kernelH: 2, kernelW: 2),
+                  Pool2dGeometry(batch: 3, channels: 5, height: 28, width: 28, kernelH: 2, kernelW: 2),
+                  Pool2dGeometry(batch: 2, channels: 4, height: 15, width: 15, kernelH: 2, kernelW: 2),
+                  Pool2dGeometry(batch: 2, channels: 3, height: 11, width: 9, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padH: 1, padW: 1),
+                  Pool2dGeometry(batch: 1, channels: 2, height: 9, width: 10, kernelH: 3, kernelW: 2, strideH: 1, strideW: 3, padH: 1, padW: 1)]
+    var rng = TestRNG(77)
+    for g in shapes {
+        let levels: [Float] = [-2, -0.75, -0.0, 0, 0.375, 1.5, 3]
+        let x = (0..<g.inputCount).map { i in i % 3 == 0 ? levels[Int(rng.next() % 7)] : rng.uniform() * 4 }
+        var codes = [UInt8](repeating: 0, count: g.inputCount * bytes)
+        var exact = x
+        exact.withUnsafeMutableBufferPointer { _ = nf.roundInPlace($0, threads: 1) }
+        #expect(codes.withUnsafeMutableBytes { nf.packExactly(exact, count: exact.count, into: $0.baseAddress!) })
+        var yRef = [Float](repeating: .nan, count: g.outputCount)
+        let wsRef = MaxPool2dKernel.forward(g, x: exact, y: &yRef, backend: .reference)
+        var yCodes = [UInt8](repeating: 0xAA, count: g.outputCount * bytes)
+        let ws = codes.withUnsafeBytes { c in yCodes.withUnsafeMutableBytes { MaxPool2dKernel.forward(g, codes: c.baseAddress!, bytes: bytes, into: $0.baseAddress!) } }
+        var y = [Float](repeating: .nan, count: g.outputCount)
+        yCodes.withUnsafeBytes { nf.unpack($0.baseAddress!, count: g.outputCount, into: &y) }
+        let wrong = y.indices.filter { y[$0].bitPattern != yRef[$0].bitPattern }
+        #expect(wrong.isEmpty, "values \(g): \(wrong.count) differ, first at \(wrong.first.map { "\($0): \(y[$0]) for \(yRef[$0])" } ?? "")")
+        let dy = rng.array(g.outputCount)
+        var dxRef = [Float](repeating: .nan, count: g.inputCount), dx = dxRef
+        MaxPool2dKernel.backward(g, dy: dy, workspace: wsRef, dx: &dxRef, backend: .reference)
+        MaxPool2dKernel.backward(g, dy: dy, workspace: ws, dx: &dx)
+        let moved = dx.indices.filter { dx[$0].bitPattern != dxRef[$0].bitPattern }
+        #expect(moved.isEmpty, "argmax \(g): \(moved.count) gradients differ, first at \(moved.first.map { "\($0): \(exact[$0])" } ?? "")")
+    }
 }
 
 @Test func poolReferenceByHand() {

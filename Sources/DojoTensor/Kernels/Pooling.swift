@@ -64,14 +64,13 @@ public final class PoolWorkspace: @unchecked Sendable {
     deinit { argmax?.deallocate() }
 }
 
-/// Max pooling; padded positions never win. `.oneDNN` is the fastest implementation on this CPU: with AVX-512,
-/// cached oneDNN primitives on the channel-blocked layout (reordering the caller's NCHW buffers around each call);
-/// without it (AVX2), where oneDNN's max pooling with a workspace measured 4.5 ms forward and 4.2 ms backward on
-/// 128×32×28×28 before reorders, the reference loops run over channel planes on `ComputeThreads.count` threads.
+/// Max pooling; padded positions never win. `.oneDNN` is the fastest implementation on these CPUs: the engine's own
+/// loops over channel planes on `ComputeThreads.count` threads (`maxPoolPlanes`), with its own workspace (each
+/// output's argmax) and a scatter for backward. oneDNN's primitives need the channel-blocked layout, and the reorders
+/// around them cost more than the pooling: on the AVX-512 VM of 2026-12-05, small-cnn's two pools (b128, 28×28×32
+/// and 14×14×64) took 2.3 ms forward and 2.2 ms backward through oneDNN, 1.1 and 1.1 ms in these loops; on AVX2,
+/// oneDNN's took 4.5 and 4.2 ms on 128×32×28×28 before reorders. The primitives stay (`poolPrimitives`), tested.
 public enum MaxPool2dKernel {
-    /// Whether `.oneDNN` max pooling runs oneDNN primitives (AVX-512 machines) or the threaded Swift loops.
-    public static var usesOneDNN: Bool { dnnlBlockedActivationTag == dnnl_nChw16c }
-
     public static func forward(_ g: Pool2dGeometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                backend: KernelBackend = .oneDNN) -> PoolWorkspace {
         g.validate()
@@ -81,11 +80,10 @@ public enum MaxPool2dKernel {
             ReferenceKernels.maxPoolForward(g, x: x, y: y, argmax: ws.argmax!)
             return ws
         case .oneDNN:
-            if Self.usesOneDNN { return poolPrimitives(g, max: true).maxForward(g, x: x, y: y) }
             let ws = PoolWorkspace(reference: g)
-            let argmax = ws.argmax!
+            let argmax = SendablePointer(ws.argmax!)
             ComputeThreads.parallelChunks(g.batch * g.channels, elements: g.inputCount) { planes in
-                ReferenceKernels.maxPoolForward(g, x: x, y: y, argmax: argmax, planes: planes)
+                maxPoolPlanes(g, x: x, y: y, argmax: argmax.p, planes: planes)
             }
             return ws
         }
@@ -107,6 +105,229 @@ public enum MaxPool2dKernel {
             }
         } else {
             poolPrimitives(g, max: true).backward(dy: dy, workspace: workspace.dnnl, dx: dx)
+        }
+    }
+}
+
+/// A value max pooling compares: FP32 values themselves, or the codes of a sign-magnitude Dojo format (BF16, CFP8:
+/// sign bit on top, then a magnitude that grows with the code) compared by a key that orders them as their values.
+protocol MaxPoolElement {
+    associatedtype Key: Comparable
+    /// The element every other one beats or ties: the window's start, as the reference's −∞.
+    static var lowest: Self { get }
+    static func key(_ v: Self) -> Key
+}
+extension Float: MaxPoolElement {
+    static var lowest: Float { -.infinity }
+    @inline(__always) static func key(_ v: Float) -> Float { v }
+}
+/// Sign-magnitude codes: a positive code with the sign bit set above every negative one, a negative one negated
+/// (a larger magnitude, a smaller key). −0 and +0 get the same key (equal values: the first wins, as in FP32); the
+/// all-ones code (the most negative value) is the lowest.
+extension UInt16: MaxPoolElement {
+    static var lowest: UInt16 { 0xFFFF }
+    @inline(__always) static func key(_ v: UInt16) -> UInt16 { (v ^ ((0 &- (v &>> 15)) | 0x8000)) &+ (v &>> 15) }
+}
+extension UInt8: MaxPoolElement {
+    static var lowest: UInt8 { 0xFF }
+    @inline(__always) static func key(_ v: UInt8) -> UInt8 { (v ^ ((0 &- (v &>> 7)) | 0x80)) &+ (v &>> 7) }
+}
+
+extension MaxPool2dKernel {
+    /// Max pooling over the codes of a packed Dojo format (`bytes` each: 2 for BF16, 1 for CFP8): each output's code
+    /// is its window's largest value's code, so the output is exact in the same format and bias without a rounding,
+    /// and the pass moves 1 or 2 bytes a value instead of 4. Same windows, ties and padding as `forward`; the
+    /// workspace is the engine's own (`backward` scatters with it).
+    public static func forward(_ g: Pool2dGeometry, codes x: UnsafeRawPointer, bytes: Int, into y: UnsafeMutableRawPointer) -> PoolWorkspace {
+        g.validate()
+        precondition(bytes == 1 || bytes == 2, "MaxPool2dKernel.forward(codes:): codes of 1 or 2 bytes, not \(bytes)")
+        let ws = PoolWorkspace(reference: g)
+        let argmax = SendablePointer(ws.argmax!), xs = UInt(bitPattern: x), ys = UInt(bitPattern: y)
+        ComputeThreads.parallelChunks(g.batch * g.channels, elements: g.inputCount * bytes / 4) { planes in
+            if bytes == 2 {
+                maxPoolCodePlanes(g, x: UnsafePointer<UInt16>(bitPattern: xs)!, y: UnsafeMutablePointer<UInt16>(bitPattern: ys)!,
+                                  argmax: argmax.p, planes: planes)
+            } else {
+                maxPoolCodePlanes(g, x: UnsafePointer<UInt8>(bitPattern: xs)!, y: UnsafeMutablePointer<UInt8>(bitPattern: ys)!,
+                                  argmax: argmax.p, planes: planes)
+            }
+        }
+        return ws
+    }
+
+    /// One block of outputs of the 2×2 stride-2 window from a pair of input rows (`upper` above `lower`, two codes
+    /// an output; the even and odd halves are each window's columns): writes the codes, and where each came from in
+    /// the plane (`start` is the block's first input). Keys as `MaxPoolElement.key`.
+    @inline(__always)
+    static func maxPoolBlock(_ upper: SIMD32<UInt16>, _ lower: SIMD32<UInt16>, at start: Int, width: Int,
+                             y: UnsafeMutablePointer<UInt16>, argmax: UnsafeMutablePointer<Int32>) {
+        @inline(__always) func keys(_ v: SIMD16<UInt16>) -> SIMD16<UInt16> {
+            let top = SIMD16<UInt16>(repeating: 0x8000)
+            return (0 &- v).replacing(with: v | top, where: (v & top) .== SIMD16<UInt16>.zero)
+        }
+        let a = upper.evenHalf, b = upper.oddHalf, d = lower.evenHalf, e = lower.oddHalf
+        var best = keys(a), value = a, which = SIMD16<UInt16>.zero
+        var k = keys(b), m = k .> best
+        best.replace(with: k, where: m); value.replace(with: b, where: m); which.replace(with: 1, where: m)
+        k = keys(d); m = k .> best
+        best.replace(with: k, where: m); value.replace(with: d, where: m); which.replace(with: 2, where: m)
+        k = keys(e); m = k .> best
+        value.replace(with: e, where: m); which.replace(with: 3, where: m)
+        UnsafeMutableRawPointer(y).storeBytes(of: value, as: SIMD16<UInt16>.self)
+        let lanes = SIMD16<Int32>(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        let w = SIMD16<Int32>(truncatingIfNeeded: which)
+        UnsafeMutableRawPointer(argmax).storeBytes(of: SIMD16<Int32>(repeating: Int32(truncatingIfNeeded: start)) &+ lanes &+ (w & 1) &+ (w &>> 1) &* Int32(truncatingIfNeeded: width), as: SIMD16<Int32>.self)
+    }
+
+    @inline(__always)
+    static func maxPoolBlock(_ upper: SIMD16<UInt16>, _ lower: SIMD16<UInt16>, at start: Int, width: Int,
+                             y: UnsafeMutablePointer<UInt16>, argmax: UnsafeMutablePointer<Int32>) {
+        @inline(__always) func keys(_ v: SIMD8<UInt16>) -> SIMD8<UInt16> {
+            let top = SIMD8<UInt16>(repeating: 0x8000)
+            return (0 &- v).replacing(with: v | top, where: (v & top) .== SIMD8<UInt16>.zero)
+        }
+        let a = upper.evenHalf, b = upper.oddHalf, d = lower.evenHalf, e = lower.oddHalf
+        var best = keys(a), value = a, which = SIMD8<UInt16>.zero
+        var k = keys(b), m = k .> best
+        best.replace(with: k, where: m); value.replace(with: b, where: m); which.replace(with: 1, where: m)
+        k = keys(d); m = k .> best
+        best.replace(with: k, where: m); value.replace(with: d, where: m); which.replace(with: 2, where: m)
+        k = keys(e); m = k .> best
+        value.replace(with: e, where: m); which.replace(with: 3, where: m)
+        UnsafeMutableRawPointer(y).storeBytes(of: value, as: SIMD8<UInt16>.self)
+        let lanes = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+        let w = SIMD8<Int32>(truncatingIfNeeded: which)
+        UnsafeMutableRawPointer(argmax).storeBytes(of: SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: start)) &+ lanes &+ (w & 1) &+ (w &>> 1) &* Int32(truncatingIfNeeded: width), as: SIMD8<Int32>.self)
+    }
+
+    @inline(__always)
+    static func maxPoolBlock(_ upper: SIMD32<UInt8>, _ lower: SIMD32<UInt8>, at start: Int, width: Int,
+                             y: UnsafeMutablePointer<UInt8>, argmax: UnsafeMutablePointer<Int32>) {
+        @inline(__always) func keys(_ v: SIMD16<UInt8>) -> SIMD16<UInt8> {
+            let top = SIMD16<UInt8>(repeating: 0x80)
+            return (0 &- v).replacing(with: v | top, where: (v & top) .== SIMD16<UInt8>.zero)
+        }
+        let a = upper.evenHalf, b = upper.oddHalf, d = lower.evenHalf, e = lower.oddHalf
+        var best = keys(a), value = a, which = SIMD16<UInt8>.zero
+        var k = keys(b), m = k .> best
+        best.replace(with: k, where: m); value.replace(with: b, where: m); which.replace(with: 1, where: m)
+        k = keys(d); m = k .> best
+        best.replace(with: k, where: m); value.replace(with: d, where: m); which.replace(with: 2, where: m)
+        k = keys(e); m = k .> best
+        value.replace(with: e, where: m); which.replace(with: 3, where: m)
+        UnsafeMutableRawPointer(y).storeBytes(of: value, as: SIMD16<UInt8>.self)
+        let lanes = SIMD16<Int32>(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        let w = SIMD16<Int32>(truncatingIfNeeded: which)
+        UnsafeMutableRawPointer(argmax).storeBytes(of: SIMD16<Int32>(repeating: Int32(truncatingIfNeeded: start)) &+ lanes &+ (w & 1) &+ (w &>> 1) &* Int32(truncatingIfNeeded: width), as: SIMD16<Int32>.self)
+    }
+
+    @inline(__always)
+    static func maxPoolBlock(_ upper: SIMD16<UInt8>, _ lower: SIMD16<UInt8>, at start: Int, width: Int,
+                             y: UnsafeMutablePointer<UInt8>, argmax: UnsafeMutablePointer<Int32>) {
+        @inline(__always) func keys(_ v: SIMD8<UInt8>) -> SIMD8<UInt8> {
+            let top = SIMD8<UInt8>(repeating: 0x80)
+            return (0 &- v).replacing(with: v | top, where: (v & top) .== SIMD8<UInt8>.zero)
+        }
+        let a = upper.evenHalf, b = upper.oddHalf, d = lower.evenHalf, e = lower.oddHalf
+        var best = keys(a), value = a, which = SIMD8<UInt8>.zero
+        var k = keys(b), m = k .> best
+        best.replace(with: k, where: m); value.replace(with: b, where: m); which.replace(with: 1, where: m)
+        k = keys(d); m = k .> best
+        best.replace(with: k, where: m); value.replace(with: d, where: m); which.replace(with: 2, where: m)
+        k = keys(e); m = k .> best
+        value.replace(with: e, where: m); which.replace(with: 3, where: m)
+        UnsafeMutableRawPointer(y).storeBytes(of: value, as: SIMD8<UInt8>.self)
+        let lanes = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+        let w = SIMD8<Int32>(truncatingIfNeeded: which)
+        UnsafeMutableRawPointer(argmax).storeBytes(of: SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: start)) &+ lanes &+ (w & 1) &+ (w &>> 1) &* Int32(truncatingIfNeeded: width), as: SIMD8<Int32>.self)
+    }
+
+    /// `maxPoolPlanes` for codes, with the 2×2 stride-2 window 16 or 8 outputs at a time (the scalar loop's compare
+    /// and select chain on vectors: the same winners, ties to the first); rows of fewer than 8 outputs go scalar.
+    static func maxPoolCodePlanes<C: FixedWidthInteger & UnsignedInteger & SIMDScalar & MaxPoolElement>(
+        _ g: Pool2dGeometry, x: UnsafePointer<C>, y: UnsafeMutablePointer<C>, argmax: UnsafeMutablePointer<Int32>, planes: Range<Int>) {
+        guard g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0 && g.outWidth >= 8 else {
+            maxPoolPlanes(g, x: x, y: y, argmax: argmax, planes: planes)
+            return
+        }
+        let oh = g.outHeight, ow = g.outWidth, width = g.width, inPlane = g.height * width, outPlane = oh * ow
+        let step = ow >= 16 ? 16 : 8, size = MemoryLayout<C>.stride
+        for plane in planes {
+            let xp = UnsafeRawPointer(x + plane * inPlane), yp = y + plane * outPlane, ap = argmax + plane * outPlane
+            for r in 0..<oh {
+                let top = 2 * r * width, below = top + width
+                // a block at a time; the last block overlaps the one before it (the same outputs written twice)
+                var c = 0
+                while c < ow {
+                    let c0 = min(c, ow - step), i = top + 2 * c0, j = below + 2 * c0
+                    let yo = UnsafeMutableRawPointer(yp + r * ow + c0), ao = ap + r * ow + c0
+                    switch (size, step) {
+                    case (2, 16): maxPoolBlock(xp.loadUnaligned(fromByteOffset: 2 * i, as: SIMD32<UInt16>.self),
+                                               xp.loadUnaligned(fromByteOffset: 2 * j, as: SIMD32<UInt16>.self),
+                                               at: i, width: width, y: yo.assumingMemoryBound(to: UInt16.self), argmax: ao)
+                    case (2, _): maxPoolBlock(xp.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt16>.self),
+                                              xp.loadUnaligned(fromByteOffset: 2 * j, as: SIMD16<UInt16>.self),
+                                              at: i, width: width, y: yo.assumingMemoryBound(to: UInt16.self), argmax: ao)
+                    case (_, 16): maxPoolBlock(xp.loadUnaligned(fromByteOffset: i, as: SIMD32<UInt8>.self),
+                                               xp.loadUnaligned(fromByteOffset: j, as: SIMD32<UInt8>.self),
+                                               at: i, width: width, y: yo.assumingMemoryBound(to: UInt8.self), argmax: ao)
+                    default: maxPoolBlock(xp.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self),
+                                          xp.loadUnaligned(fromByteOffset: j, as: SIMD16<UInt8>.self),
+                                          at: i, width: width, y: yo.assumingMemoryBound(to: UInt8.self), argmax: ao)
+                    }
+                    c = c0 + step
+                }
+            }
+        }
+    }
+
+    /// The windows of `planes`: each output the first largest element of its window (strictly larger wins, scanning
+    /// rows then columns, as the reference), and where it lies in its input plane. The 2×2 stride-2 window without
+    /// padding (the CNNs' pooling) has a loop of its own, with no bounds to clip.
+    @inline(__always)
+    static func maxPoolPlanes<E: MaxPoolElement>(_ g: Pool2dGeometry, x: UnsafePointer<E>, y: UnsafeMutablePointer<E>,
+                                                argmax: UnsafeMutablePointer<Int32>, planes: Range<Int>) {
+        let oh = g.outHeight, ow = g.outWidth, width = g.width, inPlane = g.height * width, outPlane = oh * ow
+        @inline(__always) func pick(_ v: E, _ i: Int, _ best: inout E.Key, _ value: inout E, _ at: inout Int) {
+            let k = E.key(v), better = k > best
+            best = better ? k : best
+            value = better ? v : value
+            at = better ? i : at
+        }
+        let lowestKey = E.key(E.lowest)
+        if g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0 {
+            for plane in planes {
+                let xp = x + plane * inPlane, yp = y + plane * outPlane, ap = argmax + plane * outPlane
+                for r in 0..<oh {
+                    let top = 2 * r * width, below = top + width
+                    for c in 0..<ow {
+                        let i = top + 2 * c, j = below + 2 * c
+                        var best = lowestKey, value = E.lowest, at = i
+                        pick(xp[i], i, &best, &value, &at)
+                        pick(xp[i + 1], i + 1, &best, &value, &at)
+                        pick(xp[j], j, &best, &value, &at)
+                        pick(xp[j + 1], j + 1, &best, &value, &at)
+                        yp[r * ow + c] = value
+                        ap[r * ow + c] = Int32(truncatingIfNeeded: at)
+                    }
+                }
+            }
+            return
+        }
+        for plane in planes {
+            let xp = x + plane * inPlane, yp = y + plane * outPlane, ap = argmax + plane * outPlane
+            for r in 0..<oh {
+                let h0 = max(r * g.strideH - g.padH, 0), h1 = min(r * g.strideH - g.padH + g.kernelH, g.height)
+                for c in 0..<ow {
+                    let w0 = max(c * g.strideW - g.padW, 0), w1 = min(c * g.strideW - g.padW + g.kernelW, width)
+                    var best = lowestKey, value = E.lowest, at = h0 * width + w0
+                    for ih in h0..<h1 {
+                        for iw in w0..<w1 { let i = ih * width + iw; pick(xp[i], i, &best, &value, &at) }
+                    }
+                    yp[r * ow + c] = value
+                    ap[r * ow + c] = Int32(truncatingIfNeeded: at)
+                }
+            }
         }
     }
 }

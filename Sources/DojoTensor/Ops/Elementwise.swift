@@ -1,5 +1,6 @@
 import DojoGraph
 import Foundation
+import Synchronization
 
 // MARK: - loops
 
@@ -222,8 +223,9 @@ extension Tensor {
 extension Tensor {
     /// An elementwise op whose derivative is computed from its input and output.
     @inline(__always)
-    private func unary<F: UnaryElementFunction>(_ kind: OpKind, attributes: OpAttributes = OpAttributes(), _ f: F) -> Tensor {
-        let out = mapKernel(self, f, overInput: true)
+    private func unary<F: UnaryElementFunction>(_ kind: OpKind, attributes: OpAttributes = OpAttributes(), _ f: F,
+                                                output: Tensor? = nil) -> Tensor {
+        let out = output ?? mapKernel(self, f, overInput: true)
         // backward keeps only the values the derivative reads (as the kind's `saved` values say), so the others are
         // freed once the forward ops that read them are done
         let keptX = F.derivativeReads.input ? self : nil, keptY = F.derivativeReads.output ? out : nil
@@ -235,9 +237,39 @@ extension Tensor {
             let pg = g.pointer, pr = r.pointer
             let xs = keptX?.storage.packedValues, ys = keptY?.storage.packedValues
             let px = xs == nil ? keptX?.pointer ?? pg : pg, py = ys == nil ? keptY?.pointer ?? pg : pg
+            // ReLU's output held as codes: where it is positive read from the codes themselves (sign clear, not zero;
+            // for BF16 also not NaN), nothing decoded
+            let signs = F.self == Rectify.self && ys != nil ? keptY?.storage.codesAndFormat.flatMap { c in
+                c.format.packedBytes.map { (codes: SendableRaw(c.codes), bytes: $0) } } : nil
             // x's gradient rounded block by block as it is written, when x's gradient is rounded (a layer's output)
             Tensor.fusingGradientRounding(rounding, of: serial, into: r) { task in
                 parallelChunks(g.count) { range in
+                    if let signs {
+                        // ReLU's derivative (1 or 0) from the codes into a block in cache, then the products: two loops
+                        // that vectorise (one select-and-multiply loop compiled to a branch mispredicting half the time)
+                        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 4096) { scratch in
+                            let d = scratch.baseAddress!
+                            var tally = RoundingTask.Tally()
+                            var lo = range.lowerBound
+                            while lo < range.upperBound {
+                                let n = min(4096, range.upperBound - lo), bg = pg + lo, br = pr + lo
+                                if signs.bytes == 2 {   // codes 1...0x7F80: positive, up to +∞ (code − 1 wraps in 16 bits)
+                                    let c = signs.codes.p.assumingMemoryBound(to: UInt16.self) + lo
+                                    for j in 0..<n { d[j] = (UInt32(c[j] &- 1) &- 0x7F80) &>> 31 &* 0x3F80_0000 }
+                                } else {                // codes 1...0x7F: positive
+                                    let c = signs.codes.p.assumingMemoryBound(to: UInt8.self) + lo
+                                    for j in 0..<n { d[j] = (UInt32(c[j] &- 1) &- 0x7F) &>> 31 &* 0x3F80_0000 }
+                                }
+                                UnsafeMutableRawPointer(d).withMemoryRebound(to: Float.self, capacity: n) { m in
+                                    for j in 0..<n { br[j] = bg[j] * m[j] }
+                                }
+                                task?.round(br, count: n, offset: lo, into: &tally)
+                                lo += n
+                            }
+                            task?.merge(tally)
+                        }
+                        return
+                    }
                     guard task != nil || xs != nil || ys != nil else {
                         for i in range { pr[i] = pg[i] * f.derivative(px[i], py[i]) }
                         return
@@ -305,7 +337,38 @@ extension Tensor {
         return out
     }
 
-    public func relu() -> Tensor { unary(.relu, Rectify()) }
+    public func relu() -> Tensor { unary(.relu, Rectify(), output: rectifiedIntoCodes()) }
+
+    /// In training, with values in a Dojo format (a rounding made them exact in it: `Storage.packFormat`): ReLU's
+    /// output written as codes only, 1 or 2 bytes a value, never as FP32. Its values are the input's or zero, so they
+    /// are exact in the same format and bias. The tape keeps the output for ReLU's backward packed anyway; the next
+    /// op reads the codes (max pooling, a BF16 convolution) or decodes them when it needs FP32. Nil (the FP32 loop
+    /// runs) otherwise, or when a value cannot be coded (its format was dropped).
+    private func rectifiedIntoCodes() -> Tensor? {
+        guard Engine.backend == .oneDNN, !isShapeOnly, Tape.current?.packsSavedValues == true, count >= Storage.packMinimum,
+              let nf = storage.packFormat, let bytes = nf.packedBytes else { return nil }
+        let codes = UnsafeMutableRawPointer.allocate(byteCount: count * bytes, alignment: 64)
+        let packed = storage.packedValues, px = packed == nil ? SendablePointer(pointer) : nil
+        let out = SendablePointer(codes.assumingMemoryBound(to: UInt8.self)), failed = Atomic<Bool>(false)
+        parallelChunks(count) { range in
+            let block = 4096
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { scratch in
+                let s = scratch.baseAddress!, f = Rectify()
+                var lo = range.lowerBound
+                while lo < range.upperBound {
+                    let n = min(block, range.upperBound - lo)
+                    if let packed { packed.read(lo, count: n, into: s) } else { s.update(from: px!.p + lo, count: n) }
+                    for j in 0..<n { s[j] = f.apply(s[j]) }
+                    if !nf.packExactly(s, count: n, into: out.p + lo * bytes) { failed.store(true, ordering: .relaxed) }
+                    lo += n
+                }
+            }
+        }
+        if failed.load(ordering: .relaxed) { codes.deallocate(); return nil }
+        let y = Tensor(shape: shape, storage: Storage(codes: codes, count: count, format: nf))
+        y.bf16Exact = bf16Exact
+        return y
+    }
 
     /// GELU, tanh approximation (as in BERT/ViT and PyTorch's approximate="tanh").
     /// `roundOutput`: the output rounded as the loop writes it (see `activation`).

@@ -132,9 +132,20 @@ extension Tensor {
 
     public func maxPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) -> Tensor {
         let (g, attrs) = poolGeometry(.maxPool2d, kernel, stride ?? kernel, padding)
-        let out = Tensor(uninitializedShape: [g.batch, g.channels, g.outHeight, g.outWidth])
+        let outShape = [g.batch, g.channels, g.outHeight, g.outWidth]
         let backend = Engine.backend
-        let ws: PoolWorkspace? = out.isShapeOnly || isShapeOnly ? nil : MaxPool2dKernel.forward(g, x: pointer, y: out.pointer, backend: backend)
+        let out: Tensor, ws: PoolWorkspace?
+        if backend == .oneDNN, !isShapeOnly, !Engine.shapeOnly, let (codes, nf) = storage.codesAndFormat, let bytes = nf.packedBytes {
+            // values in a Dojo format held as codes (a ReLU in the format wrote them): pooled as codes, into an output
+            // held as codes only, exact in the same format and bias; the next layer reads the codes as they are
+            let yc = UnsafeMutableRawPointer.allocate(byteCount: max(g.outputCount, 1) * bytes, alignment: 64)
+            ws = MaxPool2dKernel.forward(g, codes: codes, bytes: bytes, into: yc)
+            out = Tensor(shape: outShape, storage: Storage(codes: yc, count: g.outputCount, format: nf))
+            out.bf16Exact = bf16Exact
+        } else {
+            out = Tensor(uninitializedShape: outShape)
+            ws = out.isShapeOnly || isShapeOnly ? nil : MaxPool2dKernel.forward(g, x: pointer, y: out.pointer, backend: backend)
+        }
         Tape.note(.maxPool2d, inputs: [self], output: out, attributes: attrs) { [inShape = shape] dy, _ in
             let dx = Tensor(uninitializedShape: inShape)
             if let ws, !dx.isShapeOnly && !dy.isShapeOnly {
