@@ -151,15 +151,22 @@ import Testing
                 #expect(channels == 16, "no whole channel blocks, yet the kernel says it rounded")
                 #expect(fused.storage.packFormat == nf)
                 #expect(fused.array.map(\.bitPattern) == passed.map(\.bitPattern), "\(channels) channels")
-                // recorded for training, the kernel writes the codes too: packing then only frees the FP32 buffer,
-                // and the values read back from those codes are the same
+                // recorded for training, the kernel writes the codes in place of the FP32 values (the output is
+                // larger than `Storage.packMinimum`), and the values read back from those codes are the same
                 let tape = Tape()
                 let recorded = tape.record {
                     x.conv2d(weight: w, bias: b, padding: (1, 1), roundOutput: Self.rounding(nf, dtype: dtype, fused: true))
                 }
-                #expect(recorded.storage.bytesHeld == recorded.count * (4 + nf.packedBytes!), "FP32 values and codes")
-                #expect(recorded.storage.packAway() && recorded.storage.isPacked)
+                #expect(recorded.count >= Storage.packMinimum)
+                #expect(recorded.storage.isPacked && recorded.storage.bytesHeld == recorded.count * nf.packedBytes!, "codes only")
+                #expect(recorded.format == dtype && recorded.storage.packFormat == nf)
                 #expect(recorded.array.map(\.bitPattern) == passed.map(\.bitPattern))
+                // a smaller output gets both: the FP32 values and their codes (packing then only frees the FP32 buffer)
+                let small = Tensor.randomNormal([1, 3, 11, 9], generator: &g)
+                let smallOut = Tape().record {
+                    small.conv2d(weight: w, bias: b, padding: (1, 1), roundOutput: Self.rounding(nf, dtype: dtype, fused: true))
+                }
+                #expect(smallOut.count < Storage.packMinimum && smallOut.storage.bytesHeld == smallOut.count * (4 + nf.packedBytes!))
             } else {
                 #expect(fused.array.map(\.bitPattern) == plain.array.map(\.bitPattern), "unrounded output differs")
             }
@@ -253,6 +260,45 @@ import Testing
         #expect(differing(codes.p, plain.p) == "", "max pooling")
         #expect(differing(codes.dx, plain.dx) == "", "the input's gradient")
         #expect(plain.p.contains(Float(0).bitPattern) && plain.r.contains(Float(-0.0).bitPattern) == false)
+    }
+
+    /// A CNN block in training (convolution, batch norm, ReLU, max pooling) in a Dojo format: the convolution and
+    /// batch norm write their rounded outputs as codes only, batch norm reads its input from those codes, and the
+    /// loss and every gradient (input, weights, bias, γ, β) are bit for bit those of the same block on FP32 buffers
+    /// (a tape that does not pack).
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func aConvolutionBlockRunsOnCodes(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 9)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
+        func run(packs: Bool) -> (loss: UInt32, grads: [[UInt32]], codesOnly: [Bool]) {
+            let x = Self.values([4, 3, 20, 24], seed: 41).requiringGrad()
+            let w = Self.values([16, 3, 3, 3], seed: 42).requiringGrad(), b = Self.values([16], seed: 43).requiringGrad()
+            let gamma = Self.values([16], seed: 44).requiringGrad(), beta = Self.values([16], seed: 45).requiringGrad()
+            let weights = Self.values([4, 16, 10, 12], seed: 46)
+            let r = Self.rounding(nf, dtype: dtype, fused: true)
+            let tape = Tape()
+            tape.packsSavedValues = packs
+            var codesOnly: [Bool] = []
+            let loss = tape.record { () -> Tensor in
+                let wr = w.rounded(to: dtype, r.pass)
+                let y = x.conv2d(weight: wr, bias: b, padding: (1, 1), roundOutput: r)
+                let yr = y.rounded(to: dtype, alreadyRounded: y.format == dtype, r.pass, gradient: r)
+                let z = yr.batchNorm(gamma: gamma, beta: beta, runningMean: Tensor(zeros: [16]),
+                                     runningVariance: Tensor(repeating: 1, shape: [16]), training: true, roundOutput: r)
+                let zr = z.rounded(to: dtype, alreadyRounded: z.format == dtype, r.pass, gradient: r)
+                codesOnly = [y.storage.isPacked, z.storage.isPacked]
+                return (zr.relu().maxPool2d(kernel: (2, 2)) * weights).sum()
+            }
+            let g = tape.backward(from: loss)
+            return (loss.item.bitPattern, [x, w, b, gamma, beta].map { Self.bits(g[$0]!) }, codesOnly)
+        }
+        let codes = run(packs: true), plain = run(packs: false)
+        #expect(codes.codesOnly == [true, true] && plain.codesOnly == [false, false])
+        #expect(codes.loss == plain.loss)
+        for (i, name) in ["input", "weight", "bias", "gamma", "beta"].enumerated() {
+            let d = codes.grads[i].indices.filter { codes.grads[i][$0] != plain.grads[i][$0] }
+            #expect(d.isEmpty, "\(name)'s gradient: \(d.count) of \(codes.grads[i].count) values differ")
+        }
     }
 
     /// In training, layer norm and GELU write their rounded output's codes as they write it (the storage holds the

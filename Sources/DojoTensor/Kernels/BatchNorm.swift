@@ -14,16 +14,18 @@ public enum BatchNormKernel {
     public static func forwardTraining(n: Int, c: Int, spatial: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                        beta: UnsafePointer<Float>, epsilon: Float, y: UnsafeMutablePointer<Float>,
                                        mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>,
-                                       backend: KernelBackend = .oneDNN, round: RoundingTask? = nil) {
+                                       backend: KernelBackend = .oneDNN, round: RoundingTask? = nil, xPacked: PackedValues? = nil,
+                                       codes: CodesWriter? = nil) {
         validate(n, c, spatial, epsilon)
         switch backend {
         case .reference:
-            precondition(round == nil, "the reference batch norm does not round its output")
+            precondition(round == nil && xPacked == nil && codes == nil,
+                         "the reference batch norm does not round its output, read packed values or write codes")
             ReferenceKernels.batchNormForwardTraining(n: n, c: c, s: spatial, x: x, gamma: gamma, beta: beta,
                                                       epsilon: epsilon, y: y, mean: mean, variance: variance)
         case .oneDNN:
             SwiftBatchNorm.forwardTraining(n: n, c: c, s: spatial, x: x, gamma: gamma, beta: beta, epsilon: epsilon,
-                                           y: y, mean: mean, variance: variance, round: round)
+                                           y: y, mean: mean, variance: variance, round: round, xPacked: xPacked, codes: codes)
         }
     }
 
@@ -122,16 +124,26 @@ public enum BatchNormKernel {
     @_spi(Testing) public static func forwardTraining(n: Int, c: Int, s: Int, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                 beta: UnsafePointer<Float>, epsilon: Float, y: UnsafeMutablePointer<Float>,
                                 mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>,
-                                round: RoundingTask? = nil) {
+                                round: RoundingTask? = nil, xPacked: PackedValues? = nil, codes: CodesWriter? = nil) {
+        precondition(codes == nil || round != nil, "batch norm writes codes of a rounded output only")
         let count = Double(n * s)
         parallelChannels(c, elements: n * c * s) { channels in
             var tally = RoundingTask.Tally()
             defer { round?.merge(tally) }
+            // `codes`: the rounded output's codes written in place of y (not written): each span made in cache, coded
+            let out: UnsafeMutablePointer<Float>? = codes == nil ? nil : .allocate(capacity: s)
+            defer { out?.deallocate() }
+            // x held as codes (`xPacked`; `x` is then not read): one channel's values decoded at a time into a buffer
+            // that stays in cache for both passes over them, 1 or 2 bytes a value read instead of 4 twice
+            let scratch: UnsafeMutablePointer<Float>? = xPacked == nil ? nil : .allocate(capacity: n * s)
+            defer { scratch?.deallocate() }
             for ch in channels {
-                let k = x[ch * s]  // shift: the variance of x − k is that of x, and x − k is small
+                if let xPacked, let scratch { for i in 0..<n { xPacked.read((i * c + ch) * s, count: s, into: scratch + i * s) } }
+                @inline(__always) func span(_ i: Int) -> UnsafePointer<Float> { scratch.map { UnsafePointer($0 + i * s) } ?? x + (i * c + ch) * s }
+                let k = span(0)[0]  // shift: the variance of x − k is that of x, and x − k is small
                 var sum: Double = 0, sq: Double = 0
                 for i in 0..<n {
-                    let (a, b) = shiftedSums(x + (i * c + ch) * s, s, shift: k)
+                    let (a, b) = shiftedSums(span(i), s, shift: k)
                     sum += Double(a); sq += Double(b)
                 }
                 let m = sum / count
@@ -142,10 +154,11 @@ public enum BatchNormKernel {
                 let a = Double(gamma[ch]) * invStd
                 let b = Double(beta[ch]) - (Double(k) + m) * a
                 for i in 0..<n {
-                    let o = (i * c + ch) * s
-                    affine(x + o, y + o, s, Float(a), Float(b))
+                    let o = (i * c + ch) * s, yo = out ?? y + o
+                    affine(span(i), yo, s, Float(a), Float(b))
                     // rounded while the span is in cache
-                    round?.round(y + o, count: s, offset: o, into: &tally)
+                    round?.round(yo, count: s, offset: o, into: &tally)
+                    codes?.write(yo, count: s, offset: o)
                 }
             }
         }

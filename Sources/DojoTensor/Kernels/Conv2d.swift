@@ -48,6 +48,15 @@ public struct Conv2dGeometry: Hashable, Sendable {
     }
 }
 
+/// What a forward convolution did with its output: `rounded` by the rounding it was given (else the caller rounds
+/// it), its `codes` when it wrote them (the caller owns them), and `onlyCodes`: the FP32 output left unwritten, the
+/// codes the only copy of the values.
+public struct ConvForwardResult {
+    public var rounded: Bool
+    public var codes: UnsafeMutableRawPointer?
+    public var onlyCodes: Bool
+}
+
 /// Convolution kernels. `.oneDNN` runs cached oneDNN primitives in the layouts oneDNN prefers, reordering from and
 /// to the caller's NCHW/OIHW buffers around each call; `.reference` runs direct loops. Outputs are overwritten.
 public enum Conv2dKernel {
@@ -55,14 +64,16 @@ public enum Conv2dKernel {
     /// reorder into NCHW then runs here, and rounds each block of planes while it is in cache. `withCodes` (with
     /// `round`): the rounded values' codes written too, in the rounding's format (`packedBytes` a value). Returns
     /// whether it rounded (false: the caller rounds the output in a pass of its own) and the codes, when it wrote them
-    /// (the caller owns them: `Storage.adoptCodes`).
+    /// (the caller owns them: `Storage.adoptCodes`). `codesOnly` (with `withCodes`): the codes written in place of the
+    /// FP32 output, which is then left unwritten (`onlyCodes` in the result says it was; when a value could not be
+    /// coded, the FP32 output is written after all, with no codes).
     @discardableResult
     public static func forward(_ g: Conv2dGeometry, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
                                backend: KernelBackend = .oneDNN, round: RoundingTask? = nil,
-                               withCodes: Bool = false) -> (rounded: Bool, codes: UnsafeMutableRawPointer?) {
+                               withCodes: Bool = false, codesOnly: Bool = false) -> ConvForwardResult {
         forward(g, x: UnsafeRawPointer(x), weight: UnsafeRawPointer(weight), bf16: false, bias: bias, y: y, backend: backend,
-                round: round, withCodes: withCodes)
+                round: round, withCodes: withCodes, codesOnly: codesOnly)
     }
 
     /// The forward pass on BF16 operands (`x` and `weight` as BF16 bits: values exact in BF16, `BF16Operand`) with
@@ -71,25 +82,25 @@ public enum Conv2dKernel {
     @discardableResult
     public static func forwardBF16(_ g: Conv2dGeometry, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>,
                                    bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil,
-                                   withCodes: Bool = false) -> (rounded: Bool, codes: UnsafeMutableRawPointer?) {
+                                   withCodes: Bool = false, codesOnly: Bool = false) -> ConvForwardResult {
         forward(g, x: UnsafeRawPointer(x), weight: UnsafeRawPointer(weight), bf16: true, bias: bias, y: y, backend: .oneDNN,
-                round: round, withCodes: withCodes)
+                round: round, withCodes: withCodes, codesOnly: codesOnly)
     }
 
     static func forward(_ g: Conv2dGeometry, x: UnsafeRawPointer, weight: UnsafeRawPointer, bf16: Bool,
                         bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, backend: KernelBackend,
-                        round: RoundingTask?, withCodes: Bool) -> (rounded: Bool, codes: UnsafeMutableRawPointer?) {
+                        round: RoundingTask?, withCodes: Bool, codesOnly: Bool) -> ConvForwardResult {
         g.validate()
         switch backend {
         case .reference:
             precondition(!bf16, "BF16 operands on the reference kernels")
             ReferenceKernels.convForward(g, x: x.assumingMemoryBound(to: Float.self), weight: weight.assumingMemoryBound(to: Float.self),
                                          bias: bias, y: y)
-            return (false, nil)
+            return ConvForwardResult(rounded: false, codes: nil, onlyCodes: false)
         case .oneDNN:
             let key = ConvKey(g: g, pass: .forward, bias: bias != nil, bf16: bf16)
             let p = convCache.get(key) { ConvPrimitives(g, .forward, bias: bias != nil, bf16: bf16) }
-            return p.forward(x: x, weight: weight, bias: bias, y: y, round: round, withCodes: withCodes)
+            return p.forward(x: x, weight: weight, bias: bias, y: y, round: round, withCodes: withCodes, codesOnly: codesOnly)
         }
     }
 
@@ -271,11 +282,12 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
     let dstChannelBlock: Int?
     let geometry: Conv2dGeometry
 
-    /// Returns whether `round` rounded the output (as the reorder into NCHW wrote it), and the codes it wrote.
+    /// Returns whether `round` rounded the output (as the reorder into NCHW wrote it), the codes it wrote, and
+    /// whether they are all it wrote (`codesOnly`: y left unwritten; when a value cannot be coded, y is written after all).
     func forward(x: UnsafeRawPointer, weight: UnsafeRawPointer, bias bp: UnsafePointer<Float>?,
                  y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil,
-                 withCodes: Bool = false) -> (rounded: Bool, codes: UnsafeMutableRawPointer?) {
-        var result: (rounded: Bool, codes: UnsafeMutableRawPointer?) = (false, nil)
+                 withCodes: Bool = false, codesOnly: Bool = false) -> ConvForwardResult {
+        var result = ConvForwardResult(rounded: false, codes: nil, onlyCodes: false)
         exclusive {
             src.pull(x, stream)
             wei.pull(weight, stream)
@@ -286,12 +298,15 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
                 stream.wait()
                 let bytes = withCodes ? round.numberFormat?.packedBytes : nil
                 var codes = bytes.map { UnsafeMutableRawPointer.allocate(byteCount: geometry.outputCount * $0, alignment: 64) }
-                if !Self.unblock(geometry, block: block, from: dst.prim.data.assumingMemoryBound(to: Float.self), into: y,
-                                 round: round, codes: codes) {
+                let blocked = dst.prim.data.assumingMemoryBound(to: Float.self)
+                let only = codesOnly && codes != nil
+                if !Self.unblock(geometry, block: block, from: blocked, into: only ? nil : y, round: round, codes: codes) {
                     codes?.deallocate()
                     codes = nil
+                    // a value that could not be coded (NaN): the FP32 output after all, from the blocked values still here
+                    if only { _ = Self.unblock(geometry, block: block, from: blocked, into: y, round: round, codes: nil) }
                 }
-                result = (true, codes)
+                result = ConvForwardResult(rounded: true, codes: codes, onlyCodes: only && codes != nil)
             } else {
                 dst.push(stream)
             }
@@ -303,17 +318,21 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
     /// nChw<block>c → NCHW: for each image and block of channels, an [H·W, block] matrix transposed into `block`
     /// planes (which lie one after another in NCHW), then those planes rounded, and coded into `codes` (when given,
     /// in the rounding's format), while they are in cache. Returns false when a value could not be coded.
-    static func unblock(_ g: Conv2dGeometry, block: Int, from src: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>,
+    static func unblock(_ g: Conv2dGeometry, block: Int, from src: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>?,
                         round: RoundingTask, codes: UnsafeMutableRawPointer?) -> Bool {
+        precondition(y != nil || codes != nil, "unblock: no FP32 output and no codes")
         let hw = g.outHeight * g.outWidth, blocks = g.outChannels / block, n = g.batch
-        let s = SendablePointer(src), d = SendablePointer(y)
+        let s = SendablePointer(src), d = y.map { SendablePointer($0) }
         let format = codes == nil ? nil : round.numberFormat, bytes = format?.packedBytes ?? 1
         let out = codes.map { SendablePointer($0.assumingMemoryBound(to: UInt8.self)) }
         let failed = Atomic<Bool>(false)
         parallelChunks(n * blocks, minimumPerThread: max(1, (1 << 14) / max(hw * block, 1))) { range in
             var tally = RoundingTask.Tally()
+            // codes only (no y): each block of planes made in a buffer of this thread's, in cache, then coded
+            let scratch: UnsafeMutablePointer<Float>? = d == nil ? .allocate(capacity: hw * block) : nil
+            defer { scratch?.deallocate() }
             for nb in range {
-                let from = s.p + nb * hw * block, to = d.p + nb * hw * block
+                let from = s.p + nb * hw * block, to = scratch ?? d!.p + nb * hw * block
                 dojo_transpose_f32(from, block, to, hw, 0, hw, 0, block)
                 round.round(to, count: hw * block, offset: nb * hw * block, into: &tally)
                 if let format, let out,

@@ -181,7 +181,7 @@ extension MaxPool2dKernel {
 
     @inline(__always)
     static func maxPoolBlock(_ upper: SIMD16<UInt16>, _ lower: SIMD16<UInt16>, at start: Int, width: Int,
-                             y: UnsafeMutablePointer<UInt16>, argmax: UnsafeMutablePointer<Int32>) {
+                             y: UnsafeMutablePointer<UInt16>, argmax: UnsafeMutablePointer<Int32>, count: Int = 8) {
         @inline(__always) func keys(_ v: SIMD8<UInt16>) -> SIMD8<UInt16> {
             let top = SIMD8<UInt16>(repeating: 0x8000)
             return (0 &- v).replacing(with: v | top, where: (v & top) .== SIMD8<UInt16>.zero)
@@ -194,10 +194,15 @@ extension MaxPool2dKernel {
         best.replace(with: k, where: m); value.replace(with: d, where: m); which.replace(with: 2, where: m)
         k = keys(e); m = k .> best
         value.replace(with: e, where: m); which.replace(with: 3, where: m)
-        UnsafeMutableRawPointer(y).storeBytes(of: value, as: SIMD8<UInt16>.self)
         let lanes = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
         let w = SIMD8<Int32>(truncatingIfNeeded: which)
-        UnsafeMutableRawPointer(argmax).storeBytes(of: SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: start)) &+ lanes &+ (w & 1) &+ (w &>> 1) &* Int32(truncatingIfNeeded: width), as: SIMD8<Int32>.self)
+        let at = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: start)) &+ lanes &+ (w & 1) &+ (w &>> 1) &* Int32(truncatingIfNeeded: width)
+        if count == 8 {
+            UnsafeMutableRawPointer(y).storeBytes(of: value, as: SIMD8<UInt16>.self)
+            UnsafeMutableRawPointer(argmax).storeBytes(of: at, as: SIMD8<Int32>.self)
+        } else {   // a row of fewer than 8 outputs: the lanes past its end read the next row, and are not kept
+            for l in 0..<count { y[l] = value[l]; argmax[l] = at[l] }
+        }
     }
 
     @inline(__always)
@@ -223,7 +228,7 @@ extension MaxPool2dKernel {
 
     @inline(__always)
     static func maxPoolBlock(_ upper: SIMD16<UInt8>, _ lower: SIMD16<UInt8>, at start: Int, width: Int,
-                             y: UnsafeMutablePointer<UInt8>, argmax: UnsafeMutablePointer<Int32>) {
+                             y: UnsafeMutablePointer<UInt8>, argmax: UnsafeMutablePointer<Int32>, count: Int = 8) {
         @inline(__always) func keys(_ v: SIMD8<UInt8>) -> SIMD8<UInt8> {
             let top = SIMD8<UInt8>(repeating: 0x80)
             return (0 &- v).replacing(with: v | top, where: (v & top) .== SIMD8<UInt8>.zero)
@@ -236,30 +241,42 @@ extension MaxPool2dKernel {
         best.replace(with: k, where: m); value.replace(with: d, where: m); which.replace(with: 2, where: m)
         k = keys(e); m = k .> best
         value.replace(with: e, where: m); which.replace(with: 3, where: m)
-        UnsafeMutableRawPointer(y).storeBytes(of: value, as: SIMD8<UInt8>.self)
         let lanes = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
         let w = SIMD8<Int32>(truncatingIfNeeded: which)
-        UnsafeMutableRawPointer(argmax).storeBytes(of: SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: start)) &+ lanes &+ (w & 1) &+ (w &>> 1) &* Int32(truncatingIfNeeded: width), as: SIMD8<Int32>.self)
+        let at = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: start)) &+ lanes &+ (w & 1) &+ (w &>> 1) &* Int32(truncatingIfNeeded: width)
+        if count == 8 {
+            UnsafeMutableRawPointer(y).storeBytes(of: value, as: SIMD8<UInt8>.self)
+            UnsafeMutableRawPointer(argmax).storeBytes(of: at, as: SIMD8<Int32>.self)
+        } else {   // a row of fewer than 8 outputs: the lanes past its end read the next row, and are not kept
+            for l in 0..<count { y[l] = value[l]; argmax[l] = at[l] }
+        }
     }
 
     /// `maxPoolPlanes` for codes, with the 2×2 stride-2 window 16 or 8 outputs at a time (the scalar loop's compare
-    /// and select chain on vectors: the same winners, ties to the first); rows of fewer than 8 outputs go scalar.
+    /// and select chain on vectors: the same winners, ties to the first); a row of fewer than 8 outputs is one
+    /// 8-wide block of which its outputs are kept.
     static func maxPoolCodePlanes<C: FixedWidthInteger & UnsignedInteger & SIMDScalar & MaxPoolElement>(
         _ g: Pool2dGeometry, x: UnsafePointer<C>, y: UnsafeMutablePointer<C>, argmax: UnsafeMutablePointer<Int32>, planes: Range<Int>) {
-        guard g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0 && g.outWidth >= 8 else {
+        guard g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0 else {
             maxPoolPlanes(g, x: x, y: y, argmax: argmax, planes: planes)
             return
         }
         let oh = g.outHeight, ow = g.outWidth, width = g.width, inPlane = g.height * width, outPlane = oh * ow
         let step = ow >= 16 ? 16 : 8, size = MemoryLayout<C>.stride
         for plane in planes {
+            // rows of fewer than 8 outputs load 16 inputs from each row, reading into the rows after it: the last
+            // plane, where that would read past the input, goes scalar
+            if ow < 8 && (plane + 1) * inPlane + 16 > g.inputCount {
+                maxPoolPlanes(g, x: x, y: y, argmax: argmax, planes: plane..<plane + 1)
+                continue
+            }
             let xp = UnsafeRawPointer(x + plane * inPlane), yp = y + plane * outPlane, ap = argmax + plane * outPlane
             for r in 0..<oh {
                 let top = 2 * r * width, below = top + width
                 // a block at a time; the last block overlaps the one before it (the same outputs written twice)
                 var c = 0
                 while c < ow {
-                    let c0 = min(c, ow - step), i = top + 2 * c0, j = below + 2 * c0
+                    let c0 = max(0, min(c, ow - step)), i = top + 2 * c0, j = below + 2 * c0, n = min(step, ow)
                     let yo = UnsafeMutableRawPointer(yp + r * ow + c0), ao = ap + r * ow + c0
                     switch (size, step) {
                     case (2, 16): maxPoolBlock(xp.loadUnaligned(fromByteOffset: 2 * i, as: SIMD32<UInt16>.self),
@@ -267,13 +284,13 @@ extension MaxPool2dKernel {
                                                at: i, width: width, y: yo.assumingMemoryBound(to: UInt16.self), argmax: ao)
                     case (2, _): maxPoolBlock(xp.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt16>.self),
                                               xp.loadUnaligned(fromByteOffset: 2 * j, as: SIMD16<UInt16>.self),
-                                              at: i, width: width, y: yo.assumingMemoryBound(to: UInt16.self), argmax: ao)
+                                              at: i, width: width, y: yo.assumingMemoryBound(to: UInt16.self), argmax: ao, count: n)
                     case (_, 16): maxPoolBlock(xp.loadUnaligned(fromByteOffset: i, as: SIMD32<UInt8>.self),
                                                xp.loadUnaligned(fromByteOffset: j, as: SIMD32<UInt8>.self),
                                                at: i, width: width, y: yo.assumingMemoryBound(to: UInt8.self), argmax: ao)
                     default: maxPoolBlock(xp.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self),
                                           xp.loadUnaligned(fromByteOffset: j, as: SIMD16<UInt8>.self),
-                                          at: i, width: width, y: yo.assumingMemoryBound(to: UInt8.self), argmax: ao)
+                                          at: i, width: width, y: yo.assumingMemoryBound(to: UInt8.self), argmax: ao, count: n)
                     }
                     c = c0 + step
                 }

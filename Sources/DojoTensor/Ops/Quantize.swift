@@ -100,6 +100,14 @@ public final class CodesWriter: @unchecked Sendable {
         if !format.packExactly(values, count: count, into: codes + offset * bytes) { failed.store(true, ordering: .relaxed) }
     }
 
+    /// A storage holding the values as these codes only (`Storage(codes:count:format:)`), for a kernel that wrote
+    /// the codes in place of its FP32 output; nil (the codes freed) when a span could not be coded: the caller then
+    /// writes the FP32 output after all.
+    public func codesOnlyStorage(count: Int) -> Storage? {
+        if failed.load(ordering: .relaxed) { codes.deallocate(); return nil }
+        return Storage(codes: codes, count: count, format: format)
+    }
+
     /// Hands the codes to the tensor's storage when every span was written exactly in the format the storage is
     /// packable in (`Tensor.finishRounding` set it); frees them otherwise.
     public func finish(_ t: Tensor) {

@@ -15,21 +15,26 @@ extension Tensor {
         let g = Conv2dGeometry(batch: shape[0], inChannels: shape[1], height: shape[2], width: shape[3],
                                outChannels: weight.shape[0], kernelH: weight.shape[2], kernelW: weight.shape[3],
                                strideH: stride.0, strideW: stride.1, padH: padding.0, padW: padding.1, groups: groups)
-        let out = Tensor(uninitializedShape: outShape)
+        var out = Tensor(uninitializedShape: outShape)
         let backend = Engine.backend
         if !out.isShapeOnly && !isShapeOnly {
             let task = backend == .oneDNN ? roundOutput?.begin() : nil
-            // in training, the codes written too, while the values are in cache: the op reading this output (batch
-            // norm) keeps it packed for its backward, and packing then only frees the FP32 buffer
-            let codes = Tape.current?.packsSavedValues == true
+            // in training, the codes written in place of the FP32 values (large outputs; small ones get both), while
+            // the values are in cache: the op reading this output (batch norm) reads the codes, and keeps them for its
+            // backward
+            let codes = Tape.current?.packsSavedValues == true, codesOnly = codes && out.count >= Storage.packMinimum
             // operands exact in BF16 (a Dojo format made them) on a CPU with BF16 arithmetic: the same sums on BF16 kernels
             let operands = backend == .oneDNN && groups == 1 ? BF16Operand.pair(self, weight) : nil
             let done = operands.map { x16, w16 in
-                Conv2dKernel.forwardBF16(g, x: x16.bits, weight: w16.bits, bias: bias?.pointer, y: out.pointer, round: task, withCodes: codes)
+                Conv2dKernel.forwardBF16(g, x: x16.bits, weight: w16.bits, bias: bias?.pointer, y: out.pointer, round: task,
+                                         withCodes: codes, codesOnly: codesOnly)
             } ?? Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer,
-                                      backend: backend, round: task, withCodes: codes)
+                                      backend: backend, round: task, withCodes: codes, codesOnly: codesOnly)
+            if done.onlyCodes, let codes = done.codes, let nf = task?.numberFormat {
+                out = Tensor(shape: outShape, storage: Storage(codes: codes, count: out.count, format: nf))   // the FP32 buffer, never written, freed
+            }
             if done.rounded, let task { out.finishRounding(task, of: roundOutput) }
-            if let codes = done.codes { out.storage.adoptCodes(codes) }
+            if !done.onlyCodes, let codes = done.codes { out.storage.adoptCodes(codes) }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         Tape.note(.conv2d, inputs: inputs, output: out, attributes: attrs) { [x = self] dy, needs in
@@ -38,18 +43,22 @@ extension Tensor {
                 return (bias == nil ? [x, weight] : [x, weight, bias!]).enumerated().map { i, t in needs[i] ? Tensor(uninitializedShape: t.shape) : nil }
             }
             let bf16 = backend == .oneDNN && groups == 1
+            // the output gradient's BF16 bits made once for both passes, when either other operand is in a format too
+            let wantsWeights = needs[1] || (needs.count > 2 && needs[2])
+            let dy16 = bf16 && ((needs[0] && BF16Operand.mayBeExact(weight)) || (wantsWeights && BF16Operand.mayBeExact(x)))
+                ? BF16Operand.of(dy) : nil
             if needs[0] {
                 dx = Tensor(uninitializedShape: x.shape)
-                if bf16, let (dy16, w16) = BF16Operand.pair(dy, weight) {
+                if let dy16, let w16 = BF16Operand.of(weight) {
                     Conv2dKernel.backwardDataBF16(g, dy: dy16.bits, weight: w16.bits, dx: dx!.pointer)
                 } else {
                     Conv2dKernel.backwardData(g, dy: dy.pointer, weight: weight.pointer, dx: dx!.pointer, backend: backend)
                 }
             }
-            if needs[1] || (needs.count > 2 && needs[2]) {
+            if wantsWeights {
                 dw = Tensor(uninitializedShape: weight.shape)
                 if bias != nil { db = Tensor(uninitializedShape: [g.outChannels]) }
-                if bf16, let (x16, dy16) = BF16Operand.pair(x, dy) {
+                if let dy16, let x16 = BF16Operand.of(x) {
                     Conv2dKernel.backwardWeightsBF16(g, x: x16.bits, dy: dy16.bits, dWeight: dw!.pointer, dBias: db?.pointer)
                 } else {
                     Conv2dKernel.backwardWeights(g, x: x.pointer, dy: dy.pointer, dWeight: dw!.pointer, dBias: db?.pointer, backend: backend)
@@ -205,10 +214,12 @@ extension Tensor {
                                    momentum: momentum, epsilon: epsilon, sync: sync)
         }
         let backend = Engine.backend
-        // in training, the normalised values written over the input's memory when the input is kept packed anyway
-        // (the kernel finds each channel's statistics before it writes that channel)
-        let reused = training && backend == .oneDNN ? outputOverPackedInput(savedByThisOp: true) : nil
-        let out = reused ?? Tensor(uninitializedShape: shape)
+        // in training, an input held as codes only (a convolution in a Dojo format wrote them) read from its codes,
+        // a channel at a time; else the normalised values written over the input's memory when the input is kept
+        // packed anyway (the kernel finds each channel's statistics before it writes that channel)
+        let packedX = training && backend == .oneDNN && !isShapeOnly ? storage.packedValues : nil
+        let reused = training && backend == .oneDNN && packedX == nil ? outputOverPackedInput(savedByThisOp: true) : nil
+        var out = reused ?? Tensor(uninitializedShape: shape)
         let attrs = OpAttributes(epsilon: Double(epsilon))
         let skip = out.isShapeOnly || isShapeOnly
         if !training {
@@ -222,10 +233,20 @@ extension Tensor {
         if !skip {
             // the output rounded span by span as the kernel writes it (`roundOutput`), when it can be now
             let task = backend == .oneDNN ? roundOutput?.begin() : nil
-            BatchNormKernel.forwardTraining(n: n, c: c, spatial: spatial, x: reused != nil ? out.pointer : pointer,
-                                            gamma: gamma.pointer, beta: beta.pointer,
-                                            epsilon: epsilon, y: out.pointer, mean: mean.pointer, variance: variance.pointer,
-                                            backend: backend, round: task)
+            // in training, an image's rounded output written as codes only, 1 or 2 bytes a value (the ReLU after it
+            // reads them; an op that needs FP32 decodes them): no FP32 buffer written
+            let codes = rank == 4 && reused == nil ? CodesWriter(task, count: count) : nil
+            func normalise(_ codes: CodesWriter?) {
+                BatchNormKernel.forwardTraining(n: n, c: c, spatial: spatial, x: reused != nil || packedX != nil ? out.pointer : pointer,
+                                                gamma: gamma.pointer, beta: beta.pointer,
+                                                epsilon: epsilon, y: out.pointer, mean: mean.pointer, variance: variance.pointer,
+                                                backend: backend, round: task, xPacked: packedX, codes: codes)
+            }
+            normalise(codes)
+            if let codes {
+                // (a value that could not be coded: the FP32 output after all)
+                if let held = codes.codesOnlyStorage(count: count) { out = Tensor(shape: shape, storage: held) } else { normalise(nil) }
+            }
             if let task { out.finishRounding(task, of: roundOutput) }
         }
         let m = Float(n * spatial), unbias = m > 1 ? m / (m - 1) : 1
