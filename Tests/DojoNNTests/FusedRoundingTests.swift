@@ -262,9 +262,9 @@ import Testing
         #expect(plain.p.contains(Float(0).bitPattern) && plain.r.contains(Float(-0.0).bitPattern) == false)
     }
 
-    /// A CNN block in training (convolution, batch norm, ReLU, max pooling) in a Dojo format: the convolution and
-    /// batch norm write their rounded outputs as codes only, batch norm reads its input from those codes, and the
-    /// loss and every gradient (input, weights, bias, γ, β) are bit for bit those of the same block on FP32 buffers
+    /// A CNN block in training (convolution, batch norm, ReLU, max pooling, a residual add) in a Dojo format: the
+    /// convolution and batch norm write their rounded outputs as codes only, batch norm and the add read their inputs
+    /// from those codes, and the loss and every gradient (input, weights, bias, γ, β) are bit for bit those of the same block on FP32 buffers
     /// (a tape that does not pack).
     @Test(arguments: [Format.bf16, .cfp8_143])
     func aConvolutionBlockRunsOnCodes(_ f: Format) throws {
@@ -287,7 +287,9 @@ import Testing
                                      runningVariance: Tensor(repeating: 1, shape: [16]), training: true, roundOutput: r)
                 let zr = z.rounded(to: dtype, alreadyRounded: z.format == dtype, r.pass, gradient: r)
                 codesOnly = [y.storage.isPacked, z.storage.isPacked]
-                return (zr.relu().maxPool2d(kernel: (2, 2)) * weights).sum()
+                // and a residual add of two outputs held as codes (read a block at a time from them)
+                let residual = (zr + yr) * Self.values([4, 16, 20, 24], seed: 47)
+                return (zr.relu().maxPool2d(kernel: (2, 2)) * weights).sum() + residual.sum()
             }
             let g = tape.backward(from: loss)
             return (loss.item.bitPattern, [x, w, b, gamma, beta].map { Self.bits(g[$0]!) }, codesOnly)

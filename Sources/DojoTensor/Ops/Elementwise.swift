@@ -81,6 +81,29 @@ func mapKernel<F: UnaryElementFunction>(_ x: Tensor, _ f: F, overInput: Bool = f
 func zipKernel<F: BinaryElementFunction>(_ f: F.Type, _ a: Tensor, _ b: Tensor) -> Tensor {
     let out = Tensor(uninitializedShape: a.shape)
     if out.isShapeOnly || a.isShapeOnly || b.isShapeOnly { return out }
+    // an operand held as codes only (a kernel in a Dojo format wrote it so: batch norm's output before a residual add)
+    // decoded a block at a time in cache, not brought back whole
+    let qa = a.storage.packedValues, qb = b.storage.packedValues
+    if qa != nil || qb != nil {
+        let pa = qa == nil ? SendablePointer(a.pointer) : nil, pb = qb == nil ? SendablePointer(b.pointer) : nil
+        let dst = SendablePointer(out.pointer)
+        parallelChunks(a.count) { r in
+            let block = 4096
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { scratch in
+                let sa = scratch.baseAddress!, sb = sa + block
+                var lo = r.lowerBound
+                while lo < r.upperBound {
+                    let n = min(block, r.upperBound - lo)
+                    let xa = qa.map { $0.read(lo, count: n, into: sa); return UnsafePointer(sa) } ?? UnsafePointer(pa!.p + lo)
+                    let xb = qb.map { $0.read(lo, count: n, into: sb); return UnsafePointer(sb) } ?? UnsafePointer(pb!.p + lo)
+                    let o = dst.p + lo
+                    for j in 0..<n { o[j] = F.apply(xa[j], xb[j]) }
+                    lo += n
+                }
+            }
+        }
+        return out
+    }
     let pa = a.pointer, pb = b.pointer, dst = out.pointer
     parallelChunks(a.count) { r in
         for i in r { dst[i] = F.apply(pa[i], pb[i]) }
