@@ -85,9 +85,9 @@ public final class Storage: @unchecked Sendable {
     }
 
     /// A storage that holds its values as codes only from the start (packed, no FP32 buffer): `codes` are the codes
-    /// (`packedBytes` each) of `count` values exact in `format`, written by a kernel that reads and writes codes (ReLU
-    /// and max pooling in Dojo's formats); taken, counted and freed here. Reading `pointer` decodes them, as for a
-    /// storage packed later.
+    /// (`packedBytes` each) of `count` values exact in `format`, written by a kernel in place of its FP32 output (a
+    /// convolution, batch norm, ReLU or max pooling in Dojo's formats, in training); taken, counted and freed here.
+    /// Reading `pointer` decodes them, as for a storage packed later.
     public init(codes: UnsafeMutableRawPointer, count: Int, format: NumberFormat) {
         precondition(count >= 0 && format.packedBytes != nil, "Storage(codes:): \(format.format.rawValue) has no packed codes")
         _ = Storage.allocatorTuned
@@ -232,7 +232,7 @@ public final class Storage: @unchecked Sendable {
     }
 
     /// The codes and their format when the storage has them, whether or not its FP32 values are in memory too: a
-    /// kernel that works on codes (max pooling, ReLU in Dojo's formats) reads them instead of the 4-byte values. They
+    /// kernel that works on codes (max pooling, ReLU) reads them instead of the 4-byte values. They
     /// never change and live as long as the storage.
     public var codesAndFormat: (codes: UnsafeRawPointer, format: NumberFormat)? {
         let found: (UInt, NumberFormat)? = packing.withLock { state in

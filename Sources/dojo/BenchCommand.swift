@@ -16,7 +16,8 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure training samples/s, GFLOP/s, peak memory and the activations saved for backward of a training step (CNNs, ViT-Tiny, a GPT decoder; fp32, bf16, cfp8), and matmul GFLOP/s.",
         discussion: """
-        Use `make bench` to run PyTorch on the same steps and print both side by side. Under mpirun, \
+        Each workload's step time is the median of its timed steps. Use `make bench` to run PyTorch on the same \
+        steps and print both side by side. Under mpirun, \
         `mpirun -n 2 dojo bench --allreduce MODEL` times the sums of MODEL's gradients as training makes them \
         (packed in the same buckets, started and waited for by the same code) against a bare MPI_Allreduce of the \
         same buffers, as bus bandwidth.

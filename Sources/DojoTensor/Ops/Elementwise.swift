@@ -366,7 +366,7 @@ extension Tensor {
     /// output written as codes only, 1 or 2 bytes a value, never as FP32. Its values are the input's or zero, so they
     /// are exact in the same format and bias. The tape keeps the output for ReLU's backward packed anyway; the next
     /// op reads the codes (max pooling, a BF16 convolution) or decodes them when it needs FP32. Nil (the FP32 loop
-    /// runs) otherwise, or when a value cannot be coded (its format was dropped).
+    /// runs) otherwise, or when a value cannot be coded (NaN).
     private func rectifiedIntoCodes() -> Tensor? {
         guard Engine.backend == .oneDNN, !isShapeOnly, Tape.current?.packsSavedValues == true, count >= Storage.packMinimum,
               let nf = storage.packFormat, let bytes = nf.packedBytes else { return nil }
