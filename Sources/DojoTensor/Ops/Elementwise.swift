@@ -371,6 +371,26 @@ extension Tensor {
         guard Engine.backend == .oneDNN, !isShapeOnly, Tape.current?.packsSavedValues == true, count >= Storage.packMinimum,
               let nf = storage.packFormat, let bytes = nf.packedBytes else { return nil }
         let codes = UnsafeMutableRawPointer.allocate(byteCount: count * bytes, alignment: 64)
+        if let (src, format) = storage.codesAndFormat, format == nf {
+            // the input's own codes (batch norm wrote it as codes): a negative code becomes +0's, the rest stay (NaN
+            // included, as max(NaN, 0) is NaN), by arithmetic on the codes, nothing decoded
+            let from = SendableRaw(src), to = SendablePointer(codes.assumingMemoryBound(to: UInt8.self))
+            parallelChunks(count) { r in
+                if bytes == 2 {
+                    let c = from.p.assumingMemoryBound(to: UInt16.self), d = UnsafeMutableRawPointer(to.p).assumingMemoryBound(to: UInt16.self)
+                    for j in r {
+                        let v = c[j], negative = v &>> 15, nan = (0x7F80 &- (v & 0x7FFF)) &>> 15
+                        d[j] = v & ((negative & (nan ^ 1)) &- 1)
+                    }
+                } else {
+                    let c = from.p.assumingMemoryBound(to: UInt8.self)
+                    for j in r { let v = c[j]; to.p[j] = v & ((v &>> 7) &- 1) }
+                }
+            }
+            let y = Tensor(shape: shape, storage: Storage(codes: codes, count: count, format: nf))
+            y.bf16Exact = bf16Exact
+            return y
+        }
         let packed = storage.packedValues, px = packed == nil ? SendablePointer(pointer) : nil
         let out = SendablePointer(codes.assumingMemoryBound(to: UInt8.self)), failed = Atomic<Bool>(false)
         parallelChunks(count) { range in
