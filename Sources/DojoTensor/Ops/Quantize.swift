@@ -77,9 +77,10 @@ public final class RoundingTask: @unchecked Sendable {
     public func finish() { done(total) }
 }
 
-/// The codes a kernel writes beside its rounded output, span by span while the values are in cache, in training:
-/// the tape keeps such an output packed for the backward that reads it (packing then only frees the FP32 values), and
-/// a product reads BF16 codes as they are. Spans may be written from several threads.
+/// The codes a kernel writes for its rounded output, span by span while the values are in cache, in training: beside
+/// the FP32 values (`finish`: the tape keeps such an output packed for the backward that reads it, and packing then
+/// only frees the FP32 values), or in their place (`codesOnlyStorage`: batch norm's output). A product reads BF16
+/// codes as they are. Spans may be written from several threads.
 public final class CodesWriter: @unchecked Sendable {
     let format: NumberFormat
     let bytes: Int
