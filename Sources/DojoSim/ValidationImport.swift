@@ -139,8 +139,18 @@ private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
     } else {
         read = nil
     }
-    guard let e = read else { return nil }
-    return (e, "gpu '\(name)' read as \(e.names[0])\(assumed)")
+    guard var e = read else { return nil }
+    var note = "gpu '\(name)' read as \(e.names[0])\(assumed)"
+    // An H100 with another memory than the DGX H100's 80 GB (94 GB H100 NVL-class HBM3, 96 GB HBM2e parts of
+    // Meta's Grand Teton): that memory for the fit; its bandwidth and clocks stay the SXM5 part's.
+    if n.contains("h100"), let c = groups(#"\b(\d{2,3}) ?GB\b"#, name), let gb = Int(c[0]), gb != 80, (16...256).contains(gb) {
+        e.overrides["gpu.hbm_bytes"] = "\(gb)GB"
+        note += "; gpu.hbm_bytes = \(gb)GB as the name says (ASSUMPTION: the SXM5 part's 3.35 TB/s and clocks)"
+    }
+    if let c = groups(#"\b(\d{3,4}) ?W\b"#, name) {
+        note += "; its \(c[0]) W power limit is not modelled (ASSUMPTION: the preset part's clocks at its own TDP)"
+    }
+    return (e, note)
 }
 
 /// The first capture of `pattern` in `text` as a number (commas allowed), or nil.
@@ -278,7 +288,8 @@ func readCase(_ row: Row) throws -> ValidationCase {
     // seconds or minutes): beyond it the row is a typo, not a run.
     guard measured <= 1e12 else { throw row.fail("value", "\(row["value"]) is more than 10^12 (no training measurement in these units is that large)") }
     let unit = try row.nonEmpty("unit")
-    let metric = try readMetric(row, unit: unit, model: model, modelName: modelName, detail: detail, notes: &notes)
+    let metric = try readMetric(row, unit: unit, model: model, modelName: modelName, detail: detail, gpus: gpus,
+                                measured: measured, notes: &notes)
 
     return ValidationCase(
         id: id, file: row.table.file, line: row.line, system: row["system"], gpuName: gpuName, modelName: modelName,
@@ -453,7 +464,22 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         notes.append("bert-base: 12 layers, hidden 768, 12 heads, vocab 30,522 (Devlin et al. 2018), seq \(s)")
         return ModelReading(spec: "bert-base:seq=\(s)", shape: TransformerShape(layers: 12, hidden: 768, heads: 12, sequence: s, vocabulary: 30522))
     }
-    if lower.contains("gpt") {
+    // Decoder-only language models by other names: read as a GPT from model_detail's sizes, or from their published
+    // configurations by name (`namedDecoders`).
+    let decoder = lower.contains("gpt") || lower.range(of: #"\b(mpt|opt|bloom|falcon|pythia|neox|decoder)\b"#, options: .regularExpression) != nil
+    if decoder && !lower.contains("gpt") {
+        let hidden = try firstCount(#"hidden ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "hidden", max: 1 << 20)
+        let layers = try firstCount(#"(\d+) layers"#, in: detail, row: row, what: "layers", max: 1 << 16)
+        if hidden == nil, layers == nil,
+           let (key, d) = namedDecoders.first(where: { lower.range(of: $0.key, options: .regularExpression) != nil }) {
+            let shape = TransformerShape.gpt(layers: d.layers, hidden: d.hidden, heads: d.heads, sequence: seq ?? d.sequence,
+                                             vocabulary: d.vocabulary)
+            notes.append("\(name) read by name (\(key)): \(d.layers) layers, hidden \(formatCount(Double(d.hidden))), \(d.heads) heads, seq \(shape.sequence), vocab \(formatCount(Double(d.vocabulary))) (\(d.source)), as a GPT decoder")
+            return ModelReading(spec: gptSpec(shape), shape: shape)
+        }
+        notes.append("\(name): a decoder-only language model, read as a GPT of model_detail's sizes")
+    }
+    if decoder {
         let hidden = try firstCount(#"hidden ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "hidden", max: 1 << 20)
         let layers = try firstCount(#"(\d+) layers"#, in: detail, row: row, what: "layers", max: 1 << 16)
         let heads = try firstCount(#"(\d+) heads"#, in: detail, row: row, what: "heads", max: 1 << 16)
@@ -501,6 +527,24 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
     return ModelReading(unsupported: "no zoo model for '\(name)'")
 }
 
+/// Decoder-only models that rows name without their sizes, matched on the lower-cased model name: their published
+/// configurations. Read as GPT decoders (learned positions, GELU MLP of 4 × hidden); their own position encodings
+/// (ALiBi) and biases change the step by well under 1 %.
+private let namedDecoders: [(key: String, value: (layers: Int, hidden: Int, heads: Int, sequence: Int, vocabulary: Int, source: String))] = {
+    let mpt = "llm-foundry scripts/train/yamls/pretrain/mpt-*.yaml @5e85bd62: d_model, n_heads, n_layers, max_seq_len 2048, vocab 50368"
+    return [
+        (#"\bbloom[ _-]?176b\b"#, (70, 14336, 112, 2048, 250880, "BigScience tr11-176B-ml README and config: 70 layers, hidden 14336, 112 heads, seq 2048, vocab 250,880 padded")),
+        (#"\bopt[ _-]?175b\b"#, (96, 12288, 96, 2048, 50272, "Zhang et al. 2022, arXiv 2205.01068 Table 1: 96 layers, 96 heads, hidden 12,288; seq 2048; vocab 50,272")),
+        (#"\bmpt[ _-]?125m\b"#, (12, 768, 12, 2048, 50368, mpt)),
+        (#"\bmpt[ _-]?1b\b"#, (24, 2048, 16, 2048, 50368, mpt)),
+        (#"\bmpt[ _-]?3b\b"#, (32, 2560, 20, 2048, 50368, mpt)),
+        (#"\bmpt[ _-]?7b\b"#, (32, 4096, 32, 2048, 50368, mpt)),
+        (#"\bmpt[ _-]?13b\b"#, (40, 5120, 40, 2048, 50368, mpt)),
+        (#"\bmpt[ _-]?30b\b"#, (48, 7168, 56, 2048, 50368, mpt)),
+        (#"\bmpt[ _-]?70b\b"#, (80, 8192, 64, 2048, 50368, mpt)),
+    ]
+}()
+
 /// GPT-3's sizes (Brown et al. 2020, Table 2.1; 1.3B with 16 heads of 128, as the zoo's gpt-1.3b).
 private let gpt3Sizes: [String: (layers: Int, hidden: Int, heads: Int)] = [
     "125m": (12, 768, 12), "350m": (24, 1024, 16), "760m": (24, 1536, 16), "1.3b": (24, 2048, 16),
@@ -517,7 +561,7 @@ private func llamaShape(version: String, billions: String) -> (TransformerShape,
     case ("2", "70"): t = (80, 8192, 64, 8, 28672, 32000, 4096)
     case ("3", "8"), ("3.1", "8"): t = (32, 4096, 32, 8, 14336, 128256, 8192)
     case ("3", "70"), ("3.1", "70"), ("3.3", "70"): t = (80, 8192, 64, 8, 28672, 128256, 8192)
-    case ("3.1", "405"): t = (126, 16384, 128, 8, 53248, 128256, 8192)
+    case ("3", "405"), ("3.1", "405"): t = (126, 16384, 128, 8, 53248, 128256, 8192)   // "Llama 3 405B" in Dubey et al. 2024
     default: t = nil
     }
     guard let (l, h, n, g, f, v, s) = t else { return nil }
@@ -554,14 +598,14 @@ func borrowHeads(_ cases: inout [ValidationCase]) {
 private func readPrecision(_ row: Row, preset: String, notes: inout [String]) throws -> Precision {
     let text = try row.nonEmpty("precision")
     let p = text.lowercased()
-    if p.contains("fp8") {
+    if p.contains("fp8") || p.contains("float8") || p.contains("e4m3") || p.contains("e5m2") {
         if p.contains("hybrid") { notes.append("FP8 hybrid: E4M3 forward, E5M2 gradients (Transformer Engine); fp8") }
         return .fp8
     }
     if p.contains("bf16") || p.contains("bfloat16") { return .bf16 }
-    if p.contains("fp16") || p.contains("amp") { return .fp16 }
+    if p.contains("fp16") || p.contains("float16") || p.contains("amp") || p.contains("half") { return .fp16 }
     if p.contains("tf32") { return .tf32 }
-    if p.contains("fp32") { return .fp32 }
+    if p.contains("fp32") || p.contains("float32") { return .fp32 }
     if p.contains("not stated") {
         let guess: Precision = preset == "dgx-v100" ? .fp16 : .bf16
         notes.append("precision not stated: \(guess.rawValue) (ASSUMPTION: the usual mixed precision on this GPU; the README's MFU implies a 16-bit peak)")
@@ -571,7 +615,7 @@ private func readPrecision(_ row: Row, preset: String, notes: inout [String]) th
         notes.append("precision '\(text)': the format is not stated; fp16 (ASSUMPTION: Transformer Engine may also run some GEMMs in FP8)")
         return .fp16
     }
-    throw row.skip("precision", "unknown precision '\(text)' (expected FP32, TF32, FP16/AMP, BF16, FP8, Mixed or 'not stated')")
+    throw row.skip("precision", "unknown precision '\(text)' (expected FP32, TF32, FP16/AMP, BF16, FP8/Float8, Mixed or 'not stated')")
 }
 
 private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
@@ -579,6 +623,8 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     var plan = PlanSpec()
     var modelParallel: Int?
     var contextParallel = 1, fullySharded = 1
+    // PyTorch FSDP's sharding strategy, where model_detail names it (the parallelism column may name it too)
+    var fsdpStrategy = groups(#"\b(FULL_SHARD|SHARD_GRAD_OP|_HYBRID_SHARD_ZERO2|HYBRID_SHARD|NO_SHARD)\b"#, detail)?.first?.uppercased() ?? "FULL_SHARD"
     let text = row["parallelism"]
     // A degree of parallelism is at most the GPUs; a micro-batch or an accumulation count at most the batch.
     func count(_ text: String, _ what: String) throws -> Int {
@@ -606,11 +652,15 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             if !c[1].isEmpty { notes.append("DP = GPUs ÷ (TP × PP), derived in the data (not published)") }
         } else if let c = groups(#"^TP=(\d+)$"#, part) {
             try set(\.tensorParallel, c[0], "TP")
-        } else if let c = groups(#"^PP=(\d+)(?: \(interleaved x(\d+)([^)]*)\))?$"#, part) {
+        } else if let c = groups(#"^PP=(\d+)(?: \((interleaved)(?: x(\d+))?([^)]*)\))?$"#, part) {
             try set(\.pipelineParallel, c[0], "PP")
-            if !c[1].isEmpty {
-                try set(\.virtualStages, c[1], "VP")
-                notes.append("vp=\(c[1]): interleaved pipeline\(c[2]) (as the row says)")
+            if !c[2].isEmpty {
+                try set(\.virtualStages, c[2], "VP")
+                notes.append("vp=\(c[2]): interleaved pipeline\(c[3]) (as the row says)")
+            } else if !c[1].isEmpty {
+                // an interleaved schedule without its count: the fewest chunks a stage has in one
+                try set(\.virtualStages, 2, "VP")
+                notes.append("vp=2: an interleaved pipeline\(c[3]) whose chunks a stage are not stated (ASSUMPTION: 2, the fewest an interleaved schedule has)")
             }
         } else if let c = groups(#"^VP=(\d+)$"#, part) {
             try set(\.virtualStages, c[0], "VP")
@@ -620,10 +670,11 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             try set(\.microBatches, c[0], "gradient accumulation")
         } else if let c = groups(#"^(?:microbatch|micro-batch|MBS)[ =](\d+)$"#, part) {
             try set(\.microBatch, c[0], "micro-batch")
-        } else if let c = groups(#"^(?i:FSDP)[ =](\d+)$"#, part) {
+        } else if let c = groups(#"^(?i:FSDP)[ =](\d+)(?:[ ,]+\(?(?i:(FULL_SHARD|SHARD_GRAD_OP|HYBRID_SHARD|_HYBRID_SHARD_ZERO2|NO_SHARD))\)?)?$"#, part) {
             // fully sharded data parallelism over N GPUs: data-parallel replicas with everything sharded (times any
-            // DP the row also gives: Pax writes "DP 1, FSDP 256")
+            // DP the row also gives: Pax writes "DP 1, FSDP 256"); PyTorch's sharding strategies by name
             fullySharded = try count(c[0], "FSDP")
+            if !c[1].isEmpty { fsdpStrategy = c[1].uppercased() }
         } else if let c = groups(#"^(?i:ZeRO)[- ](?:stage )?([0-3])$"#, part) {
             plan.shardOptimizer = c[0] != "0"
             if c[0] == "3" { plan.shardParameters = true }
@@ -663,8 +714,16 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     // the activations in flight: a verdict of "does not fit" can be the model's, not the run's).
     if fullySharded > 1 {
         plan.dataParallel = Limits.product(plan.dataParallel ?? 1, fullySharded)
-        plan.shardParameters = true; plan.shardOptimizer = true
-        notes.append("FSDP=\(fullySharded): dp=\(plan.dataParallel!) with parameters, gradients and optimizer state sharded (zero=3)")
+        switch fsdpStrategy {
+        case "NO_SHARD":
+            notes.append("FSDP=\(fullySharded) NO_SHARD: dp=\(plan.dataParallel!), nothing sharded (PyTorch FSDP's NO_SHARD is DDP)")
+        case "SHARD_GRAD_OP", "_HYBRID_SHARD_ZERO2":
+            plan.shardOptimizer = true
+            notes.append("FSDP=\(fullySharded) \(fsdpStrategy): dp=\(plan.dataParallel!) with gradients and optimizer state sharded, parameters kept whole between forward and backward (zero=1: PyTorch FSDP's SHARD_GRAD_OP is ZeRO-2)")
+        default:
+            plan.shardParameters = true; plan.shardOptimizer = true
+            notes.append("FSDP=\(fullySharded)\(fsdpStrategy == "HYBRID_SHARD" ? " HYBRID_SHARD" : ""): dp=\(plan.dataParallel!) with parameters, gradients and optimizer state sharded (zero=3)\(fsdpStrategy == "HYBRID_SHARD" ? "; ASSUMPTION: sharded over all of them, where HYBRID_SHARD shards within a node and replicates across nodes" : "")")
+        }
     }
     if contextParallel > 1 {
         if let dp = plan.dataParallel { plan.dataParallel = Limits.product(dp, contextParallel) }
@@ -680,8 +739,10 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     if let acc = try firstCount(#"(\d+) accumulation"#, in: detail, row: row, what: "accumulation", max: globalBatch) {
         try setFromDetail(&plan, \.microBatches, acc, "accumulation steps", row: row)
     }
-    if lower.contains("full activation recompute") || lower.contains("full recompute") { plan.recompute = .full }
-    else if lower.contains("selective recompute") { plan.recompute = .selective }
+    if let (recompute, said) = readRecompute(lower) {
+        plan.recompute = recompute
+        notes.append("recompute=\(recompute.rawValue): model_detail says '\(said)'")
+    }
     // Fully sharded data parallelism (JAX's and PyTorch's FSDP, DeepSpeed's ZeRO-3): parameters sharded too.
     let fsdp = try firstCount(#"\bFSDP[ =-]?(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "FSDP", max: gpus)
     if (fsdp ?? 0) > 1 || lower.contains("zero-3") || lower.contains("zero stage 3") {
@@ -731,6 +792,27 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     return (plan, modelParallel)
 }
 
+/// Activation recomputation as sources word it (Megatron's "full/selective recompute", PyTorch's and llm-foundry's
+/// "activation checkpointing True/False", torchtitan's "full/selective (op) activation checkpointing"), and the words
+/// that said it; nil when model_detail does not say. A bare "activation checkpointing" is full recomputation, what
+/// Megatron's `--checkpoint-activations` and llm-foundry's `activation_checkpointing: true` do.
+func readRecompute(_ lower: String) -> (PlanSpec.Recompute, String)? {
+    let checkpointing = #"(?:activation[ _-]?(?:checkpointing|check-pointing|recomputation|recompute)|\bac\b)"#
+    let patterns: [(String, PlanSpec.Recompute)] = [
+        (#"\b(?:no|without) "# + checkpointing, .none),
+        (checkpointing + #"\s*[:=]?\s*(?:false|no|none|off|disabled)\b"#, .none),
+        (#"\bselective(?: op| layer)? (?:activation |recompute\b|"# + checkpointing + ")", .selective),
+        (#"\bselective recompute\b"#, .selective),
+        (#"\bfull (?:activation recompute|recompute|"# + checkpointing + ")", .full),
+        (checkpointing + #"\s*[:=]?\s*(?:true|yes|on|enabled)\b"#, .full),
+        (#"activation[ _-]?(?:checkpointing|check-pointing|recomputation)"#, .full),
+    ]
+    for (pattern, recompute) in patterns {
+        if let r = lower.range(of: pattern, options: .regularExpression) { return (recompute, String(lower[r])) }
+    }
+    return nil
+}
+
 /// The plan's arithmetic, checked where the CLI checks `--plan` (`PlanSpec.checkArithmetic`): a row whose plan does
 /// not add up is skipped with the reason.
 private func checkPlan(_ plan: PlanSpec, globalBatch: Int, gpus: Int) throws {
@@ -764,10 +846,12 @@ private func deriveMicroBatches(_ plan: inout PlanSpec, row: Row, globalBatch: I
     }
 }
 
-private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName: String, detail: String,
-                notes: inout [String]) throws -> ValidationMetric {
+private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName: String, detail: String, gpus: Int,
+                measured: Double, notes: inout [String]) throws -> ValidationMetric {
     let metric = try row.nonEmpty("metric")
-    let m = metric.lowercased(), u = unit.lowercased()
+    let m = metric.lowercased()
+    let (u, unitNote) = canonicalUnit(unit, metric: metric)
+    if let unitNote { notes.append(unitNote) }
     // Free text, but it must say what was measured (a metric named 'vibes' was scored as throughput).
     let words = ["throughput", "time", "tflop", "step", "iteration", "mfu", "samples", "images", "sequences", "tokens", "speed"]
     guard words.contains(where: { m.contains($0) }) else {
@@ -819,6 +903,12 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         return tokenUnits.contains(u) ? .tokensPerSecond : .tokensPerSecondPerGPU
     }
     if tflopUnits.contains(u) || tflopPerGPUUnits.contains(u) {
+        // A whole system's TFLOP/s below 1 a GPU is no training run's (a V100's FP32 peak is 15.7): the figure is
+        // per GPU (Megatron-DeepSpeed's logs print "TFLOPs" per GPU), and scoring it as the system's total would be off
+        // by the GPU count.
+        if tflopUnits.contains(u), gpus > 1, measured / Double(gpus) < 1 {
+            throw RowSkip(reason: "\(row["value"]) \(unit) over \(gpus) GPUs is \(String(format: "%.2g", measured / Double(gpus))) a GPU, below any training run's: if the figure is per GPU, write the unit as TFLOP/s/GPU (or say 'per GPU' in metric)")
+        }
         let lowerName = modelName.lowercased()
         let convention: FlopConvention
         if m.contains("hardware") || m.contains("hfu") || lowerName.contains("megatron-lm") {
@@ -838,8 +928,33 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
     }
     if secondsUnits.contains(u) { return .secondsPerStep }
     if millisecondsUnits.contains(u) { return .millisecondsPerStep }
-    throw RowSkip(reason: "unknown unit '\(unit)' (known: images/s, sequences/s, samples/s, …/s/GPU, tokens/s, tokens/s/GPU, "
-                  + "TFLOP/s, TFLOP/s/GPU, s or ms per step; minutes or hours for a time-to-train metric)")
+    throw RowSkip(reason: "unknown unit '\(unit)' (known: images/s, sequences/s, samples/s, …/s/GPU, tokens/s (TPS, WPS, T/s), tokens/s/GPU, "
+                  + "TFLOP/s (TFLOPs), TFLOP/s/GPU, s or ms per step; minutes or hours for a time-to-train metric; "
+                  + "a rate is per GPU where the unit or the metric says 'per GPU')")
+}
+
+/// A unit as sources write it, in the spelling of the sets below (lower-cased): "per second" and "per GPU" as "/s" and
+/// "/gpu"; tokens/s written TPS (torchtitan), T/s (llm-foundry), WPS (torchtitan's words, its tokens) or tokens/sec;
+/// TFLOPs and TFLOPS as TFLOP/s. A rate whose unit does not say per GPU is per GPU when the metric says so
+/// ("tokens/s per GPU", "TFLOPs … per GPU"), with a note.
+func canonicalUnit(_ unit: String, metric: String) -> (String, String?) {
+    var u = unit.lowercased().trimmingCharacters(in: .whitespaces)
+    for (pattern, with) in [(#"\s*(?:per|/)\s*-?\s*gpu\b"#, "/gpu"), (#"\s*(?:per|/)\s*(?:second|sec)\b"#, "/s"),
+                            (#"\s*/\s*"#, "/"), (#"\s+"#, " ")] {
+        u = u.replacingOccurrences(of: pattern, with: with, options: .regularExpression)
+    }
+    if u.hasSuffix("/gpu/s") { u = String(u.dropLast(6)) + "/s/gpu" }                   // tokens/GPU/s
+    for (pattern, with) in [(#"^(?:tps|wps|t/s|words/s|token/s|tokens/s)"#, "tokens/s"),
+                            (#"^(?:tflops|tflop/s|tflop)"#, "tflop/s"), (#"^(?:sample/s|samples/s)"#, "samples/s"),
+                            (#"^(?:image/s|images/s|imgs/s)"#, "images/s"), (#"^(?:sequence/s|sequences/s)"#, "sequences/s")] {
+        if let r = u.range(of: pattern, options: .regularExpression) { u.replaceSubrange(r, with: with); break }
+    }
+    let rates = samplesUnits.union(tokenUnits).union(tflopUnits)
+    let perGPU = metric.range(of: #"(?i)(?:\bper[ -]?GPU\b|/\s*GPU\b)"#, options: .regularExpression) != nil
+    if rates.contains(u) && perGPU {
+        return (u + "/gpu", "unit '\(unit)' read as \(u)/GPU: the metric says per GPU")
+    }
+    return (u, u == unit.lowercased() ? nil : "unit '\(unit)' read as \(u)")
 }
 
 /// The units a row may give, by what they measure (compared lower-cased).

@@ -178,6 +178,25 @@ struct ValidateCandidatesCLITests {
         }
     }
 
+    @Test("set2, 39 rows in their sources' own words (T/s/GPU, WPS, TFLOPs per GPU, MPT-7B, BLOOM-176B, Float8): read whole")
+    func secondSet() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let csv = root.appendingPathComponent("docs/validation-candidates/set2/rows.csv").path
+        let r = runDojo(["validate", "--cases", csv, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let counts = try #require(json["counts"] as? [String: Int])
+        #expect(counts["failed"] == 0 && (counts["ok"] ?? 0) >= 37, "\(counts)")
+        let cases = try #require(json["cases"] as? [[String: Any]])
+        #expect(cases.count == 39)
+        for c in cases where c["status"] as? String == "skipped" {
+            #expect(!((c["message"] as? String) ?? "").isEmpty, "\(c["id"] ?? "?") skipped without a reason")
+        }
+        // BLOOM's log prints TFLOPs per GPU: read per GPU (within 30 %), not as the 384 GPUs' total (×384)
+        let bloom = try #require(cases.first { $0["id"] as? String == "bloom176b-384g-tflops" })
+        #expect(abs((bloom["error"] as? Double) ?? 9) < 0.3, "\(bloom)")
+    }
+
     @Test("TF32 convolutions in channels-first layout pay transposes; --assume channels_last=1 removes them")
     func layouts() throws {
         func step(_ extra: [String]) throws -> Double {

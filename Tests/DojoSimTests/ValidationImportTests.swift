@@ -140,6 +140,73 @@ extension ValidationImportTests {
     }
 }
 
+extension ValidationImportTests {
+    /// The words of llm-foundry's, torchtitan's and Megatron-DeepSpeed's tables and logs (docs/validation-candidates/set2).
+    @Test("units as sources write them: T/s/GPU, TPS/GPU, WPS per GPU, TFLOP/s per GPU, TFLOPs per GPU in a log")
+    func unitSpellings() throws {
+        let gpt = "hidden 2048; 24 layers; 16 heads; seq 2048; vocab 50368"
+        let cases = try parse([
+            row(id: "t", model: "MPT-1B", detail: gpt, batch: "512", metric: "training throughput (Throughput (T/s/GPU) column)", unit: "T/s/GPU"),
+            row(id: "p", model: "MPT-1B", detail: gpt, batch: "512", metric: "training throughput", unit: "TPS/GPU"),
+            row(id: "w", model: "MPT-1B", detail: gpt, batch: "512", metric: "training throughput (WPS; tokens/s per GPU)", unit: "WPS"),
+            row(id: "f", model: "MPT-1B", detail: gpt, batch: "512", metric: "achieved model TFLOP/s", unit: "TFLOP/s per GPU"),
+            row(id: "l", model: "MPT-1B", detail: gpt, batch: "512", metric: "TFLOPs (hardware; per GPU)", value: "150", unit: "TFLOPs"),
+            row(id: "s", model: "MPT-1B", detail: gpt, batch: "512", metric: "training throughput", unit: "tokens per second"),
+        ])
+        #expect(cases.map(\.metric) == [.tokensPerSecondPerGPU, .tokensPerSecondPerGPU, .tokensPerSecondPerGPU,
+                                         .teraflopsPerGPU(.megatronModel), .teraflopsPerGPU(.megatronRecompute), .tokensPerSecond])
+        #expect(cases[2].notes.contains { $0.contains("read as tokens/s/GPU: the metric says per GPU") })
+        #expect(cases.allSatisfy { $0.unsupported == nil })
+        // 150 "TFLOPs" for a whole system of 8 GPUs is 19 a GPU, plausible; 150 over 384 GPUs is not: skipped, saying why
+        let big = try parse([row(id: "b", gpus: "384", nodes: "48", model: "MPT-1B", detail: gpt, batch: "3072", plan: "DP=384",
+                                 metric: "TFLOPs (hardware)", value: "149.77", unit: "TFLOPs")])[0]
+        #expect(big.unsupported?.contains("below any training run's: if the figure is per GPU") == true)
+        #expect(try parse([row(unit: "furlongs/s")])[0].unsupported?.contains("unknown unit 'furlongs/s'") == true)
+    }
+
+    @Test("decoder-only models by other names (MPT, BLOOM, OPT) and Llama 3 405B; Float8; FSDP strategies; recompute words")
+    func otherSources() throws {
+        let cases = try parse([
+            row(id: "mpt", model: "MPT-7B", detail: "hidden 4096; 32 layers; 32 heads; seq 8192; vocab 50368; Activation Checkpointing True",
+                precision: "amp_bf16", batch: "128", plan: "FSDP=8", unit: "tokens/s/GPU"),
+            row(id: "bloom", model: "BLOOM-176B", detail: "activation check-pointing", precision: "bf16", batch: "2048",
+                plan: "TP=4; PP=2; DP=1", unit: "sequences/s"),
+            row(id: "opt", model: "OPT-175B", detail: "", precision: "FP16 (weights); Adam state FP32", batch: "1024", plan: "TP=8; DP=1", unit: "sequences/s"),
+            row(id: "l3", model: "Llama 3 405B", detail: "seq 8192; selective op activation checkpointing", precision: "Float8",
+                batch: "64", plan: "FSDP=8 SHARD_GRAD_OP", unit: "tokens/s/GPU"),
+            row(id: "noac", model: "MPT-1B", detail: "Activation Checkpointing False; FSDP Sharding Strategy NO_SHARD", precision: "bf16",
+                batch: "512", plan: "FSDP=8", unit: "tokens/s/GPU"),
+            row(id: "pp", model: "Llama 3 8B", detail: "full activation checkpointing", precision: "BF16", batch: "64",
+                plan: "FSDP=2; PP=4 (interleaved 1F1B)", unit: "tokens/s/GPU"),
+        ])
+        #expect(cases.allSatisfy { $0.unsupported == nil })
+        #expect(cases[0].modelSpec == "gpt:layers=32,hidden=4096,heads=32,seq=8192,vocab=50368")
+        #expect(cases[0].precision == .bf16 && cases[0].plan.recompute == .full && cases[0].plan.shardParameters == true)
+        #expect(cases[1].modelSpec == "gpt:layers=70,hidden=14336,heads=112,seq=2048,vocab=250880" && cases[1].plan.recompute == .full)
+        #expect(cases[2].modelSpec == "gpt:layers=96,hidden=12288,heads=96,seq=2048,vocab=50272" && cases[2].precision == .fp16)
+        #expect(cases[3].transformer?.layers == 126 && cases[3].precision == .fp8 && cases[3].plan.recompute == .selective)
+        #expect(cases[3].plan.shardOptimizer == true && cases[3].plan.shardParameters == nil)          // ZeRO-2
+        #expect(cases[4].plan.recompute == PlanSpec.Recompute.none && cases[4].plan.shardOptimizer == nil && cases[4].plan.shardParameters == nil)
+        #expect(cases[5].plan.virtualStages == 2 && cases[5].plan.pipelineParallel == 4 && cases[5].plan.dataParallel == 2)
+        #expect(cases[5].notes.contains { $0.contains("ASSUMPTION: 2, the fewest an interleaved schedule has") })
+        // "no activation checkpointing" and "without AC" are none; a detail that does not say leaves it to the planner
+        let said = try parse(["no activation checkpointing", "selective recompute", "seq 2048; micro-batch 4/GPU"]
+            .enumerated().map { row(id: "r\($0.offset)", model: "MPT-1B", detail: "hidden 2048; 24 layers; seq 2048; " + $0.element,
+                                    precision: "BF16", batch: "512", plan: "DP=8", unit: "tokens/s/GPU") })
+        #expect(said.map(\.plan.recompute) == [PlanSpec.Recompute.none, .selective, nil])
+    }
+
+    @Test("an H100 with other memory (94 GB, 96 GB HBM2e) fits by that memory; a power limit is noted, not modelled")
+    func h100Variants() throws {
+        let c = try parse([row(gpu: "H100 96GB HBM2e (Grand Teton; 500W power limit)")])[0]
+        #expect(c.machinePreset == "dgx-h100" && c.machineOverrides["gpu.hbm_bytes"] == "96GB")
+        #expect(c.notes.contains { $0.contains("500 W power limit is not modelled") })
+        let m = try c.machine()
+        guard case .gpu(let g) = m.system else { Issue.record("not a GPU machine"); return }
+        #expect(g.gpu.hbmBytes == 96e9)
+    }
+}
+
 @Suite("GPU GEMM tiles and layouts")
 struct GPUTileTests {
     @Test("a GEMM 64 wide runs in 128×64 tiles, not half-empty 128² ones: faster, but below the 128² tile's rate")
