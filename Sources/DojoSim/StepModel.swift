@@ -146,7 +146,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             guard v == 0 || v == 1 || v == 2 || v == 4 else { throw SimError.badOption("score_bytes=\(value): must be 0 (the precision's), 1, 2 or 4") }
             scoreBytes = v
         case "attention_segments":
-            guard v >= 1, v <= 1_000_000 else { throw SimError.badOption("attention_segments=\(value): must be 1…1,000,000 sequences a sample") }
+            guard v >= 1e-6, v <= 1_000_000 else { throw SimError.badOption("attention_segments=\(value): must be 1e-6…1,000,000 (sequences a sample; below 1, a context-parallel share: keys 1/v times the sample's tokens)") }
             attentionSegments = v
         case "eager_attention":
             eagerAttention = try flag()
@@ -503,8 +503,9 @@ public final class StepSimulator: @unchecked Sendable {
             guard p >= 0 else { continue }
             let split = shard.split[op.id]
             var work = works[op.id]
-            if options.attentionSegments > 1 && touchesScores[p] {
-                // packed sequences attend within themselves: only their blocks of the scores are computed
+            if options.attentionSegments != 1 && touchesScores[p] {
+                // packed sequences attend within themselves: only their blocks of the scores are computed (below 1:
+                // a context-parallel share, whose queries attend to 1/segments times its own tokens)
                 let r = 1 / options.attentionSegments
                 work.flops *= r; work.passes *= r; work.bytesRead *= r; work.bytesWritten *= r
             }

@@ -114,6 +114,29 @@ public struct ValidationCase: Sendable, Equatable {
     /// Real sequences in one sample the simulator trains: 1, or about 2 for MLPerf BERT's packed samples of 512
     /// tokens. Sample counts in the measurement (samples/s, time-to-train work) are of real sequences.
     public var sequencesPerSample: Double = 1
+    /// Context parallelism (Megatron-Core's CP, torchtitan's): each sequence's tokens split over this many GPUs, which
+    /// hold the same weights; `plan.dataParallel` counts them (DP × CP replicas). 1: none.
+    public var contextParallel: Int = 1
+
+    /// What the simulator trains for this case: the zoo spec, the global batch in its samples, and the step-model
+    /// assumptions. With context parallelism (c > 1) each GPU computes 1/c of every sequence's tokens, its queries
+    /// against all of the sequence's keys, on the same weights: simulated as samples of s/c tokens, c times as many
+    /// (so DP × CP replicas keep the published micro-batches), whose attention covers c times their own tokens
+    /// (`attention_segments` = 1/c: the scores of s/c queries by s keys). Throws when c does not divide s.
+    public func simulationInputs() throws -> (spec: String, globalBatch: Int, assumptions: [String: String]) {
+        guard let spec = modelSpec else { throw ValidationRunError(unsupported ?? "no zoo model for this case") }
+        guard contextParallel > 1 else { return (spec, globalBatch, assumptions) }
+        guard let s = transformer?.sequence, s % contextParallel == 0 else {
+            throw ValidationRunError("CP=\(contextParallel) needs a sequence length it divides (seq \(transformer?.sequence ?? 0))")
+        }
+        let part = "seq=\(s / contextParallel)"
+        let split = spec.contains("seq=") ? spec.replacingOccurrences(of: #"seq=\d+"#, with: part, options: .regularExpression)
+            : spec + (spec.contains(":") ? "," : ":") + part
+        var a = assumptions
+        let segments = Double(a["attention_segments"] ?? "1") ?? 1
+        a["attention_segments"] = "\(segments / Double(contextParallel))"
+        return (split, Limits.product(globalBatch, contextParallel), a)
+    }
 
     /// The machine spec as `dojo machine show` takes it: `dgx-a100x32`.
     public var machineSpec: String { nodes > 1 ? "\(machinePreset)x\(nodes)" : machinePreset }

@@ -147,8 +147,10 @@ private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
         e.overrides["gpu.hbm_bytes"] = "\(gb)GB"
         note += "; gpu.hbm_bytes = \(gb)GB as the name says (ASSUMPTION: the SXM5 part's 3.35 TB/s and clocks)"
     }
-    if let c = groups(#"\b(\d{3,4}) ?W\b"#, name) {
-        note += "; its \(c[0]) W power limit is not modelled (ASSUMPTION: the preset part's clocks at its own TDP)"
+    // A power limit below the part's TDP (H100 SXM5 700 W, A100 SXM4 400 W, V100 SXM2 300 W; their data sheets)
+    let tdp = ["dgx-h100": 700, "dgx-a100": 400, "dgx-v100": 300][e.preset]
+    if let c = groups(#"\b(\d{3,4}) ?W\b"#, name), let w = Int(c[0]), w != tdp {
+        note += "; its \(w) W power limit is not modelled (ASSUMPTION: the part's clocks at its own \(tdp.map { "\($0) W" } ?? "") TDP)"
     }
     return (e, note)
 }
@@ -260,7 +262,7 @@ func readCase(_ row: Row) throws -> ValidationCase {
     }
 
     // Parallelism.
-    var (plan, modelParallel) = try readPlan(row, gpus: gpus, globalBatch: globalBatch, detail: detail, notes: &notes)
+    var (plan, modelParallel, contextParallel) = try readPlan(row, gpus: gpus, globalBatch: globalBatch, detail: detail, notes: &notes)
     // What the data README (§6) says of NVIDIA's MLPerf v3.0 GPT-3 runs and the rows do not repeat.
     if modelName.localizedCaseInsensitiveContains("GPT-3 175B (MLPerf)") && source.contains("training_results_v3.0") {
         if plan.virtualStages == nil { plan.virtualStages = 12 }
@@ -296,7 +298,8 @@ func readCase(_ row: Row) throws -> ValidationCase {
         machinePreset: gpu.preset, nodes: nodes, machineOverrides: gpu.overrides, gpus: gpus, gpusPerNode: perNode,
         modelSpec: model.spec, transformer: model.shape, precision: precision, globalBatch: globalBatch,
         plan: plan, modelParallel: modelParallel, metric: metric, measured: measured, unit: unit, source: source,
-        unsupported: model.unsupported, notes: notes, assumptions: assumptions, sequencesPerSample: model.sequencesPerSample)
+        unsupported: model.unsupported, notes: notes, assumptions: assumptions, sequencesPerSample: model.sequencesPerSample,
+        contextParallel: contextParallel)
 }
 
 /// NVIDIA DeepLearningExamples' PyTorch examples (the rows whose loader and phase-2 binning facts are read from its
@@ -619,7 +622,7 @@ private func readPrecision(_ row: Row, preset: String, notes: inout [String]) th
 }
 
 private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
-              notes: inout [String]) throws -> (PlanSpec, Int?) {
+              notes: inout [String]) throws -> (PlanSpec, Int?, Int) {
     var plan = PlanSpec()
     var modelParallel: Int?
     var contextParallel = 1, fullySharded = 1
@@ -727,8 +730,10 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     }
     if contextParallel > 1 {
         if let dp = plan.dataParallel { plan.dataParallel = Limits.product(dp, contextParallel) }
-        notes.append("CP=\(contextParallel): simulated as \(contextParallel)× data parallelism at the same global batch (each GPU computes 1/\(contextParallel) of every sequence's tokens and attention, on the same weights; gradients reduced over DP × CP); ASSUMPTION: the ring exchange of keys and values hides behind attention")
+        notes.append("CP=\(contextParallel): each GPU computes 1/\(contextParallel) of every sequence's tokens, its queries against all the sequence's keys, on the same weights (gradients reduced over DP × CP); simulated as \(contextParallel)× the samples, each 1/\(contextParallel) of a sequence, over DP × CP = \(plan.dataParallel.map(String.init) ?? "?") replicas, with attention over \(contextParallel)× their own tokens (ValidationCase.simulationInputs); ASSUMPTION: the ring exchange of keys and values hides behind attention")
     }
+    // the plan's arithmetic in the simulated samples (CP parts of sequences)
+    let simulatedBatch = Limits.product(globalBatch, contextParallel)
 
     // What model_detail adds: micro-batch, accumulation, recomputation, sequence parallelism.
     let lower = detail.lowercased()
@@ -787,9 +792,9 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         plan.dataParallel = gpus / product
         notes.append("dp = GPUs ÷ (TP × PP) = \(gpus / product) (derived)")
     }
-    try deriveMicroBatches(&plan, row: row, globalBatch: globalBatch, notes: &notes)
-    try checkPlan(plan, globalBatch: globalBatch, gpus: gpus)
-    return (plan, modelParallel)
+    try deriveMicroBatches(&plan, row: row, globalBatch: simulatedBatch, notes: &notes)
+    try checkPlan(plan, globalBatch: simulatedBatch, gpus: gpus)
+    return (plan, modelParallel, contextParallel)
 }
 
 /// Activation recomputation as sources word it (Megatron's "full/selective recompute", PyTorch's and llm-foundry's

@@ -6,12 +6,13 @@ import DojoSim
 /// global batch, with every part of the plan its source states; the rest is the planner's choice. When a source
 /// gives only the model-parallel product TP × PP, every split of it is tried and the fastest that fits is kept.
 func simulateValidationCase(_ c: ValidationCase) throws -> SimulatedStep {
-    guard let spec = c.modelSpec else { throw ValidationRunError(c.unsupported ?? "no zoo model for this case") }
+    // (with context parallelism: samples of 1/CP of each sequence, CP times as many: `simulationInputs`)
+    let (spec, batch, assumptions) = try c.simulationInputs()
     let machine = try c.machine()
     let (graph, tokens) = try GraphCache.shared.graph(spec)
     var options = SimOptions()
-    for (k, v) in c.assumptions.sorted(by: { $0.key < $1.key }) { try options.set(k, v) }
-    let sim = try StepSimulator(workload: Workload(graph: graph, globalBatch: c.globalBatch, precision: c.precision,
+    for (k, v) in assumptions.sorted(by: { $0.key < $1.key }) { try options.set(k, v) }
+    let sim = try StepSimulator(workload: Workload(graph: graph, globalBatch: batch, precision: c.precision,
                                                    tokensPerSample: tokens),
                                 machine: machine, costModel: machine.opCostModel(), options: options)
     var specs = [c.plan]

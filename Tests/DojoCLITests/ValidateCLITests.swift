@@ -187,7 +187,13 @@ struct ValidateCandidatesCLITests {
 
     @Test("set2, 39 rows in their sources' own words (T/s/GPU, WPS, TFLOPs per GPU, MPT-7B, BLOOM-176B, Float8): read whole")
     func secondSet() throws {
-        let (_, cases) = try validateHeldOut("set2/rows.csv", rows: 39, predicted: 37)
+        let (_, cases) = try validateHeldOut("set2/rows.csv", rows: 39, predicted: 38)
+        // context parallelism splits sequences: a global batch of 4 over FSDP=4 × CP=2 is read, CP=16 on a
+        // 16-stage pipeline keeps its micro-batches (it was −95 % as CP× data parallelism)
+        let cp2 = try #require(cases.first { $0["id"] as? String == "tt-h100-l31-8b-8g-s64k-cp2" })
+        #expect(cp2["status"] as? String == "ok", "\(cp2)")
+        let cp16 = try #require(cases.first { $0["id"] as? String == "llama3-405b-16384g-cp16" })
+        #expect(((cp16["error"] as? Double) ?? -1) > -0.7, "\(cp16)")
         // BLOOM's log prints TFLOPs per GPU: read per GPU (within 30 %), not as the 384 GPUs' total (×384)
         let bloom = try #require(cases.first { $0["id"] as? String == "bloom176b-384g-tflops" })
         #expect(abs((bloom["error"] as? Double) ?? 9) < 0.3, "\(bloom)")

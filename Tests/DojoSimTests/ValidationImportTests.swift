@@ -196,6 +196,25 @@ extension ValidationImportTests {
         #expect(said.map(\.plan.recompute) == [PlanSpec.Recompute.none, .selective, nil])
     }
 
+    @Test("context parallelism: each sequence split over CP GPUs, simulated as CP× the samples of 1/CP the tokens, attending to CP× their own")
+    func contextParallelism() throws {
+        // torchtitan: 8 GPUs, FSDP=4 × CP=2, a global batch of 4 sequences of 65,536 tokens (fewer than DP × CP)
+        let c = try parse([row(gpu: "H100", model: "Llama 3.1 8B", detail: "seq 65536", precision: "BF16", batch: "4",
+                               plan: "FSDP=4; CP=2", metric: "training throughput", unit: "tokens/s/GPU")])[0]
+        #expect(c.unsupported == nil && c.contextParallel == 2 && c.plan.dataParallel == 8)
+        let (spec, batch, assumptions) = try c.simulationInputs()
+        #expect(spec.contains("seq=32768") && !spec.contains("seq=65536") && batch == 8)
+        #expect(assumptions["attention_segments"].flatMap(Double.init) == 0.5)
+        // the metric stays in the run's own sequences: 4 × 65,536 tokens a step
+        let step = SimulatedStep(stepSeconds: 2, globalBatch: c.globalBatch, devices: 8, plan: "")
+        #expect(try c.predictedValue(step) == 4 * 65536 / 2 / 8)
+        // a CP that does not divide the sequence is said
+        var odd = c
+        odd.transformer?.sequence = 65535
+        #expect(throws: ValidationRunError.self) { try odd.simulationInputs() }
+        // (the step model's side of it: SavedActivationTests.attentionSegmentsKnob)
+    }
+
     @Test("an H100 with other memory (94 GB, 96 GB HBM2e) fits by that memory; a power limit is noted, not modelled")
     func h100Variants() throws {
         let c = try parse([row(gpu: "H100 96GB HBM2e (Grand Teton; 500W power limit)")])[0]
