@@ -146,14 +146,18 @@ public struct OpAttributes: Codable, Sendable, Equatable {
     /// A backward `add` that sums two gradients of one tensor (a value the forward pass read twice, as a residual
     /// stream): its own kernel, never part of its forward op's fused chain.
     public var accumulates: Bool?
+    /// A softmax over attention scores under a causal mask (query i sees keys 0...i): recorded at the full cost, as
+    /// an implementation that computes every score pays it; a kernel that skips the masked blocks (FlashAttention)
+    /// computes about half (the step model's `causal_block`).
+    public var causal: Bool?
 
     public init(kernel: [Int]? = nil, stride: [Int]? = nil, padding: [Int]? = nil, groups: Int? = nil,
                 transposeA: Bool? = nil, transposeB: Bool? = nil, axes: [Int]? = nil, probability: Double? = nil,
                 epsilon: Double? = nil, dtype: DType? = nil, scalar: Double? = nil, shape: [Int]? = nil, keepDims: Bool? = nil,
-                accumulates: Bool? = nil) {
+                accumulates: Bool? = nil, causal: Bool? = nil) {
         self.kernel = kernel; self.stride = stride; self.padding = padding; self.groups = groups
         self.transposeA = transposeA; self.transposeB = transposeB; self.axes = axes
         self.probability = probability; self.epsilon = epsilon; self.dtype = dtype; self.scalar = scalar
-        self.shape = shape; self.keepDims = keepDims; self.accumulates = accumulates
+        self.shape = shape; self.keepDims = keepDims; self.accumulates = accumulates; self.causal = causal
     }
 }

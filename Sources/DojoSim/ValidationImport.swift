@@ -69,9 +69,14 @@ struct Row {
         return n
     }
 
+    /// A positive number, with thousands separators or a k/M/G suffix as tables write them ("1,310,000", "169k",
+    /// "1.3M").
     func positiveNumber(_ column: String) throws -> Double {
         let text = self[column]
-        guard let x = Double(text.replacingOccurrences(of: ",", with: "")), x.isFinite, x > 0 else {
+        var t = text.replacingOccurrences(of: ",", with: "").trimmingCharacters(in: .whitespaces)
+        var scale = 1.0
+        if let last = t.last, let s = ["k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9][String(last)] { scale = s; t.removeLast() }
+        guard let x = Double(t).map({ $0 * scale }), x.isFinite, x > 0 else {
             throw fail(column, "expected a positive number, got '\(text)'")
         }
         return x
@@ -261,6 +266,14 @@ func readCase(_ row: Row) throws -> ValidationCase {
         notes.append("FP32 in JAX on A100/H100: tf32 (JAX's default matmul precision uses TF32 tensor cores there; jax-ml/jax#18934)")
     }
 
+    if precision == .fp32, gpu.preset != "dgx-v100", model.spec?.hasPrefix("resnet") == true,
+       (source + " " + detail + " " + row["system"]).range(of: #"(?i)pytorch|torch\b|torchvision"#, options: .regularExpression) != nil {
+        // PyTorch runs FP32 convolutions on TF32 tensor cores on A100/H100 by default (torch.backends.cudnn.allow_tf32
+        // is True since 1.7; matmuls are FP32 by default since 1.12, and a ResNet's work is its convolutions)
+        precision = .tf32
+        notes.append("FP32 in PyTorch on A100/H100 convolutions: tf32 (torch.backends.cudnn.allow_tf32 defaults to True)")
+    }
+
     // Parallelism.
     var (plan, modelParallel, contextParallel) = try readPlan(row, gpus: gpus, globalBatch: globalBatch, detail: detail, notes: &notes)
     // What the data README (§6) says of NVIDIA's MLPerf v3.0 GPT-3 runs and the rows do not repeat.
@@ -283,6 +296,14 @@ func readCase(_ row: Row) throws -> ValidationCase {
     sourceAssumptions(modelName: modelName, source: source, detail: detail, preset: gpu.preset, precision: precision,
                       assumptions: &assumptions, notes: &notes)
     if let segments = model.attentionSegments { assumptions["attention_segments"] = formatCount(segments) }
+    if model.spec?.hasPrefix("resnet") == true, let c = groups(#"\b(nchw|channels[_ -]first|nhwc|channels[_ -]last)\b"#, detail.lowercased()) {
+        // (set where it differs from the default by precision: channels-last in 16/8-bit, channels-first in FP32/TF32)
+        let last = c[0] == "nhwc" || c[0].hasPrefix("channels") && c[0].hasSuffix("last")
+        if last != (precision != .fp32 && precision != .tf32) {
+            assumptions["channels_last"] = last ? "1" : "0"
+            notes.append("channels_last=\(last ? 1 : 0): model_detail says '\(c[0])'")
+        }
+    }
 
     // The measurement.
     let measured = try row.positiveNumber("value")
@@ -381,7 +402,7 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
     }
     if !dle && assumptions["fused_attention"] == nil && !source.contains("cases_april2021") && !source.contains("2205.05198") {
         // What the row itself says of its attention kernels.
-        if lowerDetail.contains("no flash attention") || lowerDetail.contains("without flash attention") {
+        if lowerDetail.range(of: #"\b(?:no|without)[ -]flash[ -]?attention"#, options: .regularExpression) != nil {
             assumptions["fused_attention"] = "0"
             notes.append("fused_attention=0: the row says the run used no flash attention (the scores are written to memory)")
         }
@@ -422,7 +443,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         guard let s = seq else {
             return ModelReading(unsupported: "BERT-Large without a sequence length ('seq N') in model_detail")
         }
-        if detail.localizedCaseInsensitiveContains("packed") {
+        if detail.localizedCaseInsensitiveContains("packed") || detail.range(of: #"(?i)--unpad\b|\bunpadded\b"#, options: .regularExpression) != nil {
             // MLPerf BERT packs several real sequences into each sample of `s` tokens, and its sequences/s counts the
             // real sequences. Krell et al. 2021 (arXiv 2107.02027): Wikipedia at 512 is about half padding, and their
             // packing fills packs almost completely, so a pack holds about 2 sequences (ASSUMPTION: exactly
@@ -448,7 +469,8 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         notes.append("\(what): \(t.layers) layers, hidden \(formatCount(Double(t.hidden))), \(t.heads) heads (\(t.kvHeads) key/value), SwiGLU FFN \(formatCount(Double(t.ffnHidden))), vocab \(formatCount(Double(t.vocabulary))), seq \(formatCount(Double(t.sequence))) (Meta's released config.json)")
         return ModelReading(spec: "llama:layers=\(t.layers),hidden=\(t.hidden),heads=\(t.heads),kv-heads=\(t.kvHeads),ffn=\(t.ffnHidden),seq=\(t.sequence),vocab=\(t.vocabulary)", shape: t)
     }
-    if let c = groups(#"\bvit[ _-]?([blh])[ _/-]?(\d+)\b"#, lower) {
+    if let c = groups(#"\bvit[ _-]?([blh])[ _/-]?(\d+)\b"#, lower)
+        ?? groups(#"\bvit_(b|l|h)(?:ase|arge|uge)_patch(\d+)_\d+\b"#, lower) {   // timm's vit_base_patch16_224
         // Dosovitskiy et al. 2021, Table 1: Base 12 × 768 (12 heads), Large 24 × 1,024 (16), Huge 32 × 1,280 (16);
         // MLP 4 × hidden; the number after the slash is the patch side.
         let (layers, hidden, heads) = c[0] == "b" ? (12, 768, 12) : c[0] == "l" ? (24, 1024, 16) : (32, 1280, 16)
@@ -499,8 +521,8 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
             }
             notes.append("model_detail's sizes differ from GPT-3 175B's: read as a generic GPT")
         }
-        if hidden == nil, layers == nil, let c = groups(#"gpt[ _-]?3[ _-]+(125m|350m|760m|1\.3b|2\.7b|6\.7b|13b)\b"#, lower),
-           let g = gpt3Sizes[c[0]] {
+        if hidden == nil, layers == nil, let c = groups(#"gpt[ _-]?3[ _-]+(125m|350m|355m|760m|1\.3b|2\.7b|6\.7b|13b)\b"#, lower),
+           let g = gpt3Sizes[c[0] == "355m" ? "350m" : c[0]] {
             var shape = TransformerShape.gpt(layers: g.layers, hidden: g.hidden, heads: heads ?? g.heads, sequence: seq ?? 2048,
                                              vocabulary: vocab ?? 50257)
             shape.kvHeads = shape.heads
@@ -647,7 +669,16 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         }
         plan[keyPath: field] = value
     }
-    for raw in text.split(separator: ";") {
+    // Other ways sources write degrees: "DP: 4    TP: 1    PP: 2" (nanotron), "TP 4; PP 1; DP 8" (NeMo), MaxText's
+    // "dcn_data_parallelism=4 ici_fsdp_parallelism=8": as "DP=4; TP=1; PP=2", one part each.
+    var normalised = text.replacingOccurrences(of: #"\b(DP|TP|PP|CP|EP|VP)(?:\s*:\s*|\s+)(\d+)\b"#, with: "$1=$2", options: .regularExpression)
+    normalised = normalised.replacingOccurrences(of: #"(\b(?:DP|TP|PP|CP|EP|VP)=\d+)[\s,]+(?=(?:DP|TP|PP|CP|EP|VP)=)"#, with: "$1; ", options: .regularExpression)
+    normalised = normalised.replacingOccurrences(of: #"\s+(?=(?:dcn|ici)_[a-z]+_parallelism=)"#, with: "; ", options: .regularExpression)
+    var launched: Int?            // processes a node from a launcher (--nproc_per_node N, trainer.devices=N, N GPUs)
+    var dataParallelOnly = false  // "no tensor/pipeline parallelism", a launcher of plain data parallelism
+    var unread: [String] = []
+    var maxText: [String: Int] = [:]
+    for raw in normalised.split(separator: ";") {
         let part = raw.trimmingCharacters(in: .whitespaces)
         if part.isEmpty { continue }
         if let c = groups(#"^DP=(\d+)( \(derived\))?$"#, part) {
@@ -702,6 +733,25 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             plan.shardOptimizer = p.shardOptimizer ?? plan.shardOptimizer
             plan.shardParameters = p.shardParameters ?? plan.shardParameters
             plan.sequenceParallel = p.sequenceParallel ?? plan.sequenceParallel
+        } else if let c = groups(#"^(dcn|ici)_(data|fsdp|tensor|pipeline|sequence|context|expert)_parallelism=(\d+)$"#, part) {
+            // MaxText: the mesh over data-centre links (dcn) times the one within a slice or node (ici)
+            maxText[c[1], default: 1] = Limits.product(maxText[c[1], default: 1], try count(c[2], "\(c[0])_\(c[1])_parallelism"))
+        } else if let c = groups(#"^(?:.*\s)?(?:--nproc_per_node|nproc_per_node|trainer\.devices|--gpus|--ngpus)[ =](\d+)\b.*$"#, part)
+                    ?? groups(#"^(\d+) GPUs?\b.*$"#, part) {
+            // a launcher of N processes a node (torch.distributed, Lightning, horovodrun): data parallelism unless
+            // the row says otherwise
+            launched = try count(c[0], "processes a node")
+            if part.range(of: #"(?i)zero ?1|ZeroRedundancyOptimizer"#, options: .regularExpression) != nil { plan.shardOptimizer = true }
+        } else if part.range(of: #"^(?i:single GPU|1 GPU)$"#, options: .regularExpression) != nil {
+            launched = 1
+        } else if part.range(of: #"(?i)^(?:DDP\w*|horovod|KVSTORE=\w+|torch\.distributed|\(?ZeroRedundancyOptimizer\)?|zero[ -]?(?:powered )?data parallel(?:ism)?)\b"#, options: .regularExpression) != nil {
+            // data-parallel frameworks by name (PyTorch DDP and its ZeRO-1 optimizer, Horovod, MXNet's kvstore)
+            if part.range(of: #"(?i)zero ?1|ZeroRedundancyOptimizer"#, options: .regularExpression) != nil { plan.shardOptimizer = true }
+            if part.range(of: #"(?i)no tensor[ /-]*(?:or |and )?pipeline parallel"#, options: .regularExpression) != nil { dataParallelOnly = true }
+            else if part.range(of: #"(?i)^(?:DDP|horovod|KVSTORE|torch\.distributed)"#, options: .regularExpression) != nil { dataParallelOnly = true }
+        } else if part.range(of: #"\d"#, options: .regularExpression) == nil {
+            // words without a degree ("not stated in source", "data parallel across nodes"): the planner chooses
+            unread.append(part)
         } else {
             throw row.skip("parallelism", "cannot read '\(part)' (expected DP=, TP=, PP=, VP=, CP=1, grad-accum N, "
                            + "microbatch N, model-parallel (TPxPP)=N, or dp=…,tp=… as in --plan; separated by ';')")
@@ -715,6 +765,32 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     // and values hides behind the attention it feeds (as ring attention overlaps it); micro-batches stay whole
     // sequences, so the simulated pipeline has 1/c the micro-batches of c× the size (a larger bubble, and up to c×
     // the activations in flight: a verdict of "does not fit" can be the model's, not the run's).
+    if !maxText.isEmpty {
+        let dp = maxText["data", default: 1], fsdp = maxText["fsdp", default: 1]
+        try set(\.dataParallel, Limits.product(dp, fsdp), "DP")
+        if let t = maxText["tensor"] { try set(\.tensorParallel, t, "TP") }
+        if let p = maxText["pipeline"] { try set(\.pipelineParallel, p, "PP") }
+        if plan.tensorParallel == nil && plan.pipelineParallel == nil && Limits.product(dp, fsdp) == gpus { plan.tensorParallel = 1; plan.pipelineParallel = 1 }
+        contextParallel = Limits.product(maxText["sequence", default: 1], maxText["context", default: 1])
+        guard maxText["expert", default: 1] == 1 else {
+            throw RowSkip(reason: "expert parallelism (a mixture of experts) is not modelled; the zoo's models are dense")
+        }
+        if fsdp > 1 { plan.shardParameters = true; plan.shardOptimizer = true }
+        notes.append("MaxText mesh \(maxText.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")) (dcn × ici): dp=\(Limits.product(dp, fsdp))\(fsdp > 1 ? " with parameters, gradients and optimizer state sharded over the \(fsdp) FSDP ways (zero=3)" : "")")
+    }
+    if let n = launched {
+        if n * ((gpus + n - 1) / n) != gpus && n != gpus {
+            notes.append("\(n) processes a node from the launcher, for \(gpus) GPUs")
+        }
+        dataParallelOnly = true
+    }
+    if dataParallelOnly && plan.dataParallel == nil && plan.tensorParallel == nil && plan.pipelineParallel == nil && fullySharded == 1 {
+        plan.dataParallel = gpus
+        notes.append("dp=\(gpus): a data-parallel launcher or framework (the row: '\(text)'), no tensor or pipeline parallelism")
+    }
+    if !unread.isEmpty {
+        notes.append("parallelism words without a degree ('\(unread.joined(separator: "', '"))'): what they leave open is the planner's choice")
+    }
     if fullySharded > 1 {
         plan.dataParallel = Limits.product(plan.dataParallel ?? 1, fullySharded)
         switch fsdpStrategy {
@@ -857,6 +933,9 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
     let m = metric.lowercased()
     let (u, unitNote) = canonicalUnit(unit, metric: metric)
     if let unitNote { notes.append(unitNote) }
+    if u == "mfu" || u == "%" || u == "hfu" {
+        throw RowSkip(reason: "a utilisation ('\(unit)': a share of a peak) is not turned into a throughput: the peak and the FLOP count the source divided by are not stated; give the TFLOP/s/GPU or tokens/s it came from")
+    }
     // Free text, but it must say what was measured (a metric named 'vibes' was scored as throughput).
     let words = ["throughput", "time", "tflop", "step", "iteration", "mfu", "samples", "images", "sequences", "tokens", "speed"]
     guard words.contains(where: { m.contains($0) }) else {
@@ -919,7 +998,12 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         if m.contains("hardware") || m.contains("hfu") || lowerName.contains("megatron-lm") {
             convention = .megatronRecompute
             notes.append("TFLOP/s counted with recomputation (hardware FLOPs, arXiv 2104.04473 appendix): \(convention.formula)")
-        } else if lowerName.contains("megatron-core") || m.contains("mfu") || m.contains("model") {
+        } else if m.contains("96") && (m.contains("megatron") || m.contains("b·s·l·h") || m.contains("bslh")) {
+            // "the formula used by the Megatron paper: 96·B·s·l·h²(1 + s/6h + V/16lh)": with recomputation
+            convention = .megatronRecompute
+            notes.append("TFLOP/s counted by the Megatron paper's 96·B·s·l·h² formula, which counts the recomputed forward (arXiv 2104.04473 appendix): \(convention.formula)")
+        } else if lowerName.contains("megatron-core") || m.contains("mfu") || m.contains("model")
+                    || detail.lowercased().contains("nemo") || row["source"].lowercased().contains("nemo") {
             convention = .megatronModel
             notes.append("TFLOP/s counted as Megatron-Core's num_floating_point_operations (model FLOPs; NeMo and Korthikanti et al.'s MFU count the same): \(convention.formula)")
         } else {
@@ -944,13 +1028,17 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
 /// ("tokens/s per GPU", "TFLOPs … per GPU"), with a note.
 func canonicalUnit(_ unit: String, metric: String) -> (String, String?) {
     var u = unit.lowercased().trimmingCharacters(in: .whitespaces)
-    for (pattern, with) in [(#"\s*(?:per|/)\s*-?\s*gpu\b"#, "/gpu"), (#"\s*(?:per|/)\s*(?:second|sec)\b"#, "/s"),
-                            (#"\s*/\s*"#, "/"), (#"\s+"#, " ")] {
+    // log keys (imgs_sec, training_sequences_per_second, train_samples_per_sec) as words
+    for (pattern, with) in [(#"_per_"#, "/"), (#"_"#, " "), (#"^(?:training|train) "#, ""), (#"^([a-z]+) (sec|second)$"#, "$1/s")] {
+        u = u.replacingOccurrences(of: pattern, with: with, options: .regularExpression)
+    }
+    for (pattern, with) in [(#"\s*(?:per|/)\s*-?\s*(?:gpu|chip|device|accelerator)\b"#, "/gpu"),
+                            (#"\s*(?:per|/)\s*(?:second|sec)\b"#, "/s"), (#"\s*/\s*"#, "/"), (#"\s+"#, " ")] {
         u = u.replacingOccurrences(of: pattern, with: with, options: .regularExpression)
     }
     if u.hasSuffix("/gpu/s") { u = String(u.dropLast(6)) + "/s/gpu" }                   // tokens/GPU/s
     for (pattern, with) in [(#"^(?:tps|wps|t/s|words/s|token/s|tokens/s)"#, "tokens/s"),
-                            (#"^(?:tflops|tflop/s|tflop)"#, "tflop/s"), (#"^(?:sample/s|samples/s)"#, "samples/s"),
+                            (#"^(?:tflops/s|teraflops/s|tflop/s|tflops|teraflops|tflop)"#, "tflop/s"), (#"^(?:sample/s|samples/s)"#, "samples/s"),
                             (#"^(?:image/s|images/s|imgs/s)"#, "images/s"), (#"^(?:sequence/s|sequences/s)"#, "sequences/s")] {
         if let r = u.range(of: pattern, options: .regularExpression) { u.replaceSubrange(r, with: with); break }
     }

@@ -101,7 +101,7 @@ struct ValidationImportTests {
         let cases = try parse([
             row(id: "a", model: "ViT-B/16", precision: "FP32 model dtype", batch: "4096", source: "https://github.com/NVIDIA/JAX-Toolbox/rosetta"),
             row(id: "v", gpu: "V100-SXM2-32GB", model: "ViT-B/16", precision: "FP32", batch: "4096", source: "jax t5x"),
-            row(id: "p", precision: "FP32", source: "https://example.org/pytorch"),
+            row(id: "p", precision: "FP32", source: "https://example.org/tensorflow"),   // (PyTorch: softwareWords)
         ])
         #expect(cases.map(\.precision) == [.tf32, .fp32, .fp32])
     }
@@ -213,6 +213,77 @@ extension ValidationImportTests {
         odd.transformer?.sequence = 65535
         #expect(throws: ValidationRunError.self) { try odd.simulationInputs() }
         // (the step model's side of it: SavedActivationTests.attentionSegmentsKnob)
+    }
+
+    /// The third held-out set's words (docs/validation-candidates/set3): nanotron's, NeMo's, MaxText's, launchers'.
+    @Test("parallelism as sources write it: 'DP: 4  TP: 1  PP: 2', 'TP 4; PP 1; DP 8; CP 4', MaxText's mesh, launchers, words without a degree")
+    func parallelismSpellings() throws {
+        let llama = (model: "Llama 2 7B", detail: "seq 4096")
+        let cases = try parse([
+            row(id: "nt", gpus: "8", model: llama.model, detail: llama.detail, precision: "BF16", batch: "256", plan: "DP: 4    TP: 1    PP: 2", unit: "tokens/s/GPU"),
+            row(id: "nemo", gpus: "128", nodes: "16", model: llama.model, detail: llama.detail, precision: "FP8", batch: "8", plan: "TP 4; PP 1; DP 8; CP 4", unit: "tokens/s/GPU"),
+            row(id: "mt", gpus: "32", nodes: "4", model: llama.model, detail: llama.detail, precision: "BF16", batch: "128", plan: "dcn_data_parallelism=4 ici_fsdp_parallelism=8", unit: "tokens/s/GPU"),
+            row(id: "ddp", plan: "multiproc.py --nproc_per_node 8"),
+            row(id: "pl", plan: "trainer.devices=8; DDPStrategyZero1 (ZeroRedundancyOptimizer)"),
+            row(id: "one", gpus: "1", batch: "256", plan: "single GPU"),
+            row(id: "hvd", plan: "KVSTORE=horovod"),
+            row(id: "ns", plan: "not stated in source"),
+            row(id: "gpus", plan: "8 GPUs (torch.distributed)"),
+        ])
+        #expect(cases.allSatisfy { $0.unsupported == nil }, "\(cases.compactMap(\.unsupported))")
+        #expect(cases[0].plan.dataParallel == 4 && cases[0].plan.tensorParallel == 1 && cases[0].plan.pipelineParallel == 2)
+        #expect(cases[1].contextParallel == 4 && cases[1].plan.tensorParallel == 4 && cases[1].plan.dataParallel == 32)
+        #expect(cases[2].plan.dataParallel == 32 && cases[2].plan.shardParameters == true && cases[2].plan.tensorParallel == 1)
+        for i in [3, 4, 6, 8] { #expect(cases[i].plan.dataParallel == 8 && cases[i].plan.tensorParallel == 1, "\(cases[i].id)") }
+        #expect(cases[4].plan.shardOptimizer == true)
+        #expect(cases[5].plan.dataParallel == 1)
+        #expect(cases[7].plan.dataParallel == nil && cases[7].notes.contains { $0.contains("the planner's choice") })
+        // a degree the importer cannot place is still refused, saying what it read
+        #expect(try parse([row(plan: "PP=2 and 3 more")])[0].unsupported?.contains("cannot read 'PP=2 and 3 more'") == true)
+    }
+
+    @Test("values and units from logs and tables: 169k, imgs_sec, training_sequences_per_second, TFLOPs/s, teraflops, TFLOP/sec/chip; MFU skipped")
+    func logUnits() throws {
+        let gpt = "hidden 2048; 24 layers; 16 heads; seq 2048; vocab 50257"
+        let cases = try parse([
+            row(id: "k", model: "GPT3-1.3B", detail: gpt, batch: "512", metric: "training throughput", value: "169k", unit: "tokens/sec"),
+            row(id: "i", metric: "training throughput", value: "26737.2", unit: "imgs_sec"),
+            row(id: "s", model: "BERT-Large", detail: "seq 512", batch: "448", metric: "training throughput", unit: "training_sequences_per_second"),
+            row(id: "f", model: "GPT3-1.3B", detail: gpt, batch: "512", metric: "training speed (TFLOPs/s/GPU)", value: "196", unit: "TFLOPs/s"),
+            row(id: "t", model: "GPT3-1.3B", detail: gpt, batch: "512", metric: "throughput (teraflops)", value: "64", unit: "teraflops"),
+            row(id: "c", model: "GPT3-1.3B", detail: gpt, batch: "512", metric: "TFLOP/sec/chip", value: "400", unit: "TFLOP/sec/chip"),
+            row(id: "m", model: "GPT3-1.3B", detail: gpt, batch: "512", metric: "MFU", value: "44.3", unit: "MFU"),
+            row(id: "g", model: "GPT3-355M", detail: "", batch: "256", unit: "sequences/s"),
+            row(id: "v", model: "vit_base_patch16_224", detail: "", batch: "1024"),
+        ])
+        #expect(cases[0].measured == 169_000 && cases[0].metric == .tokensPerSecond)
+        #expect(cases[1].metric == .samplesPerSecond && cases[2].metric == .samplesPerSecond)
+        #expect(cases[3].metric.kind == cases[5].metric.kind && cases[5].notes.contains { $0.contains("tflop/s/gpu") })
+        if case .teraflopsPerGPU = cases[3].metric {} else { Issue.record("TFLOPs/s with a metric per GPU: \(cases[3].metric)") }
+        if case .teraflops = cases[4].metric {} else { Issue.record("teraflops: \(cases[4].metric)") }
+        #expect(cases[6].unsupported?.contains("a utilisation ('MFU'") == true)
+        #expect(cases[7].modelSpec == "gpt:layers=24,hidden=1024,heads=16,seq=2048,vocab=50257")
+        #expect(cases[8].modelSpec == "vit:layers=12,hidden=768,heads=12,patch=16,image=224")
+        // a value that is not a number is still an error naming the column
+        #expect(throws: ValidationDataError.self) { try parse([row(value: "lots")]) }
+    }
+
+    @Test("what a row's text says of the software: PyTorch FP32 convolutions are TF32 on A100, NCHW, unpadded BERT, no flash attention")
+    func softwareWords() throws {
+        let cases = try parse([
+            row(id: "tf32", gpus: "1", detail: "memory_format : nchw", precision: "fp32", batch: "256", plan: "DP=1",
+                source: "https://github.com/lambdal/deeplearning-benchmark/blob/x/pytorch/train.csv"),
+            row(id: "v100", gpu: "V100-SXM2-32GB", gpus: "1", precision: "fp32", batch: "256", plan: "DP=1", source: "https://example.org/pytorch"),
+            row(id: "unpad", model: "BERT-Large", detail: "seq 512; --unpad", batch: "448", unit: "sequences/s"),
+            row(id: "noflash", model: "GPT3-2.7B", detail: "seq 8192; Without FlashAttention column", precision: "BF16", batch: "128",
+                unit: "sequences/s"),
+        ])
+        #expect(cases[0].precision == .tf32 && cases[0].assumptions["channels_last"] == nil)   // NCHW: TF32's default
+        let fp16 = try parse([row(detail: "memory_format : nchw", precision: "fp16")])[0]
+        #expect(fp16.assumptions["channels_last"] == "0" && fp16.notes.contains { $0.contains("model_detail says 'nchw'") })
+        #expect(cases[1].precision == .fp32)
+        #expect(cases[2].sequencesPerSample == 2 && cases[2].assumptions["attention_segments"] == "2")
+        #expect(cases[3].assumptions["fused_attention"] == "0")
     }
 
     @Test("an H100 with other memory (94 GB, 96 GB HBM2e) fits by that memory; a power limit is noted, not modelled")

@@ -92,7 +92,8 @@ extension Tensor {
                 }
             }
         } }
-        Tape.note(takeLog ? .logSoftmax : .softmax, inputs: [self], output: out) { [out] g, _ in
+        Tape.note(takeLog ? .logSoftmax : .softmax, inputs: [self], output: out,
+                  attributes: causal ? OpAttributes(causal: true) : OpAttributes()) { [out] g, _ in
             let r = Tensor(uninitializedShape: g.shape)
             if r.isShapeOnly || g.isShapeOnly { return [r] }
             let pg = g.pointer, py = out.pointer, pr = r.pointer
