@@ -257,6 +257,8 @@ published:
 # G3 = H100 data sheet (https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet),
 # G4 = DGX-1 data sheet, G5 = DGX A100 data sheet, G6 = DGX H100/H200 data sheet (nvidia.com/dgx),
 # G7 = NVIDIA architecture whitepapers (Volta, Ampere GA100, Hopper H100) for L2 sizes and SM counts.
+# M1 = S. Bekman, Machine Learning Engineering, compute/accelerator/README.md, "Maximum Achievable Matmul FLOPS
+#      comparison table" (https://github.com/stas00/ml-engineering, commit 744d01e): measured torch BF16 matmul TFLOPS.
 # Bandwidths are per direction except nvlink_bandwidth, which is NVIDIA's both-directions figure.
 # Scale with xN: dgx-h100x8 is 8 nodes. count is the number of nodes.
 name: dgx-h100
@@ -290,7 +292,7 @@ server:
   host_cores: {value: 112, source: "G6: dual Intel Xeon Platinum 8480C, 112 cores total"}
   host_threads: {value: 224, source: "Intel ARK, Xeon Platinum 8480+: 56 cores, 112 threads per socket"}
 calibration:
-  matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
+  matrix_efficiency: {value: 0.647, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; the A100's 0.7 times the H100's share of its peak in a matmul against the A100's (M1: BF16 matmul at the best shape found, H100 SXM 794.5 of 989 TFLOPS, 80.3 %, A100 SXM 271.2 of 312, 86.9 %): 0.7 x 80.3 / 86.9 = 0.647"}
   fp8_efficiency: {value: 0.5, assumption: "simulator calibration knob: FP8 GEMMs reach a smaller share of their doubled peak (Transformer Engine trains GPT-3 about 1.3-1.5x faster in FP8 than in BF16, not 2x); fitted by dojo validate on the FP8 rows"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}

@@ -34,8 +34,10 @@ struct GPUCostModelTests {
         #expect(c.bound == .compute)
         // 64 × 64 tiles of 128² in ⌈4096 / 132⌉ = 32 waves: 4096 / (32 × 132) = 97 % of the SMs busy.
         let waves = 4096.0 / (32 * 132)
-        #expect(relative(c.computeSeconds, w.flops / (989.5e12 * 0.7 * waves)) < 1e-12)
-        #expect(c.utilisation > 0.95 * 0.7 * waves && c.utilisation < 0.7)
+        // the H100's matrix_efficiency: the A100's 0.7 scaled by the two GPUs' measured matmul shares (80.3 / 86.9 %)
+        let e = 0.647
+        #expect(relative(c.computeSeconds, w.flops / (989.5e12 * e * waves)) < 1e-12)
+        #expect(c.utilisation > 0.95 * e * waves && c.utilisation < e)
     }
 
     @Test("a small GEMM reaches a small fraction of peak: one partial wave and the launch")
