@@ -33,9 +33,10 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// Whether convolutions keep their activations channels-last (NHWC), the layout tensor-core kernels compute in.
     /// nil (the default): by precision, as NVIDIA's training recipes set it — channels-last with 16- and 8-bit mixed
     /// precision, channels-first (NCHW) in FP32 and TF32 (DeepLearningExamples' ResNet-50 configurations turn NHWC
-    /// on only with AMP). Channels-first convolutions on tensor cores (TF32) pay a layout transpose of their input
-    /// and output around every pass (cuDNN's tensor-core kernels take NHWC); on CUDA cores (FP32) nothing.
-    /// ASSUMPTION, settable: `channels_last=1` or `0`.
+    /// on only with AMP). Channels-first convolutions on tensor cores (TF32, or FP16/BF16 set channels-first) pay a
+    /// layout transpose of their input and output around every pass (cuDNN's tensor-core kernels take NHWC); on CUDA
+    /// cores (FP32) nothing.
+    /// ASSUMPTION, settable: `channels_last=1` or `0` (which makes FP16/BF16 convolutions pay the transposes too).
     public var channelsLast: Bool? = nil
     /// Bytes per parameter read and written every micro-batch outside the model's own ops: gradients accumulated
     /// into a separate buffer, clipped or checked for overflow at each micro-batch rather than once a step.
@@ -490,10 +491,13 @@ public final class StepSimulator: @unchecked Sendable {
         }
         if let c = memo[w] { return c }
         var c = costModel.cost(w, precision: workload.precision)
-        if w.kind == .conv2d || w.kind == .convTranspose2d, workload.precision == .tf32, !(options.channelsLast ?? false), w.gemm != nil,
-           let gpu = costModel as? GPUCostModel, gpu.gpu.tf32 > 0 {
-            // Channels-first activations on tensor cores: the input and output of each pass are transposed to
-            // channels-last and back, each a read and a write in a kernel of its own.
+        let channelsFirstOnTensorCores = workload.precision == .tf32 ? !(options.channelsLast ?? false)
+            : (workload.precision == .fp16 || workload.precision == .bf16) && options.channelsLast == false
+        if w.kind == .conv2d || w.kind == .convTranspose2d, channelsFirstOnTensorCores, w.gemm != nil,
+           let gpu = costModel as? GPUCostModel, workload.precision != .tf32 || gpu.gpu.tf32 > 0 {   // (V100: FP16 tensor cores, no TF32)
+            // Channels-first activations on tensor cores (TF32 by default, FP16/BF16 when channels_last=0): the input
+            // and output of each pass are transposed to channels-last and back, each a read and a write in a kernel of
+            // its own.
             let moved = max(0, w.bytesRead - w.weightBytes) + w.bytesWritten
             let t = costModel.cost(OpWork(kind: .transpose, phase: w.phase, gemm: nil, passes: 1, flops: 0,
                                           bytesRead: moved, bytesWritten: moved), precision: workload.precision)

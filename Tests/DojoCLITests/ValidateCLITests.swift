@@ -221,6 +221,16 @@ struct ValidateCandidatesCLITests {
         let half = try step(["--precision", "fp16"])
         #expect(nchw > 1.3 * nhwc, "\(nchw) \(nhwc)")
         #expect(nhwc > 1.8 * half && nhwc < 2.2 * half, "\(nhwc) \(half)")
+        // FP16 set channels-first pays the same transposes (cuDNN's tensor-core kernels take NHWC), on V100 too
+        let halfFirst = try step(["--precision", "fp16", "--assume", "channels_last=0"])
+        #expect(halfFirst > 1.2 * half, "\(halfFirst) \(half)")
+        func v100(_ extra: [String]) throws -> Double {
+            let r = runDojo(["sim", "--model", "resnet50", "--machine", "dgx-v100", "--batch", "256", "--devices", "1", "--json", "--precision", "fp16"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            return try #require(json["stepSeconds"] as? Double)
+        }
+        #expect(try v100(["--assume", "channels_last=0"]) > 1.2 * v100([]))
         let bad = runDojo(["sim", "--model", "resnet50", "--assume", "channels_last=2"])
         #expect(bad.status != 0 && bad.stderr.contains("channels_last=2: must be 0 or 1"), "\(bad.stderr)")
     }
