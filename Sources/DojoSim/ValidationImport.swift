@@ -276,6 +276,9 @@ func readCase(_ row: Row) throws -> ValidationCase {
 
     // Parallelism.
     var (plan, modelParallel, contextParallel) = try readPlan(row, gpus: gpus, globalBatch: globalBatch, detail: detail, notes: &notes)
+    if contextParallel > 1, let s = model.shape?.sequence, s % contextParallel != 0 {
+        throw RowSkip(reason: "CP=\(contextParallel) does not divide the sequence length \(s): each GPU holds an equal share of every sequence")
+    }
     // What the data README (§6) says of NVIDIA's MLPerf v3.0 GPT-3 runs and the rows do not repeat.
     if modelName.localizedCaseInsensitiveContains("GPT-3 175B (MLPerf)") && source.contains("training_results_v3.0") {
         if plan.virtualStages == nil { plan.virtualStages = 12 }
@@ -869,7 +872,9 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         notes.append("dp = GPUs ÷ (TP × PP) = \(gpus / product) (derived)")
     }
     try deriveMicroBatches(&plan, row: row, globalBatch: simulatedBatch, notes: &notes)
-    try checkPlan(plan, globalBatch: simulatedBatch, gpus: gpus)
+    do { try checkPlan(plan, globalBatch: simulatedBatch, gpus: gpus) } catch let skip as RowSkip where contextParallel > 1 {
+        throw RowSkip(reason: skip.reason + " (with CP=\(contextParallel) the global batch of \(globalBatch) sequences is counted as \(simulatedBatch) parts of 1/\(contextParallel) of a sequence, over DP × CP replicas)")
+    }
     return (plan, modelParallel, contextParallel)
 }
 

@@ -212,6 +212,15 @@ extension ValidationImportTests {
         var odd = c
         odd.transformer?.sequence = 65535
         #expect(throws: ValidationRunError.self) { try odd.simulationInputs() }
+        // a row whose CP does not divide its sequence, or whose batch does not split into DP × CP parts: skipped saying why
+        let bad = try parse([
+            row(id: "s", gpu: "H100", model: "Llama 3.1 8B", detail: "seq 65535", precision: "BF16", batch: "8",
+                plan: "FSDP=4; CP=2", unit: "tokens/s/GPU"),
+            row(id: "b", gpu: "H100", model: "Llama 3.1 8B", detail: "seq 65536", precision: "BF16", batch: "2",
+                plan: "FSDP=4; CP=2", unit: "tokens/s/GPU"),
+        ])
+        #expect(bad[0].unsupported?.contains("CP=2 does not divide the sequence length 65535") == true, "\(bad[0].unsupported ?? "")")
+        #expect(bad[1].unsupported?.contains("with CP=2 the global batch of 2 sequences is counted as 4 parts") == true, "\(bad[1].unsupported ?? "")")
         // (the step model's side of it: SavedActivationTests.attentionSegmentsKnob)
     }
 
