@@ -152,10 +152,10 @@ private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
         e.overrides["gpu.hbm_bytes"] = "\(gb)GB"
         note += "; gpu.hbm_bytes = \(gb)GB as the name says (ASSUMPTION: the SXM5 part's 3.35 TB/s and clocks)"
     }
-    // A power limit below the part's TDP (H100 SXM5 700 W, A100 SXM4 400 W, V100 SXM2 300 W; their data sheets)
-    let tdp = ["dgx-h100": 700, "dgx-a100": 400, "dgx-v100": 300][e.preset]
-    if let c = groups(#"\b(\d{3,4}) ?W\b"#, name), let w = Int(c[0]), w != tdp {
-        note += "; its \(w) W power limit is not modelled (ASSUMPTION: the part's clocks at its own \(tdp.map { "\($0) W" } ?? "") TDP)"
+    // A power limit other than the part's TDP (the preset's gpu.tdp, from the data sheets)
+    if let c = groups(#"\b(\d{3,4}) ?W\b"#, name), let w = Double(c[0]),
+       case .gpu(let g)? = (try? Presets.load(e.preset).with(e.overrides))?.system, w != g.gpu.tdp {
+        note += "; its \(c[0]) W power limit is not modelled (ASSUMPTION: the part's clocks at its own \(Int(g.gpu.tdp)) W TDP)"
     }
     return (e, note)
 }
@@ -495,23 +495,21 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
     // Decoder-only language models by other names: read as a GPT from model_detail's sizes, or from their published
     // configurations by name (`namedDecoders`).
     let decoder = lower.contains("gpt") || lower.range(of: #"\b(mpt|opt|bloom|falcon|pythia|neox|decoder)\b"#, options: .regularExpression) != nil
-    if decoder && !lower.contains("gpt") {
-        let hidden = try firstCount(#"hidden ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "hidden", max: 1 << 20)
-        let layers = try firstCount(#"(\d+) layers"#, in: detail, row: row, what: "layers", max: 1 << 16)
-        if hidden == nil, layers == nil,
-           let (key, d) = namedDecoders.first(where: { lower.range(of: $0.key, options: .regularExpression) != nil }) {
-            let shape = TransformerShape.gpt(layers: d.layers, hidden: d.hidden, heads: d.heads, sequence: seq ?? d.sequence,
-                                             vocabulary: d.vocabulary)
-            notes.append("\(name) read by name (\(key)): \(d.layers) layers, hidden \(formatCount(Double(d.hidden))), \(d.heads) heads, seq \(shape.sequence), vocab \(formatCount(Double(d.vocabulary))) (\(d.source)), as a GPT decoder")
-            return ModelReading(spec: gptSpec(shape), shape: shape)
-        }
-        notes.append("\(name): a decoder-only language model, read as a GPT of model_detail's sizes")
-    }
     if decoder {
         let hidden = try firstCount(#"hidden ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "hidden", max: 1 << 20)
         let layers = try firstCount(#"(\d+) layers"#, in: detail, row: row, what: "layers", max: 1 << 16)
         let heads = try firstCount(#"(\d+) heads"#, in: detail, row: row, what: "heads", max: 1 << 16)
         let vocab = try firstCount(#"vocab ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "vocab", max: 1 << 24)
+        if !lower.contains("gpt") {
+            if hidden == nil, layers == nil,
+               let (key, d) = namedDecoders.first(where: { lower.range(of: $0.key, options: .regularExpression) != nil }) {
+                let shape = TransformerShape.gpt(layers: d.layers, hidden: d.hidden, heads: d.heads, sequence: seq ?? d.sequence,
+                                                 vocabulary: d.vocabulary)
+                notes.append("\(name) read by name (\(key)): \(d.layers) layers, hidden \(formatCount(Double(d.hidden))), \(d.heads) heads, seq \(shape.sequence), vocab \(formatCount(Double(d.vocabulary))) (\(d.source)), as a GPT decoder")
+                return ModelReading(spec: gptSpec(shape), shape: shape)
+            }
+            notes.append("\(name): a decoder-only language model, read as a GPT of model_detail's sizes")
+        }
         if lower.contains("gpt-3 175b") {
             let g = TransformerShape.gpt3_175B
             let agrees = (hidden ?? g.hidden) == g.hidden && (layers ?? g.layers) == g.layers
@@ -782,7 +780,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         notes.append("MaxText mesh \(maxText.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")) (dcn × ici): dp=\(Limits.product(dp, fsdp))\(fsdp > 1 ? " with parameters, gradients and optimizer state sharded over the \(fsdp) FSDP ways (zero=3)" : "")")
     }
     if let n = launched {
-        if n * ((gpus + n - 1) / n) != gpus && n != gpus {
+        if gpus % n != 0 {
             notes.append("\(n) processes a node from the launcher, for \(gpus) GPUs")
         }
         dataParallelOnly = true
