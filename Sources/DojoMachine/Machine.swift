@@ -236,12 +236,18 @@ extension Machine {
     }
 }
 
+/// Parameters a machine file may leave out (their default follows from another), which --set may still give.
+private let optionalParameters: Set<String> = ["calibration.fp8_efficiency", "calibration.host_decode_rate",
+                                               "server.host_cores", "server.host_threads"]
+
 /// `node` with the parameter at `path` set to `value` (a bare scalar: its provenance becomes the user's).
 private func override(_ node: Node, _ path: [String], value: String, file: String, full: String) throws -> Node {
     guard case .mapping(var m) = node, let key = path.first else {
         throw MachineError.invalidValue(file: file, path: full, reason: "not a parameter of this machine")
     }
     guard let child = m[key] else {
+        // an optional parameter this file leaves to its default can still be set
+        if path.count == 1, optionalParameters.contains(full) { m[key] = Node(value); return .mapping(m) }
         throw MachineError.unknownKey(file: file, path: full, allowed: m.keys.compactMap(\.string).sorted())
     }
     if path.count > 1 {

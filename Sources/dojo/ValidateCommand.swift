@@ -34,6 +34,11 @@ struct ValidateCommand: ParsableCommand {
         valueName: "key=value"))
     var overrides: [String] = []
 
+    @Option(name: .customLong("assume"), help: ArgumentHelp(
+        "Change a step-model assumption in every case, over what the case's source says: KEY=VALUE with a dojo sim --assume key (\(SimOptions.keys.joined(separator: ", "))) (repeatable).",
+        valueName: "key=value"))
+    var assume: [String] = []
+
     @Option(name: .customLong("leave-out"), help: ArgumentHelp(
         "Instead: re-derive each constant fitted on published rows (\(LeaveOut.knobs.map(\.key).joined(separator: ", "))) without the cases whose source or id contains this text, and report those cases' error with the shipped and the re-derived value.",
         valueName: "source"))
@@ -64,9 +69,18 @@ struct ValidateCommand: ParsableCommand {
             if l.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--leave-out needs the text of a source (e.g. DeepLearningExamples, mlcommons, NeMo)") }
             if local || dojo || json || verbose { throw ValidationError("--leave-out prints its own table: --local, --dojo, --json and --verbose do not go with it") }
         }
-        if local && (casesFile != nil || !overrides.isEmpty || dojo) { throw ValidationError("--local runs its own plans: --cases, --set and --dojo do not go with it") }
-        if dojo && (casesFile != nil || !overrides.isEmpty || !only.isEmpty) {
-            throw ValidationError("--dojo checks Tesla's public Dojo claims on the presets: --cases, --set and --only go with the published GPU runs (leave out --dojo)")
+        if local && (casesFile != nil || !overrides.isEmpty || !assume.isEmpty || dojo) { throw ValidationError("--local runs its own plans: --cases, --set, --assume and --dojo do not go with it") }
+        if dojo && (casesFile != nil || !overrides.isEmpty || !assume.isEmpty || !only.isEmpty) {
+            throw ValidationError("--dojo checks Tesla's public Dojo claims on the presets: --cases, --set, --assume and --only go with the published GPU runs (leave out --dojo)")
+        }
+        var probe = SimOptions()
+        for a in assume {
+            guard let eq = a.firstIndex(of: "="), eq != a.startIndex else {
+                throw ValidationError("--assume '\(a)' is not KEY=VALUE (e.g. attention_efficiency=0.5)")
+            }
+            do { try probe.set(String(a[..<eq]), String(a[a.index(after: eq)...])) } catch {
+                throw ValidationError("--assume '\(a)': \(error)")
+            }
         }
     }
 
@@ -109,10 +123,16 @@ struct ValidateCommand: ParsableCommand {
             }
             changes[String(o[..<eq])] = String(o[o.index(after: eq)...])
         }
+        var assumed: [String: String] = [:]
+        for a in assume {
+            let eq = a.firstIndex(of: "=")!
+            assumed[String(a[..<eq])] = String(a[a.index(after: eq)...])
+        }
         // Every case's machine must resolve (a bad --set names the preset file and key path).
         var resolved: Set<String> = []
         for i in cases.indices {
             cases[i].machineOverrides.merge(changes) { _, new in new }
+            cases[i].assumptions.merge(assumed) { _, new in new }
             let key = cases[i].machineDescription
             if cases[i].unsupported == nil, resolved.insert(key).inserted { _ = try cases[i].machine() }
         }

@@ -105,6 +105,34 @@ struct ValidateCLITests {
         #expect(form.status != 0 && form.stderr.contains("not KEY=VALUE"), "\(form.stderr)")
     }
 
+    @Test("--assume changes a step-model assumption in every case, over the row's reading; --set takes an optional calibration key on every preset")
+    func assumeAndOptionalSet() throws {
+        func error(_ args: [String]) throws -> Double {
+            let r = runDojo(["validate", "--json", "--only", "dle-bert-a100-8g-s512"] + args)
+            #expect(r.status == 0, "\(r.stderr)")
+            let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            let cases = json?["cases"] as? [[String: Any]] ?? []
+            #expect(cases.count == 1)
+            return cases.first?["error"] as? Double ?? .nan
+        }
+        // the row reads the attention as op by op (fused_attention=0): fused, the same step is faster
+        let asRead = try error([]), fused = try error(["--assume", "fused_attention=1"])
+        #expect(fused > asRead + 0.01, "fused \(fused) against \(asRead)")
+        let verbose = runDojo(["validate", "--verbose", "--only", "dle-bert-a100-8g-s512", "--assume", "fused_attention=1"])
+        #expect(verbose.stdout.contains("knob fused_attention = 1"), "\(verbose.stdout)")
+        for (bad, says) in [("fusion=2", "must be 0 or 1"), ("bogus=1", "unknown assumption 'bogus'"), ("fusion", "not KEY=VALUE")] {
+            let r = runDojo(["validate", "--assume", bad])
+            #expect(r.status != 0 && r.stderr.contains(says), "\(bad): \(r.stderr)")
+        }
+        let local = runDojo(["validate", "--local", "--assume", "fusion=0"])
+        #expect(local.status != 0 && local.stderr.contains("--assume"), "\(local.stderr)")
+        // fp8_efficiency is optional (the A100 presets leave it to matrix_efficiency): --set gives it everywhere
+        let fp8 = runDojo(["validate", "--set", "calibration.fp8_efficiency=0.6"])
+        #expect(fp8.status == 0 && fp8.stdout.contains("mean |error|"), "\(fp8.stderr)")
+        let typo = runDojo(["validate", "--set", "calibration.fp8_eficiency=0.6"])
+        #expect(typo.status != 0 && typo.stderr.contains("unknown key"), "\(typo.stderr)")
+    }
+
     @Test("bad input: a missing file, not a CSV, missing columns, text in a number, an unknown GPU")
     func badInput() throws {
         let missing = runDojo(["validate", "--cases", "/nonexistent/cases.csv"])
