@@ -399,14 +399,54 @@ public final class StepSimulator: @unchecked Sendable {
                 if op.kind.definition.bytes == .view, let x = op.inputs.first { alias[o] = alias[x] ?? x } else { producer[o] = i }
             }
         }
+        // With fusion, a value made inside a fused chain and read only there is not kept: the chain's backward kernel
+        // recomputes it from what entered the chain (as Megatron's fused bias-GELU and bias-SwiGLU kernels keep their
+        // input only); what enters the chain is kept by the ops that read it.
+        let chains = options.fusion ? FusionPlan(graph: g) : FusionPlan.none(g)
+        var readOutsideChain = Set<Int>()
+        for id in layers.forwardOps {
+            for t in g.ops[id].inputs {
+                let r = alias[t] ?? t
+                if let p = producer[r], chains.chainOf[layers.forwardOps[p]] != chains.chainOf[id] || chains.chainOf[id] < 0 {
+                    readOutsideChain.insert(r)
+                }
+            }
+        }
+        var chainInputs = Array(repeating: [Int](), count: chains.chains.count)
+        for (c, chain) in chains.chains.enumerated() {
+            for id in chain.ops {
+                for t in g.ops[id].inputs {
+                    let r = alias[t] ?? t
+                    if let p = producer[r], chains.chainOf[layers.forwardOps[p]] != c, !chainInputs[c].contains(r) { chainInputs[c].append(r) }
+                }
+            }
+        }
+        // a value some gradient needs: a parameter's, or one computed from the inputs (a constant table has neither)
+        func differentiable(_ t: Int) -> Bool {
+            let r = alias[t] ?? t
+            return producer[r] != nil || tensors[r]?.role == .parameter
+        }
         for (i, id) in layers.forwardOps.enumerated() {
             let op = g.ops[id]
             let keep = op.kind.definition.saved
-            var ids = keep.inputs.filter { $0 < op.inputs.count }.map { op.inputs[$0] }
+            var inputs = keep.inputs.filter { $0 < op.inputs.count }
+            if op.kind == .mul && op.inputs.count == 2 {
+                // a product keeps one factor for the other's gradient: none for a constant's (RoPE's x·cos keeps cos only,
+                // as autograd saves a factor only when the other one needs a gradient)
+                inputs = inputs.filter { differentiable(op.inputs[1 - $0]) }
+            }
+            var ids = inputs.map { op.inputs[$0] }
             if keep.output { ids += op.outputs }
             for t in ids {
                 let r = alias[t] ?? t
-                guard let p = producer[r], tensors[r]?.role != .parameter, saved.insert(r).inserted else { continue }
+                guard let p = producer[r], tensors[r]?.role != .parameter else { continue }
+                let c = chains.chainOf[layers.forwardOps[p]]
+                if c >= 0 && !readOutsideChain.contains(r) {
+                    // kept instead: what enters the chain, to recompute it from
+                    for t in chainInputs[c] where saved.insert(t).inserted { acts[producer[t]!] += Double(tensors[t]?.bytes ?? 0) }
+                    continue
+                }
+                guard saved.insert(r).inserted else { continue }
                 acts[p] += Double(tensors[r]?.bytes ?? 0)
             }
             // dropout keeps its mask, one byte an element (PyTorch's bool mask; Korthikanti et al.'s count): a quarter
