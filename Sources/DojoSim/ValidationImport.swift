@@ -403,6 +403,17 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
         }
         notes.append("micro_batch_gradient_bytes=\(amp ? 42 : 24), micro_batch_gradient_kernels=\(amp ? 6 : 3): DLE's TensorFlow 1 BERT clips and accumulates every gradient in fp32 at each micro-batch\(amp ? " and, with AMP, checks it for overflow, unscales it and casts each weight to fp16" : "") (optimization.py: clip_by_global_norm, assign_add\(amp ? ", is_finite, loss-scale unscaling" : ""))")
     }
+    if dle && source.contains("/TensorFlow2/LanguageModeling/BERT") {
+        // DLE's TensorFlow 2 BERT (official/modeling/model_training_utils.py, forward(): at every micro-batch, with
+        // AMP, optimizer.get_unscaled_gradients multiplies each gradient by 1/scale, then GradientAccumulator.add_gradients
+        // (optimization.py) assign_adds it into an FP32 accumulator; clipping and the all-reduce once a step in step()):
+        // FP32 gradients (Keras mixed_float16 keeps the variables in FP32): 12 bytes a parameter in one kernel a tensor
+        // for the sum, 8 bytes and one kernel more for the unscaling.
+        let amp = precision.bytes < 4
+        assumptions["micro_batch_gradient_bytes"] = amp ? "20" : "12"
+        assumptions["micro_batch_gradient_kernels"] = amp ? "2" : "1"
+        notes.append("micro_batch_gradient_bytes=\(amp ? 20 : 12), micro_batch_gradient_kernels=\(amp ? 2 : 1): DLE's TensorFlow 2 BERT accumulates every FP32 gradient at each micro-batch\(amp ? " after unscaling it" : "") (model_training_utils.py forward(): \(amp ? "get_unscaled_gradients, " : "")GradientAccumulator.add_gradients)")
+    }
     if !dle && assumptions["fused_attention"] == nil && !source.contains("cases_april2021") && !source.contains("2205.05198") {
         // What the row itself says of its attention kernels.
         if lowerDetail.range(of: #"\b(?:no|without)[ -]flash[ -]?attention"#, options: .regularExpression) != nil {

@@ -462,7 +462,7 @@ struct ValidationTests {
         #expect(duplicate.line == 3 && duplicate.columnName == "id")
     }
 
-    @Test("TF1 BERT on A100 40GB: the 40GB part's 1,555 GB/s; gradients clipped and accumulated every micro-batch")
+    @Test("TF1 BERT on A100 40GB: the 40GB part's 1,555 GB/s; gradients clipped and accumulated every micro-batch (TF2: accumulated)")
     func tensorFlowBERT() throws {
         let source = "https://github.com/NVIDIA/DeepLearningExamples/blob/x/TensorFlow/LanguageModeling/BERT/README.md"
         func bert(_ id: String, _ precision: String) -> String {
@@ -474,9 +474,11 @@ struct ValidationTests {
         #expect(cases[0].assumptions["micro_batch_gradient_bytes"] == "42" && cases[0].assumptions["micro_batch_gradient_kernels"] == "6")
         #expect(cases[1].assumptions["micro_batch_gradient_bytes"] == "24" && cases[1].assumptions["micro_batch_gradient_kernels"] == "3")
         #expect(cases[0].assumptions["fused_attention"] == "0" && cases[0].assumptions["gradient_overlap"] == "0")
-        // TensorFlow 2's BERT (another example) keeps the defaults.
-        let tf2 = try parse([Self.header, bert("tf2", "AMP (FP16 mixed)").replacingOccurrences(of: "/TensorFlow/", with: "/TensorFlow2/")])
-        #expect(tf2[0].assumptions["micro_batch_gradient_bytes"] == nil)
+        // TensorFlow 2's BERT (another example) unscales and accumulates each FP32 gradient every micro-batch, no clipping
+        let tf2 = try parse([Self.header, bert("tf2", "AMP (FP16 mixed)").replacingOccurrences(of: "/TensorFlow/", with: "/TensorFlow2/"),
+                             bert("tf2-32", "TF32").replacingOccurrences(of: "/TensorFlow/", with: "/TensorFlow2/")])
+        #expect(tf2[0].assumptions["micro_batch_gradient_bytes"] == "20" && tf2[0].assumptions["micro_batch_gradient_kernels"] == "2")
+        #expect(tf2[1].assumptions["micro_batch_gradient_bytes"] == "12" && tf2[1].assumptions["micro_batch_gradient_kernels"] == "1")
         // TF1's AMP graph rewrite keeps Softmax in FP32 (4-byte scores); TF32 and TF2's Keras fp16 do not
         #expect(cases[0].assumptions["score_bytes"] == "4" && cases[1].assumptions["score_bytes"] == nil)
         #expect(tf2[0].assumptions["score_bytes"] == nil)
