@@ -24,6 +24,11 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// ASSUMPTION: 0.6 (FlashAttention-2 reaches 50–73 % of A100 peak forward and less backward, Dao 2023, against
     /// ~70-80 % for large GEMMs; its softmax and masking sit between the products).
     public var attentionEfficiency: Double = 0.6
+    /// Which fused attention kernel's published throughput prices attention on a GPU (`AttentionKernel`): fa2 (the
+    /// default: FlashAttention-2, the open-source kernel PyTorch's SDPA also runs), cudnn (cuDNN's fused attention,
+    /// Transformer Engine's on Hopper), or efficiency (no table: `attention_efficiency`). GPUs without published figures
+    /// (V100, a machine file's own) use `attention_efficiency`.
+    public var attentionKernel: AttentionKernel = .fa2
     /// Data-loader worker processes per GPU that decode and augment input on the host CPU (PyTorch's native
     /// ImageNet loader: JPEG decode, random-resized crop, flip). 0 (the default): input reaches the GPU ready or is
     /// decoded on it (DALI), and only its PCIe transfer is priced. With N > 0 each GPU's loader prepares
@@ -68,15 +73,15 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// blocks of the score matrix above the diagonal (FlashAttention-2, Dao 2023, §3.1.1: "skip the computation of
     /// blocks where all column indices are more than row indices", 1.7–1.8× faster than without): of q queries by q
     /// keys it computes the lower triangle in blocks of this many queries, (q + block) / 2q of the scores (128 is
-    /// FlashAttention-2's block of queries on A100/H100). 0 (the default): every score priced. Off by default: on
-    /// the published rows it moves long-context runs toward their measurements but the H100 BF16 rows, which the model
-    /// already over-predicts, further away (docs/VALIDATION.md, "A third held-out set").
+    /// FlashAttention-2's block of queries on A100/H100). 0 (the default): every score priced. Applies only where no
+    /// published kernel table prices attention (`attention_kernel=efficiency`, or a GPU without figures): the tables'
+    /// causal figures are measured with the skipping.
     public var causalBlock: Double = 0
 
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
-                              "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
+                              "attention_kernel", "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
                               "score_bytes", "eager_attention", "attention_segments", "causal_block"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
@@ -90,7 +95,8 @@ public struct SimOptions: Sendable, Equatable, Codable {
         let values: [String: String] = [
             "memory_headroom": num(memoryHeadroom), "gradient_overlap": num(gradientOverlap), "step_overhead": num(stepOverhead),
             "fusion": fusion ? "1" : "0", "fused_attention": fusedAttention ? "1" : "0",
-            "attention_efficiency": num(attentionEfficiency), "loader_workers": String(loaderWorkers),
+            "attention_efficiency": num(attentionEfficiency), "attention_kernel": attentionKernel.rawValue,
+            "loader_workers": String(loaderWorkers),
             "channels_last": channelsLast.map { $0 ? "1" : "0" } ?? "by precision",
             "micro_batch_gradient_bytes": num(microBatchGradientBytes), "micro_batch_gradient_kernels": num(microBatchGradientKernels),
             "score_bytes": scoreBytes == 0 ? "by precision" : num(scoreBytes),
@@ -104,7 +110,8 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "step_overhead": "ASSUMPTION: no time outside the model",
             "fusion": "elementwise chains after a matrix op as one kernel, as compilers and fused-kernel libraries do",
             "fused_attention": "FlashAttention (Dao et al. 2022) in every current framework",
-            "attention_efficiency": "ASSUMPTION from FlashAttention-2's 50-73 % of A100 peak forward (Dao 2023) against 70-80 % for large GEMMs",
+            "attention_efficiency": "ASSUMPTION from FlashAttention-2's 50-73 % of A100 peak forward (Dao 2023) against 70-80 % for large GEMMs; used where attention_kernel has no published figures",
+            "attention_kernel": attentionKernel.source,
             "loader_workers": "input reaches the GPU decoded (DALI) unless the source says otherwise",
             "channels_last": "channels-last in 16/8-bit, channels-first in FP32/TF32, as NVIDIA's ResNet-50 recipes set it",
             "micro_batch_gradient_bytes": "gradients accumulate inside the backward pass; clipping and overflow checks once a step",
@@ -112,12 +119,20 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "score_bytes": "unfused attention's score passes in the precision's own format",
             "eager_attention": "unfused attention's scale in its product's kernel, no mask pass (as XLA and fused-kernel libraries)",
             "attention_segments": "one sequence a sample: attention over all of its tokens",
-            "causal_block": "every score of a causal mask priced (128: skip the blocks above the diagonal as FlashAttention-2 does; off until the H100 rows' over-prediction is understood)",
+            "causal_block": "where attention_kernel has no figures, every score of a causal mask priced (128: skip the blocks above the diagonal as FlashAttention-2 does); the tables' causal figures include it",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
 
     public mutating func set(_ key: String, _ value: String) throws {
+        if key == "attention_kernel" {
+            guard let k = AttentionKernel(rawValue: value.lowercased()) else {
+                throw SimError.badOption("attention_kernel=\(value): must be \(AttentionKernel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            attentionKernel = k
+            setKeys.insert(key)
+            return
+        }
         guard let v = Double(value), v.isFinite else { throw SimError.badOption("\(key)=\(value): not a number") }
         defer { setKeys.insert(key) }
         /// A switch: 0 or 1.
@@ -329,6 +344,10 @@ public final class StepSimulator: @unchecked Sendable {
     let attentionScore: [Bool]
     /// Keys of the graph's causal attention (its softmax under a causal mask: `OpAttributes.causal`), nil without one.
     let causalKeys: Int?
+    /// Fused attention's rate from its kernel's published figures (`AttentionKernel`), FLOP/s as FlashAttention counts
+    /// them (a causal mask's skipped half not counted), and the share of the recorded products' FLOPs that count: nil
+    /// when no table applies (then `attention_efficiency`).
+    let attentionRate: (flopsPerSecond: Double, counted: Double)?
     /// Per forward position: whether it reads or writes a score matrix (attention's two products and the ops between).
     let touchesScores: [Bool]
     let adam: Bool
@@ -461,6 +480,23 @@ public final class StepSimulator: @unchecked Sendable {
         attentionScore = score
         causalKeys = g.ops.first { $0.kind == .softmax && $0.attributes.causal == true }
             .flatMap { $0.outputs.first.flatMap { tensors[$0]?.shape.last } }
+        // the attention's keys (the scores' last dimension) and head dimension (the scores' product's inner one)
+        var rate: (Double, Double)?
+        let forwardOps = layers.forwardOps, causal = causalKeys != nil
+        if options.fusedAttention, workload.precision.bytes <= 2, case .gpu(let cluster) = machine.system,
+           let i = score.indices.first(where: { score[$0] && g.ops[forwardOps[$0]].kind == .matmul }),
+           let x = g.ops[forwardOps[i]].inputs.first.flatMap({ tensors[$0]?.shape.last }),
+           let keys = g.ops[forwardOps[i]].outputs.first.flatMap({ tensors[$0]?.shape.last }) {
+            // packed samples attend within each sequence (keys ÷ segments); a context-parallel share was recorded at
+            // its own length already
+            let sequence = Double(keys) / max(1, options.attentionSegments)
+            if let r = AttentionKernel.stepRate(options.attentionKernel, gpu: cluster.gpu.model,
+                                                matrixEfficiency: machine.calibration.matrixEfficiency, causal: causal,
+                                                headDimension: x, sequence: sequence) {
+                rate = (r, causal ? 0.5 : 1)
+            }
+        }
+        attentionRate = rate
         let plan = options.fusion ? FusionPlan(graph: g) : FusionPlan.none(g)
         // eager attention: the scale after the scores' product is a kernel of its own (and its gradient too)
         fusion = options.eagerAttention && !options.fusedAttention
@@ -575,7 +611,7 @@ public final class StepSimulator: @unchecked Sendable {
                 let r = options.scoreBytes / workload.precision.bytes
                 work.bytesRead *= r; work.bytesWritten *= r
             }
-            if options.fusedAttention && touchesScores[p], let keys = causalKeys, options.causalBlock > 0 {
+            if options.fusedAttention && touchesScores[p], let keys = causalKeys, options.causalBlock > 0, attentionRate == nil {
                 // under a causal mask the fused kernel skips the blocks above the diagonal: (q + block) / 2q of them
                 let r = min(1, (Double(keys) + options.causalBlock) / (2 * Double(keys)))
                 work.flops *= r; work.passes *= r; work.bytesRead *= r; work.bytesWritten *= r
@@ -587,12 +623,25 @@ public final class StepSimulator: @unchecked Sendable {
                 if op.phase == .backward && work.kind.isMatrixOp && attentionScore[p] {
                     work.flops *= 1.5; work.passes *= 1.5
                 }
-                if work.kind.isMatrixOp {
+                if work.kind.isMatrixOp && attentionRate == nil {
                     // priced as a GEMM with 1/attention_efficiency the arithmetic
                     work.flops /= options.attentionEfficiency; work.passes /= options.attentionEfficiency
                 }
             }
-            var c = fusion.isFused(op.id) || work.isFree ? OpCost.zero : cost(work.scaled(batch: factor, split: split, ways: ways))
+            var c: OpCost
+            if options.fusedAttention && touchesScores[p], let rate = attentionRate {
+                // the kernel's published rate, over the FLOPs it counts; the passes between the products run inside it
+                if work.kind.isMatrixOp {
+                    let flops = work.scaled(batch: factor, split: split, ways: ways).flops * rate.counted
+                    let t = flops / rate.flopsPerSecond
+                    c = OpCost(seconds: t, bound: .compute, computeSeconds: t,
+                               utilisation: rate.flopsPerSecond / costModel.peakFlops(workload.precision) / rate.counted)
+                } else {
+                    c = .zero
+                }
+            } else {
+                c = fusion.isFused(op.id) || work.isFree ? OpCost.zero : cost(work.scaled(batch: factor, split: split, ways: ways))
+            }
             if options.eagerAttention && !options.fusedAttention && op.phase == .forward && op.kind == .scale && attentionScore[p] {
                 // eager attention's padding-mask add after the scale: one more pass reading and writing the scores (the
                 // mask, batch × seq, is small); its gradient is the identity, no backward kernel

@@ -1,0 +1,113 @@
+import Foundation
+
+/// Fused attention kernels priced from their published throughput (issue 11 §1: "FlashAttention's published
+/// throughput by sequence length and head size") instead of a GEMM's rate times one efficiency.
+///
+/// Each table is training throughput, forward + backward, in TFLOP/s as FlashAttention counts it: the forward pass
+/// 4·seq²·head_dim·heads·batch FLOPs (halved under a causal mask, where the kernel skips the blocks above the
+/// diagonal), the backward pass 2.5 times that. Rows: sequence lengths 512, 1k, 2k, 4k, 8k, 16k at batch·seq = 16k,
+/// hidden 2048, FP16/BF16 (the papers' benchmark setting). Between lengths the rate is interpolated in log2(seq),
+/// between head dimensions linearly; outside the measured range it is the nearest measured value.
+///
+/// Sources (docs/SOURCES.md, A1-A3):
+/// - A1 FlashAttention-2 (Dao, arXiv 2307.08691v1), Fig. 4 (A100 80GB SXM4) and Fig. 7 (H100 80GB SXM5), the numbers
+///   printed on the bars (flash-attention @0251105a, assets/flash2_a100_fwd_bwd_benchmark.png and
+///   flash2_h100_fwd_bwd_benchmark.png). The A100 non-causal head-dim-128 value at 512 is behind the figure's legend:
+///   151 is read from the bar's height (ASSUMPTION within ±1).
+/// - A2 FlashAttention-3 (Shah et al., arXiv 2407.08608v2), Figs. 5 and 6: cuDNN 9.1.1's forward and backward
+///   TFLOP/s on H100 SXM5. Forward + backward is derived as 3.5 / (1/fwd + 2.5/bwd). The paper gives the backward
+///   pass without a causal mask only: the causal rows are the non-causal forward + backward times the causal
+///   forward's share of the non-causal forward at the same length (ASSUMPTION: the mask slows the backward pass as
+///   much as the forward).
+public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
+    /// FlashAttention-2 (flash-attn 2.x, PyTorch's scaled_dot_product_attention flash backend): A100 and H100.
+    case fa2
+    /// cuDNN's fused attention (cuDNN 9, what Transformer Engine, NeMo and NVIDIA's MLPerf runs use on Hopper): H100;
+    /// on an A100 FlashAttention-2's figures (no published cuDNN figures for it).
+    case cudnn
+    /// No table: the products priced as a GEMM with 1/`attention_efficiency` the arithmetic.
+    case efficiency
+
+    static let lengths: [Double] = [512, 1024, 2048, 4096, 8192, 16384]
+
+    /// TFLOP/s by (causal, head dim) for one GPU and kernel.
+    struct Table { var nonCausal64, nonCausal128, causal64, causal128: [Double] }
+
+    static let fa2A100 = Table(nonCausal64: [132, 153, 162, 171, 175, 176], nonCausal128: [151, 173, 187, 196, 201, 203],
+                               causal64: [88, 119, 140, 156, 165, 171], causal128: [99, 133, 155, 173, 182, 189])
+    static let fa2H100 = Table(nonCausal64: [215, 254, 274, 288, 294, 296], nonCausal128: [248, 294, 320, 326, 335, 338],
+                               causal64: [141, 192, 232, 257, 273, 284], causal128: [163, 221, 265, 294, 308, 328])
+    /// cuDNN 9.1.1 on H100 (A2): forward and backward as published, combined below.
+    static let cudnnH100Forward = Table(nonCausal64: [335, 373, 395, 408, 412, 413], nonCausal128: [497, 574, 617, 609, 600, 595],
+                                        causal64: [225, 288, 334, 363, 379, 388], causal128: [315, 410, 484, 518, 529, 539])
+    static let cudnnH100Backward = (nonCausal64: [266.0, 348, 395, 417, 432, 433], nonCausal128: [305.0, 408, 465, 499, 518, 516])
+    static let cudnnH100: Table = {
+        let f = cudnnH100Forward, b = cudnnH100Backward
+        func both(_ fwd: [Double], _ bwd: [Double]) -> [Double] { zip(fwd, bwd).map { 3.5 / (1 / $0 + 2.5 / $1) } }
+        let nc64 = both(f.nonCausal64, b.nonCausal64), nc128 = both(f.nonCausal128, b.nonCausal128)
+        return Table(nonCausal64: nc64, nonCausal128: nc128,
+                     causal64: (0..<6).map { nc64[$0] * f.causal64[$0] / f.nonCausal64[$0] },
+                     causal128: (0..<6).map { nc128[$0] * f.causal128[$0] / f.nonCausal128[$0] })
+    }()
+
+    /// The published table for a GPU (by its model name), nil where none was published (V100: FlashAttention-2 needs
+    /// Ampere or newer).
+    static func table(_ kernel: AttentionKernel, gpu model: String) -> Table? {
+        let m = model.uppercased()
+        switch kernel {
+        case .efficiency: return nil
+        case .fa2, .cudnn:
+            if m.contains("H100") || m.contains("H200") { return kernel == .cudnn ? cudnnH100 : fa2H100 }
+            if m.contains("A100") { return fa2A100 }
+            return nil
+        }
+    }
+
+    /// The share of the dense 16-bit peak the best GEMM reaches in a published measurement of the same GPU (M1:
+    /// Bekman's "Maximum Achievable Matmul FLOPS", BF16: A100 SXM 271.2 of 312, H100 SXM 794.5 of 989), the
+    /// benchmark `calibration.matrix_efficiency` is a share of.
+    static func matmulBenchmarkShare(gpu model: String) -> Double? {
+        let m = model.uppercased()
+        if m.contains("H100") || m.contains("H200") { return 794.5 / 989 }
+        if m.contains("A100") { return 271.2 / 312 }
+        return nil
+    }
+
+    /// The rate a training step reaches: the published kernel rate scaled as the machine's GEMMs are, by
+    /// `calibration.matrix_efficiency` over what a GEMM benchmark reaches on the GPU (M1). A benchmark shows a kernel at
+    /// its best (fixed clocks, one shape repeated); the same step loses the same share on its attention as on its GEMMs
+    /// (ASSUMPTION). FLOP/s, or nil when no table applies.
+    public static func stepRate(_ kernel: AttentionKernel, gpu model: String, matrixEfficiency: Double, causal: Bool,
+                                headDimension: Int, sequence: Double) -> Double? {
+        guard let r = throughput(kernel, gpu: model, causal: causal, headDimension: headDimension, sequence: sequence),
+              let share = matmulBenchmarkShare(gpu: model) else { return nil }
+        return r * 1e12 * matrixEfficiency / share
+    }
+
+    /// Forward + backward TFLOP/s (FlashAttention's count) for attention over `sequence` keys with heads of
+    /// `headDimension`, or nil when this kernel has no published figures on that GPU.
+    public static func throughput(_ kernel: AttentionKernel, gpu model: String, causal: Bool, headDimension: Int,
+                                  sequence: Double) -> Double? {
+        guard let t = table(kernel, gpu: model), sequence > 0, headDimension > 0 else { return nil }
+        let (r64, r128) = causal ? (t.causal64, t.causal128) : (t.nonCausal64, t.nonCausal128)
+        func along(_ row: [Double]) -> Double {
+            let x = log2(min(max(sequence, lengths[0]), lengths[lengths.count - 1]))
+            for i in 1..<lengths.count where x <= log2(lengths[i]) {
+                let x0 = log2(lengths[i - 1]), w = (x - x0) / (log2(lengths[i]) - x0)
+                return row[i - 1] + w * (row[i] - row[i - 1])
+            }
+            return row[row.count - 1]
+        }
+        let w = min(max((Double(headDimension) - 64) / 64, 0), 1)
+        return along(r64) + w * (along(r128) - along(r64))
+    }
+
+    /// The source line `dojo validate --verbose` prints for the kernel.
+    public var source: String {
+        switch self {
+        case .fa2: return "FlashAttention-2's published forward+backward TFLOP/s by sequence length, head dimension and causal mask (Dao 2023, Figs. 4 and 7: A100, H100); GPUs without figures: attention_efficiency"
+        case .cudnn: return "cuDNN 9.1.1's published forward and backward TFLOP/s on H100 (Shah et al. 2024, FlashAttention-3 Figs. 5-6); on an A100, FlashAttention-2's (Dao 2023, Fig. 4); GPUs without figures: attention_efficiency"
+        case .efficiency: return "no table: the products as a GEMM with 1/attention_efficiency the arithmetic"
+        }
+    }
+}
