@@ -1,5 +1,5 @@
 /// Element types a tensor of the graph can hold. Dojo's own formats are Tesla's CFloat8/CFloat16 (CFP whitepaper,
-/// `../shared/research/dojo-facts.md` §8); the engine computes in FP32 and rounds values to these where the
+/// `docs/SOURCES.md` §8); the engine computes in FP32 and rounds values to these where the
 /// precision policy says so.
 public enum DType: String, Codable, Sendable, CaseIterable {
     case fp32, bf16, fp16, cfp8_143 = "cfp8-143", cfp8_152 = "cfp8-152", shp, uhp, int32, uint8

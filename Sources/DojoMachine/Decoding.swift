@@ -1,7 +1,7 @@
 import Yams
 
 /// Where a parameter's value comes from: a published figure (with the source IDs of
-/// `../shared/research/dojo-facts.md` §0, or NVIDIA's documents) or an assumption (with the reason).
+/// `docs/SOURCES.md` §0, or NVIDIA's documents) or an assumption (with the reason).
 public enum Provenance: Sendable, Equatable, Codable {
     case source(String)
     case assumption(String)

@@ -1,6 +1,6 @@
 /// Tesla Dojo, level by level. Every stored property is a parameter of the machine file (its key in the doc
 /// comment); every total is computed (see `Totals.swift`). Bandwidths are per direction unless a name says
-/// otherwise. Figures and their sources: `../shared/research/dojo-facts.md`; the presets carry a source or an
+/// otherwise. Figures and their sources: `docs/SOURCES.md`; the presets carry a source or an
 /// ASSUMPTION beside every value.
 
 /// A compute node ("core"): a CPU with its own SRAM, matrix and SIMD units and a mesh router. Section `node`.

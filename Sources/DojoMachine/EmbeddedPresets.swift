@@ -4,7 +4,7 @@ enum EmbeddedPresets {
     static let texts: [String: String] = [
         "cabinet": ###"""
 # OpenDojo machine description. Every value is {value, source} (a published figure; source IDs are those of
-# ../shared/research/dojo-facts.md §0) or {value, assumption} (not public: a parameter you may change).
+# docs/SOURCES.md §0) or {value, assumption} (not public: a parameter you may change).
 # Sizes: decimal prefixes as Tesla uses them (1 MB = 1e6 B; MiB etc. accepted); bandwidths per direction.
 name: cabinet
 kind: dojo
@@ -93,7 +93,7 @@ published:
 """###,
         "d1": ###"""
 # OpenDojo machine description. Every value is {value, source} (a published figure; source IDs are those of
-# ../shared/research/dojo-facts.md §0) or {value, assumption} (not public: a parameter you may change).
+# docs/SOURCES.md §0) or {value, assumption} (not public: a parameter you may change).
 # Sizes: decimal prefixes as Tesla uses them (1 MB = 1e6 B; MiB etc. accepted); bandwidths per direction.
 name: d1
 kind: dojo
@@ -142,7 +142,7 @@ published:
 """###,
         "d2": ###"""
 # OpenDojo machine description. Every value is {value, source} (a published figure; source IDs are those of
-# ../shared/research/dojo-facts.md §0) or {value, assumption} (not public: a parameter you may change).
+# docs/SOURCES.md §0) or {value, assumption} (not public: a parameter you may change).
 # Sizes: decimal prefixes as Tesla uses them (1 MB = 1e6 B; MiB etc. accepted); bandwidths per direction.
 name: d2
 kind: dojo
@@ -360,7 +360,7 @@ published:
 """###,
         "exapod": ###"""
 # OpenDojo machine description. Every value is {value, source} (a published figure; source IDs are those of
-# ../shared/research/dojo-facts.md §0) or {value, assumption} (not public: a parameter you may change).
+# docs/SOURCES.md §0) or {value, assumption} (not public: a parameter you may change).
 # Sizes: decimal prefixes as Tesla uses them (1 MB = 1e6 B; MiB etc. accepted); bandwidths per direction.
 name: exapod
 kind: dojo
@@ -458,7 +458,7 @@ published:
 """###,
         "tile": ###"""
 # OpenDojo machine description. Every value is {value, source} (a published figure; source IDs are those of
-# ../shared/research/dojo-facts.md §0) or {value, assumption} (not public: a parameter you may change).
+# docs/SOURCES.md §0) or {value, assumption} (not public: a parameter you may change).
 # Sizes: decimal prefixes as Tesla uses them (1 MB = 1e6 B; MiB etc. accepted); bandwidths per direction.
 name: tile
 kind: dojo
@@ -531,7 +531,7 @@ published:
 """###,
         "tray": ###"""
 # OpenDojo machine description. Every value is {value, source} (a published figure; source IDs are those of
-# ../shared/research/dojo-facts.md §0) or {value, assumption} (not public: a parameter you may change).
+# docs/SOURCES.md §0) or {value, assumption} (not public: a parameter you may change).
 # Sizes: decimal prefixes as Tesla uses them (1 MB = 1e6 B; MiB etc. accepted); bandwidths per direction.
 name: tray
 kind: dojo

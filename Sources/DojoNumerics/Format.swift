@@ -1,5 +1,5 @@
 // Tesla's number formats as its CFloat whitepaper ("Tesla Dojo Technology: A Guide to Tesla's Configurable
-// Floating Point Formats & Arithmetic", S5 in ../research/dojo-facts.md §8) defines them, plus BF16.
+// Floating Point Formats & Arithmetic", S5 in docs/SOURCES.md §8) defines them, plus BF16.
 //
 // Code layout for every format: sign in the top bit (none for UHP), then the exponent field, then the
 // stored mantissa. Codes are held in the low `bitWidth` bits of a UInt16; higher bits are ignored.
@@ -15,7 +15,7 @@ public enum Format: String, CaseIterable, Sendable {
     /// CFloat16 signed half precision: 1 sign, 5 exponent, 10 mantissa, 6-bit configurable bias (S5 p8 Table 6).
     case shp
     /// CFloat16 unsigned half precision: no sign, 6 exponent, 10 mantissa; the table text reads bias 31,
-    /// configurable here as a switch (S5 p8 Table 6, dojo-facts §12).
+    /// configurable here as a switch (S5 p8 Table 6, docs/SOURCES.md §12).
     case uhp
 
     /// Whether the code has a sign bit (all but UHP).
@@ -47,7 +47,7 @@ public enum Format: String, CaseIterable, Sendable {
     ///
     /// ASSUMPTION: the whitepaper makes the CFP biases configurable and gives no default. We pick the
     /// IEEE-style centre bias 2^(e−1)−1 for the CFP8 and SHP formats (cfp8-143: 7, cfp8-152: 15, shp: 15)
-    /// and the "31" the UHP table text reads (dojo-facts §12). BF16's bias is fixed at 127.
+    /// and the "31" the UHP table text reads (docs/SOURCES.md §12). BF16's bias is fixed at 127.
     public var defaultBias: Int {
         switch self {
         case .bf16: 127
@@ -68,7 +68,7 @@ public enum Format: String, CaseIterable, Sendable {
 /// The scale of CFP denormals (exponent field 0, mantissa m ≠ 0).
 ///
 /// The whitepaper prints `±0.m × 2^(−bias)` (S5 p6): `.asPrinted`, the default. IEEE-style gradual underflow
-/// would be `0.m × 2^(1−bias)`: `.ieee`. dojo-facts §12 lists the conflict; we make it a switch. With
+/// would be `0.m × 2^(1−bias)`: `.ieee`. docs/SOURCES.md §12 lists the conflict; we make it a switch. With
 /// `.asPrinted` the denormals stop at `(1 − 2^−M)·2^(−bias)`, leaving a gap below the smallest normal
 /// `2^(1−bias)`; rounding treats the two neighbours of the gap like any other pair of neighbours.
 /// The switch applies to CFP8, SHP and UHP alike (the whitepaper gives no formula for CFP16 denormals:

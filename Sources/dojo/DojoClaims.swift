@@ -4,7 +4,7 @@ import DojoReport
 import DojoSim
 import Foundation
 
-/// Tesla's public performance claims about Dojo (`../shared/research/dojo-facts.md` §9) set beside what the
+/// Tesla's public performance claims about Dojo (`docs/SOURCES.md` §9) set beside what the
 /// simulator predicts for the same comparison. Soft checks: reported, never tuned to — the claims name no model,
 /// batch or software, so each check states the workload it assumes.
 struct DojoClaim {

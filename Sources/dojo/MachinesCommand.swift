@@ -8,7 +8,7 @@ struct MachinesCommand: ParsableCommand {
         commandName: "machines",
         abstract: "List the machine presets: Dojo levels from a D1 to an ExaPOD, a hypothetical D2 tile, DGX nodes.",
         discussion: """
-        Every figure in a preset carries its source (dojo-facts.md IDs, NVIDIA data sheets) and every unknown is an \
+        Every figure in a preset carries its source (docs/SOURCES.md IDs, NVIDIA data sheets) and every unknown is an \
         ASSUMPTION written as a parameter. Scale a preset with xN (dgx-h100x8, exapodx2); see one with \
         `dojo machine show NAME`.
         """)

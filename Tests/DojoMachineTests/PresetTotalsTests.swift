@@ -1,4 +1,5 @@
 import DojoMachine
+import Foundation
 import Testing
 
 /// |a/b − 1| ≤ tol.
@@ -9,9 +10,32 @@ func level(_ m: Machine, _ level: String) -> LevelTotals {
     m.levels.first { $0.level == level }!
 }
 
-/// The derived totals equal the published figures (dojo-facts.md §1, §4, §6, §10; NVIDIA data sheets).
+/// The derived totals equal the published figures (docs/SOURCES.md §1, §4, §6, §10; NVIDIA data sheets).
 @Suite("Preset totals match published figures")
 struct PresetTotalsTests {
+    @Test("every source ID a preset cites (S…, G…, M…) and every § it names is defined in docs/SOURCES.md")
+    func sourcesInTheRepository() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let sources = try String(contentsOf: root.appendingPathComponent("docs/SOURCES.md"), encoding: .utf8)
+        let defined = Set(sources.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("| ") else { return nil }
+            let id = line.dropFirst(2).prefix { $0 != " " && $0 != "|" }
+            return id.wholeMatch(of: /[SGMA][0-9]+/) != nil ? String(id) : nil
+        })
+        let sections = Set(sources.matches(of: /\n### ([0-9]+)\./).map { "§" + String($0.1) })
+        var cited = Set<String>(), named = Set<String>()
+        for m in try Presets.all() {
+            for p in m.parameters {
+                guard case .source(let text) = p.provenance else { continue }
+                for r in text.matches(of: /\b([SGM][0-9]+)\b/) { cited.insert(String(r.1)) }
+                for r in text.matches(of: /§([0-9]+)/) { named.insert("§" + String(r.1)) }
+            }
+        }
+        #expect(cited.count >= 20 && !named.isEmpty)
+        #expect(cited.subtracting(defined).isEmpty, "cited but not defined: \(cited.subtracting(defined).sorted())")
+        #expect(named.subtracting(sections).isEmpty, "sections named but missing: \(named.subtracting(sections).sorted())")
+    }
+
     @Test("every preset loads, and every value carries a source or an assumption")
     func presetsLoad() throws {
         let all = try Presets.all()
@@ -172,7 +196,7 @@ struct PresetTotalsTests {
 /// Each preset's `published:` figures beside the derived totals (what `dojo machine show` prints).
 @Suite("Published figures vs derived totals")
 struct PublishedChecksTests {
-    /// Known gaps, each explained in dojo-facts.md: AI Day 2021's round "100 PFLOPS" cabinet (2 × 54.4 = 108.8),
+    /// Known gaps, each explained in docs/SOURCES.md: AI Day 2021's round "100 PFLOPS" cabinet (2 × 54.4 = 108.8),
     /// and S11's 4.5 TB/s per tile, which is the DIPs' 900 GB/s TTP links, not their 800 GB/s HBM.
     let known: [String: Double] = ["cabinet.peak_bf16": 1.087, "tile.hbm_bandwidth": 0.889]
 
