@@ -25,6 +25,9 @@ public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
     /// cuDNN's fused attention (cuDNN 9, what Transformer Engine, NeMo and NVIDIA's MLPerf runs use on Hopper): H100;
     /// on an A100 FlashAttention-2's figures (no published cuDNN figures for it).
     case cudnn
+    /// The Triton FlashAttention of 2022 (flash-attn's `flash_attn_triton.py`, llm-foundry's `attn_impl: triton`): A100
+    /// (FlashAttention-2's Fig. 4 measures it beside FA2); no published figures on other GPUs.
+    case triton
     /// No table: the products priced as a GEMM with 1/`attention_efficiency` the arithmetic.
     case efficiency
 
@@ -35,6 +38,9 @@ public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
 
     static let fa2A100 = Table(nonCausal64: [132, 153, 162, 171, 175, 176], nonCausal128: [151, 173, 187, 196, 201, 203],
                                causal64: [88, 119, 140, 156, 165, 171], causal128: [99, 133, 155, 173, 182, 189])
+    /// "FlashAttention Triton" in A1's Fig. 4 (A100).
+    static let tritonA100 = Table(nonCausal64: [90, 102, 98, 98, 100, 100], nonCausal128: [78, 85, 90, 93, 95, 95],
+                                  causal64: [59, 75, 79, 76, 79, 80], causal128: [50, 61, 68, 74, 78, 80])
     static let fa2H100 = Table(nonCausal64: [215, 254, 274, 288, 294, 296], nonCausal128: [248, 294, 320, 326, 335, 338],
                                causal64: [141, 192, 232, 257, 273, 284], causal128: [163, 221, 265, 294, 308, 328])
     /// cuDNN 9.1.1 on H100 (A2): forward and backward as published, combined below.
@@ -56,6 +62,7 @@ public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
         let m = model.uppercased()
         switch kernel {
         case .efficiency: return nil
+        case .triton: return m.contains("A100") ? tritonA100 : nil
         case .fa2, .cudnn:
             if m.contains("H100") || m.contains("H200") { return kernel == .cudnn ? cudnnH100 : fa2H100 }
             if m.contains("A100") { return fa2A100 }
@@ -107,6 +114,7 @@ public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
         switch self {
         case .fa2: return "FlashAttention-2's published forward+backward TFLOP/s by sequence length, head dimension and causal mask (Dao 2023, Figs. 4 and 7: A100, H100); GPUs without figures: attention_efficiency"
         case .cudnn: return "cuDNN 9.1.1's published forward and backward TFLOP/s on H100 (Shah et al. 2024, FlashAttention-3 Figs. 5-6); on an A100, FlashAttention-2's (Dao 2023, Fig. 4); GPUs without figures: attention_efficiency"
+        case .triton: return "the Triton FlashAttention's published forward+backward TFLOP/s on A100 (Dao 2023, Fig. 4, \"FlashAttention Triton\"); other GPUs: attention_efficiency"
         case .efficiency: return "no table: the products as a GEMM with 1/attention_efficiency the arithmetic"
         }
     }

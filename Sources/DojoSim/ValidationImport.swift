@@ -421,6 +421,23 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
             notes.append("fused_attention=0: the row says the run used no flash attention (the scores are written to memory)")
         }
     }
+    if assumptions["fused_attention"] == nil, assumptions["attention_kernel"] == nil,
+       let m = lowerDetail.firstMatch(of: /attn_impl[ :=]+([a-z_]+)/) {
+        // llm-foundry's attention implementation (its model config's attn_config.attn_impl)
+        switch String(m.1) {
+        case "triton":
+            assumptions["attention_kernel"] = "triton"
+            notes.append("attention_kernel=triton: the row's attn_impl triton is the Triton FlashAttention of 2022 (llm-foundry's flash_attn_triton), priced at its published rate where there is one (A100: Dao 2023, Fig. 4), else attention_efficiency")
+        case "flash":
+            assumptions["attention_kernel"] = "fa2"
+            notes.append("attention_kernel=fa2: the row's attn_impl flash (flash-attn)")
+        case "torch":
+            assumptions["fused_attention"] = "0"
+            notes.append("fused_attention=0: the row's attn_impl torch computes attention op by op")
+        default:
+            break
+        }
+    }
     if source.contains("cases_april2021") || source.contains("2205.05198") {
         // Megatron-LM 2021-22: its fused softmax still writes the score matrices (Korthikanti et al.'s selective
         // recompute exists to drop them), and its default --DDP-impl local all-reduces after the backward pass.

@@ -35,6 +35,9 @@ struct AttentionKernelTests {
         #expect(abs(nc - 3.5 / (1 / 497 + 2.5 / 305)) < 1e-9)
         let c = try #require(rate(.cudnn, "H100", causal: true, hd: 128, seq: 512))
         #expect(abs(c - nc * 315 / 497) < 1e-9)
+        // the 2022 Triton FlashAttention beside FA2 on A100 (Fig. 4); no figures on H100
+        #expect(rate(.triton, "A100", causal: true, hd: 128, seq: 2048) == 68)
+        #expect(rate(.triton, "H100", causal: true, hd: 128, seq: 2048) == nil)
         // no published figures: V100 (FlashAttention-2 needs Ampere), the efficiency rule, cuDNN on an A100 = FA2's
         #expect(rate(.fa2, "V100 SXM2 32GB", causal: true, hd: 128, seq: 2048) == nil)
         #expect(rate(.efficiency, "A100", causal: true, hd: 128, seq: 2048) == nil)
@@ -80,7 +83,7 @@ struct AttentionKernelTests {
                     == attentionSeconds(gpt, machine: "dgx-v100", precision: .fp16, kernel: "efficiency").step)
     }
 
-    @Test("attention_kernel: fa2 by default, cudnn and efficiency settable, anything else refused")
+    @Test("attention_kernel: fa2 by default, cudnn, triton and efficiency settable, anything else refused")
     func knob() throws {
         var o = SimOptions()
         #expect(o.attentionKernel == .fa2)

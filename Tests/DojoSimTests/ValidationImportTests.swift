@@ -293,6 +293,15 @@ extension ValidationImportTests {
         #expect(cases[1].precision == .fp32)
         #expect(cases[2].sequencesPerSample == 2 && cases[2].assumptions["attention_segments"] == "2")
         #expect(cases[3].assumptions["fused_attention"] == "0")
+        // llm-foundry's attn_impl: triton (the 2022 Triton FlashAttention), flash (flash-attn), torch (op by op)
+        let impls = try parse(["triton", "flash", "torch", "xformers"].map {
+            row(id: $0, model: "MPT-7B", detail: "hidden 4096; 32 layers; 32 heads; seq 2048; attn_impl \($0) (submit_benchmarks.py default)",
+                precision: "amp_bf16", batch: "48", unit: "tokens/s")
+        })
+        #expect(impls[0].assumptions["attention_kernel"] == "triton" && impls[0].notes.contains { $0.contains("Triton FlashAttention") })
+        #expect(impls[1].assumptions["attention_kernel"] == "fa2")
+        #expect(impls[2].assumptions["fused_attention"] == "0" && impls[2].assumptions["attention_kernel"] == nil)
+        #expect(impls[3].assumptions["attention_kernel"] == nil && impls[3].assumptions["fused_attention"] == nil)
     }
 
     @Test("an H100 with other memory (94 GB, 96 GB HBM2e) fits by that memory; a power limit is noted, not modelled")
