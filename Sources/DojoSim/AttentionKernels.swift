@@ -57,7 +57,7 @@ public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
     }()
 
     /// The published table for a GPU (by its model name), nil where none was published (V100: FlashAttention-2 needs
-    /// Ampere or newer).
+    /// Ampere or newer). An H200 takes the H100's figures (the same SMs and clocks, more memory bandwidth: ASSUMPTION).
     static func table(_ kernel: AttentionKernel, gpu model: String) -> Table? {
         let m = model.uppercased()
         switch kernel {

@@ -26,8 +26,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
     public var attentionEfficiency: Double = 0.6
     /// Which fused attention kernel's published throughput prices attention on a GPU (`AttentionKernel`): fa2 (the
     /// default: FlashAttention-2, the open-source kernel PyTorch's SDPA also runs), cudnn (cuDNN's fused attention,
-    /// Transformer Engine's on Hopper), or efficiency (no table: `attention_efficiency`). GPUs without published figures
-    /// (V100, a machine file's own) use `attention_efficiency`.
+    /// Transformer Engine's on Hopper), triton (the 2022 Triton FlashAttention), or efficiency (no table:
+    /// `attention_efficiency`). GPUs without published figures for the kernel (V100, a machine file's own), and
+    /// TF32/FP32 steps (the tables are 16-bit), use `attention_efficiency`.
     public var attentionKernel: AttentionKernel = .fa2
     /// Data-loader worker processes per GPU that decode and augment input on the host CPU (PyTorch's native
     /// ImageNet loader: JPEG decode, random-resized crop, flip). 0 (the default): input reaches the GPU ready or is
@@ -419,8 +420,8 @@ public final class StepSimulator: @unchecked Sendable {
             }
         }
         // With fusion, a value made inside a fused chain and read only there is not kept: the chain's backward kernel
-        // recomputes it from what entered the chain (as Megatron's fused bias-GELU and bias-SwiGLU kernels keep their
-        // input only); what enters the chain is kept by the ops that read it.
+        // recomputes it from what entered the chain, which is kept instead (as Megatron's fused bias-GELU and
+        // bias-SwiGLU kernels keep their input only).
         let chains = options.fusion ? FusionPlan(graph: g) : FusionPlan.none(g)
         var readOutsideChain = Set<Int>()
         for id in layers.forwardOps {
@@ -497,7 +498,7 @@ public final class StepSimulator: @unchecked Sendable {
             }
         }
         attentionRate = rate
-        let plan = options.fusion ? FusionPlan(graph: g) : FusionPlan.none(g)
+        let plan = chains
         // eager attention: the scale after the scores' product is a kernel of its own (and its gradient too)
         fusion = options.eagerAttention && !options.fusedAttention
             ? plan.unfusing(Set(zip(layers.forwardOps, score).filter(\.1).map(\.0)))
