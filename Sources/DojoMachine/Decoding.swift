@@ -74,6 +74,8 @@ struct Section {
     let path: String
     private let pairs: [(String, Node)]
     private var taken: Set<String> = []
+    /// Optional parameters this section's reader asked for (`optional`), present or not: named among the allowed keys.
+    private var optionalKeys: Set<String> = []
     private(set) var parameters: [Parameter] = []
 
     init(file: String, path: String, node: Node) throws {
@@ -102,6 +104,12 @@ struct Section {
     mutating func absorb(_ other: Section) { parameters += other.parameters }
 
     func has(_ key: String) -> Bool { pairs.contains { $0.0 == key } }
+
+    /// Whether an optional parameter is given; either way it is a key this section allows.
+    mutating func optional(_ key: String) -> Bool {
+        optionalKeys.insert(key)
+        return has(key)
+    }
 
     /// The keys in file order.
     var keys: [String] { pairs.map(\.0) }
@@ -263,7 +271,7 @@ struct Section {
     /// Rejects keys nobody took (unknown keys), naming the allowed ones.
     func finish(allowed extra: [String] = []) throws {
         for (k, _) in pairs where !taken.contains(k) {
-            throw MachineError.unknownKey(file: file, path: keyPath(k), allowed: (Array(taken) + extra).sorted())
+            throw MachineError.unknownKey(file: file, path: keyPath(k), allowed: Array(taken.union(optionalKeys).union(extra)).sorted())
         }
     }
 }

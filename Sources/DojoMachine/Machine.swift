@@ -236,18 +236,15 @@ extension Machine {
     }
 }
 
-/// Parameters a machine file may leave out (their default follows from another), which --set may still give.
-private let optionalParameters: Set<String> = ["calibration.fp8_efficiency", "calibration.host_decode_rate",
-                                               "server.host_cores", "server.host_threads"]
-
 /// `node` with the parameter at `path` set to `value` (a bare scalar: its provenance becomes the user's).
 private func override(_ node: Node, _ path: [String], value: String, file: String, full: String) throws -> Node {
     guard case .mapping(var m) = node, let key = path.first else {
         throw MachineError.invalidValue(file: file, path: full, reason: "not a parameter of this machine")
     }
     guard let child = m[key] else {
-        // an optional parameter this file leaves to its default can still be set
-        if path.count == 1, optionalParameters.contains(full) { m[key] = Node(value); return .mapping(m) }
+        // a parameter this file leaves out (an optional one, left to its default) is added; the strict decoder then
+        // refuses a key its section does not take, naming the ones it does
+        if path.count == 1 { m[key] = Node(value); return .mapping(m) }
         throw MachineError.unknownKey(file: file, path: full, allowed: m.keys.compactMap(\.string).sorted())
     }
     if path.count > 1 {
@@ -395,8 +392,8 @@ private func readServer(_ s: inout Section) throws -> GPUServer {
               nicBandwidth: try s.quantity("nic_bandwidth", .bytesPerSecond),
               power: try s.quantity("power", .watts),
               fabricBisectionFraction: try s.fraction("fabric_bisection_fraction"),
-              hostCores: s.has("host_cores") ? try s.int("host_cores", min: 0) : 0,
-              hostThreads: s.has("host_threads") ? try s.int("host_threads", min: 0) : 0)
+              hostCores: s.optional("host_cores") ? try s.int("host_cores", min: 0) : 0,
+              hostThreads: s.optional("host_threads") ? try s.int("host_threads", min: 0) : 0)
 }
 
 private func readCPU(_ s: inout Section) throws -> CPUSpec {
@@ -452,8 +449,8 @@ private func readCalibration(_ s: inout Section) throws -> Calibration {
                         vectorEfficiency: try s.fraction("vector_efficiency"),
                         linkEfficiency: try s.fraction("link_efficiency"),
                         memoryEfficiency: try s.fraction("memory_efficiency"),
-                        fp8Efficiency: s.has("fp8_efficiency") ? try s.fraction("fp8_efficiency") : nil)
-    if s.has("host_decode_rate") { c.hostDecodeRate = try s.number("host_decode_rate") }
+                        fp8Efficiency: s.optional("fp8_efficiency") ? try s.fraction("fp8_efficiency") : nil)
+    if s.optional("host_decode_rate") { c.hostDecodeRate = try s.number("host_decode_rate") }
     return c
 }
 

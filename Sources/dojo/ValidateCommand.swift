@@ -73,15 +73,23 @@ struct ValidateCommand: ParsableCommand {
         if dojo && (casesFile != nil || !overrides.isEmpty || !assume.isEmpty || !only.isEmpty) {
             throw ValidationError("--dojo checks Tesla's public Dojo claims on the presets: --cases, --set, --assume and --only go with the published GPU runs (leave out --dojo)")
         }
+        _ = try Self.keyValues(overrides, flag: "--set", example: "calibration.matrix_efficiency=0.6")
         var probe = SimOptions()
-        for a in assume {
-            guard let eq = a.firstIndex(of: "="), eq != a.startIndex else {
-                throw ValidationError("--assume '\(a)' is not KEY=VALUE (e.g. attention_efficiency=0.5)")
-            }
-            do { try probe.set(String(a[..<eq]), String(a[a.index(after: eq)...])) } catch {
-                throw ValidationError("--assume '\(a)': \(error)")
-            }
+        for (k, v) in try Self.keyValues(assume, flag: "--assume", example: "attention_efficiency=0.5") {
+            do { try probe.set(k, v) } catch { throw ValidationError("--assume '\(k)=\(v)': \(error)") }
         }
+    }
+
+    /// KEY=VALUE options as a dictionary (a later one wins); a malformed one is an error naming the flag.
+    static func keyValues(_ items: [String], flag: String, example: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for item in items {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                throw ValidationError("\(flag) '\(item)' is not KEY=VALUE (e.g. \(example))")
+            }
+            out[String(item[..<eq])] = String(item[item.index(after: eq)...])
+        }
+        return out
     }
 
     func run() throws {
@@ -116,18 +124,8 @@ struct ValidateCommand: ParsableCommand {
                 throw CLIError("--only \(only.joined(separator: ", ")): no case id contains it")
             }
         }
-        var changes: [String: String] = [:]
-        for o in overrides {
-            guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
-                throw CLIError("--set '\(o)' is not KEY=VALUE (e.g. calibration.matrix_efficiency=0.6)")
-            }
-            changes[String(o[..<eq])] = String(o[o.index(after: eq)...])
-        }
-        var assumed: [String: String] = [:]
-        for a in assume {
-            let eq = a.firstIndex(of: "=")!
-            assumed[String(a[..<eq])] = String(a[a.index(after: eq)...])
-        }
+        let changes = try Self.keyValues(overrides, flag: "--set", example: "calibration.matrix_efficiency=0.6")
+        let assumed = try Self.keyValues(assume, flag: "--assume", example: "attention_efficiency=0.5")
         // Every case's machine must resolve (a bad --set names the preset file and key path).
         var resolved: Set<String> = []
         for i in cases.indices {
