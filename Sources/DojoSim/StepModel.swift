@@ -78,12 +78,19 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// published kernel table prices attention (`attention_kernel=efficiency`, or a GPU without figures): the tables'
     /// causal figures are measured with the skipping.
     public var causalBlock: Double = 0
+    /// FP8 steps: whether the layers' FP8 GEMMs pay Transformer Engine's cast and transpose kernels of their own
+    /// (the transpose of the input's FP8 copy for the weight gradient, 1 byte a value read and 1 written, priced
+    /// with the forward GEMM; the output gradient cast to FP8 and transposed, 2 read and 2 written, with the
+    /// backward one). true (the default):
+    /// as TE's LayerNormLinear and LayerNormMLP run (the input's cast itself inside the layer norm or activation
+    /// kernel that produces it). 0: casts fused into the GEMMs' own loads.
+    public var fp8CastKernels: Bool = true
 
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
                               "attention_kernel", "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
-                              "score_bytes", "eager_attention", "attention_segments", "causal_block"]
+                              "score_bytes", "eager_attention", "attention_segments", "causal_block", "fp8_cast_kernels"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
@@ -104,6 +111,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "eager_attention": eagerAttention ? "1" : "0",
             "attention_segments": num(attentionSegments),
             "causal_block": num(causalBlock),
+            "fp8_cast_kernels": fp8CastKernels ? "1" : "0",
         ]
         let reasons: [String: String] = [
             "memory_headroom": "ASSUMPTION: the rest of a device's memory is workspace, fragmentation and the runtime",
@@ -121,6 +129,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "eager_attention": "unfused attention's scale in its product's kernel, no mask pass (as XLA and fused-kernel libraries)",
             "attention_segments": "one sequence a sample: attention over all of its tokens",
             "causal_block": "where attention_kernel has no figures, every score of a causal mask priced (128: skip the blocks above the diagonal as FlashAttention-2 does); the tables' causal figures include it",
+            "fp8_cast_kernels": "FP8 steps: Transformer Engine's transpose of each GEMM input's FP8 copy and cast-transpose of each output gradient, kernels of their own (TransformerEngine v1.8, pytorch/module/layernorm_linear.py line 584 tex.fp8_transpose, module/base.py lines 705-717 fp8_cast_transpose_bgrad_fused / fp8_cast_transpose_fused)",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
@@ -177,6 +186,8 @@ public struct SimOptions: Sendable, Equatable, Codable {
             attentionSegments = v
         case "eager_attention":
             eagerAttention = try flag()
+        case "fp8_cast_kernels":
+            fp8CastKernels = try flag()
         case "causal_block":
             guard v >= 0, v <= 1_000_000 else { throw SimError.badOption("causal_block=\(value): must be 0 (every score computed) or a block of queries up to 1,000,000") }
             causalBlock = v
@@ -385,7 +396,16 @@ public final class StepSimulator: @unchecked Sendable {
         let g = workload.graph
         graph = g
         layers = LayerIndex(graph: g)
-        works = g.ops.map { OpWork(op: $0, graph: g, precision: workload.precision) }
+        works = g.ops.map { op in
+            guard workload.precision == .fp8 else { return OpWork(op: op, graph: g, precision: workload.precision) }
+            // FP8 training as NVIDIA Transformer Engine runs it: only the layers' GEMMs compute in FP8. The values
+            // between kernels stay BF16 (layer norm, GELU, softmax, residual adds read and write 2 bytes); a layer's
+            // GEMM reads FP8 casts of its input and weight (the casts fused into the kernels that produce them) and
+            // writes its output in BF16.
+            var w = OpWork(op: op, graph: g, precision: .bf16)
+            if w.kind.isMatrixOp && w.weightBytes > 0 && op.phase != .optimizer { w.bytesRead /= 2; w.weightBytes /= 2 }
+            return w
+        }
 
         nF = layers.forwardOps.count
         let tensors = TensorLookup(g)
@@ -557,12 +577,10 @@ public final class StepSimulator: @unchecked Sendable {
     func cost(_ w: OpWork) -> OpCost {
         if w.isFree { return .zero }
         // FP8 training is hybrid (NVIDIA Transformer Engine): the layers' GEMMs run in FP8, the products of two
-        // activations (attention's scores and context) stay in BF16.
+        // activations (attention's scores and context) stay in BF16 (their works are in BF16 bytes already).
         if workload.precision == .fp8, w.kind.isMatrixOp, w.weightBytes == 0 {
             if let c = memoHybrid[w] { return c }
-            var b = w
-            b.bytesRead *= 2; b.bytesWritten *= 2
-            let c = costModel.cost(b, precision: .bf16)
+            let c = costModel.cost(w, precision: .bf16)
             memoHybrid[w] = c
             return c
         }
@@ -581,6 +599,21 @@ public final class StepSimulator: @unchecked Sendable {
             if c.seconds > 0 { c.utilisation *= c.seconds / (c.seconds + t.seconds) }
             c.seconds += t.seconds; c.memorySeconds += t.memorySeconds; c.latencySeconds += t.latencySeconds
         }
+        if workload.precision == .fp8, options.fp8CastKernels, w.kind.isMatrixOp, w.weightBytes > 0, w.phase != .optimizer,
+           let g = w.gemm {
+            // Transformer Engine's FP8 GEMMs take their operands cast and transposed, each a kernel of its own. Forward:
+            // the FP8 copy of the input (cast inside the layer norm or activation that produces it, as LayerNormLinear
+            // and LayerNormMLP do) is transposed for the weight gradient, 1 byte a value read and 1 written. Backward:
+            // the BF16 output gradient is cast to FP8 and transposed (`fp8_cast_transpose_fused`), 2 bytes a value
+            // read and 2 written (the copy and its transpose).
+            let forward = w.phase == .forward
+            let values = g.batch * g.m * (forward ? g.k : g.n)
+            let t = costModel.cost(OpWork(kind: .transpose, phase: w.phase, gemm: nil, passes: 1, flops: 0,
+                                          bytesRead: (forward ? 1 : 2) * values, bytesWritten: (forward ? 1 : 2) * values),
+                                   precision: .bf16)
+            if c.seconds > 0 { c.utilisation *= c.seconds / (c.seconds + t.seconds) }
+            c.seconds += t.seconds; c.memorySeconds += t.memorySeconds; c.latencySeconds += t.latencySeconds
+        }
         memo[w] = c
         return c
     }
@@ -592,6 +625,8 @@ public final class StepSimulator: @unchecked Sendable {
         let factor = Double(microBatch) / Double(graph.batch)
         let ways = Double(tp)
         let bytesScale = workload.precision.bytes / 4
+        // the values moved between kernels and devices: BF16 in FP8 training (Transformer Engine, above)
+        let valueScale = workload.precision == .fp8 ? Precision.bf16.bytes / 4 : bytesScale
         var fwd = Array(repeating: 0.0, count: nF), bwd = fwd, opt = fwd, optLat = fwd, comm = fwd, score = fwd
         var act = fwd, scoreAct = fwd, params = fwd, paramsSplit = fwd, out = fwd
         var opSeconds = Array(repeating: 0.0, count: graph.ops.count)
@@ -609,7 +644,7 @@ public final class StepSimulator: @unchecked Sendable {
             }
             if !options.fusedAttention && options.scoreBytes > 0 && touchesScores[p] && !work.kind.isMatrixOp {
                 // the score passes in another format than the precision's (TensorFlow AMP's FP32 softmax)
-                let r = options.scoreBytes / workload.precision.bytes
+                let r = options.scoreBytes / (valueScale * 4)
                 work.bytesRead *= r; work.bytesWritten *= r
             }
             if options.fusedAttention && touchesScores[p], let keys = causalKeys, options.causalBlock > 0, attentionRate == nil {
@@ -656,15 +691,15 @@ public final class StepSimulator: @unchecked Sendable {
                 if attentionScore[p] { score[p] += c.seconds }
                 let divided = split == .none ? 1 : ways
                 act[p] = (activationBytes[p] * bytesScale + dropoutMaskElements[p]) * factor / divided
-                out[p] = outputBytesRecorded[p] * factor * bytesScale / divided
+                out[p] = outputBytesRecorded[p] * factor * valueScale / divided
                 if attentionScore[p] {
                     // fused attention keeps no score matrix for the backward pass (it recomputes the scores there)
                     act[p] /= options.attentionSegments
                     if options.fusedAttention { act[p] = 0 } else { scoreAct[p] = act[p] }
                 }
                 if tp > 1 {
-                    let ar = shard.allReduceBytes[op.id] * factor * bytesScale
-                    let ag = shard.allGatherBytes[op.id] * factor * bytesScale
+                    let ar = shard.allReduceBytes[op.id] * factor * valueScale
+                    let ag = shard.allGatherBytes[op.id] * factor * valueScale
                     // With sequence parallelism an all-reduce becomes a reduce-scatter and an all-gather: same volume.
                     comm[p] += collectives.time(.allReduce, bytes: ar, size: tp) + collectives.time(.allGather, bytes: ag, size: tp)
                 }
@@ -682,7 +717,7 @@ public final class StepSimulator: @unchecked Sendable {
             let p = layers.position[first]
             guard p >= 0, !(options.fusedAttention && touchesScores[p]) else { continue }
             let split = shard.split[first]
-            var chainScale = !options.fusedAttention && options.scoreBytes > 0 && touchesScores[p] ? options.scoreBytes / 4 : bytesScale
+            var chainScale = !options.fusedAttention && options.scoreBytes > 0 && touchesScores[p] ? options.scoreBytes / 4 : valueScale
             if touchesScores[p] { chainScale /= options.attentionSegments }
             let f = OpWork(kind: .add, phase: .forward, gemm: nil, flops: chain.flops,
                            bytesRead: chain.bytesIn * chainScale, bytesWritten: chain.bytesOut * chainScale)

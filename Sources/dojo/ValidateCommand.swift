@@ -255,7 +255,6 @@ enum LeaveOut {
     /// The constants chosen with the validation rows in view, and the range a fit searches.
     static let knobs: [(key: String, range: ClosedRange<Double>)] = [
         ("calibration.host_decode_rate", 40...400),
-        ("calibration.fp8_efficiency", 0.3...0.95),
     ]
 
     static func run(_ all: [ValidationCase], leaving text: String) throws -> String {
