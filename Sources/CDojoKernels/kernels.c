@@ -175,6 +175,45 @@ INLINE uint32_t max_magnitude_body(const uint32_t *restrict p, long n) {
     return top;
 }
 
+
+// MARK: GELU (tanh form) as DojoTensor's FastGELU computes it, operation for operation and without contraction into
+// fused multiply-adds (the results are FastGELU's bit for bit), so that the AVX2 build only widens the lanes.
+#pragma STDC FP_CONTRACT OFF
+
+INLINE float gelu_tanh_rational(float a) {
+    float x = (-9.0f >= a) ? -9.0f : a;   // Swift.max(a, -9), NaN kept
+    x = (9.0f < x) ? 9.0f : x;            // Swift.min(x, 9)
+    float x2 = x * x;
+    float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+    p = x2 * p + -8.60467152213735e-11f;
+    p = x2 * p + 5.12229709037114e-08f;
+    p = x2 * p + 1.48572235717979e-05f;
+    p = x2 * p + 6.37261928875436e-04f;
+    p = x2 * p + 4.89352455891786e-03f;
+    p = x * p;
+    float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+    q = x2 * q + 2.26843463243900e-03f;
+    q = x2 * q + 4.89352518554385e-03f;
+    return p / q;
+}
+
+INLINE void gelu_tanh_body(const float *x, float *y, long n) {
+    for (long i = 0; i < n; i++) {
+        float v = x[i];
+        float t = gelu_tanh_rational(0.7978845608f * (v + 0.044715f * v * v * v));
+        y[i] = 0.5f * v * (1.0f + t);
+    }
+}
+
+INLINE void gelu_tanh_backward_body(const float *x, const float *dy, float *dx, long n) {
+    for (long i = 0; i < n; i++) {
+        float v = x[i], v2 = v * v;
+        float t = gelu_tanh_rational(0.7978845608f * (v + 0.044715f * v2 * v));
+        float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * 0.7978845608f * (1.0f + (3.0f * 0.044715f) * v2);
+        dx[i] = dy[i] * d;
+    }
+}
+
 // MARK: AVX2 by hand where the compiler's vectorisation narrows or branches poorly (64 values a chunk, as above)
 
 #if DOJO_X86
@@ -452,6 +491,8 @@ BOTH(int, round_bf16, (uint32_t *p, long n), (p, n))
 BOTH(int, pack_bf16, (const uint32_t *src, long n, uint16_t *out), (src, n, out))
 BOTH(void, unpack_bf16, (const uint16_t *codes, long n, uint32_t *out), (codes, n, out))
 BOTH(uint32_t, max_magnitude, (const uint32_t *p, long n), (p, n))
+BOTH(void, gelu_tanh, (const float *x, float *y, long n), (x, y, n))
+BOTH(void, gelu_tanh_backward, (const float *x, const float *dy, float *dx, long n), (x, dy, dx, n))
 static void transpose_base(const float *src, long lds, float *dst, long ldd, long r0, long r1, long c0, long c1) {
     transpose_body(src, lds, dst, ldd, r0, r1, c0, c1);
 }
@@ -483,4 +524,8 @@ void dojo_transpose_f32(const float *src, long lds, float *dst, long ldd, long r
     if (use_avx2()) { transpose_avx2_hand(src, lds, dst, ldd, r0, r1, c0, c1); return; }
 #endif
     transpose_base(src, lds, dst, ldd, r0, r1, c0, c1);
+}
+void dojo_gelu_tanh_f32(const float *x, float *y, long n) { DISPATCH(gelu_tanh, (x, y, n)); }
+void dojo_gelu_tanh_backward_f32(const float *x, const float *dy, float *dx, long n) {
+    DISPATCH(gelu_tanh_backward, (x, dy, dx, n));
 }

@@ -68,6 +68,12 @@ uint32_t dojo_max_magnitude_bits(const uint32_t *p, long n);
 /// explicit transpose before a GEMM whose transposed operand oneDNN's sgemm reads slowly (DojoTensor's GemmKernel).
 void dojo_transpose_f32(const float *src, long lds, float *dst, long ldd, long r0, long r1, long c0, long c1);
 
+/// y[i] = GELU(x[i]), the tanh form through the rational tanh DojoTensor's FastGELU uses, bit for bit its values.
+void dojo_gelu_tanh_f32(const float *x, float *y, long n);
+
+/// dx[i] = dy[i] · GELU'(x[i]), bit for bit FastGELU.derivative(x[i]) times dy[i].
+void dojo_gelu_tanh_backward_f32(const float *x, const float *dy, float *dx, long n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,6 @@
 // Elementwise activations through oneDNN's eltwise primitives (JIT, vectorised, on the OpenMP pool), forward and
 // backward, with the engine's scalar loops as the reference.
+import CDojoKernels
 import COneDNN
 import Foundation
 
@@ -181,8 +182,8 @@ public enum EltwiseKernel {
             inBlocks(count, of: y, rounding: round, codes: codes) { lo, n, t in
                 let src: UnsafePointer<Float>
                 if inPlace { t.update(from: x + lo, count: n); src = UnsafePointer(t) } else { src = x + lo }
-                let out = y + lo
-                for i in 0..<n { out[i] = FastGELU.value(src[i]) }
+                // FastGELU's arithmetic in CDojoKernels (8 lanes with AVX2; this package's Swift gets SSE2's 4)
+                dojo_gelu_tanh_f32(src, y + lo, n)
             }
             return round != nil
         }
@@ -212,14 +213,15 @@ public enum EltwiseKernel {
         }
         if algorithm == .geluTanh {
             guard xPacked != nil || round != nil else {
-                parallelChunks(count, minimumPerThread: 1 << 13) { r in for i in r { dx[i] = dy[i] * FastGELU.derivative(x[i]) } }
+                parallelChunks(count, minimumPerThread: 1 << 13) { r in
+                    dojo_gelu_tanh_backward_f32(x + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound, r.count)
+                }
                 return false
             }
             inBlocks(count, of: dx, rounding: round) { lo, n, t in
                 var bx = x + lo
                 if let xPacked { xPacked.read(lo, count: n, into: t); bx = UnsafePointer(t) }
-                let bdy = dy + lo, out = dx + lo
-                for i in 0..<n { out[i] = bdy[i] * FastGELU.derivative(bx[i]) }
+                dojo_gelu_tanh_backward_f32(bx, dy + lo, dx + lo, n)
             }
             return round != nil
         }
