@@ -214,6 +214,71 @@ INLINE void gelu_tanh_backward_body(const float *x, const float *dy, float *dx, 
     }
 }
 
+
+// MARK: layer normalisation over rows of d values (DojoTensor's layerNorm). The row sums run in 16 partial sums,
+// which the vectoriser keeps in registers (a loop of one running sum stays scalar: the order of a float sum is fixed).
+
+INLINE float sum16(const float *a) {
+    float s = 0;
+    for (int k = 0; k < 16; k++) s += a[k];
+    return s;
+}
+
+INLINE void layer_norm_rows_body(const float *x, float *y, float *stats, const float *gamma, const float *beta,
+                                 long rows, long d, float eps) {
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + r * d;
+        float *yr = y + r * d;
+        float acc[16] = {0};
+        long j = 0;
+        for (; j + 16 <= d; j += 16)
+            for (int k = 0; k < 16; k++) acc[k] += xr[j + k];
+        float sum = sum16(acc);
+        for (; j < d; j++) sum += xr[j];
+        float mean = sum / (float)d;
+        float vacc[16] = {0};
+        j = 0;
+        for (; j + 16 <= d; j += 16)
+            for (int k = 0; k < 16; k++) { float c = xr[j + k] - mean; vacc[k] += c * c; }
+        float v = sum16(vacc);
+        for (; j < d; j++) { float c = xr[j] - mean; v += c * c; }
+        float is = 1.0f / __builtin_sqrtf(v / (float)d + eps);
+        stats[2 * r] = mean;
+        stats[2 * r + 1] = is;
+        for (j = 0; j < d; j++) yr[j] = (xr[j] - mean) * is * gamma[j] + beta[j];
+    }
+}
+
+INLINE void layer_norm_backward_rows_body(const float *gy, const float *x, const float *stats, const float *gamma,
+                                          float *dx, long rows, long d) {
+    for (long r = 0; r < rows; r++) {
+        const float *g = gy + r * d, *xr = x + r * d;
+        float *o = dx + r * d;
+        float mean = stats[2 * r], is = stats[2 * r + 1];
+        float a1[16] = {0}, a2[16] = {0};
+        long j = 0;
+        for (; j + 16 <= d; j += 16)
+            for (int k = 0; k < 16; k++) {
+                float gh = g[j + k] * gamma[j + k];
+                a1[k] += gh;
+                a2[k] += gh * ((xr[j + k] - mean) * is);
+            }
+        float sum1 = sum16(a1), sum2 = sum16(a2);
+        for (; j < d; j++) { float gh = g[j] * gamma[j]; sum1 += gh; sum2 += gh * ((xr[j] - mean) * is); }
+        float sc = is / (float)d, fd = (float)d;
+        for (j = 0; j < d; j++) o[j] = sc * (fd * g[j] * gamma[j] - sum1 - (xr[j] - mean) * is * sum2);
+    }
+}
+
+INLINE void layer_norm_param_grads_body(const float *gy, const float *x, const float *stats, float *dgamma, float *dbeta,
+                                        long rows, long d, long c0, long c1) {
+    for (long r = 0; r < rows; r++) {
+        const float *g = gy + r * d, *xr = x + r * d;
+        float mean = stats[2 * r], is = stats[2 * r + 1];
+        for (long j = c0; j < c1; j++) { dgamma[j] += g[j] * ((xr[j] - mean) * is); dbeta[j] += g[j]; }
+    }
+}
+
 // MARK: AVX2 by hand where the compiler's vectorisation narrows or branches poorly (64 values a chunk, as above)
 
 #if DOJO_X86
@@ -492,6 +557,12 @@ BOTH(int, pack_bf16, (const uint32_t *src, long n, uint16_t *out), (src, n, out)
 BOTH(void, unpack_bf16, (const uint16_t *codes, long n, uint32_t *out), (codes, n, out))
 BOTH(uint32_t, max_magnitude, (const uint32_t *p, long n), (p, n))
 BOTH(void, gelu_tanh, (const float *x, float *y, long n), (x, y, n))
+BOTH(void, layer_norm_rows, (const float *x, float *y, float *stats, const float *gamma, const float *beta, long rows, long d,
+                             float eps), (x, y, stats, gamma, beta, rows, d, eps))
+BOTH(void, layer_norm_backward_rows, (const float *gy, const float *x, const float *stats, const float *gamma, float *dx,
+                                      long rows, long d), (gy, x, stats, gamma, dx, rows, d))
+BOTH(void, layer_norm_param_grads, (const float *gy, const float *x, const float *stats, float *dgamma, float *dbeta,
+                                    long rows, long d, long c0, long c1), (gy, x, stats, dgamma, dbeta, rows, d, c0, c1))
 BOTH(void, gelu_tanh_backward, (const float *x, const float *dy, float *dx, long n), (x, dy, dx, n))
 static void transpose_base(const float *src, long lds, float *dst, long ldd, long r0, long r1, long c0, long c1) {
     transpose_body(src, lds, dst, ldd, r0, r1, c0, c1);
@@ -528,4 +599,16 @@ void dojo_transpose_f32(const float *src, long lds, float *dst, long ldd, long r
 void dojo_gelu_tanh_f32(const float *x, float *y, long n) { DISPATCH(gelu_tanh, (x, y, n)); }
 void dojo_gelu_tanh_backward_f32(const float *x, const float *dy, float *dx, long n) {
     DISPATCH(gelu_tanh_backward, (x, dy, dx, n));
+}
+void dojo_layer_norm_rows_f32(const float *x, float *y, float *stats, const float *gamma, const float *beta, long rows,
+                              long d, float eps) {
+    DISPATCH(layer_norm_rows, (x, y, stats, gamma, beta, rows, d, eps));
+}
+void dojo_layer_norm_backward_rows_f32(const float *gy, const float *x, const float *stats, const float *gamma, float *dx,
+                                       long rows, long d) {
+    DISPATCH(layer_norm_backward_rows, (gy, x, stats, gamma, dx, rows, d));
+}
+void dojo_layer_norm_param_grads_f32(const float *gy, const float *x, const float *stats, float *dgamma, float *dbeta,
+                                     long rows, long d, long c0, long c1) {
+    DISPATCH(layer_norm_param_grads, (gy, x, stats, dgamma, dbeta, rows, d, c0, c1));
 }

@@ -1,3 +1,4 @@
+import CDojoKernels
 import DojoGraph
 import DojoTensor
 import Foundation
@@ -81,6 +82,50 @@ import Testing
         for j in 0..<48 {
             #expect(abs(Double(g[beta]![flat: j]) - dBeta[j]) < 1e-2)
             #expect(abs(Double(g[gamma]![flat: j]) - dGamma[j]) < 1e-2)
+        }
+    }
+
+    /// Layer norm's loops in CDojoKernels (row sums in 16 partial sums; both builds), at widths with and without a
+    /// tail of fewer than 16: the output, x's gradient under a random upstream gradient, and γ's and β's gradients
+    /// against a Double reference.
+    @Test func layerNormKernelsAgainstDoubleReference() {
+        let before = dojo_kernels_level()
+        defer { dojo_kernels_set_level(before) }
+        for level in 0...dojo_kernels_best_level() {
+            dojo_kernels_set_level(Int32(level))
+            for d in [5, 16, 48, 192, 200] {
+                let rows = 300
+                let x = random([rows, d], seed: UInt64(80 + d), std: 3), gamma = random([d], seed: 81), beta = random([d], seed: 82)
+                let up = random([rows, d], seed: 83)
+                x.requiringGrad(); gamma.requiringGrad(); beta.requiringGrad()
+                let tape = Tape()
+                let y = tape.record { x.layerNorm(gamma: gamma, beta: beta) }
+                let loss = tape.record { (y * up).sum() }
+                let g = tape.backward(from: loss)
+                var worstY = 0.0, worstDx = 0.0
+                var dGamma = [Double](repeating: 0, count: d), dBeta = dGamma
+                for r in 0..<rows {
+                    let xs = (0..<d).map { Double(x[flat: r * d + $0]) }, gs = (0..<d).map { Double(up[flat: r * d + $0]) }
+                    let gm = (0..<d).map { Double(gamma[flat: $0]) }
+                    let mean = xs.reduce(0, +) / Double(d)
+                    let inv = 1 / (xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(d) + 1e-5).squareRoot()
+                    let h = xs.map { ($0 - mean) * inv }
+                    let gh = (0..<d).map { gs[$0] * gm[$0] }
+                    let s1 = gh.reduce(0, +), s2 = (0..<d).reduce(0.0) { $0 + gh[$1] * h[$1] }
+                    for j in 0..<d {
+                        worstY = max(worstY, abs(h[j] * gm[j] + Double(beta[flat: j]) - Double(y[flat: r * d + j])))
+                        let dx = inv / Double(d) * (Double(d) * gh[j] - s1 - h[j] * s2)
+                        worstDx = max(worstDx, abs(dx - Double(g[x]![flat: r * d + j])) / max(1, abs(dx)))
+                        dGamma[j] += gs[j] * h[j]; dBeta[j] += gs[j]
+                    }
+                }
+                #expect(worstY < 1e-4, "build \(level), width \(d): y off by \(worstY)")
+                #expect(worstDx < 1e-4, "build \(level), width \(d): dx off by \(worstDx)")
+                for j in 0..<d {
+                    #expect(abs(Double(g[gamma]![flat: j]) - dGamma[j]) < 1e-3 * max(1, abs(dGamma[j])), "build \(level), width \(d), dγ[\(j)]")
+                    #expect(abs(Double(g[beta]![flat: j]) - dBeta[j]) < 1e-3 * max(1, abs(dBeta[j])), "build \(level), width \(d), dβ[\(j)]")
+                }
+            }
         }
     }
 }
