@@ -128,6 +128,53 @@ import Testing
             }
         }
     }
+
+    /// Softmax's loops in CDojoKernels (both builds): its exp within 2 ulp of libm's over [−87, 88] with 0, +∞ and NaN
+    /// at the edges; softmax, causal softmax and log-softmax rows, and their gradients, against a Double reference.
+    @Test func softmaxKernelsAgainstDoubleReference() {
+        let before = dojo_kernels_level()
+        defer { dojo_kernels_set_level(before) }
+        var worstUlp: Float = 0
+        for i in -870_000...880_000 {
+            let x = Float(i) * 1e-4, e = dojo_exp_f32(x), ref = Foundation.exp(x)
+            worstUlp = max(worstUlp, abs(e - ref) / ref.ulp)
+        }
+        #expect(worstUlp <= 2, "exp off by \(worstUlp) ulp")
+        #expect(dojo_exp_f32(-.infinity) == 0 && dojo_exp_f32(-100) == 0 && dojo_exp_f32(0) == 1)
+        #expect(dojo_exp_f32(100) == .infinity && dojo_exp_f32(.nan).isNaN)
+        for level in 0...dojo_kernels_best_level() {
+            dojo_kernels_set_level(Int32(level))
+            for n in [7, 16, 50, 256] {
+                let rows = 2 * n   // two groups of n queries: causal rows see (row mod n) + 1 keys
+                let x = random([rows, n], seed: UInt64(90 + n), std: 4), up = random([rows, n], seed: 91)
+                for (causal, log) in [(false, false), (true, false), (false, true)] {
+                    x.requiringGrad()
+                    let tape = Tape()
+                    let y = tape.record { log ? x.logSoftmax() : x.softmax(causal: causal) }
+                    let loss = tape.record { (y * up).sum() }
+                    let g = tape.backward(from: loss)[x]!
+                    var worstY = 0.0, worstDx = 0.0
+                    for r in 0..<rows {
+                        let visible = causal ? r % n + 1 : n
+                        let xs = (0..<n).map { Double(x[flat: r * n + $0]) }, gs = (0..<n).map { Double(up[flat: r * n + $0]) }
+                        let m = xs[0..<visible].max()!
+                        let es = (0..<n).map { $0 < visible ? Foundation.exp(xs[$0] - m) : 0 }
+                        let sum = es.reduce(0, +)
+                        let p = es.map { $0 / sum }
+                        let dot = (0..<n).reduce(0.0) { $0 + gs[$1] * p[$1] }, gsum = gs.reduce(0, +)
+                        for j in 0..<n {
+                            let want = log ? xs[j] - m - Foundation.log(sum) : p[j]
+                            worstY = max(worstY, abs(want - Double(y[flat: r * n + j])) / max(1, abs(want)))
+                            let dx = log ? gs[j] - p[j] * gsum : p[j] * (gs[j] - dot)
+                            worstDx = max(worstDx, abs(dx - Double(g[flat: r * n + j])) / max(1, abs(dx)))
+                        }
+                    }
+                    #expect(worstY < 1e-5, "build \(level), n \(n), causal \(causal), log \(log): y off by \(worstY)")
+                    #expect(worstDx < 1e-5, "build \(level), n \(n), causal \(causal), log \(log): dx off by \(worstDx)")
+                }
+            }
+        }
+    }
 }
 
 private func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) } }

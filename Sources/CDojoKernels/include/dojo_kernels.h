@@ -87,6 +87,16 @@ void dojo_layer_norm_backward_rows_f32(const float *gy, const float *x, const fl
 void dojo_layer_norm_param_grads_f32(const float *gy, const float *x, const float *stats, float *dgamma, float *dbeta,
                                      long rows, long d, long c0, long c1);
 
+/// Softmax (or, with take_log, log-softmax) of `rows` rows of n values; row r is the (row0 + r)-th of the tensor, and with
+/// `causal` it sees only its first ((row0 + r) mod n) + 1 values (the rest get 0). exp is `dojo_exp_f32`'s.
+void dojo_softmax_rows_f32(const float *x, float *y, long rows, long n, long row0, int causal, int take_log);
+
+/// Its gradient from the output y: dx = y·(gy − Σ gy·y); log-softmax: dx = gy − exp(y)·Σ gy.
+void dojo_softmax_backward_rows_f32(const float *gy, const float *y, float *dx, long rows, long n, int take_log);
+
+/// e^x as the softmax loops compute it (Cephes' expf; 0 below −87.34, +∞ above 88.38, NaN kept).
+float dojo_exp_f32(float x);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,3 +1,4 @@
+import CDojoKernels
 import DojoGraph
 import Foundation
 
@@ -74,23 +75,10 @@ extension Tensor {
         let skip = out.isShapeOnly || isShapeOnly
         let src = SendablePointer(pointer), dst = SendablePointer(out.pointer)
         if !skip { parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
-            for r in range {
-                let x = src.p + r * n, y = dst.p + r * n
-                // keys 0..<visible take part; with a causal mask, query (r mod n) sees keys up to itself
-                let visible = causal ? r % n + 1 : n
-                var m = -Float.infinity
-                for i in 0..<visible { m = max(m, x[i]) }
-                var s: Float = 0
-                for i in 0..<visible { let e = Foundation.exp(x[i] - m); y[i] = e; s += e }
-                for i in visible..<n { y[i] = 0 }
-                if takeLog {
-                    let ls = Foundation.log(s) + m
-                    for i in 0..<n { y[i] = x[i] - ls }
-                } else {
-                    let inv = 1 / s
-                    for i in 0..<n { y[i] *= inv }
-                }
-            }
+            // keys 0..<visible take part; with a causal mask, query (r mod n) sees keys up to itself. CDojoKernels'
+            // loop: the row's maximum and sum in 16 partial results, exp by a polynomial that vectorises
+            let lo = range.lowerBound
+            dojo_softmax_rows_f32(src.p + lo * n, dst.p + lo * n, range.count, n, lo, causal ? 1 : 0, takeLog ? 1 : 0)
         } }
         Tape.note(takeLog ? .logSoftmax : .softmax, inputs: [self], output: out,
                   attributes: causal ? OpAttributes(causal: true) : OpAttributes()) { [out] g, _ in
@@ -98,18 +86,8 @@ extension Tensor {
             if r.isShapeOnly || g.isShapeOnly { return [r] }
             let pg = g.pointer, py = out.pointer, pr = r.pointer
             parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
-                for row in range {
-                    let gy = pg + row * n, y = py + row * n, o = pr + row * n
-                    if takeLog {
-                        var s: Float = 0
-                        for i in 0..<n { s += gy[i] }
-                        for i in 0..<n { o[i] = gy[i] - Foundation.exp(y[i]) * s }
-                    } else {
-                        var dot: Float = 0
-                        for i in 0..<n { dot += gy[i] * y[i] }
-                        for i in 0..<n { o[i] = y[i] * (gy[i] - dot) }
-                    }
-                }
+                let lo = range.lowerBound
+                dojo_softmax_backward_rows_f32(pg + lo * n, py + lo * n, pr + lo * n, range.count, n, takeLog ? 1 : 0)
             }
             return [r]
         }
