@@ -361,6 +361,31 @@ INLINE void softmax_backward_rows_body(const float *gy, const float *y, float *d
     }
 }
 
+
+// MARK: ReLU's backward from its output's codes: dx = dy · (1 where the code is a positive value, else 0), the product
+// as DojoTensor's loop forms it (dy times 1.0 or 0.0), so the results are its bit for bit.
+
+INLINE void relu_backward_codes16_body(const uint16_t *codes, const float *dy, float *dx, long n) {
+    // dx may be dy itself (the gradient written over in place): each value is read before its own place is written
+#pragma clang loop vectorize(assume_safety)
+    for (long j = 0; j < n; j++) {
+        uint32_t bits = ((((uint32_t)(uint16_t)(codes[j] - 1u)) - 0x7F80u) >> 31) * 0x3F800000u;  // BF16 1...+inf
+        float m;
+        memcpy(&m, &bits, 4);
+        dx[j] = dy[j] * m;
+    }
+}
+
+INLINE void relu_backward_codes8_body(const uint8_t *codes, const float *dy, float *dx, long n) {
+#pragma clang loop vectorize(assume_safety)
+    for (long j = 0; j < n; j++) {
+        uint32_t bits = ((((uint32_t)(uint8_t)(codes[j] - 1u)) - 0x7Fu) >> 31) * 0x3F800000u;      // 8-bit 1...0x7F
+        float m;
+        memcpy(&m, &bits, 4);
+        dx[j] = dy[j] * m;
+    }
+}
+
 // MARK: AVX2 by hand where the compiler's vectorisation narrows or branches poorly (64 values a chunk, as above)
 
 #if DOJO_X86
@@ -639,6 +664,8 @@ BOTH(int, pack_bf16, (const uint32_t *src, long n, uint16_t *out), (src, n, out)
 BOTH(void, unpack_bf16, (const uint16_t *codes, long n, uint32_t *out), (codes, n, out))
 BOTH(uint32_t, max_magnitude, (const uint32_t *p, long n), (p, n))
 BOTH(void, gelu_tanh, (const float *x, float *y, long n), (x, y, n))
+BOTH(void, relu_backward_codes16, (const uint16_t *codes, const float *dy, float *dx, long n), (codes, dy, dx, n))
+BOTH(void, relu_backward_codes8, (const uint8_t *codes, const float *dy, float *dx, long n), (codes, dy, dx, n))
 BOTH(void, softmax_rows, (const float *x, float *y, long rows, long n, long row0, int causal, int take_log),
      (x, y, rows, n, row0, causal, take_log))
 BOTH(void, softmax_backward_rows, (const float *gy, const float *y, float *dx, long rows, long n, int take_log),
@@ -705,3 +732,9 @@ void dojo_softmax_backward_rows_f32(const float *gy, const float *y, float *dx, 
     DISPATCH(softmax_backward_rows, (gy, y, dx, rows, n, take_log));
 }
 float dojo_exp_f32(float x) { return exp_vec(x); }
+void dojo_relu_backward_codes16(const uint16_t *codes, const float *dy, float *dx, long n) {
+    DISPATCH(relu_backward_codes16, (codes, dy, dx, n));
+}
+void dojo_relu_backward_codes8(const uint8_t *codes, const float *dy, float *dx, long n) {
+    DISPATCH(relu_backward_codes8, (codes, dy, dx, n));
+}

@@ -179,3 +179,37 @@ import Testing
 
 private func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) } }
 private func maxMagnitude(_ a: [Float]) -> Float { a.reduce(0) { max($0, abs($1)) } }
+
+/// ReLU's backward from its output's codes (CDojoKernels, both builds): every BF16 code and every 8-bit code, against
+/// dy · (1 or 0) as the definition gives it (1 for a positive value, +∞ included; 0 for zeros, negatives and NaNs),
+/// written to another buffer and over dy in place.
+@Suite struct ReluCodesKernelTests {
+    @Test func everyCodeBothBuildsInPlaceAndNot() {
+        let before = dojo_kernels_level()
+        defer { dojo_kernels_set_level(before) }
+        let codes16 = (0...0xFFFF).map { UInt16($0) }, codes8 = (0...0xFF).map { UInt8($0) }
+        func dy(_ n: Int) -> [Float] { (0..<n).map { i in [Float(-2.5), 3, .infinity, -0.0, 1e-40][i % 5] } }
+        func want(positive: Bool, _ g: Float) -> Float { g * (positive ? 1 : 0) }
+        for level in 0...dojo_kernels_best_level() {
+            dojo_kernels_set_level(Int32(level))
+            let g16 = dy(codes16.count)
+            var out = [Float](repeating: 7, count: codes16.count), inPlace = g16
+            dojo_relu_backward_codes16(codes16, g16, &out, codes16.count)
+            inPlace.withUnsafeMutableBufferPointer { p in dojo_relu_backward_codes16(codes16, p.baseAddress!, p.baseAddress!, p.count) }
+            var wrong = 0
+            for (i, c) in codes16.enumerated() {
+                let v = Float(bitPattern: UInt32(c) << 16), w = want(positive: v > 0, g16[i])
+                if out[i].bitPattern != w.bitPattern && !(out[i].isNaN && w.isNaN) { wrong += 1 }
+                if inPlace[i].bitPattern != w.bitPattern && !(inPlace[i].isNaN && w.isNaN) { wrong += 1 }
+            }
+            let g8 = dy(codes8.count)
+            var out8 = [Float](repeating: 7, count: codes8.count)
+            dojo_relu_backward_codes8(codes8, g8, &out8, codes8.count)
+            for (i, c) in codes8.enumerated() {
+                let w = want(positive: c >= 1 && c <= 0x7F, g8[i])
+                if out8[i].bitPattern != w.bitPattern && !(out8[i].isNaN && w.isNaN) { wrong += 1 }
+            }
+            #expect(wrong == 0, "build \(level): \(wrong) values differ")
+        }
+    }
+}

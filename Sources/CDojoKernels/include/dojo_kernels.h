@@ -97,6 +97,13 @@ void dojo_softmax_backward_rows_f32(const float *gy, const float *y, float *dx, 
 /// e^x as the softmax loops compute it (Cephes' expf; 0 below −87.34, +∞ above 88.38, NaN kept).
 float dojo_exp_f32(float x);
 
+/// ReLU's backward from its output held as 2-byte BF16 codes: dx[j] = dy[j] · 1.0 where codes[j] is 1...0x7F80 (a
+/// positive value, +∞ included), else dy[j] · 0.0. dx may be dy (in place); otherwise they must not overlap.
+void dojo_relu_backward_codes16(const uint16_t *codes, const float *dy, float *dx, long n);
+
+/// The same from 1-byte codes of a signed 8-bit format: 1.0 where the code is 1...0x7F.
+void dojo_relu_backward_codes8(const uint8_t *codes, const float *dy, float *dx, long n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,3 +1,4 @@
+import CDojoKernels
 import DojoGraph
 import Foundation
 import Synchronization
@@ -268,29 +269,21 @@ extension Tensor {
             Tensor.fusingGradientRounding(rounding, of: serial, into: r) { task in
                 parallelChunks(g.count) { range in
                     if let signs {
-                        // ReLU's derivative (1 or 0) from the codes into a block in cache, then the products: two loops
-                        // that vectorise (one select-and-multiply loop compiled to a branch mispredicting half the time)
-                        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 4096) { scratch in
-                            let d = scratch.baseAddress!
-                            var tally = RoundingTask.Tally()
-                            var lo = range.lowerBound
-                            while lo < range.upperBound {
-                                let n = min(4096, range.upperBound - lo), bg = pg + lo, br = pr + lo
-                                if signs.bytes == 2 {   // codes 1...0x7F80: positive, up to +∞ (code − 1 wraps in 16 bits)
-                                    let c = signs.codes.p.assumingMemoryBound(to: UInt16.self) + lo
-                                    for j in 0..<n { d[j] = (UInt32(c[j] &- 1) &- 0x7F80) &>> 31 &* 0x3F80_0000 }
-                                } else {                // codes 1...0x7F: positive
-                                    let c = signs.codes.p.assumingMemoryBound(to: UInt8.self) + lo
-                                    for j in 0..<n { d[j] = (UInt32(c[j] &- 1) &- 0x7F) &>> 31 &* 0x3F80_0000 }
-                                }
-                                UnsafeMutableRawPointer(d).withMemoryRebound(to: Float.self, capacity: n) { m in
-                                    for j in 0..<n { br[j] = bg[j] * m[j] }
-                                }
-                                task?.round(br, count: n, offset: lo, into: &tally)
-                                lo += n
+                        // ReLU's derivative (1 or 0) from the codes times the gradient, in CDojoKernels' loop (one pass,
+                        // 8 lanes with AVX2), a block at a time, each rounded while it is in cache
+                        var tally = RoundingTask.Tally()
+                        var lo = range.lowerBound
+                        while lo < range.upperBound {
+                            let n = min(4096, range.upperBound - lo), bg = pg + lo, br = pr + lo
+                            if signs.bytes == 2 {   // codes 1...0x7F80: positive, up to +∞ (code − 1 wraps in 16 bits)
+                                dojo_relu_backward_codes16(signs.codes.p.assumingMemoryBound(to: UInt16.self) + lo, bg, br, n)
+                            } else {                // codes 1...0x7F: positive
+                                dojo_relu_backward_codes8(signs.codes.p.assumingMemoryBound(to: UInt8.self) + lo, bg, br, n)
                             }
-                            task?.merge(tally)
+                            task?.round(br, count: n, offset: lo, into: &tally)
+                            lo += n
                         }
+                        task?.merge(tally)
                         return
                     }
                     guard task != nil || xs != nil || ys != nil else {
