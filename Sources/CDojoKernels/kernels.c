@@ -386,6 +386,41 @@ INLINE void relu_backward_codes8_body(const uint8_t *codes, const float *dy, flo
     }
 }
 
+
+// MARK: batch norm's span loops (DojoTensor's SwiftBatchNorm): sums in 16 partial results, spans of s values.
+
+INLINE void bn_shifted_sums_body(const float *p, long s, float k, float *sum, float *sq) {
+    float a[16] = {0}, q[16] = {0};
+    long i = 0;
+    for (; i + 16 <= s; i += 16)
+        for (int j = 0; j < 16; j++) { float d = p[i + j] - k; a[j] += d; q[j] += d * d; }
+    float sa = 0, sb = 0;
+    for (int j = 0; j < 16; j++) { sa += a[j]; sb += q[j]; }
+    for (; i < s; i++) { float d = p[i] - k; sa += d; sb += d * d; }
+    *sum = sa; *sq = sb;
+}
+
+INLINE void bn_affine_body(const float *x, float *y, long s, float a, float b) {
+#pragma clang loop vectorize(assume_safety)
+    for (long i = 0; i < s; i++) y[i] = x[i] * a + b;
+}
+
+INLINE void bn_backward_sums_body(const float *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc) {
+    float a[16] = {0}, b[16] = {0};
+    long i = 0;
+    for (; i + 16 <= s; i += 16)
+        for (int j = 0; j < 16; j++) { float d = dy[i + j]; a[j] += d; b[j] += d * (x[i + j] - m); }
+    float sa = 0, sb = 0;
+    for (int j = 0; j < 16; j++) { sa += a[j]; sb += b[j]; }
+    for (; i < s; i++) { sa += dy[i]; sb += dy[i] * (x[i] - m); }
+    *sumDy = sa; *sumDyXc = sb;
+}
+
+INLINE void bn_backward_dx_body(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
+#pragma clang loop vectorize(assume_safety)
+    for (long i = 0; i < s; i++) dx[i] = a * dy[i] + b * x[i] + c;
+}
+
 // MARK: AVX2 by hand where the compiler's vectorisation narrows or branches poorly (64 values a chunk, as above)
 
 #if DOJO_X86
@@ -664,6 +699,12 @@ BOTH(int, pack_bf16, (const uint32_t *src, long n, uint16_t *out), (src, n, out)
 BOTH(void, unpack_bf16, (const uint16_t *codes, long n, uint32_t *out), (codes, n, out))
 BOTH(uint32_t, max_magnitude, (const uint32_t *p, long n), (p, n))
 BOTH(void, gelu_tanh, (const float *x, float *y, long n), (x, y, n))
+BOTH(void, bn_shifted_sums, (const float *p, long s, float k, float *sum, float *sq), (p, s, k, sum, sq))
+BOTH(void, bn_affine, (const float *x, float *y, long s, float a, float b), (x, y, s, a, b))
+BOTH(void, bn_backward_sums, (const float *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc),
+     (x, dy, s, m, sumDy, sumDyXc))
+BOTH(void, bn_backward_dx, (const float *x, const float *dy, float *dx, long s, float a, float b, float c),
+     (x, dy, dx, s, a, b, c))
 BOTH(void, relu_backward_codes16, (const uint16_t *codes, const float *dy, float *dx, long n), (codes, dy, dx, n))
 BOTH(void, relu_backward_codes8, (const uint8_t *codes, const float *dy, float *dx, long n), (codes, dy, dx, n))
 BOTH(void, softmax_rows, (const float *x, float *y, long rows, long n, long row0, int causal, int take_log),
@@ -737,4 +778,14 @@ void dojo_relu_backward_codes16(const uint16_t *codes, const float *dy, float *d
 }
 void dojo_relu_backward_codes8(const uint8_t *codes, const float *dy, float *dx, long n) {
     DISPATCH(relu_backward_codes8, (codes, dy, dx, n));
+}
+void dojo_bn_shifted_sums(const float *p, long s, float k, float *sum, float *sq) {
+    DISPATCH(bn_shifted_sums, (p, s, k, sum, sq));
+}
+void dojo_bn_affine(const float *x, float *y, long s, float a, float b) { DISPATCH(bn_affine, (x, y, s, a, b)); }
+void dojo_bn_backward_sums(const float *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc) {
+    DISPATCH(bn_backward_sums, (x, dy, s, m, sumDy, sumDyXc));
+}
+void dojo_bn_backward_dx(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
+    DISPATCH(bn_backward_dx, (x, dy, dx, s, a, b, c));
 }

@@ -104,6 +104,15 @@ void dojo_relu_backward_codes16(const uint16_t *codes, const float *dy, float *d
 /// The same from 1-byte codes of a signed 8-bit format: 1.0 where the code is 1...0x7F.
 void dojo_relu_backward_codes8(const uint8_t *codes, const float *dy, float *dx, long n);
 
+/// Batch norm over a span of s values: Σ (p − k) and Σ (p − k)² (16 partial sums).
+void dojo_bn_shifted_sums(const float *p, long s, float k, float *sum, float *sq);
+/// y = x·a + b over s values (y may be x).
+void dojo_bn_affine(const float *x, float *y, long s, float a, float b);
+/// Σ dy and Σ dy·(x − m) over s values (16 partial sums).
+void dojo_bn_backward_sums(const float *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc);
+/// dx = a·dy + b·x + c over s values (dx may be dy).
+void dojo_bn_backward_dx(const float *x, const float *dy, float *dx, long s, float a, float b, float c);
+
 #ifdef __cplusplus
 }
 #endif
