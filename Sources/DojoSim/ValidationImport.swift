@@ -438,6 +438,15 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
             break
         }
     }
+    if source.contains("NVIDIA/NeMo"), preset.contains("h100"), assumptions["fused_attention"] == nil,
+       assumptions["attention_kernel"] == nil,
+       let m = (detail + " " + source).firstMatch(of: /NeMo ?([0-9]{2})\.[0-9]{2}/), let year = Int(m.1), year >= 24 {
+        // NeMo's containers from 24.01 on carry Transformer Engine 1.2 or later, whose DotProductAttention prefers
+        // cuDNN's fused attention to FlashAttention on Hopper (transformer_engine/pytorch/attention.py from v1.2,
+        // commit 32db392: "Select FusedAttention on sm90 and FlashAttention on others for performance").
+        assumptions["attention_kernel"] = "cudnn"
+        notes.append("attention_kernel=cudnn: NeMo \(m.1).x runs Transformer Engine >= 1.2, which on an H100 picks cuDNN's fused attention over FlashAttention (TE attention.py: \"Select FusedAttention on sm90 and FlashAttention on others for performance\")")
+    }
     if source.contains("cases_april2021") || source.contains("2205.05198") {
         // Megatron-LM 2021-22: its fused softmax still writes the score matrices (Korthikanti et al.'s selective
         // recompute exists to drop them), and its default --DDP-impl local all-reduces after the backward pass.

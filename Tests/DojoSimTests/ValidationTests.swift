@@ -16,6 +16,21 @@ struct ValidationTests {
 
     // MARK: - The shipped data
 
+    @Test("NeMo from 24.01 on an H100 reads attention_kernel=cudnn (Transformer Engine >= 1.2); NeMo 23.x and A100s keep FlashAttention's figures")
+    func nemoAttentionKernel() throws {
+        let header = "id,system,gpu,gpus,nodes,interconnect,model,model_detail,precision,global_batch,parallelism,metric,value,unit,source"
+        func row(_ id: String, gpu: String, version: String) -> String {
+            "\(id),8x DGX,\(gpu),64,8,not stated,Llama 2 70B pretraining,seq 4096; MBS 1; NeMo \(version),FP8,128,TP=4; PP=4; VP=20; DP=4,training throughput per GPU,1707,tokens/s/GPU,https://github.com/NVIDIA/NeMo/blob/x/docs/source/performance/performance_summary.md (NeMo \(version) container)"
+        }
+        let cases = try Validation.parseCases(csv: [header, row("h24", gpu: "H100-SXM5-80GB", version: "24.03"),
+                                                    row("h23", gpu: "H100-SXM5-80GB", version: "23.11"),
+                                                    row("a24", gpu: "A100-SXM4-80GB", version: "24.07")].joined(separator: "\n") + "\n",
+                                              file: "nemo.csv")
+        #expect(cases.first { $0.id == "h24" }?.assumptions["attention_kernel"] == "cudnn")
+        #expect(cases.first { $0.id == "h23" }?.assumptions["attention_kernel"] == nil)
+        #expect(cases.first { $0.id == "a24" }?.assumptions["attention_kernel"] == nil)
+    }
+
     @Test("the shipped CSV parses into 27 cases: 26 supported (MLPerf BERT's packed samples too), Mask R-CNN skipped, 3 time-to-train")
     func shippedCases() throws {
         let cases = try shipped()
@@ -127,7 +142,10 @@ struct ValidationTests {
         #expect(try shippedCase("dle-rn50-v100-1g-amp").assumptions == ["loader_workers": "8"])
         #expect(try shippedCase("mlp20-rn50-dgxa100-1n").assumptions.isEmpty)     // DALI: decoded on the GPU
         #expect(try shippedCase("meg21-18b-256g").assumptions["gradient_overlap"] == "0")
-        #expect(try shippedCase("nemo2407-gpt3-175b-512g").assumptions.isEmpty)
+        // NeMo 24.07 on H100: Transformer Engine >= 1.2 picks cuDNN's fused attention on sm90
+        let nemo = try shippedCase("nemo2407-gpt3-175b-512g")
+        #expect(nemo.assumptions == ["attention_kernel": "cudnn"])
+        #expect(nemo.notes.contains { $0.contains("attention_kernel=cudnn") && $0.contains("NeMo 24.x") })
         let mlperf = try shippedCase("mlp30-bert-dgxh100-1n")
         // packed samples: packs of 512 tokens, about 2 real sequences each (Krell et al. 2021)
         #expect(mlperf.modelSpec == "bert-large:seq=512,predict=77,dropout=10" && mlperf.unsupported == nil && mlperf.sequencesPerSample == 2)
