@@ -81,9 +81,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// FP8 steps: whether the layers' FP8 GEMMs pay Transformer Engine's cast and transpose kernels of their own
     /// (the transpose of the input's FP8 copy for the weight gradient, 1 byte a value read and 1 written, priced
     /// with the forward GEMM; the output gradient cast to FP8 and transposed, 2 read and 2 written, with the
-    /// backward one). true (the default):
-    /// as TE's LayerNormLinear and LayerNormMLP run (the input's cast itself inside the layer norm or activation
-    /// kernel that produces it). 0: casts fused into the GEMMs' own loads.
+    /// backward one). true (the default, `fp8_cast_kernels=1`): as TE's LayerNormLinear and LayerNormMLP run (the
+    /// input's cast itself inside the layer norm or activation kernel that produces it). 0: casts fused into the
+    /// GEMMs' own loads.
     public var fp8CastKernels: Bool = true
 
     public init() {}
