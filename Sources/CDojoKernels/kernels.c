@@ -421,6 +421,58 @@ INLINE void bn_backward_dx_body(const float *x, const float *dy, float *dx, long
     for (long i = 0; i < s; i++) dx[i] = a * dy[i] + b * x[i] + c;
 }
 
+
+// MARK: batch norm with a BF16 output: the affine (or the input gradient), rounded to nearest even and (forward) coded,
+// in one pass over a span in cache instead of three; bit for bit the affine, `dojo_round_bf16_if_normal` and
+// `dojo_pack_bf16` one after the other. A span holding a value those would leave to their callers (an FP32 subnormal,
+// a value near BF16's largest, an infinity, a NaN) returns 0, with the caller's three passes to redo it.
+
+#define BF16_SPECIAL(u) ((uint32_t)((((u) & 0x7FFFFFFFu) - 1u) < 0x007FFFFFu) | (uint32_t)(((u) & 0x7FFFFFFFu) > 0x7F7F0000u))
+#define BF16_RNE(u) (((u) + 0x7FFFu + (((u) >> 16) & 1u)) & 0xFFFF0000u)
+
+INLINE int bn_affine_bf16_codes_body(const float *x, long s, float a, float b, uint16_t *codes) {
+    float v[256];
+    for (long lo = 0; lo < s; lo += 256) {
+        long m = s - lo < 256 ? s - lo : 256;
+        uint32_t special = 0;
+        for (long j = 0; j < m; j++) {
+            v[j] = x[lo + j] * a + b;
+            uint32_t u;
+            memcpy(&u, &v[j], 4);
+            special |= BF16_SPECIAL(u);
+        }
+        if (special) return 0;
+        for (long j = 0; j < m; j++) {
+            uint32_t u;
+            memcpy(&u, &v[j], 4);
+            codes[lo + j] = (uint16_t)(BF16_RNE(u) >> 16);
+        }
+    }
+    return 1;
+}
+
+INLINE int bn_backward_dx_bf16_body(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
+    float v[256];
+    for (long lo = 0; lo < s; lo += 256) {
+        long m = s - lo < 256 ? s - lo : 256;
+        uint32_t special = 0;
+        for (long j = 0; j < m; j++) {
+            v[j] = a * dy[lo + j] + b * x[lo + j] + c;
+            uint32_t u;
+            memcpy(&u, &v[j], 4);
+            special |= BF16_SPECIAL(u);
+        }
+        if (special) return 0;
+        for (long j = 0; j < m; j++) {
+            uint32_t u;
+            memcpy(&u, &v[j], 4);
+            u = BF16_RNE(u);
+            memcpy(&dx[lo + j], &u, 4);
+        }
+    }
+    return 1;
+}
+
 // MARK: AVX2 by hand where the compiler's vectorisation narrows or branches poorly (64 values a chunk, as above)
 
 #if DOJO_X86
@@ -699,6 +751,9 @@ BOTH(int, pack_bf16, (const uint32_t *src, long n, uint16_t *out), (src, n, out)
 BOTH(void, unpack_bf16, (const uint16_t *codes, long n, uint32_t *out), (codes, n, out))
 BOTH(uint32_t, max_magnitude, (const uint32_t *p, long n), (p, n))
 BOTH(void, gelu_tanh, (const float *x, float *y, long n), (x, y, n))
+BOTH(int, bn_affine_bf16_codes, (const float *x, long s, float a, float b, uint16_t *codes), (x, s, a, b, codes))
+BOTH(int, bn_backward_dx_bf16, (const float *x, const float *dy, float *dx, long s, float a, float b, float c),
+     (x, dy, dx, s, a, b, c))
 BOTH(void, bn_shifted_sums, (const float *p, long s, float k, float *sum, float *sq), (p, s, k, sum, sq))
 BOTH(void, bn_affine, (const float *x, float *y, long s, float a, float b), (x, y, s, a, b))
 BOTH(void, bn_backward_sums, (const float *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc),
@@ -788,4 +843,10 @@ void dojo_bn_backward_sums(const float *x, const float *dy, long s, float m, flo
 }
 void dojo_bn_backward_dx(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
     DISPATCH(bn_backward_dx, (x, dy, dx, s, a, b, c));
+}
+int dojo_bn_affine_bf16_codes(const float *x, long s, float a, float b, uint16_t *codes) {
+    return DISPATCH(bn_affine_bf16_codes, (x, s, a, b, codes));
+}
+int dojo_bn_backward_dx_bf16(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
+    return DISPATCH(bn_backward_dx_bf16, (x, dy, dx, s, a, b, c));
 }

@@ -213,3 +213,40 @@ private func maxMagnitude(_ a: [Float]) -> Float { a.reduce(0) { max($0, abs($1)
         }
     }
 }
+
+/// Batch norm's one-pass BF16 loops (CDojoKernels, both builds) against the three passes they replace: the affine,
+/// `dojo_round_bf16_if_normal`, `dojo_pack_bf16`; and the input gradient then its rounding. Spans with a value the
+/// rounding leaves to its caller (subnormal, near BF16's largest, infinite, NaN) report it.
+@Suite struct BatchNormBF16KernelTests {
+    @Test func onePassEqualsThreeBothBuilds() {
+        let before = dojo_kernels_level()
+        defer { dojo_kernels_set_level(before) }
+        var rng = RandomSource(seed: 5)
+        let x = Tensor.randomNormal([1000], std: 3, generator: &rng).array, dy = Tensor.randomNormal([1000], generator: &rng).array
+        let (a, b, c): (Float, Float, Float) = (0.731, -0.25, 0.0123)
+        for level in 0...dojo_kernels_best_level() {
+            dojo_kernels_set_level(Int32(level))
+            for s in [1, 7, 255, 256, 257, 1000] {
+                var fused = [UInt16](repeating: 0, count: s)
+                #expect(dojo_bn_affine_bf16_codes(x, s, a, b, &fused) == 1)
+                var y = [Float](repeating: 0, count: s), packed = [UInt16](repeating: 1, count: s)
+                dojo_bn_affine(x, &y, s, a, b)
+                y.withUnsafeMutableBytes { p in #expect(dojo_round_bf16_if_normal(p.baseAddress!.assumingMemoryBound(to: UInt32.self), s) == 1) }
+                y.withUnsafeBytes { p in _ = dojo_pack_bf16(p.baseAddress!.assumingMemoryBound(to: UInt32.self), s, &packed) }
+                #expect(fused == packed, "build \(level), span \(s): codes differ")
+                var dxFused = dy, dx = [Float](repeating: 0, count: s)
+                // in place over dy, as batch norm's backward writes it
+                dxFused.withUnsafeMutableBufferPointer { p in #expect(dojo_bn_backward_dx_bf16(x, p.baseAddress!, p.baseAddress!, s, a, b, c) == 1) }
+                dojo_bn_backward_dx(x, dy, &dx, s, a, b, c)
+                dx.withUnsafeMutableBytes { p in #expect(dojo_round_bf16_if_normal(p.baseAddress!.assumingMemoryBound(to: UInt32.self), s) == 1) }
+                #expect(Array(dxFused[0..<s]).map(\.bitPattern) == dx.map(\.bitPattern), "build \(level), span \(s): dx differs")
+            }
+            for special: Float in [.nan, .infinity, 1e-40, 3.4e38] {
+                var xs = x; xs[300] = special
+                var codes = [UInt16](repeating: 0, count: 1000), out = [Float](repeating: 0, count: 1000)
+                #expect(dojo_bn_affine_bf16_codes(xs, 1000, 1, 0, &codes) == 0, "\(special)")
+                #expect(dojo_bn_backward_dx_bf16(xs, dy, &out, 1000, 0, 1, 0) == 0, "\(special)")
+            }
+        }
+    }
+}

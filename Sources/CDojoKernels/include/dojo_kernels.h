@@ -113,6 +113,14 @@ void dojo_bn_backward_sums(const float *x, const float *dy, long s, float m, flo
 /// dx = a·dy + b·x + c over s values (dx may be dy).
 void dojo_bn_backward_dx(const float *x, const float *dy, float *dx, long s, float a, float b, float c);
 
+/// The BF16 codes of x·a + b rounded to nearest even over s values, bit for bit `dojo_bn_affine`,
+/// `dojo_round_bf16_if_normal` and `dojo_pack_bf16` in turn. Returns 0 (codes partly written) when a value is one
+/// `dojo_round_bf16_if_normal` leaves to its caller (FP32 subnormal, near BF16's largest, infinite, NaN); else 1.
+int dojo_bn_affine_bf16_codes(const float *x, long s, float a, float b, uint16_t *codes);
+/// dx = a·dy + b·x + c rounded to BF16's nearest even in FP32, bit for bit `dojo_bn_backward_dx` then
+/// `dojo_round_bf16_if_normal`; returns 0 (dx partly written) on a value the latter leaves to its caller. dx may be dy.
+int dojo_bn_backward_dx_bf16(const float *x, const float *dy, float *dx, long s, float a, float b, float c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -112,6 +112,7 @@ public enum BatchNormKernel {
                                 round: RoundingTask? = nil, xPacked: PackedValues? = nil, codes: CodesWriter? = nil) {
         precondition(codes == nil || round != nil, "batch norm writes codes of a rounded output only")
         let count = Double(n * s)
+        let bf16Codes = codes?.bytes == 2 && round?.bf16NearestEven == true
         parallelChannels(c, elements: n * c * s) { channels in
             var tally = RoundingTask.Tally()
             defer { round?.merge(tally) }
@@ -140,6 +141,11 @@ public enum BatchNormKernel {
                 let b = Double(beta[ch]) - (Double(k) + m) * a
                 for i in 0..<n {
                     let o = (i * c + ch) * s, yo = out ?? y + o
+                    // BF16 codes only: the affine, its rounding and its codes in one pass (a span with a value the
+                    // rounding leaves to the slow path takes the three passes below)
+                    if bf16Codes, let codes,
+                       dojo_bn_affine_bf16_codes(span(i), s, Float(a), Float(b),
+                                                 codes.codes.assumingMemoryBound(to: UInt16.self) + o) != 0 { continue }
                     affine(span(i), yo, s, Float(a), Float(b))
                     // rounded while the span is in cache
                     round?.round(yo, count: s, offset: o, into: &tally)
@@ -170,6 +176,7 @@ public enum BatchNormKernel {
                          epsilon: Float, dx: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>,
                          dBeta: UnsafeMutablePointer<Float>, round: RoundingTask? = nil, xPacked: PackedValues? = nil) {
         let count = Double(n * s)
+        let bf16 = round?.bf16NearestEven == true
         parallelChannels(c, elements: n * c * s) { channels in
             var tally = RoundingTask.Tally()
             defer { round?.merge(tally) }
@@ -198,6 +205,8 @@ public enum BatchNormKernel {
                 for i in 0..<n {
                     let o = (i * c + ch) * s
                     let xp = scratch.map { UnsafePointer($0 + i * s) } ?? x + o, dp = dy + o, op = dx + o
+                    // a BF16 gradient: written rounded in the same pass (the slow path below for a span it leaves)
+                    if bf16, dojo_bn_backward_dx_bf16(xp, dp, op, s, af, bf, cf) != 0 { continue }
                     dojo_bn_backward_dx(xp, dp, op, s, af, bf, cf)
                     round?.round(op, count: s, offset: o, into: &tally)
                 }
