@@ -430,32 +430,37 @@ INLINE void bn_backward_dx_body(const float *x, const float *dy, float *dx, long
 #define BF16_SPECIAL(u) ((uint32_t)((((u) & 0x7FFFFFFFu) - 1u) < 0x007FFFFFu) | (uint32_t)(((u) & 0x7FFFFFFFu) > 0x7F7F0000u))
 #define BF16_RNE(u) (((u) + 0x7FFFu + (((u) >> 16) & 1u)) & 0xFFFF0000u)
 
-INLINE uint32_t bf16_chunk_special(const float *v, long m) {
-    uint32_t special = 0;
-    for (long j = 0; j < m; j++) { uint32_t u; memcpy(&u, &v[j], 4); special |= BF16_SPECIAL(u); }
-    return special;
-}
+// The chunk loop both share, written once: VALUE(j) is the value at lo + j, STORE(j, u) keeps its rounded bits u.
+#define BF16_ONE_PASS(VALUE, STORE)                                                   \
+    float v[256];                                                                     \
+    for (long lo = 0; lo < s; lo += 256) {                                            \
+        long m = s - lo < 256 ? s - lo : 256;                                         \
+        uint32_t special = 0;                                                         \
+        for (long j = 0; j < m; j++) {                                                \
+            v[j] = VALUE(j);                                                          \
+            uint32_t u;                                                               \
+            memcpy(&u, &v[j], 4);                                                     \
+            special |= BF16_SPECIAL(u);                                               \
+        }                                                                             \
+        if (special) return 0;                                                        \
+        for (long j = 0; j < m; j++) { uint32_t u; memcpy(&u, &v[j], 4); STORE(j, BF16_RNE(u)); } \
+    }                                                                                 \
+    return 1;
 
 INLINE int bn_affine_bf16_codes_body(const float *x, long s, float a, float b, uint16_t *codes) {
-    float v[256];
-    for (long lo = 0; lo < s; lo += 256) {
-        long m = s - lo < 256 ? s - lo : 256;
-        for (long j = 0; j < m; j++) v[j] = x[lo + j] * a + b;
-        if (bf16_chunk_special(v, m)) return 0;
-        for (long j = 0; j < m; j++) { uint32_t u; memcpy(&u, &v[j], 4); codes[lo + j] = (uint16_t)(BF16_RNE(u) >> 16); }
-    }
-    return 1;
+#define AFFINE(j) (x[lo + (j)] * a + b)
+#define CODE(j, u) (codes[lo + (j)] = (uint16_t)((u) >> 16))
+    BF16_ONE_PASS(AFFINE, CODE)
+#undef AFFINE
+#undef CODE
 }
 
 INLINE int bn_backward_dx_bf16_body(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
-    float v[256];
-    for (long lo = 0; lo < s; lo += 256) {
-        long m = s - lo < 256 ? s - lo : 256;
-        for (long j = 0; j < m; j++) v[j] = a * dy[lo + j] + b * x[lo + j] + c;
-        if (bf16_chunk_special(v, m)) return 0;
-        for (long j = 0; j < m; j++) { uint32_t u; memcpy(&u, &v[j], 4); u = BF16_RNE(u); memcpy(&dx[lo + j], &u, 4); }
-    }
-    return 1;
+#define DX(j) (a * dy[lo + (j)] + b * x[lo + (j)] + c)
+#define ROUNDED(j, u) do { uint32_t r_ = (u); memcpy(&dx[lo + (j)], &r_, 4); } while (0)
+    BF16_ONE_PASS(DX, ROUNDED)
+#undef DX
+#undef ROUNDED
 }
 
 // MARK: AVX2 by hand where the compiler's vectorisation narrows or branches poorly (64 values a chunk, as above)
