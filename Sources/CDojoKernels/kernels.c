@@ -123,17 +123,16 @@ INLINE void unpack_cfp8_body(const uint8_t *restrict codes, long n, uint32_t *re
     }
 }
 
+// BF16's round-to-nearest-even of FP32 bits u, and the values it leaves to the caller (nonzero FP32 subnormals, values
+// near BF16's largest, infinities, NaNs): the one rule every BF16 rounding loop below uses.
+#define BF16_SPECIAL(u) ((uint32_t)((((u) & 0x7FFFFFFFu) - 1u) < 0x007FFFFFu) | (uint32_t)(((u) & 0x7FFFFFFFu) > 0x7F7F0000u))
+#define BF16_RNE(u) (((u) + 0x7FFFu + (((u) >> 16) & 1u)) & 0xFFFF0000u)
+
 INLINE int round_bf16_body(uint32_t *restrict u, long n) {
     uint32_t special = 0;
-    for (long j = 0; j < n; j++) {
-        uint32_t a = u[j] & 0x7FFFFFFFu;
-        special |= (uint32_t)((a - 1u) < 0x007FFFFFu) | (uint32_t)(a > 0x7F7F0000u);
-    }
+    for (long j = 0; j < n; j++) special |= BF16_SPECIAL(u[j]);
     if (special) return 0;
-    for (long j = 0; j < n; j++) {
-        uint32_t v = u[j];
-        u[j] = (v + 0x7FFFu + ((v >> 16) & 1u)) & 0xFFFF0000u;
-    }
+    for (long j = 0; j < n; j++) u[j] = BF16_RNE(u[j]);
     return 1;
 }
 
@@ -325,8 +324,7 @@ INLINE void softmax_rows_body(const float *x, float *y, long rows, long n, long 
         i = 0;
         for (; i + 16 <= visible; i += 16)
             for (int k = 0; k < 16; k++) { float e = exp_vec(xr[i + k] - m); yr[i + k] = e; ps[k] += e; }
-        float sum = 0;
-        for (int k = 0; k < 16; k++) sum += ps[k];
+        float sum = sum16(ps);
         for (; i < visible; i++) { float e = exp_vec(xr[i] - m); yr[i] = e; sum += e; }
         for (i = visible; i < n; i++) yr[i] = 0;
         if (take_log) {
@@ -347,14 +345,12 @@ INLINE void softmax_backward_rows_body(const float *gy, const float *y, float *d
         long i = 0;
         if (take_log) {
             for (; i + 16 <= n; i += 16) for (int k = 0; k < 16; k++) acc[k] += g[i + k];
-            float s = 0;
-            for (int k = 0; k < 16; k++) s += acc[k];
+            float s = sum16(acc);
             for (; i < n; i++) s += g[i];
             for (i = 0; i < n; i++) o[i] = g[i] - exp_vec(yr[i]) * s;
         } else {
             for (; i + 16 <= n; i += 16) for (int k = 0; k < 16; k++) acc[k] += g[i + k] * yr[i + k];
-            float dot = 0;
-            for (int k = 0; k < 16; k++) dot += acc[k];
+            float dot = sum16(acc);
             for (; i < n; i++) dot += g[i] * yr[i];
             for (i = 0; i < n; i++) o[i] = yr[i] * (g[i] - dot);
         }
@@ -394,8 +390,7 @@ INLINE void bn_shifted_sums_body(const float *p, long s, float k, float *sum, fl
     long i = 0;
     for (; i + 16 <= s; i += 16)
         for (int j = 0; j < 16; j++) { float d = p[i + j] - k; a[j] += d; q[j] += d * d; }
-    float sa = 0, sb = 0;
-    for (int j = 0; j < 16; j++) { sa += a[j]; sb += q[j]; }
+    float sa = sum16(a), sb = sum16(q);
     for (; i < s; i++) { float d = p[i] - k; sa += d; sb += d * d; }
     *sum = sa; *sq = sb;
 }
@@ -410,8 +405,7 @@ INLINE void bn_backward_sums_body(const float *x, const float *dy, long s, float
     long i = 0;
     for (; i + 16 <= s; i += 16)
         for (int j = 0; j < 16; j++) { float d = dy[i + j]; a[j] += d; b[j] += d * (x[i + j] - m); }
-    float sa = 0, sb = 0;
-    for (int j = 0; j < 16; j++) { sa += a[j]; sb += b[j]; }
+    float sa = sum16(a), sb = sum16(b);
     for (; i < s; i++) { sa += dy[i]; sb += dy[i] * (x[i] - m); }
     *sumDy = sa; *sumDyXc = sb;
 }
@@ -427,8 +421,6 @@ INLINE void bn_backward_dx_body(const float *x, const float *dy, float *dx, long
 // `dojo_pack_bf16` one after the other. A span holding a value those would leave to their callers (an FP32 subnormal,
 // a value near BF16's largest, an infinity, a NaN) returns 0, with the caller's three passes to redo it.
 
-#define BF16_SPECIAL(u) ((uint32_t)((((u) & 0x7FFFFFFFu) - 1u) < 0x007FFFFFu) | (uint32_t)(((u) & 0x7FFFFFFFu) > 0x7F7F0000u))
-#define BF16_RNE(u) (((u) + 0x7FFFu + (((u) >> 16) & 1u)) & 0xFFFF0000u)
 
 // The chunk loop both share, written once: VALUE(j) is the value at lo + j, STORE(j, u) keeps its rounded bits u.
 #define BF16_ONE_PASS(VALUE, STORE)                                                   \

@@ -70,25 +70,14 @@ public enum BatchNormKernel {
     }
 }
 
-// MARK: - Vectorised multi-threaded Swift implementation
+// MARK: - Vectorised multi-threaded implementation
 
-/// Channels are split over `ComputeThreads.count` threads; each channel is N contiguous spans of S floats,
-/// reduced with 16-wide SIMD in Float per span and summed across spans in Double.
+/// Channels are split over `ComputeThreads.count` threads; each channel is N contiguous spans of S floats, each span
+/// reduced in Float by CDojoKernels' loops (16 partial sums; AVX2 where the CPU has it) and summed across spans in
+/// Double.
 @_spi(Testing) public enum SwiftBatchNorm {
-    typealias V = SIMD16<Float>
-
     static func parallelChannels(_ c: Int, elements: Int, _ body: (Range<Int>) -> Void) {
         ComputeThreads.parallelChunks(c, elements: elements, body)
-    }
-
-    @inline(__always)
-    static func load(_ p: UnsafePointer<Float>, _ i: Int) -> V {
-        UnsafeRawPointer(p + i).loadUnaligned(as: V.self)
-    }
-
-    @inline(__always)
-    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
-        UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: V.self)
     }
 
     /// Σ (p[i] − k) and Σ (p[i] − k)² over one span.
