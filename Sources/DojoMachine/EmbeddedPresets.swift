@@ -218,7 +218,7 @@ gpu:
   fp16: {value: 312TFLOP/s, source: "G2: 312 TFLOPS FP16 tensor (dense)"}
   bf16: {value: 312TFLOP/s, source: "G2: 312 TFLOPS BF16 tensor (dense)"}
   fp8: {value: 0, source: "G2: no FP8 on Ampere"}
-  hbm_bytes: {value: 80GB, source: "G2: 80 GB HBM2e"}
+  hbm_bytes: {value: 80GiB, source: "G2: 80 GB HBM2e, binary: the total nvidia-smi reports on the A100 80GB, 81,920 MiB (G8)"}
   hbm_bandwidth: {value: 2039GB/s, source: "G2: 2,039 GB/s (SXM 80GB)"}
   l2_bytes: {value: 40MB, source: "G7: 40 MB L2 (A100 whitepaper)"}
   nvlink_bandwidth: {value: 600GB/s, source: "G2: NVLink 600 GB/s"}
@@ -246,7 +246,7 @@ calibration:
 # Published system figures beside the derived totals.
 published:
   dgx_node.peak_bf16: {value: 2.5PFLOP/s, source: "G5: 5 petaFLOPS AI with sparsity, half dense"}
-  dgx_node.hbm_bytes: {value: 640GB, source: "G5: 640 GB GPU memory"}
+  dgx_node.hbm_bytes: {value: 640GiB, source: "G5: 640 GB GPU memory, binary as each GPU's is (G8)"}
   dgx_node.power: {value: 6.5kW, source: "G5: 6.5 kW max"}
 
 """###,
@@ -272,7 +272,7 @@ gpu:
   fp16: {value: 989.5TFLOP/s, source: "G3: 1,979 TFLOPS FP16 with sparsity, half dense"}
   bf16: {value: 989.5TFLOP/s, source: "G3: 1,979 TFLOPS BF16 with sparsity, half dense"}
   fp8: {value: 1979TFLOP/s, source: "G3: 3,958 TFLOPS FP8 with sparsity, half dense"}
-  hbm_bytes: {value: 80GB, source: "G3: 80 GB HBM3"}
+  hbm_bytes: {value: 81559MiB, source: "G3: 80 GB HBM3, binary: the total nvidia-smi and CUDA report on the H100 80GB, 81,559 MiB = 85.5e9 bytes (G8)"}
   hbm_bandwidth: {value: 3.35TB/s, source: "G3: 3.35 TB/s (SXM)"}
   l2_bytes: {value: 50MB, source: "G7: 50 MB L2 (H100 SXM5, Hopper whitepaper)"}
   nvlink_bandwidth: {value: 900GB/s, source: "G3: NVLink 900 GB/s"}
@@ -301,7 +301,7 @@ calibration:
 # Published system figures beside the derived totals.
 published:
   dgx_node.peak_fp8: {value: 16PFLOP/s, source: "G6: 32 petaFLOPS FP8 with sparsity, half dense"}
-  dgx_node.hbm_bytes: {value: 640GB, source: "G6: 640 GB GPU memory"}
+  dgx_node.hbm_bytes: {value: 640GiB, source: "G6: 640 GB GPU memory, binary as each GPU's is (G8)"}
   dgx_node.off_bandwidth: {value: 400GB/s, source: "G6: 8 x 400 Gb/s ConnectX-7"}
   dgx_node.power: {value: 10.2kW, source: "G6: about 10.2 kW max"}
 
@@ -326,7 +326,7 @@ gpu:
   fp16: {value: 125TFLOP/s, source: "G1: 125 TFLOPS tensor (FP16)"}
   bf16: {value: 0, source: "G1: no BF16 on Volta"}
   fp8: {value: 0, source: "G1: no FP8 on Volta"}
-  hbm_bytes: {value: 32GB, source: "G1: 32 GB HBM2"}
+  hbm_bytes: {value: 32GiB, source: "G1: 32 GB HBM2, in binary units as the A100's and H100's totals are (G8; ASSUMPTION for the V100: no published total)"}
   hbm_bandwidth: {value: 900GB/s, source: "G1: 900 GB/s"}
   l2_bytes: {value: 6MB, source: "G7: 6 MB L2 (Volta whitepaper)"}
   nvlink_bandwidth: {value: 300GB/s, source: "G1: NVLink 300 GB/s"}
@@ -354,7 +354,7 @@ calibration:
 # Published system figures beside the derived totals.
 published:
   dgx_node.peak_fp16: {value: 1PFLOP/s, source: "G4: 1 petaFLOPS (FP16 tensor)"}
-  dgx_node.hbm_bytes: {value: 256GB, source: "G4: 256 GB GPU memory (8 x 32 GB)"}
+  dgx_node.hbm_bytes: {value: 256GiB, source: "G4: 256 GB GPU memory (8 x 32 GB), binary as each GPU's is (G8)"}
   dgx_node.power: {value: 3.5kW, source: "G4: 3,500 W"}
 
 """###,

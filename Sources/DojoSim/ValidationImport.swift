@@ -104,11 +104,11 @@ private let knownGPUs: [GPUEntry] = [
     // The A100 data sheet (G2 in the dgx-a100 preset) gives the 40GB SXM4 part 1,555 GB/s of HBM2 against the 80GB
     // part's 2,039 GB/s of HBM2e; same clocks and tensor-core peaks.
     GPUEntry(names: ["A100-SXM4-40GB", "A100 SXM4 40GB"], preset: "dgx-a100",
-             overrides: ["gpu.hbm_bytes": "40GB", "gpu.hbm_bandwidth": "1555GB/s"],
-             note: "A100 40GB: the dgx-a100 preset (80GB) with gpu.hbm_bytes = 40GB and gpu.hbm_bandwidth = 1,555 GB/s (A100 data sheet: HBM2, against the 80GB part's 2,039 GB/s HBM2e)"),
+             overrides: ["gpu.hbm_bytes": "40GiB", "gpu.hbm_bandwidth": "1555GB/s"],
+             note: "A100 40GB: the dgx-a100 preset (80GB) with gpu.hbm_bytes = 40GiB (40,960 MiB as nvidia-smi reports it) and gpu.hbm_bandwidth = 1,555 GB/s (A100 data sheet: HBM2, against the 80GB part's 2,039 GB/s HBM2e)"),
     GPUEntry(names: ["V100-SXM2-32GB", "V100 SXM2 32GB"], preset: "dgx-v100", overrides: [:]),
-    GPUEntry(names: ["V100-SXM2-16GB", "V100 SXM2 16GB"], preset: "dgx-v100", overrides: ["gpu.hbm_bytes": "16GB"],
-             note: "V100 16GB (DGX-1 16GB): the dgx-v100 preset (32GB) with gpu.hbm_bytes = 16GB; same 900 GB/s HBM2 and NVLink"),
+    GPUEntry(names: ["V100-SXM2-16GB", "V100 SXM2 16GB"], preset: "dgx-v100", overrides: ["gpu.hbm_bytes": "16GiB"],
+             note: "V100 16GB (DGX-1 16GB): the dgx-v100 preset (32GB) with gpu.hbm_bytes = 16GiB; same 900 GB/s HBM2 and NVLink"),
     // DGX-2 (data sheet: 16 × V100 SXM3 32GB on 12 NVSwitches, 2 PFLOPS FP16 = 125 TFLOPS a GPU, 8 × 100 Gb/s
     // EDR InfiniBand, 2 × 24-core Xeon Platinum 8168, 10 kW): the dgx-v100 preset's GPU in a 16-GPU NVSwitch node.
     GPUEntry(names: ["V100-SXM3-32GB", "V100 SXM3 32GB"], preset: "dgx-v100",
@@ -149,8 +149,8 @@ private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
     // An H100 with another memory than the DGX H100's 80 GB (94 GB H100 NVL-class HBM3, 96 GB HBM2e parts of
     // Meta's Grand Teton): that memory for the fit; its bandwidth and clocks stay the SXM5 part's.
     if n.contains("h100"), let c = groups(#"\b(\d{2,3}) ?GB\b"#, name), let gb = Int(c[0]), gb != 80, (16...256).contains(gb) {
-        e.overrides["gpu.hbm_bytes"] = "\(gb)GB"
-        note += "; gpu.hbm_bytes = \(gb)GB as the name says (ASSUMPTION: the SXM5 part's 3.35 TB/s and clocks)"
+        e.overrides["gpu.hbm_bytes"] = "\(gb)GiB"
+        note += "; gpu.hbm_bytes = \(gb)GiB as the name says (in binary units, as the 80GB parts report) (ASSUMPTION: the SXM5 part's 3.35 TB/s and clocks)"
     }
     // A power limit other than the part's TDP (the preset's gpu.tdp, from the data sheets)
     if let c = groups(#"\b(\d{3,4}) ?W\b"#, name), let w = Double(c[0]),

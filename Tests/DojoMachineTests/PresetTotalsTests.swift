@@ -152,7 +152,7 @@ struct PresetTotalsTests {
         #expect(throws: MachineError.self) { try Machine.resolve("dgx-b200") }
     }
 
-    @Test("DGX H100: 8 × 989 TFLOPS BF16, 8 × 1,979 FP8, 640 GB HBM at 26.8 TB/s, 8 × 400 Gb/s NICs, 10.2 kW")
+    @Test("DGX H100: 8 × 989 TFLOPS BF16, 8 × 1,979 FP8, 640 GB (binary) HBM at 26.8 TB/s, 8 × 400 Gb/s NICs, 10.2 kW")
     func dgxH100() throws {
         let n = try Presets.load("dgx-h100").total
         #expect(n.level == "DGX node")
@@ -161,7 +161,7 @@ struct PresetTotalsTests {
         #expect(close(n.peak.fp8, 8 * 1979e12, 0.001))
         #expect(close(n.peak.tf32, 8 * 495e12, 0.002))               // 989 sparse / 2 = 494.5
         #expect(close(n.peak.fp32, 8 * 67e12, 1e-9))
-        #expect(n.hbmBytes == 640e9)
+        #expect(n.hbmBytes == 8 * 81559 * 1048576)          // G8: what each H100 reports, binary
         #expect(close(n.hbmBandwidth, 8 * 3.35e12, 1e-9))
         #expect(n.offBandwidth == 400e9)                    // 8 × 400 Gb/s = 400 GB/s per direction
         #expect(n.bisectionBandwidth == 4 * 450e9)           // NVSwitch: 4 GPUs × 450 GB/s per direction
@@ -175,13 +175,13 @@ struct PresetTotalsTests {
         #expect(a.peak.tf32 == 8 * 156e12)
         #expect(close(a.peak.fp32, 8 * 19.5e12, 1e-9))
         #expect(a.peak.fp8 == 0)
-        #expect(a.hbmBytes == 640e9)
+        #expect(a.hbmBytes == 640 * 1073741824)              // 8 × 80 GiB (G8)
         #expect(a.offBandwidth == 200e9)
         let v = try Presets.load("dgx-v100").total
         #expect(v.peak.fp16 == 8 * 125e12)
         #expect(v.peak.bf16 == 0)
         #expect(close(v.peak.fp32, 8 * 15.7e12, 1e-9))
-        #expect(v.hbmBytes == 256e9)
+        #expect(v.hbmBytes == 256 * 1073741824)
         #expect(v.hbmBandwidth == 8 * 900e9)
         #expect(level(try Presets.load("dgx-v100"), "GPU").offBandwidth == 150e9)   // 300 GB/s both ways
     }

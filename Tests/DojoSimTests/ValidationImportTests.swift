@@ -112,7 +112,7 @@ extension ValidationImportTests {
     func gpuSpellings() throws {
         let names = ["NVIDIA A100 SXM 80GB", "A100", "a100-sxm4-40gb", "Tesla V100-SXM2-16GB", "NVIDIA H100 SXM", "A100-PCIE-40GB", "H200"]
         let cases = try parse(names.enumerated().map { row(id: "g\($0.offset)", gpu: $0.element) })
-        #expect(cases.map(\.machineDescription).prefix(5) == ["dgx-a100", "dgx-a100", "dgx-a100 gpu.hbm_bandwidth=1555GB/s gpu.hbm_bytes=40GB", "dgx-v100 gpu.hbm_bytes=16GB", "dgx-h100"])
+        #expect(cases.map(\.machineDescription).prefix(5) == ["dgx-a100", "dgx-a100", "dgx-a100 gpu.hbm_bandwidth=1555GB/s gpu.hbm_bytes=40GiB", "dgx-v100 gpu.hbm_bytes=16GiB", "dgx-h100"])
         #expect(cases[1].notes.contains { $0.contains("read as A100-SXM4-80GB (ASSUMPTION: the 80GB SXM4 part)") })
         #expect(cases[5].unsupported?.contains("no machine preset for GPU 'A100-PCIE-40GB'") == true)
         #expect(cases[6].unsupported?.contains("no machine preset for GPU 'H200'") == true)
@@ -307,11 +307,11 @@ extension ValidationImportTests {
     @Test("an H100 with other memory (94 GB, 96 GB HBM2e) fits by that memory; a power limit is noted, not modelled")
     func h100Variants() throws {
         let c = try parse([row(gpu: "H100 96GB HBM2e (Grand Teton; 500W power limit)")])[0]
-        #expect(c.machinePreset == "dgx-h100" && c.machineOverrides["gpu.hbm_bytes"] == "96GB")
+        #expect(c.machinePreset == "dgx-h100" && c.machineOverrides["gpu.hbm_bytes"] == "96GiB")
         #expect(c.notes.contains { $0.contains("500 W power limit is not modelled") })
         let m = try c.machine()
         guard case .gpu(let g) = m.system else { Issue.record("not a GPU machine"); return }
-        #expect(g.gpu.hbmBytes == 96e9)
+        #expect(g.gpu.hbmBytes == 96 * 1073741824)
     }
 }
 

@@ -102,16 +102,16 @@ struct ValidationTests {
         #expect(full.notes.contains { $0.contains("as above") })
     }
 
-    @Test("one V100 16GB of a DGX-1: dgx-v100 with gpu.hbm_bytes = 16GB, 1 GPU")
+    @Test("one V100 16GB of a DGX-1: dgx-v100 with gpu.hbm_bytes = 16GiB, 1 GPU")
     func singleV100() throws {
         let c = try shippedCase("dle-rn50-v100-1g-amp")
         #expect(c.machinePreset == "dgx-v100")
         #expect(c.nodes == 1)
         #expect(c.gpus == 1)
-        #expect(c.machineOverrides == ["gpu.hbm_bytes": "16GB"])
-        #expect(c.machineDescription == "dgx-v100 (1 of 8 GPUs) gpu.hbm_bytes=16GB")
+        #expect(c.machineOverrides == ["gpu.hbm_bytes": "16GiB"])
+        #expect(c.machineDescription == "dgx-v100 (1 of 8 GPUs) gpu.hbm_bytes=16GiB")
         guard case .gpu(let g) = try c.machine().system else { Issue.record("not a GPU machine"); return }
-        #expect(g.gpu.hbmBytes == 16e9)
+        #expect(g.gpu.hbmBytes == 16 * 1073741824)
         #expect(c.modelSpec == "resnet50")
         #expect(c.precision == .fp16)
         #expect(c.plan.dataParallel == 1)

@@ -33,8 +33,12 @@ public final class SwiGLU: Module {
         down = Linear(hidden, dimension, bias: false, generator: &generator)
     }
     public override func forward(_ x: Tensor) -> Tensor {
+        // up before gate, so that the whole gate·σ(gate)·up runs as one fused kernel after the gate's GEMM (its other
+        // operand made before that GEMM), keeping only gate and up for its backward pass, as Megatron's fused
+        // bias-SwiGLU kernel does (megatron/core/fusions/fused_bias_swiglu.py saves its input only)
+        let u = up(x)
         let g = gate(x)
-        return down(g * g.sigmoid() * up(x))
+        return down(g * g.sigmoid() * u)
     }
 }
 

@@ -180,14 +180,17 @@ l3sys = "Meta Grand Teton, H100 RoCE cluster (8 GPUs a server, NVLink inside)"
 l3net = "RoCE, 400 Gbps interconnects between GPUs (paper §3.3.1)"
 l3gpu = "H100 80GB HBM3 (700W TDP)"
 l3d = ("126 layers; hidden 16384; FFN 53248; 128 heads; 8 key/value heads; vocab 128,256 (paper Table 3); seq {s}; batch size/DP {b}; tokens/batch 16M; "
-       "DP is FSDP (shards optimizer states and gradients; parameters not resharded after forward); BF16 MFU {m}")
+       "DP is FSDP (shards optimizer states and gradients; parameters not resharded after forward); BF16 MFU {m}; "
+       "interleaved schedule with V stages a rank (§3.3.2 p. 11), VP=8 derived: 126 layers + embedding + output/loss = 128 slots over PP 16, "
+       "'the first model chunk on the first stage has only the embedding' (one slot a chunk){ac}")
+l3ac = "; no activation checkpointing ('we could pre-train Llama 3 on sequences of 8K tokens without activation checkpointing', §3.3.2 p. 11)"
 l3src = "https://arxiv.org/abs/2407.21783v3 Table 4 (" + L3 + ")"
-R(("llama3-405b-8192g", l3sys, l3gpu, 8192, 1024, l3net, "Llama 3 405B", l3d.format(s="8,192", b=32, m="43%"), "BF16", 2048,
-   "TP=8; CP=1; PP=16; DP=64", "TFLOPs/GPU (BF16 MFU 43%)", 430, "TFLOPs/GPU", l3src), None, model="Llama 3.1 405B")
-R(("llama3-405b-16384g", l3sys, l3gpu, 16384, 2048, l3net, "Llama 3 405B", l3d.format(s="8,192", b=16, m="41%"), "BF16", 2048,
-   "TP=8; CP=1; PP=16; DP=128", "TFLOPs/GPU (BF16 MFU 41%)", 400, "TFLOPs/GPU", l3src), None, model="Llama 3.1 405B")
-R(("llama3-405b-16384g-cp16", l3sys, l3gpu, 16384, 2048, l3net, "Llama 3 405B", l3d.format(s="131,072", b=16, m="38%"), "BF16", 128,
-   "TP=8; CP=16; PP=16; DP=8", "TFLOPs/GPU (BF16 MFU 38%)", 380, "TFLOPs/GPU", l3src), None, model="Llama 3.1 405B")
+R(("llama3-405b-8192g", l3sys, l3gpu, 8192, 1024, l3net, "Llama 3 405B", l3d.format(s="8,192", b=32, m="43%", ac=l3ac), "BF16", 2048,
+   "TP=8; CP=1; PP=16; DP=64; VP=8", "TFLOPs/GPU (BF16 MFU 43%)", 430, "TFLOPs/GPU", l3src), None, model="Llama 3.1 405B")
+R(("llama3-405b-16384g", l3sys, l3gpu, 16384, 2048, l3net, "Llama 3 405B", l3d.format(s="8,192", b=16, m="41%", ac=l3ac), "BF16", 2048,
+   "TP=8; CP=1; PP=16; DP=128; VP=8", "TFLOPs/GPU (BF16 MFU 41%)", 400, "TFLOPs/GPU", l3src), None, model="Llama 3.1 405B")
+R(("llama3-405b-16384g-cp16", l3sys, l3gpu, 16384, 2048, l3net, "Llama 3 405B", l3d.format(s="131,072", b=16, m="38%", ac="; the paper says nothing of recomputing at 131K tokens"), "BF16", 128,
+   "TP=8; CP=16; PP=16; DP=8; VP=8", "TFLOPs/GPU (BF16 MFU 38%)", 380, "TFLOPs/GPU", l3src), None, model="Llama 3.1 405B")
 
 # ---------------------------------------------------------------- 5. OPT-175B paper
 opt = ("https://arxiv.org/abs/2205.01068v4 §2.4 Training Efficiency and Table 1 (Zhang et al., OPT: Open Pre-trained Transformer Language Models); "
