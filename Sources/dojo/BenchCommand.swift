@@ -16,7 +16,8 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure training samples/s, GFLOP/s, peak memory and the activations saved for backward of a training step (CNNs, ViT-Tiny, a GPT decoder; fp32, bf16, cfp8), and matmul GFLOP/s.",
         discussion: """
-        Each workload's step time is the median of its timed steps. Use `make bench` to run PyTorch on the same \
+        Each workload's step time is the median of its timed steps; a network's fp32, bf16 and cfp8 workloads run \
+        in turn for --rounds rounds (3), each reporting the median of its rounds. Use `make bench` to run PyTorch on the same \
         steps and print both side by side. Under mpirun, \
         `mpirun -n 2 dojo bench --allreduce MODEL` times the sums of MODEL's gradients as training makes them \
         (packed in the same buckets, started and waited for by the same code) against a bare MPI_Allreduce of the \
@@ -31,6 +32,8 @@ struct BenchCommand: ParsableCommand {
     var only: String?
     @Flag(name: .long, help: "After each workload, where one training step's time went: seconds by op kind, forward and backward; and what the step holds for backward at its end, by the op that made it, in FP32 and packed in the format.")
     var profile = false
+    @Option(name: .long, help: "Rounds of a network's fp32, bf16 and cfp8 workloads, measured in turn, each from a fresh network; each reports the median of its rounds (1: one pass).")
+    var rounds: Int = 3
     @Option(name: .long, help: "Under mpirun: the gradient sums of this model (dojo models), training's vs a bare MPI_Allreduce.")
     var allreduce: String?
 
@@ -46,6 +49,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let allreduce { try allReduceBench(allreduce); return }
+        guard (1...50).contains(rounds) else { throw CLIError("--rounds must be 1…50, got \(rounds)") }
         let s = quick ? 0.3 : 1.0
         let workloads = [
             Workload(name: "small-cnn 1x28x28 b128", model: "small-cnn", input: [1, 28, 28], batch: 128, steps: max(3, Int(20 * s))),
@@ -68,7 +72,12 @@ struct BenchCommand: ParsableCommand {
         }
         var table = TextTable(headers: ["workload", "samples/s", "ms/step", "GFLOP/s", "peak tensor memory", "saved for backward", "max RSS"])
         FileHandle.standardError.write(Data((CPUFeatures.summary + "\n").utf8))
-        for w in workloads {
+        struct Measured {
+            let seconds: Double, flops: Double, peak: Int, saved: Int
+            /// `--profile`: where one more step's time went, and what it held (the last round's)
+            let profile: String?
+        }
+        func measure(_ w: Workload, profileNow: Bool) throws -> Measured {
             let net = try ModelZoo.make(w.model, inputShape: w.input, classes: 10, seed: 0)
             let task = try ModelZoo.entry(w.model).task
             var rng = RandomSource(seed: 1)
@@ -97,20 +106,11 @@ struct BenchCommand: ParsableCommand {
                 tape = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, precision: policy)
                 seconds.append(monotonicSeconds() - t0)
             }
-            let dt = seconds.sorted()[seconds.count / 2]
-            let peak = Storage.peakBytes - base
             // the activation memory a step keeps for backward: the values its tape holds (each op's saved values), in
             // FP32 or packed in the format, as they are kept between the ops that read them
-            let saved = tape.heldBytesByKind.reduce(0) { $0 + $1.fp32 + $1.packed }
-            let rate = Double(w.batch) / dt
-            if json {
-                emit(["name": .string(w.name), "samples_per_s": .number(rate), "seconds_per_step": .number(dt), "gflops": .number(flops / dt / 1e9),
-                      "peak_step_bytes": .number(Double(peak)), "saved_activation_bytes": .number(Double(saved)),
-                      "max_rss_bytes": .number(Double(maxRSS()))])
-            }
-            table.addRow([w.name, formatThousands(Int(rate.rounded())), formatFixed(dt * 1000, 1), formatFixed(flops / dt / 1e9, 1),
-                          formatBytes(peak), formatBytes(saved), formatBytes(maxRSS())])
-            if profile {
+            let peak = Storage.peakBytes - base, saved = tape.heldBytesByKind.reduce(0) { $0 + $1.fp32 + $1.packed }
+            var profileText: String? = nil
+            if profileNow {
                 let t1 = monotonicSeconds()
                 let profiled = try trainingStep(net, task: task, input: x, classes: 10, optimizer: opt, learningRate: lr, profile: true, precision: policy)
                 let ops = profiled.profile
@@ -131,8 +131,41 @@ struct BenchCommand: ParsableCommand {
                 // what the step's tape holds for backward at its end, by the op that made it (packed: in the format)
                 var m = TextTable(headers: ["held by the tape (\(w.name))", "fp32", "packed"])
                 for k in profiled.heldBytesByKind.prefix(8) { m.addRow([k.kind.rawValue, formatBytes(k.fp32), formatBytes(k.packed)]) }
-                FileHandle.standardError.write(Data((t.render() + "\n" + m.render() + "\n").utf8))
+                profileText = t.render() + "\n" + m.render() + "\n"
             }
+            return Measured(seconds: seconds.sorted()[seconds.count / 2], flops: flops, peak: peak, saved: saved, profile: profileText)
+        }
+        // A network's fp32, bf16 and cfp8 workloads are measured in rounds (fp32, bf16, cfp8, fp32, bf16, cfp8, …), each
+        // from a fresh network, and each reports the median of its rounds: a shared VM's speed drifts by 20-30 % within
+        // minutes, and one pass of the three in a row put that drift into their ratios. Only one network is alive at a
+        // time, so none slows another (which is why alternating single steps was dropped, above).
+        var groups: [[Workload]] = []
+        for w in workloads {
+            if let last = groups.last?.last, last.model == w.model, last.input == w.input, last.batch == w.batch {
+                groups[groups.count - 1].append(w)
+            } else {
+                groups.append([w])
+            }
+        }
+        for group in groups {
+          let n = group.count > 1 ? rounds : 1
+          var runs = Array(repeating: [Measured](), count: group.count)
+          for r in 0..<n { for (i, w) in group.enumerated() { runs[i].append(try measure(w, profileNow: profile && r == n - 1)) } }
+          for (i, w) in group.enumerated() {
+            let last = runs[i].last!
+            let dt = runs[i].map(\.seconds).sorted()[runs[i].count / 2]
+            let (flops, peak, saved) = (last.flops, last.peak, last.saved)
+            let rate = Double(w.batch) / dt
+            if json {
+                emit(["name": .string(w.name), "samples_per_s": .number(rate), "seconds_per_step": .number(dt), "gflops": .number(flops / dt / 1e9),
+                      "round_seconds_per_step": .array(runs[i].map { .number($0.seconds) }),
+                      "peak_step_bytes": .number(Double(peak)), "saved_activation_bytes": .number(Double(saved)),
+                      "max_rss_bytes": .number(Double(maxRSS()))])
+            }
+            table.addRow([w.name, formatThousands(Int(rate.rounded())), formatFixed(dt * 1000, 1), formatFixed(flops / dt / 1e9, 1),
+                          formatBytes(peak), formatBytes(saved), formatBytes(maxRSS())])
+            if let text = runs[i].last?.profile { FileHandle.standardError.write(Data(text.utf8)) }
+          }
         }
         if only == nil || "matmul".contains(only!) {
             let (engine, direct) = matmulGFLOPs(n: 1024, repeats: quick ? 5 : 20)

@@ -82,6 +82,7 @@ struct CalibrateTests {
             (["validate", "--local", "--steps", "2"], "--steps must be 5…10000, got 2"),
             (["validate", "--local", "--machine", d + "/nope.yaml"], "nope.yaml"),
             (["formats", "bench", "--format", "bf16", "--count", "9223372036854775807"], "--count is 9223372036854775807, more than 134217728"),
+            (["bench", "--only", "small-cnn", "--rounds", "0"], "--rounds must be 1…50, got 0"),
             // checked before anything is measured; special files are never replaced
             (["machine", "calibrate", "--out", "/dev/full"], "--out /dev/full is a device or special file"),
             (["machine", "calibrate", "--out", d + "/link.yaml"], "is a symbolic link"),
