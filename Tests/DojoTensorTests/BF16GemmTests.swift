@@ -1,4 +1,5 @@
 import DojoGraph
+import DojoNumerics
 import Testing
 @_spi(Testing) import DojoTensor
 
@@ -79,6 +80,32 @@ struct BF16GemmTests {
         let back = product(inexact, formatA: .bf16, bf16: true), reference = product(inexact, formatA: .bf16, bf16: false)
         #expect(back.values.map(\.bitPattern) == reference.values.map(\.bitPattern))
         #expect(product(av, formatA: nil, bf16: true).values.map(\.bitPattern) == fp32.values.map(\.bitPattern))
+    }
+}
+
+/// A CFP8 tensor's BF16 bits for the BF16 kernels, looked up from its 1-byte codes: every code of both CFP8 layouts at
+/// any bias is exact in BF16, and the bits are those of the values the codes stand for.
+@Suite("CFP8 codes to BF16 bits", .enabled(if: BF16Gemm.isAvailable))
+struct CFP8ToBF16Tests {
+    @Test(arguments: [Format.cfp8_143, .cfp8_152], [0, 9, 31, 63])
+    func tableAndOperand(_ f: Format, _ bias: Int) throws {
+        let nf = try NumberFormat(f, bias: bias)
+        let table = try #require(BF16Operand.bf16Table(nf), "a \(f) code at bias \(bias) is not exact in BF16")
+        // the table against each code decoded alone
+        for code in 0..<256 {
+            var c = UInt8(code), v: Float = 0
+            NumberFormat.Unpacker(nf).unpack(&c, count: 1, into: &v)
+            #expect(UInt32(table[code]) << 16 == v.bitPattern, "code \(code)")
+        }
+        // a tensor held as codes only (as batch norm and ReLU write them), 70,000 of them over every code
+        let n = 70_000
+        let codes = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
+        for i in 0..<n { codes.storeBytes(of: UInt8(truncatingIfNeeded: i &* 37), toByteOffset: i, as: UInt8.self) }
+        let t = Tensor(shape: [n], storage: Storage(codes: codes, count: n, format: nf))
+        t.format = f == .cfp8_143 ? .cfp8_143 : .cfp8_152
+        let values = t.array
+        let operand = try #require(BF16Operand.of(t), "BF16 kernels off, or no BF16 arithmetic here")
+        #expect((0..<n).allSatisfy { UInt32(operand.bits[$0]) << 16 == values[$0].bitPattern })
     }
 }
 

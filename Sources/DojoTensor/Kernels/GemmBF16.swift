@@ -136,6 +136,21 @@ public final class BF16Operand: @unchecked Sendable {
         return t.format.map { $0 == .bf16 || $0 == .cfp8_143 || $0 == .cfp8_152 } ?? false
     }
 
+    /// The BF16 bits of each of a 1-byte format's 256 codes (index: the code), or nil when one of them is not exact in
+    /// BF16 (then the values are checked one by one, as for any other storage). CFP8's values all are: its 3 or 2
+    /// fraction bits and its exponent range (any bias 0…63) fit in BF16's 7 and 8.
+    @_spi(Testing) public static func bf16Table(_ format: NumberFormat) -> [UInt16]? {
+        let codes = (0..<256).map { UInt8($0) }
+        var values = [UInt32](repeating: 0, count: 256), table = [UInt16](repeating: 0, count: 256)
+        codes.withUnsafeBytes { c in
+            values.withUnsafeMutableBytes { v in
+                NumberFormat.Unpacker(format).unpack(c.baseAddress!, count: 256, into: v.baseAddress!.assumingMemoryBound(to: Float.self))
+            }
+        }
+        let exact = values.withUnsafeBufferPointer { v in table.withUnsafeMutableBufferPointer { dojo_pack_bf16(v.baseAddress!, 256, $0.baseAddress!) } }
+        return exact == 0 ? nil : table
+    }
+
     /// Nil unless `mayBeExact` and every value is exact in BF16 (the caller then runs its FP32 kernel).
     public static func of(_ t: Tensor) -> BF16Operand? {
         guard mayBeExact(t) else { return nil }
@@ -144,6 +159,19 @@ public final class BF16Operand: @unchecked Sendable {
         let n = t.count
         let out = UnsafeMutablePointer<UInt16>.allocate(capacity: n)
         let dst = SendablePointer(out)
+        if let (codes, format) = s.codesAndFormat, format.packedBytes == 1, let table = bf16Table(format) {
+            // 1-byte codes (CFP8), whether or not the FP32 values are in memory too: each code's BF16 bits looked up,
+            // one byte read a value instead of 4 (or a decode to FP32 and a pass over that)
+            let from = SendableRaw(codes)
+            table.withUnsafeBufferPointer { lut in
+                let l = SendableRaw(UnsafeRawPointer(lut.baseAddress!))
+                parallelChunks(n, minimumPerThread: 1 << 16) { r in
+                    let c = from.p.assumingMemoryBound(to: UInt8.self), bits = l.p.assumingMemoryBound(to: UInt16.self)
+                    for i in r { dst.p[i] = bits[Int(c[i])] }
+                }
+            }
+            return BF16Operand(bits: UnsafePointer(out), owned: out, keep: s)
+        }
         let inexact = Atomic<Bool>(false)
         if let packed = s.packedValues {
             // held as codes of another format (CFP8): decoded span by span in cache, without the FP32 values back
