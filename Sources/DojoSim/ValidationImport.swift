@@ -913,15 +913,24 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     return (plan, modelParallel, contextParallel)
 }
 
-/// Activation recomputation as sources word it (Megatron's "full/selective recompute", PyTorch's and llm-foundry's
-/// "activation checkpointing True/False", torchtitan's "full/selective (op) activation checkpointing"), and the words
-/// that said it; nil when model_detail does not say. A bare "activation checkpointing" is full recomputation, what
+/// Activation recomputation as sources word it (Megatron's "full/selective recompute" and `recompute_granularity`,
+/// PyTorch's and llm-foundry's "activation checkpointing True/False", torchtitan's "full/selective (op) activation
+/// checkpointing"), and the words that said it; nil when model_detail does not say, or says it does not know ("activation
+/// checkpointing not stated", "recompute unknown"). A bare "activation checkpointing" is full recomputation, what
 /// Megatron's `--checkpoint-activations` and llm-foundry's `activation_checkpointing: true` do.
-func readRecompute(_ lower: String) -> (PlanSpec.Recompute, String)? {
+@_spi(Testing) public func readRecompute(_ lower: String) -> (PlanSpec.Recompute, String)? {
     let checkpointing = #"(?:activation[ _-]?(?:checkpointing|check-pointing|recomputation|recompute)|\bac\b)"#
+    let recomputing = #"(?:"# + checkpointing + #"|\brecompute|\brecomputation)"#
+    // the words name it only to say they do not know: nothing is said
+    let unknown = recomputing + #"(?:[ _-]?granularity)?\s*(?:[:=]\s*|is |was |were )?(?:not (?:stated|given|reported|specified|published|known)|unknown|unspecified|unstated|n/a|\?)"#
+    if lower.range(of: unknown, options: .regularExpression) != nil { return nil }
     let patterns: [(String, PlanSpec.Recompute)] = [
         (#"\b(?:no|without) "# + checkpointing, .none),
-        (checkpointing + #"\s*[:=]?\s*(?:false|no|none|off|disabled)\b"#, .none),
+        (#"\b(?:no|without) (?:activation )?recomput(?:e|ation)\b"#, .none),
+        (checkpointing + #"\s*(?:[:=]\s*|is |was )?(?:false|no|none|off|disabled|not used|unused)\b"#, .none),
+        (#"\brecompute[ _-]?granularity\s*[:=]?\s*(?:none|null|off)\b"#, .none),
+        (#"\brecompute[ _-]?granularity\s*[:=]?\s*selective\b"#, .selective),
+        (#"\brecompute[ _-]?granularity\s*[:=]?\s*full\b"#, .full),
         (#"\bselective(?: op| layer)? (?:activation |recompute\b|"# + checkpointing + ")", .selective),
         (#"\bselective recompute\b"#, .selective),
         (#"\bfull (?:activation recompute|recompute|"# + checkpointing + ")", .full),

@@ -1,7 +1,7 @@
 import DojoCompiler
 import DojoGraph
 import DojoMachine
-import DojoSim
+@_spi(Testing) import DojoSim
 import Testing
 
 /// What issue 11 asked of the importer: rows a user's CSV will carry (other units, model names, a DGX-2, FSDP) are
@@ -194,6 +194,19 @@ extension ValidationImportTests {
             .enumerated().map { row(id: "r\($0.offset)", model: "MPT-1B", detail: "hidden 2048; 24 layers; seq 2048; " + $0.element,
                                     precision: "BF16", batch: "512", plan: "DP=8", unit: "tokens/s/GPU") })
         #expect(said.map(\.plan.recompute) == [PlanSpec.Recompute.none, .selective, nil])
+        // words that name recomputation only to say it is not known say nothing; Megatron's granularity and "not used" are read
+        let phrasings: [(String, PlanSpec.Recompute?)] = [
+            ("activation checkpointing not stated", nil), ("activation checkpointing: unknown", nil),
+            ("recompute not reported", nil), ("recompute_granularity: n/a", nil),
+            ("activation checkpointing not used", PlanSpec.Recompute.none), ("activation checkpointing is off", PlanSpec.Recompute.none),
+            ("no recompute", PlanSpec.Recompute.none), ("without recomputation", PlanSpec.Recompute.none),
+            ("recompute_granularity: null", PlanSpec.Recompute.none), ("recompute granularity selective", .selective),
+            ("recompute_granularity=full", .full), ("activation checkpointing", .full),
+            ("activation checkpointing: true", .full),
+        ]
+        for (words, expected) in phrasings {
+            #expect(readRecompute(words)?.0 == expected, "'\(words)'")
+        }
     }
 
     @Test("context parallelism: each sequence split over CP GPUs, simulated as CP× the samples of 1/CP the tokens, attending to CP× their own")
