@@ -97,9 +97,9 @@ struct BenchCommand: ParsableCommand {
             Storage.resetPeak()
             let base = Storage.liveBytes
             // each step timed, and the median reported: a step another tenant of this shared VM slowed does not move it.
-            // (The fp32, bf16 and cfp8 workloads of one network run one after another. Alternating their steps was
-            // tried and dropped: with the three networks alive, the fp32 ViT-Tiny step took 839–911 ms against 706–710
-            // run alone, the formats' steps not, a bias in their favour.)
+            // (The fp32, bf16 and cfp8 workloads of one network take turns by rounds, below, not by steps. Alternating
+            // single steps was tried and dropped: with the three networks alive, the fp32 ViT-Tiny step took 839–911 ms
+            // against 706–710 run alone, the formats' steps not, a bias in their favour.)
             var seconds: [Double] = []
             for _ in 0..<w.steps {
                 let t0 = monotonicSeconds()
@@ -148,24 +148,24 @@ struct BenchCommand: ParsableCommand {
             }
         }
         for group in groups {
-          let n = group.count > 1 ? rounds : 1
-          var runs = Array(repeating: [Measured](), count: group.count)
-          for r in 0..<n { for (i, w) in group.enumerated() { runs[i].append(try measure(w, profileNow: profile && r == n - 1)) } }
-          for (i, w) in group.enumerated() {
-            let last = runs[i].last!
-            let dt = runs[i].map(\.seconds).sorted()[runs[i].count / 2]
-            let (flops, peak, saved) = (last.flops, last.peak, last.saved)
-            let rate = Double(w.batch) / dt
-            if json {
-                emit(["name": .string(w.name), "samples_per_s": .number(rate), "seconds_per_step": .number(dt), "gflops": .number(flops / dt / 1e9),
-                      "round_seconds_per_step": .array(runs[i].map { .number($0.seconds) }),
-                      "peak_step_bytes": .number(Double(peak)), "saved_activation_bytes": .number(Double(saved)),
-                      "max_rss_bytes": .number(Double(maxRSS()))])
+            let n = group.count > 1 ? rounds : 1
+            var runs = Array(repeating: [Measured](), count: group.count)
+            for r in 0..<n { for (i, w) in group.enumerated() { runs[i].append(try measure(w, profileNow: profile && r == n - 1)) } }
+            for (i, w) in group.enumerated() {
+                let last = runs[i].last!
+                let dt = runs[i].map(\.seconds).sorted()[runs[i].count / 2]
+                let (flops, peak, saved) = (last.flops, last.peak, last.saved)
+                let rate = Double(w.batch) / dt
+                if json {
+                    emit(["name": .string(w.name), "samples_per_s": .number(rate), "seconds_per_step": .number(dt), "gflops": .number(flops / dt / 1e9),
+                          "round_seconds_per_step": .array(runs[i].map { .number($0.seconds) }),
+                          "peak_step_bytes": .number(Double(peak)), "saved_activation_bytes": .number(Double(saved)),
+                          "max_rss_bytes": .number(Double(maxRSS()))])
+                }
+                table.addRow([w.name, formatThousands(Int(rate.rounded())), formatFixed(dt * 1000, 1), formatFixed(flops / dt / 1e9, 1),
+                              formatBytes(peak), formatBytes(saved), formatBytes(maxRSS())])
+                if let text = runs[i].last?.profile { FileHandle.standardError.write(Data(text.utf8)) }
             }
-            table.addRow([w.name, formatThousands(Int(rate.rounded())), formatFixed(dt * 1000, 1), formatFixed(flops / dt / 1e9, 1),
-                          formatBytes(peak), formatBytes(saved), formatBytes(maxRSS())])
-            if let text = runs[i].last?.profile { FileHandle.standardError.write(Data(text.utf8)) }
-          }
         }
         if only == nil || "matmul".contains(only!) {
             let (engine, direct) = matmulGFLOPs(n: 1024, repeats: quick ? 5 : 20)
