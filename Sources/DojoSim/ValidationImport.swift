@@ -920,13 +920,12 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
 /// Megatron's `--checkpoint-activations` and llm-foundry's `activation_checkpointing: true` do.
 @_spi(Testing) public func readRecompute(_ lower: String) -> (PlanSpec.Recompute, String)? {
     let checkpointing = #"(?:activation[ _-]?(?:checkpointing|check-pointing|recomputation|recompute)|\bac\b)"#
-    let recomputing = #"(?:"# + checkpointing + #"|\brecompute|\brecomputation)"#
+    let recomputing = #"(?:"# + checkpointing + #"|\brecomput(?:ation|e))"#
     // the words name it only to say they do not know: nothing is said
     let unknown = recomputing + #"(?:[ _-]?granularity)?\s*(?:[:=]\s*|is |was |were )?(?:not (?:stated|given|reported|specified|published|known)|unknown|unspecified|unstated|n/a|\?)"#
     if lower.range(of: unknown, options: .regularExpression) != nil { return nil }
     let patterns: [(String, PlanSpec.Recompute)] = [
-        (#"\b(?:no|without) "# + checkpointing, .none),
-        (#"\b(?:no|without) (?:activation )?recomput(?:e|ation)\b"#, .none),
+        (#"\b(?:no|without) "# + recomputing, .none),
         (checkpointing + #"\s*(?:[:=]\s*|is |was )?(?:false|no|none|off|disabled|not used|unused)\b"#, .none),
         (#"\brecompute[ _-]?granularity\s*[:=]?\s*(?:none|null|off)\b"#, .none),
         (#"\brecompute[ _-]?granularity\s*[:=]?\s*selective\b"#, .selective),

@@ -138,8 +138,17 @@ public final class BF16Operand: @unchecked Sendable {
 
     /// The BF16 bits of each of a 1-byte format's 256 codes (index: the code), or nil when one of them is not exact in
     /// BF16 (then the values are checked one by one, as for any other storage). CFP8's values all are: its 3 or 2
-    /// fraction bits and its exponent range (any bias 0…63) fit in BF16's 7 and 8.
+    /// fraction bits and its exponent range (any bias 0…63) fit in BF16's 7 and 8. Made once per format and bias
+    /// (at most 2 × 64 of them), not at every product.
     @_spi(Testing) public static func bf16Table(_ format: NumberFormat) -> [UInt16]? {
+        if let known = tables.withLock({ $0[format] }) { return known }
+        let table = makeBF16Table(format)
+        tables.withLock { $0[format] = table }
+        return table
+    }
+    private static let tables = Mutex<[NumberFormat: [UInt16]?]>([:])
+
+    private static func makeBF16Table(_ format: NumberFormat) -> [UInt16]? {
         let codes = (0..<256).map { UInt8($0) }
         var values = [UInt32](repeating: 0, count: 256), table = [UInt16](repeating: 0, count: 256)
         codes.withUnsafeBytes { c in
@@ -174,7 +183,8 @@ public final class BF16Operand: @unchecked Sendable {
         }
         let inexact = Atomic<Bool>(false)
         if let packed = s.packedValues {
-            // held as codes of another format (CFP8): decoded span by span in cache, without the FP32 values back
+            // held as codes of another packed format whose codes are not all exact in BF16 (none today: CFP8's take the
+            // table above): decoded span by span in cache, without the FP32 values back
             parallelChunks(n, minimumPerThread: 1 << 15) { r in
                 let span = 2048
                 let tmp = UnsafeMutablePointer<Float>.allocate(capacity: span)
