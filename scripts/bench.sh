@@ -2,7 +2,7 @@
 # make bench: OpenDojo and PyTorch CPU (Debian python3-torch) on the same training steps, on this machine, in
 # this run; prints samples/s of both and the ratio (goal: OpenDojo/PyTorch >= 1.0), matmul GFLOP/s of the engine
 # against oneDNN called directly (goal >= 0.9), and the peak memory of a training step.
-# Usage: scripts/bench.sh [--quick]
+# Usage: [BENCH_ROUNDS=N] scripts/bench.sh [--quick]   (N rounds of both sides in turns, 3 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # python3-torch takes its BLAS from the system: without OpenBLAS it gets the reference BLAS (about 5 GFLOP/s),
@@ -14,28 +14,67 @@ dojo=.build/release/dojo
 [ -x "$dojo" ] || swift build -c release
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, OMP_NUM_THREADS=$threads"
-echo "running OpenDojo (dojo bench)…"
-"$dojo" bench --json "$@" > "$tmp/dojo.jsonl"
-echo "running PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') (scripts/bench_torch.py)…"
-/usr/bin/python3 scripts/bench_torch.py "$@" > "$tmp/torch.jsonl"
+# The two sides run in turns, one network at a time, for $BENCH_ROUNDS rounds (3): OpenDojo's then PyTorch's in odd
+# rounds, PyTorch's then OpenDojo's in even ones. Each ratio is the median of the ratios of one round, both sides
+# measured minutes apart at most: this shared VM's speed drifts by 20-30 % within minutes, and one pass of each side
+# in a row (as before) put that drift into every ratio.
+rounds=${BENCH_ROUNDS:-3}
+case "$rounds" in ''|*[!0-9]*|0) echo "BENCH_ROUNDS must be a whole number of rounds, 1 or more (got '$rounds')" >&2; exit 2 ;; esac
+torch_version=$(/usr/bin/python3 -c 'import torch; print(torch.__version__)')
+echo "OpenDojo (dojo bench) and PyTorch $torch_version (scripts/bench_torch.py) in turns, network by network, $rounds rounds…"
+for r in $(seq "$rounds"); do
+  for net in small-cnn resnet18 occupancy vit-tiny gpt; do
+    ours() { "$dojo" bench --json --only "$net" --rounds 1 "$@" 2>> "$tmp/dojo.err" | sed "s/^{/{\"round\": $r, /" >> "$tmp/dojo.jsonl"; }
+    theirs() { /usr/bin/python3 scripts/bench_torch.py --only "$net" "$@" | sed "s/^{/{\"round\": $r, /" >> "$tmp/torch.jsonl"; }
+    if [ $((r % 2)) = 1 ]; then ours "$@"; theirs "$@"; else theirs "$@"; ours "$@"; fi
+  done
+  [ "$r" = 1 ] && head -1 "$tmp/dojo.err"   # the CPU and what oneDNN runs on it
+  echo "  round $r of $rounds done"
+done
+"$dojo" bench --json --only matmul "$@" >> "$tmp/dojo.jsonl" 2>> "$tmp/dojo.err"
+/usr/bin/python3 scripts/bench_torch.py --only matmul "$@" >> "$tmp/torch.jsonl"
+"$dojo" bench --json --only sim "$@" >> "$tmp/dojo.jsonl" 2>> "$tmp/dojo.err"
 /usr/bin/python3 - "$tmp/dojo.jsonl" "$tmp/torch.jsonl" <<'PY'
-import json, sys
-dojo = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
-torch = {r["name"]: r for r in map(json.loads, open(sys.argv[2]))}
+import json, sys, statistics
+from collections import defaultdict
+def load(path):
+    rows = defaultdict(list)   # by name: one row per round, in order
+    for r in map(json.loads, open(path)): rows[r["name"]].append(r)
+    return rows
+dojo_rounds, torch_rounds = load(sys.argv[1]), load(sys.argv[2])
+med = statistics.median
+def per_round(a, b, f):
+    """f(row of a, row of b) for each round both have"""
+    bs = {r.get("round"): r for r in b}
+    return [f(x, bs[x.get("round")]) for x in a if x.get("round") in bs]
+def spread(xs): return f"  [{min(xs):.2f}–{max(xs):.2f} over {len(xs)} rounds]" if len(xs) > 1 else ""
+# each workload's figures: the medians of its rounds (the peak memory of its last)
+dojo = {}
+for name, rs in dojo_rounds.items():
+    d = dict(rs[-1])
+    for k in ("samples_per_s", "seconds_per_step", "gflops"):
+        if all(k in r for r in rs): d[k] = med(r[k] for r in rs)
+    dojo[name] = d
+torch = {name: dict(rs[-1], **({"samples_per_s": med(r["samples_per_s"] for r in rs)} if "samples_per_s" in rs[0] else {}))
+         for name, rs in torch_rounds.items()}
 print()
 print(f"{'workload':28} {'OpenDojo':>12} {'PyTorch':>12} {'ratio':>7}  {'step peak mem':>14}")
 for name, d in dojo.items():
     if "samples_per_s" not in d: continue
     t = torch.get(name, {}).get("samples_per_s")
-    ratio = f"{d['samples_per_s'] / t:.2f}" if t else "-"
+    ratios = per_round(dojo_rounds[name], torch_rounds.get(name, []), lambda a, b: a["samples_per_s"] / b["samples_per_s"])
+    ratio = f"{med(ratios):.2f}" if ratios else "-"
     tt = f"{t:12.1f}" if t else f"{'-':>12}"
-    print(f"{name:28} {d['samples_per_s']:12.1f} {tt} {ratio:>7}  {d['peak_step_bytes'] / 2**20:11.1f} MiB   (samples/s)")
-# Issue 14 §2: Dojo's formats against the fp32 step of the same workload, same run (goal <= 1.1)
+    note = " (samples/s; ratio: the median of each round's)" + spread(ratios) if ratios else " (samples/s)"
+    print(f"{name:28} {d['samples_per_s']:12.1f} {tt} {ratio:>7}  {d['peak_step_bytes'] / 2**20:11.1f} MiB  {note}")
+# Issue 14 §2: Dojo's formats against the fp32 step of the same workload, same round (goal <= 1.1)
 for name, d in dojo.items():
     for fmt in ("bf16", "cfp8"):
-        base = dojo.get(name[: -len(fmt) - 1]) if name.endswith(" " + fmt) else None
+        base_name = name[: -len(fmt) - 1] if name.endswith(" " + fmt) else None
+        base = dojo.get(base_name) if base_name else None
         if base and "seconds_per_step" in d:
-            print(f"{name + ' step time':28} {d['seconds_per_step'] * 1e3:10.1f}ms {base['seconds_per_step'] * 1e3:10.1f}ms {d['seconds_per_step'] / base['seconds_per_step']:7.2f}  ({fmt} step ÷ fp32 step; goal <= 1.10, <= 0.70 with native BF16)")
+            ratios = per_round(dojo_rounds[name], dojo_rounds[base_name], lambda a, b: a["seconds_per_step"] / b["seconds_per_step"])
+            print(f"{name + ' step time':28} {d['seconds_per_step'] * 1e3:10.1f}ms {base['seconds_per_step'] * 1e3:10.1f}ms {med(ratios):7.2f}  ({fmt} step ÷ the fp32 step of its round, median; goal <= 1.10, <= 0.70 with native BF16){spread(ratios)}")
             print(f"{name + ' peak memory':28} {d['peak_step_bytes'] / 2**20:9.1f}MiB {base['peak_step_bytes'] / 2**20:9.1f}MiB {d['peak_step_bytes'] / base['peak_step_bytes']:7.2f}  ({fmt} step peak tensor memory ÷ fp32's" + ("; goal <= 0.50)" if fmt == "cfp8" else ")"))
             if "saved_activation_bytes" in d and base.get("saved_activation_bytes"):
                 print(f"{name + ' saved acts':28} {d['saved_activation_bytes'] / 2**20:9.1f}MiB {base['saved_activation_bytes'] / 2**20:9.1f}MiB {d['saved_activation_bytes'] / base['saved_activation_bytes']:7.2f}  ({fmt} activations kept for backward ÷ fp32's)")

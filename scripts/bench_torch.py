@@ -149,20 +149,31 @@ def bench(name, model, x, target, loss_fn, steps, warmup=3, adamw=False):
 
 def main():
     quick = "--quick" in sys.argv
+    # --only TEXT: only the workloads whose name contains TEXT (as `dojo bench --only`; scripts/bench.sh runs one
+    # network at a time, in turns with OpenDojo's)
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv[:-1] else None
+    def want(name): return only is None or only in name
     s = 0.3 if quick else 1.0
-    x = torch.randn(128, 1, 28, 28); y = torch.randint(0, 10, (128,))
-    bench("small-cnn 1x28x28 b128", small_cnn(1, 28, 28, 10), x, y, F.cross_entropy, max(3, int(20 * s)))
-    x = torch.randn(32, 3, 64, 64); y = torch.randint(0, 10, (32,))
-    bench("resnet18 3x64x64 b32", resnet18(3, 10), x, y, F.cross_entropy, max(3, int(10 * s)))
-    x = torch.randn(32, 4, 3, 32, 32); t = (torch.rand(32, 16, 16) < 0.1).float()
-    pw = torch.tensor(2.0)
-    bench("occupancy 4x3x32x32 b32", Occupancy(), x, t,
-          lambda out, tt: F.binary_cross_entropy_with_logits(out, tt, pos_weight=pw), max(3, int(20 * s)))
-    x = torch.randn(64, 1, 28, 28); y = torch.randint(0, 10, (64,))
-    bench("vit-tiny 1x28x28 b64", ViT(1, 28, 4, 10), x, y, F.cross_entropy, max(3, int(10 * s)), adamw=True)
-    ids = torch.randint(0, 1024, (16, 256)); y = torch.randint(0, 1024, (16, 256))
-    bench("gpt 6x256 seq256 b16", GPT(6, 256, 4, 1024, 256, 1024), ids, y,
-          lambda out, tt: F.cross_entropy(out.reshape(-1, out.shape[-1]), tt.reshape(-1)), max(3, int(5 * s)), adamw=True)
+    if want("small-cnn 1x28x28 b128"):
+        x = torch.randn(128, 1, 28, 28); y = torch.randint(0, 10, (128,))
+        bench("small-cnn 1x28x28 b128", small_cnn(1, 28, 28, 10), x, y, F.cross_entropy, max(3, int(20 * s)))
+    if want("resnet18 3x64x64 b32"):
+        x = torch.randn(32, 3, 64, 64); y = torch.randint(0, 10, (32,))
+        bench("resnet18 3x64x64 b32", resnet18(3, 10), x, y, F.cross_entropy, max(3, int(10 * s)))
+    if want("occupancy 4x3x32x32 b32"):
+        x = torch.randn(32, 4, 3, 32, 32); t = (torch.rand(32, 16, 16) < 0.1).float()
+        pw = torch.tensor(2.0)
+        bench("occupancy 4x3x32x32 b32", Occupancy(), x, t,
+              lambda out, tt: F.binary_cross_entropy_with_logits(out, tt, pos_weight=pw), max(3, int(20 * s)))
+    if want("vit-tiny 1x28x28 b64"):
+        x = torch.randn(64, 1, 28, 28); y = torch.randint(0, 10, (64,))
+        bench("vit-tiny 1x28x28 b64", ViT(1, 28, 4, 10), x, y, F.cross_entropy, max(3, int(10 * s)), adamw=True)
+    if want("gpt 6x256 seq256 b16"):
+        ids = torch.randint(0, 1024, (16, 256)); y = torch.randint(0, 1024, (16, 256))
+        bench("gpt 6x256 seq256 b16", GPT(6, 256, 4, 1024, 256, 1024), ids, y,
+              lambda out, tt: F.cross_entropy(out.reshape(-1, out.shape[-1]), tt.reshape(-1)), max(3, int(5 * s)), adamw=True)
+    if not want("matmul 1024"):
+        return
     a = torch.randn(1024, 1024); b = torch.randn(1024, 1024)
     for _ in range(3): a @ b
     n = 10; t0 = time.perf_counter()
