@@ -916,14 +916,17 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
 /// Activation recomputation as sources word it (Megatron's "full/selective recompute" and `recompute_granularity`,
 /// PyTorch's and llm-foundry's "activation checkpointing True/False", torchtitan's "full/selective (op) activation
 /// checkpointing"), and the words that said it; nil when model_detail does not say, or says it does not know ("activation
-/// checkpointing not stated", "recompute unknown"). A bare "activation checkpointing" is full recomputation, what
+/// checkpointing not stated", "recompute unknown"; read clause by clause, so one clause's "unknown" leaves another
+/// clause's "selective recompute" standing). A bare "activation checkpointing" is full recomputation, what
 /// Megatron's `--checkpoint-activations` and llm-foundry's `activation_checkpointing: true` do.
 @_spi(Testing) public func readRecompute(_ lower: String) -> (PlanSpec.Recompute, String)? {
     let checkpointing = #"(?:activation[ _-]?(?:checkpointing|check-pointing|recomputation|recompute)|\bac\b)"#
     let recomputing = #"(?:"# + checkpointing + #"|\brecomput(?:ation|e))"#
     // the words name it only to say they do not know: nothing is said
     let unknown = recomputing + #"(?:[ _-]?granularity)?\s*(?:[:=]\s*|is |was |were )?(?:not (?:stated|given|reported|specified|published|known)|unknown|unspecified|unstated|n/a|\?)"#
-    if lower.range(of: unknown, options: .regularExpression) != nil { return nil }
+    // clause by clause (model_detail's facts are separated by semicolons): a clause that names recomputation only to
+    // say it is not known says nothing, and another clause may still say what was used
+    let clauses = lower.split(separator: ";").map(String.init).filter { $0.range(of: unknown, options: .regularExpression) == nil }
     let patterns: [(String, PlanSpec.Recompute)] = [
         (#"\b(?:no|without) "# + recomputing, .none),
         (checkpointing + #"\s*(?:[:=]\s*|is |was )?(?:false|no|none|off|disabled|not used|unused)\b"#, .none),
@@ -937,7 +940,9 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         (#"activation[ _-]?(?:checkpointing|check-pointing|recomputation)"#, .full),
     ]
     for (pattern, recompute) in patterns {
-        if let r = lower.range(of: pattern, options: .regularExpression) { return (recompute, String(lower[r])) }
+        for clause in clauses {
+            if let r = clause.range(of: pattern, options: .regularExpression) { return (recompute, String(clause[r])) }
+        }
     }
     return nil
 }

@@ -203,6 +203,10 @@ extension ValidationImportTests {
             ("recompute_granularity: null", PlanSpec.Recompute.none), ("recompute granularity selective", .selective),
             ("recompute_granularity=full", .full), ("activation checkpointing", .full),
             ("activation checkpointing: true", .full),
+            // clause by clause: an unknown in one clause leaves another clause's statement standing
+            ("recompute granularity unknown; selective recompute", .selective),
+            ("full recompute; activation checkpointing: not stated", .full),
+            ("seq 4096; recompute unknown; micro-batch 2", nil),
         ]
         for (words, expected) in phrasings {
             #expect(readRecompute(words)?.0 == expected, "'\(words)'")
