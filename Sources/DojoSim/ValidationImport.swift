@@ -147,10 +147,17 @@ private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
     guard var e = read else { return nil }
     var note = "gpu '\(name)' read as \(e.names[0])\(assumed)"
     // An H100 with another memory than the DGX H100's 80 GB (94 GB H100 NVL-class HBM3, 96 GB HBM2e parts of
-    // Meta's Grand Teton): that memory for the fit; its bandwidth and clocks stay the SXM5 part's.
+    // Meta's Grand Teton): that memory for the fit; an HBM2e part's bandwidth where the name says HBM2e; the clocks
+    // stay the SXM5 part's.
     if n.contains("h100"), let c = groups(#"\b(\d{2,3}) ?GB\b"#, name), let gb = Int(c[0]), gb != 80, (16...256).contains(gb) {
         e.overrides["gpu.hbm_bytes"] = "\(gb)GiB"
-        note += "; gpu.hbm_bytes = \(gb)GiB as the name says (in binary units, as the 80GB parts report) (ASSUMPTION: the SXM5 part's 3.35 TB/s and clocks)"
+        if n.contains("hbm2e") {
+            // an HBM2e part, not the SXM5's HBM3: the 2.41 TB/s published for an H100 with 94 GiB of HBM2e (source G9)
+            e.overrides["gpu.hbm_bandwidth"] = "2410GB/s"
+            note += "; gpu.hbm_bytes = \(gb)GiB as the name says (in binary units, as the 80GB parts report); gpu.hbm_bandwidth = 2,410 GB/s, the HBM2e H100's (source G9; ASSUMPTION: this part's, and the SXM5 part's clocks)"
+        } else {
+            note += "; gpu.hbm_bytes = \(gb)GiB as the name says (in binary units, as the 80GB parts report) (ASSUMPTION: the SXM5 part's 3.35 TB/s and clocks)"
+        }
     }
     // A power limit other than the part's TDP (the preset's gpu.tdp, from the data sheets)
     if let c = groups(#"\b(\d{3,4}) ?W\b"#, name), let w = Double(c[0]),

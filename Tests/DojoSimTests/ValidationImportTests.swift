@@ -321,14 +321,22 @@ extension ValidationImportTests {
         #expect(impls[3].assumptions["attention_kernel"] == nil && impls[3].assumptions["fused_attention"] == nil)
     }
 
-    @Test("an H100 with other memory (94 GB, 96 GB HBM2e) fits by that memory; a power limit is noted, not modelled")
+    @Test("an H100 with other memory (94 GB, 96 GB HBM2e) fits by that memory, HBM2e at its own bandwidth; a power limit is noted, not modelled")
     func h100Variants() throws {
         let c = try parse([row(gpu: "H100 96GB HBM2e (Grand Teton; 500W power limit)")])[0]
         #expect(c.machinePreset == "dgx-h100" && c.machineOverrides["gpu.hbm_bytes"] == "96GiB")
         #expect(c.notes.contains { $0.contains("500 W power limit is not modelled") })
+        // HBM2e: 2.41 TB/s (source G9), not the SXM5 part's 3.35 TB/s of HBM3
+        #expect(c.machineOverrides["gpu.hbm_bandwidth"] == "2410GB/s" && c.notes.contains { $0.contains("source G9") })
         let m = try c.machine()
         guard case .gpu(let g) = m.system else { Issue.record("not a GPU machine"); return }
         #expect(g.gpu.hbmBytes == 96 * 1073741824)
+        #expect(abs(g.gpu.hbmBandwidth - 2.41e12) < 1e6)
+        // an H100 with other memory whose name does not say HBM2e keeps the SXM5 part's bandwidth
+        let nvl = try parse([row(gpu: "H100 94GB")])[0]
+        #expect(nvl.machineOverrides["gpu.hbm_bytes"] == "94GiB" && nvl.machineOverrides["gpu.hbm_bandwidth"] == nil)
+        guard case .gpu(let g2) = try nvl.machine().system else { Issue.record("not a GPU machine"); return }
+        #expect(abs(g2.gpu.hbmBandwidth - 3.35e12) < 1e6)
     }
 }
 
