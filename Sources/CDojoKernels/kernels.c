@@ -57,6 +57,22 @@ static inline int use_avx2(void) {
     return l == 1;
 }
 
+// AVX-512BW where the CPU has it and the AVX2 build is in use (the table lookup below; DOJO_KERNELS=baseline turns it
+// off with the rest)
+static int avx512bw_supported = -1;
+static inline int use_avx512bw(void) {
+    int l = __atomic_load_n(&avx512bw_supported, __ATOMIC_RELAXED);
+    if (__builtin_expect(l < 0, 0)) {
+        l = 0;
+#if DOJO_X86
+        __builtin_cpu_init();
+        l = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#endif
+        __atomic_store_n(&avx512bw_supported, l, __ATOMIC_RELAXED);
+    }
+    return l && use_avx2();
+}
+
 // MARK: bodies
 
 INLINE long round_cfp_body(uint32_t *restrict p, long n, const dojo_cfp_params *f, uint32_t *top) {
@@ -831,4 +847,40 @@ int dojo_bn_affine_bf16_codes(const float *x, long s, float a, float b, uint16_t
 }
 int dojo_bn_backward_dx_bf16(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
     return DISPATCH(bn_backward_dx_bf16, (x, dy, dx, s, a, b, c));
+}
+
+// MARK: a 256-entry table of 16-bit values looked up by 1-byte codes (CFP8 codes to their BF16 bits)
+
+static void lookup_u8_u16_base(const uint8_t *codes, long n, const uint16_t *table, uint16_t *out) {
+    for (long i = 0; i < n; i++) out[i] = table[codes[i]];
+}
+
+#if DOJO_X86
+// 32 codes at a time: widened to 16 bits, each looked up in the four 64-entry quarters of the table (vpermi2w: bits 0-5
+// of the code) and the quarter chosen by bits 6 and 7
+__attribute__((target("avx512f,avx512bw")))
+static void lookup_u8_u16_avx512(const uint8_t *codes, long n, const uint16_t *table, uint16_t *out) {
+    __m512i t[8];
+    for (int k = 0; k < 8; k++) t[k] = _mm512_loadu_si512((const void *)(table + 32 * k));
+    const __m512i bit6 = _mm512_set1_epi16(64), bit7 = _mm512_set1_epi16(128);
+    long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512i idx = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(codes + i)));
+        __m512i r0 = _mm512_permutex2var_epi16(t[0], idx, t[1]);
+        __m512i r1 = _mm512_permutex2var_epi16(t[2], idx, t[3]);
+        __m512i r2 = _mm512_permutex2var_epi16(t[4], idx, t[5]);
+        __m512i r3 = _mm512_permutex2var_epi16(t[6], idx, t[7]);
+        __mmask32 m6 = _mm512_test_epi16_mask(idx, bit6), m7 = _mm512_test_epi16_mask(idx, bit7);
+        __m512i lowHalf = _mm512_mask_blend_epi16(m6, r0, r1), highHalf = _mm512_mask_blend_epi16(m6, r2, r3);
+        _mm512_storeu_si512((void *)(out + i), _mm512_mask_blend_epi16(m7, lowHalf, highHalf));
+    }
+    lookup_u8_u16_base(codes + i, n - i, table, out + i);
+}
+#endif
+
+void dojo_lookup_u8_u16(const uint8_t *codes, long n, const uint16_t *table, uint16_t *out) {
+#if DOJO_X86
+    if (use_avx512bw()) { lookup_u8_u16_avx512(codes, n, table, out); return; }
+#endif
+    lookup_u8_u16_base(codes, n, table, out);
 }

@@ -156,6 +156,24 @@ struct KernelBuildTests {
         if codesByBuild.count == 2 { #expect(codesByBuild[0] == codesByBuild[1]) }
     }
 
+    @Test("a 256-entry table looked up by 1-byte codes (CFP8 codes to BF16 bits): each build, the 32-wide loop and its tail")
+    func tableLookup() {
+        defer { NumberFormat.useAVX2Kernels(true) }
+        var g = SplitMix64(seed: 5)
+        let table = (0..<256).map { _ in UInt16(truncatingIfNeeded: g.next()) }
+        for avx2 in Self.builds {
+            NumberFormat.useAVX2Kernels(avx2)
+            for n in [0, 1, 31, 32, 33, 64, 1_000, 4_099] {
+                // every code, in an order that puts each at every position of a 32-code block over the sizes
+                let codes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 167 &+ n) }
+                var out = [UInt16](repeating: 0xDEAD, count: n + 3)
+                out.withUnsafeMutableBufferPointer { dojo_lookup_u8_u16(codes, n, table, $0.baseAddress!) }
+                #expect(Array(out[..<n]) == codes.map { table[Int($0)] }, "n \(n) avx2=\(avx2)")
+                #expect(out[n...].allSatisfy { $0 == 0xDEAD }, "wrote past the end, n \(n)")
+            }
+        }
+    }
+
     @Test("the transpose: each build, odd shapes and leading dimensions, parts of the columns")
     func transpose() {
         defer { NumberFormat.useAVX2Kernels(true) }

@@ -58,6 +58,10 @@ int dojo_round_bf16_if_normal(uint32_t *p, long n);
 /// The upper halves of src[0..<n] as BF16 codes; returns 1 when every lower half was zero (the values exact in BF16).
 int dojo_pack_bf16(const uint32_t *src, long n, uint16_t *out);
 
+/// out[i] = table[codes[i]] for a 256-entry table (a CFP8 tensor's BF16 bits from its codes); 32 codes at a time with
+/// AVX-512BW where the CPU has it (and DOJO_KERNELS is not "baseline").
+void dojo_lookup_u8_u16(const uint8_t *codes, long n, const uint16_t *table, uint16_t *out);
+
 /// FP32 bits of n BF16 codes.
 void dojo_unpack_bf16(const uint16_t *codes, long n, uint32_t *out);
 

@@ -176,7 +176,9 @@ public final class BF16Operand: @unchecked Sendable {
                 let l = SendableRaw(UnsafeRawPointer(lut.baseAddress!))
                 parallelChunks(n, minimumPerThread: 1 << 16) { r in
                     let c = from.p.assumingMemoryBound(to: UInt8.self), bits = l.p.assumingMemoryBound(to: UInt16.self)
-                    for i in r { dst.p[i] = bits[Int(c[i])] }
+                    // CDojoKernels' loop: 32 codes at a time with AVX-512BW (vpermi2w over the table's quarters), 6× the
+                    // scalar loop's rate on a ViT-Tiny-sized tensor in cache (0.08 against 0.48-0.57 ms for 2.46 M codes)
+                    dojo_lookup_u8_u16(c + r.lowerBound, r.count, bits, dst.p + r.lowerBound)
                 }
             }
             return BF16Operand(bits: UnsafePointer(out), owned: out, keep: s)
