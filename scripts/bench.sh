@@ -21,12 +21,14 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(n
 rounds=${BENCH_ROUNDS:-3}
 case "$rounds" in ''|*[!0-9]*|0) echo "BENCH_ROUNDS must be a whole number of rounds, 1 or more (got '$rounds')" >&2; exit 2 ;; esac
 torch_version=$(/usr/bin/python3 -c 'import torch; print(torch.__version__)')
-echo "OpenDojo (dojo bench) and PyTorch $torch_version (scripts/bench_torch.py) in turns, network by network, $rounds rounds…"
+echo "OpenDojo (dojo bench) and PyTorch $torch_version (scripts/bench_torch.py) in turns, network by network, rounds: $rounds…"
+# one network's rows of one side, each tagged with its round: ours|theirs ROUND NET [bench.sh's arguments]
+ours() { "$dojo" bench --json --only "$2" --rounds 1 "${@:3}" 2>> "$tmp/dojo.err" | sed "s/^{/{\"round\": $1, /" >> "$tmp/dojo.jsonl"; }
+theirs() { /usr/bin/python3 scripts/bench_torch.py --only "$2" "${@:3}" | sed "s/^{/{\"round\": $1, /" >> "$tmp/torch.jsonl"; }
 for r in $(seq "$rounds"); do
   for net in small-cnn resnet18 occupancy vit-tiny gpt; do
-    ours() { "$dojo" bench --json --only "$net" --rounds 1 "$@" 2>> "$tmp/dojo.err" | sed "s/^{/{\"round\": $r, /" >> "$tmp/dojo.jsonl"; }
-    theirs() { /usr/bin/python3 scripts/bench_torch.py --only "$net" "$@" | sed "s/^{/{\"round\": $r, /" >> "$tmp/torch.jsonl"; }
-    if [ $((r % 2)) = 1 ]; then ours "$@"; theirs "$@"; else theirs "$@"; ours "$@"; fi
+    if [ $((r % 2)) = 1 ]; then ours "$r" "$net" "$@"; theirs "$r" "$net" "$@"
+    else theirs "$r" "$net" "$@"; ours "$r" "$net" "$@"; fi
   done
   [ "$r" = 1 ] && head -1 "$tmp/dojo.err"   # the CPU and what oneDNN runs on it
   echo "  round $r of $rounds done"
@@ -48,15 +50,16 @@ def per_round(a, b, f):
     bs = {r.get("round"): r for r in b}
     return [f(x, bs[x.get("round")]) for x in a if x.get("round") in bs]
 def spread(xs): return f"  [{min(xs):.2f}–{max(xs):.2f} over {len(xs)} rounds]" if len(xs) > 1 else ""
-# each workload's figures: the medians of its rounds (the peak memory of its last)
-dojo = {}
-for name, rs in dojo_rounds.items():
-    d = dict(rs[-1])
-    for k in ("samples_per_s", "seconds_per_step", "gflops"):
-        if all(k in r for r in rs): d[k] = med(r[k] for r in rs)
-    dojo[name] = d
-torch = {name: dict(rs[-1], **({"samples_per_s": med(r["samples_per_s"] for r in rs)} if "samples_per_s" in rs[0] else {}))
-         for name, rs in torch_rounds.items()}
+def medians(by_name):
+    """each workload's figures: the medians of its rounds (the rest, peak memory included, its last round's)"""
+    out = {}
+    for name, rs in by_name.items():
+        d = dict(rs[-1])
+        for k in ("samples_per_s", "seconds_per_step", "gflops"):
+            if all(k in r for r in rs): d[k] = med(r[k] for r in rs)
+        out[name] = d
+    return out
+dojo, torch = medians(dojo_rounds), medians(torch_rounds)
 print()
 print(f"{'workload':28} {'OpenDojo':>12} {'PyTorch':>12} {'ratio':>7}  {'step peak mem':>14}")
 for name, d in dojo.items():

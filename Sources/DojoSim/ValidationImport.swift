@@ -151,12 +151,13 @@ private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
     // stay the SXM5 part's.
     if n.contains("h100"), let c = groups(#"\b(\d{2,3}) ?GB\b"#, name), let gb = Int(c[0]), gb != 80, (16...256).contains(gb) {
         e.overrides["gpu.hbm_bytes"] = "\(gb)GiB"
+        note += "; gpu.hbm_bytes = \(gb)GiB as the name says (in binary units, as the 80GB parts report)"
         if n.contains("hbm2e") {
             // an HBM2e part, not the SXM5's HBM3: the 2.41 TB/s published for an H100 with 94 GiB of HBM2e (source G9)
             e.overrides["gpu.hbm_bandwidth"] = "2410GB/s"
-            note += "; gpu.hbm_bytes = \(gb)GiB as the name says (in binary units, as the 80GB parts report); gpu.hbm_bandwidth = 2,410 GB/s, the HBM2e H100's (source G9; ASSUMPTION: this part's, and the SXM5 part's clocks)"
+            note += "; gpu.hbm_bandwidth = 2,410 GB/s, the HBM2e H100's (source G9; ASSUMPTION: this part's, and the SXM5 part's clocks)"
         } else {
-            note += "; gpu.hbm_bytes = \(gb)GiB as the name says (in binary units, as the 80GB parts report) (ASSUMPTION: the SXM5 part's 3.35 TB/s and clocks)"
+            note += " (ASSUMPTION: the SXM5 part's 3.35 TB/s and clocks)"
         }
     }
     // A power limit other than the part's TDP (the preset's gpu.tdp, from the data sheets)
