@@ -198,6 +198,18 @@ struct Sandbox: Sendable {
             close(fd)
             fd = next
             path += "/" + c
+            if tenantOwns, let uid {
+                // Only the server makes this folder, by a mkdir and then a chown: a server killed between the two
+                // left it the server's (0700), and the tenant's sandbox could not enter it: its job failed at its next
+                // start. A leaf not the tenant's is given to it now.
+                var st = stat()
+                guard fstat(fd, &st) == 0 else { throw ServiceError(.internalError, "cannot read \(path): \(String(cString: strerror(errno)))") }
+                if st.st_uid != uid_t(uid) || st.st_gid != gid_t(uid) {
+                    guard fchown(fd, uid_t(uid), gid_t(uid)) == 0, fchmod(fd, 0o700) == 0 else {
+                        throw ServiceError(.internalError, "cannot give \(path) to the tenant's uid \(uid): \(String(cString: strerror(errno)))")
+                    }
+                }
+            }
             if !leaf, uid != nil {
                 var st = stat()
                 if fstat(fd, &st) == 0, st.st_uid != geteuid() {

@@ -38,6 +38,30 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 
+    /// The server makes a job's work folder and then gives it to the tenant's uid (a mkdir, then a chown): a server
+    /// killed between the two left a folder of its own that the tenant's sandbox could not enter, and the job ended
+    /// FAILED at its next start without running (KillLoopTests saw it once in 60 jobs under load). A start now gives
+    /// such a folder to the tenant. As root only, where jobs run under the tenants' uids.
+    @Test func aWorkFolderTheServerLeftItsOwnIsGivenToTheTenant() async throws {
+        guard geteuid() == 0, access("/usr/bin/bwrap", X_OK) == 0 else { return }
+        let db = tempDB()
+        let s = try await JobService.open(ServiceOptions(database: db, machine: "tray", grace: 1))
+        _ = try await s.createTenant(name: "vision", quota: 6, borrowLimit: nil, by: .admin)
+        // what the killed server left: the tenant's folders, and job 1's made but still root's
+        for (p, mode) in [(".tenants/vision", 0o711), (".tenants/vision/jobs", 0o711), (".tenants/vision/jobs/1", 0o700)] as [(String, mode_t)] {
+            #expect(mkdir(db + p, mode) == 0 || errno == EEXIST)
+        }
+        let me = Principal.tenant("vision")
+        let j = try await s.submit(JobSubmission(name: "w", command: sh("echo written > note && cat note"), tiles: 1), by: me)
+        #expect(j.id == 1)
+        #expect(try await until(s) { try await state(s, j.id).isFinal })
+        let done = try await s.job(j.id, by: me)
+        #expect(done.state == .completed && done.exitCode == 0, "\(done.state) \(String(describing: done.exitCode)) \(done.reason ?? "")")
+        #expect(try await s.logs(j.id, by: me).contains("written"))
+        var st = stat()
+        #expect(stat(db + ".tenants/vision/jobs/1", &st) == 0 && st.st_uid != 0 && st.st_mode & 0o7777 == 0o700)
+    }
+
     @Test func aJobRunsOnItsDPUAndIsAccountedFor() async throws {
         let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray", grace: 1))
         let t = try await s.createTenant(name: "vision", quota: 6, borrowLimit: nil, by: .admin)
