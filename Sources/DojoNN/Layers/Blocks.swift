@@ -73,11 +73,10 @@ public final class MultiHeadSelfAttention: Module {
         let b = x.shape[0], t = x.shape[1], d = x.shape[2], hd = d / heads
         let scale = 1 / Float(hd).squareRoot()
         if kvHeads == heads && !rotary {
-            let parts = qkv(x).reshaped([b, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])   // [3, B, H, T, hd]
-            func part(_ i: Int) -> Tensor { parts.slice(axis: 0, i..<(i + 1)).reshaped([b * heads, t, hd]) }
-            let q = part(0), k = part(1), v = part(2)
-            let attention = probabilityDropout(activation(q.matmul(k, transposeB: true).scaled(by: scale).softmax(causal: causal), "probabilities"))
-            let y = attention.matmul(v).reshaped([b, heads, t, hd]).permuted([0, 2, 1, 3]).reshaped([b, t, d])
+            // q, k and v read where they lie in the projection's output, the heads merged as the product writes them
+            let y = Tensor.attentionHeads(qkv: qkv(x), heads: heads) { scores in
+                probabilityDropout(activation(scores.scaled(by: scale).softmax(causal: causal), "probabilities"))
+            }
             return proj(activation(y, "context"))
         }
         // grouped query heads and/or rotary positions: q [B, T, H, hd], k and v [B, T, KV, hd]

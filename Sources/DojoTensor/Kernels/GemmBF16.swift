@@ -37,18 +37,40 @@ public enum BF16Gemm {
                            a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
                            beta: Float = 0, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int) {
         precondition(batchB == 1 || batchB == batch, "BF16Gemm: batchB \(batchB) for batch \(batch)")
-        if m == 0 || n == 0 || batch == 0 { return }
-        let key = Key(batch: batch, batchB: batchB, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                      lda: lda, ldb: ldb, ldc: ldc, beta: beta, bias: bias != nil)
+        // matrices packed one after another: batch strides of a whole matrix each
+        let sa = (transposeA ? k : m) * lda, sb = (transposeB ? n : k) * ldb, sc = m * ldc
+        run(batches: (1, batch), transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+            a: a, aStrides: (batch * sa, sa), lda: lda, b: b, bStrides: batchB == 1 ? (0, 0) : (batch * sb, sb), ldb: ldb,
+            beta: beta, bias: bias, c: c, cStrides: (batch * sc, sc), ldc: ldc)
+    }
+
+    /// The same over a grid of `batches.0 × batches.1` matrices lying anywhere in memory: matrix (i, j) of A at
+    /// `a + i·aStrides.0 + j·aStrides.1` (likewise B and C), rows `ld` apart. B's strides (0, 0): one B shared by every
+    /// matrix. Attention's products read the heads of a fused projection and write merged heads this way, in place
+    /// (matrix (batch, head) of Q is a [tokens, head dim] block of the projection's [tokens, 3·dim] rows), instead of a
+    /// permute and three slices copied first and a permute after.
+    public static func run(batches: (Int, Int), transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                           a: UnsafePointer<UInt16>, aStrides: (Int, Int), lda: Int,
+                           b: UnsafePointer<UInt16>, bStrides: (Int, Int), ldb: Int,
+                           beta: Float = 0, bias: UnsafePointer<Float>? = nil,
+                           c: UnsafeMutablePointer<Float>, cStrides: (Int, Int), ldc: Int) {
+        if m == 0 || n == 0 || batches.0 == 0 || batches.1 == 0 { return }
+        let shared = bStrides == (0, 0)
+        let key = Key(batches: [batches.0, batches.1], shareB: shared, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                      lda: lda, ldb: ldb, ldc: ldc, aStrides: [aStrides.0, aStrides.1],
+                      bStrides: shared ? [0, 0] : [bStrides.0, bStrides.1], cStrides: [cStrides.0, cStrides.1],
+                      beta: beta, bias: bias != nil)
         let p = cache.get(key) { MatmulPrimitives(key) }
         p.run(a: a, b: b, bias: bias, c: c)
         counter?.add()
     }
 
     struct Key: Hashable, Sendable {
-        let batch, batchB: Int
+        let batches: [Int]
+        let shareB: Bool
         let transposeA, transposeB: Bool
         let m, n, k, lda, ldb, ldc: Int
+        let aStrides, bStrides, cStrides: [Int]
         let beta: Float
         let bias: Bool
     }
@@ -62,22 +84,25 @@ public enum BF16Gemm {
 
         init(_ key: Key) {
             let (m, n, k) = (key.m, key.n, key.k)
-            // [batch, rows, columns] with a row stride; a transposed operand is the same memory read by columns
-            func md(_ batch: Int, _ rows: Int, _ columns: Int, transposed: Bool, ld: Int, stored: Int, _ dt: dnnl_data_type_t) -> dnnl_memory_desc_t {
+            // [batch0, batch1, rows, columns] with batch strides and a row stride; a transposed operand is the same
+            // memory read by columns; a shared B has batch dimensions of 1 (broadcast)
+            func md(_ batches: [Int], _ batchStrides: [Int], _ rows: Int, _ columns: Int, transposed: Bool, ld: Int,
+                    _ dt: dnnl_data_type_t) -> dnnl_memory_desc_t {
                 var d = dnnl_memory_desc_t()
-                let dims: [dnnl_dim_t] = [dnnl_dim_t(batch), dnnl_dim_t(rows), dnnl_dim_t(columns)]
-                let matrix = dnnl_dim_t(stored * ld)
-                let strides: [dnnl_dim_t] = transposed ? [matrix, 1, dnnl_dim_t(ld)] : [matrix, dnnl_dim_t(ld), 1]
-                dnnlCheck(dnnl_memory_desc_init_by_strides(&d, 3, dims, dt, strides), "BF16 GEMM operand \(dims)")
+                let dims = (batches + [rows, columns]).map { dnnl_dim_t($0) }
+                let strides = (batchStrides + (transposed ? [1, ld] : [ld, 1])).map { dnnl_dim_t($0) }
+                dnnlCheck(dnnl_memory_desc_init_by_strides(&d, 4, dims, dt, strides), "BF16 GEMM operand \(dims) strides \(strides)")
                 return d
             }
-            // stored rows of each matrix: A [m, k] or [k, m]; B [k, n] or [n, k]; C [m, n]
-            var ad = md(key.batch, m, k, transposed: key.transposeA, ld: key.lda, stored: key.transposeA ? k : m, dnnl_bf16)
-            var bd = md(key.batchB, k, n, transposed: key.transposeB, ld: key.ldb, stored: key.transposeB ? n : k, dnnl_bf16)
-            var cd = md(key.batch, m, n, transposed: false, ld: key.ldc, stored: m, dnnl_f32)
+            // a broadcast batch dimension gets the stride of a whole operand (any value would do; oneDNN wants it set)
+            var ad = md(key.batches, key.aStrides, m, k, transposed: key.transposeA, ld: key.lda, dnnl_bf16)
+            let bBatches = key.shareB ? [1, 1] : key.batches
+            let bWhole = (key.transposeB ? n : k) * key.ldb
+            var bd = md(bBatches, key.shareB ? [bWhole, bWhole] : key.bStrides, k, n, transposed: key.transposeB, ld: key.ldb, dnnl_bf16)
+            var cd = md(key.batches, key.cStrides, m, n, transposed: false, ld: key.ldc, dnnl_f32)
             var desc = dnnl_matmul_desc_t()
             if key.bias {
-                var biasMD = dnnlMD([1, 1, n], dnnl_abc)
+                var biasMD = dnnlMD([1, 1, 1, n], dnnl_abcd)
                 dnnlCheck(dnnl_matmul_desc_init(&desc, &ad, &bd, &biasMD, &cd), "BF16 matmul \(key)")
                 bias = DnnlMemory(biasMD, owned: false)
             } else {
