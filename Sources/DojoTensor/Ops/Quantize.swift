@@ -54,10 +54,27 @@ public final class RoundingTask: @unchecked Sendable {
     @inline(__always)
     public func round(_ p: UnsafeMutablePointer<Float>, count: Int, offset: Int, into tally: inout Tally) {
         guard count > 0 else { return }
-        if bf16NearestEven && NumberFormat.roundBF16NearestEvenIfNormal(p, count: count) { return }
+        if bf16NearestEven {
+            // a block at a time, checked (a read) and rounded (a write) while it is in L1: one pass over a large span,
+            // not two; a block holding a value the fast path leaves (subnormal, near BF16's largest, infinite, NaN)
+            // goes to `span`
+            var start = 0
+            while start < count {
+                let n = Swift.min(RoundingTask.block, count - start)
+                if !NumberFormat.roundBF16NearestEvenIfNormal(p + start, count: n) {
+                    let (bits, top) = span(p + start, n, offset + start)
+                    tally.add(bits, top)
+                }
+                start += n
+            }
+            return
+        }
         let (bits, top) = span(p, count, offset)
         tally.add(bits, top)
     }
+
+    /// Values a BF16 rounding checks and rounds at a time (16 KiB: in L1 between the two).
+    static let block = 4096
 
     /// Rounds `count` values at `p` (a whole tensor, written before) over the compute threads, merging their tallies.
     public func roundAll(_ p: UnsafeMutablePointer<Float>, count: Int) {
