@@ -338,6 +338,41 @@ import Testing
 /// gradients, attention's batched products) to BF16 kernels where the CPU has native BF16, and its loss and weight
 /// gradients stay those of the FP32 GEMMs on the same values: the sums differ in order only, so a value on a rounding
 /// boundary of the format may round the other way (relative differences of a few 1e-3 at most).
+/// A layer's product on BF16 kernels, its output rounded in training: the rounding pass writes the codes too, so the
+/// next product reads them as they are and packing frees the FP32 values without an encoding pass; the codes decode
+/// to the rounded values, and the values are those of the product rounded in a pass of its own.
+@Suite(.enabled(if: BF16Gemm.isAvailable)) struct BF16ProductCodesTests {
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func aLayersRoundedOutputCarriesItsCodes(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 9)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
+        let bytes = try #require(nf.packedBytes)
+        let r = FusedRoundingTests.rounding(nf, dtype: dtype, fused: true)
+        let x = FusedRoundingTests.values([300, 64], seed: 31).rounded(to: dtype, r.pass)
+        let w = FusedRoundingTests.values([48, 64], seed: 32).rounded(to: dtype, r.pass)
+        let b = FusedRoundingTests.values([48], seed: 33)
+        var y: Tensor? = nil
+        _ = Tape().record { () -> Tensor in
+            let out = x.linear(weight: w, bias: b, roundOutput: r)
+            y = out
+            return out.sum()
+        }
+        let out = try #require(y)
+        #expect(out.format == dtype)
+        let values = FusedRoundingTests.bits(out)
+        #expect(out.storage.bytesHeld == out.count * (4 + bytes), "FP32 values and \(bytes)-byte codes")
+        #expect(out.storage.packAway() && out.storage.isPacked)
+        #expect(FusedRoundingTests.bits(out) == values)
+        // the same values as the product rounded in a pass of its own
+        let reference = x.matmul(w, transposeB: true) + b
+        let rounded = reference.rounded(to: dtype, r.pass)
+        #expect(FusedRoundingTests.bits(rounded) == values)
+        // outside a tape, no codes
+        let plain = x.linear(weight: w, bias: b, roundOutput: r)
+        #expect(plain.storage.bytesHeld == plain.count * 4)
+    }
+}
+
 @Suite(.enabled(if: BF16Gemm.isAvailable)) struct BF16KernelTrainingTests {
     @Test(arguments: [PrecisionPolicy.Mode.bf16, .cfp8])
     func aTransformerBlockStepMatchesFP32Kernels(_ mode: PrecisionPolicy.Mode) throws {

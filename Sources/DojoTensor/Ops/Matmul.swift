@@ -119,8 +119,12 @@ extension Tensor {
                 BF16Gemm.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: x16.bits, lda: k, b: w16.bits, ldb: k,
                              bias: pb, c: po, ldc: m)
                 if let task = roundOutput?.begin() {
-                    task.roundAll(po, count: n * m)
+                    // in training, the codes written in the same pass: the next product (attention's, a layer's) reads
+                    // them as they are, and the tape packs the output without encoding it
+                    let codes = CodesWriter(task, count: n * m)
+                    task.roundAll(po, count: n * m, codes: codes)
                     out.finishRounding(task, of: roundOutput)
+                    codes?.finish(out)
                 }
             } else if let task = backend == .oneDNN ? roundOutput?.begin() : nil {
                 Tensor.rowBlocks(rows: n, width: m, of: po, rounding: task, rowsOfProduct)

@@ -77,11 +77,24 @@ public final class RoundingTask: @unchecked Sendable {
     static let block = 4096
 
     /// Rounds `count` values at `p` (a whole tensor, written before) over the compute threads, merging their tallies.
-    public func roundAll(_ p: UnsafeMutablePointer<Float>, count: Int) {
+    /// `codes`: the rounded values' codes written too, block by block while the block is in cache (then the tensor is
+    /// packed without an encoding pass, and a BF16 product reads its codes as they are).
+    public func roundAll(_ p: UnsafeMutablePointer<Float>, count: Int, codes: CodesWriter? = nil) {
         let base = SendablePointer(p)
         parallelChunks(count, minimumPerThread: 1 << 14) { r in
             var tally = Tally()
-            round(base.p + r.lowerBound, count: r.count, offset: r.lowerBound, into: &tally)
+            guard let codes else {
+                round(base.p + r.lowerBound, count: r.count, offset: r.lowerBound, into: &tally)
+                merge(tally)
+                return
+            }
+            var lo = r.lowerBound
+            while lo < r.upperBound {
+                let n = Swift.min(RoundingTask.block, r.upperBound - lo)
+                round(base.p + lo, count: n, offset: lo, into: &tally)
+                codes.write(base.p + lo, count: n, offset: lo)
+                lo += n
+            }
             merge(tally)
         }
     }
