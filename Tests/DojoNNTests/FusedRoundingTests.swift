@@ -334,10 +334,6 @@ import Testing
     }
 }
 
-/// Issue 14 §2: a transformer block trained in BF16 and in CFP8 takes its GEMMs (the layers' products with their
-/// gradients, attention's batched products) to BF16 kernels where the CPU has native BF16, and its loss and weight
-/// gradients stay those of the FP32 GEMMs on the same values: the sums differ in order only, so a value on a rounding
-/// boundary of the format may round the other way (relative differences of a few 1e-3 at most).
 /// A layer's product on BF16 kernels, its output rounded in training: the rounding pass writes the codes too, so the
 /// next product reads them as they are and packing frees the FP32 values without an encoding pass; the codes decode
 /// to the rounded values, and the values are those of the product rounded in a pass of its own.
@@ -373,6 +369,10 @@ import Testing
     }
 }
 
+/// Issue 14 §2: a transformer block trained in BF16 and in CFP8 takes its GEMMs (the layers' products with their
+/// gradients, attention's batched products) to BF16 kernels where the CPU has native BF16, and its loss and weight
+/// gradients stay those of the FP32 GEMMs on the same values: the sums differ in order only, so a value on a rounding
+/// boundary of the format may round the other way (relative differences of a few 1e-3 at most).
 @Suite(.enabled(if: BF16Gemm.isAvailable)) struct BF16KernelTrainingTests {
     @Test(arguments: [PrecisionPolicy.Mode.bf16, .cfp8])
     func aTransformerBlockStepMatchesFP32Kernels(_ mode: PrecisionPolicy.Mode) throws {

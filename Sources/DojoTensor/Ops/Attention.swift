@@ -42,7 +42,7 @@ extension Tensor {
         let r5 = shapeOnly(heads5)
         Tape.note(.reshape, inputs: [qkv], output: r5, attributes: OpAttributes(shape: heads5)) { _, _ in
             defer { box.dqkv = nil }
-            return [box.dqkv]
+            return [box.finished(grid)]
         }
         let parts = shapeOnly(split)
         Tape.note(.transpose, inputs: [r5], output: parts, attributes: OpAttributes(axes: order)) { _, _ in [shapeOnly(heads5)] }
@@ -64,6 +64,7 @@ extension Tensor {
             [qkv] g, _ in
             let dqkv = box.buffer(like: qkv)
             grid.scoresBackward(g, qkv: qkv, qkv16: box.operand(qkv), into: dqkv)
+            box.wrote[0] = true; box.wrote[1] = true
             box.dropOperand()
             return [shapeOnly(flat), shapeOnly(flat)]
         }
@@ -75,11 +76,14 @@ extension Tensor {
         let o = shapeOnly(flat)
         Tape.note(.matmul, inputs: [p, qkvParts[2]], output: o, attributes: OpAttributes(transposeA: false, transposeB: false)) {
             [qkv] _, needs in
-            guard let dy = box.dy else { return [nil, nil] }
-            let dqkv = box.buffer(like: qkv)
-            let dp = grid.valuesBackward(dy, p: p, needsP: needs[0], qkv: qkv, qkv16: box.operand(qkv), into: dqkv)
+            guard let dy = box.dy, needs[0] || needs[1] else { return [nil, nil] }
             box.dy = nil
-            return [dp, shapeOnly(flat)]
+            // dv only where qkv wants a gradient (p may want one alone: an op inside `probabilities` with a parameter)
+            let dqkv = needs[1] ? box.buffer(like: qkv) : nil
+            let dp = grid.valuesBackward(dy, p: p, needsP: needs[0], qkv: qkv, qkv16: box.operand(qkv), into: dqkv)
+            if needs[1] { box.wrote[2] = true }
+            if !needs[1] || !needs[0] { box.dropOperand() }   // no q·kᵀ backward reads them then
+            return [dp, needs[1] ? shapeOnly(flat) : nil]
         }
         let o4 = shapeOnly([b, heads, t, hd])
         Tape.note(.reshape, inputs: [o], output: o4, attributes: OpAttributes(shape: [b, heads, t, hd])) { _, _ in [shapeOnly(flat)] }
@@ -103,6 +107,18 @@ extension Tensor {
 private final class HeadGradients: @unchecked Sendable {
     var dy: Tensor?
     var dqkv: Tensor?
+    /// Which of q, k and v the products' backward wrote into `dqkv`.
+    var wrote = [false, false, false]
+    /// `dqkv` for qkv's gradient, the columns of a part no product wrote zero (a gradient stopped inside the caller's
+    /// `probabilities`: as the copies' slices would give); nil when no product wrote any.
+    func finished(_ grid: HeadGrid) -> Tensor? {
+        guard let dqkv, wrote.contains(true) else { return nil }
+        let rows = grid.batch * grid.tokens, width = grid.width, d = grid.dimension, p = dqkv.pointer
+        for part in 0..<3 where !wrote[part] {
+            for r in 0..<rows { (p + r * width + part * d).initialize(repeating: 0, count: d) }
+        }
+        return dqkv
+    }
     /// qkv's BF16 bits for backward's products, made once (nil: FP32 products)
     private var bits: BF16Operand??
     func operand(_ qkv: Tensor) -> BF16Operand? {
@@ -189,14 +205,15 @@ private struct HeadGrid {
     }
 
     /// From dy (the merged heads' gradient): dv = pᵀ·dy into v's columns of `dqkv`, and dp = dy·vᵀ (returned).
-    func valuesBackward(_ dy: Tensor, p: Tensor, needsP: Bool, qkv: Tensor, qkv16: BF16Operand?, into dqkv: Tensor) -> Tensor? {
+    func valuesBackward(_ dy: Tensor, p: Tensor, needsP: Bool, qkv: Tensor, qkv16: BF16Operand?, into dqkv: Tensor?) -> Tensor? {
         let v = inProjection(.v)
-        let out = dqkv.pointer
         let dp = needsP ? Tensor(uninitializedShape: [batch * heads, tokens, tokens]) : nil
         if let x16 = qkv16, let dy16 = BF16Operand.of(dy), let p16 = BF16Operand.of(p) {
-            BF16Gemm.run(batches: (batch, heads), transposeA: true, transposeB: false, m: tokens, n: headDim, k: tokens,
-                         a: p16.bits, aStrides: square.strides, lda: square.ld, b: dy16.bits, bStrides: merged.strides,
-                         ldb: merged.ld, c: out + v.offset, cStrides: v.strides, ldc: v.ld)
+            if let out = dqkv?.pointer {
+                BF16Gemm.run(batches: (batch, heads), transposeA: true, transposeB: false, m: tokens, n: headDim, k: tokens,
+                             a: p16.bits, aStrides: square.strides, lda: square.ld, b: dy16.bits, bStrides: merged.strides,
+                             ldb: merged.ld, c: out + v.offset, cStrides: v.strides, ldc: v.ld)
+            }
             if let dp {
                 BF16Gemm.run(batches: (batch, heads), transposeA: false, transposeB: true, m: tokens, n: tokens, k: headDim,
                              a: dy16.bits, aStrides: merged.strides, lda: merged.ld, b: x16.bits + v.offset, bStrides: v.strides,
@@ -205,9 +222,11 @@ private struct HeadGrid {
             return dp
         }
         let x = UnsafePointer(qkv.pointer), g = UnsafePointer(dy.pointer)
-        products(transposeA: true, transposeB: false, m: tokens, n: headDim, k: tokens, a: UnsafePointer(p.pointer),
-                 aStrides: square.strides, lda: square.ld, b: g, bStrides: merged.strides, ldb: merged.ld,
-                 c: out + v.offset, cStrides: v.strides, ldc: v.ld)
+        if let out = dqkv?.pointer {
+            products(transposeA: true, transposeB: false, m: tokens, n: headDim, k: tokens, a: UnsafePointer(p.pointer),
+                     aStrides: square.strides, lda: square.ld, b: g, bStrides: merged.strides, ldb: merged.ld,
+                     c: out + v.offset, cStrides: v.strides, ldc: v.ld)
+        }
         if let dp {
             products(transposeA: false, transposeB: true, m: tokens, n: tokens, k: headDim, a: g, aStrides: merged.strides,
                      lda: merged.ld, b: x + v.offset, bStrides: v.strides, ldb: v.ld, c: dp.pointer, cStrides: square.strides,
