@@ -367,6 +367,39 @@ import Testing
         let plain = x.linear(weight: w, bias: b, roundOutput: r)
         #expect(plain.storage.bytesHeld == plain.count * 4)
     }
+
+    /// GELU's output in training on BF16 kernels is written as codes only (nothing in training reads its FP32 values:
+    /// the next layer's products read the codes), and decodes to the values the FP32 loop and its rounding give; the
+    /// next layer's product reads it without decoding it.
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func geluWritesCodesOnlyInTraining(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 9)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
+        let bytes = try #require(nf.packedBytes)
+        let r = FusedRoundingTests.rounding(nf, dtype: dtype, fused: true)
+        let x = FusedRoundingTests.values([64, 100], seed: 41)
+        let w = FusedRoundingTests.values([24, 100], seed: 42).rounded(to: dtype, r.pass)
+        let b = FusedRoundingTests.values([24], seed: 43)
+        var states: [Bool] = [], held = 0, product: [UInt32] = []
+        var z: Tensor? = nil
+        _ = Tape().record { () -> Tensor in
+            let out = x.gelu(roundOutput: r)
+            states.append(out.storage.isPacked)
+            held = out.storage.bytesHeld
+            let y = out.linear(weight: w, bias: b)
+            states.append(out.storage.isPacked)   // the product read the codes as they are
+            product = FusedRoundingTests.bits(y)
+            z = out
+            return y.sum()
+        }
+        #expect(states == [true, true])
+        #expect(held == 6400 * bytes)
+        // outside a tape: the FP32 loop, rounded as it writes
+        let plain = x.gelu(roundOutput: r)
+        #expect(plain.format == dtype && !plain.storage.isPacked)
+        #expect(FusedRoundingTests.bits(try #require(z)) == FusedRoundingTests.bits(plain))
+        #expect(product == FusedRoundingTests.bits(plain.linear(weight: w, bias: b)))
+    }
 }
 
 /// Issue 14 §2: a transformer block trained in BF16 and in CFP8 takes its GEMMs (the layers' products with their

@@ -161,6 +161,33 @@ public enum EltwiseKernel {
         }
     }
 
+    /// GELU's tanh form in training in a Dojo format, its output written as codes only (no FP32 values): each block
+    /// of x (its FP32 values, or decoded from `xPacked`) made, rounded by `round` and coded by `codes` in a scratch
+    /// buffer in cache. What reads the output (the next layer's product, on BF16 codes as they are, and its weight
+    /// gradient) reads the codes; a reader that needs FP32 decodes them. 2 or 1 bytes written a value, not 4 + 2.
+    public static func geluTanhIntoCodes(count: Int, x: UnsafePointer<Float>?, xPacked: PackedValues?, round: RoundingTask,
+                                         codes: CodesWriter) {
+        precondition(x != nil || xPacked != nil, "geluTanhIntoCodes: no input")
+        let input = x.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+        parallelChunks(count, minimumPerThread: 1 << 13) { r in
+            var tally = RoundingTask.Tally()
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 4096) { scratch in
+                let tin = scratch.baseAddress!, tout = tin + 2048
+                var lo = r.lowerBound
+                while lo < r.upperBound {
+                    let n = min(2048, r.upperBound - lo)
+                    let src: UnsafePointer<Float>
+                    if let input { src = UnsafePointer(input.p + lo) } else { xPacked!.read(lo, count: n, into: tin); src = UnsafePointer(tin) }
+                    dojo_gelu_tanh_f32(src, tout, n)
+                    round.round(tout, count: n, offset: lo, into: &tally)
+                    codes.write(tout, count: n, offset: lo)
+                    lo += n
+                }
+            }
+            round.merge(tally)
+        }
+    }
+
     /// Below this many values the scalar loop is as fast as a primitive call (and makes no cached primitive).
     static let smallest = 4096
 

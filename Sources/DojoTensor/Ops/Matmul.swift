@@ -107,9 +107,11 @@ extension Tensor {
         let out = Tensor(uninitializedShape: [n, m])
         let backend = Engine.backend
         if !out.isShapeOnly {
-            let pb = bias.pointer, po = out.pointer, pa = pointer, pw = w.pointer
-            // C = bias, then C += x·Wᵀ, for rows r0..<r0+count
+            let pb = bias.pointer, po = out.pointer
+            // C = bias, then C += x·Wᵀ, for rows r0..<r0+count (x's FP32 values read only here: an input held as codes
+            // only, a GELU's output in training, is not decoded for the BF16 product)
             func rowsOfProduct(_ r0: Int, _ count: Int) {
+                let pa = pointer, pw = w.pointer
                 for r in r0..<(r0 + count) { (po + r * m).update(from: pb, count: m) }
                 GemmKernel.run(transposeA: false, transposeB: true, m: count, n: m, k: k, a: pa + r0 * k, lda: k, b: pw, ldb: k,
                                beta: 1, c: po + r0 * m, ldc: m, backend: backend)
@@ -134,7 +136,7 @@ extension Tensor {
                 parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in
                     for r in rows { (po + r * m).update(from: pb, count: m) }
                 }
-                GemmKernel.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: pa, lda: k, b: pw, ldb: k,
+                GemmKernel.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: pointer, lda: k, b: w.pointer, ldb: k,
                                beta: 1, c: po, ldc: m, backend: backend)
             }
         }
