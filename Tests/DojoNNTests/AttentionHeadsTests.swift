@@ -119,4 +119,3 @@ import Testing
         #expect(a.count == 2 * 5 * 12 && Self.distance(a, b) < 1e-6)
     }
 }
-
