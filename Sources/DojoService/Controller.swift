@@ -205,8 +205,22 @@ extension JobService {
         var row = r
         row.attempts = n
         active[id] = ActiveJob(tenant: r.tenant, start: now, timeLimit: r.timeLimit)
-        do { try spawn(id, row: row, placement: pl) } catch {
-            try finish(id, rc: nil, now: now, forced: "could not start: \(error)", final: true)
+        do {
+            try spawn(id, row: row, placement: pl)
+            spawnFailures[id] = nil
+        } catch let e as ServiceError where e.kind != .internalError {
+            // the job's own (a command, a folder or a rank count it asked for): it would not go better next time
+            try finish(id, rc: nil, now: now, forced: "could not start: \(e)", final: true)
+        } catch {
+            // the server's (a folder it could not make, a process it could not start under load): the attempt ends and
+            // the job waits for its next turn, its retries untouched; 3 such starts in a row end it
+            spawnFailures[id, default: 0] += 1
+            if spawnFailures[id]! >= 3 {
+                spawnFailures[id] = nil
+                try finish(id, rc: nil, now: now, forced: "could not start 3 times in a row: \(error)", final: true)
+            } else {
+                try finish(id, rc: nil, now: now, forced: "could not start (the server's error; requeued): \(error)", requeue: true)
+            }
         }
     }
 
@@ -345,12 +359,14 @@ extension JobService {
     }
 
     /// The attempt ended with exit status `rc` (nil: the worker vanished without one): its new state, written first.
-    func finish(_ id: Int, rc: Int?, now: Double, forced: String? = nil, final forceFinal: Bool = false) throws {
+    /// `requeue`: the attempt ends requeued whatever its retries (it never ran: the server could not start it).
+    func finish(_ id: Int, rc: Int?, now: Double, forced: String? = nil, final forceFinal: Bool = false, requeue: Bool = false) throws {
         guard let r = try fetchRow(id), r.state.isActive else { active[id] = nil; return }
-        try endAttempt(id, row: r, rc: rc, now: now, forced: forced, final: forceFinal)
+        try endAttempt(id, row: r, rc: rc, now: now, forced: forced, final: forceFinal, requeue: requeue)
     }
 
-    func endAttempt(_ id: Int, row r: JobRow, rc: Int?, now: Double, forced: String? = nil, final forceFinal: Bool = false) throws {
+    func endAttempt(_ id: Int, row r: JobRow, rc: Int?, now: Double, forced: String? = nil, final forceFinal: Bool = false,
+                    requeue: Bool = false) throws {
         let stop = active[id]?.stopReason ?? r.stopReason
         var status = rc.map { "exit status \($0)" } ?? forced ?? "the worker ended without an exit status"
         if rc == 128 + Int(SIGXFSZ) { status += " (SIGXFSZ: a file or its log reached the limit of \(formatBytes(sandbox.limits.diskPerTenant)))" }
@@ -373,6 +389,7 @@ extension JobService {
         case "preempt": next = rc == 0 ? .completed : .requeued; detail = rc == 0 ? "finished during its grace period" : "requeued after preemption; \(status)"
         default:
             if rc == 0 { next = .completed; detail = status }
+            else if requeue { next = .requeued; detail = status }
             else if !forceFinal && failures < r.retries { failures += 1; next = .requeued; detail = "\(status); retry \(failures) of \(r.retries)" }
             else { next = .failed; detail = status + (r.retries > 0 ? " after \(r.retries) retries" : "") }
         }

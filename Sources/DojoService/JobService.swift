@@ -106,6 +106,8 @@ public actor JobService {
     var diskCheckRunning = false
     /// Starts that failed for a reason of the store (not of the job) in a row: after three, the job is FAILED.
     var startFailures: [Int: Int] = [:]
+    /// Starts in a row of a job that the server could not spawn (`Controller.start`): requeued until 3.
+    var spawnFailures: [Int: Int] = [:]
     public nonisolated let machineName: String
     nonisolated let adminHash: String
     let adminTokenValue: String

@@ -79,8 +79,13 @@ extension JobService {
                         try db.execute(sql: "UPDATE attempt SET start = ? WHERE job = ? AND n = ?", arguments: [now, j.id, j.attempts])
                     }
                     recovered.restarted += 1
+                } catch let e as ServiceError where e.kind != .internalError {
+                    try endAttempt(j.id, row: j, rc: nil, now: now, forced: "could not start again after a restart: \(e)", final: true)
                 } catch {
-                    try endAttempt(j.id, row: j, rc: nil, now: now, forced: "could not start again after a restart: \(error)", final: true)
+                    // the server's error, not the job's: queued again (its retries untouched), as `Controller.start` does
+                    spawnFailures[j.id, default: 0] += 1
+                    try endAttempt(j.id, row: j, rc: nil, now: now,
+                                   forced: "could not start again after a restart (the server's error; requeued): \(error)", requeue: true)
                 }
             }
         }

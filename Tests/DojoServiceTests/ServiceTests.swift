@@ -62,6 +62,34 @@ func sh(_ script: String) -> [String] { ["/bin/sh", "-c", script] }
         #expect(stat(db + ".tenants/vision/jobs/1", &st) == 0 && st.st_uid != 0 && st.st_mode & 0o7777 == 0o700)
     }
 
+    /// A start the server cannot carry out (here its bookkeeping folder for the job is taken by a file, so the attempt's
+    /// folder cannot be made) is the server's problem, not the job's: the attempt ends requeued, its retries untouched,
+    /// and the job runs once starting works again; three such starts in a row end it FAILED, saying so. (It ended the
+    /// job FAILED at once.)
+    @Test func aStartTheServerCannotCarryOutRequeuesTheJob() async throws {
+        let db = tempDB()
+        let s = try await JobService.open(ServiceOptions(database: db, machine: "tray", grace: 1))
+        _ = try await s.createTenant(name: "vision", quota: 6, borrowLimit: nil, by: .admin)
+        let me = Principal.tenant("vision")
+        #expect(FileManager.default.createFile(atPath: db + ".jobs/1", contents: Data("x".utf8)))
+        let j = try await s.submit(JobSubmission(name: "w", command: sh("echo ran"), tiles: 1), by: me)
+        #expect(j.id == 1)
+        #expect(try await until(s) { try await s.job(j.id, by: me).transitions.contains { $0.state == .requeued } })
+        try FileManager.default.removeItem(atPath: db + ".jobs/1")
+        #expect(try await until(s) { try await state(s, j.id).isFinal })
+        let done = try await s.job(j.id, by: me)
+        #expect(done.state == .completed && done.attempts == 2, "\(done.state) after \(done.attempts) attempts")
+        #expect(try await s.logs(j.id, by: me).contains("ran"))
+        // taken for good: three starts, then FAILED
+        #expect(FileManager.default.createFile(atPath: db + ".jobs/2", contents: nil))
+        let k = try await s.submit(JobSubmission(name: "k", command: sh("echo never"), tiles: 1), by: me)
+        #expect(k.id == 2)
+        #expect(try await until(s) { try await state(s, k.id).isFinal })
+        let failed = try await s.job(k.id, by: me)
+        #expect(failed.state == .failed && failed.attempts == 3)
+        #expect(failed.reason?.contains("could not start 3 times in a row") == true, "\(failed.reason ?? "")")
+    }
+
     @Test func aJobRunsOnItsDPUAndIsAccountedFor() async throws {
         let s = try await JobService.open(ServiceOptions(database: tempDB(), machine: "tray", grace: 1))
         let t = try await s.createTenant(name: "vision", quota: 6, borrowLimit: nil, by: .admin)
