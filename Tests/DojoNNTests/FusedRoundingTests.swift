@@ -338,12 +338,16 @@ import Testing
 /// next product reads them as they are and packing frees the FP32 values without an encoding pass; the codes decode
 /// to the rounded values, and the values are those of the product rounded in a pass of its own.
 @Suite(.enabled(if: BF16Gemm.isAvailable)) struct BF16ProductCodesTests {
-    @Test(arguments: [Format.bf16, .cfp8_143])
-    func aLayersRoundedOutputCarriesItsCodes(_ f: Format) throws {
+    /// The format's type, its bytes a code, and a rounding to it that runs span by span (CFP8 at bias 9).
+    static func format(_ f: Format) throws -> (dtype: DType, bytes: Int, rounding: TensorRounding) {
         let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 9)
         let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
-        let bytes = try #require(nf.packedBytes)
-        let r = FusedRoundingTests.rounding(nf, dtype: dtype, fused: true)
+        return (dtype, try #require(nf.packedBytes), FusedRoundingTests.rounding(nf, dtype: dtype, fused: true))
+    }
+
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func aLayersRoundedOutputCarriesItsCodes(_ f: Format) throws {
+        let (dtype, bytes, r) = try Self.format(f)
         let x = FusedRoundingTests.values([300, 64], seed: 31).rounded(to: dtype, r.pass)
         let w = FusedRoundingTests.values([48, 64], seed: 32).rounded(to: dtype, r.pass)
         let b = FusedRoundingTests.values([48], seed: 33)
@@ -373,10 +377,7 @@ import Testing
     /// next layer's product reads it without decoding it.
     @Test(arguments: [Format.bf16, .cfp8_143])
     func geluWritesCodesOnlyInTraining(_ f: Format) throws {
-        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 9)
-        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
-        let bytes = try #require(nf.packedBytes)
-        let r = FusedRoundingTests.rounding(nf, dtype: dtype, fused: true)
+        let (dtype, bytes, r) = try Self.format(f)
         let x = FusedRoundingTests.values([64, 100], seed: 41)
         let w = FusedRoundingTests.values([24, 100], seed: 42).rounded(to: dtype, r.pass)
         let b = FusedRoundingTests.values([24], seed: 43)
