@@ -49,7 +49,7 @@ extension Tensor {
         // the three slices hand back one gradient (the tape adds nothing to a gradient it already holds)
         let partsGradient = shapeOnly(split)
         var qkvParts: [Tensor] = []
-        for i in 0..<3 {
+        for _ in 0..<3 {
             let s = shapeOnly(one)
             Tape.note(.slice, inputs: [parts], output: s, attributes: OpAttributes(axes: [0], shape: one)) { _, _ in [partsGradient] }
             let f = shapeOnly(flat)
