@@ -306,6 +306,27 @@ import Testing
         }
     }
 
+    /// Attention's softmax rounds its probabilities as it writes their rows (in training, with their codes): the same
+    /// bits as the softmax and a rounding pass after it, causal and not.
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func softmaxRoundsItsRowsAsItWritesThem(_ f: Format) throws {
+        let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 4)
+        let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
+        let r = Self.rounding(nf, dtype: dtype, fused: true)
+        let x = Self.values([24, 50, 50], seed: 51)
+        for causal in [false, true] {
+            var p: Tensor? = nil
+            _ = Tape().record { () -> Tensor in
+                p = x.softmax(causal: causal, roundOutput: r)
+                return p!.sum()
+            }
+            let out = try #require(p)
+            #expect(out.format == dtype && out.storage.codesAndFormat != nil, "rounded and coded as written")
+            let reference = x.softmax(causal: causal).rounded(to: dtype, r.pass)
+            #expect(Self.bits(out) == Self.bits(reference), "causal \(causal)")
+        }
+    }
+
     /// In training, layer norm and GELU write their rounded output's codes as they write it (the storage holds the
     /// FP32 values and the codes: packing it then frees the FP32 values only), and the codes decode to those values.
     @Test(arguments: [Format.bf16, .cfp8_143])

@@ -75,7 +75,7 @@ public final class MultiHeadSelfAttention: Module {
         if kvHeads == heads && !rotary {
             // q, k and v read where they lie in the projection's output, the heads merged as the product writes them
             let y = Tensor.attentionHeads(qkv: qkv(x), heads: heads) { scores in
-                probabilityDropout(activation(scores.scaled(by: scale).softmax(causal: causal), "probabilities"))
+                probabilityDropout(probabilities(scores.scaled(by: scale)))
             }
             return proj(activation(y, "context"))
         }
@@ -92,9 +92,18 @@ public final class MultiHeadSelfAttention: Module {
         let qg = q.reshaped([b, t, kv, g, hd]).permuted([0, 2, 3, 1, 4]).reshaped([b * kv, g * t, hd])
         let kg = k.permuted([0, 2, 1, 3]).reshaped([b * kv, t, hd])
         let vg = v.permuted([0, 2, 1, 3]).reshaped([b * kv, t, hd])
-        let attention = probabilityDropout(activation(qg.matmul(kg, transposeB: true).scaled(by: scale).softmax(causal: causal), "probabilities"))
+        let attention = probabilityDropout(probabilities(qg.matmul(kg, transposeB: true).scaled(by: scale)))
         let y = attention.matmul(vg).reshaped([b, kv, g, t, hd]).permuted([0, 3, 1, 2, 4]).reshaped([b, t, d])
         return proj(activation(y, "context"))
+    }
+
+    /// The softmax of scaled scores, rounded to the format (a Dojo format's activation site "probabilities") as the
+    /// softmax writes its rows where the rounding can run that way now, else in a pass after it.
+    func probabilities(_ scaled: Tensor) -> Tensor {
+        guard let policy = Module.context.precision else { return scaled.softmax(causal: causal) }
+        let site = path + ".probabilities", rounding = policy.outputRounding(site: site)
+        let p = scaled.softmax(causal: causal, roundOutput: rounding)
+        return policy.activation(p, site: site, exclusive: true, alreadyRounded: rounding != nil && p.format == rounding?.dtype)
     }
 
     /// RoPE: x·cos + rotate_half(x)·sin over the last dimension of [B, T, heads, hd].

@@ -63,23 +63,47 @@ extension Tensor {
     /// 0...i (the rest get probability 0), where i is the row's index modulo the number of keys, so query rows may
     /// stack several groups of `keys` positions (grouped-query attention). Recorded as a plain softmax: same shapes,
     /// same cost (an implementation may skip the masked half; the IR does not assume it).
-    public func softmax(causal: Bool) -> Tensor {
+    /// `roundOutput`: the probabilities rounded (and in training coded) block by block as the rows are written, while
+    /// they are in cache (then the output carries the format, and the caller records the rounding without running it:
+    /// attention's probabilities in Dojo's formats).
+    public func softmax(causal: Bool, roundOutput: TensorRounding? = nil) -> Tensor {
         if causal { precondition(rank >= 2 && shape[rank - 2] % max(shape[rank - 1], 1) == 0,
                                  "causal softmax needs [..., k·keys, keys] scores, got \(shape)") }
-        return softmaxKernel(log: false, causal: causal)
+        return softmaxKernel(log: false, causal: causal, roundOutput: roundOutput)
     }
 
-    private func softmaxKernel(log takeLog: Bool, causal: Bool) -> Tensor {
+    private func softmaxKernel(log takeLog: Bool, causal: Bool, roundOutput: TensorRounding? = nil) -> Tensor {
         let n = shape.last ?? 1, rows = count / max(n, 1)
         let out = Tensor(uninitializedShape: shape)
         let skip = out.isShapeOnly || isShapeOnly
         let src = SendablePointer(pointer), dst = SendablePointer(out.pointer)
+        let task = skip || Engine.backend != .oneDNN ? nil : roundOutput?.begin()
+        let codes = CodesWriter(task, count: count)
         if !skip { parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
             // keys 0..<visible take part; with a causal mask, query (r mod n) sees keys up to itself. CDojoKernels'
-            // loop: the row's maximum and sum in 16 partial results, exp by a polynomial that vectorises
-            let lo = range.lowerBound
-            dojo_softmax_rows_f32(src.p + lo * n, dst.p + lo * n, range.count, n, lo, causal ? 1 : 0, takeLog ? 1 : 0)
+            // loop: the row's maximum and sum in 16 partial results, exp by a polynomial that vectorises. With a
+            // rounding: about 4,096 values of rows at a time, rounded and coded while in cache.
+            guard let task else {
+                let lo = range.lowerBound
+                dojo_softmax_rows_f32(src.p + lo * n, dst.p + lo * n, range.count, n, lo, causal ? 1 : 0, takeLog ? 1 : 0)
+                return
+            }
+            var tally = RoundingTask.Tally()
+            let block = max(1, 4096 / max(n, 1))
+            var r0 = range.lowerBound
+            while r0 < range.upperBound {
+                let c = min(block, range.upperBound - r0), at = r0 * n
+                dojo_softmax_rows_f32(src.p + at, dst.p + at, c, n, r0, causal ? 1 : 0, takeLog ? 1 : 0)
+                task.round(dst.p + at, count: c * n, offset: at, into: &tally)
+                codes?.write(dst.p + at, count: c * n, offset: at)
+                r0 += c
+            }
+            task.merge(tally)
         } }
+        if let task {
+            out.finishRounding(task, of: roundOutput)
+            codes?.finish(out)
+        }
         Tape.note(takeLog ? .logSoftmax : .softmax, inputs: [self], output: out,
                   attributes: causal ? OpAttributes(causal: true) : OpAttributes()) { [out] g, _ in
             let r = Tensor(uninitializedShape: g.shape)
