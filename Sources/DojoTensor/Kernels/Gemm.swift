@@ -28,6 +28,26 @@ public enum GemmKernel {
         }
     }
 
+    /// The same over a grid of `batches.0 × batches.1` matrices lying anywhere in memory: matrix (i, j) of A at
+    /// `a + i·aStrides.0 + j·aStrides.1` (likewise B and C; B's strides (0, 0): one B for every matrix), rows `ld` apart.
+    /// The matrices split over the compute threads, each product on one thread (oneDNN's sgemm runs single-threaded
+    /// inside a parallel region): small products (attention's, per head) gain more from running side by side than
+    /// from splitting each one. `BF16Gemm.run(batches:…)` is its BF16 twin.
+    public static func run(batches: (Int, Int), transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                           a: UnsafePointer<Float>, aStrides: (Int, Int), lda: Int, b: UnsafePointer<Float>, bStrides: (Int, Int), ldb: Int,
+                           c: UnsafeMutablePointer<Float>, cStrides: (Int, Int), ldc: Int, backend: KernelBackend = .oneDNN) {
+        let count = batches.0 * batches.1, per = batches.1
+        let threads = count >= 2 * ComputeThreads.count && m * n * k <= 1 << 24 ? ComputeThreads.count : 1
+        ompChunks(count, threads: threads) { range in
+            for i in range {
+                let (p, q) = (i / per, i % per)
+                run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                    a: a + p * aStrides.0 + q * aStrides.1, lda: lda, b: b + p * bStrides.0 + q * bStrides.1, ldb: ldb,
+                    c: c + p * cStrides.0 + q * cStrides.1, ldc: ldc, backend: backend)
+            }
+        }
+    }
+
     /// C = Aᵀ·B + β·C with a long reduction (A [k, m], B [k, n]: a layer's weight gradient, k = the tokens or pixels
     /// of the batch). oneDNN's sgemm runs a transposed A with a long k at about half its untransposed rate on AVX2
     /// (67–85 against 140 GFLOP/s for GPT's 256–1024-wide layers over 4,096 tokens, 2 cores), so the operand with the

@@ -59,7 +59,7 @@ extension Tensor {
         // q·kᵀ, each head read in place
         let scores = Tensor(uninitializedShape: [b * heads, t, t])
         let qkv16 = BF16Operand.of(qkv)
-        grid.product(.q, .k, into: scores, qkv: qkv, qkv16: qkv16)
+        grid.scores(qkv: qkv, qkv16: qkv16, into: scores)
         Tape.note(.matmul, inputs: [qkvParts[0], qkvParts[1]], output: scores, attributes: OpAttributes(transposeA: false, transposeB: true)) {
             [qkv] g, _ in
             let dqkv = box.buffer(like: qkv)
@@ -72,7 +72,7 @@ extension Tensor {
         precondition(p.shape == scores.shape, "attentionHeads: probabilities \(p.shape) for scores \(scores.shape)")
         // p·v, each head written into its columns of the merged heads
         let y = Tensor(uninitializedShape: [b, t, d])
-        grid.product(p, .v, into: y, qkv: qkv, qkv16: qkv16)
+        grid.values(p, qkv: qkv, qkv16: qkv16, into: y)
         let o = shapeOnly(flat)
         Tape.note(.matmul, inputs: [p, qkvParts[2]], output: o, attributes: OpAttributes(transposeA: false, transposeB: false)) {
             [qkv] _, needs in
@@ -148,106 +148,81 @@ private struct HeadGrid {
     }
     var width: Int { 3 * heads * headDim }
     var dimension: Int { heads * headDim }
-    /// Batch strides and the offset of a part's matrices in the projection (or its gradient).
-    func inProjection(_ part: Part) -> (offset: Int, strides: (Int, Int), ld: Int) {
-        (part.rawValue * dimension, (tokens * width, headDim), width)
+
+    /// Where one operand's matrices lie: an element offset, the (batch, head) strides and the row stride.
+    struct Layout { let offset: Int, strides: (Int, Int), ld: Int }
+    func inProjection(_ part: Part) -> Layout { Layout(offset: part.rawValue * dimension, strides: (tokens * width, headDim), ld: width) }
+    var square: Layout { Layout(offset: 0, strides: (heads * tokens * tokens, tokens * tokens), ld: tokens) }
+    var merged: Layout { Layout(offset: 0, strides: (tokens * dimension, headDim), ld: dimension) }
+
+    /// An operand's values: its BF16 bits (the products run on BF16 kernels) or its FP32 values. The caller keeps the
+    /// `BF16Operand` the bits came from alive while a product reads them.
+    enum Values {
+        case bf16(UnsafePointer<UInt16>), fp32(UnsafePointer<Float>)
+        /// BF16 when both operands of a product are exact in it (`bits` made), else FP32 (read only then: the tensors
+        /// may be held as codes, decoded on reading).
+        static func pair(_ a: Tensor, _ a16: BF16Operand?, _ b: Tensor, _ b16: BF16Operand?) -> (Values, Values) {
+            if let a16, let b16 { return (.bf16(a16.bits), .bf16(b16.bits)) }
+            return (.fp32(UnsafePointer(a.pointer)), .fp32(UnsafePointer(b.pointer)))
+        }
     }
-    var square: (strides: (Int, Int), ld: Int) { ((heads * tokens * tokens, tokens * tokens), tokens) }
-    var merged: (strides: (Int, Int), ld: Int) { ((tokens * dimension, headDim), dimension) }
+
+    /// C = op(A)·op(B) over the grid, C's matrices at `cl` in `c`.
+    func product(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, _ a: Values, _ al: Layout,
+                 _ b: Values, _ bl: Layout, into c: UnsafeMutablePointer<Float>, _ cl: Layout) {
+        switch (a, b) {
+        case let (.bf16(pa), .bf16(pb)):
+            BF16Gemm.run(batches: (batch, heads), transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                         a: pa + al.offset, aStrides: al.strides, lda: al.ld, b: pb + bl.offset, bStrides: bl.strides, ldb: bl.ld,
+                         c: c + cl.offset, cStrides: cl.strides, ldc: cl.ld)
+        case let (.fp32(pa), .fp32(pb)):
+            GemmKernel.run(batches: (batch, heads), transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                           a: pa + al.offset, aStrides: al.strides, lda: al.ld, b: pb + bl.offset, bStrides: bl.strides, ldb: bl.ld,
+                           c: c + cl.offset, cStrides: cl.strides, ldc: cl.ld)
+        default: preconditionFailure("attention: a product of a BF16 and an FP32 operand")
+        }
+    }
 
     /// scores = q·kᵀ.
-    func product(_ a: Part, _ b: Part, into scores: Tensor, qkv: Tensor, qkv16: BF16Operand?) {
-        let (qa, kb) = (inProjection(a), inProjection(b))
-        if let qkv16 {
-            BF16Gemm.run(batches: (batch, heads), transposeA: false, transposeB: true, m: tokens, n: tokens, k: headDim,
-                         a: qkv16.bits + qa.offset, aStrides: qa.strides, lda: qa.ld, b: qkv16.bits + kb.offset, bStrides: kb.strides,
-                         ldb: kb.ld, c: scores.pointer, cStrides: square.strides, ldc: square.ld)
-            return
-        }
-        let x = UnsafePointer(qkv.pointer)
-        products(transposeA: false, transposeB: true, m: tokens, n: tokens, k: headDim, a: x + qa.offset, aStrides: qa.strides,
-                 lda: qa.ld, b: x + kb.offset, bStrides: kb.strides, ldb: kb.ld, c: scores.pointer, cStrides: square.strides, ldc: square.ld)
+    func scores(qkv: Tensor, qkv16: BF16Operand?, into scores: Tensor) {
+        let (x, _) = Values.pair(qkv, qkv16, qkv, qkv16)
+        product(transposeB: true, m: tokens, n: tokens, k: headDim, x, inProjection(.q), x, inProjection(.k), into: scores.pointer, square)
     }
 
     /// y = p·v, written into the merged heads.
-    func product(_ p: Tensor, _ v: Part, into y: Tensor, qkv: Tensor, qkv16: BF16Operand?) {
-        let vb = inProjection(v)
-        if let qkv16, let p16 = BF16Operand.of(p) {
-            BF16Gemm.run(batches: (batch, heads), transposeA: false, transposeB: false, m: tokens, n: headDim, k: tokens,
-                         a: p16.bits, aStrides: square.strides, lda: square.ld, b: qkv16.bits + vb.offset, bStrides: vb.strides,
-                         ldb: vb.ld, c: y.pointer, cStrides: merged.strides, ldc: merged.ld)
-            return
+    func values(_ p: Tensor, qkv: Tensor, qkv16: BF16Operand?, into y: Tensor) {
+        let p16 = qkv16 == nil ? nil : BF16Operand.of(p)
+        let (pv, x) = Values.pair(p, p16, qkv, qkv16)
+        withExtendedLifetime(p16) {   // a copy it owns (CFP8 codes' bits) lives until the product has read it
+            product(m: tokens, n: headDim, k: tokens, pv, square, x, inProjection(.v), into: y.pointer, merged)
         }
-        let x = UnsafePointer(qkv.pointer)
-        products(transposeA: false, transposeB: false, m: tokens, n: headDim, k: tokens, a: UnsafePointer(p.pointer),
-                 aStrides: square.strides, lda: square.ld, b: x + vb.offset, bStrides: vb.strides, ldb: vb.ld,
-                 c: y.pointer, cStrides: merged.strides, ldc: merged.ld)
     }
 
     /// From dS (the scores' gradient): dq = dS·k and dk = dSᵀ·q, into their columns of `dqkv`.
     func scoresBackward(_ ds: Tensor, qkv: Tensor, qkv16: BF16Operand?, into dqkv: Tensor) {
-        let (q, k) = (inProjection(.q), inProjection(.k))
+        let ds16 = qkv16 == nil ? nil : BF16Operand.of(ds)
+        let (g, x) = Values.pair(ds, ds16, qkv, qkv16)
         let out = dqkv.pointer
-        if let x16 = qkv16, let ds16 = BF16Operand.of(ds) {
-            BF16Gemm.run(batches: (batch, heads), transposeA: false, transposeB: false, m: tokens, n: headDim, k: tokens,
-                         a: ds16.bits, aStrides: square.strides, lda: square.ld, b: x16.bits + k.offset, bStrides: k.strides,
-                         ldb: k.ld, c: out + q.offset, cStrides: q.strides, ldc: q.ld)
-            BF16Gemm.run(batches: (batch, heads), transposeA: true, transposeB: false, m: tokens, n: headDim, k: tokens,
-                         a: ds16.bits, aStrides: square.strides, lda: square.ld, b: x16.bits + q.offset, bStrides: q.strides,
-                         ldb: q.ld, c: out + k.offset, cStrides: k.strides, ldc: k.ld)
-            return
+        withExtendedLifetime(ds16) {
+            product(m: tokens, n: headDim, k: tokens, g, square, x, inProjection(.k), into: out, inProjection(.q))
+            product(transposeA: true, m: tokens, n: headDim, k: tokens, g, square, x, inProjection(.q), into: out, inProjection(.k))
         }
-        let x = UnsafePointer(qkv.pointer), g = UnsafePointer(ds.pointer)
-        products(transposeA: false, transposeB: false, m: tokens, n: headDim, k: tokens, a: g, aStrides: square.strides,
-                 lda: square.ld, b: x + k.offset, bStrides: k.strides, ldb: k.ld, c: out + q.offset, cStrides: q.strides, ldc: q.ld)
-        products(transposeA: true, transposeB: false, m: tokens, n: headDim, k: tokens, a: g, aStrides: square.strides,
-                 lda: square.ld, b: x + q.offset, bStrides: q.strides, ldb: q.ld, c: out + k.offset, cStrides: k.strides, ldc: k.ld)
     }
 
-    /// From dy (the merged heads' gradient): dv = pᵀ·dy into v's columns of `dqkv`, and dp = dy·vᵀ (returned).
+    /// From dy (the merged heads' gradient): dv = pᵀ·dy into v's columns of `dqkv` (when given), and dp = dy·vᵀ
+    /// (returned, when `needsP`).
     func valuesBackward(_ dy: Tensor, p: Tensor, needsP: Bool, qkv: Tensor, qkv16: BF16Operand?, into dqkv: Tensor?) -> Tensor? {
-        let v = inProjection(.v)
-        let dp = needsP ? Tensor(uninitializedShape: [batch * heads, tokens, tokens]) : nil
-        if let x16 = qkv16, let dy16 = BF16Operand.of(dy), let p16 = BF16Operand.of(p) {
+        let dy16 = qkv16 == nil ? nil : BF16Operand.of(dy), p16 = dy16 == nil ? nil : BF16Operand.of(p)
+        let (g, x) = Values.pair(dy, p16 == nil ? nil : dy16, qkv, qkv16)
+        return withExtendedLifetime((dy16, p16)) { () -> Tensor? in
             if let out = dqkv?.pointer {
-                BF16Gemm.run(batches: (batch, heads), transposeA: true, transposeB: false, m: tokens, n: headDim, k: tokens,
-                             a: p16.bits, aStrides: square.strides, lda: square.ld, b: dy16.bits, bStrides: merged.strides,
-                             ldb: merged.ld, c: out + v.offset, cStrides: v.strides, ldc: v.ld)
+                let (pv, gv) = Values.pair(p, p16, dy, p16 == nil ? nil : dy16)
+                product(transposeA: true, m: tokens, n: headDim, k: tokens, pv, square, gv, merged, into: out, inProjection(.v))
             }
-            if let dp {
-                BF16Gemm.run(batches: (batch, heads), transposeA: false, transposeB: true, m: tokens, n: tokens, k: headDim,
-                             a: dy16.bits, aStrides: merged.strides, lda: merged.ld, b: x16.bits + v.offset, bStrides: v.strides,
-                             ldb: v.ld, c: dp.pointer, cStrides: square.strides, ldc: square.ld)
-            }
+            guard needsP else { return nil }
+            let dp = Tensor(uninitializedShape: [batch * heads, tokens, tokens])
+            product(transposeB: true, m: tokens, n: tokens, k: headDim, g, merged, x, inProjection(.v), into: dp.pointer, square)
             return dp
-        }
-        let x = UnsafePointer(qkv.pointer), g = UnsafePointer(dy.pointer)
-        if let out = dqkv?.pointer {
-            products(transposeA: true, transposeB: false, m: tokens, n: headDim, k: tokens, a: UnsafePointer(p.pointer),
-                     aStrides: square.strides, lda: square.ld, b: g, bStrides: merged.strides, ldb: merged.ld,
-                     c: out + v.offset, cStrides: v.strides, ldc: v.ld)
-        }
-        if let dp {
-            products(transposeA: false, transposeB: true, m: tokens, n: tokens, k: headDim, a: g, aStrides: merged.strides,
-                     lda: merged.ld, b: x + v.offset, bStrides: v.strides, ldb: v.ld, c: dp.pointer, cStrides: square.strides,
-                     ldc: square.ld)
-        }
-        return dp
-    }
-
-    /// FP32 products over the grid, matrix (i, j) at the strides: the matrices split over the compute threads, each
-    /// product on one thread (as `matmul`'s batched products).
-    func products(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, aStrides: (Int, Int), lda: Int,
-                  b: UnsafePointer<Float>, bStrides: (Int, Int), ldb: Int, c: UnsafeMutablePointer<Float>, cStrides: (Int, Int), ldc: Int) {
-        let count = batch * heads, per = heads
-        let threads = count >= 2 * ComputeThreads.count && m * n * k <= 1 << 24 ? ComputeThreads.count : 1
-        ompChunks(count, threads: threads) { range in
-            for i in range {
-                let (p, q) = (i / per, i % per)
-                GemmKernel.run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                               a: a + p * aStrides.0 + q * aStrides.1, lda: lda, b: b + p * bStrides.0 + q * bStrides.1, ldb: ldb,
-                               c: c + p * cStrides.0 + q * cStrides.1, ldc: ldc)
-            }
         }
     }
 }

@@ -25,19 +25,11 @@ extension Tensor {
             GemmKernel.run(transposeA: false, transposeB: transposeB, m: batchA * m, n: n, k: k, a: a.pointer, lda: k,
                            b: b.pointer, ldb: transposeB ? k : n, c: out.pointer, ldc: n, backend: backend)
         } else {
-            // Batched (attention's products per head): the matrices split over the compute threads, each product on
-            // one thread (oneDNN's GEMM runs single-threaded inside a parallel region). Small products gain more
-            // from running side by side than from splitting each one.
-            let pa = a.pointer, pb = b.pointer, pc = out.pointer
-            let threads = batchA >= 2 * ComputeThreads.count && m * n * k <= 1 << 24 ? ComputeThreads.count : 1
-            ompChunks(batchA, threads: threads) { range in
-                for i in range {
-                    GemmKernel.run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                                   a: pa + i * m * k, lda: transposeA ? m : k,
-                                   b: pb + (batchB == 1 ? 0 : i * k * n), ldb: transposeB ? k : n,
-                                   c: pc + i * m * n, ldc: n, backend: backend)
-                }
-            }
+            // Batched (attention's products per head): the matrices side by side over the compute threads
+            GemmKernel.run(batches: (1, batchA), transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                           a: a.pointer, aStrides: (0, m * k), lda: transposeA ? m : k,
+                           b: b.pointer, bStrides: (0, batchB == 1 ? 0 : k * n), ldb: transposeB ? k : n,
+                           c: out.pointer, cStrides: (0, m * n), ldc: n, backend: backend)
         }
         Tape.note(.matmul, inputs: [a, b], output: out, attributes: attributes) { g, needs in
             Tensor.matmulGradients(g, needs, a, b, transposeA: transposeA, transposeB: transposeB, backend: backend)
