@@ -16,7 +16,10 @@ public struct PlanSpec: Sendable, Equatable, Hashable, Codable {
     public var microBatches: Int?
     /// Interleaved pipeline: model chunks per stage (Megatron's "virtual pipeline"); 1 = plain 1F1B.
     public var virtualStages: Int?
-    /// Recompute activations in the backward pass instead of keeping them: none, selective (attention only), full.
+    /// Recompute activations in the backward pass instead of keeping them: none, selective (attention's scores only,
+    /// as Megatron's `--recompute-granularity selective`), op (PyTorch's per-op selective checkpointing as torchtitan's
+    /// `selective_ac_option = 'op'` applies it: in each layer every second weight product and every op outside the
+    /// fused attention kernel are recomputed), full.
     public var recompute: Recompute?
     /// Shard optimizer state (and gradients) over the data-parallel replicas (ZeRO-1/2).
     public var shardOptimizer: Bool?
@@ -27,7 +30,7 @@ public struct PlanSpec: Sendable, Equatable, Hashable, Codable {
     /// Sequence parallelism with tensor parallelism (layer norms and dropout split along the sequence).
     public var sequenceParallel: Bool?
 
-    public enum Recompute: String, Sendable, Codable, Hashable, CaseIterable { case none, selective, full }
+    public enum Recompute: String, Sendable, Codable, Hashable, CaseIterable { case none, selective, op, full }
 
     public init(dataParallel: Int? = nil, tensorParallel: Int? = nil, pipelineParallel: Int? = nil,
                 microBatch: Int? = nil, microBatches: Int? = nil, virtualStages: Int? = nil,
@@ -84,7 +87,7 @@ public struct PlanSpec: Sendable, Equatable, Hashable, Codable {
             case "vp": virtualStages = try positive()
             case "recompute":
                 guard let r = Recompute(rawValue: value.lowercased()) else {
-                    throw PlanError.syntax("recompute=\(value): expected none, selective or full")
+                    throw PlanError.syntax("recompute=\(value): expected none, selective, op or full")
                 }
                 recompute = r
             case "zero":

@@ -31,7 +31,7 @@ extension StepSimulator {
         tps = spec.tensorParallel.map { [$0] } ?? tps.filter { $0 <= n }.sorted()
         let pps = spec.pipelineParallel.map { [$0] } ?? pow2.filter { $0 <= min(n, layerCount) }
         let hasScores = attentionScore.contains(true)
-        let recomputes: [PlanSpec.Recompute] = spec.recompute.map { [$0] } ?? (hasScores ? [.none, .selective, .full] : [.none, .full])
+        let recomputes: [PlanSpec.Recompute] = spec.recompute.map { [$0] } ?? (hasScores ? [.none, .selective, .op, .full] : [.none, .full])
         let fixedDevices = (spec.tensorParallel ?? 1) * (spec.pipelineParallel ?? 1) * (spec.dataParallel ?? 1)
         if fixedDevices > n {
             throw PlanError.inconsistent("dp × tp × pp = \(spec.dataParallel ?? 1) × \(spec.tensorParallel ?? 1) × \(spec.pipelineParallel ?? 1) = \(fixedDevices) devices, but \(deviceLimit == nil ? "the machine has" : "at most") \(n) may be used")

@@ -362,6 +362,13 @@ public final class StepSimulator: @unchecked Sendable {
     let attentionRate: (flopsPerSecond: Double, counted: Double)?
     /// Per forward position: whether it reads or writes a score matrix (attention's two products and the ops between).
     let touchesScores: [Bool]
+    /// Per forward position, under `recompute=op` (PyTorch's per-op selective checkpointing as torchtitan applies it to
+    /// each transformer block, `selective_ac_option = 'op'`): whether the op runs again in the backward pass, whether its
+    /// output is kept (a weight product counted odd in its layer, or the fused attention kernel's output), and whether
+    /// its layer is checkpointed at all (each layer with attention; every layer of a graph without any).
+    let opPolicyRecomputed: [Bool]
+    let opPolicyKeepsOutput: [Bool]
+    let opPolicyCheckpointed: [Bool]
     let adam: Bool
     let inputBytesPerSample: Double
     /// FLOPs of the step as recorded (forward + backward), per sample: the "model FLOPs" of MFU.
@@ -525,6 +532,37 @@ public final class StepSimulator: @unchecked Sendable {
             : plan
         for i in touches.indices where score[i] { touches[i] = true }
         touchesScores = touches
+        // torchtitan's per-op policy (torchtitan/parallelisms/parallelize_llama.py, _apply_ac_to_transformer_block):
+        // in each block it saves the outputs of `aten.mm` except every second one (counted in the order they run) and
+        // of the SDPA kernel, and recomputes every other op from the block's input. Counted here on the graph's own
+        // products (ASSUMPTION: where the graph fuses products the source runs apart, as Q, K and V in one, the count
+        // falls on other ones).
+        var opRecomputed = Array(repeating: false, count: nF), opKeeps = opRecomputed, opLayer = opRecomputed
+        let hasScores = score.contains(true)
+        let bounds = layers.cuts + [nF]
+        for l in 0..<layers.cuts.count {
+            let range = bounds[l]..<bounds[l + 1]
+            guard !hasScores || range.contains(where: { touches[$0] }) else { continue }
+            var products = 0
+            for i in range {
+                opLayer[i] = true
+                let w = works[forwardOps[i]]
+                if w.isFree || w.kind.definition.bytes == .view { continue }
+                if touches[i] && options.fusedAttention {
+                    // inside the attention kernel: its output (the product with the probabilities) is kept
+                    opKeeps[i] = w.kind.isMatrixOp && !score[i]
+                    continue
+                }
+                if w.kind.isMatrixOp && w.weightBytes > 0 {
+                    products += 1
+                    if products % 2 == 1 { opKeeps[i] = true; continue }
+                }
+                opRecomputed[i] = true
+            }
+        }
+        opPolicyRecomputed = opRecomputed
+        opPolicyKeepsOutput = opKeeps
+        opPolicyCheckpointed = opLayer
         flopsPerPosition = flops
         adam = g.ops.contains { $0.kind == .adamwUpdate }
         inputBytesPerSample = Double(g.tensors.filter { $0.role == .input }.reduce(0) { $0 + $1.bytes }) / Double(g.batch)
@@ -546,6 +584,10 @@ public final class StepSimulator: @unchecked Sendable {
         var microBatchGradient: Prefix
         var tpComm: Prefix
         var score: Prefix
+        /// Forward seconds of the ops `recompute=op` runs again, and the bytes it keeps (of checkpointed layers: the
+        /// kept outputs; of the others: their activations).
+        var opRecompute: Prefix
+        var opKept: Prefix
         var activation: Prefix
         var scoreActivation: Prefix
         var params: Prefix
@@ -555,6 +597,18 @@ public final class StepSimulator: @unchecked Sendable {
         /// Per-op seconds (op id) for reports.
         var opSeconds: [Double]
         var opCost: [OpCost]
+
+        /// Seconds of forward work a backward pass over positions a..<b runs again under `recompute`, and of
+        /// tensor-parallel communication with it: the one rule the step model and the timeline share.
+        func recomputed(_ recompute: PlanSpec.Recompute, _ a: Int, _ b: Int) -> (compute: Double, comm: Double) {
+            switch recompute {
+            case .none: return (0, 0)
+            case .selective: return (score.sum(a, b), 0)
+            // torchtitan's policy keeps the reduce-scatters' outputs (its save list): no communication again
+            case .op: return (opRecompute.sum(a, b), 0)
+            case .full: return (forward.sum(a, b), tpComm.sum(a, b))
+            }
+        }
     }
 
     struct Prefix {
@@ -756,9 +810,12 @@ public final class StepSimulator: @unchecked Sendable {
             }
         }
         if tp == 1 { params = paramElements }
+        let opRecompute = (0..<nF).map { opPolicyRecomputed[$0] ? fwd[$0] : 0 }
+        let opKept = (0..<nF).map { !opPolicyCheckpointed[$0] ? act[$0] : opPolicyKeepsOutput[$0] ? out[$0] : 0 }
         let t = CostTable(forward: Prefix(fwd), backward: Prefix(bwd), optimizer: Prefix(opt), optimizerLatency: Prefix(optLat),
                           microBatchGradient: Prefix(gradWork), tpComm: Prefix(comm),
-                          score: Prefix(score), activation: Prefix(act), scoreActivation: Prefix(scoreAct),
+                          score: Prefix(score), opRecompute: Prefix(opRecompute), opKept: Prefix(opKept),
+                          activation: Prefix(act), scoreActivation: Prefix(scoreAct),
                           params: Prefix(params), paramsSplit: Prefix(paramsSplit), outputBytes: out,
                           opSeconds: opSeconds, opCost: opCosts)
         tables[key] = t
@@ -799,12 +856,7 @@ public final class StepSimulator: @unchecked Sendable {
         for s in 0..<p {
             let a = starts[s], b = s + 1 < p ? starts[s + 1] : nF
             let f = tab.forward.sum(a, b), bw = tab.backward.sum(a, b), comm = tab.tpComm.sum(a, b)
-            var recompute = 0.0, recomputeComm = 0.0
-            switch plan.recompute {
-            case .none: break
-            case .selective: recompute = tab.score.sum(a, b)
-            case .full: recompute = f; recomputeComm = comm
-            }
+            let (recompute, recomputeComm) = tab.recomputed(plan.recompute, a, b)
             // pipeline sends: forward activation out, its gradient back (per micro-batch), chunked by virtual stages
             let sendBytes = s + 1 < p ? tab.outputBytes[b - 1] : 0
             let p2p = p > 1 ? 2 * v * collectives.sendTime(bytes: sendBytes, stride: t) : 0
@@ -836,16 +888,18 @@ public final class StepSimulator: @unchecked Sendable {
             switch plan.recompute {
             case .none: acts = tab.activation.sum(a, b) * inflight
             case .selective: acts = (tab.activation.sum(a, b) - tab.scoreActivation.sum(a, b)) * inflight
-            case .full:
-                // keep each layer's input; rebuild one layer's activations at a time in the backward pass
+            case .full, .op:
+                // keep each (checkpointed) layer's input, and under `op` the outputs it keeps; rebuild one layer's
+                // activations at a time in the backward pass
                 var inputs = 0.0, largest = 0.0
                 let cuts = layers.cuts.filter { $0 >= a && $0 < b }
                 for (k, c) in cuts.enumerated() {
-                    inputs += c > 0 ? tab.outputBytes[c - 1] : inputBytesPerSample * Double(mb) * prec.bytes / 4
                     let e = k + 1 < cuts.count ? cuts[k + 1] : b
-                    largest = max(largest, tab.activation.sum(c, e))
+                    if plan.recompute == .op && !opPolicyCheckpointed[c] { continue }
+                    inputs += c > 0 ? tab.outputBytes[c - 1] : inputBytesPerSample * Double(mb) * prec.bytes / 4
+                    largest = max(largest, tab.activation.sum(c, e) - (plan.recompute == .op ? tab.opKept.sum(c, e) : 0))
                 }
-                acts = inputs * inflight + largest
+                acts = (inputs + (plan.recompute == .op ? tab.opKept.sum(a, b) : 0)) * inflight + largest
             }
             let total = weights + grads + state + acts
             let spilled = max(0, total - fast)

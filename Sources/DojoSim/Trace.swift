@@ -67,11 +67,8 @@ extension StepSimulator {
             prefix.sum(starts[s], s + 1 < p ? starts[s + 1] : fwd.count)
         }
         let recomputeF: [Double] = (0..<p).map { s in
-            switch plan.recompute {
-            case .none: return 0
-            case .selective: return stageSum(s, tab.score)
-            case .full: return stageSum(s, tab.forward) + stageSum(s, tab.tpComm)
-            }
+            let r = tab.recomputed(plan.recompute, starts[s], s + 1 < p ? starts[s + 1] : fwd.count)
+            return r.compute + r.comm
         }
         let send: [Double] = (0..<p).map { s in
             s + 1 < p ? Double(max(1, plan.virtualStages)) * collectives.sendTime(bytes: tab.outputBytes[starts[s + 1] - 1], stride: plan.tensorParallel) : 0

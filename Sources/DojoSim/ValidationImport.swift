@@ -455,6 +455,14 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
         assumptions["attention_kernel"] = "cudnn"
         notes.append("attention_kernel=cudnn: NeMo \(m.1).x runs Transformer Engine >= 1.2, which on an H100 picks cuDNN's fused attention over FlashAttention (TE attention.py: \"Select FusedAttention on sm90 and FlashAttention on others for performance\")")
     }
+    if source.contains("pytorch/torchtitan"), assumptions["fusion"] == nil,
+       lowerDetail.range(of: #"torch\.compile|\bcompile\s*[:=]?\s*(?:true|on|enabled)\b"#, options: .regularExpression) == nil {
+        // torchtitan without torch.compile runs eager PyTorch (its train_configs set `compile = false` by default):
+        // RMSNorm (norm_type "rmsnorm", not "fused_rmsnorm"), RoPE and SwiGLU's silu and product are kernels of their
+        // own, each a round trip through memory.
+        assumptions["fusion"] = "0"
+        notes.append("fusion=0: torchtitan without torch.compile (the row does not name it; its train_configs default to compile = false) runs eager PyTorch: RMSNorm, RoPE, SwiGLU and the residual adds are kernels of their own")
+    }
     if source.contains("cases_april2021") || source.contains("2205.05198") {
         // Megatron-LM 2021-22: its fused softmax still writes the score matrices (Korthikanti et al.'s selective
         // recompute exists to drop them), and its default --DDP-impl local all-reduces after the backward pass.
@@ -868,7 +876,14 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     }
     if let (recompute, said) = readRecompute(lower) {
         plan.recompute = recompute
-        notes.append("recompute=\(recompute.rawValue): model_detail says '\(said)'")
+        if recompute == .selective, !said.contains("layer"),
+           (row["source"] + " " + row["system"]).lowercased().contains("torchtitan") {
+            // torchtitan's "selective" is its per-op policy unless a layer frequency is given
+            plan.recompute = .op
+            notes.append("recompute=op: model_detail says '\(said)', and torchtitan's selective activation checkpointing is per op (selective_ac_option = 'op' in its train_configs: every second matmul of a block and all but its attention kernel recomputed, parallelize_llama.py)")
+        } else {
+            notes.append("recompute=\(recompute.rawValue): model_detail says '\(said)'")
+        }
     }
     // Fully sharded data parallelism (JAX's and PyTorch's FSDP, DeepSpeed's ZeRO-3): parameters sharded too.
     let fsdp = try firstCount(#"\bFSDP[ =-]?(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "FSDP", max: gpus)
@@ -941,7 +956,8 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         (#"\brecompute[ _-]?granularity\s*[:=]?\s*(?:none|null|off)\b"#, .none),
         (#"\brecompute[ _-]?granularity\s*[:=]?\s*selective\b"#, .selective),
         (#"\brecompute[ _-]?granularity\s*[:=]?\s*full\b"#, .full),
-        (#"\bselective(?: op| layer)? (?:activation |recompute\b|"# + checkpointing + ")", .selective),
+        (#"\bselective op (?:activation |recompute\b|"# + checkpointing + ")", .op),
+        (#"\bselective(?: layer)? (?:activation |recompute\b|"# + checkpointing + ")", .selective),
         (#"\bselective recompute\b"#, .selective),
         (#"\bfull (?:activation recompute|recompute|"# + checkpointing + ")", .full),
         (checkpointing + #"\s*[:=]?\s*(?:true|yes|on|enabled)\b"#, .full),

@@ -29,7 +29,7 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .long, help: "Precision: fp32, tf32, fp16, bf16, cfp8 (Dojo; FP8 on a GPU) or fp8.")
     var precision: String = "bf16"
 
-    @Option(name: .long, help: ArgumentHelp("Fix parts of the plan: dp=,tp=,pp=,mb=,micro=,vp=,recompute=none|selective|full,zero=0|1|3 (3: FSDP, parameters sharded too),sp=0|1; the rest is searched.", valueName: "plan"))
+    @Option(name: .long, help: ArgumentHelp("Fix parts of the plan: dp=,tp=,pp=,mb=,micro=,vp=,recompute=none|selective|op|full,zero=0|1|3 (3: FSDP, parameters sharded too),sp=0|1; the rest is searched.", valueName: "plan"))
     var plan: String?
 
     @Option(name: .long, help: "Use at most this many devices (D1 dies or GPUs) of the machine.")

@@ -1,3 +1,4 @@
+import DojoCompiler
 import DojoGraph
 import DojoMachine
 import DojoNN
@@ -180,6 +181,41 @@ struct SavedActivationTests {
         #expect(g.ops.contains { $0.kind == .softmax && $0.attributes.causal == true })
         var o = SimOptions()
         #expect(throws: SimError.self) { try o.set("causal_block", "-1") }
+    }
+
+    /// `recompute=op`, torchtitan's per-op policy, on a Llama layer counted by hand. In each block the weight products
+    /// are counted in the order they run (QKV 1, projection 2, gate 3, up 4, down 5): the odd ones keep their outputs,
+    /// the even ones (projection and up) run again in the backward pass with every op outside the fused attention
+    /// kernel, whose output is kept. Kept per layer in 16-bit: its input (h), QKV's output (h + 2·kv·hd), attention's
+    /// output (h), gate's (f) and down's (h). Priced with matrix FLOPs only, the step is the projection's and up's
+    /// forward products longer per layer than without recomputation.
+    @Test func torchtitanPerOpPolicyOnALlamaLayer() throws {
+        struct MatrixOnly: OpCostModel {
+            func peakFlops(_ precision: Precision) -> Double { 1e12 }
+            func cost(_ w: OpWork, precision: Precision) -> OpCost {
+                let c = w.kind.isMatrixOp ? w.flops / 1e12 : 0
+                return OpCost(seconds: c, bound: .compute, computeSeconds: c, memorySeconds: 0, utilisation: 1)
+            }
+        }
+        let (s, b, h, f, kvhd) = (32.0, 8.0, 64.0, 160.0, 2.0 * 16)
+        func run(layers: Int, _ recompute: PlanSpec.Recompute) throws -> PlanEvaluation {
+            let g = try GraphRecorder.record(model: "llama:layers=\(layers),hidden=64,heads=4,kv-heads=2,ffn=160,seq=32,vocab=100", batch: 1)
+            let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 8, precision: .fp16),
+                                        machine: try Machine.resolve("dgx-a100"), costModel: MatrixOnly())
+            return try #require(sim.evaluate(ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 8,
+                                                          microBatches: 1, recompute: recompute)))
+        }
+        let kept = try run(layers: 3, .op).memory.activations - run(layers: 2, .op).memory.activations
+        #expect(kept == 2 * s * b * (4 * h + 2 * kvhd + f))
+        for layers in [2, 3] {
+            let extra = try run(layers: layers, .op).breakdown.compute - run(layers: layers, .none).breakdown.compute
+            let expected = Double(layers) * 2 * s * b * (h * h + h * f) / 1e12
+            #expect(abs(extra - expected) / expected < 1e-9, "\(layers) layers: \(extra) s against \(expected) s")
+            // between Megatron's selective recomputation (the scores only; none under fused attention) and full
+            let selective = try run(layers: layers, .selective), full = try run(layers: layers, .full), op = try run(layers: layers, .op)
+            #expect(selective.breakdown.compute < op.breakdown.compute && op.breakdown.compute < full.breakdown.compute)
+            #expect(full.memory.activations < op.memory.activations && op.memory.activations < selective.memory.activations)
+        }
     }
 }
 

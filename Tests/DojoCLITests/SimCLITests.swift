@@ -42,7 +42,7 @@ struct SimCLITests {
         #expect(out.hasPrefix("resnet50 on exapod ("), "\(out)")
         #expect(out.contains("of 3,000 D1), global batch 4,096, bf16"))
         let plan = try #require(field(out, "plan"))
-        #expect(plan.range(of: #"^dp=\d+,tp=\d+,pp=\d+,mb=\d+,micro=\d+,vp=1,recompute=(none|selective|full),zero=[01],sp=[01]  \(.+\)$"#,
+        #expect(plan.range(of: #"^dp=\d+,tp=\d+,pp=\d+,mb=\d+,micro=\d+,vp=1,recompute=(none|selective|op|full),zero=[01],sp=[01]  \(.+\)$"#,
                            options: .regularExpression) != nil, "\(plan)")
         let step = try #require(field(out, "step"))
         #expect(step.range(of: #"^[0-9.]+ [mµn]?s$"#, options: .regularExpression) != nil, "\(step)")
@@ -287,7 +287,7 @@ struct SimCLITests {
         Wrong(args: simBase + ["--plan", "dp=3"], message: ["dp=3", "4,096", "does not divide"]),
         Wrong(args: simBase + ["--plan", "xx=1"], message: ["--plan xx=1", "unknown plan key 'xx'", "dp, tp, pp"]),
         Wrong(args: simBase + ["--plan", "tp=0"], message: ["tp=0", "whole number"]),
-        Wrong(args: simBase + ["--plan", "recompute=some"], message: ["recompute=some", "none, selective or full"]),
+        Wrong(args: simBase + ["--plan", "recompute=some"], message: ["recompute=some", "none, selective, op or full"]),
         Wrong(args: simBase + ["--plan", "dp=4096,tp=2"], message: ["dp × tp = 4,096 × 2 = 8,192 D1", "exapod has 3,000"]),
         Wrong(args: simBase + ["--plan", "tp=4000"], message: ["tp=4000 needs 4,000 D1", "exapod has 3,000"]),
         Wrong(args: simBase + ["--plan", "tp=5000"], message: ["tp=5000 is more than 4096"]),

@@ -184,7 +184,7 @@ extension ValidationImportTests {
         #expect(cases[0].precision == .bf16 && cases[0].plan.recompute == .full && cases[0].plan.shardParameters == true)
         #expect(cases[1].modelSpec == "gpt:layers=70,hidden=14336,heads=112,seq=2048,vocab=250880" && cases[1].plan.recompute == .full)
         #expect(cases[2].modelSpec == "gpt:layers=96,hidden=12288,heads=96,seq=2048,vocab=50272" && cases[2].precision == .fp16)
-        #expect(cases[3].transformer?.layers == 126 && cases[3].precision == .fp8 && cases[3].plan.recompute == .selective)
+        #expect(cases[3].transformer?.layers == 126 && cases[3].precision == .fp8 && cases[3].plan.recompute == .op)
         #expect(cases[3].plan.shardOptimizer == true && cases[3].plan.shardParameters == nil)          // ZeRO-2
         #expect(cases[4].plan.recompute == PlanSpec.Recompute.none && cases[4].plan.shardOptimizer == nil && cases[4].plan.shardParameters == nil)
         #expect(cases[5].plan.virtualStages == 2 && cases[5].plan.pipelineParallel == 4 && cases[5].plan.dataParallel == 2)
@@ -194,6 +194,20 @@ extension ValidationImportTests {
             .enumerated().map { row(id: "r\($0.offset)", model: "MPT-1B", detail: "hidden 2048; 24 layers; seq 2048; " + $0.element,
                                     precision: "BF16", batch: "512", plan: "DP=8", unit: "tokens/s/GPU") })
         #expect(said.map(\.plan.recompute) == [PlanSpec.Recompute.none, .selective, nil])
+        // torchtitan's "selective" is its per-op policy (selective_ac_option = 'op' in its configs); elsewhere Megatron's
+        let titan = try parse(["https://github.com/pytorch/torchtitan/blob/0/docs/performance.md", "https://example.org"].enumerated().map {
+            row(id: "t\($0.offset)", model: "Llama 3 8B", detail: "seq 8192; selective activation checkpointing", precision: "BF16", batch: "64",
+                plan: "FSDP=8", unit: "tokens/s/GPU", source: $0.element)
+        })
+        #expect(titan.map(\.plan.recompute) == [.op, .selective])
+        #expect(titan[0].notes.contains { $0.contains("recompute=op") && $0.contains("selective_ac_option = 'op'") })
+        // torchtitan without torch.compile is eager PyTorch: nothing fused; with it (or elsewhere) fused chains stand
+        #expect(titan[0].assumptions["fusion"] == "0" && titan[1].assumptions["fusion"] == nil)
+        let compiled = try parse(["FSDP + torch.compile", "compile true"].enumerated().map {
+            row(id: "c\($0.offset)", model: "Llama 3 8B", detail: "seq 8192; \($0.element)", precision: "BF16", batch: "64",
+                plan: "FSDP=8", unit: "tokens/s/GPU", source: "https://github.com/pytorch/torchtitan/blob/0/docs/performance.md")
+        })
+        #expect(compiled.allSatisfy { $0.assumptions["fusion"] == nil })
         // words that name recomputation only to say it is not known say nothing; Megatron's granularity and "not used" are read
         let phrasings: [(String, PlanSpec.Recompute?)] = [
             ("activation checkpointing not stated", nil), ("activation checkpointing: unknown", nil),
@@ -202,7 +216,8 @@ extension ValidationImportTests {
             ("no recompute", PlanSpec.Recompute.none), ("without recomputation", PlanSpec.Recompute.none),
             ("recompute_granularity: null", PlanSpec.Recompute.none), ("recompute granularity selective", .selective),
             ("recompute_granularity=full", .full), ("activation checkpointing", .full),
-            ("activation checkpointing: true", .full),
+            ("activation checkpointing: true", .full), ("selective op activation checkpointing", .op),
+            ("selective layer activation checkpointing", .selective),
             // clause by clause: an unknown in one clause leaves another clause's statement standing
             ("recompute granularity unknown; selective recompute", .selective),
             ("full recompute; activation checkpointing: not stated", .full),
