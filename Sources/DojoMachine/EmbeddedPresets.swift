@@ -250,6 +250,61 @@ published:
   dgx_node.power: {value: 6.5kW, source: "G5: 6.5 kW max"}
 
 """###,
+        "dgx-b200": ###"""
+# OpenDojo machine description of an NVIDIA DGX node. Rates are dense (no sparsity). Sources:
+# G11 = NVIDIA DGX B200 data sheet (https://resources.nvidia.com/en-us-dgx-systems/dgx-b200-datasheet): 8 B200 GPUs,
+#       1,440 GB GPU memory, 72 PFLOPS FP8 training (with sparsity), NVLink 5 at 1.8 TB/s a GPU (14.4 TB/s in all),
+#       8 single-port ConnectX-7 at up to 400 Gb/s, 2 Xeon Platinum 8570 (112 cores), about 14.3 kW.
+# M1 = S. Bekman, Machine Learning Engineering, compute/accelerator/README.md (https://github.com/stas00/ml-engineering, commit 744d01e):
+#      its dense TFLOPS table (B200 SXM from G11), memory table (180 GB, 8.00 TB/s), power table (1000 W maximum TGP,
+#      DGX B200 power capping guide) and "Maximum Achievable Matmul FLOPS comparison table" (measured torch matmuls).
+# Bandwidths are per direction except nvlink_bandwidth, which is NVIDIA's both-directions figure.
+# Scale with xN: dgx-b200x8 is 8 nodes. count is the number of nodes.
+name: dgx-b200
+kind: gpu
+summary: "NVIDIA DGX B200 with 8 B200 SXM 180GB: NVLink 5 1.8 TB/s, 8 x 400 Gb/s NDR InfiniBand"
+count: 1
+gpu:
+  model: "B200 SXM 180GB"
+  fp32: {value: 80TFLOP/s, source: "M1 (TFLOPS table, note 20: G11): 80 TFLOPS FP32"}
+  tf32: {value: 1125TFLOP/s, source: "M1 (TFLOPS table, from G11): 1,125 TFLOPS TF32 dense"}
+  fp16: {value: 2250TFLOP/s, source: "M1 (TFLOPS table, from G11): 2,250 TFLOPS FP16 dense"}
+  bf16: {value: 2250TFLOP/s, source: "M1 (TFLOPS table, from G11): 2,250 TFLOPS BF16 dense"}
+  fp8: {value: 4500TFLOP/s, source: "M1 (TFLOPS table, from G11): 4,500 TFLOPS FP8 dense (G11: 72 PFLOPS FP8 for 8 GPUs with sparsity)"}
+  hbm_bytes: {value: 180GiB, source: "G11: 1,440 GB for 8 GPUs; M1 (memory table): 180 GB a GPU, read as binary as the other parts' totals are (M1 derives 180 GiB usable of 192 GiB; ASSUMPTION)"}
+  hbm_bandwidth: {value: 8TB/s, source: "M1 (memory table): 8.00 TB/s (HBM3e)"}
+  l2_bytes: {value: 126MB, assumption: "not disclosed for the B200 (M1's caches table); 126 MB, M1's figure for a Blackwell GPU of the GB200 (not used by the cost model, which does not model L2)"}
+  nvlink_bandwidth: {value: 1800GB/s, source: "G11: fifth-generation NVLink, 1.8 TB/s a GPU"}
+  tdp: {value: 1000W, source: "M1 (power table): 1,000 W maximum TGP (NVIDIA DGX B200 power capping guide)"}
+  sms: {value: 148, assumption: "148 SMs, the multi_processor_count compute capability 10.0 (B200) devices report to PyTorch (in PyTorch Inductor's generated kernels' device properties); not in a data sheet"}
+  gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
+  launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
+server:
+  model: "DGX B200"
+  gpus: {value: 8, source: "G11: 8 x B200"}
+  interconnect: {value: nvswitch, source: "G11: 2 NVLink switch chips, NVLink 5 between any GPUs"}
+  nvlink_bisection_fraction: {value: 1, source: "G11: 14.4 TB/s aggregate NVLink bandwidth, 1.8 TB/s between any GPUs"}
+  nics: {value: 8, source: "G11: 8 x single-port ConnectX-7 VPI for the compute fabric"}
+  nic_bandwidth: {value: 400Gb/s, source: "G11: up to 400 Gb/s InfiniBand/Ethernet"}
+  power: {value: 14.3kW, source: "G11: about 14.3 kW max"}
+  fabric_bisection_fraction: {value: 1, assumption: "non-blocking InfiniBand fat tree (rail-optimised, as NVIDIA SuperPODs)"}
+  host_cores: {value: 112, source: "G11: 2 Intel Xeon Platinum 8570, 112 cores total"}
+  host_threads: {value: 224, source: "Intel ARK, Xeon Platinum 8570: 56 cores, 112 threads per socket"}
+calibration:
+  matrix_efficiency: {value: 0.625, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; the A100's 0.7 times the B200's share of its peak in a matmul against the A100's (M1: BF16 matmul at the best shape found, B200 SXM 1745.0 of 2250 TFLOPS, 77.6 %, A100 SXM 271.2 of 312, 86.9 %): 0.7 x 77.6 / 86.9 = 0.625"}
+  fp8_efficiency: {value: 0.615, assumption: "FP8 GEMMs reach a smaller share of their doubled peak than BF16 ones: the A100's 0.7 times M1's B200 FP8 share over the A100's BF16 share (torch FP8 e4m3 matmul at the best shape found on the B200 SXM, 3432.5 of 4500 TFLOPS, 76.3 %; A100 BF16 86.9 %): 0.7 x 76.3 / 86.9 = 0.615; derived, not fitted on any row"}
+  vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
+  link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
+  memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
+  host_decode_rate: {value: 140, assumption: "simulator calibration knob: images/s one host data-loader worker (one hardware thread) prepares with PyTorch's native ImageNet loader (PIL JPEG decode of a ~110 kB image, random-resized crop to 224, flip, collate): about 7 ms each; the DLE ResNet-50 rows imply 130-155 per worker on DGX-1 and DGX A100 hosts, which dojo validate checks; used only with --assume loader_workers=N"}
+# Published system figures beside the derived totals.
+published:
+  dgx_node.peak_fp8: {value: 36PFLOP/s, source: "G11: 72 petaFLOPS FP8 training with sparsity, half dense"}
+  dgx_node.hbm_bytes: {value: 1440GiB, source: "G11: 1,440 GB GPU memory, binary as each GPU's is (ASSUMPTION, above)"}
+  dgx_node.off_bandwidth: {value: 400GB/s, source: "G11: 8 x 400 Gb/s ConnectX-7"}
+  dgx_node.power: {value: 14.3kW, source: "G11: about 14.3 kW max"}
+
+"""###,
         "dgx-h100": ###"""
 # OpenDojo machine description of an NVIDIA DGX node. Rates are dense (no sparsity). Sources: NVIDIA data sheets:
 # G1 = Tesla V100 data sheet (https://images.nvidia.com/content/technologies/volta/pdf/volta-v100-datasheet-update-us-1165301-r5.pdf),
@@ -302,6 +357,63 @@ calibration:
 published:
   dgx_node.peak_fp8: {value: 16PFLOP/s, source: "G6: 32 petaFLOPS FP8 with sparsity, half dense"}
   dgx_node.hbm_bytes: {value: 640GiB, source: "G6: 640 GB GPU memory, binary as each GPU's is (G8)"}
+  dgx_node.off_bandwidth: {value: 400GB/s, source: "G6: 8 x 400 Gb/s ConnectX-7"}
+  dgx_node.power: {value: 10.2kW, source: "G6: about 10.2 kW max"}
+
+"""###,
+        "dgx-h200": ###"""
+# OpenDojo machine description of an NVIDIA DGX node. Rates are dense (no sparsity). Sources: NVIDIA data sheets:
+# G1 = Tesla V100 data sheet (https://images.nvidia.com/content/technologies/volta/pdf/volta-v100-datasheet-update-us-1165301-r5.pdf),
+# G2 = A100 data sheet (https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/nvidia-a100-datasheet-nvidia-us-2188504-web.pdf),
+# G3 = H100 data sheet (https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet),
+# G4 = DGX-1 data sheet, G5 = DGX A100 data sheet, G6 = DGX H100/H200 data sheet (nvidia.com/dgx),
+# G7 = NVIDIA architecture whitepapers (Volta, Ampere GA100, Hopper H100) for L2 sizes and SM counts.
+# G10 = NVIDIA H200 Tensor Core GPU specifications (https://www.nvidia.com/en-us/data-center/h200/).
+# M1 = S. Bekman, Machine Learning Engineering, compute/accelerator/README.md (https://github.com/stas00/ml-engineering, commit 744d01e):
+#      "Maximum Achievable Matmul FLOPS comparison table" (measured torch matmul TFLOPS) and its caches table.
+# Bandwidths are per direction except nvlink_bandwidth, which is NVIDIA's both-directions figure.
+# Scale with xN: dgx-h200x8 is 8 nodes. count is the number of nodes.
+name: dgx-h200
+kind: gpu
+summary: "NVIDIA DGX H200 with 8 H200 SXM 141GB: NVSwitch 900 GB/s, 8 x 400 Gb/s NDR InfiniBand"
+count: 1
+gpu:
+  model: "H200 SXM 141GB"
+  fp32: {value: 67TFLOP/s, source: "G10: 67 TFLOPS FP32 (SXM)"}
+  tf32: {value: 494.5TFLOP/s, source: "G10: 989 TFLOPS TF32 with sparsity, half dense"}
+  fp16: {value: 989.5TFLOP/s, source: "G10: 1,979 TFLOPS FP16 with sparsity, half dense"}
+  bf16: {value: 989.5TFLOP/s, source: "G10: 1,979 TFLOPS BF16 with sparsity, half dense"}
+  fp8: {value: 1979TFLOP/s, source: "G10: 3,958 TFLOPS FP8 with sparsity, half dense"}
+  hbm_bytes: {value: 141GiB, source: "G10: 141 GB HBM3e; binary as the driver reports it (M1: '141GiB'; G8 for the H100)"}
+  hbm_bandwidth: {value: 4.8TB/s, source: "G10: 4.8 TB/s"}
+  l2_bytes: {value: 50MB, source: "M1 (caches table): 50 MiB L2, 132 SMs, as the H100 SXM"}
+  nvlink_bandwidth: {value: 900GB/s, source: "G10: NVLink 900 GB/s"}
+  tdp: {value: 700W, source: "G10: up to 700 W (SXM)"}
+  sms: {value: 132, source: "M1 (caches table): 132 SMs, as the H100 SXM (the same GH100 die)"}
+  gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
+  launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
+server:
+  model: "DGX H200"
+  gpus: {value: 8, source: "G6: 8 x H200 SXM"}
+  interconnect: {value: nvswitch, source: "G6: 4 NVSwitches (NVLink 4)"}
+  nvlink_bisection_fraction: {value: 1, source: "G6: NVSwitch, 900 GB/s between any GPUs"}
+  nics: {value: 8, source: "G6: 8 x ConnectX-7 (single-port OSFP) for the compute fabric"}
+  nic_bandwidth: {value: 400Gb/s, source: "G6: 400 Gb/s NDR InfiniBand"}
+  power: {value: 10.2kW, source: "G6: about 10.2 kW max"}
+  fabric_bisection_fraction: {value: 1, assumption: "non-blocking InfiniBand fat tree (rail-optimised, as NVIDIA SuperPODs)"}
+  host_cores: {value: 112, source: "G6: dual Intel Xeon Platinum 8480C, 112 cores total"}
+  host_threads: {value: 224, source: "Intel ARK, Xeon Platinum 8480+: 56 cores, 112 threads per socket"}
+calibration:
+  matrix_efficiency: {value: 0.647, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; the A100's 0.7 times the H200's share of its peak in a matmul against the A100's (M1: BF16 matmul at the best shape found, H100 SXM 794.5 of 989 TFLOPS, 80.3 %, 'H200 is the same'; A100 SXM 271.2 of 312, 86.9 %): 0.7 x 80.3 / 86.9 = 0.647"}
+  fp8_efficiency: {value: 0.591, assumption: "FP8 GEMMs reach a smaller share of their doubled peak than BF16 ones: the A100's 0.7 times M1's H200 FP8 share over the A100's BF16 share (torch FP8 e4m3 matmul at the best shape found on the H200 SXM, 1453.4 of 1979 TFLOPS, 73.4 %; A100 BF16 86.9 %): 0.7 x 73.4 / 86.9 = 0.591; derived, not fitted on any row"}
+  vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
+  link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
+  memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
+  host_decode_rate: {value: 140, assumption: "simulator calibration knob: images/s one host data-loader worker (one hardware thread) prepares with PyTorch's native ImageNet loader (PIL JPEG decode of a ~110 kB image, random-resized crop to 224, flip, collate): about 7 ms each; the DLE ResNet-50 rows imply 130-155 per worker on DGX-1 and DGX A100 hosts, which dojo validate checks; used only with --assume loader_workers=N"}
+# Published system figures beside the derived totals.
+published:
+  dgx_node.peak_fp8: {value: 16PFLOP/s, source: "G6: 32 petaFLOPS FP8 with sparsity, half dense"}
+  dgx_node.hbm_bytes: {value: 1128GiB, source: "G6: 1,128 GB GPU memory (8 x 141 GB), binary as each GPU's is"}
   dgx_node.off_bandwidth: {value: 400GB/s, source: "G6: 8 x 400 Gb/s ConnectX-7"}
   dgx_node.power: {value: 10.2kW, source: "G6: about 10.2 kW max"}
 

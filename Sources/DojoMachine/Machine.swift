@@ -459,7 +459,7 @@ private func readCalibration(_ s: inout Section) throws -> Calibration {
 /// The machines that ship with OpenDojo, as YAML files in the package's resources.
 public enum Presets {
     /// Preset names in listing order.
-    public static let names = ["d1", "tile", "tray", "cabinet", "exapod", "d2", "dgx-v100", "dgx-a100", "dgx-h100"]
+    public static let names = ["d1", "tile", "tray", "cabinet", "exapod", "d2", "dgx-v100", "dgx-a100", "dgx-h100", "dgx-h200", "dgx-b200"]
 
     /// The YAML text of a preset, or nil. The presets are compiled into the binary (`EmbeddedPresets`, generated
     /// from `Sources/DojoMachine/Presets/*.yaml` by scripts/embed-data.py), so a copied `dojo` needs no other file.

@@ -120,6 +120,8 @@ private let knownGPUs: [GPUEntry] = [
     GPUEntry(names: ["H100-SXM5-80GB", "H100 SXM5 80GB", "H100-SXM (DGX H100)"], preset: "dgx-h100", overrides: [:]),
     GPUEntry(names: ["H100"], preset: "dgx-h100", overrides: [:],
              note: "gpu 'H100' without a variant: H100 SXM5 80GB as in a DGX H100 (ASSUMPTION)"),
+    GPUEntry(names: ["H200-SXM-141GB", "H200 SXM 141GB", "H200"], preset: "dgx-h200", overrides: [:]),
+    GPUEntry(names: ["B200-SXM-180GB", "B200 SXM 180GB", "B200"], preset: "dgx-b200", overrides: [:]),
 ]
 
 /// The GPU a `gpu` column names: an exact known name, or another spelling of an SXM part (letters and digits
@@ -132,7 +134,11 @@ private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
     if n.contains("pcie") || n.replacingOccurrences(of: "nvlink", with: "").contains("nvl") { return nil }
     let read: GPUEntry?
     var assumed = ""
-    if n.contains("h100") {
+    if n.contains("h200") && !n.contains("gh200") {
+        read = entry("H200-SXM-141GB")
+    } else if n.contains("b200") && !n.contains("gb200") {
+        read = entry("B200-SXM-180GB")
+    } else if n.contains("h100") {
         read = entry("H100-SXM5-80GB")
         if !n.contains("80") { assumed = " (ASSUMPTION: the 80GB SXM5 part of a DGX H100)" }
     } else if n.range(of: "a100(?!0)", options: .regularExpression) != nil {
@@ -446,7 +452,8 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
             break
         }
     }
-    if source.contains("NVIDIA/NeMo"), preset.contains("h100"), assumptions["fused_attention"] == nil,
+    if source.contains("NVIDIA/NeMo") || source.contains("NVIDIA-NeMo/"), preset.contains("h100") || preset.contains("h200"),
+       assumptions["fused_attention"] == nil,
        assumptions["attention_kernel"] == nil,
        let m = (detail + " " + source).firstMatch(of: /NeMo ?([0-9]{2})\.[0-9]{2}/), let year = Int(m.1), year >= 24 {
         // NeMo's containers from 24.01 on carry Transformer Engine 1.2 or later, whose DotProductAttention prefers
@@ -490,7 +497,9 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
     if detail.lowercased().hasPrefix("as above") {
         notes.append("model_detail '\(detail)' refers to another row of the data's larger collection; the model is read from the model column")
     }
-    let seq = try firstCount(#"seq ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "seq", max: 1 << 20)
+    // "seq 8192", and as tables head the column: "Sequence Length 8192", "seq length 4096", "seq_len 2048", "max_seq_len=…"
+    let seq = try firstCount(#"(?:^|[^a-z])seq(?:uence)?(?:[ _-]?len(?:gth)?)?[ :=]*([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row,
+                             what: "sequence length", max: 1 << 20)
     if lower.contains("resnet-50") || lower.contains("resnet50") {
         notes.append("resnet50: ResNet-50 v1.5 at 224×224 (ImageNet), 1,000 classes")
         return ModelReading(spec: "resnet50", shape: nil)
@@ -885,12 +894,22 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             notes.append("recompute=\(recompute.rawValue): model_detail says '\(said)'")
         }
     }
-    // Fully sharded data parallelism (JAX's and PyTorch's FSDP, DeepSpeed's ZeRO-3): parameters sharded too.
-    let fsdp = try firstCount(#"\bFSDP[ =-]?(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "FSDP", max: gpus)
+    // Fully sharded data parallelism (JAX's and PyTorch's FSDP, DeepSpeed's ZeRO-3): parameters sharded too. NVIDIA's
+    // Megatron-Bridge tables give FSDP as a flag ("FSDP = 0: use DDP", "FSDP = 1: use FSDP"): 0 says it is not used
+    // anywhere, and 1 in a row of theirs says it is, over the data-parallel replicas.
+    let flagged = groups(#"\bFSDP[ =:-]*([01])(?!\w|\.\d)"#, detail)?.first
+    let megatronBridge = row["source"].contains("Megatron-Bridge")
+    let fsdp = flagged == "0" ? nil
+        : flagged == "1" && megatronBridge ? max(2, gpus)
+        : try firstCount(#"\bFSDP[ =-]?(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "FSDP", max: gpus)
+    if flagged == "0" { notes.append("FSDP 0: not fully sharded (the row's FSDP column, 0 = DDP)") }
+    if flagged == "1" && megatronBridge {
+        notes.append("FSDP 1: Megatron-Bridge's FSDP flag (its performance summary: \"FSDP = 1: use FSDP\"), sharding over the data-parallel replicas")
+    }
     if (fsdp ?? 0) > 1 || lower.contains("zero-3") || lower.contains("zero stage 3") {
         plan.shardParameters = true
         plan.shardOptimizer = true
-        notes.append("zero=3: parameters, gradients and optimizer state sharded over the data-parallel replicas (the row: \(fsdp.map { "FSDP \($0)" } ?? "ZeRO-3"))")
+        notes.append("zero=3: parameters, gradients and optimizer state sharded over the data-parallel replicas (the row: \(flagged == "1" && megatronBridge ? "FSDP 1" : fsdp.map { "FSDP \($0)" } ?? "ZeRO-3"))")
     }
     if lower.contains("no sequence parallel") { plan.sequenceParallel = false }
     else if lower.contains("sequence parallel") { plan.sequenceParallel = true }

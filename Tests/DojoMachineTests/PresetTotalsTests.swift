@@ -149,7 +149,7 @@ struct PresetTotalsTests {
         #expect(h8.total.bisectionBandwidth == 4 * 8 * 50e9)
         #expect(try Machine.resolve("tile×4").total.chips == 100)
         #expect(throws: MachineError.self) { try Machine.resolve("dgx-h100x0") }
-        #expect(throws: MachineError.self) { try Machine.resolve("dgx-b200") }
+        #expect(throws: MachineError.self) { try Machine.resolve("dgx-b300") }
     }
 
     @Test("DGX H100: 8 × 989 TFLOPS BF16, 8 × 1,979 FP8, 640 GB (binary) HBM at 26.8 TB/s, 8 × 400 Gb/s NICs, 10.2 kW")
@@ -166,6 +166,29 @@ struct PresetTotalsTests {
         #expect(n.offBandwidth == 400e9)                    // 8 × 400 Gb/s = 400 GB/s per direction
         #expect(n.bisectionBandwidth == 4 * 450e9)           // NVSwitch: 4 GPUs × 450 GB/s per direction
         #expect(n.power == 10.2e3)
+    }
+
+    /// The H200 is the H100's die with more and faster memory (G10); the B200 from its DGX data sheet (G11, via M1). Both
+    /// matrix efficiencies are the A100's 0.7 scaled by a measured matmul's share of each part's peak (M1), not fitted.
+    @Test("DGX H200 and DGX B200: peaks, memory, links, and matrix efficiencies derived from measured matmuls")
+    func dgxH200B200() throws {
+        let h = try Presets.load("dgx-h200"), b = try Presets.load("dgx-b200")
+        #expect(close(h.total.peak.bf16, 8 * 989.5e12, 1e-9) && close(h.total.peak.fp8, 8 * 1979e12, 1e-9))
+        #expect(h.total.hbmBytes == 8 * 141 * 1073741824 && close(h.total.hbmBandwidth, 8 * 4.8e12, 1e-9))
+        #expect(h.total.bisectionBandwidth == 4 * 450e9)
+        #expect(close(b.total.peak.bf16, 8 * 2250e12, 1e-9) && close(b.total.peak.fp8, 8 * 4500e12, 1e-9))
+        #expect(close(b.total.peak.tf32, 8 * 1125e12, 1e-9) && close(b.total.peak.fp32, 8 * 80e12, 1e-9))
+        #expect(b.total.hbmBytes == 8 * 180 * 1073741824 && close(b.total.hbmBandwidth, 8 * 8e12, 1e-9))
+        #expect(b.total.bisectionBandwidth == 4 * 900e9)          // NVLink 5: 1.8 TB/s both ways a GPU
+        #expect(b.total.offBandwidth == 400e9 && b.total.power == 14.3e3)
+        // 0.7 × (measured share of the peak) / (the A100's 86.9 %), M1's BF16 and FP8 tables
+        let a100 = 271.2 / 312
+        #expect(abs(h.calibration.matrixEfficiency - 0.7 * (794.5 / 989) / a100) < 0.001)
+        #expect(abs(h.calibration.fp8Efficiency - 0.7 * (1453.4 / 1979) / a100) < 0.001)
+        #expect(abs(b.calibration.matrixEfficiency - 0.7 * (1745.0 / 2250) / a100) < 0.001)
+        #expect(abs(b.calibration.fp8Efficiency - 0.7 * (3432.5 / 4500) / a100) < 0.001)
+        let b4 = try Machine.resolve("dgx-b200x4")
+        #expect(b4.total.chips == 32)
     }
 
     @Test("DGX A100 and DGX-1 V100")

@@ -110,12 +110,18 @@ struct ValidationImportTests {
 extension ValidationImportTests {
     @Test("other spellings of the SXM parts are read (and say how); PCIe parts and unknown GPUs are skipped")
     func gpuSpellings() throws {
-        let names = ["NVIDIA A100 SXM 80GB", "A100", "a100-sxm4-40gb", "Tesla V100-SXM2-16GB", "NVIDIA H100 SXM", "A100-PCIE-40GB", "H200"]
+        let names = ["NVIDIA A100 SXM 80GB", "A100", "a100-sxm4-40gb", "Tesla V100-SXM2-16GB", "NVIDIA H100 SXM", "A100-PCIE-40GB", "GH200"]
         let cases = try parse(names.enumerated().map { row(id: "g\($0.offset)", gpu: $0.element) })
         #expect(cases.map(\.machineDescription).prefix(5) == ["dgx-a100", "dgx-a100", "dgx-a100 gpu.hbm_bandwidth=1555GB/s gpu.hbm_bytes=40GiB", "dgx-v100 gpu.hbm_bytes=16GiB", "dgx-h100"])
         #expect(cases[1].notes.contains { $0.contains("read as A100-SXM4-80GB (ASSUMPTION: the 80GB SXM4 part)") })
         #expect(cases[5].unsupported?.contains("no machine preset for GPU 'A100-PCIE-40GB'") == true)
-        #expect(cases[6].unsupported?.contains("no machine preset for GPU 'H200'") == true)
+        #expect(cases[6].unsupported?.contains("no machine preset for GPU 'GH200'") == true)
+        // the DGX H200 and DGX B200 presets; a GB200 (72 GPUs in one NVLink domain) has none
+        let newer = try parse(["H200", "NVIDIA H200 SXM 141GB", "B200 SXM (DGX-B200)", "GB200"].enumerated().map {
+            row(id: "h\($0.offset)", gpu: $0.element)
+        })
+        #expect(newer.map(\.machinePreset).prefix(3) == ["dgx-h200", "dgx-h200", "dgx-b200"])
+        #expect(newer[3].unsupported?.contains("no machine preset for GPU 'GB200'") == true)
         let more = try parse([row(id: "n", gpu: "A100-SXM4-80GB (NVLink)"), row(id: "q", gpu: "RTX A1000"),
                               row(id: "s", model: "GPT", detail: "hidden 2,048; 24 layers; 16 heads; seq 2,048; vocab 51,200", batch: "512", unit: "sequences/s"),
                               row(id: "r", model: "RoBERTa-Base", detail: "seq 128", batch: "512", unit: "sequences/s")])
@@ -123,6 +129,26 @@ extension ValidationImportTests {
         #expect(more[1].unsupported?.contains("no machine preset") == true)
         #expect(more[2].modelSpec == "gpt:layers=24,hidden=2048,heads=16,seq=2048,vocab=51200")   // thousands separators
         #expect(more[3].unsupported?.contains("no zoo model") == true)                            // not BERT-Base
+    }
+
+    /// NVIDIA's Megatron-Bridge performance summary gives FSDP as a flag (0 = DDP, 1 = FSDP over the replicas) and heads
+    /// its columns "Sequence Length", "MBS", "GA": a row in those words is read, not refused.
+    @Test("Megatron-Bridge's words: FSDP 0/1 as a flag, 'Sequence Length N'")
+    func megatronBridgeWords() throws {
+        let bridge = "https://github.com/NVIDIA-NeMo/Megatron-Bridge/blob/0/docs/performance-summary.md"
+        let cases = try parse([("FSDP 0", bridge), ("FSDP 1", bridge), ("FSDP 1", "https://example.org")].enumerated().map {
+            row(id: "b\($0.offset)", gpu: "H100", model: "LLAMA3_8B", detail: "Sequence Length 4096; MBS 1; GA 16; \($0.element.0)",
+                precision: "FP8-CS", batch: "128", plan: "TP=1; PP=1; CP=1; VP=n/a", unit: "Tokens / sec / GPU", source: $0.element.1)
+        })
+        #expect(cases.allSatisfy { $0.unsupported == nil && $0.transformer?.sequence == 4096 && $0.precision == .fp8 })
+        #expect(cases.map(\.plan.shardParameters) == [nil, true, nil])
+        #expect(cases[0].notes.contains { $0.contains("FSDP 0: not fully sharded") })
+        #expect(cases[1].notes.contains { $0.contains("Megatron-Bridge's FSDP flag") })
+        for words in ["seq 2048", "seq_len 2048", "Sequence Length: 2048", "seq length=2048", "max_seq_len=2048"] {
+            let c = try parse([row(gpu: "H100", model: "Llama 3 8B", detail: words, precision: "BF16", batch: "64",
+                                   plan: "FSDP=8", unit: "tokens/s/GPU")])[0]
+            #expect(c.transformer?.sequence == 2048, "'\(words)'")
+        }
     }
 
     @Test("parallelism words: FSDP=N, ZeRO-N, distributed optimizer, SP, DDP; EP > 1 skipped")
