@@ -226,6 +226,7 @@ gpu:
   sms: {value: 108, source: "G7: 108 SMs (A100, GA100 whitepaper)"}
   gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
   launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
+  compute_capability: {value: 8.0, source: "NVIDIA CUDA GPUs list (developer.nvidia.com/cuda-gpus): A100 8.0"}
 server:
   model: "DGX A100"
   gpus: {value: 8, source: "G5: 8 x A100 80GB"}
@@ -279,6 +280,7 @@ gpu:
   sms: {value: 148, assumption: "148 SMs, the multi_processor_count compute capability 10.0 (B200) devices report to PyTorch (in PyTorch Inductor's generated kernels' device properties); not in a data sheet"}
   gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
   launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
+  compute_capability: {value: 10.0, source: "NVIDIA CUDA GPUs list (developer.nvidia.com/cuda-gpus): B200 10.0"}
 server:
   model: "DGX B200"
   gpus: {value: 8, source: "G11: 8 x B200"}
@@ -335,6 +337,7 @@ gpu:
   sms: {value: 132, source: "G7: 132 SMs (H100 SXM5, Hopper whitepaper)"}
   gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
   launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
+  compute_capability: {value: 9.0, source: "NVIDIA CUDA GPUs list (developer.nvidia.com/cuda-gpus): H100 9.0"}
 server:
   model: "DGX H100"
   gpus: {value: 8, source: "G6: 8 x H100 SXM5"}
@@ -392,6 +395,7 @@ gpu:
   sms: {value: 132, source: "M1 (caches table): 132 SMs, as the H100 SXM (the same GH100 die)"}
   gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
   launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
+  compute_capability: {value: 9.0, source: "NVIDIA CUDA GPUs list (developer.nvidia.com/cuda-gpus): H200 9.0"}
 server:
   model: "DGX H200"
   gpus: {value: 8, source: "G6: 8 x H200 SXM"}
@@ -446,6 +450,7 @@ gpu:
   sms: {value: 80, source: "G7: 80 SMs (V100, Volta whitepaper)"}
   gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
   launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
+  compute_capability: {value: 7.0, source: "NVIDIA CUDA GPUs list (developer.nvidia.com/cuda-gpus): V100 7.0"}
 server:
   model: "DGX-1 (V100)"
   gpus: {value: 8, source: "G4: 8 x V100"}

@@ -27,6 +27,10 @@ public struct GPUSpec: Sendable, Equatable {
     /// `launch_overhead`: fixed time per kernel that does not overlap with work (ASSUMPTION: launch and
     /// inter-kernel gap of eager training).
     public var launchOverhead: Double
+    /// `compute_capability` (optional; 0 = not given): CUDA's compute capability, e.g. 9.0 for Hopper, 10.0 for the
+    /// B200. What software decides by it: Transformer Engine keeps FP8 GEMM operands transposed (TN layout only)
+    /// below 10.0 and not from 10.0 on (`nvte_is_non_tn_fp8_gemm_supported`).
+    public var computeCapability: Double = 0
 
     /// Per direction: half of NVIDIA's bidirectional figure.
     public var nvlinkBandwidth: Double { nvlinkBandwidthBidirectional / 2 }

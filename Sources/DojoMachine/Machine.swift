@@ -367,7 +367,7 @@ private func readExaPOD(_ s: inout Section) throws -> ExaPOD {
 }
 
 private func readGPU(_ s: inout Section) throws -> GPUSpec {
-    GPUSpec(model: try s.string("model"),
+    var gpu = GPUSpec(model: try s.string("model"),
             fp32: try s.quantity("fp32", .flopsPerSecond),
             tf32: try s.quantity("tf32", .flopsPerSecond, positive: false),
             fp16: try s.quantity("fp16", .flopsPerSecond),
@@ -381,6 +381,8 @@ private func readGPU(_ s: inout Section) throws -> GPUSpec {
             sms: try s.int("sms"),
             gemmTile: try s.int("gemm_tile"),
             launchOverhead: try s.quantity("launch_overhead", .seconds, positive: false))
+    if s.optional("compute_capability") { gpu.computeCapability = try s.number("compute_capability") }
+    return gpu
 }
 
 private func readServer(_ s: inout Section) throws -> GPUServer {

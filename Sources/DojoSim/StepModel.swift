@@ -129,7 +129,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "eager_attention": "unfused attention's scale in its product's kernel, no mask pass (as XLA and fused-kernel libraries)",
             "attention_segments": "one sequence a sample: attention over all of its tokens",
             "causal_block": "where attention_kernel has no figures, every score of a causal mask priced (128: skip the blocks above the diagonal as FlashAttention-2 does); the tables' causal figures include it",
-            "fp8_cast_kernels": "FP8 steps: Transformer Engine's transpose of each GEMM input's FP8 copy and cast-transpose of each output gradient, kernels of their own (TransformerEngine v1.8, pytorch/module/layernorm_linear.py line 584 tex.fp8_transpose, module/base.py lines 705-717 fp8_cast_transpose_bgrad_fused / fp8_cast_transpose_fused)",
+            "fp8_cast_kernels": "FP8 steps: Transformer Engine's transpose of each GEMM input's FP8 copy and cast-transpose of each output gradient, kernels of their own (TransformerEngine v1.8, pytorch/module/layernorm_linear.py line 584 tex.fp8_transpose, module/base.py lines 705-717 fp8_cast_transpose_bgrad_fused / fp8_cast_transpose_fused); from compute capability 10.0 (B200) no transposes, the output gradient's cast only (TransformerEngine create_transpose = columnwise_usage && !non_tn_fp8_gemm_supported())",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
@@ -660,13 +660,20 @@ public final class StepSimulator: @unchecked Sendable {
             // and LayerNormMLP do) is transposed for the weight gradient, 1 byte a value read and 1 written. Backward:
             // the BF16 output gradient is cast to FP8 and transposed (`fp8_cast_transpose_fused`), 2 bytes a value
             // read and 2 written (the copy and its transpose).
+            // From compute capability 10.0 (Blackwell) FP8 GEMMs take operands in any layout and TE makes no
+            // transposed copies (`create_transpose = columnwise_usage && !non_tn_fp8_gemm_supported()`): no forward
+            // kernel, and the backward one only casts the output gradient (2 bytes read, 1 written).
             let forward = w.phase == .forward
+            let anyLayout = ((costModel as? GPUCostModel)?.gpu.computeCapability ?? 0) >= 10
             let values = g.batch * g.m * (forward ? g.k : g.n)
-            let t = costModel.cost(OpWork(kind: .transpose, phase: w.phase, gemm: nil, passes: 1, flops: 0,
-                                          bytesRead: (forward ? 1 : 2) * values, bytesWritten: (forward ? 1 : 2) * values),
-                                   precision: .bf16)
-            if c.seconds > 0 { c.utilisation *= c.seconds / (c.seconds + t.seconds) }
-            c.seconds += t.seconds; c.memorySeconds += t.memorySeconds; c.latencySeconds += t.latencySeconds
+            if !(anyLayout && forward) {
+                let t = costModel.cost(OpWork(kind: .transpose, phase: w.phase, gemm: nil, passes: 1, flops: 0,
+                                              bytesRead: (forward ? 1 : 2) * values,
+                                              bytesWritten: (forward ? 1 : anyLayout ? 1 : 2) * values),
+                                       precision: .bf16)
+                if c.seconds > 0 { c.utilisation *= c.seconds / (c.seconds + t.seconds) }
+                c.seconds += t.seconds; c.memorySeconds += t.memorySeconds; c.latencySeconds += t.latencySeconds
+            }
         }
         memo[w] = c
         return c

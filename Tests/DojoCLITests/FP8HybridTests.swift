@@ -13,9 +13,9 @@ struct FP8HybridTests {
     // 2 layers, hidden 1024, FFN 4096, seq 1024, batch 8: 8192 tokens a step
     static let model = "gpt:layers=2,hidden=1024,heads=8,seq=1024,vocab=1000"
 
-    func ops(_ precision: Precision, fusion: Bool = true, casts: Bool = true) throws -> (ops: [OpReport], step: Double) {
+    func ops(_ precision: Precision, fusion: Bool = true, casts: Bool = true, machine: String = "dgx-h100") throws -> (ops: [OpReport], step: Double) {
         let g = try GraphRecorder.record(model: FP8HybridTests.model, batch: 1)
-        let m = try Machine.resolve("dgx-h100")
+        let m = try Machine.resolve(machine)
         var o = SimOptions()
         try o.set("fusion", fusion ? "1" : "0")
         try o.set("fp8_cast_kernels", casts ? "1" : "0")
@@ -77,5 +77,23 @@ struct FP8HybridTests {
         var o = SimOptions()
         #expect(o.fp8CastKernels)
         #expect(throws: SimError.self) { try o.set("fp8_cast_kernels", "2") }
+    }
+
+    /// From compute capability 10.0 FP8 GEMMs take any layout: Transformer Engine makes no transposed copies
+    /// (`create_transpose = columnwise_usage && !non_tn_fp8_gemm_supported()`), so a B200 pays no forward kernel and
+    /// only the output gradient's cast (2 bytes read, 1 written) in the backward pass.
+    @Test("fp8_cast_kernels on a B200 (compute capability 10.0): no transposes, the output gradient's cast only")
+    func castKernelsWithoutTransposes() throws {
+        let with = try ops(.fp8, machine: "dgx-b200"), without = try ops(.fp8, casts: false, machine: "dgx-b200")
+        let bare = Dictionary(without.ops.map { (key($0), $0.seconds) }, uniquingKeysWith: +)
+        let gpu = try #require(GPUCostModel(machine: Machine.resolve("dgx-b200")))
+        #expect(gpu.gpu.computeCapability == 10)
+        let cast = gpu.cost(OpWork(kind: .transpose, phase: .backward, gemm: nil, flops: 0, bytesRead: 2 * 8192 * 4096,
+                                   bytesWritten: 8192 * 4096), precision: .bf16).seconds
+        let f = try #require(with.ops.first { $0.kind == "matmul" && $0.phase == "forward" && $0.scope.hasSuffix("fc1") })
+        #expect(f.seconds == bare[key(f)])
+        let b = try #require(with.ops.first { $0.kind == "matmul" && $0.phase == "backward" && $0.scope.hasSuffix("fc1") })
+        let bb = try #require(bare[key(b)])
+        #expect(abs(b.seconds - bb - 2 * cast) < 1e-12, "\(b.seconds - bb)")
     }
 }
