@@ -24,7 +24,8 @@ public final class Tape: @unchecked Sendable {
     /// not memory was reused, as a shape-only recording does.) The op must read each value of `g` before it writes the
     /// same place (an elementwise derivative, batch norm's second pass).
     public static func gradientBuffer(reusing g: Tensor, shape: [Int]) -> Tensor {
-        if let e = exclusiveGradient, e === g, e.shape == shape, !e.isShapeOnly {
+        // (not a storage that holds a format, whose codes would no longer match its values)
+        if let e = exclusiveGradient, e === g, e.shape == shape, !e.isShapeOnly, e.storage.packFormat == nil {
             return Tensor(shape: shape, storage: e.storage)
         }
         return Tensor(uninitializedShape: shape)

@@ -393,6 +393,50 @@ import Testing
         #expect(plain.storage.bytesHeld == plain.count * 4)
     }
 
+    /// A layer output's gradient rounded to the format in the backward pass writes its codes as it rounds them (in
+    /// place, or copied from a gradient something else still reads), and the layer's BF16 products read them: the
+    /// weight, bias and input gradients are bit for bit those of the same step with the codes off
+    /// (`Engine.gradientCodes`), which converts the FP32 gradient for each product; the codes decode to the gradient.
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func aRoundedGradientCarriesItsCodesToTheProducts(_ f: Format) throws {
+        let (dtype, bytes, r) = try Self.format(f)
+        func run(codes: Bool, shared: Bool) -> [[UInt32]] {
+            Engine.$gradientCodes.withValue(codes) {
+                let x = FusedRoundingTests.values([300, 64], seed: 41).rounded(to: dtype, r.pass).requiringGrad()
+                let w = FusedRoundingTests.values([48, 64], seed: 42).rounded(to: dtype, r.pass).requiringGrad()
+                let b = FusedRoundingTests.values([48], seed: 43).requiringGrad()
+                let up = FusedRoundingTests.values([300, 48], seed: 44)
+                let tape = Tape()
+                let loss = tape.record { () -> Tensor in
+                    let y = x.linear(weight: w, bias: b).rounded(to: dtype, inPlace: true, r.pass, gradient: r)
+                    // `shared`: the output read twice, so its gradient is a sum nothing else may write over
+                    let z = shared ? y * up + y : y * up
+                    return z.sum()
+                }
+                let grads = tape.backward(from: loss)
+                return [x, w, b].map { FusedRoundingTests.bits(grads[$0]!) }
+            }
+        }
+        for shared in [false, true] {
+            let on = run(codes: true, shared: shared), off = run(codes: false, shared: shared)
+            #expect(on == off, "shared: \(shared)")
+        }
+        // the gradient itself: in the format, its codes beside its values, decoding to them
+        try Engine.$gradientCodes.withValue(true) {
+            let g = FusedRoundingTests.values([300, 48], seed: 45).requiringGrad()
+            let tape = Tape()
+            let loss = tape.record { () -> Tensor in
+                let y = g.rounded(to: dtype, r.pass, gradient: r)
+                return (y * FusedRoundingTests.values([300, 48], seed: 46)).sum()
+            }
+            let d = try #require(tape.backward(from: loss)[g])
+            #expect(d.storage.bytesHeld == d.count * (4 + bytes), "FP32 values and \(bytes)-byte codes")
+            let values = FusedRoundingTests.bits(d)
+            #expect(d.storage.packAway() && d.storage.isPacked)
+            #expect(FusedRoundingTests.bits(d) == values)
+        }
+    }
+
     /// GELU's output in training on BF16 kernels is written as codes only (nothing in training reads its FP32 values:
     /// the next layer's products read the codes), and decodes to the values the FP32 loop and its rounding give; the
     /// next layer's product reads it without decoding it.

@@ -4,6 +4,12 @@ import DojoGraph
 
 import Foundation
 
+extension Engine {
+    /// Whether a gradient rounded to BF16 or CFP8 in place writes its codes as it rounds, for the BF16 products that
+    /// read it (off: they convert its FP32 values: the other side of a comparison on one machine, `DOJO_GRADIENT_CODES=0`).
+    @TaskLocal public static var gradientCodes = ProcessInfo.processInfo.environment["DOJO_GRADIENT_CODES"] != "0"
+}
+
 /// A rounding to a number format, in the two forms a kernel can use (issue 14 §2: rounding fused into the loop that
 /// produces a tensor): `pass` rounds a whole buffer in a pass of its own; `begin` starts a rounding that the
 /// producing kernel applies span by span while the values are still in cache (nil when it cannot run that way now:
@@ -79,11 +85,15 @@ public final class RoundingTask: @unchecked Sendable {
     /// Rounds `count` values at `p` (a whole tensor, written before) over the compute threads, merging their tallies.
     /// `codes`: the rounded values' codes written too, block by block while the block is in cache (then the tensor is
     /// packed without an encoding pass, and a BF16 product reads its codes as they are).
-    public func roundAll(_ p: UnsafeMutablePointer<Float>, count: Int, codes: CodesWriter? = nil) {
+    /// `source`: the values to round, copied into `p` block by block as they are rounded (one pass that reads them and
+    /// writes `p`); nil: `p`'s own.
+    public func roundAll(_ p: UnsafeMutablePointer<Float>, count: Int, from source: UnsafePointer<Float>? = nil,
+                         codes: CodesWriter? = nil) {
         let base = SendablePointer(p)
+        let from = source.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
         parallelChunks(count, minimumPerThread: 1 << 14) { r in
             var tally = Tally()
-            guard let codes else {
+            guard codes != nil || from != nil else {
                 round(base.p + r.lowerBound, count: r.count, offset: r.lowerBound, into: &tally)
                 merge(tally)
                 return
@@ -91,8 +101,9 @@ public final class RoundingTask: @unchecked Sendable {
             var lo = r.lowerBound
             while lo < r.upperBound {
                 let n = Swift.min(RoundingTask.block, r.upperBound - lo)
+                if let from { (base.p + lo).update(from: from.p + lo, count: n) }
                 round(base.p + lo, count: n, offset: lo, into: &tally)
-                codes.write(base.p + lo, count: n, offset: lo)
+                codes?.write(base.p + lo, count: n, offset: lo)
                 lo += n
             }
             merge(tally)
@@ -121,6 +132,14 @@ public final class CodesWriter: @unchecked Sendable {
     public init?(_ task: RoundingTask?, count: Int) {
         guard Tape.current?.packsSavedValues == true, count >= Storage.packMinimum, let f = task?.numberFormat,
               let b = f.packedBytes else { return nil }
+        format = f; bytes = b
+        codes = UnsafeMutableRawPointer.allocate(byteCount: count * b, alignment: 64)
+    }
+
+    /// Codes for a rounded gradient, which no tape packs: a BF16 product reads them in place of its FP32 values. Nil
+    /// for a tensor too small to be worth it or a rounding to a format without codes.
+    public init?(gradientOf task: RoundingTask, count: Int) {
+        guard count >= Storage.packMinimum, let f = task.numberFormat, let b = f.packedBytes else { return nil }
         format = f; bytes = b
         codes = UnsafeMutableRawPointer.allocate(byteCount: count * b, alignment: 64)
     }
@@ -173,9 +192,24 @@ extension Tensor {
             guard let gradient, !g.isShapeOnly else { return [g] }
             if g.roundedAsGradientOf == serial { return [g] }
             let r = Tape.gradientBuffer(reusing: g, shape: g.shape)
+            let exactInBF16 = gradient.dtype == .bf16 || gradient.dtype == .cfp8_143 || gradient.dtype == .cfp8_152
+            // A BF16 product reads a gradient rounded to BF16 or CFP8 as BF16 bits (a layer's weight and input
+            // gradients): where the rounding runs span by span now, it writes the codes as it rounds,
+            // block by block in cache, and the product takes them as they are (CFP8's through a table) instead of
+            // converting the FP32 gradient in a pass of its own. The storage then holds a format and is not written over
+            // again (`Tape.gradientBuffer`).
+            if Engine.gradientCodes, exactInBF16, BF16Gemm.isEnabled, let task = gradient.begin() {
+                let codes = CodesWriter(gradientOf: task, count: r.count)
+                task.roundAll(r.pointer, count: r.count, from: r.storage === g.storage ? nil : UnsafePointer(g.pointer), codes: codes)
+                task.finish()
+                r.storage.packFormat = task.numberFormat
+                codes?.finish(r)
+                r.bf16Exact = true
+                return [r]
+            }
             // (a gradient rounded to a format is exact in BF16: a GEMM that reads it may run on BF16 kernels)
             if gradient.pass(r.storage === g.storage ? nil : UnsafePointer(g.pointer), r.storage.buffer) != nil {
-                r.bf16Exact = gradient.dtype == .bf16 || gradient.dtype == .cfp8_143 || gradient.dtype == .cfp8_152
+                r.bf16Exact = exactInBF16
             }
             return [r]
         }
