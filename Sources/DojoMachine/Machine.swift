@@ -381,7 +381,7 @@ private func readGPU(_ s: inout Section) throws -> GPUSpec {
             sms: try s.int("sms"),
             gemmTile: try s.int("gemm_tile"),
             launchOverhead: try s.quantity("launch_overhead", .seconds, positive: false))
-    if s.optional("compute_capability") { gpu.computeCapability = try s.number("compute_capability") }
+    if s.optional("compute_capability") { gpu.computeCapability = try s.number("compute_capability", positive: false) }
     return gpu
 }
 

@@ -31,6 +31,9 @@ extension StepSimulator {
         tps = spec.tensorParallel.map { [$0] } ?? tps.filter { $0 <= n }.sorted()
         let pps = spec.pipelineParallel.map { [$0] } ?? pow2.filter { $0 <= min(n, layerCount) }
         let hasScores = attentionScore.contains(true)
+        if spec.recompute == .op && !hasScores {
+            throw PlanError.inconsistent("recompute=op is torchtitan's per-op checkpointing of transformer blocks, and this model has no attention; use recompute=none or full")
+        }
         let recomputes: [PlanSpec.Recompute] = spec.recompute.map { [$0] } ?? (hasScores ? [.none, .selective, .op, .full] : [.none, .full])
         let fixedDevices = (spec.tensorParallel ?? 1) * (spec.pipelineParallel ?? 1) * (spec.dataParallel ?? 1)
         if fixedDevices > n {

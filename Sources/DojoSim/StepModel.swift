@@ -604,8 +604,9 @@ public final class StepSimulator: @unchecked Sendable {
             switch recompute {
             case .none: return (0, 0)
             case .selective: return (score.sum(a, b), 0)
-            // torchtitan's policy keeps the reduce-scatters' outputs (its save list): no communication again
-            case .op: return (opRecompute.sum(a, b), 0)
+            // torchtitan's save list keeps the reduce-scatters' outputs, not the all-gathers' (with sequence
+            // parallelism, half a layer's tensor-parallel traffic): the all-gathers run again before the ops they feed
+            case .op: return (opRecompute.sum(a, b), tpComm.sum(a, b) / 2)
             case .full: return (forward.sum(a, b), tpComm.sum(a, b))
             }
         }

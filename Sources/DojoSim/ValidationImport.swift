@@ -120,8 +120,12 @@ private let knownGPUs: [GPUEntry] = [
     GPUEntry(names: ["H100-SXM5-80GB", "H100 SXM5 80GB", "H100-SXM (DGX H100)"], preset: "dgx-h100", overrides: [:]),
     GPUEntry(names: ["H100"], preset: "dgx-h100", overrides: [:],
              note: "gpu 'H100' without a variant: H100 SXM5 80GB as in a DGX H100 (ASSUMPTION)"),
-    GPUEntry(names: ["H200-SXM-141GB", "H200 SXM 141GB", "H200"], preset: "dgx-h200", overrides: [:]),
-    GPUEntry(names: ["B200-SXM-180GB", "B200 SXM 180GB", "B200"], preset: "dgx-b200", overrides: [:]),
+    GPUEntry(names: ["H200-SXM-141GB", "H200 SXM 141GB"], preset: "dgx-h200", overrides: [:]),
+    GPUEntry(names: ["H200"], preset: "dgx-h200", overrides: [:],
+             note: "gpu 'H200' without a variant: H200 SXM 141GB as in a DGX H200 (ASSUMPTION)"),
+    GPUEntry(names: ["B200-SXM-180GB", "B200 SXM 180GB"], preset: "dgx-b200", overrides: [:]),
+    GPUEntry(names: ["B200"], preset: "dgx-b200", overrides: [:],
+             note: "gpu 'B200' without a variant: B200 SXM 180GB as in a DGX B200 (ASSUMPTION)"),
 ]
 
 /// The GPU a `gpu` column names: an exact known name, or another spelling of an SXM part (letters and digits
@@ -179,7 +183,8 @@ private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
 private func firstCount(_ pattern: String, in text: String, row: Row, what: String, max: Int) throws -> Int? {
     guard let x = firstNumber(pattern, in: text) else { return nil }
     guard x >= 1, x <= Double(max) else {
-        throw row.fail("model_detail", "\(what) \(x < 1e15 ? String(Int(x)) : "\(x)") is not a count in 1…\(max)")
+        // free text: an implausible count there skips its row with the reason (the other rows run)
+        throw row.skip("model_detail", "\(what) \(x < 1e15 ? String(Int(x)) : "\(x)") is not a count in 1…\(max)")
     }
     return Int(x)
 }
@@ -311,6 +316,7 @@ func readCase(_ row: Row) throws -> ValidationCase {
     // What the sources say of the runs' software, as step-model assumptions (SimOptions keys).
     var assumptions: [String: String] = [:]
     sourceAssumptions(modelName: modelName, source: source, detail: detail, preset: gpu.preset, precision: precision,
+                      isTorchtitan: isTorchtitan(row),
                       assumptions: &assumptions, notes: &notes)
     if let segments = model.attentionSegments { assumptions["attention_segments"] = formatCount(segments) }
     if model.spec?.hasPrefix("resnet") == true, let c = groups(#"\b(nchw|channels[_ -]first|nhwc|channels[_ -]last)\b"#, detail.lowercased()) {
@@ -342,6 +348,16 @@ func readCase(_ row: Row) throws -> ValidationCase {
 
 /// NVIDIA DeepLearningExamples' PyTorch examples (the rows whose loader and phase-2 binning facts are read from its
 /// PyTorch scripts); its TensorFlow, MXNet and PaddlePaddle examples differ.
+/// A row of torchtitan's (its performance pages, benchmark files or paper): the name in its source or system.
+private func isTorchtitan(_ row: Row) -> Bool {
+    (row["source"] + " " + row["system"]).lowercased().contains("torchtitan")
+}
+
+/// A row of NVIDIA's Megatron-Bridge performance tables (GitHub or docs.nvidia.com/nemo/megatron-bridge).
+private func isMegatronBridge(_ row: Row) -> Bool {
+    (row["source"] + " " + row["system"]).lowercased().contains("megatron-bridge")
+}
+
 private func isPyTorchDLE(_ source: String) -> Bool {
     source.contains("DeepLearningExamples") && source.contains("/PyTorch/")
 }
@@ -352,7 +368,7 @@ private let binSizeDLEPhase2 = 64
 /// Software facts of a row's source that the step model takes as assumptions (`SimOptions` keys). Each is read
 /// from the source the row cites (its README, scripts or configs), never tuned per row.
 private func sourceAssumptions(modelName: String, source: String, detail: String, preset: String, precision: Precision,
-                               assumptions: inout [String: String], notes: inout [String]) {
+                               isTorchtitan: Bool = false, assumptions: inout [String: String], notes: inout [String]) {
     let dle = source.contains("DeepLearningExamples")
     let lowerDetail = detail.lowercased()
     if dle && source.contains("/TensorFlow/Classification/") && modelName.localizedCaseInsensitiveContains("ResNet-50") {
@@ -462,8 +478,11 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
         assumptions["attention_kernel"] = "cudnn"
         notes.append("attention_kernel=cudnn: NeMo \(m.1).x runs Transformer Engine >= 1.2, which on an H100 picks cuDNN's fused attention over FlashAttention (TE attention.py: \"Select FusedAttention on sm90 and FlashAttention on others for performance\")")
     }
-    if source.contains("pytorch/torchtitan"), assumptions["fusion"] == nil,
-       lowerDetail.range(of: #"torch\.compile|\bcompile\s*[:=]?\s*(?:true|on|enabled)\b"#, options: .regularExpression) == nil {
+    let compiled = lowerDetail.range(of: #"\bcompile\s*[:=]?\s*(?:true|on|enabled|yes)\b"#, options: .regularExpression) != nil
+        || (lowerDetail.contains("torch.compile")
+            && lowerDetail.range(of: #"\b(?:no|without|not|w/o)\s+(?:using\s+)?torch\.compile|torch\.compile\s*(?:[:=]\s*|is |was )?(?:false|off|disabled|no|not used)\b|\bcompile\s*[:=]?\s*(?:false|off|disabled)\b"#,
+                                 options: .regularExpression) == nil)
+    if isTorchtitan, assumptions["fusion"] == nil, !compiled {
         // torchtitan without torch.compile runs eager PyTorch (its train_configs set `compile = false` by default):
         // RMSNorm (norm_type "rmsnorm", not "fused_rmsnorm"), RoPE and SwiGLU's silu and product are kernels of their
         // own, each a round trip through memory.
@@ -498,7 +517,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         notes.append("model_detail '\(detail)' refers to another row of the data's larger collection; the model is read from the model column")
     }
     // "seq 8192", and as tables head the column: "Sequence Length 8192", "seq length 4096", "seq_len 2048", "max_seq_len=…"
-    let seq = try firstCount(#"(?:^|[^a-z])seq(?:uence)?(?:[ _-]?len(?:gth)?)?[ :=]*([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row,
+    let seq = try firstCount(#"(?:^|[^a-z])seq(?:uence|\.)?(?:[ _-]?len(?:gth)?)?[ :=]*([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row,
                              what: "sequence length", max: 1 << 20)
     if lower.contains("resnet-50") || lower.contains("resnet50") {
         notes.append("resnet50: ResNet-50 v1.5 at 224×224 (ImageNet), 1,000 classes")
@@ -885,8 +904,12 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     }
     if let (recompute, said) = readRecompute(lower) {
         plan.recompute = recompute
-        if recompute == .selective, !said.contains("layer"),
-           (row["source"] + " " + row["system"]).lowercased().contains("torchtitan") {
+        if recompute == .selective, isTorchtitan(row),
+           said.contains("layer") || lower.range(of: #"selective_ac_option\s*[:=]?\s*['"]?\d|every \d+(?:st|nd|rd|th)? layers?"#, options: .regularExpression) != nil {
+            // torchtitan's layer mode checkpoints every Nth block in full: neither Megatron's selective nor its op policy
+            throw row.skip("model_detail", "torchtitan's per-layer selective checkpointing (every Nth block recomputed in full, '\(said)') is not modelled")
+        }
+        if recompute == .selective, isTorchtitan(row) {
             // torchtitan's "selective" is its per-op policy unless a layer frequency is given
             plan.recompute = .op
             notes.append("recompute=op: model_detail says '\(said)', and torchtitan's selective activation checkpointing is per op (selective_ac_option = 'op' in its train_configs: every second matmul of a block and all but its attention kernel recomputed, parallelize_llama.py)")
@@ -897,14 +920,21 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     // Fully sharded data parallelism (JAX's and PyTorch's FSDP, DeepSpeed's ZeRO-3): parameters sharded too. NVIDIA's
     // Megatron-Bridge tables give FSDP as a flag ("FSDP = 0: use DDP", "FSDP = 1: use FSDP"): 0 says it is not used
     // anywhere, and 1 in a row of theirs says it is, over the data-parallel replicas.
-    let flagged = groups(#"\bFSDP[ =:-]*([01])(?!\w|\.\d)"#, detail)?.first
-    let megatronBridge = row["source"].contains("Megatron-Bridge")
+    // A degree needs a separator ("FSDP 8", "FSDP=8", "FSDP: 8"): "FSDP2" names PyTorch's API, not a degree.
+    let degree = #"\bFSDP(?:\s*[=:]\s*|[ -]+)(\d+)(?!\w|\.\d)"#
+    let flagged = groups(degree, detail)?.first.flatMap { $0 == "0" || $0 == "1" ? $0 : nil }
+    let megatronBridge = isMegatronBridge(row)
     let fsdp = flagged == "0" ? nil
         : flagged == "1" && megatronBridge ? max(2, gpus)
-        : try firstCount(#"\bFSDP[ =-]?(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "FSDP", max: gpus)
+        : try firstCount(degree, in: detail, row: row, what: "FSDP", max: gpus)
     if flagged == "0" { notes.append("FSDP 0: not fully sharded (the row's FSDP column, 0 = DDP)") }
-    if flagged == "1" && megatronBridge {
-        notes.append("FSDP 1: Megatron-Bridge's FSDP flag (its performance summary: \"FSDP = 1: use FSDP\"), sharding over the data-parallel replicas")
+    if flagged == "1" {
+        notes.append(megatronBridge
+            ? "FSDP 1: Megatron-Bridge's FSDP flag (its performance summary: \"FSDP = 1: use FSDP\"), sharding over the data-parallel replicas"
+            : "FSDP 1: read as a degree of 1, nothing sharded (in Megatron-Bridge's tables it is a flag: name that source to read it so)")
+    }
+    if megatronBridge, let f = fsdp, f > 1, flagged == nil {
+        notes.append("FSDP \(f): read as a degree, though Megatron-Bridge's tables give FSDP as a flag (0 or 1)")
     }
     if (fsdp ?? 0) > 1 || lower.contains("zero-3") || lower.contains("zero stage 3") {
         plan.shardParameters = true
@@ -975,7 +1005,10 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         (#"\brecompute[ _-]?granularity\s*[:=]?\s*(?:none|null|off)\b"#, .none),
         (#"\brecompute[ _-]?granularity\s*[:=]?\s*selective\b"#, .selective),
         (#"\brecompute[ _-]?granularity\s*[:=]?\s*full\b"#, .full),
-        (#"\bselective op (?:activation |recompute\b|"# + checkpointing + ")", .op),
+        (#"\bselective \(?op\)? (?:activation |recompute\b|"# + checkpointing + ")", .op),
+        (checkpointing + #"\s*(?:[:=]\s*|mode\s*[:=]?\s*|is |was )['"]?selective['"]?\s*[,(]?\s*(?:selective_ac_option\s*[:=]?\s*)?['"]?op\b"#, .op),
+        (checkpointing + #"\s*(?:[:=]\s*|mode\s*[:=]?\s*|is |was )['"]?selective\b"#, .selective),
+        (checkpointing + #"\s*(?:[:=]\s*|mode\s*[:=]?\s*|is |was )['"]?full\b"#, .full),
         (#"\bselective(?: layer)? (?:activation |recompute\b|"# + checkpointing + ")", .selective),
         (#"\bselective recompute\b"#, .selective),
         (#"\bfull (?:activation recompute|recompute|"# + checkpointing + ")", .full),

@@ -288,6 +288,7 @@ struct SimCLITests {
         Wrong(args: simBase + ["--plan", "xx=1"], message: ["--plan xx=1", "unknown plan key 'xx'", "dp, tp, pp"]),
         Wrong(args: simBase + ["--plan", "tp=0"], message: ["tp=0", "whole number"]),
         Wrong(args: simBase + ["--plan", "recompute=some"], message: ["recompute=some", "none, selective, op or full"]),
+        Wrong(args: simBase + ["--plan", "recompute=op"], message: ["recompute=op", "no attention"]),
         Wrong(args: simBase + ["--plan", "dp=4096,tp=2"], message: ["dp × tp = 4,096 × 2 = 8,192 D1", "exapod has 3,000"]),
         Wrong(args: simBase + ["--plan", "tp=4000"], message: ["tp=4000 needs 4,000 D1", "exapod has 3,000"]),
         Wrong(args: simBase + ["--plan", "tp=5000"], message: ["tp=5000 is more than 4096"]),

@@ -144,7 +144,16 @@ extension ValidationImportTests {
         #expect(cases.map(\.plan.shardParameters) == [nil, true, nil])
         #expect(cases[0].notes.contains { $0.contains("FSDP 0: not fully sharded") })
         #expect(cases[1].notes.contains { $0.contains("Megatron-Bridge's FSDP flag") })
-        for words in ["seq 2048", "seq_len 2048", "Sequence Length: 2048", "seq length=2048", "max_seq_len=2048"] {
+        // FSDP as a degree elsewhere, with any separator; "FSDP2" names PyTorch's API; a degree above the GPUs skips
+        // that row only
+        let degrees = try parse(["FSDP: 8", "FSDP = 8", "FSDP2 (1D); FSDP 8", "FSDP 16", "FSDP2 (1D)"].enumerated().map {
+            row(id: "d\($0.offset)", gpu: "H100", model: "Llama 3 8B", detail: "seq 2048; \($0.element)", precision: "BF16", batch: "64",
+                plan: "DP=8", unit: "tokens/s/GPU")
+        })
+        #expect(degrees.prefix(3).allSatisfy { $0.plan.shardParameters == true })
+        #expect(degrees[3].unsupported?.contains("FSDP 16 is not a count in 1…8") == true)
+        #expect(degrees[4].unsupported == nil && degrees[4].plan.shardParameters == nil)
+        for words in ["seq 2048", "seq_len 2048", "Sequence Length: 2048", "seq length=2048", "max_seq_len=2048", "Seq. length 2048"] {
             let c = try parse([row(gpu: "H100", model: "Llama 3 8B", detail: words, precision: "BF16", batch: "64",
                                    plan: "FSDP=8", unit: "tokens/s/GPU")])[0]
             #expect(c.transformer?.sequence == 2048, "'\(words)'")
@@ -234,6 +243,18 @@ extension ValidationImportTests {
                 plan: "FSDP=8", unit: "tokens/s/GPU", source: "https://github.com/pytorch/torchtitan/blob/0/docs/performance.md")
         })
         #expect(compiled.allSatisfy { $0.assumptions["fusion"] == nil })
+        // torchtitan named in the system only, a negative mention of torch.compile, its wordings of the policy; its
+        // layer mode (every Nth block in full) is not modelled: skipped saying so, not read as another policy
+        let words = ["selective (op) activation checkpointing; no torch.compile", "activation checkpointing: selective (op); torch.compile: false",
+                     "selective activation checkpointing; without torch.compile", "selective layer activation checkpointing",
+                     "selective activation checkpointing; selective_ac_option = 2", "activation checkpointing: full"]
+        let titan2 = try parse(words.enumerated().map {
+            "t\($0.offset),torchtitan on 8x H100,H100,8,1,,Llama 3 8B,\"seq 8192; \($0.element)\",BF16,64,FSDP=8,training throughput,5000,tokens/s/GPU,https://example.org/report"
+        })
+        #expect(titan2.prefix(3).allSatisfy { $0.plan.recompute == .op && $0.assumptions["fusion"] == "0" }, "\(titan2.prefix(3).map(\.notes))")
+        #expect(titan2[3].unsupported?.contains("per-layer selective checkpointing") == true)
+        #expect(titan2[4].unsupported?.contains("per-layer selective checkpointing") == true)
+        #expect(titan2[5].plan.recompute == .full)
         // words that name recomputation only to say it is not known say nothing; Megatron's granularity and "not used" are read
         let phrasings: [(String, PlanSpec.Recompute?)] = [
             ("activation checkpointing not stated", nil), ("activation checkpointing: unknown", nil),
