@@ -345,6 +345,8 @@ import Testing
         }
         for t in outputs {
             let values = Self.bits(t)
+            // (on BF16 kernels layer norm writes its codes only, and the sum brought the FP32 values back from them:
+            // `BF16ProductCodesTests.layerNormWritesCodesOnlyInTraining`)
             #expect(t.storage.bytesHeld == t.count * (4 + bytes), "FP32 values and \(bytes)-byte codes")
             #expect(t.storage.packAway() && t.storage.isPacked)
             #expect(Self.bits(t) == values)
@@ -465,6 +467,45 @@ import Testing
         #expect(plain.format == dtype && !plain.storage.isPacked)
         #expect(FusedRoundingTests.bits(try #require(z)) == FusedRoundingTests.bits(plain))
         #expect(product == FusedRoundingTests.bits(plain.linear(weight: w, bias: b)))
+    }
+}
+
+extension BF16ProductCodesTests {
+    /// Layer normalisation's output in training on BF16 kernels is written as codes only (nothing in training reads its
+    /// FP32 values: the next layer's products read the codes, its backward reads the input); it decodes to the values
+    /// the FP32 path and its rounding give, the next product reads it without decoding it, and the input, γ and β
+    /// gradients are those of the FP32 path.
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func layerNormWritesCodesOnlyInTraining(_ f: Format) throws {
+        let (dtype, bytes, r) = try Self.format(f)
+        let x = FusedRoundingTests.values([64, 100], seed: 51).requiringGrad()
+        let gamma = FusedRoundingTests.values([100], seed: 52).requiringGrad(), beta = FusedRoundingTests.values([100], seed: 53).requiringGrad()
+        let w = FusedRoundingTests.values([24, 100], seed: 54).rounded(to: dtype, r.pass)
+        let b = FusedRoundingTests.values([24], seed: 55)
+        func run(packs: Bool) -> (out: [UInt32], product: [UInt32], grads: [[UInt32]], states: [Bool], held: Int) {
+            Tape.$packsByDefault.withValue(packs) {
+                var states: [Bool] = [], held = 0, product: [UInt32] = [], out: [UInt32] = []
+                let tape = Tape()
+                let loss = tape.record { () -> Tensor in
+                    let y = x.layerNorm(gamma: gamma, beta: beta, roundOutput: r)
+                    states.append(y.storage.isPacked)
+                    held = y.storage.bytesHeld
+                    let z = y.linear(weight: w, bias: b)
+                    states.append(y.storage.isPacked)   // the product read the codes as they are
+                    product = FusedRoundingTests.bits(z)
+                    out = FusedRoundingTests.bits(y)
+                    return (z * z).sum()
+                }
+                let grads = tape.backward(from: loss)
+                return (out, product, [x, gamma, beta].map { FusedRoundingTests.bits(grads[$0]!) }, states, held)
+            }
+        }
+        let coded = run(packs: true), plain = run(packs: false)
+        #expect(coded.states == [true, true])
+        #expect(coded.held == 6400 * bytes)
+        #expect(plain.states == [false, false] && plain.held >= 6400 * 4)
+        #expect(coded.out == plain.out && coded.product == plain.product)
+        #expect(coded.grads == plain.grads)
     }
 }
 

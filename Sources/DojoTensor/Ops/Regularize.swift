@@ -45,12 +45,17 @@ extension Tensor {
     public func layerNorm(gamma: Tensor, beta: Tensor, epsilon: Float = 1e-5, roundOutput: TensorRounding? = nil) -> Tensor {
         let d = shape.last ?? 1, rows = count / max(d, 1)
         precondition(gamma.shape == [d] && beta.shape == [d], "layerNorm: gamma \(gamma.shape), beta \(beta.shape) for width \(d)")
-        let out = Tensor(uninitializedShape: shape)
         // per row: the mean and 1/σ (backward recomputes x̂ from them and x, the value the kind saves, rather than
         // keeping x̂ as well: one activation-sized tensor less per normalisation)
         let stats = Tensor(uninitializedShape: [rows, 2])
+        if !isShapeOnly, Engine.backend == .oneDNN, BF16Gemm.isEnabled, Tape.current?.packsSavedValues == true,
+           count >= Storage.packMinimum, let task = roundOutput?.begin(),
+           let out = layerNormIntoCodes(gamma: gamma, beta: beta, stats: stats, epsilon: epsilon, task: task, rounding: roundOutput) {
+            return recordLayerNorm(out, gamma: gamma, beta: beta, stats: stats, epsilon: epsilon)
+        }
+        let task = !isShapeOnly && Engine.backend == .oneDNN ? roundOutput?.begin() : nil
+        let out = Tensor(uninitializedShape: shape)
         let px = pointer, py = out.pointer, ps = stats.pointer, pg = gamma.pointer, pb = beta.pointer
-        let task = !out.isShapeOnly && Engine.backend == .oneDNN ? roundOutput?.begin() : nil
         // in training, the rounded values' codes written too while they are in cache: the layer reading this output
         // keeps it for its backward (packed: only the FP32 buffer is freed) and its product reads BF16 codes as they are
         let codes = out.isShapeOnly || isShapeOnly ? nil : CodesWriter(task, count: count)
@@ -73,6 +78,45 @@ extension Tensor {
         } }
         if let task { out.finishRounding(task, of: roundOutput) }
         codes?.finish(out)
+        return recordLayerNorm(out, gamma: gamma, beta: beta, stats: stats, epsilon: epsilon)
+    }
+
+    /// In training in a Dojo format on BF16 kernels, layer normalisation's output written as codes only: nothing in
+    /// training reads its FP32 values (the next layer's products read BF16 codes; the backward reads the input and the
+    /// statistics). Each block of rows is normalised into a scratch buffer in cache, rounded by `task` and coded. Only
+    /// with BF16 kernels (otherwise the next product would decode the codes back) and a packing tape (the caller
+    /// checks); nil (the FP32 output runs) when a value cannot be coded.
+    private func layerNormIntoCodes(gamma: Tensor, beta: Tensor, stats: Tensor, epsilon: Float, task: RoundingTask,
+                                    rounding: TensorRounding?) -> Tensor? {
+        guard let codes = CodesWriter(task, count: count) else { return nil }
+        let d = shape.last ?? 1, rows = count / max(d, 1)
+        let px = pointer, ps = stats.pointer, pg = gamma.pointer, pb = beta.pointer
+        let block = max(1, (2048 + d - 1) / d)
+        parallelChunks(rows, minimumPerThread: max(1, (1 << 14) / max(d, 1))) { range in
+            var tally = RoundingTask.Tally()
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: block * d) { scratch in
+                let py = scratch.baseAddress!
+                var lo = range.lowerBound
+                while lo < range.upperBound {
+                    let hi = min(range.upperBound, lo + block)
+                    dojo_layer_norm_rows_f32(px + lo * d, py, ps + 2 * lo, pg, pb, hi - lo, d, epsilon)
+                    task.round(py, count: (hi - lo) * d, offset: lo * d, into: &tally)
+                    codes.write(py, count: (hi - lo) * d, offset: lo * d)
+                    lo = hi
+                }
+            }
+            task.merge(tally)
+        }
+        guard let s = codes.codesOnlyStorage(count: count) else { return nil }
+        let out = Tensor(shape: shape, storage: s)
+        out.finishRounding(task, of: rounding)
+        return out
+    }
+
+    /// Records layer normalisation's output `out` (of this input, with its rows' statistics) on the tape: its backward
+    /// recomputes x̂ from the input and the statistics.
+    private func recordLayerNorm(_ out: Tensor, gamma: Tensor, beta: Tensor, stats: Tensor, epsilon: Float) -> Tensor {
+        let d = shape.last ?? 1, rows = count / max(d, 1)
         Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { [x = self, stats, gamma] g, needs in
             let dx = Tensor(uninitializedShape: g.shape), dg = Tensor(zeros: [d]), db = Tensor(zeros: [d])
             if dx.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil] }
