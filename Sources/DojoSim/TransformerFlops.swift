@@ -77,6 +77,10 @@ public struct TransformerShape: Sendable, Equatable, Hashable, Codable {
             return 4 * forwardLayers + 3 * forwardLogits
         case .sixN:
             return 6 * parameters * b * s
+        case .sixNCausalAttention:
+            // MaxText's calculate_tflops_training_per_device: 6·N·tokens plus 12·heads·layers·head_dim·s²·B, halved
+            // for the causal mask (heads × head_dim = h)
+            return 6 * parameters * b * s + 6 * n * (h / n) * l * s * s * b
         }
     }
 }
@@ -95,12 +99,17 @@ public enum FlopConvention: String, Sendable, Codable, CaseIterable {
     case megatronRecompute
     /// 6·N·tokens (Kaplan et al. 2020): N = `TransformerShape.parameters`, attention scores not counted.
     case sixN
+    /// 6·N·tokens plus causal attention's scores and context, half of 12·l·h·s² a sequence: MaxText's
+    /// `calculate_tflops_training_per_device` (maxtext_utils.py at efb6d9e4: learnable-weight TFLOPs 6·N·s·B plus the
+    /// non-causal attention TFLOPs 12·heads·layers·head_dim·s²·B divided by 2 "due to causality in attention").
+    case sixNCausalAttention
 
     public var formula: String {
         switch self {
         case .megatronModel: return "72·B·s·l·h²·(1 + s/(6h) + V/(12·l·h)) (Megatron-Core model FLOPs, no recompute)"
         case .megatronRecompute: return "96·B·s·l·h²·(1 + s/(6h) + V/(16·l·h)) (Narayanan et al. 2021, counts recompute)"
         case .sixN: return "6·N·tokens"
+        case .sixNCausalAttention: return "6·N·tokens + 6·l·h·s·tokens (MaxText: weights plus causal attention)"
         }
     }
 }

@@ -1135,6 +1135,14 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
                     || detail.lowercased().contains("nemo") || row["source"].lowercased().contains("nemo") {
             convention = .megatronModel
             notes.append("TFLOP/s counted as Megatron-Core's num_floating_point_operations (model FLOPs; NeMo and Korthikanti et al.'s MFU count the same): \(convention.formula)")
+        } else if detail.lowercased().contains("calculate_tflops_training_per_device")
+                    || (detail.lowercased().contains("causal attention")
+                        && detail.range(of: #"6\s*[·*×x]\s*(?:params|parameters|N)\b"#, options: [.regularExpression, .caseInsensitive]) != nil) {
+            convention = .sixNCausalAttention
+            notes.append("TFLOP/s counted as model_detail says, MaxText's calculate_tflops_training_per_device: \(convention.formula)")
+        } else if detail.range(of: #"6\s*[·*×x]\s*(?:params|parameters|N)\s*[·*×x]\s*tokens"#, options: [.regularExpression, .caseInsensitive]) != nil {
+            convention = .sixN
+            notes.append("TFLOP/s counted as model_detail says: \(convention.formula)")
         } else {
             convention = .sixN
             notes.append("TFLOP/s: the source's FLOP count is not known; 6·N·tokens (ASSUMPTION)")

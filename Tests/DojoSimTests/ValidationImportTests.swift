@@ -160,6 +160,22 @@ extension ValidationImportTests {
         }
     }
 
+    /// A TFLOP/s row whose model_detail says how its source counted: MaxText's weights plus causal attention, or
+    /// 6·N·tokens as such (no assumption then); a row that does not say keeps 6·N·tokens as an assumption.
+    @Test("TFLOP counts as model_detail states them: MaxText's 6·params·tokens + causal attention, 6·N·tokens")
+    func flopCountsAsStated() throws {
+        let details = ["seq 4096; TFLOP count: 6·params·tokens + causal attention (maxtext_utils.calculate_tflops_training_per_device)",
+                       "seq 4096; TFLOPs counted as 6·N·tokens", "seq 4096"]
+        let cases = try parse(details.enumerated().map {
+            row(id: "f\($0.offset)", gpu: "H100", model: "Llama 2 7B", detail: $0.element, precision: "BF16", batch: "32",
+                plan: "FSDP=8", metric: "achieved TFLOP/s per GPU", value: "450", unit: "TFLOP/s/GPU")
+        })
+        #expect(cases.map(\.metric) == [.teraflopsPerGPU(.sixNCausalAttention), .teraflopsPerGPU(.sixN), .teraflopsPerGPU(.sixN)])
+        #expect(cases[0].notes.contains { $0.contains("MaxText's calculate_tflops_training_per_device") })
+        #expect(cases[1].notes.contains { $0.contains("as model_detail says") })
+        #expect(cases[2].notes.contains { $0.contains("(ASSUMPTION)") })
+    }
+
     @Test("parallelism words: FSDP=N, ZeRO-N, distributed optimizer, SP, DDP; EP > 1 skipped")
     func parallelismWords() throws {
         let cases = try parse([

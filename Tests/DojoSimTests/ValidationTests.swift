@@ -267,6 +267,9 @@ struct ValidationTests {
         #expect(abs(t.trainingFlops(sequences: b, .megatronModel) / model - 1) < 1e-12)
         #expect(abs(t.trainingFlops(sequences: b, .megatronRecompute) / recompute - 1) < 1e-12)
         #expect(abs(t.trainingFlops(sequences: b, .sixN) / (6 * t.parameters * b * s) - 1) < 1e-12)
+        // MaxText (maxtext_utils.py at efb6d9e4): 6·N·s·B + 12·heads·layers·head_dim·s²·B / 2, heads × head_dim = h
+        let maxText = 6 * t.parameters * s * b + 12 * 48 * l * (h / 48) * s * s * b / 2
+        #expect(abs(t.trainingFlops(sequences: b, .sixNCausalAttention) / maxText - 1) < 1e-12)
     }
 
     @Test("parameter counts: GPT-3 175B 174.6 × 10⁹, Llama 2 70B 68.98 × 10⁹")
