@@ -517,8 +517,11 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         notes.append("model_detail '\(detail)' refers to another row of the data's larger collection; the model is read from the model column")
     }
     // "seq 8192", and as tables head the column: "Sequence Length 8192", "seq length 4096", "seq_len 2048", "max_seq_len=…"
-    let seq = try firstCount(#"(?:^|[^a-z])seq(?:uence|\.)?(?:[ _-]?len(?:gth)?)?[ :=]*([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row,
+    // "seq 8K", "Sequence Length 32k": K is 1,024 for a sequence length (8K = 8,192 tokens)
+    let seqWords = #"(?:^|[^a-z])seq(?:uence|\.)?(?:[ _-]?len(?:gth)?)?[ :=]*"#
+    let seq = try firstCount(seqWords + #"([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row,
                              what: "sequence length", max: 1 << 20)
+        ?? firstNumber(seqWords + #"([0-9]{1,4}) ?[kK](?![a-zA-Z0-9])"#, in: detail).map { Int($0) * 1024 }
     if lower.contains("resnet-50") || lower.contains("resnet50") {
         notes.append("resnet50: ResNet-50 v1.5 at 224×224 (ImageNet), 1,000 classes")
         return ModelReading(spec: "resnet50", shape: nil)

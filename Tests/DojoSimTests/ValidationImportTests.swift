@@ -153,7 +153,8 @@ extension ValidationImportTests {
         #expect(degrees.prefix(3).allSatisfy { $0.plan.shardParameters == true })
         #expect(degrees[3].unsupported?.contains("FSDP 16 is not a count in 1…8") == true)
         #expect(degrees[4].unsupported == nil && degrees[4].plan.shardParameters == nil)
-        for words in ["seq 2048", "seq_len 2048", "Sequence Length: 2048", "seq length=2048", "max_seq_len=2048", "Seq. length 2048"] {
+        for words in ["seq 2048", "seq_len 2048", "Sequence Length: 2048", "seq length=2048", "max_seq_len=2048", "Seq. length 2048",
+                      "seq 2K", "sequence length 2k"] {
             let c = try parse([row(gpu: "H100", model: "Llama 3 8B", detail: words, precision: "BF16", batch: "64",
                                    plan: "FSDP=8", unit: "tokens/s/GPU")])[0]
             #expect(c.transformer?.sequence == 2048, "'\(words)'")
