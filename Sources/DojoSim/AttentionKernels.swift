@@ -71,14 +71,12 @@ public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
     }
 
     /// The share of the dense 16-bit peak the best GEMM reaches in a published measurement of the same GPU (M1:
-    /// Bekman's "Maximum Achievable Matmul FLOPS", BF16: A100 SXM 271.2 of 312, H100 SXM 794.5 of 989, B200 SXM 1745 of
-    /// 2250), the
+    /// Bekman's "Maximum Achievable Matmul FLOPS", BF16: A100 SXM 271.2 of 312, H100 SXM 794.5 of 989), the
     /// benchmark `calibration.matrix_efficiency` is a share of.
     static func matmulBenchmarkShare(gpu model: String) -> Double? {
         let m = model.uppercased()
         if m.contains("H100") || m.contains("H200") { return 794.5 / 989 }
         if m.contains("A100") { return 271.2 / 312 }
-        if m.contains("B200") { return 1745.0 / 2250 }
         return nil
     }
 
