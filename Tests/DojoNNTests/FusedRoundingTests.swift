@@ -375,10 +375,13 @@ import Testing
         let w = FusedRoundingTests.values([48, 64], seed: 32).rounded(to: dtype, r.pass)
         let b = FusedRoundingTests.values([48], seed: 33)
         var y: Tensor? = nil
-        _ = Tape().record { () -> Tensor in
-            let out = x.linear(weight: w, bias: b, roundOutput: r)
-            y = out
-            return out.sum()
+        // (the FP32-output path: a BF16 output written by the product itself is the next test's)
+        _ = Engine.$bf16Outputs.withValue(false) {
+            Tape().record { () -> Tensor in
+                let out = x.linear(weight: w, bias: b, roundOutput: r)
+                y = out
+                return out.sum()
+            }
         }
         let out = try #require(y)
         #expect(out.format == dtype)
@@ -393,6 +396,53 @@ import Testing
         // outside a tape, no codes
         let plain = x.linear(weight: w, bias: b, roundOutput: r)
         #expect(plain.storage.bytesHeld == plain.count * 4)
+    }
+
+    /// In training on BF16 kernels, a linear layer's output rounded to BF16 is written by its GEMM as BF16 codes only
+    /// (2 bytes a value, no FP32 values): the same values, and the same gradients, as the FP32 output rounded after
+    /// the product (`Engine.bf16Outputs` off). A sum beyond BF16's range takes the FP32 path, whose rounding raises
+    /// the overflow flag.
+    @Test(.enabled(if: BF16Gemm.isEnabled, "needs BF16 kernels (AVX512_BF16 or AMX)"))
+    func aLinearOutputRoundedToBF16IsWrittenAsCodesByItsProduct() throws {
+        let (dtype, _, r) = try Self.format(.bf16)
+        var g = RandomSource(seed: 51)
+        let x = Tensor.randomNormal([300, 64], generator: &g).rounded(to: dtype, r.pass)
+        let w = Tensor.randomNormal([48, 64], generator: &g).rounded(to: dtype, r.pass)
+        let b = Tensor.randomNormal([48], generator: &g)
+        let up = Tensor.randomNormal([300, 48], generator: &g)
+        func run(codes: Bool, x: Tensor) -> (y: [UInt32], held: Int, grads: [[UInt32]]) {
+            Engine.$bf16Outputs.withValue(codes) {
+                let xs = x.requiringGrad(), ws = w.requiringGrad(), bs = b.requiringGrad()
+                var y: Tensor? = nil
+                let tape = Tape()
+                var held = 0
+                let loss = tape.record { () -> Tensor in
+                    let out = xs.linear(weight: ws, bias: bs, roundOutput: r)
+                    y = out
+                    held = out.storage.bytesHeld
+                    return (out * up).sum()
+                }
+                let grads = tape.backward(from: loss)
+                return (FusedRoundingTests.bits(y!), held, [xs, ws, bs].map { FusedRoundingTests.bits(grads[$0]!) })
+            }
+        }
+        let on = run(codes: true, x: x), off = run(codes: false, x: x)
+        #expect(on.held == 300 * 48 * 2, "BF16 codes only")
+        #expect(off.held == 300 * 48 * (4 + 2), "FP32 values and codes")
+        #expect(on.y == off.y)
+        #expect(on.grads == off.grads)
+        // the same values as the product rounded in a pass of its own
+        let reference = (x.matmul(w, transposeB: true) + b).rounded(to: dtype, r.pass)
+        #expect(on.y == FusedRoundingTests.bits(reference))
+        // sums beyond BF16's largest, infinite: the FP32 output and the format's rounding (which raises the overflow
+        // flag), codes beside the values, as with the codes off
+        var huge = x.array
+        huge[5] = 3e38
+        let xb = Tensor(huge, shape: x.shape).rounded(to: dtype, r.pass)
+        let overflowing = run(codes: true, x: xb)
+        #expect(overflowing.held == 300 * 48 * (4 + 2))
+        #expect(overflowing.y.contains { Float(bitPattern: $0).isInfinite })
+        #expect(overflowing.y == run(codes: false, x: xb).y)
     }
 
     /// A layer output's gradient rounded to the format in the backward pass writes its codes as it rounds them (in

@@ -59,10 +59,48 @@ public enum BF16Gemm {
         let key = Key(batches: [batches.0, batches.1], shareB: shared, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
                       lda: lda, ldb: ldb, ldc: ldc, aStrides: [aStrides.0, aStrides.1],
                       bStrides: shared ? [0, 0] : [bStrides.0, bStrides.1], cStrides: [cStrides.0, cStrides.1],
-                      beta: beta, bias: bias != nil)
+                      beta: beta, bias: bias != nil, bf16Output: false)
         let p = cache.get(key) { MatmulPrimitives(key) }
-        p.run(a: a, b: b, bias: bias, c: c)
+        p.run(a: a, b: b, bias: bias, c: UnsafeMutableRawPointer(c))
         counter?.add()
+    }
+
+    /// C = A·op(B) + bias with C written as BF16, rounded to nearest even by the CPU's conversion (AVX512_BF16's
+    /// `vcvtneps2bf16`) from the FP32 sums: the codes of the result rounded to BF16, in one write of 2 bytes a value
+    /// instead of an FP32 result, a rounding pass over it and its codes written after. The conversion is the BF16
+    /// format's round-to-nearest-even except at its edges: a sum beyond BF16's largest becomes an infinity (the
+    /// caller checks with `allFinite` and takes the FP32 path for such a tensor, whose rounding raises the flags), and
+    /// values below BF16's smallest normal may become zero (the CPU's BF16 arithmetic treats them so throughout).
+    /// [m, k]·[k, n] (or ·[n, k]ᵀ), row-major, packed rows.
+    public static func runIntoBF16(transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>,
+                                   bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<UInt16>) {
+        if m == 0 || n == 0 { return }
+        let key = Key(batches: [1, 1], shareB: true, transposeA: false, transposeB: transposeB, m: m, n: n, k: k,
+                      lda: k, ldb: transposeB ? k : n, ldc: n, aStrides: [m * k, m * k], bStrides: [0, 0], cStrides: [m * n, m * n],
+                      beta: 0, bias: bias != nil, bf16Output: true)
+        let p = cache.get(key) { MatmulPrimitives(key) }
+        p.run(a: a, b: b, bias: bias, c: UnsafeMutableRawPointer(c))
+        counter?.add()
+    }
+
+    /// Whether no BF16 code in `codes[0..<count]` is an infinity or a NaN (exponent bits all ones), over the compute
+    /// threads.
+    public static func allFinite(_ codes: UnsafePointer<UInt16>, count: Int) -> Bool {
+        let found = Atomic<Bool>(false), base = SendablePointer(UnsafeMutablePointer(mutating: codes))
+        parallelChunks(count, minimumPerThread: 1 << 16) { r in
+            // four codes a 64-bit word: a code's exponent bits masked (at most 0x7F80) plus 0x0080 carry into its top
+            // bit only when they are all ones, never into the next code's
+            let p = base.p + r.lowerBound, words = r.count / 4
+            var special: UInt64 = 0
+            let w = UnsafeRawPointer(p)
+            for i in 0..<words {
+                let v = w.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self) & 0x7F80_7F80_7F80_7F80
+                special |= (v &+ 0x0080_0080_0080_0080) & 0x8000_8000_8000_8000
+            }
+            for j in (words * 4)..<r.count where p[j] & 0x7F80 == 0x7F80 { special = 1 }
+            if special != 0 { found.store(true, ordering: .relaxed) }
+        }
+        return !found.load(ordering: .relaxed)
     }
 
     struct Key: Hashable, Sendable {
@@ -73,6 +111,8 @@ public enum BF16Gemm {
         let aStrides, bStrides, cStrides: [Int]
         let beta: Float
         let bias: Bool
+        /// C in BF16 (`runIntoBF16`), else FP32
+        let bf16Output: Bool
     }
 
     static let cache = DnnlCache<Key, MatmulPrimitives>()
@@ -99,7 +139,7 @@ public enum BF16Gemm {
             let bBatches = key.shareB ? [1, 1] : key.batches
             let bWhole = (key.transposeB ? n : k) * key.ldb
             var bd = md(bBatches, key.shareB ? [bWhole, bWhole] : key.bStrides, k, n, transposed: key.transposeB, ld: key.ldb, dnnl_bf16)
-            var cd = md(key.batches, key.cStrides, m, n, transposed: false, ld: key.ldc, dnnl_f32)
+            var cd = md(key.batches, key.cStrides, m, n, transposed: false, ld: key.ldc, key.bf16Output ? dnnl_bf16 : dnnl_f32)
             var desc = dnnl_matmul_desc_t()
             if key.bias {
                 var biasMD = dnnlMD([1, 1, 1, n], dnnl_abcd)
@@ -115,7 +155,7 @@ public enum BF16Gemm {
             c = DnnlMemory(cd, owned: false)
         }
 
-        func run(a pa: UnsafePointer<UInt16>, b pb: UnsafePointer<UInt16>, bias pbias: UnsafePointer<Float>?, c pc: UnsafeMutablePointer<Float>) {
+        func run(a pa: UnsafePointer<UInt16>, b pb: UnsafePointer<UInt16>, bias pbias: UnsafePointer<Float>?, c pc: UnsafeMutableRawPointer) {
             exclusive {
                 a.set(pa); b.set(pb); c.set(pc)
                 var args = [dnnlArg(DNNL_ARG_SRC, a), dnnlArg(DNNL_ARG_WEIGHTS, b), dnnlArg(DNNL_ARG_DST, c)]

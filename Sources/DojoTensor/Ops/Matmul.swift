@@ -80,6 +80,28 @@ extension Tensor {
         }
     }
 
+    /// In training (a tape that packs what it keeps) on BF16 kernels, with the output rounded to BF16 to nearest even:
+    /// x·Wᵀ + b made by a GEMM that writes the rounded output's BF16 codes and nothing else (`BF16Gemm.runIntoBF16`),
+    /// 2 bytes a value, instead of FP32 values, a rounding pass over them and the codes written in it. The output is
+    /// held as codes only: the next products read them as they are, GELU and the residual add decode spans as they
+    /// read them, anything else decodes once. Nil (the FP32-output path runs) without those conditions, when
+    /// `Engine.bf16Outputs` is off, or when a sum was beyond BF16's range (an infinity or NaN in the codes: the FP32
+    /// path's rounding then raises the flags as before).
+    private func linearIntoBF16Codes(weight w: Tensor, bias: Tensor, roundOutput: TensorRounding?) -> Tensor? {
+        guard Engine.bf16Outputs, let rounding = roundOutput, rounding.dtype == .bf16, Tape.current?.packsSavedValues == true
+        else { return nil }
+        let n = shape[0], k = shape[1], m = w.shape[0], count = n * m
+        guard count >= Storage.packMinimum, let (x16, w16) = BF16Operand.pair(self, w) else { return nil }
+        guard let task = rounding.begin(), task.bf16NearestEven, let nf = task.numberFormat, nf.packedBytes == 2 else { return nil }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 2, alignment: 64)
+        let codes = raw.bindMemory(to: UInt16.self, capacity: count)
+        BF16Gemm.runIntoBF16(transposeB: true, m: n, n: m, k: k, a: x16.bits, b: w16.bits, bias: bias.pointer, c: codes)
+        guard BF16Gemm.allFinite(codes, count: count) else { raw.deallocate(); return nil }
+        let y = Tensor(shape: [n, m], storage: Storage(codes: raw, count: count, format: nf))
+        y.finishRounding(task, of: rounding)
+        return y
+    }
+
     /// A linear layer's x·Wᵀ + b for x [n, k], W [m, k], b [m]: the bias is written into the output first and the
     /// GEMM adds its product onto it, one pass over the output fewer than a product and then an add. Recorded as
     /// the matmul and the add it stands for (the product as a shape-only tensor), so the Graph IR and the
@@ -96,9 +118,10 @@ extension Tensor {
             return bias.map { y + $0 } ?? y
         }
         let n = shape[0], k = shape[1], m = w.shape[0]
-        let out = Tensor(uninitializedShape: [n, m])
         let backend = Engine.backend
-        if !out.isShapeOnly {
+        let codesOnly = backend == .oneDNN ? linearIntoBF16Codes(weight: w, bias: bias, roundOutput: roundOutput) : nil
+        let out = codesOnly ?? Tensor(uninitializedShape: [n, m])
+        if !out.isShapeOnly && codesOnly == nil {
             let pb = bias.pointer, po = out.pointer
             // C = bias, then C += x·Wᵀ, for rows r0..<r0+count (x's FP32 values read only here: an input held as codes
             // only, a GELU's output in training, is not decoded for the BF16 product)

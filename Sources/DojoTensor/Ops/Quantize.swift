@@ -8,6 +8,10 @@ extension Engine {
     /// Whether a gradient rounded to BF16 or CFP8 in place writes its codes as it rounds, for the BF16 products that
     /// read it (off: they convert its FP32 values: the other side of a comparison on one machine, `DOJO_GRADIENT_CODES=0`).
     @TaskLocal public static var gradientCodes = ProcessInfo.processInfo.environment["DOJO_GRADIENT_CODES"] != "0"
+
+    /// Whether a linear layer whose output is rounded to BF16 has its GEMM write the BF16 codes directly
+    /// (`Tensor.linear`; off: an FP32 result and a rounding pass, the other side of a comparison, `DOJO_BF16_OUTPUTS=0`).
+    @TaskLocal public static var bf16Outputs = ProcessInfo.processInfo.environment["DOJO_BF16_OUTPUTS"] != "0"
 }
 
 /// A rounding to a number format, in the two forms a kernel can use (issue 14 §2: rounding fused into the loop that
