@@ -357,9 +357,10 @@ import Testing
     }
 }
 
-/// A layer's product on BF16 kernels, its output rounded in training: the rounding pass writes the codes too, so the
-/// next product reads them as they are and packing frees the FP32 values without an encoding pass; the codes decode
-/// to the rounded values, and the values are those of the product rounded in a pass of its own.
+/// A layer's product on BF16 kernels, its output rounded in training: held as the codes only (written by the
+/// rounding from the FP32 product, or by the GEMM itself for BF16), so the next product reads them as they are and
+/// no FP32 values are kept; the codes decode to the rounded values, and the values are those of the product rounded
+/// in a pass of its own.
 @Suite(.enabled(if: BF16Gemm.isAvailable)) struct BF16ProductCodesTests {
     /// The format's type, its bytes a code, and a rounding to it that runs span by span (CFP8 at bias 9).
     static func format(_ f: Format) throws -> (dtype: DType, bytes: Int, rounding: TensorRounding) {
@@ -374,21 +375,21 @@ import Testing
         let x = FusedRoundingTests.values([300, 64], seed: 31).rounded(to: dtype, r.pass)
         let w = FusedRoundingTests.values([48, 64], seed: 32).rounded(to: dtype, r.pass)
         let b = FusedRoundingTests.values([48], seed: 33)
-        var y: Tensor? = nil
-        // (the FP32-output path: a BF16 output written by the product itself is the next test's)
+        var y: Tensor? = nil, held = 0, packed = false
+        // (the FP32 product rounded into codes: a BF16 output written by the product itself is the next test's)
         _ = Engine.$bf16Outputs.withValue(false) {
             Tape().record { () -> Tensor in
                 let out = x.linear(weight: w, bias: b, roundOutput: r)
                 y = out
+                held = out.storage.bytesHeld; packed = out.storage.isPacked
                 return out.sum()
             }
         }
         let out = try #require(y)
         #expect(out.format == dtype)
+        // codes only: the FP32 product read once by the rounding, never rewritten, and freed (the sum decoded them)
+        #expect(held == out.count * bytes && packed, "\(bytes)-byte codes only")
         let values = FusedRoundingTests.bits(out)
-        #expect(out.storage.bytesHeld == out.count * (4 + bytes), "FP32 values and \(bytes)-byte codes")
-        #expect(out.storage.packAway() && out.storage.isPacked)
-        #expect(FusedRoundingTests.bits(out) == values)
         // the same values as the product rounded in a pass of its own
         let reference = x.matmul(w, transposeB: true) + b
         let rounded = reference.rounded(to: dtype, r.pass)
@@ -427,20 +428,18 @@ import Testing
             }
         }
         let on = run(codes: true, x: x), off = run(codes: false, x: x)
-        #expect(on.held == 300 * 48 * 2, "BF16 codes only")
-        #expect(off.held == 300 * 48 * (4 + 2), "FP32 values and codes")
+        #expect(on.held == 300 * 48 * 2 && off.held == 300 * 48 * 2, "BF16 codes only, written by the GEMM or the rounding")
         #expect(on.y == off.y)
         #expect(on.grads == off.grads)
         // the same values as the product rounded in a pass of its own
         let reference = (x.matmul(w, transposeB: true) + b).rounded(to: dtype, r.pass)
         #expect(on.y == FusedRoundingTests.bits(reference))
         // sums beyond BF16's largest, infinite: the FP32 output and the format's rounding (which raises the overflow
-        // flag), codes beside the values, as with the codes off
+        // flag), as with the GEMM's codes off
         var huge = x.array
         huge[5] = 3e38
         let xb = Tensor(huge, shape: x.shape).rounded(to: dtype, r.pass)
         let overflowing = run(codes: true, x: xb)
-        #expect(overflowing.held == 300 * 48 * (4 + 2))
         #expect(overflowing.y.contains { Float(bitPattern: $0).isInfinite })
         #expect(overflowing.y == run(codes: false, x: xb).y)
     }

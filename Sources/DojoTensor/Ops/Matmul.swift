@@ -120,7 +120,7 @@ extension Tensor {
         let n = shape[0], k = shape[1], m = w.shape[0]
         let backend = Engine.backend
         let codesOnly = backend == .oneDNN ? linearIntoBF16Codes(weight: w, bias: bias, roundOutput: roundOutput) : nil
-        let out = codesOnly ?? Tensor(uninitializedShape: [n, m])
+        var out = codesOnly ?? Tensor(uninitializedShape: [n, m])
         if !out.isShapeOnly && codesOnly == nil {
             let pb = bias.pointer, po = out.pointer
             // C = bias, then C += x·Wᵀ, for rows r0..<r0+count (x's FP32 values read only here: an input held as codes
@@ -136,12 +136,23 @@ extension Tensor {
                 BF16Gemm.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: x16.bits, lda: k, b: w16.bits, ldb: k,
                              bias: pb, c: po, ldc: m)
                 if let task = roundOutput?.begin() {
-                    // in training, the codes written in the same pass: the next product (attention's, a layer's) reads
-                    // them as they are, and the tape packs the output without encoding it
-                    let codes = CodesWriter(task, count: n * m)
-                    task.roundAll(po, count: n * m, codes: codes)
-                    out.finishRounding(task, of: roundOutput)
-                    codes?.finish(out)
+                    // in training, the rounded output written as its codes only (the FP32 product read once, never
+                    // rewritten, then freed): the next products (attention's, a layer's) read the codes as they are,
+                    // GELU and the residual add decode spans of them as they read them (as for a BF16 output that the
+                    // GEMM writes itself, above); a value that cannot be coded brings the FP32 rounding back
+                    if let codes = CodesWriter(task, count: n * m) {
+                        task.roundAllIntoCodes(from: po, count: n * m, codes: codes)
+                        if let s = codes.codesOnlyStorage(count: n * m) {
+                            out = Tensor(shape: [n, m], storage: s)
+                            out.finishRounding(task, of: roundOutput)
+                        } else if let again = roundOutput?.begin() {
+                            again.roundAll(po, count: n * m)
+                            out.finishRounding(again, of: roundOutput)
+                        }
+                    } else {
+                        task.roundAll(po, count: n * m)
+                        out.finishRounding(task, of: roundOutput)
+                    }
                 }
             } else if let task = backend == .oneDNN ? roundOutput?.begin() : nil {
                 Tensor.rowBlocks(rows: n, width: m, of: po, rounding: task, rowsOfProduct)

@@ -114,6 +114,29 @@ public final class RoundingTask: @unchecked Sendable {
         }
     }
 
+    /// Rounds `count` values read from `source` (a whole tensor) and writes only their codes, block by block through
+    /// a buffer that stays in cache, over the compute threads: one read of the values and one write of 1 or 2 bytes
+    /// each, the FP32 values themselves left as they were. Then `codes.codesOnlyStorage` holds the rounded tensor (nil
+    /// when a value could not be coded: the caller rounds the values themselves instead, with a new task).
+    public func roundAllIntoCodes(from source: UnsafePointer<Float>, count: Int, codes: CodesWriter) {
+        let from = SendablePointer(UnsafeMutablePointer(mutating: source))
+        parallelChunks(count, minimumPerThread: 1 << 14) { r in
+            var tally = Tally()
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: RoundingTask.block) { scratch in
+                let s = scratch.baseAddress!
+                var lo = r.lowerBound
+                while lo < r.upperBound {
+                    let n = Swift.min(RoundingTask.block, r.upperBound - lo)
+                    s.update(from: from.p + lo, count: n)
+                    round(s, count: n, offset: lo, into: &tally)
+                    codes.write(s, count: n, offset: lo)
+                    lo += n
+                }
+            }
+            merge(tally)
+        }
+    }
+
     public func merge(_ tally: Tally) {
         lock.lock(); total.add(tally.flags, tally.largest); lock.unlock()
     }
