@@ -19,11 +19,20 @@ import Foundation
 ///   pass without a causal mask only: the causal rows are the non-causal forward + backward times the causal
 ///   forward's share of the non-causal forward at the same length (ASSUMPTION: the mask slows the backward pass as
 ///   much as the forward).
+/// - A3 NVIDIA cudnn-frontend's SDPA training benchmark on a B200 (`benchmark/sdpa_benchmark_training`, its B200
+///   CSV: cuDNN 9.13.1 through PyTorch's SDPA, and flash-attn 2.7.4, forward and backward TFLOP/s counted as
+///   FlashAttention counts them), causal, head dimension 128, BF16, at the Llama-3.1-405B layer: batch 1, 128 query
+///   and 8 key/value heads, free clock. Its layer is not FlashAttention's setting (batch·seq = 16k, hidden 2048):
+///   ASSUMPTION, read as if it were; at short lengths a single sequence gives the GPU less parallel work than the
+///   papers' batches, so the rates there are low for that setting. Combined as A2's; the other three rows, which A3
+///   does not measure, are its causal head-dim-128 row times the H100 table's ratio of that row to each (cuDNN's for
+///   cuDNN, FlashAttention-2's for FA2) at the same length (ASSUMPTION: the mask and the head size change the rate on a
+///   B200 as on an H100).
 public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
-    /// FlashAttention-2 (flash-attn 2.x, PyTorch's scaled_dot_product_attention flash backend): A100 and H100.
+    /// FlashAttention-2 (flash-attn 2.x, PyTorch's scaled_dot_product_attention flash backend): A100, H100 and B200.
     case fa2
-    /// cuDNN's fused attention (cuDNN 9, what Transformer Engine, NeMo and NVIDIA's MLPerf runs use on Hopper): H100;
-    /// on an A100 FlashAttention-2's figures (no published cuDNN figures for it).
+    /// cuDNN's fused attention (cuDNN 9, what Transformer Engine, NeMo and NVIDIA's MLPerf runs use on Hopper and
+    /// newer): H100 (A2) and B200 (A3); on an A100 FlashAttention-2's figures (no published cuDNN figures for it).
     case cudnn
     /// The Triton FlashAttention of 2022 (flash-attn's `flash_attn_triton.py`, llm-foundry's `attn_impl: triton`): A100
     /// (FlashAttention-2's Fig. 4 measures it beside FA2); no published figures on other GPUs.
@@ -56,6 +65,22 @@ public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
                      causal128: (0..<6).map { nc128[$0] * f.causal128[$0] / f.nonCausal128[$0] })
     }()
 
+    /// cuDNN 9.13.1 and flash-attn 2.7.4 on a B200 (A3), causal, head dimension 128: forward and backward as published
+    /// at 512 … 16k (the CSV's pyt_cudnn and flash_attention rows).
+    static let cudnnB200Causal128 = (forward: [83.991, 254.501, 478.921, 855.678, 1171.278, 1332.415],
+                                     backward: [134.164, 308.529, 371.486, 701.265, 942.509, 1074.776])
+    static let fa2B200Causal128 = (forward: [63.936, 154.417, 254.381, 342.990, 399.925, 425.128],
+                                   backward: [81.393, 104.860, 198.845, 273.484, 318.004, 336.635])
+    /// A B200 table from its measured causal head-dim-128 row, the other rows in the H100 table's proportions (A3).
+    static func b200(_ measured: (forward: [Double], backward: [Double]), like h100: Table) -> Table {
+        let c128 = zip(measured.forward, measured.backward).map { 3.5 / (1 / $0 + 2.5 / $1) }
+        func scaled(_ row: [Double]) -> [Double] { (0..<c128.count).map { c128[$0] * row[$0] / h100.causal128[$0] } }
+        return Table(nonCausal64: scaled(h100.nonCausal64), nonCausal128: scaled(h100.nonCausal128),
+                     causal64: scaled(h100.causal64), causal128: c128)
+    }
+    static let cudnnB200 = b200(cudnnB200Causal128, like: cudnnH100)
+    static let fa2B200 = b200(fa2B200Causal128, like: fa2H100)
+
     /// The published table for a GPU (by its model name), nil where none was published (V100: FlashAttention-2 needs
     /// Ampere or newer). An H200 takes the H100's figures (the same SMs and clocks, more memory bandwidth: ASSUMPTION).
     static func table(_ kernel: AttentionKernel, gpu model: String) -> Table? {
@@ -64,6 +89,7 @@ public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
         case .efficiency: return nil
         case .triton: return m.contains("A100") ? tritonA100 : nil
         case .fa2, .cudnn:
+            if m.contains("B200") { return kernel == .cudnn ? cudnnB200 : fa2B200 }
             if m.contains("H100") || m.contains("H200") { return kernel == .cudnn ? cudnnH100 : fa2H100 }
             if m.contains("A100") { return fa2A100 }
             return nil
@@ -75,6 +101,7 @@ public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
     /// benchmark `calibration.matrix_efficiency` is a share of.
     static func matmulBenchmarkShare(gpu model: String) -> Double? {
         let m = model.uppercased()
+        if m.contains("B200") { return 1745.0 / 2250 }   // M1: B200 SXM BF16
         if m.contains("H100") || m.contains("H200") { return 794.5 / 989 }
         if m.contains("A100") { return 271.2 / 312 }
         return nil
@@ -112,8 +139,8 @@ public enum AttentionKernel: String, Sendable, CaseIterable, Codable {
     /// The source line `dojo validate --verbose` prints for the kernel.
     public var source: String {
         switch self {
-        case .fa2: return "FlashAttention-2's published forward+backward TFLOP/s by sequence length, head dimension and causal mask (Dao 2023, Figs. 4 and 7: A100, H100); GPUs without figures: attention_efficiency"
-        case .cudnn: return "cuDNN 9.1.1's published forward and backward TFLOP/s on H100 (Shah et al. 2024, FlashAttention-3 Figs. 5-6); on an A100, FlashAttention-2's (Dao 2023, Fig. 4); GPUs without figures: attention_efficiency"
+        case .fa2: return "FlashAttention-2's published forward+backward TFLOP/s by sequence length, head dimension and causal mask (Dao 2023, Figs. 4 and 7: A100, H100; NVIDIA cudnn-frontend's SDPA benchmark: B200, causal, head dim 128); GPUs without figures: attention_efficiency"
+        case .cudnn: return "cuDNN 9.1.1's published forward and backward TFLOP/s on H100 (Shah et al. 2024, FlashAttention-3 Figs. 5-6); cuDNN 9.13.1's on B200 (NVIDIA cudnn-frontend's SDPA benchmark, causal, head dim 128); on an A100, FlashAttention-2's (Dao 2023, Fig. 4); GPUs without figures: attention_efficiency"
         case .triton: return "the Triton FlashAttention's published forward+backward TFLOP/s on A100 (Dao 2023, Fig. 4, \"FlashAttention Triton\"); other GPUs: attention_efficiency"
         case .efficiency: return "no table: the products as a GEMM with 1/attention_efficiency the arithmetic"
         }

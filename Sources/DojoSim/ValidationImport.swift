@@ -468,15 +468,18 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
             break
         }
     }
-    if source.contains("NVIDIA/NeMo") || source.contains("NVIDIA-NeMo/"), preset.contains("h100") || preset.contains("h200"),
+    if source.contains("NVIDIA/NeMo") || source.contains("NVIDIA-NeMo/"), preset.contains("h100") || preset.contains("h200") || preset.contains("b200"),
        assumptions["fused_attention"] == nil,
        assumptions["attention_kernel"] == nil,
        let m = (detail + " " + source).firstMatch(of: /NeMo ?([0-9]{2})\.[0-9]{2}/), let year = Int(m.1), year >= 24 {
         // NeMo's containers from 24.01 on carry Transformer Engine 1.2 or later, whose DotProductAttention prefers
         // cuDNN's fused attention to FlashAttention on Hopper (transformer_engine/pytorch/attention.py from v1.2,
-        // commit 32db392: "Select FusedAttention on sm90 and FlashAttention on others for performance").
+        // commit 32db392: "Select FusedAttention on sm90 and FlashAttention on others for performance"); Transformer
+        // Engine 2.x extends the preference to every newer GPU, the B200 (sm100) included
+        // (transformer_engine/pytorch/attention/dot_product_attention/utils.py @002a3e57, "Select FusedAttention for
+        // performance": `device_compute_capability >= (9, 0)`, "give FusedAttention preference on Hopper+").
         assumptions["attention_kernel"] = "cudnn"
-        notes.append("attention_kernel=cudnn: NeMo \(m.1).x runs Transformer Engine >= 1.2, which on an H100 picks cuDNN's fused attention over FlashAttention (TE attention.py: \"Select FusedAttention on sm90 and FlashAttention on others for performance\")")
+        notes.append("attention_kernel=cudnn: NeMo \(m.1).x runs Transformer Engine >= 1.2, which on Hopper and newer (H100, H200, B200) picks cuDNN's fused attention over FlashAttention (TE attention.py: \"Select FusedAttention on sm90 and FlashAttention on others for performance\"; TE 2.x dot_product_attention/utils.py: \"give FusedAttention preference on Hopper+\", compute capability >= 9.0)")
     }
     let compiled = lowerDetail.range(of: #"\bcompile\s*[:=]?\s*(?:true|on|enabled|yes)\b"#, options: .regularExpression) != nil
         || (lowerDetail.contains("torch.compile")

@@ -42,6 +42,17 @@ struct AttentionKernelTests {
         #expect(rate(.fa2, "V100 SXM2 32GB", causal: true, hd: 128, seq: 2048) == nil)
         #expect(rate(.efficiency, "A100", causal: true, hd: 128, seq: 2048) == nil)
         #expect(rate(.cudnn, "A100", causal: true, hd: 128, seq: 2048) == rate(.fa2, "A100", causal: true, hd: 128, seq: 2048))
+        // cuDNN 9.13.1 on a B200 (A3: causal, head dim 128, forward 1171.278 and backward 942.509 at 8k), combined as
+        // above; its other rows in the proportions of the H100's cuDNN table at the same length; FA2's from the same CSV
+        let b = try #require(rate(.cudnn, "B200 SXM", causal: true, hd: 128, seq: 8192))
+        #expect(abs(b - 3.5 / (1 / 1171.278 + 2.5 / 942.509)) < 1e-9)
+        let b64 = try #require(rate(.cudnn, "B200 SXM", causal: false, hd: 64, seq: 8192))
+        let hRatio = try #require(rate(.cudnn, "H100", causal: false, hd: 64, seq: 8192)) / #require(rate(.cudnn, "H100", causal: true, hd: 128, seq: 8192))
+        #expect(abs(b64 - b * hRatio) < 1e-9)
+        let fa2 = try #require(rate(.fa2, "B200", causal: true, hd: 128, seq: 16384))
+        #expect(abs(fa2 - 3.5 / (1 / 425.128 + 2.5 / 336.635)) < 1e-9)
+        let stepB = try #require(AttentionKernel.stepRate(.cudnn, gpu: "B200", matrixEfficiency: 0.625, causal: true, headDimension: 128, sequence: 8192))
+        #expect(abs(stepB - b * 1e12 * 0.625 / (1745.0 / 2250)) < 1)
         // a step reaches the kernel's rate scaled by matrix_efficiency over the GEMM benchmark's share (M1: 271.2 of 312)
         let step = try #require(AttentionKernel.stepRate(.fa2, gpu: "A100", matrixEfficiency: 0.7, causal: true, headDimension: 128, sequence: 2048))
         #expect(abs(step - 155e12 * 0.7 / (271.2 / 312)) < 1)

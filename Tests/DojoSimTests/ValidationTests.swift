@@ -16,7 +16,7 @@ struct ValidationTests {
 
     // MARK: - The shipped data
 
-    @Test("NeMo from 24.01 on an H100 reads attention_kernel=cudnn (Transformer Engine >= 1.2); NeMo 23.x and A100s keep FlashAttention's figures")
+    @Test("NeMo from 24.01 on an H100 or a B200 reads attention_kernel=cudnn (Transformer Engine >= 1.2, Hopper+); NeMo 23.x and A100s keep FlashAttention's figures")
     func nemoAttentionKernel() throws {
         let header = "id,system,gpu,gpus,nodes,interconnect,model,model_detail,precision,global_batch,parallelism,metric,value,unit,source"
         func row(_ id: String, gpu: String, version: String) -> String {
@@ -24,9 +24,11 @@ struct ValidationTests {
         }
         let cases = try Validation.parseCases(csv: [header, row("h24", gpu: "H100-SXM5-80GB", version: "24.03"),
                                                     row("h23", gpu: "H100-SXM5-80GB", version: "23.11"),
-                                                    row("a24", gpu: "A100-SXM4-80GB", version: "24.07")].joined(separator: "\n") + "\n",
+                                                    row("a24", gpu: "A100-SXM4-80GB", version: "24.07"),
+                                                    row("b25", gpu: "B200 SXM (DGX-B200)", version: "25.11")].joined(separator: "\n") + "\n",
                                               file: "nemo.csv")
         #expect(cases.first { $0.id == "h24" }?.assumptions["attention_kernel"] == "cudnn")
+        #expect(cases.first { $0.id == "b25" }?.assumptions["attention_kernel"] == "cudnn")
         #expect(cases.first { $0.id == "h23" }?.assumptions["attention_kernel"] == nil)
         #expect(cases.first { $0.id == "a24" }?.assumptions["attention_kernel"] == nil)
     }
