@@ -365,6 +365,12 @@ private func isPyTorchDLE(_ source: String) -> Bool {
 /// LDDL's bin size in DLE BERT's phase 2 (run_pretraining.sh: `phase2_bin_size=${30:-64}`).
 private let binSizeDLEPhase2 = 64
 
+/// The compute capability of a machine preset's GPU (0 when it does not say, or for a machine without GPUs).
+private func computeCapability(ofPreset preset: String) -> Double {
+    if case .gpu(let g)? = (try? Presets.load(preset))?.system { return g.gpu.computeCapability }
+    return 0
+}
+
 /// Software facts of a row's source that the step model takes as assumptions (`SimOptions` keys). Each is read
 /// from the source the row cites (its README, scripts or configs), never tuned per row.
 private func sourceAssumptions(modelName: String, source: String, detail: String, preset: String, precision: Precision,
@@ -468,7 +474,8 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
             break
         }
     }
-    if source.contains("NVIDIA/NeMo") || source.contains("NVIDIA-NeMo/"), preset.contains("h100") || preset.contains("h200") || preset.contains("b200"),
+    // (Transformer Engine's test is the GPU's compute capability: the preset's)
+    if source.contains("NVIDIA/NeMo") || source.contains("NVIDIA-NeMo/"), computeCapability(ofPreset: preset) >= 9,
        assumptions["fused_attention"] == nil,
        assumptions["attention_kernel"] == nil,
        let m = (detail + " " + source).firstMatch(of: /NeMo ?([0-9]{2})\.[0-9]{2}/), let year = Int(m.1), year >= 24 {

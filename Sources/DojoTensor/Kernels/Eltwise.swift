@@ -169,22 +169,11 @@ public enum EltwiseKernel {
                                          codes: CodesWriter) {
         precondition(x != nil || xPacked != nil, "geluTanhIntoCodes: no input")
         let input = x.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
-        parallelChunks(count, minimumPerThread: 1 << 13) { r in
-            var tally = RoundingTask.Tally()
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 4096) { scratch in
-                let tin = scratch.baseAddress!, tout = tin + 2048
-                var lo = r.lowerBound
-                while lo < r.upperBound {
-                    let n = min(2048, r.upperBound - lo)
-                    let src: UnsafePointer<Float>
-                    if let input { src = UnsafePointer(input.p + lo) } else { xPacked!.read(lo, count: n, into: tin); src = UnsafePointer(tin) }
-                    dojo_gelu_tanh_f32(src, tout, n)
-                    round.round(tout, count: n, offset: lo, into: &tally)
-                    codes.write(tout, count: n, offset: lo)
-                    lo += n
-                }
-            }
-            round.merge(tally)
+        round.roundIntoCodes(units: count, blockUnits: 2048, minimumPerThread: 1 << 13, codes: codes) { lo, n, out, decoded in
+            if let input { dojo_gelu_tanh_f32(input.p + lo, out, n); return }
+            // (decoded into the spare buffer: the loop does not vectorise in place)
+            xPacked!.read(lo, count: n, into: decoded)
+            dojo_gelu_tanh_f32(decoded, out, n)
         }
     }
 

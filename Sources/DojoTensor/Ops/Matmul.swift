@@ -141,7 +141,9 @@ extension Tensor {
                     // GELU and the residual add decode spans of them as they read them (as for a BF16 output that the
                     // GEMM writes itself, above); a value that cannot be coded brings the FP32 rounding back
                     if let codes = CodesWriter(task, count: n * m) {
-                        task.roundAllIntoCodes(from: po, count: n * m, codes: codes)
+                        let from = SendablePointer(po)
+                        task.roundIntoCodes(units: n * m, blockUnits: RoundingTask.block, minimumPerThread: 1 << 14,
+                                            codes: codes) { first, count, out, _ in out.update(from: from.p + first, count: count) }
                         if let s = codes.codesOnlyStorage(count: n * m) {
                             out = Tensor(shape: [n, m], storage: s)
                             out.finishRounding(task, of: roundOutput)

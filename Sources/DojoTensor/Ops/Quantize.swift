@@ -114,22 +114,25 @@ public final class RoundingTask: @unchecked Sendable {
         }
     }
 
-    /// Rounds `count` values read from `source` (a whole tensor) and writes only their codes, block by block through
-    /// a buffer that stays in cache, over the compute threads: one read of the values and one write of 1 or 2 bytes
-    /// each, the FP32 values themselves left as they were. Then `codes.codesOnlyStorage` holds the rounded tensor (nil
-    /// when a value could not be coded: the caller rounds the values themselves instead, with a new task).
-    public func roundAllIntoCodes(from source: UnsafePointer<Float>, count: Int, codes: CodesWriter) {
-        let from = SendablePointer(UnsafeMutablePointer(mutating: source))
-        parallelChunks(count, minimumPerThread: 1 << 14) { r in
+    /// A tensor made, rounded and coded block by block, its codes the only thing written (no FP32 values), over the
+    /// compute threads: `units` units of `width` values each (a row of layer norm, or one value), `blockUnits` at a
+    /// time; `produce(first, count, buffer, spare)` writes units `first..<first+count` into a buffer that stays in
+    /// cache, which is then rounded by this task and coded (`spare`: as large again, for an input decoded first). The one loop behind every output held as codes only from the
+    /// start (a Linear's rounded product, GELU's and layer norm's outputs in training); then `codes.codesOnlyStorage`
+    /// holds the tensor (nil when a value could not be coded).
+    public func roundIntoCodes(units: Int, width: Int = 1, blockUnits: Int, minimumPerThread: Int, codes: CodesWriter,
+                               _ produce: (_ first: Int, _ count: Int, _ buffer: UnsafeMutablePointer<Float>,
+                                           _ spare: UnsafeMutablePointer<Float>) -> Void) {
+        parallelChunks(units, minimumPerThread: minimumPerThread) { r in
             var tally = Tally()
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: RoundingTask.block) { scratch in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * blockUnits * width) { scratch in
                 let s = scratch.baseAddress!
                 var lo = r.lowerBound
                 while lo < r.upperBound {
-                    let n = Swift.min(RoundingTask.block, r.upperBound - lo)
-                    s.update(from: from.p + lo, count: n)
-                    round(s, count: n, offset: lo, into: &tally)
-                    codes.write(s, count: n, offset: lo)
+                    let n = Swift.min(blockUnits, r.upperBound - lo)
+                    produce(lo, n, s, s + blockUnits * width)
+                    round(s, count: n * width, offset: lo * width, into: &tally)
+                    codes.write(s, count: n * width, offset: lo * width)
                     lo += n
                 }
             }

@@ -91,21 +91,9 @@ extension Tensor {
         guard let codes = CodesWriter(task, count: count) else { return nil }
         let d = shape.last ?? 1, rows = count / max(d, 1)
         let px = pointer, ps = stats.pointer, pg = gamma.pointer, pb = beta.pointer
-        let block = max(1, (2048 + d - 1) / d)
-        parallelChunks(rows, minimumPerThread: max(1, (1 << 14) / max(d, 1))) { range in
-            var tally = RoundingTask.Tally()
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: block * d) { scratch in
-                let py = scratch.baseAddress!
-                var lo = range.lowerBound
-                while lo < range.upperBound {
-                    let hi = min(range.upperBound, lo + block)
-                    dojo_layer_norm_rows_f32(px + lo * d, py, ps + 2 * lo, pg, pb, hi - lo, d, epsilon)
-                    task.round(py, count: (hi - lo) * d, offset: lo * d, into: &tally)
-                    codes.write(py, count: (hi - lo) * d, offset: lo * d)
-                    lo = hi
-                }
-            }
-            task.merge(tally)
+        task.roundIntoCodes(units: rows, width: d, blockUnits: max(1, (2048 + d - 1) / d),
+                            minimumPerThread: max(1, (1 << 14) / max(d, 1)), codes: codes) { lo, n, py, _ in
+            dojo_layer_norm_rows_f32(px + lo * d, py, ps + 2 * lo, pg, pb, n, d, epsilon)
         }
         guard let s = codes.codesOnlyStorage(count: count) else { return nil }
         let out = Tensor(shape: shape, storage: s)
