@@ -123,6 +123,38 @@ INLINE long pack_cfp8_body(const uint32_t *restrict src, long n, uint8_t *restri
     return start < n ? start : n;
 }
 
+// Nearest-even to a signed CFP8 format and the codes written, in one pass: round_cfp_body's rounding, then
+// pack_cfp8_body's code of the rounded magnitude, without the rounded values ever stored. Stops, as both do, at the
+// first chunk holding a value outside zero and the normal range.
+INLINE long round_cfp8_codes_body(const uint32_t *restrict src, long n, uint8_t *restrict out, const dojo_cfp_params *f,
+                                  uint32_t *top) {
+    const uint32_t minN = f->min_normal_bits, range = f->range, low = f->low_mask, halfm1 = f->low_mask >> 1, sh = f->shift;
+    const uint32_t adj = f->bias_adj, signShift = f->sign_shift;
+    uint32_t largest = *top;
+    long start = 0;
+    if (f->mag_mask != 0x7FFFFFFFu) return 0;   // unsigned formats: the caller's path
+    for (; start < n; start += CHUNK) {
+        long m = n - start < CHUNK ? n - start : CHUNK;
+        const uint32_t *restrict s = src + start;
+        uint8_t *restrict d = out + start;
+        uint32_t special = 0;
+        for (long j = 0; j < m; j++) {
+            uint32_t a = s[j] & 0x7FFFFFFFu;
+            special |= (uint32_t)(a != 0) & (uint32_t)((a - minN) > range);
+        }
+        if (special) break;
+        for (long j = 0; j < m; j++) {
+            uint32_t b = s[j], a = b & 0x7FFFFFFFu;
+            largest = a > largest ? a : largest;
+            uint32_t r = (a + halfm1 + ((a >> sh) & 1u)) & ~low;
+            uint32_t code = a != 0 ? (r - adj) >> sh : 0;
+            d[j] = (uint8_t)(code | ((b & 0x80000000u) >> signShift));
+        }
+    }
+    *top = largest;
+    return start < n ? start : n;
+}
+
 INLINE void unpack_cfp8_body(const uint8_t *restrict codes, long n, uint32_t *restrict out, const dojo_cfp_params *f) {
     const uint32_t mm = f->code_mag_mask, mbits = f->mantissa_bits, sh = f->shift, adj = f->bias_adj;
     const uint32_t signShift = f->sign_shift;
@@ -665,6 +697,51 @@ AVX2 static long round_cfp_avx2_hand(uint32_t *restrict p, long n, const dojo_cf
     return start + round_cfp_body(p + start, n - start, f, top);
 }
 
+/// round_cfp8_codes_body by hand: round_cfp_avx2_hand's rounding and pack_cfp8_avx2_hand's codes, 64 values a chunk;
+/// a chunk holding a value outside zero and the normal range stops it (denormals included: the caller rounds and
+/// codes that chunk).
+AVX2 static long round_cfp8_codes_avx2_hand(const uint32_t *restrict src, long n, uint8_t *restrict out, const dojo_cfp_params *f,
+                                            uint32_t *top) {
+    if (f->mag_mask != 0x7FFFFFFFu) return 0;
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), sign_bit = _mm256_set1_epi32((int)0x80000000u);
+    const __m256i one = _mm256_set1_epi32(1), half_m1 = _mm256_set1_epi32((int)(f->low_mask >> 1));
+    const __m256i keep = _mm256_set1_epi32((int)~f->low_mask);
+    const __m256i code_base = _mm256_set1_epi32((int)(f->bias_adj >> f->shift));
+    const __m128i shift = _mm_cvtsi32_si128((int)f->shift), sign_shift = _mm_cvtsi32_si128((int)f->sign_shift);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i largest = _mm256_set1_epi32((int)*top);
+    long start = 0;
+    int stopped = 0;
+    for (; start + CHUNK <= n; start += CHUNK) {
+        cfp_range range = cfp_range_start();
+        __m256i big = largest, codes[8];
+        for (int k = 0; k < 8; k++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(src + start + 8 * k));
+            __m256i a = _mm256_and_si256(b, abs_mask);
+            cfp_range_add(&range, a, one);
+            big = _mm256_max_epu32(big, a);
+            __m256i odd = _mm256_and_si256(_mm256_srl_epi32(a, shift), one);
+            __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(a, half_m1), odd), keep);
+            __m256i mag = _mm256_max_epi32(_mm256_sub_epi32(_mm256_srl_epi32(r, shift), code_base), _mm256_setzero_si256());
+            codes[k] = _mm256_or_si256(mag, _mm256_srl_epi32(_mm256_and_si256(b, sign_bit), sign_shift));
+        }
+        if (cfp_range_special(range, f)) { stopped = 1; break; }
+        largest = big;
+        for (int k = 0; k < 8; k += 4) {
+            __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(codes[k], codes[k + 1]),
+                                                _mm256_packus_epi32(codes[k + 2], codes[k + 3]));
+            _mm256_storeu_si256((__m256i *)(out + start + 8 * k), _mm256_permutevar8x32_epi32(bytes, order));
+        }
+    }
+    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(largest), _mm256_extracti128_si256(largest, 1));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4E));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xB1));
+    uint32_t t = (uint32_t)_mm_cvtsi128_si32(m);
+    *top = t > *top ? t : *top;
+    if (stopped || start == n) return start;
+    return start + round_cfp8_codes_body(src + start, n - start, out + start, f, top);
+}
+
 /// 8 codes at a time: a normal's bits are its magnitude shifted into FP32's place plus the exponent's offset; a
 /// denormal (and zero) is its magnitude times the value of code 1, an exact product.
 AVX2 static void unpack_cfp8_avx2_hand(const uint8_t *restrict codes, long n, uint32_t *restrict out, const dojo_cfp_params *f) {
@@ -786,6 +863,12 @@ long dojo_pack_cfp8(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_pa
     if (use_avx2()) return pack_cfp8_avx2_hand(src, n, out, f);
 #endif
     return pack_cfp8_base(src, n, out, f);
+}
+long dojo_round_cfp8_codes(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_params *f, uint32_t *top) {
+#if DOJO_X86
+    if (use_avx2()) return round_cfp8_codes_avx2_hand(src, n, out, f, top);
+#endif
+    return round_cfp8_codes_body(src, n, out, f, top);
 }
 void dojo_unpack_cfp8(const uint8_t *codes, long n, uint32_t *out, const dojo_cfp_params *f) {
 #if DOJO_X86

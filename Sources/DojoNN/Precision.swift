@@ -88,11 +88,20 @@ public final class PrecisionPolicy: @unchecked Sendable {
         let r = rounding(site: site, stochastic: stochastic)
         // the format's constants set up once for every span this tensor's kernel rounds
         let rounder = NumberFormat.SpanRounder(nf, rounding: r)
+        // CFP8 to nearest-even: a kernel whose output is held as codes only rounds and codes each span in one pass
+        var codesSpan: RoundingTask.CodesSpan? = nil
+        if rounder.roundsIntoCodes {
+            codesSpan = { (p: UnsafeMutablePointer<Float>, count: Int, offset: Int, codes: UnsafeMutableRawPointer) -> (UInt8, Float, Bool) in
+                var top: UInt32 = 0
+                let r = rounder.roundIntoCodes(p, count: count, offset: UInt64(offset), codes: codes, largest: &top)
+                return (r.flags.rawValue, tracked ? NumberFormat.SpanRounder.magnitude(top) : 0, r.coded)
+            }
+        }
         return RoundingTask(bf16NearestEven: nf.format == .bf16 && !stochastic, numberFormat: nf, span: { p, count, offset in
             var top: UInt32 = 0
             let bits = rounder.round(p, count: count, offset: UInt64(offset), largest: &top).rawValue
             return (bits, tracked ? NumberFormat.SpanRounder.magnitude(top) : 0)
-        }, done: { [self] tally in
+        }, codesSpan: codesSpan, done: { [self] tally in
             flags.formUnion(ExceptionFlags(rawValue: tally.flags))
             if tracked { note(tally.largest, site: site) }
         })

@@ -110,10 +110,38 @@ extension NumberFormat {
         private let p: Params
         private let c: dojo_cfp_params?
         private let rng: CounterRNG?
+        private let format: NumberFormat
         public init(_ format: NumberFormat, rounding: Rounding = .nearestEven) {
             p = format.params
             rng = rounding.rng
             c = p.isBF16 || rng != nil ? nil : p.cParams
+            self.format = format
+        }
+
+        /// Whether `roundIntoCodes` can run: nearest-even to a signed 1-byte format (CFP8).
+        public var roundsIntoCodes: Bool { format.packedBytes == 1 && c.map { $0.mag_mask == 0x7FFF_FFFF } == true }
+
+        /// Rounds `count` values as `round` does and writes the rounded values' codes (`packExactly`'s, 1 byte each) to
+        /// `codes` instead of the values: zero and the normal range in one C pass that never stores the rounded values
+        /// (`dojo_round_cfp8_codes`); a chunk of 64 holding another value (a denormal, one beyond the largest) is rounded
+        /// in place (`values` is then changed there) and coded as before. Returns the flags raised and whether every
+        /// value was coded (false: a NaN); only where `roundsIntoCodes`.
+        public func roundIntoCodes(_ values: UnsafeMutablePointer<Float>, count n: Int, offset: UInt64,
+                                   codes: UnsafeMutableRawPointer, largest: inout UInt32) -> (flags: ExceptionFlags, coded: Bool) {
+            precondition(roundsIntoCodes, "roundIntoCodes: \(format.format.rawValue) with this rounding has no one-pass codes")
+            var c = c!
+            let u = UnsafeRawPointer(values).assumingMemoryBound(to: UInt32.self)
+            let out = codes.assumingMemoryBound(to: UInt8.self)
+            var flags: ExceptionFlags = [], coded = true, start = 0
+            while start < n {
+                start += dojo_round_cfp8_codes(u + start, n - start, out + start, &c, &largest)
+                if start >= n { break }
+                let end = Swift.min(start + 64, n)
+                flags.formUnion(round(values + start, count: end - start, offset: offset &+ UInt64(start), largest: &largest))
+                if !format.packExactly(values + start, count: end - start, into: codes + start) { coded = false }
+                start = end
+            }
+            return (flags, coded)
         }
 
         /// Rounds `count` values in place (element i uses RNG index `offset + i`), raising `largest` to the largest

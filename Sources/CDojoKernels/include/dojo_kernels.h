@@ -48,6 +48,13 @@ long dojo_round_cfp_nearest(uint32_t *p, long n, const dojo_cfp_params *f, uint3
 /// value in the normal range is not exact in the format.
 long dojo_pack_cfp8(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_params *f);
 
+/// Rounds src[0..<n] (FP32 bits) to nearest-even in a signed 8-bit format and writes the rounded values' codes to
+/// out (src unchanged), raising *top to the largest |value| bits seen (before rounding): dojo_round_cfp_nearest and
+/// then dojo_pack_cfp8 in one pass, the rounded values never stored. Returns n, or the start of the first 64-value
+/// chunk holding a value outside zero and the normal range (a denormal too), which the caller rounds and codes (that
+/// chunk's codes and the rest's unwritten); 0 for an unsigned format.
+long dojo_round_cfp8_codes(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_params *f, uint32_t *top);
+
 /// FP32 bits of n 8-bit codes of a signed CFP format (normals, denormals, zeros).
 void dojo_unpack_cfp8(const uint8_t *codes, long n, uint32_t *out, const dojo_cfp_params *f);
 

@@ -54,10 +54,19 @@ public final class RoundingTask: @unchecked Sendable {
     /// storage's `packFormat`: its values can then be packed).
     public let numberFormat: NumberFormat?
 
+    /// Rounds `count` values (`offset` the first one's index) and writes the codes of the rounded values, in
+    /// `numberFormat`, at the address given, instead of the rounded values (the values may be changed): one pass where
+    /// rounding and then coding (`codes.write`) would be two (CFP8 to nearest-even, `SpanRounder.roundIntoCodes`).
+    /// Returns the flags, the largest magnitude and whether every value was coded. Nil: round, then code.
+    public typealias CodesSpan = @Sendable (UnsafeMutablePointer<Float>, Int, Int, UnsafeMutableRawPointer) -> (UInt8, Float, Bool)
+    let codesSpan: CodesSpan?
+
     public init(bf16NearestEven: Bool = false, numberFormat: NumberFormat? = nil,
                 span: @escaping @Sendable (UnsafeMutablePointer<Float>, Int, Int) -> (UInt8, Float),
+                codesSpan: CodesSpan? = nil,
                 done: @escaping @Sendable (Tally) -> Void) {
         self.bf16NearestEven = bf16NearestEven; self.numberFormat = numberFormat; self.span = span; self.done = done
+        self.codesSpan = numberFormat?.packedBytes == nil ? nil : codesSpan
     }
 
     /// Rounds `count` values at `p` (the tensor's values `offset..<offset+count`) in place, noting into `tally`.
@@ -131,8 +140,14 @@ public final class RoundingTask: @unchecked Sendable {
                 while lo < r.upperBound {
                     let n = Swift.min(blockUnits, r.upperBound - lo)
                     produce(lo, n, s, s + blockUnits * width)
-                    round(s, count: n * width, offset: lo * width, into: &tally)
-                    codes.write(s, count: n * width, offset: lo * width)
+                    if let direct = codesSpan, codes.format == numberFormat {
+                        let (flags, top, coded) = direct(s, n * width, lo * width, codes.address(of: lo * width))
+                        tally.add(flags, top)
+                        if !coded { codes.markFailed() }
+                    } else {
+                        round(s, count: n * width, offset: lo * width, into: &tally)
+                        codes.write(s, count: n * width, offset: lo * width)
+                    }
                     lo += n
                 }
             }
@@ -179,6 +194,13 @@ public final class CodesWriter: @unchecked Sendable {
     public func write(_ values: UnsafePointer<Float>, count: Int, offset: Int) {
         if !format.packExactly(values, count: count, into: codes + offset * bytes) { failed.store(true, ordering: .relaxed) }
     }
+
+    /// Where value `offset`'s code goes.
+    @inline(__always)
+    func address(of offset: Int) -> UnsafeMutableRawPointer { codes + offset * bytes }
+
+    /// A span could not be coded (`codesOnlyStorage` then gives nil).
+    func markFailed() { failed.store(true, ordering: .relaxed) }
 
     /// A storage holding the values as these codes only (`Storage(codes:count:format:)`), for a kernel that wrote
     /// the codes in place of its FP32 output; nil (the codes freed) when a span could not be coded: the caller then
