@@ -450,7 +450,7 @@ import Testing
     /// (`Engine.gradientCodes`), which converts the FP32 gradient for each product; the codes decode to the gradient.
     @Test(arguments: [Format.bf16, .cfp8_143])
     func aRoundedGradientCarriesItsCodesToTheProducts(_ f: Format) throws {
-        let (dtype, bytes, r) = try Self.format(f)
+        let (dtype, _, r) = try Self.format(f)
         func run(codes: Bool, shared: Bool) -> [[UInt32]] {
             Engine.$gradientCodes.withValue(codes) {
                 let x = FusedRoundingTests.values([300, 64], seed: 41).rounded(to: dtype, r.pass).requiringGrad()
@@ -481,11 +481,48 @@ import Testing
                 return (y * FusedRoundingTests.values([300, 48], seed: 46)).sum()
             }
             let d = try #require(tape.backward(from: loss)[g])
-            #expect(d.storage.bytesHeld == d.count * (4 + bytes), "FP32 values and \(bytes)-byte codes")
+            // BF16 codes in either format (a CFP8 gradient's values are exact in BF16): the products read them as they are
+            #expect(d.storage.bytesHeld == d.count * (4 + 2), "FP32 values and 2-byte codes")
+            #expect(d.storage.bf16Codes != nil)
             let values = FusedRoundingTests.bits(d)
             #expect(d.storage.packAway() && d.storage.isPacked)
             #expect(FusedRoundingTests.bits(d) == values)
         }
+    }
+
+    /// A gradient rounded by the kernel that writes it (GELU's backward loop for GELU's input, a Linear's input-gradient
+    /// product for its input) gets BF16 codes written span by span as it is rounded, when BF16 products read it
+    /// (`Tensor.fusingGradientRounding(codes:)`): every gradient is the same bit for bit with and without the codes
+    /// (`Engine.gradientCodes`), and the rounded gradient carries them (CFP8's too: its values are exact in BF16).
+    @Test(arguments: [Format.bf16, .cfp8_143])
+    func gradientsRoundedInTheirKernelsCarryBF16Codes(_ f: Format) throws {
+        let (dtype, _, r) = try Self.format(f)
+        func run(codes: Bool) -> (grads: [[UInt32]], coded: [Bool]) {
+            Engine.$gradientCodes.withValue(codes) {
+                let x = FusedRoundingTests.values([300, 64], seed: 51).rounded(to: dtype, r.pass).requiringGrad()
+                let w1 = FusedRoundingTests.values([96, 64], seed: 52).rounded(to: dtype, r.pass).requiringGrad()
+                let b1 = FusedRoundingTests.values([96], seed: 53).requiringGrad()
+                let w2 = FusedRoundingTests.values([48, 96], seed: 54).rounded(to: dtype, r.pass).requiringGrad()
+                let b2 = FusedRoundingTests.values([48], seed: 55).requiringGrad()
+                let up = FusedRoundingTests.values([300, 48], seed: 56)
+                var h: Tensor? = nil, a: Tensor? = nil
+                let tape = Tape()
+                let loss = tape.record { () -> Tensor in
+                    // GELU's input (its gradient rounded in GELU's backward loop) and fc2's (rounded after fc2's product)
+                    h = x.linear(weight: w1, bias: b1).rounded(to: dtype, inPlace: true, r.pass, gradient: r)
+                    a = h!.gelu().rounded(to: dtype, inPlace: true, r.pass, gradient: r)
+                    // fc2's output gradient rounded too (a BF16 operand), as a layer's is
+                    return (a!.linear(weight: w2, bias: b2).rounded(to: dtype, inPlace: true, r.pass, gradient: r) * up).sum()
+                }
+                var coded: [Bool] = []
+                let grads = tape.backward(from: loss, watching: [a!, h!]) { _, g, _ in coded.append(g.storage.bf16Codes != nil) }
+                return ([x, w1, b1, w2, b2].map { FusedRoundingTests.bits(grads[$0]!) }, coded)
+            }
+        }
+        let on = run(codes: true), off = run(codes: false)
+        #expect(on.grads == off.grads)
+        #expect(off.coded == [false, false])
+        if BF16Gemm.isEnabled { #expect(on.coded == [true, true], "the gradients of fc2's and GELU's inputs carry BF16 codes") }
     }
 
     /// GELU's output in training on BF16 kernels is written as codes only (nothing in training reads its FP32 values:

@@ -217,11 +217,12 @@ public enum EltwiseKernel {
     /// that keeps only one may pass the same pointer for both).
     ///
     /// Where the loop is this engine's own (GELU's tanh form): `xPacked`, x held packed, decoded a block at a time
-    /// (`x` is then not read); `round`, dx rounded block by block as it is written. Returns whether it rounded.
+    /// (`x` is then not read); `round`, dx rounded block by block as it is written, and `codes` written for each block
+    /// after its rounding. Returns whether it rounded.
     @discardableResult
     public static func backward(_ algorithm: EltwiseAlgorithm, count: Int, x: UnsafePointer<Float>, y: UnsafePointer<Float>,
                                 dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, backend: KernelBackend = .oneDNN,
-                                xPacked: PackedValues? = nil, round: RoundingTask? = nil) -> Bool {
+                                xPacked: PackedValues? = nil, round: RoundingTask? = nil, codes: CodesWriter? = nil) -> Bool {
         if backend == .reference || count < smallest {
             precondition(xPacked == nil, "the reference loop reads x itself")
             parallelChunks(count) { r in for i in r { dx[i] = dy[i] * algorithm.derivative(x[i], y[i]) } }
@@ -234,7 +235,7 @@ public enum EltwiseKernel {
                 }
                 return false
             }
-            inBlocks(count, of: dx, rounding: round) { lo, n, t in
+            inBlocks(count, of: dx, rounding: round, codes: codes) { lo, n, t in
                 var bx = x + lo
                 if let xPacked { xPacked.read(lo, count: n, into: t); bx = UnsafePointer(t) }
                 dojo_gelu_tanh_backward_f32(bx, dy + lo, dx + lo, n)

@@ -345,9 +345,9 @@ extension Tensor {
             let ownLoop = backend == .oneDNN && algorithm == .geluTanh && g.count >= EltwiseKernel.smallest
             let packed = ownLoop ? kept.storage.packedValues : nil
             let pk = packed == nil ? kept.pointer : g.pointer
-            Tensor.fusingGradientRounding(ownLoop ? rounding : nil, of: serial, into: r) { task in
+            Tensor.fusingGradientRounding(ownLoop ? rounding : nil, of: serial, into: r, codes: true) { task, codes in
                 EltwiseKernel.backward(algorithm, count: g.count, x: pk, y: pk, dy: g.pointer, dx: r.pointer, backend: backend,
-                                       xPacked: packed, round: task)
+                                       xPacked: packed, round: task, codes: codes)
             }
             return [r]
         }

@@ -179,8 +179,8 @@ extension Tensor {
                     let d = Tensor(uninitializedShape: [n, k]), pdx = d.pointer
                     BF16Gemm.run(transposeA: false, transposeB: false, m: n, n: k, k: m, a: g16.bits, lda: m, b: w16.bits, ldb: k,
                                  c: pdx, ldc: k)
-                    x.fusingGradientRounding(into: d) { task in
-                        task?.roundAll(pdx, count: n * k)
+                    Tensor.fusingGradientRounding(x.gradientRounding, of: x.serial, into: d, codes: true) { task, codes in
+                        task?.roundAll(pdx, count: n * k, codes: codes)
                         return task != nil
                     }
                     dx = d

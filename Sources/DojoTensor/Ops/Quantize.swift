@@ -181,13 +181,21 @@ public final class CodesWriter: @unchecked Sendable {
         codes = UnsafeMutableRawPointer.allocate(byteCount: count * b, alignment: 64)
     }
 
-    /// Codes for a rounded gradient, which no tape packs: a BF16 product reads them in place of its FP32 values. Nil
-    /// for a tensor too small to be worth it or a rounding to a format without codes.
+    /// Codes for a rounded gradient, which no tape packs: a BF16 product reads them in place of its FP32 values. A
+    /// gradient rounded to CFP8 gets BF16 codes (its values' upper halves: CFP8's values are exact in BF16), which the
+    /// products read as they are, not 1-byte codes that each product would look up into BF16 bits first; the
+    /// storage's `packFormat` is then BF16 (`format`). Nil for a tensor too small to be worth it or a rounding to a
+    /// format without codes.
     public init?(gradientOf task: RoundingTask, count: Int) {
-        guard count >= Storage.packMinimum, let f = task.numberFormat, let b = f.packedBytes else { return nil }
+        guard count >= Storage.packMinimum, var f = task.numberFormat, var b = f.packedBytes else { return nil }
+        if b == 1, f.format == .cfp8_143 || f.format == .cfp8_152 { f = CodesWriter.bf16; b = 2 }
         format = f; bytes = b
         codes = UnsafeMutableRawPointer.allocate(byteCount: count * b, alignment: 64)
     }
+    private static let bf16 = try! NumberFormat(.bf16)
+
+    /// Frees the codes (a kernel that did not write them).
+    public func discard() { codes.deallocate() }
 
     /// The codes of the rounded values `offset..<offset+count` (at `values`).
     @inline(__always)
@@ -254,7 +262,7 @@ extension Tensor {
                 let codes = CodesWriter(gradientOf: task, count: r.count)
                 task.roundAll(r.pointer, count: r.count, from: r.storage === g.storage ? nil : UnsafePointer(g.pointer), codes: codes)
                 task.finish()
-                r.storage.packFormat = task.numberFormat
+                r.storage.packFormat = codes?.format ?? task.numberFormat
                 codes?.finish(r)
                 r.bf16Exact = true
                 return [r]
@@ -287,11 +295,27 @@ extension Tensor {
 
     /// The same for the tensor with this `serial` and `gradientRounding`, for a backward that does not keep the tensor.
     public static func fusingGradientRounding(_ rounding: TensorRounding?, of serial: Int, into dx: Tensor, _ body: (RoundingTask?) -> Bool) {
-        guard let task = rounding?.begin(), !dx.isShapeOnly else { _ = body(nil); return }
-        guard body(task) else { return }
+        fusingGradientRounding(rounding, of: serial, into: dx, codes: false) { task, _ in body(task) }
+    }
+
+    /// The same, and where the gradient goes to BF16 products (a format exact in BF16, BF16 kernels on), `body` is also
+    /// given codes to write for each span right after rounding it (`CodesWriter(gradientOf:)`: BF16's): the products
+    /// that read `dx` (a layer's weight and input gradients) then take them as they are, not a conversion of its FP32
+    /// values in a pass of their own (`BF16Operand`).
+    public static func fusingGradientRounding(_ rounding: TensorRounding?, of serial: Int, into dx: Tensor, codes wanted: Bool,
+                                              _ body: (RoundingTask?, CodesWriter?) -> Bool) {
+        guard let task = rounding?.begin(), !dx.isShapeOnly else { _ = body(nil, nil); return }
+        let exactInBF16 = rounding.map { $0.dtype == .bf16 || $0.dtype == .cfp8_143 || $0.dtype == .cfp8_152 } ?? false
+        let codes = wanted && Engine.gradientCodes && exactInBF16 && BF16Gemm.isEnabled ? CodesWriter(gradientOf: task, count: dx.count) : nil
+        guard body(task, codes) else { codes?.discard(); return }
         task.finish()
         dx.format = rounding?.dtype
         dx.roundedAsGradientOf = serial
+        if let codes {
+            dx.storage.packFormat = codes.format
+            codes.finish(dx)
+            dx.bf16Exact = true
+        }
     }
 
     /// The largest magnitude in the tensor (NaN if any value is NaN).
