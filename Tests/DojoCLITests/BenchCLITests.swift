@@ -4,7 +4,7 @@ import Testing
 /// `dojo bench` measures a network's fp32, bf16 and cfp8 steps in rounds, in turn, and reports each one's median round.
 @Suite("dojo bench rounds")
 struct BenchCLITests {
-    @Test("--rounds 2: each format of the small CNN has two rounds, and reports one of them (the median's index)")
+    @Test("--rounds 2: each format of the small CNN has two rounds, and reports one of them (the median's index) and the fastest step")
     func rounds() throws {
         let r = runDojo(["bench", "--only", "small-cnn", "--quick", "--json", "--rounds", "2"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -16,6 +16,9 @@ struct BenchCLITests {
             let step = try #require(l["seconds_per_step"] as? Double)
             #expect(rounds.count == 2 && rounds.allSatisfy { $0 > 0 })
             #expect(step == rounds.sorted()[1])
+            // the fastest timed step of all rounds: no slower than any round's median step
+            let best = try #require(l["best_seconds_per_step"] as? Double)
+            #expect(best > 0 && best <= rounds.min()!)
         }
     }
 }
