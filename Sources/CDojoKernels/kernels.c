@@ -532,6 +532,22 @@ AVX2 static inline int cfp_range_special(cfp_range r, const dojo_cfp_params *f) 
     return !_mm256_testz_si256(any, any);
 }
 
+/// *top raised to the largest of the 8 lanes (unsigned |value| bits).
+AVX2 static inline void cfp_raise_top(__m256i largest, uint32_t *top) {
+    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(largest), _mm256_extracti128_si256(largest, 1));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4E));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xB1));
+    uint32_t t = (uint32_t)_mm_cvtsi128_si32(m);
+    *top = t > *top ? t : *top;
+}
+
+/// Nearest-even on FP32 bits to the format's mantissa (`keep` the bits kept, `half_m1` half a unit less one): the
+/// rounded bits, their dropped bits cleared (a value in the normal range never carries into the sign bit).
+AVX2 static inline __m256i cfp_round_bits(__m256i b, __m128i shift, __m256i one, __m256i half_m1, __m256i keep) {
+    __m256i odd = _mm256_and_si256(_mm256_srl_epi32(b, shift), one);
+    return _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(b, half_m1), odd), keep);
+}
+
 /// For |bits| m (the bits the format's sign rule keeps), the lanes the denormal paths below leave to the caller (all
 /// ones: m ≥ the largest + 1, that is NaN, infinity or an unsigned negative; or 1 ≤ m ≤ FP32's largest subnormal), and in
 /// *den the lanes below the format's smallest normal (1 ≤ m < the smallest normal).
@@ -680,19 +696,14 @@ AVX2 static long round_cfp_avx2_hand(uint32_t *restrict p, long n, const dojo_cf
             __m256i a = _mm256_and_si256(b, abs_mask);
             cfp_range_add(&range, is_signed ? a : _mm256_and_si256(b, mask), one);
             big = _mm256_max_epu32(big, a);
-            // nearest-even on the bits with their sign: a value in the normal range never carries into the sign bit
-            __m256i odd = _mm256_and_si256(_mm256_srl_epi32(b, shift), one);
-            r[k] = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(b, half_m1), odd), keep);
+            // nearest-even on the bits with their sign
+            r[k] = cfp_round_bits(b, shift, one, half_m1, keep);
         }
         if (cfp_range_special(range, f) && !round_chunk_denormals(p + start, f, r, underflow)) break;
         largest = big;
         for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(p + start + 8 * k), r[k]);
     }
-    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(largest), _mm256_extracti128_si256(largest, 1));
-    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4E));
-    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xB1));
-    uint32_t t = (uint32_t)_mm_cvtsi128_si32(m);
-    *top = t > *top ? t : *top;
+    cfp_raise_top(largest, top);
     if (start + CHUNK <= n || start == n) return start;   // stopped at a special chunk, or done
     return start + round_cfp_body(p + start, n - start, f, top);
 }
@@ -720,8 +731,7 @@ AVX2 static long round_cfp8_codes_avx2_hand(const uint32_t *restrict src, long n
             __m256i a = _mm256_and_si256(b, abs_mask);
             cfp_range_add(&range, a, one);
             big = _mm256_max_epu32(big, a);
-            __m256i odd = _mm256_and_si256(_mm256_srl_epi32(a, shift), one);
-            __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(a, half_m1), odd), keep);
+            __m256i r = cfp_round_bits(a, shift, one, half_m1, keep);
             __m256i mag = _mm256_max_epi32(_mm256_sub_epi32(_mm256_srl_epi32(r, shift), code_base), _mm256_setzero_si256());
             codes[k] = _mm256_or_si256(mag, _mm256_srl_epi32(_mm256_and_si256(b, sign_bit), sign_shift));
         }
@@ -733,11 +743,7 @@ AVX2 static long round_cfp8_codes_avx2_hand(const uint32_t *restrict src, long n
             _mm256_storeu_si256((__m256i *)(out + start + 8 * k), _mm256_permutevar8x32_epi32(bytes, order));
         }
     }
-    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(largest), _mm256_extracti128_si256(largest, 1));
-    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4E));
-    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xB1));
-    uint32_t t = (uint32_t)_mm_cvtsi128_si32(m);
-    *top = t > *top ? t : *top;
+    cfp_raise_top(largest, top);
     if (stopped || start == n) return start;
     return start + round_cfp8_codes_body(src + start, n - start, out + start, f, top);
 }
