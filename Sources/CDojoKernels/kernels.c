@@ -495,6 +495,16 @@ INLINE int bn_affine_bf16_codes_body(const float *x, long s, float a, float b, u
 #undef CODE
 }
 
+/// BF16 nearest-even of x[0..<s] and the codes written, in one pass, the rounded values never stored: bit for bit
+/// `dojo_round_bf16_if_normal` and then `dojo_pack_bf16`.
+INLINE int round_bf16_codes_body(const float *x, long s, uint16_t *codes) {
+#define VALUE(j) (x[lo + (j)])
+#define CODE(j, u) (codes[lo + (j)] = (uint16_t)((u) >> 16))
+    BF16_ONE_PASS(VALUE, CODE)
+#undef VALUE
+#undef CODE
+}
+
 INLINE int bn_backward_dx_bf16_body(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
 #define DX(j) (a * dy[lo + (j)] + b * x[lo + (j)] + c)
 #define ROUNDED(j, u) do { uint32_t r_ = (u); memcpy(&dx[lo + (j)], &r_, 4); } while (0)
@@ -841,6 +851,7 @@ BOTH(void, bn_backward_sums, (const float *x, const float *dy, long s, float m, 
      (x, dy, s, m, sumDy, sumDyXc))
 BOTH(void, bn_backward_dx, (const float *x, const float *dy, float *dx, long s, float a, float b, float c),
      (x, dy, dx, s, a, b, c))
+BOTH(int, round_bf16_codes, (const float *x, long s, uint16_t *codes), (x, s, codes))
 BOTH(void, relu_backward_codes16, (const uint16_t *codes, const float *dy, float *dx, long n), (codes, dy, dx, n))
 BOTH(void, relu_backward_codes8, (const uint8_t *codes, const float *dy, float *dx, long n), (codes, dy, dx, n))
 BOTH(void, softmax_rows, (const float *x, float *y, long rows, long n, long row0, int causal, int take_log),
@@ -915,6 +926,7 @@ void dojo_softmax_backward_rows_f32(const float *gy, const float *y, float *dx, 
     DISPATCH(softmax_backward_rows, (gy, y, dx, rows, n, take_log));
 }
 float dojo_exp_f32(float x) { return exp_vec(x); }
+int dojo_round_bf16_codes(const float *x, long n, uint16_t *codes) { return DISPATCH(round_bf16_codes, (x, n, codes)); }
 void dojo_relu_backward_codes16(const uint16_t *codes, const float *dy, float *dx, long n) {
     DISPATCH(relu_backward_codes16, (codes, dy, dx, n));
 }

@@ -88,7 +88,8 @@ public final class PrecisionPolicy: @unchecked Sendable {
         let r = rounding(site: site, stochastic: stochastic)
         // the format's constants set up once for every span this tensor's kernel rounds
         let rounder = NumberFormat.SpanRounder(nf, rounding: r)
-        // CFP8 to nearest-even: a kernel whose output is held as codes only rounds and codes each span in one pass
+        // BF16 and CFP8 to nearest-even: a kernel whose output is held as codes only rounds and codes each span in one
+        // pass (BF16 roundings are not tracked: its C pass finds no largest magnitude)
         var codesSpan: RoundingTask.CodesSpan? = nil
         if rounder.roundsIntoCodes {
             codesSpan = { (p: UnsafeMutablePointer<Float>, count: Int, offset: Int, codes: UnsafeMutableRawPointer) -> (UInt8, Float, Bool) in

@@ -118,17 +118,26 @@ extension NumberFormat {
             self.format = format
         }
 
-        /// Whether `roundIntoCodes` can run: nearest-even to a signed 1-byte format (CFP8).
-        public var roundsIntoCodes: Bool { format.packedBytes == 1 && c.map { $0.mag_mask == 0x7FFF_FFFF } == true }
+        /// Whether `roundIntoCodes` can run: nearest-even to BF16 or to a signed 1-byte format (CFP8).
+        public var roundsIntoCodes: Bool {
+            (p.isBF16 && rng == nil) || (format.packedBytes == 1 && c.map { $0.mag_mask == 0x7FFF_FFFF } == true)
+        }
 
-        /// Rounds `count` values as `round` does and writes the rounded values' codes (`packExactly`'s, 1 byte each) to
-        /// `codes` instead of the values: zero and the normal range in one C pass that never stores the rounded values
-        /// (`dojo_round_cfp8_codes`); a chunk of 64 holding another value (a denormal, one beyond the largest) is rounded
-        /// in place (`values` is then changed there) and coded as before. Returns the flags raised and whether every
-        /// value was coded (false: a NaN); only where `roundsIntoCodes`.
+        /// Rounds `count` values as `round` does and writes the rounded values' codes (`packExactly`'s) to `codes`
+        /// instead of the values: zero and the normal range in one C pass that never stores the rounded values
+        /// (`dojo_round_cfp8_codes`, `dojo_round_bf16_codes`); a chunk of 64 holding another value (a denormal, one
+        /// beyond the largest; for BF16 the whole span) is rounded in place (`values` is then changed there) and coded
+        /// as before. Returns the flags raised and whether every value was coded; `largest` is raised as `round`
+        /// raises it, except by BF16's C pass (a BF16 rounding tracks no maximum). Only where `roundsIntoCodes`.
         public func roundIntoCodes(_ values: UnsafeMutablePointer<Float>, count n: Int, offset: UInt64,
                                    codes: UnsafeMutableRawPointer, largest: inout UInt32) -> (flags: ExceptionFlags, coded: Bool) {
             precondition(roundsIntoCodes, "roundIntoCodes: \(format.format.rawValue) with this rounding has no one-pass codes")
+            if p.isBF16 {
+                // BF16: the C pass for spans of normal values; another span rounded in place and coded after
+                if dojo_round_bf16_codes(values, n, codes.assumingMemoryBound(to: UInt16.self)) != 0 { return ([], true) }
+                let flags = round(values, count: n, offset: offset, largest: &largest)
+                return (flags, format.packExactly(values, count: n, into: codes))
+            }
             var c = c!
             let u = UnsafeRawPointer(values).assumingMemoryBound(to: UInt32.self)
             let out = codes.assumingMemoryBound(to: UInt8.self)

@@ -156,10 +156,10 @@ struct KernelBuildTests {
         if codesByBuild.count == 2 { #expect(codesByBuild[0] == codesByBuild[1]) }
     }
 
-    /// `SpanRounder.roundIntoCodes` (CFP8 to nearest-even, rounded and coded in one pass, the rounded values never
-    /// stored) against rounding in place and then `packExactly`: the same codes, flags and largest magnitude, with each
-    /// build, on mixtures whose special values (denormals, beyond the largest, negative zeros) send chunks to the
-    /// two-pass path; a NaN (no code) is reported as not coded.
+    /// `SpanRounder.roundIntoCodes` (BF16 and CFP8 to nearest-even, rounded and coded in one pass, the rounded values
+    /// never stored) against rounding in place and then `packExactly`: the same codes and flags (and, for CFP8, the same
+    /// largest magnitude), with each build, on mixtures whose special values (denormals, beyond the largest, FP32
+    /// subnormals, negative zeros) send spans to the two-pass path; and a NaN.
     @Test("rounding into codes in one pass: each build gives the codes of rounding and then packing, and the same flags")
     func roundingIntoCodes() {
         defer { NumberFormat.useAVX2Kernels(true) }
@@ -167,43 +167,36 @@ struct KernelBuildTests {
         for avx2 in Self.builds {
             NumberFormat.useAVX2Kernels(avx2)
             var all: [UInt8] = []
-            for (k, nf) in Self.formats.enumerated() where nf.packedBytes == 1 {
+            for (k, nf) in Self.formats.enumerated() {
+                guard let bytes = nf.packedBytes else { continue }
                 let rounder = NumberFormat.SpanRounder(nf)
                 #expect(rounder.roundsIntoCodes, "\(nf)")
                 #expect(!NumberFormat.SpanRounder(nf, rounding: .stochastic(seed: 1)).roundsIntoCodes)
-                for sparse in [0, 900, 50] {
-                    // finite values (a NaN is checked below): CFP8 has no infinity, its rounding clamps them
-                    let xs = Self.values(nf, count: 4_099, sparse: sparse, seed: UInt64(k + 7 * sparse)).filter { $0.isFinite }
+                // finite values, then one NaN among them
+                let mixtures = [0, 900, 50].map { sparse in
+                    Self.values(nf, count: 4_099, sparse: sparse, seed: UInt64(k + 7 * sparse)).filter { $0.isFinite }
+                } + [{ var v = Self.values(nf, count: 300, sparse: 0, seed: 9).filter { $0.isFinite }; v[130] = .nan; return v }()]
+                for xs in mixtures {
                     var twice = xs, once = xs
                     var topTwice: UInt32 = 0, topOnce: UInt32 = 0
-                    let want = UnsafeMutableRawPointer.allocate(byteCount: xs.count, alignment: 64)
-                    let got = UnsafeMutableRawPointer.allocate(byteCount: xs.count, alignment: 64)
+                    let want = UnsafeMutableRawPointer.allocate(byteCount: xs.count * bytes, alignment: 64)
+                    let got = UnsafeMutableRawPointer.allocate(byteCount: xs.count * bytes, alignment: 64)
                     defer { want.deallocate(); got.deallocate() }
                     let flagsTwice = twice.withUnsafeMutableBufferPointer { rounder.round($0.baseAddress!, count: xs.count, offset: 0, largest: &topTwice) }
-                    #expect(nf.packExactly(twice, count: xs.count, into: want))
+                    let packed = nf.packExactly(twice, count: xs.count, into: want)
                     let (flagsOnce, coded) = once.withUnsafeMutableBufferPointer {
                         rounder.roundIntoCodes($0.baseAddress!, count: xs.count, offset: 0, codes: got, largest: &topOnce)
                     }
-                    #expect(coded, "\(nf) avx2=\(avx2) sparse=\(sparse)")
-                    let a = Array(UnsafeRawBufferPointer(start: want, count: xs.count)), b = Array(UnsafeRawBufferPointer(start: got, count: xs.count))
-                    #expect(a == b, "\(nf) avx2=\(avx2) sparse=\(sparse): \(zip(a, b).filter { $0 != $1 }.count) codes differ")
-                    #expect(flagsOnce == flagsTwice, "\(nf) avx2=\(avx2) sparse=\(sparse)")
-                    #expect(topOnce == topTwice, "\(nf) avx2=\(avx2) sparse=\(sparse)")
+                    let label = "\(nf) avx2=\(avx2) NaN=\(xs.contains { $0.isNaN })"
+                    #expect(coded == packed, "\(label)")
+                    let a = Array(UnsafeRawBufferPointer(start: want, count: xs.count * bytes))
+                    let b = Array(UnsafeRawBufferPointer(start: got, count: xs.count * bytes))
+                    #expect(a == b, "\(label): \(zip(a, b).filter { $0 != $1 }.count) code bytes differ")
+                    #expect(flagsOnce == flagsTwice, "\(label)")
+                    if bytes == 1 { #expect(topOnce == topTwice, "\(label)") }
+                    if xs.contains(where: { $0.isNaN }), bytes == 1 { #expect(flagsOnce.contains(.invalid), "\(label)") }
                     all += b
                 }
-                // a NaN: the rounding raises invalid and gives it the code the two passes give
-                var withNaN = Self.values(nf, count: 300, sparse: 0, seed: 9).filter { $0.isFinite }
-                withNaN[130] = .nan
-                var twice = withNaN
-                var top1: UInt32 = 0, top2: UInt32 = 0
-                let want = UnsafeMutableRawPointer.allocate(byteCount: withNaN.count, alignment: 64)
-                let got = UnsafeMutableRawPointer.allocate(byteCount: withNaN.count, alignment: 64)
-                defer { want.deallocate(); got.deallocate() }
-                let f2 = twice.withUnsafeMutableBufferPointer { rounder.round($0.baseAddress!, count: $0.count, offset: 0, largest: &top2) }
-                let packed = nf.packExactly(twice, count: twice.count, into: want)
-                let r = withNaN.withUnsafeMutableBufferPointer { rounder.roundIntoCodes($0.baseAddress!, count: $0.count, offset: 0, codes: got, largest: &top1) }
-                #expect(r.coded == packed && r.flags == f2 && f2.contains(.invalid), "\(nf) avx2=\(avx2)")
-                #expect(Array(UnsafeRawBufferPointer(start: want, count: twice.count)) == Array(UnsafeRawBufferPointer(start: got, count: twice.count)))
             }
             codesByBuild.append(all)
         }

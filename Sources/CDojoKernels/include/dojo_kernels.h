@@ -55,6 +55,11 @@ long dojo_pack_cfp8(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_pa
 /// chunk's codes and the rest's unwritten); 0 for an unsigned format.
 long dojo_round_cfp8_codes(const uint32_t *src, long n, uint8_t *out, const dojo_cfp_params *f, uint32_t *top);
 
+/// BF16 nearest-even of x[0..<n] with the rounded values' codes written to codes (x unchanged), in one pass:
+/// dojo_round_bf16_if_normal and then dojo_pack_bf16. Returns 1; or 0 when a value is one those leave to their callers
+/// (an FP32 subnormal, near BF16's largest, infinite or NaN), the codes then partly written.
+int dojo_round_bf16_codes(const float *x, long n, uint16_t *codes);
+
 /// FP32 bits of n 8-bit codes of a signed CFP format (normals, denormals, zeros).
 void dojo_unpack_cfp8(const uint8_t *codes, long n, uint32_t *out, const dojo_cfp_params *f);
 

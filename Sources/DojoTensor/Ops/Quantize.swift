@@ -56,10 +56,10 @@ public final class RoundingTask: @unchecked Sendable {
 
     /// Rounds `count` values (`offset` the first one's index) and writes the codes of the rounded values, in
     /// `numberFormat`, at the address given, instead of the rounded values (the values may be changed): one pass where
-    /// rounding and then coding (`codes.write`) would be two (CFP8 to nearest-even, `SpanRounder.roundIntoCodes`).
+    /// rounding and then coding (`codes.write`) would be two (BF16 and CFP8 to nearest-even, `SpanRounder.roundIntoCodes`).
     /// Returns the flags, the largest magnitude and whether every value was coded. Nil: round, then code.
     public typealias CodesSpan = @Sendable (UnsafeMutablePointer<Float>, Int, Int, UnsafeMutableRawPointer) -> (UInt8, Float, Bool)
-    let codesSpan: CodesSpan?
+    public let codesSpan: CodesSpan?
 
     public init(bf16NearestEven: Bool = false, numberFormat: NumberFormat? = nil,
                 span: @escaping @Sendable (UnsafeMutablePointer<Float>, Int, Int) -> (UInt8, Float),
