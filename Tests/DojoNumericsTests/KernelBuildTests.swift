@@ -12,6 +12,17 @@ struct KernelBuildTests {
     /// Builds to run: baseline always, AVX2 where the CPU has it.
     static var builds: [Bool] { dojo_kernels_best_level() == 1 ? [false, true] : [false] }
 
+    /// Runs `body` with each build; the codes it returns must be the same bytes in both.
+    static func sameCodesInEachBuild(_ body: (_ avx2: Bool) throws -> [UInt8]) rethrows {
+        defer { NumberFormat.useAVX2Kernels(true) }
+        var codesByBuild: [[UInt8]] = []
+        for avx2 in builds {
+            NumberFormat.useAVX2Kernels(avx2)
+            codesByBuild.append(try body(avx2))
+        }
+        if codesByBuild.count == 2 { #expect(codesByBuild[0] == codesByBuild[1]) }
+    }
+
     /// Values of which about one in `sparse` is special (0 for none), the rest normal in `f`.
     static func values(_ f: NumberFormat, count: Int, sparse: Int, seed: UInt64) -> [Float] {
         var g = SplitMix64(seed: seed)
@@ -122,10 +133,7 @@ struct KernelBuildTests {
 
     @Test("packing: each build writes codes that unpack to the same bits, and refuses a value not exact")
     func packing() throws {
-        defer { NumberFormat.useAVX2Kernels(true) }
-        var codesByBuild: [[UInt8]] = []
-        for avx2 in Self.builds {
-            NumberFormat.useAVX2Kernels(avx2)
+        Self.sameCodesInEachBuild { avx2 in
             var all: [UInt8] = []
             for (k, nf) in Self.formats.enumerated() {
                 guard let bytes = nf.packedBytes else { continue }
@@ -151,9 +159,8 @@ struct KernelBuildTests {
                     }
                 }
             }
-            codesByBuild.append(all)
+            return all
         }
-        if codesByBuild.count == 2 { #expect(codesByBuild[0] == codesByBuild[1]) }
     }
 
     /// `SpanRounder.roundIntoCodes` (BF16 and CFP8 to nearest-even, rounded and coded in one pass, the rounded values
@@ -162,10 +169,7 @@ struct KernelBuildTests {
     /// subnormals, negative zeros) send spans to the two-pass path; and a NaN.
     @Test("rounding into codes in one pass: each build gives the codes of rounding and then packing, and the same flags")
     func roundingIntoCodes() {
-        defer { NumberFormat.useAVX2Kernels(true) }
-        var codesByBuild: [[UInt8]] = []
-        for avx2 in Self.builds {
-            NumberFormat.useAVX2Kernels(avx2)
+        Self.sameCodesInEachBuild { avx2 in
             var all: [UInt8] = []
             for (k, nf) in Self.formats.enumerated() {
                 guard let bytes = nf.packedBytes else { continue }
@@ -198,9 +202,8 @@ struct KernelBuildTests {
                     all += b
                 }
             }
-            codesByBuild.append(all)
+            return all
         }
-        if codesByBuild.count == 2 { #expect(codesByBuild[0] == codesByBuild[1]) }
     }
 
     @Test("a 256-entry table looked up by 1-byte codes (CFP8 codes to BF16 bits): each build, the 32-wide loop and its tail")
