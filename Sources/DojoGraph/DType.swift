@@ -12,6 +12,10 @@ public enum DType: String, Codable, Sendable, CaseIterable {
         case .cfp8_143, .cfp8_152, .uint8: return 1
         }
     }
+
+    /// Whether every value of the type is exact in BF16 (BF16 itself, and CFP8 1-4-3/1-5-2 at any bias: their 3 or 2
+    /// fraction bits and exponent range fit in BF16's): products on such values may run on BF16 kernels.
+    public var valuesExactInBF16: Bool { self == .bf16 || self == .cfp8_143 || self == .cfp8_152 }
 }
 
 /// The part of a training step an op belongs to.

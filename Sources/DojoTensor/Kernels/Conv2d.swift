@@ -335,16 +335,16 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
                 let from = s.p + nb * hw * block, to = scratch ?? d!.p + nb * hw * block
                 dojo_transpose_f32(from, block, to, hw, 0, hw, 0, block)
                 let codesAt = out.map { UnsafeMutableRawPointer($0.p + nb * hw * block * bytes) }
-                if d == nil, let codesAt, let direct = round.codesSpan, format == round.numberFormat {
-                    // codes only: rounded and coded in one pass (the rounded values are not needed)
-                    let (flags, top, coded) = direct(to, hw * block, nb * hw * block, codesAt)
-                    tally.add(flags, top)
-                    if !coded { failed.store(true, ordering: .relaxed) }
-                    continue
-                }
-                round.round(to, count: hw * block, offset: nb * hw * block, into: &tally)
-                if let format, let codesAt, !format.packExactly(to, count: hw * block, into: codesAt) {
-                    failed.store(true, ordering: .relaxed)
+                if d == nil, let format, let codesAt {
+                    // codes only: the rounded values themselves are not kept (one pass where the rounding has one)
+                    if !round.roundCoding(to, count: hw * block, offset: nb * hw * block, format: format, codes: codesAt, into: &tally) {
+                        failed.store(true, ordering: .relaxed)
+                    }
+                } else {
+                    round.round(to, count: hw * block, offset: nb * hw * block, into: &tally)
+                    if let format, let codesAt, !format.packExactly(to, count: hw * block, into: codesAt) {
+                        failed.store(true, ordering: .relaxed)
+                    }
                 }
             }
             round.merge(tally)

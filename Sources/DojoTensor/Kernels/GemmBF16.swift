@@ -198,7 +198,7 @@ public final class BF16Operand: @unchecked Sendable {
         guard BF16Gemm.isEnabled, !t.isShapeOnly, t.count > 0 else { return false }
         if t.bf16Exact { return true }
         if t.storage.packFormat?.packedBytes != nil { return true }   // BF16 or CFP8 (CFP16's 9-10 bits are not exact in BF16)
-        return t.format.map { $0 == .bf16 || $0 == .cfp8_143 || $0 == .cfp8_152 } ?? false
+        return t.format?.valuesExactInBF16 == true
     }
 
     /// The BF16 bits of each of a 1-byte format's 256 codes (index: the code), or nil when one of them is not exact in

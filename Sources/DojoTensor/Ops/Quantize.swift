@@ -59,7 +59,7 @@ public final class RoundingTask: @unchecked Sendable {
     /// rounding and then coding (`codes.write`) would be two (BF16 and CFP8 to nearest-even, `SpanRounder.roundIntoCodes`).
     /// Returns the flags, the largest magnitude and whether every value was coded. Nil: round, then code.
     public typealias CodesSpan = @Sendable (UnsafeMutablePointer<Float>, Int, Int, UnsafeMutableRawPointer) -> (UInt8, Float, Bool)
-    public let codesSpan: CodesSpan?
+    let codesSpan: CodesSpan?
 
     public init(bf16NearestEven: Bool = false, numberFormat: NumberFormat? = nil,
                 span: @escaping @Sendable (UnsafeMutablePointer<Float>, Int, Int) -> (UInt8, Float),
@@ -140,19 +140,28 @@ public final class RoundingTask: @unchecked Sendable {
                 while lo < r.upperBound {
                     let n = Swift.min(blockUnits, r.upperBound - lo)
                     produce(lo, n, s, s + blockUnits * width)
-                    if let direct = codesSpan, codes.format == numberFormat {
-                        let (flags, top, coded) = direct(s, n * width, lo * width, codes.address(of: lo * width))
-                        tally.add(flags, top)
-                        if !coded { codes.markFailed() }
-                    } else {
-                        round(s, count: n * width, offset: lo * width, into: &tally)
-                        codes.write(s, count: n * width, offset: lo * width)
-                    }
+                    if !roundCoding(s, count: n * width, offset: lo * width, format: codes.format,
+                                    codes: codes.address(of: lo * width), into: &tally) { codes.markFailed() }
                     lo += n
                 }
             }
             merge(tally)
         }
+    }
+
+    /// Rounds `count` values at `p` (the tensor's values `offset..<offset+count`, `p` changed or not) and writes the
+    /// rounded values' codes in `format` at `codes`, nothing else: in one pass (`codesSpan`) where the rounding has one
+    /// and `format` is its own, else rounded in place and then coded. Returns whether every value was coded.
+    @inline(__always)
+    func roundCoding(_ p: UnsafeMutablePointer<Float>, count: Int, offset: Int, format: NumberFormat,
+                     codes: UnsafeMutableRawPointer, into tally: inout Tally) -> Bool {
+        if let direct = codesSpan, format == numberFormat {
+            let (flags, top, coded) = direct(p, count, offset, codes)
+            tally.add(flags, top)
+            return coded
+        }
+        round(p, count: count, offset: offset, into: &tally)
+        return format.packExactly(p, count: count, into: codes)
     }
 
     public func merge(_ tally: Tally) {
@@ -252,7 +261,7 @@ extension Tensor {
             guard let gradient, !g.isShapeOnly else { return [g] }
             if g.roundedAsGradientOf == serial { return [g] }
             let r = Tape.gradientBuffer(reusing: g, shape: g.shape)
-            let exactInBF16 = gradient.dtype == .bf16 || gradient.dtype == .cfp8_143 || gradient.dtype == .cfp8_152
+            let exactInBF16 = gradient.dtype.valuesExactInBF16
             // A BF16 product reads a gradient rounded to BF16 or CFP8 as BF16 bits (a layer's weight and input
             // gradients): where the rounding runs span by span now, it writes the codes as it rounds,
             // block by block in cache, and the product takes them as they are (CFP8's through a table) instead of
@@ -305,7 +314,7 @@ extension Tensor {
     public static func fusingGradientRounding(_ rounding: TensorRounding?, of serial: Int, into dx: Tensor, codes wanted: Bool,
                                               _ body: (RoundingTask?, CodesWriter?) -> Bool) {
         guard let task = rounding?.begin(), !dx.isShapeOnly else { _ = body(nil, nil); return }
-        let exactInBF16 = rounding.map { $0.dtype == .bf16 || $0.dtype == .cfp8_143 || $0.dtype == .cfp8_152 } ?? false
+        let exactInBF16 = rounding?.dtype.valuesExactInBF16 == true
         let codes = wanted && Engine.gradientCodes && exactInBF16 && BF16Gemm.isEnabled ? CodesWriter(gradientOf: task, count: dx.count) : nil
         guard body(task, codes) else { codes?.discard(); return }
         task.finish()
