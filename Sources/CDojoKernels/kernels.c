@@ -531,15 +531,19 @@ AVX2 static inline void cfp_range_add(cfp_range *r, __m256i m, __m256i one) {
     r->lo = _mm256_min_epu32(r->lo, _mm256_sub_epi32(m, one));
 }
 
-/// Whether the chunk held a value outside zero and the normal range.
-AVX2 static inline int cfp_range_special(cfp_range r, const dojo_cfp_params *f) {
-    const __m256i max_bits = _mm256_set1_epi32((int)(f->min_normal_bits + f->range));
-    const __m256i lo_ok = _mm256_set1_epi32((int)(f->min_normal_bits - 1));
+/// Whether the chunk held a value outside zero and [min_normal, max_bits] (|bits|, unsigned).
+AVX2 static inline int range_special(cfp_range r, uint32_t min_normal, uint32_t max_bits) {
+    const __m256i hi_ok = _mm256_set1_epi32((int)max_bits), lo_ok = _mm256_set1_epi32((int)(min_normal - 1));
     // hi > max_bits, or lo < min_normal − 1 (unsigned): max(hi, max_bits) != max_bits, min(lo, lo_ok) != lo_ok
-    __m256i over = _mm256_xor_si256(_mm256_max_epu32(r.hi, max_bits), max_bits);
+    __m256i over = _mm256_xor_si256(_mm256_max_epu32(r.hi, hi_ok), hi_ok);
     __m256i under = _mm256_xor_si256(_mm256_min_epu32(r.lo, lo_ok), lo_ok);
     __m256i any = _mm256_or_si256(over, under);
     return !_mm256_testz_si256(any, any);
+}
+
+/// Whether the chunk held a value outside zero and the format's normal range.
+AVX2 static inline int cfp_range_special(cfp_range r, const dojo_cfp_params *f) {
+    return range_special(r, f->min_normal_bits, f->min_normal_bits + f->range);
 }
 
 /// *top raised to the largest of the 8 lanes (unsigned |value| bits).
@@ -780,6 +784,77 @@ AVX2 static void unpack_cfp8_avx2_hand(const uint8_t *restrict codes, long n, ui
     if (j < n) unpack_cfp8_body(codes + j, n - j, out + j, f);
 }
 
+// BF16_ONE_PASS by hand (the batch norm's affine and input gradient, and a span's rounding into codes): 8 vectors a
+// chunk kept in registers, the chunk's range tested from two accumulators (BF16_SPECIAL: nonzero FP32 subnormals and
+// |bits| above 0x7F7F0000) before anything of it is stored; bit for bit the bodies above, which take the tail.
+enum { BF16_ROUND, BF16_AFFINE, BF16_BN_DX };
+
+/// 16 BF16 codes, in order, from two vectors of rounded FP32 bits.
+AVX2 static inline __m256i bf16_codes16(__m256i r0, __m256i r1) {
+    // packus works within 128-bit lanes: 0-3 | 8-11 | 4-7 | 12-15 by source, put back in order by the 64-bit permute
+    return _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_srli_epi32(r0, 16), _mm256_srli_epi32(r1, 16)), 0xD8);
+}
+
+/// One chunk of `vectors` vectors (8, or 1 at a span's end) at x + lo: returns 0 (nothing stored) when it held a
+/// special value. `vectors` is a constant where this is inlined, so the chunk stays in registers.
+AVX2 static inline __attribute__((always_inline)) int bf16_one_pass_chunk(
+    int kind, const int vectors, const float *restrict x, const float *dy, long lo, float a, float b, float c,
+    uint16_t *restrict codes, float *out) {
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), one = _mm256_set1_epi32(1);
+    const __m256i half_m1 = _mm256_set1_epi32(0x7FFF), keep = _mm256_set1_epi32((int)0xFFFF0000u);
+    const __m128i shift = _mm_cvtsi32_si128(16);
+    const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), vc = _mm256_set1_ps(c);
+    cfp_range range = cfp_range_start();
+    __m256i r[8];
+    for (int k = 0; k < vectors; k++) {
+        __m256 xv = _mm256_loadu_ps(x + lo + 8 * k), v;
+        if (kind == BF16_ROUND) v = xv;
+        else if (kind == BF16_AFFINE) v = _mm256_add_ps(_mm256_mul_ps(xv, va), vb);
+        else v = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(va, _mm256_loadu_ps(dy + lo + 8 * k)), _mm256_mul_ps(vb, xv)), vc);
+        __m256i u = _mm256_castps_si256(v);
+        cfp_range_add(&range, _mm256_and_si256(u, abs_mask), one);
+        r[k] = cfp_round_bits(u, shift, one, half_m1, keep);
+    }
+    if (range_special(range, 0x00800000u, 0x7F7F0000u)) return 0;
+    if (kind == BF16_BN_DX) {
+        for (int k = 0; k < vectors; k++) _mm256_storeu_si256((__m256i *)(out + lo + 8 * k), r[k]);
+    } else if (vectors == 8) {
+        for (int k = 0; k < 8; k += 2) _mm256_storeu_si256((__m256i *)(codes + lo + 8 * k), bf16_codes16(r[k], r[k + 1]));
+    } else {
+        __m256i p = _mm256_srli_epi32(r[0], 16);
+        _mm_storeu_si128((__m128i *)(codes + lo), _mm_packus_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
+    }
+    return 1;
+}
+
+/// Returns how many values it did (a multiple of 8, the rest left to the body), or -1 at a chunk holding a special
+/// value (the chunks before it written).
+AVX2 static inline __attribute__((always_inline)) long bf16_one_pass_avx2(int kind, const float *restrict x, const float *dy,
+                                                                          long s, float a, float b, float c,
+                                                                          uint16_t *restrict codes, float *out) {
+    long lo = 0;
+    for (; lo + CHUNK <= s; lo += CHUNK)
+        if (!bf16_one_pass_chunk(kind, 8, x, dy, lo, a, b, c, codes, out)) return -1;
+    for (; lo + 8 <= s; lo += 8)
+        if (!bf16_one_pass_chunk(kind, 1, x, dy, lo, a, b, c, codes, out)) return -1;
+    return lo;
+}
+
+AVX2 static int round_bf16_codes_avx2_hand(const float *x, long s, uint16_t *codes) {
+    long done = bf16_one_pass_avx2(BF16_ROUND, x, NULL, s, 0, 0, 0, codes, NULL);
+    return done < 0 ? 0 : round_bf16_codes_body(x + done, s - done, codes + done);
+}
+
+AVX2 static int bn_affine_bf16_codes_avx2_hand(const float *x, long s, float a, float b, uint16_t *codes) {
+    long done = bf16_one_pass_avx2(BF16_AFFINE, x, NULL, s, a, b, 0, codes, NULL);
+    return done < 0 ? 0 : bn_affine_bf16_codes_body(x + done, s - done, a, b, codes + done);
+}
+
+AVX2 static int bn_backward_dx_bf16_avx2_hand(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
+    long done = bf16_one_pass_avx2(BF16_BN_DX, x, dy, s, a, b, c, NULL, dx);
+    return done < 0 ? 0 : bn_backward_dx_bf16_body(x + done, dy + done, dx + done, s - done, a, b, c);
+}
+
 /// 8 × 8 blocks through AVX2 shuffles; edges by the plain loop.
 AVX2 static void transpose_avx2_hand(const float *restrict src, long lds, float *restrict dst, long ldd, long r0, long r1,
                                      long c0, long c1) {
@@ -842,16 +917,20 @@ BOTH(int, pack_bf16, (const uint32_t *src, long n, uint16_t *out), (src, n, out)
 BOTH(void, unpack_bf16, (const uint16_t *codes, long n, uint32_t *out), (codes, n, out))
 BOTH(uint32_t, max_magnitude, (const uint32_t *p, long n), (p, n))
 BOTH(void, gelu_tanh, (const float *x, float *y, long n), (x, y, n))
-BOTH(int, bn_affine_bf16_codes, (const float *x, long s, float a, float b, uint16_t *codes), (x, s, a, b, codes))
-BOTH(int, bn_backward_dx_bf16, (const float *x, const float *dy, float *dx, long s, float a, float b, float c),
-     (x, dy, dx, s, a, b, c))
+// the BF16 one-pass loops: their AVX2 build is written by hand (bf16_one_pass_avx2)
+static int bn_affine_bf16_codes_base(const float *x, long s, float a, float b, uint16_t *codes) {
+    return bn_affine_bf16_codes_body(x, s, a, b, codes);
+}
+static int bn_backward_dx_bf16_base(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
+    return bn_backward_dx_bf16_body(x, dy, dx, s, a, b, c);
+}
+static int round_bf16_codes_base(const float *x, long s, uint16_t *codes) { return round_bf16_codes_body(x, s, codes); }
 BOTH(void, bn_shifted_sums, (const float *p, long s, float k, float *sum, float *sq), (p, s, k, sum, sq))
 BOTH(void, bn_affine, (const float *x, float *y, long s, float a, float b), (x, y, s, a, b))
 BOTH(void, bn_backward_sums, (const float *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc),
      (x, dy, s, m, sumDy, sumDyXc))
 BOTH(void, bn_backward_dx, (const float *x, const float *dy, float *dx, long s, float a, float b, float c),
      (x, dy, dx, s, a, b, c))
-BOTH(int, round_bf16_codes, (const float *x, long s, uint16_t *codes), (x, s, codes))
 BOTH(void, relu_backward_codes16, (const uint16_t *codes, const float *dy, float *dx, long n), (codes, dy, dx, n))
 BOTH(void, relu_backward_codes8, (const uint8_t *codes, const float *dy, float *dx, long n), (codes, dy, dx, n))
 BOTH(void, softmax_rows, (const float *x, float *y, long rows, long n, long row0, int causal, int take_log),
@@ -926,7 +1005,12 @@ void dojo_softmax_backward_rows_f32(const float *gy, const float *y, float *dx, 
     DISPATCH(softmax_backward_rows, (gy, y, dx, rows, n, take_log));
 }
 float dojo_exp_f32(float x) { return exp_vec(x); }
-int dojo_round_bf16_codes(const float *x, long n, uint16_t *codes) { return DISPATCH(round_bf16_codes, (x, n, codes)); }
+int dojo_round_bf16_codes(const float *x, long n, uint16_t *codes) {
+#if DOJO_X86
+    if (use_avx2()) return round_bf16_codes_avx2_hand(x, n, codes);
+#endif
+    return round_bf16_codes_base(x, n, codes);
+}
 void dojo_relu_backward_codes16(const uint16_t *codes, const float *dy, float *dx, long n) {
     DISPATCH(relu_backward_codes16, (codes, dy, dx, n));
 }
@@ -944,10 +1028,16 @@ void dojo_bn_backward_dx(const float *x, const float *dy, float *dx, long s, flo
     DISPATCH(bn_backward_dx, (x, dy, dx, s, a, b, c));
 }
 int dojo_bn_affine_bf16_codes(const float *x, long s, float a, float b, uint16_t *codes) {
-    return DISPATCH(bn_affine_bf16_codes, (x, s, a, b, codes));
+#if DOJO_X86
+    if (use_avx2()) return bn_affine_bf16_codes_avx2_hand(x, s, a, b, codes);
+#endif
+    return bn_affine_bf16_codes_base(x, s, a, b, codes);
 }
 int dojo_bn_backward_dx_bf16(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
-    return DISPATCH(bn_backward_dx_bf16, (x, dy, dx, s, a, b, c));
+#if DOJO_X86
+    if (use_avx2()) return bn_backward_dx_bf16_avx2_hand(x, dy, dx, s, a, b, c);
+#endif
+    return bn_backward_dx_bf16_base(x, dy, dx, s, a, b, c);
 }
 
 // MARK: a 256-entry table of 16-bit values looked up by 1-byte codes (CFP8 codes to their BF16 bits)

@@ -241,12 +241,23 @@ private func maxMagnitude(_ a: [Float]) -> Float { a.reduce(0) { max($0, abs($1)
                 dx.withUnsafeMutableBytes { p in #expect(dojo_round_bf16_if_normal(p.baseAddress!.assumingMemoryBound(to: UInt32.self), s) == 1) }
                 #expect(Array(dxFused[0..<s]).map(\.bitPattern) == dx.map(\.bitPattern), "build \(level), span \(s): dx differs")
             }
-            for special: Float in [.nan, .infinity, 1e-40, 3.4e38] {
-                var xs = x; xs[300] = special
-                var codes = [UInt16](repeating: 0, count: 1000), out = [Float](repeating: 0, count: 1000)
-                #expect(dojo_bn_affine_bf16_codes(xs, 1000, 1, 0, &codes) == 0, "\(special)")
-                #expect(dojo_bn_backward_dx_bf16(xs, dy, &out, 1000, 0, 1, 0) == 0, "\(special)")
+            // a special value in a 64-value chunk (300), in the 8-value vectors after the chunks (970), in the tail (998)
+            for special: Float in [.nan, .infinity, 1e-40, 3.4e38, Float(bitPattern: 0x7F7F_0001)] {
+                for at in [300, 970, 998] {
+                    var xs = x; xs[at] = special
+                    var codes = [UInt16](repeating: 0, count: 1000), out = [Float](repeating: 0, count: 1000)
+                    #expect(dojo_bn_affine_bf16_codes(xs, 1000, 1, 0, &codes) == 0, "\(special) at \(at)")
+                    #expect(dojo_bn_backward_dx_bf16(xs, dy, &out, 1000, 0, 1, 0) == 0, "\(special) at \(at)")
+                }
             }
+            // the range's edges are not special: BF16's largest, FP32's smallest normal, zeros of both signs
+            var edges = x
+            for (i, v) in [Float(bitPattern: 0x7F7F_0000), -Float(bitPattern: 0x7F7F_0000), Float.leastNormalMagnitude, 0, -0.0].enumerated() {
+                edges[100 + i] = v; edges[965 + i] = v
+            }
+            var edgeCodes = [UInt16](repeating: 0, count: 1000)
+            #expect(dojo_bn_affine_bf16_codes(edges, 1000, 1, 0, &edgeCodes) == 1)
+            #expect(edgeCodes[100] == 0x7F7F && edgeCodes[101] == 0xFF7F && edgeCodes[102] == 0x0080 && edgeCodes[104] == 0)  // −0·1 + 0 is +0
         }
     }
 }
