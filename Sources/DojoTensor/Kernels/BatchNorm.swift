@@ -103,8 +103,11 @@ public enum BatchNormKernel {
         let count = Double(n * s)
         let bf16Codes = codes?.bytes == 2 && round?.bf16NearestEven == true
         parallelChannels(c, elements: n * c * s) { channels in
-            var tally = RoundingTask.Tally()
-            defer { round?.merge(tally) }
+            var tally = RoundingTask.Tally(), uncoded = false
+            defer { round?.merge(tally); if uncoded { codes?.markFailed() } }
+            // the codes' format and address as values: the writer (a class) used in the span loop would be retained and
+            // released once per span from each thread
+            let codesFormat = codes?.format, codesBase = codes?.address(of: 0)
             // `codes`: the rounded output's codes written in place of y (not written): each span made in cache, coded
             let out: UnsafeMutablePointer<Float>? = codes == nil ? nil : .allocate(capacity: s)
             defer { out?.deallocate() }
@@ -132,13 +135,17 @@ public enum BatchNormKernel {
                     let o = (i * c + ch) * s, yo = out ?? y + o
                     // BF16 codes only: the affine, its rounding and its codes in one pass (a span with a value the
                     // rounding leaves to the slow path takes the three passes below)
-                    if bf16Codes, let codes,
+                    if bf16Codes, let codesBase,
                        dojo_bn_affine_bf16_codes(span(i), s, Float(a), Float(b),
-                                                 codes.codes.assumingMemoryBound(to: UInt16.self) + o) != 0 { continue }
+                                                 codesBase.assumingMemoryBound(to: UInt16.self) + o) != 0 { continue }
                     affine(span(i), yo, s, Float(a), Float(b))
-                    // rounded while the span is in cache
-                    round?.round(yo, count: s, offset: o, into: &tally)
-                    codes?.write(yo, count: s, offset: o)
+                    // rounded while the span is in cache; into codes only in one pass where the rounding has one (CFP8)
+                    if let codesFormat, let codesBase {
+                        if round?.roundCoding(yo, count: s, offset: o, format: codesFormat, codes: codesBase + o * codesFormat.packedBytes!,
+                                              into: &tally) == false { uncoded = true }
+                    } else {
+                        round?.round(yo, count: s, offset: o, into: &tally)
+                    }
                 }
             }
         }
