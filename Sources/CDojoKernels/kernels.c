@@ -1,8 +1,9 @@
 // See include/dojo_kernels.h. Each loop is written once (the *_body functions, always inlined) and compiled twice:
 // in a function for baseline x86-64 and in one with AVX2/FMA enabled; clang vectorises both (8 lanes of 32 bits with
 // AVX2, 4 with SSE2, and AVX2's narrowing packs and 32-bit multiplies that SSE2 lacks). Where clang's AVX2 code was
-// still slow (CFP8 packing narrowed 8 codes at a time, rounding, the transpose), an AVX2 version is written by hand
-// beside the body, which stays the baseline build and handles the edges.
+// still slow (CFP8 packing narrowed 8 codes at a time, rounding, the transpose, BF16's one-pass loops that kept each
+// chunk in a stack buffer), an AVX2 version is written by hand beside the body, which stays the baseline build and
+// handles the edges.
 #include "dojo_kernels.h"
 
 #include <stdlib.h>
