@@ -471,8 +471,9 @@ INLINE void bn_backward_dx_body(const float *x, const float *dy, float *dx, long
 // a value near BF16's largest, an infinity, a NaN) returns 0, with the caller's three passes to redo it.
 
 
-// The chunk loop both share, written once: VALUE(j) is the value at lo + j, STORE(j, u) keeps its rounded bits u.
-#define BF16_ONE_PASS(VALUE, STORE)                                                   \
+// The chunk loop they share, written once: VALUE(j) is the value at lo + j, STORE(j, u) keeps its rounded bits u; a
+// chunk holding a special value returns SPECIAL(lo) (nothing of it stored), the end DONE.
+#define BF16_ONE_PASS(VALUE, STORE, SPECIAL, DONE)                                    \
     float v[256];                                                                     \
     for (long lo = 0; lo < s; lo += 256) {                                            \
         long m = s - lo < 256 ? s - lo : 256;                                         \
@@ -483,15 +484,16 @@ INLINE void bn_backward_dx_body(const float *x, const float *dy, float *dx, long
             memcpy(&u, &v[j], 4);                                                     \
             special |= BF16_SPECIAL(u);                                               \
         }                                                                             \
-        if (special) return 0;                                                        \
+        if (special) return SPECIAL(lo);                                              \
         for (long j = 0; j < m; j++) { uint32_t u; memcpy(&u, &v[j], 4); STORE(j, BF16_RNE(u)); } \
     }                                                                                 \
-    return 1;
+    return DONE;
+#define BF16_FAILED(lo) 0
 
 INLINE int bn_affine_bf16_codes_body(const float *x, long s, float a, float b, uint16_t *codes) {
 #define AFFINE(j) (x[lo + (j)] * a + b)
 #define CODE(j, u) (codes[lo + (j)] = (uint16_t)((u) >> 16))
-    BF16_ONE_PASS(AFFINE, CODE)
+    BF16_ONE_PASS(AFFINE, CODE, BF16_FAILED, 1)
 #undef AFFINE
 #undef CODE
 }
@@ -501,15 +503,19 @@ INLINE int bn_affine_bf16_codes_body(const float *x, long s, float a, float b, u
 INLINE int round_bf16_codes_body(const float *x, long s, uint16_t *codes) {
 #define VALUE(j) (x[lo + (j)])
 #define CODE(j, u) (codes[lo + (j)] = (uint16_t)((u) >> 16))
-    BF16_ONE_PASS(VALUE, CODE)
+    BF16_ONE_PASS(VALUE, CODE, BF16_FAILED, 1)
 #undef VALUE
 #undef CODE
 }
 
-INLINE int bn_backward_dx_bf16_body(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
+/// Returns how many values it wrote: s, or the start of the chunk that held a special value (dx from there on not
+/// written, so dy there is intact when dx is dy).
+INLINE long bn_backward_dx_bf16_body(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
 #define DX(j) (a * dy[lo + (j)] + b * x[lo + (j)] + c)
 #define ROUNDED(j, u) do { uint32_t r_ = (u); memcpy(&dx[lo + (j)], &r_, 4); } while (0)
-    BF16_ONE_PASS(DX, ROUNDED)
+#define AT(lo) (lo)
+    BF16_ONE_PASS(DX, ROUNDED, AT, s)
+#undef AT
 #undef DX
 #undef ROUNDED
 }
@@ -828,32 +834,37 @@ AVX2 static inline __attribute__((always_inline)) int bf16_one_pass_chunk(
     return 1;
 }
 
-/// Returns how many values it did (a multiple of 8, the rest left to the body), or -1 at a chunk holding a special
-/// value (the chunks before it written).
+/// Returns how many values it did (a multiple of 8, the rest left to the body); *stopped set when it stopped at a
+/// chunk holding a special value (the chunks before it written, none of it).
 AVX2 static inline __attribute__((always_inline)) long bf16_one_pass_avx2(int kind, const float *restrict x, const float *dy,
                                                                           long s, float a, float b, float c,
-                                                                          uint16_t *restrict codes, float *out) {
+                                                                          uint16_t *restrict codes, float *out, int *stopped) {
     long lo = 0;
+    *stopped = 1;
     for (; lo + CHUNK <= s; lo += CHUNK)
-        if (!bf16_one_pass_chunk(kind, 8, x, dy, lo, a, b, c, codes, out)) return -1;
+        if (!bf16_one_pass_chunk(kind, 8, x, dy, lo, a, b, c, codes, out)) return lo;
     for (; lo + 8 <= s; lo += 8)
-        if (!bf16_one_pass_chunk(kind, 1, x, dy, lo, a, b, c, codes, out)) return -1;
+        if (!bf16_one_pass_chunk(kind, 1, x, dy, lo, a, b, c, codes, out)) return lo;
+    *stopped = 0;
     return lo;
 }
 
 AVX2 static int round_bf16_codes_avx2_hand(const float *x, long s, uint16_t *codes) {
-    long done = bf16_one_pass_avx2(BF16_ROUND, x, NULL, s, 0, 0, 0, codes, NULL);
-    return done < 0 ? 0 : round_bf16_codes_body(x + done, s - done, codes + done);
+    int stopped;
+    long done = bf16_one_pass_avx2(BF16_ROUND, x, NULL, s, 0, 0, 0, codes, NULL, &stopped);
+    return stopped ? 0 : round_bf16_codes_body(x + done, s - done, codes + done);
 }
 
 AVX2 static int bn_affine_bf16_codes_avx2_hand(const float *x, long s, float a, float b, uint16_t *codes) {
-    long done = bf16_one_pass_avx2(BF16_AFFINE, x, NULL, s, a, b, 0, codes, NULL);
-    return done < 0 ? 0 : bn_affine_bf16_codes_body(x + done, s - done, a, b, codes + done);
+    int stopped;
+    long done = bf16_one_pass_avx2(BF16_AFFINE, x, NULL, s, a, b, 0, codes, NULL, &stopped);
+    return stopped ? 0 : bn_affine_bf16_codes_body(x + done, s - done, a, b, codes + done);
 }
 
-AVX2 static int bn_backward_dx_bf16_avx2_hand(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
-    long done = bf16_one_pass_avx2(BF16_BN_DX, x, dy, s, a, b, c, NULL, dx);
-    return done < 0 ? 0 : bn_backward_dx_bf16_body(x + done, dy + done, dx + done, s - done, a, b, c);
+AVX2 static long bn_backward_dx_bf16_avx2_hand(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
+    int stopped;
+    long done = bf16_one_pass_avx2(BF16_BN_DX, x, dy, s, a, b, c, NULL, dx, &stopped);
+    return stopped ? done : done + bn_backward_dx_bf16_body(x + done, dy + done, dx + done, s - done, a, b, c);
 }
 
 /// 8 × 8 blocks through AVX2 shuffles; edges by the plain loop.
@@ -922,7 +933,7 @@ BOTH(void, gelu_tanh, (const float *x, float *y, long n), (x, y, n))
 static int bn_affine_bf16_codes_base(const float *x, long s, float a, float b, uint16_t *codes) {
     return bn_affine_bf16_codes_body(x, s, a, b, codes);
 }
-static int bn_backward_dx_bf16_base(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
+static long bn_backward_dx_bf16_base(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
     return bn_backward_dx_bf16_body(x, dy, dx, s, a, b, c);
 }
 static int round_bf16_codes_base(const float *x, long s, uint16_t *codes) { return round_bf16_codes_body(x, s, codes); }
@@ -1034,7 +1045,7 @@ int dojo_bn_affine_bf16_codes(const float *x, long s, float a, float b, uint16_t
 #endif
     return bn_affine_bf16_codes_base(x, s, a, b, codes);
 }
-int dojo_bn_backward_dx_bf16(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
+long dojo_bn_backward_dx_bf16(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
 #if DOJO_X86
     if (use_avx2()) return bn_backward_dx_bf16_avx2_hand(x, dy, dx, s, a, b, c);
 #endif

@@ -134,8 +134,10 @@ void dojo_bn_backward_dx(const float *x, const float *dy, float *dx, long s, flo
 /// `dojo_round_bf16_if_normal` leaves to its caller (FP32 subnormal, near BF16's largest, infinite, NaN); else 1.
 int dojo_bn_affine_bf16_codes(const float *x, long s, float a, float b, uint16_t *codes);
 /// dx = a·dy + b·x + c rounded to BF16's nearest even in FP32, bit for bit `dojo_bn_backward_dx` then
-/// `dojo_round_bf16_if_normal`; returns 0 (dx partly written) on a value the latter leaves to its caller. dx may be dy.
-int dojo_bn_backward_dx_bf16(const float *x, const float *dy, float *dx, long s, float a, float b, float c);
+/// `dojo_round_bf16_if_normal`. Returns how many values it wrote: s, or fewer when it stopped at a chunk holding a
+/// value the latter leaves to its caller; dx[k] for k at and after that count is not written, so the caller finishes
+/// the span from there (dx may be dy: dy is intact there).
+long dojo_bn_backward_dx_bf16(const float *x, const float *dy, float *dx, long s, float a, float b, float c);
 
 #ifdef __cplusplus
 }

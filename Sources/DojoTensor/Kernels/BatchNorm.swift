@@ -201,10 +201,12 @@ public enum BatchNormKernel {
                 for i in 0..<n {
                     let o = (i * c + ch) * s
                     let xp = scratch.map { UnsafePointer($0 + i * s) } ?? x + o, dp = dy + o, op = dx + o
-                    // a BF16 gradient: written rounded in the same pass (the slow path below for a span it leaves)
-                    if bf16, dojo_bn_backward_dx_bf16(xp, dp, op, s, af, bf, cf) != 0 { continue }
-                    dojo_bn_backward_dx(xp, dp, op, s, af, bf, cf)
-                    round?.round(op, count: s, offset: o, into: &tally)
+                    // a BF16 gradient: written rounded in the same pass; from a chunk holding a value it leaves to
+                    // the slow path (dx not written from there, so dy is intact there when dx is dy) the two passes
+                    let done = bf16 ? dojo_bn_backward_dx_bf16(xp, dp, op, s, af, bf, cf) : 0
+                    if done == s { continue }
+                    dojo_bn_backward_dx(xp + done, dp + done, op + done, s - done, af, bf, cf)
+                    round?.round(op + done, count: s - done, offset: o + done, into: &tally)
                 }
             }
         }
