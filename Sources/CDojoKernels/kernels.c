@@ -434,34 +434,14 @@ INLINE void relu_backward_codes8_body(const uint8_t *codes, const float *dy, flo
 
 // MARK: batch norm's span loops (DojoTensor's SwiftBatchNorm): sums in 16 partial results, spans of s values.
 
-/// The value of BF16 code c.
-INLINE float bf16_value(uint16_t c) {
-    uint32_t u = (uint32_t)c << 16;
-    float v;
-    memcpy(&v, &u, 4);
-    return v;
-}
-
-// Σ (v − k) and Σ (v − k)² over a span, v = LOAD(i): one loop for FP32 values and for BF16 codes (the same sums)
-#define BN_SHIFTED_SUMS(LOAD)                                                                  \
-    float a[16] = {0}, q[16] = {0};                                                            \
-    long i = 0;                                                                                \
-    for (; i + 16 <= s; i += 16)                                                               \
-        for (int j = 0; j < 16; j++) { float d = LOAD(i + j) - k; a[j] += d; q[j] += d * d; }  \
-    float sa = sum16(a), sb = sum16(q);                                                        \
-    for (; i < s; i++) { float d = LOAD(i) - k; sa += d; sb += d * d; }                        \
-    *sum = sa; *sq = sb;
-
 INLINE void bn_shifted_sums_body(const float *p, long s, float k, float *sum, float *sq) {
-#define LOAD(i) p[i]
-    BN_SHIFTED_SUMS(LOAD)
-#undef LOAD
-}
-
-INLINE void bn_shifted_sums_bf16_body(const uint16_t *c, long s, float k, float *sum, float *sq) {
-#define LOAD(i) bf16_value(c[i])
-    BN_SHIFTED_SUMS(LOAD)
-#undef LOAD
+    float a[16] = {0}, q[16] = {0};
+    long i = 0;
+    for (; i + 16 <= s; i += 16)
+        for (int j = 0; j < 16; j++) { float d = p[i + j] - k; a[j] += d; q[j] += d * d; }
+    float sa = sum16(a), sb = sum16(q);
+    for (; i < s; i++) { float d = p[i] - k; sa += d; sb += d * d; }
+    *sum = sa; *sq = sb;
 }
 
 INLINE void bn_affine_body(const float *x, float *y, long s, float a, float b) {
@@ -512,15 +492,6 @@ INLINE void bn_backward_dx_body(const float *x, const float *dy, float *dx, long
 
 INLINE int bn_affine_bf16_codes_body(const float *x, long s, float a, float b, uint16_t *codes) {
 #define AFFINE(j) (x[lo + (j)] * a + b)
-#define CODE(j, u) (codes[lo + (j)] = (uint16_t)((u) >> 16))
-    BF16_ONE_PASS(AFFINE, CODE, BF16_FAILED, 1)
-#undef AFFINE
-#undef CODE
-}
-
-/// bn_affine_bf16_codes_body with x given as BF16 codes (decoded as read, never stored).
-INLINE int bn_affine_bf16_codes_from_codes_body(const uint16_t *xc, long s, float a, float b, uint16_t *codes) {
-#define AFFINE(j) (bf16_value(xc[lo + (j)]) * a + b)
 #define CODE(j, u) (codes[lo + (j)] = (uint16_t)((u) >> 16))
     BF16_ONE_PASS(AFFINE, CODE, BF16_FAILED, 1)
 #undef AFFINE
@@ -823,7 +794,7 @@ AVX2 static void unpack_cfp8_avx2_hand(const uint8_t *restrict codes, long n, ui
 // BF16_ONE_PASS by hand (the batch norm's affine and input gradient, and a span's rounding into codes): 8 vectors a
 // chunk kept in registers, the chunk's range tested from two accumulators (BF16_SPECIAL: nonzero FP32 subnormals and
 // |bits| above 0x7F7F0000) before anything of it is stored; bit for bit the bodies above, which take the tail.
-enum { BF16_ROUND, BF16_AFFINE, BF16_BN_DX, BF16_AFFINE_OF_CODES };
+enum { BF16_ROUND, BF16_AFFINE, BF16_BN_DX };
 
 /// 16 BF16 codes, in order, from two vectors of rounded FP32 bits.
 AVX2 static inline __m256i bf16_codes16(__m256i r0, __m256i r1) {
@@ -833,11 +804,6 @@ AVX2 static inline __m256i bf16_codes16(__m256i r0, __m256i r1) {
 
 /// One chunk of `vectors` vectors (8, or 1 at a span's end) at x + lo: returns 0 (nothing stored) when it held a
 /// special value. `vectors` is a constant where this is inlined, so the chunk stays in registers.
-/// 8 FP32 values from 8 BF16 codes.
-AVX2 static inline __m256 bf16_values8(const uint16_t *c) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)c)), 16));
-}
-
 AVX2 static inline __attribute__((always_inline)) int bf16_one_pass_chunk(
     int kind, const int vectors, const float *restrict x, const float *dy, long lo, float a, float b, float c,
     uint16_t *restrict codes, float *out) {
@@ -848,10 +814,9 @@ AVX2 static inline __attribute__((always_inline)) int bf16_one_pass_chunk(
     cfp_range range = cfp_range_start();
     __m256i r[8];
     for (int k = 0; k < vectors; k++) {
-        // x is BF16 codes for BF16_AFFINE_OF_CODES (passed as floats' address, read as 2-byte codes)
-        __m256 xv = kind == BF16_AFFINE_OF_CODES ? bf16_values8((const uint16_t *)x + lo + 8 * k) : _mm256_loadu_ps(x + lo + 8 * k), v;
+        __m256 xv = _mm256_loadu_ps(x + lo + 8 * k), v;
         if (kind == BF16_ROUND) v = xv;
-        else if (kind == BF16_AFFINE || kind == BF16_AFFINE_OF_CODES) v = _mm256_add_ps(_mm256_mul_ps(xv, va), vb);
+        else if (kind == BF16_AFFINE) v = _mm256_add_ps(_mm256_mul_ps(xv, va), vb);
         else v = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(va, _mm256_loadu_ps(dy + lo + 8 * k)), _mm256_mul_ps(vb, xv)), vc);
         __m256i u = _mm256_castps_si256(v);
         cfp_range_add(&range, _mm256_and_si256(u, abs_mask), one);
@@ -894,32 +859,6 @@ AVX2 static int bn_affine_bf16_codes_avx2_hand(const float *x, long s, float a, 
     int stopped;
     long done = bf16_one_pass_avx2(BF16_AFFINE, x, NULL, s, a, b, 0, codes, NULL, &stopped);
     return stopped ? 0 : bn_affine_bf16_codes_body(x + done, s - done, a, b, codes + done);
-}
-
-AVX2 static int bn_affine_bf16_codes_from_codes_avx2_hand(const uint16_t *xc, long s, float a, float b, uint16_t *codes) {
-    int stopped;
-    long done = bf16_one_pass_avx2(BF16_AFFINE_OF_CODES, (const float *)xc, NULL, s, a, b, 0, codes, NULL, &stopped);
-    return stopped ? 0 : bn_affine_bf16_codes_from_codes_body(xc + done, s - done, a, b, codes + done);
-}
-
-/// bn_shifted_sums_bf16_body by hand: 16 codes a step into the 16 partial sums (lanes 0-7 and 8-15), the same sums.
-AVX2 static void bn_shifted_sums_bf16_avx2_hand(const uint16_t *c, long s, float k, float *sum, float *sq) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, q0 = a0, q1 = a0;
-    const __m256 kv = _mm256_set1_ps(k);
-    long i = 0;
-    for (; i + 16 <= s; i += 16) {
-        __m256 d0 = _mm256_sub_ps(bf16_values8(c + i), kv), d1 = _mm256_sub_ps(bf16_values8(c + i + 8), kv);
-        a0 = _mm256_add_ps(a0, d0);
-        a1 = _mm256_add_ps(a1, d1);
-        q0 = _mm256_add_ps(q0, _mm256_mul_ps(d0, d0));
-        q1 = _mm256_add_ps(q1, _mm256_mul_ps(d1, d1));
-    }
-    float a[16], q[16];
-    _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1);
-    _mm256_storeu_ps(q, q0); _mm256_storeu_ps(q + 8, q1);
-    float sa = sum16(a), sb = sum16(q);
-    for (; i < s; i++) { float d = bf16_value(c[i]) - k; sa += d; sb += d * d; }
-    *sum = sa; *sq = sb;
 }
 
 AVX2 static long bn_backward_dx_bf16_avx2_hand(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
@@ -998,12 +937,6 @@ static long bn_backward_dx_bf16_base(const float *x, const float *dy, float *dx,
     return bn_backward_dx_bf16_body(x, dy, dx, s, a, b, c);
 }
 static int round_bf16_codes_base(const float *x, long s, uint16_t *codes) { return round_bf16_codes_body(x, s, codes); }
-static int bn_affine_bf16_codes_from_codes_base(const uint16_t *xc, long s, float a, float b, uint16_t *codes) {
-    return bn_affine_bf16_codes_from_codes_body(xc, s, a, b, codes);
-}
-static void bn_shifted_sums_bf16_base(const uint16_t *c, long s, float k, float *sum, float *sq) {
-    bn_shifted_sums_bf16_body(c, s, k, sum, sq);
-}
 BOTH(void, bn_shifted_sums, (const float *p, long s, float k, float *sum, float *sq), (p, s, k, sum, sq))
 BOTH(void, bn_affine, (const float *x, float *y, long s, float a, float b), (x, y, s, a, b))
 BOTH(void, bn_backward_sums, (const float *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc),
@@ -1111,18 +1044,6 @@ int dojo_bn_affine_bf16_codes(const float *x, long s, float a, float b, uint16_t
     if (use_avx2()) return bn_affine_bf16_codes_avx2_hand(x, s, a, b, codes);
 #endif
     return bn_affine_bf16_codes_base(x, s, a, b, codes);
-}
-int dojo_bn_affine_bf16_codes_from_codes(const uint16_t *xc, long s, float a, float b, uint16_t *codes) {
-#if DOJO_X86
-    if (use_avx2()) return bn_affine_bf16_codes_from_codes_avx2_hand(xc, s, a, b, codes);
-#endif
-    return bn_affine_bf16_codes_from_codes_base(xc, s, a, b, codes);
-}
-void dojo_bn_shifted_sums_bf16(const uint16_t *codes, long s, float k, float *sum, float *sq) {
-#if DOJO_X86
-    if (use_avx2()) { bn_shifted_sums_bf16_avx2_hand(codes, s, k, sum, sq); return; }
-#endif
-    bn_shifted_sums_bf16_base(codes, s, k, sum, sq);
 }
 long dojo_bn_backward_dx_bf16(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
 #if DOJO_X86

@@ -314,8 +314,6 @@ public struct PackedValues: @unchecked Sendable {
     public func read(_ offset: Int, count: Int, into dst: UnsafeMutablePointer<Float>) {
         unpacker.unpack(codes, offset: offset, count: count, into: dst)
     }
-    /// The codes themselves when they are BF16's (the upper halves of the values), for a kernel that reads them as they are.
-    var bf16Codes: UnsafePointer<UInt16>? { unpacker.format.format == .bf16 ? codes.assumingMemoryBound(to: UInt16.self) : nil }
 }
 
 /// A raw pointer that may cross into worker threads; the code that makes one guarantees exclusive ranges.

@@ -260,27 +260,6 @@ private func maxMagnitude(_ a: [Float]) -> Float { a.reduce(0) { max($0, abs($1)
                             "\(special) at \(at): \(head) values differ before \(done), or dy changed after it")
                 }
             }
-            // x given as BF16 codes (a convolution's codes-only output): the sums and the affine read them as they are,
-            // bit for bit decoding them first
-            let xCodes: [UInt16] = x.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
-            for s in [1, 7, 15, 16, 17, 255, 256, 257, 1000] {
-                var decoded = [Float](repeating: 0, count: s)
-                decoded.withUnsafeMutableBytes { p in dojo_unpack_bf16(xCodes, s, p.baseAddress!.assumingMemoryBound(to: UInt32.self)) }
-                let k = decoded[0] + 0.5
-                var (sum, sq, sumRef, sqRef): (Float, Float, Float, Float) = (0, 0, 0, 0)
-                dojo_bn_shifted_sums_bf16(xCodes, s, k, &sum, &sq)
-                dojo_bn_shifted_sums(decoded, s, k, &sumRef, &sqRef)
-                #expect(sum.bitPattern == sumRef.bitPattern && sq.bitPattern == sqRef.bitPattern, "build \(level), span \(s): sums differ")
-                var direct = [UInt16](repeating: 0, count: s), viaFP32 = [UInt16](repeating: 1, count: s)
-                #expect(dojo_bn_affine_bf16_codes_from_codes(xCodes, s, a, b, &direct) == 1)
-                #expect(dojo_bn_affine_bf16_codes(decoded, s, a, b, &viaFP32) == 1)
-                #expect(direct == viaFP32, "build \(level), span \(s): codes differ")
-            }
-            for (special, at) in [(UInt16(0x7FC0), 300), (0x7F80, 970), (0x0001, 998), (0xFF80, 5)] {
-                var xs = xCodes; xs[at] = special
-                var out = [UInt16](repeating: 0, count: 1000)
-                #expect(dojo_bn_affine_bf16_codes_from_codes(xs, 1000, 1, 0, &out) == 0, "code \(special) at \(at)")
-            }
             // the range's edges are not special: BF16's largest, FP32's smallest normal, zeros of both signs
             var edges = x
             for (i, v) in [Float(bitPattern: 0x7F7F_0000), -Float(bitPattern: 0x7F7F_0000), Float.leastNormalMagnitude, 0, -0.0].enumerated() {

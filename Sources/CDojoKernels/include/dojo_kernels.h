@@ -133,11 +133,6 @@ void dojo_bn_backward_dx(const float *x, const float *dy, float *dx, long s, flo
 /// `dojo_round_bf16_if_normal` and `dojo_pack_bf16` in turn. Returns 0 (codes partly written) when a value is one
 /// `dojo_round_bf16_if_normal` leaves to its caller (FP32 subnormal, near BF16's largest, infinite, NaN); else 1.
 int dojo_bn_affine_bf16_codes(const float *x, long s, float a, float b, uint16_t *codes);
-/// The same with x given as BF16 codes (a convolution's output held as codes only), decoded as they are read: bit for
-/// bit `dojo_unpack_bf16` and then `dojo_bn_affine_bf16_codes`.
-int dojo_bn_affine_bf16_codes_from_codes(const uint16_t *xc, long s, float a, float b, uint16_t *codes);
-/// `dojo_bn_shifted_sums` over the values of s BF16 codes (the same sums, bit for bit).
-void dojo_bn_shifted_sums_bf16(const uint16_t *codes, long s, float k, float *sum, float *sq);
 /// dx = a·dy + b·x + c rounded to BF16's nearest even in FP32, bit for bit `dojo_bn_backward_dx` then
 /// `dojo_round_bf16_if_normal`. Returns how many values it wrote: s, or fewer when it stopped at a chunk holding a
 /// value the latter leaves to its caller; dx[k] for k at and after that count is not written, so the caller finishes

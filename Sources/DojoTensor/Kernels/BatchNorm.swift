@@ -111,27 +111,17 @@ public enum BatchNormKernel {
             // `codes`: the rounded output's codes written in place of y (not written): each span made in cache, coded
             let out: UnsafeMutablePointer<Float>? = codes == nil ? nil : .allocate(capacity: s)
             defer { out?.deallocate() }
-            // x held as BF16 codes with a BF16 output held as codes: both passes read the codes themselves (decoded as
-            // they are read, the same sums and values), and only a span the one pass leaves is decoded (into `one`)
-            let xc = bf16Codes ? xPacked?.bf16Codes : nil
-            let one: UnsafeMutablePointer<Float>? = xc == nil ? nil : .allocate(capacity: s)
-            defer { one?.deallocate() }
-            // x held as codes otherwise (`xPacked`; `x` is then not read): one channel's values decoded at a time into a
-            // buffer that stays in cache for both passes over them, 1 or 2 bytes a value read instead of 4 twice
-            let scratch: UnsafeMutablePointer<Float>? = xPacked == nil || xc != nil ? nil : .allocate(capacity: n * s)
+            // x held as codes (`xPacked`; `x` is then not read): one channel's values decoded at a time into a buffer
+            // that stays in cache for both passes over them, 1 or 2 bytes a value read instead of 4 twice
+            let scratch: UnsafeMutablePointer<Float>? = xPacked == nil ? nil : .allocate(capacity: n * s)
             defer { scratch?.deallocate() }
             for ch in channels {
                 if let xPacked, let scratch { for i in 0..<n { xPacked.read((i * c + ch) * s, count: s, into: scratch + i * s) } }
-                @inline(__always) func span(_ i: Int) -> UnsafePointer<Float> {
-                    if let xPacked, let one { xPacked.read((i * c + ch) * s, count: s, into: one); return UnsafePointer(one) }
-                    return scratch.map { UnsafePointer($0 + i * s) } ?? x + (i * c + ch) * s
-                }
-                // shift: the variance of x − k is that of x, and x − k is small
-                let k = xc.map { Float(bitPattern: UInt32($0[ch * s]) << 16) } ?? span(0)[0]
+                @inline(__always) func span(_ i: Int) -> UnsafePointer<Float> { scratch.map { UnsafePointer($0 + i * s) } ?? x + (i * c + ch) * s }
+                let k = span(0)[0]  // shift: the variance of x − k is that of x, and x − k is small
                 var sum: Double = 0, sq: Double = 0
                 for i in 0..<n {
-                    var (a, b): (Float, Float) = (0, 0)
-                    if let xc { dojo_bn_shifted_sums_bf16(xc + (i * c + ch) * s, s, k, &a, &b) } else { (a, b) = shiftedSums(span(i), s, shift: k) }
+                    let (a, b) = shiftedSums(span(i), s, shift: k)
                     sum += Double(a); sq += Double(b)
                 }
                 let m = sum / count
@@ -145,11 +135,9 @@ public enum BatchNormKernel {
                     let o = (i * c + ch) * s, yo = out ?? y + o
                     // BF16 codes only: the affine, its rounding and its codes in one pass (a span with a value the
                     // rounding leaves to the slow path takes the three passes below)
-                    if bf16Codes, let codesBase {
-                        let to = codesBase.assumingMemoryBound(to: UInt16.self) + o
-                        if let xc, dojo_bn_affine_bf16_codes_from_codes(xc + o, s, Float(a), Float(b), to) != 0 { continue }
-                        if xc == nil, dojo_bn_affine_bf16_codes(span(i), s, Float(a), Float(b), to) != 0 { continue }
-                    }
+                    if bf16Codes, let codesBase,
+                       dojo_bn_affine_bf16_codes(span(i), s, Float(a), Float(b),
+                                                 codesBase.assumingMemoryBound(to: UInt16.self) + o) != 0 { continue }
                     affine(span(i), yo, s, Float(a), Float(b))
                     // rounded while the span is in cache; into codes only in one pass where the rounding has one (CFP8)
                     if let codesFormat, let codesBase {
