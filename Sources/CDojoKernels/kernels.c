@@ -174,7 +174,10 @@ INLINE void unpack_cfp8_body(const uint8_t *restrict codes, long n, uint32_t *re
 
 // BF16's round-to-nearest-even of FP32 bits u, and the values it leaves to the caller (nonzero FP32 subnormals, values
 // near BF16's largest, infinities, NaNs): the one rule every BF16 rounding loop below uses.
-#define BF16_SPECIAL(u) ((uint32_t)((((u) & 0x7FFFFFFFu) - 1u) < 0x007FFFFFu) | (uint32_t)(((u) & 0x7FFFFFFFu) > 0x7F7F0000u))
+#define BF16_MIN_NORMAL_BITS 0x00800000u   // FP32's smallest normal
+#define BF16_MAX_BITS 0x7F7F0000u          // BF16's largest
+#define BF16_SPECIAL(u) ((uint32_t)((((u) & 0x7FFFFFFFu) - 1u) < BF16_MIN_NORMAL_BITS - 1u) | \
+                         (uint32_t)(((u) & 0x7FFFFFFFu) > BF16_MAX_BITS))
 #define BF16_RNE(u) (((u) + 0x7FFFu + (((u) >> 16) & 1u)) & 0xFFFF0000u)
 
 INLINE int round_bf16_body(uint32_t *restrict u, long n) {
@@ -822,7 +825,7 @@ AVX2 static inline __attribute__((always_inline)) int bf16_one_pass_chunk(
         cfp_range_add(&range, _mm256_and_si256(u, abs_mask), one);
         r[k] = cfp_round_bits(u, shift, one, half_m1, keep);
     }
-    if (range_special(range, 0x00800000u, 0x7F7F0000u)) return 0;
+    if (range_special(range, BF16_MIN_NORMAL_BITS, BF16_MAX_BITS)) return 0;
     if (kind == BF16_BN_DX) {
         for (int k = 0; k < vectors; k++) _mm256_storeu_si256((__m256i *)(out + lo + 8 * k), r[k]);
     } else if (vectors == 8) {

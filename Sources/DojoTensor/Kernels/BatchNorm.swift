@@ -107,7 +107,7 @@ public enum BatchNormKernel {
             defer { round?.merge(tally); if uncoded { codes?.markFailed() } }
             // the codes' format and address as values: the writer (a class) used in the span loop would be retained and
             // released once per span from each thread
-            let codesFormat = codes?.format, codesBase = codes?.address(of: 0)
+            let codesFormat = codes?.format, codesBase = codes?.address(of: 0), codeBytes = codes?.bytes ?? 0
             // `codes`: the rounded output's codes written in place of y (not written): each span made in cache, coded
             let out: UnsafeMutablePointer<Float>? = codes == nil ? nil : .allocate(capacity: s)
             defer { out?.deallocate() }
@@ -141,7 +141,7 @@ public enum BatchNormKernel {
                     affine(span(i), yo, s, Float(a), Float(b))
                     // rounded while the span is in cache; into codes only in one pass where the rounding has one (CFP8)
                     if let codesFormat, let codesBase {
-                        if round?.roundCoding(yo, count: s, offset: o, format: codesFormat, codes: codesBase + o * codesFormat.packedBytes!,
+                        if round?.roundCoding(yo, count: s, offset: o, format: codesFormat, codes: codesBase + o * codeBytes,
                                               into: &tally) == false { uncoded = true }
                     } else {
                         round?.round(yo, count: s, offset: o, into: &tally)
