@@ -98,6 +98,28 @@ func convOneDNNMatchesReference(_ index: Int, _ withBias: Bool) {
     #expect(ref.y.allSatisfy { $0.isFinite } && ref.dx.allSatisfy { $0.isFinite } && ref.dw.allSatisfy { $0.isFinite })
 }
 
+/// Both gradients in one call (dy reordered once where both passes want the same layout) are the two passes' own,
+/// bit for bit, and the reference's.
+@Test(arguments: convShapes.indices.filter { convShapes[$0].groups == 1 }, [true, false])
+func convBothGradientsAtOnce(_ index: Int, _ withBias: Bool) {
+    let g = convShapes[index]
+    var rng = TestRNG(UInt64(100 + index))
+    let x = rng.array(g.inputCount), w = rng.array(g.weightCount, scale: 0.5), dy = rng.array(g.outputCount)
+    let separate = runConv(g, x: x, w: w, b: withBias ? rng.array(g.outChannels) : nil, dy: dy, backend: .oneDNN)
+    let ref = runConv(g, x: x, w: w, b: nil, dy: dy, backend: .reference)
+    var dx = [Float](repeating: 0, count: g.inputCount), dw = [Float](repeating: 0, count: g.weightCount)
+    var db = [Float](repeating: 0, count: g.outChannels)
+    if withBias {
+        db.withUnsafeMutableBufferPointer { Conv2dKernel.backward(g, dy: dy, weight: w, x: x, dx: &dx, dWeight: &dw, dBias: $0.baseAddress!) }
+        #expect(db.map(\.bitPattern) == separate.db.map(\.bitPattern), "bias gradient \(g)")
+    } else {
+        Conv2dKernel.backward(g, dy: dy, weight: w, x: x, dx: &dx, dWeight: &dw, dBias: nil)
+    }
+    #expect(dx.map(\.bitPattern) == separate.dx.map(\.bitPattern), "x's gradient \(g)")
+    #expect(dw.map(\.bitPattern) == separate.dw.map(\.bitPattern), "weight gradient \(g)")
+    #expect(relativeError(dx, ref.dx) < 1e-4 && relativeError(dw, ref.dw) < 1e-4, "against the reference \(g)")
+}
+
 @Test func convReferenceSmallCaseByHand() {
     // 1×1×3×3 input, one 2×2 kernel, no padding: every output is a hand-checkable dot product.
     let g = Conv2dGeometry(batch: 1, inChannels: 1, height: 3, width: 3, outChannels: 1, kernelH: 2, kernelW: 2)

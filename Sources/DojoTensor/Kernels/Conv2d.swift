@@ -147,6 +147,33 @@ public enum Conv2dKernel {
         }
     }
 
+    /// Both gradients of one convolution (x's and the weights'), on oneDNN: where both passes want dy in the same
+    /// blocked layout, dy is reordered into it once and read by both (each pass alone reorders it for itself).
+    /// `bf16`: the operands (dy, the weights, x) are BF16 bits, as `backwardDataBF16` and `backwardWeightsBF16` take them.
+    static func backwardBoth(_ g: Conv2dGeometry, bf16: Bool, dy: UnsafeRawPointer, weight: UnsafeRawPointer, x: UnsafeRawPointer,
+                             dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
+        g.validate()
+        let data = convCache.get(ConvKey(g: g, pass: .backwardData, bias: false, bf16: bf16)) {
+            ConvPrimitives(g, .backwardData, bias: false, bf16: bf16)
+        }
+        let weights = convCache.get(ConvKey(g: g, pass: .backwardWeights, bias: dBias != nil, bf16: bf16)) {
+            ConvPrimitives(g, .backwardWeights, bias: dBias != nil, bf16: bf16)
+        }
+        ConvPrimitives.backwardBoth(data: data, weights: weights, dy: dy, weight: weight, x: x, dx: dx, dWeight: dWeight, dBias: dBias)
+    }
+
+    /// Both gradients on FP32 operands (`backwardData` and `backwardWeights` in one call, dy reordered once).
+    public static func backward(_ g: Conv2dGeometry, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
+        backwardBoth(g, bf16: false, dy: dy, weight: weight, x: x, dx: dx, dWeight: dWeight, dBias: dBias)
+    }
+
+    /// Both gradients on BF16 operands (`backwardDataBF16` and `backwardWeightsBF16` in one call, dy reordered once).
+    public static func backwardBF16(_ g: Conv2dGeometry, dy: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, x: UnsafePointer<UInt16>,
+                                    dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
+        backwardBoth(g, bf16: true, dy: dy, weight: weight, x: x, dx: dx, dWeight: dWeight, dBias: dBias)
+    }
+
     /// Number of cached oneDNN primitive sets (one per geometry, pass and bias/no-bias).
     public static var cachedPrimitiveCount: Int { convCache.count }
 
@@ -360,6 +387,33 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
             main.run(stream, args)
             src.push(stream)
             stream.wait()
+        }
+    }
+
+    /// The weight gradient (`weights`), then x's (`data`), under one hold of the lock: dy reordered once when both
+    /// passes want it in the same layout (the data pass then reads the weight pass's staged copy), else each its own.
+    static func backwardBoth(data: ConvPrimitives, weights: ConvPrimitives, dy: UnsafeRawPointer, weight: UnsafeRawPointer,
+                             x: UnsafeRawPointer, dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
+                             dBias: UnsafeMutablePointer<Float>?) {
+        let shared = data.dst.isReordered && weights.dst.isReordered && dnnlEqual(data.dst.prim.md, weights.dst.prim.md)
+        // the data pass's arguments with dy read from the weight pass's staged copy
+        let dataArgs = shared
+            ? data.args.map { $0.arg == DNNL_ARG_DIFF_DST ? dnnlArg(DNNL_ARG_DIFF_DST, weights.dst.prim) : $0 }
+            : data.args
+        weights.exclusive {
+            weights.src.pull(x, weights.stream)
+            weights.dst.pull(dy, weights.stream)
+            weights.wei.bind(dWeight)
+            if let b = weights.bias, let dBias { b.set(dBias) }
+            weights.main.run(weights.stream, weights.args)
+            weights.wei.push(weights.stream)
+            weights.stream.wait()
+            if !shared { data.dst.pull(dy, data.stream) }
+            data.wei.pull(weight, data.stream)
+            data.src.bind(dx)
+            data.main.run(data.stream, dataArgs)
+            data.src.push(data.stream)
+            data.stream.wait()
         }
     }
 

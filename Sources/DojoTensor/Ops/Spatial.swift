@@ -47,8 +47,26 @@ extension Tensor {
             let wantsWeights = needs[1] || (needs.count > 2 && needs[2])
             let dy16 = bf16 && ((needs[0] && BF16Operand.mayBeExact(weight)) || (wantsWeights && BF16Operand.mayBeExact(x)))
                 ? BF16Operand.of(dy) : nil
-            if needs[0] {
+            // both gradients on oneDNN: one call, dy reordered once for both passes
+            if needs[0] && wantsWeights && backend == .oneDNN && groups == 1 {
                 dx = Tensor(uninitializedShape: x.shape)
+                dw = Tensor(uninitializedShape: weight.shape)
+                if bias != nil { db = Tensor(uninitializedShape: [g.outChannels]) }
+                if let dy16, BF16Operand.mayBeExact(weight) && BF16Operand.mayBeExact(x),
+                   let w16 = BF16Operand.of(weight), let x16 = BF16Operand.of(x) {
+                    Conv2dKernel.backwardBF16(g, dy: dy16.bits, weight: w16.bits, x: x16.bits, dx: dx!.pointer, dWeight: dw!.pointer,
+                                              dBias: db?.pointer)
+                    return bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
+                }
+                if dy16 == nil {
+                    Conv2dKernel.backward(g, dy: dy.pointer, weight: weight.pointer, x: x.pointer, dx: dx!.pointer, dWeight: dw!.pointer,
+                                          dBias: db?.pointer)
+                    return bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
+                }
+                // (one pass on BF16 operands, the other on FP32: each on its own below)
+            }
+            if needs[0] {
+                dx = dx ?? Tensor(uninitializedShape: x.shape)
                 if let dy16, let w16 = BF16Operand.of(weight) {
                     Conv2dKernel.backwardDataBF16(g, dy: dy16.bits, weight: w16.bits, dx: dx!.pointer)
                 } else {
@@ -56,8 +74,8 @@ extension Tensor {
                 }
             }
             if wantsWeights {
-                dw = Tensor(uninitializedShape: weight.shape)
-                if bias != nil { db = Tensor(uninitializedShape: [g.outChannels]) }
+                dw = dw ?? Tensor(uninitializedShape: weight.shape)
+                if bias != nil { db = db ?? Tensor(uninitializedShape: [g.outChannels]) }
                 if let dy16, let x16 = BF16Operand.of(x) {
                     Conv2dKernel.backwardWeightsBF16(g, x: x16.bits, dy: dy16.bits, dWeight: dw!.pointer, dBias: db?.pointer)
                 } else {
