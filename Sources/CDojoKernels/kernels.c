@@ -959,6 +959,130 @@ BOTH(void, layer_norm_backward_rows, (const float *gy, const float *x, const flo
 BOTH(void, layer_norm_param_grads, (const float *gy, const float *x, const float *stats, float *dgamma, float *dbeta,
                                     long rows, long d, long c0, long c1), (gy, x, stats, dgamma, dbeta, rows, d, c0, c1))
 BOTH(void, gelu_tanh_backward, (const float *x, const float *dy, float *dx, long n), (x, dy, dx, n))
+// MARK: direct convolution at stride 1 for few input channels (dojo_conv_direct_*)
+
+// Padded planes: ic planes of (hp + 1) rows of wp values (the extra row and 64 more values let the last flat run
+// read past its end into zeros).
+long dojo_conv_direct_padded_size(long ic, long h, long w, long kh, long kw, long ph, long pw) {
+    (void)kh; (void)kw;
+    long wp = w + 2 * pw, hp = h + 2 * ph;
+    return ic * (hp + 1) * wp + 64;
+}
+
+
+// One output plane as a flat run of n = oh·wp values into `row` (rounded up to 32): acc = bias + Σ taps.
+INLINE void conv_direct_plane_body(const float *padded, long plane, long ic, long wp, const float *wt, float bias,
+                                   long kh, long kw, long n, float *row) {
+    for (long t0 = 0; t0 < n; t0 += 32) {
+        float acc[32];
+        for (int k = 0; k < 32; k++) acc[k] = bias;
+        for (long c = 0; c < ic; c++)
+            for (long ky = 0; ky < kh; ky++)
+                for (long kx = 0; kx < kw; kx++) {
+                    const float wv = wt[(c * kh + ky) * kw + kx];
+                    const float *src = padded + c * plane + ky * wp + kx + t0;
+                    for (int k = 0; k < 32; k++) acc[k] += wv * src[k];
+                }
+        for (int k = 0; k < 32; k++) row[t0 + k] = acc[k];
+    }
+}
+
+// Dot products of one gradient run with 8 taps' shifted runs (8 lanes each), added to sums[8].
+INLINE void conv_direct_dots8_body(const float *dyr, const float *const *src, long n, double *sums) {
+    float acc[8][8];
+    for (int q = 0; q < 8; q++) for (int k = 0; k < 8; k++) acc[q][k] = 0;
+    for (long t = 0; t < n; t += 8)
+        for (int q = 0; q < 8; q++)
+            for (int k = 0; k < 8; k++) acc[q][k] += dyr[t + k] * src[q][t + k];
+    for (int q = 0; q < 8; q++) {
+        float s = 0;
+        for (int k = 0; k < 8; k++) s += acc[q][k];
+        sums[q] += s;
+    }
+}
+
+INLINE double conv_direct_dot1_body(const float *dyr, const float *src, long n) {
+    float acc[8] = {0};
+    for (long t = 0; t < n; t += 8)
+        for (int k = 0; k < 8; k++) acc[k] += dyr[t + k] * src[t + k];
+    float s = 0;
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s;
+}
+
+INLINE double conv_direct_sum_body(const float *r, long n) {
+    float acc[8] = {0};
+    for (long t = 0; t < n; t += 8)
+        for (int k = 0; k < 8; k++) acc[k] += r[t + k];
+    float s = 0;
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s;
+}
+
+// Rows of w values between a dense plane and runs of wp (copy loops of their own: a libc call a row cost more than
+// the copy for 28-value rows).
+INLINE void conv_direct_spread_body(const float *dense, long rows, long w, long wp, float *runs) {
+    for (long i = 0; i < rows; i++)
+        for (long j = 0; j < w; j++) runs[i * wp + j] = dense[i * w + j];
+}
+INLINE void conv_direct_gather_body(const float *runs, long rows, long w, long wp, float *dense) {
+    for (long i = 0; i < rows; i++)
+        for (long j = 0; j < w; j++) dense[i * w + j] = runs[i * wp + j];
+}
+
+BOTH(double, conv_direct_sum, (const float *r, long n), (r, n))
+BOTH(void, conv_direct_spread, (const float *dense, long rows, long w, long wp, float *runs), (dense, rows, w, wp, runs))
+BOTH(void, conv_direct_gather, (const float *runs, long rows, long w, long wp, float *dense), (runs, rows, w, wp, dense))
+BOTH(void, conv_direct_plane, (const float *padded, long plane, long ic, long wp, const float *wt, float bias, long kh, long kw,
+                               long n, float *row), (padded, plane, ic, wp, wt, bias, kh, kw, n, row))
+BOTH(void, conv_direct_dots8, (const float *dyr, const float *const *src, long n, double *sums), (dyr, src, n, sums))
+BOTH(double, conv_direct_dot1, (const float *dyr, const float *src, long n), (dyr, src, n))
+
+void dojo_conv_direct_pad(const float *x, long ic, long h, long w, long kh, long ph, long pw, float *padded) {
+    (void)kh;
+    long wp = w + 2 * pw, hp = h + 2 * ph, plane = (hp + 1) * wp;
+    memset(padded, 0, (size_t)(ic * plane + 64) * sizeof(float));
+    for (long c = 0; c < ic; c++) DISPATCH(conv_direct_spread, (x + c * h * w, h, w, wp, padded + c * plane + ph * wp + pw));
+}
+
+void dojo_conv_direct_forward(const float *padded, long ic, long h, long w, const float *wt, const float *bias,
+                              long o0, long o1, long kh, long kw, long ph, long pw, float *y, float *row) {
+    long wp = w + 2 * pw, hp = h + 2 * ph, plane = (hp + 1) * wp;
+    long oh = hp - kh + 1, ow = wp - kw + 1, n = oh * wp;
+    for (long o = o0; o < o1; o++) {
+        DISPATCH(conv_direct_plane, (padded, plane, ic, wp, wt + o * ic * kh * kw, bias ? bias[o] : 0.0f, kh, kw, n, row));
+        DISPATCH(conv_direct_gather, (row, oh, ow, wp, y + (o - o0) * oh * ow));
+    }
+}
+
+void dojo_conv_direct_backward_weights(const float *padded, long ic, long h, long w, const float *dy, long oc,
+                                       long kh, long kw, long ph, long pw, double *dw, double *db, float *row) {
+    long wp = w + 2 * pw, hp = h + 2 * ph, plane = (hp + 1) * wp;
+    long oh = hp - kh + 1, ow = wp - kw + 1, n = oh * wp, taps = ic * kh * kw;
+    long nr = (n + 7) & ~7L;
+    const float *src[8];
+    for (long o = 0; o < oc; o++) {
+        // the gradient plane spread over rows of wp values; the discarded columns and the values past the end stay
+        // zero from the caller's zeroing (only the ow columns of each row are written)
+        const float *dyo = dy + o * oh * ow;
+        DISPATCH(conv_direct_spread, (dyo, oh, ow, wp, row));
+        if (db) db[o] += DISPATCH(conv_direct_sum, (row, nr));
+        double *dwo = dw + o * taps;
+        long q = 0;
+        for (; q + 8 <= taps; q += 8) {
+            for (int u = 0; u < 8; u++) {
+                long tap = q + u, c = tap / (kh * kw), ky = (tap / kw) % kh, kx = tap % kw;
+                src[u] = padded + c * plane + ky * wp + kx;
+            }
+            DISPATCH(conv_direct_dots8, (row, src, nr, dwo + q));
+        }
+        for (; q < taps; q++) {
+            long c = q / (kh * kw), ky = (q / kw) % kh, kx = q % kw;
+            dwo[q] += DISPATCH(conv_direct_dot1, (row, padded + c * plane + ky * wp + kx, nr));
+        }
+    }
+}
+
 static void transpose_base(const float *src, long lds, float *dst, long ldd, long r0, long r1, long c0, long c1) {
     transpose_body(src, lds, dst, ldd, r0, r1, c0, c1);
 }

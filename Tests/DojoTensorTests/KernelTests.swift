@@ -120,6 +120,32 @@ func convBothGradientsAtOnce(_ index: Int, _ withBias: Bool) {
     #expect(relativeError(dx, ref.dx) < 1e-4 && relativeError(dw, ref.dw) < 1e-4, "against the reference \(g)")
 }
 
+/// The weight gradient reads the input as the forward pass reordered it while that buffer still holds it: the same
+/// bits as reordering it again; and after another input of the same geometry went through the forward pass, the
+/// input's own values (not the other's).
+@Test func convWeightGradientReusesTheForwardReorder() {
+    // 19 → 33 channels: the input is reordered into channel blocks; a geometry no other test uses (so that no forward
+    // pass has run on it before the first weight gradient, without clearing caches other tests use at the same time)
+    let g = Conv2dGeometry(batch: 3, inChannels: 19, height: 10, width: 7, outChannels: 33, kernelH: 3, kernelW: 3, padH: 1, padW: 1)
+    var rng = TestRNG(55)
+    let x1 = rng.array(g.inputCount), x2 = rng.array(g.inputCount), w = rng.array(g.weightCount, scale: 0.5)
+    let dy = rng.array(g.outputCount)
+    func weightGradient(after forwardInputs: [[Float]]) -> [Float] {
+        var y = [Float](repeating: 0, count: g.outputCount), dw = [Float](repeating: 0, count: g.weightCount)
+        for x in forwardInputs { Conv2dKernel.forward(g, x: x, weight: w, bias: nil, y: &y) }
+        Conv2dKernel.backwardWeights(g, x: x1, dy: dy, dWeight: &dw, dBias: nil)
+        return dw
+    }
+    #expect(!Conv2dKernel.isCached(g, pass: .forward, bias: false))
+    let alone = weightGradient(after: [])
+    let reused = weightGradient(after: [x1])
+    let replaced = weightGradient(after: [x1, x2])
+    #expect(reused.map(\.bitPattern) == alone.map(\.bitPattern))
+    #expect(replaced.map(\.bitPattern) == alone.map(\.bitPattern))
+    let ref = runConv(g, x: x1, w: w, b: nil, dy: dy, backend: .reference)
+    #expect(relativeError(alone, ref.dw) < 1e-4)
+}
+
 @Test func convReferenceSmallCaseByHand() {
     // 1×1×3×3 input, one 2×2 kernel, no padding: every output is a hand-checkable dot product.
     let g = Conv2dGeometry(batch: 1, inChannels: 1, height: 3, width: 3, outChannels: 1, kernelH: 2, kernelW: 2)

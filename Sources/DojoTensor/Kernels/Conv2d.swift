@@ -2,6 +2,7 @@
 import CDojoKernels
 import COneDNN
 import Synchronization
+import Foundation
 
 /// The shape of a 2-D convolution. Padding is symmetric (`padH` top and bottom, `padW` left and right).
 public struct Conv2dGeometry: Hashable, Sendable {
@@ -98,6 +99,10 @@ public enum Conv2dKernel {
                                          bias: bias, y: y)
             return ConvForwardResult(rounded: false, codes: nil, onlyCodes: false)
         case .oneDNN:
+            if !bf16 && DirectConv.handles(g) {
+                return DirectConv.forward(g, x: x.assumingMemoryBound(to: Float.self), weight: weight.assumingMemoryBound(to: Float.self),
+                                          bias: bias, y: y, round: round, withCodes: withCodes, codesOnly: codesOnly)
+            }
             let key = ConvKey(g: g, pass: .forward, bias: bias != nil, bf16: bf16)
             let p = convCache.get(key) { ConvPrimitives(g, .forward, bias: bias != nil, bf16: bf16) }
             return p.forward(x: x, weight: weight, bias: bias, y: y, round: round, withCodes: withCodes, codesOnly: codesOnly)
@@ -140,6 +145,7 @@ public enum Conv2dKernel {
         switch backend {
         case .reference: ReferenceKernels.convBackwardWeights(g, x: x, dy: dy, dWeight: dWeight, dBias: dBias)
         case .oneDNN:
+            if DirectConv.handles(g) { return DirectConv.backwardWeights(g, x: x, dy: dy, dWeight: dWeight, dBias: dBias) }
             let p = convCache.get(ConvKey(g: g, pass: .backwardWeights, bias: dBias != nil)) {
                 ConvPrimitives(g, .backwardWeights, bias: dBias != nil)
             }
@@ -153,6 +159,11 @@ public enum Conv2dKernel {
     static func backwardBoth(_ g: Conv2dGeometry, bf16: Bool, dy: UnsafeRawPointer, weight: UnsafeRawPointer, x: UnsafeRawPointer,
                              dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
         g.validate()
+        if !bf16 && DirectConv.handles(g) {
+            let (dyf, wf, xf) = (dy.assumingMemoryBound(to: Float.self), weight.assumingMemoryBound(to: Float.self), x.assumingMemoryBound(to: Float.self))
+            backwardData(g, dy: dyf, weight: wf, dx: dx)
+            return DirectConv.backwardWeights(g, x: xf, dy: dyf, dWeight: dWeight, dBias: dBias)
+        }
         let data = convCache.get(ConvKey(g: g, pass: .backwardData, bias: false, bf16: bf16)) {
             ConvPrimitives(g, .backwardData, bias: false, bf16: bf16)
         }
@@ -302,12 +313,31 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
             ? [8, 16].first { b in g.outChannels % b == 0 && dnnlEqual(chosen, dnnlMD(dstDims, b == 8 ? dnnl_aBcd8b : dnnl_aBcd16b)) }
             : nil
         geometry = g
+        self.bf16 = bf16
         super.init()
+    }
+
+    /// Forward sets: the address of the input last reordered into `src`'s buffer (nil when there is no reorder), so
+    /// that the weight gradient of the same geometry reads that buffer instead of reordering the same input again. A
+    /// layer's input lives, unchanged, from its forward pass to its backward pass (the tape holds it); another input
+    /// pulled in between (a layer of the same geometry) replaces the address. Read and written under the lock.
+    nonisolated(unsafe) var stagedSource: UnsafeRawPointer?
+
+    /// The forward set of this geometry whose staged input is `x` in the layout `want` (nil: the input must be reordered).
+    static func stagedInput(_ g: Conv2dGeometry, bf16: Bool, x: UnsafeRawPointer, want: dnnl_memory_desc_t) -> DnnlMemory? {
+        for bias in [true, false] {
+            if let f = convCache.existing(ConvKey(g: g, pass: .forward, bias: bias, bf16: bf16)), f.stagedSource == x,
+               dnnlEqual(f.src.prim.md, want) {
+                return f.src.prim
+            }
+        }
+        return nil
     }
 
     /// The channel block of the forward output's layout when the reorder into NCHW can run here (nil: oneDNN's).
     let dstChannelBlock: Int?
     let geometry: Conv2dGeometry
+    let bf16: Bool
 
     /// Returns whether `round` rounded the output (as the reorder into NCHW wrote it), the codes it wrote, and
     /// whether they are all it wrote (`codesOnly`: y left unwritten; when a value cannot be coded, y is written after all).
@@ -317,6 +347,7 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
         var result = ConvForwardResult(rounded: false, codes: nil, onlyCodes: false)
         exclusive {
             src.pull(x, stream)
+            stagedSource = src.isReordered ? x : nil
             wei.pull(weight, stream)
             if let b = bias, let bp { b.set(bp) }
             dst.bind(y)
@@ -401,11 +432,13 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
             ? data.args.map { $0.arg == DNNL_ARG_DIFF_DST ? dnnlArg(DNNL_ARG_DIFF_DST, weights.dst.prim) : $0 }
             : data.args
         weights.exclusive {
-            weights.src.pull(x, weights.stream)
+            let staged = weights.src.isReordered
+                ? stagedInput(weights.geometry, bf16: weights.bf16, x: x, want: weights.src.prim.md) : nil
+            if staged == nil { weights.src.pull(x, weights.stream) }
             weights.dst.pull(dy, weights.stream)
             weights.wei.bind(dWeight)
             if let b = weights.bias, let dBias { b.set(dBias) }
-            weights.main.run(weights.stream, weights.args)
+            weights.main.run(weights.stream, staged.map { m in weights.args.map { $0.arg == DNNL_ARG_SRC ? dnnlArg(DNNL_ARG_SRC, m) : $0 } } ?? weights.args)
             weights.wei.push(weights.stream)
             weights.stream.wait()
             if !shared { data.dst.pull(dy, data.stream) }
@@ -420,13 +453,131 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
     func backwardWeights(x: UnsafeRawPointer, dy: UnsafeRawPointer, dWeight: UnsafeMutablePointer<Float>,
                          dBias: UnsafeMutablePointer<Float>?) {
         exclusive {
-            src.pull(x, stream)
+            // x as the forward pass reordered it, when its buffer still holds it
+            let staged = src.isReordered ? Self.stagedInput(geometry, bf16: bf16, x: x, want: src.prim.md) : nil
+            if staged == nil { src.pull(x, stream) }
             dst.pull(dy, stream)
             wei.bind(dWeight)
             if let b = bias, let dBias { b.set(dBias) }
-            main.run(stream, args)
+            main.run(stream, staged.map { m in args.map { $0.arg == DNNL_ARG_SRC ? dnnlArg(DNNL_ARG_SRC, m) : $0 } } ?? args)
             wei.push(stream)
             stream.wait()
         }
+    }
+}
+
+extension Engine {
+    /// Whether stride-1 convolutions of inputs with a few channels run on the engine's direct loops (`DirectConv`;
+    /// off: oneDNN's, the other side of a comparison, `DOJO_DIRECT_CONV=0`).
+    @TaskLocal public static var directConvolutions = ProcessInfo.processInfo.environment["DOJO_DIRECT_CONV"] != "0"
+}
+
+/// A network's first convolution, on inputs of 1 to 4 channels at stride 1 (an image; the small CNN's 1→32, the
+/// occupancy network's 3→32): the engine's own loops in NCHW (`dojo_conv_direct_*`), forward and the weight gradient.
+/// oneDNN computes these in its channel-blocked layout, and the reorders around them (the output into NCHW, the
+/// output's gradient out of it) cost more than the arithmetic, which is ic·kh·kw multiply-adds an output (9 for the
+/// small CNN). The forward rounds each image's planes while they are in cache, as `ConvPrimitives.unblock` does. The
+/// input gradient of such a layer (rarely wanted: its input is the data) stays with oneDNN.
+@_spi(Testing) public enum DirectConv {
+    /// The geometries it takes (the arithmetic an output stays small: at most 64 taps).
+    public static func handles(_ g: Conv2dGeometry) -> Bool {
+        g.groups == 1 && g.strideH == 1 && g.strideW == 1 && g.inChannels <= 4 && g.inChannels * g.kernelH * g.kernelW <= 64
+            && g.padH < g.kernelH && g.padW < g.kernelW && Engine.directConvolutions
+    }
+
+    struct Sizes {
+        let padded: Int, row: Int, inImage: Int, outImage: Int, taps: Int
+        init(_ g: Conv2dGeometry) {
+            padded = dojo_conv_direct_padded_size(g.inChannels, g.height, g.width, g.kernelH, g.kernelW, g.padH, g.padW)
+            row = g.outHeight * (g.width + 2 * g.padW) + 64
+            inImage = g.inChannels * g.height * g.width
+            outImage = g.outChannels * g.outHeight * g.outWidth
+            taps = g.inChannels * g.kernelH * g.kernelW
+        }
+    }
+
+    /// The forward pass (FP32 operands). `round`, `withCodes`, `codesOnly` as `Conv2dKernel.forward` takes them; the
+    /// output is always rounded here when `round` is given.
+    @_spi(Testing) public static func forward(_ g: Conv2dGeometry, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                              bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil,
+                                              withCodes: Bool = false, codesOnly: Bool = false) -> ConvForwardResult {
+        let z = Sizes(g)
+        let format = withCodes ? round?.numberFormat : nil, bytes = format?.packedBytes
+        var codes = bytes.map { UnsafeMutableRawPointer.allocate(byteCount: g.outputCount * $0, alignment: 64) }
+        let only = codesOnly && codes != nil
+        func run(into y: UnsafeMutablePointer<Float>?, codes: UnsafeMutableRawPointer?) -> Bool {
+            let xs = SendableRaw(UnsafeRawPointer(x)), ws = SendableRaw(UnsafeRawPointer(weight))
+            let bs = bias.map { SendableRaw(UnsafeRawPointer($0)) }, ys = y.map { SendablePointer($0) }
+            let out = codes.map { SendablePointer($0.assumingMemoryBound(to: UInt8.self)) }
+            let failed = Atomic<Bool>(false)
+            ComputeThreads.parallelChunks(g.batch, elements: g.outputCount * z.taps) { images in
+                let padded = UnsafeMutablePointer<Float>.allocate(capacity: z.padded), row = UnsafeMutablePointer<Float>.allocate(capacity: z.row)
+                // codes only: each image's planes made in a buffer of this thread's, in cache, then rounded and coded
+                let scratch: UnsafeMutablePointer<Float>? = ys == nil ? .allocate(capacity: z.outImage) : nil
+                defer { padded.deallocate(); row.deallocate(); scratch?.deallocate() }
+                var tally = RoundingTask.Tally()
+                for image in images {
+                    dojo_conv_direct_pad(xs.p.assumingMemoryBound(to: Float.self) + image * z.inImage, g.inChannels, g.height, g.width,
+                                         g.kernelH, g.padH, g.padW, padded)
+                    let to = scratch ?? ys!.p + image * z.outImage
+                    dojo_conv_direct_forward(padded, g.inChannels, g.height, g.width, ws.p.assumingMemoryBound(to: Float.self),
+                                             bs?.p.assumingMemoryBound(to: Float.self), 0, g.outChannels, g.kernelH, g.kernelW,
+                                             g.padH, g.padW, to, row)
+                    guard let round else { continue }
+                    let offset = image * z.outImage, codesAt = out.map { UnsafeMutableRawPointer($0.p + offset * (bytes ?? 1)) }
+                    if ys == nil, let format, let codesAt {
+                        if !round.roundCoding(to, count: z.outImage, offset: offset, format: format, codes: codesAt, into: &tally) {
+                            failed.store(true, ordering: .relaxed)
+                        }
+                    } else {
+                        round.round(to, count: z.outImage, offset: offset, into: &tally)
+                        if let format, let codesAt, !format.packExactly(to, count: z.outImage, into: codesAt) {
+                            failed.store(true, ordering: .relaxed)
+                        }
+                    }
+                }
+                round?.merge(tally)
+            }
+            return !failed.load(ordering: .relaxed)
+        }
+        if !run(into: only ? nil : y, codes: codes) {
+            codes?.deallocate()
+            codes = nil
+            // a value that could not be coded (NaN): the FP32 output after all
+            if only { _ = run(into: y, codes: nil) }
+            return ConvForwardResult(rounded: round != nil, codes: nil, onlyCodes: false)
+        }
+        return ConvForwardResult(rounded: round != nil, codes: codes, onlyCodes: only)
+    }
+
+    /// The weight (and bias) gradient, summed over the images in double, the threads' parts added in a fixed order.
+    @_spi(Testing) public static func backwardWeights(_ g: Conv2dGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                                      dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
+        let z = Sizes(g), oc = g.outChannels, width = oc * z.taps + oc
+        let xs = SendableRaw(UnsafeRawPointer(x)), dys = SendableRaw(UnsafeRawPointer(dy)), withBias = dBias != nil
+        let parts = Mutex<[Int: [Double]]>([:])
+        ComputeThreads.parallelChunks(g.batch, elements: g.outputCount * z.taps) { images in
+            let padded = UnsafeMutablePointer<Float>.allocate(capacity: z.padded), row = UnsafeMutablePointer<Float>.allocate(capacity: z.row)
+            row.initialize(repeating: 0, count: z.row)   // zero once: the kernel keeps the columns it does not write at zero
+            defer { padded.deallocate(); row.deallocate() }
+            var sums = [Double](repeating: 0, count: width)
+            sums.withUnsafeMutableBufferPointer { s in
+                for image in images {
+                    dojo_conv_direct_pad(xs.p.assumingMemoryBound(to: Float.self) + image * z.inImage, g.inChannels, g.height, g.width,
+                                         g.kernelH, g.padH, g.padW, padded)
+                    dojo_conv_direct_backward_weights(padded, g.inChannels, g.height, g.width,
+                                                      dys.p.assumingMemoryBound(to: Float.self) + image * z.outImage, oc,
+                                                      g.kernelH, g.kernelW, g.padH, g.padW, s.baseAddress!,
+                                                      withBias ? s.baseAddress! + oc * z.taps : nil, row)
+                }
+            }
+            parts.withLock { $0[images.lowerBound] = sums }
+        }
+        var total = [Double](repeating: 0, count: width)
+        parts.withLock { p in
+            for key in p.keys.sorted() { for (i, v) in p[key]!.enumerated() { total[i] += v } }
+        }
+        for i in 0..<(oc * z.taps) { dWeight[i] = Float(total[i]) }
+        if let dBias { for o in 0..<oc { dBias[o] = Float(total[oc * z.taps + o]) } }
     }
 }

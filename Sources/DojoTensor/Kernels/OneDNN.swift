@@ -227,6 +227,9 @@ final class DnnlCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: Se
 
     var count: Int { table.withLock { $0.count } }
 
+    /// The value for `key` when it was made already (nothing is made).
+    func existing(_ key: Key) -> Value? { table.withLock { $0[key] } }
+
     func contains(_ key: Key) -> Bool { table.withLock { $0[key] != nil } }
 
     func removeAll() { table.withLock { $0.removeAll() } }
