@@ -132,14 +132,9 @@ import Testing
 
     /// A convolution's output rounded as the reorder from oneDNN's channel-blocked layout into NCHW writes it: the
     /// same bits as the convolution then a rounding pass, in the right places (16 output channels: blocks of 8 or 16;
-    /// 12: no whole blocks, so the kernel leaves the rounding to the caller and says so). oneDNN's kernels: the engine's
-    /// direct loops, which would take these 3-channel inputs and always round, are off here (`DirectConvTests`).
+    /// 12: no whole blocks, so the kernel leaves the rounding to the caller and says so).
     @Test(arguments: [Format.bf16, .cfp8_143])
     func convolutionOutputRoundedAsItIsReordered(_ f: Format) throws {
-        try Engine.$directConvolutions.withValue(false) { try convolutionOutputRoundedAsReordered(f) }
-    }
-
-    func convolutionOutputRoundedAsReordered(_ f: Format) throws {
         let nf = try NumberFormat(f, bias: f == .bf16 ? nil : 9)
         let dtype: DType = f == .bf16 ? .bf16 : .cfp8_143
         for channels in [16, 12] {

@@ -120,9 +120,9 @@ func convBothGradientsAtOnce(_ index: Int, _ withBias: Bool) {
     #expect(relativeError(dx, ref.dx) < 1e-4 && relativeError(dw, ref.dw) < 1e-4, "against the reference \(g)")
 }
 
-/// The weight gradient reads the input as the forward pass reordered it while that buffer still holds it: the same
-/// bits as reordering it again; and after another input of the same geometry went through the forward pass, the
-/// input's own values (not the other's).
+/// The weight gradient reads the input as the forward pass reordered it while that buffer still holds it (the same
+/// `inputID`): the same bits as reordering it again; after another input of the same geometry went through the forward
+/// pass, the input's own values (not the other's); and without an `inputID`, its own values.
 @Test func convWeightGradientReusesTheForwardReorder() {
     // 19 → 33 channels: the input is reordered into channel blocks; a geometry no other test uses (so that no forward
     // pass has run on it before the first weight gradient, without clearing caches other tests use at the same time)
@@ -130,18 +130,24 @@ func convBothGradientsAtOnce(_ index: Int, _ withBias: Bool) {
     var rng = TestRNG(55)
     let x1 = rng.array(g.inputCount), x2 = rng.array(g.inputCount), w = rng.array(g.weightCount, scale: 0.5)
     let dy = rng.array(g.outputCount)
-    func weightGradient(after forwardInputs: [[Float]]) -> [Float] {
+    func weightGradient(after forwardInputs: [([Float], Int?)], id: Int? = 1) -> [Float] {
         var y = [Float](repeating: 0, count: g.outputCount), dw = [Float](repeating: 0, count: g.weightCount)
-        for x in forwardInputs { Conv2dKernel.forward(g, x: x, weight: w, bias: nil, y: &y) }
-        Conv2dKernel.backwardWeights(g, x: x1, dy: dy, dWeight: &dw, dBias: nil)
+        for (x, xid) in forwardInputs { Conv2dKernel.forward(g, x: x, weight: w, bias: nil, y: &y, inputID: xid) }
+        Conv2dKernel.backwardWeights(g, x: x1, dy: dy, dWeight: &dw, dBias: nil, inputID: id)
         return dw
     }
     #expect(!Conv2dKernel.isCached(g, pass: .forward, bias: false))
     let alone = weightGradient(after: [])
-    let reused = weightGradient(after: [x1])
-    let replaced = weightGradient(after: [x1, x2])
+    let reused = weightGradient(after: [(x1, 1)])
+    let replaced = weightGradient(after: [(x1, 1), (x2, 2)])
+    let unnamed = weightGradient(after: [(x2, 1)], id: nil)   // a wrong name, but the weight gradient names none
     #expect(reused.map(\.bitPattern) == alone.map(\.bitPattern))
     #expect(replaced.map(\.bitPattern) == alone.map(\.bitPattern))
+    #expect(unnamed.map(\.bitPattern) == alone.map(\.bitPattern))
+    // the forward's buffer is read when the names match (x2's values under x1's name give x2's gradient: the name is
+    // what is trusted)
+    let misnamed = weightGradient(after: [(x2, 1)])
+    #expect(misnamed.map(\.bitPattern) != alone.map(\.bitPattern))
     let ref = runConv(g, x: x1, w: w, b: nil, dy: dy, backend: .reference)
     #expect(relativeError(alone, ref.dw) < 1e-4)
 }

@@ -84,24 +84,6 @@ uint32_t dojo_max_magnitude_bits(const uint32_t *p, long n);
 /// explicit transpose before a GEMM whose transposed operand oneDNN's sgemm reads slowly (DojoTensor's GemmKernel).
 void dojo_transpose_f32(const float *src, long lds, float *dst, long ldd, long r0, long r1, long c0, long c1);
 
-/// Direct convolution at stride 1 for inputs of a few channels (a network's first layer), one image at a time, with
-/// no layout but NCHW. The image's `ic` planes (h×w) are copied zero-padded into `padded` (`dojo_conv_direct_padded_size`
-/// floats), rows of `wp = w + 2·pw` values; an output plane is then computed as a flat run of `oh·wp` values (row i,
-/// column j at i·wp + j; columns from ow on are discarded), each tap (c, ky, kx) one multiply-add of the padded
-/// planes shifted by c·plane + ky·wp + kx, 32 outputs at a time in registers.
-long dojo_conv_direct_padded_size(long ic, long h, long w, long kh, long kw, long ph, long pw);
-void dojo_conv_direct_pad(const float *x, long ic, long h, long w, long kh, long ph, long pw, float *padded);
-/// Output planes [o0, o1) of one image into y (each oh×ow, NCHW), from the padded planes; `wt` is [oc][ic][kh][kw],
-/// `bias` [oc] or NULL; `row` is scratch of `oh·wp + 32` floats.
-void dojo_conv_direct_forward(const float *padded, long ic, long h, long w, const float *wt, const float *bias,
-                              long o0, long o1, long kh, long kw, long ph, long pw, float *y, float *row);
-/// Adds one image's weight gradient (and bias gradient when `db` is not NULL) to `dw` [oc][ic][kh][kw] and `db` [oc],
-/// in double: dw[o][c][ky][kx] += Σ dy[o][i][j] · x[c][i + ky − ph][j + kx − pw]. `dy` is the image's oc planes
-/// (oh×ow), `padded` its input as `dojo_conv_direct_pad` made it, `row` scratch of `oh·wp + 32` floats, all zero
-/// before the first call (the kernel writes only each row's first ow values, so the rest stays zero for the next).
-void dojo_conv_direct_backward_weights(const float *padded, long ic, long h, long w, const float *dy, long oc,
-                                       long kh, long kw, long ph, long pw, double *dw, double *db, float *row);
-
 /// y[i] = GELU(x[i]), the tanh form through the rational tanh DojoTensor's FastGELU uses, bit for bit its values.
 void dojo_gelu_tanh_f32(const float *x, float *y, long n);
 

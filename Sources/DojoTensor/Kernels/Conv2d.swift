@@ -2,7 +2,6 @@
 import CDojoKernels
 import COneDNN
 import Synchronization
-import Foundation
 
 /// The shape of a 2-D convolution. Padding is symmetric (`padH` top and bottom, `padW` left and right).
 public struct Conv2dGeometry: Hashable, Sendable {
@@ -72,9 +71,9 @@ public enum Conv2dKernel {
     public static func forward(_ g: Conv2dGeometry, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
                                backend: KernelBackend = .oneDNN, round: RoundingTask? = nil,
-                               withCodes: Bool = false, codesOnly: Bool = false) -> ConvForwardResult {
+                               withCodes: Bool = false, codesOnly: Bool = false, inputID: Int? = nil) -> ConvForwardResult {
         forward(g, x: UnsafeRawPointer(x), weight: UnsafeRawPointer(weight), bf16: false, bias: bias, y: y, backend: backend,
-                round: round, withCodes: withCodes, codesOnly: codesOnly)
+                round: round, withCodes: withCodes, codesOnly: codesOnly, inputID: inputID)
     }
 
     /// The forward pass on BF16 operands (`x` and `weight` as BF16 bits: values exact in BF16, `BF16Operand`) with
@@ -83,14 +82,14 @@ public enum Conv2dKernel {
     @discardableResult
     public static func forwardBF16(_ g: Conv2dGeometry, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>,
                                    bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil,
-                                   withCodes: Bool = false, codesOnly: Bool = false) -> ConvForwardResult {
+                                   withCodes: Bool = false, codesOnly: Bool = false, inputID: Int? = nil) -> ConvForwardResult {
         forward(g, x: UnsafeRawPointer(x), weight: UnsafeRawPointer(weight), bf16: true, bias: bias, y: y, backend: .oneDNN,
-                round: round, withCodes: withCodes, codesOnly: codesOnly)
+                round: round, withCodes: withCodes, codesOnly: codesOnly, inputID: inputID)
     }
 
     static func forward(_ g: Conv2dGeometry, x: UnsafeRawPointer, weight: UnsafeRawPointer, bf16: Bool,
                         bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, backend: KernelBackend,
-                        round: RoundingTask?, withCodes: Bool, codesOnly: Bool) -> ConvForwardResult {
+                        round: RoundingTask?, withCodes: Bool, codesOnly: Bool, inputID: Int? = nil) -> ConvForwardResult {
         g.validate()
         switch backend {
         case .reference:
@@ -99,13 +98,10 @@ public enum Conv2dKernel {
                                          bias: bias, y: y)
             return ConvForwardResult(rounded: false, codes: nil, onlyCodes: false)
         case .oneDNN:
-            if !bf16 && DirectConv.handles(g) {
-                return DirectConv.forward(g, x: x.assumingMemoryBound(to: Float.self), weight: weight.assumingMemoryBound(to: Float.self),
-                                          bias: bias, y: y, round: round, withCodes: withCodes, codesOnly: codesOnly)
-            }
             let key = ConvKey(g: g, pass: .forward, bias: bias != nil, bf16: bf16)
             let p = convCache.get(key) { ConvPrimitives(g, .forward, bias: bias != nil, bf16: bf16) }
-            return p.forward(x: x, weight: weight, bias: bias, y: y, round: round, withCodes: withCodes, codesOnly: codesOnly)
+            return p.forward(x: x, weight: weight, bias: bias, y: y, round: round, withCodes: withCodes, codesOnly: codesOnly,
+                             inputID: inputID)
         }
     }
 
@@ -130,26 +126,28 @@ public enum Conv2dKernel {
 
     /// `backwardWeights` on BF16 operands (`forwardBF16`); the weight and bias gradients in FP32.
     public static func backwardWeightsBF16(_ g: Conv2dGeometry, x: UnsafePointer<UInt16>, dy: UnsafePointer<UInt16>,
-                                           dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
+                                           dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?, inputID: Int? = nil) {
         g.validate()
         let p = convCache.get(ConvKey(g: g, pass: .backwardWeights, bias: dBias != nil, bf16: true)) {
             ConvPrimitives(g, .backwardWeights, bias: dBias != nil, bf16: true)
         }
-        p.backwardWeights(x: x, dy: dy, dWeight: dWeight, dBias: dBias)
+        p.backwardWeights(x: x, dy: dy, dWeight: dWeight, dBias: dBias, inputID: inputID)
     }
 
+    /// `inputID`: a number that names x's values for as long as they stay the same (a tensor's `serial`): with it, the
+    /// weight gradient reads x as the forward pass of the same geometry and the same `inputID` reordered it, when that
+    /// buffer still holds it (`ConvPrimitives.stagedInputID`), instead of reordering x again.
     public static func backwardWeights(_ g: Conv2dGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                        dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?,
-                                       backend: KernelBackend = .oneDNN) {
+                                       backend: KernelBackend = .oneDNN, inputID: Int? = nil) {
         g.validate()
         switch backend {
         case .reference: ReferenceKernels.convBackwardWeights(g, x: x, dy: dy, dWeight: dWeight, dBias: dBias)
         case .oneDNN:
-            if DirectConv.handles(g) { return DirectConv.backwardWeights(g, x: x, dy: dy, dWeight: dWeight, dBias: dBias) }
             let p = convCache.get(ConvKey(g: g, pass: .backwardWeights, bias: dBias != nil)) {
                 ConvPrimitives(g, .backwardWeights, bias: dBias != nil)
             }
-            p.backwardWeights(x: x, dy: dy, dWeight: dWeight, dBias: dBias)
+            p.backwardWeights(x: x, dy: dy, dWeight: dWeight, dBias: dBias, inputID: inputID)
         }
     }
 
@@ -157,32 +155,31 @@ public enum Conv2dKernel {
     /// blocked layout, dy is reordered into it once and read by both (each pass alone reorders it for itself).
     /// `bf16`: the operands (dy, the weights, x) are BF16 bits, as `backwardDataBF16` and `backwardWeightsBF16` take them.
     static func backwardBoth(_ g: Conv2dGeometry, bf16: Bool, dy: UnsafeRawPointer, weight: UnsafeRawPointer, x: UnsafeRawPointer,
-                             dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
+                             dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?,
+                             inputID: Int?) {
         g.validate()
-        if !bf16 && DirectConv.handles(g) {
-            let (dyf, wf, xf) = (dy.assumingMemoryBound(to: Float.self), weight.assumingMemoryBound(to: Float.self), x.assumingMemoryBound(to: Float.self))
-            backwardData(g, dy: dyf, weight: wf, dx: dx)
-            return DirectConv.backwardWeights(g, x: xf, dy: dyf, dWeight: dWeight, dBias: dBias)
-        }
         let data = convCache.get(ConvKey(g: g, pass: .backwardData, bias: false, bf16: bf16)) {
             ConvPrimitives(g, .backwardData, bias: false, bf16: bf16)
         }
         let weights = convCache.get(ConvKey(g: g, pass: .backwardWeights, bias: dBias != nil, bf16: bf16)) {
             ConvPrimitives(g, .backwardWeights, bias: dBias != nil, bf16: bf16)
         }
-        ConvPrimitives.backwardBoth(data: data, weights: weights, dy: dy, weight: weight, x: x, dx: dx, dWeight: dWeight, dBias: dBias)
+        ConvPrimitives.backwardBoth(data: data, weights: weights, dy: dy, weight: weight, x: x, dx: dx, dWeight: dWeight, dBias: dBias,
+                                    inputID: inputID)
     }
 
     /// Both gradients on FP32 operands (`backwardData` and `backwardWeights` in one call, dy reordered once).
     public static func backward(_ g: Conv2dGeometry, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, x: UnsafePointer<Float>,
-                                dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
-        backwardBoth(g, bf16: false, dy: dy, weight: weight, x: x, dx: dx, dWeight: dWeight, dBias: dBias)
+                                dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?,
+                                inputID: Int? = nil) {
+        backwardBoth(g, bf16: false, dy: dy, weight: weight, x: x, dx: dx, dWeight: dWeight, dBias: dBias, inputID: inputID)
     }
 
     /// Both gradients on BF16 operands (`backwardDataBF16` and `backwardWeightsBF16` in one call, dy reordered once).
     public static func backwardBF16(_ g: Conv2dGeometry, dy: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, x: UnsafePointer<UInt16>,
-                                    dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
-        backwardBoth(g, bf16: true, dy: dy, weight: weight, x: x, dx: dx, dWeight: dWeight, dBias: dBias)
+                                    dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?,
+                                    inputID: Int? = nil) {
+        backwardBoth(g, bf16: true, dy: dy, weight: weight, x: x, dx: dx, dWeight: dWeight, dBias: dBias, inputID: inputID)
     }
 
     /// Number of cached oneDNN primitive sets (one per geometry, pass and bias/no-bias).
@@ -317,16 +314,20 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
         super.init()
     }
 
-    /// Forward sets: the address of the input last reordered into `src`'s buffer (nil when there is no reorder), so
-    /// that the weight gradient of the same geometry reads that buffer instead of reordering the same input again. A
-    /// layer's input lives, unchanged, from its forward pass to its backward pass (the tape holds it); another input
-    /// pulled in between (a layer of the same geometry) replaces the address. Read and written under the lock.
-    nonisolated(unsafe) var stagedSource: UnsafeRawPointer?
+    /// Forward sets: the `inputID` of the input last reordered into `src`'s buffer (nil when there is no reorder or the
+    /// caller named none), so that the weight gradient of the same geometry reads that buffer instead of reordering the
+    /// same input again. A layer's input keeps its values from its forward pass to its backward pass (the tape holds
+    /// it); another input pulled in between (a layer of the same geometry) replaces the number. Not the input's
+    /// address: a BF16 operand converted for the call (from CFP8 codes) lives only as long as the call, and another
+    /// input's conversion can take the same address. Read and written under the lock.
+    nonisolated(unsafe) var stagedInputID: Int?
 
-    /// The forward set of this geometry whose staged input is `x` in the layout `want` (nil: the input must be reordered).
-    static func stagedInput(_ g: Conv2dGeometry, bf16: Bool, x: UnsafeRawPointer, want: dnnl_memory_desc_t) -> DnnlMemory? {
+    /// The forward set of this geometry whose staged input is the one named `id`, in the layout `want` (nil: x must be
+    /// reordered).
+    static func stagedInput(_ g: Conv2dGeometry, bf16: Bool, id: Int?, want: dnnl_memory_desc_t) -> DnnlMemory? {
+        guard let id else { return nil }
         for bias in [true, false] {
-            if let f = convCache.existing(ConvKey(g: g, pass: .forward, bias: bias, bf16: bf16)), f.stagedSource == x,
+            if let f = convCache.existing(ConvKey(g: g, pass: .forward, bias: bias, bf16: bf16)), f.stagedInputID == id,
                dnnlEqual(f.src.prim.md, want) {
                 return f.src.prim
             }
@@ -343,11 +344,11 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
     /// whether they are all it wrote (`codesOnly`: y left unwritten; when a value cannot be coded, y is written after all).
     func forward(x: UnsafeRawPointer, weight: UnsafeRawPointer, bias bp: UnsafePointer<Float>?,
                  y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil,
-                 withCodes: Bool = false, codesOnly: Bool = false) -> ConvForwardResult {
+                 withCodes: Bool = false, codesOnly: Bool = false, inputID: Int? = nil) -> ConvForwardResult {
         var result = ConvForwardResult(rounded: false, codes: nil, onlyCodes: false)
         exclusive {
             src.pull(x, stream)
-            stagedSource = src.isReordered ? x : nil
+            stagedInputID = src.isReordered ? inputID : nil
             wei.pull(weight, stream)
             if let b = bias, let bp { b.set(bp) }
             dst.bind(y)
@@ -425,7 +426,7 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
     /// passes want it in the same layout (the data pass then reads the weight pass's staged copy), else each its own.
     static func backwardBoth(data: ConvPrimitives, weights: ConvPrimitives, dy: UnsafeRawPointer, weight: UnsafeRawPointer,
                              x: UnsafeRawPointer, dx: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
-                             dBias: UnsafeMutablePointer<Float>?) {
+                             dBias: UnsafeMutablePointer<Float>?, inputID: Int?) {
         let shared = data.dst.isReordered && weights.dst.isReordered && dnnlEqual(data.dst.prim.md, weights.dst.prim.md)
         // the data pass's arguments with dy read from the weight pass's staged copy
         let dataArgs = shared
@@ -433,7 +434,7 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
             : data.args
         weights.exclusive {
             let staged = weights.src.isReordered
-                ? stagedInput(weights.geometry, bf16: weights.bf16, x: x, want: weights.src.prim.md) : nil
+                ? stagedInput(weights.geometry, bf16: weights.bf16, id: inputID, want: weights.src.prim.md) : nil
             if staged == nil { weights.src.pull(x, weights.stream) }
             weights.dst.pull(dy, weights.stream)
             weights.wei.bind(dWeight)
@@ -451,10 +452,10 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
     }
 
     func backwardWeights(x: UnsafeRawPointer, dy: UnsafeRawPointer, dWeight: UnsafeMutablePointer<Float>,
-                         dBias: UnsafeMutablePointer<Float>?) {
+                         dBias: UnsafeMutablePointer<Float>?, inputID: Int? = nil) {
         exclusive {
             // x as the forward pass reordered it, when its buffer still holds it
-            let staged = src.isReordered ? Self.stagedInput(geometry, bf16: bf16, x: x, want: src.prim.md) : nil
+            let staged = src.isReordered ? Self.stagedInput(geometry, bf16: bf16, id: inputID, want: src.prim.md) : nil
             if staged == nil { src.pull(x, stream) }
             dst.pull(dy, stream)
             wei.bind(dWeight)
@@ -463,121 +464,5 @@ final class ConvPrimitives: DnnlExecutable, @unchecked Sendable {
             wei.push(stream)
             stream.wait()
         }
-    }
-}
-
-extension Engine {
-    /// Whether stride-1 convolutions of inputs with a few channels run on the engine's direct loops (`DirectConv`;
-    /// off: oneDNN's, the other side of a comparison, `DOJO_DIRECT_CONV=0`).
-    @TaskLocal public static var directConvolutions = ProcessInfo.processInfo.environment["DOJO_DIRECT_CONV"] != "0"
-}
-
-/// A network's first convolution, on inputs of 1 to 4 channels at stride 1 (an image; the small CNN's 1→32, the
-/// occupancy network's 3→32): the engine's own loops in NCHW (`dojo_conv_direct_*`), forward and the weight gradient.
-/// oneDNN computes these in its channel-blocked layout, and the reorders around them (the output into NCHW, the
-/// output's gradient out of it) cost more than the arithmetic, which is ic·kh·kw multiply-adds an output (9 for the
-/// small CNN). The forward rounds each image's planes while they are in cache, as `ConvPrimitives.unblock` does. The
-/// input gradient of such a layer (rarely wanted: its input is the data) stays with oneDNN.
-@_spi(Testing) public enum DirectConv {
-    /// The geometries it takes (the arithmetic an output stays small: at most 64 taps).
-    public static func handles(_ g: Conv2dGeometry) -> Bool {
-        g.groups == 1 && g.strideH == 1 && g.strideW == 1 && g.inChannels <= 4 && g.inChannels * g.kernelH * g.kernelW <= 64
-            && g.padH < g.kernelH && g.padW < g.kernelW && Engine.directConvolutions
-    }
-
-    struct Sizes {
-        let padded: Int, row: Int, inImage: Int, outImage: Int, taps: Int
-        init(_ g: Conv2dGeometry) {
-            padded = dojo_conv_direct_padded_size(g.inChannels, g.height, g.width, g.kernelH, g.kernelW, g.padH, g.padW)
-            row = g.outHeight * (g.width + 2 * g.padW) + 64
-            inImage = g.inChannels * g.height * g.width
-            outImage = g.outChannels * g.outHeight * g.outWidth
-            taps = g.inChannels * g.kernelH * g.kernelW
-        }
-    }
-
-    /// The forward pass (FP32 operands). `round`, `withCodes`, `codesOnly` as `Conv2dKernel.forward` takes them; the
-    /// output is always rounded here when `round` is given.
-    @_spi(Testing) public static func forward(_ g: Conv2dGeometry, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                              bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, round: RoundingTask? = nil,
-                                              withCodes: Bool = false, codesOnly: Bool = false) -> ConvForwardResult {
-        let z = Sizes(g)
-        let format = withCodes ? round?.numberFormat : nil, bytes = format?.packedBytes
-        var codes = bytes.map { UnsafeMutableRawPointer.allocate(byteCount: g.outputCount * $0, alignment: 64) }
-        let only = codesOnly && codes != nil
-        func run(into y: UnsafeMutablePointer<Float>?, codes: UnsafeMutableRawPointer?) -> Bool {
-            let xs = SendableRaw(UnsafeRawPointer(x)), ws = SendableRaw(UnsafeRawPointer(weight))
-            let bs = bias.map { SendableRaw(UnsafeRawPointer($0)) }, ys = y.map { SendablePointer($0) }
-            let out = codes.map { SendablePointer($0.assumingMemoryBound(to: UInt8.self)) }
-            let failed = Atomic<Bool>(false)
-            ComputeThreads.parallelChunks(g.batch, elements: g.outputCount * z.taps) { images in
-                let padded = UnsafeMutablePointer<Float>.allocate(capacity: z.padded), row = UnsafeMutablePointer<Float>.allocate(capacity: z.row)
-                // codes only: each image's planes made in a buffer of this thread's, in cache, then rounded and coded
-                let scratch: UnsafeMutablePointer<Float>? = ys == nil ? .allocate(capacity: z.outImage) : nil
-                defer { padded.deallocate(); row.deallocate(); scratch?.deallocate() }
-                var tally = RoundingTask.Tally()
-                for image in images {
-                    dojo_conv_direct_pad(xs.p.assumingMemoryBound(to: Float.self) + image * z.inImage, g.inChannels, g.height, g.width,
-                                         g.kernelH, g.padH, g.padW, padded)
-                    let to = scratch ?? ys!.p + image * z.outImage
-                    dojo_conv_direct_forward(padded, g.inChannels, g.height, g.width, ws.p.assumingMemoryBound(to: Float.self),
-                                             bs?.p.assumingMemoryBound(to: Float.self), 0, g.outChannels, g.kernelH, g.kernelW,
-                                             g.padH, g.padW, to, row)
-                    guard let round else { continue }
-                    let offset = image * z.outImage, codesAt = out.map { UnsafeMutableRawPointer($0.p + offset * (bytes ?? 1)) }
-                    if ys == nil, let format, let codesAt {
-                        if !round.roundCoding(to, count: z.outImage, offset: offset, format: format, codes: codesAt, into: &tally) {
-                            failed.store(true, ordering: .relaxed)
-                        }
-                    } else {
-                        round.round(to, count: z.outImage, offset: offset, into: &tally)
-                        if let format, let codesAt, !format.packExactly(to, count: z.outImage, into: codesAt) {
-                            failed.store(true, ordering: .relaxed)
-                        }
-                    }
-                }
-                round?.merge(tally)
-            }
-            return !failed.load(ordering: .relaxed)
-        }
-        if !run(into: only ? nil : y, codes: codes) {
-            codes?.deallocate()
-            codes = nil
-            // a value that could not be coded (NaN): the FP32 output after all
-            if only { _ = run(into: y, codes: nil) }
-            return ConvForwardResult(rounded: round != nil, codes: nil, onlyCodes: false)
-        }
-        return ConvForwardResult(rounded: round != nil, codes: codes, onlyCodes: only)
-    }
-
-    /// The weight (and bias) gradient, summed over the images in double, the threads' parts added in a fixed order.
-    @_spi(Testing) public static func backwardWeights(_ g: Conv2dGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                                                      dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?) {
-        let z = Sizes(g), oc = g.outChannels, width = oc * z.taps + oc
-        let xs = SendableRaw(UnsafeRawPointer(x)), dys = SendableRaw(UnsafeRawPointer(dy)), withBias = dBias != nil
-        let parts = Mutex<[Int: [Double]]>([:])
-        ComputeThreads.parallelChunks(g.batch, elements: g.outputCount * z.taps) { images in
-            let padded = UnsafeMutablePointer<Float>.allocate(capacity: z.padded), row = UnsafeMutablePointer<Float>.allocate(capacity: z.row)
-            row.initialize(repeating: 0, count: z.row)   // zero once: the kernel keeps the columns it does not write at zero
-            defer { padded.deallocate(); row.deallocate() }
-            var sums = [Double](repeating: 0, count: width)
-            sums.withUnsafeMutableBufferPointer { s in
-                for image in images {
-                    dojo_conv_direct_pad(xs.p.assumingMemoryBound(to: Float.self) + image * z.inImage, g.inChannels, g.height, g.width,
-                                         g.kernelH, g.padH, g.padW, padded)
-                    dojo_conv_direct_backward_weights(padded, g.inChannels, g.height, g.width,
-                                                      dys.p.assumingMemoryBound(to: Float.self) + image * z.outImage, oc,
-                                                      g.kernelH, g.kernelW, g.padH, g.padW, s.baseAddress!,
-                                                      withBias ? s.baseAddress! + oc * z.taps : nil, row)
-                }
-            }
-            parts.withLock { $0[images.lowerBound] = sums }
-        }
-        var total = [Double](repeating: 0, count: width)
-        parts.withLock { p in
-            for key in p.keys.sorted() { for (i, v) in p[key]!.enumerated() { total[i] += v } }
-        }
-        for i in 0..<(oc * z.taps) { dWeight[i] = Float(total[i]) }
-        if let dBias { for o in 0..<oc { dBias[o] = Float(total[oc * z.taps + o]) } }
     }
 }

@@ -27,9 +27,9 @@ extension Tensor {
             let operands = backend == .oneDNN && groups == 1 ? BF16Operand.pair(self, weight) : nil
             let done = operands.map { x16, w16 in
                 Conv2dKernel.forwardBF16(g, x: x16.bits, weight: w16.bits, bias: bias?.pointer, y: out.pointer, round: task,
-                                         withCodes: codes, codesOnly: codesOnly)
+                                         withCodes: codes, codesOnly: codesOnly, inputID: serial)
             } ?? Conv2dKernel.forward(g, x: pointer, weight: weight.pointer, bias: bias?.pointer, y: out.pointer,
-                                      backend: backend, round: task, withCodes: codes, codesOnly: codesOnly)
+                                      backend: backend, round: task, withCodes: codes, codesOnly: codesOnly, inputID: serial)
             if done.onlyCodes, let codes = done.codes, let nf = task?.numberFormat {
                 out = Tensor(shape: outShape, storage: Storage(codes: codes, count: out.count, format: nf))   // the FP32 buffer, never written, freed
             }
@@ -55,12 +55,12 @@ extension Tensor {
                 if let dy16, BF16Operand.mayBeExact(weight) && BF16Operand.mayBeExact(x),
                    let w16 = BF16Operand.of(weight), let x16 = BF16Operand.of(x) {
                     Conv2dKernel.backwardBF16(g, dy: dy16.bits, weight: w16.bits, x: x16.bits, dx: dx!.pointer, dWeight: dw!.pointer,
-                                              dBias: db?.pointer)
+                                              dBias: db?.pointer, inputID: x.serial)
                     return bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
                 }
                 if dy16 == nil {
                     Conv2dKernel.backward(g, dy: dy.pointer, weight: weight.pointer, x: x.pointer, dx: dx!.pointer, dWeight: dw!.pointer,
-                                          dBias: db?.pointer)
+                                          dBias: db?.pointer, inputID: x.serial)
                     return bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
                 }
                 // (one pass on BF16 operands, the other on FP32: each on its own below)
@@ -77,9 +77,11 @@ extension Tensor {
                 dw = dw ?? Tensor(uninitializedShape: weight.shape)
                 if bias != nil { db = db ?? Tensor(uninitializedShape: [g.outChannels]) }
                 if let dy16, let x16 = BF16Operand.of(x) {
-                    Conv2dKernel.backwardWeightsBF16(g, x: x16.bits, dy: dy16.bits, dWeight: dw!.pointer, dBias: db?.pointer)
+                    Conv2dKernel.backwardWeightsBF16(g, x: x16.bits, dy: dy16.bits, dWeight: dw!.pointer, dBias: db?.pointer,
+                                                     inputID: x.serial)
                 } else {
-                    Conv2dKernel.backwardWeights(g, x: x.pointer, dy: dy.pointer, dWeight: dw!.pointer, dBias: db?.pointer, backend: backend)
+                    Conv2dKernel.backwardWeights(g, x: x.pointer, dy: dy.pointer, dWeight: dw!.pointer, dBias: db?.pointer, backend: backend,
+                                                 inputID: x.serial)
                 }
             }
             return bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
