@@ -148,7 +148,28 @@ struct ComputeProbe {
     struct Key: Hashable { var kind: OpKind; var phase: Phase }
     /// What one pass over `steps` measured: each op's work and seconds by kind and direction, the seconds outside
     /// the ops per step, and the pass's seconds.
-    struct Pass { var samples: [Key: [(Double, Double)]] = [:]; var outside = 0.0; var seconds = 0.0 }
+    struct Pass {
+        var samples: [Key: [(Double, Double)]] = [:]; var outside = 0.0; var seconds = 0.0
+
+        /// Passes over the same steps merged: each op's median seconds over them (ops in the same order in each), and
+        /// the median of their step overheads and of their seconds.
+        static func median(_ passes: [Pass]) -> Pass {
+            guard let first = passes.first else { return Pass() }
+            func mid(_ v: [Double]) -> Double {
+                let s = v.sorted(), n = s.count
+                return n == 0 ? 0 : n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
+            }
+            var out = Pass()
+            for (key, ops) in first.samples {
+                out.samples[key] = ops.indices.map { i in
+                    (ops[i].0, mid(passes.compactMap { p in p.samples[key].flatMap { i < $0.count ? $0[i].1 : nil } }))
+                }
+            }
+            out.outside = mid(passes.map(\.outside))
+            out.seconds = mid(passes.map(\.seconds))
+            return out
+        }
+    }
 
     /// Training steps measured op by op: the zoo's small models at their data's shapes, at batches unlike those
     /// `dojo validate --local` runs (so the fitted rates must carry over to other sizes).
@@ -182,14 +203,22 @@ struct ComputeProbe {
         let x = Tensor.randomNormal([1 << 18], generator: &g), y = Tensor.randomNormal([1 << 18], generator: &g)
         let add = secondsPerCall { _ = x.adding(y) }
         p.streamBandwidth = Double(3 * 4 << 18) / max(add - p.opOverhead, 1e-9)
-        let one = profile(threads: 1)
+        // One thread and every core in turns, `rounds` times, each op's median over the turns: a change of the VM's
+        // speed between the two (a shared host's neighbours) lands on both sides of the speed-up instead of one. One
+        // pass on one thread, then one on every core, read 48–82 % of linear between calibrations minutes apart.
+        var ones: [Pass] = [], alls: [Pass] = []
+        for _ in 0..<rounds {
+            ones.append(profile(threads: 1, reps: repsPerRound))
+            if p.cores > 1 { alls.append(profile(threads: p.cores, reps: repsPerRound)) }
+        }
+        let one = Pass.median(ones)
         p.stepOverhead = one.outside
         p.aloneSeconds = one.seconds
         p.allSeconds = one.seconds
         p.ops = fitAll(one, overhead: p.opOverhead)
         if p.cores > 1 {
             // every core: each kind's speed-up, measured (the engine's own loops split only large work; oneDNN's scale)
-            let all = profile(threads: p.cores)
+            let all = Pass.median(alls)
             p.allSeconds = all.seconds
             for (kind, e) in p.ops {
                 func speedup(_ phase: Phase) -> Double {
@@ -207,8 +236,12 @@ struct ComputeProbe {
         return p
     }
 
-    /// One pass over `steps` (6 training steps of each model, the first 2 dropped: they create kernels and allocate),
-    /// op by op, on `threads` threads.
+    /// Turns of one thread and every core (`measure`), and repeats of each model's step in a turn (the first 2 of a
+    /// turn dropped).
+    static let rounds = 3, repsPerRound = 4
+
+    /// One pass over `steps` (`reps` training steps of each model, the first 2 dropped: they create kernels and
+    /// allocate), op by op, on `threads` threads.
     static func profile(threads: Int, reps: Int = 7) -> Pass {
         ComputeThreads.set(threads)
         KernelCaches.removeAll()   // oneDNN keeps the thread count a primitive was made with
