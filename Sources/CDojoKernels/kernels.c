@@ -959,6 +959,27 @@ BOTH(void, layer_norm_backward_rows, (const float *gy, const float *x, const flo
 BOTH(void, layer_norm_param_grads, (const float *gy, const float *x, const float *stats, float *dgamma, float *dbeta,
                                     long rows, long d, long c0, long c1), (gy, x, stats, dgamma, dbeta, rows, d, c0, c1))
 BOTH(void, gelu_tanh_backward, (const float *x, const float *dy, float *dx, long n), (x, dy, dx, n))
+// MARK: AdamW's update (DojoNN's AdamW): the scalar loop's operations, vectorised (division and square root are
+// correctly rounded in both; no contraction into fused multiply-adds, so the bits are the loop's).
+INLINE void adamw_update_body(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, long n,
+                              float lr, float lrwd, float b1, float omb1, float b2, float omb2, float c1, float c2, float eps) {
+#pragma clang fp contract(off)
+    for (long i = 0; i < n; i++) {
+        float wi = w[i] - lrwd * w[i];
+        float mi = b1 * m[i] + omb1 * g[i];
+        float vi = b2 * v[i] + omb2 * g[i] * g[i];
+        m[i] = mi;
+        v[i] = vi;
+        w[i] = wi - lr * (mi / c1) / (__builtin_elementwise_sqrt(vi / c2) + eps);   // (sqrtf sets errno: not vectorised)
+    }
+}
+BOTH(void, adamw_update, (float *w, const float *g, float *m, float *v, long n, float lr, float lrwd, float b1, float omb1,
+                          float b2, float omb2, float c1, float c2, float eps), (w, g, m, v, n, lr, lrwd, b1, omb1, b2, omb2, c1, c2, eps))
+void dojo_adamw_update(float *w, const float *g, float *m, float *v, long n, float lr, float lrwd, float b1, float omb1,
+                       float b2, float omb2, float c1, float c2, float eps) {
+    DISPATCH(adamw_update, (w, g, m, v, n, lr, lrwd, b1, omb1, b2, omb2, c1, c2, eps));
+}
+
 static void transpose_base(const float *src, long lds, float *dst, long ldd, long r0, long r1, long c0, long c1) {
     transpose_body(src, lds, dst, ldd, r0, r1, c0, c1);
 }

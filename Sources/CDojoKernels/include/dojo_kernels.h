@@ -84,6 +84,12 @@ uint32_t dojo_max_magnitude_bits(const uint32_t *p, long n);
 /// explicit transpose before a GEMM whose transposed operand oneDNN's sgemm reads slowly (DojoTensor's GemmKernel).
 void dojo_transpose_f32(const float *src, long lds, float *dst, long ldd, long r0, long r1, long c0, long c1);
 
+/// AdamW's update of n parameters, in the order of DojoNN's loop, each operation rounded as it is there (no fused
+/// multiply-add): w −= (lr·wd)·w; m = b1·m + omb1·g; v = b2·v + (omb2·g)·g; w −= (lr·(m / c1)) / (√(v / c2) + eps).
+/// `omb1` = 1 − b1 and `omb2` = 1 − b2 as the caller computes them in Float; `lrwd` = lr·wd.
+void dojo_adamw_update(float *w, const float *g, float *m, float *v, long n, float lr, float lrwd, float b1, float omb1,
+                       float b2, float omb2, float c1, float c2, float eps);
+
 /// y[i] = GELU(x[i]), the tanh form through the rational tanh DojoTensor's FastGELU uses, bit for bit its values.
 void dojo_gelu_tanh_f32(const float *x, float *y, long n);
 

@@ -85,16 +85,25 @@ public final class AdamW: Optimizer {
             }
             let mt = m[path] ?? Tensor(zeros: p.shape), vt = v[path] ?? Tensor(zeros: p.shape)
             m[path] = mt; v[path] = vt
-            let w = p.pointer, gp = g.pointer, mp = mt.pointer, vp = vt.pointer
-            for i in 0..<p.count {
-                w[i] -= lr * weightDecay * w[i]
-                mp[i] = beta1 * mp[i] + (1 - beta1) * gp[i]
-                vp[i] = beta2 * vp[i] + (1 - beta2) * gp[i] * gp[i]
-                w[i] -= lr * (mp[i] / c1) / ((vp[i] / c2).squareRoot() + epsilon)
-            }
+            // the engine's loop (`OptimizerKernels.adamw`: vectorised, over the compute threads), the same bits as
+            // `AdamW.reference`, the scalar loop
+            OptimizerKernels.adamw(w: p.pointer, g: g.pointer, m: mt.pointer, v: vt.pointer, count: p.count, lr: lr,
+                                   weightDecay: weightDecay, beta1: beta1, beta2: beta2, c1: c1, c2: c2, epsilon: epsilon)
             tape?.noteUpdate(.adamwUpdate, parameter: p, stateTensors: 2)
         }
     }
+    /// One parameter's update as a scalar loop: what `step` computes, operation by operation.
+    public static func reference(w: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                                 v: UnsafeMutablePointer<Float>, count: Int, lr: Float, weightDecay: Float, beta1: Float,
+                                 beta2: Float, c1: Float, c2: Float, epsilon: Float) {
+        for i in 0..<count {
+            w[i] -= lr * weightDecay * w[i]
+            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+            w[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + epsilon)
+        }
+    }
+
     public var state: [String: Tensor] {
         var s: [String: Tensor] = [:]
         for (k, t) in m { s["\(k).exp_avg"] = t }
