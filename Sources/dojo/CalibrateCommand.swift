@@ -155,10 +155,7 @@ struct ComputeProbe {
         /// the median of their step overheads and of their seconds.
         static func median(_ passes: [Pass]) -> Pass {
             guard let first = passes.first else { return Pass() }
-            func mid(_ v: [Double]) -> Double {
-                let s = v.sorted(), n = s.count
-                return n == 0 ? 0 : n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
-            }
+            let mid = ComputeProbe.median
             var out = Pass()
             for (key, ops) in first.samples {
                 out.samples[key] = ops.indices.map { i in
@@ -236,6 +233,13 @@ struct ComputeProbe {
         return p
     }
 
+    /// The median of `v` (0 for none).
+    static func median(_ v: [Double]) -> Double {
+        guard !v.isEmpty else { return 0 }
+        let s = v.sorted(), n = s.count
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
+    }
+
     /// Turns of one thread and every core (`measure`), and repeats of each model's step in a turn (the first 2 of a
     /// turn dropped).
     static let rounds = 3, repsPerRound = 4
@@ -247,11 +251,6 @@ struct ComputeProbe {
         KernelCaches.removeAll()   // oneDNN keeps the thread count a primitive was made with
         var pass = Pass()
         var outsides: [Double] = []
-        func median(_ v: [Double]) -> Double {
-            guard !v.isEmpty else { return 0 }
-            let s = v.sorted(), n = s.count
-            return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
-        }
         for s in steps {
             guard let entry = try? ModelZoo.entry(s.model),
                   let net = try? ModelZoo.make(s.model, inputShape: s.input, classes: 10, gridSize: 16, seed: 0) else { continue }

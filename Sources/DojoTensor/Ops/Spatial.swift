@@ -47,6 +47,7 @@ extension Tensor {
             let wantsWeights = needs[1] || (needs.count > 2 && needs[2])
             let dy16 = bf16 && ((needs[0] && BF16Operand.mayBeExact(weight)) || (wantsWeights && BF16Operand.mayBeExact(x)))
                 ? BF16Operand.of(dy) : nil
+            func gradients() -> [Tensor?] { bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil] }
             // both gradients on oneDNN: one call, dy reordered once for both passes
             if needs[0] && wantsWeights && backend == .oneDNN && groups == 1 {
                 dx = Tensor(uninitializedShape: x.shape)
@@ -56,12 +57,12 @@ extension Tensor {
                    let w16 = BF16Operand.of(weight), let x16 = BF16Operand.of(x) {
                     Conv2dKernel.backwardBF16(g, dy: dy16.bits, weight: w16.bits, x: x16.bits, dx: dx!.pointer, dWeight: dw!.pointer,
                                               dBias: db?.pointer, inputID: x.serial)
-                    return bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
+                    return gradients()
                 }
                 if dy16 == nil {
                     Conv2dKernel.backward(g, dy: dy.pointer, weight: weight.pointer, x: x.pointer, dx: dx!.pointer, dWeight: dw!.pointer,
                                           dBias: db?.pointer, inputID: x.serial)
-                    return bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
+                    return gradients()
                 }
                 // (one pass on BF16 operands, the other on FP32: each on its own below)
             }
@@ -84,7 +85,7 @@ extension Tensor {
                                                  inputID: x.serial)
                 }
             }
-            return bias == nil ? [dx, needs[1] ? dw : nil] : [dx, needs[1] ? dw : nil, needs[2] ? db : nil]
+            return gradients()
         }
         return out
     }
