@@ -40,6 +40,18 @@ public struct CPUSpec: Sendable, Equatable {
     /// Compute threads of one rank (below 1 when ranks outnumber cores: a share of a core).
     public var threadsPerRank: Double { Double(cores) / Double(max(1, ranksPerHost)) }
 
+    /// The cores each host really has when ranks computing at once each reach `share` of one rank alone, or nil when
+    /// what they lose is contention (caches, memory) on the cores they see. Several hosts that are namespaces on one
+    /// machine share its cores: below 0.75 a host gets its share of them. The ranks of one host already split its cores
+    /// between them, so there only a loss no contention explains (below 0.6: a CPU quota under the cores it shows)
+    /// means fewer cores; this VM's two ranks on two cores reach 0.74–0.92, which once flipped the one-rank plans
+    /// onto one thread at random.
+    public static func sharedCores(share: Double, visible: Int, hosts: Int) -> Int? {
+        guard share < (hosts > 1 ? 0.75 : 0.6) else { return nil }
+        let cores = max(1, Int((Double(visible) * share).rounded()))
+        return cores < visible ? cores : nil
+    }
+
     /// Rate of `threads` threads given one thread's: linear up to one core, then `thread_efficiency` of linear.
     public func rate(_ oneThread: Double) -> Double {
         let t = threadsPerRank

@@ -97,8 +97,8 @@ extension MachineCommand {
                 let alone = net.threads >= compute.cores ? compute.allSeconds : compute.aloneSeconds
                 let share = min(1, alone / net.concurrentSeconds)
                 shareSeen = share
-                if share < 0.75 { cores = max(1, Int((Double(compute.cores) * share).rounded())) } else { sharedSpeed = share }
-                print(net.summary(share: share, cores: cores))
+                if let fewer = CPUSpec.sharedCores(share: share, visible: compute.cores, hosts: hosts) { cores = fewer } else { sharedSpeed = share }
+                print(net.summary(share: share, cores: cores < compute.cores ? cores : nil))
             }
             let yaml = CalibrationFile(name: name ?? (hosts > 1 ? "hosts\(hosts)" : "host"), compute: compute, network: net,
                                        hosts: hosts, cores: cores, sharedSpeed: sharedSpeed, shareSeen: shareSeen, ranksPerHost: n > 1 ? ranksPerHost : compute.cores,
@@ -370,12 +370,14 @@ struct NetworkFigures: Codable {
     /// The threads each rank used for it.
     var threads = 1
 
-    func summary(share: Double, cores: Int) -> String {
+    /// `cores`: what each host really has, where fewer than it shows (`sharedCores`).
+    func summary(share: Double, cores: Int?) -> String {
         // (share: one rank alone ÷ every rank at once)
         var s = "  all-reduce between ranks of a host: \(formatBytes(localBandwidth))/s bus bandwidth, \(formatMicros(localLatency)) a step"
         if hosts > 1 { s += "; between \(hosts) hosts: \(formatBytes(hostBandwidth))/s, \(formatMicros(hostLatency)) a step" }
         s += "; ranks computing at once each reach \(formatPercent(share)) of one alone"
-        if share < 0.85 { s += " (the hosts share their cores: \(cores) core\(cores == 1 ? "" : "s") a host)" }
+        if let cores { s += " (the hosts share their cores: \(cores) core\(cores == 1 ? "" : "s") a host)" }
+        else if share < 0.95 { s += " (they share caches and memory: shared_speed)" }
         return s
     }
 }
