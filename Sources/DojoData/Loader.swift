@@ -30,6 +30,12 @@ public final class DataLoader: @unchecked Sendable {
     public let assemblyThreads: Int
     /// Batches per epoch: `count / batchSize`, rounded up unless `dropLast`.
     public let batchesPerEpoch: Int
+    /// Set before iterating: only share `index` of `of` of every batch (`Batch.shard`) is prepared, the rest of the
+    /// batch left zero (labels -1). A data-parallel rank, or a pipeline replica's ranks, train on that share only:
+    /// preparing the others' examples too (rendering, decoding, augmenting) took the cores they compute on — four
+    /// ranks on two cores each rendered all 16 scenes of an occupancy batch, four times the work. The share's values
+    /// are those of the whole batch (augmentation is seeded per example).
+    public var part: (index: Int, of: Int)? = nil
 
     private let inputShape: [Int]
     private let targetShape: [Int]
@@ -130,14 +136,15 @@ public final class DataLoader: @unchecked Sendable {
                         }
                         out.labels[slot] = ex.label
                     }
-                    let chunks = min(assemblyThreads, n)
+                    let slots = part.map { Batch.shardRange(size: n, $0.index, of: $0.of) } ?? 0..<n
+                    let chunks = min(assemblyThreads, slots.count)
                     if chunks <= 1 {
-                        for slot in 0..<n { work(slot) }
+                        for slot in slots { work(slot) }
                     } else {
                         let w = SendableBox(work)
                         DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                            var slot = c
-                            while slot < n { w.value(slot); slot += chunks }
+                            var slot = slots.lowerBound + c
+                            while slot < slots.upperBound { w.value(slot); slot += chunks }
                         }
                     }
                 }
@@ -298,14 +305,21 @@ final class ProducerHandle: @unchecked Sendable {
 }
 
 extension Batch {
+    /// The rows of a batch of `size` examples that `shard(rank, of: ranks)` keeps.
+    public static func shardRange(size: Int, _ rank: Int, of ranks: Int) -> Range<Int> {
+        let base = size / ranks, extra = size % ranks
+        let start = rank * base + min(rank, extra)
+        return start..<(start + base + (rank < extra ? 1 : 0))
+    }
+
     /// Rank `rank` of `ranks`' contiguous share of the batch, for data-parallel training: shares differ by at most
     /// one example (the first `size % ranks` ranks get one more) and may be empty when the batch is smaller than the
     /// number of ranks. Every rank cuts the same global batch, so together they see exactly its examples.
     public func shard(_ rank: Int, of ranks: Int) -> Batch {
         precondition(ranks >= 1 && (0..<ranks).contains(rank))
         guard ranks > 1 else { return self }
-        let base = size / ranks, extra = size % ranks
-        let start = rank * base + min(rank, extra), n = base + (rank < extra ? 1 : 0)
+        let r = Batch.shardRange(size: size, rank, of: ranks)
+        let start = r.lowerBound, n = r.count
         func rows<T>(_ a: [T]) -> [T] {
             guard size > 0, !a.isEmpty else { return [] }
             let per = a.count / size

@@ -36,6 +36,13 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// min(N, the host's hardware threads ÷ the node's GPUs in use) × `calibration.host_decode_rate` samples/s,
     /// prefetched behind the step: a step takes at least its samples' loading time.
     public var loaderWorkers: Int = 0
+    /// CPU seconds one host thread takes to prepare one sample for a step (the data loader's decoding, rendering,
+    /// augmenting and copying into the batch). 0 (the default): not priced. On a CPU machine (`dojo machine calibrate`)
+    /// the loader runs on the cores its rank computes on, prefetched: every step does its samples' preparation too, so
+    /// it takes that work ÷ the rank's threads longer (each rank prepares its own share of the batch; the ranks of a
+    /// pipeline replica each prepare the replica's). It depends on the data, not the machine: `dojo validate --local`
+    /// measures it for each plan's data. GPU machines price the host loader with `loader_workers` instead.
+    public var hostInputSeconds: Double = 0
     /// Whether convolutions keep their activations channels-last (NHWC), the layout tensor-core kernels compute in.
     /// nil (the default): by precision, as NVIDIA's training recipes set it — channels-last with 16- and 8-bit mixed
     /// precision, channels-first (NCHW) in FP32 and TF32 (DeepLearningExamples' ResNet-50 configurations turn NHWC
@@ -89,7 +96,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
-                              "attention_kernel", "loader_workers", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
+                              "attention_kernel", "loader_workers", "host_input_seconds", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
                               "score_bytes", "eager_attention", "attention_segments", "causal_block", "fp8_cast_kernels"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
@@ -104,7 +111,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "memory_headroom": num(memoryHeadroom), "gradient_overlap": num(gradientOverlap), "step_overhead": num(stepOverhead),
             "fusion": fusion ? "1" : "0", "fused_attention": fusedAttention ? "1" : "0",
             "attention_efficiency": num(attentionEfficiency), "attention_kernel": attentionKernel.rawValue,
-            "loader_workers": String(loaderWorkers),
+            "loader_workers": String(loaderWorkers), "host_input_seconds": num(hostInputSeconds),
             "channels_last": channelsLast.map { $0 ? "1" : "0" } ?? "by precision",
             "micro_batch_gradient_bytes": num(microBatchGradientBytes), "micro_batch_gradient_kernels": num(microBatchGradientKernels),
             "score_bytes": scoreBytes == 0 ? "by precision" : num(scoreBytes),
@@ -122,6 +129,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "attention_efficiency": "ASSUMPTION from FlashAttention-2's 50-73 % of A100 peak forward (Dao 2023) against 70-80 % for large GEMMs; used where attention_kernel has no published figures",
             "attention_kernel": attentionKernel.source,
             "loader_workers": "input reaches the GPU decoded (DALI) unless the source says otherwise",
+            "host_input_seconds": "CPU hosts: the data's preparation not priced unless measured (dojo validate --local measures it)",
             "channels_last": "channels-last in 16/8-bit, channels-first in FP32/TF32, as NVIDIA's ResNet-50 recipes set it",
             "micro_batch_gradient_bytes": "gradients accumulate inside the backward pass; clipping and overflow checks once a step",
             "micro_batch_gradient_kernels": "no per-parameter kernels between micro-batches",
@@ -170,6 +178,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "loader_workers":
             guard v >= 0, v == v.rounded(), v <= 1e6 else { throw SimError.badOption("loader_workers=\(value): must be a whole number 0…1,000,000") }
             loaderWorkers = Int(v)
+        case "host_input_seconds":
+            guard v >= 0, v <= 3_600 else { throw SimError.badOption("host_input_seconds=\(value): must be 0…3600 seconds a sample") }
+            hostInputSeconds = v
         case "channels_last":
             channelsLast = try flag()
         case "micro_batch_gradient_bytes":
@@ -985,11 +996,18 @@ public final class StepSimulator: @unchecked Sendable {
             br.input = max(0, inputTime - Double(m) * worst.time)
         }
         br.overhead = options.stepOverhead
+        // CPU hosts: each rank's loader prepares its replica's share of the batch on the cores the rank computes on
+        // (`host_input_seconds`), prefetched, so the cores do that work as well as the step's.
+        var loaderWork = 0.0
+        if case .cpu(let c) = machine.system, options.hostInputSeconds > 0 {
+            loaderWork = Double(mb * m) * options.hostInputSeconds
+            br.input += loaderWork / max(1, c.cpu.threadsPerRank)
+        }
         // CPU hosts running more ranks than cores: the cores do every rank's work, so a step takes at least the host's
         // work over its cores (waiting ranks leave theirs to the others).
         if case .cpu(let c) = machine.system, c.cpu.threadsPerRank < 1 {
             let perHost = Double(min(plan.devices, c.devices)) / Double(c.hosts)
-            let bound = cpuWork / Double(p) * perHost / Double(c.cpu.cores) + br.dataParallel + br.overhead
+            let bound = (cpuWork / Double(p) + loaderWork) * perHost / Double(c.cpu.cores) + br.dataParallel + br.overhead
             br.compute += max(0, bound - br.total)
         }
         // Host data loading (decode and augmentation on the CPU), prefetched: it bounds the step from below.

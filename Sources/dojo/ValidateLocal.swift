@@ -30,6 +30,8 @@ struct LocalCase {
 struct LocalResult: Encodable {
     var model: String, plan: String, ranks: Int
     var predicted: Double, measured: Double, error: Double
+    /// Of `predicted`: the data's preparation on the rank's cores (`host_input_seconds`).
+    var input: Double
 }
 
 enum LocalValidation {
@@ -49,8 +51,31 @@ enum LocalValidation {
         ]
     }
 
-    /// The step of `c` the simulator predicts on `machine` (laid out for its ranks), from the graph dojo train records.
-    static func predict(_ c: LocalCase, machine: Machine) throws -> Double {
+    /// CPU seconds one thread takes to prepare one sample of `c`'s training data as `dojo train` does (its loader's
+    /// `makeBatch`: rendering a scene, copying an image, into a batch), over batches of 16 until 0.1 s have passed;
+    /// the least of three such runs.
+    static func inputSeconds(_ c: LocalCase) throws -> Double {
+        var count = 384
+        if let i = c.flags.firstIndex(of: "--train-examples"), i + 1 < c.flags.count, let n = Int(c.flags[i + 1]) { count = n }
+        let sets = try DataSets.make(c.data, trainCount: count, evalCount: 16, seed: 0, dataDirectory: nil, cameras: 4, imageSize: 32, gridSize: 16)
+        let loader = try DataLoader(dataset: sets.train, batchSize: 16, shuffle: true, augment: false, seed: 0, prefetch: 0, assemblyThreads: 1)
+        let order = loader.order(epoch: 0)
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let t0 = DispatchTime.now()
+            var samples = 0, b = 0
+            repeat {
+                samples += loader.makeBatch(epoch: 0, batchIndex: b % loader.batchesPerEpoch, order: order).size
+                b += 1
+            } while Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) < 1e8
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) * 1e-9 / Double(samples))
+        }
+        return best
+    }
+
+    /// The step of `c` the simulator predicts on `machine` (laid out for its ranks), from the graph dojo train records,
+    /// with its data's preparation (`inputSeconds`) priced on the ranks' cores.
+    static func predict(_ c: LocalCase, machine: Machine) throws -> (step: Double, input: Double) {
         let sets = try DataSets.make(c.data, trainCount: 16, evalCount: 16, seed: 0, dataDirectory: nil, cameras: 4, imageSize: 32, gridSize: 16)
         let entry = try ModelZoo.entry(c.model)
         let micro = c.batch / (c.dp * c.micro)
@@ -63,11 +88,13 @@ enum LocalValidation {
             return step.tape.graph(model: c.model, batch: micro)
         }
         let laid = machine.laidOut(ranks: c.ranks)
+        var options = SimOptions()
+        try options.set("host_input_seconds", String(try inputSeconds(c)))
         let sim = try StepSimulator(workload: Workload(graph: graph, globalBatch: c.batch, precision: .fp32), machine: laid,
-                                    costModel: laid.opCostModel())
+                                    costModel: laid.opCostModel(), options: options)
         let plan = ResolvedPlan(dataParallel: c.dp, tensorParallel: 1, pipelineParallel: c.pp, microBatch: micro, microBatches: c.micro)
         guard let e = sim.evaluate(plan) else { throw CLIError("the simulator cannot lay out \(c.model) \(c.planText) on \(machine.name)") }
-        return e.stepSeconds
+        return (e.stepSeconds, e.breakdown.input)
     }
 
     /// Runs `c` with dojo train and returns the median step time after the first steps.
@@ -130,7 +157,7 @@ enum LocalValidation {
         guard !cases.isEmpty || only.contains(where: { $0.contains("host") }) else { throw CLIError("--only \(only.joined(separator: ", ")): no local case matches (model and plan, e.g. 'small-cnn dp=2', or 'hosts')") }
         var results: [LocalResult] = []
         func evaluate(_ c: LocalCase, _ machine: Machine) throws {
-            let predicted = try predict(c, machine: machine)
+            let (predicted, input) = try predict(c, machine: machine)
             var c = c
             // the threads the machine file gives each rank (namespace hosts that share one machine's cores have fewer
             // than each one sees; OpenMP threads beyond the cores spin against each other)
@@ -139,10 +166,10 @@ enum LocalValidation {
             }
             let measured = try measure(c, steps: steps, folder: folder)
             let r = LocalResult(model: c.model, plan: c.planText, ranks: c.ranks, predicted: predicted, measured: measured,
-                                error: predicted / measured - 1)
+                                error: predicted / measured - 1, input: input)
             results.append(r)
             if !json {
-                print("  \(c.model) \(c.planText): predicted \(formatMillis(predicted)), measured \(formatMillis(measured)), error \(signedPercent(r.error))")
+                print("  \(c.model) \(c.planText): predicted \(formatMillis(predicted)) (of which preparing the data \(formatMillis(input))), measured \(formatMillis(measured)), error \(signedPercent(r.error))")
             }
         }
         for c in cases { try evaluate(c, machine) }

@@ -146,3 +146,63 @@ struct CalibrateTests {
         }
     }
 }
+
+/// `--assume host_input_seconds`: on a CPU machine each rank's loader prepares its share of the batch on the cores
+/// the rank computes on, and the step grows by that work over the rank's threads.
+@Suite("Host input on a CPU machine")
+struct HostInputTests {
+    @Test("the data's preparation is priced on each rank's cores: its share of the batch over its threads")
+    func pricedOnTheRanksCores() throws {
+        let d = CalibrateTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let yaml = """
+        name: h
+        kind: cpu
+        summary: "test"
+        count: 1
+        cpu:
+          model: "x"
+          cores: 2
+          ranks_per_host: 2
+          memory_bytes: 8GB
+          thread_efficiency: 0.9
+          shared_speed: 1
+          step_overhead: 0s
+          stream_bandwidth: 10GB/s
+          op_overhead: 1us
+          ops:
+            conv2d:
+              forward: {rate: 50GFLOP/s, overhead: 1us, speedup: 1.8}
+        network:
+          local_bandwidth: 5GB/s
+          local_latency: 1us
+          host_bandwidth: 0B/s
+          host_latency: 0s
+        calibration:
+          matrix_efficiency: 1
+          vector_efficiency: 1
+          link_efficiency: 1
+          memory_efficiency: 1
+        """
+        try yaml.write(toFile: d + "/h.yaml", atomically: true, encoding: .utf8)
+        func step(_ plan: String, _ assume: [String]) throws -> (Double, Double) {
+            let r = runDojo(["sim", "--machine", d + "/h.yaml", "--model", "small-cnn", "--batch", "64", "--precision", "fp32",
+                             "--plan", plan, "--json"] + assume.flatMap { ["--assume", $0] })
+            #expect(r.status == 0, "\(r.stderr)")
+            let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            let input = (o?["breakdown"] as? [String: Any])?["input"] as? Double ?? -1
+            return (o?["stepSeconds"] as? Double ?? 0, input)
+        }
+        // one rank, two threads: 64 samples × 1 ms ÷ 2 = 32 ms; two data-parallel ranks, one thread each: 32 × 1 ms;
+        // two pipeline stages of one replica: each prepares the replica's 64 samples on its one thread
+        for (plan, extra) in [("dp=1,pp=1", 0.032), ("dp=2,pp=1", 0.032), ("dp=1,pp=2,micro=2", 0.064)] {
+            let (base, noInput) = try step(plan, [])
+            let (priced, input) = try step(plan, ["host_input_seconds=0.001"])
+            #expect(noInput == 0, "\(plan)")
+            #expect(abs(input - extra) < 1e-9, "\(plan): input \(input)")
+            #expect(abs(priced - base - extra) < 1e-6, "\(plan): \(base) → \(priced)")
+        }
+        let bad = runDojo(["sim", "--machine", d + "/h.yaml", "--model", "small-cnn", "--assume", "host_input_seconds=-1"])
+        #expect(bad.status != 0 && bad.stderr.contains("host_input_seconds=-1: must be 0…3600 seconds a sample"), "\(bad.stderr)")
+    }
+}

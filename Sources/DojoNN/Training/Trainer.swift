@@ -234,6 +234,9 @@ public final class Trainer {
     public func run() throws -> [EpochReport] {
         var reports: [EpochReport] = []
         let parameters = model.parameters
+        // Each rank prepares only the share of every global batch it trains on (`shard` below, or its replica's in a
+        // pipeline); the other rows of the batch it iterates stay empty.
+        train.part = pipeline.map { ($0.replica, $0.replicas) } ?? group.map { ($0.rank, $0.size) }
         if let group, syncBatchNorm, group.size > 1 {
             // Every rank must take part in every batch-norm sum: none may have an empty share of a batch.
             let last = train.dataset.count % config.batchSize
