@@ -69,6 +69,28 @@ final class Counter: @unchecked Sendable {
         }
     }
 
+    /// `part`: a rank's loader prepares only its share of each batch; that share equals the whole batch's, with
+    /// augmentation, and the examples of the other shares are never made.
+    @Test func aPartPreparesOnlyItsShare() throws {
+        for ranks in [2, 3, 4] {
+            for rank in 0..<ranks {
+                let counter = Counter()
+                let whole = try DataLoader(dataset: Counting(count: 103), batchSize: 10, shuffle: true, augment: true, seed: 7)
+                let part = try DataLoader(dataset: Counting(count: 103, counter: counter), batchSize: 10, shuffle: true, augment: true, seed: 7)
+                part.part = (rank, ranks)
+                let a = all(whole, epoch: 1), b = all(part, epoch: 1)
+                #expect(a.count == b.count)
+                var made = 0
+                for (x, y) in zip(a, b) {
+                    #expect(y.size == x.size && y.indices == x.indices)
+                    #expect(y.shard(rank, of: ranks) == x.shard(rank, of: ranks), "rank \(rank) of \(ranks)")
+                    made += x.shard(rank, of: ranks).size
+                }
+                #expect(counter.value == made, "rank \(rank) of \(ranks): \(counter.value) examples made, its shares hold \(made)")
+            }
+        }
+    }
+
     @Test func ordersDependOnSeedAndEpoch() throws {
         let d = Counting(count: 200)
         let a = try DataLoader(dataset: d, batchSize: 16, shuffle: true, augment: true, seed: 1)
