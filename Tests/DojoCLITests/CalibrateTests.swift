@@ -5,6 +5,37 @@ import Testing
 /// `dojo validate --local` runs plans for real beside the prediction.
 @Suite("dojo machine calibrate and dojo validate --local", .serialized)
 struct CalibrateTests {
+    /// A small cpu machine file (2 cores, one op kind measured).
+    static let smallMachine = """
+    name: h
+    kind: cpu
+    summary: "test"
+    count: 1
+    cpu:
+      model: "x"
+      cores: 2
+      ranks_per_host: 2
+      memory_bytes: 8GB
+      thread_efficiency: 0.9
+      shared_speed: 1
+      step_overhead: 0s
+      stream_bandwidth: 10GB/s
+      op_overhead: 1us
+      ops:
+        conv2d:
+          forward: {rate: 50GFLOP/s, overhead: 1us, speedup: 1.8}
+    network:
+      local_bandwidth: 5GB/s
+      local_latency: 1us
+      host_bandwidth: 0B/s
+      host_latency: 0s
+    calibration:
+      matrix_efficiency: 1
+      vector_efficiency: 1
+      link_efficiency: 1
+      memory_efficiency: 1
+    """
+
     static func tempDir() -> String {
         let d = NSTemporaryDirectory() + "dojo-cal-\(UUID().uuidString)"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
@@ -99,35 +130,7 @@ struct CalibrateTests {
         var isDevice = stat()
         #expect(lstat("/dev/full", &isDevice) == 0 && (isDevice.st_mode & S_IFMT) == S_IFCHR, "/dev/full is still a device")
         // A damaged machine file: an op kind the IR does not have, a missing figure.
-        let good = """
-        name: h
-        kind: cpu
-        summary: "test"
-        count: 1
-        cpu:
-          model: "x"
-          cores: 2
-          ranks_per_host: 2
-          memory_bytes: 8GB
-          thread_efficiency: 0.9
-          shared_speed: 1
-          step_overhead: 0s
-          stream_bandwidth: 10GB/s
-          op_overhead: 1us
-          ops:
-            conv2d:
-              forward: {rate: 50GFLOP/s, overhead: 1us, speedup: 1.8}
-        network:
-          local_bandwidth: 5GB/s
-          local_latency: 1us
-          host_bandwidth: 0B/s
-          host_latency: 0s
-        calibration:
-          matrix_efficiency: 1
-          vector_efficiency: 1
-          link_efficiency: 1
-          memory_efficiency: 1
-        """
+        let good = CalibrateTests.smallMachine
         try good.write(toFile: d + "/good.yaml", atomically: true, encoding: .utf8)
         let ok = runDojo(["machine", "show", d + "/good.yaml"])
         #expect(ok.status == 0, "\(ok.stderr)")
@@ -155,35 +158,7 @@ struct HostInputTests {
     func pricedOnTheRanksCores() throws {
         let d = CalibrateTests.tempDir()
         defer { try? FileManager.default.removeItem(atPath: d) }
-        let yaml = """
-        name: h
-        kind: cpu
-        summary: "test"
-        count: 1
-        cpu:
-          model: "x"
-          cores: 2
-          ranks_per_host: 2
-          memory_bytes: 8GB
-          thread_efficiency: 0.9
-          shared_speed: 1
-          step_overhead: 0s
-          stream_bandwidth: 10GB/s
-          op_overhead: 1us
-          ops:
-            conv2d:
-              forward: {rate: 50GFLOP/s, overhead: 1us, speedup: 1.8}
-        network:
-          local_bandwidth: 5GB/s
-          local_latency: 1us
-          host_bandwidth: 0B/s
-          host_latency: 0s
-        calibration:
-          matrix_efficiency: 1
-          vector_efficiency: 1
-          link_efficiency: 1
-          memory_efficiency: 1
-        """
+        let yaml = CalibrateTests.smallMachine
         try yaml.write(toFile: d + "/h.yaml", atomically: true, encoding: .utf8)
         func step(_ plan: String, _ assume: [String]) throws -> (Double, Double) {
             let r = runDojo(["sim", "--machine", d + "/h.yaml", "--model", "small-cnn", "--batch", "64", "--precision", "fp32",
