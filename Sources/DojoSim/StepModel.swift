@@ -1037,8 +1037,7 @@ public final class StepSimulator: @unchecked Sendable {
         for op in graph.ops where tab.opSeconds[op.id] > 0 && range.contains(layers.position[op.id]) {
             let c = tab.opCost[op.id]
             let times = op.phase == .optimizer ? 1.0 / (plan.shardOptimizer ? Double(plan.dataParallel) : 1) : m
-            let scope = (op.scope ?? "").split(separator: ".").map { Int($0) == nil ? String($0) : "*" }.joined(separator: ".")
-            let key = Key(kind: op.kind, phase: op.phase, scope: op.phase == .optimizer ? "" : scope)
+            let key = Key(kind: op.kind, phase: op.phase, scope: op.phase == .optimizer ? "" : OpReport.scopeGroup(op.scope))
             let seconds = tab.opSeconds[op.id] * times
             if var r = rows[key] {
                 r.seconds += seconds; r.count += 1
@@ -1081,4 +1080,9 @@ public struct OpReport: Sendable, Equatable, Codable {
     public var utilisation: Double
     /// How many ops of the step the row sums (the same op in repeated layers).
     public var count: Int = 1
+
+    /// The row an op of `scope` belongs to: its layer path with every index a `*` (`blocks.3.fc1` → `blocks.*.fc1`).
+    public static func scopeGroup(_ scope: String?) -> String {
+        (scope ?? "").split(separator: ".").map { Int($0) == nil ? String($0) : "*" }.joined(separator: ".")
+    }
 }

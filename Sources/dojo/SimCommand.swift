@@ -1,6 +1,8 @@
 import ArgumentParser
 import DojoCompiler
 import DojoMachine
+import DojoTensor
+import DojoNN
 import DojoReport
 import DojoSim
 import Foundation
@@ -34,7 +36,16 @@ struct SimCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the prediction as JSON.")
     var json = false
 
+    @Flag(name: .long, help: "With a cpu machine file of this host (dojo machine calibrate) and a one-rank plan (--plan dp=1): also run the step here with the engine, op by op, and print each group of ops' measured time beside its predicted time (the median of 5 steps after warm-up; fp32, bf16 or cfp8).")
+    var measure = false
+
     func validate() throws {
+        if measure {
+            if workload.onnx != nil { throw CLIError("--measure runs a zoo model's step on this host; an --onnx model is priced only") }
+            guard [.fp32, .bf16, .cfp8].contains(workload.resolvedPrecision) else {
+                throw CLIError("--measure runs the step in the engine's formats: --precision fp32, bf16 or cfp8 (got \(workload.precision))")
+            }
+        }
         if let trace { try UserFiles.checkWritable(trace, what: "--trace") }
         if machine.contains(",") {
             throw CLIError("--machine \(machine): dojo sim takes one machine; compare several with dojo compare --machines \(machine)")
@@ -44,7 +55,17 @@ struct SimCommand: ParsableCommand {
 
     func run() throws {
         let m = try resolveMachine(machine, overrides: overrides)
+        if measure, m.kind != "cpu" {
+            throw CLIError("--measure compares the prediction with this host's engine: --machine must be a cpu machine file from dojo machine calibrate (\(machine) is a \(m.kind) machine)")
+        }
         let (sim, p) = try predictWorkload(workload, machine: m)
+        var measured: MeasuredComparison? = nil
+        if measure {
+            guard p.plan.devices == 1, p.plan.microBatches == 1 else {
+                throw CLIError("--measure runs the step here as one rank: give --plan dp=1 (the prediction's plan \(p.planText) has \(p.plan.devices) ranks and \(p.plan.microBatches) micro-batches)")
+            }
+            measured = try MeasuredComparison.run(workload, simulator: sim, prediction: p)
+        }
         if let trace {
             let data = sim.timeline(p.plan).chromeTraceJSON(title: "\(p.model) on \(p.machine)")
             try UserFiles.write(data, to: trace, what: "--trace")
@@ -52,11 +73,88 @@ struct SimCommand: ParsableCommand {
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try enc.encode(p), as: UTF8.self))
+            var data = try enc.encode(p)
+            if let measured, var o = try JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                o["measured"] = try JSONSerialization.jsonObject(with: try enc.encode(measured))
+                data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .prettyPrinted])
+            }
+            print(String(decoding: data, as: UTF8.self))
             return
         }
         print(renderPrediction(p, machine: m, requested: workload.resolvedPrecision))
+        if let measured { print("\n" + measured.render()) }
         if let trace { print("\ntrace written to \(trace) (open in ui.perfetto.dev or chrome://tracing)") }
+    }
+}
+
+/// `dojo sim --measure`: the predicted step beside the same step run on this host with the engine, op by op, grouped
+/// as the costliest-ops table groups them (kind, direction, layer path with indices as `*`).
+struct MeasuredComparison: Encodable {
+    struct Row: Encodable {
+        var kind: String, phase: String, scope: String
+        var ops: Int
+        var predicted_s: Double?, measured_s: Double?
+    }
+    var rows: [Row]
+    /// The forward and backward ops, summed.
+    var ops_predicted_s: Double, ops_measured_s: Double
+    /// The rest of the step: optimizer, loss bookkeeping, step overhead (and input, predicted).
+    var rest_predicted_s: Double, rest_measured_s: Double
+    var step_predicted_s: Double, step_measured_s: Double
+    var steps: Int
+
+    static func run(_ w: WorkloadOptions, simulator sim: StepSimulator, prediction p: Prediction) throws -> MeasuredComparison {
+        let resolved = try ModelZoo.resolve(w.model)
+        let optimizer: GraphRecorder.OptimizerChoice = resolved.entry.optimizer == "sgd" ? .sgd : .adamw
+        let policy: PrecisionPolicy? = w.resolvedPrecision == .bf16 ? PrecisionPolicy(mode: .bf16)
+            : w.resolvedPrecision == .cfp8 ? PrecisionPolicy(mode: .cfp8) : nil
+        // CFP8: until every rounding site has the history delayed scaling takes its bias from, sites scan first
+        let warmUp = policy.map { max(3, $0.historyLength) } ?? 3
+        let steps = 5
+        let step: GraphRecorder.MeasuredStep
+        do { step = try GraphRecorder.measure(model: w.model, batch: w.batch, optimizer: optimizer, precision: policy, steps: steps, warmUp: warmUp) }
+        catch let e as ModelError { throw CLIError("--measure: \(e)") }
+        struct Key: Hashable { var kind: String, phase: String, scope: String }
+        var rows: [Key: Row] = [:]
+        for r in sim.costliestOps(p.plan, count: Int.max) where r.phase != "optimizer" {
+            rows[Key(kind: r.kind, phase: r.phase, scope: r.scope)] = Row(kind: r.kind, phase: r.phase, scope: r.scope, ops: r.count, predicted_s: r.seconds)
+        }
+        var opsMeasured = 0.0
+        for op in step.graph.ops where op.phase != .optimizer {
+            let t = step.seconds[op.id]
+            opsMeasured += t
+            let key = Key(kind: op.kind.rawValue, phase: op.phase.rawValue, scope: OpReport.scopeGroup(op.scope))
+            var r = rows[key] ?? Row(kind: key.kind, phase: key.phase, scope: key.scope, ops: 0)
+            if r.predicted_s == nil { r.ops += 1 }   // (a group the prediction has counts its ops already)
+            r.measured_s = (r.measured_s ?? 0) + t
+            rows[key] = r
+        }
+        let opsPredicted = rows.values.compactMap(\.predicted_s).reduce(0, +)
+        let sorted = rows.values.sorted { max($0.predicted_s ?? 0, $0.measured_s ?? 0) > max($1.predicted_s ?? 0, $1.measured_s ?? 0) }
+        return MeasuredComparison(rows: sorted, ops_predicted_s: opsPredicted, ops_measured_s: opsMeasured,
+                                  rest_predicted_s: p.stepSeconds - opsPredicted, rest_measured_s: max(0, step.stepSeconds - opsMeasured),
+                                  step_predicted_s: p.stepSeconds, step_measured_s: step.stepSeconds, steps: steps)
+    }
+
+    func render(top: Int = 15) -> String {
+        func s(_ v: Double?) -> String { v.map { formatSI($0, unit: "s") } ?? "-" }
+        func ratio(_ a: Double?, _ b: Double?) -> String {
+            guard let a, let b, b > 0 else { return "-" }
+            return formatFixed(a / b, 2)
+        }
+        var t = TextTable(headers: ["measured here", "phase", "scope", "ops", "predicted", "measured", "predicted ÷ measured"])
+        for r in rows.prefix(top) {
+            t.addRow([r.kind, r.phase, r.scope.isEmpty ? "-" : r.scope, String(r.ops), s(r.predicted_s), s(r.measured_s), ratio(r.predicted_s, r.measured_s)])
+        }
+        if rows.count > top {
+            let rest = rows.dropFirst(top)
+            let pr = rest.compactMap(\.predicted_s).reduce(0, +), me = rest.compactMap(\.measured_s).reduce(0, +)
+            t.addRow(["\(rest.count) more groups", "", "", String(rest.map(\.ops).reduce(0, +)), s(pr), s(me), ratio(pr, me)])
+        }
+        t.addRow(["forward and backward ops", "", "", "", s(ops_predicted_s), s(ops_measured_s), ratio(ops_predicted_s, ops_measured_s)])
+        t.addRow(["optimizer and the rest", "", "", "", s(rest_predicted_s), s(rest_measured_s), ratio(rest_predicted_s, rest_measured_s)])
+        t.addRow(["step", "", "", "", s(step_predicted_s), s(step_measured_s), ratio(step_predicted_s, step_measured_s)])
+        return t.render() + "(measured: the median of \(steps) steps run here after warm-up, each op timed; a forward op's time includes the glue since the op before it)"
     }
 }
 

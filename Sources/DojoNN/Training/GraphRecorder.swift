@@ -85,19 +85,70 @@ public enum GraphRecorder {
 
     static func step(_ spec: ModelSpec, shape: [Int], batch: Int, classes: Int, optimizer: OptimizerChoice) throws -> Graph {
         let net = try ModelZoo.make(spec.description, inputShape: shape, classes: classes, seed: 0)
-        var rng = RandomSource(seed: 1)
-        let x: Tensor
-        if spec.task == .languageModeling, let t = spec.transformer {
-            // token ids; deterministic and spread over the vocabulary
-            let n = batch * shape[0]
-            x = Engine.shapeOnly ? Tensor(uninitializedShape: [batch] + shape)
-                                 : Tensor((0..<n).map { _ in Float(Int(rng.next() % UInt64(t.vocab))) }, shape: [batch] + shape)
-        } else {
-            x = Tensor.randomNormal([batch] + shape, generator: &rng)
-        }
+        let x = input(spec, shape: shape, batch: batch)
         let (tape, _) = TrainingStep.run(net, task: spec.task, input: x, classes: classes, optimizer: optimizer.make(),
                                          learningRate: 0)
         return tape.graph(model: spec.description, batch: batch)
+    }
+
+    /// A step's input: random normal values, or token ids spread over the vocabulary for language models.
+    static func input(_ spec: ModelSpec, shape: [Int], batch: Int) -> Tensor {
+        var rng = RandomSource(seed: 1)
+        if spec.task == .languageModeling, let t = spec.transformer {
+            let n = batch * shape[0]
+            return Engine.shapeOnly ? Tensor(uninitializedShape: [batch] + shape)
+                                    : Tensor((0..<n).map { _ in Float(Int(rng.next() % UInt64(t.vocab))) }, shape: [batch] + shape)
+        }
+        return Tensor.randomNormal([batch] + shape, generator: &rng)
+    }
+
+    /// A training step run for real on this host, op by op (`Tape.profiling`): its graph, each op's seconds (forward
+    /// ops their forward, backward ops their backward closure; the glue between forward ops counts with the op after
+    /// it; optimizer ops 0, their time is in the step's rest), the median over the measured steps, and the median
+    /// step's seconds.
+    public struct MeasuredStep: Sendable {
+        public let graph: Graph
+        public let seconds: [Double]
+        public let stepSeconds: Double
+    }
+
+    /// Runs `warmUp` steps, then `steps` profiled ones, of `spec` at `batch` (as `record(compute: true)`, in
+    /// `precision`'s formats when given). What `dojo sim --measure` sets beside a prediction on this host.
+    public static func measure(model spec: String, batch: Int, optimizer: OptimizerChoice = .adamw, inputShape: [Int]? = nil,
+                               classes: Int = 1000, precision: PrecisionPolicy? = nil, steps: Int = 5, warmUp: Int = 3) throws -> MeasuredStep {
+        let resolved = try ModelZoo.resolve(spec)
+        let shape = inputShape ?? resolved.defaultInputShape
+        guard batch >= 1, classes >= 1 else { throw ModelError("batch and classes must be at least 1, got \(batch) and \(classes)") }
+        try checkSize(resolved, shape: shape, batch: batch, classes: classes)
+        let need = try Engine.$shapeOnly.withValue(true) { try step(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer) }.summary
+        guard Double(need.parameterBytes) * 4 + Double(need.activationBytes) < 0.8 * Double(Engine.usableMemoryBytes) else {
+            throw ModelError("running a step of \(resolved) at batch \(batch) for real needs about \(Int((Double(need.parameterBytes) * 4 + Double(need.activationBytes)) / 1e9)) GB; this machine has \(Int(Double(Engine.usableMemoryBytes) / 1e9)) GB")
+        }
+        let net = try ModelZoo.make(resolved.description, inputShape: shape, classes: classes, seed: 0)
+        let x = input(resolved, shape: shape, batch: batch)
+        let opt = optimizer.make()
+        var perOp: [[Double]] = [], walls: [Double] = []
+        var graph: Graph? = nil
+        for i in 0..<(warmUp + max(1, steps)) {
+            let t0 = DispatchTime.now()
+            let (tape, _) = TrainingStep.run(net, task: resolved.task, input: x, classes: classes, optimizer: opt, learningRate: 1e-4,
+                                             profile: i >= warmUp, precision: precision)
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) * 1e-9
+            guard i >= warmUp else { continue }
+            let g = tape.graph(model: resolved.description, batch: batch)
+            let times = g.ops.map { op -> Double in
+                switch op.phase {
+                case .forward: return op.id < tape.forwardSeconds.count ? tape.forwardSeconds[op.id] : 0
+                case .backward: return op.forward.flatMap { tape.backwardSeconds[$0] } ?? 0
+                case .optimizer: return 0
+                }
+            }
+            if perOp.isEmpty { perOp = times.map { [$0] } } else { for (k, t) in times.enumerated() where k < perOp.count { perOp[k].append(t) } }
+            walls.append(wall)
+            graph = graph ?? g
+        }
+        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
+        return MeasuredStep(graph: graph!, seconds: perOp.map(median), stepSeconds: median(walls))
     }
 
     /// Refuses steps whose tensors, or the sum of their bytes in the graph's summary, would not fit in an Int:
