@@ -257,6 +257,9 @@ func poolOneDNNMatchesReference(_ index: Int) {
     MaxPool2dKernel.backward(g, dy: dy, workspace: wsRef, dx: &dxRef, backend: .reference)
     MaxPool2dKernel.backward(g, dy: dy, workspace: wsFast, dx: &dxFast, backend: .oneDNN)
     #expect(relativeError(dxFast, dxRef) < 1e-6, "max backward \(g)")
+    // every value written (none left NaN), each dy placed or summed as the reference does (k2 s2: written once, no
+    // zeroing pass)
+    #expect(dxFast == dxRef, "max backward \(g): the same values")
     // The oneDNN max-pool primitives themselves (`.oneDNN` runs the engine's own loops, which were faster).
     var yD = [Float](repeating: .nan, count: g.outputCount), dxD = [Float](repeating: .nan, count: g.inputCount)
     let wsD = poolPrimitives(g, max: true).maxForward(g, x: x, y: &yD)
