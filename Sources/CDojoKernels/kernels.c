@@ -487,6 +487,35 @@ INLINE void bn_backward_dx_body(const float *x, const float *dy, float *dx, long
     for (long i = 0; i < s; i++) dx[i] = a * dy[i] + b * x[i] + c;
 }
 
+// The same sums with x held as BF16 codes (its values' upper halves), read as they are: the values are exact, the
+// arithmetic and its order the same, so the results are bit for bit those of decoding x first.
+INLINE float bf16_value(uint16_t c) {
+    uint32_t u = (uint32_t)c << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+INLINE void bn_shifted_sums_bf16x_body(const uint16_t *p, long s, float k, float *sum, float *sq) {
+    float a[16] = {0}, q[16] = {0};
+    long i = 0;
+    for (; i + 16 <= s; i += 16)
+        for (int j = 0; j < 16; j++) { float d = bf16_value(p[i + j]) - k; a[j] += d; q[j] += d * d; }
+    float sa = sum16(a), sb = sum16(q);
+    for (; i < s; i++) { float d = bf16_value(p[i]) - k; sa += d; sb += d * d; }
+    *sum = sa; *sq = sb;
+}
+
+INLINE void bn_backward_sums_bf16x_body(const uint16_t *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc) {
+    float a[16] = {0}, b[16] = {0};
+    long i = 0;
+    for (; i + 16 <= s; i += 16)
+        for (int j = 0; j < 16; j++) { float d = dy[i + j]; a[j] += d; b[j] += d * (bf16_value(x[i + j]) - m); }
+    float sa = sum16(a), sb = sum16(b);
+    for (; i < s; i++) { sa += dy[i]; sb += dy[i] * (bf16_value(x[i]) - m); }
+    *sumDy = sa; *sumDyXc = sb;
+}
+
 
 // MARK: batch norm with a BF16 output: the affine (or the input gradient), rounded to nearest even and (forward) coded,
 // in one pass over a span in cache instead of three; bit for bit the affine, `dojo_round_bf16_if_normal` and
@@ -529,6 +558,24 @@ INLINE int round_bf16_codes_body(const float *x, long s, uint16_t *codes) {
     BF16_ONE_PASS(VALUE, CODE, BF16_FAILED, 1)
 #undef VALUE
 #undef CODE
+}
+
+INLINE int bn_affine_bf16_codes_bf16x_body(const uint16_t *x, long s, float a, float b, uint16_t *codes) {
+#define AFFINE(j) (bf16_value(x[lo + (j)]) * a + b)
+#define CODE(j, u) (codes[lo + (j)] = (uint16_t)((u) >> 16))
+    BF16_ONE_PASS(AFFINE, CODE, BF16_FAILED, 1)
+#undef AFFINE
+#undef CODE
+}
+
+INLINE long bn_backward_dx_bf16_bf16x_body(const uint16_t *x, const float *dy, float *dx, long s, float a, float b, float c) {
+#define DX(j) (a * dy[lo + (j)] + b * bf16_value(x[lo + (j)]) + c)
+#define ROUNDED(j, u) do { uint32_t r_ = (u); memcpy(&dx[lo + (j)], &r_, 4); } while (0)
+#define AT(lo) (lo)
+    BF16_ONE_PASS(DX, ROUNDED, AT, s)
+#undef AT
+#undef DX
+#undef ROUNDED
 }
 
 /// Returns how many values it wrote: s, or the start of the chunk that held a special value (dx from there on not
@@ -828,8 +875,8 @@ AVX2 static inline __m256i bf16_codes16(__m256i r0, __m256i r1) {
 /// One chunk of `vectors` vectors (8, or 1 at a span's end) at x + lo: returns 0 (nothing stored) when it held a
 /// special value. `vectors` is a constant where this is inlined, so the chunk stays in registers.
 AVX2 static inline __attribute__((always_inline)) int bf16_one_pass_chunk(
-    int kind, const int vectors, const float *restrict x, const float *dy, long lo, float a, float b, float c,
-    uint16_t *restrict codes, float *out) {
+    int kind, const int vectors, const float *restrict x, const uint16_t *restrict xc, const float *dy, long lo, float a,
+    float b, float c, uint16_t *restrict codes, float *out) {
     const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), one = _mm256_set1_epi32(1);
     const __m256i half_m1 = _mm256_set1_epi32(0x7FFF), keep = _mm256_set1_epi32((int)0xFFFF0000u);
     const __m128i shift = _mm_cvtsi32_si128(16);
@@ -837,7 +884,9 @@ AVX2 static inline __attribute__((always_inline)) int bf16_one_pass_chunk(
     cfp_range range = cfp_range_start();
     __m256i r[8];
     for (int k = 0; k < vectors; k++) {
-        __m256 xv = _mm256_loadu_ps(x + lo + 8 * k), v;
+        // x, or its BF16 codes widened to the FP32 bits they stand for (xc: a constant NULL or not where inlined)
+        __m256 xv = xc ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(xc + lo + 8 * k))), 16))
+                       : _mm256_loadu_ps(x + lo + 8 * k), v;
         if (kind == BF16_ROUND) v = xv;
         else if (kind == BF16_AFFINE) v = _mm256_add_ps(_mm256_mul_ps(xv, va), vb);
         else v = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(va, _mm256_loadu_ps(dy + lo + 8 * k)), _mm256_mul_ps(vb, xv)), vc);
@@ -859,35 +908,48 @@ AVX2 static inline __attribute__((always_inline)) int bf16_one_pass_chunk(
 
 /// Returns how many values it did (a multiple of 8, the rest left to the body); *stopped set when it stopped at a
 /// chunk holding a special value (the chunks before it written, none of it).
-AVX2 static inline __attribute__((always_inline)) long bf16_one_pass_avx2(int kind, const float *restrict x, const float *dy,
+AVX2 static inline __attribute__((always_inline)) long bf16_one_pass_avx2(int kind, const float *restrict x,
+                                                                          const uint16_t *restrict xc, const float *dy,
                                                                           long s, float a, float b, float c,
                                                                           uint16_t *restrict codes, float *out, int *stopped) {
     long lo = 0;
     *stopped = 1;
     for (; lo + CHUNK <= s; lo += CHUNK)
-        if (!bf16_one_pass_chunk(kind, 8, x, dy, lo, a, b, c, codes, out)) return lo;
+        if (!bf16_one_pass_chunk(kind, 8, x, xc, dy, lo, a, b, c, codes, out)) return lo;
     for (; lo + 8 <= s; lo += 8)
-        if (!bf16_one_pass_chunk(kind, 1, x, dy, lo, a, b, c, codes, out)) return lo;
+        if (!bf16_one_pass_chunk(kind, 1, x, xc, dy, lo, a, b, c, codes, out)) return lo;
     *stopped = 0;
     return lo;
 }
 
 AVX2 static int round_bf16_codes_avx2_hand(const float *x, long s, uint16_t *codes) {
     int stopped;
-    long done = bf16_one_pass_avx2(BF16_ROUND, x, NULL, s, 0, 0, 0, codes, NULL, &stopped);
+    long done = bf16_one_pass_avx2(BF16_ROUND, x, NULL, NULL, s, 0, 0, 0, codes, NULL, &stopped);
     return stopped ? 0 : round_bf16_codes_body(x + done, s - done, codes + done);
 }
 
 AVX2 static int bn_affine_bf16_codes_avx2_hand(const float *x, long s, float a, float b, uint16_t *codes) {
     int stopped;
-    long done = bf16_one_pass_avx2(BF16_AFFINE, x, NULL, s, a, b, 0, codes, NULL, &stopped);
+    long done = bf16_one_pass_avx2(BF16_AFFINE, x, NULL, NULL, s, a, b, 0, codes, NULL, &stopped);
     return stopped ? 0 : bn_affine_bf16_codes_body(x + done, s - done, a, b, codes + done);
 }
 
 AVX2 static long bn_backward_dx_bf16_avx2_hand(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
     int stopped;
-    long done = bf16_one_pass_avx2(BF16_BN_DX, x, dy, s, a, b, c, NULL, dx, &stopped);
+    long done = bf16_one_pass_avx2(BF16_BN_DX, x, NULL, dy, s, a, b, c, NULL, dx, &stopped);
     return stopped ? done : done + bn_backward_dx_bf16_body(x + done, dy + done, dx + done, s - done, a, b, c);
+}
+
+AVX2 static int bn_affine_bf16_codes_bf16x_avx2_hand(const uint16_t *x, long s, float a, float b, uint16_t *codes) {
+    int stopped;
+    long done = bf16_one_pass_avx2(BF16_AFFINE, NULL, x, NULL, s, a, b, 0, codes, NULL, &stopped);
+    return stopped ? 0 : bn_affine_bf16_codes_bf16x_body(x + done, s - done, a, b, codes + done);
+}
+
+AVX2 static long bn_backward_dx_bf16_bf16x_avx2_hand(const uint16_t *x, const float *dy, float *dx, long s, float a, float b, float c) {
+    int stopped;
+    long done = bf16_one_pass_avx2(BF16_BN_DX, NULL, x, dy, s, a, b, c, NULL, dx, &stopped);
+    return stopped ? done : done + bn_backward_dx_bf16_bf16x_body(x + done, dy + done, dx + done, s - done, a, b, c);
 }
 
 /// 8 × 8 blocks through AVX2 shuffles; edges by the plain loop.
@@ -961,6 +1023,9 @@ static long bn_backward_dx_bf16_base(const float *x, const float *dy, float *dx,
 }
 static int round_bf16_codes_base(const float *x, long s, uint16_t *codes) { return round_bf16_codes_body(x, s, codes); }
 BOTH(void, bn_shifted_sums, (const float *p, long s, float k, float *sum, float *sq), (p, s, k, sum, sq))
+BOTH(void, bn_shifted_sums_bf16x, (const uint16_t *p, long s, float k, float *sum, float *sq), (p, s, k, sum, sq))
+BOTH(void, bn_backward_sums_bf16x, (const uint16_t *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc),
+     (x, dy, s, m, sumDy, sumDyXc))
 BOTH(void, bn_affine, (const float *x, float *y, long s, float a, float b), (x, y, s, a, b))
 BOTH(void, bn_backward_sums, (const float *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc),
      (x, dy, s, m, sumDy, sumDyXc))
@@ -1086,6 +1151,24 @@ void dojo_bn_backward_sums(const float *x, const float *dy, long s, float m, flo
 }
 void dojo_bn_backward_dx(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
     DISPATCH(bn_backward_dx, (x, dy, dx, s, a, b, c));
+}
+void dojo_bn_shifted_sums_bf16x(const uint16_t *x, long s, float k, float *sum, float *sq) {
+    DISPATCH(bn_shifted_sums_bf16x, (x, s, k, sum, sq));
+}
+void dojo_bn_backward_sums_bf16x(const uint16_t *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc) {
+    DISPATCH(bn_backward_sums_bf16x, (x, dy, s, m, sumDy, sumDyXc));
+}
+int dojo_bn_affine_bf16_codes_bf16x(const uint16_t *x, long s, float a, float b, uint16_t *codes) {
+#if DOJO_X86
+    if (use_avx2()) return bn_affine_bf16_codes_bf16x_avx2_hand(x, s, a, b, codes);
+#endif
+    return bn_affine_bf16_codes_bf16x_body(x, s, a, b, codes);
+}
+long dojo_bn_backward_dx_bf16_bf16x(const uint16_t *x, const float *dy, float *dx, long s, float a, float b, float c) {
+#if DOJO_X86
+    if (use_avx2()) return bn_backward_dx_bf16_bf16x_avx2_hand(x, dy, dx, s, a, b, c);
+#endif
+    return bn_backward_dx_bf16_bf16x_body(x, dy, dx, s, a, b, c);
 }
 int dojo_bn_affine_bf16_codes(const float *x, long s, float a, float b, uint16_t *codes) {
 #if DOJO_X86

@@ -314,6 +314,10 @@ public struct PackedValues: @unchecked Sendable {
     public func read(_ offset: Int, count: Int, into dst: UnsafeMutablePointer<Float>) {
         unpacker.unpack(codes, offset: offset, count: count, into: dst)
     }
+    /// The codes themselves when they are BF16 (each value's upper half: kernels can read them as they are), else nil.
+    public var bf16Codes: UnsafePointer<UInt16>? {
+        unpacker.format.format == .bf16 ? codes.assumingMemoryBound(to: UInt16.self) : nil
+    }
 }
 
 /// A raw pointer that may cross into worker threads; the code that makes one guarantees exclusive ranges.

@@ -270,4 +270,45 @@ private func maxMagnitude(_ a: [Float]) -> Float { a.reduce(0) { max($0, abs($1)
             #expect(edgeCodes[100] == 0x7F7F && edgeCodes[101] == 0xFF7F && edgeCodes[102] == 0x0080 && edgeCodes[104] == 0)  // −0·1 + 0 is +0
         }
     }
+
+    /// The loops that read x as BF16 codes (`…_bf16x`) give the bits of decoding x first and running the FP32 loops:
+    /// sums, the one-pass affine into codes, the one-pass input gradient, and where each stops at a special value.
+    @Test func codesOfXEqualDecodingFirstBothBuilds() {
+        let before = dojo_kernels_level()
+        defer { dojo_kernels_set_level(before) }
+        var rng = RandomSource(seed: 9)
+        let dy = Tensor.randomNormal([1000], generator: &rng).array
+        var xc = Tensor.randomNormal([1000], std: 3, generator: &rng).array.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
+        xc[0] = 0x8000; xc[1] = 0   // −0 and +0
+        let (a, b, c): (Float, Float, Float) = (0.731, -0.25, 0.0123)
+        for level in 0...dojo_kernels_best_level() {
+            dojo_kernels_set_level(Int32(level))
+            for s in [1, 7, 15, 16, 17, 255, 256, 257, 1000] {
+                let codes = Array(xc[0..<s]), x = codes.map { Float(bitPattern: UInt32($0) << 16) }
+                var s1: Float = 0, q1: Float = 0, s2: Float = 0, q2: Float = 0
+                dojo_bn_shifted_sums_bf16x(codes, s, 0.37, &s1, &q1)
+                dojo_bn_shifted_sums(x, s, 0.37, &s2, &q2)
+                #expect(s1.bitPattern == s2.bitPattern && q1.bitPattern == q2.bitPattern, "build \(level), span \(s): shifted sums")
+                dojo_bn_backward_sums_bf16x(codes, dy, s, -0.2, &s1, &q1)
+                dojo_bn_backward_sums(x, dy, s, -0.2, &s2, &q2)
+                #expect(s1.bitPattern == s2.bitPattern && q1.bitPattern == q2.bitPattern, "build \(level), span \(s): backward sums")
+                var o1 = [UInt16](repeating: 0, count: s), o2 = o1
+                #expect(dojo_bn_affine_bf16_codes_bf16x(codes, s, a, b, &o1) == dojo_bn_affine_bf16_codes(x, s, a, b, &o2))
+                #expect(o1 == o2, "build \(level), span \(s): affine codes")
+                var d1 = [Float](repeating: 0, count: s), d2 = d1
+                #expect(dojo_bn_backward_dx_bf16_bf16x(codes, dy, &d1, s, a, b, c) == dojo_bn_backward_dx_bf16(x, dy, &d2, s, a, b, c))
+                #expect(d1.map(\.bitPattern) == d2.map(\.bitPattern), "build \(level), span \(s): input gradient")
+            }
+            // a special value (BF16 infinity, NaN) stops both at the same chunk
+            for special: UInt16 in [0x7F80, 0x7FC1] {
+                var cs = xc; cs[300] = special
+                let x = cs.map { Float(bitPattern: UInt32($0) << 16) }
+                var o1 = [UInt16](repeating: 0, count: 1000), o2 = o1
+                #expect(dojo_bn_affine_bf16_codes_bf16x(cs, 1000, 1, 0, &o1) == 0 && dojo_bn_affine_bf16_codes(x, 1000, 1, 0, &o2) == 0)
+                var d1 = [Float](repeating: 0, count: 1000), d2 = d1
+                let done1 = dojo_bn_backward_dx_bf16_bf16x(cs, dy, &d1, 1000, 0, 1, 0), done2 = dojo_bn_backward_dx_bf16(x, dy, &d2, 1000, 0, 1, 0)
+                #expect(done1 == done2 && done1 <= 300, "\(special): stopped at \(done1) and \(done2)")
+            }
+        }
+    }
 }

@@ -111,17 +111,27 @@ public enum BatchNormKernel {
             // `codes`: the rounded output's codes written in place of y (not written): each span made in cache, coded
             let out: UnsafeMutablePointer<Float>? = codes == nil ? nil : .allocate(capacity: s)
             defer { out?.deallocate() }
-            // x held as codes (`xPacked`; `x` is then not read): one channel's values decoded at a time into a buffer
-            // that stays in cache for both passes over them, 1 or 2 bytes a value read instead of 4 twice
-            let scratch: UnsafeMutablePointer<Float>? = xPacked == nil ? nil : .allocate(capacity: n * s)
+            // x held as codes (`xPacked`; `x` is then not read): BF16 codes read as they are by the span loops (a
+            // span the one-pass affine leaves is decoded into `spanBuffer` first); CFP8 codes one channel's values
+            // decoded at a time into a buffer that stays in cache for both passes over them
+            let xCodes = xPacked?.bf16Codes
+            let scratch: UnsafeMutablePointer<Float>? = xPacked == nil || xCodes != nil ? nil : .allocate(capacity: n * s)
             defer { scratch?.deallocate() }
+            let spanBuffer: UnsafeMutablePointer<Float>? = xCodes == nil ? nil : .allocate(capacity: s)
+            defer { spanBuffer?.deallocate() }
             for ch in channels {
                 if let xPacked, let scratch { for i in 0..<n { xPacked.read((i * c + ch) * s, count: s, into: scratch + i * s) } }
-                @inline(__always) func span(_ i: Int) -> UnsafePointer<Float> { scratch.map { UnsafePointer($0 + i * s) } ?? x + (i * c + ch) * s }
-                let k = span(0)[0]  // shift: the variance of x − k is that of x, and x − k is small
+                @inline(__always) func span(_ i: Int) -> UnsafePointer<Float> {
+                    if let xPacked, let spanBuffer { xPacked.read((i * c + ch) * s, count: s, into: spanBuffer); return UnsafePointer(spanBuffer) }
+                    return scratch.map { UnsafePointer($0 + i * s) } ?? x + (i * c + ch) * s
+                }
+                // shift: the variance of x − k is that of x, and x − k is small
+                let k = xCodes.map { Float(bitPattern: UInt32($0[ch * s]) << 16) } ?? span(0)[0]
                 var sum: Double = 0, sq: Double = 0
                 for i in 0..<n {
-                    let (a, b) = shiftedSums(span(i), s, shift: k)
+                    var a: Float = 0, b: Float = 0
+                    if let xCodes { dojo_bn_shifted_sums_bf16x(xCodes + (i * c + ch) * s, s, k, &a, &b) }
+                    else { (a, b) = shiftedSums(span(i), s, shift: k) }
                     sum += Double(a); sq += Double(b)
                 }
                 let m = sum / count
@@ -136,8 +146,8 @@ public enum BatchNormKernel {
                     // BF16 codes only: the affine, its rounding and its codes in one pass (a span with a value the
                     // rounding leaves to the slow path takes the three passes below)
                     if bf16Codes, let codesBase,
-                       dojo_bn_affine_bf16_codes(span(i), s, Float(a), Float(b),
-                                                 codesBase.assumingMemoryBound(to: UInt16.self) + o) != 0 { continue }
+                       (xCodes.map { dojo_bn_affine_bf16_codes_bf16x($0 + o, s, Float(a), Float(b), codesBase.assumingMemoryBound(to: UInt16.self) + o) }
+                        ?? dojo_bn_affine_bf16_codes(span(i), s, Float(a), Float(b), codesBase.assumingMemoryBound(to: UInt16.self) + o)) != 0 { continue }
                     affine(span(i), yo, s, Float(a), Float(b))
                     // rounded while the span is in cache; into codes only in one pass where the rounding has one (CFP8)
                     if let codesFormat, let codesBase {
@@ -176,18 +186,23 @@ public enum BatchNormKernel {
         parallelChannels(c, elements: n * c * s) { channels in
             var tally = RoundingTask.Tally()
             defer { round?.merge(tally) }
-            // x held packed (`xPacked`; `x` is then not read): one channel's values decoded at a time, not all of them
-            let scratch: UnsafeMutablePointer<Float>? = xPacked == nil ? nil : .allocate(capacity: n * s)
+            // x held packed (`xPacked`; `x` is then not read): BF16 codes read as they are by the span loops (the part
+            // of a span the one-pass input gradient leaves decoded into `spanBuffer` first); CFP8 codes one channel's
+            // values decoded at a time, not all of them
+            let xCodes = xPacked?.bf16Codes
+            let scratch: UnsafeMutablePointer<Float>? = xPacked == nil || xCodes != nil ? nil : .allocate(capacity: n * s)
             defer { scratch?.deallocate() }
+            let spanBuffer: UnsafeMutablePointer<Float>? = xCodes == nil ? nil : .allocate(capacity: s)
+            defer { spanBuffer?.deallocate() }
             for ch in channels {
                 if let xPacked, let scratch { for i in 0..<n { xPacked.read((i * c + ch) * s, count: s, into: scratch + i * s) } }
                 let m = mean[ch]
                 var sumDy: Double = 0, sumDyXc: Double = 0
                 for i in 0..<n {
                     let o = (i * c + ch) * s
-                    let xp = scratch.map { UnsafePointer($0 + i * s) } ?? x + o, dp = dy + o
                     var a: Float = 0, b: Float = 0
-                    dojo_bn_backward_sums(xp, dp, s, m, &a, &b)
+                    if let xCodes { dojo_bn_backward_sums_bf16x(xCodes + o, dy + o, s, m, &a, &b) }
+                    else { dojo_bn_backward_sums(scratch.map { UnsafePointer($0 + i * s) } ?? x + o, dy + o, s, m, &a, &b) }
                     sumDy += Double(a); sumDyXc += Double(b)
                 }
                 let invStd = 1 / (Double(variance[ch]) + Double(epsilon)).squareRoot()
@@ -200,12 +215,21 @@ public enum BatchNormKernel {
                 let (af, bf, cf) = (Float(g), Float(bCoef), Float(cCoef))
                 for i in 0..<n {
                     let o = (i * c + ch) * s
-                    let xp = scratch.map { UnsafePointer($0 + i * s) } ?? x + o, dp = dy + o, op = dx + o
+                    let dp = dy + o, op = dx + o
                     // a BF16 gradient: written rounded in the same pass; from a chunk holding a value it leaves to
                     // the slow path (dx not written from there, so dy is intact there when dx is dy) the two passes
-                    let done = bf16 ? dojo_bn_backward_dx_bf16(xp, dp, op, s, af, bf, cf) : 0
+                    let done = !bf16 ? 0 : xCodes.map { dojo_bn_backward_dx_bf16_bf16x($0 + o, dp, op, s, af, bf, cf) }
+                        ?? dojo_bn_backward_dx_bf16(scratch.map { UnsafePointer($0 + i * s) } ?? x + o, dp, op, s, af, bf, cf)
                     if done == s { continue }
-                    dojo_bn_backward_dx(xp + done, dp + done, op + done, s - done, af, bf, cf)
+                    // x from `done` on
+                    let rest: UnsafePointer<Float>
+                    if let xPacked, let spanBuffer {
+                        xPacked.read(o + done, count: s - done, into: spanBuffer)
+                        rest = UnsafePointer(spanBuffer)
+                    } else {
+                        rest = (scratch.map { UnsafePointer($0 + i * s) } ?? x + o) + done
+                    }
+                    dojo_bn_backward_dx(rest, dp + done, op + done, s - done, af, bf, cf)
                     round?.round(op + done, count: s - done, offset: o + done, into: &tally)
                 }
             }
