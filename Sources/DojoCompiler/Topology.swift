@@ -56,7 +56,8 @@ public struct DeviceTopology: Sendable, Equatable {
             fastMemoryBytes = c.cpu.memoryBytes / Double(max(1, c.cpu.ranksPerHost))
             bulkMemoryBytes = 0
             bulkMemoryBandwidth = c.cpu.streamBandwidth
-            // Input is read by each rank's own loader, outside the step the trainer times.
+            // Input is read by each rank's own loader on the rank's cores: no transfer to price here (its preparation
+            // is `SimOptions.hostInputSeconds`, added by the step model).
             hostBandwidth = 0
             var lv: [CommLevel] = []
             if c.cpu.ranksPerHost > 1 {

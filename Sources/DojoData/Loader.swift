@@ -307,6 +307,7 @@ final class ProducerHandle: @unchecked Sendable {
 extension Batch {
     /// The rows of a batch of `size` examples that `shard(rank, of: ranks)` keeps.
     public static func shardRange(size: Int, _ rank: Int, of ranks: Int) -> Range<Int> {
+        precondition(ranks >= 1 && (0..<ranks).contains(rank), "share \(rank) of \(ranks): needs 0 ≤ share < ranks")
         let base = size / ranks, extra = size % ranks
         let start = rank * base + min(rank, extra)
         return start..<(start + base + (rank < extra ? 1 : 0))

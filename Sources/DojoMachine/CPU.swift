@@ -40,15 +40,18 @@ public struct CPUSpec: Sendable, Equatable {
     /// Compute threads of one rank (below 1 when ranks outnumber cores: a share of a core).
     public var threadsPerRank: Double { Double(cores) / Double(max(1, ranksPerHost)) }
 
-    /// The cores each host really has when ranks computing at once each reach `share` of one rank alone, or nil when
-    /// what they lose is contention (caches, memory) on the cores they see. Several hosts that are namespaces on one
-    /// machine share its cores: below 0.75 a host gets its share of them. The ranks of one host already split its cores
-    /// between them, so there only a loss no contention explains (below 0.6: a CPU quota under the cores it shows)
-    /// means fewer cores; this VM's two ranks on two cores reach 0.74–0.92, which once flipped the one-rank plans
-    /// onto one thread at random.
-    public static func sharedCores(share: Double, visible: Int, hosts: Int) -> Int? {
-        guard share < (hosts > 1 ? 0.75 : 0.6) else { return nil }
-        let cores = max(1, Int((Double(visible) * share).rounded()))
+    /// The cores each host really has when its `ranksPerHost` ranks computing at once each reach `share` of one rank
+    /// alone, or nil when what they lose is contention (caches, memory) on the cores they see. More ranks than cores
+    /// take turns on them: each reaches cores ÷ ranks of one alone without anything being shared, so `share` is read
+    /// against that. Several hosts that are namespaces on one machine share its cores: below 0.75 of it a host gets
+    /// its share of them. The ranks of one host already split its cores between them, so there only a loss no
+    /// contention explains (below 0.6: a CPU quota under the cores it shows) means fewer cores; this VM's two ranks
+    /// on two cores reach 0.74–0.92, which once flipped the one-rank plans onto one thread at random.
+    public static func sharedCores(share: Double, visible: Int, hosts: Int, ranksPerHost: Int = 1) -> Int? {
+        let turns = min(1, Double(visible) / Double(max(1, ranksPerHost)))
+        let relative = share / turns
+        guard relative < (hosts > 1 ? 0.75 : 0.6) else { return nil }
+        let cores = max(1, Int((Double(visible) * relative).rounded()))
         return cores < visible ? cores : nil
     }
 

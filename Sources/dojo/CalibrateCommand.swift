@@ -97,7 +97,11 @@ extension MachineCommand {
                 let alone = net.threads >= compute.cores ? compute.allSeconds : compute.aloneSeconds
                 let share = min(1, alone / net.concurrentSeconds)
                 shareSeen = share
-                if let fewer = CPUSpec.sharedCores(share: share, visible: compute.cores, hosts: hosts) { cores = fewer } else { sharedSpeed = share }
+                if let fewer = CPUSpec.sharedCores(share: share, visible: compute.cores, hosts: hosts, ranksPerHost: ranksPerHost) {
+                    cores = fewer
+                } else {
+                    sharedSpeed = share
+                }
                 print(net.summary(share: share, cores: cores < compute.cores ? cores : nil))
             }
             let yaml = CalibrationFile(name: name ?? (hosts > 1 ? "hosts\(hosts)" : "host"), compute: compute, network: net,
@@ -290,7 +294,8 @@ struct ComputeProbe {
                     let t: Double
                     switch op.phase {
                     case .forward: t = tape.forwardSeconds[op.id]
-                    case .backward: t = op.forward.flatMap { tape.backwardSeconds[$0] } ?? 0
+                    // (a sum of two gradients of one value runs inside the closure its `forward` names: not timed twice)
+                    case .backward: t = op.attributes.accumulates == true ? 0 : op.forward.flatMap { tape.backwardSeconds[$0] } ?? 0
                     case .optimizer: t = u < updates.count ? updates[u] : 0; u += 1
                     }
                     inOps += t
@@ -376,7 +381,10 @@ struct NetworkFigures: Codable {
         var s = "  all-reduce between ranks of a host: \(formatBytes(localBandwidth))/s bus bandwidth, \(formatMicros(localLatency)) a step"
         if hosts > 1 { s += "; between \(hosts) hosts: \(formatBytes(hostBandwidth))/s, \(formatMicros(hostLatency)) a step" }
         s += "; ranks computing at once each reach \(formatPercent(share)) of one alone"
-        if let cores { s += " (the hosts share their cores: \(cores) core\(cores == 1 ? "" : "s") a host)" }
+        if let cores {
+            s += hosts > 1 ? " (the hosts share their cores: \(cores) core\(cores == 1 ? "" : "s") a host)"
+                           : " (fewer cores than the host shows: \(cores))"
+        }
         else if share < 0.95 { s += " (they share caches and memory: shared_speed)" }
         return s
     }

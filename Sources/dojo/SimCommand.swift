@@ -61,7 +61,10 @@ struct SimCommand: ParsableCommand {
         let (sim, p) = try predictWorkload(workload, machine: m)
         var measured: MeasuredComparison? = nil
         if measure {
-            guard p.plan.devices == 1, p.plan.microBatches == 1 else {
+            // (a plan that names dp lays the machine out for its ranks: one rank then has every core, as the step run
+            // here; a one-rank plan the planner chose would be priced at the file's ranks per host)
+            let spec = try workload.planSpec()
+            guard spec.dataParallel == 1, p.plan.devices == 1, p.plan.microBatches == 1 else {
                 throw CLIError("--measure runs the step here as one rank: give --plan dp=1 (the prediction's plan \(p.planText) has \(p.plan.devices) ranks and \(p.plan.microBatches) micro-batches)")
             }
             measured = try MeasuredComparison.run(workload, simulator: sim, prediction: p)

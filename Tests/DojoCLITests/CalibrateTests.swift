@@ -84,8 +84,10 @@ struct CalibrateTests {
         let opsMeasured = mj?["ops_measured_s"] as? Double ?? 0, stepMeasured = mj?["step_measured_s"] as? Double ?? 0
         let stepPredicted = mj?["step_predicted_s"] as? Double ?? 0
         #expect(opsMeasured > 0 && opsMeasured <= stepMeasured, "\(mj ?? [:])")
-        let measuredSum = rows.compactMap { $0["measured_s"] as? Double }.reduce(0, +)
-        #expect(abs(measuredSum - opsMeasured) <= 1e-9 * max(1, opsMeasured) + 1e-12, "the rows hold every op's time")
+        // small-cnn's two convolutions in one group, on both sides; no group the prediction lacks
+        #expect(conv?["ops"] as? Int == 2, "\(conv ?? [:])")
+        // every group that takes time here is one the simulator priced (a reshape's view costs only the glue before it)
+        #expect(rows.allSatisfy { ($0["measured_s"] as? Double ?? 0) < 0.02 * opsMeasured || $0["predicted_s"] != nil }, "\(rows)")
         // (here other suites share the cores: a broken unit is 1000× off, not 4×)
         #expect(stepPredicted > 0 && abs(log(stepPredicted / stepMeasured)) < log(4.0), "\(mj ?? [:])")
         let table = runDojo(["sim", "--machine", file, "--model", "small-cnn", "--batch", "32", "--precision", "bf16", "--plan", "dp=1", "--measure"])

@@ -19,8 +19,19 @@ struct SharedCoresTests {
         #expect(CPUSpec.sharedCores(share: 0.7, visible: 2, hosts: 2) == 1)
         #expect(CPUSpec.sharedCores(share: 0.5, visible: 8, hosts: 2) == 4)
         #expect(CPUSpec.sharedCores(share: 0.9, visible: 2, hosts: 2) == nil)
-        // a share that rounds back to every core is no sharing
         #expect(CPUSpec.sharedCores(share: 0.74, visible: 16, hosts: 4) == 12)
+        // a share that rounds back to every core is no sharing
         #expect(CPUSpec.sharedCores(share: 0.7, visible: 1, hosts: 2) == nil)
+    }
+
+    @Test("more ranks than cores take turns: half of one alone each is no sharing, a quarter is")
+    func moreRanksThanCores() {
+        // 4 ranks on 2 cores: each gets half a core, 0.5 of one alone, with nothing shared
+        #expect(CPUSpec.sharedCores(share: 0.5, visible: 2, hosts: 1, ranksPerHost: 4) == nil)
+        #expect(CPUSpec.sharedCores(share: 0.42, visible: 2, hosts: 1, ranksPerHost: 4) == nil)
+        // a quarter each: the two cores shown are one
+        #expect(CPUSpec.sharedCores(share: 0.25, visible: 2, hosts: 1, ranksPerHost: 4) == 1)
+        // the ranks of a host at or under its cores: as before
+        #expect(CPUSpec.sharedCores(share: 0.5, visible: 2, hosts: 1, ranksPerHost: 2) == 1)
     }
 }

@@ -124,6 +124,8 @@ float dojo_exp_f32(float x);
 void dojo_relu_backward_codes16(const uint16_t *codes, const float *dy, float *dx, long n);
 
 /// The same from 1-byte codes of a signed 8-bit format: 1.0 where the code is 1...0x7F.
+void dojo_relu_backward_codes8(const uint8_t *codes, const float *dy, float *dx, long n);
+
 /// Batch norm's span loops with x held as BF16 codes (its values' upper halves), read as they are: bit for bit
 /// dojo_unpack_bf16 and then dojo_bn_shifted_sums, dojo_bn_backward_sums, dojo_bn_affine_bf16_codes,
 /// dojo_bn_backward_dx_bf16 (same returns).
@@ -135,7 +137,6 @@ long dojo_bn_backward_dx_bf16_bf16x(const uint16_t *x, const float *dy, float *d
 /// 2×2 stride-2 unpadded max pooling's backward over `planes` planes of h × w inputs (argmax: each output's input
 /// index within its plane): writes every value of dx once (dy at the window's maximum, 0 elsewhere).
 void dojo_maxpool2x2_backward(const float *dy, const int32_t *argmax, float *dx, long planes, long h, long w);
-void dojo_relu_backward_codes8(const uint8_t *codes, const float *dy, float *dx, long n);
 
 /// Batch norm over a span of s values: Σ (p − k) and Σ (p − k)² (16 partial sums).
 void dojo_bn_shifted_sums(const float *p, long s, float k, float *sum, float *sq);

@@ -104,7 +104,7 @@ public enum GraphRecorder {
 
     /// A training step run for real on this host, op by op (`Tape.profiling`): its graph, each op's seconds (forward
     /// ops their forward, backward ops their backward closure; the glue between forward ops counts with the op after
-    /// it; optimizer ops 0, their time is in the step's rest), the median over the measured steps, and the median
+    /// it; optimizer ops and gradient sums 0: their time is in the step's rest and in the closure that made them), the median over the measured steps, and the median
     /// step's seconds.
     public struct MeasuredStep: Sendable {
         public let graph: Graph
@@ -139,7 +139,9 @@ public enum GraphRecorder {
             let times = g.ops.map { op -> Double in
                 switch op.phase {
                 case .forward: return op.id < tape.forwardSeconds.count ? tape.forwardSeconds[op.id] : 0
-                case .backward: return op.forward.flatMap { tape.backwardSeconds[$0] } ?? 0
+                // a sum of a value's two gradients (`accumulates`) runs inside the backward closure whose time its
+                // `forward` names: that time is the closure's op's, not the sum's too
+                case .backward: return op.attributes.accumulates == true ? 0 : op.forward.flatMap { tape.backwardSeconds[$0] } ?? 0
                 case .optimizer: return 0
                 }
             }
