@@ -1158,29 +1158,23 @@ void dojo_bn_shifted_sums_bf16x(const uint16_t *x, long s, float k, float *sum, 
 void dojo_bn_backward_sums_bf16x(const uint16_t *x, const float *dy, long s, float m, float *sumDy, float *sumDyXc) {
     DISPATCH(bn_backward_sums_bf16x, (x, dy, s, m, sumDy, sumDyXc));
 }
-int dojo_bn_affine_bf16_codes_bf16x(const uint16_t *x, long s, float a, float b, uint16_t *codes) {
+// The hand-written AVX2 version where the CPU has AVX2, else the plain one: `return HAND_OR(name, plain, args);`.
 #if DOJO_X86
-    if (use_avx2()) return bn_affine_bf16_codes_bf16x_avx2_hand(x, s, a, b, codes);
+#define HAND_OR(name, plain, args) (use_avx2() ? name##_avx2_hand args : plain args)
+#else
+#define HAND_OR(name, plain, args) (plain args)
 #endif
-    return bn_affine_bf16_codes_bf16x_body(x, s, a, b, codes);
+int dojo_bn_affine_bf16_codes_bf16x(const uint16_t *x, long s, float a, float b, uint16_t *codes) {
+    return HAND_OR(bn_affine_bf16_codes_bf16x, bn_affine_bf16_codes_bf16x_body, (x, s, a, b, codes));
 }
 long dojo_bn_backward_dx_bf16_bf16x(const uint16_t *x, const float *dy, float *dx, long s, float a, float b, float c) {
-#if DOJO_X86
-    if (use_avx2()) return bn_backward_dx_bf16_bf16x_avx2_hand(x, dy, dx, s, a, b, c);
-#endif
-    return bn_backward_dx_bf16_bf16x_body(x, dy, dx, s, a, b, c);
+    return HAND_OR(bn_backward_dx_bf16_bf16x, bn_backward_dx_bf16_bf16x_body, (x, dy, dx, s, a, b, c));
 }
 int dojo_bn_affine_bf16_codes(const float *x, long s, float a, float b, uint16_t *codes) {
-#if DOJO_X86
-    if (use_avx2()) return bn_affine_bf16_codes_avx2_hand(x, s, a, b, codes);
-#endif
-    return bn_affine_bf16_codes_base(x, s, a, b, codes);
+    return HAND_OR(bn_affine_bf16_codes, bn_affine_bf16_codes_base, (x, s, a, b, codes));
 }
 long dojo_bn_backward_dx_bf16(const float *x, const float *dy, float *dx, long s, float a, float b, float c) {
-#if DOJO_X86
-    if (use_avx2()) return bn_backward_dx_bf16_avx2_hand(x, dy, dx, s, a, b, c);
-#endif
-    return bn_backward_dx_bf16_base(x, dy, dx, s, a, b, c);
+    return HAND_OR(bn_backward_dx_bf16, bn_backward_dx_bf16_base, (x, dy, dx, s, a, b, c));
 }
 
 // MARK: a 256-entry table of 16-bit values looked up by 1-byte codes (CFP8 codes to their BF16 bits)
