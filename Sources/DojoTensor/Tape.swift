@@ -384,6 +384,20 @@ public final class Tape: @unchecked Sendable {
     }
 
     /// The Graph IR of what this tape saw: forward ops in order, then backward ops, then optimizer updates.
+    /// With `profiling`: the seconds of each op of `graph` (this tape's `graph(model:batch:)`): a forward op its
+    /// forward (the glue since the op before it included), a backward op its backward closure; a sum of a value's two
+    /// gradients (`accumulates`) and optimizer ops 0 (the sum runs inside the closure its `forward` names, and the
+    /// optimizer is not timed op by op here).
+    public func seconds(of graph: Graph) -> [Double] {
+        graph.ops.map { op in
+            switch op.phase {
+            case .forward: return op.id < forwardSeconds.count ? forwardSeconds[op.id] : 0
+            case .backward: return op.attributes.accumulates == true ? 0 : op.forward.flatMap { backwardSeconds[$0] } ?? 0
+            case .optimizer: return 0
+            }
+        }
+    }
+
     public func graph(model: String, batch: Int) -> Graph {
         var g = Graph(model: model, batch: batch)
         var ids: [Int: Int] = [:]

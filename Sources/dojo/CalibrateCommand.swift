@@ -290,14 +290,10 @@ struct ComputeProbe {
                 guard rep >= 2 else { continue }   // the first steps create kernels and allocate
                 let graph = tape.graph(model: s.model, batch: s.batch)
                 var u = 0, inOps = 0.0, i = 0
+                let timed = tape.seconds(of: graph)
                 for op in graph.ops {
-                    let t: Double
-                    switch op.phase {
-                    case .forward: t = tape.forwardSeconds[op.id]
-                    // (a sum of two gradients of one value runs inside the closure its `forward` names: not timed twice)
-                    case .backward: t = op.attributes.accumulates == true ? 0 : op.forward.flatMap { tape.backwardSeconds[$0] } ?? 0
-                    case .optimizer: t = u < updates.count ? updates[u] : 0; u += 1
-                    }
+                    var t = timed[op.id]
+                    if op.phase == .optimizer { t = u < updates.count ? updates[u] : 0; u += 1 }   // timed above, one by one
                     inOps += t
                     if i == ops.count {
                         let work = op.kind.isMatrixOp ? op.flops : Double(op.bytesRead + op.bytesWritten)

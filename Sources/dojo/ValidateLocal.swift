@@ -75,7 +75,7 @@ enum LocalValidation {
 
     /// The step of `c` the simulator predicts on `machine` (laid out for its ranks), from the graph dojo train records,
     /// with its data's preparation (`inputSeconds`) priced on the ranks' cores.
-    static func predict(_ c: LocalCase, machine: Machine) throws -> (step: Double, input: Double) {
+    static func predict(_ c: LocalCase, machine: Machine, inputSeconds: Double) throws -> (step: Double, input: Double) {
         let sets = try DataSets.make(c.data, trainCount: 16, evalCount: 16, seed: 0, dataDirectory: nil, cameras: 4, imageSize: 32, gridSize: 16)
         let entry = try ModelZoo.entry(c.model)
         let micro = c.batch / (c.dp * c.micro)
@@ -89,7 +89,7 @@ enum LocalValidation {
         }
         let laid = machine.laidOut(ranks: c.ranks)
         var options = SimOptions()
-        try options.set("host_input_seconds", String(try inputSeconds(c)))
+        try options.set("host_input_seconds", String(inputSeconds))
         let sim = try StepSimulator(workload: Workload(graph: graph, globalBatch: c.batch, precision: .fp32), machine: laid,
                                     costModel: laid.opCostModel(), options: options)
         let plan = ResolvedPlan(dataParallel: c.dp, tensorParallel: 1, pipelineParallel: c.pp, microBatch: micro, microBatches: c.micro)
@@ -156,8 +156,12 @@ enum LocalValidation {
         if !only.isEmpty { cases = cases.filter { c in only.contains { "\(c.model) \(c.planText)".contains($0) } } }
         guard !cases.isEmpty || only.contains(where: { $0.contains("host") }) else { throw CLIError("--only \(only.joined(separator: ", ")): no local case matches (model and plan, e.g. 'small-cnn dp=2', or 'hosts')") }
         var results: [LocalResult] = []
+        var inputCache: [String: Double] = [:]
         func evaluate(_ c: LocalCase, _ machine: Machine) throws {
-            let (predicted, input) = try predict(c, machine: machine)
+            // each data set's preparation measured once (the plans of a model share it)
+            let key = "\(c.data) \(c.flags.joined(separator: " "))"
+            if inputCache[key] == nil { inputCache[key] = try inputSeconds(c) }
+            let (predicted, input) = try predict(c, machine: machine, inputSeconds: inputCache[key]!)
             var c = c
             // the threads the machine file gives each rank (namespace hosts that share one machine's cores have fewer
             // than each one sees; OpenMP threads beyond the cores spin against each other)

@@ -66,20 +66,24 @@ public enum GraphRecorder {
         guard classes >= 1 else { throw ModelError("classes must be at least 1, got \(classes)") }
         let shape = inputShape ?? resolved.defaultInputShape
         try checkSize(resolved, shape: shape, batch: batch, classes: classes)
-        if compute {
-            let estimate = try Engine.$shapeOnly.withValue(true) {
-                try step(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer)
-            }.summary
-            // weights, gradients and up to two optimizer states, plus every activation kept for the backward pass
-            let need = Double(estimate.parameterBytes) * 4 + Double(estimate.activationBytes)
-            let have = Double(Engine.usableMemoryBytes)
-            guard need < 0.8 * have else {
-                throw ModelError("running a step of \(resolved) at batch \(batch) for real needs about \(Int(need / 1e9)) GB; "
-                                 + "this machine has \(Int(have / 1e9)) GB. Record it shape-only (the same graph, no memory).")
-            }
-        }
+        if compute { try checkFitsForReal(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer, or: " Record it shape-only (the same graph, no memory).") }
         return try Engine.$shapeOnly.withValue(!compute) {
             try step(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer)
+        }
+    }
+
+    /// Refuses a step run for real that would not fit in this machine's memory (estimated from its shape-only record):
+    /// weights, gradients and up to two optimizer states, plus every activation kept for the backward pass. `or`: what
+    /// the message suggests instead.
+    static func checkFitsForReal(_ spec: ModelSpec, shape: [Int], batch: Int, classes: Int, optimizer: OptimizerChoice, or: String) throws {
+        let estimate = try Engine.$shapeOnly.withValue(true) {
+            try step(spec, shape: shape, batch: batch, classes: classes, optimizer: optimizer)
+        }.summary
+        let need = Double(estimate.parameterBytes) * 4 + Double(estimate.activationBytes)
+        let have = Double(Engine.usableMemoryBytes)
+        guard need < 0.8 * have else {
+            throw ModelError("running a step of \(spec) at batch \(batch) for real needs about \(Int(need / 1e9)) GB; "
+                             + "this machine has \(Int(have / 1e9)) GB.\(or)")
         }
     }
 
@@ -120,10 +124,7 @@ public enum GraphRecorder {
         let shape = inputShape ?? resolved.defaultInputShape
         guard batch >= 1, classes >= 1 else { throw ModelError("batch and classes must be at least 1, got \(batch) and \(classes)") }
         try checkSize(resolved, shape: shape, batch: batch, classes: classes)
-        let need = try Engine.$shapeOnly.withValue(true) { try step(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer) }.summary
-        guard Double(need.parameterBytes) * 4 + Double(need.activationBytes) < 0.8 * Double(Engine.usableMemoryBytes) else {
-            throw ModelError("running a step of \(resolved) at batch \(batch) for real needs about \(Int((Double(need.parameterBytes) * 4 + Double(need.activationBytes)) / 1e9)) GB; this machine has \(Int(Double(Engine.usableMemoryBytes) / 1e9)) GB")
-        }
+        try checkFitsForReal(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer, or: " Measure a smaller batch.")
         let net = try ModelZoo.make(resolved.description, inputShape: shape, classes: classes, seed: 0)
         let x = input(resolved, shape: shape, batch: batch)
         let opt = optimizer.make()
@@ -136,15 +137,7 @@ public enum GraphRecorder {
             let wall = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) * 1e-9
             guard i >= warmUp else { continue }
             let g = tape.graph(model: resolved.description, batch: batch)
-            let times = g.ops.map { op -> Double in
-                switch op.phase {
-                case .forward: return op.id < tape.forwardSeconds.count ? tape.forwardSeconds[op.id] : 0
-                // a sum of a value's two gradients (`accumulates`) runs inside the backward closure whose time its
-                // `forward` names: that time is the closure's op's, not the sum's too
-                case .backward: return op.attributes.accumulates == true ? 0 : op.forward.flatMap { tape.backwardSeconds[$0] } ?? 0
-                case .optimizer: return 0
-                }
-            }
+            let times = tape.seconds(of: g)
             if perOp.isEmpty { perOp = times.map { [$0] } } else { for (k, t) in times.enumerated() where k < perOp.count { perOp[k].append(t) } }
             walls.append(wall)
             graph = graph ?? g
