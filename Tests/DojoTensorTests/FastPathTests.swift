@@ -1,5 +1,6 @@
 import CDojoKernels
 import DojoGraph
+import DojoNumerics
 import DojoTensor
 import Foundation
 import Testing
@@ -55,6 +56,43 @@ import Testing
             if p[flat: ((k * 2 + i) * 17 + l) * 3 + j] != a[flat: ((i * 3 + j) * 5000 + k) * 17 + l] { same = false }
         } } } }
         #expect(same)
+    }
+
+    /// The column sums behind a bias's gradient (CDojoKernels, 64 columns at a time in registers), in both builds,
+    /// from FP32 values and from BF16 codes, over column ranges that do not start or end on a strip: bit for bit a
+    /// running Float sum down each column in row order, as the loop they replaced added them. `sumToShape` on a
+    /// tensor held as BF16 codes only sums the codes and gives the same bits as on its FP32 values.
+    @Test func columnSumsAreRunningSumsInRowOrder() throws {
+        let rows = 301, cols = 150
+        let x = random([rows, cols], seed: 81)
+        // the values rounded to BF16 (truncated: any BF16 values will do), and their codes
+        let codes = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * cols)
+        for i in 0..<(rows * cols) {
+            let bits = x[flat: i].bitPattern & 0xFFFF_0000
+            x.pointer[i] = Float(bitPattern: bits)
+            codes[i] = UInt16(bits >> 16)
+        }
+        var reference = [Float](repeating: 0, count: cols)
+        for c in 0..<cols { var acc: Float = 0; for r in 0..<rows { acc += x[flat: r * cols + c] }; reference[c] = acc }
+        defer { NumberFormat.useAVX2Kernels(true) }
+        for avx2 in [false, true] {
+            NumberFormat.useAVX2Kernels(avx2)
+            for (c0, c1) in [(0, cols), (3, 147), (70, 71), (64, 128)] {
+                var f32 = [Float](repeating: .nan, count: cols), b16 = f32
+                dojo_column_sums_f32(x.pointer, rows, cols, c0, c1, &f32)
+                dojo_column_sums_bf16(codes, rows, cols, c0, c1, &b16)
+                for c in c0..<c1 {
+                    #expect(f32[c].bitPattern == reference[c].bitPattern, "avx2 \(avx2) f32 column \(c)")
+                    #expect(b16[c].bitPattern == reference[c].bitPattern, "avx2 \(avx2) bf16 column \(c)")
+                }
+                #expect(f32[..<c0].allSatisfy(\.isNaN) && f32[c1...].allSatisfy(\.isNaN), "columns outside \(c0)..<\(c1) written")
+            }
+        }
+        let held = Tensor(shape: [rows, cols], storage: Storage(codes: UnsafeMutableRawPointer(codes), count: rows * cols,
+                                                                 format: try NumberFormat(.bf16)))
+        #expect(held.storage.bf16Codes != nil)
+        #expect(held.sumToShape([cols]).array.map(\.bitPattern) == reference.map(\.bitPattern))
+        #expect(x.sumToShape([1, cols]).array.map(\.bitPattern) == reference.map(\.bitPattern))
     }
 
     /// Layer norm split over rows (forward) and columns (γ and β gradients) against a Double reference.

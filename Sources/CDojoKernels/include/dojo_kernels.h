@@ -60,6 +60,11 @@ long dojo_round_cfp8_codes(const uint32_t *src, long n, uint8_t *out, const dojo
 /// (an FP32 subnormal, near BF16's largest, infinite or NaN), the codes then partly written.
 int dojo_round_bf16_codes(const float *x, long n, uint16_t *codes);
 
+/// dst[c] = the sum of x[r * ld + c] over rows r = 0..<rows, added in row order from zero (bit for bit a running sum
+/// down each column), for columns c0..<c1; from FP32 values or from BF16 codes.
+void dojo_column_sums_f32(const float *x, long rows, long ld, long c0, long c1, float *dst);
+void dojo_column_sums_bf16(const uint16_t *x, long rows, long ld, long c0, long c1, float *dst);
+
 /// FP32 bits of n 8-bit codes of a signed CFP format (normals, denormals, zeros).
 void dojo_unpack_cfp8(const uint8_t *codes, long n, uint32_t *out, const dojo_cfp_params *f);
 
