@@ -310,7 +310,43 @@ struct ComputeProbe {
             pass.seconds += median(walls)
         }
         pass.outside = median(outsides)
+        lossProbe(into: &pass, reps: reps)
         return pass
+    }
+
+    /// The losses at two sizes each: in the steps above each loss runs at one size only (10 classes, a 16 × 16 grid),
+    /// and a fit through one size cannot tell its fixed cost from its rate (crossEntropy priced at 334 µs where small-cnn's
+    /// 1000-class loss took 99). Logits of rows × columns: the first size the steps' own, the second larger than what
+    /// `dojo validate --local` runs.
+    static let lossSizes: [(kind: OpKind, rows: Int, columns: Int)] = [
+        (.crossEntropy, 24, 10), (.crossEntropy, 96, 1000), (.bceWithLogits, 6, 256), (.bceWithLogits, 48, 1024),
+    ]
+
+    static func lossProbe(into pass: inout Pass, reps: Int) {
+        var g = RandomSource(seed: 11)
+        for size in lossSizes {
+            let logits = Tensor.randomNormal([size.rows, size.columns], generator: &g).requiringGrad()
+            let targets = Tensor(zeros: [size.rows, size.columns])
+            let labels = (0..<size.rows).map { Int32($0 % size.columns) }
+            var timed: [Key: (work: Double, seconds: [Double])] = [:]
+            for rep in 0..<reps {
+                let tape = Tape()
+                tape.profiling = true
+                let loss = tape.record {
+                    size.kind == .crossEntropy ? logits.crossEntropy(labels: labels)
+                                               : logits.binaryCrossEntropyWithLogits(targets: targets, positiveWeight: 2)
+                }
+                _ = tape.backward(from: loss)
+                guard rep >= 2 else { continue }
+                let graph = tape.graph(model: "loss", batch: size.rows)
+                let seconds = tape.seconds(of: graph)
+                for op in graph.ops where op.kind == size.kind {
+                    let key = Key(kind: op.kind, phase: op.phase)
+                    timed[key, default: (Double(op.bytesRead + op.bytesWritten), [])].seconds.append(seconds[op.id])
+                }
+            }
+            for (key, t) in timed { pass.samples[key, default: []].append((t.work, median(t.seconds))) }
+        }
     }
 
     /// For each op kind and direction, time = overhead + work ÷ rate over every op of that kind (work: FLOPs for matrix

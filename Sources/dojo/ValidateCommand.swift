@@ -62,9 +62,13 @@ struct ValidateCommand: ParsableCommand {
     @Option(name: .long, help: "With --local: training steps per plan (the median step time after the third is measured). (default: 16)")
     var steps: Int?
 
+    @Option(name: .long, help: "With --local: runs of each plan, the plans in turn; each plan's measured step is the median of its runs (a slow minute of a shared machine lands on one run of each plan, not on every run of one). (default: 3)")
+    var rounds: Int?
+
     func validate() throws {
-        if !local && (machine != nil || steps != nil) { throw ValidationError("--machine and --steps go with --local") }
+        if !local && (machine != nil || steps != nil || rounds != nil) { throw ValidationError("--machine, --steps and --rounds go with --local") }
         if let steps, !(5...10_000).contains(steps) { throw ValidationError("--steps must be 5…10000, got \(steps)") }
+        if let rounds, !(1...20).contains(rounds) { throw ValidationError("--rounds must be 1…20, got \(rounds)") }
         if let l = leaveOut {
             if l.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--leave-out needs the text of a source (e.g. DeepLearningExamples, mlcommons, NeMo)") }
             if local || dojo || json || verbose { throw ValidationError("--leave-out prints its own table: --local, --dojo, --json and --verbose do not go with it") }
@@ -94,7 +98,7 @@ struct ValidateCommand: ParsableCommand {
 
     func run() throws {
         if local {
-            let results = try LocalValidation.run(machineFile: machine, steps: steps ?? 16, only: only, json: json)
+            let results = try LocalValidation.run(machineFile: machine, steps: steps ?? 16, rounds: rounds ?? 3, only: only, json: json)
             if json {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.sortedKeys, .prettyPrinted]

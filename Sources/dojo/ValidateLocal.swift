@@ -32,6 +32,8 @@ struct LocalResult: Encodable {
     var predicted: Double, measured: Double, error: Double
     /// Of `predicted`: the data's preparation on the rank's cores (`host_input_seconds`).
     var input: Double
+    /// Each run's median step (`measured`: their median).
+    var runs: [Double]
 }
 
 enum LocalValidation {
@@ -102,7 +104,7 @@ enum LocalValidation {
         let exe = selfExecutable
         let out = folder + "/\(c.model)-\(c.planText.replacingOccurrences(of: " ", with: "").replacingOccurrences(of: ",", with: "-"))"
         var args = ["train", "--model", c.model, "--data", c.data, "--batch-size", "\(c.batch)", "--steps", "\(steps)",
-                    "--eval-examples", "16", "--checkpoint-every", "0", "--no-augment", "--machine", "", "--out", out] + c.flags
+                    "--eval-examples", "16", "--checkpoint-every", "0", "--no-augment", "--machine", "", "--out", out, "--force"] + c.flags
         if let launch = c.launch { args += launch }
         else if c.ranks > 1 { args += ["--plan", c.pp == 1 ? "dp=\(c.dp)" : "dp=\(c.dp),pp=\(c.pp),micro=\(c.micro)"] }
         let p = Process()
@@ -133,7 +135,7 @@ enum LocalValidation {
     }
 
     /// Calibrates (unless given a machine file), runs every case, prints the table; the results.
-    static func run(machineFile: String?, steps: Int, only: [String], json: Bool) throws -> [LocalResult] {
+    static func run(machineFile: String?, steps: Int, rounds: Int = 3, only: [String], json: Bool) throws -> [LocalResult] {
         let folder = NSTemporaryDirectory() + "dojo-validate-local-\(getpid())"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var cleanup: [() -> Void] = []
@@ -157,30 +159,50 @@ enum LocalValidation {
         guard !cases.isEmpty || only.contains(where: { $0.contains("host") }) else { throw CLIError("--only \(only.joined(separator: ", ")): no local case matches (model and plan, e.g. 'small-cnn dp=2', or 'hosts')") }
         var results: [LocalResult] = []
         var inputCache: [String: Double] = [:]
-        func evaluate(_ c: LocalCase, _ machine: Machine) throws {
-            // each data set's preparation measured once (the plans of a model share it)
-            let key = "\(c.data) \(c.flags.joined(separator: " "))"
-            if inputCache[key] == nil { inputCache[key] = try inputSeconds(c) }
-            let (predicted, input) = try predict(c, machine: machine, inputSeconds: inputCache[key]!)
-            var c = c
-            // the threads the machine file gives each rank (namespace hosts that share one machine's cores have fewer
-            // than each one sees; OpenMP threads beyond the cores spin against each other)
-            if case .cpu(let cluster) = machine.laidOut(ranks: c.ranks).system, cluster.cpu.threadsPerRank >= 1 {
-                c.flags += ["--threads", "\(Int(cluster.cpu.threadsPerRank))"]
+        // Each plan predicted once and run `rounds` times, the plans in turn (a shared machine's slow minute lands on
+        // one run of several plans, and each plan's median drops it; run back to back, one plan took it all: the same
+        // small-cnn dp=2 measured 11.2 and 20.8 ms in two runs of this command); `evaluate` runs a group of plans so.
+        func evaluate(_ group: [(LocalCase, Machine)]) throws {
+            var planned: [(c: LocalCase, predicted: Double, input: Double, runs: [Double])] = []
+            for (c, machine) in group {
+                // each data set's preparation measured once (the plans of a model share it)
+                let key = "\(c.data) \(c.flags.joined(separator: " "))"
+                if inputCache[key] == nil { inputCache[key] = try inputSeconds(c) }
+                let (predicted, input) = try predict(c, machine: machine, inputSeconds: inputCache[key]!)
+                var c = c
+                // the threads the machine file gives each rank (namespace hosts that share one machine's cores have fewer
+                // than each one sees; OpenMP threads beyond the cores spin against each other)
+                if case .cpu(let cluster) = machine.laidOut(ranks: c.ranks).system, cluster.cpu.threadsPerRank >= 1 {
+                    c.flags += ["--threads", "\(Int(cluster.cpu.threadsPerRank))"]
+                }
+                planned.append((c, predicted, input, []))
             }
-            let measured = try measure(c, steps: steps, folder: folder)
-            let r = LocalResult(model: c.model, plan: c.planText, ranks: c.ranks, predicted: predicted, measured: measured,
-                                error: predicted / measured - 1, input: input)
-            results.append(r)
-            if !json {
-                print("  \(c.model) \(c.planText): predicted \(formatMillis(predicted)) (of which preparing the data \(formatMillis(input))), measured \(formatMillis(measured)), error \(signedPercent(r.error))")
+            for _ in 0..<rounds {
+                for i in planned.indices { planned[i].runs.append(try measure(planned[i].c, steps: steps, folder: folder)) }
+            }
+            for p in planned {
+                let measured = median(p.runs)
+                let r = LocalResult(model: p.c.model, plan: p.c.planText, ranks: p.c.ranks, predicted: p.predicted, measured: measured,
+                                    error: p.predicted / measured - 1, input: p.input, runs: p.runs)
+                results.append(r)
+                if !json {
+                    let runs = p.runs.count > 1 ? " (median of \(p.runs.map { formatMillis($0) }.joined(separator: ", ")))" : ""
+                    print("  \(p.c.model) \(p.c.planText): predicted \(formatMillis(p.predicted)) (of which preparing the data \(formatMillis(p.input))), measured \(formatMillis(measured))\(runs), error \(signedPercent(r.error))")
+                }
             }
         }
-        for c in cases { try evaluate(c, machine) }
+        try evaluate(cases.map { ($0, machine) })
         if only.isEmpty || only.contains(where: { $0.contains("host") }) {
-            try namespaceRuns(folder: folder, json: json, cleanup: &cleanup, evaluate: evaluate)
+            try namespaceRuns(folder: folder, json: json, cleanup: &cleanup, evaluate: { c, m in try evaluate([(c, m)]) })
         }
         return results
+    }
+
+    /// The median of `v` (the mean of the middle two for an even count).
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted(), n = s.count
+        guard n > 0 else { return 0 }
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
     }
 
     /// Two hosts as network namespaces (scripts/netns-hosts.sh; needs root and iproute2), calibrated across their link,

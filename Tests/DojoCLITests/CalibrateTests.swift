@@ -104,7 +104,7 @@ struct CalibrateTests {
         }
 
         // Every plan of the default list, measured and predicted; the mean error is printed against the goal.
-        let v = runDojo(["validate", "--local", "--machine", file, "--steps", "10", "--json"])
+        let v = runDojo(["validate", "--local", "--machine", file, "--steps", "10", "--rounds", "1", "--json"])
         #expect(v.status == 0, "\(v.stderr)")
         let json = (try? JSONSerialization.jsonObject(with: Data(v.stdout.utf8))) as? [String: Any]
         let cases = json?["cases"] as? [[String: Any]] ?? []
@@ -126,6 +126,18 @@ struct CalibrateTests {
         let ratios = cases.map { c -> Double in abs(log((c["predicted"] as? Double ?? 0) / (c["measured"] as? Double ?? 1))) }.sorted()
         #expect(!ratios.isEmpty && ratios[ratios.count / 2] < log(8.0), "\(cases)")
         #expect(ratios.allSatisfy { $0 < log(100.0) }, "\(cases)")
+
+        // --rounds: each plan run that many times, its measured step the median of the runs
+        let r = runDojo(["validate", "--local", "--machine", file, "--steps", "6", "--rounds", "3", "--only", "small-cnn 1 rank", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rc = ((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any])?["cases"] as? [[String: Any]] ?? []
+        #expect(rc.count == 1, "\(r.stdout)")
+        if let c = rc.first, let runs = c["runs"] as? [Double], let m = c["measured"] as? Double {
+            #expect(runs.count == 3 && runs.allSatisfy { $0 > 0 })
+            #expect(m == runs.sorted()[1], "\(c)")
+        } else {
+            Issue.record("no runs in \(r.stdout)")
+        }
     }
 
     @Test("bad input: one error line each, nothing written")
@@ -139,7 +151,9 @@ struct CalibrateTests {
             (["machine", "calibrate", "--out", d + "/h.yaml", "--ranks", "0"], "--ranks must be 1…256, got 0"),
             (["machine", "calibrate", "--out", d + "/h.yaml", "--launcher", "/bin/true"], "--launcher and --network go with --hostfile"),
             (["validate", "--local", "--machine", "dgx-h100"], "is a gpu machine; --local predicts on a cpu machine file"),
-            (["validate", "--steps", "8"], "--machine and --steps go with --local"),
+            (["validate", "--steps", "8"], "--machine, --steps and --rounds go with --local"),
+            (["validate", "--rounds", "2"], "--machine, --steps and --rounds go with --local"),
+            (["validate", "--local", "--rounds", "0"], "--rounds must be 1…20, got 0"),
             (["validate", "--local", "--steps", "2"], "--steps must be 5…10000, got 2"),
             (["validate", "--local", "--machine", d + "/nope.yaml"], "nope.yaml"),
             (["formats", "bench", "--format", "bf16", "--count", "9223372036854775807"], "--count is 9223372036854775807, more than 134217728"),
