@@ -181,7 +181,7 @@ pp, dp = rate("pp=2"), rate("dp=2")
 print(f"{'small-cnn pp=2 samples/s':28} {pp:12.1f} {dp:12.1f} {pp / dp:7.2f}  (2 pipeline stages vs 2 data-parallel ranks, same cores)")
 PY
 echo
-echo "the simulator against what the engine runs: dojo validate --local (calibrates this machine, then 8-10 plans; goal mean |error| <= 15 %)…"
+echo "the simulator against what the engine runs: dojo validate --local (calibrates this machine, then 10-12 plans; goal mean |error| <= 15 %)…"
 "$dojo" validate --local
 echo
 echo "ONNX import (issue 13 §4, goal < 1 s each): dojo graph --onnx (read, check every node, record a training step) vs onnxruntime's InferenceSession (PyPI), same file…"

@@ -16,7 +16,8 @@ extension MachineCommand {
             abstract: "Measure this machine through the engine's own kernels and MPI; write a cpu machine file for dojo sim.",
             discussion: """
             Measures, with the engine dojo train runs: convolution and matrix-product FLOP/s forward and backward at \
-            the shapes of the zoo's small models (one thread, and the scaling to every core), the bandwidth of its \
+            the shapes of the zoo's small models (small-cnn, mlp, the occupancy network, ViT-Tiny; one thread, and the \
+            scaling to every core), each other op kind's rate and fixed cost (the losses at two sizes), the bandwidth of its \
             elementwise ops, its fixed cost per op, and over MPI (--ranks ranks, started with mpirun; with \
             --hostfile on those hosts) the all-reduce bandwidth and latency between ranks of a host and between \
             hosts. Writes a machine file of kind cpu in the presets' strict schema, every figure marked measured \
@@ -174,8 +175,11 @@ struct ComputeProbe {
 
     /// Training steps measured op by op: the zoo's small models at their data's shapes, at batches unlike those
     /// `dojo validate --local` runs (so the fitted rates must carry over to other sizes).
+    /// ViT-Tiny for a transformer's kinds (GELU, layer norm, softmax, attention's batched products and permutes), which
+    /// the others lack: without it they were priced at the elementwise bandwidth (a ViT step's GELU backward 100× under
+    /// its measured time) and its GEMMs at the small models' skinny ones' rate.
     static let steps: [(model: String, input: [Int], batch: Int)] = [
-        ("small-cnn", [1, 28, 28], 24), ("mlp", [1, 28, 28], 24), ("occupancy", [4, 3, 32, 32], 6),
+        ("small-cnn", [1, 28, 28], 24), ("mlp", [1, 28, 28], 24), ("occupancy", [4, 3, 32, 32], 6), ("vit-tiny", [1, 28, 28], 3),
     ]
 
     static func measure() -> ComputeProbe {

@@ -53,7 +53,7 @@ struct ValidateCommand: ParsableCommand {
     @Flag(name: .long, help: "Instead: Tesla's public Dojo claims (one tile replaces 6 GPU boxes; Dojo 2 = 10× Dojo 1) beside the prediction, as soft checks.")
     var dojo = false
 
-    @Flag(name: .long, help: "Instead: run plans for real on this machine with dojo train over MPI (small-cnn and the occupancy network; 1, 2 and 4 ranks; data- and pipeline-parallel) beside the simulator's prediction on a machine file `dojo machine calibrate` measured (in the same run, unless --machine gives one).")
+    @Flag(name: .long, help: "Instead: run plans for real on this machine with dojo train over MPI (small-cnn and the occupancy network on 1, 2 and 4 ranks, data- and pipeline-parallel; ViT-Tiny on 1 and 2) beside the simulator's prediction on a machine file `dojo machine calibrate` measured (in the same run, unless --machine gives one).")
     var local = false
 
     @Option(name: .long, help: "With --local: the cpu machine file to predict on. (default: calibrate this machine first)")

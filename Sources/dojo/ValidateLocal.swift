@@ -37,10 +37,11 @@ struct LocalResult: Encodable {
 }
 
 enum LocalValidation {
-    /// The plans: two models (one the occupancy network), 1, 2 and 4 ranks, data- and pipeline-parallel.
+    /// The plans: two CNNs (one the occupancy network) on 1, 2 and 4 ranks, data- and pipeline-parallel; a transformer on 1 and 2.
     static func cases() -> [LocalCase] {
         let cnn = ["--train-examples", "2048"]
         let occ = ["--train-examples", "384"]
+        let vit = ["--train-examples", "512"]
         return [
             LocalCase(model: "small-cnn", data: "fashion-mnist", batch: 64, dp: 1, pp: 1, micro: 1, flags: cnn),
             LocalCase(model: "small-cnn", data: "fashion-mnist", batch: 64, dp: 2, pp: 1, micro: 1, flags: cnn),
@@ -50,6 +51,8 @@ enum LocalValidation {
             LocalCase(model: "occupancy", data: "scenes", batch: 16, dp: 2, pp: 1, micro: 1, flags: occ),
             LocalCase(model: "occupancy", data: "scenes", batch: 16, dp: 1, pp: 2, micro: 2, flags: occ),
             LocalCase(model: "occupancy", data: "scenes", batch: 16, dp: 4, pp: 1, micro: 1, flags: occ),
+            LocalCase(model: "vit-tiny", data: "fashion-mnist", batch: 16, dp: 1, pp: 1, micro: 1, flags: vit),
+            LocalCase(model: "vit-tiny", data: "fashion-mnist", batch: 16, dp: 2, pp: 1, micro: 1, flags: vit),
         ]
     }
 

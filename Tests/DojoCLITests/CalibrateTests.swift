@@ -109,7 +109,7 @@ struct CalibrateTests {
         let json = (try? JSONSerialization.jsonObject(with: Data(v.stdout.utf8))) as? [String: Any]
         let cases = json?["cases"] as? [[String: Any]] ?? []
         #expect(cases.count >= 6, "\(v.stdout)")
-        #expect(Set(cases.compactMap { $0["model"] as? String }) == ["small-cnn", "occupancy"])
+        #expect(Set(cases.compactMap { $0["model"] as? String }) == ["small-cnn", "occupancy", "vit-tiny"])
         #expect(Set(cases.compactMap { $0["ranks"] as? Int }) == [1, 2, 4])
         #expect(cases.contains { ($0["plan"] as? String)?.contains("pp=2") == true } && cases.contains { $0["plan"] as? String == "dp=2" })
         for c in cases {
