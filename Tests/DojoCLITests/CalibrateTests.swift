@@ -104,7 +104,7 @@ struct CalibrateTests {
         }
 
         // Every plan of the default list, measured and predicted; the mean error is printed against the goal.
-        let v = runDojo(["validate", "--local", "--machine", file, "--steps", "10", "--rounds", "1", "--json"])
+        let v = runDojo(["validate", "--local", "--machine", file, "--steps", "6", "--rounds", "1", "--json"])
         #expect(v.status == 0, "\(v.stderr)")
         let json = (try? JSONSerialization.jsonObject(with: Data(v.stdout.utf8))) as? [String: Any]
         let cases = json?["cases"] as? [[String: Any]] ?? []
@@ -128,7 +128,7 @@ struct CalibrateTests {
         #expect(ratios.allSatisfy { $0 < log(100.0) }, "\(cases)")
 
         // --rounds: each plan run that many times, its measured step the median of the runs
-        let r = runDojo(["validate", "--local", "--machine", file, "--steps", "6", "--rounds", "3", "--only", "small-cnn 1 rank", "--json"])
+        let r = runDojo(["validate", "--local", "--machine", file, "--steps", "5", "--rounds", "3", "--only", "small-cnn 1 rank", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let rc = ((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any])?["cases"] as? [[String: Any]] ?? []
         #expect(rc.count == 1, "\(r.stdout)")
