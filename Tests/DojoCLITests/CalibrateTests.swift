@@ -42,7 +42,7 @@ struct CalibrateTests {
         return d
     }
 
-    @Test("calibrate writes a strict cpu machine file, every figure measured; sim predicts on it; validate --local runs ≥ 6 plans beside the prediction")
+    @Test("calibrate writes a strict cpu machine file, every figure measured; sim predicts on it; validate --local runs ≥ 5 plans beside the prediction")
     func calibrateSimAndValidate() throws {
         guard DistributedTrainTests.mpirun else { Issue.record("Open MPI is not installed (make test installs it)"); return }
         let d = Self.tempDir()
@@ -103,12 +103,15 @@ struct CalibrateTests {
             #expect(r.status != 0 && r.stderr.contains(message), "\(args): \(r.stderr)")
         }
 
-        // Every plan of the default list, measured and predicted; the mean error is printed against the goal.
-        let v = runDojo(["validate", "--local", "--machine", file, "--steps", "6", "--rounds", "1", "--json"])
+        // Plans of the default list covering its models, rank counts and kinds of parallelism (and, as root, the two
+        // over namespace hosts), measured and predicted; the mean error is printed against the goal. The whole list runs
+        // in `make bench`: here it shares 2 cores with the suites that time a stop or a server's replies.
+        let subset = ["small-cnn 1 rank", "small-cnn dp=2", "occupancy dp=1,pp=2", "occupancy dp=4", "vit-tiny 1 rank", "hosts"]
+        let v = runDojo(["validate", "--local", "--machine", file, "--steps", "6", "--rounds", "1", "--json"] + subset.flatMap { ["--only", $0] })
         #expect(v.status == 0, "\(v.stderr)")
         let json = (try? JSONSerialization.jsonObject(with: Data(v.stdout.utf8))) as? [String: Any]
         let cases = json?["cases"] as? [[String: Any]] ?? []
-        #expect(cases.count >= 6, "\(v.stdout)")
+        #expect(cases.count >= 5, "\(v.stdout)")
         #expect(Set(cases.compactMap { $0["model"] as? String }) == ["small-cnn", "occupancy", "vit-tiny"])
         #expect(Set(cases.compactMap { $0["ranks"] as? Int }) == [1, 2, 4])
         #expect(cases.contains { ($0["plan"] as? String)?.contains("pp=2") == true } && cases.contains { $0["plan"] as? String == "dp=2" })

@@ -187,9 +187,11 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
     }
 
     /// Issue 14 §3: a stop asked while a (here endless: 10^8 scenes) evaluation runs ends it at the next batch, with a
-    /// checkpoint of the steps trained (it used to run on for minutes).
+    /// checkpoint of the steps trained (it used to run on for minutes). Alone it stops well within a second; under
+    /// `make test`, where it overlaps `dojo validate --local`'s MPI plans on the same 2 cores, it took 6.3 and 6.7 s
+    /// (2026-12-07), so the bound is 10 s: still far from the minutes it is here to catch.
     @Test func sigtermDuringEvaluationStopsWithinASecond() throws {
-        try stopDuringEvaluation(["--train-examples", "64", "--epochs", "1"], within: 5)
+        try stopDuringEvaluation(["--train-examples", "64", "--epochs", "1"], within: 10)
     }
 
     /// The same over 2 ranks: rank 0 evaluates alone while the other waits in the next step's stop vote; rank 0 ends
