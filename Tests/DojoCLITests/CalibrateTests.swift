@@ -88,8 +88,9 @@ struct CalibrateTests {
         #expect(conv?["ops"] as? Int == 2, "\(conv ?? [:])")
         // every group that takes time here is one the simulator priced (a reshape's view costs only the glue before it)
         #expect(rows.allSatisfy { ($0["measured_s"] as? Double ?? 0) < 0.02 * opsMeasured || $0["predicted_s"] != nil }, "\(rows)")
-        // (here other suites share the cores: a broken unit is 1000× off, not 4×)
-        #expect(stepPredicted > 0 && abs(log(stepPredicted / stepMeasured)) < log(4.0), "\(mj ?? [:])")
+        // (here other suites share the cores: a broken unit is 1000× off, not 25×; under make test one run measured
+        // this step at 10.2× its prediction, every op slowed to a 16 ms time slice)
+        #expect(stepPredicted > 0 && abs(log(stepPredicted / stepMeasured)) < log(25.0), "\(mj ?? [:])")
         let table = runDojo(["sim", "--machine", file, "--model", "small-cnn", "--batch", "32", "--precision", "bf16", "--plan", "dp=1", "--measure"])
         #expect(table.status == 0 && table.stdout.contains("predicted ÷ measured") && table.stdout.contains("forward and backward ops"), "\(table.stdout)\(table.stderr)")
         for (args, message) in [(["--plan", "dp=2"], "--measure runs the step here as one rank"),

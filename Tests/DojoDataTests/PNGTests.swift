@@ -8,6 +8,7 @@ import Testing
         let w = 5, h = 3
         let rgb = (0..<(w * h * 3)).map { UInt8(($0 * 37) % 256) }
         let path = NSTemporaryDirectory() + "opendojo-\(UUID().uuidString).png"
+        defer { try? FileManager.default.removeItem(atPath: path) }
         try PNGImage.encode(width: w, height: h, rgb: rgb).write(to: URL(fileURLWithPath: path))
         let script = """
         import struct, sys, zlib

@@ -5,8 +5,16 @@ import DojoTensor
 import Foundation
 import Testing
 
+/// This test process's folder for the trainer tests' runs, removed when the process exits; they were left behind,
+/// about 40 MB a `make test`.
+let trainerTestsFolder: String = {
+    let dir = NSTemporaryDirectory() + "opendojo-nn-tests-\(getpid())"
+    atexit { try? FileManager.default.removeItem(atPath: trainerTestsFolder) }
+    return dir
+}()
+
 func temporaryDirectory(_ name: String) -> String {
-    let dir = NSTemporaryDirectory() + "opendojo-\(name)-\(UUID().uuidString)"
+    let dir = trainerTestsFolder + "/opendojo-\(name)-\(UUID().uuidString)"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
 }

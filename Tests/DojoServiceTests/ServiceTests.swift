@@ -3,9 +3,17 @@ import Foundation
 import Testing
 import DojoService
 
+/// This test process's folder for the suites' databases, removed when the process exits (a database may be open
+/// until then); they were left behind, about 25 MB a `make test`.
+let serviceTestsFolder: String = {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-service-tests-\(getpid())").path
+    atexit { try? FileManager.default.removeItem(atPath: serviceTestsFolder) }
+    return dir
+}()
+
 /// A fresh database in a temporary folder.
 func tempDB(_ name: String = "jobs") -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-service-\(UUID().uuidString)").path
+    let dir = serviceTestsFolder + "/dojo-service-\(UUID().uuidString)"
     try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir + "/\(name).sqlite"
 }
