@@ -319,9 +319,9 @@ struct ComputeProbe {
     }
 
     /// The losses at two sizes each: in the steps above each loss runs at one size only (10 classes, a 16 × 16 grid),
-    /// and a fit through one size cannot tell its fixed cost from its rate (crossEntropy priced at 334 µs where small-cnn's
-    /// 1000-class loss took 99). Logits of rows × columns: the first size the steps' own, the second larger than what
-    /// `dojo validate --local` runs.
+    /// and a fit through one size cannot tell its fixed cost from its rate (it spread the fixed cost over a few bytes:
+    /// small-cnn's 1,000-class loss was priced at 3× its time). Logits of rows × columns: the first size the steps'
+    /// own, the second larger than what `dojo validate --local` runs.
     static let lossSizes: [(kind: OpKind, rows: Int, columns: Int)] = [
         (.crossEntropy, 24, 10), (.crossEntropy, 96, 1000), (.bceWithLogits, 6, 256), (.bceWithLogits, 48, 1024),
     ]
