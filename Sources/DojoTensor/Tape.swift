@@ -383,7 +383,6 @@ public final class Tape: @unchecked Sendable {
         optimizerOps.append((kind, parameter, stateTensors))
     }
 
-    /// The Graph IR of what this tape saw: forward ops in order, then backward ops, then optimizer updates.
     /// With `profiling`: the seconds of each op of `graph` (this tape's `graph(model:batch:)`): a forward op its
     /// forward (the glue since the op before it included), a backward op its backward closure; a sum of a value's two
     /// gradients (`accumulates`) and optimizer ops 0 (the sum runs inside the closure its `forward` names, and the
@@ -398,6 +397,7 @@ public final class Tape: @unchecked Sendable {
         }
     }
 
+    /// The Graph IR of what this tape saw: forward ops in order, then backward ops, then optimizer updates.
     public func graph(model: String, batch: Int) -> Graph {
         var g = Graph(model: model, batch: batch)
         var ids: [Int: Int] = [:]

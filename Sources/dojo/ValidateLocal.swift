@@ -138,7 +138,7 @@ enum LocalValidation {
     }
 
     /// Calibrates (unless given a machine file), runs every case, prints the table; the results.
-    static func run(machineFile: String?, steps: Int, rounds: Int = 3, only: [String], json: Bool) throws -> [LocalResult] {
+    static func run(machineFile: String?, steps: Int, rounds: Int, only: [String], json: Bool) throws -> [LocalResult] {
         let folder = NSTemporaryDirectory() + "dojo-validate-local-\(getpid())"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var cleanup: [() -> Void] = []
@@ -184,7 +184,7 @@ enum LocalValidation {
                 for i in planned.indices { planned[i].runs.append(try measure(planned[i].c, steps: steps, folder: folder)) }
             }
             for p in planned {
-                let measured = median(p.runs)
+                let measured = ComputeProbe.median(p.runs)
                 let r = LocalResult(model: p.c.model, plan: p.c.planText, ranks: p.c.ranks, predicted: p.predicted, measured: measured,
                                     error: p.predicted / measured - 1, input: p.input, runs: p.runs)
                 results.append(r)
@@ -199,13 +199,6 @@ enum LocalValidation {
             try namespaceRuns(folder: folder, json: json, cleanup: &cleanup, evaluate: { c, m in try evaluate([(c, m)]) })
         }
         return results
-    }
-
-    /// The median of `v` (the mean of the middle two for an even count).
-    static func median(_ v: [Double]) -> Double {
-        let s = v.sorted(), n = s.count
-        guard n > 0 else { return 0 }
-        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
     }
 
     /// Two hosts as network namespaces (scripts/netns-hosts.sh; needs root and iproute2), calibrated across their link,

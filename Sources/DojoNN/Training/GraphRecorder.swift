@@ -66,7 +66,10 @@ public enum GraphRecorder {
         guard classes >= 1 else { throw ModelError("classes must be at least 1, got \(classes)") }
         let shape = inputShape ?? resolved.defaultInputShape
         try checkSize(resolved, shape: shape, batch: batch, classes: classes)
-        if compute { try checkFitsForReal(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer, or: " Record it shape-only (the same graph, no memory).") }
+        if compute {
+            try checkFitsForReal(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer,
+                                 or: " Record it shape-only (the same graph, no memory).")
+        }
         return try Engine.$shapeOnly.withValue(!compute) {
             try step(resolved, shape: shape, batch: batch, classes: classes, optimizer: optimizer)
         }
@@ -108,8 +111,8 @@ public enum GraphRecorder {
 
     /// A training step run for real on this host, op by op (`Tape.profiling`): its graph, each op's seconds (forward
     /// ops their forward, backward ops their backward closure; the glue between forward ops counts with the op after
-    /// it; optimizer ops and gradient sums 0: their time is in the step's rest and in the closure that made them), the median over the measured steps, and the median
-    /// step's seconds.
+    /// it; optimizer ops and gradient sums 0: their time is in the step's rest and in the closure that made them), the
+    /// median over the measured steps, and the median step's seconds.
     public struct MeasuredStep: Sendable {
         public let graph: Graph
         public let seconds: [Double]

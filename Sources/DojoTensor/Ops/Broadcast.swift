@@ -55,17 +55,12 @@ extension Tensor {
         if !kept.isEmpty, Array(shape.suffix(kept.count)) == kept {
             let inner = elementCount(kept), outer = count / max(inner, 1)
             let dst = SendablePointer(out.pointer)
-            if let codes = storage.bf16Codes {
-                let src = SendableRaw(UnsafeRawPointer(codes))
-                parallelChunks(inner, minimumPerThread: max(64, (1 << 15) / max(outer, 1))) { columns in
-                    dojo_column_sums_bf16(src.p.assumingMemoryBound(to: UInt16.self), outer, inner, columns.lowerBound,
-                                          columns.upperBound, dst.p)
-                }
-            } else {
-                let src = SendableRaw(UnsafeRawPointer(pointer))
-                parallelChunks(inner, minimumPerThread: max(64, (1 << 15) / max(outer, 1))) { columns in
-                    dojo_column_sums_f32(src.p.assumingMemoryBound(to: Float.self), outer, inner, columns.lowerBound,
-                                         columns.upperBound, dst.p)
+            let codes = storage.bf16Codes, src = SendableRaw(codes.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(pointer))
+            parallelChunks(inner, minimumPerThread: max(64, (1 << 15) / max(outer, 1))) { c in
+                if codes != nil {
+                    dojo_column_sums_bf16(src.p.assumingMemoryBound(to: UInt16.self), outer, inner, c.lowerBound, c.upperBound, dst.p)
+                } else {
+                    dojo_column_sums_f32(src.p.assumingMemoryBound(to: Float.self), outer, inner, c.lowerBound, c.upperBound, dst.p)
                 }
             }
             return out
