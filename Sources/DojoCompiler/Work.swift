@@ -174,7 +174,10 @@ extension OpWork {
         let weightShare = split == .n || split == .k ? weightBytes / ways : weightBytes
         let activationRead = max(0, bytesRead - weightBytes) * factor / divided
         w.bytesRead = activationRead + weightShare
-        w.bytesWritten = bytesWritten * factor / divided
+        // a backward pass writes its weights' gradient once, whatever the batch (the rest it writes grows with it)
+        let weightsWritten = phase == .backward ? min(weightBytes, bytesWritten) : 0
+        let writtenShare = split == .n || split == .k ? weightsWritten / ways : weightsWritten
+        w.bytesWritten = (bytesWritten - weightsWritten) * factor / divided + writtenShare
         w.flops = flops * factor / divided
         w.weightBytes = weightShare
         return w
