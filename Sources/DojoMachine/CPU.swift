@@ -67,9 +67,17 @@ public struct CPUSpec: Sendable, Equatable {
 /// by least squares on the relative error over the ops of that kind in measured training steps (their sizes differ;
 /// every op counts alike), for its forward op and
 /// for its backward pass (an optimizer update: `forward`).
+///
+/// A matrix kind may also carry a `byte_rate`: `time = overhead + FLOPs ÷ rate + bytes ÷ byte_rate`, the bytes being
+/// its operands and result as the Graph IR counts them. A GEMM's kernel packs its operands and writes its result at
+/// a cost by the byte, which a product of few rows or a short reduction (a 16-row layer, a weight gradient over a
+/// small batch) cannot spread over many FLOPs: one rate fitted over such products and large ones prices the large
+/// ones too slow and the skinny ones too fast.
 public struct OpRate: Sendable, Equatable {
     public var forwardRate: Double, forwardOverhead: Double
     public var backwardRate: Double?, backwardOverhead: Double?
+    /// `byte_rate` (matrix kinds): bytes of operands and result per second, beside the FLOP rate; nil: none.
+    public var forwardByteRate: Double? = nil, backwardByteRate: Double? = nil
     /// `speedup`: on every core of the host (calibrate's `cores` threads) over one thread.
     public var forwardSpeedup: Double = 1, backwardSpeedup: Double = 1
     public init(forwardRate: Double, forwardOverhead: Double, backwardRate: Double? = nil, backwardOverhead: Double? = nil) {

@@ -416,13 +416,21 @@ private func readCPU(_ s: inout Section) throws -> CPUSpec {
             }
             var entry = try ops.section(kind)
             let unit: Dimension = k.isMatrixOp ? .flopsPerSecond : .bytesPerSecond
-            func phase(_ name: String) throws -> (Double, Double, Double) {
+            func phase(_ name: String) throws -> (Double, Double, Double, Double?) {
                 var p = try entry.section(name)
                 let r = (try p.quantity("rate", unit), try p.quantity("overhead", .seconds, positive: false), try p.number("speedup"))
                 guard r.2 > 0 else { throw MachineError.invalidValue(file: p.file, path: p.keyPath("speedup"), reason: "must be positive, got \(r.2)") }
+                // a matrix kind's cost by the byte of its operands and result (see OpRate)
+                var byteRate: Double? = nil
+                if p.has("byte_rate") {
+                    guard k.isMatrixOp else {
+                        throw MachineError.invalidValue(file: p.file, path: p.keyPath("byte_rate"), reason: "only matrix kinds (conv2d, matmul) take a byte_rate beside their FLOP rate; \(kind)'s rate is already in bytes")
+                    }
+                    byteRate = try p.quantity("byte_rate", .bytesPerSecond)
+                }
                 try p.finish()
                 entry.absorb(p)
-                return r
+                return (r.0, r.1, r.2, byteRate)
             }
             let f = try phase("forward")
             let b = entry.has("backward") ? try phase("backward") : nil
@@ -431,6 +439,8 @@ private func readCPU(_ s: inout Section) throws -> CPUSpec {
             var rate = OpRate(forwardRate: f.0, forwardOverhead: f.1, backwardRate: b?.0, backwardOverhead: b?.1)
             rate.forwardSpeedup = f.2
             rate.backwardSpeedup = b?.2 ?? 1
+            rate.forwardByteRate = f.3
+            rate.backwardByteRate = b?.3
             spec.ops[kind] = rate
         }
         try ops.finish()

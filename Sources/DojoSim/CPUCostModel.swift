@@ -5,11 +5,12 @@ import DojoMachine
 /// The cost of one op of OpenDojo's own engine on one rank of a CPU host, from what `dojo machine calibrate`
 /// measured of the same engine (`cpu.ops`: per op kind and direction, a fixed cost and a rate, one thread):
 ///
-///     time = (overhead + work ÷ rate) ÷ speed-up(threads) ÷ shared_speed
+///     time = (overhead + work ÷ rate [+ bytes ÷ byte_rate]) ÷ speed-up(threads) ÷ shared_speed
 ///
 /// - work: FLOPs for convolutions and matrix products, bytes read and written (as the Graph IR counts them) for
 ///   every other op; a kind calibrate did not see falls back to `stream_bandwidth` and `op_overhead` (matrix kinds
 ///   to the measured matrix product).
+/// - bytes ÷ byte_rate: a matrix kind's operands and result, by the byte, where calibrate fitted that term (`OpRate`).
 /// - threads: the rank's share of its host's cores (cores ÷ ranks per host); between one and every core, the kind's
 ///   measured speed-up on every core, by linear steps. With more ranks than cores an op runs at one thread's speed
 ///   while it runs, and the step model bounds the step by the host's total work over its cores (a pipeline rank that
@@ -32,15 +33,19 @@ public struct CPUCostModel: OpCostModel {
         let matrix = work.kind.isMatrixOp
         let backward = work.phase == .backward
         let x = matrix ? work.flops : work.bytesRead + work.bytesWritten
-        var rate = cpu.streamBandwidth, overhead = cpu.opOverhead
+        var rate = cpu.streamBandwidth, overhead = cpu.opOverhead, byteRate: Double? = nil
         var speedup = max(1, Double(cpu.cores) * cpu.threadEfficiency)
         if let r = measured {
-            if backward, let b = r.backwardRate { rate = b; overhead = r.backwardOverhead ?? cpu.opOverhead; speedup = r.backwardSpeedup }
-            else { rate = r.forwardRate; overhead = r.forwardOverhead; speedup = r.forwardSpeedup }
+            if backward, let b = r.backwardRate {
+                rate = b; overhead = r.backwardOverhead ?? cpu.opOverhead; speedup = r.backwardSpeedup; byteRate = r.backwardByteRate
+            } else { rate = r.forwardRate; overhead = r.forwardOverhead; speedup = r.forwardSpeedup; byteRate = r.forwardByteRate }
         } else if matrix, let r = cpu.ops["matmul"] ?? cpu.ops["conv2d"] {
             rate = backward ? (r.backwardRate ?? r.forwardRate) : r.forwardRate
+            byteRate = backward && r.backwardRate != nil ? r.backwardByteRate : r.forwardByteRate
         }
-        let one = overhead + x / rate
+        // a matrix kind's operands and result by the byte, where calibrate fitted that term (OpRate)
+        let bytes = matrix ? (byteRate.map { (work.bytesRead + work.bytesWritten) / $0 } ?? 0) : 0
+        let one = overhead + x / rate + bytes
         // threads: between one and every core, the measured speed-up by linear steps; below one, a share of a core
         let t = cpu.threadsPerRank
         // (more ranks than cores: each op at one thread's speed; the step model bounds the host's total work by its cores)

@@ -149,12 +149,16 @@ struct ComputeProbe {
     /// Fitted per op kind and direction: rate, fixed cost, speed-up on every core, and the ops it was fitted on.
     var ops: [String: (forward: Fit, backward: Fit?)] = [:]
 
-    struct Fit { var rate: Double; var overhead: Double; var speedup: Double; var samples: Int }
+    /// `byteRate` (matrix kinds): bytes of operands and result per second beside the FLOP rate (`OpRate`), nil when the
+    /// ops measured do not tell the two apart.
+    struct Fit { var rate: Double; var overhead: Double; var speedup: Double; var samples: Int; var byteRate: Double? = nil }
     struct Key: Hashable { var kind: OpKind; var phase: Phase }
+    struct Sample { var work: Double; var bytes: Double; var seconds: Double }
     /// What one pass over `steps` measured: each op's work and seconds by kind and direction, the seconds outside
     /// the ops per step, and the pass's seconds.
     struct Pass {
-        var samples: [Key: [(Double, Double)]] = [:]; var outside = 0.0; var seconds = 0.0
+        /// Each op's work (FLOPs for matrix kinds, else bytes), its bytes read and written, and its seconds.
+        var samples: [Key: [Sample]] = [:]; var outside = 0.0; var seconds = 0.0
 
         /// Passes over the same steps merged: each op's median seconds over them (ops in the same order in each), and
         /// the median of their step overheads and of their seconds.
@@ -164,7 +168,8 @@ struct ComputeProbe {
             var out = Pass()
             for (key, ops) in first.samples {
                 out.samples[key] = ops.indices.map { i in
-                    (ops[i].0, mid(passes.compactMap { p in p.samples[key].flatMap { i < $0.count ? $0[i].1 : nil } }))
+                    Sample(work: ops[i].work, bytes: ops[i].bytes,
+                           seconds: mid(passes.compactMap { p in p.samples[key].flatMap { i < $0.count ? $0[i].seconds : nil } }))
                 }
             }
             out.outside = mid(passes.map(\.outside))
@@ -228,8 +233,8 @@ struct ComputeProbe {
             for (kind, e) in p.ops {
                 func speedup(_ phase: Phase) -> Double {
                     guard let k = OpKind(rawValue: kind) else { return 1 }
-                    let t1 = one.samples[Key(kind: k, phase: phase)]?.map(\.1).reduce(0, +) ?? 0
-                    let tn = all.samples[Key(kind: k, phase: phase)]?.map(\.1).reduce(0, +) ?? 0
+                    let t1 = one.samples[Key(kind: k, phase: phase)]?.map(\.seconds).reduce(0, +) ?? 0
+                    let tn = all.samples[Key(kind: k, phase: phase)]?.map(\.seconds).reduce(0, +) ?? 0
                     return t1 > 0 && tn > 0 ? min(Double(p.cores), max(0.25, t1 / tn)) : 1
                 }
                 var f = e.forward; f.speedup = speedup(.forward)
@@ -267,7 +272,7 @@ struct ComputeProbe {
             // the model's own recipe: SGD with momentum for the classifiers, AdamW for the occupancy network
             let optimizer: Optimizer = entry.optimizer == "adamw" ? AdamW() : SGD(momentum: 0.9)
             // every op of the step, in the same order each time: its kind and direction, work, and seconds per repeat
-            var ops: [(key: Key, work: Double, seconds: [Double])] = []
+            var ops: [(key: Key, work: Double, bytes: Double, seconds: [Double])] = []
             var walls: [Double] = []
             for rep in 0..<reps {
                 let wall0 = DispatchTime.now()
@@ -300,8 +305,9 @@ struct ComputeProbe {
                     if op.phase == .optimizer { t = u < updates.count ? updates[u] : 0; u += 1 }   // timed above, one by one
                     inOps += t
                     if i == ops.count {
-                        let work = op.kind.isMatrixOp ? op.flops : Double(op.bytesRead + op.bytesWritten)
-                        ops.append((Key(kind: op.kind, phase: op.phase == .optimizer ? .forward : op.phase), work, []))
+                        let bytes = Double(op.bytesRead + op.bytesWritten)
+                        ops.append((Key(kind: op.kind, phase: op.phase == .optimizer ? .forward : op.phase),
+                                    op.kind.isMatrixOp ? op.flops : bytes, bytes, []))
                     }
                     if i < ops.count { ops[i].seconds.append(t) }
                     i += 1
@@ -310,11 +316,12 @@ struct ComputeProbe {
                 outsides.append(max(0, wall - inOps))
             }
             // each op's median over the repeats: one preempted repeat does not move the fit
-            for op in ops { pass.samples[op.key, default: []].append((op.work, median(op.seconds))) }
+            for op in ops { pass.samples[op.key, default: []].append(Sample(work: op.work, bytes: op.bytes, seconds: median(op.seconds))) }
             pass.seconds += median(walls)
         }
         pass.outside = median(outsides)
         lossProbe(into: &pass, reps: reps)
+        gemmProbe(into: &pass, reps: reps)
         return pass
     }
 
@@ -349,7 +356,37 @@ struct ComputeProbe {
                     timed[key, default: (Double(op.bytesRead + op.bytesWritten), [])].seconds.append(seconds[op.id])
                 }
             }
-            for (key, t) in timed { pass.samples[key, default: []].append((t.work, median(t.seconds))) }
+            for (key, t) in timed { pass.samples[key, default: []].append(Sample(work: t.work, bytes: t.work, seconds: median(t.seconds))) }
+        }
+    }
+
+    /// Linear layers (x·Wᵀ + b, forward and backward) of shapes the steps above lack, rows × inputs → outputs: few rows
+    /// and wide weights (the occupancy network's lift: 16 rows), a short reduction (a weight gradient over 16 rows), and
+    /// a large square-ish product (a transformer's MLP). They tell a GEMM's cost by the byte from its cost by the FLOP
+    /// (`fitAll`); the steps alone have few products of either kind.
+    static let gemmSizes: [(rows: Int, inputs: Int, outputs: Int)] = [(16, 2048, 1024), (512, 192, 768), (256, 256, 256), (2048, 64, 64)]
+
+    static func gemmProbe(into pass: inout Pass, reps: Int) {
+        var g = RandomSource(seed: 13)
+        for size in gemmSizes {
+            let x = Tensor.randomNormal([size.rows, size.inputs], generator: &g).requiringGrad()
+            let w = Tensor.randomNormal([size.outputs, size.inputs], generator: &g).requiringGrad()
+            let b = Tensor.randomNormal([size.outputs], generator: &g).requiringGrad()
+            var timed: [Key: (work: Double, bytes: Double, seconds: [Double])] = [:]
+            for rep in 0..<reps {
+                let tape = Tape()
+                tape.profiling = true
+                let y = tape.record { x.linear(weight: w, bias: b) }
+                _ = tape.backward(from: y, gradient: Tensor(repeating: 1, shape: y.shape))
+                guard rep >= 2 else { continue }
+                let graph = tape.graph(model: "linear", batch: size.rows)
+                let seconds = tape.seconds(of: graph)
+                for op in graph.ops where op.kind == .matmul {
+                    let key = Key(kind: op.kind, phase: op.phase)
+                    timed[key, default: (op.flops, Double(op.bytesRead + op.bytesWritten), [])].seconds.append(seconds[op.id])
+                }
+            }
+            for (key, t) in timed { pass.samples[key, default: []].append(Sample(work: t.work, bytes: t.bytes, seconds: median(t.seconds))) }
         }
     }
 
@@ -359,6 +396,10 @@ struct ComputeProbe {
     /// largest ops weighed most (a 0.46 ms fixed cost per convolution backward: small micro-batches were priced far
     /// above what they took).
     static func fitAll(_ pass: Pass, overhead: Double) -> [String: (forward: Fit, backward: Fit?)] {
+        func fit(_ samples: [Sample], matrix: Bool) -> Fit {
+            if matrix, let f = fitWithBytes(samples) { return f }
+            return fit(samples.map { ($0.work, $0.seconds) })
+        }
         func fit(_ pts: [(Double, Double)]) -> Fit {
             // weights 1 / t²: the squared relative error
             let w = pts.map { 1 / max($0.1 * $0.1, 1e-18) }
@@ -382,9 +423,48 @@ struct ComputeProbe {
         var out: [String: (forward: Fit, backward: Fit?)] = [:]
         for kind in Set(pass.samples.keys.map(\.kind)) {
             guard let f = pass.samples[Key(kind: kind, phase: .forward)] else { continue }
-            out[kind.rawValue] = (fit(f), pass.samples[Key(kind: kind, phase: .backward)].map(fit))
+            let matrix = kind == .matmul
+            out[kind.rawValue] = (fit(f, matrix: matrix), pass.samples[Key(kind: kind, phase: .backward)].map { fit($0, matrix: matrix) })
         }
         return out
+    }
+
+    /// time = overhead + FLOPs ÷ rate + bytes ÷ byte rate by least squares on the relative error (as `fitAll`'s), for the
+    /// matrix products: nil when a coefficient comes out negative or the products do not tell FLOPs from bytes (the
+    /// one-rate fit then).
+    static func fitWithBytes(_ samples: [Sample]) -> Fit? {
+        guard samples.count >= 4 else { return nil }
+        // weighted normal equations over (1, FLOPs, bytes), weights 1 / t², scaled to keep them well conditioned
+        let fs = samples.map(\.work).max() ?? 1, bs = samples.map(\.bytes).max() ?? 1
+        guard fs > 0, bs > 0 else { return nil }
+        var a = [[Double]](repeating: [Double](repeating: 0, count: 3), count: 3), r = [Double](repeating: 0, count: 3)
+        for s in samples where s.seconds > 0 {
+            let w = 1 / (s.seconds * s.seconds), v = [1, s.work / fs, s.bytes / bs]
+            for i in 0..<3 { r[i] += w * v[i] * s.seconds; for j in 0..<3 { a[i][j] += w * v[i] * v[j] } }
+        }
+        guard let c = solve3(a, r), c[0] >= 0, c[1] > 0, c[2] > 0 else { return nil }
+        return Fit(rate: fs / c[1], overhead: c[0], speedup: 1, samples: samples.count, byteRate: bs / c[2])
+    }
+
+    /// a·x = r for 3 × 3 a by Gaussian elimination with partial pivoting; nil when singular.
+    static func solve3(_ a0: [[Double]], _ r0: [Double]) -> [Double]? {
+        var a = a0, r = r0
+        for col in 0..<3 {
+            guard let p = (col..<3).max(by: { abs(a[$0][col]) < abs(a[$1][col]) }), abs(a[p][col]) > 1e-12 * max(1, abs(a[col][col])) else { return nil }
+            a.swapAt(col, p); r.swapAt(col, p)
+            for row in (col + 1)..<3 {
+                let f = a[row][col] / a[col][col]
+                for j in col..<3 { a[row][j] -= f * a[col][j] }
+                r[row] -= f * r[col]
+            }
+        }
+        var x = [Double](repeating: 0, count: 3)
+        for i in stride(from: 2, through: 0, by: -1) {
+            var t = r[i]
+            for j in (i + 1)..<3 { t -= a[i][j] * x[j] }
+            x[i] = t / a[i][i]
+        }
+        return x.allSatisfy(\.isFinite) ? x : nil
     }
 
     var summary: String {
@@ -550,7 +630,8 @@ struct CalibrationFile {
             let e = compute.ops[kind]!
             let unit = OpKind(rawValue: kind)?.isMatrixOp == true ? "FLOP/s" : "B/s"
             func phase(_ name: String, _ f: ComputeProbe.Fit) -> String {
-                "      \(name): {rate: {value: \(v(f.rate, unit)), measured: \"\(how): \(f.samples) ops\"}, overhead: {value: \(v(f.overhead, "s")), measured: \"\(how)\"}, speedup: {value: \(String(format: "%.4f", f.speedup)), measured: \"\(how): on \(compute.cores) threads\"}}"
+                "      \(name): {rate: {value: \(v(f.rate, unit)), measured: \"\(how): \(f.samples) ops\"}, overhead: {value: \(v(f.overhead, "s")), measured: \"\(how)\"}, speedup: {value: \(String(format: "%.4f", f.speedup)), measured: \"\(how): on \(compute.cores) threads\"}"
+                    + (f.byteRate.map { ", byte_rate: {value: \(v($0, "B/s")), measured: \"\(how): \(f.samples) ops, beside the FLOP rate\"}" } ?? "") + "}"
             }
             lines.append("    \(kind):")
             lines.append(phase("forward", e.forward))
@@ -584,9 +665,10 @@ struct CalibrationFile {
           step_overhead: {value: \(v(compute.stepOverhead, "s")), measured: \(q(how + ": a training step's time outside its ops"))}
           stream_bandwidth: {value: \(v(compute.streamBandwidth, "B/s")), measured: \(q(how + ": one thread, the engine's addition of two 1 MiB tensors"))}
           op_overhead: {value: \(v(compute.opOverhead, "s")), measured: \(q(how + ": a chain of 200 tiny additions on a tape, forward and backward, per op"))}
-          # Each op kind the engine ran in training steps of small-cnn (batch 24), mlp (24) and the occupancy network (6),
-          # one thread, op by op: time = overhead + work / rate fitted over every op of the kind (work: FLOPs for
-          # conv2d and matmul, bytes read and written for the rest).
+          # Each op kind the engine ran in training steps of small-cnn (batch 24), mlp (24), the occupancy network (6)
+          # and ViT-Tiny (3), the losses and linear layers at more sizes, one thread, op by op: time = overhead +
+          # work / rate fitted over every op of the kind (work: FLOPs for conv2d and matmul, bytes read and written
+          # for the rest); matmul's + bytes / byte_rate, its operands and result by the byte.
           ops:
         \(opsText(how))
         network:

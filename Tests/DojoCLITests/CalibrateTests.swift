@@ -56,6 +56,10 @@ struct CalibrateTests {
         for kind in ["conv2d:", "matmul:", "batchNorm:", "relu:", "maxPool2d:", "sgdUpdate:", "adamwUpdate:"] {
             #expect(text.contains(kind), "the file has no fitted \(kind)")
         }
+        // the matrix products' cost by the byte beside the FLOP rate (the linear-layer probe's skinny and large products
+        // tell the two apart), forward and backward
+        let matmul = text.components(separatedBy: "    matmul:\n").dropFirst().first?.split(separator: "\n").prefix(2) ?? []
+        #expect(matmul.count == 2 && matmul.allSatisfy { $0.contains("byte_rate: {value: ") }, "\(matmul)")
         let show = runDojo(["machine", "show", file])
         #expect(show.status == 0, "\(show.stderr)")
         #expect(show.stdout.contains("MEASURED: dojo machine calibrate"), "\(show.stdout)")
@@ -190,7 +194,12 @@ struct CalibrateTests {
                                     // values that made the step nan or inf: bounded
                                     ("op_overhead: 1us", "op_overhead: 1e308s", "outside 1e-30…1e30"),
                                     ("rate: 50GFLOP/s", "rate: 1e-308FLOP/s", "outside 1e-30…1e30"),
-                                    ("shared_speed: 1", "shared_speed: 1e-308", "below 1e-6")] {
+                                    ("shared_speed: 1", "shared_speed: 1e-308", "below 1e-6"),
+                                    // a byte rate beside the FLOP rate is for matrix kinds only
+                                    ("    conv2d:\n      forward: {rate: 50GFLOP/s, overhead: 1us, speedup: 1.8}",
+                                     "    relu:\n      forward: {rate: 5GB/s, overhead: 1us, speedup: 1.8, byte_rate: 1GB/s}",
+                                     "cpu.ops.relu.forward.byte_rate: only matrix kinds (conv2d, matmul) take a byte_rate"),
+                                    ("speedup: 1.8}", "speedup: 1.8, byte_rate: 0B/s}", "byte_rate")] {
             try good.replacingOccurrences(of: from, with: to).write(toFile: d + "/bad.yaml", atomically: true, encoding: .utf8)
             let r = runDojo(["machine", "show", d + "/bad.yaml"])
             #expect(r.status != 0 && r.stderr.contains(message), "\(from) → \(to): \(r.stderr)")
