@@ -16,6 +16,8 @@ import DojoMachine
 /// - HBM: the op's bytes read and written at `hbm_bandwidth` × `memory_efficiency`; L2 is not modelled (each
 ///   operand is assumed to cross HBM once, as a well-tiled kernel's does).
 /// - launch: `launch_overhead` per kernel (a backward GEMM of 2 passes is 2 kernels), not overlapped.
+/// - a backward GEMM's passes are priced with their own shapes (`passes(of:)`): the input's gradient [m, k] over n and
+///   the weights' [k, n] over m, each its own roofline, added.
 ///
 /// Matrix rate by precision: fp32 → `fp32` (PyTorch trains FP32 without TF32 by default since 1.12), tf32 → `tf32`,
 /// fp16 → `fp16`, bf16 → `bf16`, fp8 and cfp8 → `fp8`; a rate the GPU lacks falls back to the next wider format it
@@ -55,37 +57,18 @@ public struct GPUCostModel: OpCostModel {
         var compute: Double
         var memory = bytes / hbm
         var kernels = 1.0
+        var roof: Double? = nil
         if work.kind.isMatrixOp, let g = work.gemm {
-            kernels = max(1, work.passes)
-            let peak = peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
-            let sms = Double(gpu.sms), base = Double(gpu.gemmTile)
-            let batch = max(1, g.batch.rounded(.up)), m = max(1, g.m.rounded(.up))
-            let n = max(1, g.n.rounded(.up)), k = max(1, g.k.rounded(.up))
-            let secondsPerTileMAC = 2 * sms / peak
-            // Tensor cores are fed from shared memory; CUDA-core (FP32 SIMT) GEMMs are bound by their FMA issue rate.
-            let tensorCores = !(precision == .fp32 || (precision == .tf32 && gpu.tf32 == 0))
-            compute = .infinity
-            for (fm, fn) in GPUCostModel.tileShapes {
-                let tm = base * fm, tn = base * fn
-                // A tile's operand reuse (multiply-adds per element loaded, tm·tn / (tm + tn)) below the base tile's
-                // leaves the tensor cores waiting on shared memory in proportion.
-                let reuse = tensorCores ? min(1, (tm * tn / (tm + tn)) / (base / 2)) : 1
-                let tiles = batch * (m / tm).rounded(.up) * (n / tn).rounded(.up)
-                var s = 1.0
-                // Split-K: powers of two while the splits still fill the SMs; each choice's time is a roofline.
-                while s == 1 || s * tiles <= sms {
-                    let waves = (tiles * s / sms).rounded(.up)
-                    let c = kernels * waves * tm * tn * (k / s).rounded(.up) * secondsPerTileMAC / reuse
-                    let partials = s > 1 ? kernels * 2 * s * batch * m * n * 4 : 0
-                    let mem = (bytes + partials) / hbm
-                    // the fastest; among equally fast (memory-bound) choices the one with the least compute
-                    let t = max(c, mem), best = max(compute, memory)
-                    if compute == .infinity || t < best || (t == best && c < compute) {
-                        compute = c
-                        memory = mem
-                    }
-                    s *= 2
-                }
+            // each GEMM the op runs, with its own shape (a backward pass: the input's and the weights' gradients)
+            let shapes = GPUCostModel.passes(of: g, phase: work.phase, passes: work.passes, weights: work.weightBytes > 0)
+            kernels = Double(shapes.count)
+            compute = 0
+            memory = 0
+            roof = 0
+            for shape in shapes {
+                let (c, mem) = tiled(shape, bytes: bytes / Double(shapes.count), precision: precision)
+                // each pass its own roofline
+                compute += c; memory += mem; roof = (roof ?? 0) + max(c, mem)
             }
         } else {
             let rate = work.kind.isMatrixOp ? peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
@@ -93,10 +76,68 @@ public struct GPUCostModel: OpCostModel {
             compute = work.flops / rate
         }
         let latency = kernels * gpu.launchOverhead
-        let seconds = max(compute, memory) + latency
-        let bound: Bound = latency >= max(compute, memory) ? .latency : (compute >= memory ? .compute : .hbm)
+        let busy = roof ?? max(compute, memory)
+        let seconds = busy + latency
+        let bound: Bound = latency >= busy ? .latency : (compute >= memory ? .compute : .hbm)
         return OpCost(seconds: seconds, bound: bound, computeSeconds: compute, memorySeconds: memory,
                       latencySeconds: latency, utilisation: seconds > 0 ? work.flops / seconds / peakFlops(precision) : 0)
+    }
+}
+
+extension GPUCostModel {
+    /// The GEMMs of one op, as C[m, n] = A[m, k]·B[k, n] per batch: forward, the op's own; backward, the input's
+    /// gradient dA = dC·Bᵀ ([m, k], reducing over n) and the weights' dB = Aᵀ·dC ([k, n], reducing over m). A
+    /// convolution's weight gradient (output channels × input channels·kernel, reduced over every output pixel of the
+    /// batch) has few output tiles and a long reduction, unlike its forward pass: it needs split-K to fill the SMs.
+    /// One backward pass of a layer with weights is the weights' gradient (its input needs none: the first layer);
+    /// one of a product of two activations is priced as the forward shape.
+    static func passes(of g: GEMMShape, phase: Phase, passes: Double, weights: Bool) -> [GEMMShape] {
+        guard phase == .backward else { return Array(repeating: g, count: max(1, Int(passes.rounded()))) }
+        let inputGradient = GEMMShape(batch: g.batch, m: g.m, n: g.k, k: g.n)
+        let weightGradient = GEMMShape(batch: g.batch, m: g.k, n: g.n, k: g.m)
+        switch passes.rounded() {
+        case ...1: return [weights ? weightGradient : g]
+        case 2: return [inputGradient, weightGradient]
+        default: return Array(repeating: g, count: Int(passes.rounded()))
+        }
+    }
+
+    /// One GEMM's compute and HBM seconds on the fastest tile shape and split-K (`cost`'s doc); `bytes` its share of
+    /// the op's bytes.
+    func tiled(_ g: GEMMShape, bytes: Double, precision: Precision) -> (compute: Double, memory: Double) {
+        let e = calibration
+        let hbm = gpu.hbmBandwidth * e.memoryEfficiency
+        let peak = peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
+        let sms = Double(gpu.sms), base = Double(gpu.gemmTile)
+        let batch = max(1, g.batch.rounded(.up)), m = max(1, g.m.rounded(.up))
+        let n = max(1, g.n.rounded(.up)), k = max(1, g.k.rounded(.up))
+        let secondsPerTileMAC = 2 * sms / peak
+        // Tensor cores are fed from shared memory; CUDA-core (FP32 SIMT) GEMMs are bound by their FMA issue rate.
+        let tensorCores = !(precision == .fp32 || (precision == .tf32 && gpu.tf32 == 0))
+        var compute = Double.infinity, memory = bytes / hbm
+        for (fm, fn) in GPUCostModel.tileShapes {
+            let tm = base * fm, tn = base * fn
+            // A tile's operand reuse (multiply-adds per element loaded, tm·tn / (tm + tn)) below the base tile's
+            // leaves the tensor cores waiting on shared memory in proportion.
+            let reuse = tensorCores ? min(1, (tm * tn / (tm + tn)) / (base / 2)) : 1
+            let tiles = batch * (m / tm).rounded(.up) * (n / tn).rounded(.up)
+            var s = 1.0
+            // Split-K: powers of two while the splits still fill the SMs; each choice's time is a roofline.
+            while s == 1 || s * tiles <= sms {
+                let waves = (tiles * s / sms).rounded(.up)
+                let c = waves * tm * tn * (k / s).rounded(.up) * secondsPerTileMAC / reuse
+                let partials = s > 1 ? 2 * s * batch * m * n * 4 : 0
+                let mem = (bytes + partials) / hbm
+                // the fastest; among equally fast (memory-bound) choices the one with the least compute
+                let t = max(c, mem), best = max(compute, memory)
+                if compute == .infinity || t < best || (t == best && c < compute) {
+                    compute = c
+                    memory = mem
+                }
+                s *= 2
+            }
+        }
+        return (compute, memory)
     }
 }
 

@@ -81,6 +81,35 @@ struct GPUCostModelTests {
         #expect(c.computeSeconds < oneSM / 16)
     }
 
+    @Test("a backward GEMM is its two passes with their own shapes: the input's gradient and the weights' over the batch")
+    func backwardPassShapes() throws {
+        // ResNet-50's 3×3, 64 → 64 convolution at 56×56, batch 256, as an implicit GEMM: m = N·OH·OW, n = OC, k = IC·9
+        let m = 256.0 * 56 * 56, n = 64.0, k = 576.0
+        let bytes = (m * k + k * n + m * n) * 2
+        let back = OpWork(kind: .conv2d, phase: .backward, gemm: GEMMShape(m: m, n: n, k: k), passes: 2, flops: 4 * m * n * k,
+                          bytesRead: bytes, bytesWritten: bytes, weightBytes: k * n * 2)
+        // dX [m, k] over n, and dW [k, n] over m, each with half the bytes, priced as GEMMs of their own
+        let dx = OpWork(kind: .conv2d, phase: .forward, gemm: GEMMShape(m: m, n: k, k: n), flops: 2 * m * n * k,
+                        bytesRead: bytes / 2, bytesWritten: bytes / 2)
+        let dw = OpWork(kind: .conv2d, phase: .forward, gemm: GEMMShape(m: k, n: n, k: m), flops: 2 * m * n * k,
+                        bytesRead: bytes / 2, bytesWritten: bytes / 2)
+        let total = a100.cost(back, precision: .fp16).seconds
+        let parts = a100.cost(dx, precision: .fp16).seconds + a100.cost(dw, precision: .fp16).seconds
+        #expect(abs(total - parts) < 1e-12 * max(1, total), "\(total) vs \(parts)")
+        // the weights' gradient has 5 output tiles of 128 × 128 for 108 SMs: split-K fills them, the partial sums cost
+        // HBM traffic, and it runs slower per FLOP than the forward pass's 6,272 × 0.5 tiles
+        let forward = OpWork(kind: .conv2d, phase: .forward, gemm: GEMMShape(m: m, n: n, k: k), flops: 2 * m * n * k,
+                             bytesRead: bytes / 2, bytesWritten: bytes / 2)
+        #expect(a100.cost(dw, precision: .fp16).seconds > a100.cost(forward, precision: .fp16).seconds)
+        // one backward pass of a layer with weights (the first layer: no input gradient) is the weights' gradient
+        var first = back
+        first.passes = 1
+        first.flops = 2 * m * n * k
+        first.bytesRead = bytes / 2
+        first.bytesWritten = bytes / 2
+        #expect(abs(a100.cost(first, precision: .fp16).seconds - a100.cost(dw, precision: .fp16).seconds) < 1e-15)
+    }
+
     @Test("more work of the same shape family is never cheaper (random shapes)")
     func monotone() {
         var random = TestRandom(state: 11)
