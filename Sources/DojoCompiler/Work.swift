@@ -147,6 +147,29 @@ public enum SplitAxis: String, Sendable, Codable {
 }
 
 extension OpWork {
+    /// The GEMMs a matrix op runs, each as work of its own (one pass, its shape, its share of the bytes), as
+    /// C[m, n] = A[m, k]·B[k, n] per batch: forward, the op's own shape `passes` times; backward, the input's gradient
+    /// dA = dC·Bᵀ ([m, k], reducing over n; B the weights when the op has them) and the weights' dB = Aᵀ·dC ([k, n],
+    /// reducing over m, B being dC: no weights read). A convolution's weight gradient (output channels × input
+    /// channels·kernel, reduced over every output pixel of the batch) has few output tiles and a long reduction, unlike
+    /// its forward pass. One backward pass of an op with weights is the weights' gradient (its input needs none: the
+    /// first layer); one of a product of two activations is priced as the forward shape. Empty without a GEMM.
+    public var gemmPasses: [OpWork] {
+        guard let g = gemm else { return [] }
+        let count = max(1, Int(passes.rounded()))
+        func pass(_ shape: GEMMShape, weights: Double, of n: Int) -> OpWork {
+            OpWork(kind: kind, phase: phase, gemm: shape, passes: 1, flops: shape.flops, bytesRead: bytesRead / Double(n),
+                   bytesWritten: bytesWritten / Double(n), weightBytes: weights)
+        }
+        guard phase == .backward, count <= 2 else { return Array(repeating: pass(g, weights: weightBytes, of: count), count: count) }
+        let inputGradient = GEMMShape(batch: g.batch, m: g.m, n: g.k, k: g.n)
+        let weightGradient = GEMMShape(batch: g.batch, m: g.k, n: g.n, k: g.m)
+        if count == 2 { return [pass(inputGradient, weights: weightBytes, of: 2), pass(weightGradient, weights: 0, of: 2)] }
+        return [weightBytes > 0 ? pass(weightGradient, weights: 0, of: 1) : pass(g, weights: 0, of: 1)]
+    }
+}
+
+extension OpWork {
     /// Whether the batch of samples runs along the GEMM's m (a layer applied to every sample) rather than its batch
     /// count (products of two activations, as attention's).
     public var batchAlongM: Bool { (kind.definition.gemm.map { $0 != .matrixProduct } ?? false) || weightBytes > 0 }

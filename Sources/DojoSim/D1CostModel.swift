@@ -85,15 +85,37 @@ public struct D1CostModel: OpCostModel {
 
     public func cost(_ work: OpWork, precision: Precision) -> OpCost {
         if work.kind.definition.bytes == .view || work.isFree { return .zero }
+        if work.kind.isMatrixOp, work.phase == .backward, let passes = backwardPasses(work, precision) { return passes.cost }
         if work.kind.isMatrixOp, let op = mapper.operands(work, precision: precision), let best = bestGEMM(op, precision) {
             return opCost(work, precision, best.terms)
         }
         return opCost(work, precision, spreadTerms(work, precision, mapper.spread(work)))
     }
 
+    /// A backward GEMM as its passes with their own shapes (`OpWork.gemmPasses`: the input's gradient and the weights'),
+    /// each mapped on the mesh as a GEMM of its own and run one after the other, as the GPU model prices them: the
+    /// op's time is the passes' times added, its terms (for breakdowns) each resource's added. Nil when a pass has no
+    /// layout (the op is then priced as before).
+    func backwardPasses(_ work: OpWork, _ precision: Precision) -> (cost: OpCost, terms: Terms)? {
+        var terms = Terms(), seconds = 0.0
+        for pass in work.gemmPasses {
+            guard let op = mapper.operands(pass, precision: precision), let best = bestGEMM(op, precision) else { return nil }
+            seconds += best.terms.total
+            terms.compute += best.terms.compute; terms.sram += best.terms.sram; terms.mesh += best.terms.mesh
+            terms.hbm += best.terms.hbm; terms.latency += best.terms.latency
+        }
+        let cost = OpCost(seconds: seconds, bound: terms.bound, computeSeconds: terms.compute, memorySeconds: max(terms.sram, terms.hbm),
+                          transferSeconds: terms.mesh, latencySeconds: terms.latency,
+                          utilisation: seconds > 0 ? work.flops / seconds / peakFlops(precision) : 0)
+        return (cost, terms)
+    }
+
     /// The cost with its parts: every term's seconds and, for a GEMM, the layout chosen.
     public func estimate(_ work: OpWork, precision: Precision) -> D1Estimate {
         if work.kind.definition.bytes == .view || work.isFree { return D1Estimate(cost: .zero) }
+        if work.kind.isMatrixOp, work.phase == .backward, let passes = backwardPasses(work, precision) {
+            return D1Estimate(cost: passes.cost, terms: passes.terms)
+        }
         if work.kind.isMatrixOp, let op = mapper.operands(work, precision: precision), let best = bestGEMM(op, precision) {
             let p = best.layout
             let mapping = mapper.gemm(op, rows: p.rows, cols: p.cols, panelDepth: p.panelDepth, rowSplits: p.rowSplits,

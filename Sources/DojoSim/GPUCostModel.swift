@@ -16,8 +16,8 @@ import DojoMachine
 /// - HBM: the op's bytes read and written at `hbm_bandwidth` × `memory_efficiency`; L2 is not modelled (each
 ///   operand is assumed to cross HBM once, as a well-tiled kernel's does).
 /// - launch: `launch_overhead` per kernel (a backward GEMM of 2 passes is 2 kernels), not overlapped.
-/// - a backward GEMM's passes are priced with their own shapes (`passes(of:)`): the input's gradient [m, k] over n and
-///   the weights' [k, n] over m, each its own roofline, added.
+/// - a backward GEMM's passes are priced with their own shapes (`OpWork.gemmPasses`): the input's gradient [m, k] over n
+///   and the weights' [k, n] over m, each its own roofline, added.
 ///
 /// Matrix rate by precision: fp32 → `fp32` (PyTorch trains FP32 without TF32 by default since 1.12), tf32 → `tf32`,
 /// fp16 → `fp16`, bf16 → `bf16`, fp8 and cfp8 → `fp8`; a rate the GPU lacks falls back to the next wider format it
@@ -60,13 +60,13 @@ public struct GPUCostModel: OpCostModel {
         var roof: Double? = nil
         if work.kind.isMatrixOp, let g = work.gemm {
             // each GEMM the op runs, with its own shape (a backward pass: the input's and the weights' gradients)
-            let shapes = GPUCostModel.passes(of: g, phase: work.phase, passes: work.passes, weights: work.weightBytes > 0)
+            let shapes = work.gemmPasses
             kernels = Double(shapes.count)
             compute = 0
             memory = 0
             roof = 0
-            for shape in shapes {
-                let (c, mem) = tiled(shape, bytes: bytes / Double(shapes.count), precision: precision)
+            for pass in shapes {
+                let (c, mem) = tiled(pass.gemm ?? g, bytes: pass.bytesRead + pass.bytesWritten, precision: precision)
                 // each pass its own roofline
                 compute += c; memory += mem; roof = (roof ?? 0) + max(c, mem)
             }
@@ -85,23 +85,6 @@ public struct GPUCostModel: OpCostModel {
 }
 
 extension GPUCostModel {
-    /// The GEMMs of one op, as C[m, n] = A[m, k]·B[k, n] per batch: forward, the op's own; backward, the input's
-    /// gradient dA = dC·Bᵀ ([m, k], reducing over n) and the weights' dB = Aᵀ·dC ([k, n], reducing over m). A
-    /// convolution's weight gradient (output channels × input channels·kernel, reduced over every output pixel of the
-    /// batch) has few output tiles and a long reduction, unlike its forward pass: it needs split-K to fill the SMs.
-    /// One backward pass of a layer with weights is the weights' gradient (its input needs none: the first layer);
-    /// one of a product of two activations is priced as the forward shape.
-    static func passes(of g: GEMMShape, phase: Phase, passes: Double, weights: Bool) -> [GEMMShape] {
-        guard phase == .backward else { return Array(repeating: g, count: max(1, Int(passes.rounded()))) }
-        let inputGradient = GEMMShape(batch: g.batch, m: g.m, n: g.k, k: g.n)
-        let weightGradient = GEMMShape(batch: g.batch, m: g.k, n: g.n, k: g.m)
-        switch passes.rounded() {
-        case ...1: return [weights ? weightGradient : g]
-        case 2: return [inputGradient, weightGradient]
-        default: return Array(repeating: g, count: Int(passes.rounded()))
-        }
-    }
-
     /// One GEMM's compute and HBM seconds on the fastest tile shape and split-K (`cost`'s doc); `bytes` its share of
     /// the op's bytes.
     func tiled(_ g: GEMMShape, bytes: Double, precision: Precision) -> (compute: Double, memory: Double) {

@@ -181,6 +181,15 @@ struct D1CostModelTests {
     /// The best time over every rectangle, reserve share, panel depth and split of either direction, priced with the
     /// formulas of docs/ARCHITECTURE.md from the public rates.
     func bruteForce(_ model: D1CostModel, _ w: OpWork, _ precision: Precision) -> Double? {
+        // a backward GEMM: its passes (the input's and the weights' gradients), each searched exhaustively, added
+        guard w.phase != .backward else {
+            let parts = w.gemmPasses.map { bruteForceOne(model, $0, precision) }
+            return parts.contains { $0 == nil } ? nil : parts.reduce(0) { $0 + $1! }
+        }
+        return bruteForceOne(model, w, precision)
+    }
+
+    func bruteForceOne(_ model: D1CostModel, _ w: OpWork, _ precision: Precision) -> Double? {
         let mapper = model.mapper
         guard let op = mapper.operands(w, precision: precision) else { return nil }
         let e = model.calibration
