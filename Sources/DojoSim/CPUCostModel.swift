@@ -11,6 +11,8 @@ import DojoMachine
 ///   every other op; a kind calibrate did not see falls back to `stream_bandwidth` and `op_overhead` (matrix kinds
 ///   to the measured matrix product).
 /// - bytes ÷ byte_rate: a matrix kind's operands and result, by the byte, where calibrate fitted that term (`OpRate`).
+/// - a linear layer's bias add (an `add` of a parameter): done inside the GEMM forward, column sums backward (`biasAdd`);
+///   `add`'s fitted rate is the residual adds'.
 /// - threads: the rank's share of its host's cores (cores ÷ ranks per host); between one and every core, the kind's
 ///   measured speed-up on every core, by linear steps. With more ranks than cores an op runs at one thread's speed
 ///   while it runs, and the step model bounds the step by the host's total work over its cores (a pipeline rank that
@@ -30,6 +32,7 @@ public struct CPUCostModel: OpCostModel {
     public func cost(_ work: OpWork, precision: Precision) -> OpCost {
         let measured = cpu.ops[work.kind.rawValue]
         if work.isFree && measured == nil { return .zero }
+        if work.kind == .add && work.weightBytes > 0 { return biasAdd(work, measured) }
         let matrix = work.kind.isMatrixOp
         let backward = work.phase == .backward
         let x = matrix ? work.flops : work.bytesRead + work.bytesWritten
@@ -56,5 +59,22 @@ public struct CPUCostModel: OpCostModel {
         let bound: Bound = latency >= seconds - latency ? .latency : (matrix ? .compute : .hbm)
         return OpCost(seconds: seconds, bound: bound, computeSeconds: compute, memorySeconds: memory, latencySeconds: latency,
                       utilisation: seconds > 0 ? work.flops / seconds / peakFlops(precision) : 0)
+    }
+
+    /// A linear layer's bias add (an `add` of a parameter; calibrate leaves it out of `add`'s fit): the engine writes
+    /// the bias into the GEMM's output before the product, so forward it is the op's fixed cost (the product's measured
+    /// time holds the rest); backward it is the bias's gradient, column sums that read the output's gradient once,
+    /// priced at the elementwise bandwidth over the rank's threads.
+    func biasAdd(_ work: OpWork, _ measured: OpRate?) -> OpCost {
+        let backward = work.phase == .backward
+        let overhead = backward ? (measured?.backwardOverhead ?? cpu.opOverhead) : (measured?.forwardOverhead ?? cpu.opOverhead)
+        let t = cpu.threadsPerRank
+        let threads = t > 1 ? 1 + (Double(cpu.cores) * cpu.threadEfficiency - 1) * (min(t, Double(cpu.cores)) - 1) / Double(max(cpu.cores - 1, 1)) : t
+        let read = backward ? work.bytesRead / cpu.streamBandwidth / threads : 0
+        var seconds = (t > 1 ? overhead : overhead / t) + read
+        if cpu.ranksPerHost > 1 { seconds /= cpu.sharedSpeed }
+        let latency = min(seconds, overhead)
+        return OpCost(seconds: seconds, bound: latency >= seconds - latency ? .latency : .hbm, computeSeconds: 0,
+                      memorySeconds: seconds - latency, latencySeconds: latency, utilisation: 0)
     }
 }

@@ -272,7 +272,7 @@ struct ComputeProbe {
             // the model's own recipe: SGD with momentum for the classifiers, AdamW for the occupancy network
             let optimizer: Optimizer = entry.optimizer == "adamw" ? AdamW() : SGD(momentum: 0.9)
             // every op of the step, in the same order each time: its kind and direction, work, and seconds per repeat
-            var ops: [(key: Key, work: Double, bytes: Double, seconds: [Double])] = []
+            var ops: [(key: Key, work: Double, bytes: Double, fitted: Bool, seconds: [Double])] = []
             var walls: [Double] = []
             for rep in 0..<reps {
                 let wall0 = DispatchTime.now()
@@ -307,7 +307,7 @@ struct ComputeProbe {
                     if i == ops.count {
                         let bytes = Double(op.bytesRead + op.bytesWritten)
                         ops.append((Key(kind: op.kind, phase: op.phase == .optimizer ? .forward : op.phase),
-                                    op.kind.isMatrixOp ? op.flops : bytes, bytes, []))
+                                    op.kind.isMatrixOp ? op.flops : bytes, bytes, !Self.isBiasAdd(op, in: graph), []))
                     }
                     if i < ops.count { ops[i].seconds.append(t) }
                     i += 1
@@ -316,13 +316,25 @@ struct ComputeProbe {
                 outsides.append(max(0, wall - inOps))
             }
             // each op's median over the repeats: one preempted repeat does not move the fit
-            for op in ops { pass.samples[op.key, default: []].append(Sample(work: op.work, bytes: op.bytes, seconds: median(op.seconds))) }
+            for op in ops where op.fitted {
+                pass.samples[op.key, default: []].append(Sample(work: op.work, bytes: op.bytes, seconds: median(op.seconds)))
+            }
             pass.seconds += median(walls)
         }
         pass.outside = median(outsides)
         lossProbe(into: &pass, reps: reps)
         gemmProbe(into: &pass, reps: reps)
         return pass
+    }
+
+    /// Whether `op` is a linear layer's bias add (an `add` of a parameter). The engine does it inside the layer's GEMM
+    /// forward (the product's measured time holds it) and as the bias's column sums backward, unlike the adds of two
+    /// activations (residuals) that `add`'s fit is for: left out of it (fitted over both, the forward rate went to
+    /// infinity) and priced apart (`CPUCostModel.biasAdd`).
+    static func isBiasAdd(_ op: Op, in graph: Graph) -> Bool {
+        guard op.kind == .add else { return false }
+        let forward = op.phase == .backward ? op.forward.flatMap { graph.ops.indices.contains($0) ? graph.ops[$0] : nil } : op
+        return forward?.inputs.contains { graph.tensor($0)?.role == .parameter } == true
     }
 
     /// The losses at two sizes each: in the steps above each loss runs at one size only (10 classes, a 16 × 16 grid),
