@@ -360,7 +360,7 @@ struct DistributedTrainTests {
                              (["--sync-batchnorm"], "--rank-timeout, --allreduce and --no-overlap go with --ranks N"),
                              (["--rank-timeout", "5"], "--rank-timeout, --allreduce and --no-overlap go with --ranks N"),
                              (["--ranks", "2", "--hostfile", "/etc/hostname", "--network", "10.0.0.0/33"], "--network must be an IPv4 network as CIDR")] {
-            let r = runDojo(Self.mlp + args + ["--out", NSTemporaryDirectory() + "dojo-dp-bad-\(UUID().uuidString)"])
+            let r = runDojo(Self.mlp + args + ["--out", cliTestsFolder + "/dojo-dp-bad-\(UUID().uuidString)"])
             #expect(r.status != 0 && r.stderr.hasPrefix("Error: ") && r.stderr.contains(text), "\(args): \(r.stderr)")
         }
     }

@@ -22,6 +22,15 @@ let dojoExecutableURL: URL? = {
     return candidates.first { fm.isExecutableFile(atPath: $0.path) }
 }()
 
+/// This test process's folder for runs' outputs (a training run's checkpoints, scenes' images), removed at exit, so
+/// that `make test` leaves nothing in the temporary directory.
+let cliTestsFolder: String = {
+    let dir = NSTemporaryDirectory() + "dojo-cli-tests-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: cliTestsFolder) }
+    return dir
+}()
+
 /// Runs the built `dojo` binary with `args` and returns its exit status, stdout and stderr.
 /// Output goes through temporary files, so large outputs cannot dead-lock on a full pipe.
 /// Returns status -1 and a message in stderr when the binary is not found or cannot start.

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 private func tempDir(_ name: String) -> String {
-    let d = NSTemporaryDirectory() + "dojo-train-\(name)-\(UUID().uuidString)"
+    let d = cliTestsFolder + "/dojo-train-\(name)-\(UUID().uuidString)"
     try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
     return d
 }
@@ -259,7 +259,7 @@ private let quickCNN = ["train", "--model", "small-cnn", "--data", "fashion-mnis
 
 @Suite struct ScenesCLITests {
     @Test func writesAPNGPerScene() throws {
-        let dir = NSTemporaryDirectory() + "dojo-scenes-\(UUID().uuidString)"
+        let dir = cliTestsFolder + "/dojo-scenes-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let r = runDojo(["scenes", "--index", "2", "--count", "2", "--out", dir + "/s.png"])
         #expect(r.status == 0, "\(r.stderr)")
