@@ -17,7 +17,9 @@ extension MachineCommand {
             discussion: """
             Measures, with the engine dojo train runs: convolution and matrix-product FLOP/s forward and backward at \
             the shapes of the zoo's small models (small-cnn, mlp, the occupancy network, ViT-Tiny; one thread, and the \
-            scaling to every core), each other op kind's rate and fixed cost (the losses at two sizes), the bandwidth of its \
+            scaling to every core), matrix products also by the byte of their operands and result (linear layers of four \
+            more shapes timed for it: a 16-row layer costs more per FLOP than a transformer's MLP), each other op kind's \
+            rate and fixed cost (the losses at two sizes; a linear layer's bias add apart from residual adds), the bandwidth of its \
             elementwise ops, its fixed cost per op, and over MPI (--ranks ranks, started with mpirun; with \
             --hostfile on those hosts) the all-reduce bandwidth and latency between ranks of a host and between \
             hosts. Writes a machine file of kind cpu in the presets' strict schema, every figure marked measured \
