@@ -11,8 +11,9 @@ import DojoMachine
 ///   every other op; a kind calibrate did not see falls back to `stream_bandwidth` and `op_overhead` (matrix kinds
 ///   to the measured matrix product).
 /// - bytes ÷ byte_rate: a matrix kind's operands and result, by the byte, where calibrate fitted that term (`OpRate`).
-/// - a linear layer's bias add (an `add` of a parameter): done inside the GEMM forward, column sums backward (`biasAdd`);
-///   `add`'s fitted rate is the residual adds'.
+/// - `add`: a linear layer's bias add (of a parameter) is done inside the GEMM forward and is column sums backward; a
+///   residual add is a pass forward and hands its gradient through backward. calibrate fits `add` forward over the
+///   residual adds and backward over the bias adds; the other direction of each is its fixed cost (`fixedCost`).
 /// - threads: the rank's share of its host's cores (cores ÷ ranks per host); between one and every core, the kind's
 ///   measured speed-up on every core, by linear steps. With more ranks than cores an op runs at one thread's speed
 ///   while it runs, and the step model bounds the step by the host's total work over its cores (a pipeline rank that
@@ -32,7 +33,8 @@ public struct CPUCostModel: OpCostModel {
     public func cost(_ work: OpWork, precision: Precision) -> OpCost {
         let measured = cpu.ops[work.kind.rawValue]
         if work.isFree && measured == nil { return .zero }
-        if work.kind == .add && work.weightBytes > 0 { return biasAdd(work, measured) }
+        // an add does work in one direction only: forward a residual's pass, backward a bias's column sums
+        if work.kind == .add && (work.weightBytes > 0) != (work.phase == .backward) { return fixedCost(work, measured) }
         let matrix = work.kind.isMatrixOp
         let backward = work.phase == .backward
         let x = matrix ? work.flops : work.bytesRead + work.bytesWritten
@@ -61,20 +63,12 @@ public struct CPUCostModel: OpCostModel {
                       utilisation: seconds > 0 ? work.flops / seconds / peakFlops(precision) : 0)
     }
 
-    /// A linear layer's bias add (an `add` of a parameter; calibrate leaves it out of `add`'s fit): the engine writes
-    /// the bias into the GEMM's output before the product, so forward it is the op's fixed cost (the product's measured
-    /// time holds the rest); backward it is the bias's gradient, column sums that read the output's gradient once,
-    /// priced at the elementwise bandwidth over the rank's threads.
-    func biasAdd(_ work: OpWork, _ measured: OpRate?) -> OpCost {
-        let backward = work.phase == .backward
-        let overhead = backward ? (measured?.backwardOverhead ?? cpu.opOverhead) : (measured?.forwardOverhead ?? cpu.opOverhead)
-        let t = cpu.threadsPerRank
-        let threads = t > 1 ? 1 + (Double(cpu.cores) * cpu.threadEfficiency - 1) * (min(t, Double(cpu.cores)) - 1) / Double(max(cpu.cores - 1, 1)) : t
-        let read = backward ? work.bytesRead / cpu.streamBandwidth / threads : 0
-        var seconds = (t > 1 ? overhead : overhead / t) + read
-        if cpu.ranksPerHost > 1 { seconds /= cpu.sharedSpeed }
-        let latency = min(seconds, overhead)
-        return OpCost(seconds: seconds, bound: latency >= seconds - latency ? .latency : .hbm, computeSeconds: 0,
-                      memorySeconds: seconds - latency, latencySeconds: latency, utilisation: 0)
+    /// An add in the direction where it does no work of its own: a linear layer's bias add forward (the engine writes
+    /// the bias into the GEMM's output before the product: the product's measured time holds it) and a residual add
+    /// backward (its gradient handed through). calibrate fits `add` over the other direction of each.
+    func fixedCost(_ work: OpWork, _ measured: OpRate?) -> OpCost {
+        let overhead = work.phase == .backward ? (measured?.backwardOverhead ?? cpu.opOverhead) : (measured?.forwardOverhead ?? cpu.opOverhead)
+        let seconds = cpu.ranksPerHost > 1 ? overhead / cpu.sharedSpeed : overhead
+        return OpCost(seconds: seconds, bound: .latency, computeSeconds: 0, latencySeconds: seconds, utilisation: 0)
     }
 }

@@ -19,7 +19,7 @@ extension MachineCommand {
             the shapes of the zoo's small models (small-cnn, mlp, the occupancy network, ViT-Tiny; one thread, and the \
             scaling to every core), matrix products also by the byte of their operands and result (linear layers of four \
             more shapes timed for it: a 16-row layer costs more per FLOP than a transformer's MLP), each other op kind's \
-            rate and fixed cost (the losses at two sizes; a linear layer's bias add apart from residual adds), the bandwidth of its \
+            rate and fixed cost (the losses at two sizes; add forward over residual adds, backward over bias adds), the bandwidth of its \
             elementwise ops, its fixed cost per op, and over MPI (--ranks ranks, started with mpirun; with \
             --hostfile on those hosts) the all-reduce bandwidth and latency between ranks of a host and between \
             hosts. Writes a machine file of kind cpu in the presets' strict schema, every figure marked measured \
@@ -309,7 +309,7 @@ struct ComputeProbe {
                     if i == ops.count {
                         let bytes = Double(op.bytesRead + op.bytesWritten)
                         ops.append((Key(kind: op.kind, phase: op.phase == .optimizer ? .forward : op.phase),
-                                    op.kind.isMatrixOp ? op.flops : bytes, bytes, !Self.isBiasAdd(op, in: graph), []))
+                                    op.kind.isMatrixOp ? op.flops : bytes, bytes, Self.fitsItsKind(op, in: graph), []))
                     }
                     if i < ops.count { ops[i].seconds.append(t) }
                     i += 1
@@ -329,14 +329,21 @@ struct ComputeProbe {
         return pass
     }
 
-    /// Whether `op` is a linear layer's bias add (an `add` of a parameter). The engine does it inside the layer's GEMM
-    /// forward (the product's measured time holds it) and as the bias's column sums backward, unlike the adds of two
-    /// activations (residuals) that `add`'s fit is for: left out of it (fitted over both, the forward rate went to
-    /// infinity) and priced apart (`CPUCostModel.biasAdd`).
-    static func isBiasAdd(_ op: Op, in graph: Graph) -> Bool {
-        guard op.kind == .add else { return false }
+    /// Whether `op` enters its kind's fit. An `add` does work in one direction only, by its operands: a linear layer's
+    /// bias add (an `add` of a parameter) is done inside the layer's GEMM forward (the product's measured time holds it)
+    /// and is the bias's column sums backward; an add of two activations (a residual) is a pass forward and hands its
+    /// gradient through backward. So `add` is fitted forward over residual adds and backward over bias adds (the linear
+    /// layers of `gemmProbe` among them, up to 1.5 MB), and `CPUCostModel` prices the other direction at the fixed cost.
+    /// (Fitted over both, the rates went to infinity: ViT's residual adds were priced at nothing.) A gradient summed into
+    /// another (`accumulates`) is timed 0 by construction (its time is in the backward that made it) and fits nothing:
+    /// 24 such zeros a ViT step, weighted 1/t², had pinned `add`'s backward fit at a zero cost.
+    static func fitsItsKind(_ op: Op, in graph: Graph) -> Bool {
+        // a gradient summed into another (`accumulates`) is timed with the op whose backward made it: 0 of its own
+        if op.attributes.accumulates == true { return false }
+        guard op.kind == .add else { return true }
         let forward = op.phase == .backward ? op.forward.flatMap { graph.ops.indices.contains($0) ? graph.ops[$0] : nil } : op
-        return forward?.inputs.contains { graph.tensor($0)?.role == .parameter } == true
+        let bias = forward?.inputs.contains { graph.tensor($0)?.role == .parameter } == true
+        return bias == (op.phase == .backward)
     }
 
     /// The losses at two sizes each: in the steps above each loss runs at one size only (10 classes, a 16 × 16 grid),
@@ -395,9 +402,10 @@ struct ComputeProbe {
                 guard rep >= 2 else { continue }
                 let graph = tape.graph(model: "linear", batch: size.rows)
                 let seconds = tape.seconds(of: graph)
-                for op in graph.ops where op.kind == .matmul {
-                    let key = Key(kind: op.kind, phase: op.phase)
-                    timed[key, default: (op.flops, Double(op.bytesRead + op.bytesWritten), [])].seconds.append(seconds[op.id])
+                // the products, and the bias add's backward (its column sums) for `add`'s fit
+                for op in graph.ops where op.kind == .matmul || (op.kind == .add && op.phase == .backward) {
+                    let key = Key(kind: op.kind, phase: op.phase), bytes = Double(op.bytesRead + op.bytesWritten)
+                    timed[key, default: (op.kind == .matmul ? op.flops : bytes, bytes, [])].seconds.append(seconds[op.id])
                 }
             }
             for (key, t) in timed { pass.samples[key, default: []].append(Sample(work: t.work, bytes: t.bytes, seconds: median(t.seconds))) }

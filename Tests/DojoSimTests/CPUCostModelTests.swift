@@ -41,25 +41,29 @@ import Testing
         #expect(Self.host(byteRate: 2e10).cost(add, precision: .fp32).seconds == Self.host(byteRate: nil).cost(add, precision: .fp32).seconds)
     }
 
-    /// A linear layer's bias add: inside the GEMM forward (its fixed cost only), the bias's column sums backward (its
-    /// gradient read once at the elementwise bandwidth); a residual add at `add`'s fitted rate.
-    @Test func biasAddApartFromResidualAdds() {
+    /// `add` does work in one direction only: a linear layer's bias add inside the GEMM forward (its fixed cost) and as
+    /// column sums backward (add's fitted backward rate); a residual add as a pass forward (the forward rate) and its
+    /// gradient handed through backward (its fixed cost).
+    @Test func addsPricedWhereTheyWork() {
         var spec = CPUSpec(model: "t", cores: 2, ranksPerHost: 1, memoryBytes: 8e9, threadEfficiency: 0.9,
                            streamBandwidth: 2e10, opOverhead: 1e-6)
-        var add = OpRate(forwardRate: 3e10, forwardOverhead: 2e-6, backwardRate: 1e15, backwardOverhead: 3e-6)
+        var add = OpRate(forwardRate: 3e10, forwardOverhead: 2e-6, backwardRate: 9e10, backwardOverhead: 3e-6)
         add.forwardSpeedup = 1.5
+        add.backwardSpeedup = 1.2
         spec.ops["add"] = add
         let model = CPUCostModel(cpu: spec)
         let rows = 800.0, columns = 768.0, bytes = rows * columns * 4
         let bias = OpWork(kind: .add, phase: .forward, gemm: nil, flops: rows * columns, bytesRead: bytes + columns * 4,
                           bytesWritten: bytes, weightBytes: columns * 4)
         #expect(model.cost(bias, precision: .fp32).seconds == 2e-6)
-        var back = bias
-        back.phase = .backward
-        // 2 threads: the elementwise speed-up on every core, cores × thread_efficiency
-        let expected = 3e-6 + back.bytesRead / 2e10 / (2 * 0.9)
-        #expect(abs(model.cost(back, precision: .fp32).seconds - expected) < 1e-15)
+        var biasBack = bias
+        biasBack.phase = .backward
+        let sums = 3e-6 + (biasBack.bytesRead + biasBack.bytesWritten) / 9e10
+        #expect(abs(model.cost(biasBack, precision: .fp32).seconds - sums / 1.2) < 1e-15)
         let residual = OpWork(kind: .add, phase: .forward, gemm: nil, flops: rows * columns, bytesRead: 2 * bytes, bytesWritten: bytes)
         #expect(abs(model.cost(residual, precision: .fp32).seconds - (2e-6 + 3 * bytes / 3e10) / 1.5) < 1e-15)
+        var residualBack = residual
+        residualBack.phase = .backward
+        #expect(model.cost(residualBack, precision: .fp32).seconds == 3e-6)
     }
 }
