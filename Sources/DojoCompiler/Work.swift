@@ -58,11 +58,11 @@ public struct GEMMShape: Sendable, Equatable, Hashable, Codable {
 public struct OpWork: Sendable, Equatable, Hashable {
     public var kind: OpKind
     public var phase: Phase
-    /// Matrix ops (matmul, conv2d, their backward passes): the GEMM, as the implicit-GEMM form for convolutions
-    /// (m = N·OH·OW, n = OC/groups, k = IC/groups·KH·KW, batch = groups). The backward pass is priced as a GEMM of
-    /// the same shape, `passes` times (data and weight gradient).
+    /// Matrix ops (matmul, conv2d, their backward passes): the forward GEMM, as the implicit-GEMM form for
+    /// convolutions (m = N·OH·OW, n = OC/groups, k = IC/groups·KH·KW, batch = groups). A backward pass's GEMMs (the
+    /// input's and the weights' gradients, each with its own shape) are `gemmPasses`.
     public var gemm: GEMMShape?
-    /// How many GEMMs of `gemm`'s shape the op is (1 forward; 1–2 backward).
+    /// How many GEMMs the op is (1 forward; 1–2 backward: `gemmPasses`).
     public var passes: Double
     /// Arithmetic: 2 per multiply-add (as the IR counts).
     public var flops: Double
@@ -71,11 +71,15 @@ public struct OpWork: Sendable, Equatable, Hashable {
     public var bytesWritten: Double
     /// Bytes of parameters among the inputs (weights a matrix op must hold or stream).
     public var weightBytes: Double
+    /// Two gradients of one tensor summed (the IR's `accumulates`): an addition of two tensors, whatever op's
+    /// backward it is recorded under.
+    public var accumulates: Bool
 
     public init(kind: OpKind, phase: Phase, gemm: GEMMShape?, passes: Double = 1, flops: Double, bytesRead: Double,
-                bytesWritten: Double, weightBytes: Double = 0) {
+                bytesWritten: Double, weightBytes: Double = 0, accumulates: Bool = false) {
         self.kind = kind; self.phase = phase; self.gemm = gemm; self.passes = passes; self.flops = flops
         self.bytesRead = bytesRead; self.bytesWritten = bytesWritten; self.weightBytes = weightBytes
+        self.accumulates = accumulates
     }
 
     /// Whether the op does no arithmetic and moves nothing (a reshape: a view).
@@ -104,7 +108,7 @@ public struct OpWork: Sendable, Equatable, Hashable {
         }
         self.init(kind: op.kind, phase: op.phase, gemm: gemm, passes: passes, flops: op.flops,
                   bytesRead: Double(op.bytesRead) * scale, bytesWritten: Double(op.bytesWritten) * scale,
-                  weightBytes: weightBytes)
+                  weightBytes: weightBytes, accumulates: op.attributes.accumulates == true)
     }
 
     /// The GEMM of a forward matmul or convolution, from its shapes.

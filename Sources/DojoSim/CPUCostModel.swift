@@ -33,8 +33,11 @@ public struct CPUCostModel: OpCostModel {
     public func cost(_ work: OpWork, precision: Precision) -> OpCost {
         let measured = cpu.ops[work.kind.rawValue]
         if work.isFree && measured == nil { return .zero }
-        // an add does work in one direction only: forward a residual's pass, backward a bias's column sums
-        if work.kind == .add && (work.weightBytes > 0) != (work.phase == .backward) { return fixedCost(work, measured) }
+        // an add does work in one direction only: forward a residual's pass, backward a bias's column sums; two
+        // gradients summed are an addition of two tensors, as a residual's forward pass
+        var work = work
+        if work.accumulates { work.phase = .forward; work.weightBytes = 0 }
+        else if work.kind == .add && (work.weightBytes > 0) != (work.phase == .backward) { return fixedCost(work, measured) }
         let matrix = work.kind.isMatrixOp
         let backward = work.phase == .backward
         let x = matrix ? work.flops : work.bytesRead + work.bytesWritten

@@ -65,5 +65,10 @@ import Testing
         var residualBack = residual
         residualBack.phase = .backward
         #expect(model.cost(residualBack, precision: .fp32).seconds == 3e-6)
+        // two gradients of one tensor summed (under whichever op's backward, with its weights or not): an addition
+        var summed = residualBack
+        summed.accumulates = true
+        summed.weightBytes = columns * 4
+        #expect(model.cost(summed, precision: .fp32).seconds == model.cost(residual, precision: .fp32).seconds)
     }
 }
