@@ -57,26 +57,28 @@ public struct GPUCostModel: OpCostModel {
         var compute: Double
         var memory = bytes / hbm
         var kernels = 1.0
-        var roof: Double? = nil
-        if work.kind.isMatrixOp, let g = work.gemm {
+        let busy: Double
+        if work.kind.isMatrixOp, work.gemm != nil {
             // each GEMM the op runs, with its own shape (a backward pass: the input's and the weights' gradients)
             let shapes = work.gemmPasses
             kernels = Double(shapes.count)
             compute = 0
             memory = 0
-            roof = 0
+            var roofs = 0.0
             for pass in shapes {
-                let (c, mem) = tiled(pass.gemm ?? g, bytes: pass.bytesRead + pass.bytesWritten, precision: precision)
+                guard let g = pass.gemm else { continue }
+                let (c, mem) = tiled(g, bytes: pass.bytesRead + pass.bytesWritten, precision: precision)
                 // each pass its own roofline
-                compute += c; memory += mem; roof = (roof ?? 0) + max(c, mem)
+                compute += c; memory += mem; roofs += max(c, mem)
             }
+            busy = roofs
         } else {
             let rate = work.kind.isMatrixOp ? peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
                 : gpu.fp32 * e.vectorEfficiency
             compute = work.flops / rate
+            busy = max(compute, memory)
         }
         let latency = kernels * gpu.launchOverhead
-        let busy = roof ?? max(compute, memory)
         let seconds = busy + latency
         let bound: Bound = latency >= busy ? .latency : (compute >= memory ? .compute : .hbm)
         return OpCost(seconds: seconds, bound: bound, computeSeconds: compute, memorySeconds: memory,
