@@ -1,3 +1,5 @@
+import Foundation
+
 /// NVIDIA GPU systems: a GPU, a DGX node of GPUs on NVLink/NVSwitch with InfiniBand NICs, and a cluster of
 /// nodes. Rates are dense (no structured sparsity). Sources are named in the presets (NVIDIA data sheets).
 
@@ -31,6 +33,19 @@ public struct GPUSpec: Sendable, Equatable {
     /// B200. What software decides by it: Transformer Engine keeps FP8 GEMM operands transposed (TN layout only)
     /// below 10.0 and not from 10.0 on (`nvte_is_non_tn_fp8_gemm_supported`).
     public var computeCapability: Double = 0
+    /// `power_limit` (optional; 0 = not given: the `tdp`): a board power limit set below the TDP (`nvidia-smi -pl`),
+    /// as some published runs state (torchtitan's Grand Teton hosts: 500 W on a 700 W part).
+    public var powerLimit: Double = 0
+
+    /// The share of the data-sheet clocks the GPU keeps under its power limit: (limit ÷ TDP)^(1/3), 1 at or above the
+    /// TDP. ASSUMPTION: compute-bound training runs at the limit, its power all dynamic power, P = C·V²·f with the
+    /// voltage proportional to the clock in the DVFS range, so P ∝ f³ (Hennessy & Patterson, "Computer Architecture:
+    /// A Quantitative Approach", 6th ed., §1.5, "Trends in Power and Energy"). Leaving static power out makes it
+    /// optimistic (less clock is lost than when the fixed part keeps its share). HBM bandwidth is not scaled.
+    public var clockScale: Double {
+        guard powerLimit > 0, tdp > 0, powerLimit < tdp else { return 1 }
+        return Foundation.pow(powerLimit / tdp, 1.0 / 3)
+    }
 
     /// Per direction: half of NVIDIA's bidirectional figure.
     public var nvlinkBandwidth: Double { nvlinkBandwidthBidirectional / 2 }

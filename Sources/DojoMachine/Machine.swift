@@ -382,6 +382,13 @@ private func readGPU(_ s: inout Section) throws -> GPUSpec {
             gemmTile: try s.int("gemm_tile"),
             launchOverhead: try s.quantity("launch_overhead", .seconds, positive: false))
     if s.optional("compute_capability") { gpu.computeCapability = try s.number("compute_capability", positive: false) }
+    if s.optional("power_limit") {
+        gpu.powerLimit = try s.quantity("power_limit", .watts)
+        guard gpu.powerLimit <= gpu.tdp else {
+            throw MachineError.invalidValue(file: s.file, path: s.keyPath("power_limit"),
+                reason: "\(Int(gpu.powerLimit)) W is above the part's tdp of \(Int(gpu.tdp)) W: a power limit can only lower the board power (set tdp for a part rated higher)")
+        }
+    }
     return gpu
 }
 

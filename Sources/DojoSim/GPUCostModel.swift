@@ -19,6 +19,8 @@ import DojoMachine
 /// - a backward GEMM's passes are priced with their own shapes (`OpWork.gemmPasses`): the input's gradient [m, k] over n
 ///   and the weights' [k, n] over m, each its own roofline, added.
 ///
+/// Compute rates (not HBM) are the data sheet's times `gpu.clockScale`, below 1 under a `power_limit` below the TDP.
+///
 /// Matrix rate by precision: fp32 → `fp32` (PyTorch trains FP32 without TF32 by default since 1.12), tf32 → `tf32`,
 /// fp16 → `fp16`, bf16 → `bf16`, fp8 and cfp8 → `fp8`; a rate the GPU lacks falls back to the next wider format it
 /// has (V100: bf16 runs as fp16, ASSUMED with loss scaling; A100: fp8 as bf16).
@@ -73,8 +75,8 @@ public struct GPUCostModel: OpCostModel {
             }
             busy = roofs
         } else {
-            let rate = work.kind.isMatrixOp ? peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
-                : gpu.fp32 * e.vectorEfficiency
+            let rate = gpu.clockScale * (work.kind.isMatrixOp ? peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
+                : gpu.fp32 * e.vectorEfficiency)
             compute = work.flops / rate
             busy = max(compute, memory)
         }
@@ -92,7 +94,7 @@ extension GPUCostModel {
     func tiled(_ g: GEMMShape, bytes: Double, precision: Precision) -> (compute: Double, memory: Double) {
         let e = calibration
         let hbm = gpu.hbmBandwidth * e.memoryEfficiency
-        let peak = peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
+        let peak = peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency) * gpu.clockScale
         let sms = Double(gpu.sms), base = Double(gpu.gemmTile)
         let batch = max(1, g.batch.rounded(.up)), m = max(1, g.m.rounded(.up))
         let n = max(1, g.n.rounded(.up)), k = max(1, g.k.rounded(.up))

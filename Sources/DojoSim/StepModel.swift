@@ -532,7 +532,8 @@ public final class StepSimulator: @unchecked Sendable {
             if let r = AttentionKernel.stepRate(options.attentionKernel, gpu: cluster.gpu.model,
                                                 matrixEfficiency: machine.calibration.matrixEfficiency, causal: causal,
                                                 headDimension: x, sequence: sequence) {
-                rate = (r, causal ? 0.5 : 1)
+                // the kernel's published rate at the part's own clocks, scaled as the other compute under a power limit
+                rate = (r * cluster.gpu.clockScale, causal ? 0.5 : 1)
             }
         }
         attentionRate = rate

@@ -173,7 +173,13 @@ private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
     // A power limit other than the part's TDP (the preset's gpu.tdp, from the data sheets)
     if let c = groups(#"\b(\d{3,4}) ?W\b"#, name), let w = Double(c[0]),
        case .gpu(let g)? = (try? Presets.load(e.preset).with(e.overrides))?.system, w != g.gpu.tdp {
-        note += "; its \(c[0]) W power limit is not modelled (ASSUMPTION: the part's clocks at its own \(Int(g.gpu.tdp)) W TDP)"
+        if w < g.gpu.tdp {
+            e.overrides["gpu.power_limit"] = "\(c[0])W"
+            var limited = g.gpu; limited.powerLimit = w
+            note += "; gpu.power_limit = \(c[0]) W as the name says, below the part's \(Int(g.gpu.tdp)) W TDP: compute at \(String(format: "%.3f", limited.clockScale)) of the data sheet's clocks ((limit ÷ TDP)^(1/3), ASSUMPTION: dynamic power ∝ f³; HBM unchanged)"
+        } else {
+            note += "; its \(c[0]) W power limit is above the part's \(Int(g.gpu.tdp)) W TDP and not modelled (ASSUMPTION: the data sheet's clocks)"
+        }
     }
     return (e, note)
 }

@@ -187,5 +187,20 @@ struct OverrideTests {
                 #expect(e.description.hasPrefix(message), "\(e.description)")
             }
         }
+        // a GPU's power limit: optional, in watts, never above the part's TDP
+        let h100 = try Presets.load("dgx-h100")
+        #expect(try h100.with(["gpu.power_limit": "500W"]).parameters.first { $0.path == "gpu.power_limit" }?.provenance == .user)
+        for (o, message) in [
+            (["gpu.power_limit": "800W"], "--set gpu.power_limit=800W (on dgx-h100): gpu.power_limit: 800 W is above the part's tdp of 700 W"),
+            (["gpu.power_limit": "5GB"], "--set gpu.power_limit=5GB (on dgx-h100): gpu.power_limit: expected"),
+            (["gpu.power_limit": "0W"], "--set gpu.power_limit=0W (on dgx-h100): gpu.power_limit: must be positive"),
+        ] {
+            do {
+                _ = try h100.with(o)
+                Issue.record("accepted \(o)")
+            } catch let e as MachineError {
+                #expect(e.description.hasPrefix(message), "\(e.description)")
+            }
+        }
     }
 }

@@ -62,6 +62,24 @@ struct GPUCostModelTests {
         #expect(c.latencySeconds == 4e-6)
     }
 
+    @Test("a power limit below the TDP slows compute by (limit ÷ TDP)^(1/3), not HBM traffic")
+    func powerLimit() throws {
+        let limited = try #require(GPUCostModel(machine: try Presets.load("dgx-h100").with(["gpu.power_limit": "500W"])))
+        let scale = limited.gpu.clockScale
+        #expect(relative(scale, 0.893_904) < 1e-5)   // (500 / 700)^(1/3)
+        #expect(h100.gpu.clockScale == 1)
+        // a compute-bound GEMM takes 1/scale the time; a memory-bound add the same time
+        let g = gemmWork(8192, 8192, 8192, .bf16)
+        #expect(relative(limited.cost(g, precision: .bf16).computeSeconds, h100.cost(g, precision: .bf16).computeSeconds / scale) < 1e-12)
+        let a = elementwiseWork(.add, elements: 100e6, .bf16)
+        #expect(limited.cost(a, precision: .bf16).seconds == h100.cost(a, precision: .bf16).seconds)
+        // the nominal peak (what MFU is reported against) stays the data sheet's
+        #expect(limited.peakFlops(.bf16) == 989.5e12)
+        // a limit at the TDP changes nothing
+        let atTDP = try #require(GPUCostModel(machine: try Presets.load("dgx-h100").with(["gpu.power_limit": "700W"])))
+        #expect(atTDP.cost(g, precision: .bf16) == h100.cost(g, precision: .bf16))
+    }
+
     @Test("V100 is slower than A100, which is slower than H100")
     func ordering() {
         for (w, p) in [(gemmWork(8192, 8192, 8192, .bf16), Precision.bf16), (gemmWork(4096, 4096, 4096, .fp16), .fp16),

@@ -400,17 +400,19 @@ extension ValidationImportTests {
         #expect(impls[3].assumptions["attention_kernel"] == nil && impls[3].assumptions["fused_attention"] == nil)
     }
 
-    @Test("an H100 with other memory (94 GB, 96 GB HBM2e) fits by that memory, HBM2e at its own bandwidth; a power limit is noted, not modelled")
+    @Test("an H100 with other memory (94 GB, 96 GB HBM2e) fits by that memory, HBM2e at its own bandwidth; a power limit below the TDP lowers its clocks")
     func h100Variants() throws {
         let c = try parse([row(gpu: "H100 96GB HBM2e (Grand Teton; 500W power limit)")])[0]
         #expect(c.machinePreset == "dgx-h100" && c.machineOverrides["gpu.hbm_bytes"] == "96GiB")
-        #expect(c.notes.contains { $0.contains("500 W power limit is not modelled") })
+        #expect(c.machineOverrides["gpu.power_limit"] == "500W")
+        #expect(c.notes.contains { $0.contains("gpu.power_limit = 500 W as the name says") && $0.contains("0.894 of the data sheet's clocks") })
         // HBM2e: 2.41 TB/s (source G9), not the SXM5 part's 3.35 TB/s of HBM3
         #expect(c.machineOverrides["gpu.hbm_bandwidth"] == "2410GB/s" && c.notes.contains { $0.contains("source G9") })
         let m = try c.machine()
         guard case .gpu(let g) = m.system else { Issue.record("not a GPU machine"); return }
         #expect(g.gpu.hbmBytes == 96 * 1073741824)
         #expect(abs(g.gpu.hbmBandwidth - 2.41e12) < 1e6)
+        #expect(g.gpu.powerLimit == 500 && abs(g.gpu.clockScale - 0.8939) < 1e-4)
         // an H100 with other memory whose name does not say HBM2e keeps the SXM5 part's bandwidth
         let nvl = try parse([row(gpu: "H100 94GB")])[0]
         #expect(nvl.machineOverrides["gpu.hbm_bytes"] == "94GiB" && nvl.machineOverrides["gpu.hbm_bandwidth"] == nil)
