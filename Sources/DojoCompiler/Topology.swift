@@ -83,9 +83,10 @@ public struct DeviceTopology: Sendable, Equatable {
             var lv: [CommLevel] = []
             let g = c.server.gpus
             if g > 1 {
-                // NVSwitch: every GPU sends at its full NVLink rate; a cube mesh loses some (bisection fraction).
-                lv.append(CommLevel(name: "NVLink", size: g, devices: g,
-                                    bandwidthPerDevice: c.gpu.nvlinkBandwidth * c.server.nvlinkBisectionFraction * eff,
+                // NVSwitch: every GPU sends at its full NVLink rate; a cube mesh loses some (bisection fraction); PCIe
+                // cards send over their PCIe links through the server's switches.
+                lv.append(CommLevel(name: c.peerLink, size: g, devices: g,
+                                    bandwidthPerDevice: c.peerBandwidth * c.server.nvlinkBisectionFraction * eff,
                                     latency: 3e-6 /* ASSUMPTION: NCCL intra-node step latency */, via: c.server.interconnect))
             }
             if c.nodes > 1 {

@@ -573,6 +573,117 @@ published:
   exapod.hbm_bytes: {value: 13TB, source: "S3: 13 TB HBM"}
 
 """###,
+        "pcie-a100": ###"""
+# OpenDojo machine description of a server of NVIDIA PCIe cards. Rates are dense (no sparsity). Sources: NVIDIA data
+# sheets: G2 = A100 data sheet (https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/nvidia-a100-datasheet-nvidia-us-2188504-web.pdf),
+# G3 = H100 data sheet (https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet), their PCIe columns;
+# G7 = NVIDIA architecture whitepapers (Ampere GA100, Hopper H100) for L2 sizes and SM counts; G8 = memory as the driver reports it.
+# M1 = S. Bekman, Machine Learning Engineering, compute/accelerator/README.md, "Maximum Achievable Matmul FLOPS
+#      comparison table" (https://github.com/stas00/ml-engineering, commit 744d01e): measured torch BF16 matmul TFLOPS.
+# The server is no product: 8 cards behind PCIe switches, its figures ASSUMPTIONS to change for a real one (--set).
+# Bandwidths are per direction except nvlink_bandwidth and pcie_bandwidth, which are NVIDIA's both-directions figures.
+# Scale with xN: pcie-a100x4 is 4 servers. count is the number of servers.
+name: pcie-a100
+kind: gpu
+summary: "A server of 8 A100 PCIe 80GB cards on PCIe Gen4 (no NVSwitch), 1 x 200 Gb/s InfiniBand"
+count: 1
+gpu:
+  model: "A100 PCIe 80GB"
+  fp32: {value: 19.5TFLOP/s, source: "G2: 19.5 TFLOPS FP32 (PCIe as SXM)"}
+  tf32: {value: 156TFLOP/s, source: "G2: 156 TFLOPS TF32 tensor (dense; PCIe as SXM)"}
+  fp16: {value: 312TFLOP/s, source: "G2: 312 TFLOPS FP16 tensor (dense; PCIe as SXM)"}
+  bf16: {value: 312TFLOP/s, source: "G2: 312 TFLOPS BF16 tensor (dense; PCIe as SXM)"}
+  fp8: {value: 0, source: "G2: no FP8 on Ampere"}
+  hbm_bytes: {value: 80GiB, source: "G2: 80 GB HBM2e, binary: the total nvidia-smi reports on the A100 80GB, 81,920 MiB (G8)"}
+  hbm_bandwidth: {value: 1935GB/s, source: "G2: 1,935 GB/s (80GB PCIe)"}
+  l2_bytes: {value: 40MB, source: "G7: 40 MB L2 (A100 whitepaper)"}
+  nvlink_bandwidth: {value: 600GB/s, source: "G2: NVLink Bridge for 2 GPUs, 600 GB/s (pairs only; the pcie interconnect does not use it)"}
+  pcie_bandwidth: {value: 64GB/s, source: "G2: PCIe Gen4 64 GB/s"}
+  tdp: {value: 300W, source: "G2: 300 W (80GB PCIe)"}
+  sms: {value: 108, source: "G7: 108 SMs (A100, GA100 whitepaper)"}
+  gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
+  launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
+  compute_capability: {value: 8.0, source: "NVIDIA CUDA GPUs list (developer.nvidia.com/cuda-gpus): A100 8.0"}
+server:
+  model: "PCIe server (8 A100 PCIe 80GB)"
+  gpus: {value: 8, assumption: "8 cards a server, as the common 8-GPU PCIe servers hold"}
+  interconnect: {value: pcie, assumption: "no NVSwitch: the cards exchange data over their PCIe links through the server's PCIe switches (NVLink bridges, where fitted, join pairs only)"}
+  nvlink_bisection_fraction: {value: 0.5, assumption: "two PCIe switches of 4 cards, each joined to the host by one x16 link: half the cards' link bandwidth crosses the middle"}
+  nics: {value: 1, assumption: "one NIC a server for the compute fabric"}
+  nic_bandwidth: {value: 200Gb/s, assumption: "200 Gb/s HDR InfiniBand"}
+  power: {value: 4.4kW, assumption: "8 cards at their TDP and 2 kW for the host"}
+  fabric_bisection_fraction: {value: 1, assumption: "non-blocking InfiniBand fat tree"}
+  host_cores: {value: 64, assumption: "two 32-core host CPUs"}
+  host_threads: {value: 128, assumption: "two threads a core"}
+calibration:
+  matrix_efficiency: {value: 0.653, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; the A100 SXM's 0.7 times the PCIe card's share of its peak in a matmul against the SXM part's (M1: BF16 matmul at the best shape found, A100 PCIe 252.9 of 312 TFLOPS, 81.1 %, A100 SXM 271.2 of 312, 86.9 %): 0.7 x 81.1 / 86.9 = 0.653"}
+  vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
+  link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
+  memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
+  host_decode_rate: {value: 140, assumption: "simulator calibration knob: images/s one host data-loader worker (one hardware thread) prepares with PyTorch's native ImageNet loader (PIL JPEG decode of a ~110 kB image, random-resized crop to 224, flip, collate): about 7 ms each; the DLE ResNet-50 rows imply 130-155 per worker on DGX-1 and DGX A100 hosts, which dojo validate checks; used only with --assume loader_workers=N"}
+# Published card figures beside the derived totals (the server's are ASSUMPTIONS, none published).
+published:
+  gpu.peak_bf16: {value: 312TFLOP/s, source: "G2: 624 TFLOPS BF16 with sparsity (PCIe), half dense"}
+  gpu.hbm_bandwidth: {value: 1935GB/s, source: "G2: 1,935 GB/s (80GB PCIe)"}
+  gpu.power: {value: 300W, source: "G2: 300 W (80GB PCIe)"}
+
+"""###,
+        "pcie-h100": ###"""
+# OpenDojo machine description of a server of NVIDIA PCIe cards. Rates are dense (no sparsity). Sources: NVIDIA data
+# sheets: G2 = A100 data sheet (https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/nvidia-a100-datasheet-nvidia-us-2188504-web.pdf),
+# G3 = H100 data sheet (https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet), their PCIe columns;
+# G7 = NVIDIA architecture whitepapers (Ampere GA100, Hopper H100) for L2 sizes and SM counts; G8 = memory as the driver reports it.
+# M1 = S. Bekman, Machine Learning Engineering, compute/accelerator/README.md, "Maximum Achievable Matmul FLOPS
+#      comparison table" (https://github.com/stas00/ml-engineering, commit 744d01e): measured torch BF16 matmul TFLOPS.
+# The server is no product: 8 cards behind PCIe switches, its figures ASSUMPTIONS to change for a real one (--set).
+# Bandwidths are per direction except nvlink_bandwidth and pcie_bandwidth, which are NVIDIA's both-directions figures.
+# Scale with xN: pcie-a100x4 is 4 servers. count is the number of servers.
+name: pcie-h100
+kind: gpu
+summary: "A server of 8 H100 PCIe 80GB cards on PCIe Gen5 (no NVSwitch), 1 x 200 Gb/s InfiniBand"
+count: 1
+gpu:
+  model: "H100 PCIe 80GB"
+  fp32: {value: 51TFLOP/s, source: "G3: 51 TFLOPS FP32 (PCIe)"}
+  tf32: {value: 378TFLOP/s, source: "G3: 756 TFLOPS TF32 with sparsity (PCIe), half dense"}
+  fp16: {value: 756.5TFLOP/s, source: "G3: 1,513 TFLOPS FP16 with sparsity (PCIe), half dense"}
+  bf16: {value: 756.5TFLOP/s, source: "G3: 1,513 TFLOPS BF16 with sparsity (PCIe), half dense"}
+  fp8: {value: 1513TFLOP/s, source: "G3: 3,026 TFLOPS FP8 with sparsity (PCIe), half dense"}
+  hbm_bytes: {value: 81559MiB, source: "G3: 80 GB HBM2e, binary as the H100 80GB reports it, 81,559 MiB (G8)"}
+  hbm_bandwidth: {value: 2TB/s, source: "G3: 2 TB/s (PCIe)"}
+  l2_bytes: {value: 50MB, source: "G7: 50 MB L2 (H100, Hopper whitepaper)"}
+  nvlink_bandwidth: {value: 600GB/s, source: "G3: NVLink 600 GB/s (PCIe; a bridge joins pairs only, and the pcie interconnect does not use it)"}
+  pcie_bandwidth: {value: 128GB/s, source: "G3: PCIe Gen5 128 GB/s"}
+  tdp: {value: 350W, source: "G3: 300-350 W (PCIe); NVIDIA H100 PCIe product brief PB-11133-001: unconstrained up to its maximum TDP of 350 W"}
+  sms: {value: 114, source: "G7: 114 SMs (H100 PCIe, Hopper whitepaper)"}
+  gemm_tile: {value: 128, assumption: "base of the output tiles an SM computes in a GEMM: the cost model picks among 64-256 x 64-256 around it, the shapes cuBLAS uses (NVIDIA Matrix Multiplication Background guide, sec. 2.3); sets tile and wave quantisation"}
+  launch_overhead: {value: 4us, assumption: "fixed time per kernel not overlapped with work: launch plus inter-kernel gap in eager training"}
+  compute_capability: {value: 9.0, source: "NVIDIA CUDA GPUs list (developer.nvidia.com/cuda-gpus): H100 9.0"}
+server:
+  model: "PCIe server (8 H100 PCIe 80GB)"
+  gpus: {value: 8, assumption: "8 cards a server, as the common 8-GPU PCIe servers hold"}
+  interconnect: {value: pcie, assumption: "no NVSwitch: the cards exchange data over their PCIe links through the server's PCIe switches (NVLink bridges, where fitted, join pairs only)"}
+  nvlink_bisection_fraction: {value: 0.5, assumption: "two PCIe switches of 4 cards, each joined to the host by one x16 link: half the cards' link bandwidth crosses the middle"}
+  nics: {value: 1, assumption: "one NIC a server for the compute fabric"}
+  nic_bandwidth: {value: 200Gb/s, assumption: "200 Gb/s HDR InfiniBand"}
+  power: {value: 4.8kW, assumption: "8 cards at their TDP and 2 kW for the host"}
+  fabric_bisection_fraction: {value: 1, assumption: "non-blocking InfiniBand fat tree"}
+  host_cores: {value: 64, assumption: "two 32-core host CPUs"}
+  host_threads: {value: 128, assumption: "two threads a core"}
+calibration:
+  matrix_efficiency: {value: 0.647, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs; as the H100 SXM part's (the A100's 0.7 times M1's H100 SXM share over its A100 SXM share, 80.3 / 86.9 %): M1 publishes no matmul of the PCIe card"}
+  fp8_efficiency: {value: 0.571, assumption: "as the H100 SXM part's: matrix_efficiency times M1's FP8 share over its BF16 share on the H100 SXM (1402.6 of 1979 TFLOPS, 70.9 %; 794.5 of 989, 80.3 %); no FP8 matmul of the PCIe card is published"}
+  vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
+  link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
+  memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}
+  host_decode_rate: {value: 140, assumption: "simulator calibration knob: images/s one host data-loader worker (one hardware thread) prepares with PyTorch's native ImageNet loader (PIL JPEG decode of a ~110 kB image, random-resized crop to 224, flip, collate): about 7 ms each; the DLE ResNet-50 rows imply 130-155 per worker on DGX-1 and DGX A100 hosts, which dojo validate checks; used only with --assume loader_workers=N"}
+# Published card figures beside the derived totals (the server's are ASSUMPTIONS, none published).
+published:
+  gpu.peak_fp8: {value: 1513TFLOP/s, source: "G3: 3,026 TFLOPS FP8 with sparsity (PCIe), half dense"}
+  gpu.hbm_bandwidth: {value: 2TB/s, source: "G3: 2 TB/s (PCIe)"}
+  gpu.power: {value: 350W, source: "G3: 300-350 W (PCIe)"}
+
+"""###,
         "tile": ###"""
 # OpenDojo machine description. Every value is {value, source} (a published figure; source IDs are those of
 # docs/SOURCES.md §0) or {value, assumption} (not public: a parameter you may change).

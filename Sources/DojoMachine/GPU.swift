@@ -18,7 +18,8 @@ public struct GPUSpec: Sendable, Equatable {
     public var hbmBandwidth: Double
     /// `l2_bytes`: on-chip L2 cache.
     public var l2Bytes: Double
-    /// `nvlink_bandwidth`: NVIDIA's per-GPU figure, both directions together (900 GB/s on H100).
+    /// `nvlink_bandwidth`: NVIDIA's per-GPU figure, both directions together (900 GB/s on H100; a PCIe card's NVLink
+    /// bridge joins pairs only).
     public var nvlinkBandwidthBidirectional: Double
     /// `tdp`: board power.
     public var tdp: Double
@@ -36,6 +37,9 @@ public struct GPUSpec: Sendable, Equatable {
     /// `power_limit` (optional; 0 = not given: the `tdp`): a board power limit set below the TDP (`nvidia-smi -pl`),
     /// as some published runs state (torchtitan's Grand Teton hosts: 500 W on a 700 W part).
     public var powerLimit: Double = 0
+    /// `pcie_bandwidth` (optional; 0 = not given): the card's PCIe link, both directions together as the data sheets
+    /// give it (64 GB/s Gen4 x16, 128 GB/s Gen5 x16). Required where the server's `interconnect` is `pcie`.
+    public var pcieBandwidthBidirectional: Double = 0
 
     /// The share of the data-sheet clocks the GPU keeps under its power limit: (limit ÷ TDP)^(1/3), 1 at or above the
     /// TDP. ASSUMPTION: compute-bound training runs at the limit, its power all dynamic power, P = C·V²·f with the
@@ -57,10 +61,12 @@ public struct GPUServer: Sendable, Equatable {
     public var model: String
     /// `gpus`: 8.
     public var gpus: Int
-    /// `interconnect`: `nvswitch` or `hybrid-cube-mesh` (DGX-1).
+    /// `interconnect`: `nvswitch`, `hybrid-cube-mesh` (DGX-1) or `pcie` (a server of PCIe cards: the GPUs exchange
+    /// data over their PCIe links, `gpu.pcie_bandwidth`, through the server's PCIe switches).
     public var interconnect: String
-    /// `nvlink_bisection_fraction`: the share of half the GPUs' NVLink bandwidth that crosses the node's
-    /// bisection (1 for a non-blocking NVSwitch; DGX-1's cube mesh less: an ASSUMPTION in that preset).
+    /// `nvlink_bisection_fraction`: the share of half the GPUs' link bandwidth (NVLink, or PCIe for `pcie`) that
+    /// crosses the node's bisection (1 for a non-blocking NVSwitch; DGX-1's cube mesh less: an ASSUMPTION in that
+    /// preset).
     public var nvlinkBisectionFraction: Double
     /// `nics`, `nic_bandwidth`: compute-fabric InfiniBand ports and their rate per direction.
     public var nics: Int
@@ -81,4 +87,11 @@ public struct GPUCluster: Sendable, Equatable {
     public var gpu: GPUSpec
     public var server: GPUServer
     public var nodes: Int
+
+    /// What a node's GPUs exchange data over: "PCIe" in a server of PCIe cards, else "NVLink".
+    public var peerLink: String { server.interconnect == "pcie" ? "PCIe" : "NVLink" }
+    /// That link's bandwidth per GPU and direction (half the data sheet's both-directions figure).
+    public var peerBandwidth: Double {
+        (server.interconnect == "pcie" ? gpu.pcieBandwidthBidirectional : gpu.nvlinkBandwidthBidirectional) / 2
+    }
 }

@@ -189,6 +189,10 @@ extension Machine {
             }
             let gpu = try read("gpu", readGPU)
             let server = try read("server", readServer)
+            if server.interconnect == "pcie" && gpu.pcieBandwidthBidirectional <= 0 {
+                throw MachineError.invalidValue(file: file, path: "server.interconnect",
+                    reason: "pcie needs the cards' link: set gpu.pcie_bandwidth (both directions, e.g. 64GB/s for PCIe Gen4 x16)")
+            }
             system = .gpu(GPUCluster(gpu: gpu, server: server, nodes: count))
         }
         // Every count multiplies into the machine's totals: the whole must stay countable.
@@ -382,6 +386,7 @@ private func readGPU(_ s: inout Section) throws -> GPUSpec {
             gemmTile: try s.int("gemm_tile"),
             launchOverhead: try s.quantity("launch_overhead", .seconds, positive: false))
     if s.optional("compute_capability") { gpu.computeCapability = try s.number("compute_capability", positive: false) }
+    if s.optional("pcie_bandwidth") { gpu.pcieBandwidthBidirectional = try s.quantity("pcie_bandwidth", .bytesPerSecond) }
     if s.optional("power_limit") {
         gpu.powerLimit = try s.quantity("power_limit", .watts)
         guard gpu.powerLimit <= gpu.tdp else {
@@ -395,7 +400,7 @@ private func readGPU(_ s: inout Section) throws -> GPUSpec {
 private func readServer(_ s: inout Section) throws -> GPUServer {
     GPUServer(model: try s.string("model"),
               gpus: try s.int("gpus"),
-              interconnect: try s.choice("interconnect", ["nvswitch", "hybrid-cube-mesh"]),
+              interconnect: try s.choice("interconnect", ["nvswitch", "hybrid-cube-mesh", "pcie"]),
               nvlinkBisectionFraction: try s.fraction("nvlink_bisection_fraction"),
               nics: try s.int("nics"),
               nicBandwidth: try s.quantity("nic_bandwidth", .bytesPerSecond),
@@ -478,7 +483,7 @@ private func readCalibration(_ s: inout Section) throws -> Calibration {
 /// The machines that ship with OpenDojo, as YAML files in the package's resources.
 public enum Presets {
     /// Preset names in listing order.
-    public static let names = ["d1", "tile", "tray", "cabinet", "exapod", "d2", "dgx-v100", "dgx-a100", "dgx-h100", "dgx-h200", "dgx-b200"]
+    public static let names = ["d1", "tile", "tray", "cabinet", "exapod", "d2", "dgx-v100", "dgx-a100", "dgx-h100", "dgx-h200", "dgx-b200", "pcie-a100", "pcie-h100"]
 
     /// The YAML text of a preset, or nil. The presets are compiled into the binary (`EmbeddedPresets`, generated
     /// from `Sources/DojoMachine/Presets/*.yaml` by scripts/embed-data.py), so a copied `dojo` needs no other file.

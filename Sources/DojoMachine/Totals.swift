@@ -185,13 +185,13 @@ extension GPUCluster {
         let gpuT = LevelTotals(level: "GPU", units: nodes * server.gpus, nodes: 1, chips: 1,
                                peak: PeakRates(fp32: g.fp32, tf32: g.tf32, fp16: g.fp16, bf16: g.bf16, fp8: g.fp8),
                                sramBytes: g.l2Bytes, hbmBytes: g.hbmBytes, hbmBandwidth: g.hbmBandwidth,
-                               offBandwidth: g.nvlinkBandwidth, offBandwidthVia: "NVLink", bisectionBandwidth: nil,
+                               offBandwidth: peerBandwidth, offBandwidthVia: peerLink, bisectionBandwidth: nil,
                                power: g.tdp, diameterLatency: nil, tiles: 0, dips: 0)
         var nodeT = gpuT.scaled(Double(server.gpus), level: "DGX node")
         nodeT.units = nodes
         nodeT.offBandwidth = Double(server.nics) * server.nicBandwidth
         nodeT.offBandwidthVia = "InfiniBand NICs"
-        nodeT.bisectionBandwidth = Double(server.gpus / 2) * g.nvlinkBandwidth * server.nvlinkBisectionFraction
+        nodeT.bisectionBandwidth = Double(server.gpus / 2) * peerBandwidth * server.nvlinkBisectionFraction
         nodeT.power = server.power
         guard nodes > 1 else { return [gpuT, nodeT] }
         var c = nodeT.scaled(Double(nodes), level: "system")

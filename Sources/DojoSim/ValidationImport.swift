@@ -126,19 +126,38 @@ private let knownGPUs: [GPUEntry] = [
     GPUEntry(names: ["B200-SXM-180GB", "B200 SXM 180GB"], preset: "dgx-b200", overrides: [:]),
     GPUEntry(names: ["B200"], preset: "dgx-b200", overrides: [:],
              note: "gpu 'B200' without a variant: B200 SXM 180GB as in a DGX B200 (ASSUMPTION)"),
+    // PCIe cards, in a server of 8 on PCIe switches (the pcie-* presets; the server's figures are ASSUMPTIONS there).
+    GPUEntry(names: ["A100-PCIE-80GB", "A100 PCIe 80GB"], preset: "pcie-a100", overrides: [:],
+             note: "A100 PCIe 80GB: the pcie-a100 preset (8 cards a server on PCIe, no NVSwitch: ASSUMPTION)"),
+    // The A100 data sheet (G2): the 40GB PCIe card has 1,555 GB/s of HBM2 and a 250 W TDP (the 80GB card 1,935 GB/s,
+    // 300 W); same tensor-core peaks.
+    GPUEntry(names: ["A100-PCIE-40GB", "A100 PCIe 40GB"], preset: "pcie-a100",
+             overrides: ["gpu.model": "A100 PCIe 40GB", "gpu.hbm_bytes": "40GiB", "gpu.hbm_bandwidth": "1555GB/s", "gpu.tdp": "250W"],
+             note: "A100 PCIe 40GB: the pcie-a100 preset (80GB) with gpu.hbm_bytes = 40GiB, gpu.hbm_bandwidth = 1,555 GB/s and gpu.tdp = 250 W (A100 data sheet: the 40GB PCIe card); 8 cards a server on PCIe, no NVSwitch (ASSUMPTION)"),
+    GPUEntry(names: ["H100-PCIE-80GB", "H100 PCIe 80GB", "H100 PCIe"], preset: "pcie-h100", overrides: [:],
+             note: "H100 PCIe 80GB: the pcie-h100 preset (8 cards a server on PCIe, no NVSwitch: ASSUMPTION)"),
 ]
 
-/// The GPU a `gpu` column names: an exact known name, or another spelling of an SXM part (letters and digits
-/// compared: `A100 SXM 80GB`, `NVIDIA H100-SXM5`, `Tesla V100-SXM2-16GB`), with a note saying how it was read. PCIe
-/// and NVL parts (other clocks, power and links) and GPUs without a preset: nil.
+/// The GPU a `gpu` column names: an exact known name, or another spelling of an SXM or PCIe part (letters and digits
+/// compared: `A100 SXM 80GB`, `NVIDIA H100-SXM5`, `Tesla V100-SXM2-16GB`, `H100 80GB PCIe Gen5`), with a note saying
+/// how it was read. NVL parts (other memory, clocks and links), V100 PCIe cards and GPUs without a preset: nil.
 private func lookupGPU(_ name: String) -> (GPUEntry, String?)? {
     if let e = knownGPUs.first(where: { $0.names.contains { $0.caseInsensitiveCompare(name) == .orderedSame } }) { return (e, nil) }
     let n = name.lowercased().filter { $0.isLetter || $0.isNumber }
     func entry(_ exact: String) -> GPUEntry? { knownGPUs.first { $0.names.contains(exact) } }
-    if n.contains("pcie") || n.replacingOccurrences(of: "nvlink", with: "").contains("nvl") { return nil }
+    if n.replacingOccurrences(of: "nvlink", with: "").contains("nvl") { return nil }
     let read: GPUEntry?
     var assumed = ""
-    if n.contains("h200") && !n.contains("gh200") {
+    if n.contains("pcie") {
+        if n.contains("h100") {
+            read = entry("H100-PCIE-80GB")
+        } else if n.range(of: "a100(?!0)", options: .regularExpression) != nil {
+            read = n.contains("40g") ? entry("A100-PCIE-40GB") : entry("A100-PCIE-80GB")
+            if !n.contains("40g") && !n.contains("80g") { assumed = " (ASSUMPTION: the 80GB card)" }
+        } else {
+            read = nil
+        }
+    } else if n.contains("h200") && !n.contains("gh200") {
         read = entry("H200-SXM-141GB")
     } else if n.contains("b200") && !n.contains("gb200") {
         read = entry("B200-SXM-180GB")
@@ -219,12 +238,20 @@ func readCase(_ row: Row) throws -> ValidationCase {
 
     // The machine.
     let gpuName = try row.nonEmpty("gpu")
-    guard let (gpu, spelled) = lookupGPU(gpuName) else {
+    guard var (gpu, spelled) = lookupGPU(gpuName) else {
         throw RowSkip(reason: "no machine preset for GPU '\(gpuName)' (known: \(knownGPUs.flatMap(\.names).joined(separator: ", ")), and other spellings of the SXM parts)")
     }
     if let spelled { notes.append(spelled) }
     let perNode = gpu.gpusPerNode
     if let n = gpu.note { notes.append(n) }
+    // A PCIe card in a slot of an older generation than its own (the interconnect column says which) runs its link at
+    // that generation's rate: x16 at 8 GT/s (3.0) or 16 GT/s (4.0), 128b/130b coded, is 15.75 or 31.5 GB/s a direction
+    // (PCI-SIG's PCIe 3.0 and 4.0 base specifications).
+    if gpu.preset.hasPrefix("pcie-"), let c = groups(#"\bPCIe[ -]?(?:Gen ?)?([34])(?:\.0)?"#, row["interconnect"]) {
+        let rate = c[0] == "3" ? "31.5GB/s" : "63GB/s"
+        gpu.overrides["gpu.pcie_bandwidth"] = rate
+        notes.append("gpu.pcie_bandwidth = \(rate) both ways: the interconnect column's PCIe \(c[0]).0 x16 slots")
+    }
     let gpus = try row.positiveInt("gpus", max: Limits.devices, why: "the most devices a machine may have")
     let nodes: Int
     if row["nodes"].isEmpty {

@@ -191,6 +191,30 @@ struct PresetTotalsTests {
         #expect(b4.total.chips == 32)
     }
 
+    /// PCIe cards from the A100 and H100 data sheets' PCIe columns (G2, G3), in a server of 8 on PCIe switches whose
+    /// figures are ASSUMPTIONS; a `pcie` interconnect needs the cards' PCIe link.
+    @Test("PCIe servers: the cards' peaks, memory and links; pcie needs pcie_bandwidth")
+    func pcieServers() throws {
+        let a = try Presets.load("pcie-a100"), h = try Presets.load("pcie-h100")
+        #expect(a.total.peak.bf16 == 8 * 312e12 && close(a.total.hbmBandwidth, 8 * 1935e9, 1e-9))
+        #expect(close(h.total.peak.bf16, 8 * 756.5e12, 1e-9) && close(h.total.peak.fp8, 8 * 1513e12, 1e-9))
+        #expect(close(h.total.peak.fp32, 8 * 51e12, 1e-9) && close(h.total.hbmBandwidth, 8 * 2e12, 1e-9))
+        guard case .gpu(let hc) = h.system, case .gpu(let ac) = a.system else { Issue.record("not GPU machines"); return }
+        #expect(hc.gpu.sms == 114 && hc.gpu.tdp == 350 && ac.gpu.tdp == 300)
+        // PCIe Gen5 x16 128 GB/s both ways: 64 a direction; half of the 4 × 64 crossing the middle
+        let node = h.levels[1]
+        #expect(h.levels[0].offBandwidth == 64e9 && h.levels[0].offBandwidthVia == "PCIe")
+        #expect(node.bisectionBandwidth == 4 * 64e9 * 0.5)
+        // the A100 PCIe card's measured matmul share (M1: 252.9 of 312) against the SXM part's (271.2 of 312), × 0.7
+        #expect(abs(a.calibration.matrixEfficiency - 0.7 * (252.9 / 312) / (271.2 / 312)) < 0.001)
+        do {
+            _ = try Machine.resolve("dgx-a100").with(["server.interconnect": "pcie"])
+            Issue.record("a pcie server without the cards' link was accepted")
+        } catch let e as MachineError {
+            #expect(e.description.contains("server.interconnect: pcie needs the cards' link: set gpu.pcie_bandwidth"), "\(e.description)")
+        }
+    }
+
     @Test("DGX A100 and DGX-1 V100")
     func dgxA100V100() throws {
         let a = try Presets.load("dgx-a100").total

@@ -31,6 +31,20 @@ import Testing
         #expect(t.spread(size: 4, stride: 8).map(\.level) == [1])
         #expect(t.spread(size: 16, stride: 2).map(\.members) == [4, 4])
     }
+
+    /// A server of PCIe cards: its GPUs exchange data over PCIe (half the data sheet's both-ways figure, times the
+    /// server's bisection share), not NVLink.
+    @Test func pcieServerLevels() throws {
+        let t = DeviceTopology(machine: try Machine.resolve("pcie-h100x2"))
+        #expect(t.levels.map(\.name) == ["PCIe", "InfiniBand"])
+        #expect(abs(t.levels[0].bandwidthPerDevice - 64e9 * 0.5 * t.linkEfficiency) < 1)
+        // one 200 Gb/s NIC for 8 cards
+        #expect(abs(t.levels[1].bandwidthPerDevice - 25e9 / 8 * t.linkEfficiency) < 1)
+        // an all-reduce among 8 PCIe cards is slower than among 8 H100s on NVSwitch
+        let pcie = Collectives(topology: DeviceTopology(machine: try Machine.resolve("pcie-h100")))
+        let nv = Collectives(topology: DeviceTopology(machine: try Machine.resolve("dgx-h100")))
+        #expect(pcie.time(.allReduce, bytes: 1e9, size: 8) > 10 * nv.time(.allReduce, bytes: 1e9, size: 8))
+    }
 }
 
 @Suite struct CollectiveTests {

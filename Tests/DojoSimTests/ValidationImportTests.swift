@@ -108,13 +108,20 @@ struct ValidationImportTests {
 }
 
 extension ValidationImportTests {
-    @Test("other spellings of the SXM parts are read (and say how); PCIe parts and unknown GPUs are skipped")
+    @Test("other spellings of the SXM and PCIe parts are read (and say how); NVL parts and unknown GPUs are skipped")
     func gpuSpellings() throws {
-        let names = ["NVIDIA A100 SXM 80GB", "A100", "a100-sxm4-40gb", "Tesla V100-SXM2-16GB", "NVIDIA H100 SXM", "A100-PCIE-40GB", "GH200"]
+        let names = ["NVIDIA A100 SXM 80GB", "A100", "a100-sxm4-40gb", "Tesla V100-SXM2-16GB", "NVIDIA H100 SXM", "A100-PCIE-40GB", "GH200",
+                     "H100 80GB PCIe Gen5", "NVIDIA A100 PCIe", "H100 NVL", "Tesla V100-PCIE-32GB"]
         let cases = try parse(names.enumerated().map { row(id: "g\($0.offset)", gpu: $0.element) })
         #expect(cases.map(\.machineDescription).prefix(5) == ["dgx-a100", "dgx-a100", "dgx-a100 gpu.hbm_bandwidth=1555GB/s gpu.hbm_bytes=40GiB", "dgx-v100 gpu.hbm_bytes=16GiB", "dgx-h100"])
         #expect(cases[1].notes.contains { $0.contains("read as A100-SXM4-80GB (ASSUMPTION: the 80GB SXM4 part)") })
-        #expect(cases[5].unsupported?.contains("no machine preset for GPU 'A100-PCIE-40GB'") == true)
+        // PCIe cards: the pcie-* presets (the 40GB A100 card with its memory, bandwidth and 250 W TDP)
+        #expect(cases[5].unsupported == nil && cases[5].machinePreset == "pcie-a100")
+        #expect(cases[5].machineOverrides == ["gpu.model": "A100 PCIe 40GB", "gpu.hbm_bytes": "40GiB", "gpu.hbm_bandwidth": "1555GB/s", "gpu.tdp": "250W"])
+        #expect(cases[7].machinePreset == "pcie-h100" && cases[7].notes.contains { $0.contains("read as H100-PCIE-80GB") })
+        #expect(cases[8].machinePreset == "pcie-a100" && cases[8].notes.contains { $0.contains("(ASSUMPTION: the 80GB card)") })
+        #expect(cases[9].unsupported?.contains("no machine preset for GPU 'H100 NVL'") == true)
+        #expect(cases[10].unsupported?.contains("no machine preset for GPU 'Tesla V100-PCIE-32GB'") == true)
         #expect(cases[6].unsupported?.contains("no machine preset for GPU 'GH200'") == true)
         // the DGX H200 and DGX B200 presets; a GB200 (72 GPUs in one NVLink domain) has none
         let newer = try parse(["H200", "NVIDIA H200 SXM 141GB", "B200 SXM (DGX-B200)", "GB200"].enumerated().map {
@@ -129,6 +136,27 @@ extension ValidationImportTests {
         #expect(more[1].unsupported?.contains("no machine preset") == true)
         #expect(more[2].modelSpec == "gpt:layers=24,hidden=2048,heads=16,seq=2048,vocab=51200")   // thousands separators
         #expect(more[3].unsupported?.contains("no zoo model") == true)                            // not BERT-Base
+    }
+
+    /// A PCIe card in older slots: the interconnect column's PCIe generation sets the card's link.
+    @Test("PCIe cards: the interconnect column's PCIe 3.0 or 4.0 slots set gpu.pcie_bandwidth")
+    func pcieSlots() throws {
+        func r(_ id: String, _ gpu: String, _ interconnect: String) -> String {
+            [id, "", gpu, "8", "1", "\"\(interconnect)\"", "ResNet-50 v1.5", "224px", "AMP", "2048", "DP=8", "training throughput", "1000",
+             "images/s", "https://example.org"].joined(separator: ",")
+        }
+        let cases = try parse([r("p3", "NVIDIA A100-PCIE-40GB (250W)", "1x ConnectX-5 IB EDR 100Gb/Sec; accelerator interconnect N/A (PCIe 3.0x16)"),
+                               r("p4", "H100 PCIe", "PCIe Gen4 switches"), r("p5", "H100 PCIe", "not stated"),
+                               r("s3", "A100-SXM4-80GB", "PCIe 3.0 to the host")])
+        #expect(cases[0].machineOverrides["gpu.pcie_bandwidth"] == "31.5GB/s")
+        #expect(cases[0].notes.contains { $0.contains("PCIe 3.0 x16 slots") })
+        #expect(!cases[0].notes.contains { $0.contains("power limit") })   // 250 W is the 40GB card's own TDP
+        #expect(cases[1].machineOverrides["gpu.pcie_bandwidth"] == "63GB/s")
+        #expect(cases[2].machineOverrides["gpu.pcie_bandwidth"] == nil)
+        #expect(cases[3].machineOverrides["gpu.pcie_bandwidth"] == nil)    // an SXM part's GPUs talk over NVLink
+        let m = try cases[0].machine()
+        guard case .gpu(let g) = m.system else { Issue.record("not a GPU machine"); return }
+        #expect(g.peerLink == "PCIe" && g.peerBandwidth == 15.75e9)
     }
 
     /// NVIDIA's Megatron-Bridge performance summary gives FSDP as a flag (0 = DDP, 1 = FSDP over the replicas) and heads
