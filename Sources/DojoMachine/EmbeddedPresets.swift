@@ -429,6 +429,8 @@ published:
 # G3 = H100 data sheet (https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet),
 # G4 = DGX-1 data sheet, G5 = DGX A100 data sheet, G6 = DGX H100/H200 data sheet (nvidia.com/dgx),
 # G7 = NVIDIA architecture whitepapers (Volta, Ampere GA100, Hopper H100) for L2 sizes and SM counts.
+# B1 = Baidu DeepBench, results/train/DeepBench_NV_V100.xlsx (https://github.com/baidu-research/DeepBench, commit 30c5115):
+#      measured V100 (DGX-1) GEMM TFLOPS; M1 = S. Bekman, Machine Learning Engineering, "Maximum Achievable Matmul FLOPS".
 # Bandwidths are per direction except nvlink_bandwidth, which is NVIDIA's both-directions figure.
 # Scale with xN: dgx-h100x8 is 8 nodes. count is the number of nodes.
 name: dgx-v100
@@ -464,6 +466,7 @@ server:
   host_threads: {value: 80, source: "Intel ARK, Xeon E5-2698 v4: 20 cores, 40 threads per socket"}
 calibration:
   matrix_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of matrix peak reached on large GEMMs"}
+  simt_efficiency: {value: 0.758, assumption: "FP32 GEMMs on CUDA cores (no FP32 tensor cores on V100) reach a larger share of their peak than tensor-core GEMMs: matrix_efficiency's 0.7 times the V100's measured FP32 GEMM share over the A100's BF16 one (B1: 14.78 of 15.7 TFLOPS, 94.1 %, at 4096 x 7000 x 4096; M1: A100 SXM 271.2 of 312, 86.9 %): 0.7 x 94.1 / 86.9 = 0.758, as the H100's matrix_efficiency is derived; not fitted on any row"}
   vector_efficiency: {value: 0.7, assumption: "simulator calibration knob: fraction of SIMD peak on elementwise ops"}
   link_efficiency: {value: 0.9, assumption: "simulator calibration knob: protocol overhead on links (§10: 9 of 10 TB/s per tile edge)"}
   memory_efficiency: {value: 0.9, assumption: "simulator calibration knob: fraction of SRAM/HBM bandwidth reached when streaming"}

@@ -16,15 +16,19 @@ public struct Calibration: Sendable, Equatable {
     public var memoryEfficiency: Double
     /// `fp8_efficiency` (optional; default `matrix_efficiency`): of the 8-bit matrix peak that 8-bit GEMMs reach.
     public var fp8Efficiency: Double
+    /// `simt_efficiency` (optional; default `matrix_efficiency`): of the FP32 (CUDA-core) peak that GEMMs run without
+    /// tensor cores reach (FP32 training; TF32 on a GPU without TF32).
+    public var simtEfficiency: Double
     /// `host_decode_rate` (optional; default 0 = not modelled): samples per second one host data-loader worker (one
     /// hardware thread) prepares when input is decoded on the host (JPEG decode and augmentation for images).
     public var hostDecodeRate: Double = 0
 
     public init(matrixEfficiency: Double, vectorEfficiency: Double, linkEfficiency: Double, memoryEfficiency: Double,
-                fp8Efficiency: Double? = nil) {
+                fp8Efficiency: Double? = nil, simtEfficiency: Double? = nil) {
         self.matrixEfficiency = matrixEfficiency; self.vectorEfficiency = vectorEfficiency
         self.linkEfficiency = linkEfficiency; self.memoryEfficiency = memoryEfficiency
         self.fp8Efficiency = fp8Efficiency ?? matrixEfficiency
+        self.simtEfficiency = simtEfficiency ?? matrixEfficiency
     }
 }
 
@@ -473,7 +477,8 @@ private func readCalibration(_ s: inout Section) throws -> Calibration {
                         vectorEfficiency: try s.fraction("vector_efficiency"),
                         linkEfficiency: try s.fraction("link_efficiency"),
                         memoryEfficiency: try s.fraction("memory_efficiency"),
-                        fp8Efficiency: s.optional("fp8_efficiency") ? try s.fraction("fp8_efficiency") : nil)
+                        fp8Efficiency: s.optional("fp8_efficiency") ? try s.fraction("fp8_efficiency") : nil,
+                        simtEfficiency: s.optional("simt_efficiency") ? try s.fraction("simt_efficiency") : nil)
     if s.optional("host_decode_rate") { c.hostDecodeRate = try s.number("host_decode_rate") }
     return c
 }

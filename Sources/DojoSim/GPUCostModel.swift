@@ -75,7 +75,7 @@ public struct GPUCostModel: OpCostModel {
             }
             busy = roofs
         } else {
-            let rate = gpu.clockScale * (work.kind.isMatrixOp ? peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency)
+            let rate = gpu.clockScale * (work.kind.isMatrixOp ? peakFlops(precision) * matrixEfficiency(precision)
                 : gpu.fp32 * e.vectorEfficiency)
             compute = work.flops / rate
             busy = max(compute, memory)
@@ -94,13 +94,13 @@ extension GPUCostModel {
     func tiled(_ g: GEMMShape, bytes: Double, precision: Precision) -> (compute: Double, memory: Double) {
         let e = calibration
         let hbm = gpu.hbmBandwidth * e.memoryEfficiency
-        let peak = peakFlops(precision) * (precision.bytes == 1 ? e.fp8Efficiency : e.matrixEfficiency) * gpu.clockScale
+        let peak = peakFlops(precision) * matrixEfficiency(precision) * gpu.clockScale
         let sms = Double(gpu.sms), base = Double(gpu.gemmTile)
         let batch = max(1, g.batch.rounded(.up)), m = max(1, g.m.rounded(.up))
         let n = max(1, g.n.rounded(.up)), k = max(1, g.k.rounded(.up))
         let secondsPerTileMAC = 2 * sms / peak
         // Tensor cores are fed from shared memory; CUDA-core (FP32 SIMT) GEMMs are bound by their FMA issue rate.
-        let tensorCores = !(precision == .fp32 || (precision == .tf32 && gpu.tf32 == 0))
+        let tensorCores = onTensorCores(precision)
         var compute = Double.infinity, memory = bytes / hbm
         for (fm, fn) in GPUCostModel.tileShapes {
             let tm = base * fm, tn = base * fn
@@ -129,6 +129,18 @@ extension GPUCostModel {
 }
 
 extension GPUCostModel {
+    /// Whether a GEMM in this precision runs on tensor cores: not FP32, nor TF32 on a GPU without it (V100).
+    func onTensorCores(_ precision: Precision) -> Bool {
+        !(precision == .fp32 || (precision == .tf32 && gpu.tf32 == 0))
+    }
+
+    /// The share of the precision's matrix peak that large GEMMs reach: `fp8_efficiency` for 8-bit formats,
+    /// `simt_efficiency` on CUDA cores, `matrix_efficiency` on tensor cores.
+    func matrixEfficiency(_ precision: Precision) -> Double {
+        precision.bytes == 1 ? calibration.fp8Efficiency
+            : onTensorCores(precision) ? calibration.matrixEfficiency : calibration.simtEfficiency
+    }
+
     /// The output tiles cuBLAS chooses among, as multiples of `gemm_tile` (NVIDIA, "Matrix Multiplication Background
     /// User's Guide" §2.3, "Typical tile dimensions in cuBLAS": 256×128, 128×256, 128×128, 256×64, 64×256, 128×64,
     /// 64×128, 64×64 with the 128 base): the cost model takes the fastest for each GEMM.

@@ -80,6 +80,21 @@ struct GPUCostModelTests {
         #expect(atTDP.cost(g, precision: .bf16) == h100.cost(g, precision: .bf16))
     }
 
+    @Test("GEMMs on CUDA cores run at simt_efficiency (V100: DeepBench's measured FP32 share), on tensor cores at matrix_efficiency")
+    func simtEfficiency() throws {
+        // the V100's: 0.7 × (B1: 14.78 of 15.7 TFLOPS) / (M1: the A100's 271.2 of 312)
+        #expect(abs(v100.calibration.simtEfficiency - 0.7 * (14.778 / 15.7) / (271.2 / 312)) < 0.001)
+        #expect(v100.calibration.matrixEfficiency == 0.7)
+        // a big FP32 GEMM takes 0.7 / simt_efficiency the time it would at matrix_efficiency; FP16 on tensor cores the same
+        let same = try #require(GPUCostModel(machine: try Presets.load("dgx-v100").with(["calibration.simt_efficiency": "0.7"])))
+        let w = gemmWork(8192, 8192, 8192, .fp32), h = gemmWork(8192, 8192, 8192, .fp16)
+        #expect(relative(v100.cost(w, precision: .fp32).computeSeconds,
+                         same.cost(w, precision: .fp32).computeSeconds * 0.7 / v100.calibration.simtEfficiency) < 1e-12)
+        #expect(v100.cost(h, precision: .fp16) == same.cost(h, precision: .fp16))
+        // without simt_efficiency (the A100 preset) CUDA-core GEMMs take matrix_efficiency
+        #expect(a100.calibration.simtEfficiency == a100.calibration.matrixEfficiency)
+    }
+
     @Test("V100 is slower than A100, which is slower than H100")
     func ordering() {
         for (w, p) in [(gemmWork(8192, 8192, 8192, .bf16), Precision.bf16), (gemmWork(4096, 4096, 4096, .fp16), .fp16),
