@@ -18,7 +18,7 @@ struct TestServer {
                                   _ body: @Sendable (TestServer, any TestClientProtocol) async throws -> T) async throws -> T {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dojo-server-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        defer { removeTree(dir) }
         var options = ServiceOptions(database: dir.appendingPathComponent("dojo.sqlite").path, machine: machine, grace: grace, tickInterval: 0.05)
         configure(&options)
         let service = try await JobService.open(options)
@@ -36,6 +36,17 @@ struct TestServer {
         }
         return result
     }
+}
+
+/// Removes a test's folder. A hostile job's tree deeper than PATH_MAX (HostileTenantTests, 27) defeats
+/// FileManager.removeItem; GNU rm walks it by descriptors.
+func removeTree(_ url: URL) {
+    if (try? FileManager.default.removeItem(at: url)) != nil || !FileManager.default.fileExists(atPath: url.path) { return }
+    let rm = Process()
+    rm.executableURL = URL(fileURLWithPath: "/bin/rm")
+    rm.arguments = ["-rf", "--", url.path]
+    try? rm.run()
+    rm.waitUntilExit()
 }
 
 /// What a request returned, decoded.
