@@ -60,15 +60,15 @@ struct BenchCommand: ParsableCommand {
             Workload(name: "gpt 6x256 seq256 b16", model: "gpt:layers=6,hidden=256,heads=4,ffn=1024,seq=256,vocab=1024", input: [256],
                      batch: 16, steps: max(3, Int(5 * s)), adamw: true, vocabulary: 1024),
         ].flatMap { w -> [Workload] in
-            // Dojo's formats on the small CNN and ViT-Tiny, next to their fp32 step
-            guard w.model == "small-cnn" || w.model == "vit-tiny" else { return [w] }
+            // Dojo's formats next to the fp32 step: the small CNN, ResNet-18, ViT-Tiny and the GPT decoder
+            guard w.model == "small-cnn" || w.model == "vit-tiny" || w.model.hasPrefix("gpt") || w.model == "resnet18" else { return [w] }
             return [w] + [PrecisionPolicy.Mode.bf16, .cfp8].map { mode in
                 Workload(name: w.name + " " + mode.rawValue, model: w.model, input: w.input, batch: w.batch, steps: w.steps,
                          adamw: w.adamw, vocabulary: w.vocabulary, precision: mode)
             }
         }.filter { only == nil || $0.name.contains(only!) }
         if let only, workloads.isEmpty, !"matmul".contains(only), !"plan search".contains(only), !"sim".contains(only) || only.isEmpty {
-            throw CLIError("--only '\(only)' matches no benchmark (workloads: small-cnn, resnet18, occupancy, vit-tiny, gpt; small-cnn and vit-tiny also in bf16 and cfp8; matmul; plan search)")
+            throw CLIError("--only '\(only)' matches no benchmark (workloads: small-cnn, resnet18, occupancy, vit-tiny, gpt; small-cnn, resnet18, vit-tiny and gpt also in bf16 and cfp8; matmul; plan search)")
         }
         var table = TextTable(headers: ["workload", "samples/s", "ms/step", "GFLOP/s", "peak tensor memory", "saved for backward", "max RSS"])
         FileHandle.standardError.write(Data((CPUFeatures.summary + "\n").utf8))
