@@ -17,7 +17,8 @@ public struct PeakRates: Sendable, Equatable, Codable {
 
 /// Derived totals of one unit of a level (one D1, one tile, one DGX node…), and how many units the machine has.
 public struct LevelTotals: Sendable, Equatable, Codable {
-    /// "node", "D1", "tile", "tray", "cabinet", "ExaPOD", "GPU", "DGX node", or "system" for `count` > 1.
+    /// "node", "D1", "tile", "tray", "cabinet", "ExaPOD", "GPU", "DGX node" (a server of PCIe cards: "server"), or "system"
+    /// for `count` > 1.
     public var level: String
     /// Units of this level in the whole machine.
     public var units: Int
@@ -187,7 +188,7 @@ extension GPUCluster {
                                sramBytes: g.l2Bytes, hbmBytes: g.hbmBytes, hbmBandwidth: g.hbmBandwidth,
                                offBandwidth: peerBandwidth, offBandwidthVia: peerLink, bisectionBandwidth: nil,
                                power: g.tdp, diameterLatency: nil, tiles: 0, dips: 0)
-        var nodeT = gpuT.scaled(Double(server.gpus), level: "DGX node")
+        var nodeT = gpuT.scaled(Double(server.gpus), level: server.interconnect == "pcie" ? "server" : "DGX node")
         nodeT.units = nodes
         nodeT.offBandwidth = Double(server.nics) * server.nicBandwidth
         nodeT.offBandwidthVia = "InfiniBand NICs"
