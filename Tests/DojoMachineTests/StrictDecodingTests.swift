@@ -172,31 +172,21 @@ struct OverrideTests {
 
     @Test("an unknown path, a section, or a bad value is a MachineError naming the path")
     func errors() throws {
-        let tile = try Presets.load("tile")
-        for (o, message) in [
-            (["node.sram": "1MB"], "--set node.sram=1MB (on tile): node.sram: unknown key"),
-            (["node": "1"], "--set node=1 (on tile): node: is a section, not a parameter"),
-            (["node.sram_bytes": "-3"], "--set node.sram_bytes=-3 (on tile): node.sram_bytes: must be positive, got -3"),
-            (["d1.mesh_cols": "19"], "--set d1.mesh_cols=19 (on tile): d1.mesh_rows: mesh 18 × 19 = 342 sites is smaller than d1.nodes = 354"),
-            (["tray.tiles": "6"], "--set tray.tiles=6 (on tile): tray.tiles: unknown key"),
-        ] {
-            do {
-                _ = try tile.with(o)
-                Issue.record("accepted \(o)")
-            } catch let e as MachineError {
-                #expect(e.description.hasPrefix(message), "\(e.description)")
-            }
-        }
+        let tile = try Presets.load("tile"), h100 = try Presets.load("dgx-h100")
         // a GPU's power limit: optional, in watts, never above the part's TDP
-        let h100 = try Presets.load("dgx-h100")
         #expect(try h100.with(["gpu.power_limit": "500W"]).parameters.first { $0.path == "gpu.power_limit" }?.provenance == .user)
-        for (o, message) in [
-            (["gpu.power_limit": "800W"], "--set gpu.power_limit=800W (on dgx-h100): gpu.power_limit: 800 W is above the part's tdp of 700 W"),
-            (["gpu.power_limit": "5GB"], "--set gpu.power_limit=5GB (on dgx-h100): gpu.power_limit: expected"),
-            (["gpu.power_limit": "0W"], "--set gpu.power_limit=0W (on dgx-h100): gpu.power_limit: must be positive"),
+        for (machine, o, message) in [
+            (tile, ["node.sram": "1MB"], "--set node.sram=1MB (on tile): node.sram: unknown key"),
+            (tile, ["node": "1"], "--set node=1 (on tile): node: is a section, not a parameter"),
+            (tile, ["node.sram_bytes": "-3"], "--set node.sram_bytes=-3 (on tile): node.sram_bytes: must be positive, got -3"),
+            (tile, ["d1.mesh_cols": "19"], "--set d1.mesh_cols=19 (on tile): d1.mesh_rows: mesh 18 × 19 = 342 sites is smaller than d1.nodes = 354"),
+            (tile, ["tray.tiles": "6"], "--set tray.tiles=6 (on tile): tray.tiles: unknown key"),
+            (h100, ["gpu.power_limit": "800W"], "--set gpu.power_limit=800W (on dgx-h100): gpu.power_limit: 800 W is above the part's tdp of 700 W"),
+            (h100, ["gpu.power_limit": "5GB"], "--set gpu.power_limit=5GB (on dgx-h100): gpu.power_limit: expected"),
+            (h100, ["gpu.power_limit": "0W"], "--set gpu.power_limit=0W (on dgx-h100): gpu.power_limit: must be positive"),
         ] {
             do {
-                _ = try h100.with(o)
+                _ = try machine.with(o)
                 Issue.record("accepted \(o)")
             } catch let e as MachineError {
                 #expect(e.description.hasPrefix(message), "\(e.description)")
