@@ -278,6 +278,17 @@ func readCase(_ row: Row) throws -> ValidationCase {
     if (modelName + " " + detail).range(of: #"\b(LoRA|PEFT|adapter)"#, options: [.regularExpression, .caseInsensitive]) != nil {
         throw RowSkip(reason: "LoRA/adapter fine-tuning: the frozen base model's weights get no gradients nor optimizer state and the adapters' small GEMMs are not in the zoo's graphs; not modelled")
     }
+    // State kept in host memory (ZeRO-Offload / ZeRO-Infinity, "CPU offloading") is moved over PCIe every step and its
+    // optimizer runs on the host: neither is in the step model
+    // (clause by clause: "Activation CPUOffload False", "no CPU offloading" say it is off)
+    let offloaded = (detail + ";" + row["parallelism"]).split(whereSeparator: { ";,|".contains($0) }).contains { clause in
+        clause.range(of: #"\b(cpu[ -]?offload(ing)?|zero[ -]?(offload|infinity)|offload(ing|ed)? to (the )?(cpu|host|nvme))\b"#,
+                     options: [.regularExpression, .caseInsensitive]) != nil
+            && clause.range(of: #"\b(no|not|without|false|off|none|disabled|0)\b"#, options: [.regularExpression, .caseInsensitive]) == nil
+    }
+    if offloaded {
+        throw RowSkip(reason: "state offloaded to host memory (ZeRO-Offload / CPU offloading): its PCIe traffic and the optimizer on the host are not modelled")
+    }
     // Images decoded and augmented by DALI on the host CPU: no published per-thread rate for DALI's CPU pipeline
     // (calibration.host_decode_rate is PyTorch's PIL loader's), so the input bound cannot be priced
     if detail.range(of: #"\bDALI\b[^;]*\bCPU\b"#, options: [.regularExpression, .caseInsensitive]) != nil {

@@ -138,6 +138,19 @@ extension ValidationImportTests {
         #expect(more[3].unsupported?.contains("no zoo model") == true)                            // not BERT-Base
     }
 
+    @Test("state offloaded to host memory (ZeRO-Offload, CPU offloading) is skipped with that reason")
+    func offloadSkipped() throws {
+        let gpt = "96 layers; hidden 12,288; 96 heads; seq 512; vocab 51200"
+        let cases = try parse([row(id: "o1", model: "GPT", detail: gpt + "; ZeRO-3 with CPU offloading", batch: "512", unit: "sequences/s"),
+                               row(id: "o2", model: "GPT", detail: gpt, batch: "512", plan: "DP=8; ZeRO-Offload", unit: "sequences/s"),
+                               row(id: "o3", model: "GPT", detail: gpt + "; no CPU offloading", batch: "512", unit: "sequences/s"),
+                               row(id: "o4", model: "GPT", detail: gpt + "; Activation CPUOffload False", batch: "512", unit: "sequences/s")])
+        #expect(cases[0].unsupported?.contains("state offloaded to host memory") == true)
+        #expect(cases[1].unsupported?.contains("state offloaded to host memory") == true)
+        #expect(cases[2].unsupported == nil, "\(cases[2].unsupported ?? "")")   // said to be off: read
+        #expect(cases[3].unsupported == nil, "\(cases[3].unsupported ?? "")")
+    }
+
     /// A PCIe card in older slots: the interconnect column's PCIe generation sets the card's link.
     @Test("PCIe cards: the interconnect column's PCIe 3.0 or 4.0 slots set gpu.pcie_bandwidth")
     func pcieSlots() throws {
