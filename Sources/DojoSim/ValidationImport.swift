@@ -610,6 +610,16 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         notes.append("\(what): \(t.layers) layers, hidden \(formatCount(Double(t.hidden))), \(t.heads) heads (\(t.kvHeads) key/value), SwiGLU FFN \(formatCount(Double(t.ffnHidden))), vocab \(formatCount(Double(t.vocabulary))), seq \(formatCount(Double(t.sequence))) (Meta's released config.json)")
         return ModelReading(spec: "llama:layers=\(t.layers),hidden=\(t.hidden),heads=\(t.heads),kv-heads=\(t.kvHeads),ffn=\(t.ffnHidden),seq=\(t.sequence),vocab=\(t.vocabulary)", shape: t)
     }
+    // Mistral 7B (v0.1 config.json and Jiang et al. 2023, arXiv 2310.06825, Table 1): the Llama block with 8 key/value
+    // heads; its 4,096-token sliding attention window is not modelled (ASSUMPTION: full causal attention, the same at
+    // sequences up to the window)
+    if lower.range(of: #"\bmistral[ _-]?7b\b"#, options: .regularExpression) != nil {
+        var t = TransformerShape(layers: 32, hidden: 4096, heads: 32, kvHeads: 8, ffnHidden: 14336, gatedMLP: true, sequence: 8192,
+                                 vocabulary: 32000, tiedEmbeddings: false, learnedPositions: false)
+        if let s = seq { t.sequence = s } else { notes.append("sequence length not stated: 8,192 (Mistral 7B's training context, Jiang et al. 2023 Table 1)") }
+        notes.append("Mistral 7B: 32 layers, hidden 4,096, 32 heads (8 key/value), SwiGLU FFN 14,336, vocab 32,000, seq \(formatCount(Double(t.sequence))) (Mistral AI's released config.json; Jiang et al. 2023, Table 1); its 4,096-token sliding window priced as full causal attention (ASSUMPTION)")
+        return ModelReading(spec: "llama:layers=\(t.layers),hidden=\(t.hidden),heads=\(t.heads),kv-heads=\(t.kvHeads),ffn=\(t.ffnHidden),seq=\(t.sequence),vocab=\(t.vocabulary)", shape: t)
+    }
     if let c = groups(#"\bvit[ _-]?([blh])[ _/-]?(\d+)\b"#, lower)
         ?? groups(#"\bvit_(b|l|h)(?:ase|arge|uge)_patch(\d+)_\d+\b"#, lower) {   // timm's vit_base_patch16_224
         // Dosovitskiy et al. 2021, Table 1: Base 12 × 768 (12 heads), Large 24 × 1,024 (16), Huge 32 × 1,280 (16);
@@ -660,8 +670,10 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
             }
             notes.append("model_detail's sizes differ from GPT-3 175B's: read as a generic GPT")
         }
-        if hidden == nil, layers == nil, let c = groups(#"gpt[ _-]?3[ _-]+(125m|350m|355m|760m|1\.3b|2\.7b|6\.7b|13b)\b"#, lower),
-           let g = gpt3Sizes[c[0] == "355m" ? "350m" : c[0]] {
+        // GPT-3's sizes by number, or by the names Table 2.1 of Brown et al. 2020 gives the four smallest
+        let gpt3Names = ["small": "125m", "medium": "350m", "large": "760m", "xl": "1.3b"]
+        if hidden == nil, layers == nil, let c = groups(#"gpt[ _-]?3[ _-]+(125m|350m|355m|760m|1\.3b|2\.7b|6\.7b|13b|small|medium|large|xl)\b"#, lower),
+           let g = gpt3Sizes[gpt3Names[c[0]] ?? (c[0] == "355m" ? "350m" : c[0])] {
             var shape = TransformerShape.gpt(layers: g.layers, hidden: g.hidden, heads: heads ?? g.heads, sequence: seq ?? 2048,
                                              vocabulary: vocab ?? 50257)
             shape.kvHeads = shape.heads
@@ -669,7 +681,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
             return ModelReading(spec: gptSpec(shape), shape: shape)
         }
         guard let h = hidden, let l = layers else {
-            return ModelReading(unsupported: "GPT without 'hidden N' and 'N layers' in model_detail (nor a GPT-3 size the zoo knows by name: 125M … 13B, 175B)")
+            return ModelReading(unsupported: "GPT without 'hidden N' and 'N layers' in model_detail (nor a GPT-3 size the zoo knows by name: 125M … 13B or Small … XL, 175B)")
         }
         guard let s = seq else {
             return ModelReading(unsupported: "GPT without a sequence length ('seq N') in model_detail")
