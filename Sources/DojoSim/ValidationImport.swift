@@ -680,8 +680,16 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
             notes.append("GPT-3 \(c[0].uppercased()): \(g.layers) layers, hidden \(formatCount(Double(g.hidden))), \(shape.heads) heads (Brown et al. 2020, Table 2.1), seq \(shape.sequence), vocab \(formatCount(Double(shape.vocabulary)))")
             return ModelReading(spec: gptSpec(shape), shape: shape)
         }
+        // GPT-2's sizes by name (Radford et al. 2019, Table 2: layers and width; heads from OpenAI's released hparams:
+        // 12, 16, 20, 25): vocab 50,257, context 1,024
+        let gpt2Sizes = ["small": (12, 768, 12), "medium": (24, 1024, 16), "large": (36, 1280, 20), "xl": (48, 1600, 25)]
+        if hidden == nil, layers == nil, let c = groups(#"gpt[ _-]?2[ _-]+(small|medium|large|xl)\b"#, lower), let (l, h, n) = gpt2Sizes[c[0]] {
+            let shape = TransformerShape.gpt(layers: l, hidden: h, heads: heads ?? n, sequence: seq ?? 1024, vocabulary: vocab ?? 50257)
+            notes.append("GPT-2 \(c[0]): \(l) layers, hidden \(formatCount(Double(h))), \(shape.heads) heads (Radford et al. 2019, Table 2; heads from OpenAI's released hparams), seq \(shape.sequence), vocab \(formatCount(Double(shape.vocabulary)))")
+            return ModelReading(spec: gptSpec(shape), shape: shape)
+        }
         guard let h = hidden, let l = layers else {
-            return ModelReading(unsupported: "GPT without 'hidden N' and 'N layers' in model_detail (nor a GPT-3 size the zoo knows by name: 125M … 13B or Small … XL, 175B)")
+            return ModelReading(unsupported: "GPT without 'hidden N' and 'N layers' in model_detail (nor a size the zoo knows by name: GPT-3 125M … 13B or Small … XL, 175B; GPT-2 Small … XL)")
         }
         guard let s = seq else {
             return ModelReading(unsupported: "GPT without a sequence length ('seq N') in model_detail")

@@ -138,17 +138,19 @@ extension ValidationImportTests {
         #expect(more[3].unsupported?.contains("no zoo model") == true)                            // not BERT-Base
     }
 
-    @Test("models by published names: GPT-3 Small … XL (Brown et al. Table 2.1), Mistral 7B (its config)")
+    @Test("models by published names: GPT-3 Small … XL (Brown et al. Table 2.1), GPT-2's sizes, Mistral 7B (its config)")
     func publishedNames() throws {
         let cases = try parse([row(id: "x", model: "GPT-3 XL", detail: "seq 2048", batch: "512", unit: "tokens/s"),
                                row(id: "s", model: "GPT-3 Small", detail: "seq 2048", batch: "512", unit: "tokens/s"),
                                row(id: "m", model: "Mistral 7B", detail: "seq 4096", batch: "512", unit: "tokens/s"),
-                               row(id: "n", model: "Mistral-7B-v0.1", detail: "", batch: "512", unit: "tokens/s")])
+                               row(id: "n", model: "Mistral-7B-v0.1", detail: "", batch: "512", unit: "tokens/s"),
+                               row(id: "g", model: "GPT-2 Medium", detail: "", batch: "512", unit: "tokens/s")])
         #expect(cases[0].modelSpec == "gpt:layers=24,hidden=2048,heads=16,seq=2048,vocab=50257")
         #expect(cases[1].modelSpec == "gpt:layers=12,hidden=768,heads=12,seq=2048,vocab=50257")
         #expect(cases[2].modelSpec == "llama:layers=32,hidden=4096,heads=32,kv-heads=8,ffn=14336,seq=4096,vocab=32000")
         #expect(cases[2].notes.contains { $0.contains("sliding window priced as full causal attention (ASSUMPTION)") })
         #expect(cases[3].modelSpec?.hasSuffix("seq=8192,vocab=32000") == true, "\(cases[3].modelSpec ?? "")")
+        #expect(cases[4].modelSpec == "gpt:layers=24,hidden=1024,heads=16,seq=1024,vocab=50257")
     }
 
     @Test("state offloaded to host memory (ZeRO-Offload, CPU offloading) is skipped with that reason")
