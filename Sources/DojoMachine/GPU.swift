@@ -50,9 +50,6 @@ public struct GPUSpec: Sendable, Equatable {
         guard powerLimit > 0, tdp > 0, powerLimit < tdp else { return 1 }
         return Foundation.pow(powerLimit / tdp, 1.0 / 3)
     }
-
-    /// Per direction: half of NVIDIA's bidirectional figure.
-    public var nvlinkBandwidth: Double { nvlinkBandwidthBidirectional / 2 }
 }
 
 /// A DGX node. Section `server`.
