@@ -61,6 +61,8 @@ public struct GPUServer: Sendable, Equatable {
     /// `interconnect`: `nvswitch`, `hybrid-cube-mesh` (DGX-1) or `pcie` (a server of PCIe cards: the GPUs exchange
     /// data over their PCIe links, `gpu.pcie_bandwidth`, through the server's PCIe switches).
     public var interconnect: String
+    /// Whether the GPUs are PCIe cards talking over PCIe (`interconnect: pcie`).
+    public var overPCIe: Bool { interconnect == "pcie" }
     /// `nvlink_bisection_fraction`: the share of half the GPUs' link bandwidth (NVLink, or PCIe for `pcie`) that
     /// crosses the node's bisection (1 for a non-blocking NVSwitch; DGX-1's cube mesh less: an ASSUMPTION in that
     /// preset).
@@ -86,9 +88,9 @@ public struct GPUCluster: Sendable, Equatable {
     public var nodes: Int
 
     /// What a node's GPUs exchange data over: "PCIe" in a server of PCIe cards, else "NVLink".
-    public var peerLink: String { server.interconnect == "pcie" ? "PCIe" : "NVLink" }
+    public var peerLink: String { server.overPCIe ? "PCIe" : "NVLink" }
     /// That link's bandwidth per GPU and direction (half the data sheet's both-directions figure).
     public var peerBandwidth: Double {
-        (server.interconnect == "pcie" ? gpu.pcieBandwidthBidirectional : gpu.nvlinkBandwidthBidirectional) / 2
+        (server.overPCIe ? gpu.pcieBandwidthBidirectional : gpu.nvlinkBandwidthBidirectional) / 2
     }
 }

@@ -193,7 +193,7 @@ extension Machine {
             }
             let gpu = try read("gpu", readGPU)
             let server = try read("server", readServer)
-            if server.interconnect == "pcie" && gpu.pcieBandwidthBidirectional <= 0 {
+            if server.overPCIe && gpu.pcieBandwidthBidirectional <= 0 {
                 throw MachineError.invalidValue(file: file, path: "server.interconnect",
                     reason: "pcie needs the cards' link: set gpu.pcie_bandwidth (both directions, e.g. 64GB/s for PCIe Gen4 x16)")
             }

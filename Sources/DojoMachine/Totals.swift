@@ -188,7 +188,7 @@ extension GPUCluster {
                                sramBytes: g.l2Bytes, hbmBytes: g.hbmBytes, hbmBandwidth: g.hbmBandwidth,
                                offBandwidth: peerBandwidth, offBandwidthVia: peerLink, bisectionBandwidth: nil,
                                power: g.tdp, diameterLatency: nil, tiles: 0, dips: 0)
-        var nodeT = gpuT.scaled(Double(server.gpus), level: server.interconnect == "pcie" ? "server" : "DGX node")
+        var nodeT = gpuT.scaled(Double(server.gpus), level: server.overPCIe ? "server" : "DGX node")
         nodeT.units = nodes
         nodeT.offBandwidth = Double(server.nics) * server.nicBandwidth
         nodeT.offBandwidthVia = "InfiniBand NICs"

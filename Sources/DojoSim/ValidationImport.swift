@@ -608,7 +608,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         var t = shape
         if let s = seq { t.sequence = s } else { notes.append("sequence length not stated: \(formatCount(Double(t.sequence))) (the model's context)") }
         notes.append("\(what): \(t.layers) layers, hidden \(formatCount(Double(t.hidden))), \(t.heads) heads (\(t.kvHeads) key/value), SwiGLU FFN \(formatCount(Double(t.ffnHidden))), vocab \(formatCount(Double(t.vocabulary))), seq \(formatCount(Double(t.sequence))) (Meta's released config.json)")
-        return ModelReading(spec: "llama:layers=\(t.layers),hidden=\(t.hidden),heads=\(t.heads),kv-heads=\(t.kvHeads),ffn=\(t.ffnHidden),seq=\(t.sequence),vocab=\(t.vocabulary)", shape: t)
+        return ModelReading(spec: llamaSpec(t), shape: t)
     }
     // Mistral 7B (v0.1 config.json and Jiang et al. 2023, arXiv 2310.06825, Table 1): the Llama block with 8 key/value
     // heads; its 4,096-token sliding attention window is not modelled (ASSUMPTION: full causal attention, the same at
@@ -618,7 +618,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
                                  vocabulary: 32000, tiedEmbeddings: false, learnedPositions: false)
         if let s = seq { t.sequence = s } else { notes.append("sequence length not stated: 8,192 (Mistral 7B's training context, Jiang et al. 2023 Table 1)") }
         notes.append("Mistral 7B: 32 layers, hidden 4,096, 32 heads (8 key/value), SwiGLU FFN 14,336, vocab 32,000, seq \(formatCount(Double(t.sequence))) (Mistral AI's released config.json; Jiang et al. 2023, Table 1); its 4,096-token sliding window priced as full causal attention (ASSUMPTION)")
-        return ModelReading(spec: "llama:layers=\(t.layers),hidden=\(t.hidden),heads=\(t.heads),kv-heads=\(t.kvHeads),ffn=\(t.ffnHidden),seq=\(t.sequence),vocab=\(t.vocabulary)", shape: t)
+        return ModelReading(spec: llamaSpec(t), shape: t)
     }
     if let c = groups(#"\bvit[ _-]?([blh])[ _/-]?(\d+)\b"#, lower)
         ?? groups(#"\bvit_(b|l|h)(?:ase|arge|uge)_patch(\d+)_\d+\b"#, lower) {   // timm's vit_base_patch16_224
@@ -751,6 +751,10 @@ private func llamaShape(version: String, billions: String) -> (TransformerShape,
     guard let (l, h, n, g, f, v, s) = t else { return nil }
     return (TransformerShape(layers: l, hidden: h, heads: n, kvHeads: g, ffnHidden: f, gatedMLP: true, sequence: s,
                              vocabulary: v, tiedEmbeddings: false, learnedPositions: false), "Llama \(version) \(billions)B")
+}
+
+private func llamaSpec(_ t: TransformerShape) -> String {
+    "llama:layers=\(t.layers),hidden=\(t.hidden),heads=\(t.heads),kv-heads=\(t.kvHeads),ffn=\(t.ffnHidden),seq=\(t.sequence),vocab=\(t.vocabulary)"
 }
 
 private func gptSpec(_ t: TransformerShape) -> String {
