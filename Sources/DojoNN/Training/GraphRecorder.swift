@@ -131,7 +131,7 @@ public enum GraphRecorder {
         let net = try ModelZoo.make(resolved.description, inputShape: shape, classes: classes, seed: 0)
         let x = input(resolved, shape: shape, batch: batch)
         let opt = optimizer.make()
-        var perOp: [[Double]] = [], walls: [Double] = []
+        var perStep: [[Double]] = [], walls: [Double] = []
         var graph: Graph? = nil
         for i in 0..<(warmUp + max(1, steps)) {
             let t0 = DispatchTime.now()
@@ -141,12 +141,14 @@ public enum GraphRecorder {
             guard i >= warmUp else { continue }
             let g = tape.graph(model: resolved.description, batch: batch)
             let times = tape.seconds(of: g)
-            if perOp.isEmpty { perOp = times.map { [$0] } } else { for (k, t) in times.enumerated() where k < perOp.count { perOp[k].append(t) } }
+            perStep.append(times)
             walls.append(wall)
             graph = graph ?? g
         }
-        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
-        return MeasuredStep(graph: graph!, seconds: perOp.map(median), stepSeconds: median(walls))
+        // the median step, whole: its ops and its wall time come from the same run, so the ops never sum to more than
+        // the step (per-op medians taken apart from the wall's median did, on a loaded machine)
+        let mid = walls.indices.sorted { walls[$0] < walls[$1] }[walls.count / 2]
+        return MeasuredStep(graph: graph!, seconds: perStep[mid], stepSeconds: walls[mid])
     }
 
     /// Refuses steps whose tensors, or the sum of their bytes in the graph's summary, would not fit in an Int:
