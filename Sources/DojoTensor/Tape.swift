@@ -42,6 +42,8 @@ public final class Tape: @unchecked Sendable {
         let output: Ref
         let backward: Backward?
         let flops: Double
+        /// Copies the backward reads in place of inputs it does not hold (`note`'s `substitutes`), held here.
+        let substitutes: [Tensor]
     }
 
     /// A tensor as an entry knows it: what backward routes its gradient by (its serial), what the IR says of it (shape,
@@ -97,6 +99,13 @@ public final class Tape: @unchecked Sendable {
             byKind[e.kind, default: (0, 0)].0 += held - packed
             byKind[e.kind, default: (0, 0)].1 += packed
         }
+        for e in entries {
+            for t in e.substitutes where !t.isShapeOnly && seen.insert(ObjectIdentifier(t.storage)).inserted {
+                let held = t.storage.bytesHeld, packed = t.storage.isPacked ? held : 0
+                byKind[e.kind, default: (0, 0)].0 += held - packed
+                byKind[e.kind, default: (0, 0)].1 += packed
+            }
+        }
         return byKind.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.fp32 + $0.packed > $1.fp32 + $1.packed }
     }
 
@@ -105,7 +114,7 @@ public final class Tape: @unchecked Sendable {
     public var savedStorages: (count: Int, packed: Int) {
         var seen = Set<ObjectIdentifier>(), packed = 0
         for e in entries {
-            for t in (e.inputs + [e.output]).compactMap(\.tensor)
+            for t in (e.inputs + [e.output]).compactMap(\.tensor) + e.substitutes
             where t.count >= Storage.packMinimum && !t.isShapeOnly && seen.insert(ObjectIdentifier(t.storage)).inserted {
                 if t.storage.isPacked { packed += 1 }
             }
@@ -134,9 +143,12 @@ public final class Tape: @unchecked Sendable {
     }
 
     /// Called by every op. Returns whether the output needs a gradient.
+    /// - substitutes: inputs (by position) whose backward reads a copy made in a Dojo format instead of the input
+    ///   itself (layer normalisation's FP32 input kept as BF16 codes): the entry holds the copy, not the input, which
+    ///   is then freed once the forward ops reading it are done. The backward closure reads the copy.
     @discardableResult
     public static func note(_ kind: OpKind, inputs: [Tensor], output: Tensor, attributes: OpAttributes = OpAttributes(),
-                            backward: Backward? = nil) -> Bool {
+                            substitutes: [Int: Tensor] = [:], backward: Backward? = nil) -> Bool {
         guard let tape = current else { return false }
         // Every recorded op follows its kind's shape rule (DojoGraph's, the one the compiler and an importer read): an
         // op whose output the rule does not give is an engine bug, caught where it is made.
@@ -153,9 +165,10 @@ public final class Tape: @unchecked Sendable {
         // the entry holds what its backward reads, and only when there is a backward to run
         let saved = kind.definition.saved
         let entry = Entry(kind: kind, attributes: attributes, scope: scope,
-                          inputs: inputs.enumerated().map { Ref($1, holding: needsGrad && saved.inputs.contains($0)) },
+                          inputs: inputs.enumerated().map { Ref($1, holding: needsGrad && saved.inputs.contains($0) && substitutes[$0] == nil) },
                           output: Ref(output, holding: needsGrad && saved.output),
-                          backward: needsGrad ? backward : nil, flops: flops)
+                          backward: needsGrad ? backward : nil, flops: flops,
+                          substitutes: needsGrad ? substitutes.sorted { $0.key < $1.key }.map(\.value) : [])
         tape.entries.append(entry)
         // an op that only moves values, or scales them by a power of two, keeps them exact in BF16 when they were
         // (`bf16Exact`: a GEMM reading the output may run on BF16 kernels)
@@ -259,7 +272,7 @@ public final class Tape: @unchecked Sendable {
             for (index, entry) in entries.enumerated() where entry.backward != nil {
                 let saved = entry.kind.definition.saved
                 let read = saved.inputs.compactMap { $0 < entry.inputs.count ? entry.inputs[$0].tensor : nil }
-                    + (saved.output ? [entry.output.tensor].compactMap { $0 } : [])
+                    + (saved.output ? [entry.output.tensor].compactMap { $0 } : []) + entry.substitutes
                 for t in read where t.count >= Storage.packMinimum && firstReader[ObjectIdentifier(t.storage)] == nil {
                     firstReader[ObjectIdentifier(t.storage)] = index
                 }
@@ -271,7 +284,7 @@ public final class Tape: @unchecked Sendable {
         for (index, entry) in entries.enumerated().reversed() {
             defer {
                 if packsSavedValues {
-                    for t in (entry.inputs + [entry.output]).compactMap(\.tensor) where t.count >= Storage.packMinimum
+                    for t in (entry.inputs + [entry.output]).compactMap(\.tensor) + entry.substitutes where t.count >= Storage.packMinimum
                         && firstReader[ObjectIdentifier(t.storage)].map({ $0 >= index }) ?? true { t.storage.packAway() }
                 }
                 if let ready = readyAt[index], let onReady {

@@ -110,4 +110,51 @@ import Testing
         #expect(t.array.map(\.bitPattern) == values.map(\.bitPattern))
         #expect(t.storage.packAwayYieldingBuffer() != nil, "brought back, they can move again (the codes are kept)")
     }
+    /// Layer normalisation's input in a transformer is the FP32 residual stream (a sum, in no format). In training in a
+    /// Dojo format its backward reads a BF16 copy, written as the forward reads each block (2 bytes a value, not 4): the
+    /// input itself is freed once the forward ops reading it are done, and the gradients differ from those of the
+    /// exact input by BF16's rounding of x alone (the statistics stay exact).
+    @Test(arguments: [PrecisionPolicy.Mode.bf16, .cfp8])
+    func layerNormKeepsItsFP32InputAsBF16(_ mode: PrecisionPolicy.Mode) throws {
+        var rng = RandomSource(seed: 5)
+        let (rows, d) = (64, 128)
+        let a = Tensor.randomNormal([rows, d], generator: &rng).requiringGrad()
+        let b = Tensor.randomNormal([rows, d], generator: &rng).requiringGrad()
+        let gamma = Tensor.randomNormal([d], generator: &rng).requiringGrad()
+        let beta = Tensor.randomNormal([d], generator: &rng).requiringGrad()
+        let c = Tensor.randomNormal([rows, d], generator: &rng)
+        let rounding = PrecisionPolicy(mode: mode).outputRounding(site: "ln")
+        func run(_ r: TensorRounding?) -> (grads: [[Float]], sumAlive: Bool, held: [OpKind: Int], outputBytes: Int) {
+            let tape = Tape()
+            weak var watched: Tensor?
+            var y: Tensor? = nil
+            let loss = tape.record { () -> Tensor in
+                let sum = a + b                            // the residual stream: FP32, in no format
+                watched = sum
+                y = sum.layerNorm(gamma: gamma, beta: beta, roundOutput: r)
+                return (y! * c).sum()
+            }
+            let alive = watched != nil
+            // bytes held by the op that made them (the copy: by the layer norm that reads it), FP32 and packed together
+            let held = Dictionary(tape.heldBytesByKind.map { ($0.kind, $0.fp32 + $0.packed) }, uniquingKeysWith: +)
+            let g = tape.backward(from: loss)
+            return ([a, b, gamma, beta].map { g[$0]!.array }, alive, held, y!.storage.bytesHeld)
+        }
+        let exact = run(nil), copied = run(rounding)
+        #expect(exact.sumAlive && !copied.sumAlive, "the FP32 input is freed when its BF16 copy is what backward reads")
+        let n = rows * d
+        #expect(exact.held[.add] == 4 * n && copied.held[.add] == nil, "the sum's FP32 values: \(exact.held) \(copied.held)")
+        // the layer norm's own output (read back by the product) is held either way: in FP32 or in the format
+        // the layer norm's own output, read back by the product, is held too (in the format or not)
+        #expect(copied.held[.layerNorm] == 2 * n + copied.outputBytes && exact.held[.layerNorm] == exact.outputBytes,
+                "the copy, 2 bytes a value: \(copied.held), output \(copied.outputBytes) B; exact \(exact.held)")
+        // the gradient of the loss through y is c either way (the output's rounding changes y, not dy)
+        for (k, name) in ["a", "b", "gamma", "beta"].enumerated() {
+            let e = exact.grads[k], q = copied.grads[k]
+            let scale = e.map(abs).max()!, diff = zip(e, q).map { abs($0 - $1) }.max()!
+            if name == "beta" { #expect(diff == 0, "dβ = Σ dy reads no x") } else {
+                #expect(diff > 0 && diff <= scale / 128, "\(name): largest difference \(diff) of \(scale)")
+            }
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import CDojoKernels
 import Synchronization
 import DojoNumerics
 import DojoGraph
@@ -232,6 +233,35 @@ public final class CodesWriter: @unchecked Sendable {
     /// packable in (`Tensor.finishRounding` set it); frees them otherwise.
     public func finish(_ t: Tensor) {
         if failed.load(ordering: .relaxed) || t.storage.packFormat != format || !t.storage.adoptCodesIfNone(codes) { codes.deallocate() }
+    }
+}
+
+/// A BF16 copy of FP32 values, as codes (2 bytes a value, rounded to nearest even), written span by span by the
+/// kernel that reads the values anyway: what a backward reads, kept in a format (issue 14 §2) where the op's input is
+/// in none (layer normalisation's input, the FP32 residual stream of a transformer). Only while a tape records, and
+/// only for tensors worth packing; whether the tape packs or not (`Tape.packsSavedValues`), so that packing never
+/// changes what backward computes.
+public final class BF16Copy: @unchecked Sendable {
+    let codes: UnsafeMutablePointer<UInt16>
+    private let failed = Atomic<Bool>(false)
+    private static let format = try! NumberFormat(.bf16)
+
+    public init?(count: Int) {
+        guard Tape.current != nil, count >= Storage.packMinimum else { return nil }
+        codes = .allocate(capacity: count)
+    }
+
+    /// The codes of values `offset..<offset+count` (at `values`, which stay as they are).
+    @inline(__always)
+    public func write(_ values: UnsafePointer<Float>, count: Int, offset: Int) {
+        if dojo_round_bf16_codes(values, count, codes + offset) == 0 { failed.store(true, ordering: .relaxed) }
+    }
+
+    /// The copy, held as codes only (`Storage(codes:count:format:)`); nil, the codes freed, when a value had none (an
+    /// FP32 subnormal, a value near BF16's largest, an infinity or a NaN): the caller keeps the FP32 values then.
+    public func tensor(shape: [Int]) -> Tensor? {
+        if failed.load(ordering: .relaxed) { codes.deallocate(); return nil }
+        return Tensor(shape: shape, storage: Storage(codes: UnsafeMutableRawPointer(codes), count: elementCount(shape), format: BF16Copy.format))
     }
 }
 

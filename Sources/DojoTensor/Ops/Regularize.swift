@@ -48,10 +48,14 @@ extension Tensor {
         // per row: the mean and 1/σ (backward recomputes x̂ from them and x, the value the kind saves, rather than
         // keeping x̂ as well: one activation-sized tensor less per normalisation)
         let stats = Tensor(uninitializedShape: [rows, 2])
+        // in training in a Dojo format, an input in no format (the FP32 residual stream) is kept for backward as a BF16
+        // copy, written as the forward reads each block (2 bytes a value, not 4; the statistics stay exact FP32)
+        let copy = roundOutput != nil && !isShapeOnly && storage.packFormat == nil
+            && (requiresGrad || gamma.requiresGrad || beta.requiresGrad) ? BF16Copy(count: count) : nil
         if !isShapeOnly, Engine.backend == .oneDNN, BF16Gemm.isEnabled, Tape.current?.packsSavedValues == true,
            count >= Storage.packMinimum, let task = roundOutput?.begin(),
-           let out = layerNormIntoCodes(gamma: gamma, beta: beta, stats: stats, epsilon: epsilon, task: task, rounding: roundOutput) {
-            return recordLayerNorm(out, gamma: gamma, beta: beta, stats: stats, epsilon: epsilon)
+           let out = layerNormIntoCodes(gamma: gamma, beta: beta, stats: stats, epsilon: epsilon, task: task, rounding: roundOutput, copy: copy) {
+            return recordLayerNorm(out, gamma: gamma, beta: beta, stats: stats, epsilon: epsilon, saved: copy?.tensor(shape: shape))
         }
         let task = !isShapeOnly && Engine.backend == .oneDNN ? roundOutput?.begin() : nil
         let out = Tensor(uninitializedShape: shape)
@@ -68,6 +72,7 @@ extension Tensor {
             while lo < range.upperBound {
                 let hi = min(range.upperBound, lo + block)
                 dojo_layer_norm_rows_f32(px + lo * d, py + lo * d, ps + 2 * lo, pg, pb, hi - lo, d, epsilon)
+                copy?.write(px + lo * d, count: (hi - lo) * d, offset: lo * d)
                 if let task {
                     task.round(py + lo * d, count: (hi - lo) * d, offset: lo * d, into: &tally)
                     codes?.write(py + lo * d, count: (hi - lo) * d, offset: lo * d)
@@ -78,7 +83,7 @@ extension Tensor {
         } }
         if let task { out.finishRounding(task, of: roundOutput) }
         codes?.finish(out)
-        return recordLayerNorm(out, gamma: gamma, beta: beta, stats: stats, epsilon: epsilon)
+        return recordLayerNorm(out, gamma: gamma, beta: beta, stats: stats, epsilon: epsilon, saved: copy?.tensor(shape: shape))
     }
 
     /// In training in a Dojo format on BF16 kernels, layer normalisation's output written as codes only: nothing in
@@ -87,13 +92,14 @@ extension Tensor {
     /// with BF16 kernels (otherwise the next product would decode the codes back) and a packing tape (the caller
     /// checks); nil (the FP32 output runs) when a value cannot be coded.
     private func layerNormIntoCodes(gamma: Tensor, beta: Tensor, stats: Tensor, epsilon: Float, task: RoundingTask,
-                                    rounding: TensorRounding?) -> Tensor? {
+                                    rounding: TensorRounding?, copy: BF16Copy?) -> Tensor? {
         guard let codes = CodesWriter(task, count: count) else { return nil }
         let d = shape.last ?? 1, rows = count / max(d, 1)
         let px = pointer, ps = stats.pointer, pg = gamma.pointer, pb = beta.pointer
         task.roundIntoCodes(units: rows, width: d, blockUnits: max(1, (2048 + d - 1) / d),
                             minimumPerThread: max(1, (1 << 14) / max(d, 1)), codes: codes) { lo, n, py, _ in
             dojo_layer_norm_rows_f32(px + lo * d, py, ps + 2 * lo, pg, pb, n, d, epsilon)
+            copy?.write(px + lo * d, count: n * d, offset: lo * d)
         }
         guard let s = codes.codesOnlyStorage(count: count) else { return nil }
         let out = Tensor(shape: shape, storage: s)
@@ -102,10 +108,11 @@ extension Tensor {
     }
 
     /// Records layer normalisation's output `out` (of this input, with its rows' statistics) on the tape: its backward
-    /// recomputes x̂ from the input and the statistics.
-    private func recordLayerNorm(_ out: Tensor, gamma: Tensor, beta: Tensor, stats: Tensor, epsilon: Float) -> Tensor {
+    /// recomputes x̂ from the input and the statistics — from `saved`, the input's BF16 copy, when there is one.
+    private func recordLayerNorm(_ out: Tensor, gamma: Tensor, beta: Tensor, stats: Tensor, epsilon: Float, saved: Tensor? = nil) -> Tensor {
         let d = shape.last ?? 1, rows = count / max(d, 1)
-        Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon))) { [x = self, stats, gamma] g, needs in
+        Tape.note(.layerNorm, inputs: [self, gamma, beta], output: out, attributes: OpAttributes(epsilon: Double(epsilon)),
+                  substitutes: saved.map { [0: $0] } ?? [:]) { [x = saved ?? self, stats, gamma] g, needs in
             let dx = Tensor(uninitializedShape: g.shape), dg = Tensor(zeros: [d]), db = Tensor(zeros: [d])
             if dx.isShapeOnly || g.isShapeOnly || x.isShapeOnly { return [needs[0] ? dx : nil, needs[1] ? dg : nil, needs[2] ? db : nil] }
             let pgy = g.pointer, pdx = dx.pointer, pdg = dg.pointer, pdb = db.pointer
