@@ -61,12 +61,24 @@ extension Tensor {
 
     /// Rows of an [rows, width] output made and rounded block by block: each compute thread takes its share of the
     /// rows and runs `make(firstRow, count)` (a GEMM: oneDNN runs one called inside a parallel region on the calling
-    /// thread) over blocks of about 256 KiB of output, rounding each block by `task` while it is still in the thread's
-    /// cache: one parallel region for both, not a parallel GEMM and then a pass over the whole output. The caller
-    /// finishes the task.
+    /// thread) over blocks of output, rounding each block by `task` (and writing its codes, with `codes`) while it is
+    /// still in the thread's cache: one parallel region for both, not a parallel GEMM and then a pass over the whole
+    /// output. The caller finishes the task.
+    ///
+    /// Blocks are at least 256 rows: each block's GEMM packs the whole right operand again, which costs little against
+    /// 256 rows of products and much against 64 (AVX2, [4096, 256]·[256, 768] rounded to BF16, best of 15, two runs:
+    /// blocks of 85 rows cost 2.4–4.7 ms over FP32's one GEMM, blocks of 256 rows 1.6–2.0 ms less than it). Where such a
+    /// block would not stay in a core's cache (over 768 KiB) or the rows do not give every thread one, `make(0, rows)`
+    /// runs over every thread and the rounding follows in a pass of its own (+0.7–1.8 ms for [4096, 256]·[256, 1024],
+    /// where 64-row blocks cost +1.8–6.0).
     static func rowBlocks(rows n: Int, width m: Int, of out: UnsafeMutablePointer<Float>, rounding task: RoundingTask,
-                          _ make: (_ firstRow: Int, _ count: Int) -> Void) {
-        let block = max(16, (1 << 16) / max(m, 1))
+                          codes: CodesWriter? = nil, _ make: (_ firstRow: Int, _ count: Int) -> Void) {
+        let block = max(256, (1 << 16) / max(m, 1))
+        guard block * m <= 3 << 16, n >= block * ComputeThreads.count else {
+            make(0, n)
+            task.roundAll(out, count: n * m, codes: codes)
+            return
+        }
         parallelChunks(n, minimumPerThread: block) { rows in
             var tally = RoundingTask.Tally()
             var r0 = rows.lowerBound
@@ -74,6 +86,7 @@ extension Tensor {
                 let count = min(block, rows.upperBound - r0)
                 make(r0, count)
                 task.round(out + r0 * m, count: count * m, offset: r0 * m, into: &tally)
+                codes?.write(out + r0 * m, count: count * m, offset: r0 * m)
                 r0 += count
             }
             task.merge(tally)
@@ -157,8 +170,12 @@ extension Tensor {
                     }
                 }
             } else if let task = backend == .oneDNN ? roundOutput?.begin() : nil {
-                Tensor.rowBlocks(rows: n, width: m, of: po, rounding: task, rowsOfProduct)
+                // in training, the rounded values' codes written too while they are in cache: a layer reading this
+                // output for its backward (GELU) keeps it packed without an encoding pass over it
+                let codes = CodesWriter(task, count: n * m)
+                Tensor.rowBlocks(rows: n, width: m, of: po, rounding: task, codes: codes, rowsOfProduct)
                 out.finishRounding(task, of: roundOutput)
+                codes?.finish(out)
             } else {
                 // one GEMM over every thread
                 parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in
