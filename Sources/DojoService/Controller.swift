@@ -110,8 +110,9 @@ extension JobService {
     /// Every 2 s: a tenant whose storage holds more than its disk limit has the running jobs that made it grow killed
     /// (FAILED, with the reason): those whose own folders (work, checkpoint, log) hold more than when they started. A
     /// job that only reads, or deletes to get back under the limit, runs on. Files larger than the limit are stopped
-    /// by RLIMIT_FSIZE as they are written. The walk runs off the controller (a detached task): a tenant with many
-    /// files slows its own check, not the API or the rounds; its result is applied to the jobs still running.
+    /// by RLIMIT_FSIZE as they are written. The walk runs off the controller (a detached task on the service's own
+    /// threads, `DedicatedThreads.blockingWork`): a tenant with many files slows its own check, not the API or the
+    /// rounds; its result is applied to the jobs still running.
     func checkDisk(now: Double) {
         let limits = sandbox.limits
         guard limits.diskPerTenant > 0, !diskCheckRunning, now - lastDiskCheck >= 2 else { return }
@@ -126,7 +127,7 @@ extension JobService {
         }
         guard !targets.isEmpty else { return }
         diskCheckRunning = true
-        Task.detached { [weak self] in
+        Task.detached(executorPreference: DedicatedThreads.blockingWork) { [weak self] in
             let results = targets.map { t -> (String, Sandbox.Usage, [(Int, Sandbox.Usage)]) in
                 let u = Sandbox.diskUsage(t.root, cap: 4 * limits.diskPerTenant, entryCap: 4 * limits.filesPerTenant)
                 let over = u.bytes > limits.diskPerTenant || u.entries > limits.filesPerTenant

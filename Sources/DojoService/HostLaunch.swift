@@ -106,7 +106,7 @@ extension JobService {
         lastHostProbe = now
         hostProbeRunning = true
         let targets = m.hosts.map(\.address), port = m.probePort, timeout = min(1, m.downAfter / 2)
-        Task.detached { [weak self] in
+        Task.detached(executorPreference: DedicatedThreads.blockingWork) { [weak self] in
             var answered = [Bool](repeating: false, count: targets.count)
             answered.withUnsafeMutableBufferPointer { out in
                 let box = UnsafeSendable(out)

@@ -11,7 +11,8 @@ let chromiumPath: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "
     .first { FileManager.default.isExecutableFile(atPath: $0) }
 
 /// Runs chromium with `args`; returns its exit status and stdout (stderr is discarded: it is noisy in containers).
-func runChromium(_ args: [String], timeout: Double = 480) throws -> (status: Int32, stdout: String) {
+/// It waits with `Task.sleep`, holding no thread while chromium runs.
+func runChromium(_ args: [String], timeout: Double = 480) async throws -> (status: Int32, stdout: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: chromiumPath!)
     let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
@@ -27,7 +28,7 @@ func runChromium(_ args: [String], timeout: Double = 480) throws -> (status: Int
     p.standardInput = FileHandle.nullDevice
     try p.run()
     let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+    while p.isRunning && Date() < deadline { try await Task.sleep(nanoseconds: 100_000_000) }
     if p.isRunning { p.terminate(); p.waitUntilExit() }
     try handle.close()
     return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
@@ -61,7 +62,7 @@ struct DashboardTests {
             // (the jobs sleep 15 minutes: under make test's load headless Chromium once took over a minute to start, and
             // jobs of 60 s had ended by the time it fetched)
             let url = "http://127.0.0.1:\(port)/#token=\(s.admin)"
-            let dom = try runChromium(["--virtual-time-budget=5000", "--dump-dom", url])
+            let dom = try await runChromium(["--virtual-time-budget=5000", "--dump-dom", url])
             #expect(dom.status == 0)
             let html = dom.stdout
             for name in ["occupancy-4x12", "lanes-2x3", "planner-tray", "whole-pod"] { #expect(html.contains(name), "\(name) not in the DOM") }
@@ -77,19 +78,19 @@ struct DashboardTests {
             #expect(html.contains("<div id=\"status\" class=\"\">Updated"), "the page shows an error or never fetched")
 
             // A tenant's view: its own jobs only; the other tenant's tiles are busy without ids.
-            let tenantDom = try runChromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/#token=\(planning)"])
+            let tenantDom = try await runChromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/#token=\(planning)"])
             #expect(tenantDom.stdout.contains("planner-tray") && !tenantDom.stdout.contains("occupancy-4x12"))
             #expect(tenantDom.stdout.components(separatedBy: "busy-other").count - 1 >= 54)
 
             // A bad token: the page says so instead of showing anything.
-            let bad = try runChromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/#token=wrong"])
+            let bad = try await runChromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/#token=wrong"])
             #expect(bad.stdout.contains("<div id=\"status\" class=\"error\">Error: 401"), "\(bad.stdout.prefix(2000))")
 
             // The screenshot for the README (DOJO_UPDATE_SCREENSHOT=1 writes docs/dashboard.png).
             let shot = ProcessInfo.processInfo.environment["DOJO_UPDATE_SCREENSHOT"] == "1"
                 ? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/dashboard.png").standardized
                 : FileManager.default.temporaryDirectory.appendingPathComponent("dashboard-\(UUID().uuidString).png")
-            let r = try runChromium(["--virtual-time-budget=5000", "--hide-scrollbars", "--window-size=1400,900", "--screenshot=\(shot.path)", url])
+            let r = try await runChromium(["--virtual-time-budget=5000", "--hide-scrollbars", "--window-size=1400,900", "--screenshot=\(shot.path)", url])
             #expect(r.status == 0)
             let png = try Data(contentsOf: shot)
             #expect(png.count > 10_000 && png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))

@@ -21,22 +21,30 @@ struct TestServer {
         defer { removeTree(dir) }
         var options = ServiceOptions(database: dir.appendingPathComponent("dojo.sqlite").path, machine: machine, grace: grace, tickInterval: 0.05)
         configure(&options)
-        let service = try await JobService.open(options)
-        let server = TestServer(service: service, dir: dir, admin: await service.adminToken)
-        let controller = Task { await service.run() }
-        defer { controller.cancel() }
-        let app = try DojoServer.application(api: DojoAPI(service: service), host: "127.0.0.1", port: 0)
-        let result = try await app.test(setup) { client in try await body(server, client) }
-        controller.cancel()
-        _ = await controller.value
-        // Stop what the test left running (its jobs are short, but a failed test must not leave processes behind).
-        if let jobs = try? await service.jobs(by: .admin) {
-            for j in jobs where !j.state.isFinal { _ = try? await service.cancel(j.id, by: .admin) }
-            await service.tick()
+        // The service, its controller, the server's handlers and the test's own requests run on threads of their own:
+        // the CLI tests beside them block the cooperative pool (one thread a core) while their `dojo` runs, and on a
+        // 2-core machine two of them left the server no thread for 20 s (the test client's read timeout).
+        return try await withTaskExecutorPreference(testServerThreads) {
+            let service = try await JobService.open(options)
+            let server = TestServer(service: service, dir: dir, admin: await service.adminToken)
+            let controller = Task(executorPreference: testServerThreads) { await service.run() }
+            defer { controller.cancel() }
+            let app = try DojoServer.application(api: DojoAPI(service: service), host: "127.0.0.1", port: 0)
+            let result = try await app.test(setup) { client in try await body(server, client) }
+            controller.cancel()
+            _ = await controller.value
+            // Stop what the test left running (its jobs are short, but a failed test must not leave processes behind).
+            if let jobs = try? await service.jobs(by: .admin) {
+                for j in jobs where !j.state.isFinal { _ = try? await service.cancel(j.id, by: .admin) }
+                await service.tick()
+            }
+            return result
         }
-        return result
     }
 }
+
+/// The threads every TestServer runs on (they live as long as the test process).
+let testServerThreads = DedicatedThreads(count: 4, name: "test-server")
 
 /// Removes a test's folder. A hostile job's tree deeper than PATH_MAX (HostileTenantTests, 27) defeats
 /// FileManager.removeItem; GNU rm walks it by descriptors.
