@@ -159,6 +159,9 @@ private struct HeadGrid {
     /// `BF16Operand` the bits came from alive while a product reads them.
     enum Values {
         case bf16(UnsafePointer<UInt16>), fp32(UnsafePointer<Float>)
+        /// Codes decoded a matrix at a time into a thread's buffer as the FP32 products read them (the probabilities
+        /// held packed for backward: not brought back whole, 4 bytes a value, before the product)
+        case packed(PackedValues)
         /// BF16 when both operands of a product are exact in it (`bits` made), else FP32 (read only then: the tensors
         /// may be held as codes, decoded on reading).
         static func pair(_ a: Tensor, _ a16: BF16Operand?, _ b: Tensor, _ b16: BF16Operand?) -> (Values, Values) {
@@ -179,6 +182,27 @@ private struct HeadGrid {
             GemmKernel.run(batches: (batch, heads), transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
                            a: pa + al.offset, aStrides: al.strides, lda: al.ld, b: pb + bl.offset, bStrides: bl.strides, ldb: bl.ld,
                            c: c + cl.offset, cStrides: cl.strides, ldc: cl.ld)
+        case let (.packed(pa), .fp32(pb)):
+            // each thread decodes A's matrix into its own buffer (in cache), then runs the product from it
+            let (rowsA, colsA) = transposeA ? (k, m) : (m, k)
+            let count = batch * heads
+            let threads = count >= 2 * ComputeThreads.count && m * n * k <= 1 << 24 ? ComputeThreads.count : 1
+            ompChunks(count, threads: threads) { range in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rowsA * colsA)
+                defer { scratch.deallocate() }
+                for i in range {
+                    let (p, q) = (i / heads, i % heads)
+                    let at = al.offset + p * al.strides.0 + q * al.strides.1
+                    if al.ld == colsA {
+                        pa.read(at, count: rowsA * colsA, into: scratch)
+                    } else {
+                        for r in 0..<rowsA { pa.read(at + r * al.ld, count: colsA, into: scratch + r * colsA) }
+                    }
+                    GemmKernel.run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: scratch, lda: colsA,
+                                   b: pb + bl.offset + p * bl.strides.0 + q * bl.strides.1, ldb: bl.ld,
+                                   c: c + cl.offset + p * cl.strides.0 + q * cl.strides.1, ldc: cl.ld)
+                }
+            }
         default: preconditionFailure("attention: a product of a BF16 and an FP32 operand")
         }
     }
@@ -216,7 +240,11 @@ private struct HeadGrid {
         let (g, x) = Values.pair(dy, p16 == nil ? nil : dy16, qkv, qkv16)
         return withExtendedLifetime((dy16, p16)) { () -> Tensor? in
             if let out = dqkv?.pointer {
-                let (pv, gv) = Values.pair(p, p16, dy, p16 == nil ? nil : dy16)
+                // FP32 products on probabilities held packed: decoded a head at a time as the product reads them (the
+                // softmax's backward after it decodes its rows the same way), not brought back whole first
+                let packed = p16 == nil ? p.storage.packedValues : nil
+                let (pv, gv) = packed.map { (Values.packed($0), Values.fp32(UnsafePointer(dy.pointer))) }
+                    ?? Values.pair(p, p16, dy, p16 == nil ? nil : dy16)
                 product(transposeA: true, m: tokens, n: headDim, k: tokens, pv, square, gv, merged, into: out, inProjection(.v))
             }
             guard needsP else { return nil }

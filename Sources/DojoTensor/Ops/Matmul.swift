@@ -93,6 +93,13 @@ extension Tensor {
         }
     }
 
+    /// Each of `rows` rows of `width` at `out` set to `bias`, over the compute threads.
+    static func fillRowsWithBias(_ out: UnsafeMutablePointer<Float>, rows: Int, width: Int, bias: UnsafePointer<Float>) {
+        parallelChunks(rows, minimumPerThread: max(1, (1 << 15) / max(width, 1))) { range in
+            for r in range { (out + r * width).update(from: bias, count: width) }
+        }
+    }
+
     /// In training (a tape that packs what it keeps) on BF16 kernels, with the output rounded to BF16 to nearest even:
     /// x·Wᵀ + b made by a GEMM that writes the rounded output's BF16 codes and nothing else (`BF16Gemm.runIntoBF16`),
     /// 2 bytes a value, instead of FP32 values, a rounding pass over them and the codes written in it. The output is
@@ -140,7 +147,12 @@ extension Tensor {
             // only, a GELU's output in training, is not decoded for the BF16 product)
             func rowsOfProduct(_ r0: Int, _ count: Int) {
                 let pa = pointer, pw = w.pointer
-                for r in r0..<(r0 + count) { (po + r * m).update(from: pb, count: m) }
+                if count == n {
+                    // every row at once (`rowBlocks`' one GEMM): the bias copied over every thread, as below
+                    Tensor.fillRowsWithBias(po, rows: n, width: m, bias: pb)
+                } else {
+                    for r in r0..<(r0 + count) { (po + r * m).update(from: pb, count: m) }
+                }
                 GemmKernel.run(transposeA: false, transposeB: true, m: count, n: m, k: k, a: pa + r0 * k, lda: k, b: pw, ldb: k,
                                beta: 1, c: po + r0 * m, ldc: m, backend: backend)
             }
@@ -178,9 +190,7 @@ extension Tensor {
                 codes?.finish(out)
             } else {
                 // one GEMM over every thread
-                parallelChunks(n, minimumPerThread: max(1, (1 << 15) / max(m, 1))) { rows in
-                    for r in rows { (po + r * m).update(from: pb, count: m) }
-                }
+                Tensor.fillRowsWithBias(po, rows: n, width: m, bias: pb)
                 GemmKernel.run(transposeA: false, transposeB: true, m: n, n: m, k: k, a: pointer, lda: k, b: w.pointer, ldb: k,
                                beta: 1, c: po, ldc: m, backend: backend)
             }

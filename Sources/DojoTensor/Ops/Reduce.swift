@@ -108,10 +108,26 @@ extension Tensor {
                   attributes: causal ? OpAttributes(causal: true) : OpAttributes()) { [out] g, _ in
             let r = Tensor(uninitializedShape: g.shape)
             if r.isShapeOnly || g.isShapeOnly { return [r] }
-            let pg = g.pointer, py = out.pointer, pr = r.pointer
+            // probabilities held packed (attention's, in a Dojo format): rows decoded a block at a time into a thread's
+            // buffer as they are read, not brought back whole
+            let packed = out.storage.packedValues
+            let pg = g.pointer, py = packed == nil ? out.pointer : nil, pr = r.pointer
             parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
-                let lo = range.lowerBound
-                dojo_softmax_backward_rows_f32(pg + lo * n, py + lo * n, pr + lo * n, range.count, n, takeLog ? 1 : 0)
+                guard let packed else {
+                    let lo = range.lowerBound
+                    dojo_softmax_backward_rows_f32(pg + lo * n, py! + lo * n, pr + lo * n, range.count, n, takeLog ? 1 : 0)
+                    return
+                }
+                let block = max(1, 4096 / max(n, 1))
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * n)
+                defer { scratch.deallocate() }
+                var r0 = range.lowerBound
+                while r0 < range.upperBound {
+                    let c = min(block, range.upperBound - r0)
+                    packed.read(r0 * n, count: c * n, into: scratch)
+                    dojo_softmax_backward_rows_f32(pg + r0 * n, scratch, pr + r0 * n, c, n, takeLog ? 1 : 0)
+                    r0 += c
+                }
             }
             return [r]
         }
