@@ -271,8 +271,25 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// Watches, in the task that sets it, which storages are brought back whole from their codes: a test's check that a
+    /// kernel decodes the spans it reads (`packedValues`) instead. Reads through `pointer` on this task's thread only
+    /// (a kernel's worker threads do not see it).
+    @TaskLocal public static var unpackWatch: UnpackWatch?
+    public final class UnpackWatch: Sendable {
+        private let counts = Mutex<[Int]>([])
+        public init() {}
+        /// The value counts of the storages unpacked while watched, in order.
+        public var unpacked: [Int] { counts.withLock { $0 } }
+        func note(_ count: Int) { counts.withLock { $0.append(count) } }
+    }
+
     /// Brings the FP32 values back from the codes (once, whichever thread asks first).
     private func unpack() -> UnsafeMutablePointer<Float> {
+        Storage.unpackWatch?.note(count)
+        return unpackOnce()
+    }
+
+    private func unpackOnce() -> UnsafeMutablePointer<Float> {
         packing.withLock { state in
             let address = resident.load(ordering: .acquiring)
             if address != 0 { return UnsafeMutablePointer(bitPattern: address)! }

@@ -80,6 +80,25 @@ import Testing
         if BF16Gemm.isAvailable { #expect(strided.bf16Products >= 16, "\(strided.bf16Products)") }
     }
 
+    /// In Dojo's formats the probabilities [B·H, T, T] are held packed for backward and stay so: pᵀ·dy and the softmax's
+    /// backward decode the spans they read (FP32 products) or read their BF16 bits (BF16 products), never bringing them
+    /// back whole, 4 bytes a value. The copies' batched matmul does bring them back, which shows the watch sees it.
+    @Test(arguments: [PrecisionPolicy.Mode.bf16, .cfp8])
+    func probabilitiesStayPackedThroughBackward(_ mode: PrecisionPolicy.Mode) throws {
+        let probabilities = 4 * 3 * 20 * 20
+        func unpacked(strided: Bool) throws -> [Int] {
+            let watch = Storage.UnpackWatch()
+            _ = try Storage.$unpackWatch.withValue(watch) { try Self.run(strided: strided, causal: true, mode: mode) }
+            return watch.unpacked
+        }
+        let strided = try unpacked(strided: true)
+        #expect(!strided.contains(probabilities), "\(strided)")
+        if !BF16Gemm.isAvailable {
+            let copies = try unpacked(strided: false)
+            #expect(copies.contains(probabilities), "\(copies)")
+        }
+    }
+
     /// A loss on the probabilities alone (nothing reads the merged heads): q's and k's gradients from the scores, v's
     /// zero, as the copies' slices give it.
     @Test func aLossOnTheProbabilitiesAlone() {

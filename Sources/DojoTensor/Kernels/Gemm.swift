@@ -32,6 +32,13 @@ public enum GemmKernel {
         }
     }
 
+    /// How many threads run a grid of `count` products of m×n×k each, one product per thread: all compute threads when
+    /// there are at least two products per thread and each is small (≤ 2²⁴ multiply-adds), else one (each product then
+    /// runs alone, and oneDNN may thread inside it).
+    static func gridThreads(count: Int, m: Int, n: Int, k: Int) -> Int {
+        count >= 2 * ComputeThreads.count && m * n * k <= 1 << 24 ? ComputeThreads.count : 1
+    }
+
     /// The same over a grid of `batches.0 × batches.1` matrices lying anywhere in memory: matrix (i, j) of A at
     /// `a + i·aStrides.0 + j·aStrides.1` (likewise B and C; B's strides (0, 0): one B for every matrix), rows `ld` apart.
     /// The matrices split over the compute threads, each product on one thread (oneDNN's sgemm runs single-threaded
@@ -41,8 +48,7 @@ public enum GemmKernel {
                            a: UnsafePointer<Float>, aStrides: (Int, Int), lda: Int, b: UnsafePointer<Float>, bStrides: (Int, Int), ldb: Int,
                            c: UnsafeMutablePointer<Float>, cStrides: (Int, Int), ldc: Int, backend: KernelBackend = .oneDNN) {
         let count = batches.0 * batches.1, per = batches.1
-        let threads = count >= 2 * ComputeThreads.count && m * n * k <= 1 << 24 ? ComputeThreads.count : 1
-        ompChunks(count, threads: threads) { range in
+        ompChunks(count, threads: gridThreads(count: count, m: m, n: n, k: k)) { range in
             for i in range {
                 let (p, q) = (i / per, i % per)
                 run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,

@@ -186,8 +186,7 @@ private struct HeadGrid {
             // each thread decodes A's matrix into its own buffer (in cache), then runs the product from it
             let (rowsA, colsA) = transposeA ? (k, m) : (m, k)
             let count = batch * heads
-            let threads = count >= 2 * ComputeThreads.count && m * n * k <= 1 << 24 ? ComputeThreads.count : 1
-            ompChunks(count, threads: threads) { range in
+            ompChunks(count, threads: GemmKernel.gridThreads(count: count, m: m, n: n, k: k)) { range in
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rowsA * colsA)
                 defer { scratch.deallocate() }
                 for i in range {

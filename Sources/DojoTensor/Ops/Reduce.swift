@@ -79,7 +79,9 @@ extension Tensor {
         let src = SendablePointer(pointer), dst = SendablePointer(out.pointer)
         let task = skip || Engine.backend != .oneDNN ? nil : roundOutput?.begin()
         let codes = CodesWriter(task, count: count)
-        if !skip { parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
+        // rows of about 4,096 values: the unit of work a thread takes, and the block rounded or decoded while in cache
+        let block = max(1, 4096 / max(n, 1))
+        if !skip { parallelChunks(rows, minimumPerThread: block) { range in
             // keys 0..<visible take part; with a causal mask, query (r mod n) sees keys up to itself. CDojoKernels'
             // loop: the row's maximum and sum in 16 partial results, exp by a polynomial that vectorises. With a
             // rounding: about 4,096 values of rows at a time, rounded and coded while in cache.
@@ -89,7 +91,6 @@ extension Tensor {
                 return
             }
             var tally = RoundingTask.Tally()
-            let block = max(1, 4096 / max(n, 1))
             var r0 = range.lowerBound
             while r0 < range.upperBound {
                 let c = min(block, range.upperBound - r0), at = r0 * n
@@ -112,13 +113,12 @@ extension Tensor {
             // buffer as they are read, not brought back whole
             let packed = out.storage.packedValues
             let pg = g.pointer, py = packed == nil ? out.pointer : nil, pr = r.pointer
-            parallelChunks(rows, minimumPerThread: max(1, 4096 / max(n, 1))) { range in
+            parallelChunks(rows, minimumPerThread: block) { range in
                 guard let packed else {
                     let lo = range.lowerBound
                     dojo_softmax_backward_rows_f32(pg + lo * n, py! + lo * n, pr + lo * n, range.count, n, takeLog ? 1 : 0)
                     return
                 }
-                let block = max(1, 4096 / max(n, 1))
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * n)
                 defer { scratch.deallocate() }
                 var r0 = range.lowerBound
