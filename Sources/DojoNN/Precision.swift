@@ -166,6 +166,7 @@ public final class PrecisionPolicy: @unchecked Sendable {
         guard let f = weightFormat, let gf = gradientFormat else { return y }
         return y.rounded(to: Self.dtype(f), inPlace: exclusive, alreadyRounded: alreadyRounded,
                          roundingPass(f, site: site + ".activation", stochastic: false),
+                         spans: rounding(f, site: site + ".activation", stochastic: false),
                          gradient: rounding(gf, site: site + ".gradient", stochastic: stochasticGradients))
     }
 

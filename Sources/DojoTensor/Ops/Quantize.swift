@@ -280,11 +280,24 @@ extension Tensor {
     ///   stores it.
     /// - alreadyRounded: the kernel that made this tensor rounded it as it wrote it (it is exclusive and in the
     ///   format): nothing left to do forward; the op is still recorded, and its gradient rounded.
+    /// - spans: the same rounding in its span form (`round`'s twin). Where it can run span by span now (its format
+    ///   chosen: a site with history), the pass also writes the rounded values' codes block by block while they are in
+    ///   cache, so that packing the tensor for backward later frees its FP32 buffer without an encoding pass over
+    ///   values no longer in cache.
     public func rounded(to dtype: DType, inPlace: Bool = false, alreadyRounded: Bool = false, _ round: RoundingPass,
-                        gradient: TensorRounding? = nil) -> Tensor {
+                        spans: TensorRounding? = nil, gradient: TensorRounding? = nil) -> Tensor {
         let out = inPlace || alreadyRounded ? Tensor(shape: shape, storage: storage) : Tensor(uninitializedShape: shape)
         if !alreadyRounded && !out.isShapeOnly && !isShapeOnly {
-            out.storage.packFormat = round(inPlace ? nil : UnsafePointer(pointer), out.storage.buffer)
+            let source = inPlace ? nil : UnsafePointer(pointer)
+            if Engine.backend == .oneDNN, let spans, let task = spans.begin() {
+                let codes = CodesWriter(task, count: count)
+                task.roundAll(out.pointer, count: count, from: source, codes: codes)
+                task.finish()
+                out.storage.packFormat = task.numberFormat
+                codes?.finish(out)
+            } else {
+                out.storage.packFormat = round(source, out.storage.buffer)
+            }
         }
         out.format = dtype
         out.gradientRounding = gradient
