@@ -297,7 +297,10 @@ func readCase(_ row: Row) throws -> ValidationCase {
     var model = try readModel(row, name: modelName, detail: detail, notes: &notes)
     if isPyTorchDLE(source) || (source.contains("DeepLearningExamples") && detail.contains("LDDL")),
        model.spec?.hasPrefix("bert-large:seq=") == true,
-       detail.localizedCaseInsensitiveContains("phase 2") || (detail.contains("LDDL") && model.shape?.sequence == 512),
+       detail.range(of: #"(?i)\bphase[ _-]?2\b"#, options: .regularExpression) != nil
+        // (DLE's pretraining runs phase 2 at 512 and names it so or not; its fine-tuning, SQuAD, runs at 384)
+        || (model.shape?.sequence == 512
+            && (modelName + " " + detail).range(of: #"(?i)squad|fine-?tun"#, options: .regularExpression) == nil),
        let s = model.shape?.sequence {
         // DLE's phase 2 reads LDDL data binned by length (run_pretraining.sh: phase2_bin_size 64), and LDDL pads
         // each batch only to its longest sequence: the GPUs compute on about the real length rounded up to its bin,
@@ -316,6 +319,13 @@ func readCase(_ row: Row) throws -> ValidationCase {
         let predict = max(1, Int((0.15 * Double(s)).rounded()))
         model.spec = spec + ",predict=\(predict),dropout=10"
         notes.append("predict=\(predict), dropout=10: BERT pretraining runs the MLM head on the masked 15 % of the tokens only (Google's gather_indexes, NVIDIA's dense_seq_output; ASSUMPTION: 15 % of the \(s) modelled tokens, where TensorFlow gathers up to max_predictions_per_seq, 20 at 128 and 76-80 at 512) and drops out 10 % after attention, after the MLP and of the attention probabilities (Devlin et al. 2019)")
+    }
+    if let spec = model.spec, spec.hasPrefix("bert-large:seq=") || spec.hasPrefix("bert-base:seq="), !spec.contains("predict="),
+       (modelName + " " + detail).range(of: #"(?i)squad|fine-?tun"#, options: .regularExpression) != nil {
+        // BERT fine-tuned (SQuAD): no MLM head, a span head of 2 outputs a token instead, and dropout kept at 0.1
+        // (Devlin et al. 2019, A.3: "The dropout probability was always kept at 0.1")
+        model.spec = spec + ",predict=1,dropout=10"
+        notes.append("predict=1, dropout=10: BERT fine-tuning (SQuAD) has no MLM head over the vocabulary, only a span head of 2 outputs a token (priced as the zoo's head on 1 position: ASSUMPTION, both negligible), and keeps dropout at 0.1 (Devlin et al. 2019, A.3)")
     }
     let globalBatch = try row.positiveInt("global_batch", max: Limits.batch, why: "the most samples a step may have")
 
@@ -572,7 +582,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
     }
     // "seq 8192", and as tables head the column: "Sequence Length 8192", "seq length 4096", "seq_len 2048", "max_seq_len=…"
     // "seq 8K", "Sequence Length 32k": K is 1,024 for a sequence length (8K = 8,192 tokens)
-    let seqWords = #"(?:^|[^a-z])seq(?:uence|\.)?(?:[ _-]?len(?:gth)?)?[ :=]*"#
+    let seqWords = #"(?:^|[^a-z])seq(?:uence|\.)?(?:[ _-]?len(?:gth)?)?[ :=]*(?:of )?"#
     let seq = try firstCount(seqWords + #"([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row,
                              what: "sequence length", max: 1 << 20)
         ?? firstNumber(seqWords + #"([0-9]{1,4}) ?[kK](?![a-zA-Z0-9])"#, in: detail).map { Int($0) * 1024 }
@@ -580,7 +590,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         notes.append("resnet50: ResNet-50 v1.5 at 224×224 (ImageNet), 1,000 classes")
         return ModelReading(spec: "resnet50", shape: nil)
     }
-    if lower.contains("bert-large") {
+    if lower.range(of: #"(?<![a-z])bert[ _-]?large"#, options: .regularExpression) != nil {   // bert_large_squad (Lambda's)
         guard let s = seq else {
             return ModelReading(unsupported: "BERT-Large without a sequence length ('seq N') in model_detail")
         }
@@ -610,6 +620,22 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         notes.append("\(what): \(t.layers) layers, hidden \(formatCount(Double(t.hidden))), \(t.heads) heads (\(t.kvHeads) key/value), SwiGLU FFN \(formatCount(Double(t.ffnHidden))), vocab \(formatCount(Double(t.vocabulary))), seq \(formatCount(Double(t.sequence))) (Meta's released config.json)")
         return ModelReading(spec: llamaSpec(t), shape: t)
     }
+    // LLaMA (the first: Touvron et al. 2023, arXiv 2302.13971, Table 2: dimension, heads, layers; context 2,048;
+    // vocabulary 32,000; SwiGLU of 2/3·4d rounded up to a multiple of 256, as its released params.json gives it:
+    // 11,008, 13,824, 17,920, 22,016). "LLaMA 13B" without a version is this one; 30B is the 33B's released name.
+    if let c = groups(#"\bllama(?:[ _-]?1)?[ _-]+(7|13|30|33|65)b\b"#, lower) {
+        let (l, h, n, f): (Int, Int, Int, Int) = switch c[0] {
+        case "7": (32, 4096, 32, 11008)
+        case "13": (40, 5120, 40, 13824)
+        case "30", "33": (60, 6656, 52, 17920)
+        default: (80, 8192, 64, 22016)
+        }
+        var t = TransformerShape(layers: l, hidden: h, heads: n, kvHeads: n, ffnHidden: f, gatedMLP: true, sequence: 2048,
+                                 vocabulary: 32000, tiedEmbeddings: false, learnedPositions: false)
+        if let s = seq { t.sequence = s } else { notes.append("sequence length not stated: 2,048 (LLaMA's context, Touvron et al. 2023)") }
+        notes.append("LLaMA \(c[0])B: \(l) layers, hidden \(formatCount(Double(h))), \(n) heads, SwiGLU FFN \(formatCount(Double(f))), vocab 32,000, seq \(formatCount(Double(t.sequence))) (Touvron et al. 2023, Table 2; its released params.json)")
+        return ModelReading(spec: llamaSpec(t), shape: t)
+    }
     // Mistral 7B (v0.1 config.json and Jiang et al. 2023, arXiv 2310.06825, Table 1): the Llama block with 8 key/value
     // heads; its 4,096-token sliding attention window is not modelled (ASSUMPTION: full causal attention, the same at
     // sequences up to the window)
@@ -633,7 +659,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         notes.append("vit: \(layers) layers, hidden \(hidden), \(heads) heads, patch \(patch), image \(image) (Dosovitskiy et al. 2021, Table 1), 1,000 classes")
         return ModelReading(spec: "vit:layers=\(layers),hidden=\(hidden),heads=\(heads),patch=\(patch),image=\(image)", shape: nil)
     }
-    if lower.range(of: #"(?<![a-z])bert[- ]base"#, options: .regularExpression) != nil {
+    if lower.range(of: #"(?<![a-z])bert[ _-]?base"#, options: .regularExpression) != nil {
         guard let s = seq else {
             return ModelReading(unsupported: "BERT-Base without a sequence length ('seq N') in model_detail")
         }
@@ -1147,7 +1173,8 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         throw RowSkip(reason: "a utilisation ('\(unit)': a share of a peak) is not turned into a throughput: the peak and the FLOP count the source divided by are not stated; give the TFLOP/s/GPU or tokens/s it came from")
     }
     // Free text, but it must say what was measured (a metric named 'vibes' was scored as throughput).
-    let words = ["throughput", "time", "tflop", "step", "iteration", "mfu", "samples", "images", "sequences", "tokens", "speed"]
+    let words = ["throughput", "time", "tflop", "teraflop", "step", "iteration", "mfu", "samples", "images", "sequences",
+                 "sentences", "tokens", "speed"]
     guard words.contains(where: { m.contains($0) }) else {
         throw row.skip("metric", "'\(metric)' does not say what was measured (expected words such as training throughput, time per iteration, time-to-train, achieved TFLOP/s)")
     }
@@ -1179,8 +1206,8 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         return .timeToTrain(work, secondsPerUnit: perUnit)
     }
     // The words of the metric must fit its unit (a row worded as throughput but in TFLOP/s/GPU was scored as FLOPs).
-    let flopWords = ["tflop", "mfu", "hfu", "flop"], tokenWords = ["throughput", "tokens", "speed"]
-    let samplesWords = ["throughput", "samples", "images", "sequences", "speed"], stepWords = ["time", "step", "iteration"]
+    let flopWords = ["tflop", "teraflop", "mfu", "hfu", "flop"], tokenWords = ["throughput", "tokens", "speed"]
+    let samplesWords = ["throughput", "samples", "images", "sequences", "sentences", "speed"], stepWords = ["time", "step", "iteration"]
     let expected = tflopUnits.contains(u) || tflopPerGPUUnits.contains(u) ? flopWords
         : tokenUnits.contains(u) || tokenPerGPUUnits.contains(u) ? tokenWords
         : samplesUnits.contains(u) || samplesPerGPUUnits.contains(u) ? samplesWords
@@ -1235,7 +1262,7 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
     }
     if secondsUnits.contains(u) { return .secondsPerStep }
     if millisecondsUnits.contains(u) { return .millisecondsPerStep }
-    throw RowSkip(reason: "unknown unit '\(unit)' (known: images/s, sequences/s, samples/s, …/s/GPU, tokens/s (TPS, WPS, T/s), tokens/s/GPU, "
+    throw RowSkip(reason: "unknown unit '\(unit)' (known: images/s, sequences/s (sentences/s), samples/s, …/s/GPU, tokens/s (TPS, WPS, T/s), tokens/s/GPU, "
                   + "TFLOP/s (TFLOPs), TFLOP/s/GPU, s or ms per step; minutes or hours for a time-to-train metric; "
                   + "a rate is per GPU where the unit or the metric says 'per GPU')")
 }
@@ -1257,7 +1284,9 @@ func canonicalUnit(_ unit: String, metric: String) -> (String, String?) {
     if u.hasSuffix("/gpu/s") { u = String(u.dropLast(6)) + "/s/gpu" }                   // tokens/GPU/s
     for (pattern, with) in [(#"^(?:tps|wps|t/s|words/s|token/s|tokens/s)"#, "tokens/s"),
                             (#"^(?:tflops/s|teraflops/s|tflop/s|tflops|teraflops|tflop)"#, "tflop/s"), (#"^(?:sample/s|samples/s)"#, "samples/s"),
-                            (#"^(?:image/s|images/s|imgs/s)"#, "images/s"), (#"^(?:sequence/s|sequences/s)"#, "sequences/s")] {
+                            (#"^(?:image/s|images/s|imgs/s)"#, "images/s"),
+                            // DLE's TensorFlow BERT tables count "sentences per second": its sequences
+                            (#"^(?:sequence/s|sequences/s|seqs/s|sentence/s|sentences/s|sents/s|sent/s)"#, "sequences/s")] {
         if let r = u.range(of: pattern, options: .regularExpression) { u.replaceSubrange(r, with: with); break }
     }
     let rates = samplesUnits.union(tokenUnits).union(tflopUnits)

@@ -429,6 +429,50 @@ extension ValidationImportTests {
         #expect(throws: ValidationDataError.self) { try parse([row(value: "lots")]) }
     }
 
+    @Test("words of other tables: 'sentences per second' (DLE TensorFlow BERT), 'sequence length of 384', 'teraFLOPs per GPU', LLaMA (the first) by size, bert_large_squad")
+    func otherTablesWords() throws {
+        let gpt = "hidden 12288; 96 layers; 96 heads; seq 2048; vocab 51200"
+        let cases = try parse([
+            row(id: "s1", model: "BERT-Large", detail: "sequence length of 384; batch 32", batch: "256",
+                metric: "Throughput - mixed precision (sentences/sec)", unit: "sentences/sec"),
+            row(id: "s2", model: "BERT-Large", detail: "seq 128", batch: "256", metric: "Performance (in sentences per second)",
+                unit: "sentences per second"),
+            row(id: "tf", model: "GPT-3 175B", detail: gpt, batch: "1536", metric: "teraFLOPs per GPU", value: "138",
+                unit: "teraFLOPs per GPU"),
+            row(id: "l65", model: "LLaMA 65B", detail: "batch 4M tokens", batch: "2048", metric: "training throughput",
+                value: "380", unit: "tokens/s/GPU"),
+            row(id: "l7", model: "LLaMA-7B", detail: "seq 4096", batch: "512", unit: "tokens/s/GPU"),
+            row(id: "sq", model: "bert_large_squad", detail: "seq 384; SQuAD v1.1 fine-tuning", batch: "112",
+                metric: "training throughput", unit: "training_sequences_per_second"),
+        ])
+        #expect(cases.allSatisfy { $0.unsupported == nil }, "\(cases.compactMap(\.unsupported))")
+        #expect(cases[0].metric == .samplesPerSecond && cases[0].sequenceLength == 384)
+        #expect(cases[1].metric == .samplesPerSecond && cases[1].sequenceLength == 128)
+        if case .teraflopsPerGPU = cases[2].metric {} else { Issue.record("teraFLOPs per GPU: \(cases[2].metric)") }
+        // LLaMA 65B (Touvron et al. 2023, Table 2): 80 layers of 8,192, 64 heads; 65.2 × 10⁹ parameters; context 2,048
+        #expect(cases[3].modelSpec == "llama:layers=80,hidden=8192,heads=64,kv-heads=64,ffn=22016,seq=2048,vocab=32000")
+        #expect(abs(cases[3].transformer!.parameters / 65.2e9 - 1) < 0.01)
+        #expect(cases[4].modelSpec == "llama:layers=32,hidden=4096,heads=32,kv-heads=32,ffn=11008,seq=4096,vocab=32000")
+        #expect(abs(cases[4].transformer!.parameters / 6.7e9 - 1) < 0.01)
+        // fine-tuning: no MLM head over the vocabulary, dropout 0.1
+        #expect(cases[5].modelSpec == "bert-large:seq=384,predict=1,dropout=10")
+    }
+
+    @Test("DLE PyTorch BERT at 512 is its phase 2 (length-binned) whether or not the row says 'phase 2'; its SQuAD is not")
+    func dlePhase2BySequence() throws {
+        let source = "https://github.com/NVIDIA/DeepLearningExamples/blob/729963dd47e7c8bd462ad10bfac7a7b0b604e6dd/PyTorch/LanguageModeling/BERT/README.md"
+        let cases = try parse([
+            row(id: "said", model: "BERT-Large pretraining", detail: "phase 2, seq 512", batch: "4096", unit: "sequences/s", source: source),
+            row(id: "unsaid", model: "BERT-Large pretraining", detail: "Sequence length 512", batch: "4096", unit: "sequences/s", source: source),
+            row(id: "phase2", model: "BERT-Large", detail: "phase2; seq 512", batch: "4096", unit: "sequences/s", source: source),
+            row(id: "squad", model: "BERT-Large", detail: "SQuAD fine-tuning; seq 512", batch: "256", unit: "sequences/s", source: source),
+        ])
+        #expect(cases[0].modelSpec == "bert-large:seq=288,predict=43,dropout=10")
+        #expect(cases[1].modelSpec == cases[0].modelSpec)
+        #expect(cases[2].modelSpec?.hasPrefix("bert-large:seq=288") == true)
+        #expect(cases[3].modelSpec == "bert-large:seq=512,predict=1,dropout=10")
+    }
+
     @Test("what a row's text says of the software: PyTorch FP32 convolutions are TF32 on A100, NCHW, unpadded BERT, no flash attention")
     func softwareWords() throws {
         let cases = try parse([

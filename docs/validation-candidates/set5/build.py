@@ -1,0 +1,57 @@
+import csv
+H="id,system,gpu,gpus,nodes,interconnect,model,model_detail,precision,global_batch,parallelism,metric,value,unit,source".split(",")
+RN="https://github.com/NVIDIA/DeepLearningExamples/blob/291f0d02e815b148fa5c2b81bf07aa3552142895/PyTorch/Classification/ConvNets/resnet50v1.5/README.md#training-performance-results (batch/GPU from https://github.com/NVIDIA/DeepLearningExamples/blob/097c7ff917b7c56246590b1246a8f5bd8957c534/PyTorch/Classification/ConvNets/configs.yml)"
+PB="https://github.com/NVIDIA/DeepLearningExamples/blob/729963dd47e7c8bd462ad10bfac7a7b0b604e6dd/PyTorch/LanguageModeling/BERT/README.md#training-performance-results"
+TB="https://github.com/NVIDIA/DeepLearningExamples/blob/002bcd8c45a0ae4bdf2f01918ab22e0752ffa3e6/TensorFlow/LanguageModeling/BERT/README.md#training-performance-results"
+MG="https://github.com/NVIDIA/Megatron-LM/blob/d086a2e3b020ff78db9d29915f7cfe886e085f13/README.md#gpt-3-example (config: https://github.com/NVIDIA/Megatron-LM/blob/157006d6d9bf4f55c0d4d7dacbd2b65e7bd84dc9/examples/gpt3/train_gpt3_175b_distributed.sh)"
+NM="https://github.com/NVIDIA/NeMo/blob/070a0bb168d405d653b9734c0017cf5078e77c0d/docs/source/performance/performance_summary.md (NeMo24.07; System: DGX-H100)"
+L1="https://arxiv.org/abs/2302.13971v1 (Touvron et al. 2023, Sec. 2.4 Efficient implementation; sizes from Table 2)"
+R=[
+# PyTorch ResNet-50
+["pt-rn50-a100-1g-tf32","DGX A100 (1 GPU)","A100-SXM4-80GB",1,1,"","ResNet-50 v1.5","PyTorch pytorch-21.03 NGC; batch_size 256 (configs.yml DGXA100 TF32); 224 ImageNet; --prof 100 benchmark_training","TF32",256,"DP=1","Throughput - TF32",938,"img/s",RN],
+["pt-rn50-a100-8g-tf32","DGX A100","A100-SXM4-80GB",8,1,"NVLink/NVSwitch","ResNet-50 v1.5","PyTorch pytorch-21.03 NGC; batch_size 256 per GPU; multiproc.py --nproc_per_node 8","TF32",2048,"DP=8","Throughput - TF32",7248,"img/s",RN],
+["pt-rn50-v100-1g-fp32","DGX-1 16GB (1 GPU)","V100-SXM2-16GB",1,1,"","ResNet-50 v1.5","PyTorch pytorch-21.03 NGC; batch_size 112 (configs.yml DGX1V FP32)","FP32",112,"DP=1","Throughput - FP32",367,"img/s",RN],
+["pt-rn50-v100-8g-fp32","DGX-1 16GB","V100-SXM2-16GB",8,1,"NVLink","ResNet-50 v1.5","PyTorch pytorch-21.03 NGC; batch_size 112 per GPU","FP32",896,"DP=8","Throughput - FP32",2855,"images/sec",RN],
+["pt-rn50-v100-32g-8g-fp32","DGX-1 32GB","Tesla V100-SXM2-32GB",8,"","","ResNet-50 v1.5","PyTorch pytorch-21.03 NGC; 112 per GPU (DGX1V FP32 config)","FP32",896,"DP=8","Throughput - FP32",2766,"img/s",RN],
+["pt-rn50-v100-32g-8g-amp","DGX-1 32GB","Tesla V100-SXM2-32GB",8,"","","ResNet-50 v1.5","PyTorch pytorch-21.03 NGC; 256 per GPU; memory_format nhwc","mixed precision",2048,"DP=8","Throughput - mixed precision",8056,"img/s",RN],
+# PyTorch BERT
+["pt-bert-a100-1g-s128-tf32","DGX A100 (1 GPU)","A100-SXM4-80GB",1,1,"","BERT-Large pretraining","Sequence length 128; Batch size / GPU 128 (TF32); Accumulation steps 64; Accumulated Batch size / GPU 8192; pytorch:21.11-py3","TF32",8192,"DP=1; grad-accum 64","Throughput - TF32(sequences/sec)",317,"sequences/sec",PB],
+["pt-bert-a100-8g-s128-amp","DGX A100","A100-SXM4-80GB",8,1,"","BERT-Large pretraining","Sequence length 128; Batch size / GPU 256 (FP16); Accumulation steps 32; Accumulated Batch size / GPU 8192; pytorch:21.11-py3","mixed precision",65536,"DP=8; grad-accum 32","Throughput - mixed precision(sequences/sec)",4591,"sequences/sec",PB],
+["pt-bert-a100-8g-s512-tf32","DGX A100","A100-SXM4-80GB",8,1,"","BERT-Large pretraining","Sequence length 512; Batch size / GPU 16 (TF32); Accumulation steps 256; Accumulated Batch size / GPU 4096","TF32",32768,"DP=8; grad-accum 256","Throughput - TF32(sequences/sec)",860,"sequences/sec",PB],
+["pt-bert-a100-128g-s512-amp","16x DGX A100","A100-SXM4-80GB",128,16,"","BERT-Large pretraining","Sequence length 512; Batch size / GPU 32 (FP16); Accumulation steps 8; Accumulated Batch size / GPU 256 (multi-node scaling table)","Mixed Precision",32768,"DP=128; grad-accum 8","Mixed Precision Throughput",25570,"sequences/sec",PB],
+["pt-bert-a100-256g-s512-tf32","32x DGX A100","A100-SXM4-80GB",256,32,"","BERT-Large pretraining","Sequence length 512; Batch size / GPU 16 (TF32); Accumulation steps 8; Accumulated Batch size / GPU 128 (multi-node scaling table)","TF32",32768,"DP=256; grad-accum 8","TF32 Throughput",21298,"sequences/sec",PB],
+["pt-bert-v100-1g-s128-fp32","DGX-1 32G (1 GPU)","V100-SXM2-32GB",1,1,"","BERT-Large pretraining","Sequence length 128; Batch size / GPU 4096 (FP32) accumulated; Accumulation steps 128; pytorch:21.11-py3","FP32",4096,"DP=1; grad-accum 128","Throughput - FP32(sequences/sec)",50,"sequences/sec",PB],
+["pt-bert-v100-8g-s512-amp","DGX-1 32G","V100-SXM2-32GB",8,1,"","BERT-Large pretraining","Sequence length 512; Batch size / GPU 2048 (FP16) accumulated; Accumulation steps 256","mixed precision",16384,"DP=8; grad-accum 256","Throughput - mixed precision(sequences/sec)",586,"sequences/sec",PB],
+["pt-squad-a100-1g-tf32","DGX A100 (1 GPU)","A100-SXM4-80GB",1,1,"","BERT-Large","Fine-tuning SQuAD v1.1; Batch size / GPU 32; max_seq_length=384 (run_squad.sh)","TF32",32,"DP=1","Throughput - TF32(sequences/sec)",61.5,"sequences/sec",PB],
+["pt-squad-a100-8g-amp","DGX A100","A100-SXM4-80GB",8,1,"","BERT-Large","Fine-tuning SQuAD v1.1; Batch size / GPU 32; max_seq_length=384","mixed precision",256,"DP=8","Throughput - mixed precision(sequences/sec)",846.7,"sequences/sec",PB],
+["pt-squad-v100-1g-fp32","DGX-1 32G (1 GPU)","V100-SXM2-32GB",1,1,"","BERT-Large","Fine-tuning SQuAD; Batch size / GPU 8 (FP32); max_seq_length=384","FP32",8,"DP=1","Throughput - FP32(sequences/sec)",12,"sequences/sec",PB],
+["pt-squad-v100-8g-fp16","DGX-1 32G","V100-SXM2-32GB",8,1,"","BERT-Large","Fine-tuning SQuAD; Batch size / GPU 16 (FP16); max_seq_length=384","FP16",128,"DP=8","Throughput - mixed precision(sequences/sec)",382,"sequences/sec",PB],
+# TensorFlow 1 BERT
+["tf-bert-dgx1-32g-8g-s128-amp","DGX-1 32GB","V100-SXM2-32GB",8,1,"","BERT-Large pretraining","TensorFlow 20.06-py3 NGC; run_pretraining_lamb.sh; Sequence Length 128; Batch size / GPU 64 (mixed precision); Gradient Accumulation 128","mixed precision",65536,"DP=8; grad-accum 128","Throughput - mixed precision",1443.05,"sentences per second",TB],
+["tf-bert-dgx1-32g-8g-s512-fp32","DGX-1 32GB","V100-SXM2-32GB",8,1,"","BERT-Large pretraining","TensorFlow 20.06-py3 NGC; Sequence Length 512; Batch size / GPU 8 (FP32); Gradient Accumulation 512","FP32",32768,"DP=8; grad-accum 512","Throughput - FP32",81.42,"sentences/sec",TB],
+["tf-bert-dgx1-32g-1g-s512-amp","DGX-1 32GB (1 GPU)","V100-SXM2-32GB",1,1,"","BERT-Large pretraining","TensorFlow 20.06-py3 NGC; Sequence Length 512; Batch size / GPU 8 (mixed precision); Gradient Accumulation 4096","AMP",32768,"DP=1; grad-accum 4096","Throughput - mixed precision",31.23,"sentences/sec",TB],
+["tf-bert-dgx2-16g-s128-amp","DGX-2","V100-SXM3-32GB",16,1,"NVSwitch","BERT-Large pretraining","TensorFlow 20.06-py3 NGC; Sequence Length 128; Batch size / GPU 64 (mixed precision); Gradient Accumulation 64","mixed precision",65536,"DP=16; grad-accum 64","Throughput - mixed precision",3081.69,"sentences/sec",TB],
+["tf-bert-dgx2h-512g-s512-fp32","32x DGX-2H","V100-SXM3-32GB",512,32,"InfiniBand (not detailed)","BERT-Large pretraining","TensorFlow 19.08-py3 NGC; run.sub multi-node; Sequence Length 512; Batch size / GPU 8 (FP32); Gradient Accumulation 8","FP32",32768,"DP=512; grad-accum 8","Throughput - FP32",5893.14,"sentences/sec",TB],
+["tf-squad-dgx1-16g-8g-amp","DGX-1 16GB","V100-SXM2-16GB",8,1,"","BERT-Large","Fine-tuning SQuAD v1.1, sequence length of 384; Batch size / GPU 4 (mixed precision); TensorFlow 20.06-py3","mixed precision",32,"DP=8","Throughput - mixed precision",189.77,"sentences/sec",TB],
+["tf-squad-dgx1-32g-8g-fp32","DGX-1 32GB","V100-SXM2-32GB",8,1,"","BERT-Large","Fine-tuning SQuAD v1.1, sequence length of 384; Batch size / GPU 10 (FP32)","FP32",80,"DP=8","Throughput - FP32",79.37,"sentences/sec",TB],
+["tf-squad-dgx2-16g-amp","DGX-2","V100-SXM3-32GB",16,1,"","BERT-Large","Fine-tuning SQuAD v1.1, sequence length of 384; Batch size / GPU 24 (mixed precision)","mixed precision",384,"DP=16","Throughput - mixed precision",683.37,"sentences/sec",TB],
+["tf-squad-a100-40g-1g-amp","DGX A100 40GB (1 GPU)","A100-SXM4-40GB",1,1,"","BERT-Large","Fine-tuning SQuAD v1.1, sequence length of 384; Batch size / GPU 32 (mixed precision)","mixed precision",32,"DP=1","Throughput - mixed precision",102.26,"sentences/sec",TB],
+["tf-squad-a100-40g-8g-tf32","DGX A100 40GB","A100-SXM4-40GB",8,1,"","BERT-Large","Fine-tuning SQuAD v1.1, sequence length of 384; Batch size / GPU 16 (TF32)","TF32",128,"DP=8","Throughput - TF32",440.47,"sentences/sec",TB],
+# Megatron-LM README GPT-3 example
+["meglm-175b-1024g-tflops","Selene (128 DGX A100)","A100",1024,"","","GPT-3 175B","--num-layers 96 --hidden-size 12288 --num-attention-heads 96 --seq-length 2048; --micro-batch-size 1; --fp16; full global batch size of 1536","FP16",1536,"TP=8; PP=16","teraFLOPs per GPU (44% of theoretical peak)",138,"teraFLOPs per GPU",MG],
+["meglm-175b-1024g-iter","Selene (128 DGX A100)","A100",1024,"","","GPT-3 175B","--num-layers 96 --hidden-size 12288 --num-attention-heads 96 --seq-length 2048; --micro-batch-size 1; --fp16; full global batch size of 1536","FP16",1536,"TP=8; PP=16","iteration time (around 32 seconds)",32,"seconds",MG],
+# LLaMA 1
+["llama1-65b-2048g","2048 A100 80GB","A100 80GB",2048,"","","LLaMA 65B","dimension 8192; n heads 64; n layers 80; 2048 context; batch size 4M tokens; xformers causal multi-head attention; activation checkpointing; model and sequence parallelism","not stated",2048,"model and sequence parallelism (degrees not stated)","tokens/sec/GPU",380,"tokens/sec/GPU",L1],
+# NeMo 24.07
+["nemo2407-llama2-7b-8g","DGX-H100","H100-SXM (DGX H100)",8,1,"","LLAMA2-7B","Sequence Length 4096; MBS 1; NeMo24.07 container; table also gives 776 Model TFLOP / sec / GPU","FP8",128,"TP=1; PP=1; CP=1; VP=1","Tokens / sec / GPU",16847,"Tokens / sec / GPU",NM],
+["nemo2407-llama2-7b-8g-mtflops","DGX-H100","H100-SXM (DGX H100)",8,1,"","LLAMA2-7B","Sequence Length 4096; MBS 1; NeMo24.07 container","FP8",128,"TP=1; PP=1; CP=1; VP=1","Model TFLOP / sec / GPU",776,"TFLOP/s/GPU",NM],
+["nemo2407-nemotron-8b-64g","8x DGX-H100","H100-SXM (DGX H100)",64,8,"","Nemotron-8B","Sequence Length 4096; MBS 4; NeMo24.07 container; 653 Model TFLOP / sec / GPU","FP8",256,"TP=2; PP=1; CP=1; VP=1","Tokens / sec / GPU",12701,"Tokens / sec / GPU",NM],
+["nemo2407-nemotron-340b-128g","16x DGX-H100","H100-SXM (DGX H100)",128,16,"","Nemotron-340B","Sequence Length 4096; MBS 1; NeMo24.07 container; 678 Model TFLOP / sec / GPU","FP8",32,"TP=8; PP=8; CP=1; VP=12","Tokens / sec / GPU",322,"Tokens / sec / GPU",NM],
+["nemo2407-llama2-70b-sft-16g","2x DGX-H100","H100-SXM (DGX H100)",16,2,"","LLAMA2-70B SFT","supervised fine-tuning; SQuAD-v1.1 packed to 4096 tokens; Packed Sequence Length 4096; MBS 1; 756 Model TFLOP / sec / GPU","FP8",32,"TP=4; PP=4","Tokens / sec / GPU",1833,"Tokens / sec / GPU",NM],
+["nemo2407-llama2-7b-lora-8g","DGX-H100","H100-SXM (DGX H100)",8,1,"","LLAMA2-7B LoRA","LoRA (Low-rank adaptors); Packed Sequence Length 4096; MBS 1","FP8",32,"TP=1; PP=1","Tokens / sec / GPU",25206,"Tokens / sec / GPU",NM],
+]
+with open("rows.csv","w",newline="") as f:
+    w=csv.writer(f,lineterminator="\n"); w.writerow(H)
+    for r in R:
+        assert len(r)==len(H),r[0]; w.writerow(r)
+print(len(R))
