@@ -252,6 +252,19 @@ struct ValidateCandidatesCLITests {
         }
     }
 
+    @Test("set5, 36 rows in their sources' words (sentences per second, teraFLOPs per GPU, LLaMA 65B, 'Sequence length 512'): 33 predicted")
+    func fifthSet() throws {
+        let (counts, cases) = try validateHeldOut("set5/rows.csv", rows: 36, predicted: 33)
+        #expect(counts["skipped"] == 3, "\(counts)")   // two Nemotron models the zoo lacks, a LoRA run
+        // DLE PyTorch BERT at 512, length-binned as its phase 2 though the row never says "phase 2" (it was −45 %)
+        let s512 = try #require(cases.first { $0["id"] as? String == "pt-bert-a100-8g-s512-tf32" })
+        #expect(abs((s512["error"] as? Double) ?? 9) < 0.15, "\(s512)")
+        for id in ["tf-bert-dgx1-32g-8g-s128-amp", "meglm-175b-1024g-tflops", "llama1-65b-2048g"] {
+            let c = try #require(cases.first { $0["id"] as? String == id }, "\(id)")
+            #expect(c["status"] as? String == "ok", "\(id): \(c["message"] ?? "")")
+        }
+    }
+
     @Test("TF32 convolutions in channels-first layout pay transposes; --assume channels_last=1 removes them")
     func layouts() throws {
         func step(_ extra: [String]) throws -> Double {
