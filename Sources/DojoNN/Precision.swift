@@ -164,9 +164,8 @@ public final class PrecisionPolicy: @unchecked Sendable {
     /// - alreadyRounded: the kernel that made `y` rounded it as it wrote it, by `outputRounding(site:)`.
     public func activation(_ y: Tensor, site: String, exclusive: Bool = false, alreadyRounded: Bool = false) -> Tensor {
         guard let f = weightFormat, let gf = gradientFormat else { return y }
-        return y.rounded(to: Self.dtype(f), inPlace: exclusive, alreadyRounded: alreadyRounded,
-                         roundingPass(f, site: site + ".activation", stochastic: false),
-                         spans: rounding(f, site: site + ".activation", stochastic: false),
+        let forward = rounding(f, site: site + ".activation", stochastic: false)
+        return y.rounded(to: Self.dtype(f), inPlace: exclusive, alreadyRounded: alreadyRounded, forward.pass, spans: forward,
                          gradient: rounding(gf, site: site + ".gradient", stochastic: stochasticGradients))
     }
 

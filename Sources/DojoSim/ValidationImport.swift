@@ -300,7 +300,7 @@ func readCase(_ row: Row) throws -> ValidationCase {
        detail.range(of: #"(?i)\bphase[ _-]?2\b"#, options: .regularExpression) != nil
         // (DLE's pretraining runs phase 2 at 512 and names it so or not; its fine-tuning, SQuAD, runs at 384)
         || (model.shape?.sequence == 512
-            && (modelName + " " + detail).range(of: #"(?i)squad|fine-?tun"#, options: .regularExpression) == nil),
+            && !isFineTuning(modelName + " " + detail)),
        let s = model.shape?.sequence {
         // DLE's phase 2 reads LDDL data binned by length (run_pretraining.sh: phase2_bin_size 64), and LDDL pads
         // each batch only to its longest sequence: the GPUs compute on about the real length rounded up to its bin,
@@ -321,7 +321,7 @@ func readCase(_ row: Row) throws -> ValidationCase {
         notes.append("predict=\(predict), dropout=10: BERT pretraining runs the MLM head on the masked 15 % of the tokens only (Google's gather_indexes, NVIDIA's dense_seq_output; ASSUMPTION: 15 % of the \(s) modelled tokens, where TensorFlow gathers up to max_predictions_per_seq, 20 at 128 and 76-80 at 512) and drops out 10 % after attention, after the MLP and of the attention probabilities (Devlin et al. 2019)")
     }
     if let spec = model.spec, spec.hasPrefix("bert-large:seq=") || spec.hasPrefix("bert-base:seq="), !spec.contains("predict="),
-       (modelName + " " + detail).range(of: #"(?i)squad|fine-?tun"#, options: .regularExpression) != nil {
+       isFineTuning(modelName + " " + detail) {
         // BERT fine-tuned (SQuAD): no MLM head, a span head of 2 outputs a token instead, and dropout kept at 0.1
         // (Devlin et al. 2019, A.3: "The dropout probability was always kept at 0.1")
         model.spec = spec + ",predict=1,dropout=10"
@@ -414,6 +414,11 @@ private func isMegatronBridge(_ row: Row) -> Bool {
 
 private func isPyTorchDLE(_ source: String) -> Bool {
     source.contains("DeepLearningExamples") && source.contains("/PyTorch/")
+}
+
+/// Whether a row's model or detail says it fine-tunes (SQuAD, "fine-tuning"), not pretrains.
+private func isFineTuning(_ text: String) -> Bool {
+    text.range(of: #"(?i)squad|fine-?tun"#, options: .regularExpression) != nil
 }
 
 /// LDDL's bin size in DLE BERT's phase 2 (run_pretraining.sh: `phase2_bin_size=${30:-64}`).

@@ -292,8 +292,7 @@ extension Tensor {
             if Engine.backend == .oneDNN, let spans, let task = spans.begin() {
                 let codes = CodesWriter(task, count: count)
                 task.roundAll(out.pointer, count: count, from: source, codes: codes)
-                task.finish()
-                out.storage.packFormat = task.numberFormat
+                out.finishRounding(task, of: spans)
                 codes?.finish(out)
             } else {
                 out.storage.packFormat = round(source, out.storage.buffer)
