@@ -92,12 +92,22 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// input's cast itself inside the layer norm or activation kernel that produces it). 0: casts fused into the
     /// GEMMs' own loads.
     public var fp8CastKernels: Bool = true
+    /// Kernels each parameter tensor's optimizer update launches every step, each paying the device's launch
+    /// overhead: an eager per-parameter optimizer written op by op in Python (BERT's `BertAdam`: a clip, the two
+    /// moments, the update, the weight decay and the step, about 19 kernels a tensor). 0 (the default): one fused
+    /// update per tensor (multi-tensor Adam, Megatron's and apex's FusedAdam, XLA).
+    public var optimizerKernels: Double = 0
+    /// Bytes per parameter that update moves when it runs op by op (each kernel reads and writes whole tensors;
+    /// `BertAdam` about 128). 0 (the default): the fused update's own bytes (master weight, gradient and both moments
+    /// read, three of them written).
+    public var optimizerBytes: Double = 0
 
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
                               "attention_kernel", "loader_workers", "host_input_seconds", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
-                              "score_bytes", "eager_attention", "attention_segments", "causal_block", "fp8_cast_kernels"]
+                              "score_bytes", "eager_attention", "attention_segments", "causal_block", "fp8_cast_kernels",
+                              "optimizer_kernels", "optimizer_bytes"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
@@ -119,6 +129,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "attention_segments": num(attentionSegments),
             "causal_block": num(causalBlock),
             "fp8_cast_kernels": fp8CastKernels ? "1" : "0",
+            "optimizer_kernels": num(optimizerKernels), "optimizer_bytes": num(optimizerBytes),
         ]
         let reasons: [String: String] = [
             "memory_headroom": "ASSUMPTION: the rest of a device's memory is workspace, fragmentation and the runtime",
@@ -138,6 +149,8 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "attention_segments": "one sequence a sample: attention over all of its tokens",
             "causal_block": "where attention_kernel has no figures, every score of a causal mask priced (128: skip the blocks above the diagonal as FlashAttention-2 does); the tables' causal figures include it",
             "fp8_cast_kernels": "FP8 steps: Transformer Engine's transpose of each GEMM input's FP8 copy and cast-transpose of each output gradient, kernels of their own (TransformerEngine v1.8, pytorch/module/layernorm_linear.py line 584 tex.fp8_transpose, module/base.py lines 705-717 fp8_cast_transpose_bgrad_fused / fp8_cast_transpose_fused); from compute capability 10.0 (B200) no transposes, the output gradient's cast only (TransformerEngine create_transpose = columnwise_usage && !non_tn_fp8_gemm_supported())",
+            "optimizer_kernels": "one fused optimizer update per parameter tensor (multi-tensor Adam, FusedAdam, XLA)",
+            "optimizer_bytes": "the fused update's bytes: master weight, gradient and moments read, weight and moments written",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
@@ -199,6 +212,12 @@ public struct SimOptions: Sendable, Equatable, Codable {
             eagerAttention = try flag()
         case "fp8_cast_kernels":
             fp8CastKernels = try flag()
+        case "optimizer_kernels":
+            guard v >= 0, v <= 1_000, v == v.rounded() else { throw SimError.badOption("optimizer_kernels=\(value): must be a whole number 0…1000") }
+            optimizerKernels = v
+        case "optimizer_bytes":
+            guard v >= 0, v <= 10_000 else { throw SimError.badOption("optimizer_bytes=\(value): must be 0…10000 bytes per parameter") }
+            optimizerBytes = v
         case "causal_block":
             guard v >= 0, v <= 1_000_000 else { throw SimError.badOption("causal_block=\(value): must be 0 (every score computed) or a block of queries up to 1,000,000") }
             causalBlock = v
@@ -692,6 +711,20 @@ public final class StepSimulator: @unchecked Sendable {
         return c
     }
 
+    /// One parameter tensor's optimizer update run op by op (`optimizer_kernels`, `optimizer_bytes`): its bytes
+    /// (`optimizer_bytes` a parameter, else the fused update's) shared by that many kernels, each paying the
+    /// device's launch overhead.
+    func eagerOptimizerCost(_ w: OpWork) -> OpCost {
+        let k = max(1, options.optimizerKernels)
+        let elementBytes = workload.precision == .fp8 ? Precision.bf16.bytes : workload.precision.bytes
+        let parameters = w.weightBytes / elementBytes
+        let bytes = options.optimizerBytes > 0 ? parameters * options.optimizerBytes : w.bytesRead + w.bytesWritten
+        var c = cost(OpWork(kind: .add, phase: .optimizer, gemm: nil, flops: w.flops / k,
+                            bytesRead: bytes / 2 / k, bytesWritten: bytes / 2 / k))
+        c.seconds *= k; c.computeSeconds *= k; c.memorySeconds *= k; c.latencySeconds *= k
+        return c
+    }
+
     func table(tp: Int, microBatch: Int, sp: Bool) -> CostTable {
         let key = TableKey(tp: tp, microBatch: microBatch, sp: sp && tp > 1)
         if let t = tables[key] { return t }
@@ -751,6 +784,9 @@ public final class StepSimulator: @unchecked Sendable {
                 }
             } else {
                 c = fusion.isFused(op.id) || work.isFree ? OpCost.zero : cost(work.scaled(batch: factor, split: split, ways: ways))
+            }
+            if op.phase == .optimizer && (options.optimizerKernels > 0 || options.optimizerBytes > 0) {
+                c = eagerOptimizerCost(work.scaled(batch: factor, split: split, ways: ways))
             }
             if options.eagerAttention && !options.fusedAttention && op.phase == .forward && op.kind == .scale && attentionScore[p] {
                 // eager attention's padding-mask add after the scale: one more pass reading and writing the scores (the

@@ -454,25 +454,50 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
             notes.append("loader_workers=\(w): PyTorch's native JPEG loader (configs.yml: data_backend pytorch, workers \(w) per GPU on \(preset == "dgx-a100" ? "DGXA100" : "DGX1V")) decodes on the host CPU at calibration.host_decode_rate per worker, at most the host's threads ÷ the node's GPUs in use")
         }
     }
-    if dle && modelName.localizedCaseInsensitiveContains("BERT") {
-        // DLE's BERT: gradients are accumulated over the micro-batches and all-reduced after the last one's backward
-        // pass, not overlapped with it (PyTorch run_pretraining.sh: allreduce_post_accumulation; TensorFlow and
-        // PaddlePaddle: Horovod / fleet after gradient accumulation).
-        assumptions["gradient_overlap"] = "0"
+    // Lambda's PyTorch benchmarks run DLE's PyTorch examples (its fork, patched for newer NGC containers: the
+    // repository's pytorch/README.md), BERT's run_squad.py among them.
+    let pyTorchDLE = isPyTorchDLE(source) || (source.contains("lambdal/deeplearning-benchmark") && source.contains("/pytorch/"))
+    if (dle || pyTorchDLE) && (modelName.localizedCaseInsensitiveContains("BERT")) {
+        // DLE's BERT pretraining: gradients are accumulated over the micro-batches and all-reduced after the last
+        // one's backward pass, not overlapped with it (PyTorch run_pretraining.sh: allreduce_post_accumulation;
+        // TensorFlow and PaddlePaddle: Horovod / fleet after gradient accumulation). PyTorch's SQuAD fine-tuning
+        // (run_squad.py) wraps the model in apex's DistributedDataParallel, which all-reduces buckets during the
+        // backward pass (delay_allreduce=False, its default): the default overlap.
+        let squadPyTorch = pyTorchDLE && isFineTuning(modelName + " " + detail)
+        let overlap = squadPyTorch ? "" : ", gradient_overlap=0"
+        if !squadPyTorch { assumptions["gradient_overlap"] = "0" }
         if lowerDetail.contains("fused mha") || lowerDetail.contains("flash") {
             // PaddlePaddle's BERT at a5388a45 (2023-08) "integrate[s] cuDNN fused MHA": attention in one kernel.
             notes.append("gradient_overlap=0: DLE's BERT all-reduces after gradient accumulation; attention fused (the row: cuDNN fused MHA)")
         } else {
             // PyTorch 21.11, TensorFlow 20.06 / 21.02: attention as separate matmul and softmax kernels
-            // (FlashAttention came in 2022).
+            // (FlashAttention came in 2022, and DLE's BERT never took it up).
             assumptions["fused_attention"] = "0"
-            notes.append("fused_attention=0, gradient_overlap=0: DLE's BERT of 2020-21 computes attention op by op (no FlashAttention before 2022) and all-reduces after accumulation (run_pretraining.sh: allreduce_post_accumulation; Horovod after accumulation in TensorFlow)")
-            if isPyTorchDLE(source) {
+            notes.append("fused_attention=0\(overlap): DLE's BERT computes attention op by op (no FlashAttention: it came in 2022, after this code)" + (squadPyTorch ? "; run_squad.py's apex DistributedDataParallel all-reduces during the backward pass (delay_allreduce=False), the default overlap" : " and all-reduces after accumulation (run_pretraining.sh: allreduce_post_accumulation; Horovod after accumulation in TensorFlow)"))
+            if pyTorchDLE {
                 // PyTorch's BertSelfAttention.forward (modeling.py) runs eagerly: `attention_scores / math.sqrt(...)`
                 // and `attention_scores + attention_mask` are kernels of their own before the softmax (only bias_gelu
                 // is TorchScript-fused); TensorFlow's rows run under XLA, which fuses them.
                 assumptions["eager_attention"] = "1"
                 notes.append("eager_attention=1: DLE's PyTorch BERT scales the scores and adds the padding mask in kernels of their own (modeling.py, BertSelfAttention.forward: attention_scores / math.sqrt(head size), + attention_mask; eager PyTorch, only bias_gelu is TorchScript)")
+                if squadPyTorch {
+                    // run_squad.py never scripts the model (run_pretraining.py does: torch.jit.script with nvFuser);
+                    // it turns the profiling executor off (lines 47-48), so every elementwise op (dropout, residual
+                    // add, layer norm) is a kernel of its own.
+                    assumptions["fusion"] = "0"
+                    notes.append("fusion=0: DLE's SQuAD fine-tuning (run_squad.py) runs the model eagerly: no torch.jit.script of the model as run_pretraining.py does, the profiling executor off (run_squad.py lines 47-48), so dropout, residual add and layer norm are kernels of their own")
+                    if precision == .tf32 || precision == .fp32 {
+                        // Without --fp16, run_squad.py (lines 986-989) takes optimization.py's BertAdam, a Python loop over
+                        // the parameters: per tensor clip_grad_norm_ (norm, stack, norm, add, reciprocal, mul, clamp,
+                        // mul_: 8 kernels), the moments (mul_, add_, mul_, addcmul_), sqrt, add, div, the weight decay
+                        // (mul, add_), the learning rate (mul) and the step (neg, add_): 18-20 kernels, each a pass over
+                        // the tensor in FP32 (about 128 bytes a parameter in all), after the script's own multi-tensor
+                        // GradientClipper (12 more: a norm read, a scale). With --fp16 it takes apex's FusedAdam.
+                        assumptions["optimizer_kernels"] = "19"
+                        assumptions["optimizer_bytes"] = "140"
+                        notes.append("optimizer_kernels=19, optimizer_bytes=140: without --fp16, run_squad.py (lines 986-989) updates with optimization.py's BertAdam, op by op for each parameter: a clip_grad_norm_ of its own (8 kernels), the moments, sqrt, division, weight decay, learning rate and step (10-12 more), about 128 bytes a parameter in FP32, after the script's multi-tensor GradientClipper (12); with --fp16 apex's FusedAdam (the default, fused)")
+                    }
+                }
             }
         }
     }

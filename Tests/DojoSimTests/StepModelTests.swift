@@ -333,6 +333,39 @@ import Testing
         #expect(throws: SimError.self) { try bad.set("micro_batch_gradient_bytes", "-1") }
         #expect(throws: SimError.self) { try bad.set("micro_batch_gradient_kernels", "1.5") }
     }
+
+    /// An optimizer run op by op (`optimizer_kernels`, `optimizer_bytes`): each step moves that many bytes of every
+    /// parameter at the HBM rate and launches that many kernels for every parameter tensor, instead of the fused
+    /// update's 28 bytes (weight, gradient and two moments read; weight and moments written) in one kernel a tensor.
+    @Test func eagerOptimizer() throws {
+        let g = mlpGraph(layers: 2, width: 256, batch: 8)
+        let m = try Machine.resolve("dgx-a100")
+        guard case .gpu(let c) = m.system else { Issue.record("not a GPU machine"); return }
+        let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 4, microBatches: 3)
+        let w = Workload(graph: g, globalBatch: 12, precision: .tf32)
+        let base = try #require(try StepSimulator(workload: w, machine: m, costModel: m.opCostModel()).evaluate(plan))
+        var o = SimOptions()
+        try o.set("optimizer_kernels", "19")
+        try o.set("optimizer_bytes", "140")
+        let eager = try #require(try StepSimulator(workload: w, machine: m, costModel: m.opCostModel(), options: o).evaluate(plan))
+        let params = g.tensors.filter { $0.role == .parameter }
+        let n = params.reduce(0.0) { $0 + Double(elementCount($1.shape)) }
+        let rate = c.gpu.hbmBandwidth * m.calibration.memoryEfficiency
+        let fused = n * 28 / rate + Double(params.count) * c.gpu.launchOverhead
+        let opByOp = n * 140 / rate + Double(params.count) * 19 * c.gpu.launchOverhead
+        #expect(relative(base.breakdown.optimizer, fused) < 1e-9)
+        #expect(relative(eager.breakdown.optimizer, opByOp) < 1e-9)
+        #expect(relative(eager.stepSeconds - base.stepSeconds, opByOp - fused) < 1e-9)
+        // the kernels alone, with the fused update's bytes
+        var k = SimOptions()
+        try k.set("optimizer_kernels", "19")
+        let kernels = try #require(try StepSimulator(workload: w, machine: m, costModel: m.opCostModel(), options: k).evaluate(plan))
+        #expect(relative(kernels.breakdown.optimizer, n * 28 / rate + Double(params.count) * 19 * c.gpu.launchOverhead) < 1e-9)
+        #expect(o.knobs.contains { $0.key == "optimizer_kernels" && $0.value == "19" && $0.why == "set for this case" })
+        var bad = SimOptions()
+        #expect(throws: SimError.self) { try bad.set("optimizer_kernels", "2.5") }
+        #expect(throws: SimError.self) { try bad.set("optimizer_bytes", "-1") }
+    }
 }
 
 /// Issue 11 §3: one 1F1B schedule behind the closed-form step time and the event timeline.

@@ -473,6 +473,33 @@ extension ValidationImportTests {
         #expect(cases[3].modelSpec == "bert-large:seq=512,predict=1,dropout=10")
     }
 
+    @Test("DLE's PyTorch SQuAD (run_squad.py, also through Lambda's benchmark): eager, apex DDP's overlap, BertAdam op by op without --fp16")
+    func pyTorchSquadSoftware() throws {
+        let dle = "https://github.com/NVIDIA/DeepLearningExamples/blob/729963dd47e7c8bd462ad10bfac7a7b0b604e6dd/PyTorch/LanguageModeling/BERT/README.md"
+        let lambda = "https://github.com/lambdal/deeplearning-benchmark/blob/4e11f68/pytorch/pytorch-train-throughput-fp16.csv"
+        let cases = try parse([
+            row(id: "tf32", model: "BERT-Large", detail: "Fine-tuning SQuAD v1.1; max_seq_length=384", precision: "TF32", batch: "32",
+                unit: "sequences/sec", source: dle),
+            row(id: "amp", model: "BERT-Large", detail: "Fine-tuning SQuAD v1.1; max_seq_length=384", precision: "mixed precision",
+                batch: "256", unit: "sequences/sec", source: dle),
+            row(id: "lambda", model: "bert_large_squad", detail: "seq 384; SQuAD v1.1 fine-tuning (run_squad.py)", precision: "fp16",
+                batch: "112", unit: "training_sequences_per_second", source: lambda),
+            row(id: "pretrain", model: "BERT-Large pretraining", detail: "phase 1, seq 128", precision: "TF32", batch: "8192",
+                unit: "sequences/sec", source: dle),
+        ])
+        #expect(cases.allSatisfy { $0.unsupported == nil }, "\(cases.compactMap(\.unsupported))")
+        for c in cases.prefix(3) {
+            #expect(c.assumptions["fusion"] == "0" && c.assumptions["fused_attention"] == "0" && c.assumptions["eager_attention"] == "1", "\(c.id)")
+            #expect(c.assumptions["gradient_overlap"] == nil, "\(c.id): apex DDP overlaps")
+        }
+        #expect(cases[0].assumptions["optimizer_kernels"] == "19" && cases[0].assumptions["optimizer_bytes"] == "140")
+        #expect(cases[0].notes.contains { $0.contains("BertAdam") })
+        #expect(cases[1].assumptions["optimizer_kernels"] == nil && cases[2].assumptions["optimizer_kernels"] == nil)   // FusedAdam
+        // pretraining keeps its own: scripted and fused, all-reduce after accumulation, the fused LAMB
+        #expect(cases[3].assumptions["fusion"] == nil && cases[3].assumptions["gradient_overlap"] == "0"
+                && cases[3].assumptions["optimizer_kernels"] == nil)
+    }
+
     @Test("what a row's text says of the software: PyTorch FP32 convolutions are TF32 on A100, NCHW, unpadded BERT, no flash attention")
     func softwareWords() throws {
         let cases = try parse([
