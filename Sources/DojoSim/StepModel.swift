@@ -101,13 +101,22 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// `BertAdam` about 128). 0 (the default): the fused update's own bytes (master weight, gradient and both moments
     /// read, three of them written).
     public var optimizerBytes: Double = 0
+    /// Passes a training batch norm makes over its input: 2 reads it once for the statistics and once to normalise
+    /// (backward: once for the reductions, once for the input's gradient), as PyTorch's CUDA kernels do
+    /// (aten/src/ATen/native/cuda/Normalization.cuh: batch_norm_collect_statistics then batch_norm_transform_input;
+    /// batch_norm_backward_reduce then batch_norm_backward_elemt), cuDNN's non-persistent spatial batch norm (what
+    /// TensorFlow's FusedBatchNorm calls by default) and XLA's reduce-then-normalise fusions; 1 keeps a tile of the
+    /// input on chip between the two (MXNet's NHWC FP16 kernel, NhwcBatchNormAddRelu: DRAM traffic "footprint ×
+    /// (2 + add)"). nil (the default): by machine, 2 on GPUs, 1 on the CPU engine and on Dojo (ASSUMPTION there:
+    /// its tile stays in cache or SRAM).
+    public var batchNormPasses: Double? = nil
 
     public init() {}
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
                               "attention_kernel", "loader_workers", "host_input_seconds", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
                               "score_bytes", "eager_attention", "attention_segments", "causal_block", "fp8_cast_kernels",
-                              "optimizer_kernels", "optimizer_bytes"]
+                              "optimizer_kernels", "optimizer_bytes", "batch_norm_passes"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
@@ -130,6 +139,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "causal_block": num(causalBlock),
             "fp8_cast_kernels": fp8CastKernels ? "1" : "0",
             "optimizer_kernels": num(optimizerKernels), "optimizer_bytes": num(optimizerBytes),
+            "batch_norm_passes": batchNormPasses.map(num) ?? "by machine",
         ]
         let reasons: [String: String] = [
             "memory_headroom": "ASSUMPTION: the rest of a device's memory is workspace, fragmentation and the runtime",
@@ -151,6 +161,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "fp8_cast_kernels": "FP8 steps: Transformer Engine's transpose of each GEMM input's FP8 copy and cast-transpose of each output gradient, kernels of their own (TransformerEngine v1.8, pytorch/module/layernorm_linear.py line 584 tex.fp8_transpose, module/base.py lines 705-717 fp8_cast_transpose_bgrad_fused / fp8_cast_transpose_fused); from compute capability 10.0 (B200) no transposes, the output gradient's cast only (TransformerEngine create_transpose = columnwise_usage && !non_tn_fp8_gemm_supported())",
             "optimizer_kernels": "one fused optimizer update per parameter tensor (multi-tensor Adam, FusedAdam, XLA)",
             "optimizer_bytes": "the fused update's bytes: master weight, gradient and moments read, weight and moments written",
+            "batch_norm_passes": "GPUs 2: statistics, then normalise (PyTorch's Normalization.cuh kernels, cuDNN's non-persistent batch norm, XLA); CPU engine and Dojo 1 (ASSUMPTION: the tile stays in cache or SRAM)",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
@@ -218,6 +229,9 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "optimizer_bytes":
             guard v >= 0, v <= 10_000 else { throw SimError.badOption("optimizer_bytes=\(value): must be 0…10000 bytes per parameter") }
             optimizerBytes = v
+        case "batch_norm_passes":
+            guard v == 1 || v == 2 else { throw SimError.badOption("batch_norm_passes=\(value): must be 1 (the input kept on chip) or 2 (statistics, then normalise)") }
+            batchNormPasses = v
         case "causal_block":
             guard v >= 0, v <= 1_000_000 else { throw SimError.badOption("causal_block=\(value): must be 0 (every score computed) or a block of queries up to 1,000,000") }
             causalBlock = v
@@ -374,6 +388,8 @@ public final class StepSimulator: @unchecked Sendable {
     /// Chains of elementwise ops fused into one kernel each (priced as one pass over what enters and leaves).
     public let fusion: FusionPlan
     let nF: Int
+    /// Passes a batch norm makes over its input (`SimOptions.batchNormPasses`, resolved by machine).
+    let batchNormPasses: Double
     /// Per forward position: parameter elements first used there, and the bytes of the activations saved for the
     /// backward pass that it wrote (FP32, recorded batch; `OpDefinition.saved`).
     let paramElements: [Double]
@@ -430,6 +446,7 @@ public final class StepSimulator: @unchecked Sendable {
             if !options.setKeys.contains("gradient_overlap") { options.gradientOverlap = 0 }
         }
         self.options = options
+        batchNormPasses = options.batchNormPasses ?? (costModel is GPUCostModel ? 2 : 1)
         let g = workload.graph
         graph = g
         layers = LayerIndex(graph: g)
@@ -743,6 +760,10 @@ public final class StepSimulator: @unchecked Sendable {
             guard p >= 0 else { continue }
             let split = shard.split[op.id]
             var work = works[op.id]
+            if op.kind == .batchNorm && batchNormPasses == 2 {
+                // a two-pass batch norm reads its input (backward: the input and the output's gradient) twice
+                work.bytesRead *= 2
+            }
             if options.attentionSegments != 1 && touchesScores[p] {
                 // packed sequences attend within themselves: only their blocks of the scores are computed (below 1:
                 // a context-parallel share, whose queries attend to 1/segments times its own tokens)

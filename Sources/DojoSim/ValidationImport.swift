@@ -445,6 +445,15 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
         // DLE's MXNet and PaddlePaddle ResNet-50 read ImageNet through DALI, which decodes on the GPU.
         notes.append("input: DALI decodes the JPEGs on the GPU (DLE's MXNet and PaddlePaddle ResNet-50 READMEs); no host-decode bound")
     }
+    if modelName.localizedCaseInsensitiveContains("ResNet"), precision == .fp16 || precision == .bf16,
+       (source + " " + detail).range(of: "mxnet", options: .caseInsensitive) != nil {
+        // MXNet's ResNet-50 in FP16 (DLE's MXNet example, NVIDIA's MLPerf submissions) runs NVIDIA's NHWC batch norm
+        // with the residual add and ReLU fused (NhwcBatchNormAddRelu): it keeps the tile of its input in registers and
+        // shared memory between the statistics and the normalisation, its heuristic counting DRAM traffic as
+        // footprint × (2 + add) plus what does not fit on chip: one pass, not two.
+        assumptions["batch_norm_passes"] = "1"
+        notes.append("batch_norm_passes=1: MXNet's FP16 NHWC batch norm (NhwcBatchNormAddRelu, the kernel of DLE's MXNet ResNet-50 and NVIDIA's MLPerf submissions) keeps its input on chip between the statistics and the normalisation: DRAM traffic footprint × (2 + add) in its own heuristic; frameworks' general kernels read the input twice")
+    }
     if isPyTorchDLE(source) && modelName.localizedCaseInsensitiveContains("ResNet-50") {
         // configs.yml (the file the rows cite for the batch) sets data_backend: pytorch and, per platform,
         // workers: 16 (DGXA100) and 8 (DGX1V): DataLoader processes per GPU decoding JPEGs on the host.

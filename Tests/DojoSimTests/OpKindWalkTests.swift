@@ -174,3 +174,52 @@ extension OpKind {
         }
     }
 }
+
+/// Issue 11: a training batch norm on a GPU reads its input twice (statistics, then normalise; backward: reductions,
+/// then the input's gradient), as PyTorch's CUDA kernels and cuDNN's non-persistent batch norm do; `batch_norm_passes=1`
+/// keeps the input on chip between the two (MXNet's NHWC FP16 kernel). The CPU engine and Dojo read it once.
+@Suite("batch norm passes")
+struct BatchNormPassesTests {
+    @Test func twoPassesOnGPUs() throws {
+        // shapes only: a ResNet's first stage at batch 32, large enough that the passes are bandwidth-bound
+        let tape = Tape()
+        Engine.$shapeOnly.withValue(true) {
+            let loss = tape.record {
+                Tensor(zeros: [32, 64, 112, 112]).requiringGrad()
+                    .batchNorm(gamma: Tensor(repeating: 1, shape: [64]).requiringGrad(), beta: Tensor(zeros: [64]).requiringGrad(),
+                               runningMean: Tensor(zeros: [64]), runningVariance: Tensor(repeating: 1, shape: [64]), training: true)
+                    .sum()
+            }
+            _ = tape.backward(from: loss)
+        }
+        let g = tape.graph(model: "bn", batch: 32)
+        let m = try Machine.resolve("dgx-a100")
+        guard case .gpu(let c) = m.system else { Issue.record("not a GPU machine"); return }
+        let w = Workload(graph: g, globalBatch: 32, precision: .fp16)
+        let plan = ResolvedPlan(dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, microBatch: 32, microBatches: 1)
+        // (the compute part: this one-op step is bound by its input's transfer)
+        func step(_ passes: String?) throws -> Double {
+            var o = SimOptions()
+            if let passes { try o.set("batch_norm_passes", passes) }
+            return try #require(try StepSimulator(workload: w, machine: m, costModel: m.opCostModel(), options: o).evaluate(plan)).breakdown.compute
+        }
+        let byMachine = try step(nil), two = try step("2"), one = try step("1")
+        #expect(byMachine == two)
+        // the second pass: forward reads x again, backward reads x and the output's gradient again (FP16 values)
+        let values = 32.0 * 64 * 112 * 112
+        let rate = c.gpu.hbmBandwidth * m.calibration.memoryEfficiency
+        #expect(abs((two - one) / (3 * values * 2 / rate) - 1) < 0.02, "\(two - one)")
+        // Dojo reads it once unless told
+        let d1 = try Machine.resolve("d1")
+        let dw = Workload(graph: g, globalBatch: 32, precision: .bf16)
+        func d1Step(_ passes: String?) throws -> Double {
+            var o = SimOptions()
+            if let passes { try o.set("batch_norm_passes", passes) }
+            return try #require(try StepSimulator(workload: dw, machine: d1, costModel: d1.opCostModel(), options: o).evaluate(plan)).breakdown.compute
+        }
+        #expect(try d1Step(nil) == d1Step("1"))
+        #expect(try d1Step("2") >= d1Step("1"))   // (a D1 node's SRAM streams it faster than the arithmetic)
+        var bad = SimOptions()
+        #expect(throws: SimError.self) { try bad.set("batch_norm_passes", "3") }
+    }
+}

@@ -500,6 +500,21 @@ extension ValidationImportTests {
                 && cases[3].assumptions["optimizer_kernels"] == nil)
     }
 
+    @Test("MXNet's FP16 ResNet-50 (DLE's MXNet, NVIDIA's MLPerf) keeps its batch norm's input on chip: one pass; others two")
+    func mxnetBatchNorm() throws {
+        let cases = try parse([
+            row(id: "mlperf", detail: "MLPerf ImageNet; MXNet NGC 23.09; DALI; LARS", precision: "Mixed (FP16)", batch: "3200",
+                source: "https://github.com/mlcommons/training_results_v3.1/blob/d06288b/NVIDIA/results/eos_n8_ngc23.09_mxnet/resnet/result_0.txt"),
+            row(id: "dle-mx-tf32", precision: "TF32", batch: "2048",
+                source: "https://github.com/NVIDIA/DeepLearningExamples/blob/x/MxNet/Classification/RN50v1.5/README.md"),
+            row(id: "pytorch", precision: "AMP", batch: "2048",
+                source: "https://github.com/NVIDIA/DeepLearningExamples/blob/x/PyTorch/Classification/ConvNets/resnet50v1.5/README.md"),
+        ])
+        #expect(cases[0].assumptions["batch_norm_passes"] == "1" && cases[0].notes.contains { $0.contains("NhwcBatchNormAddRelu") })
+        #expect(cases[1].assumptions["batch_norm_passes"] == nil)   // NCHW TF32: cuDNN's general batch norm
+        #expect(cases[2].assumptions["batch_norm_passes"] == nil)
+    }
+
     @Test("what a row's text says of the software: PyTorch FP32 convolutions are TF32 on A100, NCHW, unpadded BERT, no flash attention")
     func softwareWords() throws {
         let cases = try parse([
