@@ -265,10 +265,17 @@ extension ValidationImportTests {
                                          .teraflopsPerGPU(.megatronModel), .teraflopsPerGPU(.megatronRecompute), .tokensPerSecond])
         #expect(cases[2].notes.contains { $0.contains("read as tokens/s/GPU: the metric says per GPU") })
         #expect(cases.allSatisfy { $0.unsupported == nil })
-        // 150 "TFLOPs" for a whole system of 8 GPUs is 19 a GPU, plausible; 150 over 384 GPUs is not: skipped, saying why
+        // 150 "TFLOPs" for a whole system of 8 GPUs is 19 a GPU, plausible; 150 over 384 GPUs is not (0.4 a GPU, under 2 %
+        // of an A100's 312): read per GPU, saying so; 1,500 over 384 is neither one GPU's nor a system's: skipped
         let big = try parse([row(id: "b", gpus: "384", nodes: "48", model: "MPT-1B", detail: gpt, batch: "3072", plan: "DP=384",
                                  metric: "TFLOPs (hardware)", value: "149.77", unit: "TFLOPs")])[0]
-        #expect(big.unsupported?.contains("below any training run's: if the figure is per GPU") == true)
+        #expect(big.unsupported == nil && big.metric == .teraflopsPerGPU(.megatronRecompute))
+        #expect(big.notes.contains { $0.contains("read per GPU") && $0.contains("under 2 %") })
+        let eight = try parse([row(id: "e", model: "MPT-1B", detail: gpt, batch: "512", metric: "TFLOPs (hardware)", value: "150", unit: "TFLOPs")])[0]
+        #expect(eight.metric == .teraflops(.megatronRecompute))
+        let neither = try parse([row(id: "n", gpus: "384", nodes: "48", model: "MPT-1B", detail: gpt, batch: "3072", plan: "DP=384",
+                                     metric: "TFLOPs (hardware)", value: "1500", unit: "TFLOPs")])[0]
+        #expect(neither.unsupported?.contains("above any one GPU's peak") == true)
         #expect(try parse([row(unit: "furlongs/s")])[0].unsupported?.contains("unknown unit 'furlongs/s'") == true)
     }
 
@@ -471,6 +478,41 @@ extension ValidationImportTests {
         #expect(cases[1].modelSpec == cases[0].modelSpec)
         #expect(cases[2].modelSpec?.hasPrefix("bert-large:seq=288") == true)
         #expect(cases[3].modelSpec == "bert-large:seq=512,predict=1,dropout=10")
+    }
+
+    @Test("words of a sixth set: ZeRO with its group (zero1=8, zero2(dp8), zero1(dp2)+tp2+pp4), TGS, samp/s, per A100-40G GPU, Llama 3.2, TinyLlama, Llama-like, InternEvo's config names")
+    func sixthSetWords() throws {
+        let intern = "NUM_LAYER 32; HIDDEN_SIZE 4096; NUM_ATTENTION_HEAD 32; MLP_RATIO 8/3; VOCAB_SIZE 103168; seq_len 2048; micro_num 4; micro_bsz 2; checkpoint=False"
+        let cases = try parse([
+            row(id: "ie", model: "7B model", detail: intern, precision: "bf16", batch: "64", plan: "tp=1, zero1=8", metric: "TGS",
+                value: "4078", unit: "Tokens/GPU/Second"),
+            row(id: "ie-all", gpus: "16", nodes: "2", model: "7B model", detail: intern.replacingOccurrences(of: "checkpoint=False", with: "Activation Ckpt TRUE"),
+                precision: "bf16", batch: "128", plan: "TP=2, Zero1=-1", metric: "TGS", value: "2785", unit: "Tokens per GPU per Second"),
+            row(id: "ca", gpu: "H200", model: "Llama-like 7B", detail: "Seqlen 4096; Batch Size per DP 36", precision: "not stated",
+                batch: "288", plan: "zero2(dp8)", metric: "Throughput", value: "17.13", unit: "samp/s"),
+            row(id: "ca3d", gpu: "H200", gpus: "16", nodes: "2", model: "Llama-like 70B", detail: "Seqlen 4096", precision: "bf16",
+                batch: "256", plan: "zero1(dp2)+tp2+pp4", metric: "Throughput", value: "5.66", unit: "samp/s"),
+            row(id: "tl", gpu: "A100-40G", gpus: "16", nodes: "2", model: "TinyLlama-1.1B", detail: "Sequence Length 2048; micro_batch_size 8",
+                precision: "bf16", batch: "1024", plan: "FSDP", metric: "throughput", value: "24000", unit: "tokens per second per A100-40G GPU"),
+            row(id: "l32", gpus: "1", model: "Llama 3.2 3B", detail: "Max seq len 4096", precision: "bf16", batch: "2", plan: "single device",
+                metric: "Tokens Per Second", value: "8998", unit: "Tokens Per Second"),
+        ])
+        #expect(cases.allSatisfy { $0.unsupported == nil }, "\(cases.map { "\($0.id): \($0.unsupported ?? "")" })")
+        // InternEvo: the Llama block from its configuration names, SwiGLU int(4096 × 8/3) = 10,922 → 11,008
+        #expect(cases[0].modelSpec == "llama:layers=32,hidden=4096,heads=32,kv-heads=32,ffn=11008,seq=2048,vocab=103168")
+        #expect(cases[0].metric == .tokensPerSecondPerGPU)
+        #expect(cases[0].plan.shardOptimizer == true && cases[0].plan.tensorParallel == 1)
+        #expect(cases[0].plan.microBatch == 2 && cases[0].plan.microBatches == 4 && cases[0].plan.recompute == PlanSpec.Recompute.none)
+        #expect(cases[0].notes.contains { $0.contains("groups of 8 data-parallel ranks") })
+        #expect(cases[1].plan.tensorParallel == 2 && cases[1].plan.shardOptimizer == true && cases[1].plan.recompute == .full)
+        #expect(cases[2].plan.dataParallel == 8 && cases[2].plan.shardOptimizer == true && cases[2].metric == .samplesPerSecond)
+        #expect(cases[2].modelSpec == "llama:layers=32,hidden=4096,heads=32,kv-heads=32,ffn=11008,seq=4096,vocab=32000")
+        #expect(cases[3].plan.dataParallel == 2 && cases[3].plan.tensorParallel == 2 && cases[3].plan.pipelineParallel == 4)
+        #expect(cases[3].modelSpec == "llama:layers=80,hidden=8192,heads=64,kv-heads=8,ffn=28672,seq=4096,vocab=32000")
+        #expect(cases[4].metric == .tokensPerSecondPerGPU && cases[4].plan.microBatch == 8)
+        #expect(cases[4].modelSpec == "llama:layers=22,hidden=2048,heads=32,kv-heads=4,ffn=5632,seq=2048,vocab=32000")
+        #expect(cases[5].modelSpec == "llama:layers=28,hidden=3072,heads=24,kv-heads=8,ffn=8192,seq=4096,vocab=128256")
+        #expect(cases[5].transformer?.tiedEmbeddings == true)
     }
 
     @Test("DLE's PyTorch SQuAD (run_squad.py, also through Lambda's benchmark): eager, apex DDP's overlap, BertAdam op by op without --fp16")
