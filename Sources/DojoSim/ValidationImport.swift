@@ -745,6 +745,18 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         notes.append("bert-base: 12 layers, hidden 768, 12 heads, vocab 30,522 (Devlin et al. 2018), seq \(s)")
         return ModelReading(spec: "bert-base:seq=\(s)", shape: TransformerShape(layers: 12, hidden: 768, heads: 12, sequence: s, vocabulary: 30522))
     }
+    // A BERT of another size with its sizes in model_detail (NeMo Megatron's "4B BERT": 48 layers; hidden 2560; 32 heads):
+    // the zoo's BERT encoder, its MLM head over every token as Megatron's BertModel computes it, vocab 30,522 unless given
+    if lower.range(of: #"(?<![a-z])bert(?![a-z])"#, options: .regularExpression) != nil,
+       let h = try firstCount(#"hidden ([0-9][0-9,]*[0-9]|[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "hidden", max: 1 << 20),
+       let l = try firstCount(#"(\d+) layers"#, in: detail, row: row, what: "layers", max: 1 << 16),
+       let n = try firstCount(#"(\d+) heads"#, in: detail, row: row, what: "heads", max: 1 << 16) {
+        guard let s = seq else { return ModelReading(unsupported: "a BERT without a sequence length ('seq N') in model_detail") }
+        let v = try firstCount(#"vocab(?:ulary)? ([0-9][0-9,]*[0-9])(?!\w|\.\d)"#, in: detail, row: row, what: "vocab", max: 1 << 24) ?? 30522
+        notes.append("bert: \(l) layers, hidden \(formatCount(Double(h))), \(n) heads, vocab \(formatCount(Double(v))), seq \(s) (model_detail), the MLM head over every token")
+        return ModelReading(spec: "bert:layers=\(l),hidden=\(h),heads=\(n),seq=\(s),vocab=\(v)",
+                            shape: TransformerShape(layers: l, hidden: h, heads: n, sequence: s, vocabulary: v))
+    }
     // Decoder-only language models by other names: read as a GPT from model_detail's sizes, or from their published
     // configurations by name (`namedDecoders`).
     let decoder = lower.contains("gpt") || lower.range(of: #"\b(mpt|opt|bloom|falcon|pythia|neox|decoder)\b"#, options: .regularExpression) != nil

@@ -265,10 +265,10 @@ struct ValidateCandidatesCLITests {
         }
     }
 
-    @Test("the sixth held-out set is read whole: 29 of 38 predicted, the rest skipped with reasons, none failing")
+    @Test("the sixth held-out set is read whole: 31 of 38 predicted, the rest skipped with reasons, none failing")
     func sixthSet() throws {
-        let (counts, cases) = try validateHeldOut("set6/rows.csv", rows: 38, predicted: 29)
-        #expect(counts["skipped"] == 9, "\(counts)")   // T5, a 4B BERT, 4090/A6000, CPU offload, LoRA, 16 ways on 8 GPUs
+        let (counts, cases) = try validateHeldOut("set6/rows.csv", rows: 38, predicted: 31)
+        #expect(counts["skipped"] == 7, "\(counts)")   // T5 (×2), 4090/A6000, CPU offload, LoRA, 16 ways on 8 GPUs
         // "Training Model TFLOPS" of a 32-GPU run read per GPU (as a total it was +3,300 %)
         let t = try #require(cases.first { $0["id"] as? String == "megatron-llama-13b-32g-megatron-llama" })
         #expect(abs((t["error"] as? Double) ?? 9) < 0.3, "\(t)")

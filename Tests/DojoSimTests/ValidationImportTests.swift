@@ -480,7 +480,7 @@ extension ValidationImportTests {
         #expect(cases[3].modelSpec == "bert-large:seq=512,predict=1,dropout=10")
     }
 
-    @Test("words of a sixth set: ZeRO with its group (zero1=8, zero2(dp8), zero1(dp2)+tp2+pp4), TGS, samp/s, per A100-40G GPU, Llama 3.2, TinyLlama, Llama-like, InternEvo's config names")
+    @Test("words of a sixth set: ZeRO with its group (zero1=8, zero2(dp8), zero1(dp2)+tp2+pp4), TGS, samp/s, per A100-40G GPU, Llama 3.2, TinyLlama, Llama-like, InternEvo's config names, a BERT by its sizes")
     func sixthSetWords() throws {
         let intern = "NUM_LAYER 32; HIDDEN_SIZE 4096; NUM_ATTENTION_HEAD 32; MLP_RATIO 8/3; VOCAB_SIZE 103168; seq_len 2048; micro_num 4; micro_bsz 2; checkpoint=False"
         let cases = try parse([
@@ -496,6 +496,8 @@ extension ValidationImportTests {
                 precision: "bf16", batch: "1024", plan: "FSDP", metric: "throughput", value: "24000", unit: "tokens per second per A100-40G GPU"),
             row(id: "l32", gpus: "1", model: "Llama 3.2 3B", detail: "Max seq len 4096", precision: "bf16", batch: "2", plan: "single device",
                 metric: "Tokens Per Second", value: "8998", unit: "Tokens Per Second"),
+            row(id: "b4", model: "4B BERT", detail: "48 layers; hidden 2560; ffn_hidden_size 4*hidden; 32 heads; seq 512; micro_batch_size 8",
+                precision: "bf16", batch: "2048", plan: "TP=1; PP=1; DP=8", metric: "Tokens per Second", value: "57287", unit: "Tokens per Second"),
         ])
         #expect(cases.allSatisfy { $0.unsupported == nil }, "\(cases.map { "\($0.id): \($0.unsupported ?? "")" })")
         // InternEvo: the Llama block from its configuration names, SwiGLU int(4096 × 8/3) = 10,922 → 11,008
@@ -513,6 +515,8 @@ extension ValidationImportTests {
         #expect(cases[4].modelSpec == "llama:layers=22,hidden=2048,heads=32,kv-heads=4,ffn=5632,seq=2048,vocab=32000")
         #expect(cases[5].modelSpec == "llama:layers=28,hidden=3072,heads=24,kv-heads=8,ffn=8192,seq=4096,vocab=128256")
         #expect(cases[5].transformer?.tiedEmbeddings == true)
+        // a BERT of another size from its sizes: the zoo's encoder with its MLM head over every token
+        #expect(cases[6].modelSpec == "bert:layers=48,hidden=2560,heads=32,seq=512,vocab=30522" && cases[6].plan.microBatch == 8)
     }
 
     @Test("DLE's PyTorch SQuAD (run_squad.py, also through Lambda's benchmark): eager, apex DDP's overlap, BertAdam op by op without --fp16")
