@@ -681,22 +681,24 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         notes.append("LLaMA \(c[0])B: \(l) layers, hidden \(formatCount(Double(h))), \(n) heads, SwiGLU FFN \(formatCount(Double(f))), vocab 32,000, seq \(formatCount(Double(t.sequence))) (Touvron et al. 2023, Table 2; its released params.json)")
         return ModelReading(spec: llamaSpec(t), shape: t)
     }
-    // Mistral 7B (v0.1 config.json and Jiang et al. 2023, arXiv 2310.06825, Table 1): the Llama block with 8 key/value
-    // heads; its 4,096-token sliding attention window is not modelled (ASSUMPTION: full causal attention, the same at
-    // sequences up to the window)
-    if lower.range(of: #"\bmistral[ _-]?7b\b"#, options: .regularExpression) != nil {
-        var t = TransformerShape(layers: 32, hidden: 4096, heads: 32, kvHeads: 8, ffnHidden: 14336, gatedMLP: true, sequence: 8192,
-                                 vocabulary: 32000, tiedEmbeddings: false, learnedPositions: false)
-        if let s = seq { t.sequence = s } else { notes.append("sequence length not stated: 8,192 (Mistral 7B's training context, Jiang et al. 2023 Table 1)") }
-        notes.append("Mistral 7B: 32 layers, hidden 4,096, 32 heads (8 key/value), SwiGLU FFN 14,336, vocab 32,000, seq \(formatCount(Double(t.sequence))) (Mistral AI's released config.json; Jiang et al. 2023, Table 1); its 4,096-token sliding window priced as full causal attention (ASSUMPTION)")
-        return ModelReading(spec: llamaSpec(t), shape: t)
-    }
-    // TinyLlama 1.1B (its README's table and lit_gpt/config.py tiny_LLaMA_1b): the Llama block, 4 key/value groups
-    if lower.range(of: #"\btinyllama[ _-]?1\.1b\b"#, options: .regularExpression) != nil {
-        var t = TransformerShape(layers: 22, hidden: 2048, heads: 32, kvHeads: 4, ffnHidden: 5632, gatedMLP: true, sequence: 2048,
-                                 vocabulary: 32000, tiedEmbeddings: false, learnedPositions: false)
-        if let s = seq { t.sequence = s } else { notes.append("sequence length not stated: 2,048 (TinyLlama's)") }
-        notes.append("TinyLlama 1.1B: 22 layers, hidden 2,048, 32 heads (4 key/value), SwiGLU FFN 5,632, vocab 32,000, seq \(formatCount(Double(t.sequence))) (its README; lit_gpt/config.py tiny_LLaMA_1b)")
+    // Llama-block models by name, from their released configurations. Mistral 7B (v0.1 config.json; Jiang et al. 2023,
+    // arXiv 2310.06825, Table 1): its 4,096-token sliding attention window is not modelled (ASSUMPTION: full causal
+    // attention, the same at sequences up to the window). TinyLlama 1.1B: its README's table and lit_gpt/config.py
+    // tiny_LLaMA_1b.
+    let namedLlamaBlocks: [(pattern: String, name: String, shape: TransformerShape, source: String)] = [
+        (#"\bmistral[ _-]?7b\b"#, "Mistral 7B",
+         TransformerShape(layers: 32, hidden: 4096, heads: 32, kvHeads: 8, ffnHidden: 14336, gatedMLP: true, sequence: 8192,
+                          vocabulary: 32000, tiedEmbeddings: false, learnedPositions: false),
+         "Mistral AI's released config.json; Jiang et al. 2023, Table 1; its 4,096-token sliding window priced as full causal attention (ASSUMPTION)"),
+        (#"\btinyllama[ _-]?1\.1b\b"#, "TinyLlama 1.1B",
+         TransformerShape(layers: 22, hidden: 2048, heads: 32, kvHeads: 4, ffnHidden: 5632, gatedMLP: true, sequence: 2048,
+                          vocabulary: 32000, tiedEmbeddings: false, learnedPositions: false),
+         "its README; lit_gpt/config.py tiny_LLaMA_1b"),
+    ]
+    if let m = namedLlamaBlocks.first(where: { lower.range(of: $0.pattern, options: .regularExpression) != nil }) {
+        var t = m.shape
+        if let s = seq { t.sequence = s } else { notes.append("sequence length not stated: \(formatCount(Double(t.sequence))) (\(m.name)'s training context)") }
+        notes.append("\(m.name): \(t.layers) layers, hidden \(formatCount(Double(t.hidden))), \(t.heads) heads (\(t.kvHeads) key/value), SwiGLU FFN \(formatCount(Double(t.ffnHidden))), vocab \(formatCount(Double(t.vocabulary))), seq \(formatCount(Double(t.sequence))) (\(m.source))")
         return ModelReading(spec: llamaSpec(t), shape: t)
     }
     // Colossal-AI's "Llama-like" benchmark models (examples/language/llama/benchmark.py MODEL_CONFIGS,
@@ -1109,11 +1111,9 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     let lower = detail.lowercased()
     if let mb = try firstCount(#"micro-batch (\d+)/GPU"#, in: detail, row: row, what: "micro-batch", max: globalBatch)
         ?? firstCount(#"\bMBS (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "MBS", max: globalBatch)
-        ?? firstCount(#"\bmicro_batch_size[ =:]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "micro_batch_size", max: globalBatch) {
-        try setFromDetail(&plan, \.microBatch, mb, "micro-batch", row: row)
-    }
-    // InternEvo's micro_bsz (sequences packed into one micro-batch) and micro_num (micro-batches a step)
-    if plan.microBatch == nil, let mb = try firstCount(#"(?i)\bmicro[_ ]bsz[ =:]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "micro_bsz", max: globalBatch) {
+        ?? firstCount(#"\bmicro_batch_size[ =:]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "micro_batch_size", max: globalBatch)
+        // InternEvo's micro_bsz (sequences packed into one micro-batch) and micro_num (micro-batches a step)
+        ?? firstCount(#"(?i)\bmicro[_ ]bsz[ =:]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "micro_bsz", max: globalBatch) {
         try setFromDetail(&plan, \.microBatch, mb, "micro-batch", row: row)
     }
     if let n = try firstCount(#"(?i)\bmicro[_ ]num[ =:]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "micro_num", max: globalBatch) {
