@@ -27,6 +27,26 @@ public struct Collectives: Sendable {
         return t
     }
 
+    /// Seconds for one device to broadcast `bytes` to a group of `size` devices placed `stride` apart. NCCL broadcasts
+    /// on a pipelined ring (its only algorithm for broadcast): the data crosses each link once, so the slowest level
+    /// bounds it, each unit taking it in over all its uplinks (ASSUMPTION: NCCL's channels spread over a node's NICs);
+    /// and the first chunk makes size − 1 hops, each at its level's step latency.
+    public func broadcastTime(bytes: Double, size: Int, stride: Int = 1) -> Double {
+        guard size > 1, bytes > 0 else { return 0 }
+        let spread = topology.spread(size: size, stride: stride)
+        var below = 1.0, above = Double(size)
+        var transfer = 0.0, latency = 0.0
+        for (level, members) in spread {
+            let l = topology.levels[level]
+            let g = Double(members)
+            above /= g
+            transfer = max(transfer, bytes / (l.bandwidthPerDevice * below))
+            latency += (g - 1) * above * l.latency
+            below *= g
+        }
+        return transfer + latency
+    }
+
     /// Seconds to send `bytes` from one device to the next stage `stride` devices away (pipeline point-to-point).
     public func sendTime(bytes: Double, stride: Int) -> Double {
         guard bytes > 0 else { return 0 }

@@ -110,13 +110,26 @@ public struct SimOptions: Sendable, Equatable, Codable {
     /// (2 + add)"). nil (the default): by machine, 2 on GPUs, 1 on the CPU engine and on Dojo (ASSUMPTION there:
     /// its tile stays in cache or SRAM).
     public var batchNormPasses: Double? = nil
+    /// Data-parallel ranks a sharded optimizer (ZeRO, a distributed optimizer) splits its state over: groups of this
+    /// many consecutive replicas each hold one copy (InternEvo's `zero1=8`, "within 8 GPUs in a single node").
+    /// 0 (the default): all of them.
+    public var zeroGroup: Int = 0
+    /// How a sharded optimizer's updated parameters reach every rank of its group. false (the default): one
+    /// all-gather, the second half of the reduction priced as an all-reduce behind the backward pass (Megatron's
+    /// distributed optimizer, DeepSpeed ZeRO, PyTorch's ZeroRedundancyOptimizer). 1: one broadcast from each rank of
+    /// the group in turn (InternEvo's `HybridZeroOptimizer.broadcast_params`), each a ring over the whole group
+    /// (`Collectives.broadcastTime`), behind the next step's first forward pass (its `overlap_sync_param`).
+    public var paramBroadcast: Bool = false
 
     public init() {}
+
+    /// Ranks a sharded optimizer's state is split over, of `dataParallel` replicas.
+    func zeroShards(dataParallel d: Int) -> Int { zeroGroup > 0 ? min(zeroGroup, d) : d }
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
                               "attention_kernel", "loader_workers", "host_input_seconds", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
                               "score_bytes", "eager_attention", "attention_segments", "causal_block", "fp8_cast_kernels",
-                              "optimizer_kernels", "optimizer_bytes", "batch_norm_passes"]
+                              "optimizer_kernels", "optimizer_bytes", "batch_norm_passes", "zero_group", "param_broadcast"]
 
     /// Sets an assumption by key (`memory_headroom=0.85`); unknown keys and values out of range are errors.
     /// The keys a user set (`--assume`), which machine-specific defaults leave alone.
@@ -140,6 +153,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "fp8_cast_kernels": fp8CastKernels ? "1" : "0",
             "optimizer_kernels": num(optimizerKernels), "optimizer_bytes": num(optimizerBytes),
             "batch_norm_passes": batchNormPasses.map(num) ?? "by machine",
+            "zero_group": zeroGroup == 0 ? "all" : String(zeroGroup), "param_broadcast": paramBroadcast ? "1" : "0",
         ]
         let reasons: [String: String] = [
             "memory_headroom": "ASSUMPTION: the rest of a device's memory is workspace, fragmentation and the runtime",
@@ -162,6 +176,8 @@ public struct SimOptions: Sendable, Equatable, Codable {
             "optimizer_kernels": "one fused optimizer update per parameter tensor (multi-tensor Adam, FusedAdam, XLA)",
             "optimizer_bytes": "the fused update's bytes: master weight, gradient and moments read, weight and moments written",
             "batch_norm_passes": "GPUs 2: statistics, then normalise (PyTorch's Normalization.cuh kernels, cuDNN's non-persistent batch norm, XLA); CPU engine and Dojo 1 (ASSUMPTION: the tile stays in cache or SRAM)",
+            "zero_group": "a sharded optimizer splits its state over all data-parallel ranks",
+            "param_broadcast": "a sharded optimizer's parameters return by an all-gather, priced with the reduction behind the backward pass",
         ]
         return SimOptions.keys.map { k in (k, values[k] ?? "?", setKeys.contains(k) ? "set for this case" : reasons[k] ?? "") }
     }
@@ -232,6 +248,11 @@ public struct SimOptions: Sendable, Equatable, Codable {
         case "batch_norm_passes":
             guard v == 1 || v == 2 else { throw SimError.badOption("batch_norm_passes=\(value): must be 1 (the input kept on chip) or 2 (statistics, then normalise)") }
             batchNormPasses = v
+        case "zero_group":
+            guard v >= 0, v <= Double(Limits.devices), v == v.rounded() else { throw SimError.badOption("zero_group=\(value): must be a whole number of data-parallel ranks, 0 (all of them) to \(Limits.devices)") }
+            zeroGroup = Int(v)
+        case "param_broadcast":
+            paramBroadcast = try flag()
         case "causal_block":
             guard v >= 0, v <= 1_000_000 else { throw SimError.badOption("causal_block=\(value): must be 0 (every score computed) or a block of queries up to 1,000,000") }
             causalBlock = v
@@ -945,7 +966,8 @@ public final class StepSimulator: @unchecked Sendable {
 
             // memory of this stage's devices
             let paramsHere = tab.params.sum(a, b) + tab.paramsSplit.sum(a, b)
-            let shard = plan.shardOptimizer ? Double(d) : 1
+            let shards = options.zeroShards(dataParallel: d)
+            let shard = plan.shardOptimizer ? Double(plan.shardParameters ? d : shards) : 1
             // ZeRO-3 / FSDP: each device keeps 1/d of the weights and gathers one layer at a time, the next one
             // prefetched while the current one computes (two layers' full weights resident).
             var gathered = 0.0
@@ -1009,6 +1031,13 @@ public final class StepSimulator: @unchecked Sendable {
                 if topology.kind == .cpu {
                     // The engine packs the gradients into its buckets and back (twice their bytes, read and written).
                     exposed += 4 * gradBytes / topology.bulkMemoryBandwidth
+                }
+                if plan.shardOptimizer && options.paramBroadcast && shards > 1 {
+                    // one broadcast from each rank of the group, of its shard of the updated weights, hidden behind
+                    // the next step's first forward pass, which waits for each layer's weights as they arrive
+                    let g = shards
+                    let each = collectives.broadcastTime(bytes: paramsHere * prec.bytes / Double(g), size: g, stride: t * p)
+                    exposed += max(0, Double(g) * each - f)
                 }
                 dpWorst = max(dpWorst, exposed)
             }
@@ -1094,7 +1123,7 @@ public final class StepSimulator: @unchecked Sendable {
         var flops: [Key: Double] = [:]
         for op in graph.ops where tab.opSeconds[op.id] > 0 && range.contains(layers.position[op.id]) {
             let c = tab.opCost[op.id]
-            let times = op.phase == .optimizer ? 1.0 / (plan.shardOptimizer ? Double(plan.dataParallel) : 1) : m
+            let times = op.phase == .optimizer ? 1.0 / (plan.shardOptimizer ? Double(plan.shardParameters ? plan.dataParallel : options.zeroShards(dataParallel: plan.dataParallel)) : 1) : m
             let key = Key(kind: op.kind, phase: op.phase, scope: op.phase == .optimizer ? "" : OpReport.scopeGroup(op.scope))
             let seconds = tab.opSeconds[op.id] * times
             if var r = rows[key] {

@@ -229,6 +229,31 @@ private func captures(_ pattern: String, in text: String) -> [String] {
     groups(pattern, text) ?? []
 }
 
+/// The compute fabric a node has, as an interconnect column states it: NICs × rate ("4 * 100Gb RoCE",
+/// "8x ConnectX-7 IB NDR 400Gb/s"), a rate a GPU ("one 200 Gb/s HDR InfiniBand a GPU", "400 Gbps interconnects
+/// between GPUs") or a node's total ("1600 Gbps node-node interconnect"). Rates in gigabits: "Gb" with a small b,
+/// so NVLink's "900GB/s" is not read as a NIC. Returns (NICs, Gb/s each, the words read).
+@_spi(Testing) public func nodeFabric(_ text: String, gpusPerNode: Int) -> (Int, Double, String)? {
+    let rate = #"(\d+(?:\.\d+)?)\s?Gb(?:ps|/s(?:ec)?|/Sec|it/s)?\b"#
+    func match(_ pattern: String) -> [String]? {
+        guard let re = try? Regex(pattern), let m = text.firstMatch(of: re) else { return nil }
+        return (0..<m.output.count).map { m.output[$0].substring.map(String.init) ?? "" }
+    }
+    // "N x … R Gb": N NICs (ports) of R each, within one clause
+    if let c = match(#"\b(\d{1,2})\s?[x×*]\s?[^;,()]*?"# + rate), let n = Int(c[1]), n > 0, let r = Double(c[2]), r > 0 {
+        return (n, r, c[0])
+    }
+    // "R Gb … a/per GPU", "between GPUs": a NIC of R for every GPU
+    if let c = match(#"(?i:one\s)?"# + rate + #"[^;,]*?\b(?i:a|per|each|between) GPUs?\b"#), let r = Double(c[1]), r > 0 {
+        return (gpusPerNode, r, c[0])
+    }
+    // "R Gb node-node" / "per node": a node's total over one NIC a GPU
+    if let c = match(rate + #"\s(?i:node-node|node-to-node|per node|a node)\b"#), let r = Double(c[1]), r > 0 {
+        return (gpusPerNode, r / Double(gpusPerNode), c[0])
+    }
+    return nil
+}
+
 func readCase(_ row: Row) throws -> ValidationCase {
     var notes: [String] = []
     let id = try row.nonEmpty("id")
@@ -251,6 +276,15 @@ func readCase(_ row: Row) throws -> ValidationCase {
         let rate = c[0] == "3" ? "31.5GB/s" : "63GB/s"
         gpu.overrides["gpu.pcie_bandwidth"] = rate
         notes.append("gpu.pcie_bandwidth = \(rate) both ways: the interconnect column's PCIe \(c[0]).0 x16 slots")
+    }
+    // The nodes' network where the interconnect column states it ("4 * 100Gb RoCE", "8x ConnectX-6 IB HDR 200Gb/Sec",
+    // "400 Gb/s per GPU", "1600 Gbps node-node"): the run's own fabric, in place of the preset's.
+    if let (nics, gbps, said) = nodeFabric(row["interconnect"], gpusPerNode: perNode),
+       case .gpu(let g)? = (try? Presets.load(gpu.preset).with(gpu.overrides))?.system,
+       nics != g.server.nics || abs(gbps * 1e9 / 8 - g.server.nicBandwidth) > 1e6 {
+        gpu.overrides["server.nics"] = "\(nics)"
+        gpu.overrides["server.nic_bandwidth"] = "\(gbps.formatted(.number.grouping(.never)))Gb/s"
+        notes.append("server.nics = \(nics) × \(gbps.formatted(.number.grouping(.never))) Gb/s: the interconnect column's '\(said)' (the preset has \(g.server.nics) × \((g.server.nicBandwidth * 8 / 1e9).formatted(.number.grouping(.never))) Gb/s)")
     }
     let gpus = try row.positiveInt("gpus", max: Limits.devices, why: "the most devices a machine may have")
     let nodes: Int
@@ -347,8 +381,12 @@ func readCase(_ row: Row) throws -> ValidationCase {
         notes.append("FP32 in PyTorch on A100/H100 convolutions: tf32 (torch.backends.cudnn.allow_tf32 defaults to True)")
     }
 
+    // What the sources say of the runs' software, as step-model assumptions (SimOptions keys).
+    var assumptions: [String: String] = [:]
+
     // Parallelism.
-    var (plan, modelParallel, contextParallel) = try readPlan(row, gpus: gpus, globalBatch: globalBatch, detail: detail, notes: &notes)
+    var (plan, modelParallel, contextParallel) = try readPlan(row, gpus: gpus, globalBatch: globalBatch, detail: detail,
+                                                              assumptions: &assumptions, notes: &notes)
     if contextParallel > 1, let s = model.shape?.sequence, s % contextParallel != 0 {
         throw RowSkip(reason: "CP=\(contextParallel) does not divide the sequence length \(s): each GPU holds an equal share of every sequence")
     }
@@ -367,8 +405,6 @@ func readCase(_ row: Row) throws -> ValidationCase {
         notes.append("recompute=full: Narayanan et al. 2021 train with activation recomputation (their FLOP count includes it) (ASSUMPTION for the planner)")
     }
 
-    // What the sources say of the runs' software, as step-model assumptions (SimOptions keys).
-    var assumptions: [String: String] = [:]
     sourceAssumptions(modelName: modelName, source: source, detail: detail, preset: gpu.preset, precision: precision,
                       isTorchtitan: isTorchtitan(row),
                       assumptions: &assumptions, notes: &notes)
@@ -459,6 +495,14 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
         // footprint × (2 + add) plus what does not fit on chip: one pass, not two.
         assumptions["batch_norm_passes"] = "1"
         notes.append("batch_norm_passes=1: MXNet's FP16 NHWC batch norm (NhwcBatchNormAddRelu, the kernel of DLE's MXNet ResNet-50 and NVIDIA's MLPerf submissions) keeps its input on chip between the statistics and the normalisation: DRAM traffic footprint × (2 + add) in its own heuristic; frameworks' general kernels read the input twice")
+    }
+    if source.range(of: #"github\.com/InternLM/(InternEvo|InternLM)/"#, options: [.regularExpression, .caseInsensitive]) != nil {
+        // InternEvo's HybridZeroOptimizer (internlm/solver/optimizer/hybrid_zero_optim.py at the rows' commit 34fc28d7):
+        // gradients all-reduced over the data-parallel group (reduce_tensor with dst_rank None), then after the update
+        // broadcast_params sends each rank's shard of the weights with one dist.broadcast per rank of the zero1 group,
+        // waited on layer by layer in the next forward pass (overlap_sync_param=True in configs/7B_sft.py).
+        assumptions["param_broadcast"] = "1"
+        notes.append("param_broadcast=1: InternEvo's HybridZeroOptimizer returns the updated weights with one broadcast from each rank of the zero1 group (broadcast_params, hybrid_zero_optim.py lines 851-878 at 34fc28d7), behind the next forward pass (overlap_sync_param=True)")
     }
     if isPyTorchDLE(source) && modelName.localizedCaseInsensitiveContains("ResNet-50") {
         // configs.yml (the file the rows cite for the batch) sets data_backend: pytorch and, per platform,
@@ -930,7 +974,7 @@ private func readPrecision(_ row: Row, preset: String, notes: inout [String]) th
 }
 
 private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
-              notes: inout [String]) throws -> (PlanSpec, Int?, Int) {
+              assumptions: inout [String: String], notes: inout [String]) throws -> (PlanSpec, Int?, Int) {
     var plan = PlanSpec()
     var modelParallel: Int?
     var contextParallel = 1, fullySharded = 1
@@ -1005,8 +1049,14 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             plan.shardOptimizer = c[0] != "0"
             if c[0] == "3" { plan.shardParameters = true }
             if !c[1].isEmpty && c[0] != "0" {
-                notes.append(c[1] == "-1" ? "ZeRO-\(c[0]) over the whole data-parallel group (zero\(c[0])=-1)"
-                             : "ZeRO-\(c[0]) over groups of \(c[1]) data-parallel ranks (zero\(c[0])=\(c[1])): priced as sharded over all of them (ASSUMPTION; the state per GPU is larger where the group is smaller)")
+                if c[1] == "-1" {
+                    notes.append("ZeRO-\(c[0]) over the whole data-parallel group (zero\(c[0])=-1)")
+                } else if c[0] == "3" {
+                    notes.append("ZeRO-3 over groups of \(c[1]) data-parallel ranks (zero3=\(c[1])): priced as sharded over all of them (ASSUMPTION; the state per GPU is larger where the group is smaller)")
+                } else {
+                    assumptions["zero_group"] = c[1]
+                    notes.append("zero_group=\(c[1]): ZeRO-\(c[0]) over groups of \(c[1]) data-parallel ranks (zero\(c[0])=\(c[1])), each group one copy of the optimizer state")
+                }
             }
         } else if part.range(of: #"^(?i:distributed optimizer|DDP|data parallel)$"#, options: .regularExpression) != nil {
             if part.lowercased() == "distributed optimizer" { plan.shardOptimizer = true }

@@ -72,6 +72,23 @@ import Testing
         // a group spanning nodes is slower than one inside a node
         #expect(c.time(.allReduce, bytes: s, size: 2, stride: 8) > c.time(.allReduce, bytes: s, size: 2, stride: 1))
     }
+
+    /// NCCL's ring broadcast: the data once over the slowest level (a node taking it over all its NICs), and the first
+    /// chunk's 15 hops, 14 inside the two nodes and one between them.
+    @Test func ringBroadcast() throws {
+        let t = DeviceTopology(machine: try Machine.resolve("dgx-h100x2"))
+        let c = Collectives(topology: t)
+        let s = 8e8
+        let nv = t.levels[0], ib = t.levels[1]
+        let expected = max(s / nv.bandwidthPerDevice, s / (8 * ib.bandwidthPerDevice)) + 14 * nv.latency + 1 * ib.latency
+        #expect(abs(c.broadcastTime(bytes: s, size: 16) - expected) < 1e-12)
+        #expect(abs(c.broadcastTime(bytes: s, size: 8) - (s / nv.bandwidthPerDevice + 7 * nv.latency)) < 1e-12)
+        #expect(c.broadcastTime(bytes: s, size: 1) == 0)
+        // latency grows with the group: 1,024 ranks take 1,023 hops
+        let big = Collectives(topology: DeviceTopology(machine: try Machine.resolve("dgx-h100x128")))
+        let tiny = big.broadcastTime(bytes: 1, size: 1024)
+        #expect(abs(tiny - (896 * nv.latency + 127 * ib.latency)) < 1e-9)
+    }
 }
 
 @Suite struct ShardingTests {
@@ -163,6 +180,37 @@ import Testing
         let c = Collectives(topology: DeviceTopology(machine: machine))
         let expected = c.time(.allReduce, bytes: 2 * 4096 * 4096 * 2, size: 16)
         #expect(abs(e.breakdown.dataParallel - expected) / expected < 1e-9)
+    }
+
+    /// A sharded optimizer in groups (`zero_group`) keeps one copy of its state a group; returning the weights by a
+    /// broadcast from each rank of the group (`param_broadcast`, InternEvo's) costs the group's broadcasts, less the
+    /// first forward pass they hide behind.
+    @Test func shardedOptimizerGroupsAndBroadcasts() throws {
+        let g = mlpGraph(layers: 2, width: 4096, batch: 1)
+        let machine = try Machine.resolve("dgx-h100x2")
+        let c = Collectives(topology: DeviceTopology(machine: machine))
+        let plan = ResolvedPlan(dataParallel: 16, tensorParallel: 1, pipelineParallel: 1, microBatch: 1, microBatches: 1,
+                                virtualStages: 1, recompute: .none, shardOptimizer: true, sequenceParallel: false)
+        func run(_ settings: [String: String]) throws -> PlanEvaluation {
+            var opts = SimOptions(); opts.gradientOverlap = 0
+            for (k, v) in settings { try opts.set(k, v) }
+            let sim = try StepSimulator(workload: Workload(graph: g, globalBatch: 16, precision: .bf16), machine: machine,
+                                        costModel: HandCostModel(), options: opts)
+            return try #require(sim.evaluate(plan))
+        }
+        let all = try run([:]), group8 = try run(["zero_group": "8"])
+        #expect(abs(group8.memory.optimizerState - 2 * all.memory.optimizerState) / all.memory.optimizerState < 1e-9)
+        #expect(abs(group8.breakdown.dataParallel - all.breakdown.dataParallel) < 1e-12)   // same gradient all-reduce
+        let bytes = 2.0 * 4096 * 4096 * 2
+        for (settings, size) in [(["param_broadcast": "1"], 16), (["param_broadcast": "1", "zero_group": "8"], 8)] {
+            let e = try run(settings)
+            let broadcasts = Double(size) * c.broadcastTime(bytes: bytes / Double(size), size: size)
+            let extra = e.breakdown.dataParallel - all.breakdown.dataParallel
+            #expect(extra > 0 && extra <= broadcasts + 1e-12, "\(settings)")
+            #expect(extra >= broadcasts - all.breakdown.compute - 1e-12, "\(settings): hidden at most behind a forward pass")
+        }
+        #expect(throws: SimError.self) { var o = SimOptions(); try o.set("zero_group", "1.5") }
+        #expect(throws: SimError.self) { var o = SimOptions(); try o.set("param_broadcast", "2") }
     }
 
     /// A model too big for one GPU: the search picks a split that fits, and says why data parallelism was rejected.

@@ -506,6 +506,13 @@ extension ValidationImportTests {
         #expect(cases[0].plan.shardOptimizer == true && cases[0].plan.tensorParallel == 1)
         #expect(cases[0].plan.microBatch == 2 && cases[0].plan.microBatches == 4 && cases[0].plan.recompute == PlanSpec.Recompute.none)
         #expect(cases[0].notes.contains { $0.contains("groups of 8 data-parallel ranks") })
+        #expect(cases[0].assumptions["zero_group"] == "8" && cases[1].assumptions["zero_group"] == nil)   // zero1=-1: all
+        #expect(cases[0].assumptions["param_broadcast"] == nil)   // not InternEvo's code: an all-gather
+        // InternEvo's own rows: its HybridZeroOptimizer broadcasts the updated weights from each rank of the group
+        let ie = try parse([row(id: "ie", model: "7B model", detail: intern, precision: "bf16", batch: "64", plan: "tp=1, zero1=8",
+                                metric: "TGS", value: "4078", unit: "Tokens/GPU/Second",
+                                source: "https://github.com/InternLM/InternEvo/blob/34fc28d760282c11a2aba552d5b21ffefed3e188/doc/en/train_performance.md")])
+        #expect(ie[0].assumptions["param_broadcast"] == "1" && ie[0].assumptions["zero_group"] == "8")
         #expect(cases[1].plan.tensorParallel == 2 && cases[1].plan.shardOptimizer == true && cases[1].plan.recompute == .full)
         #expect(cases[2].plan.dataParallel == 8 && cases[2].plan.shardOptimizer == true && cases[2].metric == .samplesPerSecond)
         #expect(cases[2].modelSpec == "llama:layers=32,hidden=4096,heads=32,kv-heads=32,ffn=11008,seq=4096,vocab=32000")
@@ -517,6 +524,31 @@ extension ValidationImportTests {
         #expect(cases[5].transformer?.tiedEmbeddings == true)
         // a BERT of another size from its sizes: the zoo's encoder with its MLM head over every token
         #expect(cases[6].modelSpec == "bert:layers=48,hidden=2560,heads=32,seq=512,vocab=30522" && cases[6].plan.microBatch == 8)
+    }
+
+    @Test("the nodes' network from the interconnect column: NICs × rate, a rate a GPU or a node's total; NVLink is not a NIC")
+    func nodeFabricWords() throws {
+        func read(_ text: String, _ perNode: Int = 8) -> [Double]? { nodeFabric(text, gpusPerNode: perNode).map { [Double($0.0), $0.1] } }
+        #expect(read("Inter-machine bandwidth 4 * 100Gb RoCE; 8 GPUs a node") == [4, 100])
+        #expect(read("Compute: 8x ConnectX-6 IB HDR 200Gb/Sec; NVLINK 3.0, NVSWITCH 2.0 600GB/s") == [8, 200])
+        #expect(read("NVLink Gen4 900GB/s + NVSwitch Gen3; 8x ConnectX-7 IB NDR 400Gb/s per node (MLPerf system JSON)") == [8, 400])
+        #expect(read("2x ConnectX-6 IB HDR 200Gb/Sec per node; NVLink 3.0 600GB/s; 4 accelerators per node", 4) == [2, 200])
+        #expect(read("one 200 Gb/s HDR InfiniBand a GPU") == [8, 200])
+        #expect(read("RoCE, 400 Gbps interconnects between GPUs (paper §3.3.1)") == [8, 400])
+        #expect(read("1600 Gbps node-node interconnect (RoCE) (table heading)") == [8, 200])
+        #expect(read("not stated for this table (the scalability table's runs: 4x200Gbps RDMA inter-bandwidth)") == [4, 200])
+        for none in ["NVLink 3.0 + NVSwitch 2.0 600GB/s (MLPerf system JSON)", "not stated in source", "",
+                     "8 GPUs per node using NVLink 4 inter-gpu connects, 4 OmniPath links (README Hardware)"] {
+            #expect(read(none) == nil, "\(none)")
+        }
+        // a row's fabric replaces the preset's, and says so
+        let cases = try parse([row(id: "roce", gpus: "16", nodes: "2", model: "GPT-3 1.3B", detail: "seq 2048", precision: "bf16",
+                                   batch: "64", plan: "DP=16", metric: "throughput", value: "1000", unit: "tokens/s")
+                                   .replacingOccurrences(of: ",2,,GPT-3", with: ",2,4 * 100Gb RoCE,GPT-3")])
+        #expect(cases[0].unsupported == nil, "\(cases[0].unsupported ?? "")")
+        #expect(cases[0].machineOverrides["server.nics"] == "4" && cases[0].machineOverrides["server.nic_bandwidth"] == "100Gb/s",
+                "\(cases[0].machineOverrides)")
+        #expect(cases[0].notes.contains { $0.contains("4 × 100 Gb/s") })
     }
 
     @Test("DLE's PyTorch SQuAD (run_squad.py, also through Lambda's benchmark): eager, apex DDP's overlap, BertAdam op by op without --fp16")
