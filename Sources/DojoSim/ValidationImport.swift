@@ -1271,6 +1271,10 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     // say it is not known says nothing, and another clause may still say what was used
     let clauses = lower.split(separator: ";").map(String.init).filter { $0.range(of: unknown, options: .regularExpression) == nil }
     let patterns: [(String, PlanSpec.Recompute)] = [
+        // Megatron-LM's flags: --checkpoint-activations (2020-22: every layer checkpointed), --recompute-activations
+        // (from 2022: "sets recompute_granularity to selective", megatron/arguments.py)
+        (#"--checkpoint-activations\b"#, .full),
+        (#"--recompute-activations\b"#, .selective),
         (#"\b(?:no|without) "# + recomputing, .none),
         (checkpointing + #"\s*(?:[:=]\s*|is |was )?(?:false|no|none|off|disabled|not used|unused)\b"#, .none),
         (#"\brecompute[ _-]?granularity\s*[:=]?\s*(?:none|null|off)\b"#, .none),
@@ -1408,6 +1412,11 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         if m.contains("hardware") || m.contains("hfu") || lowerName.contains("megatron-lm") {
             convention = .megatronRecompute
             notes.append("TFLOP/s counted with recomputation (hardware FLOPs, arXiv 2104.04473 appendix): \(convention.formula)")
+        } else if row["source"].contains("github.com/NVIDIA/Megatron-LM"), detail.contains("--checkpoint-activations") {
+            // Megatron-LM's README figures from the --checkpoint-activations era (2021) were computed with the paper's
+            // formula, whose 96 = 4 passes × 24 counts the recomputed forward
+            convention = .megatronRecompute
+            notes.append("TFLOP/s counted as Megatron-LM counted it with --checkpoint-activations (2021): the paper's formula, with the recomputed forward (arXiv 2104.04473 appendix): \(convention.formula)")
         } else if m.contains("96") && (m.contains("megatron") || m.contains("b·s·l·h") || m.contains("bslh")) {
             // "the formula used by the Megatron paper: 96·B·s·l·h²(1 + s/6h + V/16lh)": with recomputation
             convention = .megatronRecompute

@@ -349,6 +349,8 @@ extension ValidationImportTests {
             ("recompute granularity unknown; selective recompute", .selective),
             ("full recompute; activation checkpointing: not stated", .full),
             ("seq 4096; recompute unknown; micro-batch 2", nil),
+            // Megatron-LM's flags: the 2021 one checkpoints every layer, the 2022 one is selective
+            ("--micro-batch-size 1; --fp16; --checkpoint-activations", .full), ("--recompute-activations", .selective),
         ]
         for (words, expected) in phrasings {
             #expect(readRecompute(words)?.0 == expected, "'\(words)'")
