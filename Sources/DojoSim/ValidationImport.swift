@@ -502,7 +502,7 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
         // broadcast_params sends each rank's shard of the weights with one dist.broadcast per rank of the zero1 group,
         // waited on layer by layer in the next forward pass (overlap_sync_param=True in configs/7B_sft.py).
         assumptions["param_broadcast"] = "1"
-        notes.append("param_broadcast=1: InternEvo's HybridZeroOptimizer returns the updated weights with one broadcast from each rank of the zero1 group (broadcast_params, hybrid_zero_optim.py lines 851-878 at 34fc28d7), behind the next forward pass (overlap_sync_param=True)")
+        notes.append("param_broadcast=1: InternEvo's HybridZeroOptimizer returns the updated weights with one broadcast from each rank of the zero1 group (broadcast_params, hybrid_zero_optim.py lines 851-878 at 34fc28d7), behind the next forward pass (overlap_sync_param=True, configs/7B_sft.py line 98)")
     }
     if isPyTorchDLE(source) && modelName.localizedCaseInsensitiveContains("ResNet-50") {
         // configs.yml (the file the rows cite for the batch) sets data_backend: pytorch and, per platform,

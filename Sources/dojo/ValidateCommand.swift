@@ -239,7 +239,9 @@ func renderValidation(_ report: ValidationReport, cases: [ValidationCase], sourc
                 if let m = try? c.machine() {
                     for p in m.parameters where p.path.hasPrefix("calibration.")
                         || ((p.path.hasPrefix("gpu.") || p.path.hasPrefix("server.")) && !p.provenance.isSource) {
-                        out += "  knob \(p.path) = \(p.value): \(p.provenance.text)\n"
+                        // a value the row's own words set (an override the importer made) says so, as the step-model knobs do
+                        let why = p.provenance == .user && c.machineOverrides[p.path] != nil ? "set for this case (the notes above say from what)" : p.provenance.text
+                        out += "  knob \(p.path) = \(p.value): \(why)\n"
                     }
                 }
                 var options = SimOptions()
