@@ -1263,7 +1263,8 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
 /// Megatron's `--checkpoint-activations` and llm-foundry's `activation_checkpointing: true` do.
 @_spi(Testing) public func readRecompute(_ lower: String) -> (PlanSpec.Recompute, String)? {
     // (InternEvo writes "checkpoint=False" and its tables "Activation Ckpt TRUE")
-    let checkpointing = #"(?:activation[ _-]?(?:checkpointing|check-pointing|recomputation|recompute|ckpt)|\bac\b|\bcheckpoint(?=\s*=))"#
+    // (and Hugging Face's and Colossal-AI's "gradient checkpointing", `grad_checkpoint`)
+    let checkpointing = #"(?:activation[ _-]?(?:checkpointing|check-pointing|recomputation|recompute|ckpt)|\bgrad(?:ient)?[ _-]?checkpoint(?:ing)?\b|\bac\b|\bcheckpoint(?=\s*=))"#
     let recomputing = #"(?:"# + checkpointing + #"|\brecomput(?:ation|e))"#
     // the words name it only to say they do not know: nothing is said
     let unknown = recomputing + #"(?:[ _-]?granularity)?\s*(?:[:=]\s*|is |was |were )?(?:not (?:stated|given|reported|specified|published|known)|unknown|unspecified|unstated|n/a|\?)"#
@@ -1289,6 +1290,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         (#"\bfull (?:activation recompute|recompute|"# + checkpointing + ")", .full),
         (checkpointing + #"\s*[:=]?\s*(?:true|yes|on|enabled)\b"#, .full),
         (#"activation[ _-]?(?:checkpointing|check-pointing|recomputation)"#, .full),
+        (#"\bgrad(?:ient)?[ _-]?checkpoint(?:ing)?\b"#, .full),
     ]
     for (pattern, recompute) in patterns {
         for clause in clauses {

@@ -351,6 +351,9 @@ extension ValidationImportTests {
             ("seq 4096; recompute unknown; micro-batch 2", nil),
             // Megatron-LM's flags: the 2021 one checkpoints every layer, the 2022 one is selective
             ("--micro-batch-size 1; --fp16; --checkpoint-activations", .full), ("--recompute-activations", .selective),
+            // Hugging Face's and Colossal-AI's words for it
+            ("gradient checkpointing", .full), ("gradient_checkpointing: false", PlanSpec.Recompute.none), ("grad checkpointing on", .full),
+            ("grad_checkpoint=True", .full),
         ]
         for (words, expected) in phrasings {
             #expect(readRecompute(words)?.0 == expected, "'\(words)'")

@@ -86,6 +86,16 @@ for i, (gpu, g, ms, par, bdp, v, tf, mem, note) in enumerate([
          "; the table's GPU column says H200 for this row, the paragraph below it says the 70B model on 16 cards ran on the B200 with over 70% higher throughput (5.66/3.27 = 1.73): read as B200"),
         ]):
     dp = 8 if par == "zero2(dp8)" else (16 if par == "zero2" else 2)
+    # Added 2026-12-08 (derived, not stated in the table): Colossal-AI's performance_evaluator.py (line 164 at the
+    # same commit) counts batch per DP x seqlen x parameters x 2 x (3 + int(enable_grad_checkpoint)) a step and divides
+    # by the step time and TP x PP; the row's TFLOPS/GPU and samp/s give that factor. Llama 2's parameter counts.
+    mp = 8 if "tp2+pp4" in par else 1
+    params = 6738415616 if ms == "7B" else 68976648192
+    factor = tf * 1e12 * (bdp * dp / v) * mp / (bdp * 4096 * params * 2)
+    if abs(factor - 4) < 0.6:
+        note += (f"; grad checkpointing on (derived: TFLOPS/GPU x step time (global batch / samp/s) x TP*PP / (batch per DP x 4096 x "
+                 f"{params:,} parameters x 2) = {factor:.2f}, where examples/language/performance_evaluator.py counts 3 + int(enable_grad_checkpoint): "
+                 f"https://github.com/hpcaitech/ColossalAI/blob/e5fdefa6cfc89341fe52628e51327703c62b0c66/examples/language/performance_evaluator.py#L164)")
     R.append([f"colossalai-{ms.lower()}-{gpu.lower()}-{g}g-{'zero2' if 'zero2' in par else 'hybrid'}", f"{g} x {gpu}", gpu, g, g//8,
               "not stated", f"Llama-like {ms}",
               f"Colossal-AI benchmark on Llama-like models; Model Size {ms}; Seqlen 4096; Batch Size per DP {bdp}; Parallelism {par}; "
