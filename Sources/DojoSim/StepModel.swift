@@ -112,7 +112,7 @@ public struct SimOptions: Sendable, Equatable, Codable {
     public var batchNormPasses: Double? = nil
     /// Data-parallel ranks a sharded optimizer (ZeRO, a distributed optimizer) splits its state over: groups of this
     /// many consecutive replicas each hold one copy (InternEvo's `zero1=8`, "within 8 GPUs in a single node").
-    /// 0 (the default): all of them.
+    /// 0 (the default): all of them. Applies to ZeRO-1/2; ZeRO-3 (`zero=3`) shards the weights over all replicas.
     public var zeroGroup: Int = 0
     /// How a sharded optimizer's updated parameters reach every rank of its group. false (the default): one
     /// all-gather, the second half of the reduction priced as an all-reduce behind the backward pass (Megatron's
