@@ -239,9 +239,15 @@ private func captures(_ pattern: String, in text: String) -> [String] {
         guard let re = try? Regex(pattern), let m = text.firstMatch(of: re) else { return nil }
         return (0..<m.output.count).map { m.output[$0].substring.map(String.init) ?? "" }
     }
-    // "N x … R Gb": N NICs (ports) of R each, within one clause
-    if let c = match(#"\b(\d{1,2})\s?[x×*]\s?[^;,()]*?"# + rate), let n = Int(c[1]), n > 0, let r = Double(c[2]), r > 0 {
-        return (n, r, c[0])
+    // "N x … R Gb": N NICs (ports) of R each, within one clause; an Ethernet port beside them is the management
+    // network ("1x Ethernet 40Gb/Sec, 8x ConnectX-6 IB HDR 200Gb/Sec"), not the compute fabric
+    if let re = try? Regex(#"\b(\d{1,2})\s?[x×*]\s?([^;,()]*?)"# + rate) {
+        for m in text.matches(of: re) {
+            let out = (0..<m.output.count).map { m.output[$0].substring.map(String.init) ?? "" }
+            guard let n = Int(out[1]), n > 0, let r = Double(out[3]), r > 0,
+                  out[2].range(of: "ethernet", options: .caseInsensitive) == nil else { continue }
+            return (n, r, out[0])
+        }
     }
     // "R Gb … a/per GPU", "between GPUs": a NIC of R for every GPU
     if let c = match(#"(?i:one\s)?"# + rate + #"[^;,]*?\b(?i:a|per|each|between) GPUs?\b"#), let r = Double(c[1]), r > 0 {
@@ -267,6 +273,14 @@ func readCase(_ row: Row) throws -> ValidationCase {
         throw RowSkip(reason: "no machine preset for GPU '\(gpuName)' (known: \(knownGPUs.flatMap(\.names).joined(separator: ", ")), and other spellings of the SXM parts)")
     }
     if let spelled { notes.append(spelled) }
+    // A V100 in a DGX-2 where the system or interconnect column says so ("8 DGX-2 nodes, 16 GPU per node"): the
+    // DGX-2's 16 SXM3 parts on NVSwitch, whatever the gpu column's spelling
+    if gpu.preset == "dgx-v100", gpu.gpusPerNode != 16,
+       (row["system"] + " " + row["interconnect"]).range(of: #"\bDGX-?2\b"#, options: [.regularExpression, .caseInsensitive]) != nil,
+       let dgx2 = knownGPUs.first(where: { $0.names.contains("V100-SXM3-32GB") }) {
+        gpu = dgx2
+        notes.append("the system column names a DGX-2: 16 V100 SXM3 32GB a node")
+    }
     let perNode = gpu.gpusPerNode
     if let n = gpu.note { notes.append(n) }
     // A PCIe card in a slot of an older generation than its own (the interconnect column says which) runs its link at
