@@ -441,13 +441,14 @@ func readCase(_ row: Row) throws -> ValidationCase {
     let metric = try readMetric(row, unit: unit, model: model, modelName: modelName, detail: detail, gpus: gpus,
                                 preset: gpu.preset, measured: measured, notes: &notes)
 
-    return ValidationCase(
+    let c = ValidationCase(
         id: id, file: row.table.file, line: row.line, system: row["system"], gpuName: gpuName, modelName: modelName,
         machinePreset: gpu.preset, nodes: nodes, machineOverrides: gpu.overrides, gpus: gpus, gpusPerNode: perNode,
         modelSpec: model.spec, transformer: model.shape, precision: precision, globalBatch: globalBatch,
         plan: plan, modelParallel: modelParallel, metric: metric, measured: measured, unit: unit, source: source,
         unsupported: model.unsupported, notes: notes, assumptions: assumptions, sequencesPerSample: model.sequencesPerSample,
         contextParallel: contextParallel)
+    return c
 }
 
 /// NVIDIA DeepLearningExamples' PyTorch examples (the rows whose loader and phase-2 binning facts are read from its
@@ -678,7 +679,25 @@ private struct ModelReading {
 /// Real sequences in one packed sample of MLPerf BERT at 512 (Krell et al. 2021; see `readModel`).
 private let packedSequencesPerPack = 2.0
 
-private func readModel(_ row: Row, name: String, detail: String, notes: inout [String]) throws -> ModelReading {
+/// model_detail with the sizes as training scripts write them put in the words the readers look for: Megatron's
+/// `num_layers=64; hidden_size=6144; num_attn_heads=64` (its flags --num-layers, --hidden-size,
+/// --num-attention-heads), llm.c's "depth 12: channels 768, num_heads 12", and "1024 sequence length".
+func sizeWords(_ detail: String) -> String {
+    var d = detail
+    // (the script forms only, `name=N` or `--flag N`: other spellings, such as InternEvo's HIDDEN_SIZE, have readers of their own)
+    for (pattern, with) in [(#"(?:--num-layers[ =]+|\bnum_layers=)(\d+)"#, "$1 layers"),
+                            (#"(?:--hidden-size[ =]+|\bhidden_size=)(\d+)"#, "hidden $1"),
+                            (#"(?:--num-attention-heads[ =]+|\bnum_(?:attn_|attention_)?heads[ =]+)(\d+)"#, "$1 heads"),
+                            (#"(?i)\bdepth (\d+)\b"#, "$1 layers"),
+                            (#"(?i)\bchannels (\d+)\b"#, "hidden $1"),
+                            (#"(?i)\b(\d+) (?:sequence|context) length\b"#, "seq $1")] {
+        d = d.replacingOccurrences(of: pattern, with: with, options: .regularExpression)
+    }
+    return d
+}
+
+private func readModel(_ row: Row, name: String, detail raw: String, notes: inout [String]) throws -> ModelReading {
+    let detail = sizeWords(raw)
     let lower = name.lowercased()
     if detail.lowercased().hasPrefix("as above") {
         notes.append("model_detail '\(detail)' refers to another row of the data's larger collection; the model is read from the model column")
@@ -697,7 +716,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         guard let s = seq else {
             return ModelReading(unsupported: "BERT-Large without a sequence length ('seq N') in model_detail")
         }
-        if detail.localizedCaseInsensitiveContains("packed") || detail.range(of: #"(?i)--unpad\b|\bunpadded\b"#, options: .regularExpression) != nil {
+        if detail.localizedCaseInsensitiveContains("packed") || detail.range(of: #"(?i)--unpad\b|\bunpadded\b|\bunpad(?:_fmha)?\s*=\s*true\b"#, options: .regularExpression) != nil {
             // MLPerf BERT packs several real sequences into each sample of `s` tokens, and its sequences/s counts the
             // real sequences. Krell et al. 2021 (arXiv 2107.02027): Wikipedia at 512 is about half padding, and their
             // packing fills packs almost completely, so a pack holds about 2 sequences (ASSUMPTION: exactly
@@ -849,7 +868,7 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         }
         // GPT-3's sizes by number, or by the names Table 2.1 of Brown et al. 2020 gives the four smallest
         let gpt3Names = ["small": "125m", "medium": "350m", "large": "760m", "xl": "1.3b"]
-        if hidden == nil, layers == nil, let c = groups(#"gpt[ _-]?3[ _-]+(125m|350m|355m|760m|1\.3b|2\.7b|6\.7b|13b|small|medium|large|xl)\b"#, lower),
+        if hidden == nil, layers == nil, let c = groups(#"gpt[ _-]?3[ _-]+\(?(125m|350m|355m|760m|1\.3b|2\.7b|6\.7b|13b|small|medium|large|xl)\b"#, lower),
            let g = gpt3Sizes[gpt3Names[c[0]] ?? (c[0] == "355m" ? "350m" : c[0])] {
             var shape = TransformerShape.gpt(layers: g.layers, hidden: g.hidden, heads: heads ?? g.heads, sequence: seq ?? 2048,
                                              vocabulary: vocab ?? 50257)
@@ -859,8 +878,12 @@ private func readModel(_ row: Row, name: String, detail: String, notes: inout [S
         }
         // GPT-2's sizes by name (Radford et al. 2019, Table 2: layers and width; heads from OpenAI's released hparams:
         // 12, 16, 20, 25): vocab 50,257, context 1,024
+        // (and by their parameter counts as OpenAI and llm.c write them: 124M/117M, 350M/345M, 774M/762M, 1558M/1.5B)
         let gpt2Sizes = ["small": (12, 768, 12), "medium": (24, 1024, 16), "large": (36, 1280, 20), "xl": (48, 1600, 25)]
-        if hidden == nil, layers == nil, let c = groups(#"gpt[ _-]?2[ _-]+(small|medium|large|xl)\b"#, lower), let (l, h, n) = gpt2Sizes[c[0]] {
+        let gpt2Counts = ["124m": "small", "117m": "small", "350m": "medium", "345m": "medium", "355m": "medium",
+                          "774m": "large", "762m": "large", "1558m": "xl", "1.5b": "xl"]
+        if hidden == nil, layers == nil, let c = groups(#"gpt[ _-]?2[ _-]+\(?(small|medium|large|xl|124m|117m|350m|345m|355m|774m|762m|1558m|1\.5b)(?![\w.])"#, lower),
+           let (l, h, n) = gpt2Sizes[gpt2Counts[c[0]] ?? c[0]] {
             let shape = TransformerShape.gpt(layers: l, hidden: h, heads: heads ?? n, sequence: seq ?? 1024, vocabulary: vocab ?? 50257)
             notes.append("GPT-2 \(c[0]): \(l) layers, hidden \(formatCount(Double(h))), \(shape.heads) heads (Radford et al. 2019, Table 2; heads from OpenAI's released hparams), seq \(shape.sequence), vocab \(formatCount(Double(shape.vocabulary)))")
             return ModelReading(spec: gptSpec(shape), shape: shape)
@@ -1022,6 +1045,20 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     // (InternEvo's zero1=N shards the optimizer over N data-parallel ranks; -1 over all of them)
     normalised = normalised.replacingOccurrences(of: #"(?i)\bzero[-_ ]?([0-3])\s*\(\s*dp\s*(\d+)\s*\)"#, with: "ZeRO-$1; DP=$2", options: .regularExpression)
     normalised = normalised.replacingOccurrences(of: #"(?i)\bzero[-_ ]?([0-3])\s*=\s*(-1|\d+)"#, with: "ZeRO-$1 over $2", options: .regularExpression)
+    // Megatron-DeepSpeed's script variables and flags ("mp_size=2; pp_size=2; zero_stage=1", "TP size=32",
+    // --tensor-model-parallel-size 8) and DeepSpeed's "ZeRO stage-1": as TP=, PP= and ZeRO-N
+    normalised = normalised.replacingOccurrences(of: #"(?i)\b(tp|pp|dp|cp)[ _-]?size\s*[=:]?\s*(\d+)"#, with: "$1=$2", options: .regularExpression)
+    normalised = normalised.replacingOccurrences(of: #"(?i)(?:\bmp_size|--tensor-model-parallel-size)[ =]+(\d+)"#, with: "TP=$1", options: .regularExpression)
+    normalised = normalised.replacingOccurrences(of: #"(?i)(?:\bpp_size|--pipeline-model-parallel-size)[ =]+(\d+)"#, with: "PP=$1", options: .regularExpression)
+    normalised = normalised.replacingOccurrences(of: #"(?i)\bzero_stage[ =]+([0-3])\b"#, with: "ZeRO-$1", options: .regularExpression)
+    normalised = normalised.replacingOccurrences(of: #"(?i)\bZeRO[ -]stage[ -]([0-3])\b"#, with: "ZeRO-$1", options: .regularExpression)
+    // an MPI launcher's total processes (llm.c: "mpirun -np 8"), and llm.c's own ZeRO flag (-z N, train_gpt2.cu's
+    // zero_stage)
+    if row["source"].contains("karpathy/llm.c") {
+        normalised = normalised.replacingOccurrences(of: #"(?:^|(?<=[\s,;]))-z\s*([0-3])\b"#, with: "; ZeRO-$1", options: .regularExpression)
+    }
+    normalised = normalised.replacingOccurrences(of: #"(?i)\b(?:mpirun|mpiexec)\s+(?:-np|-n)\s+(\d+)\b[^;]*"#, with: "MPI processes=$1", options: .regularExpression)
+    normalised = normalised.replacingOccurrences(of: #"(?i)\s*,\s*(?=(?:without|no) (?:model|tensor|pipeline) parallel)"#, with: "; ", options: .regularExpression)
     normalised = normalised.replacingOccurrences(of: #"(?i)\s*[+,]\s*(?=ZeRO-|(?:tp|pp|dp|cp)\s*=?\s*\d)"#, with: "; ", options: .regularExpression)
     var launched: Int?            // processes a node from a launcher (--nproc_per_node N, trainer.devices=N, N GPUs)
     var dataParallelOnly = false  // "no tensor/pipeline parallelism", a launcher of plain data parallelism
@@ -1102,6 +1139,20 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             // the row says otherwise
             launched = try count(c[0], "processes a node")
             if part.range(of: #"(?i)zero ?1|ZeroRedundancyOptimizer"#, options: .regularExpression) != nil { plan.shardOptimizer = true }
+        } else if let c = groups(#"^MPI processes=(\d+)$"#, part) {
+            // an MPI launcher's processes in all: one a GPU, data parallelism unless the row says otherwise
+            guard try count(c[0], "MPI processes") == gpus else {
+                throw row.fail("parallelism", "mpirun starts \(c[0]) processes, but the row has \(gpus) GPUs (one process a GPU)")
+            }
+            dataParallelOnly = true
+        } else if part.range(of: #"^(?i:(?:without|no) (?:model|tensor(?: or pipeline)?|pipeline) parallel(?:ism)?)$"#, options: .regularExpression) != nil {
+            dataParallelOnly = true
+        } else if let c = groups(#"^\d+D parallelism\b.*?\bZeRO-([0-3])\b.*$"#, part) {
+            // "3D parallelism (DeepSpeed ZeRO stage 1, Megatron-LM's tensor parallelism, DeepSpeed's pipeline
+            // parallelism)": the ZeRO stage; the degrees, if anywhere, in model_detail
+            plan.shardOptimizer = c[0] != "0"
+            if c[0] == "3" { plan.shardParameters = true }
+            unread.append(part)
         } else if part.range(of: #"^(?i:single GPU|1 GPU)$"#, options: .regularExpression) != nil {
             launched = 1
         } else if part.range(of: #"(?i)^(?:DDP\w*|horovod|KVSTORE=\w+|torch\.distributed|\(?ZeroRedundancyOptimizer\)?|zero[ -]?(?:powered )?data parallel(?:ism)?)\b"#, options: .regularExpression) != nil {
@@ -1177,8 +1228,24 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         ?? firstCount(#"\bMBS (\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "MBS", max: globalBatch)
         ?? firstCount(#"\bmicro_batch_size[ =:]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "micro_batch_size", max: globalBatch)
         // InternEvo's micro_bsz (sequences packed into one micro-batch) and micro_num (micro-batches a step)
-        ?? firstCount(#"(?i)\bmicro[_ ]bsz[ =:]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "micro_bsz", max: globalBatch) {
+        ?? firstCount(#"(?i)\bmicro[_ ]bsz[ =:]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "micro_bsz", max: globalBatch)
+        // Megatron-DeepSpeed's scripts: "batch_size=2 (micro batch size per GPU)", "batch_size=1 (--micro-batch-size)"
+        ?? firstCount(#"(?i)\bbatch_size[ =:]+(\d+)\s*\(\s*(?:--)?micro"#, in: detail, row: row, what: "batch_size (micro)", max: globalBatch)
+        ?? firstCount(#"(?i)--micro-batch-size[ =]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "--micro-batch-size", max: globalBatch)
+        // (Megatron-DeepSpeed's example scripts pass their batch_size as --micro-batch-size, beside global_batch_size)
+        ?? (row["source"].contains("/Megatron-DeepSpeed/") ? firstCount(#"(?:^|[^a-z_])batch_size=(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "batch_size (--micro-batch-size)", max: globalBatch) : nil)
+        // llm.c's -b: the batch a GPU computes at once (train_gpt2.cu), accumulated up to -d tokens
+        ?? (row["source"].contains("karpathy/llm.c") ? firstCount(#"(?:^|[\s;])-b (\d+)\b"#, in: detail, row: row, what: "llm.c -b", max: globalBatch) : nil) {
         try setFromDetail(&plan, \.microBatch, mb, "micro-batch", row: row)
+    }
+    // Megatron-DeepSpeed's script variables where the parallelism column gives no degree ("mp_size=4; pp_size=8")
+    if plan.tensorParallel == nil, plan.pipelineParallel == nil,
+       let t = try firstCount(#"(?i)\bmp_size[ =]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "mp_size", max: gpus) {
+        try setFromDetail(&plan, \.tensorParallel, t, "tensor parallel (mp_size)", row: row)
+        if let p = try firstCount(#"(?i)\bpp_size[ =]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "pp_size", max: gpus) {
+            try setFromDetail(&plan, \.pipelineParallel, p, "pipeline parallel (pp_size)", row: row)
+        }
+        notes.append("tp=\(t)\(plan.pipelineParallel.map { ", pp=\($0)" } ?? ""): model_detail's mp_size\(plan.pipelineParallel != nil ? " and pp_size" : "") (Megatron-DeepSpeed's script variables)")
     }
     if let n = try firstCount(#"(?i)\bmicro[_ ]num[ =:]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "micro_num", max: globalBatch) {
         try setFromDetail(&plan, \.microBatches, n, "micro-batches", row: row)
@@ -1391,7 +1458,8 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         return .timeToTrain(work, secondsPerUnit: perUnit)
     }
     // The words of the metric must fit its unit (a row worded as throughput but in TFLOP/s/GPU was scored as FLOPs).
-    let flopWords = ["tflop", "teraflop", "mfu", "hfu", "flop"], tokenWords = ["throughput", "tokens", "speed", "tgs"]
+    // (Megatron-DeepSpeed's READMEs call TFLOP/s a GPU "throughput": the word fits a FLOP rate too)
+    let flopWords = ["tflop", "teraflop", "mfu", "hfu", "flop", "throughput"], tokenWords = ["throughput", "tokens", "speed", "tgs"]
     let samplesWords = ["throughput", "samples", "images", "sequences", "sentences", "speed"], stepWords = ["time", "step", "iteration"]
     let expected = tflopUnits.contains(u) || tflopPerGPUUnits.contains(u) ? flopWords
         : tokenUnits.contains(u) || tokenPerGPUUnits.contains(u) ? tokenWords
@@ -1416,7 +1484,14 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         // one GPU's peak: read per GPU, as such tables mean it ("Training Model TFLOPS"), saying so.
         var perGPUByValue = false
         let peak = halfPeakTFLOPs(ofPreset: preset)
-        if tflopUnits.contains(u), gpus > 1, peak > 0, measured / Double(gpus) < 0.02 * peak {
+        // Megatron-DeepSpeed prints and publishes TFLOPs a GPU (megatron/utils.py throughput_calculator: the step's
+        // FLOPs ÷ (time × world_size)), counted with the recomputed forward when activations are checkpointed
+        let megatronDeepSpeed = row["source"].contains("/Megatron-DeepSpeed/")
+        if megatronDeepSpeed && tflopUnits.contains(u) {
+            perGPUByValue = true
+            notes.append("\(row["value"]) \(unit) read per GPU: Megatron-DeepSpeed's TFLOPs are a GPU's (throughput_calculator divides by world_size)")
+        }
+        if !perGPUByValue, tflopUnits.contains(u), gpus > 1, peak > 0, measured / Double(gpus) < 0.02 * peak {
             guard measured <= peak else {
                 throw RowSkip(reason: "\(row["value"]) \(unit) over \(gpus) GPUs is \(String(format: "%.2g", measured / Double(gpus))) a GPU, below any training run's, and above any one GPU's peak: write the unit as TFLOP/s/GPU if the figure is per GPU")
             }
@@ -1425,7 +1500,11 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         }
         let lowerName = modelName.lowercased()
         let convention: FlopConvention
-        if m.contains("hardware") || m.contains("hfu") || lowerName.contains("megatron-lm") {
+        if megatronDeepSpeed {
+            let full = readRecompute(detail.lowercased())?.0 == .full
+            convention = full ? .megatronRecompute : .megatronModel
+            notes.append("TFLOP/s counted as Megatron-DeepSpeed's throughput_calculator does (megatron/utils.py; Narayanan et al.'s formula)\(full ? ", with the recomputed forward (activations checkpointed)" : ", no recompute"): \(convention.formula)")
+        } else if m.contains("hardware") || m.contains("hfu") || lowerName.contains("megatron-lm") {
             convention = .megatronRecompute
             notes.append("TFLOP/s counted with recomputation (hardware FLOPs, arXiv 2104.04473 appendix): \(convention.formula)")
         } else if row["source"].contains("github.com/NVIDIA/Megatron-LM"), detail.contains("--checkpoint-activations") {
@@ -1471,6 +1550,8 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
 /// ("tokens/s per GPU", "TFLOPs … per GPU"), with a note.
 func canonicalUnit(_ unit: String, metric: String) -> (String, String?) {
     var u = unit.lowercased().trimmingCharacters(in: .whitespaces)
+    // "TFLOPs (per GPU)": the parenthesised qualifier as words
+    u = u.replacingOccurrences(of: #"\(\s*((?:per|/)[^)]*)\)"#, with: "$1", options: .regularExpression)
     // log keys (imgs_sec, training_sequences_per_second, train_samples_per_sec) as words
     for (pattern, with) in [(#"_per_"#, "/"), (#"_"#, " "), (#"^(?:training|train) "#, ""), (#"^([a-z]+) (sec|second)$"#, "$1/s")] {
         u = u.replacingOccurrences(of: pattern, with: with, options: .regularExpression)
@@ -1503,8 +1584,10 @@ private let tokenUnits: Set = ["tokens/s", "tok/s"]
 private let tokenPerGPUUnits: Set = ["tokens/s/gpu", "tok/s/gpu"]
 private let tflopUnits: Set = ["tflop/s", "tflops"]
 private let tflopPerGPUUnits: Set = ["tflop/s/gpu", "tflops/gpu"]
-private let secondsUnits: Set = ["s", "sec", "seconds", "s per global step", "s per step", "s per iteration", "seconds per step", "s/step", "s/iteration"]
-private let millisecondsUnits: Set = ["ms", "milliseconds", "ms per step", "ms per iteration", "ms/step", "ms/iteration", "ms per global step"]
+private let secondsUnits: Set = ["s", "sec", "seconds", "s per global step", "s per step", "s per iteration", "seconds per step", "s/step", "s/iteration",
+                                  "s/iter", "s per iter", "sec/iter", "seconds per iteration"]
+private let millisecondsUnits: Set = ["ms", "milliseconds", "ms per step", "ms per iteration", "ms/step", "ms/iteration", "ms per global step",
+                                      "ms/iter", "ms per iter", "milliseconds per iteration"]
 
 private func formatCount(_ x: Double) -> String {
     guard abs(x) < 1e18 else { return String(format: "%.4g", x) }

@@ -531,6 +531,61 @@ extension ValidationImportTests {
         #expect(cases[6].modelSpec == "bert:layers=48,hidden=2560,heads=32,seq=512,vocab=30522" && cases[6].plan.microBatch == 8)
     }
 
+    @Test("words of a seventh set: DGX-2 by the system column, Megatron-DeepSpeed's script variables and TFLOPs, llm.c's launcher, ms/iter, sizes as scripts write them")
+    func seventhSetWords() throws {
+        let mds = "https://github.com/microsoft/Megatron-DeepSpeed/blob/f4157bea69f3df8c6cb66f2ebcda66ba03d1288e/examples_deepspeed/rebase/README.md"
+        let llmc = "https://github.com/karpathy/llm.c/blob/f1e2ace651495b74ae22d45d1723443fd00ecd3a/scripts/run_gpt2_124M.sh"
+        let cases = try parse([
+            // 0: a DGX-2 named by the system column, 16 GPUs a node; 3D parallelism's degrees from model_detail
+            row(id: "dgx2", gpu: "V100", gpus: "128", nodes: "8", model: "GPT-3 13B",
+                detail: "seq_len=2048; num_layers=40; hidden_size=5120; num_attn_heads=40; batch_size=2 (micro batch size per GPU); mp_size=4; pp_size=8; --checkpoint-activations",
+                precision: "fp16", batch: "1024", plan: "3D parallelism (DeepSpeed ZeRO stage 1, tensor parallelism, pipeline parallelism)",
+                metric: "TFLOPs (per GPU)", value: "50", unit: "TFLOPs (per GPU)", source: mds)
+                .replacingOccurrences(of: "dgx2,,", with: "dgx2,8 DGX-2 nodes (16 GPU per node),"),
+            // 1: the script variables in the parallelism column; "throughput" in TFLOPs
+            row(id: "vars", model: "GPT-3 2.7B", detail: "num_layers=32; hidden_size=2560; num_attn_heads=32; seq_len=2048; batch_size=2",
+                precision: "fp16", batch: "512", plan: "mp_size=2; pp_size=2; zero_stage=1", metric: "training throughput",
+                value: "121", unit: "TFLOPs", source: mds),
+            // 2: llm.c: mpirun's processes, its -z and -b, a GPT-2 by its parameter count, ms/iter
+            row(id: "llmc", model: "GPT-2 (124M)", detail: "mpirun -np 8; -b 64 (per-GPU, micro) batch size; -t 1024 sequence length; -z 1",
+                precision: "bf16", batch: "512", plan: "mpirun -np 8 (data parallel), -z 1", metric: "steps in", value: "300",
+                unit: "ms/iter", source: llmc),
+            // 3: a BERT by its script sizes; ZeRO stage-1 without model parallelism
+            row(id: "bert", gpus: "64", nodes: "8", model: "1.3B BERT",
+                detail: "num_layers=24; hidden_size=2048; num_attn_heads=32; seq_len=512; batch size 4096 (64 per GPU)",
+                precision: "fp16", batch: "4096", plan: "ZeRO stage-1, without model parallelism", metric: "throughput",
+                value: "145", unit: "TFLOPs per GPU", source: mds),
+            // 4: TP size=32; a decoder by llm.c's depth and channels
+            row(id: "tpsize", gpus: "32", nodes: "4", model: "GPT", detail: "depth 12: channels 768, num_heads 12; 2048 sequence length",
+                precision: "fp16", batch: "2", plan: "TP size=32", metric: "iteration time", value: "1.5", unit: "s/iter"),
+            // 5: GPT-3 125M by its count in parentheses
+            row(id: "gpt3", model: "GPT-3 (125M)", detail: "2048 sequence length", precision: "bf16", batch: "256",
+                plan: "DP=8", metric: "steps in", value: "150", unit: "ms/iter"),
+            // 6: MLPerf BERT's unpadding as its log writes it
+            row(id: "unpad", model: "BERT-Large", detail: "max_seq_length=512; dense_seq_output=True, unpad_fmha=True", precision: "fp16",
+                batch: "448", plan: "8 GPUs (torch.distributed, DP)", metric: "training throughput", value: "2415", unit: "training_sequences_per_second"),
+        ])
+        for c in cases.prefix(5) { #expect(c.unsupported == nil, "\(c.id): \(c.unsupported ?? "")") }
+        #expect(cases[0].gpusPerNode == 16 && cases[0].nodes == 8 && cases[0].machineOverrides["server.model"] == "DGX-2")
+        #expect(cases[0].plan.tensorParallel == 4 && cases[0].plan.pipelineParallel == 8 && cases[0].plan.microBatch == 2)
+        #expect(cases[0].plan.shardOptimizer == true && cases[0].plan.recompute == .full)
+        #expect(cases[0].metric == .teraflopsPerGPU(.megatronRecompute))
+        #expect(cases[0].modelSpec == "gpt:layers=40,hidden=5120,heads=40,seq=2048,vocab=51200")
+        #expect(cases[1].plan.tensorParallel == 2 && cases[1].plan.pipelineParallel == 2 && cases[1].plan.shardOptimizer == true)
+        #expect(cases[1].plan.microBatch == 2)   // Megatron-DeepSpeed's batch_size is its --micro-batch-size
+        #expect(cases[1].metric == .teraflopsPerGPU(.megatronModel))   // its TFLOPs are a GPU's, no recompute here
+        #expect(cases[2].plan.dataParallel == 8 && cases[2].plan.shardOptimizer == true && cases[2].plan.microBatch == 64)
+        #expect(cases[2].modelSpec?.hasPrefix("gpt:layers=12,hidden=768,heads=12,seq=1024") == true && cases[2].metric == .millisecondsPerStep)
+        #expect(cases[3].modelSpec == "bert:layers=24,hidden=2048,heads=32,seq=512,vocab=30522")
+        #expect(cases[3].plan.dataParallel == 64 && cases[3].plan.shardOptimizer == true)
+        #expect(cases[4].plan.tensorParallel == 32 && cases[4].metric == .secondsPerStep)
+        #expect(cases[4].modelSpec?.hasPrefix("gpt:layers=12,hidden=768,heads=12,seq=2048") == true)
+        #expect(cases[5].modelSpec?.hasPrefix("gpt:layers=12,hidden=768,heads=12,seq=2048") == true, "\(cases[5].unsupported ?? "")")
+        #expect(cases[6].sequencesPerSample == 2)
+        // the management Ethernet beside the compute NICs is not the fabric
+        #expect(nodeFabric("1x Ethernet 40Gb/Sec, 8x ConnectX-6 IB HDR 200Gb/Sec", gpusPerNode: 8).map { [Double($0.0), $0.1] } == [8, 200])
+    }
+
     @Test("the nodes' network from the interconnect column: NICs × rate, a rate a GPU or a node's total; NVLink is not a NIC")
     func nodeFabricWords() throws {
         func read(_ text: String, _ perNode: Int = 8) -> [Double]? { nodeFabric(text, gpusPerNode: perNode).map { [Double($0.0), $0.1] } }
