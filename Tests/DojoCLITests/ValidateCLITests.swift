@@ -274,6 +274,23 @@ struct ValidateCandidatesCLITests {
         #expect(abs((t["error"] as? Double) ?? 9) < 0.3, "\(t)")
     }
 
+    @Test("the seventh held-out set is read whole: 32 of 33 predicted, one failing as 'does not fit' (exit 1, said why)")
+    func seventhSet() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let csv = root.appendingPathComponent("docs/validation-candidates/set7/rows.csv").path
+        let r = runDojo(["validate", "--cases", csv, "--json"])
+        #expect(r.status == 1)   // a failed case makes the exit status 1
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let counts = try #require(json["counts"] as? [String: Int])
+        #expect(counts["ok"] == 32 && counts["failed"] == 1 && (counts["skipped"] ?? 0) == 0, "\(counts)")
+        let cases = try #require(json["cases"] as? [[String: Any]])
+        let failed = try #require(cases.first { $0["status"] as? String == "failed" })
+        #expect(failed["id"] as? String == "mds-longseq-new-256k-32g" && ((failed["message"] as? String) ?? "").contains("no plan fits"))
+        // the MLPerf rows read as their logs write them (unpad_fmha=True: packed samples)
+        let azure = try #require(cases.first { $0["id"] as? String == "mlp20-azure-bert-nd96amsr-1n" })
+        #expect(abs((azure["error"] as? Double) ?? 9) < 0.2, "\(azure)")
+    }
+
     @Test("TF32 convolutions in channels-first layout pay transposes; --assume channels_last=1 removes them")
     func layouts() throws {
         func step(_ extra: [String]) throws -> Double {
