@@ -528,6 +528,16 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
             notes.append("loader_workers=\(w): PyTorch's native JPEG loader (configs.yml: data_backend pytorch, workers \(w) per GPU on \(preset == "dgx-a100" ? "DGXA100" : "DGX1V")) decodes on the host CPU at calibration.host_decode_rate per worker, at most the host's threads ÷ the node's GPUs in use")
         }
     }
+    // NVIDIA's MLPerf v2.0 BERT (the implementation Dell, Azure and others submitted): run_and_time.sh trains with
+    // --distributed_lamb, whose reductions overlap the backward pass only with --dwu-overlap-reductions
+    // (run_pretraining.py: default False, passed as DistributedFusedLAMB's overlap_reductions); the rows list the
+    // run's flags (--unpad, dense_seq_output …) without it
+    if modelName.localizedCaseInsensitiveContains("BERT"), source.contains("training_results_v2.0"),
+       lowerDetail.range(of: #"unpad|dense_seq_output"#, options: .regularExpression) != nil,
+       !lowerDetail.contains("overlap"), assumptions["gradient_overlap"] == nil {
+        assumptions["gradient_overlap"] = "0"
+        notes.append("gradient_overlap=0: NVIDIA's MLPerf v2.0 BERT reduces the gradients after the backward pass (run_and_time.sh --distributed_lamb; run_pretraining.py --dwu-overlap-reductions is off unless passed, and the row's flags do not pass it)")
+    }
     // Lambda's PyTorch benchmarks run DLE's PyTorch examples (its fork, patched for newer NGC containers: the
     // repository's pytorch/README.md), BERT's run_squad.py among them.
     let pyTorchDLE = isPyTorchDLE(source) || (source.contains("lambdal/deeplearning-benchmark") && source.contains("/pytorch/"))

@@ -582,6 +582,17 @@ extension ValidationImportTests {
         #expect(cases[4].modelSpec?.hasPrefix("gpt:layers=12,hidden=768,heads=12,seq=2048") == true)
         #expect(cases[5].modelSpec?.hasPrefix("gpt:layers=12,hidden=768,heads=12,seq=2048") == true, "\(cases[5].unsupported ?? "")")
         #expect(cases[6].sequencesPerSample == 2)
+        // NVIDIA's MLPerf v2.0 BERT reduces after the backward pass unless its flags ask for overlap
+        let mlperf = "https://github.com/mlcommons/training_results_v2.0/blob/8437fbb78349aa3c3054aeccb1d47d2a315a80e7/Dell/results/x/bert/result_0.txt"
+        let bert = try parse([
+            row(id: "post", model: "BERT-Large", detail: "max_seq_length=512; --dense_seq_output --unpad --unpad_fmha", precision: "fp16",
+                batch: "448", plan: "8 GPUs (torch.distributed, DP)", metric: "training throughput", value: "2415",
+                unit: "training_sequences_per_second", source: mlperf),
+            row(id: "overlap", model: "BERT-Large", detail: "max_seq_length=512; --unpad --dwu-overlap-reductions", precision: "fp16",
+                batch: "448", plan: "8 GPUs (torch.distributed, DP)", metric: "training throughput", value: "2415",
+                unit: "training_sequences_per_second", source: mlperf),
+        ])
+        #expect(bert[0].assumptions["gradient_overlap"] == "0" && bert[1].assumptions["gradient_overlap"] == nil)
         // the management Ethernet beside the compute NICs is not the fabric
         #expect(nodeFabric("1x Ethernet 40Gb/Sec, 8x ConnectX-6 IB HDR 200Gb/Sec", gpusPerNode: 8).map { [Double($0.0), $0.1] } == [8, 200])
     }
