@@ -625,6 +625,12 @@ private func sourceAssumptions(modelName: String, source: String, detail: String
             notes.append("fused_attention=0: the row says the run used no flash attention (the scores are written to memory)")
         }
     }
+    if assumptions["fused_attention"] == nil, assumptions["attention_kernel"] == nil, lowerDetail.contains("--use-flash-attn-triton") {
+        // Megatron-DeepSpeed's flag for the 2022 Triton FlashAttention (megatron/model/transformer.py's
+        // FlashSelfAttentionTriton)
+        assumptions["attention_kernel"] = "triton"
+        notes.append("attention_kernel=triton: --use-flash-attn-triton is the Triton FlashAttention of 2022, priced at its published rate where there is one (A100: Dao 2023, Fig. 4), else attention_efficiency")
+    }
     if assumptions["fused_attention"] == nil, assumptions["attention_kernel"] == nil,
        let m = lowerDetail.firstMatch(of: /attn_impl[ :=]+([a-z_]+)/) {
         // llm-foundry's attention implementation (its model config's attn_config.attn_impl)

@@ -561,10 +561,13 @@ extension ValidationImportTests {
             // 5: GPT-3 125M by its count in parentheses
             row(id: "gpt3", model: "GPT-3 (125M)", detail: "2048 sequence length", precision: "bf16", batch: "256",
                 plan: "DP=8", metric: "steps in", value: "150", unit: "ms/iter"),
-            // 6: MLPerf BERT's unpadding as its log writes it
+            // 6: MLPerf BERT's unpadding as its log writes it (index 6); 7: Megatron-DeepSpeed's Triton FlashAttention flag
             row(id: "unpad", model: "BERT-Large", detail: "max_seq_length=512; dense_seq_output=True, unpad_fmha=True", precision: "fp16",
                 batch: "448", plan: "8 GPUs (torch.distributed, DP)", metric: "training throughput", value: "2415", unit: "training_sequences_per_second"),
+            row(id: "triton", gpus: "32", nodes: "4", model: "GPT", detail: "num_layers=64; hidden_size=6144; num_attn_heads=64; Sequence Length 8k; --use-flash-attn-triton",
+                precision: "fp16", batch: "2", plan: "TP size=32", metric: "TFLOPS", value: "86", unit: "TFLOPS", source: mds),
         ])
+        #expect(cases[7].assumptions["attention_kernel"] == "triton" && cases[7].modelSpec?.contains("seq=8192") == true)
         for c in cases.prefix(5) { #expect(c.unsupported == nil, "\(c.id): \(c.unsupported ?? "")") }
         #expect(cases[0].gpusPerNode == 16 && cases[0].nodes == 8 && cases[0].machineOverrides["server.model"] == "DGX-2")
         #expect(cases[0].plan.tensorParallel == 4 && cases[0].plan.pipelineParallel == 8 && cases[0].plan.microBatch == 2)
