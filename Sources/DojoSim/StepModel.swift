@@ -123,8 +123,13 @@ public struct SimOptions: Sendable, Equatable, Codable {
 
     public init() {}
 
-    /// Ranks a sharded optimizer's state is split over, of `dataParallel` replicas.
-    func zeroShards(dataParallel d: Int) -> Int { zeroGroup > 0 ? min(zeroGroup, d) : d }
+    /// Ranks `plan`'s optimizer state (and its update) is split over: 1 without ZeRO, every data-parallel replica
+    /// with ZeRO-3, `zero_group` of them (or all) with ZeRO-1/2.
+    func optimizerShards(_ plan: ResolvedPlan) -> Int {
+        let d = plan.dataParallel
+        guard plan.shardOptimizer else { return 1 }
+        return plan.shardParameters || zeroGroup == 0 ? d : min(zeroGroup, d)
+    }
 
     public static let keys = ["memory_headroom", "gradient_overlap", "step_overhead", "fusion", "fused_attention", "attention_efficiency",
                               "attention_kernel", "loader_workers", "host_input_seconds", "channels_last", "micro_batch_gradient_bytes", "micro_batch_gradient_kernels",
@@ -966,8 +971,8 @@ public final class StepSimulator: @unchecked Sendable {
 
             // memory of this stage's devices
             let paramsHere = tab.params.sum(a, b) + tab.paramsSplit.sum(a, b)
-            let shards = options.zeroShards(dataParallel: d)
-            let shard = plan.shardOptimizer ? Double(plan.shardParameters ? d : shards) : 1
+            let shards = options.optimizerShards(plan)
+            let shard = Double(shards)
             // ZeRO-3 / FSDP: each device keeps 1/d of the weights and gathers one layer at a time, the next one
             // prefetched while the current one computes (two layers' full weights resident).
             var gathered = 0.0
@@ -1032,7 +1037,7 @@ public final class StepSimulator: @unchecked Sendable {
                     // The engine packs the gradients into its buckets and back (twice their bytes, read and written).
                     exposed += 4 * gradBytes / topology.bulkMemoryBandwidth
                 }
-                if plan.shardOptimizer && options.paramBroadcast && shards > 1 {
+                if options.paramBroadcast && shards > 1 {
                     // one broadcast from each rank of the group, of its shard of the updated weights, hidden behind
                     // the next step's first forward pass, which waits for each layer's weights as they arrive
                     let g = shards
@@ -1123,7 +1128,7 @@ public final class StepSimulator: @unchecked Sendable {
         var flops: [Key: Double] = [:]
         for op in graph.ops where tab.opSeconds[op.id] > 0 && range.contains(layers.position[op.id]) {
             let c = tab.opCost[op.id]
-            let times = op.phase == .optimizer ? 1.0 / (plan.shardOptimizer ? Double(plan.shardParameters ? plan.dataParallel : options.zeroShards(dataParallel: plan.dataParallel)) : 1) : m
+            let times = op.phase == .optimizer ? 1.0 / Double(options.optimizerShards(plan)) : m
             let key = Key(kind: op.kind, phase: op.phase, scope: op.phase == .optimizer ? "" : OpReport.scopeGroup(op.scope))
             let seconds = tab.opSeconds[op.id] * times
             if var r = rows[key] {

@@ -126,7 +126,7 @@ extension StepSimulator {
             let starts = stages(plan)
             let a = starts[s], b = s + 1 < p ? starts[s + 1] : fwd.count
             let latency = tab.optimizerLatency.sum(a, b)
-            let opt = (tab.optimizer.sum(a, b) - latency) / (plan.shardOptimizer ? Double(plan.shardParameters ? plan.dataParallel : options.zeroShards(dataParallel: plan.dataParallel)) : 1) + latency
+            let opt = (tab.optimizer.sum(a, b) - latency) / Double(options.optimizerShards(plan)) + latency
             if opt > 0 {
                 events.append(.init(name: "optimizer", category: "optimizer", stage: s, lane: "optimizer", start: ts, duration: opt))
             }

@@ -279,7 +279,7 @@ func readCase(_ row: Row) throws -> ValidationCase {
        (row["system"] + " " + row["interconnect"]).range(of: #"\bDGX-?2\b"#, options: [.regularExpression, .caseInsensitive]) != nil,
        let dgx2 = knownGPUs.first(where: { $0.names.contains("V100-SXM3-32GB") }) {
         gpu = dgx2
-        notes.append("the system column names a DGX-2: 16 V100 SXM3 32GB a node")
+        notes.append("the system or interconnect column names a DGX-2: 16 V100 SXM3 32GB a node")
     }
     let perNode = gpu.gpusPerNode
     if let n = gpu.note { notes.append(n) }
@@ -441,14 +441,13 @@ func readCase(_ row: Row) throws -> ValidationCase {
     let metric = try readMetric(row, unit: unit, model: model, modelName: modelName, detail: detail, gpus: gpus,
                                 preset: gpu.preset, measured: measured, notes: &notes)
 
-    let c = ValidationCase(
+    return ValidationCase(
         id: id, file: row.table.file, line: row.line, system: row["system"], gpuName: gpuName, modelName: modelName,
         machinePreset: gpu.preset, nodes: nodes, machineOverrides: gpu.overrides, gpus: gpus, gpusPerNode: perNode,
         modelSpec: model.spec, transformer: model.shape, precision: precision, globalBatch: globalBatch,
         plan: plan, modelParallel: modelParallel, metric: metric, measured: measured, unit: unit, source: source,
         unsupported: model.unsupported, notes: notes, assumptions: assumptions, sequencesPerSample: model.sequencesPerSample,
         contextParallel: contextParallel)
-    return c
 }
 
 /// NVIDIA DeepLearningExamples' PyTorch examples (the rows whose loader and phase-2 binning facts are read from its
@@ -457,6 +456,12 @@ func readCase(_ row: Row) throws -> ValidationCase {
 private func isTorchtitan(_ row: Row) -> Bool {
     (row["source"] + " " + row["system"]).lowercased().contains("torchtitan")
 }
+
+/// A row from Microsoft's Megatron-DeepSpeed (its READMEs and example scripts).
+private func isMegatronDeepSpeed(_ row: Row) -> Bool { row["source"].contains("/Megatron-DeepSpeed/") }
+
+/// A row from Karpathy's llm.c (its scripts and train_gpt2.cu flags).
+private func isLLMc(_ row: Row) -> Bool { row["source"].contains("karpathy/llm.c") }
 
 /// A row of NVIDIA's Megatron-Bridge performance tables (GitHub or docs.nvidia.com/nemo/megatron-bridge).
 private func isMegatronBridge(_ row: Row) -> Bool {
@@ -1070,12 +1075,17 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
     normalised = normalised.replacingOccurrences(of: #"(?i)\bZeRO[ -]stage[ -]([0-3])\b"#, with: "ZeRO-$1", options: .regularExpression)
     // an MPI launcher's total processes (llm.c: "mpirun -np 8"), and llm.c's own ZeRO flag (-z N, train_gpt2.cu's
     // zero_stage)
-    if row["source"].contains("karpathy/llm.c") {
+    if isLLMc(row) {
         normalised = normalised.replacingOccurrences(of: #"(?:^|(?<=[\s,;]))-z\s*([0-3])\b"#, with: "; ZeRO-$1", options: .regularExpression)
     }
     normalised = normalised.replacingOccurrences(of: #"(?i)\b(?:mpirun|mpiexec)\s+(?:-np|-n)\s+(\d+)\b[^;]*"#, with: "MPI processes=$1", options: .regularExpression)
     normalised = normalised.replacingOccurrences(of: #"(?i)\s*,\s*(?=(?:without|no) (?:model|tensor|pipeline) parallel)"#, with: "; ", options: .regularExpression)
     normalised = normalised.replacingOccurrences(of: #"(?i)\s*[+,]\s*(?=ZeRO-|(?:tp|pp|dp|cp)\s*=?\s*\d)"#, with: "; ", options: .regularExpression)
+    /// ZeRO stage N ("0"…"3"): 1 and 2 shard the optimizer state, 3 the weights too.
+    func setZeRO(stage: String) {
+        plan.shardOptimizer = stage != "0"
+        if stage == "3" { plan.shardParameters = true }
+    }
     var launched: Int?            // processes a node from a launcher (--nproc_per_node N, trainer.devices=N, N GPUs)
     var dataParallelOnly = false  // "no tensor/pipeline parallelism", a launcher of plain data parallelism
     var unread: [String] = []
@@ -1113,8 +1123,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
             fullySharded = try count(c[0], "FSDP")
             if !c[1].isEmpty { fsdpStrategy = c[1].uppercased() }
         } else if let c = groups(#"^(?i:ZeRO)[- ]?(?:stage )?([0-3])(?: over (-1|\d+))?$"#, part) {
-            plan.shardOptimizer = c[0] != "0"
-            if c[0] == "3" { plan.shardParameters = true }
+            setZeRO(stage: c[0])
             if !c[1].isEmpty && c[0] != "0" {
                 if c[1] == "-1" {
                     notes.append("ZeRO-\(c[0]) over the whole data-parallel group (zero\(c[0])=-1)")
@@ -1158,7 +1167,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         } else if let c = groups(#"^MPI processes=(\d+)$"#, part) {
             // an MPI launcher's processes in all: one a GPU, data parallelism unless the row says otherwise
             guard try count(c[0], "MPI processes") == gpus else {
-                throw row.fail("parallelism", "mpirun starts \(c[0]) processes, but the row has \(gpus) GPUs (one process a GPU)")
+                throw row.skip("parallelism", "mpirun starts \(c[0]) processes, but the row has \(gpus) GPUs (one process a GPU)")
             }
             dataParallelOnly = true
         } else if part.range(of: #"^(?i:(?:without|no) (?:model|tensor(?: or pipeline)?|pipeline) parallel(?:ism)?)$"#, options: .regularExpression) != nil {
@@ -1166,8 +1175,7 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         } else if let c = groups(#"^\d+D parallelism\b.*?\bZeRO-([0-3])\b.*$"#, part) {
             // "3D parallelism (DeepSpeed ZeRO stage 1, Megatron-LM's tensor parallelism, DeepSpeed's pipeline
             // parallelism)": the ZeRO stage; the degrees, if anywhere, in model_detail
-            plan.shardOptimizer = c[0] != "0"
-            if c[0] == "3" { plan.shardParameters = true }
+            setZeRO(stage: c[0])
             unread.append(part)
         } else if part.range(of: #"^(?i:single GPU|1 GPU)$"#, options: .regularExpression) != nil {
             launched = 1
@@ -1249,9 +1257,9 @@ private func readPlan(_ row: Row, gpus: Int, globalBatch: Int, detail: String,
         ?? firstCount(#"(?i)\bbatch_size[ =:]+(\d+)\s*\(\s*(?:--)?micro"#, in: detail, row: row, what: "batch_size (micro)", max: globalBatch)
         ?? firstCount(#"(?i)--micro-batch-size[ =]+(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "--micro-batch-size", max: globalBatch)
         // (Megatron-DeepSpeed's example scripts pass their batch_size as --micro-batch-size, beside global_batch_size)
-        ?? (row["source"].contains("/Megatron-DeepSpeed/") ? firstCount(#"(?:^|[^a-z_])batch_size=(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "batch_size (--micro-batch-size)", max: globalBatch) : nil)
+        ?? (isMegatronDeepSpeed(row) ? firstCount(#"(?:^|[^a-z_])batch_size=(\d+)(?!\w|\.\d)"#, in: detail, row: row, what: "batch_size (--micro-batch-size)", max: globalBatch) : nil)
         // llm.c's -b: the batch a GPU computes at once (train_gpt2.cu), accumulated up to -d tokens
-        ?? (row["source"].contains("karpathy/llm.c") ? firstCount(#"(?:^|[\s;])-b (\d+)\b"#, in: detail, row: row, what: "llm.c -b", max: globalBatch) : nil) {
+        ?? (isLLMc(row) ? firstCount(#"(?:^|[\s;])-b (\d+)\b"#, in: detail, row: row, what: "llm.c -b", max: globalBatch) : nil) {
         try setFromDetail(&plan, \.microBatch, mb, "micro-batch", row: row)
     }
     // Megatron-DeepSpeed's script variables where the parallelism column gives no degree ("mp_size=4; pp_size=8")
@@ -1502,7 +1510,7 @@ private func readMetric(_ row: Row, unit: String, model: ModelReading, modelName
         let peak = halfPeakTFLOPs(ofPreset: preset)
         // Megatron-DeepSpeed prints and publishes TFLOPs a GPU (megatron/utils.py throughput_calculator: the step's
         // FLOPs ÷ (time × world_size)), counted with the recomputed forward when activations are checkpointed
-        let megatronDeepSpeed = row["source"].contains("/Megatron-DeepSpeed/")
+        let megatronDeepSpeed = isMegatronDeepSpeed(row)
         if megatronDeepSpeed && tflopUnits.contains(u) {
             perGPUByValue = true
             notes.append("\(row["value"]) \(unit) read per GPU: Megatron-DeepSpeed's TFLOPs are a GPU's (throughput_calculator divides by world_size)")

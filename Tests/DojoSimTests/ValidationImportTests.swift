@@ -596,6 +596,10 @@ extension ValidationImportTests {
                 unit: "training_sequences_per_second", source: mlperf),
         ])
         #expect(bert[0].assumptions["gradient_overlap"] == "0" && bert[1].assumptions["gradient_overlap"] == nil)
+        // an MPI launcher whose processes are not the row's GPUs: that row skipped, saying why
+        let mpi = try parse([row(id: "mpi", model: "GPT-2 (124M)", detail: "1024 sequence length", precision: "bf16", batch: "512",
+                                 plan: "mpirun -np 4", metric: "steps in", value: "300", unit: "ms/iter")])
+        #expect(mpi[0].unsupported?.contains("mpirun starts 4 processes, but the row has 8 GPUs") == true, "\(mpi[0].unsupported ?? "read")")
         // the management Ethernet beside the compute NICs is not the fabric
         #expect(nodeFabric("1x Ethernet 40Gb/Sec, 8x ConnectX-6 IB HDR 200Gb/Sec", gpusPerNode: 8).map { [Double($0.0), $0.1] } == [8, 200])
     }
